@@ -1,0 +1,291 @@
+//! The strata build plan: the one intermediate form between frontends and the solver.
+//!
+//! A frontend (the stapel config, a Dockerfile) turns user files into a [`Plan`]: a list of
+//! [`Image`]s, each an ordered list of [`Stage`]s, each a list of [`Step`]s. Every step keeps the
+//! [`Span`] of the user's source that produced it, so errors, introspection and the debugger
+//! point back at `strata.yaml:14:5`.
+//!
+//! What goes into a stage's cache digest is explicit: [`Stage::inputs`] holds the named
+//! [`DigestInput`]s, and nothing else about the stage changes its digest. Data that must not
+//! change the digest (service variables such as the commit hash, mounts' host paths) lives in
+//! [`StageOptions`].
+//!
+//! This crate knows no frontend syntax and nothing about execution or caches.
+//!
+//! ```
+//! use strata_plan::{DigestInput, Stage, StageOptions};
+//! let stage = Stage {
+//!     name: "install".into(),
+//!     inputs: vec![DigestInput::Commands { commands: vec!["make".into()] }],
+//!     steps: vec![],
+//!     options: StageOptions::default(),
+//!     span: None,
+//! };
+//! assert_eq!(stage.inputs[0].name(), "commands");
+//! ```
+#![deny(missing_docs)]
+
+mod source_map;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use source_map::{Diagnostic, FileId, LineCol, SourceFile, SourceMap, Span};
+
+/// Everything to build, as the frontend understood it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// The project name (`project:` of the meta document), if any.
+    pub project: Option<String>,
+    /// The directory holding the config (the build context).
+    pub context_dir: PathBuf,
+    /// The images, in config order. [`Base::Image`] refers to them by index.
+    pub images: Vec<Image>,
+    /// The user files the plan came from.
+    pub sources: SourceMap,
+}
+
+impl Plan {
+    /// The index of the image with this name (`~` or an empty string for the nameless image).
+    pub fn image_index(&self, name: &str) -> Option<usize> {
+        self.images.iter().position(|i| i.name.matches(name))
+    }
+}
+
+/// An image's name: `image: NAME`, or `image: ~` for the nameless image of a config.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ImageName {
+    /// A named image.
+    Named(String),
+    /// The one nameless image (`image: ~`).
+    Nameless,
+}
+
+impl ImageName {
+    /// Whether `name` designates this image (`~` and `""` designate the nameless one).
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            ImageName::Named(n) => n == name,
+            ImageName::Nameless => name == "~" || name.is_empty(),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageName::Named(n) => f.write_str(n),
+            ImageName::Nameless => f.write_str("~"),
+        }
+    }
+}
+
+/// One image: a base and a chain of stages on top of it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Image {
+    /// Its name.
+    pub name: ImageName,
+    /// What the first stage starts from.
+    pub base: Base,
+    /// The non-empty stages, in build order; each builds on the one before.
+    pub stages: Vec<Stage>,
+    /// False for images only used to feed others (`final: false`, artifacts): not tagged.
+    pub is_final: bool,
+    /// The image's document or `image:` key.
+    pub span: Option<Span>,
+}
+
+/// What an image starts from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Base {
+    /// An empty root file system.
+    Scratch,
+    /// An image known to the store (or, later, a registry) by reference.
+    Reference {
+        /// The reference as written, for example `busybox:latest`.
+        reference: String,
+        /// Where it is written.
+        span: Option<Span>,
+    },
+    /// The result of another image of this plan.
+    Image {
+        /// Index into [`Plan::images`].
+        index: usize,
+        /// Where it is written.
+        span: Option<Span>,
+    },
+}
+
+/// One cached unit of work: its digest covers the parent's digest, its name and its inputs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Stage {
+    /// The stage name users see and introspect (`from`, `install`, `dockerInstructions`, ...).
+    pub name: String,
+    /// Everything that goes into the digest besides the parent digest and the name.
+    pub inputs: Vec<DigestInput>,
+    /// What to do, in order.
+    pub steps: Vec<Step>,
+    /// How to do it, where that must not change the digest.
+    pub options: StageOptions,
+    /// Where the stage is defined.
+    pub span: Option<Span>,
+}
+
+/// A named input of a stage digest. Recorded with every built stage so that a later build can
+/// say which input changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum DigestInput {
+    /// The base a `from` stage starts from, as resolved by the solver (reference and content
+    /// digest, `scratch`, or another image's final stage digest).
+    Base {
+        /// The resolved base, for example `busybox:latest@sha256:...`.
+        base: String,
+    },
+    /// A cache version directive, by its config key (`cacheVersion`, `fromCacheVersion`,
+    /// `shell.cacheVersion`, `installCacheVersion`, ...).
+    CacheVersion {
+        /// The config key.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// The rendered commands of a user stage.
+    Commands {
+        /// One entry per command.
+        commands: Vec<String>,
+    },
+    /// One docker directive of the `dockerInstructions` stage.
+    Docker {
+        /// The directive (`ENV`, `LABEL`, ...).
+        directive: String,
+        /// Its canonical value.
+        value: String,
+    },
+}
+
+impl DigestInput {
+    /// The input's name as `--explain` shows it: `base`, `commands`, `installCacheVersion`,
+    /// `docker.ENV`, ...
+    pub fn name(&self) -> String {
+        match self {
+            DigestInput::Base { .. } => "base".into(),
+            DigestInput::CacheVersion { key, .. } => key.clone(),
+            DigestInput::Commands { .. } => "commands".into(),
+            DigestInput::Docker { directive, .. } => format!("docker.{directive}"),
+        }
+    }
+
+    /// The input's value as one canonical string (what the digest hashes).
+    pub fn value(&self) -> String {
+        match self {
+            DigestInput::Base { base } => base.clone(),
+            DigestInput::CacheVersion { value, .. } => value.clone(),
+            DigestInput::Commands { commands } => {
+                serde_json::to_string(commands).expect("a list of strings always serializes")
+            }
+            DigestInput::Docker { value, .. } => value.clone(),
+        }
+    }
+}
+
+/// Settings of a stage that must not change its digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageOptions {
+    /// Service variables set in the build container (`WERF_COMMIT_HASH`, ...), not in the
+    /// image config and not in any digest.
+    pub service_env: Vec<(String, String)>,
+}
+
+/// One operation of a stage, with the source that produced it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Step {
+    /// What to do.
+    pub op: Op,
+    /// Where it is written.
+    pub span: Option<Span>,
+}
+
+/// The operations a stage can perform.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Op {
+    /// Run commands in a container on the parent's file system; the changes become a layer.
+    Run(Run),
+    /// Change the image config (env, labels, entrypoint, ...); no layer.
+    Config(ConfigChange),
+}
+
+/// Commands to run in the build container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Run {
+    /// The commands, in order.
+    pub commands: Vec<Command>,
+    /// How they are run.
+    pub shell: RunShell,
+    /// The user to run as; `None` takes the image config's user.
+    pub user: Option<String>,
+    /// The working directory; `None` takes the image config's.
+    pub workdir: Option<String>,
+}
+
+/// One command and where it is written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Command {
+    /// The command text.
+    pub text: String,
+    /// Its place in the user's file.
+    pub span: Option<Span>,
+}
+
+/// How the commands of a [`Run`] are executed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunShell {
+    /// werf's way: all commands in one script run by the toolbox bash with `set -e`, each
+    /// command echoed before it runs.
+    ToolboxScript,
+    /// One command run as `argv... <command>` (a Dockerfile's shell form).
+    Argv(Vec<String>),
+    /// The command is an argv already (a Dockerfile's exec form); its text is a JSON array.
+    Exec,
+}
+
+/// A change to the image config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    /// Variables to set, in order.
+    pub env: Vec<(String, String)>,
+    /// Labels to set.
+    pub labels: Vec<(String, String)>,
+    /// Ports to expose (`80`, `53/udp`).
+    pub expose: Vec<String>,
+    /// Volumes to declare.
+    pub volumes: Vec<String>,
+    /// The working directory.
+    pub workdir: Option<String>,
+    /// The user.
+    pub user: Option<String>,
+    /// The entrypoint (replaces the parent's).
+    pub entrypoint: Option<Vec<String>>,
+    /// The command (replaces the parent's).
+    pub cmd: Option<Vec<String>>,
+    /// The health check.
+    pub healthcheck: Option<Healthcheck>,
+    /// The stop signal.
+    pub stop_signal: Option<String>,
+}
+
+/// A container health check, as Docker's image config holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["NONE"]`, `["CMD", args...]` or `["CMD-SHELL", command]`.
+    pub test: Vec<String>,
+    /// Nanoseconds between checks (0 = default).
+    pub interval: u64,
+    /// Nanoseconds before a check is considered hung (0 = default).
+    pub timeout: u64,
+    /// Nanoseconds of start-up grace (0 = default).
+    pub start_period: u64,
+    /// Failures before unhealthy (0 = default).
+    pub retries: u32,
+}
