@@ -1,0 +1,7 @@
+//! End-to-end tests of the `strata` binary: real namespaces, overlayfs and stores (run as root).
+
+mod build;
+mod errors;
+mod export;
+mod store_safety;
+mod support;

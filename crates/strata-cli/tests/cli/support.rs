@@ -1,0 +1,170 @@
+//! Test fixtures: a fresh store with a busybox base image, projects written on the fly, and
+//! helpers to read what a build printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use assert_cmd::cargo::CommandCargoExt;
+use tempfile::TempDir;
+
+/// The busybox root file system tarball, made once per test process from busybox-static.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("strata-busybox-").tempdir().unwrap().keep();
+        let tar = dir.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
+        let status = Command::new("bash").arg(script).arg(&tar).status().unwrap();
+        assert!(status.success(), "scripts/busybox-rootfs.sh failed (is busybox-static installed?)");
+        tar
+    })
+}
+
+/// A store and a work directory, removed at the end of the test.
+pub struct Env {
+    pub store: TempDir,
+    pub work: TempDir,
+}
+
+impl Env {
+    /// A fresh store with `busybox:latest` imported.
+    pub fn new() -> Env {
+        let env = Env::empty();
+        let out = env.strata(&["import", busybox_tar().to_str().unwrap(), "busybox:latest"]);
+        assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+        env
+    }
+
+    /// A fresh, empty store.
+    pub fn empty() -> Env {
+        assert!(rustix::process::geteuid().is_root(), "these tests create namespaces and mount overlayfs: run them as root");
+        Env {
+            store: tempfile::Builder::new().prefix("strata-store-").tempdir().unwrap(),
+            work: tempfile::Builder::new().prefix("strata-work-").tempdir().unwrap(),
+        }
+    }
+
+    /// A `strata` command on this store, run in the work dir, as in CI (plain progress).
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("strata").unwrap();
+        cmd.env("STRATA_STORE", self.store.path()).env("CI", "1").current_dir(self.work.path());
+        cmd
+    }
+
+    /// Runs strata with `args` and returns its output.
+    pub fn strata(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Writes `strata.yaml` of project `name` and returns its directory.
+    pub fn project(&self, name: &str, yaml: &str) -> PathBuf {
+        let dir = self.work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("strata.yaml"), yaml).unwrap();
+        dir
+    }
+
+    /// Builds the project in `dir` (plain progress) and returns the output.
+    pub fn build(&self, dir: &Path) -> Output {
+        self.cmd().args(["build", "--progress", "plain"]).current_dir(dir).output().unwrap()
+    }
+
+    /// Builds and asserts success; returns the `image/stage` names that ran.
+    pub fn build_ok(&self, dir: &Path) -> Vec<String> {
+        let out = self.build(dir);
+        assert!(out.status.success(), "build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        built_stages(&String::from_utf8_lossy(&out.stderr))
+    }
+
+    /// The stage records in the store, as JSON.
+    pub fn stage_records(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.store.path().join("stages")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                out.push(serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Runs `sh -c script` in image `image` and returns stdout (asserting success).
+    pub fn run_sh(&self, image: &str, script: &str) -> String {
+        let out = self.strata(&["run", image, "--", "sh", "-c", script]);
+        assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// The `image/stage` names a plain-progress build reported as built, in order.
+pub fn built_stages(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once(": built in ").map(|(s, _)| s.to_string()))
+        .collect()
+}
+
+/// Checks that every stage record in the store is complete: its manifest, config and layer
+/// blobs exist with the right digests, and every layer has a snapshot or a blob to unpack.
+pub fn assert_store_consistent(store: &Path) {
+    let blob = |digest: &str| store.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap());
+    let verify = |digest: &str| {
+        let bytes = std::fs::read(blob(digest)).unwrap_or_else(|e| panic!("blob {digest} missing: {e}"));
+        assert_eq!(strata_digest::Digest::of(&bytes).to_string(), digest, "blob {digest} is corrupt");
+    };
+    for entry in std::fs::read_dir(store.join("stages")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{} is not a complete record: {e}", path.display()));
+        verify(record["manifest"].as_str().unwrap());
+        verify(record["config"].as_str().unwrap());
+        for layer in record["layers"].as_array().unwrap() {
+            verify(layer["digest"].as_str().unwrap());
+        }
+    }
+}
+
+/// Every file under the store's content directories with its size, for before/after comparisons.
+pub fn store_listing(store: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for sub in ["blobs", "stages", "tags", "snapshots"] {
+        let root = store.join(sub);
+        if !root.exists() {
+            continue;
+        }
+        let mut stack = vec![root];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                let rel = entry.path().strip_prefix(store).unwrap().display().to_string();
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                }
+                out.push((rel, if meta.is_file() { meta.len() } else { 0 }));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Entries left in the store's scratch and ingest directories (lock files aside).
+pub fn leftovers(store: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["tmp", "ingest"] {
+        if let Ok(entries) = std::fs::read_dir(store.join(sub)) {
+            for e in entries {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                if !name.ends_with(".lock") {
+                    out.push(format!("{sub}/{name}"));
+                }
+            }
+        }
+    }
+    out
+}

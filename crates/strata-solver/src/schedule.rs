@@ -1,0 +1,115 @@
+//! Which images to build and in what order: a dependency-ordered, bounded-parallel walk.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use strata_plan::{Base, Plan};
+
+use crate::{Error, ImageOutcome, StageState};
+
+/// The indices of the images to build: the named ones (all when none) and their bases.
+pub(crate) fn select(plan: &Plan, names: &[String]) -> Result<Vec<usize>, Error> {
+    let mut roots = Vec::new();
+    if names.is_empty() {
+        roots.extend(0..plan.images.len());
+    }
+    for name in names {
+        let index = plan.image_index(name).ok_or_else(|| Error::UnknownImage {
+            name: name.clone(),
+            known: plan.images.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", "),
+        })?;
+        roots.push(index);
+    }
+    let mut wanted = BTreeSet::new();
+    for mut index in roots {
+        while wanted.insert(index) {
+            match plan.images[index].base {
+                Base::Image { index: base, .. } => index = base,
+                _ => break,
+            }
+        }
+    }
+    Ok(wanted.into_iter().collect())
+}
+
+struct Board {
+    done: HashMap<usize, StageState>,
+    running: BTreeSet<usize>,
+    outcomes: Vec<ImageOutcome>,
+    error: Option<Error>,
+}
+
+/// Runs `build` for every wanted image once its base image is done, at most `parallel` at once.
+/// The first error stops new work; images already running finish.
+pub(crate) fn run<F>(
+    plan: &Plan,
+    wanted: &[usize],
+    parallel: usize,
+    cancel: &AtomicBool,
+    build: F,
+) -> Result<Vec<ImageOutcome>, Error>
+where
+    F: Fn(usize, &[(usize, StageState)]) -> Result<ImageOutcome, Error> + Sync,
+{
+    let board = Mutex::new(Board { done: HashMap::new(), running: BTreeSet::new(), outcomes: Vec::new(), error: None });
+    let changed = Condvar::new();
+    let dependency = |i: usize| match plan.images[i].base {
+        Base::Image { index, .. } => Some(index),
+        _ => None,
+    };
+    let worker = || loop {
+        let mut b = board.lock().expect("no scheduler thread panics while holding the board");
+        let next = loop {
+            if b.error.is_some() || cancel.load(Ordering::Relaxed) {
+                break None;
+            }
+            let ready = wanted.iter().copied().find(|i| {
+                !b.done.contains_key(i)
+                    && !b.running.contains(i)
+                    && dependency(*i).is_none_or(|d| b.done.contains_key(&d))
+            });
+            match ready {
+                Some(i) => break Some(i),
+                None if b.running.is_empty() => break None,
+                None => b = changed.wait(b).expect("no scheduler thread panics while holding the board"),
+            }
+        };
+        let Some(index) = next else {
+            changed.notify_all();
+            return;
+        };
+        b.running.insert(index);
+        let deps: Vec<(usize, StageState)> =
+            dependency(index).and_then(|d| b.done.get(&d).map(|s| (d, s.clone()))).into_iter().collect();
+        drop(b);
+        let result = build(index, &deps);
+        let mut b = board.lock().expect("no scheduler thread panics while holding the board");
+        b.running.remove(&index);
+        match result {
+            Ok(outcome) => {
+                b.done.insert(index, outcome.state.clone());
+                b.outcomes.push(outcome);
+            }
+            Err(e) => {
+                if b.error.is_none() {
+                    b.error = Some(e);
+                }
+            }
+        }
+        changed.notify_all();
+    };
+    std::thread::scope(|s| {
+        for _ in 0..parallel.min(wanted.len()).max(1) {
+            s.spawn(&worker);
+        }
+    });
+    let b = board.into_inner().expect("no scheduler thread panicked while holding the board");
+    if let Some(e) = b.error {
+        return Err(e);
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
+    Ok(b.outcomes)
+}

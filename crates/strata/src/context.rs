@@ -1,0 +1,46 @@
+//! What every operation needs: the store and a way to start sandboxes.
+
+use std::path::PathBuf;
+
+use strata_sandbox::Sandbox;
+use strata_store::LocalStore;
+
+/// The store and the sandbox launcher.
+pub struct Context {
+    /// The local store.
+    pub store: LocalStore,
+    /// Starts build containers.
+    pub sandbox: Sandbox,
+}
+
+impl Context {
+    /// Opens the store at `root` (see [`default_store_root`]).
+    pub fn open(root: &std::path::Path, sandbox: Sandbox) -> anyhow::Result<Context> {
+        let store = LocalStore::open(root)?;
+        Ok(Context { store, sandbox })
+    }
+}
+
+/// The store used when neither `--store` nor `STRATA_STORE` names one:
+/// `$XDG_DATA_HOME/strata`, else `/var/lib/strata` for root, else `~/.local/share/strata`.
+pub fn default_store_root() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("strata");
+    }
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/strata");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/share/strata")
+}
+
+/// A failure whose report is already rendered for the user (with source snippets), and the exit
+/// code the process should end with.
+#[derive(Debug, thiserror::Error)]
+#[error("{report}")]
+pub struct Failure {
+    /// The full report.
+    pub report: String,
+    /// The exit code.
+    pub exit_code: i32,
+}

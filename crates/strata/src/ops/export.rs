@@ -1,0 +1,104 @@
+//! `strata export IMAGE`: an OCI image layout tarball, or a docker-archive for `docker load`.
+
+use std::io::{self, Read, Write};
+
+use anyhow::Context as _;
+use strata_store::Store;
+
+use crate::Context;
+use crate::image::{self, StoredImage};
+use crate::oci::{self, Descriptor, Index};
+
+/// The tarball's layout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/...`).
+    #[default]
+    Oci,
+    /// `docker save`'s format (`manifest.json`, uncompressed `<id>/layer.tar`).
+    DockerArchive,
+}
+
+/// Writes `image` to `out` in `format`.
+pub fn export(ctx: &Context, reference: &str, format: ExportFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+    let digest = image::resolve(&ctx.store, reference)?
+        .with_context(|| format!("no image `{reference}` in the store (see `strata images`)"))?;
+    let image = StoredImage::load(&ctx.store, &digest)?;
+    let name = image::normalize_reference(reference);
+    let mut tar = tar::Builder::new(out);
+    match format {
+        ExportFormat::Oci => write_oci(ctx, &image, &name, &mut tar)?,
+        ExportFormat::DockerArchive => write_docker(ctx, &image, &name, &mut tar)?,
+    }
+    tar.into_inner().context("finish the tarball")?.flush().context("flush the tarball")?;
+    Ok(())
+}
+
+fn write_oci(ctx: &Context, image: &StoredImage, name: &str, tar: &mut tar::Builder<&mut dyn Write>) -> anyhow::Result<()> {
+    append(tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let manifest_size = ctx.store.blob_size(&image.digest)?;
+    let index = Index {
+        schema_version: 2,
+        media_type: oci::INDEX.into(),
+        manifests: vec![Descriptor {
+            media_type: oci::MANIFEST.into(),
+            digest: image.digest,
+            size: manifest_size,
+            annotations: [(oci::REF_NAME.to_string(), tag_of(name).to_string())].into(),
+        }],
+    };
+    append(tar, "index.json", &serde_json::to_vec(&index)?)?;
+    let mut blobs = vec![image.digest, image.manifest.config.digest];
+    blobs.extend(image.manifest.layers.iter().map(|l| l.digest));
+    for digest in blobs {
+        let size = ctx.store.blob_size(&digest)?;
+        let reader = ctx.store.open_blob(&digest)?;
+        append_stream(tar, &format!("blobs/sha256/{}", digest.hex()), size, reader)?;
+    }
+    Ok(())
+}
+
+fn write_docker(
+    ctx: &Context,
+    image: &StoredImage,
+    name: &str,
+    tar: &mut tar::Builder<&mut dyn Write>,
+) -> anyhow::Result<()> {
+    let config_name = format!("{}.json", image.manifest.config.digest.hex());
+    append(tar, &config_name, &ctx.store.read_blob(&image.manifest.config.digest)?)?;
+    let mut layer_names = Vec::new();
+    for (layer, diff_id) in image.manifest.layers.iter().zip(&image.config.rootfs.diff_ids) {
+        let path = format!("{}/layer.tar", diff_id.hex());
+        // A tar header needs the size first: count the uncompressed bytes, then stream them.
+        let size = io::copy(&mut strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?, &mut io::sink())
+            .with_context(|| format!("decompress layer {}", layer.digest))?;
+        append_stream(tar, &path, size, strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?)?;
+        layer_names.push(path);
+    }
+    let manifest = serde_json::json!([{ "Config": config_name, "RepoTags": [name], "Layers": layer_names }]);
+    append(tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
+    let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+    let top = image.config.rootfs.diff_ids.last().map(|d| d.hex()).unwrap_or_default();
+    append(tar, "repositories", &serde_json::to_vec(&serde_json::json!({ repo: { tag: top } }))?)?;
+    Ok(())
+}
+
+/// The part after the last `:` of the last path component (`busybox:latest` → `latest`).
+fn tag_of(name: &str) -> &str {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest")
+}
+
+fn append(tar: &mut tar::Builder<&mut dyn Write>, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    append_stream(tar, path, bytes.len() as u64, bytes)
+}
+
+fn append_stream(tar: &mut tar::Builder<&mut dyn Write>, path: &str, size: u64, data: impl Read) -> anyhow::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, path, data.take(size)).with_context(|| format!("write {path} into the tarball"))?;
+    Ok(())
+}

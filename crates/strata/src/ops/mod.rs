@@ -1,0 +1,7 @@
+//! One function per user operation.
+
+pub mod build;
+pub mod export;
+pub mod images;
+pub mod import;
+pub mod run;

@@ -1,0 +1,373 @@
+//! The local worker: runs stages with the sandbox, turns their changes into layers and commits
+//! them to the local store. It is the solver's [`Executor`].
+//!
+//! Building one stage:
+//! 1. take the store lock of the stage digest, and re-check the cache (another strata process
+//!    may have built it meanwhile);
+//! 2. make sure the parent image's layers are unpacked as snapshots (the overlay lowers);
+//! 3. run each step: `Run` in a fresh container on the parent's layers plus one upper dir,
+//!    `Config` as a change to the image config;
+//! 4. turn the upper dir into one layer blob (streaming, hashed while written), move the upper
+//!    dir itself into the snapshots (no unpack needed later), write config and manifest;
+//! 5. publish the stage record last: before it exists, nothing of the stage counts.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use strata_digest::Digest;
+use strata_layer::Compression;
+use strata_plan::{Op, Run, RunShell};
+use strata_progress::{Event, Sink, StageId, Stream};
+use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio};
+use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
+use strata_store::{LayerRecord, LocalStore, PutOutcome, RecordedInput, StageRecord, Store};
+
+use crate::image::{self, StoredImage};
+use crate::oci::{History, ImageConfig};
+use crate::toolbox;
+
+/// Lines of output kept to show when a command fails.
+const OUTPUT_TAIL: usize = 20;
+/// Where the per-run control dir (script, step marker) is mounted in the container.
+const RUN_DIR: &str = "/.strata/run";
+/// Stage record metadata: bytes of the layer the stage itself added.
+pub const META_LAYER_BYTES: &str = "layerBytes";
+/// The PATH of images that set none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Settings of the local worker.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerOptions {
+    /// Layer compression.
+    pub compression: Compression,
+    /// Network of build containers.
+    pub network: Network,
+}
+
+/// Builds stages on this machine into the local store.
+pub struct LocalWorker<'a> {
+    store: &'a LocalStore,
+    sandbox: &'a Sandbox,
+    toolbox: PathBuf,
+    options: WorkerOptions,
+}
+
+impl<'a> LocalWorker<'a> {
+    /// A worker on `store`, running containers with `sandbox`.
+    pub fn new(store: &'a LocalStore, sandbox: &'a Sandbox, options: WorkerOptions) -> anyhow::Result<Self> {
+        let toolbox = toolbox::ensure(store)?;
+        Ok(LocalWorker { store, sandbox, toolbox, options })
+    }
+
+    fn build_stage(&self, job: &StageJob<'_>, progress: &dyn Sink) -> Result<Built, ExecError> {
+        let id = StageId { image: job.image_name.to_string(), stage: job.stage.name.clone() };
+        let _lock = self
+            .store
+            .lock(&format!("stage-{}", job.digest.hex()), &mut |what| {
+                progress.event(Event::Waiting { what: format!("{}/{}: {what}", id.image, id.stage) })
+            })
+            .map_err(other)?;
+        if let Some(state) = self.lookup(&job.digest)? {
+            return Ok(Built { state, adopted: true });
+        }
+        let started = Instant::now();
+        let parent = match &job.parent_manifest {
+            Some(d) => Some(StoredImage::load(self.store, d).map_err(other)?),
+            None => None,
+        };
+        let mut config = parent.as_ref().map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
+        let mut layers = parent.as_ref().map(|p| p.layer_records()).unwrap_or_default();
+        let mut new_layer_bytes = 0;
+        for (index, step) in job.stage.steps.iter().enumerate() {
+            match &step.op {
+                Op::Config(change) => config.apply(change),
+                Op::Run(run) => {
+                    let lowers = self.lowers(&layers)?;
+                    if let Some(layer) = self.run_step(job, &id, index, run, &config, &lowers, progress)? {
+                        new_layer_bytes += layer.size;
+                        config.rootfs.diff_ids.push(layer.diff_id);
+                        layers.push(layer);
+                    }
+                }
+            }
+        }
+        config.history.push(History {
+            created: Some(crate::oci::now_rfc3339()),
+            created_by: format!("strata: {}/{}", id.image, id.stage),
+            comment: format!("stage {}", job.digest.hex()),
+            empty_layer: new_layer_bytes == 0,
+        });
+        let written = image::write_image(self.store, &config, &layers).map_err(other)?;
+        let record = StageRecord {
+            digest: job.digest,
+            parent: job.parent_stage,
+            manifest: written.manifest,
+            config: written.config,
+            layers,
+            inputs: job.inputs.iter().map(|i| RecordedInput { name: i.name(), value: i.value() }).collect(),
+            image: id.image.clone(),
+            stage: id.stage.clone(),
+            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            build_millis: started.elapsed().as_millis() as u64,
+            meta: BTreeMap::from([(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string())]),
+        };
+        // Blobs and snapshots are durable before the record that makes them count.
+        self.store.sync().map_err(other)?;
+        let (record, adopted) = match self.store.put_stage(&record).map_err(other)? {
+            PutOutcome::Inserted => (record, false),
+            PutOutcome::AlreadyExists(theirs) => (theirs, true),
+        };
+        let state = StageState { digest: record.digest, manifest: record.manifest, layer_bytes: new_layer_bytes };
+        Ok(Built { state, adopted })
+    }
+
+    fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, ExecError> {
+        let mut lowers = Vec::with_capacity(layers.len());
+        for layer in layers.iter().rev() {
+            lowers.push(image::ensure_snapshot(self.store, layer).map_err(other)?);
+        }
+        Ok(lowers)
+    }
+
+    /// Runs one `Run` step; returns the layer it made, if it changed anything.
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        job: &StageJob<'_>,
+        id: &StageId,
+        step: usize,
+        run: &Run,
+        config: &ImageConfig,
+        lowers: &[PathBuf],
+        progress: &dyn Sink,
+    ) -> Result<Option<LayerRecord>, ExecError> {
+        let scratch = self.store.scratch("run").map_err(other)?;
+        let dirs = RunDirs::create(scratch.path()).map_err(other)?;
+        let args = match &run.shell {
+            RunShell::ToolboxScript => {
+                fs::write(dirs.control.join("script.sh"), stage_script(run)).map_err(other)?;
+                vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/script.sh")]
+            }
+            RunShell::Argv(prefix) => {
+                let mut a = prefix.clone();
+                a.extend(run.commands.iter().map(|c| c.text.clone()));
+                a
+            }
+            RunShell::Exec => {
+                let text = &run.commands.first().map(|c| c.text.as_str()).unwrap_or("[]");
+                serde_json::from_str(text).map_err(|e| other(format!("exec form {text} is not a JSON array: {e}")))?
+            }
+        };
+        let spec = ContainerSpec {
+            lowers: lowers.to_vec(),
+            upper: dirs.upper.clone(),
+            work: dirs.work.clone(),
+            scratch: dirs.sandbox.clone(),
+            process: ProcessSpec {
+                args,
+                env: build_env(config, &job.stage.options.service_env),
+                cwd: run.workdir.clone().unwrap_or_else(|| non_empty_or(&config.config.working_dir, "/")),
+                user: run.user.clone().unwrap_or_else(|| config.config.user.clone()),
+                terminal: false,
+            },
+            hostname: format!("strata-{}", job.digest.short(12)),
+            mounts: self.standard_mounts(&dirs).map_err(other)?,
+            network: self.options.network,
+        };
+        let mut container = self.sandbox.spawn(&spec, Stdio::Piped).map_err(other)?;
+        let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
+        if let Some(output) = container.take_output() {
+            let mut reader = BufReader::new(output);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+                if tail.len() == OUTPUT_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line.clone());
+                progress.event(Event::Log { id: id.clone(), stream: Stream::Stdout, line });
+            }
+        }
+        let status = container.wait().map_err(other)?;
+        if !status.success() {
+            let command = fs::read_to_string(dirs.control.join("step")).ok().and_then(|s| s.trim().parse().ok());
+            return Err(ExecError::CommandFailed {
+                step,
+                command: command.or((run.commands.len() == 1).then_some(0)),
+                exit_code: status.code(),
+                output_tail: tail.into(),
+            });
+        }
+        if strata_layer::is_empty_dir(&dirs.upper).map_err(other)? {
+            return Ok(None);
+        }
+        let mut ingest = self.store.ingest().map_err(other)?;
+        let stats = strata_layer::write_layer(&dirs.upper, self.options.compression, &mut ingest).map_err(other)?;
+        let size = ingest.written();
+        let digest = ingest.commit(None).map_err(other)?;
+        self.store.commit_snapshot(&dirs.upper, &stats.diff_id).map_err(other)?;
+        Ok(Some(LayerRecord {
+            digest,
+            diff_id: stats.diff_id,
+            size,
+            media_type: self.options.compression.media_type().to_string(),
+        }))
+    }
+
+    /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts.
+    fn standard_mounts(&self, dirs: &RunDirs) -> anyhow::Result<Vec<Mount>> {
+        let mut mounts = vec![
+            Mount { target: toolbox::MOUNT_POINT.into(), source: self.toolbox.clone(), kind: MountKind::Bind { readonly: true } },
+            Mount { target: RUN_DIR.into(), source: dirs.control.clone(), kind: MountKind::Bind { readonly: false } },
+        ];
+        mounts.extend(host_files(&dirs.control)?);
+        Ok(mounts)
+    }
+}
+
+impl Executor for LocalWorker<'_> {
+    fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
+        let normalized = image::normalize_reference(reference);
+        match image::resolve(self.store, reference).map_err(other)? {
+            Some(manifest) => Ok(ResolvedBase { reference: normalized, manifest }),
+            None => Err(ExecError::Other(format!(
+                "`{normalized}` is not in the local store; import a root file system with `strata import ROOTFS.tar {normalized}`"
+            ))),
+        }
+    }
+
+    fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
+        Ok(self.store.stage(digest).map_err(other)?.map(|r| StageState {
+            digest: r.digest,
+            manifest: r.manifest,
+            layer_bytes: r.meta.get(META_LAYER_BYTES).and_then(|v| v.parse().ok()).unwrap_or(0),
+        }))
+    }
+
+    fn build(&self, job: &StageJob<'_>, progress: &dyn Sink, _cancel: &AtomicBool) -> Result<Built, ExecError> {
+        self.build_stage(job, progress)
+    }
+}
+
+/// Directories of one container run inside a scratch dir.
+pub(crate) struct RunDirs {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub control: PathBuf,
+    pub sandbox: PathBuf,
+}
+
+impl RunDirs {
+    pub(crate) fn create(root: &Path) -> anyhow::Result<RunDirs> {
+        let dirs = RunDirs {
+            upper: root.join("upper"),
+            work: root.join("work"),
+            control: root.join("control"),
+            sandbox: root.join("sandbox"),
+        };
+        for d in [&dirs.upper, &dirs.work, &dirs.control, &dirs.sandbox] {
+            fs::create_dir(d).with_context(|| format!("create {}", d.display()))?;
+        }
+        Ok(dirs)
+    }
+}
+
+/// Private copies of the host's resolv.conf and hosts, bound into the container: the build can
+/// resolve names, its writes reach neither the host nor the image.
+pub(crate) fn host_files(control: &Path) -> anyhow::Result<Vec<Mount>> {
+    let mut mounts = Vec::new();
+    for (name, fallback) in [("resolv.conf", ""), ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n")] {
+        let copy = control.join(name);
+        let content = fs::read(Path::new("/etc").join(name)).unwrap_or_else(|_| fallback.as_bytes().to_vec());
+        fs::write(&copy, content).with_context(|| format!("write {}", copy.display()))?;
+        mounts.push(Mount { target: format!("/etc/{name}"), source: copy, kind: MountKind::Bind { readonly: false } });
+    }
+    Ok(mounts)
+}
+
+/// The environment of a build container: the image's, the locale, service variables, and the
+/// toolbox at the end of PATH.
+pub(crate) fn build_env(config: &ImageConfig, service_env: &[(String, String)]) -> Vec<String> {
+    let mut env = config.clone();
+    let path = config.env_var("PATH").unwrap_or(DEFAULT_PATH).to_string();
+    env.set_env("PATH", &format!("{path}:{}/bin", toolbox::MOUNT_POINT));
+    if env.env_var("HOME").is_none() {
+        env.set_env("HOME", "/root");
+    }
+    env.set_env("LANG", "C.UTF-8");
+    env.set_env("LC_ALL", "C.UTF-8");
+    for (k, v) in service_env {
+        env.set_env(k, v);
+    }
+    env.config.env
+}
+
+/// werf's stage script: one bash script, `set -e`, each command echoed before it runs. Before
+/// each command its index is written to the control dir, so a failure names the command.
+pub(crate) fn stage_script(run: &Run) -> String {
+    let mut s = String::from("set -e\n");
+    for (i, command) in run.commands.iter().enumerate() {
+        s.push_str(&format!("printf '%s' {i} > {RUN_DIR}/step\n"));
+        s.push_str(&format!("printf '+ %s\\n' {}\n", shell_quote(&command.text)));
+        s.push_str(&command.text);
+        s.push('\n');
+    }
+    s
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn non_empty_or(s: &str, default: &str) -> String {
+    if s.is_empty() { default.to_string() } else { s.to_string() }
+}
+
+fn other(e: impl std::fmt::Display) -> ExecError {
+    ExecError::Other(format!("{e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_plan::Command;
+
+    #[test]
+    fn script_echoes_and_marks_each_command() {
+        let run = Run {
+            commands: vec![
+                Command { text: "echo 'a b'".into(), span: None },
+                Command { text: "false".into(), span: None },
+            ],
+            shell: RunShell::ToolboxScript,
+            user: None,
+            workdir: None,
+        };
+        let script = stage_script(&run);
+        assert_eq!(
+            script,
+            "set -e\nprintf '%s' 0 > /.strata/run/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
+             printf '%s' 1 > /.strata/run/step\nprintf '+ %s\\n' 'false'\nfalse\n"
+        );
+    }
+
+    #[test]
+    fn env_appends_toolbox_and_locale() {
+        let mut config = ImageConfig::empty();
+        config.set_env("PATH", "/bin");
+        let env = build_env(&config, &[("WERF_COMMIT_HASH".into(), "abc".into())]);
+        assert!(env.contains(&"PATH=/bin:/.strata/toolbox/bin".to_string()));
+        assert!(env.contains(&"LC_ALL=C.UTF-8".to_string()));
+        assert!(env.contains(&"WERF_COMMIT_HASH=abc".to_string()));
+    }
+}

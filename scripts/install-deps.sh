@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages strata and its tests need. Idempotent; safe to run often.
+#   bash-static, busybox-static: the toolbox mounted into every build container
+#   skopeo, umoci: tests check that exported images load in real tools
+#   zstd: tests decompress layers with the reference tool
+set -euo pipefail
+packages=(bash-static busybox-static skopeo umoci zstd git ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
