@@ -1,1 +1,147 @@
-//! Work in progress.
+//! Frontends of strata: user config files to a [`Plan`].
+//!
+//! This crate owns the translation from what users write to the build plan, and nothing else:
+//! it knows no store, sandbox, registry or cache state. Today it has one frontend, [`stapel`],
+//! for werf.yaml-compatible configs (`strata.yaml` or `werf.yaml`); a Dockerfile frontend will
+//! sit beside it and produce the same [`Plan`].
+//!
+//! Every error about the user's config is an [`Error::Config`] whose `Display` names the file,
+//! line and column and shows the snippet, and every step of the plan keeps the span of the
+//! source that produced it.
+//!
+//! ```
+//! use std::path::{Path, PathBuf};
+//! use strata_plan::{Base, DigestInput};
+//!
+//! let text = "\
+//! image: app
+//! from: alpine:3.20
+//! shell:
+//!   install:
+//!   - apk add curl
+//!   installCacheVersion: 2
+//! ";
+//! let dir = Path::new("/src/app");
+//! let plan = strata_frontend::load_str(dir, dir.join("strata.yaml"), "strata.yaml", text)?;
+//! let image = &plan.images[0];
+//! assert!(matches!(&image.base, Base::Reference { reference, .. } if reference == "alpine:3.20"));
+//! let names: Vec<_> = image.stages.iter().map(|s| s.name.as_str()).collect();
+//! assert_eq!(names, ["from", "install"]);
+//! assert_eq!(
+//!     image.stages[1].inputs[1],
+//!     DigestInput::CacheVersion { key: "installCacheVersion".into(), value: "2".into() }
+//! );
+//!
+//! // Mistakes point at the user's file.
+//! let err = strata_frontend::load_str(dir, PathBuf::from("x"), "strata.yaml", "image: a\nform: b\n")
+//!     .unwrap_err();
+//! assert!(err.to_string().starts_with("unknown key `form` in an image document\n --> strata.yaml:2:1"));
+//! # Ok::<(), strata_frontend::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod stapel;
+
+use std::path::{Path, PathBuf};
+
+use strata_plan::{Diagnostic, Plan, SourceMap};
+
+/// The file names [`load`] looks for, in order of preference.
+pub const CONFIG_NAMES: [&str; 4] = ["strata.yaml", "strata.yml", "werf.yaml", "werf.yml"];
+
+/// How to find the config.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// An explicit config file (relative paths are taken relative to the directory); `None`
+    /// looks for one of [`CONFIG_NAMES`].
+    pub config: Option<PathBuf>,
+}
+
+/// The errors of loading a config.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// None of [`CONFIG_NAMES`] exists in the directory.
+    #[error("no strata.yaml or werf.yaml in {dir}")]
+    NoConfig {
+        /// The directory searched.
+        dir: PathBuf,
+    },
+    /// The config file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A problem in the user's config; Display renders the message plus a source snippet.
+    #[error("{}", .diagnostic.render(.sources))]
+    Config {
+        /// What is wrong and where.
+        diagnostic: Box<Diagnostic>,
+        /// The files the diagnostic points into.
+        sources: Box<SourceMap>,
+    },
+}
+
+/// Finds the config in `dir`: strata.yaml, strata.yml, werf.yaml, werf.yml (first that exists,
+/// in that order), parses it and lowers it to a Plan (plan.context_dir = dir, plan.sources
+/// holds the file).
+///
+/// Messages name the file by its path joined to `dir` (so `load(Path::new("."), ..)` says
+/// `strata.yaml:3:5`).
+///
+/// # Errors
+/// [`Error::NoConfig`] when there is no config, [`Error::Read`] when it cannot be read and
+/// [`Error::Config`] for any problem in it.
+pub fn load(dir: &Path, options: &LoadOptions) -> Result<Plan, Error> {
+    let path = match &options.config {
+        Some(path) => dir.join(path),
+        None => CONFIG_NAMES
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| Error::NoConfig {
+                dir: dir.to_path_buf(),
+            })?,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let name = display_name(&path);
+    load_str(dir, path, &name, &text)
+}
+
+/// The same from text (for tests and `-f -`): `name` is how messages name the file.
+///
+/// # Errors
+/// [`Error::Config`] for any problem in the text.
+pub fn load_str(dir: &Path, path: PathBuf, name: &str, text: &str) -> Result<Plan, Error> {
+    let mut sources = SourceMap::default();
+    let file = sources.add(path, name.to_string(), text.to_string());
+    let result = stapel::parse(file, text).and_then(|config| {
+        let images = stapel::lower(&config, name)?;
+        Ok((config.project.map(|p| p.value), images))
+    });
+    match result {
+        Ok((project, images)) => Ok(Plan {
+            project,
+            context_dir: dir.to_path_buf(),
+            images,
+            sources,
+        }),
+        Err(diagnostic) => Err(Error::Config {
+            diagnostic,
+            sources: Box::new(sources),
+        }),
+    }
+}
+
+/// `path` for messages, without a leading `./`.
+fn display_name(path: &Path) -> String {
+    path.strip_prefix(".")
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}

@@ -1,0 +1,188 @@
+//! The typed stapel config: what [`parse`](super::parse) makes of the YAML, with the span of
+//! every key and value that later passes may need to point at.
+
+use strata_plan::{Healthcheck, ImageName, Span};
+
+/// A value and where it is written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spanned<T> {
+    /// The value.
+    pub value: T,
+    /// Where the value is written.
+    pub span: Span,
+}
+
+/// A value, the key it is written under and where both are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyed<T> {
+    /// The value.
+    pub value: T,
+    /// Where the key is written.
+    pub key: Span,
+    /// Where the value is written.
+    pub span: Span,
+}
+
+/// A whole config: the meta document and the image documents.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// `project:` of the meta document.
+    pub project: Option<Spanned<String>>,
+    /// `configVersion:` of the meta document (always 1 when set).
+    pub config_version: Option<Spanned<u32>>,
+    /// The image documents, in written order.
+    pub images: Vec<ImageConfig>,
+}
+
+/// One image document.
+#[derive(Clone, Debug)]
+pub struct ImageConfig {
+    /// `image:`.
+    pub name: ImageName,
+    /// Where the name (the value of `image:`) is written.
+    pub name_span: Span,
+    /// `from:` or `fromImage:` (exactly one of them is written).
+    pub from: Keyed<From>,
+    /// Where the document starts.
+    pub document: Span,
+    /// `cacheVersion:` of the image.
+    pub cache_version: Option<Keyed<String>>,
+    /// `fromCacheVersion:`.
+    pub from_cache_version: Option<Keyed<String>>,
+    /// `final:` (default true).
+    pub is_final: bool,
+    /// `shell:`.
+    pub shell: Shell,
+    /// `docker:`.
+    pub docker: Docker,
+}
+
+/// What an image starts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum From {
+    /// `from: scratch`.
+    Scratch,
+    /// `from: REFERENCE`.
+    Reference(String),
+    /// `fromImage: NAME`.
+    Image(String),
+}
+
+/// The four user stages, in build order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserStage {
+    /// `beforeInstall`.
+    BeforeInstall,
+    /// `install`.
+    Install,
+    /// `beforeSetup`.
+    BeforeSetup,
+    /// `setup`.
+    Setup,
+}
+
+impl UserStage {
+    /// All user stages, in build order.
+    pub const ALL: [UserStage; 4] = [
+        UserStage::BeforeInstall,
+        UserStage::Install,
+        UserStage::BeforeSetup,
+        UserStage::Setup,
+    ];
+
+    /// The stage name (and `shell:` key).
+    pub fn name(self) -> &'static str {
+        match self {
+            UserStage::BeforeInstall => "beforeInstall",
+            UserStage::Install => "install",
+            UserStage::BeforeSetup => "beforeSetup",
+            UserStage::Setup => "setup",
+        }
+    }
+
+    /// The key of the stage's own cache version (`installCacheVersion`, ...).
+    pub fn cache_version_key(self) -> &'static str {
+        match self {
+            UserStage::BeforeInstall => "beforeInstallCacheVersion",
+            UserStage::Install => "installCacheVersion",
+            UserStage::BeforeSetup => "beforeSetupCacheVersion",
+            UserStage::Setup => "setupCacheVersion",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The `shell:` section.
+#[derive(Clone, Debug, Default)]
+pub struct Shell {
+    /// `shell.cacheVersion`: goes into every user stage.
+    pub cache_version: Option<Keyed<String>>,
+    /// Commands and cache version of each user stage, indexed in [`UserStage::ALL`] order.
+    pub stages: [ShellStage; 4],
+}
+
+impl Shell {
+    /// The settings of one user stage.
+    pub fn stage(&self, stage: UserStage) -> &ShellStage {
+        &self.stages[stage.index()]
+    }
+
+    /// The settings of one user stage, to fill in.
+    pub fn stage_mut(&mut self, stage: UserStage) -> &mut ShellStage {
+        &mut self.stages[stage.index()]
+    }
+}
+
+/// The commands and cache version of one user stage.
+#[derive(Clone, Debug, Default)]
+pub struct ShellStage {
+    /// Where the stage key (`install:`) is written, if it is.
+    pub key: Option<Span>,
+    /// The commands, each with the span of its list item (or of the string value).
+    pub commands: Vec<Spanned<String>>,
+    /// `<stage>CacheVersion`.
+    pub cache_version: Option<Keyed<String>>,
+}
+
+/// The `docker:` section: directives of the `dockerInstructions` stage.
+#[derive(Clone, Debug, Default)]
+pub struct Docker {
+    /// Where the `docker:` key is written.
+    pub key: Option<Span>,
+    /// `VOLUME`.
+    pub volume: Option<Keyed<Vec<String>>>,
+    /// `EXPOSE`.
+    pub expose: Option<Keyed<Vec<String>>>,
+    /// `ENV`, in written order.
+    pub env: Option<Keyed<Vec<(String, String)>>>,
+    /// `LABEL`, in written order.
+    pub label: Option<Keyed<Vec<(String, String)>>>,
+    /// `ENTRYPOINT` as an argv.
+    pub entrypoint: Option<Keyed<Vec<String>>>,
+    /// `CMD` as an argv.
+    pub cmd: Option<Keyed<Vec<String>>>,
+    /// `WORKDIR`.
+    pub workdir: Option<Keyed<String>>,
+    /// `USER`.
+    pub user: Option<Keyed<String>>,
+    /// `HEALTHCHECK`.
+    pub healthcheck: Option<Keyed<Healthcheck>>,
+}
+
+impl Docker {
+    /// Whether no directive is set.
+    pub fn is_empty(&self) -> bool {
+        self.volume.is_none()
+            && self.expose.is_none()
+            && self.env.is_none()
+            && self.label.is_none()
+            && self.entrypoint.is_none()
+            && self.cmd.is_none()
+            && self.workdir.is_none()
+            && self.user.is_none()
+            && self.healthcheck.is_none()
+    }
+}

@@ -1,0 +1,322 @@
+//! Pass 3: the typed [`Config`] to the images of a [`Plan`](strata_plan::Plan).
+//!
+//! This pass defines the cache behaviour of a stapel image, so it follows werf exactly; the
+//! table in the [module docs](super) lists every stage and its digest inputs.
+
+use strata_plan::Diagnostic;
+use strata_plan::{
+    Base, Command, ConfigChange, DigestInput, Healthcheck, Image, ImageName, Op, Run, RunShell,
+    Stage, StageOptions, Step,
+};
+
+use super::config::{Config, Docker, From, ImageConfig, Keyed, UserStage};
+use super::parse::suggest;
+
+type Result<T> = std::result::Result<T, Box<Diagnostic>>;
+
+/// The user all user-stage commands run as (werf runs assembly instructions as root).
+const RUN_USER: &str = "0:0";
+/// The working directory of user-stage commands.
+const RUN_WORKDIR: &str = "/";
+
+/// Checks the images against each other and lowers them, in config order.
+pub(crate) fn images(config: &Config, file_name: &str) -> Result<Vec<Image>> {
+    if config.images.is_empty() {
+        return Err(Box::new(
+            Diagnostic::new(format!("no images in {file_name}"), None)
+                .help("add an image document, for example `image: app` with `from: alpine:3.20`"),
+        ));
+    }
+    check_names(config)?;
+    let parents = resolve_parents(config)?;
+    check_cycles(config, &parents)?;
+    Ok(config
+        .images
+        .iter()
+        .zip(&parents)
+        .map(|(image, parent)| lower_image(image, *parent))
+        .collect())
+}
+
+/// Two images with one name, or two nameless images, are an error at the second.
+fn check_names(config: &Config) -> Result<()> {
+    for (i, image) in config.images.iter().enumerate() {
+        let Some(first) = config.images[..i].iter().find(|o| o.name == image.name) else {
+            continue;
+        };
+        let message = match &image.name {
+            ImageName::Named(n) => format!("image `{n}` is defined twice"),
+            ImageName::Nameless => "more than one nameless image (`image: ~`)".to_string(),
+        };
+        return Err(Box::new(
+            Diagnostic::new(message, Some(image.name_span))
+                .note(first.name_span, "first defined here")
+                .help("give each image its own name"),
+        ));
+    }
+    Ok(())
+}
+
+/// The index of each image's `fromImage` base.
+fn resolve_parents(config: &Config) -> Result<Vec<Option<usize>>> {
+    config
+        .images
+        .iter()
+        .map(|image| {
+            let From::Image(name) = &image.from.value else {
+                return Ok(None);
+            };
+            if let Some(i) = config.images.iter().position(|o| o.name.matches(name)) {
+                return Ok(Some(i));
+            }
+            let known: Vec<String> = config.images.iter().map(|o| o.name.to_string()).collect();
+            let known_refs: Vec<&str> = known.iter().map(String::as_str).collect();
+            let list = known
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let help = match suggest(name, &known_refs) {
+                Some(s) => format!("did you mean `{s}`? the images of this config are {list}"),
+                None => format!("the images of this config are {list}"),
+            };
+            Err(Box::new(
+                Diagnostic::new(
+                    format!("unknown image `{name}` in `fromImage`"),
+                    Some(image.from.span),
+                )
+                .help(help),
+            ))
+        })
+        .collect()
+}
+
+/// A `fromImage` chain that comes back to an image is an error at the cycle's first image.
+fn check_cycles(config: &Config, parents: &[Option<usize>]) -> Result<()> {
+    for start in 0..parents.len() {
+        let mut path = vec![start];
+        let mut at = start;
+        while let Some(next) = parents[at] {
+            if let Some(pos) = path.iter().position(|&p| p == next) {
+                let mut cycle = path[pos..].to_vec();
+                // Start the cycle at the image written first.
+                let first = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, i)| **i)
+                    .map_or(0, |(k, _)| k);
+                cycle.rotate_left(first);
+                return Err(cycle_error(config, &cycle));
+            }
+            path.push(next);
+            at = next;
+        }
+    }
+    Ok(())
+}
+
+fn cycle_error(config: &Config, cycle: &[usize]) -> Box<Diagnostic> {
+    let name = |i: usize| config.images[i].name.to_string();
+    let shown = cycle
+        .iter()
+        .chain(cycle.first())
+        .map(|&i| name(i))
+        .collect::<Vec<_>>()
+        .join(" -> ");
+    let first = &config.images[cycle[0]];
+    let mut d = Diagnostic::new(
+        format!("`fromImage` forms a cycle: `{shown}`"),
+        Some(first.from.span),
+    )
+    .label(format!(
+        "`{}` is based on `{}`",
+        name(cycle[0]),
+        name(cycle[1 % cycle.len()])
+    ));
+    for (k, &i) in cycle.iter().enumerate().skip(1) {
+        let base = cycle[(k + 1) % cycle.len()];
+        d = d.note(
+            config.images[i].from.span,
+            format!("`{}` is based on `{}` here", name(i), name(base)),
+        );
+    }
+    Box::new(d.help("an image cannot be built on itself; break the chain"))
+}
+
+fn lower_image(image: &ImageConfig, parent: Option<usize>) -> Image {
+    let base = match &image.from.value {
+        From::Scratch => Base::Scratch,
+        From::Reference(r) => Base::Reference {
+            reference: r.clone(),
+            span: Some(image.from.span),
+        },
+        From::Image(_) => Base::Image {
+            index: parent.expect("resolve_parents gives every `fromImage` an index or fails"),
+            span: Some(image.from.span),
+        },
+    };
+    let mut stages = vec![from_stage(image)];
+    stages.extend(UserStage::ALL.iter().filter_map(|s| user_stage(image, *s)));
+    stages.extend(docker_stage(&image.docker));
+    Image {
+        name: image.name.clone(),
+        base,
+        stages,
+        is_final: image.is_final,
+        span: Some(image.name_span),
+    }
+}
+
+fn cache_version(key: &str, value: &Option<Keyed<String>>) -> Option<DigestInput> {
+    value.as_ref().map(|v| DigestInput::CacheVersion {
+        key: key.to_string(),
+        value: v.value.clone(),
+    })
+}
+
+/// `from`: the base (added by the solver), `cacheVersion` and `fromCacheVersion`.
+fn from_stage(image: &ImageConfig) -> Stage {
+    let inputs = [
+        cache_version("cacheVersion", &image.cache_version),
+        cache_version("fromCacheVersion", &image.from_cache_version),
+    ];
+    Stage {
+        name: "from".into(),
+        inputs: inputs.into_iter().flatten().collect(),
+        steps: Vec::new(),
+        options: StageOptions::default(),
+        span: Some(image.from.key),
+    }
+}
+
+/// A user stage: its commands, `shell.cacheVersion` and `<stage>CacheVersion`; `None` without
+/// commands.
+fn user_stage(image: &ImageConfig, stage: UserStage) -> Option<Stage> {
+    let settings = image.shell.stage(stage);
+    if settings.commands.is_empty() {
+        return None;
+    }
+    let span = settings.key;
+    let mut inputs = vec![DigestInput::Commands {
+        commands: settings.commands.iter().map(|c| c.value.clone()).collect(),
+    }];
+    inputs.extend(cache_version(
+        "shell.cacheVersion",
+        &image.shell.cache_version,
+    ));
+    inputs.extend(cache_version(
+        stage.cache_version_key(),
+        &settings.cache_version,
+    ));
+    let run = Run {
+        commands: settings
+            .commands
+            .iter()
+            .map(|c| Command {
+                text: c.value.clone(),
+                span: Some(c.span),
+            })
+            .collect(),
+        shell: RunShell::ToolboxScript,
+        user: Some(RUN_USER.into()),
+        workdir: Some(RUN_WORKDIR.into()),
+    };
+    Some(Stage {
+        name: stage.name().into(),
+        inputs,
+        steps: vec![Step {
+            op: Op::Run(run),
+            span,
+        }],
+        options: StageOptions::default(),
+        span,
+    })
+}
+
+/// `dockerInstructions`: one input per directive, in werf's fixed order, and one config change.
+fn docker_stage(docker: &Docker) -> Option<Stage> {
+    if docker.is_empty() {
+        return None;
+    }
+    let mut inputs = Vec::new();
+    let mut add = |directive: &str, value: Option<String>| {
+        if let Some(value) = value {
+            inputs.push(DigestInput::Docker {
+                directive: directive.into(),
+                value,
+            });
+        }
+    };
+    let v = |k: &Option<Keyed<Vec<String>>>| k.as_ref().map(|k| json_list(&k.value));
+    let m = |k: &Option<Keyed<Vec<(String, String)>>>| k.as_ref().map(|k| json_map(&k.value));
+    let s = |k: &Option<Keyed<String>>| k.as_ref().map(|k| json_string(&k.value));
+    add("VOLUME", v(&docker.volume));
+    add("EXPOSE", v(&docker.expose));
+    add("ENV", m(&docker.env));
+    add("LABEL", m(&docker.label));
+    add("ENTRYPOINT", v(&docker.entrypoint));
+    add("CMD", v(&docker.cmd));
+    add("WORKDIR", s(&docker.workdir));
+    add("USER", s(&docker.user));
+    add(
+        "HEALTHCHECK",
+        docker
+            .healthcheck
+            .as_ref()
+            .map(|h| json_healthcheck(&h.value)),
+    );
+    let change = ConfigChange {
+        env: value(&docker.env).unwrap_or_default(),
+        labels: value(&docker.label).unwrap_or_default(),
+        expose: value(&docker.expose).unwrap_or_default(),
+        volumes: value(&docker.volume).unwrap_or_default(),
+        workdir: value(&docker.workdir),
+        user: value(&docker.user),
+        entrypoint: value(&docker.entrypoint),
+        cmd: value(&docker.cmd),
+        healthcheck: docker.healthcheck.as_ref().map(|h| h.value.clone()),
+        stop_signal: None,
+    };
+    Some(Stage {
+        name: "dockerInstructions".into(),
+        inputs,
+        steps: vec![Step {
+            op: Op::Config(change),
+            span: docker.key,
+        }],
+        options: StageOptions::default(),
+        span: docker.key,
+    })
+}
+
+fn value<T: Clone>(k: &Option<Keyed<T>>) -> Option<T> {
+    k.as_ref().map(|k| k.value.clone())
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string always serializes")
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).expect("a list of strings always serializes")
+}
+
+/// A JSON object in written order (serde_json's map would sort the keys).
+fn json_map(pairs: &[(String, String)]) -> String {
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}:{}", json_string(k), json_string(v)))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
+fn json_healthcheck(h: &Healthcheck) -> String {
+    format!(
+        r#"{{"test":{},"interval":{},"timeout":{},"startPeriod":{},"retries":{}}}"#,
+        json_list(&h.test),
+        h.interval,
+        h.timeout,
+        h.start_period,
+        h.retries
+    )
+}

@@ -1,0 +1,81 @@
+//! The stapel frontend: a werf.yaml-compatible config to the images of a [`Plan`].
+//!
+//! Three passes, each in its own module, as in BuildKit's Dockerfile frontend:
+//!
+//! 1. `yaml`: the text to span-carrying YAML trees (one per `---` document), with byte spans
+//!    for every key and value and mappings kept as ordered lists so duplicates can be reported
+//!    at both places;
+//! 2. `parse`: the trees to the typed [`Config`], checking every key and type (unknown keys get
+//!    a "did you mean", werf keys strata lacks are "not supported by strata yet");
+//! 3. `lower`: the [`Config`] to [`Image`]s, checking the images against each other (duplicate
+//!    names, unknown `fromImage`, `fromImage` cycles).
+//!
+//! # Stages and their digest inputs
+//!
+//! The lowering defines the cache behaviour, so it follows werf's stapel builder exactly. Each
+//! image gets these stages in this order; a user stage without commands and a `docker:` without
+//! directives are left out (the next stage builds on the previous one that exists). The solver
+//! hashes, per stage, the parent stage's digest, the stage name and the inputs below (and adds
+//! the resolved base to `from` itself).
+//!
+//! | stage | digest inputs, in order | steps |
+//! |---|---|---|
+//! | `from` | `cacheVersion`, `fromCacheVersion` (each only if set) | none |
+//! | `beforeInstall` | `commands`, `shell.cacheVersion`, `beforeInstallCacheVersion` | one `Run` |
+//! | `install` | `commands`, `shell.cacheVersion`, `installCacheVersion` | one `Run` |
+//! | `beforeSetup` | `commands`, `shell.cacheVersion`, `beforeSetupCacheVersion` | one `Run` |
+//! | `setup` | `commands`, `shell.cacheVersion`, `setupCacheVersion` | one `Run` |
+//! | `dockerInstructions` | `docker.VOLUME`, `EXPOSE`, `ENV`, `LABEL`, `ENTRYPOINT`, `CMD`, `WORKDIR`, `USER`, `HEALTHCHECK` (each only if set) | one `Config` |
+//!
+//! - `commands` are the command strings exactly as written (a block scalar keeps its newlines).
+//! - Cache versions are strings; a number or boolean is kept as written (`installCacheVersion:
+//!   2` is `"2"`), and null (`~` or nothing) means unset.
+//! - A `Run` runs all commands of the stage as one toolbox script, as `0:0` in `/`; each
+//!   command keeps the span of its list item, the step the span of its stage key.
+//! - A `docker.*` input's value is canonical JSON: a string, a list of strings, an object in
+//!   written order (`ENV`, `LABEL`) or, for `HEALTHCHECK`,
+//!   `{"test":[..],"interval":ns,"timeout":ns,"startPeriod":ns,"retries":n}`. `CMD` and
+//!   `ENTRYPOINT` strings become an argv first: a JSON array of strings is taken as is, any
+//!   other string becomes `["/bin/sh","-c",string]`.
+//!
+//! Not implemented yet, and rejected at the key rather than ignored: `git`, `import`, `mount`,
+//! `ansible`, `dependencies`, `artifact` documents, `dockerfile` images and their keys,
+//! `fromLatest`, `fromArtifact`, `disableGitAfterPatch`, `platform`, `secrets`, `imageSpec`,
+//! `staged`, and the meta keys `build`, `deploy`, `cleanup`, `gitWorktree`. Go templates are
+//! not rendered yet either.
+//!
+//! [`Plan`]: strata_plan::Plan
+//! [`Image`]: strata_plan::Image
+
+mod config;
+mod docker;
+mod lower;
+mod parse;
+mod yaml;
+
+use strata_plan::{Diagnostic, FileId, Image};
+
+/// The crate-level entry points, also reachable as `stapel::load` (the stapel frontend is the
+/// only one so far).
+pub use crate::{Error, LoadOptions, load, load_str};
+
+pub use config::{Config, Docker, From, ImageConfig, Keyed, Shell, ShellStage, Spanned, UserStage};
+
+/// Parses the text of a config file (registered as `file` in the caller's source map) into the
+/// typed [`Config`].
+///
+/// # Errors
+/// The first problem found: malformed YAML, an unknown or unsupported key, a wrong type.
+pub fn parse(file: FileId, text: &str) -> Result<Config, Box<Diagnostic>> {
+    let docs = yaml::parse(file, text)?;
+    parse::config(&docs)
+}
+
+/// Lowers a [`Config`] to images, in config order; `file_name` names the file in messages that
+/// have no better place to point at.
+///
+/// # Errors
+/// No images, duplicate image names, an unknown `fromImage` or a `fromImage` cycle.
+pub fn lower(config: &Config, file_name: &str) -> Result<Vec<Image>, Box<Diagnostic>> {
+    lower::images(config, file_name)
+}

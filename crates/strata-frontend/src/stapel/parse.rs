@@ -1,0 +1,668 @@
+//! Pass 2: the YAML trees to the typed [`Config`], checking every key and type.
+//!
+//! Every key is accounted for: a known key is decoded, a key werf has but strata does not
+//! implement yet is an error at that key ("`git` is not supported by strata yet"), and any other
+//! key is an error with a "did you mean" hint. Nothing is silently ignored, because an ignored
+//! key would silently change what gets built.
+
+use strata_plan::{Diagnostic, ImageName, Span};
+
+use super::config::{Config, Docker, From, ImageConfig, Keyed, Shell, Spanned, UserStage};
+use super::docker;
+use super::yaml::{Document, Kind, Node};
+
+type Result<T> = std::result::Result<T, Box<Diagnostic>>;
+
+/// Keys of the meta document.
+const META_KEYS: &[&str] = &["project", "configVersion"];
+/// werf meta keys strata does not implement yet.
+const META_UNSUPPORTED: &[&str] = &["build", "deploy", "cleanup", "gitWorktree"];
+/// Keys of an image document.
+const IMAGE_KEYS: &[&str] = &[
+    "image",
+    "from",
+    "fromImage",
+    "fromCacheVersion",
+    "cacheVersion",
+    "final",
+    "shell",
+    "docker",
+];
+/// werf image keys strata does not implement yet.
+const IMAGE_UNSUPPORTED: &[&str] = &[
+    "git",
+    "import",
+    "mount",
+    "ansible",
+    "dependencies",
+    "artifact",
+    "dockerfile",
+    "context",
+    "contextAddFiles",
+    "target",
+    "args",
+    "addHost",
+    "network",
+    "ssh",
+    "fromLatest",
+    "fromArtifact",
+    "disableGitAfterPatch",
+    "platform",
+    "secrets",
+    "imageSpec",
+    "staged",
+];
+/// Keys of `shell:`.
+const SHELL_KEYS: &[&str] = &[
+    "beforeInstall",
+    "install",
+    "beforeSetup",
+    "setup",
+    "cacheVersion",
+    "beforeInstallCacheVersion",
+    "installCacheVersion",
+    "beforeSetupCacheVersion",
+    "setupCacheVersion",
+];
+/// Keys of `docker:`.
+const DOCKER_KEYS: &[&str] = &[
+    "VOLUME",
+    "EXPOSE",
+    "ENV",
+    "LABEL",
+    "ENTRYPOINT",
+    "CMD",
+    "WORKDIR",
+    "USER",
+    "HEALTHCHECK",
+];
+
+/// Turns the documents of one file into a [`Config`].
+pub(crate) fn config(docs: &[Document]) -> Result<Config> {
+    let mut config = Config::default();
+    let mut meta_seen: Option<Span> = None;
+    let mut first = true;
+    for doc in docs {
+        let Some(root) = doc.root.as_ref().filter(|r| !r.is_null()) else {
+            continue;
+        };
+        let Kind::Map(pairs) = &root.kind else {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "expected a mapping of keys for a document, found {}",
+                        root.type_name()
+                    ),
+                    Some(root.span),
+                )
+                .help("an image document looks like `image: app` and `from: alpine:3.20`"),
+            ));
+        };
+        let has = |k: &str| pairs.iter().any(|(key, _)| key.as_str() == Some(k));
+        if has("image") || has("artifact") {
+            config.images.push(image(root, doc.start)?);
+        } else if META_KEYS.iter().chain(META_UNSUPPORTED).any(|k| has(k)) {
+            let at = pairs.first().map_or(root.span, |(k, _)| k.span);
+            if let Some(earlier) = meta_seen {
+                return Err(Box::new(
+                    Diagnostic::new("more than one meta document", Some(at))
+                        .note(earlier, "the first meta document is here"),
+                ));
+            }
+            if !first {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        "the meta document (`project:`) must be the first document",
+                        Some(at),
+                    )
+                    .help("move it to the top of the file"),
+                ));
+            }
+            meta_seen = Some(at);
+            meta(root, &mut config)?;
+        } else {
+            let at = pairs.first().map_or(root.span, |(k, _)| k.span);
+            return Err(Box::new(
+                Diagnostic::new("this document has no `image:` key", Some(at)).help(
+                    "start an image document with `image: NAME` (or `image: ~` for the \
+                     nameless image); the meta document has `project:`",
+                ),
+            ));
+        }
+        first = false;
+    }
+    Ok(config)
+}
+
+fn meta(root: &Node, config: &mut Config) -> Result<()> {
+    let section = Section {
+        path: "",
+        context: "the meta document",
+        valid: META_KEYS,
+        unsupported: META_UNSUPPORTED,
+        nested: &[],
+    };
+    for e in entries(root, &section)? {
+        match e.name {
+            "project" => {
+                let name = string(e.value, "project")?;
+                config.project = Some(Spanned {
+                    value: name.to_string(),
+                    span: e.value.span,
+                });
+            }
+            "configVersion" => {
+                let version = e
+                    .value
+                    .as_scalar_text()
+                    .ok_or_else(|| expected(e.value, "`1`", "configVersion"))?;
+                if version != "1" {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            format!("unsupported `configVersion: {version}`"),
+                            Some(e.value.span),
+                        )
+                        .label("only version 1 is supported")
+                        .help("write `configVersion: 1`"),
+                    ));
+                }
+                config.config_version = Some(Spanned {
+                    value: 1,
+                    span: e.value.span,
+                });
+            }
+            _ => unreachable_key(e.key)?,
+        }
+    }
+    Ok(())
+}
+
+fn image(root: &Node, document: Span) -> Result<ImageConfig> {
+    let section = Section {
+        path: "",
+        context: "an image document",
+        valid: IMAGE_KEYS,
+        unsupported: IMAGE_UNSUPPORTED,
+        nested: &[("shell", SHELL_KEYS), ("docker", DOCKER_KEYS)],
+    };
+    let mut name = None;
+    let mut from: Option<Keyed<From>> = None;
+    let mut cache_version = None;
+    let mut from_cache_version = None;
+    let mut is_final = true;
+    let mut shell = Shell::default();
+    let mut docker_section = Docker::default();
+    for e in entries(root, &section)? {
+        match e.name {
+            "image" => {
+                name = Some(if e.value.is_null() {
+                    // `image:` with nothing after it: point at the key.
+                    let span = if e.value.span.start == e.value.span.end {
+                        e.key.span
+                    } else {
+                        e.value.span
+                    };
+                    (ImageName::Nameless, span)
+                } else {
+                    let n = string(e.value, "image")?;
+                    if n.is_empty() || n == "~" {
+                        return Err(Box::new(
+                            Diagnostic::new("an image name cannot be empty", Some(e.value.span))
+                                .help("write `image: ~` (unquoted) for the nameless image"),
+                        ));
+                    }
+                    (ImageName::Named(n.to_string()), e.value.span)
+                });
+            }
+            "from" | "fromImage" => {
+                let text = string(e.value, e.name)?;
+                if let Some(other) = &from {
+                    let first = if matches!(other.value, From::Image(_)) {
+                        "fromImage"
+                    } else {
+                        "from"
+                    };
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            "an image takes either `from` or `fromImage`, not both",
+                            Some(e.key.span),
+                        )
+                        .note(other.key, format!("`{first}` is already given here"))
+                        .help("remove one of them"),
+                    ));
+                }
+                if text.is_empty() || text.contains(char::is_whitespace) {
+                    let what = if e.name == "from" {
+                        "an image reference like `alpine:3.20` or `scratch`"
+                    } else {
+                        "the name of another image of this config"
+                    };
+                    return Err(Box::new(Diagnostic::new(
+                        format!("`{}` must be {what}", e.name),
+                        Some(e.value.span),
+                    )));
+                }
+                let value = match (e.name, text) {
+                    ("fromImage", n) => From::Image(n.to_string()),
+                    (_, "scratch") => From::Scratch,
+                    (_, r) => From::Reference(r.to_string()),
+                };
+                from = Some(Keyed {
+                    value,
+                    key: e.key.span,
+                    span: e.value.span,
+                });
+            }
+            "cacheVersion" => cache_version = version(&e, "cacheVersion")?,
+            "fromCacheVersion" => from_cache_version = version(&e, "fromCacheVersion")?,
+            "final" => is_final = boolean(e.value, "final")?,
+            "shell" => shell = shell_section(&e)?,
+            "docker" => docker_section = docker_directives(&e)?,
+            _ => unreachable_key(e.key)?,
+        }
+    }
+    let (name, name_span) = name.ok_or_else(|| {
+        // `artifact:` documents are rejected by `entries`, so `image:` is always there.
+        Box::new(Diagnostic::new(
+            "this document has no `image:` key",
+            Some(document),
+        ))
+    })?;
+    let Some(from) = from else {
+        return Err(Box::new(
+            Diagnostic::new(
+                format!("image `{name}` needs `from` or `fromImage`"),
+                Some(name_span),
+            )
+            .help("add `from: IMAGE` (for example `from: alpine:3.20`) or `fromImage: OTHER`"),
+        ));
+    };
+    Ok(ImageConfig {
+        name,
+        name_span,
+        from,
+        document,
+        cache_version,
+        from_cache_version,
+        is_final,
+        shell,
+        docker: docker_section,
+    })
+}
+
+fn shell_section(e: &Entry<'_>) -> Result<Shell> {
+    let mut shell = Shell::default();
+    if e.value.is_null() {
+        return Ok(shell);
+    }
+    let section = Section {
+        path: "shell",
+        context: "`shell`",
+        valid: SHELL_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    for s in entries_of(e, &section)? {
+        let path = format!("shell.{}", s.name);
+        if s.name == "cacheVersion" {
+            shell.cache_version = version(&s, &path)?;
+            continue;
+        }
+        let mut matched = false;
+        for stage in UserStage::ALL {
+            if s.name == stage.name() {
+                let target = shell.stage_mut(stage);
+                target.key = Some(s.key.span);
+                target.commands = commands(s.value, &path)?;
+                matched = true;
+            } else if s.name == stage.cache_version_key() {
+                shell.stage_mut(stage).cache_version = version(&s, &path)?;
+                matched = true;
+            }
+        }
+        if !matched {
+            unreachable_key(s.key)?;
+        }
+    }
+    Ok(shell)
+}
+
+/// A user stage's value: a string (one command) or a list of strings.
+fn commands(value: &Node, path: &str) -> Result<Vec<Spanned<String>>> {
+    match &value.kind {
+        _ if value.is_null() => Ok(Vec::new()),
+        Kind::Seq(items) => items
+            .iter()
+            .map(|item| match item.as_str() {
+                Some(text) => Ok(Spanned {
+                    value: text.to_string(),
+                    span: item.span,
+                }),
+                None => {
+                    let mut d = Diagnostic::new(
+                        format!(
+                            "expected a string for each command of `{path}`, found {}",
+                            item.type_name()
+                        ),
+                        Some(item.span),
+                    );
+                    d = match &item.kind {
+                        Kind::Map(_) => d.help(
+                            "a command containing `: ` reads as a mapping in YAML; quote the \
+                             whole command",
+                        ),
+                        Kind::Seq(_) => d.help("commands cannot be nested lists"),
+                        _ => d.help("quote the command to make it a string"),
+                    };
+                    Err(Box::new(d))
+                }
+            })
+            .collect(),
+        _ => match value.as_str() {
+            Some(text) => Ok(vec![Spanned {
+                value: text.to_string(),
+                span: value.span,
+            }]),
+            None => Err(expected(value, "a string or a list of strings", path)),
+        },
+    }
+}
+
+fn docker_directives(e: &Entry<'_>) -> Result<Docker> {
+    let mut docker = Docker {
+        key: Some(e.key.span),
+        ..Docker::default()
+    };
+    if e.value.is_null() {
+        return Ok(docker);
+    }
+    let section = Section {
+        path: "docker",
+        context: "`docker`",
+        valid: DOCKER_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    for d in entries_of(e, &section)? {
+        let path = format!("docker.{}", d.name);
+        match d.name {
+            "VOLUME" => docker.volume = Some(keyed(scalar_list(d.value, &path)?, &d)),
+            "EXPOSE" => docker.expose = Some(keyed(scalar_list(d.value, &path)?, &d)),
+            "ENV" => docker.env = Some(keyed(scalar_map(d.value, &path)?, &d)),
+            "LABEL" => docker.label = Some(keyed(scalar_map(d.value, &path)?, &d)),
+            "ENTRYPOINT" => docker.entrypoint = Some(keyed(argv(d.value, &path)?, &d)),
+            "CMD" => docker.cmd = Some(keyed(argv(d.value, &path)?, &d)),
+            "WORKDIR" => docker.workdir = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
+            "USER" => docker.user = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
+            "HEALTHCHECK" => {
+                let text = string(d.value, &path)?;
+                let check = docker::healthcheck(text).map_err(|m| {
+                    Box::new(Diagnostic::new(m, Some(d.value.span)).help(
+                        "write it as in a Dockerfile: `NONE` or \
+                         `[--interval=30s] [--timeout=30s] [--start-period=0s] [--retries=3] \
+                         CMD <command>`",
+                    ))
+                })?;
+                docker.healthcheck = Some(keyed(check, &d));
+            }
+            _ => unreachable_key(d.key)?,
+        }
+    }
+    Ok(docker)
+}
+
+fn keyed<T>(value: T, e: &Entry<'_>) -> Keyed<T> {
+    Keyed {
+        value,
+        key: e.key.span,
+        span: e.value.span,
+    }
+}
+
+/// `CMD`/`ENTRYPOINT`: a list is the argv; a string is a JSON array or a shell command.
+fn argv(value: &Node, path: &str) -> Result<Vec<String>> {
+    match &value.kind {
+        Kind::Seq(_) => scalar_list(value, path),
+        _ => match value.as_str() {
+            Some(s) => Ok(docker::command_form(s)),
+            None => Err(expected(value, "a string or a list of strings", path)),
+        },
+    }
+}
+
+fn scalar_list(value: &Node, path: &str) -> Result<Vec<String>> {
+    let Kind::Seq(items) = &value.kind else {
+        return Err(expected(value, "a list of strings", path));
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.as_scalar_text().map(str::to_string).ok_or_else(|| {
+                Box::new(Diagnostic::new(
+                    format!(
+                        "expected a string for each item of `{path}`, found {}",
+                        item.type_name()
+                    ),
+                    Some(item.span),
+                ))
+            })
+        })
+        .collect()
+}
+
+fn scalar_map(value: &Node, path: &str) -> Result<Vec<(String, String)>> {
+    let Kind::Map(pairs) = &value.kind else {
+        return Err(expected(value, "a mapping of names to values", path));
+    };
+    let mut seen: Vec<(&str, Span)> = Vec::new();
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        let Some(name) = k.as_scalar_text() else {
+            return Err(expected(k, "a string name", path));
+        };
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+            return Err(duplicate(name, &format!("`{path}`"), k.span, *first));
+        }
+        seen.push((name, k.span));
+        let text = scalar(v, &format!("{path}.{name}"))?;
+        out.push((name.to_string(), text.to_string()));
+    }
+    Ok(out)
+}
+
+/// A cache version: a string, or a number or boolean kept as written; null means unset.
+fn version(e: &Entry<'_>, path: &str) -> Result<Option<Keyed<String>>> {
+    if e.value.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(Keyed {
+        value: scalar(e.value, path)?.to_string(),
+        key: e.key.span,
+        span: e.value.span,
+    }))
+}
+
+fn string<'a>(value: &'a Node, path: &str) -> Result<&'a str> {
+    value
+        .as_str()
+        .ok_or_else(|| expected(value, "a string", path))
+}
+
+/// A string, number or boolean, as written.
+fn scalar<'a>(value: &'a Node, path: &str) -> Result<&'a str> {
+    value
+        .as_scalar_text()
+        .ok_or_else(|| expected(value, "a string", path))
+}
+
+fn boolean(value: &Node, path: &str) -> Result<bool> {
+    match (&value.kind, value.type_name()) {
+        (Kind::Scalar { text, .. }, "a boolean") => Ok(text.eq_ignore_ascii_case("true")),
+        _ => Err(expected(value, "`true` or `false`", path)),
+    }
+}
+
+fn expected(value: &Node, what: &str, path: &str) -> Box<Diagnostic> {
+    Box::new(Diagnostic::new(
+        format!("expected {what} for `{path}`, found {}", value.type_name()),
+        Some(value.span),
+    ))
+}
+
+/// A key written twice in one mapping; `within` names the mapping ("`shell`").
+fn duplicate(name: &str, within: &str, at: Span, first: Span) -> Box<Diagnostic> {
+    Box::new(
+        Diagnostic::new(format!("duplicate key `{name}` in {within}"), Some(at))
+            .note(first, "first defined here"),
+    )
+}
+
+/// A key `entries` accepted but the caller did not handle: a bug, reported without panicking.
+fn unreachable_key(key: &Node) -> Result<()> {
+    Err(Box::new(Diagnostic::new(
+        format!(
+            "internal error: key `{}` is accepted but not handled",
+            key.as_str().unwrap_or("?")
+        ),
+        Some(key.span),
+    )))
+}
+
+/// The keys a mapping may hold.
+struct Section<'a> {
+    /// Dotted path of the mapping for messages (`shell`), empty for a document.
+    path: &'a str,
+    /// How "unknown key ... in X" names the mapping.
+    context: &'a str,
+    valid: &'a [&'a str],
+    unsupported: &'a [&'a str],
+    /// Sub-sections whose keys users put here by mistake: `(section, its keys)`.
+    nested: &'a [(&'a str, &'a [&'a str])],
+}
+
+/// A checked `key: value` pair.
+struct Entry<'a> {
+    name: &'a str,
+    key: &'a Node,
+    value: &'a Node,
+}
+
+fn entries_of<'a>(e: &Entry<'a>, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
+    match &e.value.kind {
+        Kind::Map(_) => entries(e.value, section),
+        _ => Err(expected(e.value, "a mapping", section.path)),
+    }
+}
+
+/// The pairs of a mapping, after checking that every key is a string, unique and known.
+fn entries<'a>(node: &'a Node, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
+    let Kind::Map(pairs) = &node.kind else {
+        return Err(expected(node, "a mapping", section.path));
+    };
+    let mut out: Vec<Entry<'a>> = Vec::new();
+    for (key, value) in pairs {
+        let Some(name) = key.as_str() else {
+            return Err(Box::new(Diagnostic::new(
+                format!(
+                    "expected a string key in {}, found {}",
+                    section.context,
+                    key.type_name()
+                ),
+                Some(key.span),
+            )));
+        };
+        if let Some(first) = out.iter().find(|e| e.name == name) {
+            return Err(duplicate(name, section.context, key.span, first.key.span));
+        }
+        if section.unsupported.contains(&name) {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!("`{name}` is not supported by strata yet"),
+                    Some(key.span),
+                )
+                .label("not supported yet"),
+            ));
+        }
+        if !section.valid.contains(&name) {
+            let mut d = Diagnostic::new(
+                format!("unknown key `{name}` in {}", section.context),
+                Some(key.span),
+            );
+            let nested = section.nested.iter().find_map(|(sub, keys)| {
+                keys.iter()
+                    .find(|k| k.eq_ignore_ascii_case(name))
+                    .map(|k| (*sub, *k))
+            });
+            d = match (suggest(name, section.valid), nested) {
+                (Some(s), _) => d.help(format!("did you mean `{s}`?")),
+                (None, Some((sub, k))) => d.help(format!("`{k}` goes under `{sub}:`")),
+                (None, None) => d.help(format!(
+                    "valid keys are {}",
+                    section
+                        .valid
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            };
+            return Err(Box::new(d));
+        }
+        out.push(Entry { name, key, value });
+    }
+    Ok(out)
+}
+
+/// The closest valid key within edit distance 2 (or differing only in case).
+pub(crate) fn suggest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
+    if let Some(k) = valid.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+        return Some(k);
+    }
+    valid
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("instal", "install"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("setpu", "setup"), 2);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("instal", SHELL_KEYS), Some("install"));
+        assert_eq!(suggest("env", DOCKER_KEYS), Some("ENV"));
+        assert_eq!(suggest("frm", IMAGE_KEYS), Some("from"));
+        assert_eq!(suggest("something", SHELL_KEYS), None);
+    }
+}

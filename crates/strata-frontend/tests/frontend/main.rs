@@ -1,0 +1,4 @@
+//! Integration tests of strata-frontend; modules mirror `src/`.
+
+mod load;
+mod stapel;
