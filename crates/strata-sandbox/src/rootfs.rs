@@ -1,0 +1,497 @@
+//! Everything mounted inside the root, in order, and the switch into it.
+//!
+//! [`setup`] runs in the container's PID 1, inside the new mount namespace, and only talks to
+//! the kernel through [`Syscall`]. The order is fixed and unit-tested:
+//!
+//! 1. `/` becomes recursively private, so no mount below propagates back to the host;
+//! 2. the overlay root ([`crate::overlay`]);
+//! 3. `/proc`, `/sys` (read-only), `/dev` (tmpfs with bound host devices, `pts`, `shm`);
+//! 4. the spec's mounts, in order;
+//! 5. runc's masks over `/proc` and `/sys` (after `/proc`, so they land on it);
+//! 6. `pivot_root` and the detach of the old root ([`pivot`]).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::overlay::{self, Layout};
+use crate::spec::{ContainerSpec, MountKind, container_path};
+use crate::sys::{MntFlags, MsFlags, Syscall};
+
+/// What can go wrong while mounting the container's file systems.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A mount (or the file operation creating its mountpoint) failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. `"mount proc on"`.
+        op: String,
+        /// The host path (under the root mountpoint) involved.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The overlay root could not be mounted.
+    #[error(transparent)]
+    Overlay(#[from] overlay::Error),
+    /// A mount target is not a clean absolute path.
+    #[error("{0}")]
+    Target(String),
+}
+
+/// Host devices bound into the container's `/dev`.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Symlinks created in `/dev` (name, target).
+pub const DEV_LINKS: [(&str, &str); 5] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+/// `/proc` files hidden behind `/dev/null` (runc's default `maskedPaths`).
+pub const MASKED_FILES: [&str; 6] = [
+    "proc/kcore",
+    "proc/keys",
+    "proc/timer_list",
+    "proc/sched_debug",
+    "proc/latency_stats",
+    "proc/timer_stats",
+];
+
+/// Directories hidden behind an empty read-only tmpfs.
+pub const MASKED_DIRS: [&str; 4] = [
+    "proc/acpi",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+
+/// Paths remounted read-only (runc's default `readonlyPaths`).
+pub const READONLY_PATHS: [&str; 5] = [
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+struct Ctx<'a> {
+    sys: &'a dyn Syscall,
+    root: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<(), Error> {
+        self.sys
+            .mount(source, target, fstype, flags, data)
+            .map_err(|source_err| Error::Io {
+                op: match fstype {
+                    Some(fs) => format!("mount {fs} on"),
+                    None if flags.contains(MsFlags::MS_REMOUNT) => "remount".to_owned(),
+                    None if flags.contains(MsFlags::MS_PRIVATE) => {
+                        "make mounts private at".to_owned()
+                    }
+                    None => match source {
+                        Some(s) => format!("bind {} to", s.display()),
+                        None => "mount".to_owned(),
+                    },
+                },
+                path: target.to_path_buf(),
+                source: source_err,
+            })
+    }
+
+    fn fs_op(&self, op: &str, path: &Path, result: io::Result<()>) -> Result<(), Error> {
+        result.map_err(|source| Error::Io {
+            op: op.to_owned(),
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// A read-only bind needs two calls: the `MS_RDONLY` of the first `MS_BIND` is ignored
+    /// by the kernel, only a `MS_REMOUNT|MS_BIND` changes the per-mount flag (mount(2),
+    /// "Creating a bind mount").
+    fn remount_readonly(&self, target: &Path, extra: MsFlags) -> Result<(), Error> {
+        self.mount(
+            None,
+            target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra,
+            None,
+        )
+    }
+}
+
+/// Mounts the root and everything in it (steps 1–5 of the module docs).
+pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result<(), Error> {
+    let ctx = Ctx {
+        sys,
+        root: &layout.rootfs,
+    };
+    // Our mount namespace starts as a copy of the host's, with its shared peer groups; without
+    // MS_PRIVATE every mount below would propagate to the host (mount_namespaces(7)).
+    ctx.mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    overlay::mount_root(sys, layout, spec)?;
+    mount_proc_sys(&ctx)?;
+    mount_dev(&ctx)?;
+    for mount in &spec.mounts {
+        let rel = container_path(&mount.target).map_err(Error::Target)?;
+        let target = ctx.root.join(rel);
+        // The skeleton provides every target on the overlay; a target inside an earlier
+        // tmpfs or bind mount does not exist yet and is created there (never in upper).
+        if !sys.exists(&target) {
+            let result = match mount.kind {
+                MountKind::Bind { .. } if !mount.source.is_dir() => match target.parent() {
+                    Some(parent) => sys.create_dir_all(parent),
+                    None => Ok(()),
+                }
+                .and_then(|()| sys.create_file(&target)),
+                _ => sys.create_dir_all(&target),
+            };
+            ctx.fs_op("create mountpoint", &target, result)?;
+        }
+        match mount.kind {
+            MountKind::Bind { readonly } => {
+                ctx.mount(
+                    Some(&mount.source),
+                    &target,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )?;
+                if readonly {
+                    ctx.remount_readonly(&target, MsFlags::empty())?;
+                }
+            }
+            MountKind::Tmpfs => ctx.mount(
+                Some(Path::new("tmpfs")),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=1777"),
+            )?,
+        }
+    }
+    mask(&ctx)
+}
+
+fn mount_proc_sys(ctx: &Ctx<'_>) -> Result<(), Error> {
+    // proc(5) shows the PID namespace of the mounting process: this runs in PID 1 of the new
+    // namespace, so the container sees only its own tree.
+    ctx.mount(
+        Some(Path::new("proc")),
+        &ctx.root.join("proc"),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    ctx.mount(
+        Some(Path::new("sysfs")),
+        &ctx.root.join("sys"),
+        Some("sysfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        None,
+    )
+}
+
+fn mount_dev(ctx: &Ctx<'_>) -> Result<(), Error> {
+    let dev = ctx.root.join("dev");
+    // A tmpfs, not the host's devtmpfs: only the devices below exist. No MS_NODEV, since the
+    // bound device nodes must work; MS_NOSUID as in runc.
+    ctx.mount(
+        Some(Path::new("tmpfs")),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for name in DEVICES {
+        let target = dev.join(name);
+        ctx.fs_op("create device file", &target, ctx.sys.create_file(&target))?;
+        // Binding the host node instead of mknod(2): works the same in a user namespace and
+        // keeps the host's permissions on the node.
+        ctx.mount(
+            Some(&Path::new("/dev").join(name)),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    for (name, link) in DEV_LINKS {
+        let path = dev.join(name);
+        ctx.fs_op(
+            "create symlink",
+            &path,
+            ctx.sys.symlink(Path::new(link), &path),
+        )?;
+    }
+    let pts = dev.join("pts");
+    ctx.fs_op("create dir", &pts, ctx.sys.create_dir_all(&pts))?;
+    // newinstance: a private devpts, so container ptys are not the host's
+    // (https://docs.kernel.org/filesystems/devpts.html); /dev/ptmx links to its ptmx.
+    ctx.mount(
+        Some(Path::new("devpts")),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=620"),
+    )?;
+    let shm = dev.join("shm");
+    ctx.fs_op("create dir", &shm, ctx.sys.create_dir_all(&shm))?;
+    ctx.mount(
+        Some(Path::new("shm")),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )
+}
+
+fn mask(ctx: &Ctx<'_>) -> Result<(), Error> {
+    let null = ctx.root.join("dev/null");
+    for rel in MASKED_FILES {
+        let path = ctx.root.join(rel);
+        if ctx.sys.exists(&path) {
+            ctx.mount(Some(&null), &path, None, MsFlags::MS_BIND, None)?;
+        }
+    }
+    for rel in MASKED_DIRS {
+        let path = ctx.root.join(rel);
+        if ctx.sys.exists(&path) {
+            ctx.mount(
+                Some(Path::new("tmpfs")),
+                &path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+            )?;
+        }
+    }
+    for rel in READONLY_PATHS {
+        let path = ctx.root.join(rel);
+        if ctx.sys.exists(&path) {
+            ctx.mount(
+                Some(&path),
+                &path,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            // Keep /proc's own flags: a remount replaces all per-mount flags.
+            ctx.remount_readonly(
+                &path,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `rootfs` the root of the mount namespace and drops the old root.
+///
+/// Uses `pivot_root(".", ".")` (pivot_root(2), NOTES): the old root is stacked on top of the
+/// new one at `/`, so no `put_old` directory is needed in the image, and unmounting `.` with
+/// `MNT_DETACH` removes it. Unlike `chroot(2)` the host tree is then unreachable.
+pub fn pivot(sys: &dyn Syscall, rootfs: &Path) -> Result<(), Error> {
+    let wrap = |op: &str, path: &Path, r: io::Result<()>| {
+        r.map_err(|source| Error::Io {
+            op: op.to_owned(),
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    wrap("chdir to", rootfs, sys.chdir(rootfs))?;
+    let dot = Path::new(".");
+    wrap("pivot_root to", rootfs, sys.pivot_root(dot, dot))?;
+    wrap(
+        "detach old root",
+        dot,
+        sys.umount2(dot, MntFlags::MNT_DETACH),
+    )?;
+    wrap("chdir to", Path::new("/"), sys.chdir(Path::new("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Mount, Network, ProcessSpec};
+    use crate::sys::{Call, FakeSyscall};
+
+    fn spec(mounts: Vec<Mount>) -> ContainerSpec {
+        ContainerSpec {
+            lowers: vec!["/layers/a".into()],
+            upper: "/s/upper".into(),
+            work: "/s/work".into(),
+            scratch: "/s".into(),
+            process: ProcessSpec {
+                args: vec!["true".into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: String::new(),
+                terminal: false,
+            },
+            hostname: "h".into(),
+            mounts,
+            network: Network::None,
+        }
+    }
+
+    fn resolv() -> Mount {
+        Mount {
+            target: "/etc/resolv.conf".into(),
+            source: "/host/resolv.conf".into(),
+            kind: MountKind::Bind { readonly: true },
+        }
+    }
+
+    fn position(calls: &[Call], pred: impl Fn(&Call) -> bool) -> usize {
+        calls
+            .iter()
+            .position(pred)
+            .unwrap_or_else(|| panic!("call not found in {calls:#?}"))
+    }
+
+    fn mount_target(call: &Call) -> Option<&Path> {
+        match call {
+            Call::Mount { target, .. } => Some(target),
+            Call::MountOverlay { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn mount_sequence() {
+        let fake = FakeSyscall::new().with_missing("/s/rootfs/proc/timer_stats");
+        let layout = Layout::new(Path::new("/s"));
+        setup(&fake, &layout, &spec(vec![resolv()])).expect("setup");
+        let calls = fake.calls();
+        let targets: Vec<_> = calls.iter().filter_map(mount_target).collect();
+        let root = Path::new("/s/rootfs");
+        let mut expected: Vec<PathBuf> = vec!["/".into(), root.into()];
+        expected.extend(["proc", "sys", "dev"].map(|p| root.join(p)));
+        expected.extend(DEVICES.map(|d| root.join("dev").join(d)));
+        expected.extend(["dev/pts", "dev/shm"].map(|p| root.join(p)));
+        expected.extend([root.join("etc/resolv.conf"), root.join("etc/resolv.conf")]);
+        expected.extend(MASKED_FILES[..5].iter().map(|p| root.join(p)));
+        expected.extend(MASKED_DIRS.map(|p| root.join(p)));
+        for p in READONLY_PATHS {
+            expected.extend([root.join(p), root.join(p)]);
+        }
+        assert_eq!(targets, expected);
+
+        // Propagation is private before anything is mounted.
+        assert_eq!(
+            calls[0],
+            Call::Mount {
+                source: None,
+                target: "/".into(),
+                fstype: None,
+                flags: MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                data: None,
+            }
+        );
+        // resolv.conf: bind, then a read-only remount of the bind.
+        let bind = position(
+            &calls,
+            |c| matches!(c, Call::Mount { source: Some(s), .. } if s == Path::new("/host/resolv.conf")),
+        );
+        assert_eq!(
+            calls[bind + 1],
+            Call::Mount {
+                source: None,
+                target: root.join("etc/resolv.conf"),
+                fstype: None,
+                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                data: None,
+            }
+        );
+        // kcore is bound from the container's /dev/null, after /proc and /dev exist.
+        let kcore = position(&calls, |c| {
+            mount_target(c) == Some(&root.join("proc/kcore"))
+        });
+        assert!(
+            matches!(&calls[kcore], Call::Mount { source: Some(s), .. } if s == &root.join("dev/null"))
+        );
+        // Mountpoints are never created on the overlay: only inside /dev's tmpfs.
+        for call in &calls {
+            if let Call::CreateFile(p) | Call::CreateDirAll(p) = call {
+                assert!(p.starts_with(root.join("dev")), "{p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn target_inside_a_tmpfs_is_created_there() {
+        let fake = FakeSyscall::new().with_missing("/s/rootfs/cache/x");
+        let layout = Layout::new(Path::new("/s"));
+        let mounts = vec![
+            Mount {
+                target: "/cache".into(),
+                source: PathBuf::new(),
+                kind: MountKind::Tmpfs,
+            },
+            Mount {
+                target: "/cache/x".into(),
+                source: "/".into(),
+                kind: MountKind::Bind { readonly: false },
+            },
+        ];
+        setup(&fake, &layout, &spec(mounts)).expect("setup");
+        let calls = fake.calls();
+        let tmpfs = position(&calls, |c| {
+            mount_target(c) == Some(Path::new("/s/rootfs/cache"))
+        });
+        let mkdir = position(&calls, |c| {
+            *c == Call::CreateDirAll("/s/rootfs/cache/x".into())
+        });
+        assert!(tmpfs < mkdir);
+    }
+
+    #[test]
+    fn failing_mount_names_the_path() {
+        let fake = FakeSyscall::new().with_failing("/s/rootfs/proc");
+        let err = setup(&fake, &Layout::new(Path::new("/s")), &spec(vec![])).expect_err("fails");
+        assert_eq!(
+            err.to_string(),
+            "mount proc on /s/rootfs/proc: Invalid argument (os error 22)"
+        );
+    }
+
+    #[test]
+    fn pivot_sequence() {
+        let fake = FakeSyscall::new();
+        pivot(&fake, Path::new("/s/rootfs")).expect("pivot");
+        assert_eq!(
+            fake.calls(),
+            vec![
+                Call::Chdir("/s/rootfs".into()),
+                Call::PivotRoot {
+                    new_root: ".".into(),
+                    put_old: ".".into()
+                },
+                Call::Umount2 {
+                    target: ".".into(),
+                    flags: MntFlags::MNT_DETACH
+                },
+                Call::Chdir("/".into()),
+            ]
+        );
+    }
+}
