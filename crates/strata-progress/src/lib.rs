@@ -86,6 +86,8 @@ pub enum Event {
         digest: String,
         /// Wall time in milliseconds.
         millis: u64,
+        /// Of that, milliseconds spent turning the changes into a layer and committing it.
+        commit_millis: u64,
         /// Size of the stage's own layer in bytes (0 when it made none).
         layer_bytes: u64,
     },

@@ -75,6 +75,8 @@ pub struct Built {
     pub state: StageState,
     /// True when another builder committed the stage while this one waited for it, so nothing ran.
     pub adopted: bool,
+    /// Milliseconds spent making and committing layers.
+    pub commit_millis: u64,
 }
 
 /// Runs stages and knows the cache. The solver sees nothing else of Linux, stores or layers.

@@ -243,6 +243,7 @@ fn build_image(
                 id: id(&stage.name),
                 digest: digest.hex(),
                 millis: t.elapsed().as_millis() as u64,
+                commit_millis: built.commit_millis,
                 layer_bytes: built.state.layer_bytes,
             });
         }
@@ -309,7 +310,7 @@ mod tests {
             self.ran.lock().unwrap().push(format!("{}/{}", job.image_name, job.stage.name));
             let state = StageState { digest: job.digest, manifest: job.digest, layer_bytes: 0 };
             self.built.lock().unwrap().insert(job.digest, state.clone());
-            Ok(Built { state, adopted: false })
+            Ok(Built { state, adopted: false, commit_millis: 0 })
         }
     }
 

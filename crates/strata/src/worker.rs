@@ -73,7 +73,7 @@ impl<'a> LocalWorker<'a> {
             })
             .map_err(other)?;
         if let Some(state) = self.lookup(&job.digest)? {
-            return Ok(Built { state, adopted: true });
+            return Ok(Built { state, adopted: true, commit_millis: 0 });
         }
         let started = Instant::now();
         let parent = match &job.parent_manifest {
@@ -83,12 +83,15 @@ impl<'a> LocalWorker<'a> {
         let mut config = parent.as_ref().map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
         let mut layers = parent.as_ref().map(|p| p.layer_records()).unwrap_or_default();
         let mut new_layer_bytes = 0;
+        let mut commit_millis = 0;
         for (index, step) in job.stage.steps.iter().enumerate() {
             match &step.op {
                 Op::Config(change) => config.apply(change),
                 Op::Run(run) => {
                     let lowers = self.lowers(&layers)?;
-                    if let Some(layer) = self.run_step(job, &id, index, run, &config, &lowers, progress)? {
+                    let (layer, millis) = self.run_step(job, &id, index, run, &config, &lowers, progress)?;
+                    commit_millis += millis;
+                    if let Some(layer) = layer {
                         new_layer_bytes += layer.size;
                         config.rootfs.diff_ids.push(layer.diff_id);
                         layers.push(layer);
@@ -123,7 +126,7 @@ impl<'a> LocalWorker<'a> {
             PutOutcome::AlreadyExists(theirs) => (theirs, true),
         };
         let state = StageState { digest: record.digest, manifest: record.manifest, layer_bytes: new_layer_bytes };
-        Ok(Built { state, adopted })
+        Ok(Built { state, adopted, commit_millis })
     }
 
     fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, ExecError> {
@@ -134,7 +137,8 @@ impl<'a> LocalWorker<'a> {
         Ok(lowers)
     }
 
-    /// Runs one `Run` step; returns the layer it made, if it changed anything.
+    /// Runs one `Run` step; returns the layer it made, if it changed anything, and the
+    /// milliseconds spent committing it.
     #[allow(clippy::too_many_arguments)]
     fn run_step(
         &self,
@@ -145,12 +149,18 @@ impl<'a> LocalWorker<'a> {
         config: &ImageConfig,
         lowers: &[PathBuf],
         progress: &dyn Sink,
-    ) -> Result<Option<LayerRecord>, ExecError> {
+    ) -> Result<(Option<LayerRecord>, u64), ExecError> {
         let scratch = self.store.scratch("run").map_err(other)?;
         let dirs = RunDirs::create(scratch.path()).map_err(other)?;
+        let mut env = build_env(config, &job.stage.options.service_env);
         let args = match &run.shell {
             RunShell::ToolboxScript => {
-                fs::write(dirs.control.join("script.sh"), stage_script(run)).map_err(other)?;
+                // The static bash cannot load locales the image lacks and warns when it starts
+                // with LC_ALL set; the script sets the locale itself, with the warning silenced.
+                let (locale, rest): (Vec<String>, Vec<String>) =
+                    env.into_iter().partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
+                env = rest;
+                fs::write(dirs.control.join("script.sh"), stage_script(run, &locale)).map_err(other)?;
                 vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/script.sh")]
             }
             RunShell::Argv(prefix) => {
@@ -170,7 +180,7 @@ impl<'a> LocalWorker<'a> {
             scratch: dirs.sandbox.clone(),
             process: ProcessSpec {
                 args,
-                env: build_env(config, &job.stage.options.service_env),
+                env,
                 cwd: run.workdir.clone().unwrap_or_else(|| non_empty_or(&config.config.working_dir, "/")),
                 user: run.user.clone().unwrap_or_else(|| config.config.user.clone()),
                 terminal: false,
@@ -208,20 +218,22 @@ impl<'a> LocalWorker<'a> {
                 output_tail: tail.into(),
             });
         }
+        let commit_started = Instant::now();
         if strata_layer::is_empty_dir(&dirs.upper).map_err(other)? {
-            return Ok(None);
+            return Ok((None, 0));
         }
         let mut ingest = self.store.ingest().map_err(other)?;
         let stats = strata_layer::write_layer(&dirs.upper, self.options.compression, &mut ingest).map_err(other)?;
         let size = ingest.written();
         let digest = ingest.commit(None).map_err(other)?;
         self.store.commit_snapshot(&dirs.upper, &stats.diff_id).map_err(other)?;
-        Ok(Some(LayerRecord {
+        let layer = LayerRecord {
             digest,
             diff_id: stats.diff_id,
             size,
             media_type: self.options.compression.media_type().to_string(),
-        }))
+        };
+        Ok((Some(layer), commit_started.elapsed().as_millis() as u64))
     }
 
     /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts.
@@ -314,8 +326,20 @@ pub(crate) fn build_env(config: &ImageConfig, service_env: &[(String, String)]) 
 
 /// werf's stage script: one bash script, `set -e`, each command echoed before it runs. Before
 /// each command its index is written to the control dir, so a failure names the command.
-pub(crate) fn stage_script(run: &Run) -> String {
-    let mut s = String::from("set -e\n");
+/// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
+pub(crate) fn stage_script(run: &Run, exports: &[String]) -> String {
+    let mut s = String::new();
+    if !exports.is_empty() {
+        let quoted: Vec<String> = exports
+            .iter()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                format!("{k}={}", shell_quote(v))
+            })
+            .collect();
+        s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
+    }
+    s.push_str("set -e\n");
     for (i, command) in run.commands.iter().enumerate() {
         s.push_str(&format!("printf '%s' {i} > {RUN_DIR}/step\n"));
         s.push_str(&format!("printf '+ %s\\n' {}\n", shell_quote(&command.text)));
@@ -353,10 +377,10 @@ mod tests {
             user: None,
             workdir: None,
         };
-        let script = stage_script(&run);
+        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()]);
         assert_eq!(
             script,
-            "set -e\nprintf '%s' 0 > /.strata/run/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
+            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/run/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
              printf '%s' 1 > /.strata/run/step\nprintf '+ %s\\n' 'false'\nfalse\n"
         );
     }

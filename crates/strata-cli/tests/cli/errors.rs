@@ -42,7 +42,7 @@ fn config_errors_point_at_the_line_and_leave_the_store_as_it_was() {
         ("image: a\nfrom: busybox\nshell:\n  instal:\n  - x\n", "strata.yaml:4:3", &["unknown key `instal`", "install"]),
         ("image: a\nfrom: busybox\nshell:\n  install: [\n", "strata.yaml:", &[]),
         ("image: a\nfrom: busybox\ngit:\n- add: /\n", "strata.yaml:3:1", &["`git`", "not supported"]),
-        ("image: a\nfrom: nosuchimage:1\nshell:\n  install: [true]\n", "strata.yaml:2:7", &["nosuchimage:1", "strata import"]),
+        ("image: a\nfrom: nosuchimage:1\nshell:\n  install: [\"true\"]\n", "strata.yaml:2:7", &["nosuchimage:1", "strata import"]),
     ];
     for (i, (yaml, location, words)) in cases.iter().enumerate() {
         let dir = env.project(&format!("bad{i}"), yaml);
