@@ -1,0 +1,316 @@
+//! Layer compression: media types, magic-byte detection, streaming encoders and decoders.
+//!
+//! zstd is the default: at level 3 with 2 worker threads (2 MiB jobs, so memory stays
+//! bounded) it runs at tar speed, while gzip
+//! level 6 is an order of magnitude slower (use it only for registries or clients that need
+//! it). Decoders are chosen from the first bytes of the stream, never from a media type, so a
+//! mislabelled blob still unpacks; the diff id is checked by the caller anyway.
+
+use std::io::{self, BufReader, Cursor, Read, Write};
+use std::str::FromStr;
+
+/// Errors from choosing or running a (de)compressor.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A compression name that is not `zstd`, `gzip` or `none`.
+    #[error("unknown compression `{0}`; expected `zstd`, `gzip` or `none`")]
+    UnknownName(String),
+    /// Reading or setting up the stream failed.
+    #[error("{op} failed: {source}")]
+    Stream {
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// How a layer's tar stream is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (RFC 1952), level 6 when writing.
+    Gzip,
+    /// zstd, level 3 with 2 worker threads when writing.
+    #[default]
+    Zstd,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// zstd level used when writing.
+pub const ZSTD_LEVEL: i32 = 3;
+/// zstd worker threads used when writing.
+pub const ZSTD_WORKERS: u32 = 2;
+/// zstd multithreading job size. zstd's default for level 3 is large enough that 2 workers
+/// hold ~110 MB in flight; 2 MiB jobs keep it near 25 MB, compress as fast, and lose about
+/// 0.5% of ratio (measured on a 4 GB `/usr/lib` tar).
+pub const ZSTD_JOB_SIZE: u32 = 2 << 20;
+/// gzip level used when writing.
+pub const GZIP_LEVEL: u32 = 6;
+
+impl Compression {
+    /// The OCI layer media type: `application/vnd.oci.image.layer.v1.tar(+gzip|+zstd)`.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// The compression named by a layer media type (OCI, OCI non-distributable, or docker's
+    /// `application/vnd.docker.image.rootfs.diff.tar.gzip`); `None` for anything else.
+    pub fn from_media_type(s: &str) -> Option<Compression> {
+        match s {
+            "application/vnd.oci.image.layer.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Some(Compression::None),
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                Some(Compression::Gzip)
+            }
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
+                Some(Compression::Zstd)
+            }
+            _ => None,
+        }
+    }
+
+    /// The compression of a stream starting with `magic` (4 bytes are enough; fewer are
+    /// fine). Anything that is neither gzip nor zstd (a zstd frame or skippable frame) is
+    /// taken as a plain tar.
+    pub fn detect(magic: &[u8]) -> Compression {
+        if magic.starts_with(&GZIP_MAGIC) {
+            Compression::Gzip
+        } else if magic.starts_with(&ZSTD_MAGIC)
+            // A zstd stream may open with a skippable frame: 0x184D2A5? little endian.
+            || (magic.len() >= 4 && magic[0] & 0xf0 == 0x50 && magic[1..4] == [0x2a, 0x4d, 0x18])
+        {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+impl FromStr for Compression {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "zstd" => Ok(Compression::Zstd),
+            "gzip" => Ok(Compression::Gzip),
+            "none" => Ok(Compression::None),
+            other => Err(Error::UnknownName(other.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+/// A streaming compressor writing into `W`.
+pub(crate) enum Encoder<W: Write> {
+    None(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    pub(crate) fn new(compression: Compression, out: W) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::None => Encoder::None(out),
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::new(GZIP_LEVEL),
+            )),
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+                enc.include_checksum(true)?;
+                enc.multithread(ZSTD_WORKERS)?;
+                enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))?;
+                Encoder::Zstd(enc)
+            }
+        })
+    }
+
+    /// Ends the compressed stream and returns the writer.
+    pub(crate) fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::None(w) => Ok(w),
+            Encoder::Gzip(g) => g.finish(),
+            Encoder::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::None(w) => w.write(buf),
+            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Zstd(z) => z.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Encoder::None(w) => w.write_all(buf),
+            Encoder::Gzip(g) => g.write_all(buf),
+            Encoder::Zstd(z) => z.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::None(w) => w.flush(),
+            Encoder::Gzip(g) => g.flush(),
+            Encoder::Zstd(z) => z.flush(),
+        }
+    }
+}
+
+/// The sniffed magic bytes put back in front of the rest of the stream.
+pub(crate) type Prefixed<R> = io::Chain<io::Take<Cursor<[u8; 4]>>, R>;
+
+/// A streaming decompressor chosen from the stream's first bytes.
+pub(crate) enum Decoder<R: Read> {
+    None(BufReader<Prefixed<R>>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<Prefixed<R>>>>),
+    Zstd(zstd::stream::read::Decoder<'static, BufReader<Prefixed<R>>>),
+}
+
+/// Input buffer size for decoders.
+const READ_BUF: usize = 256 * 1024;
+
+impl<R: Read> Decoder<R> {
+    /// Reads the first bytes of `input`, picks the decoder and returns it with the choice.
+    pub(crate) fn new(mut input: R) -> Result<(Compression, Self), Error> {
+        let mut magic = [0u8; 4];
+        let mut n = 0;
+        while n < magic.len() {
+            match input.read(&mut magic[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::Stream {
+                        op: "reading the layer's first bytes",
+                        source,
+                    });
+                }
+            }
+        }
+        let compression = Compression::detect(&magic[..n]);
+        let prefixed =
+            BufReader::with_capacity(READ_BUF, Cursor::new(magic).take(n as u64).chain(input));
+        let decoder = match compression {
+            Compression::None => Decoder::None(prefixed),
+            Compression::Gzip => {
+                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(prefixed)))
+            }
+            Compression::Zstd => {
+                Decoder::Zstd(zstd::stream::read::Decoder::with_buffer(prefixed).map_err(
+                    |source| Error::Stream {
+                        op: "setting up the zstd decoder",
+                        source,
+                    },
+                )?)
+            }
+        };
+        Ok((compression, decoder))
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::None(r) => r.read(buf),
+            Decoder::Gzip(r) => r.read(buf),
+            Decoder::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+/// A reader yielding the uncompressed tar of a possibly compressed layer stream (for
+/// docker-archive export). The compression is detected from the first bytes.
+pub fn decompressed(layer: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, crate::Error> {
+    let (_, decoder) = Decoder::new(layer)?;
+    Ok(Box::new(decoder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(c: Compression) {
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut enc = Encoder::new(c, Vec::new()).expect("encoder");
+        enc.write_all(&data).expect("write");
+        let blob = enc.finish().expect("finish");
+        assert_eq!(Compression::detect(&blob), c);
+        let (found, mut dec) = Decoder::new(blob.as_slice()).expect("decoder");
+        assert_eq!(found, c);
+        let mut back = Vec::new();
+        dec.read_to_end(&mut back).expect("read");
+        assert!(back == data, "{c} round trip differs");
+    }
+
+    #[test]
+    fn encoders_round_trip() {
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            roundtrip(c);
+        }
+    }
+
+    #[test]
+    fn names_and_media_types() {
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            assert_eq!(Compression::from_media_type(c.media_type()), Some(c));
+            assert_eq!(c.to_string().parse::<Compression>().expect("parse"), c);
+        }
+        assert_eq!(
+            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(Compression::from_media_type("application/json"), None);
+        let err = "xz".parse::<Compression>().expect_err("xz");
+        assert!(err.to_string().contains("expected `zstd`"), "{err}");
+        assert_eq!(Compression::default(), Compression::Zstd);
+    }
+
+    #[test]
+    fn detects_short_and_skippable() {
+        assert_eq!(Compression::detect(b""), Compression::None);
+        assert_eq!(Compression::detect(&[0x1f]), Compression::None);
+        assert_eq!(Compression::detect(&[0x1f, 0x8b]), Compression::Gzip);
+        assert_eq!(
+            Compression::detect(&[0x5e, 0x2a, 0x4d, 0x18]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::detect(b"etc/"), Compression::None);
+    }
+
+    #[test]
+    fn empty_and_tiny_inputs_decode_as_plain() {
+        let (c, mut d) = Decoder::new(&b""[..]).expect("empty");
+        assert_eq!(c, Compression::None);
+        let mut out = Vec::new();
+        d.read_to_end(&mut out).expect("read");
+        assert!(out.is_empty());
+        let (_, mut d) = Decoder::new(&b"ab"[..]).expect("tiny");
+        let mut out = Vec::new();
+        d.read_to_end(&mut out).expect("read");
+        assert_eq!(out, b"ab");
+    }
+}
