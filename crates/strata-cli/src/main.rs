@@ -11,7 +11,10 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     // The sandbox re-executes this binary as the init of each container (see strata-sandbox).
-    if std::env::args_os().nth(1).is_some_and(|a| a == commands::SANDBOX_INIT) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == commands::SANDBOX_INIT)
+    {
         strata_sandbox::init_main();
     }
     let cli = args::Cli::parse();

@@ -25,7 +25,10 @@ const VERSION: &str = "strata/stage/v1";
 pub fn stage_digest(parent: Option<&Digest>, stage: &str, inputs: &[DigestInput]) -> Digest {
     let mut h = Hasher::new();
     field(&mut h, VERSION.as_bytes());
-    field(&mut h, parent.map(|p| p.hex()).unwrap_or_default().as_bytes());
+    field(
+        &mut h,
+        parent.map(|p| p.hex()).unwrap_or_default().as_bytes(),
+    );
     field(&mut h, stage.as_bytes());
     field(&mut h, &(inputs.len() as u64).to_le_bytes());
     for input in inputs {
@@ -45,25 +48,58 @@ mod tests {
     use super::*;
 
     fn cv(key: &str, value: &str) -> DigestInput {
-        DigestInput::CacheVersion { key: key.into(), value: value.into() }
+        DigestInput::CacheVersion {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
     fn every_part_changes_the_digest() {
         let p = Digest::of(b"parent");
         let base = stage_digest(Some(&p), "install", &[cv("installCacheVersion", "1")]);
-        assert_ne!(base, stage_digest(None, "install", &[cv("installCacheVersion", "1")]));
-        assert_ne!(base, stage_digest(Some(&p), "setup", &[cv("installCacheVersion", "1")]));
-        assert_ne!(base, stage_digest(Some(&p), "install", &[cv("installCacheVersion", "2")]));
-        assert_ne!(base, stage_digest(Some(&p), "install", &[cv("setupCacheVersion", "1")]));
-        assert_eq!(base, stage_digest(Some(&p), "install", &[cv("installCacheVersion", "1")]));
+        assert_ne!(
+            base,
+            stage_digest(None, "install", &[cv("installCacheVersion", "1")])
+        );
+        assert_ne!(
+            base,
+            stage_digest(Some(&p), "setup", &[cv("installCacheVersion", "1")])
+        );
+        assert_ne!(
+            base,
+            stage_digest(Some(&p), "install", &[cv("installCacheVersion", "2")])
+        );
+        assert_ne!(
+            base,
+            stage_digest(Some(&p), "install", &[cv("setupCacheVersion", "1")])
+        );
+        assert_eq!(
+            base,
+            stage_digest(Some(&p), "install", &[cv("installCacheVersion", "1")])
+        );
     }
 
     #[test]
     fn field_boundaries_are_unambiguous() {
-        let a = stage_digest(None, "s", &[DigestInput::Commands { commands: vec!["ab".into(), "c".into()] }]);
-        let b = stage_digest(None, "s", &[DigestInput::Commands { commands: vec!["a".into(), "bc".into()] }]);
+        let a = stage_digest(
+            None,
+            "s",
+            &[DigestInput::Commands {
+                commands: vec!["ab".into(), "c".into()],
+            }],
+        );
+        let b = stage_digest(
+            None,
+            "s",
+            &[DigestInput::Commands {
+                commands: vec!["a".into(), "bc".into()],
+            }],
+        );
         assert_ne!(a, b);
-        assert_ne!(stage_digest(None, "s", &[cv("k", "v"), cv("k2", "")]), stage_digest(None, "s", &[cv("k", "vk2")]));
+        assert_ne!(
+            stage_digest(None, "s", &[cv("k", "v"), cv("k2", "")]),
+            stage_digest(None, "s", &[cv("k", "vk2")])
+        );
     }
 }

@@ -74,20 +74,22 @@ impl Error {
     pub fn render(&self, sources: &SourceMap) -> String {
         let mut out = format!("error: {self}\n");
         let span = match self {
-            Error::Base { span, .. } | Error::CommandFailed { span, .. } | Error::Stage { span, .. } => *span,
+            Error::Base { span, .. }
+            | Error::CommandFailed { span, .. }
+            | Error::Stage { span, .. } => *span,
             _ => None,
         };
         if let Some(span) = span {
             out.push_str(&sources.snippet(span, ""));
         }
-        if let Error::CommandFailed { output_tail, .. } = self {
-            if !output_tail.is_empty() {
-                out.push_str("last output lines:\n");
-                for line in output_tail {
-                    out.push_str("  ");
-                    out.push_str(line);
-                    out.push('\n');
-                }
+        if let Error::CommandFailed { output_tail, .. } = self
+            && !output_tail.is_empty()
+        {
+            out.push_str("last output lines:\n");
+            for line in output_tail {
+                out.push_str("  ");
+                out.push_str(line);
+                out.push('\n');
             }
         }
         out

@@ -86,5 +86,10 @@ pub trait Executor: Sync {
     /// The state of a stage already built, if the cache has it.
     fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError>;
     /// Builds a stage on top of its parent and commits it under `job.digest`.
-    fn build(&self, job: &StageJob<'_>, progress: &dyn Sink, cancel: &AtomicBool) -> Result<Built, ExecError>;
+    fn build(
+        &self,
+        job: &StageJob<'_>,
+        progress: &dyn Sink,
+        cancel: &AtomicBool,
+    ) -> Result<Built, ExecError>;
 }

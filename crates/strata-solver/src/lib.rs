@@ -46,7 +46,10 @@ pub struct SolveOptions {
 
 impl Default for SolveOptions {
     fn default() -> Self {
-        SolveOptions { images: Vec::new(), parallel: 4 }
+        SolveOptions {
+            images: Vec::new(),
+            parallel: 4,
+        }
     }
 }
 
@@ -84,12 +87,20 @@ pub struct Solution {
 impl Solution {
     /// Stages that ran.
     pub fn built(&self) -> usize {
-        self.images.iter().flat_map(|i| &i.stages).filter(|s| !s.cached).count()
+        self.images
+            .iter()
+            .flat_map(|i| &i.stages)
+            .filter(|s| !s.cached)
+            .count()
     }
 
     /// Stages reused from the cache.
     pub fn cached(&self) -> usize {
-        self.images.iter().flat_map(|i| &i.stages).filter(|s| s.cached).count()
+        self.images
+            .iter()
+            .flat_map(|i| &i.stages)
+            .filter(|s| s.cached)
+            .count()
     }
 }
 
@@ -108,21 +119,35 @@ pub fn solve(
             .iter()
             .map(|&i| {
                 let image = &plan.images[i];
-                (image.name.to_string(), image.stages.iter().map(|s| s.name.clone()).collect())
+                (
+                    image.name.to_string(),
+                    image.stages.iter().map(|s| s.name.clone()).collect(),
+                )
             })
             .collect(),
     });
-    let result = schedule::run(plan, &wanted, options.parallel.max(1), cancel, |index, deps| {
-        build_image(plan, index, deps, executor, progress, cancel)
-    });
+    let result = schedule::run(
+        plan,
+        &wanted,
+        options.parallel.max(1),
+        cancel,
+        |index, deps| build_image(plan, index, deps, executor, progress, cancel),
+    );
     let (built, cached, ok) = match &result {
         Ok(images) => {
-            let s = Solution { images: images.clone() };
+            let s = Solution {
+                images: images.clone(),
+            };
             (s.built(), s.cached(), true)
         }
         Err(_) => (0, 0, false),
     };
-    progress.event(Event::BuildFinished { built, cached, millis: started.elapsed().as_millis() as u64, ok });
+    progress.event(Event::BuildFinished {
+        built,
+        cached,
+        millis: started.elapsed().as_millis() as u64,
+        ok,
+    });
     result.map(|images| Solution { images })
 }
 
@@ -138,16 +163,19 @@ pub fn image_digests(
     let base_input = match &image.base {
         Base::Scratch => "scratch".to_string(),
         Base::Reference { reference, span } => {
-            let resolved = executor.resolve_base(reference).map_err(|source| Error::Base {
-                image: name.clone(),
-                reference: reference.clone(),
-                span: *span,
-                source,
-            })?;
+            let resolved = executor
+                .resolve_base(reference)
+                .map_err(|source| Error::Base {
+                    image: name.clone(),
+                    reference: reference.clone(),
+                    span: *span,
+                    source,
+                })?;
             format!("{}@{}", resolved.reference, resolved.manifest)
         }
         Base::Image { .. } => {
-            let state = base_state.expect("the scheduler builds a fromImage base before its dependents");
+            let state =
+                base_state.expect("the scheduler builds a fromImage base before its dependents");
             format!("image@{}", state.digest)
         }
     };
@@ -156,7 +184,9 @@ pub fn image_digests(
     for (i, stage) in image.stages.iter().enumerate() {
         let mut inputs = Vec::with_capacity(stage.inputs.len() + 1);
         if i == 0 {
-            inputs.push(DigestInput::Base { base: base_input.clone() });
+            inputs.push(DigestInput::Base {
+                base: base_input.clone(),
+            });
         }
         inputs.extend(stage.inputs.iter().cloned());
         let digest = cache_key::stage_digest(parent.as_ref(), &stage.name, &inputs);
@@ -189,21 +219,29 @@ fn build_image(
         Base::Image { .. } => base_state.map(|s| s.manifest),
     };
     let digests = image_digests(image, executor, base_state)?;
-    let id = |stage: &str| StageId { image: name.clone(), stage: stage.to_string() };
+    let id = |stage: &str| StageId {
+        image: name.clone(),
+        stage: stage.to_string(),
+    };
     for (stage, (digest, _)) in image.stages.iter().zip(&digests) {
-        progress.event(Event::StageDigest { id: id(&stage.name), digest: digest.hex() });
+        progress.event(Event::StageDigest {
+            id: id(&stage.name),
+            digest: digest.hex(),
+        });
     }
 
     // The last cached stage: everything before it is implied by its digest.
     let mut start = 0;
     let mut state: Option<StageState> = None;
     for i in (0..digests.len()).rev() {
-        let found = executor.lookup(&digests[i].0).map_err(|source| Error::Stage {
-            image: name.clone(),
-            stage: image.stages[i].name.clone(),
-            span: image.stages[i].span,
-            source,
-        })?;
+        let found = executor
+            .lookup(&digests[i].0)
+            .map_err(|source| Error::Stage {
+                image: name.clone(),
+                stage: image.stages[i].name.clone(),
+                span: image.stages[i].span,
+                source,
+            })?;
         if let Some(found) = found {
             start = i + 1;
             state = Some(found);
@@ -212,8 +250,15 @@ fn build_image(
     }
     let mut stages = Vec::with_capacity(digests.len());
     for (stage, (digest, _)) in image.stages.iter().zip(&digests).take(start) {
-        progress.event(Event::StageCached { id: id(&stage.name), digest: digest.hex() });
-        stages.push(StageOutcome { name: stage.name.clone(), digest: *digest, cached: true });
+        progress.event(Event::StageCached {
+            id: id(&stage.name),
+            digest: digest.hex(),
+        });
+        stages.push(StageOutcome {
+            name: stage.name.clone(),
+            digest: *digest,
+            cached: true,
+        });
     }
     for i in start..digests.len() {
         if cancel.load(Ordering::Relaxed) {
@@ -221,7 +266,10 @@ fn build_image(
         }
         let stage = &image.stages[i];
         let (digest, inputs) = &digests[i];
-        progress.event(Event::StageStarted { id: id(&stage.name), digest: digest.hex() });
+        progress.event(Event::StageStarted {
+            id: id(&stage.name),
+            digest: digest.hex(),
+        });
         let t = Instant::now();
         let job = StageJob {
             image,
@@ -230,14 +278,24 @@ fn build_image(
             digest: *digest,
             inputs,
             parent_stage: if i == 0 { None } else { Some(digests[i - 1].0) },
-            parent_manifest: state.as_ref().map(|s| s.manifest).or(if i == 0 { base_manifest } else { None }),
+            parent_manifest: state.as_ref().map(|s| s.manifest).or(if i == 0 {
+                base_manifest
+            } else {
+                None
+            }),
         };
         let built = executor.build(&job, progress, cancel).map_err(|e| {
-            progress.event(Event::StageFailed { id: id(&stage.name), message: e.to_string() });
+            progress.event(Event::StageFailed {
+                id: id(&stage.name),
+                message: e.to_string(),
+            });
             stage_error(&name, stage, e)
         })?;
         if built.adopted {
-            progress.event(Event::StageCached { id: id(&stage.name), digest: digest.hex() });
+            progress.event(Event::StageCached {
+                id: id(&stage.name),
+                digest: digest.hex(),
+            });
         } else {
             progress.event(Event::StageBuilt {
                 id: id(&stage.name),
@@ -247,7 +305,11 @@ fn build_image(
                 layer_bytes: built.state.layer_bytes,
             });
         }
-        stages.push(StageOutcome { name: stage.name.clone(), digest: *digest, cached: built.adopted });
+        stages.push(StageOutcome {
+            name: stage.name.clone(),
+            digest: *digest,
+            cached: built.adopted,
+        });
         state = Some(built.state);
     }
     let state = state.ok_or_else(|| Error::Stage {
@@ -256,13 +318,26 @@ fn build_image(
         span: image.span,
         source: ExecError::Other("the image has no stages".into()),
     })?;
-    progress.event(Event::ImageDone { image: name.clone(), digest: state.digest.hex() });
-    Ok(ImageOutcome { index, name, stages, state })
+    progress.event(Event::ImageDone {
+        image: name.clone(),
+        digest: state.digest.hex(),
+    });
+    Ok(ImageOutcome {
+        index,
+        name,
+        stages,
+        state,
+    })
 }
 
 fn stage_error(image: &str, stage: &strata_plan::Stage, e: ExecError) -> Error {
     match e {
-        ExecError::CommandFailed { step, command, exit_code, output_tail } => {
+        ExecError::CommandFailed {
+            step,
+            command,
+            exit_code,
+            output_tail,
+        } => {
             let step_ref = stage.steps.get(step);
             let cmd = step_ref.and_then(|s| match (&s.op, command) {
                 (strata_plan::Op::Run(run), Some(c)) => run.commands.get(c),
@@ -272,13 +347,21 @@ fn stage_error(image: &str, stage: &strata_plan::Stage, e: ExecError) -> Error {
                 image: image.to_string(),
                 stage: stage.name.clone(),
                 command: cmd.map(|c| c.text.clone()).unwrap_or_default(),
-                span: cmd.and_then(|c| c.span).or(step_ref.and_then(|s| s.span)).or(stage.span),
+                span: cmd
+                    .and_then(|c| c.span)
+                    .or(step_ref.and_then(|s| s.span))
+                    .or(stage.span),
                 exit_code,
                 output_tail,
             }
         }
         ExecError::Cancelled => Error::Cancelled,
-        other => Error::Stage { image: image.to_string(), stage: stage.name.clone(), span: stage.span, source: other },
+        other => Error::Stage {
+            image: image.to_string(),
+            stage: stage.name.clone(),
+            span: stage.span,
+            source: other,
+        },
     }
 }
 
@@ -301,16 +384,35 @@ mod tests {
 
     impl Executor for Memory {
         fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
-            Ok(ResolvedBase { reference: reference.into(), manifest: Digest::of(reference.as_bytes()) })
+            Ok(ResolvedBase {
+                reference: reference.into(),
+                manifest: Digest::of(reference.as_bytes()),
+            })
         }
         fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
             Ok(self.built.lock().unwrap().get(digest).cloned())
         }
-        fn build(&self, job: &StageJob<'_>, _: &dyn Sink, _: &AtomicBool) -> Result<Built, ExecError> {
-            self.ran.lock().unwrap().push(format!("{}/{}", job.image_name, job.stage.name));
-            let state = StageState { digest: job.digest, manifest: job.digest, layer_bytes: 0 };
+        fn build(
+            &self,
+            job: &StageJob<'_>,
+            _: &dyn Sink,
+            _: &AtomicBool,
+        ) -> Result<Built, ExecError> {
+            self.ran
+                .lock()
+                .unwrap()
+                .push(format!("{}/{}", job.image_name, job.stage.name));
+            let state = StageState {
+                digest: job.digest,
+                manifest: job.digest,
+                layer_bytes: 0,
+            };
             self.built.lock().unwrap().insert(job.digest, state.clone());
-            Ok(Built { state, adopted: false, commit_millis: 0 })
+            Ok(Built {
+                state,
+                adopted: false,
+                commit_millis: 0,
+            })
         }
     }
 
@@ -320,7 +422,9 @@ mod tests {
             inputs: if commands.is_empty() {
                 vec![]
             } else {
-                vec![DigestInput::Commands { commands: commands.iter().map(|c| c.to_string()).collect() }]
+                vec![DigestInput::Commands {
+                    commands: commands.iter().map(|c| c.to_string()).collect(),
+                }]
             },
             steps: vec![],
             options: StageOptions::default(),
@@ -332,7 +436,11 @@ mod tests {
         Image {
             name: ImageName::Named(name.into()),
             base,
-            stages: vec![stage("from", &[]), stage("install", &[install]), stage("setup", &["s"])],
+            stages: vec![
+                stage("from", &[]),
+                stage("install", &[install]),
+                stage("setup", &["s"]),
+            ],
             is_final: true,
             span: None,
         }
@@ -340,7 +448,14 @@ mod tests {
 
     fn build(plan: &Plan, exec: &Memory) -> Vec<String> {
         exec.ran.lock().unwrap().clear();
-        solve(plan, exec, &SolveOptions::default(), &Discard, &AtomicBool::new(false)).unwrap();
+        solve(
+            plan,
+            exec,
+            &SolveOptions::default(),
+            &Discard,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         let mut ran = exec.ran.lock().unwrap().clone();
         ran.sort();
         ran
@@ -349,8 +464,14 @@ mod tests {
     #[test]
     fn rebuilds_from_the_first_changed_stage() {
         let exec = Memory::default();
-        let base = || Base::Reference { reference: "busybox:latest".into(), span: None };
-        let mut plan = Plan { images: vec![image("a", base(), "i1")], ..Plan::default() };
+        let base = || Base::Reference {
+            reference: "busybox:latest".into(),
+            span: None,
+        };
+        let mut plan = Plan {
+            images: vec![image("a", base(), "i1")],
+            ..Plan::default()
+        };
         assert_eq!(build(&plan, &exec), ["a/from", "a/install", "a/setup"]);
         assert!(build(&plan, &exec).is_empty());
         plan.images[0] = image("a", base(), "i2");
@@ -360,9 +481,22 @@ mod tests {
     #[test]
     fn from_image_builds_after_its_base_and_follows_its_changes() {
         let exec = Memory::default();
-        let base = Base::Reference { reference: "busybox:latest".into(), span: None };
+        let base = Base::Reference {
+            reference: "busybox:latest".into(),
+            span: None,
+        };
         let mut plan = Plan {
-            images: vec![image("child", Base::Image { index: 1, span: None }, "c"), image("parent", base, "p1")],
+            images: vec![
+                image(
+                    "child",
+                    Base::Image {
+                        index: 1,
+                        span: None,
+                    },
+                    "c",
+                ),
+                image("parent", base, "p1"),
+            ],
             ..Plan::default()
         };
         build(&plan, &exec);
@@ -370,21 +504,62 @@ mod tests {
         let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
         assert!(pos("parent/setup") < pos("child/from"));
         plan.images[1].stages[1] = stage("install", &["p2"]);
-        assert_eq!(build(&plan, &exec), ["child/from", "child/install", "child/setup", "parent/install", "parent/setup"]);
+        assert_eq!(
+            build(&plan, &exec),
+            [
+                "child/from",
+                "child/install",
+                "child/setup",
+                "parent/install",
+                "parent/setup"
+            ]
+        );
     }
 
     #[test]
     fn selecting_an_image_builds_its_bases_only() {
         let exec = Memory::default();
-        let base = || Base::Reference { reference: "busybox:latest".into(), span: None };
+        let base = || Base::Reference {
+            reference: "busybox:latest".into(),
+            span: None,
+        };
         let plan = Plan {
-            images: vec![image("a", base(), "a"), image("b", Base::Image { index: 0, span: None }, "b"), image("c", base(), "c")],
+            images: vec![
+                image("a", base(), "a"),
+                image(
+                    "b",
+                    Base::Image {
+                        index: 0,
+                        span: None,
+                    },
+                    "b",
+                ),
+                image("c", base(), "c"),
+            ],
             ..Plan::default()
         };
-        let options = SolveOptions { images: vec!["b".into()], parallel: 2 };
+        let options = SolveOptions {
+            images: vec!["b".into()],
+            parallel: 2,
+        };
         solve(&plan, &exec, &options, &Discard, &AtomicBool::new(false)).unwrap();
-        assert!(exec.ran.lock().unwrap().iter().all(|s| !s.starts_with("c/")));
-        let err = solve(&plan, &exec, &SolveOptions { images: vec!["zz".into()], parallel: 1 }, &Discard, &AtomicBool::new(false));
+        assert!(
+            exec.ran
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|s| !s.starts_with("c/"))
+        );
+        let err = solve(
+            &plan,
+            &exec,
+            &SolveOptions {
+                images: vec!["zz".into()],
+                parallel: 1,
+            },
+            &Discard,
+            &AtomicBool::new(false),
+        );
         assert!(matches!(err, Err(Error::UnknownImage { .. })));
     }
 }

@@ -17,7 +17,12 @@ pub(crate) fn select(plan: &Plan, names: &[String]) -> Result<Vec<usize>, Error>
     for name in names {
         let index = plan.image_index(name).ok_or_else(|| Error::UnknownImage {
             name: name.clone(),
-            known: plan.images.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", "),
+            known: plan
+                .images
+                .iter()
+                .map(|i| format!("`{}`", i.name))
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
         roots.push(index);
     }
@@ -52,14 +57,21 @@ pub(crate) fn run<F>(
 where
     F: Fn(usize, &[(usize, StageState)]) -> Result<ImageOutcome, Error> + Sync,
 {
-    let board = Mutex::new(Board { done: HashMap::new(), running: BTreeSet::new(), outcomes: Vec::new(), error: None });
+    let board = Mutex::new(Board {
+        done: HashMap::new(),
+        running: BTreeSet::new(),
+        outcomes: Vec::new(),
+        error: None,
+    });
     let changed = Condvar::new();
     let dependency = |i: usize| match plan.images[i].base {
         Base::Image { index, .. } => Some(index),
         _ => None,
     };
     let worker = || loop {
-        let mut b = board.lock().expect("no scheduler thread panics while holding the board");
+        let mut b = board
+            .lock()
+            .expect("no scheduler thread panics while holding the board");
         let next = loop {
             if b.error.is_some() || cancel.load(Ordering::Relaxed) {
                 break None;
@@ -72,7 +84,11 @@ where
             match ready {
                 Some(i) => break Some(i),
                 None if b.running.is_empty() => break None,
-                None => b = changed.wait(b).expect("no scheduler thread panics while holding the board"),
+                None => {
+                    b = changed
+                        .wait(b)
+                        .expect("no scheduler thread panics while holding the board")
+                }
             }
         };
         let Some(index) = next else {
@@ -80,11 +96,15 @@ where
             return;
         };
         b.running.insert(index);
-        let deps: Vec<(usize, StageState)> =
-            dependency(index).and_then(|d| b.done.get(&d).map(|s| (d, s.clone()))).into_iter().collect();
+        let deps: Vec<(usize, StageState)> = dependency(index)
+            .and_then(|d| b.done.get(&d).map(|s| (d, s.clone())))
+            .into_iter()
+            .collect();
         drop(b);
         let result = build(index, &deps);
-        let mut b = board.lock().expect("no scheduler thread panics while holding the board");
+        let mut b = board
+            .lock()
+            .expect("no scheduler thread panics while holding the board");
         b.running.remove(&index);
         match result {
             Ok(outcome) => {
@@ -101,10 +121,12 @@ where
     };
     std::thread::scope(|s| {
         for _ in 0..parallel.min(wanted.len()).max(1) {
-            s.spawn(&worker);
+            s.spawn(worker);
         }
     });
-    let b = board.into_inner().expect("no scheduler thread panicked while holding the board");
+    let b = board
+        .into_inner()
+        .expect("no scheduler thread panicked while holding the board");
     if let Some(e) = b.error {
         return Err(e);
     }

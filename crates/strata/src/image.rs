@@ -23,12 +23,16 @@ pub struct StoredImage {
 impl StoredImage {
     /// Reads an image by manifest digest.
     pub fn load(store: &LocalStore, digest: &Digest) -> anyhow::Result<StoredImage> {
-        let bytes = store.read_blob(digest).with_context(|| format!("read manifest {digest}"))?;
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).with_context(|| format!("manifest {digest} is not valid JSON"))?;
-        let bytes = store.read_blob(&manifest.config.digest).with_context(|| format!("read config of {digest}"))?;
-        let config: ImageConfig =
-            serde_json::from_slice(&bytes).with_context(|| format!("config of {digest} is not valid JSON"))?;
+        let bytes = store
+            .read_blob(digest)
+            .with_context(|| format!("read manifest {digest}"))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("manifest {digest} is not valid JSON"))?;
+        let bytes = store
+            .read_blob(&manifest.config.digest)
+            .with_context(|| format!("read config of {digest}"))?;
+        let config: ImageConfig = serde_json::from_slice(&bytes)
+            .with_context(|| format!("config of {digest} is not valid JSON"))?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
             anyhow::bail!(
                 "image {digest} is inconsistent: {} layers but {} diff ids",
@@ -36,7 +40,11 @@ impl StoredImage {
                 config.rootfs.diff_ids.len()
             );
         }
-        Ok(StoredImage { digest: *digest, manifest, config })
+        Ok(StoredImage {
+            digest: *digest,
+            manifest,
+            config,
+        })
     }
 
     /// The layers with their diff ids, bottom first.
@@ -73,8 +81,11 @@ pub fn ensure_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Resul
     let scratch = store.scratch("unpack")?;
     let target = scratch.path().join("fs");
     std::fs::create_dir(&target).with_context(|| format!("create {}", target.display()))?;
-    let mut blob = store.open_blob(&layer.digest).with_context(|| format!("open layer {}", layer.digest))?;
-    let stats = strata_layer::unpack_layer(&mut blob, &target).with_context(|| format!("unpack layer {}", layer.digest))?;
+    let mut blob = store
+        .open_blob(&layer.digest)
+        .with_context(|| format!("open layer {}", layer.digest))?;
+    let stats = strata_layer::unpack_layer(&mut blob, &target)
+        .with_context(|| format!("unpack layer {}", layer.digest))?;
     stats
         .diff_id
         .verify(&layer.diff_id)
@@ -92,7 +103,11 @@ pub struct WrittenImage {
 }
 
 /// Writes config and manifest blobs for an image made of `layers` and `config`.
-pub fn write_image(store: &LocalStore, config: &ImageConfig, layers: &[LayerRecord]) -> anyhow::Result<WrittenImage> {
+pub fn write_image(
+    store: &LocalStore,
+    config: &ImageConfig,
+    layers: &[LayerRecord],
+) -> anyhow::Result<WrittenImage> {
     let config_bytes = serde_json::to_vec(config).context("serialize image config")?;
     let config_digest = store.write_blob(&config_bytes)?;
     let manifest = Manifest {
@@ -116,13 +131,20 @@ pub fn write_image(store: &LocalStore, config: &ImageConfig, layers: &[LayerReco
         annotations: Default::default(),
     };
     let bytes = serde_json::to_vec(&manifest).context("serialize image manifest")?;
-    Ok(WrittenImage { manifest: store.write_blob(&bytes)?, config: config_digest })
+    Ok(WrittenImage {
+        manifest: store.write_blob(&bytes)?,
+        config: config_digest,
+    })
 }
 
 /// Normalizes a local image reference: a name without tag or digest gets `:latest`.
 pub fn normalize_reference(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
-    if last.contains(':') || last.contains('@') { reference.to_string() } else { format!("{reference}:latest") }
+    if last.contains(':') || last.contains('@') {
+        reference.to_string()
+    } else {
+        format!("{reference}:latest")
+    }
 }
 
 /// The manifest digest a reference names in the store.
@@ -131,7 +153,9 @@ pub fn resolve(store: &LocalStore, reference: &str) -> anyhow::Result<Option<Dig
         let digest: Digest = format!("sha256:{hex}").parse()?;
         return Ok(store.has_blob(&digest).then_some(digest));
     }
-    Ok(store.tag(&normalize_reference(reference))?.map(|t| t.manifest))
+    Ok(store
+        .tag(&normalize_reference(reference))?
+        .map(|t| t.manifest))
 }
 
 #[cfg(test)]
@@ -142,7 +166,10 @@ mod tests {
     fn references_get_latest_unless_tagged() {
         assert_eq!(normalize_reference("busybox"), "busybox:latest");
         assert_eq!(normalize_reference("busybox:1.36"), "busybox:1.36");
-        assert_eq!(normalize_reference("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b:latest");
+        assert_eq!(
+            normalize_reference("127.0.0.1:5000/a/b"),
+            "127.0.0.1:5000/a/b:latest"
+        );
         assert_eq!(normalize_reference("h/a@sha256:00"), "h/a@sha256:00");
     }
 }

@@ -90,31 +90,55 @@ pub struct RunConfig {
     #[serde(rename = "User", default, skip_serializing_if = "String::is_empty")]
     pub user: String,
     /// Exposed ports (`80/tcp`).
-    #[serde(rename = "ExposedPorts", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "ExposedPorts",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub exposed_ports: BTreeMap<String, Empty>,
     /// `NAME=value` entries.
     #[serde(rename = "Env", default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
     /// The entrypoint.
-    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Entrypoint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entrypoint: Option<Vec<String>>,
     /// The command.
     #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     /// Volumes.
-    #[serde(rename = "Volumes", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Volumes",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub volumes: BTreeMap<String, Empty>,
     /// The working directory.
-    #[serde(rename = "WorkingDir", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "WorkingDir",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub working_dir: String,
     /// Labels.
     #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// The stop signal.
-    #[serde(rename = "StopSignal", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StopSignal",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_signal: Option<String>,
     /// Docker's health check.
-    #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Healthcheck",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub healthcheck: Option<HealthConfig>,
 }
 
@@ -185,20 +209,31 @@ impl ImageConfig {
             architecture: host_architecture().into(),
             os: "linux".into(),
             config: RunConfig::default(),
-            rootfs: RootFs { kind: "layers".into(), diff_ids: Vec::new() },
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: Vec::new(),
+            },
             history: Vec::new(),
         }
     }
 
     /// The value of an environment variable.
     pub fn env_var(&self, name: &str) -> Option<&str> {
-        self.config.env.iter().find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+        self.config
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
     }
 
     /// Sets an environment variable, replacing an earlier value in place.
     pub fn set_env(&mut self, name: &str, value: &str) {
         let entry = format!("{name}={value}");
-        match self.config.env.iter_mut().find(|e| e.split_once('=').is_some_and(|(n, _)| n == name)) {
+        match self
+            .config
+            .env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(n, _)| n == name))
+        {
             Some(e) => *e = entry,
             None => self.config.env.push(entry),
         }
@@ -213,7 +248,11 @@ impl ImageConfig {
             self.config.labels.insert(k.clone(), v.clone());
         }
         for port in &change.expose {
-            let port = if port.contains('/') { port.clone() } else { format!("{port}/tcp") };
+            let port = if port.contains('/') {
+                port.clone()
+            } else {
+                format!("{port}/tcp")
+            };
             self.config.exposed_ports.insert(port, Empty {});
         }
         for volume in &change.volumes {
@@ -278,7 +317,10 @@ mod tests {
     fn entrypoint_resets_inherited_cmd_like_docker() {
         let mut c = ImageConfig::empty();
         c.config.cmd = Some(vec!["sh".into()]);
-        c.apply(&strata_plan::ConfigChange { entrypoint: Some(vec!["/app".into()]), ..Default::default() });
+        c.apply(&strata_plan::ConfigChange {
+            entrypoint: Some(vec!["/app".into()]),
+            ..Default::default()
+        });
         assert_eq!(c.config.cmd, None);
         c.apply(&strata_plan::ConfigChange {
             env: vec![("A".into(), "1".into()), ("A".into(), "2".into())],
@@ -289,6 +331,9 @@ mod tests {
         assert_eq!(c.env_var("A"), Some("2"));
         assert!(c.config.exposed_ports.contains_key("80/tcp"));
         let json = serde_json::to_string(&c).unwrap();
-        assert!(json.contains(r#""ExposedPorts":{"53/udp":{},"80/tcp":{}}"#), "{json}");
+        assert!(
+            json.contains(r#""ExposedPorts":{"53/udp":{},"80/tcp":{}}"#),
+            "{json}"
+        );
     }
 }

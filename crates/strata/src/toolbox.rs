@@ -36,7 +36,17 @@ pub fn ensure(store: &LocalStore) -> anyhow::Result<PathBuf> {
     let mut key = Hasher::new();
     for path in [&bash, &busybox] {
         let m = fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-        key.update(format!("{}:{}:{}:{}:{};", path.display(), m.dev(), m.ino(), m.size(), m.mtime()).as_bytes());
+        key.update(
+            format!(
+                "{}:{}:{}:{}:{};",
+                path.display(),
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime()
+            )
+            .as_bytes(),
+        );
     }
     let dir = store.root().join("toolbox").join(key.finish().short(16));
     if dir.join("bin/bash").exists() {
@@ -54,17 +64,25 @@ pub fn ensure(store: &LocalStore) -> anyhow::Result<PathBuf> {
                 src.display()
             );
         }
-        fs::copy(src, bin.join(name)).with_context(|| format!("copy {} into the toolbox", src.display()))?;
+        fs::copy(src, bin.join(name))
+            .with_context(|| format!("copy {} into the toolbox", src.display()))?;
     }
-    let list = Command::new(&busybox).arg("--list").output().context("run busybox --list")?;
+    let list = Command::new(&busybox)
+        .arg("--list")
+        .output()
+        .context("run busybox --list")?;
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let applet = applet.trim();
         if applet.is_empty() || applet.contains('/') || bin.join(applet).exists() {
             continue;
         }
-        symlink("busybox", bin.join(applet)).with_context(|| format!("link toolbox applet {applet}"))?;
+        symlink("busybox", bin.join(applet))
+            .with_context(|| format!("link toolbox applet {applet}"))?;
     }
-    fs::create_dir_all(dir.parent().expect("the toolbox dir has a parent because it is under the store root"))?;
+    fs::create_dir_all(
+        dir.parent()
+            .expect("the toolbox dir has a parent because it is under the store root"),
+    )?;
     match fs::rename(&staged, &dir) {
         Ok(()) => Ok(dir),
         // Another strata process assembled the same toolbox first.
@@ -86,7 +104,8 @@ fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
         bail!("{} is not a 64-bit ELF executable", path.display());
     }
     let u16_at = |o: usize| u16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
-    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes")) as usize;
+    let u64_at =
+        |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes")) as usize;
     let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
     for i in 0..phnum {
         let at = phoff + i * phentsize;
@@ -108,7 +127,10 @@ mod tests {
     #[test]
     fn tells_static_from_dynamic() {
         assert!(!is_static_elf(Path::new("/bin/ls")).unwrap());
-        let bb = BUSYBOX_CANDIDATES.iter().find(|p| Path::new(p).exists()).expect("busybox-static is installed by scripts/setup.sh");
+        let bb = BUSYBOX_CANDIDATES
+            .iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is installed by scripts/setup.sh");
         assert!(is_static_elf(Path::new(bb)).unwrap());
     }
 }

@@ -59,29 +59,53 @@ pub struct LocalWorker<'a> {
 
 impl<'a> LocalWorker<'a> {
     /// A worker on `store`, running containers with `sandbox`.
-    pub fn new(store: &'a LocalStore, sandbox: &'a Sandbox, options: WorkerOptions) -> anyhow::Result<Self> {
+    pub fn new(
+        store: &'a LocalStore,
+        sandbox: &'a Sandbox,
+        options: WorkerOptions,
+    ) -> anyhow::Result<Self> {
         let toolbox = toolbox::ensure(store)?;
-        Ok(LocalWorker { store, sandbox, toolbox, options })
+        Ok(LocalWorker {
+            store,
+            sandbox,
+            toolbox,
+            options,
+        })
     }
 
     fn build_stage(&self, job: &StageJob<'_>, progress: &dyn Sink) -> Result<Built, ExecError> {
-        let id = StageId { image: job.image_name.to_string(), stage: job.stage.name.clone() };
+        let id = StageId {
+            image: job.image_name.to_string(),
+            stage: job.stage.name.clone(),
+        };
         let _lock = self
             .store
             .lock(&format!("stage-{}", job.digest.hex()), &mut |what| {
-                progress.event(Event::Waiting { what: format!("{}/{}: {what}", id.image, id.stage) })
+                progress.event(Event::Waiting {
+                    what: format!("{}/{}: {what}", id.image, id.stage),
+                })
             })
             .map_err(other)?;
         if let Some(state) = self.lookup(&job.digest)? {
-            return Ok(Built { state, adopted: true, commit_millis: 0 });
+            return Ok(Built {
+                state,
+                adopted: true,
+                commit_millis: 0,
+            });
         }
         let started = Instant::now();
         let parent = match &job.parent_manifest {
             Some(d) => Some(StoredImage::load(self.store, d).map_err(other)?),
             None => None,
         };
-        let mut config = parent.as_ref().map(|p| p.config.clone()).unwrap_or_else(ImageConfig::empty);
-        let mut layers = parent.as_ref().map(|p| p.layer_records()).unwrap_or_default();
+        let mut config = parent
+            .as_ref()
+            .map(|p| p.config.clone())
+            .unwrap_or_else(ImageConfig::empty);
+        let mut layers = parent
+            .as_ref()
+            .map(|p| p.layer_records())
+            .unwrap_or_default();
         let mut new_layer_bytes = 0;
         let mut commit_millis = 0;
         for (index, step) in job.stage.steps.iter().enumerate() {
@@ -89,7 +113,8 @@ impl<'a> LocalWorker<'a> {
                 Op::Config(change) => config.apply(change),
                 Op::Run(run) => {
                     let lowers = self.lowers(&layers)?;
-                    let (layer, millis) = self.run_step(job, &id, index, run, &config, &lowers, progress)?;
+                    let (layer, millis) =
+                        self.run_step(job, &id, index, run, &config, &lowers, progress)?;
                     commit_millis += millis;
                     if let Some(layer) = layer {
                         new_layer_bytes += layer.size;
@@ -112,10 +137,20 @@ impl<'a> LocalWorker<'a> {
             manifest: written.manifest,
             config: written.config,
             layers,
-            inputs: job.inputs.iter().map(|i| RecordedInput { name: i.name(), value: i.value() }).collect(),
+            inputs: job
+                .inputs
+                .iter()
+                .map(|i| RecordedInput {
+                    name: i.name(),
+                    value: i.value(),
+                })
+                .collect(),
             image: id.image.clone(),
             stage: id.stage.clone(),
-            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            created_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             build_millis: started.elapsed().as_millis() as u64,
             meta: BTreeMap::from([(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string())]),
         };
@@ -125,8 +160,16 @@ impl<'a> LocalWorker<'a> {
             PutOutcome::Inserted => (record, false),
             PutOutcome::AlreadyExists(theirs) => (theirs, true),
         };
-        let state = StageState { digest: record.digest, manifest: record.manifest, layer_bytes: new_layer_bytes };
-        Ok(Built { state, adopted, commit_millis })
+        let state = StageState {
+            digest: record.digest,
+            manifest: record.manifest,
+            layer_bytes: new_layer_bytes,
+        };
+        Ok(Built {
+            state,
+            adopted,
+            commit_millis,
+        })
     }
 
     fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, ExecError> {
@@ -157,10 +200,12 @@ impl<'a> LocalWorker<'a> {
             RunShell::ToolboxScript => {
                 // The static bash cannot load locales the image lacks and warns when it starts
                 // with LC_ALL set; the script sets the locale itself, with the warning silenced.
-                let (locale, rest): (Vec<String>, Vec<String>) =
-                    env.into_iter().partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
+                let (locale, rest): (Vec<String>, Vec<String>) = env
+                    .into_iter()
+                    .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
                 env = rest;
-                fs::write(dirs.control.join("script.sh"), stage_script(run, &locale)).map_err(other)?;
+                fs::write(dirs.control.join("script.sh"), stage_script(run, &locale))
+                    .map_err(other)?;
                 vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/script.sh")]
             }
             RunShell::Argv(prefix) => {
@@ -169,8 +214,13 @@ impl<'a> LocalWorker<'a> {
                 a
             }
             RunShell::Exec => {
-                let text = &run.commands.first().map(|c| c.text.as_str()).unwrap_or("[]");
-                serde_json::from_str(text).map_err(|e| other(format!("exec form {text} is not a JSON array: {e}")))?
+                let text = &run
+                    .commands
+                    .first()
+                    .map(|c| c.text.as_str())
+                    .unwrap_or("[]");
+                serde_json::from_str(text)
+                    .map_err(|e| other(format!("exec form {text} is not a JSON array: {e}")))?
             }
         };
         let spec = ContainerSpec {
@@ -181,8 +231,14 @@ impl<'a> LocalWorker<'a> {
             process: ProcessSpec {
                 args,
                 env,
-                cwd: run.workdir.clone().unwrap_or_else(|| non_empty_or(&config.config.working_dir, "/")),
-                user: run.user.clone().unwrap_or_else(|| config.config.user.clone()),
+                cwd: run
+                    .workdir
+                    .clone()
+                    .unwrap_or_else(|| non_empty_or(&config.config.working_dir, "/")),
+                user: run
+                    .user
+                    .clone()
+                    .unwrap_or_else(|| config.config.user.clone()),
                 terminal: false,
             },
             hostname: format!("strata-{}", job.digest.short(12)),
@@ -200,17 +256,24 @@ impl<'a> LocalWorker<'a> {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
-                let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+                let line =
+                    String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
                 if tail.len() == OUTPUT_TAIL {
                     tail.pop_front();
                 }
                 tail.push_back(line.clone());
-                progress.event(Event::Log { id: id.clone(), stream: Stream::Stdout, line });
+                progress.event(Event::Log {
+                    id: id.clone(),
+                    stream: Stream::Stdout,
+                    line,
+                });
             }
         }
         let status = container.wait().map_err(other)?;
         if !status.success() {
-            let command = fs::read_to_string(dirs.control.join("step")).ok().and_then(|s| s.trim().parse().ok());
+            let command = fs::read_to_string(dirs.control.join("step"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
             return Err(ExecError::CommandFailed {
                 step,
                 command: command.or((run.commands.len() == 1).then_some(0)),
@@ -223,10 +286,13 @@ impl<'a> LocalWorker<'a> {
             return Ok((None, 0));
         }
         let mut ingest = self.store.ingest().map_err(other)?;
-        let stats = strata_layer::write_layer(&dirs.upper, self.options.compression, &mut ingest).map_err(other)?;
+        let stats = strata_layer::write_layer(&dirs.upper, self.options.compression, &mut ingest)
+            .map_err(other)?;
         let size = ingest.written();
         let digest = ingest.commit(None).map_err(other)?;
-        self.store.commit_snapshot(&dirs.upper, &stats.diff_id).map_err(other)?;
+        self.store
+            .commit_snapshot(&dirs.upper, &stats.diff_id)
+            .map_err(other)?;
         let layer = LayerRecord {
             digest,
             diff_id: stats.diff_id,
@@ -239,8 +305,16 @@ impl<'a> LocalWorker<'a> {
     /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts.
     fn standard_mounts(&self, dirs: &RunDirs) -> anyhow::Result<Vec<Mount>> {
         let mut mounts = vec![
-            Mount { target: toolbox::MOUNT_POINT.into(), source: self.toolbox.clone(), kind: MountKind::Bind { readonly: true } },
-            Mount { target: RUN_DIR.into(), source: dirs.control.clone(), kind: MountKind::Bind { readonly: false } },
+            Mount {
+                target: toolbox::MOUNT_POINT.into(),
+                source: self.toolbox.clone(),
+                kind: MountKind::Bind { readonly: true },
+            },
+            Mount {
+                target: RUN_DIR.into(),
+                source: dirs.control.clone(),
+                kind: MountKind::Bind { readonly: false },
+            },
         ];
         mounts.extend(host_files(&dirs.control)?);
         Ok(mounts)
@@ -251,7 +325,10 @@ impl Executor for LocalWorker<'_> {
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
         let normalized = image::normalize_reference(reference);
         match image::resolve(self.store, reference).map_err(other)? {
-            Some(manifest) => Ok(ResolvedBase { reference: normalized, manifest }),
+            Some(manifest) => Ok(ResolvedBase {
+                reference: normalized,
+                manifest,
+            }),
             None => Err(ExecError::Other(format!(
                 "`{normalized}` is not in the local store; import a root file system with `strata import ROOTFS.tar {normalized}`"
             ))),
@@ -259,14 +336,27 @@ impl Executor for LocalWorker<'_> {
     }
 
     fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
-        Ok(self.store.stage(digest).map_err(other)?.map(|r| StageState {
-            digest: r.digest,
-            manifest: r.manifest,
-            layer_bytes: r.meta.get(META_LAYER_BYTES).and_then(|v| v.parse().ok()).unwrap_or(0),
-        }))
+        Ok(self
+            .store
+            .stage(digest)
+            .map_err(other)?
+            .map(|r| StageState {
+                digest: r.digest,
+                manifest: r.manifest,
+                layer_bytes: r
+                    .meta
+                    .get(META_LAYER_BYTES)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            }))
     }
 
-    fn build(&self, job: &StageJob<'_>, progress: &dyn Sink, _cancel: &AtomicBool) -> Result<Built, ExecError> {
+    fn build(
+        &self,
+        job: &StageJob<'_>,
+        progress: &dyn Sink,
+        _cancel: &AtomicBool,
+    ) -> Result<Built, ExecError> {
         self.build_stage(job, progress)
     }
 }
@@ -298,11 +388,19 @@ impl RunDirs {
 /// resolve names, its writes reach neither the host nor the image.
 pub(crate) fn host_files(control: &Path) -> anyhow::Result<Vec<Mount>> {
     let mut mounts = Vec::new();
-    for (name, fallback) in [("resolv.conf", ""), ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n")] {
+    for (name, fallback) in [
+        ("resolv.conf", ""),
+        ("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
+    ] {
         let copy = control.join(name);
-        let content = fs::read(Path::new("/etc").join(name)).unwrap_or_else(|_| fallback.as_bytes().to_vec());
+        let content =
+            fs::read(Path::new("/etc").join(name)).unwrap_or_else(|_| fallback.as_bytes().to_vec());
         fs::write(&copy, content).with_context(|| format!("write {}", copy.display()))?;
-        mounts.push(Mount { target: format!("/etc/{name}"), source: copy, kind: MountKind::Bind { readonly: false } });
+        mounts.push(Mount {
+            target: format!("/etc/{name}"),
+            source: copy,
+            kind: MountKind::Bind { readonly: false },
+        });
     }
     Ok(mounts)
 }
@@ -342,7 +440,10 @@ pub(crate) fn stage_script(run: &Run, exports: &[String]) -> String {
     s.push_str("set -e\n");
     for (i, command) in run.commands.iter().enumerate() {
         s.push_str(&format!("printf '%s' {i} > {RUN_DIR}/step\n"));
-        s.push_str(&format!("printf '+ %s\\n' {}\n", shell_quote(&command.text)));
+        s.push_str(&format!(
+            "printf '+ %s\\n' {}\n",
+            shell_quote(&command.text)
+        ));
         s.push_str(&command.text);
         s.push('\n');
     }
@@ -354,7 +455,11 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn non_empty_or(s: &str, default: &str) -> String {
-    if s.is_empty() { default.to_string() } else { s.to_string() }
+    if s.is_empty() {
+        default.to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 fn other(e: impl std::fmt::Display) -> ExecError {
@@ -370,8 +475,14 @@ mod tests {
     fn script_echoes_and_marks_each_command() {
         let run = Run {
             commands: vec![
-                Command { text: "echo 'a b'".into(), span: None },
-                Command { text: "false".into(), span: None },
+                Command {
+                    text: "echo 'a b'".into(),
+                    span: None,
+                },
+                Command {
+                    text: "false".into(),
+                    span: None,
+                },
             ],
             shell: RunShell::ToolboxScript,
             user: None,

@@ -41,7 +41,10 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         config: args.config,
         images: args.images,
         parallel: args.parallel.max(1),
-        worker: WorkerOptions { compression: args.compression.parse()?, network: args.network.into() },
+        worker: WorkerOptions {
+            compression: args.compression.parse()?,
+            network: args.network.into(),
+        },
     };
     let sink = progress::for_mode(args.progress);
     let result = build(ctx, &options, sink.as_ref(), &AtomicBool::new(false));

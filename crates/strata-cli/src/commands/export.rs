@@ -22,14 +22,19 @@ pub struct Args {
 
 /// Writes the tarball next to its destination, then renames it into place.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
-    let format = if args.format == "oci" { ExportFormat::Oci } else { ExportFormat::DockerArchive };
+    let format = if args.format == "oci" {
+        ExportFormat::Oci
+    } else {
+        ExportFormat::DockerArchive
+    };
     let partial = args.output.with_extension("partial");
     let file = File::create(&partial).with_context(|| format!("create {}", partial.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let result = export(ctx, &args.image, format, &mut out);
     drop(out);
     match result {
-        Ok(()) => std::fs::rename(&partial, &args.output).with_context(|| format!("write {}", args.output.display()))?,
+        Ok(()) => std::fs::rename(&partial, &args.output)
+            .with_context(|| format!("write {}", args.output.display()))?,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
             return Err(e);

@@ -33,11 +33,31 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
         return Ok(0);
     }
-    writeln!(out, "{:<32} {:<20} {:<14} {:>10} {:>8}", "IMAGE", "STAGE", "DIGEST", "SIZE", "AGE")?;
+    writeln!(
+        out,
+        "{:<32} {:<20} {:<14} {:>10} {:>8}",
+        "IMAGE", "STAGE", "DIGEST", "SIZE", "AGE"
+    )?;
     for row in rows {
-        writeln!(out, "{:<32} {:<20} {:<14} {:>10} {:>8}", row.name, "", row.manifest.short(12), size(row.size), age(row.updated_unix))?;
+        writeln!(
+            out,
+            "{:<32} {:<20} {:<14} {:>10} {:>8}",
+            row.name,
+            "",
+            row.manifest.short(12),
+            size(row.size),
+            age(row.updated_unix)
+        )?;
         for s in row.stages {
-            writeln!(out, "{:<32} {:<20} {:<14} {:>10} {:>8}", "", s.stage, s.digest.short(12), size(s.layer_bytes), age(s.created_unix))?;
+            writeln!(
+                out,
+                "{:<32} {:<20} {:<14} {:>10} {:>8}",
+                "",
+                s.stage,
+                s.digest.short(12),
+                size(s.layer_bytes),
+                age(s.created_unix)
+            )?;
         }
     }
     Ok(0)

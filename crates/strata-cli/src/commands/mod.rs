@@ -19,7 +19,10 @@ pub const SANDBOX_INIT: &str = "__sandbox-init";
 /// Runs the parsed command; returns the process exit code.
 pub fn exec(cli: Cli) -> anyhow::Result<i32> {
     let root = cli.store.clone().unwrap_or_else(strata::default_store_root);
-    let sandbox = Sandbox::new(vec![OsString::from("/proc/self/exe"), OsString::from(SANDBOX_INIT)]);
+    let sandbox = Sandbox::new(vec![
+        OsString::from("/proc/self/exe"),
+        OsString::from(SANDBOX_INIT),
+    ]);
     let ctx = Context::open(&root, sandbox)?;
     match cli.command {
         Command::Build(args) => build::exec(&ctx, args),

@@ -22,5 +22,13 @@ pub struct Args {
 
 /// Runs and returns the command's exit code.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
-    run(ctx, &RunOptions { image: args.image, command: args.command, env: args.env, network: args.network.into() })
+    run(
+        ctx,
+        &RunOptions {
+            image: args.image,
+            command: args.command,
+            env: args.env,
+            network: args.network.into(),
+        },
+    )
 }

@@ -46,7 +46,9 @@ pub struct Plain {
 
 impl Sink for Plain {
     fn event(&self, event: Event) {
-        let Some(line) = plain_line(&event) else { return };
+        let Some(line) = plain_line(&event) else {
+            return;
+        };
         let _guard = self.lock.lock();
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
@@ -57,19 +59,45 @@ impl Renderer for Plain {}
 /// The plain text of an event, if it has one.
 pub fn plain_line(event: &Event) -> Option<String> {
     Some(match event {
-        Event::StageCached { id, digest } => format!("{}/{}: cached {}", id.image, id.stage, &digest[..12]),
-        Event::StageStarted { id, digest } => format!("{}/{}: building {}", id.image, id.stage, &digest[..12]),
-        Event::Log { id, line, .. } => format!("{}/{} | {line}", id.image, id.stage),
-        Event::StageBuilt { id, millis, layer_bytes, .. } => {
-            format!("{}/{}: built in {} (layer {})", id.image, id.stage, seconds(*millis), size(*layer_bytes))
+        Event::StageCached { id, digest } => {
+            format!("{}/{}: cached {}", id.image, id.stage, &digest[..12])
         }
-        Event::StageFailed { id, message } => format!("{}/{}: failed: {message}", id.image, id.stage),
+        Event::StageStarted { id, digest } => {
+            format!("{}/{}: building {}", id.image, id.stage, &digest[..12])
+        }
+        Event::Log { id, line, .. } => format!("{}/{} | {line}", id.image, id.stage),
+        Event::StageBuilt {
+            id,
+            millis,
+            layer_bytes,
+            ..
+        } => {
+            format!(
+                "{}/{}: built in {} (layer {})",
+                id.image,
+                id.stage,
+                seconds(*millis),
+                size(*layer_bytes)
+            )
+        }
+        Event::StageFailed { id, message } => {
+            format!("{}/{}: failed: {message}", id.image, id.stage)
+        }
         Event::ImageDone { image, digest } => format!("{image}: done {}", &digest[..12]),
         Event::Waiting { what } => format!("waiting: {what}"),
         Event::Note { message } => message.clone(),
-        Event::BuildFinished { built, cached, millis, ok } => format!(
+        Event::BuildFinished {
+            built,
+            cached,
+            millis,
+            ok,
+        } => format!(
             "{} in {}: {built} stage(s) built, {cached} reused",
-            if *ok { "build finished" } else { "build failed" },
+            if *ok {
+                "build finished"
+            } else {
+                "build failed"
+            },
             seconds(*millis)
         ),
         Event::BuildStarted { .. } | Event::StageDigest { .. } => return None,

@@ -17,8 +17,14 @@ const TAIL_LINES: usize = 3;
 enum Status {
     Waiting,
     Cached,
-    Running { since: Instant, tail: VecDeque<String> },
-    Built { millis: u64, layer_bytes: u64 },
+    Running {
+        since: Instant,
+        tail: VecDeque<String>,
+    },
+    Built {
+        millis: u64,
+        layer_bytes: u64,
+    },
     Failed,
 }
 
@@ -50,16 +56,24 @@ impl Live {
         let shared = Arc::clone(&view);
         let thread = std::thread::spawn(move || {
             let (lock, wake) = &*shared;
-            let mut v = lock.lock().expect("the view lock is never poisoned: drawing does not panic");
+            let mut v = lock
+                .lock()
+                .expect("the view lock is never poisoned: drawing does not panic");
             loop {
                 draw(&mut v);
                 if v.done {
                     break;
                 }
-                v = wake.wait_timeout(v, Duration::from_millis(100)).expect("the view lock is never poisoned").0;
+                v = wake
+                    .wait_timeout(v, Duration::from_millis(100))
+                    .expect("the view lock is never poisoned")
+                    .0;
             }
         });
-        Live { view, thread: Mutex::new(Some(thread)) }
+        Live {
+            view,
+            thread: Mutex::new(Some(thread)),
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut View)) {
@@ -70,50 +84,66 @@ impl Live {
 
 impl Sink for Live {
     fn event(&self, event: Event) {
-        self.update(|v| {
-            match &event {
-                Event::BuildStarted { images } => {
-                    v.images = images
-                        .iter()
-                        .map(|(image, stages)| {
-                            let rows = stages
-                                .iter()
-                                .map(|s| StageRow { name: s.clone(), digest: String::new(), status: Status::Waiting })
-                                .collect();
-                            (image.clone(), rows)
-                        })
-                        .collect();
-                }
-                Event::StageDigest { id, digest } => {
-                    if let Some(row) = find(v, &id.image, &id.stage) {
-                        row.digest = digest[..12].to_string();
-                    }
-                }
-                Event::StageCached { id, .. } => set(v, &id.image, &id.stage, Status::Cached),
-                Event::StageStarted { id, .. } => set(
-                    v,
-                    &id.image,
-                    &id.stage,
-                    Status::Running { since: Instant::now(), tail: VecDeque::new() },
-                ),
-                Event::Log { id, line, .. } => {
-                    if let Some(row) = find(v, &id.image, &id.stage) {
-                        if let Status::Running { tail, .. } = &mut row.status {
-                            if tail.len() == TAIL_LINES {
-                                tail.pop_front();
-                            }
-                            tail.push_back(line.clone());
-                        }
-                    }
-                }
-                Event::StageBuilt { id, millis, layer_bytes, .. } => {
-                    set(v, &id.image, &id.stage, Status::Built { millis: *millis, layer_bytes: *layer_bytes })
-                }
-                Event::StageFailed { id, .. } => set(v, &id.image, &id.stage, Status::Failed),
-                Event::BuildFinished { .. } => v.summary = plain_line(&event),
-                Event::Waiting { .. } | Event::Note { .. } => v.notes.extend(plain_line(&event)),
-                Event::ImageDone { .. } => {}
+        self.update(|v| match &event {
+            Event::BuildStarted { images } => {
+                v.images = images
+                    .iter()
+                    .map(|(image, stages)| {
+                        let rows = stages
+                            .iter()
+                            .map(|s| StageRow {
+                                name: s.clone(),
+                                digest: String::new(),
+                                status: Status::Waiting,
+                            })
+                            .collect();
+                        (image.clone(), rows)
+                    })
+                    .collect();
             }
+            Event::StageDigest { id, digest } => {
+                if let Some(row) = find(v, &id.image, &id.stage) {
+                    row.digest = digest[..12].to_string();
+                }
+            }
+            Event::StageCached { id, .. } => set(v, &id.image, &id.stage, Status::Cached),
+            Event::StageStarted { id, .. } => set(
+                v,
+                &id.image,
+                &id.stage,
+                Status::Running {
+                    since: Instant::now(),
+                    tail: VecDeque::new(),
+                },
+            ),
+            Event::Log { id, line, .. } => {
+                if let Some(row) = find(v, &id.image, &id.stage)
+                    && let Status::Running { tail, .. } = &mut row.status
+                {
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.clone());
+                }
+            }
+            Event::StageBuilt {
+                id,
+                millis,
+                layer_bytes,
+                ..
+            } => set(
+                v,
+                &id.image,
+                &id.stage,
+                Status::Built {
+                    millis: *millis,
+                    layer_bytes: *layer_bytes,
+                },
+            ),
+            Event::StageFailed { id, .. } => set(v, &id.image, &id.stage, Status::Failed),
+            Event::BuildFinished { .. } => v.summary = plain_line(&event),
+            Event::Waiting { .. } | Event::Note { .. } => v.notes.extend(plain_line(&event)),
+            Event::ImageDone { .. } => {}
         });
     }
 }
@@ -122,14 +152,22 @@ impl Renderer for Live {
     fn finish(&self) {
         self.update(|v| v.done = true);
         self.view.1.notify_all();
-        if let Some(t) = self.thread.lock().expect("the thread slot is never poisoned").take() {
+        if let Some(t) = self
+            .thread
+            .lock()
+            .expect("the thread slot is never poisoned")
+            .take()
+        {
             let _ = t.join();
         }
     }
 }
 
 fn find<'a>(v: &'a mut View, image: &str, stage: &str) -> Option<&'a mut StageRow> {
-    v.images.iter_mut().find(|(i, _)| i == image).and_then(|(_, s)| s.iter_mut().find(|r| r.name == stage))
+    v.images
+        .iter_mut()
+        .find(|(i, _)| i == image)
+        .and_then(|(_, s)| s.iter_mut().find(|r| r.name == stage))
 }
 
 fn set(v: &mut View, image: &str, stage: &str, status: Status) {
@@ -139,7 +177,10 @@ fn set(v: &mut View, image: &str, stage: &str, status: Status) {
 }
 
 fn draw(v: &mut View) {
-    let width = crossterm::terminal::size().map(|(w, _)| w as usize).unwrap_or(100).max(20);
+    let width = crossterm::terminal::size()
+        .map(|(w, _)| w as usize)
+        .unwrap_or(100)
+        .max(20);
     let mut lines = Vec::new();
     lines.append(&mut v.notes);
     let permanent = lines.len();
@@ -149,18 +190,29 @@ fn draw(v: &mut View) {
             let (mark, detail) = match &row.status {
                 Status::Waiting => ("\x1b[2m·\x1b[0m", String::new()),
                 Status::Cached => ("\x1b[36m=\x1b[0m", "cached".into()),
-                Status::Running { since, .. } => {
-                    ("\x1b[33m▸\x1b[0m", format!("running {}", seconds(since.elapsed().as_millis() as u64)))
-                }
-                Status::Built { millis, layer_bytes } => {
-                    ("\x1b[32m✓\x1b[0m", format!("built in {} ({})", seconds(*millis), size(*layer_bytes)))
-                }
+                Status::Running { since, .. } => (
+                    "\x1b[33m▸\x1b[0m",
+                    format!("running {}", seconds(since.elapsed().as_millis() as u64)),
+                ),
+                Status::Built {
+                    millis,
+                    layer_bytes,
+                } => (
+                    "\x1b[32m✓\x1b[0m",
+                    format!("built in {} ({})", seconds(*millis), size(*layer_bytes)),
+                ),
                 Status::Failed => ("\x1b[31m✗\x1b[0m", "failed".into()),
             };
-            lines.push(format!("  {mark} {:<20} {:<12} {detail}", row.name, row.digest));
+            lines.push(format!(
+                "  {mark} {:<20} {:<12} {detail}",
+                row.name, row.digest
+            ));
             if let Status::Running { tail, .. } = &row.status {
                 for l in tail {
-                    lines.push(format!("      \x1b[2m{}\x1b[0m", truncate(l, width.saturating_sub(8))));
+                    lines.push(format!(
+                        "      \x1b[2m{}\x1b[0m",
+                        truncate(l, width.saturating_sub(8))
+                    ));
                 }
             }
         }
@@ -184,5 +236,13 @@ fn draw(v: &mut View) {
 
 fn truncate(s: &str, max: usize) -> String {
     let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    if clean.chars().count() <= max { clean } else { clean.chars().take(max.saturating_sub(1)).collect::<String>() + "…" }
+    if clean.chars().count() <= max {
+        clean
+    } else {
+        clean
+            .chars()
+            .take(max.saturating_sub(1))
+            .collect::<String>()
+            + "…"
+    }
 }

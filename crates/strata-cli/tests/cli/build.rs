@@ -36,19 +36,44 @@ fn builds_runs_and_reuses_every_stage() {
     let built = env.build_ok(&dir);
     assert_eq!(
         built,
-        ["hello/from", "hello/beforeInstall", "hello/install", "hello/beforeSetup", "hello/setup", "hello/dockerInstructions"]
+        [
+            "hello/from",
+            "hello/beforeInstall",
+            "hello/install",
+            "hello/beforeSetup",
+            "hello/setup",
+            "hello/dockerInstructions"
+        ]
     );
-    assert!(env.build_ok(&dir).is_empty(), "a second build must reuse every stage");
+    assert!(
+        env.build_ok(&dir).is_empty(),
+        "a second build must reuse every stage"
+    );
 
     let out = env.strata(&["run", "hello"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1.0.0\n");
-    assert_eq!(env.run_sh("hello", "cat build.txt setup.txt; echo $APP_VERSION; pwd"), "compiled\nconfigured\n1.0.0\n/app\n");
+    assert_eq!(
+        env.run_sh("hello", "cat build.txt setup.txt; echo $APP_VERSION; pwd"),
+        "compiled\nconfigured\n1.0.0\n/app\n"
+    );
 
     let images = env.strata(&["images"]);
     let listing = String::from_utf8_lossy(&images.stdout);
-    for needle in ["hello:latest", "busybox:latest", "beforeInstall", "dockerInstructions"] {
-        assert!(listing.contains(needle), "`strata images` lacks {needle}:\n{listing}");
+    for needle in [
+        "hello:latest",
+        "busybox:latest",
+        "beforeInstall",
+        "dockerInstructions",
+    ] {
+        assert!(
+            listing.contains(needle),
+            "`strata images` lacks {needle}:\n{listing}"
+        );
     }
 }
 
@@ -59,13 +84,32 @@ fn rebuilds_from_the_first_changed_stage() {
     env.build_ok(&dir);
 
     // install commands changed: install and everything after it, not beforeInstall.
-    std::fs::write(dir.join("strata.yaml"), hello("").replace("1.0.0\" >", "1.0.1\" >")).unwrap();
-    assert_eq!(env.build_ok(&dir), ["hello/install", "hello/beforeSetup", "hello/setup", "hello/dockerInstructions"]);
+    std::fs::write(
+        dir.join("strata.yaml"),
+        hello("").replace("1.0.0\" >", "1.0.1\" >"),
+    )
+    .unwrap();
+    assert_eq!(
+        env.build_ok(&dir),
+        [
+            "hello/install",
+            "hello/beforeSetup",
+            "hello/setup",
+            "hello/dockerInstructions"
+        ]
+    );
     assert_eq!(env.run_sh("hello", "cat /app/version"), "1.0.1\n");
 
     // setupCacheVersion: setup only (and the config stage chained after it).
-    std::fs::write(dir.join("strata.yaml"), hello("setupCacheVersion: \"2\"").replace("1.0.0\" >", "1.0.1\" >")).unwrap();
-    assert_eq!(env.build_ok(&dir), ["hello/setup", "hello/dockerInstructions"]);
+    std::fs::write(
+        dir.join("strata.yaml"),
+        hello("setupCacheVersion: \"2\"").replace("1.0.0\" >", "1.0.1\" >"),
+    )
+    .unwrap();
+    assert_eq!(
+        env.build_ok(&dir),
+        ["hello/setup", "hello/dockerInstructions"]
+    );
 
     // shell.cacheVersion: every user stage.
     std::fs::write(
@@ -75,7 +119,13 @@ fn rebuilds_from_the_first_changed_stage() {
     .unwrap();
     assert_eq!(
         env.build_ok(&dir),
-        ["hello/beforeInstall", "hello/install", "hello/beforeSetup", "hello/setup", "hello/dockerInstructions"]
+        [
+            "hello/beforeInstall",
+            "hello/install",
+            "hello/beforeSetup",
+            "hello/setup",
+            "hello/dockerInstructions"
+        ]
     );
 }
 
@@ -97,7 +147,11 @@ fn a_new_base_image_rebuilds_everything() {
     assert!(out.success());
     std::fs::write(rootfs.join("etc/motd"), "new base\n").unwrap();
     let out = env.strata(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(env.build_ok(&dir).len(), 6);
     assert_eq!(env.run_sh("hello", "cat /etc/motd"), "new base\n");
 }
@@ -128,16 +182,28 @@ shell:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     for stage in ["beforeInstall", "install", "beforeSetup", "setup"] {
-        assert!(stderr.contains(&format!("~/{stage} | + echo")), "the command is echoed:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("~/{stage} | + echo")),
+            "the command is echoed:\n{stderr}"
+        );
     }
-    assert!(stderr.contains("~/install | Commands on the Install stage"), "{stderr}");
+    assert!(
+        stderr.contains("~/install | Commands on the Install stage"),
+        "{stderr}"
+    );
     assert!(env.build_ok(&dir).is_empty());
     std::fs::write(
         dir.join("werf.yaml"),
-        yaml.replace("  - echo \"Commands on the Install stage\"\n", "  - echo \"Commands on the Install stage\"\n  - echo \"Installing ...\"\n"),
+        yaml.replace(
+            "  - echo \"Commands on the Install stage\"\n",
+            "  - echo \"Commands on the Install stage\"\n  - echo \"Installing ...\"\n",
+        ),
     )
     .unwrap();
-    assert_eq!(env.build_ok(&dir), ["~/install", "~/beforeSetup", "~/setup"]);
+    assert_eq!(
+        env.build_ok(&dir),
+        ["~/install", "~/beforeSetup", "~/setup"]
+    );
     // The nameless image is tagged with the project name.
     assert_eq!(env.run_sh("demo", "echo ok"), "ok\n");
 }
@@ -159,7 +225,11 @@ shell:
     assert_eq!(env.build_ok(&dir), ["tiny/from", "tiny/install"]);
     // The image holds only what the stage wrote: no toolbox, no mountpoints.
     let out = env.strata(&["export", "tiny", "-o", "tiny.tar"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing = crate::export::layer_paths(&env.work.path().join("tiny.tar"));
     assert_eq!(listing, ["app/", "app/msg"]);
 }
@@ -190,12 +260,19 @@ shell:
 "#,
     );
     let built = env.build_ok(&dir);
-    let pos = |s: &str| built.iter().position(|b| b == s).unwrap_or_else(|| panic!("{s} not built: {built:?}"));
+    let pos = |s: &str| {
+        built
+            .iter()
+            .position(|b| b == s)
+            .unwrap_or_else(|| panic!("{s} not built: {built:?}"))
+    };
     assert!(pos("base/install") < pos("child/from"));
     assert_eq!(env.run_sh("child", "cat /child.txt"), "base\n");
     std::fs::write(
         dir.join("strata.yaml"),
-        std::fs::read_to_string(dir.join("strata.yaml")).unwrap().replace("echo base", "echo base2"),
+        std::fs::read_to_string(dir.join("strata.yaml"))
+            .unwrap()
+            .replace("echo base", "echo base2"),
     )
     .unwrap();
     let mut rebuilt = env.build_ok(&dir);

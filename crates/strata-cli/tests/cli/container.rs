@@ -34,10 +34,17 @@ shell:
 "#,
     );
     let out = env.build(&dir);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The build's mountpoints (/.strata/run) never reach the image, the stage's own file does;
     // `strata run` mounts only the toolbox.
-    assert_eq!(env.run_sh("iso", "ls -a /.strata; cat /etc/resolv.conf.probe"), ".\n..\ntoolbox\nx\n");
+    assert_eq!(
+        env.run_sh("iso", "ls -a /.strata; cat /etc/resolv.conf.probe"),
+        ".\n..\ntoolbox\nx\n"
+    );
 }
 
 #[test]
@@ -47,8 +54,17 @@ fn network_none_leaves_only_loopback() {
         "net",
         "image: n\nfrom: busybox:latest\nshell:\n  install:\n  - 'test \"$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \" \")\" = lo'\n",
     );
-    let out = env.cmd().args(["build", "--progress", "plain", "--network", "none"]).current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--network", "none"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -87,33 +103,66 @@ shell:
 #[test]
 fn json_progress_is_one_event_per_line() {
     let env = Env::new();
-    let dir = env.project("j", "image: j\nfrom: busybox:latest\nshell:\n  install:\n  - echo hi\n");
-    let out = env.cmd().args(["build", "--progress", "json"]).current_dir(&dir).output().unwrap();
+    let dir = env.project(
+        "j",
+        "image: j\nfrom: busybox:latest\nshell:\n  install:\n  - echo hi\n",
+    );
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "json"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"build_started"));
     assert_eq!(kinds.last(), Some(&"build_finished"));
-    let built = events.iter().find(|e| e["event"] == "stage_built" && e["stage"] == "install").unwrap();
+    let built = events
+        .iter()
+        .find(|e| e["event"] == "stage_built" && e["stage"] == "install")
+        .unwrap();
     assert_eq!(built["image"], "j");
     assert_eq!(built["digest"].as_str().unwrap().len(), 64);
-    assert!(events.iter().any(|e| e["event"] == "log" && e["line"] == "hi"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "log" && e["line"] == "hi")
+    );
 }
 
 #[test]
 fn run_is_interactive_on_a_terminal() {
     let env = Env::new();
-    let dir = env.project("tty", "image: t\nfrom: busybox:latest\nshell:\n  install:\n  - echo ready > /ready\n");
+    let dir = env.project(
+        "tty",
+        "image: t\nfrom: busybox:latest\nshell:\n  install:\n  - echo ready > /ready\n",
+    );
     env.build_ok(&dir);
     let mut cmd = env.cmd();
     // The toolbox bash: busybox ash queries the cursor position and would eat typed input.
-    cmd.args(["run", "t", "-e", "PS1=in> ", "--", "/.strata/toolbox/bin/bash", "--norc", "--noprofile", "-i"]);
+    cmd.args([
+        "run",
+        "t",
+        "-e",
+        "PS1=in> ",
+        "--",
+        "/.strata/toolbox/bin/bash",
+        "--norc",
+        "--noprofile",
+        "-i",
+    ]);
     let mut session = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
     session.exp_string("in> ").unwrap();
-    session.send_line("cat /ready; [ -t 0 ] && echo is-a-tty").unwrap();
+    session
+        .send_line("cat /ready; [ -t 0 ] && echo is-a-tty")
+        .unwrap();
     session.exp_string("ready").unwrap();
     session.exp_string("is-a-tty").unwrap();
     // Ctrl-C reaches the process in the container, not strata.
@@ -126,5 +175,8 @@ fn run_is_interactive_on_a_terminal() {
     session.send_line("exit 4").unwrap();
     session.exp_eof().unwrap();
     let status = session.process().wait().unwrap();
-    assert!(matches!(status, rexpect::process::WaitStatus::Exited(_, 4)), "{status:?}");
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 4)),
+        "{status:?}"
+    );
 }

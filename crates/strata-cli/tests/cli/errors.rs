@@ -20,11 +20,27 @@ shell:
     let before = env.stage_records().len();
     let out = env.build(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "the build exits with the command's code:\n{stderr}");
-    assert!(stderr.contains("image `app`, stage `install`: command exited with code 3"), "{stderr}");
-    assert!(stderr.contains("--> strata.yaml:6:5"), "points at the failing list item:\n{stderr}");
-    assert!(stderr.contains("6 |   - echo \"something broke\" >&2; exit 3"), "{stderr}");
-    assert!(stderr.contains("last output lines:\n  + echo preparing\n  preparing\n"), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the build exits with the command's code:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("image `app`, stage `install`: command exited with code 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--> strata.yaml:6:5"),
+        "points at the failing list item:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("6 |   - echo \"something broke\" >&2; exit 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("last output lines:\n  + echo preparing\n  preparing\n"),
+        "{stderr}"
+    );
     assert!(stderr.contains("  something broke\n"), "{stderr}");
     assert!(!stderr.contains("never\n"), "{stderr}");
     // The from stage is a valid result and stays cached; the failed stage left nothing.
@@ -39,17 +55,36 @@ fn config_errors_point_at_the_line_and_leave_the_store_as_it_was() {
     let env = Env::new();
     let before = store_listing(env.store.path());
     let cases: &[(&str, &str, &[&str])] = &[
-        ("image: a\nfrom: busybox\nshell:\n  instal:\n  - x\n", "strata.yaml:4:3", &["unknown key `instal`", "install"]),
-        ("image: a\nfrom: busybox\nshell:\n  install: [\n", "strata.yaml:", &[]),
-        ("image: a\nfrom: busybox\ngit:\n- add: /\n", "strata.yaml:3:1", &["`git`", "not supported"]),
-        ("image: a\nfrom: nosuchimage:1\nshell:\n  install: [\"true\"]\n", "strata.yaml:2:7", &["nosuchimage:1", "strata import"]),
+        (
+            "image: a\nfrom: busybox\nshell:\n  instal:\n  - x\n",
+            "strata.yaml:4:3",
+            &["unknown key `instal`", "install"],
+        ),
+        (
+            "image: a\nfrom: busybox\nshell:\n  install: [\n",
+            "strata.yaml:",
+            &[],
+        ),
+        (
+            "image: a\nfrom: busybox\ngit:\n- add: /\n",
+            "strata.yaml:3:1",
+            &["`git`", "not supported"],
+        ),
+        (
+            "image: a\nfrom: nosuchimage:1\nshell:\n  install: [\"true\"]\n",
+            "strata.yaml:2:7",
+            &["nosuchimage:1", "strata import"],
+        ),
     ];
     for (i, (yaml, location, words)) in cases.iter().enumerate() {
         let dir = env.project(&format!("bad{i}"), yaml);
         let out = env.build(&dir);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "case {i} must fail");
-        assert!(stderr.contains(location), "case {i}: expected {location} in:\n{stderr}");
+        assert!(
+            stderr.contains(location),
+            "case {i}: expected {location} in:\n{stderr}"
+        );
         for w in *words {
             assert!(stderr.contains(w), "case {i}: expected {w} in:\n{stderr}");
         }

@@ -9,7 +9,16 @@ use crate::support::Env;
 fn unpack(tarball: &Path) -> std::path::PathBuf {
     let dir = tarball.with_extension("d");
     std::fs::create_dir_all(&dir).unwrap();
-    assert!(Command::new("tar").arg("-xf").arg(tarball).arg("-C").arg(&dir).status().unwrap().success());
+    assert!(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(tarball)
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success()
+    );
     dir
 }
 
@@ -18,7 +27,8 @@ fn json(path: &Path) -> serde_json::Value {
 }
 
 fn blob(dir: &Path, digest: &serde_json::Value) -> std::path::PathBuf {
-    dir.join("blobs/sha256").join(digest.as_str().unwrap().strip_prefix("sha256:").unwrap())
+    dir.join("blobs/sha256")
+        .join(digest.as_str().unwrap().strip_prefix("sha256:").unwrap())
 }
 
 /// The sorted paths inside every layer of an OCI layout tarball's single image, in layer order.
@@ -28,9 +38,18 @@ pub fn layer_paths(tarball: &Path) -> Vec<String> {
     let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
     let mut out = Vec::new();
     for layer in manifest["layers"].as_array().unwrap() {
-        let listing = Command::new("tar").arg("--zstd").arg("-tf").arg(blob(&dir, &layer["digest"])).output().unwrap();
+        let listing = Command::new("tar")
+            .arg("--zstd")
+            .arg("-tf")
+            .arg(blob(&dir, &layer["digest"]))
+            .output()
+            .unwrap();
         assert!(listing.status.success());
-        let mut paths: Vec<String> = String::from_utf8(listing.stdout).unwrap().lines().map(String::from).collect();
+        let mut paths: Vec<String> = String::from_utf8(listing.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
         paths.sort();
         out.extend(paths);
     }
@@ -61,15 +80,34 @@ fn oci_archive_is_read_by_skopeo() {
     let dir = env.project("app", APP);
     env.build_ok(&dir);
     let out = env.strata(&["export", "app", "-o", "app.tar"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tarball = env.work.path().join("app.tar");
 
-    let inspect = Command::new("skopeo").arg("inspect").arg(format!("oci-archive:{}", tarball.display())).output().unwrap();
-    assert!(inspect.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&inspect.stderr));
+    let inspect = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci-archive:{}", tarball.display()))
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "skopeo inspect: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
     let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(info["Layers"].as_array().unwrap().len(), 2, "{info}");
     assert_eq!(info["Labels"]["org.example.team"], "core");
-    assert!(info["Env"].as_array().unwrap().iter().any(|e| e == "MODE=prod"), "{info}");
+    assert!(
+        info["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "MODE=prod"),
+        "{info}"
+    );
 
     let config = Command::new("skopeo")
         .args(["inspect", "--config"])
@@ -82,7 +120,10 @@ fn oci_archive_is_read_by_skopeo() {
     assert_eq!(c["User"], "app");
     assert_eq!(c["WorkingDir"], "/app");
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
-    assert_eq!(c["Cmd"], serde_json::json!(["/bin/sh", "-c", "cat /app/version"]));
+    assert_eq!(
+        c["Cmd"],
+        serde_json::json!(["/bin/sh", "-c", "cat /app/version"])
+    );
     assert!(c["ExposedPorts"]["8080/tcp"].is_object());
 
     // skopeo copy re-reads and verifies every blob against its digest.
@@ -93,7 +134,11 @@ fn oci_archive_is_read_by_skopeo() {
         .arg(format!("dir:{}", copy.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The stage layer records the deletion of /etc/group as a whiteout.
     let paths = layer_paths(&tarball);
@@ -106,8 +151,19 @@ fn docker_archive_has_the_layout_docker_load_expects() {
     let env = Env::new();
     let dir = env.project("app", APP);
     env.build_ok(&dir);
-    let out = env.strata(&["export", "app", "--format", "docker-archive", "-o", "app-docker.tar"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.strata(&[
+        "export",
+        "app",
+        "--format",
+        "docker-archive",
+        "-o",
+        "app-docker.tar",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = unpack(&env.work.path().join("app-docker.tar"));
     let manifest = json(&dir.join("manifest.json"));
     let entry = &manifest[0];
@@ -120,9 +176,22 @@ fn docker_archive_has_the_layout_docker_load_expects() {
         let path = dir.join(layer.as_str().unwrap());
         // Layers are plain tarballs whose sha256 is the diff id: what docker load verifies.
         let sum = Command::new("sha256sum").arg(&path).output().unwrap();
-        let hex = String::from_utf8(sum.stdout).unwrap().split_whitespace().next().unwrap().to_string();
+        let hex = String::from_utf8(sum.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
         assert_eq!(format!("sha256:{hex}"), diff_id.as_str().unwrap());
-        assert!(Command::new("tar").arg("-tf").arg(&path).output().unwrap().status.success());
+        assert!(
+            Command::new("tar")
+                .arg("-tf")
+                .arg(&path)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
     }
     assert!(dir.join("repositories").exists());
 }

@@ -41,14 +41,26 @@ fn sigkill_at_any_moment_leaves_a_consistent_store() {
     // The next build completes and the result is right.
     env.build_ok(&dir);
     assert_store_consistent(env.store.path());
-    assert_eq!(env.run_sh("heavy", "ls /data | wc -l; cat /done"), "200\ndone\n");
+    assert_eq!(
+        env.run_sh("heavy", "ls /data | wc -l; cat /done"),
+        "200\ndone\n"
+    );
 }
 
 #[test]
 fn a_killed_container_is_not_committed() {
     let env = Env::new();
-    let dir = env.project("slow", "image: s\nfrom: busybox:latest\nshell:\n  install:\n  - echo started\n  - sleep 30\n");
-    let mut child = env.cmd().args(["build", "--progress", "plain"]).current_dir(&dir).stderr(Stdio::piped()).spawn().unwrap();
+    let dir = env.project(
+        "slow",
+        "image: s\nfrom: busybox:latest\nshell:\n  install:\n  - echo started\n  - sleep 30\n",
+    );
+    let mut child = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .current_dir(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     for line in BufReader::new(stderr).lines() {
@@ -63,10 +75,17 @@ fn a_killed_container_is_not_committed() {
     // No container survives its builder.
     let deadline = Instant::now() + Duration::from_secs(10);
     while sleeping_containers() > 0 {
-        assert!(Instant::now() < deadline, "the container outlived the killed build");
+        assert!(
+            Instant::now() < deadline,
+            "the container outlived the killed build"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::write(dir.join("strata.yaml"), "image: s\nfrom: busybox:latest\nshell:\n  install:\n  - echo started\n").unwrap();
+    std::fs::write(
+        dir.join("strata.yaml"),
+        "image: s\nfrom: busybox:latest\nshell:\n  install:\n  - echo started\n",
+    )
+    .unwrap();
     assert_eq!(env.build_ok(&dir), ["s/install"]);
 }
 
@@ -82,8 +101,20 @@ fn sleeping_containers() -> usize {
 fn two_builds_on_one_store_both_succeed() {
     let env = Env::new();
     let dir = env.project("race", &HEAVY.replace("{MARK}", "race"));
-    let a = env.cmd().args(["build", "--progress", "plain"]).current_dir(&dir).stderr(Stdio::piped()).spawn().unwrap();
-    let b = env.cmd().args(["build", "--progress", "plain"]).current_dir(&dir).stderr(Stdio::piped()).spawn().unwrap();
+    let a = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .current_dir(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .current_dir(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
@@ -92,7 +123,11 @@ fn two_builds_on_one_store_both_succeed() {
     ran.extend(built_stages(&String::from_utf8_lossy(&b.stderr)));
     let user_stages: Vec<_> = ran.iter().filter(|s| !s.ends_with("/from")).collect();
     assert_eq!(user_stages.len(), 3, "{ran:?}");
-    let mut stages: Vec<_> = env.stage_records().iter().map(|r| r["stage"].as_str().unwrap().to_string()).collect();
+    let mut stages: Vec<_> = env
+        .stage_records()
+        .iter()
+        .map(|r| r["stage"].as_str().unwrap().to_string())
+        .collect();
     stages.sort();
     assert_eq!(stages, ["beforeInstall", "from", "install", "setup"]);
     assert_store_consistent(env.store.path());

@@ -12,11 +12,18 @@ use tempfile::TempDir;
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("strata-busybox-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("strata-busybox-")
+            .tempdir()
+            .unwrap()
+            .keep();
         let tar = dir.join("busybox.tar");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
         let status = Command::new("bash").arg(script).arg(&tar).status().unwrap();
-        assert!(status.success(), "scripts/busybox-rootfs.sh failed (is busybox-static installed?)");
+        assert!(
+            status.success(),
+            "scripts/busybox-rootfs.sh failed (is busybox-static installed?)"
+        );
         tar
     })
 }
@@ -32,23 +39,38 @@ impl Env {
     pub fn new() -> Env {
         let env = Env::empty();
         let out = env.strata(&["import", busybox_tar().to_str().unwrap(), "busybox:latest"]);
-        assert!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         env
     }
 
     /// A fresh, empty store.
     pub fn empty() -> Env {
-        assert!(rustix::process::geteuid().is_root(), "these tests create namespaces and mount overlayfs: run them as root");
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "these tests create namespaces and mount overlayfs: run them as root"
+        );
         Env {
-            store: tempfile::Builder::new().prefix("strata-store-").tempdir().unwrap(),
-            work: tempfile::Builder::new().prefix("strata-work-").tempdir().unwrap(),
+            store: tempfile::Builder::new()
+                .prefix("strata-store-")
+                .tempdir()
+                .unwrap(),
+            work: tempfile::Builder::new()
+                .prefix("strata-work-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
     /// A `strata` command on this store, run in the work dir, as in CI (plain progress).
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::cargo_bin("strata").unwrap();
-        cmd.env("STRATA_STORE", self.store.path()).env("CI", "1").current_dir(self.work.path());
+        cmd.env("STRATA_STORE", self.store.path())
+            .env("CI", "1")
+            .current_dir(self.work.path());
         cmd
     }
 
@@ -67,13 +89,21 @@ impl Env {
 
     /// Builds the project in `dir` (plain progress) and returns the output.
     pub fn build(&self, dir: &Path) -> Output {
-        self.cmd().args(["build", "--progress", "plain"]).current_dir(dir).output().unwrap()
+        self.cmd()
+            .args(["build", "--progress", "plain"])
+            .current_dir(dir)
+            .output()
+            .unwrap()
     }
 
     /// Builds and asserts success; returns the `image/stage` names that ran.
     pub fn build_ok(&self, dir: &Path) -> Vec<String> {
         let out = self.build(dir);
-        assert!(out.status.success(), "build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         built_stages(&String::from_utf8_lossy(&out.stderr))
     }
 
@@ -92,7 +122,11 @@ impl Env {
     /// Runs `sh -c script` in image `image` and returns stdout (asserting success).
     pub fn run_sh(&self, image: &str, script: &str) -> String {
         let out = self.strata(&["run", image, "--", "sh", "-c", script]);
-        assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -108,10 +142,19 @@ pub fn built_stages(stderr: &str) -> Vec<String> {
 /// Checks that every stage record in the store is complete: its manifest, config and layer
 /// blobs exist with the right digests, and every layer has a snapshot or a blob to unpack.
 pub fn assert_store_consistent(store: &Path) {
-    let blob = |digest: &str| store.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap());
+    let blob = |digest: &str| {
+        store
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap())
+    };
     let verify = |digest: &str| {
-        let bytes = std::fs::read(blob(digest)).unwrap_or_else(|e| panic!("blob {digest} missing: {e}"));
-        assert_eq!(strata_digest::Digest::of(&bytes).to_string(), digest, "blob {digest} is corrupt");
+        let bytes =
+            std::fs::read(blob(digest)).unwrap_or_else(|e| panic!("blob {digest} missing: {e}"));
+        assert_eq!(
+            strata_digest::Digest::of(&bytes).to_string(),
+            digest,
+            "blob {digest} is corrupt"
+        );
     };
     for entry in std::fs::read_dir(store.join("stages")).unwrap() {
         let path = entry.unwrap().path();
@@ -141,7 +184,12 @@ pub fn store_listing(store: &Path) -> Vec<(String, u64)> {
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let entry = entry.unwrap();
                 let meta = entry.metadata().unwrap();
-                let rel = entry.path().strip_prefix(store).unwrap().display().to_string();
+                let rel = entry
+                    .path()
+                    .strip_prefix(store)
+                    .unwrap()
+                    .display()
+                    .to_string();
                 if meta.is_dir() {
                     stack.push(entry.path());
                 }

@@ -59,8 +59,16 @@ pub fn build(
     progress: &dyn Sink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<BuildReport> {
-    let plan = strata_frontend::stapel::load(&options.dir, &LoadOptions { config: options.config.clone() })
-        .map_err(|e| Failure { report: format!("error: {e}"), exit_code: 1 })?;
+    let plan = strata_frontend::stapel::load(
+        &options.dir,
+        &LoadOptions {
+            config: options.config.clone(),
+        },
+    )
+    .map_err(|e| Failure {
+        report: format!("error: {e}"),
+        exit_code: 1,
+    })?;
     build_plan(ctx, &plan, options, progress, cancel)
 }
 
@@ -75,9 +83,17 @@ pub fn build_plan(
     // A killed earlier build may have left scratch dirs and partial blobs; they are unreachable.
     ctx.store.collect_garbage()?;
     let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, options.worker.clone())?;
-    let solve_options = SolveOptions { images: options.images.clone(), parallel: options.parallel };
-    let solution = strata_solver::solve(plan, &worker, &solve_options, progress, cancel)
-        .map_err(|e| Failure { report: e.render(&plan.sources), exit_code: e.exit_code() })?;
+    let solve_options = SolveOptions {
+        images: options.images.clone(),
+        parallel: options.parallel,
+    };
+    let solution =
+        strata_solver::solve(plan, &worker, &solve_options, progress, cancel).map_err(|e| {
+            Failure {
+                report: e.render(&plan.sources),
+                exit_code: e.exit_code(),
+            }
+        })?;
     let mut images = Vec::new();
     let mut outcomes = solution.images;
     outcomes.sort_by_key(|o| o.index);
@@ -86,15 +102,29 @@ pub fn build_plan(
         let tag = image.is_final.then(|| tag_name(plan, &image.name));
         if let Some(tag) = &tag {
             let current = ctx.store.tag(tag)?;
-            if current.as_ref().map(|t| (t.manifest, t.stage)) != Some((outcome.state.manifest, Some(outcome.state.digest))) {
-                let updated_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            if current.as_ref().map(|t| (t.manifest, t.stage))
+                != Some((outcome.state.manifest, Some(outcome.state.digest)))
+            {
+                let updated_unix = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 ctx.store.set_tag(
                     tag,
-                    &TagTarget { manifest: outcome.state.manifest, stage: Some(outcome.state.digest), updated_unix },
+                    &TagTarget {
+                        manifest: outcome.state.manifest,
+                        stage: Some(outcome.state.digest),
+                        updated_unix,
+                    },
                 )?;
             }
         }
-        images.push(BuiltImage { name: outcome.name, tag, manifest: outcome.state.manifest, stages: outcome.stages });
+        images.push(BuiltImage {
+            name: outcome.name,
+            tag,
+            manifest: outcome.state.manifest,
+            stages: outcome.stages,
+        });
     }
     Ok(BuildReport { images })
 }

@@ -20,7 +20,12 @@ pub enum ExportFormat {
 }
 
 /// Writes `image` to `out` in `format`.
-pub fn export(ctx: &Context, reference: &str, format: ExportFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn export(
+    ctx: &Context,
+    reference: &str,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let digest = image::resolve(&ctx.store, reference)?
         .with_context(|| format!("no image `{reference}` in the store (see `strata images`)"))?;
     let image = StoredImage::load(&ctx.store, &digest)?;
@@ -30,11 +35,19 @@ pub fn export(ctx: &Context, reference: &str, format: ExportFormat, out: &mut dy
         ExportFormat::Oci => write_oci(ctx, &image, &name, &mut tar)?,
         ExportFormat::DockerArchive => write_docker(ctx, &image, &name, &mut tar)?,
     }
-    tar.into_inner().context("finish the tarball")?.flush().context("flush the tarball")?;
+    tar.into_inner()
+        .context("finish the tarball")?
+        .flush()
+        .context("flush the tarball")?;
     Ok(())
 }
 
-fn write_oci(ctx: &Context, image: &StoredImage, name: &str, tar: &mut tar::Builder<&mut dyn Write>) -> anyhow::Result<()> {
+fn write_oci(
+    ctx: &Context,
+    image: &StoredImage,
+    name: &str,
+    tar: &mut tar::Builder<&mut dyn Write>,
+) -> anyhow::Result<()> {
     append(tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let manifest_size = ctx.store.blob_size(&image.digest)?;
     let index = Index {
@@ -65,21 +78,49 @@ fn write_docker(
     tar: &mut tar::Builder<&mut dyn Write>,
 ) -> anyhow::Result<()> {
     let config_name = format!("{}.json", image.manifest.config.digest.hex());
-    append(tar, &config_name, &ctx.store.read_blob(&image.manifest.config.digest)?)?;
+    append(
+        tar,
+        &config_name,
+        &ctx.store.read_blob(&image.manifest.config.digest)?,
+    )?;
     let mut layer_names = Vec::new();
-    for (layer, diff_id) in image.manifest.layers.iter().zip(&image.config.rootfs.diff_ids) {
+    for (layer, diff_id) in image
+        .manifest
+        .layers
+        .iter()
+        .zip(&image.config.rootfs.diff_ids)
+    {
         let path = format!("{}/layer.tar", diff_id.hex());
         // A tar header needs the size first: count the uncompressed bytes, then stream them.
-        let size = io::copy(&mut strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?, &mut io::sink())
-            .with_context(|| format!("decompress layer {}", layer.digest))?;
-        append_stream(tar, &path, size, strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?)?;
+        let size = io::copy(
+            &mut strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?,
+            &mut io::sink(),
+        )
+        .with_context(|| format!("decompress layer {}", layer.digest))?;
+        append_stream(
+            tar,
+            &path,
+            size,
+            strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?,
+        )?;
         layer_names.push(path);
     }
-    let manifest = serde_json::json!([{ "Config": config_name, "RepoTags": [name], "Layers": layer_names }]);
+    let manifest =
+        serde_json::json!([{ "Config": config_name, "RepoTags": [name], "Layers": layer_names }]);
     append(tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
     let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
-    let top = image.config.rootfs.diff_ids.last().map(|d| d.hex()).unwrap_or_default();
-    append(tar, "repositories", &serde_json::to_vec(&serde_json::json!({ repo: { tag: top } }))?)?;
+    let top = image
+        .config
+        .rootfs
+        .diff_ids
+        .last()
+        .map(|d| d.hex())
+        .unwrap_or_default();
+    append(
+        tar,
+        "repositories",
+        &serde_json::to_vec(&serde_json::json!({ repo: { tag: top } }))?,
+    )?;
     Ok(())
 }
 
@@ -93,12 +134,18 @@ fn append(tar: &mut tar::Builder<&mut dyn Write>, path: &str, bytes: &[u8]) -> a
     append_stream(tar, path, bytes.len() as u64, bytes)
 }
 
-fn append_stream(tar: &mut tar::Builder<&mut dyn Write>, path: &str, size: u64, data: impl Read) -> anyhow::Result<()> {
+fn append_stream(
+    tar: &mut tar::Builder<&mut dyn Write>,
+    path: &str,
+    size: u64,
+    data: impl Read,
+) -> anyhow::Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_size(size);
     header.set_mode(0o644);
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut header, path, data.take(size)).with_context(|| format!("write {path} into the tarball"))?;
+    tar.append_data(&mut header, path, data.take(size))
+        .with_context(|| format!("write {path} into the tarball"))?;
     Ok(())
 }

@@ -41,7 +41,9 @@ pub fn images(ctx: &Context) -> anyhow::Result<Vec<ImageRow>> {
         let mut next = target.stage;
         let mut size = None;
         while let Some(digest) = next {
-            let Some(record) = ctx.store.stage(&digest)? else { break };
+            let Some(record) = ctx.store.stage(&digest)? else {
+                break;
+            };
             size.get_or_insert_with(|| record.layers.iter().map(|l| l.size).sum::<u64>());
             stages.push(StageRow {
                 stage: record.stage.clone(),
@@ -65,7 +67,13 @@ pub fn images(ctx: &Context) -> anyhow::Result<Vec<ImageRow>> {
                 .map(|l| l.size)
                 .sum(),
         };
-        rows.push(ImageRow { name, manifest: target.manifest, size, updated_unix: target.updated_unix, stages });
+        rows.push(ImageRow {
+            name,
+            manifest: target.manifest,
+            size,
+            updated_unix: target.updated_unix,
+            stages,
+        });
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)

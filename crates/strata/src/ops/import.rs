@@ -27,9 +27,15 @@ pub struct ImportReport {
 }
 
 /// Imports `source` as the image `name`.
-pub fn import(ctx: &Context, source: &Path, name: &str, compression: Compression) -> anyhow::Result<ImportReport> {
+pub fn import(
+    ctx: &Context,
+    source: &Path,
+    name: &str,
+    compression: Compression,
+) -> anyhow::Result<ImportReport> {
     let store = &ctx.store;
-    let meta = std::fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?;
+    let meta =
+        std::fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?;
     let scratch = store.scratch("import")?;
     let root = scratch.path().join("fs");
     std::fs::create_dir(&root).with_context(|| format!("create {}", root.display()))?;
@@ -39,7 +45,8 @@ pub fn import(ctx: &Context, source: &Path, name: &str, compression: Compression
         source.to_path_buf()
     } else {
         let mut file = File::open(source).with_context(|| format!("open {}", source.display()))?;
-        strata_layer::unpack_layer(&mut file, &root).with_context(|| format!("unpack {}", source.display()))?;
+        strata_layer::unpack_layer(&mut file, &root)
+            .with_context(|| format!("unpack {}", source.display()))?;
         root.clone()
     };
     let mut ingest = store.ingest()?;
@@ -47,7 +54,12 @@ pub fn import(ctx: &Context, source: &Path, name: &str, compression: Compression
         .with_context(|| format!("write a layer of {}", layer_dir.display()))?;
     let size = ingest.written();
     let digest = ingest.commit(None)?;
-    let layer = LayerRecord { digest, diff_id: stats.diff_id, size, media_type: compression.media_type().into() };
+    let layer = LayerRecord {
+        digest,
+        diff_id: stats.diff_id,
+        size,
+        media_type: compression.media_type().into(),
+    };
     if meta.is_dir() {
         image::ensure_snapshot(store, &layer)?;
     } else {
@@ -65,7 +77,21 @@ pub fn import(ctx: &Context, source: &Path, name: &str, compression: Compression
     let written = image::write_image(store, &config, &[layer])?;
     let reference = normalize_reference(name);
     store.sync()?;
-    let updated_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    store.set_tag(&reference, &TagTarget { manifest: written.manifest, stage: None, updated_unix })?;
-    Ok(ImportReport { reference, manifest: written.manifest, size })
+    let updated_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    store.set_tag(
+        &reference,
+        &TagTarget {
+            manifest: written.manifest,
+            stage: None,
+            updated_unix,
+        },
+    )?;
+    Ok(ImportReport {
+        reference,
+        manifest: written.manifest,
+        size,
+    })
 }

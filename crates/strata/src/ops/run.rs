@@ -23,8 +23,12 @@ pub struct RunOptions {
 
 /// Runs the command (interactively when a terminal is attached); returns its exit code.
 pub fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<i32> {
-    let digest = image::resolve(&ctx.store, &options.image)?
-        .with_context(|| format!("no image `{}` in the store (see `strata images`)", options.image))?;
+    let digest = image::resolve(&ctx.store, &options.image)?.with_context(|| {
+        format!(
+            "no image `{}` in the store (see `strata images`)",
+            options.image
+        )
+    })?;
     let image = StoredImage::load(&ctx.store, &digest)?;
     let config = &image.config.config;
     let mut args = config.entrypoint.clone().unwrap_or_default();
@@ -34,7 +38,10 @@ pub fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<i32> {
         args.extend(options.command.iter().cloned());
     }
     if args.is_empty() {
-        bail!("image `{}` has no entrypoint or command; give one after `--`", options.image);
+        bail!(
+            "image `{}` has no entrypoint or command; give one after `--`",
+            options.image
+        );
     }
     let mut env = image.config.clone();
     if env.env_var("PATH").is_none() {
@@ -60,7 +67,11 @@ pub fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<i32> {
         process: ProcessSpec {
             args,
             env: env.config.env,
-            cwd: if config.working_dir.is_empty() { "/".into() } else { config.working_dir.clone() },
+            cwd: if config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                config.working_dir.clone()
+            },
             user: config.user.clone(),
             terminal: false,
         },
