@@ -49,26 +49,29 @@ echo "  fully cached rebuild:  $(printf '%s\n' "${cached[@]}" | median) ms   (ta
 
 # 500 MB of mixed files: many small text files, some medium, a few large random ones.
 mkdir -p "$work/big"
-cat >"$work/big/strata.yaml" <<'YAML'
+big_yaml() {
+  cat >"$work/big/strata.yaml" <<YAML
 image: big
 from: busybox:latest
 shell:
+  installCacheVersion: "$1"
   install:
   - |
     mkdir -p /data/small /data/medium /data/large
-    i=0; while [ $i -lt 20000 ]; do echo "file $i $RUN" > /data/small/f$i; i=$((i+1)); done
-    i=0; while [ $i -lt 400 ]; do head -c 250000 /dev/urandom > /data/medium/m$i; i=$((i+1)); done
-    i=0; while [ $i -lt 8 ]; do head -c 50000000 /dev/urandom > /data/large/l$i; i=$((i+1)); done
+    i=0; while [ \$i -lt 20000 ]; do echo "file \$i" > /data/small/f\$i; i=\$((i+1)); done
+    i=0; while [ \$i -lt 400 ]; do head -c 250000 /dev/urandom > /data/medium/m\$i; i=\$((i+1)); done
+    i=0; while [ \$i -lt 8 ]; do head -c 50000000 /dev/urandom > /data/large/l\$i; i=\$((i+1)); done
     dd if=/dev/zero of=/data/large/zeros bs=1M count=100 status=none
 YAML
+}
 commit=() floor=() size=0
 for i in $(seq "$runs"); do
-  sed -i "s/\$RUN.*/\$RUN run$i\" > \/data\/small\/f\$i; i=\$((i+1)); done/" "$work/big/strata.yaml" 2>/dev/null || true
-  sed -i "s/^  install:/  installCacheVersion: \"$i\"\n  install:/" "$work/big/strata.yaml"
+  big_yaml "$i"
   "$strata" build -C "$work/big" --progress json 2>"$work/events.json" >/dev/null
   commit+=("$(grep '"event":"stage_built"' "$work/events.json" | grep '"stage":"install"' | sed 's/.*"commit_millis":\([0-9]*\).*/\1/')")
   snap=$(ls -td "$STRATA_STORE"/snapshots/*/ | head -1)
   size=$(du -sb "$snap" | cut -f1)
+  sync
   t0=$(date +%s%N); tar -C "$snap" -cf - . | sha256sum >/dev/null; t1=$(date +%s%N)
   floor+=("$(ms "$t0" "$t1")")
 done
