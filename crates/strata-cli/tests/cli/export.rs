@@ -195,3 +195,43 @@ fn docker_archive_has_the_layout_docker_load_expects() {
     }
     assert!(dir.join("repositories").exists());
 }
+
+#[test]
+fn gzip_layers_are_selectable() {
+    let env = Env::new();
+    let dir = env.project(
+        "gz",
+        "image: gz\nfrom: busybox:latest\nshell:\n  install:\n  - echo gz > /gz\n",
+    );
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--compression", "gzip"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        env.strata(&["export", "gz", "-o", "gz.tar"])
+            .status
+            .success()
+    );
+    let dir = unpack(&env.work.path().join("gz.tar"));
+    let index = json(&dir.join("index.json"));
+    let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
+    let layers = manifest["layers"].as_array().unwrap();
+    // The imported base stays zstd; the stage's own layer is gzip and gunzips to a tarball.
+    assert_eq!(
+        layers[1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(blob(&dir, &layers[1]["digest"]))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "gz\n");
+}
