@@ -19,6 +19,7 @@
 //!     inputs: vec![DigestInput::Commands { commands: vec!["make".into()] }],
 //!     steps: vec![],
 //!     options: StageOptions::default(),
+//!     late_inputs: None,
 //!     span: None,
 //! };
 //! assert_eq!(stage.inputs[0].name(), "commands");
@@ -128,8 +129,22 @@ pub struct Stage {
     pub steps: Vec<Step>,
     /// How to do it, where that must not change the digest.
     pub options: StageOptions,
+    /// Inputs known only once the parent stage exists; the executor supplies them then (and may
+    /// decide the stage is empty and skipped).
+    pub late_inputs: Option<LateInputs>,
     /// Where the stage is defined.
     pub span: Option<Span>,
+}
+
+/// Kinds of inputs that depend on what the parent stage recorded rather than on the config.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LateInputs {
+    /// werf's gitCache: present only when the git change since the parent's commit is 1 MiB or
+    /// more; its input is that size in whole MiB.
+    GitCache,
+    /// werf's gitLatestPatch: the identity of the git change since the parent's commit; skipped
+    /// when nothing changed.
+    GitLatestPatch,
 }
 
 /// A named input of a stage digest. Recorded with every built stage so that a later build can

@@ -91,6 +91,12 @@ pub enum Event {
         /// Size of the stage's own layer in bytes (0 when it made none).
         layer_bytes: u64,
     },
+    /// A stage turned out to be empty once its parent existed, and was skipped.
+    StageSkipped {
+        /// Which stage.
+        #[serde(flatten)]
+        id: StageId,
+    },
     /// A stage failed.
     StageFailed {
         /// Which stage.

@@ -34,6 +34,8 @@ pub enum Error {
         exit_code: i32,
         /// The last lines of its output.
         output_tail: Vec<String>,
+        /// The failed stage's digest (the executor may keep its state under it for debugging).
+        digest: Option<strata_digest::Digest>,
     },
     /// A stage failed for another reason.
     #[error("image `{image}`, stage `{stage}`: {source}")]

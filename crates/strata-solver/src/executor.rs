@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 
 use strata_digest::Digest;
-use strata_plan::{DigestInput, Image, Stage};
+use strata_plan::{DigestInput, Image, LateInputs, Stage};
 use strata_progress::Sink;
 
 /// The result of a stage (or of a base image) as the executor knows it.
@@ -85,6 +85,13 @@ pub trait Executor: Sync {
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError>;
     /// The state of a stage already built, if the cache has it.
     fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError>;
+    /// The inputs of a stage with [`LateInputs`], now that its parent exists (`job.inputs` is
+    /// empty and `job.digest` unset until then). `None` means the stage is empty and skipped.
+    fn late_inputs(
+        &self,
+        job: &StageJob<'_>,
+        kind: &LateInputs,
+    ) -> Result<Option<Vec<DigestInput>>, ExecError>;
     /// Builds a stage on top of its parent and commits it under `job.digest`.
     fn build(
         &self,
@@ -93,3 +100,23 @@ pub trait Executor: Sync {
         cancel: &AtomicBool,
     ) -> Result<Built, ExecError>;
 }
+
+/// Observers of a build that may stop to let the user look inside (introspection, debugger).
+/// They run on the image's own thread, so other images keep building meanwhile.
+pub trait Hooks: Sync {
+    /// Whether [`Hooks::after_stage`] wants this stage; lets the solver skip looking up cached
+    /// stages nobody asked about.
+    fn wants_stage(&self, _image: &str, _stage: &str) -> bool {
+        false
+    }
+    /// A stage is built or reused; `state` is its result.
+    fn after_stage(&self, _job: &StageJob<'_>, _state: &StageState) {}
+    /// A stage failed; called before the failure ends the image.
+    fn on_failure(&self, _job: &StageJob<'_>, _error: &ExecError) {}
+}
+
+/// Hooks that do nothing.
+#[derive(Debug, Default)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}

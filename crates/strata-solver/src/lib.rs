@@ -24,16 +24,19 @@ pub mod cache_key;
 mod error;
 mod executor;
 mod schedule;
+mod walk;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use strata_digest::Digest;
-use strata_plan::{Base, DigestInput, Image, Plan};
-use strata_progress::{Event, Sink, StageId};
+use strata_plan::{DigestInput, Image, Plan};
+use strata_progress::{Event, Sink};
 
 pub use error::Error;
-pub use executor::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
+pub use executor::{
+    Built, ExecError, Executor, Hooks, NoHooks, ResolvedBase, StageJob, StageState,
+};
 
 /// How to solve.
 #[derive(Clone, Debug)]
@@ -109,6 +112,7 @@ pub fn solve(
     plan: &Plan,
     executor: &dyn Executor,
     options: &SolveOptions,
+    hooks: &dyn Hooks,
     progress: &dyn Sink,
     cancel: &AtomicBool,
 ) -> Result<Solution, Error> {
@@ -131,7 +135,16 @@ pub fn solve(
         &wanted,
         options.parallel.max(1),
         cancel,
-        |index, deps| build_image(plan, index, deps, executor, progress, cancel),
+        |index, deps| {
+            let walk = walk::Walk {
+                plan,
+                executor,
+                hooks,
+                progress,
+                cancel,
+            };
+            walk.image(index, deps)
+        },
     );
     let (built, cached, ok) = match &result {
         Ok(images) => {
@@ -151,218 +164,16 @@ pub fn solve(
     result.map(|images| Solution { images })
 }
 
-/// Computes every stage digest of an image without building anything.
-///
-/// `base_state` is the state of a `fromImage` base (ignored for other bases).
+/// Computes the digests of an image's leading stages without building anything (stages whose
+/// inputs depend on cached results are left out). `base_state` is the state of a `fromImage`
+/// base (ignored for other bases).
 pub fn image_digests(
     image: &Image,
     executor: &dyn Executor,
     base_state: Option<&StageState>,
 ) -> Result<Vec<(Digest, Vec<DigestInput>)>, Error> {
-    let name = image.name.to_string();
-    let base_input = match &image.base {
-        Base::Scratch => "scratch".to_string(),
-        Base::Reference { reference, span } => {
-            let resolved = executor
-                .resolve_base(reference)
-                .map_err(|source| Error::Base {
-                    image: name.clone(),
-                    reference: reference.clone(),
-                    span: *span,
-                    source,
-                })?;
-            format!("{}@{}", resolved.reference, resolved.manifest)
-        }
-        Base::Image { .. } => {
-            let state =
-                base_state.expect("the scheduler builds a fromImage base before its dependents");
-            format!("image@{}", state.digest)
-        }
-    };
-    let mut out = Vec::with_capacity(image.stages.len());
-    let mut parent: Option<Digest> = None;
-    for (i, stage) in image.stages.iter().enumerate() {
-        let mut inputs = Vec::with_capacity(stage.inputs.len() + 1);
-        if i == 0 {
-            inputs.push(DigestInput::Base {
-                base: base_input.clone(),
-            });
-        }
-        inputs.extend(stage.inputs.iter().cloned());
-        let digest = cache_key::stage_digest(parent.as_ref(), &stage.name, &inputs);
-        parent = Some(digest);
-        out.push((digest, inputs));
-    }
-    Ok(out)
-}
-
-fn build_image(
-    plan: &Plan,
-    index: usize,
-    deps: &[(usize, StageState)],
-    executor: &dyn Executor,
-    progress: &dyn Sink,
-    cancel: &AtomicBool,
-) -> Result<ImageOutcome, Error> {
-    let image = &plan.images[index];
-    let name = image.name.to_string();
-    let base_state = match image.base {
-        Base::Image { index: base, .. } => deps.iter().find(|(i, _)| *i == base).map(|(_, s)| s),
-        _ => None,
-    };
-    let base_manifest = match &image.base {
-        Base::Scratch => None,
-        Base::Reference { reference, .. } => {
-            // image_digests resolved it already; resolving again is a cheap tag read.
-            executor.resolve_base(reference).ok().map(|b| b.manifest)
-        }
-        Base::Image { .. } => base_state.map(|s| s.manifest),
-    };
-    let digests = image_digests(image, executor, base_state)?;
-    let id = |stage: &str| StageId {
-        image: name.clone(),
-        stage: stage.to_string(),
-    };
-    for (stage, (digest, _)) in image.stages.iter().zip(&digests) {
-        progress.event(Event::StageDigest {
-            id: id(&stage.name),
-            digest: digest.hex(),
-        });
-    }
-
-    // The last cached stage: everything before it is implied by its digest.
-    let mut start = 0;
-    let mut state: Option<StageState> = None;
-    for i in (0..digests.len()).rev() {
-        let found = executor
-            .lookup(&digests[i].0)
-            .map_err(|source| Error::Stage {
-                image: name.clone(),
-                stage: image.stages[i].name.clone(),
-                span: image.stages[i].span,
-                source,
-            })?;
-        if let Some(found) = found {
-            start = i + 1;
-            state = Some(found);
-            break;
-        }
-    }
-    let mut stages = Vec::with_capacity(digests.len());
-    for (stage, (digest, _)) in image.stages.iter().zip(&digests).take(start) {
-        progress.event(Event::StageCached {
-            id: id(&stage.name),
-            digest: digest.hex(),
-        });
-        stages.push(StageOutcome {
-            name: stage.name.clone(),
-            digest: *digest,
-            cached: true,
-        });
-    }
-    for i in start..digests.len() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
-        let stage = &image.stages[i];
-        let (digest, inputs) = &digests[i];
-        progress.event(Event::StageStarted {
-            id: id(&stage.name),
-            digest: digest.hex(),
-        });
-        let t = Instant::now();
-        let job = StageJob {
-            image,
-            image_name: &name,
-            stage,
-            digest: *digest,
-            inputs,
-            parent_stage: if i == 0 { None } else { Some(digests[i - 1].0) },
-            parent_manifest: state.as_ref().map(|s| s.manifest).or(if i == 0 {
-                base_manifest
-            } else {
-                None
-            }),
-        };
-        let built = executor.build(&job, progress, cancel).map_err(|e| {
-            progress.event(Event::StageFailed {
-                id: id(&stage.name),
-                message: e.to_string(),
-            });
-            stage_error(&name, stage, e)
-        })?;
-        if built.adopted {
-            progress.event(Event::StageCached {
-                id: id(&stage.name),
-                digest: digest.hex(),
-            });
-        } else {
-            progress.event(Event::StageBuilt {
-                id: id(&stage.name),
-                digest: digest.hex(),
-                millis: t.elapsed().as_millis() as u64,
-                commit_millis: built.commit_millis,
-                layer_bytes: built.state.layer_bytes,
-            });
-        }
-        stages.push(StageOutcome {
-            name: stage.name.clone(),
-            digest: *digest,
-            cached: built.adopted,
-        });
-        state = Some(built.state);
-    }
-    let state = state.ok_or_else(|| Error::Stage {
-        image: name.clone(),
-        stage: String::new(),
-        span: image.span,
-        source: ExecError::Other("the image has no stages".into()),
-    })?;
-    progress.event(Event::ImageDone {
-        image: name.clone(),
-        digest: state.digest.hex(),
-    });
-    Ok(ImageOutcome {
-        index,
-        name,
-        stages,
-        state,
-    })
-}
-
-fn stage_error(image: &str, stage: &strata_plan::Stage, e: ExecError) -> Error {
-    match e {
-        ExecError::CommandFailed {
-            step,
-            command,
-            exit_code,
-            output_tail,
-        } => {
-            let step_ref = stage.steps.get(step);
-            let cmd = step_ref.and_then(|s| match (&s.op, command) {
-                (strata_plan::Op::Run(run), Some(c)) => run.commands.get(c),
-                _ => None,
-            });
-            Error::CommandFailed {
-                image: image.to_string(),
-                stage: stage.name.clone(),
-                command: cmd.map(|c| c.text.clone()).unwrap_or_default(),
-                span: cmd
-                    .and_then(|c| c.span)
-                    .or(step_ref.and_then(|s| s.span))
-                    .or(stage.span),
-                exit_code,
-                output_tail,
-            }
-        }
-        ExecError::Cancelled => Error::Cancelled,
-        other => Error::Stage {
-            image: image.to_string(),
-            stage: stage.name.clone(),
-            span: stage.span,
-            source: other,
-        },
-    }
+    let (base_input, _) = walk::resolve_base(image, executor, base_state)?;
+    Ok(walk::static_digests(image, &base_input))
 }
 
 #[cfg(test)]
@@ -370,7 +181,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    use strata_plan::{ImageName, Stage, StageOptions};
+    use strata_plan::{Base, ImageName, Stage, StageOptions};
     use strata_progress::Discard;
 
     use super::*;
@@ -380,6 +191,7 @@ mod tests {
     struct Memory {
         built: Mutex<HashMap<Digest, StageState>>,
         ran: Mutex<Vec<String>>,
+        late: Mutex<Option<String>>,
     }
 
     impl Executor for Memory {
@@ -391,6 +203,18 @@ mod tests {
         }
         fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
             Ok(self.built.lock().unwrap().get(digest).cloned())
+        }
+        fn late_inputs(
+            &self,
+            _: &StageJob<'_>,
+            _: &strata_plan::LateInputs,
+        ) -> Result<Option<Vec<DigestInput>>, ExecError> {
+            Ok(self.late.lock().unwrap().clone().map(|v| {
+                vec![DigestInput::CacheVersion {
+                    key: "patch".into(),
+                    value: v,
+                }]
+            }))
         }
         fn build(
             &self,
@@ -428,6 +252,7 @@ mod tests {
             },
             steps: vec![],
             options: StageOptions::default(),
+            late_inputs: None,
             span: None,
         }
     }
@@ -452,6 +277,7 @@ mod tests {
             plan,
             exec,
             &SolveOptions::default(),
+            &NoHooks,
             &Discard,
             &AtomicBool::new(false),
         )
@@ -542,7 +368,15 @@ mod tests {
             images: vec!["b".into()],
             parallel: 2,
         };
-        solve(&plan, &exec, &options, &Discard, &AtomicBool::new(false)).unwrap();
+        solve(
+            &plan,
+            &exec,
+            &options,
+            &NoHooks,
+            &Discard,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert!(
             exec.ran
                 .lock()
@@ -557,9 +391,80 @@ mod tests {
                 images: vec!["zz".into()],
                 parallel: 1,
             },
+            &NoHooks,
             &Discard,
             &AtomicBool::new(false),
         );
         assert!(matches!(err, Err(Error::UnknownImage { .. })));
+    }
+
+    #[test]
+    fn late_stages_are_skipped_or_keyed_by_what_the_executor_reports() {
+        let exec = Memory::default();
+        let base = Base::Reference {
+            reference: "busybox:latest".into(),
+            span: None,
+        };
+        let mut img = image("a", base, "i");
+        let mut patch = stage("gitLatestPatch", &[]);
+        patch.late_inputs = Some(strata_plan::LateInputs::GitLatestPatch);
+        img.stages.push(patch);
+        img.stages.push(stage("dockerInstructions", &["d"]));
+        let plan = Plan {
+            images: vec![img],
+            ..Plan::default()
+        };
+        assert_eq!(
+            build(&plan, &exec),
+            ["a/dockerInstructions", "a/from", "a/install", "a/setup"]
+        );
+        assert!(build(&plan, &exec).is_empty());
+        *exec.late.lock().unwrap() = Some("p1".into());
+        assert_eq!(
+            build(&plan, &exec),
+            ["a/dockerInstructions", "a/gitLatestPatch"]
+        );
+        assert!(build(&plan, &exec).is_empty());
+        *exec.late.lock().unwrap() = Some("p2".into());
+        assert_eq!(
+            build(&plan, &exec),
+            ["a/dockerInstructions", "a/gitLatestPatch"]
+        );
+    }
+
+    #[test]
+    fn hooks_see_wanted_stages_even_when_cached() {
+        #[derive(Default)]
+        struct Seen(Mutex<Vec<String>>);
+        impl Hooks for Seen {
+            fn wants_stage(&self, _: &str, stage: &str) -> bool {
+                stage == "install"
+            }
+            fn after_stage(&self, job: &StageJob<'_>, state: &StageState) {
+                assert_eq!(job.digest, state.digest);
+                self.0.lock().unwrap().push(job.stage.name.clone());
+            }
+        }
+        let exec = Memory::default();
+        let base = Base::Reference {
+            reference: "busybox:latest".into(),
+            span: None,
+        };
+        let plan = Plan {
+            images: vec![image("a", base, "i")],
+            ..Plan::default()
+        };
+        build(&plan, &exec);
+        let seen = Seen::default();
+        solve(
+            &plan,
+            &exec,
+            &SolveOptions::default(),
+            &seen,
+            &Discard,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(*seen.0.lock().unwrap(), ["install"]);
     }
 }

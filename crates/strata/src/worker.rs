@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use strata_digest::Digest;
 use strata_layer::Compression;
-use strata_plan::{Op, Run, RunShell};
+use strata_plan::{DigestInput, LateInputs, Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio};
 use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
@@ -349,6 +349,15 @@ impl Executor for LocalWorker<'_> {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
             }))
+    }
+
+    fn late_inputs(
+        &self,
+        _job: &StageJob<'_>,
+        _kind: &LateInputs,
+    ) -> Result<Option<Vec<DigestInput>>, ExecError> {
+        // No config produces late inputs until git mappings are supported.
+        Ok(None)
     }
 
     fn build(

@@ -80,6 +80,7 @@ pub fn plain_line(event: &Event) -> Option<String> {
                 size(*layer_bytes)
             )
         }
+        Event::StageSkipped { id } => format!("{}/{}: skipped (nothing to do)", id.image, id.stage),
         Event::StageFailed { id, message } => {
             format!("{}/{}: failed: {message}", id.image, id.stage)
         }

@@ -26,6 +26,7 @@ enum Status {
         layer_bytes: u64,
     },
     Failed,
+    Skipped,
 }
 
 struct StageRow {
@@ -141,6 +142,7 @@ impl Sink for Live {
                 },
             ),
             Event::StageFailed { id, .. } => set(v, &id.image, &id.stage, Status::Failed),
+            Event::StageSkipped { id } => set(v, &id.image, &id.stage, Status::Skipped),
             Event::BuildFinished { .. } => v.summary = plain_line(&event),
             Event::Waiting { .. } | Event::Note { .. } => v.notes.extend(plain_line(&event)),
             Event::ImageDone { .. } => {}
@@ -202,6 +204,7 @@ fn draw(v: &mut View) {
                     format!("built in {} ({})", seconds(*millis), size(*layer_bytes)),
                 ),
                 Status::Failed => ("\x1b[31m✗\x1b[0m", "failed".into()),
+                Status::Skipped => ("\x1b[2m-\x1b[0m", "skipped".into()),
             };
             lines.push(format!(
                 "  {mark} {:<20} {:<12} {detail}",

@@ -185,6 +185,7 @@ fn from_stage(image: &ImageConfig) -> Stage {
         inputs: inputs.into_iter().flatten().collect(),
         steps: Vec::new(),
         options: StageOptions::default(),
+        late_inputs: None,
         span: Some(image.from.key),
     }
 }
@@ -229,6 +230,7 @@ fn user_stage(image: &ImageConfig, stage: UserStage) -> Option<Stage> {
             span,
         }],
         options: StageOptions::default(),
+        late_inputs: None,
         span,
     })
 }
@@ -285,6 +287,7 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
             span: docker.key,
         }],
         options: StageOptions::default(),
+        late_inputs: None,
         span: docker.key,
     })
 }

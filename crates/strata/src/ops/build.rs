@@ -87,13 +87,18 @@ pub fn build_plan(
         images: options.images.clone(),
         parallel: options.parallel,
     };
-    let solution =
-        strata_solver::solve(plan, &worker, &solve_options, progress, cancel).map_err(|e| {
-            Failure {
-                report: e.render(&plan.sources),
-                exit_code: e.exit_code(),
-            }
-        })?;
+    let solution = strata_solver::solve(
+        plan,
+        &worker,
+        &solve_options,
+        &strata_solver::NoHooks,
+        progress,
+        cancel,
+    )
+    .map_err(|e| Failure {
+        report: e.render(&plan.sources),
+        exit_code: e.exit_code(),
+    })?;
     let mut images = Vec::new();
     let mut outcomes = solution.images;
     outcomes.sort_by_key(|o| o.index);

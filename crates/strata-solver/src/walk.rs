@@ -1,0 +1,353 @@
+//! The walk over one image's stages: digests, the cache, late inputs, building, hooks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use strata_digest::Digest;
+use strata_plan::{Base, DigestInput, Image, Plan, Stage};
+use strata_progress::{Event, Sink, StageId};
+
+use crate::executor::{ExecError, Executor, Hooks, StageJob, StageState};
+use crate::{Error, ImageOutcome, StageOutcome, cache_key};
+
+/// What every stage walk of a solve shares.
+pub(crate) struct Walk<'a> {
+    pub plan: &'a Plan,
+    pub executor: &'a dyn Executor,
+    pub hooks: &'a dyn Hooks,
+    pub progress: &'a dyn Sink,
+    pub cancel: &'a AtomicBool,
+}
+
+/// The base input of an image's `from` stage and the manifest it starts from.
+pub(crate) fn resolve_base(
+    image: &Image,
+    executor: &dyn Executor,
+    base_state: Option<&StageState>,
+) -> Result<(String, Option<Digest>), Error> {
+    Ok(match &image.base {
+        Base::Scratch => ("scratch".to_string(), None),
+        Base::Reference { reference, span } => {
+            let resolved = executor
+                .resolve_base(reference)
+                .map_err(|source| Error::Base {
+                    image: image.name.to_string(),
+                    reference: reference.clone(),
+                    span: *span,
+                    source,
+                })?;
+            (
+                format!("{}@{}", resolved.reference, resolved.manifest),
+                Some(resolved.manifest),
+            )
+        }
+        Base::Image { .. } => {
+            let state =
+                base_state.expect("the scheduler builds a fromImage base before its dependents");
+            (format!("image@{}", state.digest), Some(state.manifest))
+        }
+    })
+}
+
+/// Digests of the leading stages whose inputs are all in the plan (up to the first stage with
+/// late inputs), given the base input.
+pub(crate) fn static_digests(image: &Image, base_input: &str) -> Vec<(Digest, Vec<DigestInput>)> {
+    let mut out = Vec::new();
+    let mut parent: Option<Digest> = None;
+    for (i, stage) in image.stages.iter().enumerate() {
+        if stage.late_inputs.is_some() {
+            break;
+        }
+        let mut inputs = Vec::with_capacity(stage.inputs.len() + 1);
+        if i == 0 {
+            inputs.push(DigestInput::Base {
+                base: base_input.to_string(),
+            });
+        }
+        inputs.extend(stage.inputs.iter().cloned());
+        let digest = cache_key::stage_digest(parent.as_ref(), &stage.name, &inputs);
+        parent = Some(digest);
+        out.push((digest, inputs));
+    }
+    out
+}
+
+impl Walk<'_> {
+    /// Builds (or reuses) every stage of one image.
+    pub(crate) fn image(
+        &self,
+        index: usize,
+        deps: &[(usize, StageState)],
+    ) -> Result<ImageOutcome, Error> {
+        let image = &self.plan.images[index];
+        let name = image.name.to_string();
+        let base_state = match image.base {
+            Base::Image { index: base, .. } => {
+                deps.iter().find(|(i, _)| *i == base).map(|(_, s)| s)
+            }
+            _ => None,
+        };
+        let (base_input, base_manifest) = resolve_base(image, self.executor, base_state)?;
+        let prefix = static_digests(image, &base_input);
+        for (stage, (digest, _)) in image.stages.iter().zip(&prefix) {
+            self.progress.event(Event::StageDigest {
+                id: self.id(&name, stage),
+                digest: digest.hex(),
+            });
+        }
+
+        // The last cached stage of the static prefix: everything before it is implied.
+        let mut start = 0;
+        let mut state: Option<StageState> = None;
+        for i in (0..prefix.len()).rev() {
+            if let Some(found) = self.lookup(&name, &image.stages[i], &prefix[i].0)? {
+                start = i + 1;
+                state = Some(found);
+                break;
+            }
+        }
+        let mut stages = Vec::with_capacity(image.stages.len());
+        let mut parent_digest = None;
+        for (i, (digest, inputs)) in prefix.iter().enumerate().take(start) {
+            let stage = &image.stages[i];
+            self.progress.event(Event::StageCached {
+                id: self.id(&name, stage),
+                digest: digest.hex(),
+            });
+            stages.push(StageOutcome {
+                name: stage.name.clone(),
+                digest: *digest,
+                cached: true,
+            });
+            if self.hooks.wants_stage(&name, &stage.name) {
+                let job = self.job(image, &name, stage, *digest, inputs, parent_digest, None);
+                let found = if i + 1 == start {
+                    state.clone()
+                } else {
+                    self.lookup(&name, stage, digest)?
+                };
+                if let Some(found) = found {
+                    self.hooks.after_stage(&job, &found);
+                }
+            }
+            parent_digest = Some(*digest);
+        }
+
+        for i in start..image.stages.len() {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let stage = &image.stages[i];
+            let parent_manifest = match &state {
+                Some(s) => Some(s.manifest),
+                None if i == 0 => base_manifest,
+                None => None,
+            };
+            let (digest, inputs) = match (&stage.late_inputs, prefix.get(i)) {
+                (None, Some((digest, inputs))) => (*digest, inputs.clone()),
+                (None, None) => {
+                    let inputs = stage.inputs.clone();
+                    (
+                        cache_key::stage_digest(parent_digest.as_ref(), &stage.name, &inputs),
+                        inputs,
+                    )
+                }
+                (Some(kind), _) => {
+                    let probe = self.job(
+                        image,
+                        &name,
+                        stage,
+                        Digest::of(b""),
+                        &[],
+                        parent_digest,
+                        parent_manifest,
+                    );
+                    let late = self
+                        .executor
+                        .late_inputs(&probe, kind)
+                        .map_err(|e| stage_error(&name, stage, e))?;
+                    let Some(mut inputs) = late else {
+                        self.progress.event(Event::StageSkipped {
+                            id: self.id(&name, stage),
+                        });
+                        continue;
+                    };
+                    inputs.splice(0..0, stage.inputs.iter().cloned());
+                    (
+                        cache_key::stage_digest(parent_digest.as_ref(), &stage.name, &inputs),
+                        inputs,
+                    )
+                }
+            };
+            if i >= prefix.len() {
+                self.progress.event(Event::StageDigest {
+                    id: self.id(&name, stage),
+                    digest: digest.hex(),
+                });
+            }
+            let job = self.job(
+                image,
+                &name,
+                stage,
+                digest,
+                &inputs,
+                parent_digest,
+                parent_manifest,
+            );
+            let (built, cached) = if i >= prefix.len()
+                && let Some(found) = self.lookup(&name, stage, &digest)?
+            {
+                self.progress.event(Event::StageCached {
+                    id: self.id(&name, stage),
+                    digest: digest.hex(),
+                });
+                (found, true)
+            } else {
+                self.build(&job)?
+            };
+            self.hooks.after_stage(&job, &built);
+            stages.push(StageOutcome {
+                name: stage.name.clone(),
+                digest,
+                cached,
+            });
+            parent_digest = Some(digest);
+            state = Some(built);
+        }
+        let state = state.ok_or_else(|| Error::Stage {
+            image: name.clone(),
+            stage: String::new(),
+            span: image.span,
+            source: ExecError::Other("the image has no stages".into()),
+        })?;
+        self.progress.event(Event::ImageDone {
+            image: name.clone(),
+            digest: state.digest.hex(),
+        });
+        Ok(ImageOutcome {
+            index,
+            name,
+            stages,
+            state,
+        })
+    }
+
+    fn build(&self, job: &StageJob<'_>) -> Result<(StageState, bool), Error> {
+        let id = self.id(job.image_name, job.stage);
+        self.progress.event(Event::StageStarted {
+            id: id.clone(),
+            digest: job.digest.hex(),
+        });
+        let t = Instant::now();
+        let built = match self.executor.build(job, self.progress, self.cancel) {
+            Ok(built) => built,
+            Err(e) => {
+                self.progress.event(Event::StageFailed {
+                    id,
+                    message: e.to_string(),
+                });
+                self.hooks.on_failure(job, &e);
+                let mut error = stage_error(job.image_name, job.stage, e);
+                if let Error::CommandFailed { digest, .. } = &mut error {
+                    *digest = Some(job.digest);
+                }
+                return Err(error);
+            }
+        };
+        if built.adopted {
+            self.progress.event(Event::StageCached {
+                id,
+                digest: job.digest.hex(),
+            });
+        } else {
+            self.progress.event(Event::StageBuilt {
+                id,
+                digest: job.digest.hex(),
+                millis: t.elapsed().as_millis() as u64,
+                commit_millis: built.commit_millis,
+                layer_bytes: built.state.layer_bytes,
+            });
+        }
+        Ok((built.state, built.adopted))
+    }
+
+    fn lookup(
+        &self,
+        image: &str,
+        stage: &Stage,
+        digest: &Digest,
+    ) -> Result<Option<StageState>, Error> {
+        self.executor.lookup(digest).map_err(|source| Error::Stage {
+            image: image.to_string(),
+            stage: stage.name.clone(),
+            span: stage.span,
+            source,
+        })
+    }
+
+    fn id(&self, image: &str, stage: &Stage) -> StageId {
+        StageId {
+            image: image.to_string(),
+            stage: stage.name.clone(),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn job<'a>(
+        &self,
+        image: &'a Image,
+        image_name: &'a str,
+        stage: &'a Stage,
+        digest: Digest,
+        inputs: &'a [DigestInput],
+        parent_stage: Option<Digest>,
+        parent_manifest: Option<Digest>,
+    ) -> StageJob<'a> {
+        StageJob {
+            image,
+            image_name,
+            stage,
+            digest,
+            inputs,
+            parent_stage,
+            parent_manifest,
+        }
+    }
+}
+
+/// The solver error for an executor error of `stage`, pointing at the failing command's source.
+pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
+    match e {
+        ExecError::CommandFailed {
+            step,
+            command,
+            exit_code,
+            output_tail,
+        } => {
+            let step_ref = stage.steps.get(step);
+            let cmd = step_ref.and_then(|s| match (&s.op, command) {
+                (strata_plan::Op::Run(run), Some(c)) => run.commands.get(c),
+                _ => None,
+            });
+            Error::CommandFailed {
+                image: image.to_string(),
+                stage: stage.name.clone(),
+                command: cmd.map(|c| c.text.clone()).unwrap_or_default(),
+                span: cmd
+                    .and_then(|c| c.span)
+                    .or(step_ref.and_then(|s| s.span))
+                    .or(stage.span),
+                exit_code,
+                output_tail,
+                digest: None,
+            }
+        }
+        ExecError::Cancelled => Error::Cancelled,
+        other => Error::Stage {
+            image: image.to_string(),
+            stage: stage.name.clone(),
+            span: stage.span,
+            source: other,
+        },
+    }
+}
