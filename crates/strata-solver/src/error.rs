@@ -4,6 +4,25 @@ use strata_plan::{SourceMap, Span};
 
 use crate::ExecError;
 
+/// A command that exited non-zero, with where it is written and what it printed last.
+#[derive(Debug)]
+pub struct CommandFailure {
+    /// The image.
+    pub image: String,
+    /// The stage.
+    pub stage: String,
+    /// The command text.
+    pub command: String,
+    /// Where the command is written.
+    pub span: Option<Span>,
+    /// Its exit code.
+    pub exit_code: i32,
+    /// The last lines of its output.
+    pub output_tail: Vec<String>,
+    /// The failed stage's digest (the executor may keep its state under it for debugging).
+    pub digest: Option<strata_digest::Digest>,
+}
+
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,23 +39,14 @@ pub enum Error {
         source: ExecError,
     },
     /// A command of a stage failed.
-    #[error("image `{image}`, stage `{stage}`: command exited with code {exit_code}: {command}")]
-    CommandFailed {
-        /// The image.
-        image: String,
-        /// The stage.
-        stage: String,
-        /// The command text.
-        command: String,
-        /// Where the command is written.
-        span: Option<Span>,
-        /// Its exit code.
-        exit_code: i32,
-        /// The last lines of its output.
-        output_tail: Vec<String>,
-        /// The failed stage's digest (the executor may keep its state under it for debugging).
-        digest: Option<strata_digest::Digest>,
-    },
+    #[error(
+        "image `{}`, stage `{}`: command exited with code {}: {}",
+        .0.image,
+        .0.stage,
+        .0.exit_code,
+        .0.command
+    )]
+    CommandFailed(Box<CommandFailure>),
     /// A stage failed for another reason.
     #[error("image `{image}`, stage `{stage}`: {source}")]
     Stage {
@@ -66,7 +76,7 @@ impl Error {
     /// The exit code a command-line front end should end with.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::CommandFailed { exit_code, .. } if *exit_code != 0 => *exit_code,
+            Error::CommandFailed(f) if f.exit_code != 0 => f.exit_code,
             Error::Cancelled => 130,
             _ => 1,
         }
@@ -76,19 +86,18 @@ impl Error {
     pub fn render(&self, sources: &SourceMap) -> String {
         let mut out = format!("error: {self}\n");
         let span = match self {
-            Error::Base { span, .. }
-            | Error::CommandFailed { span, .. }
-            | Error::Stage { span, .. } => *span,
+            Error::Base { span, .. } | Error::Stage { span, .. } => *span,
+            Error::CommandFailed(f) => f.span,
             _ => None,
         };
         if let Some(span) = span {
             out.push_str(&sources.snippet(span, ""));
         }
-        if let Error::CommandFailed { output_tail, .. } = self
-            && !output_tail.is_empty()
+        if let Error::CommandFailed(f) = self
+            && !f.output_tail.is_empty()
         {
             out.push_str("last output lines:\n");
-            for line in output_tail {
+            for line in &f.output_tail {
                 out.push_str("  ");
                 out.push_str(line);
                 out.push('\n');

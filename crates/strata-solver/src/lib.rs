@@ -33,7 +33,7 @@ use strata_digest::Digest;
 use strata_plan::{DigestInput, Image, Plan};
 use strata_progress::{Event, Sink};
 
-pub use error::Error;
+pub use error::{CommandFailure, Error};
 pub use executor::{
     Built, ExecError, Executor, Hooks, NoHooks, ResolvedBase, StageJob, StageState,
 };

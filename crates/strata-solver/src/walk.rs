@@ -8,7 +8,7 @@ use strata_plan::{Base, DigestInput, Image, Plan, Stage};
 use strata_progress::{Event, Sink, StageId};
 
 use crate::executor::{ExecError, Executor, Hooks, StageJob, StageState};
-use crate::{Error, ImageOutcome, StageOutcome, cache_key};
+use crate::{CommandFailure, Error, ImageOutcome, StageOutcome, cache_key};
 
 /// What every stage walk of a solve shares.
 pub(crate) struct Walk<'a> {
@@ -248,8 +248,8 @@ impl Walk<'_> {
                 });
                 self.hooks.on_failure(job, &e);
                 let mut error = stage_error(job.image_name, job.stage, e);
-                if let Error::CommandFailed { digest, .. } = &mut error {
-                    *digest = Some(job.digest);
+                if let Error::CommandFailed(f) = &mut error {
+                    f.digest = Some(job.digest);
                 }
                 return Err(error);
             }
@@ -329,7 +329,7 @@ pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
                 (strata_plan::Op::Run(run), Some(c)) => run.commands.get(c),
                 _ => None,
             });
-            Error::CommandFailed {
+            Error::CommandFailed(Box::new(CommandFailure {
                 image: image.to_string(),
                 stage: stage.name.clone(),
                 command: cmd.map(|c| c.text.clone()).unwrap_or_default(),
@@ -340,7 +340,7 @@ pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
                 exit_code,
                 output_tail,
                 digest: None,
-            }
+            }))
         }
         ExecError::Cancelled => Error::Cancelled,
         other => Error::Stage {
