@@ -11,10 +11,11 @@
 //!    dir itself into the snapshots (no unpack needed later), write config and manifest;
 //! 5. publish the stage record last: before it exists, nothing of the stage counts.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +26,9 @@ use strata_plan::{DigestInput, LateInputs, Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio};
 use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
-use strata_store::{LayerRecord, LocalStore, PutOutcome, RecordedInput, StageRecord, Store};
+use strata_store::{
+    LayerRecord, LocalStore, PutOutcome, RecordedInput, Scratch, StageRecord, Store,
+};
 
 use crate::image::{self, StoredImage};
 use crate::oci::{History, ImageConfig};
@@ -55,6 +58,20 @@ pub struct LocalWorker<'a> {
     sandbox: &'a Sandbox,
     toolbox: PathBuf,
     options: WorkerOptions,
+    failures: Mutex<HashMap<Digest, FailedRun>>,
+}
+
+/// A failed run kept for the debugger: the exact container spec it ran with and its
+/// directories (the broken upper among them), which live as long as this value.
+pub struct FailedRun {
+    /// The spec of the failed run: lowers are the state before the step, upper what it wrote.
+    pub spec: ContainerSpec,
+    /// Runs only the failing command again in that environment.
+    pub rerun_args: Vec<String>,
+    /// Runs the whole step again from its start.
+    pub step_args: Vec<String>,
+    /// The scratch dir holding the upper, work and control dirs; removed when dropped.
+    pub scratch: Scratch,
 }
 
 impl<'a> LocalWorker<'a> {
@@ -70,6 +87,7 @@ impl<'a> LocalWorker<'a> {
             sandbox,
             toolbox,
             options,
+            failures: Mutex::new(HashMap::new()),
         })
     }
 
@@ -195,56 +213,19 @@ impl<'a> LocalWorker<'a> {
     ) -> Result<(Option<LayerRecord>, u64), ExecError> {
         let scratch = self.store.scratch("run").map_err(other)?;
         let dirs = RunDirs::create(scratch.path()).map_err(other)?;
-        let mut env = build_env(config, &job.stage.options.service_env);
-        let args = match &run.shell {
-            RunShell::ToolboxScript => {
-                // The static bash cannot load locales the image lacks and warns when it starts
-                // with LC_ALL set; the script sets the locale itself, with the warning silenced.
-                let (locale, rest): (Vec<String>, Vec<String>) = env
-                    .into_iter()
-                    .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
-                env = rest;
-                fs::write(dirs.control.join("script.sh"), stage_script(run, &locale))
-                    .map_err(other)?;
-                vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/script.sh")]
-            }
-            RunShell::Argv(prefix) => {
-                let mut a = prefix.clone();
-                a.extend(run.commands.iter().map(|c| c.text.clone()));
-                a
-            }
-            RunShell::Exec => {
-                let text = &run
-                    .commands
-                    .first()
-                    .map(|c| c.text.as_str())
-                    .unwrap_or("[]");
-                serde_json::from_str(text)
-                    .map_err(|e| other(format!("exec form {text} is not a JSON array: {e}")))?
-            }
-        };
-        let spec = ContainerSpec {
-            lowers: lowers.to_vec(),
-            upper: dirs.upper.clone(),
-            work: dirs.work.clone(),
-            scratch: dirs.sandbox.clone(),
-            process: ProcessSpec {
+        let env = build_env(config, &job.stage.options.service_env);
+        let (args, env) = step_command(run, env, &dirs.control, RUN_DIR).map_err(other)?;
+        let spec = self
+            .container_spec(
+                lowers.to_vec(),
+                &dirs,
                 args,
                 env,
-                cwd: run
-                    .workdir
-                    .clone()
-                    .unwrap_or_else(|| non_empty_or(&config.config.working_dir, "/")),
-                user: run
-                    .user
-                    .clone()
-                    .unwrap_or_else(|| config.config.user.clone()),
-                terminal: false,
-            },
-            hostname: format!("strata-{}", job.digest.short(12)),
-            mounts: self.standard_mounts(&dirs).map_err(other)?,
-            network: self.options.network,
-        };
+                Some(run),
+                config,
+                job.digest,
+            )
+            .map_err(other)?;
         let mut container = self.sandbox.spawn(&spec, Stdio::Piped).map_err(other)?;
         let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
         if let Some(output) = container.take_output() {
@@ -273,10 +254,34 @@ impl<'a> LocalWorker<'a> {
         if !status.success() {
             let command = fs::read_to_string(dirs.control.join("step"))
                 .ok()
-                .and_then(|s| s.trim().parse().ok());
+                .and_then(|s| s.trim().parse().ok())
+                .or((run.commands.len() == 1).then_some(0));
+            let rerun_args = match (command, &run.shell) {
+                (Some(c), RunShell::ToolboxScript) => {
+                    let only = Run {
+                        commands: vec![run.commands[c].clone()],
+                        ..run.clone()
+                    };
+                    let env = build_env(config, &job.stage.options.service_env);
+                    step_command(&only, env, &dirs.rerun, &format!("{RUN_DIR}/rerun"))
+                        .map_err(other)?
+                        .0
+                }
+                _ => spec.process.args.clone(),
+            };
+            let failed = FailedRun {
+                step_args: spec.process.args.clone(),
+                rerun_args,
+                spec,
+                scratch,
+            };
+            self.failures
+                .lock()
+                .expect("no thread panics holding the failure map")
+                .insert(job.digest, failed);
             return Err(ExecError::CommandFailed {
                 step,
-                command: command.or((run.commands.len() == 1).then_some(0)),
+                command,
                 exit_code: status.code(),
                 output_tail: tail.into(),
             });
@@ -300,6 +305,80 @@ impl<'a> LocalWorker<'a> {
             media_type: self.options.compression.media_type().to_string(),
         };
         Ok((Some(layer), commit_started.elapsed().as_millis() as u64))
+    }
+
+    /// The container spec of a step or of a look inside a state: lowers, the run dirs, the
+    /// command and environment, user and working directory (the step's, else the config's).
+    #[allow(clippy::too_many_arguments)]
+    fn container_spec(
+        &self,
+        lowers: Vec<PathBuf>,
+        dirs: &RunDirs,
+        args: Vec<String>,
+        env: Vec<String>,
+        run: Option<&Run>,
+        config: &ImageConfig,
+        digest: Digest,
+    ) -> anyhow::Result<ContainerSpec> {
+        Ok(ContainerSpec {
+            lowers,
+            upper: dirs.upper.clone(),
+            work: dirs.work.clone(),
+            scratch: dirs.sandbox.clone(),
+            process: ProcessSpec {
+                args,
+                env,
+                cwd: run
+                    .and_then(|r| r.workdir.clone())
+                    .unwrap_or_else(|| non_empty_or(&config.config.working_dir, "/")),
+                user: run
+                    .and_then(|r| r.user.clone())
+                    .unwrap_or_else(|| config.config.user.clone()),
+                terminal: false,
+            },
+            hostname: format!("strata-{}", digest.short(12)),
+            mounts: self.standard_mounts(dirs)?,
+            network: self.options.network,
+        })
+    }
+
+    /// The failed run of the stage with this digest, if the last build of it failed here.
+    pub fn take_failure(&self, digest: &Digest) -> Option<FailedRun> {
+        self.failures
+            .lock()
+            .expect("no thread panics holding the failure map")
+            .remove(digest)
+    }
+
+    /// A container spec to look inside `manifest` (a stage's result, or with the parent's
+    /// manifest the state before a stage) in the environment the stage's steps run in.
+    /// `scratch` receives the container's own dirs; its upper is thrown away with it.
+    pub fn state_spec(
+        &self,
+        job: &StageJob<'_>,
+        manifest: Option<&Digest>,
+        args: Vec<String>,
+        scratch: &Path,
+    ) -> anyhow::Result<ContainerSpec> {
+        let image = match manifest {
+            Some(d) => Some(StoredImage::load(self.store, d)?),
+            None => None,
+        };
+        let config = image
+            .as_ref()
+            .map(|i| i.config.clone())
+            .unwrap_or_else(ImageConfig::empty);
+        let lowers = match &image {
+            Some(i) => i.lowers(self.store)?,
+            None => Vec::new(),
+        };
+        let run = job.stage.steps.iter().find_map(|s| match &s.op {
+            Op::Run(run) => Some(run),
+            Op::Config(_) => None,
+        });
+        let dirs = RunDirs::create(scratch)?;
+        let env = build_env(&config, &job.stage.options.service_env);
+        self.container_spec(lowers, &dirs, args, env, run, &config, job.digest)
     }
 
     /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts.
@@ -370,11 +449,54 @@ impl Executor for LocalWorker<'_> {
     }
 }
 
+/// The argv and environment that run a step's commands; writes the stage script into `dir`
+/// (seen as `dir_inside` in the container) when the step needs one.
+fn step_command(
+    run: &Run,
+    env: Vec<String>,
+    dir: &Path,
+    dir_inside: &str,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    Ok(match &run.shell {
+        RunShell::ToolboxScript => {
+            // The static bash cannot load locales the image lacks and warns when it starts
+            // with LC_ALL set; the script sets the locale itself, with the warning silenced.
+            let (locale, rest): (Vec<String>, Vec<String>) = env
+                .into_iter()
+                .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
+            let script = dir.join("script.sh");
+            fs::write(&script, stage_script(run, &locale))
+                .with_context(|| format!("write {}", script.display()))?;
+            (
+                vec![toolbox::BASH.to_string(), format!("{dir_inside}/script.sh")],
+                rest,
+            )
+        }
+        RunShell::Argv(prefix) => {
+            let mut a = prefix.clone();
+            a.extend(run.commands.iter().map(|c| c.text.clone()));
+            (a, env)
+        }
+        RunShell::Exec => {
+            let text = run
+                .commands
+                .first()
+                .map(|c| c.text.as_str())
+                .unwrap_or("[]");
+            let args = serde_json::from_str(text)
+                .with_context(|| format!("exec form {text} is not a JSON array"))?;
+            (args, env)
+        }
+    })
+}
+
 /// Directories of one container run inside a scratch dir.
 pub(crate) struct RunDirs {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub control: PathBuf,
+    /// Inside `control`: the script that reruns only a failed command (for the debugger).
+    pub rerun: PathBuf,
     pub sandbox: PathBuf,
 }
 
@@ -384,9 +506,16 @@ impl RunDirs {
             upper: root.join("upper"),
             work: root.join("work"),
             control: root.join("control"),
+            rerun: root.join("control/rerun"),
             sandbox: root.join("sandbox"),
         };
-        for d in [&dirs.upper, &dirs.work, &dirs.control, &dirs.sandbox] {
+        for d in [
+            &dirs.upper,
+            &dirs.work,
+            &dirs.control,
+            &dirs.rerun,
+            &dirs.sandbox,
+        ] {
             fs::create_dir(d).with_context(|| format!("create {}", d.display()))?;
         }
         Ok(dirs)
