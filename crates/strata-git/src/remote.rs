@@ -1,0 +1,168 @@
+//! Remote repositories: a bare clone per URL in a cache directory, kept fresh with `git fetch`.
+//!
+//! Transport is the system `git` (credentials helpers, ssh config and proxies work as they do
+//! for the user); reading is gix. The clone lives at `<cache>/<sha256 of url>.git`. A first
+//! open clones into a temporary sibling and renames it into place, so concurrent builds never
+//! see a half-made clone; the loser of a race discards its copy and uses the winner's. Later
+//! opens fetch `refs/heads/*` and `refs/tags/*` (forced, pruned) into the same refs.
+//!
+//! `git` runs with `GIT_TERMINAL_PROMPT=0` (a missing credential fails instead of hanging)
+//! and without inherited `GIT_DIR`/`GIT_WORK_TREE`/`GIT_INDEX_FILE`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::Repository;
+
+/// Errors from cloning or fetching a remote repository.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cache directory could not be made or cleaned.
+    #[error("cannot {op} {path} for remote {url}")]
+    Cache {
+        /// The remote URL.
+        url: String,
+        /// What was attempted.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `git` could not be started.
+    #[error("cannot run `git` for remote {url}; is git installed and on PATH?")]
+    Spawn {
+        /// The remote URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `git clone`/`git fetch` failed.
+    #[error("`git {command}` of {url} failed ({status}): {stderr}")]
+    Git {
+        /// The remote URL.
+        url: String,
+        /// `clone` or `fetch`.
+        command: &'static str,
+        /// Exit status.
+        status: String,
+        /// What git said, trimmed.
+        stderr: String,
+    },
+    /// The cached clone is not a readable repository.
+    #[error("cannot open cached clone {path} of {url} (delete it to re-clone)")]
+    Open {
+        /// The remote URL.
+        url: String,
+        /// The clone.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: gix::Error,
+    },
+}
+
+/// Where the clone of `url` lives inside `cache_dir`.
+pub fn cache_path(url: &str, cache_dir: &Path) -> PathBuf {
+    cache_dir.join(format!(
+        "{}.git",
+        strata_digest::Digest::of(url.as_bytes()).hex()
+    ))
+}
+
+impl Repository {
+    /// Clones `url` into `cache_dir` (first time) or fetches it (later), then opens the bare
+    /// clone. Local paths and `file://` URLs work like network URLs.
+    pub fn open_remote(url: &str, cache_dir: &Path) -> Result<Repository, crate::Error> {
+        let path = cache_path(url, cache_dir);
+        if path.exists() {
+            git(
+                url,
+                "fetch",
+                Command::new("git").arg("-C").arg(&path).args([
+                    "fetch",
+                    "--quiet",
+                    "--prune",
+                    "--force",
+                    "origin",
+                    "+refs/heads/*:refs/heads/*",
+                    "+refs/tags/*:refs/tags/*",
+                ]),
+            )?;
+        } else {
+            clone(url, cache_dir, &path)?;
+        }
+        let inner = gix::open(&path).map_err(|source| Error::Open {
+            url: url.to_string(),
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Repository::wrap(inner, url.to_string()))
+    }
+}
+
+fn clone(url: &str, cache_dir: &Path, path: &Path) -> Result<(), Error> {
+    let cache = |op, path: &Path, source| Error::Cache {
+        url: url.to_string(),
+        op,
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(cache_dir).map_err(|e| cache("create", cache_dir, e))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = cache_dir.join(format!(".{file_name}.tmp-{}-{nanos}", std::process::id()));
+    let result = git(
+        url,
+        "clone",
+        Command::new("git")
+            .args(["clone", "--bare", "--quiet", "--"])
+            .arg(url)
+            .arg(&tmp),
+    );
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    match std::fs::rename(&tmp, path) {
+        Ok(()) => Ok(()),
+        // Another process won the race; its clone is as good as ours.
+        Err(_) if path.join("HEAD").exists() => {
+            std::fs::remove_dir_all(&tmp).map_err(|e| cache("remove temporary clone", &tmp, e))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(cache("rename clone into", path, e))
+        }
+    }
+}
+
+fn git(url: &str, command: &'static str, cmd: &mut Command) -> Result<(), Error> {
+    let output = cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .map_err(|source| Error::Spawn {
+            url: url.to_string(),
+            source,
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(Error::Git {
+        url: url.to_string(),
+        command,
+        status: output.status.to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+    })
+}

@@ -1,0 +1,165 @@
+//! Opening repositories, resolving revisions, commit info.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::snapshot::Snapshot;
+use crate::{Error, ObjectId};
+
+/// A git repository opened for reading.
+pub struct Repository {
+    pub(crate) inner: gix::Repository,
+    /// How errors name it: the worktree or git dir path, or the remote URL.
+    pub(crate) name: String,
+}
+
+impl fmt::Debug for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// A revision to build from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rev {
+    /// What `HEAD` points to.
+    Head,
+    /// `refs/heads/<name>`, falling back to `refs/remotes/origin/<name>`.
+    Branch(String),
+    /// `refs/tags/<name>`, peeled to its commit.
+    Tag(String),
+    /// A full or abbreviated (at least 4 digits) commit hash.
+    Commit(String),
+}
+
+impl fmt::Display for Rev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rev::Head => f.write_str("HEAD"),
+            Rev::Branch(b) => write!(f, "branch `{b}`"),
+            Rev::Tag(t) => write!(f, "tag `{t}`"),
+            Rev::Commit(c) => write!(f, "commit `{c}`"),
+        }
+    }
+}
+
+/// What a [`Snapshot`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The tree of this commit.
+    Commit(ObjectId),
+    /// The working tree: tracked files as they are on disk plus untracked, not ignored files
+    /// (werf's `--dev`).
+    Worktree,
+}
+
+/// When and what a commit is, for `WERF_COMMIT_*` and `.Commit` in templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The full hex hash.
+    pub hash: String,
+    /// Committer time in seconds since the epoch.
+    pub time_unix: i64,
+    /// Committer time like Go's `time.Time.String()` for a zone without a name, as werf
+    /// prints it: `2022-01-24 17:26:19 +0300 +0300` (the offset doubles as the zone name).
+    pub time_human: String,
+}
+
+impl Repository {
+    /// Opens the repository containing `path` (searching upwards).
+    pub fn discover(path: &Path) -> Result<Repository, Error> {
+        let inner = gix::discover(path).map_err(|source| Error::Discover {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let name = inner
+            .workdir()
+            .unwrap_or_else(|| inner.git_dir())
+            .display()
+            .to_string();
+        Ok(Repository::wrap(inner, name))
+    }
+
+    pub(crate) fn wrap(mut inner: gix::Repository, name: String) -> Repository {
+        // Trees are read once per snapshot; a modest cache helps blobs shared between
+        // mappings and deltas of neighbouring objects.
+        inner.object_cache_size_if_unset(16 * 1024 * 1024);
+        Repository { inner, name }
+    }
+
+    /// How errors name this repository (a path or a URL).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The working tree root, `None` for bare repositories (remote caches).
+    pub fn workdir(&self) -> Option<&Path> {
+        self.inner.workdir()
+    }
+
+    /// Resolves `rev` to a commit id.
+    pub fn resolve(&self, rev: &Rev) -> Result<ObjectId, Error> {
+        let spec = match rev {
+            Rev::Head => "HEAD^{commit}".to_string(),
+            Rev::Branch(b) => {
+                let local = format!("refs/heads/{b}");
+                let found = self
+                    .inner
+                    .try_find_reference(local.as_str())
+                    .ok()
+                    .flatten()
+                    .is_some();
+                if found {
+                    format!("{local}^{{commit}}")
+                } else {
+                    format!("refs/remotes/origin/{b}^{{commit}}")
+                }
+            }
+            Rev::Tag(t) => format!("refs/tags/{t}^{{commit}}"),
+            Rev::Commit(c) => {
+                if c.len() < 4 || c.len() > 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(Error::InvalidRev {
+                        repo: self.name.clone(),
+                        rev: rev.to_string(),
+                        reason: "expected 4 to 40 hex digits".into(),
+                    });
+                }
+                format!("{c}^{{commit}}")
+            }
+        };
+        self.inner
+            .rev_parse_single(spec.as_str())
+            .map(|id| id.detach())
+            .map_err(|source| Error::Resolve {
+                repo: self.name.clone(),
+                rev: rev.to_string(),
+                source,
+            })
+    }
+
+    /// Hash and committer time of a commit.
+    pub fn commit_info(&self, id: &ObjectId) -> Result<CommitInfo, Error> {
+        let read = |source| Error::Read {
+            repo: self.name.clone(),
+            what: format!("commit {id}"),
+            source,
+        };
+        let commit = self.inner.find_commit(*id).map_err(read)?;
+        let time = commit.time().map_err(read)?;
+        Ok(CommitInfo {
+            hash: id.to_string(),
+            time_unix: time.seconds,
+            time_human: crate::time::go_time_string(time.seconds, time.offset),
+        })
+    }
+
+    /// Reads the tree of a commit, or walks the working tree, once.
+    pub fn snapshot(&self, source: Source) -> Result<Snapshot<'_>, Error> {
+        match source {
+            Source::Commit(id) => Snapshot::of_commit(self, id),
+            Source::Worktree => Snapshot::of_worktree(self),
+        }
+    }
+}
