@@ -22,7 +22,7 @@
 //!   installCacheVersion: 2
 //! ";
 //! let dir = Path::new("/src/app");
-//! let plan = strata_frontend::load_str(dir, dir.join("strata.yaml"), "strata.yaml", text)?;
+//! let plan = strata_frontend::load_str(dir, dir.join("strata.yaml"), "strata.yaml", text, &Default::default())?;
 //! let image = &plan.images[0];
 //! assert!(matches!(&image.base, Base::Reference { reference, .. } if reference == "alpine:3.20"));
 //! let names: Vec<_> = image.stages.iter().map(|s| s.name.as_str()).collect();
@@ -33,7 +33,7 @@
 //! );
 //!
 //! // Mistakes point at the user's file.
-//! let err = strata_frontend::load_str(dir, PathBuf::from("x"), "strata.yaml", "image: a\nform: b\n")
+//! let err = strata_frontend::load_str(dir, PathBuf::from("x"), "strata.yaml", "image: a\nform: b\n", &Default::default())
 //!     .unwrap_err();
 //! assert!(err.to_string().starts_with("unknown key `form` in an image document\n --> strata.yaml:2:1"));
 //! # Ok::<(), strata_frontend::Error>(())
@@ -55,6 +55,8 @@ pub struct LoadOptions {
     /// An explicit config file (relative paths are taken relative to the directory); `None`
     /// looks for one of [`CONFIG_NAMES`].
     pub config: Option<PathBuf>,
+    /// How git mappings are resolved (`--dev`, the clone cache).
+    pub git: stapel::GitOptions,
 }
 
 /// The errors of loading a config.
@@ -110,26 +112,33 @@ pub fn load(dir: &Path, options: &LoadOptions) -> Result<Plan, Error> {
         source,
     })?;
     let name = display_name(&path);
-    load_str(dir, path, &name, &text)
+    load_str(dir, path, &name, &text, options)
 }
 
 /// The same from text (for tests and `-f -`): `name` is how messages name the file.
 ///
 /// # Errors
 /// [`Error::Config`] for any problem in the text.
-pub fn load_str(dir: &Path, path: PathBuf, name: &str, text: &str) -> Result<Plan, Error> {
+pub fn load_str(
+    dir: &Path,
+    path: PathBuf,
+    name: &str,
+    text: &str,
+    options: &LoadOptions,
+) -> Result<Plan, Error> {
     let mut sources = SourceMap::default();
     let file = sources.add(path, name.to_string(), text.to_string());
     let result = stapel::parse(file, text).and_then(|config| {
-        let images = stapel::lower(&config, name)?;
-        Ok((config.project.map(|p| p.value), images))
+        let (images, notes) = stapel::lower(&config, name, dir, &options.git)?;
+        Ok((config.project.map(|p| p.value), images, notes))
     });
     match result {
-        Ok((project, images)) => Ok(Plan {
+        Ok((project, images, notes)) => Ok(Plan {
             project,
             context_dir: dir.to_path_buf(),
             images,
             sources,
+            notes,
         }),
         Err(diagnostic) => Err(Error::Config {
             diagnostic,

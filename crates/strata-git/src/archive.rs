@@ -45,8 +45,23 @@ impl Snapshot<'_> {
         owner: Owner,
         out: &mut dyn Write,
     ) -> Result<ArchiveStats, Error> {
-        let base = to.trim_matches('/');
         let files = self.files(filter)?;
+        self.write_entries(&files, to, owner, out)
+    }
+
+    /// Writes `files` (entries of this snapshot, as [`Snapshot::files`] or a [`ChangeSet`]
+    /// gives them) as a tar stream under the image path `to`, with the same layout as
+    /// [`Snapshot::write_archive`]: how a patch carries its new and changed files.
+    ///
+    /// [`ChangeSet`]: crate::ChangeSet
+    pub fn write_entries(
+        &self,
+        files: &[FileEntry],
+        to: &str,
+        owner: Owner,
+        out: &mut dyn Write,
+    ) -> Result<ArchiveStats, Error> {
+        let base = to.trim_matches('/');
         let mut tar = tar::Builder::new(out);
         let mut stats = ArchiveStats::default();
         let mut dirs: HashSet<String> = HashSet::new();
@@ -57,7 +72,7 @@ impl Snapshot<'_> {
             write_dir(&mut tar, base, owner, mtime, &mut stats)?;
             dirs.insert(base.to_string());
         }
-        for file in &files {
+        for file in files {
             let name = match (base.is_empty(), file.path.is_empty()) {
                 (_, true) => base.to_string(),
                 (true, false) => file.path.clone(),

@@ -219,3 +219,19 @@ fn hash_file(
     }
     hasher.try_finalize().map_err(fail)
 }
+
+impl Repository {
+    /// The git blob id of a file anywhere on disk (of the link target for a symlink), as git
+    /// would store it: lets a caller check that a file still has the content of some commit.
+    pub fn hash_path(&self, path: &Path) -> Result<ObjectId, Error> {
+        let meta =
+            std::fs::symlink_metadata(path).map_err(|e| io("stat of a file to hash", path, e))?;
+        let mode = if meta.file_type().is_symlink() {
+            FileMode::Symlink
+        } else {
+            FileMode::Regular
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        hash_file(self, path, mode, meta.len(), &mut buf)
+    }
+}

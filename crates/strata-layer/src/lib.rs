@@ -56,6 +56,7 @@
 pub mod apply;
 pub mod compression;
 pub mod diff;
+pub mod merged;
 pub mod whiteout;
 pub mod write;
 

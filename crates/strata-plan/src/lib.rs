@@ -45,6 +45,9 @@ pub struct Plan {
     pub images: Vec<Image>,
     /// The user files the plan came from.
     pub sources: SourceMap,
+    /// Things the user should know about how the plan was made (for example uncommitted
+    /// changes that the build leaves out).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -93,7 +96,36 @@ pub struct Image {
     pub stages: Vec<Stage>,
     /// False for images only used to feed others (`final: false`, artifacts): not tagged.
     pub is_final: bool,
+    /// Git content mapped into the image; [`Op::GitArchive`] and [`Op::GitPatch`] refer to these
+    /// by index.
+    pub git: Vec<GitMapping>,
     /// The image's document or `image:` key.
+    pub span: Option<Span>,
+}
+
+/// Files of a git repository mapped into an image, pinned to the commit to build from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitMapping {
+    /// The repository on this machine (a work tree, or the local cache of a remote).
+    pub repo: PathBuf,
+    /// The remote's URL, for remote mappings (for messages and the digest).
+    pub url: Option<String>,
+    /// The commit to build from (full hex). With `--dev` it is a commit strata made of the
+    /// work tree, so every build is pinned to exact content.
+    pub commit: String,
+    /// The repository path mapped (`/` for all of it).
+    pub add: String,
+    /// Where it lands in the image.
+    pub to: String,
+    /// Masks of paths to take, relative to `add` (none = all).
+    pub include: Vec<String>,
+    /// Masks of paths to leave out, relative to `add`.
+    pub exclude: Vec<String>,
+    /// Owner of the files (a name or id, resolved in the image), if set.
+    pub owner: Option<String>,
+    /// Group of the files, if set.
+    pub group: Option<String>,
+    /// Where the mapping is written.
     pub span: Option<Span>,
 }
 
@@ -171,6 +203,14 @@ pub enum DigestInput {
         /// One entry per command.
         commands: Vec<String>,
     },
+    /// Something about git content: a mapping's parameters (`git[0]`), the checksum of the files
+    /// a stage depends on (`git[0].install`), or the change applied by a late stage.
+    Git {
+        /// What it is, as `--explain` shows it.
+        key: String,
+        /// Its value.
+        value: String,
+    },
     /// One docker directive of the `dockerInstructions` stage.
     Docker {
         /// The directive (`ENV`, `LABEL`, ...).
@@ -189,6 +229,7 @@ impl DigestInput {
             DigestInput::CacheVersion { key, .. } => key.clone(),
             DigestInput::Commands { .. } => "commands".into(),
             DigestInput::Docker { directive, .. } => format!("docker.{directive}"),
+            DigestInput::Git { key, .. } => key.clone(),
         }
     }
 
@@ -201,6 +242,7 @@ impl DigestInput {
                 serde_json::to_string(commands).expect("a list of strings always serializes")
             }
             DigestInput::Docker { value, .. } => value.clone(),
+            DigestInput::Git { value, .. } => value.clone(),
         }
     }
 }
@@ -229,6 +271,18 @@ pub enum Op {
     Run(Run),
     /// Change the image config (env, labels, entrypoint, ...); no layer.
     Config(ConfigChange),
+    /// Put the files of git mapping N (an index into [`Image::git`]) into the image as of its
+    /// commit, and record that commit on the stage.
+    GitArchive {
+        /// The mapping.
+        mapping: usize,
+    },
+    /// Bring git mapping N from the commit recorded on the parent stage to its commit (nothing
+    /// when they are the same), and record it on the stage.
+    GitPatch {
+        /// The mapping.
+        mapping: usize,
+    },
 }
 
 /// Commands to run in the build container.

@@ -60,6 +60,14 @@ pub enum ExecError {
         /// The last lines of output.
         output_tail: Vec<String>,
     },
+    /// A step that is not a command failed (git content, file operations).
+    #[error("{message}")]
+    Step {
+        /// Index of the step in the stage.
+        step: usize,
+        /// What went wrong.
+        message: String,
+    },
     /// The build was cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -343,6 +343,12 @@ pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
             }))
         }
         ExecError::Cancelled => Error::Cancelled,
+        ExecError::Step { step, message } => Error::Stage {
+            image: image.to_string(),
+            stage: stage.name.clone(),
+            span: stage.steps.get(step).and_then(|s| s.span).or(stage.span),
+            source: ExecError::Other(message),
+        },
         other => Error::Stage {
             image: image.to_string(),
             stage: stage.name.clone(),

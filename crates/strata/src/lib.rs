@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 mod context;
+pub mod git;
 pub mod image;
 pub mod oci;
 pub mod ops;

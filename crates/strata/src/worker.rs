@@ -11,7 +11,7 @@
 //!    dir itself into the snapshots (no unpack needed later), write config and manifest;
 //! 5. publish the stage record last: before it exists, nothing of the stage counts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ use strata_store::{
 
 use crate::image::{self, StoredImage};
 use crate::oci::{History, ImageConfig};
-use crate::toolbox;
+use crate::{git, toolbox};
 
 /// Lines of output kept to show when a command fails.
 const OUTPUT_TAIL: usize = 20;
@@ -124,22 +124,73 @@ impl<'a> LocalWorker<'a> {
             .as_ref()
             .map(|p| p.layer_records())
             .unwrap_or_default();
+        let parent_record = match &job.parent_stage {
+            Some(d) => self.store.stage(d).map_err(other)?,
+            None => None,
+        };
+        let mut commits = parent_record
+            .map(|r| git::recorded_commits(&r.meta))
+            .unwrap_or_default();
         let mut new_layer_bytes = 0;
         let mut commit_millis = 0;
+        // Git work waits in a prepared run and joins the next command step's container.
+        let mut pending: Option<PendingRun> = None;
+        let last = job.stage.steps.len().saturating_sub(1);
         for (index, step) in job.stage.steps.iter().enumerate() {
-            match &step.op {
-                Op::Config(change) => config.apply(change),
-                Op::Run(run) => {
+            let run = match &step.op {
+                Op::Config(change) => {
+                    config.apply(change);
+                    continue;
+                }
+                Op::GitArchive { mapping } | Op::GitPatch { mapping } => {
+                    let m = &job.image.git[*mapping];
+                    let key = git::commit_key(*mapping);
                     let lowers = self.lowers(&layers)?;
-                    let (layer, millis) =
-                        self.run_step(job, &id, index, run, &config, &lowers, progress)?;
-                    commit_millis += millis;
-                    if let Some(layer) = layer {
-                        new_layer_bytes += layer.size;
-                        config.rootfs.diff_ids.push(layer.diff_id);
-                        layers.push(layer);
+                    let p = match &mut pending {
+                        Some(p) => p,
+                        None => pending.insert(self.pending_run().map_err(other)?),
+                    };
+                    let name = format!("git-{index}.tar");
+                    let lines = match (&step.op, commits.get(&key)) {
+                        (Op::GitArchive { .. }, _) => {
+                            git::archive(m, &lowers, &p.dirs.control, RUN_DIR, &name)
+                        }
+                        (_, Some(from)) if from != &m.commit => {
+                            git::patch(m, from, &lowers, &p.dirs.control, RUN_DIR, &name)
+                        }
+                        _ => Ok(String::new()),
+                    }
+                    .map_err(|e| ExecError::Step {
+                        step: index,
+                        message: format!("{e:#}"),
+                    })?;
+                    p.prelude.push_str(&lines);
+                    commits.insert(key, m.commit.clone());
+                    if index != last || p.prelude.is_empty() {
+                        continue;
+                    }
+                    // Git work with no command step after it runs on its own.
+                    Run {
+                        commands: Vec::new(),
+                        shell: RunShell::ToolboxScript,
+                        user: Some("0:0".into()),
+                        workdir: Some("/".into()),
                     }
                 }
+                Op::Run(run) => run.clone(),
+            };
+            let prepared = match pending.take() {
+                Some(p) => p,
+                None => self.pending_run().map_err(other)?,
+            };
+            let lowers = self.lowers(&layers)?;
+            let (layer, millis) =
+                self.run_step(job, &id, index, &run, prepared, &config, &lowers, progress)?;
+            commit_millis += millis;
+            if let Some(layer) = layer {
+                new_layer_bytes += layer.size;
+                config.rootfs.diff_ids.push(layer.diff_id);
+                layers.push(layer);
             }
         }
         config.history.push(History {
@@ -170,7 +221,11 @@ impl<'a> LocalWorker<'a> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             build_millis: started.elapsed().as_millis() as u64,
-            meta: BTreeMap::from([(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string())]),
+            meta: {
+                let mut meta = commits;
+                meta.insert(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string());
+                meta
+            },
         };
         // Blobs and snapshots are durable before the record that makes them count.
         self.store.sync().map_err(other)?;
@@ -207,14 +262,19 @@ impl<'a> LocalWorker<'a> {
         id: &StageId,
         step: usize,
         run: &Run,
+        prepared: PendingRun,
         config: &ImageConfig,
         lowers: &[PathBuf],
         progress: &dyn Sink,
     ) -> Result<(Option<LayerRecord>, u64), ExecError> {
-        let scratch = self.store.scratch("run").map_err(other)?;
-        let dirs = RunDirs::create(scratch.path()).map_err(other)?;
+        let PendingRun {
+            scratch,
+            dirs,
+            prelude,
+        } = prepared;
         let env = build_env(config, &job.stage.options.service_env);
-        let (args, env) = step_command(run, env, &dirs.control, RUN_DIR).map_err(other)?;
+        let (args, env) =
+            step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
         let spec = self
             .container_spec(
                 lowers.to_vec(),
@@ -263,7 +323,7 @@ impl<'a> LocalWorker<'a> {
                         ..run.clone()
                     };
                     let env = build_env(config, &job.stage.options.service_env);
-                    step_command(&only, env, &dirs.rerun, &format!("{RUN_DIR}/rerun"))
+                    step_command(&only, env, &dirs.rerun, &format!("{RUN_DIR}/rerun"), "")
                         .map_err(other)?
                         .0
                 }
@@ -305,6 +365,17 @@ impl<'a> LocalWorker<'a> {
             media_type: self.options.compression.media_type().to_string(),
         };
         Ok((Some(layer), commit_started.elapsed().as_millis() as u64))
+    }
+
+    /// A fresh scratch dir with the dirs of one container run.
+    fn pending_run(&self) -> anyhow::Result<PendingRun> {
+        let scratch = self.store.scratch("run")?;
+        let dirs = RunDirs::create(scratch.path())?;
+        Ok(PendingRun {
+            scratch,
+            dirs,
+            prelude: String::new(),
+        })
     }
 
     /// The container spec of a step or of a look inside a state: lowers, the run dirs, the
@@ -374,7 +445,7 @@ impl<'a> LocalWorker<'a> {
         };
         let run = job.stage.steps.iter().find_map(|s| match &s.op {
             Op::Run(run) => Some(run),
-            Op::Config(_) => None,
+            _ => None,
         });
         let dirs = RunDirs::create(scratch)?;
         let env = build_env(&config, &job.stage.options.service_env);
@@ -432,11 +503,47 @@ impl Executor for LocalWorker<'_> {
 
     fn late_inputs(
         &self,
-        _job: &StageJob<'_>,
-        _kind: &LateInputs,
+        job: &StageJob<'_>,
+        kind: &LateInputs,
     ) -> Result<Option<Vec<DigestInput>>, ExecError> {
-        // No config produces late inputs until git mappings are supported.
-        Ok(None)
+        let parent = match &job.parent_stage {
+            Some(d) => self.store.stage(d).map_err(other)?,
+            None => None,
+        };
+        // A parent built in this very build is at the mappings' commits: nothing to apply.
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
+        let mut size = 0;
+        let mut patches = Vec::new();
+        for (i, mapping) in job.image.git.iter().enumerate() {
+            let Some(from) = parent.meta.get(&git::commit_key(i)) else {
+                continue;
+            };
+            if from == &mapping.commit {
+                continue;
+            }
+            let changes = git::change_set(mapping, from).map_err(other)?;
+            if changes.is_empty() {
+                continue;
+            }
+            size += changes.patch_size;
+            patches.push(DigestInput::Git {
+                key: format!("git[{i}].patch"),
+                value: changes.identity.hex(),
+            });
+        }
+        Ok(match kind {
+            LateInputs::GitCache if size >= git::GIT_CACHE_THRESHOLD => {
+                Some(vec![DigestInput::Git {
+                    key: "gitCache.sizeMiB".into(),
+                    value: (size >> 20).to_string(),
+                }])
+            }
+            LateInputs::GitCache => None,
+            LateInputs::GitLatestPatch if patches.is_empty() => None,
+            LateInputs::GitLatestPatch => Some(patches),
+        })
     }
 
     fn build(
@@ -456,7 +563,11 @@ fn step_command(
     env: Vec<String>,
     dir: &Path,
     dir_inside: &str,
+    prelude: &str,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    if !prelude.is_empty() && run.shell != RunShell::ToolboxScript {
+        anyhow::bail!("git work before a step is only supported for stage scripts");
+    }
     Ok(match &run.shell {
         RunShell::ToolboxScript => {
             // The static bash cannot load locales the image lacks and warns when it starts
@@ -465,7 +576,7 @@ fn step_command(
                 .into_iter()
                 .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
             let script = dir.join("script.sh");
-            fs::write(&script, stage_script(run, &locale))
+            fs::write(&script, stage_script(run, &locale, prelude))
                 .with_context(|| format!("write {}", script.display()))?;
             (
                 vec![toolbox::BASH.to_string(), format!("{dir_inside}/script.sh")],
@@ -488,6 +599,14 @@ fn step_command(
             (args, env)
         }
     })
+}
+
+/// A container run being prepared: its dirs, and script lines (git work) to run before the
+/// step's commands.
+struct PendingRun {
+    scratch: Scratch,
+    dirs: RunDirs,
+    prelude: String,
 }
 
 /// Directories of one container run inside a scratch dir.
@@ -563,7 +682,7 @@ pub(crate) fn build_env(config: &ImageConfig, service_env: &[(String, String)]) 
 /// werf's stage script: one bash script, `set -e`, each command echoed before it runs. Before
 /// each command its index is written to the control dir, so a failure names the command.
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
-pub(crate) fn stage_script(run: &Run, exports: &[String]) -> String {
+pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
     let mut s = String::new();
     if !exports.is_empty() {
         let quoted: Vec<String> = exports
@@ -576,6 +695,7 @@ pub(crate) fn stage_script(run: &Run, exports: &[String]) -> String {
         s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
     }
     s.push_str("set -e\n");
+    s.push_str(prelude);
     for (i, command) in run.commands.iter().enumerate() {
         s.push_str(&format!("printf '%s' {i} > {RUN_DIR}/step\n"));
         s.push_str(&format!(
@@ -626,7 +746,7 @@ mod tests {
             user: None,
             workdir: None,
         };
-        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()]);
+        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
         assert_eq!(
             script,
             "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/run/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\

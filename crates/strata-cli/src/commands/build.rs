@@ -32,6 +32,9 @@ pub struct Args {
     /// Network of build containers.
     #[arg(long, value_enum, default_value_t)]
     pub network: NetworkArg,
+    /// Build git mappings from the work tree, uncommitted and untracked files included.
+    #[arg(long)]
+    pub dev: bool,
 }
 
 /// Builds, rendering progress on stderr.
@@ -41,6 +44,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         config: args.config,
         images: args.images,
         parallel: args.parallel.max(1),
+        dev: args.dev,
         worker: WorkerOptions {
             compression: args.compression.parse()?,
             network: args.network.into(),

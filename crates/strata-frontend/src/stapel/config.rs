@@ -55,6 +55,8 @@ pub struct ImageConfig {
     pub shell: Shell,
     /// `docker:`.
     pub docker: Docker,
+    /// `git:`.
+    pub git: Vec<GitConfig>,
 }
 
 /// What an image starts from.
@@ -185,4 +187,40 @@ impl Docker {
             && self.user.is_none()
             && self.healthcheck.is_none()
     }
+}
+
+/// Which ref of a remote repository a mapping follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GitRef {
+    /// `branch:`.
+    Branch,
+    /// `tag:`.
+    Tag,
+    /// `commit:`.
+    Commit,
+}
+
+/// One entry of `git:`.
+#[derive(Clone, Debug)]
+pub struct GitConfig {
+    /// The whole list item.
+    pub span: Span,
+    /// `url:` of a remote repository (none: the repository holding the config).
+    pub url: Option<Spanned<String>>,
+    /// `branch:`, `tag:` or `commit:` of a remote.
+    pub git_ref: Option<(GitRef, Spanned<String>)>,
+    /// `add:` (default `/`).
+    pub add: Option<Spanned<String>>,
+    /// `to:`.
+    pub to: Spanned<String>,
+    /// `owner:`.
+    pub owner: Option<Spanned<String>>,
+    /// `group:`.
+    pub group: Option<Spanned<String>>,
+    /// `includePaths:`.
+    pub include_paths: Vec<Spanned<String>>,
+    /// `excludePaths:`.
+    pub exclude_paths: Vec<Spanned<String>>,
+    /// `stageDependencies:` per user stage (`install`, `beforeSetup`, `setup`).
+    pub stage_dependencies: Vec<(UserStage, Vec<Spanned<String>>)>,
 }

@@ -5,11 +5,12 @@
 
 use strata_plan::Diagnostic;
 use strata_plan::{
-    Base, Command, ConfigChange, DigestInput, Healthcheck, Image, ImageName, Op, Run, RunShell,
-    Stage, StageOptions, Step,
+    Base, Command, ConfigChange, DigestInput, Healthcheck, Image, ImageName, LateInputs, Op, Run,
+    RunShell, Stage, StageOptions, Step,
 };
 
 use super::config::{Config, Docker, From, ImageConfig, Keyed, UserStage};
+use super::git::{GitState, Resolved};
 use super::parse::suggest;
 
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
@@ -20,7 +21,7 @@ const RUN_USER: &str = "0:0";
 const RUN_WORKDIR: &str = "/";
 
 /// Checks the images against each other and lowers them, in config order.
-pub(crate) fn images(config: &Config, file_name: &str) -> Result<Vec<Image>> {
+pub(crate) fn images(config: &Config, file_name: &str, git: &GitState) -> Result<Vec<Image>> {
     if config.images.is_empty() {
         return Err(Box::new(
             Diagnostic::new(format!("no images in {file_name}"), None)
@@ -34,7 +35,11 @@ pub(crate) fn images(config: &Config, file_name: &str) -> Result<Vec<Image>> {
         .images
         .iter()
         .zip(&parents)
-        .map(|(image, parent)| lower_image(image, *parent))
+        .enumerate()
+        .map(|(i, (image, parent))| {
+            let resolved = git.images.get(i).map(Vec::as_slice).unwrap_or_default();
+            lower_image(image, *parent, resolved, &git.service_env)
+        })
         .collect())
 }
 
@@ -143,7 +148,12 @@ fn cycle_error(config: &Config, cycle: &[usize]) -> Box<Diagnostic> {
     Box::new(d.help("an image cannot be built on itself; break the chain"))
 }
 
-fn lower_image(image: &ImageConfig, parent: Option<usize>) -> Image {
+fn lower_image(
+    image: &ImageConfig,
+    parent: Option<usize>,
+    git: &[Resolved],
+    service_env: &[(String, String)],
+) -> Image {
     let base = match &image.from.value {
         From::Scratch => Base::Scratch,
         From::Reference(r) => Base::Reference {
@@ -156,15 +166,83 @@ fn lower_image(image: &ImageConfig, parent: Option<usize>) -> Image {
         },
     };
     let mut stages = vec![from_stage(image)];
-    stages.extend(UserStage::ALL.iter().filter_map(|s| user_stage(image, *s)));
+    for stage in UserStage::ALL {
+        if stage == UserStage::Install && !git.is_empty() {
+            stages.push(git_archive_stage(image, git));
+        }
+        stages.extend(user_stage(image, stage, git));
+    }
+    if !git.is_empty() {
+        stages.push(git_late_stage("gitCache", LateInputs::GitCache, git, image));
+        stages.push(git_late_stage(
+            "gitLatestPatch",
+            LateInputs::GitLatestPatch,
+            git,
+            image,
+        ));
+    }
     stages.extend(docker_stage(&image.docker));
+    for stage in &mut stages {
+        stage.options.service_env = service_env.to_vec();
+    }
     Image {
         name: image.name.clone(),
         base,
         stages,
         is_final: image.is_final,
+        git: git.iter().map(|r| r.mapping.clone()).collect(),
         span: Some(image.name_span),
     }
+}
+
+/// `gitArchive`: every mapping's files as of its commit; its digest has the mappings'
+/// parameters only, so a new commit does not rebuild it (the change is applied later).
+fn git_archive_stage(image: &ImageConfig, git: &[Resolved]) -> Stage {
+    let inputs = git
+        .iter()
+        .zip(&image.git)
+        .enumerate()
+        .map(|(i, (r, config))| DigestInput::Git {
+            key: format!("git[{i}]"),
+            value: super::git::params(&r.mapping, config),
+        })
+        .collect();
+    let steps = (0..git.len())
+        .map(|mapping| Step {
+            op: Op::GitArchive { mapping },
+            span: git[mapping].mapping.span,
+        })
+        .collect();
+    Stage {
+        name: "gitArchive".into(),
+        inputs,
+        steps,
+        options: StageOptions::default(),
+        late_inputs: None,
+        span: image.git.first().map(|g| g.span),
+    }
+}
+
+/// `gitCache` / `gitLatestPatch`: the change since the commit the previous stage recorded;
+/// their inputs are known only once that stage exists.
+fn git_late_stage(name: &str, kind: LateInputs, git: &[Resolved], image: &ImageConfig) -> Stage {
+    Stage {
+        name: name.into(),
+        inputs: Vec::new(),
+        steps: git_patches(git),
+        options: StageOptions::default(),
+        late_inputs: Some(kind),
+        span: image.git.first().map(|g| g.span),
+    }
+}
+
+fn git_patches(git: &[Resolved]) -> Vec<Step> {
+    (0..git.len())
+        .map(|mapping| Step {
+            op: Op::GitPatch { mapping },
+            span: git[mapping].mapping.span,
+        })
+        .collect()
 }
 
 fn cache_version(key: &str, value: &Option<Keyed<String>>) -> Option<DigestInput> {
@@ -190,9 +268,10 @@ fn from_stage(image: &ImageConfig) -> Stage {
     }
 }
 
-/// A user stage: its commands, `shell.cacheVersion` and `<stage>CacheVersion`; `None` without
-/// commands.
-fn user_stage(image: &ImageConfig, stage: UserStage) -> Option<Stage> {
+/// A user stage: its commands, `shell.cacheVersion`, `<stage>CacheVersion` and, after
+/// `gitArchive`, the checksum of the git files its `stageDependencies` masks match; `None`
+/// without commands. After `gitArchive` it first brings the git files up to date.
+fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option<Stage> {
     let settings = image.shell.stage(stage);
     if settings.commands.is_empty() {
         return None;
@@ -209,6 +288,22 @@ fn user_stage(image: &ImageConfig, stage: UserStage) -> Option<Stage> {
         stage.cache_version_key(),
         &settings.cache_version,
     ));
+    let after_archive = stage != UserStage::BeforeInstall;
+    if after_archive {
+        for (i, (resolved, config)) in git.iter().zip(&image.git).enumerate() {
+            if let Some((_, masks)) = config.stage_dependencies.iter().find(|(s, _)| *s == stage) {
+                inputs.push(DigestInput::Git {
+                    key: format!("git[{i}].{}", stage.name()),
+                    value: super::git::checksum(&resolved.files, masks),
+                });
+            }
+        }
+    }
+    let mut steps = if after_archive {
+        git_patches(git)
+    } else {
+        Vec::new()
+    };
     let run = Run {
         commands: settings
             .commands
@@ -222,13 +317,14 @@ fn user_stage(image: &ImageConfig, stage: UserStage) -> Option<Stage> {
         user: Some(RUN_USER.into()),
         workdir: Some(RUN_WORKDIR.into()),
     };
+    steps.push(Step {
+        op: Op::Run(run),
+        span,
+    });
     Some(Stage {
         name: stage.name().into(),
         inputs,
-        steps: vec![Step {
-            op: Op::Run(run),
-            span,
-        }],
+        steps,
         options: StageOptions::default(),
         late_inputs: None,
         span,

@@ -49,6 +49,7 @@
 
 mod config;
 mod docker;
+mod git;
 mod lower;
 mod parse;
 mod yaml;
@@ -59,7 +60,11 @@ use strata_plan::{Diagnostic, FileId, Image};
 /// only one so far).
 pub use crate::{Error, LoadOptions, load, load_str};
 
-pub use config::{Config, Docker, From, ImageConfig, Keyed, Shell, ShellStage, Spanned, UserStage};
+pub use config::{
+    Config, Docker, From, GitConfig, GitRef, ImageConfig, Keyed, Shell, ShellStage, Spanned,
+    UserStage,
+};
+pub use git::GitOptions;
 
 /// Parses the text of a config file (registered as `file` in the caller's source map) into the
 /// typed [`Config`].
@@ -71,11 +76,20 @@ pub fn parse(file: FileId, text: &str) -> Result<Config, Box<Diagnostic>> {
     parse::config(&docs)
 }
 
-/// Lowers a [`Config`] to images, in config order; `file_name` names the file in messages that
-/// have no better place to point at.
+/// Lowers a [`Config`] to images, in config order, resolving its git mappings against the
+/// repositories (the one holding `dir`, or remotes); `file_name` names the file in messages
+/// that have no better place to point at. Returns the images and notes for the user.
 ///
 /// # Errors
-/// No images, duplicate image names, an unknown `fromImage` or a `fromImage` cycle.
-pub fn lower(config: &Config, file_name: &str) -> Result<Vec<Image>, Box<Diagnostic>> {
-    lower::images(config, file_name)
+/// No images, duplicate image names, an unknown `fromImage` or a `fromImage` cycle, a git
+/// mapping that cannot be resolved or has a bad mask.
+pub fn lower(
+    config: &Config,
+    file_name: &str,
+    dir: &std::path::Path,
+    git: &GitOptions,
+) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
+    let state = git::resolve(config, dir, git)?;
+    let images = lower::images(config, file_name, &state)?;
+    Ok((images, state.notes))
 }

@@ -7,7 +7,9 @@
 
 use strata_plan::{Diagnostic, ImageName, Span};
 
-use super::config::{Config, Docker, From, ImageConfig, Keyed, Shell, Spanned, UserStage};
+use super::config::{
+    Config, Docker, From, GitConfig, GitRef, ImageConfig, Keyed, Shell, Spanned, UserStage,
+};
 use super::docker;
 use super::yaml::{Document, Kind, Node};
 
@@ -27,10 +29,10 @@ const IMAGE_KEYS: &[&str] = &[
     "final",
     "shell",
     "docker",
+    "git",
 ];
 /// werf image keys strata does not implement yet.
 const IMAGE_UNSUPPORTED: &[&str] = &[
-    "git",
     "import",
     "mount",
     "ansible",
@@ -52,6 +54,22 @@ const IMAGE_UNSUPPORTED: &[&str] = &[
     "imageSpec",
     "staged",
 ];
+/// Keys of a `git:` entry.
+const GIT_KEYS: &[&str] = &[
+    "add",
+    "to",
+    "url",
+    "branch",
+    "tag",
+    "commit",
+    "owner",
+    "group",
+    "includePaths",
+    "excludePaths",
+    "stageDependencies",
+];
+/// Keys of `stageDependencies:` (beforeInstall runs before the sources are there).
+const STAGE_DEPENDENCY_KEYS: &[&str] = &["install", "beforeSetup", "setup"];
 /// Keys of `shell:`.
 const SHELL_KEYS: &[&str] = &[
     "beforeInstall",
@@ -192,6 +210,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut is_final = true;
     let mut shell = Shell::default();
     let mut docker_section = Docker::default();
+    let mut git = Vec::new();
     for e in entries(root, &section)? {
         match e.name {
             "image" => {
@@ -258,6 +277,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             "final" => is_final = boolean(e.value, "final")?,
             "shell" => shell = shell_section(&e)?,
             "docker" => docker_section = docker_directives(&e)?,
+            "git" => git = git_mappings(e.value)?,
             _ => unreachable_key(e.key)?,
         }
     }
@@ -287,7 +307,153 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         is_final,
         shell,
         docker: docker_section,
+        git,
     })
+}
+
+/// `git:`: a list of mappings.
+fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let Kind::Seq(items) = &value.kind else {
+        return Err(expected(value, "a list of mappings", "git"));
+    };
+    let section = Section {
+        path: "git",
+        context: "a `git` mapping",
+        valid: GIT_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let mut url = None;
+        let mut git_ref: Option<(GitRef, Spanned<String>)> = None;
+        let (mut add, mut to, mut owner, mut group) = (None, None, None, None);
+        let (mut include_paths, mut exclude_paths) = (Vec::new(), Vec::new());
+        let mut stage_dependencies = Vec::new();
+        for e in entries(item, &section)? {
+            let path = format!("git.{}", e.name);
+            let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
+                Ok(Spanned {
+                    value: scalar(e.value, &path)?.to_string(),
+                    span: e.value.span,
+                })
+            };
+            match e.name {
+                "url" => url = Some(spanned(&e)?),
+                "branch" | "tag" | "commit" => {
+                    let kind = match e.name {
+                        "branch" => GitRef::Branch,
+                        "tag" => GitRef::Tag,
+                        _ => GitRef::Commit,
+                    };
+                    if let Some((_, first)) = &git_ref {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                "a git mapping takes one of `branch`, `tag` and `commit`",
+                                Some(e.key.span),
+                            )
+                            .note(first.span, "already given here"),
+                        ));
+                    }
+                    git_ref = Some((kind, spanned(&e)?));
+                }
+                "add" => add = Some(absolute(spanned(&e)?, "add")?),
+                "to" => to = Some(absolute(spanned(&e)?, "to")?),
+                "owner" => owner = Some(spanned(&e)?),
+                "group" => group = Some(spanned(&e)?),
+                "includePaths" => include_paths = masks(e.value, &path)?,
+                "excludePaths" => exclude_paths = masks(e.value, &path)?,
+                "stageDependencies" => {
+                    let deps = Section {
+                        path: "git.stageDependencies",
+                        context: "`stageDependencies`",
+                        valid: STAGE_DEPENDENCY_KEYS,
+                        unsupported: &[],
+                        nested: &[],
+                    };
+                    for d in entries_of(&e, &deps)? {
+                        let stage = UserStage::ALL
+                            .into_iter()
+                            .find(|s| s.name() == d.name)
+                            .expect("`entries` only lets user stage names through");
+                        stage_dependencies.push((
+                            stage,
+                            masks(d.value, &format!("git.stageDependencies.{}", d.name))?,
+                        ));
+                    }
+                }
+                _ => unreachable_key(e.key)?,
+            }
+        }
+        if let (Some((_, r)), None) = (&git_ref, &url) {
+            return Err(Box::new(
+                Diagnostic::new(
+                    "`branch`, `tag` and `commit` select a remote's ref; this mapping has no `url`",
+                    Some(r.span),
+                )
+                .help("remove it to use the repository holding the config, or add `url:`"),
+            ));
+        }
+        let to = to.ok_or_else(|| {
+            Box::new(
+                Diagnostic::new(
+                    "a git mapping needs `to:`, the path in the image to put the files at",
+                    Some(item.span),
+                )
+                .help("add for example `to: /app`"),
+            )
+        })?;
+        out.push(GitConfig {
+            span: item.span,
+            url,
+            git_ref,
+            add,
+            to,
+            owner,
+            group,
+            include_paths,
+            exclude_paths,
+            stage_dependencies,
+        });
+    }
+    Ok(out)
+}
+
+/// `add`/`to` must be absolute paths.
+fn absolute(value: Spanned<String>, key: &str) -> Result<Spanned<String>> {
+    if !value.value.starts_with('/') {
+        return Err(Box::new(
+            Diagnostic::new(
+                format!("`{key}` must be an absolute path, found `{}`", value.value),
+                Some(value.span),
+            )
+            .help(format!("write `/{}`", value.value)),
+        ));
+    }
+    Ok(value)
+}
+
+/// A list of masks (a single string is taken as a one-item list, as werf does).
+fn masks(value: &Node, path: &str) -> Result<Vec<Spanned<String>>> {
+    match &value.kind {
+        _ if value.is_null() => Ok(Vec::new()),
+        Kind::Seq(items) => items
+            .iter()
+            .map(|item| {
+                Ok(Spanned {
+                    value: scalar(item, path)?.to_string(),
+                    span: item.span,
+                })
+            })
+            .collect(),
+        _ => Ok(vec![Spanned {
+            value: scalar(value, path)?.to_string(),
+            span: value.span,
+        }]),
+    }
 }
 
 fn shell_section(e: &Entry<'_>) -> Result<Shell> {

@@ -62,6 +62,7 @@ fn explicit_config_is_relative_to_the_dir() {
     write(tmp.path(), "other.yaml", "image: other\nfrom: a\n");
     let options = LoadOptions {
         config: Some(PathBuf::from("other.yaml")),
+        ..LoadOptions::default()
     };
     let plan = load(tmp.path(), &options).expect("a valid config");
     assert_eq!(plan.images[0].name.to_string(), "other");
@@ -72,6 +73,7 @@ fn unreadable_config_names_the_path() {
     let tmp = tempfile::tempdir().expect("a temp dir");
     let options = LoadOptions {
         config: Some(PathBuf::from("missing.yaml")),
+        ..LoadOptions::default()
     };
     let err = load(tmp.path(), &options).expect_err("a missing file");
     let Error::Read { path, .. } = &err else {
@@ -88,6 +90,7 @@ fn load_str_names_the_file_as_told() {
         PathBuf::from("/dev/stdin"),
         "<stdin>",
         "image: a\nfrom: [b]\n",
+        &LoadOptions::default(),
     )
     .expect_err("a wrong type");
     assert_eq!(

@@ -117,6 +117,12 @@ fn dump(plan: &Plan) -> String {
             }
             for step in &stage.steps {
                 match &step.op {
+                    Op::GitArchive { mapping } => {
+                        let _ = writeln!(out, "    git archive {mapping} @ {}", at(step.span));
+                    }
+                    Op::GitPatch { mapping } => {
+                        let _ = writeln!(out, "    git patch {mapping} @ {}", at(step.span));
+                    }
                     Op::Run(run) => {
                         let _ = writeln!(
                             out,

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use strata_digest::Digest;
-use strata_frontend::stapel::LoadOptions;
+use strata_frontend::stapel::{GitOptions, LoadOptions};
 use strata_plan::{ImageName, Plan};
 use strata_progress::Sink;
 use strata_solver::{SolveOptions, StageOutcome};
@@ -28,6 +28,8 @@ pub struct BuildOptions {
     pub parallel: usize,
     /// Worker settings.
     pub worker: WorkerOptions,
+    /// Build git mappings from the work tree (uncommitted and untracked files included).
+    pub dev: bool,
 }
 
 /// One image of a finished build.
@@ -63,6 +65,10 @@ pub fn build(
         &options.dir,
         &LoadOptions {
             config: options.config.clone(),
+            git: GitOptions {
+                dev: options.dev,
+                cache: Some(ctx.store.root().join("git")),
+            },
         },
     )
     .map_err(|e| Failure {
@@ -80,6 +86,11 @@ pub fn build_plan(
     progress: &dyn Sink,
     cancel: &AtomicBool,
 ) -> anyhow::Result<BuildReport> {
+    for note in &plan.notes {
+        progress.event(strata_progress::Event::Note {
+            message: format!("note: {note}"),
+        });
+    }
     // A killed earlier build may have left scratch dirs and partial blobs; they are unreachable.
     ctx.store.collect_garbage()?;
     let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, options.worker.clone())?;

@@ -1,0 +1,347 @@
+//! Pass 2b: the git mappings of a config, resolved against real repositories.
+//!
+//! Every mapping is pinned to one commit here, so the plan says exactly what to build: HEAD of
+//! the repository holding the config, a remote's branch, tag or commit, or with `--dev` a
+//! commit strata makes of the work tree (uncommitted and untracked, not ignored, files
+//! included; kept reachable by `refs/strata/dev`). Each mapping's tree is read once and its
+//! listing kept, so the stage checksums cost no further reads.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use strata_git::{FileEntry, MaskList, MaskSet, ObjectId, PathFilter, Repository, Rev, Source};
+use strata_plan::{Diagnostic, GitMapping, Span};
+
+use super::config::{Config, GitConfig, GitRef, Spanned};
+
+type Result<T> = std::result::Result<T, Box<Diagnostic>>;
+
+/// How git content is chosen.
+#[derive(Clone, Debug, Default)]
+pub struct GitOptions {
+    /// Build the work tree as it is (`--dev`) instead of HEAD.
+    pub dev: bool,
+    /// Where clones of remote repositories are kept.
+    pub cache: Option<PathBuf>,
+}
+
+/// One mapping, pinned, with its file listing.
+pub(crate) struct Resolved {
+    pub mapping: GitMapping,
+    pub files: Vec<FileEntry>,
+}
+
+/// What resolution found out about the whole config.
+#[derive(Default)]
+pub(crate) struct GitState {
+    /// Per image, per mapping.
+    pub images: Vec<Vec<Resolved>>,
+    /// `WERF_COMMIT_*` and `STRATA_COMMIT_*` for every build container, when the config is in
+    /// a repository.
+    pub service_env: Vec<(String, String)>,
+    /// Things the user should know (uncommitted changes left out of the build).
+    pub notes: Vec<String>,
+}
+
+/// Resolves every mapping of `config`, whose directory is `dir`.
+pub(crate) fn resolve(config: &Config, dir: &Path, options: &GitOptions) -> Result<GitState> {
+    let local = Repository::discover(dir).ok();
+    let mut state = GitState::default();
+    let head = match &local {
+        Some(repo) => repo.resolve(&Rev::Head).ok(),
+        None => None,
+    };
+    if let (Some(repo), Some(head)) = (&local, &head)
+        && let Ok(info) = repo.commit_info(head)
+    {
+        for prefix in ["WERF", "STRATA"] {
+            state
+                .service_env
+                .push((format!("{prefix}_COMMIT_HASH"), info.hash.clone()));
+            state.service_env.push((
+                format!("{prefix}_COMMIT_TIME_HUMAN"),
+                info.time_human.clone(),
+            ));
+            state.service_env.push((
+                format!("{prefix}_COMMIT_TIME_UNIX"),
+                info.time_unix.to_string(),
+            ));
+        }
+    }
+    let mut dev_commit: Option<ObjectId> = None;
+    for image in &config.images {
+        check_overlaps(&image.git)?;
+        let mut resolved = Vec::new();
+        for git in &image.git {
+            let filter = filter(git)?;
+            for (_, masks) in &git.stage_dependencies {
+                mask_set(masks, MaskList::Masks)?;
+            }
+            let (repo, commit) = match &git.url {
+                None => {
+                    let repo = local.as_ref().ok_or_else(|| {
+                        Box::new(
+                            Diagnostic::new(
+                                format!("this git mapping uses the repository holding the config, but {} is not in a git repository", dir.display()),
+                                Some(git.span),
+                            )
+                            .help("run `git init` and commit, or give the mapping a `url:`"),
+                        )
+                    })?;
+                    let commit = if options.dev {
+                        match dev_commit {
+                            Some(c) => c,
+                            None => {
+                                let c = worktree_commit(repo, git.span)?;
+                                dev_commit = Some(c);
+                                c
+                            }
+                        }
+                    } else {
+                        let head = head.ok_or_else(|| {
+                            Box::new(
+                                Diagnostic::new(
+                                    "the repository holding the config has no commits yet",
+                                    Some(git.span),
+                                )
+                                .help("commit your files, or build with `--dev`"),
+                            )
+                        })?;
+                        let dirty =
+                            strata_git::dirty_files(repo, &filter).map_err(|e| at(git.span, e))?;
+                        if !dirty.is_empty() {
+                            state.notes.push(format!(
+                                "git mapping at {}: building committed content only; uncommitted changes ignored in: {} (use --dev to build them)",
+                                git.to.value,
+                                dirty.join(", ")
+                            ));
+                        }
+                        head
+                    };
+                    (repo_path(repo), commit)
+                }
+                Some(url) => {
+                    let cache = options
+                        .cache
+                        .clone()
+                        .unwrap_or_else(|| std::env::temp_dir().join("strata-git"));
+                    let repo =
+                        Repository::open_remote(&url.value, &cache).map_err(|e| at(url.span, e))?;
+                    let rev = match &git.git_ref {
+                        Some((GitRef::Branch, b)) => Rev::Branch(b.value.clone()),
+                        Some((GitRef::Tag, t)) => Rev::Tag(t.value.clone()),
+                        Some((GitRef::Commit, c)) => Rev::Commit(c.value.clone()),
+                        None => Rev::Head,
+                    };
+                    let span = git.git_ref.as_ref().map_or(url.span, |(_, r)| r.span);
+                    let commit = repo.resolve(&rev).map_err(|e| at(span, e))?;
+                    (strata_git::remote::cache_path(&url.value, &cache), commit)
+                }
+            };
+            let opened = Repository::discover(&repo).map_err(|e| at(git.span, e))?;
+            let snapshot = opened
+                .snapshot(Source::Commit(commit))
+                .map_err(|e| at(git.span, e))?;
+            let files = snapshot.files(&filter).map_err(|e| at(git.span, e))?;
+            resolved.push(Resolved {
+                mapping: GitMapping {
+                    repo,
+                    url: git.url.as_ref().map(|u| u.value.clone()),
+                    commit: commit.to_string(),
+                    add: add(git).to_string(),
+                    to: git.to.value.clone(),
+                    include: values(&git.include_paths),
+                    exclude: values(&git.exclude_paths),
+                    owner: git.owner.as_ref().map(|o| o.value.clone()),
+                    group: git.group.as_ref().map(|g| g.value.clone()),
+                    span: Some(git.span),
+                },
+                files,
+            });
+        }
+        state.images.push(resolved);
+    }
+    Ok(state)
+}
+
+/// The checksum of a mapping's files matching `masks` (validated by [`resolve`] already).
+pub(crate) fn checksum(files: &[FileEntry], masks: &[Spanned<String>]) -> String {
+    let set = MaskSet::new(&values(masks)).expect("resolve validated every stageDependencies mask");
+    set.checksum(files).hex()
+}
+
+/// The parameters of a mapping that go into the gitArchive digest (not its commit: a new
+/// commit is applied as a patch on top, as werf does).
+pub(crate) fn params(mapping: &GitMapping, git: &GitConfig) -> String {
+    serde_json::json!({
+        "url": mapping.url,
+        "ref": git.git_ref.as_ref().map(|(k, v)| format!("{k:?}:{}", v.value)),
+        "add": mapping.add,
+        "to": mapping.to,
+        "include": mapping.include,
+        "exclude": mapping.exclude,
+        "owner": mapping.owner,
+        "group": mapping.group,
+    })
+    .to_string()
+}
+
+fn add(git: &GitConfig) -> &str {
+    git.add.as_ref().map_or("/", |a| a.value.as_str())
+}
+
+fn values(list: &[Spanned<String>]) -> Vec<String> {
+    list.iter().map(|s| s.value.clone()).collect()
+}
+
+fn repo_path(repo: &Repository) -> PathBuf {
+    repo.workdir()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(repo.name()))
+}
+
+fn filter(git: &GitConfig) -> Result<PathFilter> {
+    mask_set(&git.include_paths, MaskList::Include)?;
+    mask_set(&git.exclude_paths, MaskList::Exclude)?;
+    PathFilter::new(
+        add(git),
+        &values(&git.include_paths),
+        &values(&git.exclude_paths),
+    )
+    .map_err(|e| Box::new(Diagnostic::new(e.to_string(), Some(git.span))))
+}
+
+/// Compiles a mask list; a bad glob is an error at its line and column.
+fn mask_set(masks: &[Spanned<String>], list: MaskList) -> Result<MaskSet> {
+    MaskSet::new(&values(masks)).map_err(|e| {
+        let item = &masks[e.index.min(masks.len().saturating_sub(1))];
+        let span = match e.column {
+            // Point into the mask, past an opening quote (a quoted scalar's span is longer
+            // than its value).
+            Some(col) => {
+                let quoted = (item.span.end - item.span.start) as usize > item.value.len();
+                let offset: usize = item
+                    .value
+                    .chars()
+                    .take(col.saturating_sub(1))
+                    .map(char::len_utf8)
+                    .sum();
+                let at = item.span.start as usize + usize::from(quoted) + offset;
+                Span::new(item.span.file, at, at + 1)
+            }
+            None => item.span,
+        };
+        Box::new(
+            Diagnostic::new(
+                format!("invalid mask `{}`: {}", e.mask, e.message),
+                Some(span),
+            )
+            .label(format!("in {list}")),
+        )
+    })
+}
+
+/// Two mappings whose `to` paths are the same or nested would write over each other.
+fn check_overlaps(mappings: &[GitConfig]) -> Result<()> {
+    let norm = |p: &str| p.trim_end_matches('/').to_string();
+    for (i, b) in mappings.iter().enumerate() {
+        for a in &mappings[..i] {
+            let (pa, pb) = (norm(&a.to.value), norm(&b.to.value));
+            let nested = pa == pb
+                || pb.starts_with(&format!("{pa}/"))
+                || pa.starts_with(&format!("{pb}/"))
+                || pa.is_empty()
+                || pb.is_empty();
+            if nested {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        format!(
+                            "git mappings overlap: `to: {}` and `to: {}`",
+                            a.to.value, b.to.value
+                        ),
+                        Some(b.to.span),
+                    )
+                    .note(a.to.span, "the other mapping writes here")
+                    .help("give each mapping its own `to` directory"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A commit of the work tree as it is (tracked changes and untracked, not ignored files),
+/// made with a throwaway index so the user's index and HEAD stay untouched.
+fn worktree_commit(repo: &Repository, span: Span) -> Result<ObjectId> {
+    let workdir = repo.workdir().ok_or_else(|| {
+        Box::new(Diagnostic::new(
+            "`--dev` needs a repository with a work tree",
+            Some(span),
+        ))
+    })?;
+    let git = |args: &[&str], index: &Path| -> Result<String> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(workdir)
+            .args(args)
+            .env("GIT_INDEX_FILE", index)
+            // commit-tree needs an identity; the user's may not be configured.
+            .env("GIT_AUTHOR_NAME", "strata")
+            .env("GIT_AUTHOR_EMAIL", "strata@localhost")
+            .env("GIT_COMMITTER_NAME", "strata")
+            .env("GIT_COMMITTER_EMAIL", "strata@localhost")
+            .output()
+            .map_err(|e| Box::new(Diagnostic::new(format!("cannot run git: {e}"), Some(span))))?;
+        if !out.status.success() {
+            return Err(Box::new(Diagnostic::new(
+                format!(
+                    "git {} failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                Some(span),
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let index = tempfile::NamedTempFile::new().map_err(|e| {
+        Box::new(Diagnostic::new(
+            format!("cannot create a temporary index: {e}"),
+            Some(span),
+        ))
+    })?;
+    let real_index = PathBuf::from(git(&["rev-parse", "--git-path", "index"], index.path())?);
+    let real_index = if real_index.is_absolute() {
+        real_index
+    } else {
+        workdir.join(real_index)
+    };
+    // Starting from the real index keeps git's stat cache: only changed files are hashed.
+    if real_index.exists() {
+        std::fs::copy(&real_index, index.path()).map_err(|e| {
+            Box::new(Diagnostic::new(
+                format!("cannot copy the git index: {e}"),
+                Some(span),
+            ))
+        })?;
+    }
+    git(&["add", "-A", "."], index.path())?;
+    let tree = git(&["write-tree"], index.path())?;
+    let mut args = vec!["commit-tree", tree.as_str(), "-m", "strata --dev"];
+    let head = git(&["rev-parse", "--verify", "-q", "HEAD"], index.path()).ok();
+    if let Some(head) = &head {
+        args.extend(["-p", head.as_str()]);
+    }
+    let commit = git(&args, index.path())?;
+    git(&["update-ref", "refs/strata/dev", &commit], index.path())?;
+    ObjectId::from_hex(commit.as_bytes()).map_err(|e| {
+        Box::new(Diagnostic::new(
+            format!("git made an invalid commit id: {e}"),
+            Some(span),
+        ))
+    })
+}
+
+fn at(span: Span, e: impl std::fmt::Display) -> Box<Diagnostic> {
+    Box::new(Diagnostic::new(e.to_string(), Some(span)))
+}

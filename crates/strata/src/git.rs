@@ -1,0 +1,233 @@
+//! Git content in build containers.
+//!
+//! Git work runs inside the stage's own container, before the step's commands and with the
+//! toolbox's tools, so it lands in the same layer as werf's git stages and patches do:
+//! - an archive (`gitArchive`) is a tarball of the mapping at its commit, unpacked at `to`;
+//! - a patch (start of a rebuilt user stage, `gitCache`, `gitLatestPatch`) removes the files
+//!   the change deleted and unpacks a tarball of those it added or changed. Before that, every
+//!   file the change touches must still be as the recorded commit had it: a user command that
+//!   changed one is an error naming the file.
+//!
+//! Each stage records, per mapping, the commit its files are at (`git[N].commit` in the stage
+//! record's metadata), inherited from its parent unless it applied an archive or a patch.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use strata_git::{ChangeKind, ChangeSet, ObjectId, Owner, PathFilter, Repository, Source};
+use strata_plan::GitMapping;
+
+use crate::toolbox;
+
+/// Patches of this size or more go into `gitCache` (werf's threshold).
+pub const GIT_CACHE_THRESHOLD: u64 = 1 << 20;
+
+/// The metadata key of the commit mapping `index` is at.
+pub fn commit_key(index: usize) -> String {
+    format!("git[{index}].commit")
+}
+
+/// The git commits recorded in a stage's metadata.
+pub fn recorded_commits(meta: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    meta.iter()
+        .filter(|(k, _)| k.starts_with("git["))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn open(mapping: &GitMapping) -> anyhow::Result<Repository> {
+    Repository::discover(&mapping.repo)
+        .with_context(|| format!("open git repository {}", mapping.repo.display()))
+}
+
+fn commit(repo: &Repository, hex: &str) -> anyhow::Result<ObjectId> {
+    let id = ObjectId::from_hex(hex.as_bytes())
+        .with_context(|| format!("`{hex}` is not a commit id"))?;
+    repo.resolve(&strata_git::Rev::Commit(id.to_string()))
+        .with_context(|| format!("commit {hex} is not in {}", repo.name()))
+}
+
+fn filter(mapping: &GitMapping) -> anyhow::Result<PathFilter> {
+    Ok(PathFilter::new(
+        &mapping.add,
+        &mapping.include,
+        &mapping.exclude,
+    )?)
+}
+
+/// The change of a mapping from the commit `from` to the mapping's commit.
+pub fn change_set(mapping: &GitMapping, from: &str) -> anyhow::Result<ChangeSet> {
+    let repo = open(mapping)?;
+    let old = repo.snapshot(Source::Commit(commit(&repo, from)?))?;
+    let new = repo.snapshot(Source::Commit(commit(&repo, &mapping.commit)?))?;
+    Ok(strata_git::changes(&old, &new, &filter(mapping)?)?)
+}
+
+/// Writes the archive of `mapping` into `dir` as `name` and returns the script lines that
+/// unpack it in the container (where `dir` is `dir_inside`).
+pub fn archive(
+    mapping: &GitMapping,
+    lowers: &[PathBuf],
+    dir: &Path,
+    dir_inside: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let repo = open(mapping)?;
+    let snapshot = repo.snapshot(Source::Commit(commit(&repo, &mapping.commit)?))?;
+    let path = dir.join(name);
+    let mut out =
+        BufWriter::new(File::create(&path).with_context(|| format!("create {}", path.display()))?);
+    snapshot.write_archive(
+        &filter(mapping)?,
+        &mapping.to,
+        owner(mapping, lowers)?,
+        &mut out,
+    )?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(unpack_line(dir_inside, name))
+}
+
+/// Writes what it takes to bring `mapping` from commit `from` to its commit into `dir` and
+/// returns the script lines that apply it; empty when nothing changed.
+pub fn patch(
+    mapping: &GitMapping,
+    from: &str,
+    lowers: &[PathBuf],
+    dir: &Path,
+    dir_inside: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let repo = open(mapping)?;
+    let old = repo.snapshot(Source::Commit(commit(&repo, from)?))?;
+    let new = repo.snapshot(Source::Commit(commit(&repo, &mapping.commit)?))?;
+    let changes = strata_git::changes(&old, &new, &filter(mapping)?)?;
+    if changes.is_empty() {
+        return Ok(String::new());
+    }
+    let image_path = |rel: &str| {
+        let to = mapping.to.trim_end_matches('/');
+        if rel.is_empty() {
+            to.to_string()
+        } else {
+            format!("{to}/{rel}")
+        }
+    };
+    // Every file the change touches must still be as the recorded commit left it.
+    for change in &changes.changes {
+        let Some(old) = &change.old else { continue };
+        let at = image_path(&old.path);
+        let found = strata_layer::merged::lookup(lowers, &at)?;
+        let same = match &found {
+            Some(p) => repo.hash_path(p)? == old.oid,
+            None => false,
+        };
+        if !same {
+            bail!(
+                "cannot apply the git change of {} to {} (commit {} → {}): `{at}` was {} by a user stage since \
+                 commit {}; change the stage so it leaves git files alone, or bump its cacheVersion",
+                mapping.url.as_deref().unwrap_or("the local repository"),
+                mapping.to,
+                &from[..from.len().min(12)],
+                &mapping.commit[..mapping.commit.len().min(12)],
+                if found.is_some() {
+                    "modified"
+                } else {
+                    "deleted"
+                },
+                &from[..from.len().min(12)],
+            );
+        }
+    }
+    let mut script = String::new();
+    let deleted: Vec<String> = changes
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Deleted)
+        .filter_map(|c| c.old.as_ref().map(|o| shell_quote(&image_path(&o.path))))
+        .collect();
+    if !deleted.is_empty() {
+        script.push_str(&format!(
+            "{}/bin/rm -f -- {}\n",
+            toolbox::MOUNT_POINT,
+            deleted.join(" ")
+        ));
+    }
+    let added: Vec<_> = changes
+        .changes
+        .iter()
+        .filter_map(|c| c.new.clone())
+        .collect();
+    if !added.is_empty() {
+        let path = dir.join(name);
+        let mut out = BufWriter::new(
+            File::create(&path).with_context(|| format!("create {}", path.display()))?,
+        );
+        new.write_entries(&added, &mapping.to, owner(mapping, lowers)?, &mut out)?;
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("write {}", path.display()))?;
+        script.push_str(&unpack_line(dir_inside, name));
+    }
+    Ok(script)
+}
+
+fn unpack_line(dir_inside: &str, name: &str) -> String {
+    format!(
+        "{}/bin/tar -xpf {dir_inside}/{name} -C /\n",
+        toolbox::MOUNT_POINT
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The numeric owner of a mapping's files: ids as written, names looked up in the image's
+/// `/etc/passwd` and `/etc/group`.
+fn owner(mapping: &GitMapping, lowers: &[PathBuf]) -> anyhow::Result<Owner> {
+    let mut owner = Owner { uid: 0, gid: 0 };
+    if let Some(user) = &mapping.owner {
+        let (uid, gid) = lookup_id(lowers, "etc/passwd", user, "owner")?;
+        owner.uid = uid;
+        // Like chown USER: the group defaults to the user's primary group.
+        owner.gid = gid.unwrap_or(0);
+    }
+    if let Some(group) = &mapping.group {
+        owner.gid = lookup_id(lowers, "etc/group", group, "group")?.0;
+    }
+    Ok(owner)
+}
+
+/// The id of `name` in a passwd- or group-style file of the image (and, for passwd, the
+/// primary group).
+fn lookup_id(
+    lowers: &[PathBuf],
+    file: &str,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<(u64, Option<u64>)> {
+    if let Ok(id) = name.parse::<u64>() {
+        return Ok((id, None));
+    }
+    let text = strata_layer::merged::read(lowers, file)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.first() == Some(&name) && fields.len() >= 3 {
+            let id = fields[2]
+                .parse()
+                .with_context(|| format!("bad id for `{name}` in /{file}"))?;
+            let group = fields.get(3).and_then(|g| g.parse().ok());
+            return Ok((id, group));
+        }
+    }
+    bail!(
+        "the git mapping's {what} `{name}` is not in the image's /{file}; use a numeric id or create it in beforeInstall"
+    )
+}
