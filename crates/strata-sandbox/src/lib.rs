@@ -11,7 +11,7 @@
 //!   exactly what the process changed, ready to become a layer (see [`overlay`]).
 //! * **Inside**: `/proc`, read-only `/sys`, a tmpfs `/dev` with only `null zero full random
 //!   urandom tty`, `pts` (new instance), `shm` and the usual symlinks; the spec's bind and
-//!   tmpfs mounts; runc's masks; then `pivot_root` (see [`rootfs`]).
+//!   tmpfs and overlay mounts; runc's masks; then `pivot_root` (see [`rootfs`]).
 //! * **The process**: host name, user (`uid[:gid]` or names from the image's `/etc/passwd`),
 //!   supplementary groups, cwd, exactly the given environment, `PATH` lookup with the
 //!   container's `PATH`. Our own PID 1 reaps zombies, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT

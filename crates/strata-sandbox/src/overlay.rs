@@ -117,7 +117,7 @@ pub fn build_skeleton(spec: &ContainerSpec) -> Result<Layout, Error> {
     for mount in &spec.mounts {
         let rel = container_path(&mount.target).map_err(Error::Target)?;
         let is_file = match mount.kind {
-            MountKind::Tmpfs => false,
+            MountKind::Tmpfs | MountKind::Overlay { .. } => false,
             MountKind::Bind { .. } => !mount.source.is_dir(),
         };
         leaves.push((rel, is_file));

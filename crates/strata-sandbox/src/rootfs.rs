@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::overlay::{self, Layout};
 use crate::spec::{ContainerSpec, MountKind, container_path};
-use crate::sys::{MntFlags, MsFlags, Syscall};
+use crate::sys::{MntFlags, MsFlags, OverlayOptions, Syscall};
 
 /// What can go wrong while mounting the container's file systems.
 #[derive(Debug, thiserror::Error)]
@@ -166,8 +166,8 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
             };
             ctx.fs_op("create mountpoint", &target, result)?;
         }
-        match mount.kind {
-            MountKind::Bind { readonly } => {
+        match &mount.kind {
+            &MountKind::Bind { readonly } => {
                 ctx.mount(
                     Some(&mount.source),
                     &target,
@@ -186,6 +186,25 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 Some("mode=1777"),
             )?,
+            MountKind::Overlay {
+                lowers,
+                upper,
+                work,
+            } => {
+                // The same fsopen/`lowerdir+` code as the root (see `LinuxSyscall`), so any
+                // number of layers fits and the options are pinned the same way.
+                let options = OverlayOptions {
+                    lowers: lowers.clone(),
+                    upper: upper.clone(),
+                    work: work.clone(),
+                };
+                sys.mount_overlay(&target, &options)
+                    .map_err(|source| Error::Io {
+                        op: "mount overlay on".to_owned(),
+                        path: target.clone(),
+                        source,
+                    })?;
+            }
         }
     }
     mask(&ctx)
@@ -462,6 +481,41 @@ mod tests {
             *c == Call::CreateDirAll("/s/rootfs/cache/x".into())
         });
         assert!(tmpfs < mkdir);
+    }
+
+    #[test]
+    fn overlay_mount_uses_the_new_mount_api_at_its_target() {
+        let fake = FakeSyscall::new();
+        let layout = Layout::new(Path::new("/s"));
+        let options = OverlayOptions {
+            lowers: vec!["/broken".into(), "/base".into()],
+            upper: "/session/upper".into(),
+            work: "/session/work".into(),
+        };
+        let mounts = vec![Mount {
+            target: "/debugroot".into(),
+            source: PathBuf::new(),
+            kind: MountKind::Overlay {
+                lowers: options.lowers.clone(),
+                upper: options.upper.clone(),
+                work: options.work.clone(),
+            },
+        }];
+        setup(&fake, &layout, &spec(mounts)).expect("setup");
+        let calls = fake.calls();
+        let expected = Call::MountOverlay {
+            target: "/s/rootfs/debugroot".into(),
+            options,
+        };
+        let at = position(&calls, |c| *c == expected);
+        // After /dev, before the masks.
+        let shm = position(&calls, |c| {
+            mount_target(c) == Some(Path::new("/s/rootfs/dev/shm"))
+        });
+        let kcore = position(&calls, |c| {
+            mount_target(c) == Some(Path::new("/s/rootfs/proc/kcore"))
+        });
+        assert!(shm < at && at < kcore);
     }
 
     #[test]

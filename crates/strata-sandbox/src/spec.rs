@@ -51,7 +51,7 @@ pub struct ProcessSpec {
 pub struct Mount {
     /// Absolute path inside the container.
     pub target: String,
-    /// Host path to bind (ignored for [`MountKind::Tmpfs`]).
+    /// Host path to bind (ignored for [`MountKind::Tmpfs`] and [`MountKind::Overlay`]).
     pub source: PathBuf,
     /// What to mount.
     pub kind: MountKind,
@@ -67,6 +67,21 @@ pub enum MountKind {
     },
     /// An empty tmpfs (`mode=1777,nosuid,nodev`).
     Tmpfs,
+    /// An overlay of host directories, mounted like the root (new mount API, one
+    /// `lowerdir+` per layer, `redirect_dir`/`index`/`metacopy` off), e.g. a failed step's
+    /// root file system inside a debugger image.
+    ///
+    /// The caller must make sure no other mounted overlay uses `upper` (as upper or lower)
+    /// or any of `lowers` as its upper while this container runs.
+    Overlay {
+        /// Read-only layer directories, topmost first; at least one.
+        lowers: Vec<PathBuf>,
+        /// The writable layer directory; must exist.
+        upper: PathBuf,
+        /// The work dir for `upper`: empty (or a previous work dir of the same upper), on the
+        /// same file system as `upper`, and not the root's work dir.
+        work: PathBuf,
+    },
 }
 
 /// Network isolation.
@@ -113,18 +128,50 @@ impl ContainerSpec {
         }
         for mount in &self.mounts {
             container_path(&mount.target)?;
-            if let MountKind::Bind { .. } = mount.kind
-                && !mount.source.exists()
-            {
-                return Err(format!(
-                    "mount source {} for {} does not exist",
-                    mount.source.display(),
-                    mount.target
-                ));
+            match &mount.kind {
+                MountKind::Bind { .. } if !mount.source.exists() => {
+                    return Err(format!(
+                        "mount source {} for {} does not exist",
+                        mount.source.display(),
+                        mount.target
+                    ));
+                }
+                MountKind::Overlay {
+                    lowers,
+                    upper,
+                    work,
+                } => validate_overlay(&mount.target, lowers, upper, work)?,
+                MountKind::Bind { .. } | MountKind::Tmpfs => {}
             }
         }
         Ok(())
     }
+}
+
+fn validate_overlay(
+    target: &str,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> Result<(), String> {
+    if lowers.is_empty() {
+        return Err(format!(
+            "overlay mount {target} has no lower dirs; give at least one"
+        ));
+    }
+    let dirs = lowers
+        .iter()
+        .map(|l| ("lower", l.as_path()))
+        .chain([("upper", upper), ("work", work)]);
+    for (what, dir) in dirs {
+        if !dir.is_absolute() || !dir.is_dir() {
+            return Err(format!(
+                "overlay mount {target}: {what} dir {} does not exist or is not absolute",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Turns an absolute container path into a relative one without `.`/`..` components, so it
@@ -163,5 +210,43 @@ mod tests {
         assert!(container_path("etc").is_err());
         assert!(container_path("/a/../b").is_err());
         assert!(container_path("/").is_err());
+    }
+
+    #[test]
+    fn overlay_mount_dirs_must_exist() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let overlay = |lowers: Vec<PathBuf>, upper: PathBuf| Mount {
+            target: "/debugroot".into(),
+            source: PathBuf::new(),
+            kind: MountKind::Overlay {
+                lowers,
+                upper,
+                work: dir.clone(),
+            },
+        };
+        let mut spec = ContainerSpec {
+            lowers: vec![],
+            upper: dir.clone(),
+            work: dir.clone(),
+            scratch: dir.clone(),
+            process: ProcessSpec {
+                args: vec!["true".into()],
+                env: vec![],
+                cwd: "/".into(),
+                user: String::new(),
+                terminal: false,
+            },
+            hostname: String::new(),
+            mounts: vec![overlay(vec![dir.clone()], dir.clone())],
+            network: Network::None,
+        };
+        assert_eq!(spec.validate(), Ok(()));
+        spec.mounts = vec![overlay(vec![], dir.clone())];
+        let err = spec.validate().expect_err("no lowers");
+        assert!(err.contains("no lower dirs"), "{err}");
+        spec.mounts = vec![overlay(vec![dir.clone()], dir.join("missing"))];
+        let err = spec.validate().expect_err("missing upper");
+        assert!(err.contains("upper dir"), "{err}");
     }
 }

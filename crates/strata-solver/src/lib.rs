@@ -267,6 +267,7 @@ mod tests {
                 stage("setup", &["s"]),
             ],
             is_final: true,
+            git: Vec::new(),
             span: None,
         }
     }

@@ -4,5 +4,6 @@ mod build;
 mod container;
 mod errors;
 mod export;
+mod git;
 mod store_safety;
 mod support;

@@ -304,36 +304,40 @@ fn worktree_commit(repo: &Repository, span: Span) -> Result<ObjectId> {
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let index = tempfile::NamedTempFile::new().map_err(|e| {
+    let tmp = tempfile::tempdir().map_err(|e| {
         Box::new(Diagnostic::new(
             format!("cannot create a temporary index: {e}"),
             Some(span),
         ))
     })?;
-    let real_index = PathBuf::from(git(&["rev-parse", "--git-path", "index"], index.path())?);
-    let real_index = if real_index.is_absolute() {
-        real_index
-    } else {
-        workdir.join(real_index)
-    };
+    let index = tmp.path().join("index");
+    let git_dir = Command::new("git")
+        .arg("-C")
+        .arg(workdir)
+        .args(["rev-parse", "--absolute-git-dir"])
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .map_err(|e| Box::new(Diagnostic::new(format!("cannot run git: {e}"), Some(span))))?;
+    let real_index = PathBuf::from(String::from_utf8_lossy(&git_dir.stdout).trim()).join("index");
     // Starting from the real index keeps git's stat cache: only changed files are hashed.
     if real_index.exists() {
-        std::fs::copy(&real_index, index.path()).map_err(|e| {
+        std::fs::copy(&real_index, &index).map_err(|e| {
             Box::new(Diagnostic::new(
                 format!("cannot copy the git index: {e}"),
                 Some(span),
             ))
         })?;
     }
-    git(&["add", "-A", "."], index.path())?;
-    let tree = git(&["write-tree"], index.path())?;
+    let index = index.as_path();
+    git(&["add", "-A", "."], index)?;
+    let tree = git(&["write-tree"], index)?;
     let mut args = vec!["commit-tree", tree.as_str(), "-m", "strata --dev"];
-    let head = git(&["rev-parse", "--verify", "-q", "HEAD"], index.path()).ok();
+    let head = git(&["rev-parse", "--verify", "-q", "HEAD"], index).ok();
     if let Some(head) = &head {
         args.extend(["-p", head.as_str()]);
     }
-    let commit = git(&args, index.path())?;
-    git(&["update-ref", "refs/strata/dev", &commit], index.path())?;
+    let commit = git(&args, index)?;
+    git(&["update-ref", "refs/strata/dev", &commit], index)?;
     ObjectId::from_hex(commit.as_bytes()).map_err(|e| {
         Box::new(Diagnostic::new(
             format!("git made an invalid commit id: {e}"),

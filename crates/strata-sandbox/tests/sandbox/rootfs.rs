@@ -207,3 +207,77 @@ fn scratch_image_without_lowers_runs_a_bound_binary() {
     assert_eq!(run_ok(&fx, &spec), "from scratch\n");
     assert_eq!(fx.upper_entries(), Vec::<String>::new());
 }
+
+#[test]
+fn overlay_mount_writes_to_its_upper_and_leaves_lowers_alone() {
+    let fx = Fixture::busybox();
+    let dir = |name: &str| {
+        let path = fx.tmp.path().join(name);
+        fs::create_dir_all(&path).expect("mkdir");
+        path
+    };
+    let (top, bottom, upper, work) = (
+        dir("ov/top"),
+        dir("ov/bottom"),
+        dir("ov/upper"),
+        dir("ov/work"),
+    );
+    fs::write(top.join("a"), "top a\n").expect("write");
+    fs::write(bottom.join("a"), "bottom a\n").expect("write");
+    fs::write(bottom.join("b"), "bottom b\n").expect("write");
+    fs::write(bottom.join("gone"), "").expect("write");
+    let mut spec = sh(
+        &fx,
+        "cat /debugroot/a /debugroot/b; echo new > /debugroot/new; rm /debugroot/gone; \
+         echo more >> /debugroot/b; grep ' /debugroot ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1",
+    );
+    spec.mounts = vec![Mount {
+        target: "/debugroot".into(),
+        source: "".into(),
+        kind: MountKind::Overlay {
+            lowers: vec![top.clone(), bottom.clone()],
+            upper: upper.clone(),
+            work,
+        },
+    }];
+    assert_eq!(run_ok(&fx, &spec), "top a\nbottom b\noverlay\n");
+    // Writes went to the mount's upper, not to the lowers nor to the root's upper.
+    assert_eq!(fs::read_to_string(upper.join("new")).expect("new"), "new\n");
+    assert_eq!(
+        fs::read_to_string(upper.join("b")).expect("b"),
+        "bottom b\nmore\n"
+    );
+    assert!(
+        upper
+            .join("gone")
+            .symlink_metadata()
+            .expect("whiteout")
+            .file_type()
+            .is_char_device()
+    );
+    assert_eq!(
+        fs::read_to_string(bottom.join("b")).expect("b"),
+        "bottom b\n"
+    );
+    assert!(bottom.join("gone").exists());
+    assert_eq!(fs::read_dir(&top).expect("top").count(), 1);
+    // Only the skeleton held the mountpoint.
+    assert_eq!(fx.upper_entries(), Vec::<String>::new());
+}
+
+#[test]
+fn overlay_mount_with_a_missing_lower_is_a_spec_error() {
+    let fx = Fixture::busybox();
+    let mut spec = sh(&fx, "true");
+    spec.mounts = vec![Mount {
+        target: "/debugroot".into(),
+        source: "".into(),
+        kind: MountKind::Overlay {
+            lowers: vec![fx.tmp.path().join("missing")],
+            upper: fx.upper(),
+            work: fx.tmp.path().join("work"),
+        },
+    }];
+    let err = run(&fx, &spec).expect_err("spec error");
+    assert!(err.to_string().contains("lower dir"), "{err}");
+}

@@ -1,0 +1,489 @@
+//! The monitor over one failed step.
+//!
+//! # States
+//!
+//! | state | root layers (topmost first) | writes go to |
+//! |---|---|---|
+//! | failed (default) | broken upper, base lowers | `scratch/broken/upper` |
+//! | base (`--base`) | base lowers | `scratch/base/upper` |
+//! | fresh (`rerun --base`) | base lowers | `scratch/fresh/upper`, removed after the run |
+//!
+//! Session changes persist across `shell`, `exec` and `rerun` until `reset`. The broken upper
+//! can be a lower because nothing mounts it as an upper any more: the failed run's container
+//! is gone before the engine builds the [`Failure`]. Containers run one after another, on the
+//! calling thread (the sandbox ties a container to the thread that spawned it), so no session
+//! upper is ever mounted twice.
+//!
+//! # Debugger image
+//!
+//! With [`Session::with_debugger_image`], `shell` starts in that image's root instead (its
+//! own throwaway upper, `scratch/tool`), with the state's root file system mounted read-write
+//! at [`DEBUGROOT`] (an overlay mount of the same layers and session upper) and the step's
+//! mounts below it (`/cache` at `/debugroot/cache`); the toolbox is also at its usual place.
+//! The shell runs as root in `/debugroot`, with the step's env but the image's default
+//! `PATH`. Mountpoints the step's mounts need and the state lacks are created in the session
+//! upper, like any other session change.
+
+use std::io::{self, BufRead, Read, Write};
+use std::path::PathBuf;
+
+use strata_layer::ChangeKind;
+use strata_sandbox::{ContainerSpec, ExitStatus, Mount, MountKind, ProcessSpec, Sandbox, Stdio};
+
+use crate::command::{self, Command, HELP};
+use crate::scratch::{Scratch, Slot};
+use crate::shell::{self, DEFAULT_PATH};
+use crate::{Error, Failure};
+
+/// Where a debugger image sees the failed step's root file system.
+pub const DEBUGROOT: &str = "/debugroot";
+
+/// How the monitor ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `exit`, `quit` or end of input: stop.
+    Exit,
+    /// `reload`: re-read the configuration and sources and build again with the same settings.
+    Reload,
+}
+
+/// Which state a command runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Failed,
+    Base,
+}
+
+impl State {
+    fn of(base: bool) -> State {
+        if base { State::Base } else { State::Failed }
+    }
+
+    fn slot(self) -> Slot {
+        match self {
+            State::Failed => Slot::Broken,
+            State::Base => Slot::Base,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            State::Failed => "failed",
+            State::Base => "base",
+        }
+    }
+}
+
+/// A debugger session over one [`Failure`]; see the module docs.
+///
+/// Dropping it removes everything it created in the scratch dir. It holds no mount and no
+/// process between commands.
+#[derive(Debug)]
+pub struct Session<'a> {
+    sandbox: &'a Sandbox,
+    failure: Failure,
+    scratch: Scratch,
+    debugger: Option<Vec<PathBuf>>,
+}
+
+fn output_err(source: io::Error) -> Error {
+    Error::Terminal {
+        op: "write monitor output",
+        source,
+    }
+}
+
+impl<'a> Session<'a> {
+    /// Starts a session. `scratch` must exist and be private to the session; the session
+    /// owns its content (and removes it when dropped). The failure's upper and lower dirs
+    /// must exist.
+    pub fn new(sandbox: &'a Sandbox, failure: Failure, scratch: PathBuf) -> Result<Self, Error> {
+        let spec = &failure.spec;
+        let dirs = std::iter::once(("upper", &spec.upper))
+            .chain(spec.lowers.iter().map(|lower| ("lower", lower)));
+        for (what, path) in dirs {
+            if !path.is_dir() {
+                return Err(Error::StateGone {
+                    what,
+                    path: path.clone(),
+                });
+            }
+        }
+        Ok(Session {
+            sandbox,
+            scratch: Scratch::new(&scratch)?,
+            failure,
+            debugger: None,
+        })
+    }
+
+    /// Makes `shell` run in a debugger image (its layers, topmost first) with the failed
+    /// step's root at [`DEBUGROOT`]; see the module docs.
+    pub fn with_debugger_image(mut self, lowers: Vec<PathBuf>) -> Self {
+        self.debugger = Some(lowers);
+        self
+    }
+
+    /// The failure this session debugs.
+    pub fn failure(&self) -> &Failure {
+        &self.failure
+    }
+
+    /// The monitor loop.
+    ///
+    /// Prints what failed first (image, stage, command, exit code, location snippet, output
+    /// tail), then reads commands with the prompt `(strata) ` until `exit`, `reload` or the
+    /// end of `input`. With a terminal the user types into `input` (the caller passes stdin);
+    /// without one, commands come line by line from `input` (scriptable; each command is
+    /// echoed after the prompt). `shell` always uses the process's own stdio (see
+    /// [`Sandbox::run_interactive`]); everything else goes to `out`. A failing command
+    /// prints `error: ...` and the loop goes on; only I/O errors on `input`/`out` end it.
+    pub fn monitor(
+        &mut self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> Result<Outcome, Error> {
+        self.print_failure(out)?;
+        writeln!(
+            out,
+            "`shell` opens a shell where the command failed; `help` lists every command"
+        )
+        .map_err(output_err)?;
+        let echo = !rustix::termios::isatty(rustix::stdio::stdin());
+        loop {
+            write!(out, "(strata) ").map_err(output_err)?;
+            out.flush().map_err(output_err)?;
+            let mut line = String::new();
+            let n = input
+                .read_line(&mut line)
+                .map_err(|source| Error::Terminal {
+                    op: "read monitor input",
+                    source,
+                })?;
+            if n == 0 {
+                writeln!(out).map_err(output_err)?;
+                return Ok(Outcome::Exit);
+            }
+            if echo {
+                writeln!(out, "{}", line.trim_end()).map_err(output_err)?;
+            }
+            let command = match command::parse(&line) {
+                Ok(Some(command)) => command,
+                Ok(None) => continue,
+                Err(e) => {
+                    writeln!(out, "{e}").map_err(output_err)?;
+                    continue;
+                }
+            };
+            match self.run(command, out) {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {}
+                Err(e @ Error::Terminal { .. }) => return Err(e),
+                Err(e) => writeln!(out, "error: {e}").map_err(output_err)?,
+            }
+        }
+    }
+
+    fn run(&mut self, command: Command, out: &mut dyn Write) -> Result<Option<Outcome>, Error> {
+        match command {
+            Command::Help => {
+                writeln!(out, "commands:").map_err(output_err)?;
+                for (usage, text) in HELP {
+                    writeln!(out, "  {usage:<22}{text}").map_err(output_err)?;
+                }
+            }
+            Command::Info => self.print_failure(out)?,
+            Command::Shell { base } => self.shell(State::of(base), out)?,
+            Command::Rerun { base: false } => {
+                if self.failure.rerun_args.is_empty() {
+                    return Err(Error::NoArgs("rerun_args"));
+                }
+                let process = self.process(self.failure.rerun_args.clone());
+                let spec = self.state_spec(State::Failed, process)?;
+                let status = self.run_piped(&spec, "rerun the failed command", out)?;
+                print_status(out, status)?;
+            }
+            Command::Rerun { base: true } => {
+                if self.failure.step_args.is_empty() {
+                    return Err(Error::NoArgs("step_args"));
+                }
+                self.scratch.drop_slot(Slot::Fresh)?;
+                let pair = self.scratch.pair(Slot::Fresh)?;
+                let spec = ContainerSpec {
+                    lowers: self.failure.spec.lowers.clone(),
+                    upper: pair.upper,
+                    work: pair.work,
+                    scratch: self.scratch.container()?,
+                    process: self.process(self.failure.step_args.clone()),
+                    ..self.failure.spec.clone()
+                };
+                let status = self.run_piped(&spec, "rerun the step in a fresh base state", out);
+                self.scratch.drop_slot(Slot::Fresh)?;
+                print_status(out, status?)?;
+            }
+            Command::Exec { base, argv } => {
+                let what = format!(
+                    "run `{}` in the {} state",
+                    argv.join(" "),
+                    State::of(base).name()
+                );
+                let spec = self.state_spec(State::of(base), self.process(argv))?;
+                let status = self.run_piped(&spec, &what, out)?;
+                if !status.success() {
+                    print_status(out, status)?;
+                }
+            }
+            Command::Diff => {
+                let spec = &self.failure.spec;
+                let changes =
+                    strata_layer::changes(&spec.upper, &spec.lowers).map_err(|source| {
+                        Error::Changes {
+                            upper: spec.upper.clone(),
+                            source,
+                        }
+                    })?;
+                if changes.is_empty() {
+                    writeln!(out, "the failed step changed no file").map_err(output_err)?;
+                }
+                for change in changes {
+                    let kind = match change.kind {
+                        ChangeKind::Added => 'A',
+                        ChangeKind::Modified => 'M',
+                        ChangeKind::Deleted => 'D',
+                    };
+                    writeln!(out, "{kind} {}", change.path).map_err(output_err)?;
+                }
+            }
+            Command::Env => {
+                for var in &self.failure.spec.process.env {
+                    writeln!(out, "{var}").map_err(output_err)?;
+                }
+            }
+            Command::List => match &self.failure.listing {
+                Some(listing) => write_block(out, listing)?,
+                None => writeln!(out, "no source listing for this step").map_err(output_err)?,
+            },
+            Command::Reset => {
+                for slot in [Slot::Broken, Slot::Base, Slot::Tool] {
+                    self.scratch.drop_slot(slot)?;
+                }
+                writeln!(
+                    out,
+                    "dropped this session's changes: back to the state the failed command left"
+                )
+                .map_err(output_err)?;
+            }
+            Command::Reload => return Ok(Some(Outcome::Reload)),
+            Command::Exit => return Ok(Some(Outcome::Exit)),
+        }
+        Ok(None)
+    }
+
+    fn print_failure(&self, out: &mut dyn Write) -> Result<(), Error> {
+        let f = &self.failure;
+        writeln!(
+            out,
+            "error: command failed with exit code {} in image `{}`, stage `{}`\n  command: {}",
+            f.exit_code, f.image, f.stage, f.command
+        )
+        .map_err(output_err)?;
+        if let Some(location) = &f.location {
+            write_block(out, location)?;
+        }
+        if f.output_tail.is_empty() {
+            writeln!(out, "  (no output)").map_err(output_err)?;
+        } else {
+            writeln!(out, "  last output:").map_err(output_err)?;
+            for line in &f.output_tail {
+                writeln!(out, "  | {line}").map_err(output_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The failed command's process with another argv.
+    fn process(&self, args: Vec<String>) -> ProcessSpec {
+        ProcessSpec {
+            args,
+            terminal: false,
+            ..self.failure.spec.process.clone()
+        }
+    }
+
+    /// The state's layers, without the session upper.
+    fn lowers(&self, state: State) -> Vec<PathBuf> {
+        let spec = &self.failure.spec;
+        match state {
+            State::Failed => std::iter::once(spec.upper.clone())
+                .chain(spec.lowers.iter().cloned())
+                .collect(),
+            State::Base => spec.lowers.clone(),
+        }
+    }
+
+    /// The failed command's spec in `state` (with its session upper) running `process`.
+    fn state_spec(&self, state: State, process: ProcessSpec) -> Result<ContainerSpec, Error> {
+        let pair = self.scratch.pair(state.slot())?;
+        Ok(ContainerSpec {
+            lowers: self.lowers(state),
+            upper: pair.upper,
+            work: pair.work,
+            scratch: self.scratch.container()?,
+            process,
+            ..self.failure.spec.clone()
+        })
+    }
+
+    fn shell(&self, state: State, out: &mut dyn Write) -> Result<(), Error> {
+        let spec = match &self.debugger {
+            Some(image) => self.debugger_spec(image, state)?,
+            None => {
+                let pair = self.scratch.pair(state.slot())?;
+                let layers: Vec<PathBuf> = std::iter::once(pair.upper)
+                    .chain(self.lowers(state))
+                    .collect();
+                let process = shell::process(&self.failure.spec, &layers)?;
+                self.state_spec(state, process)?
+            }
+        };
+        let program = spec.process.args.join(" ");
+        let place = match &self.debugger {
+            Some(_) => format!(
+                "the debugger image, the {} state at {DEBUGROOT}",
+                state.name()
+            ),
+            None => format!("the {} state", state.name()),
+        };
+        writeln!(
+            out,
+            "{program} in {place}; changes stay until `reset`; `exit` comes back here"
+        )
+        .map_err(output_err)?;
+        out.flush().map_err(output_err)?;
+        let status = self
+            .sandbox
+            .run_interactive(&spec)
+            .map_err(|source| Error::Sandbox {
+                what: format!("run {program} in {place}"),
+                source,
+            })?;
+        if !status.success() {
+            print_status(out, status)?;
+        }
+        Ok(())
+    }
+
+    fn debugger_spec(&self, image: &[PathBuf], state: State) -> Result<ContainerSpec, Error> {
+        let step = &self.failure.spec;
+        let tool = self.scratch.pair(Slot::Tool)?;
+        let session = self.scratch.pair(state.slot())?;
+        let mut mounts = vec![Mount {
+            target: DEBUGROOT.into(),
+            source: PathBuf::new(),
+            kind: MountKind::Overlay {
+                lowers: self.lowers(state),
+                upper: session.upper,
+                work: session.work,
+            },
+        }];
+        for mount in &step.mounts {
+            mounts.push(Mount {
+                target: format!("{DEBUGROOT}{}", mount.target),
+                ..mount.clone()
+            });
+        }
+        // The toolbox at its usual place too, for the shell fallback and PATH.
+        mounts.extend(
+            step.mounts
+                .iter()
+                .filter(|m| m.target.trim_end_matches('/') == shell::TOOLBOX)
+                .cloned(),
+        );
+        let mut env: Vec<String> = step
+            .process
+            .env
+            .iter()
+            .filter(|e| !e.starts_with("PATH="))
+            .cloned()
+            .collect();
+        env.push(format!("PATH={DEFAULT_PATH}"));
+        let mut spec = ContainerSpec {
+            lowers: image.to_vec(),
+            upper: tool.upper.clone(),
+            work: tool.work,
+            scratch: self.scratch.container()?,
+            process: ProcessSpec {
+                args: vec![],
+                env,
+                cwd: DEBUGROOT.into(),
+                user: "0:0".into(),
+                terminal: true,
+            },
+            hostname: step.hostname.clone(),
+            mounts,
+            network: step.network,
+        };
+        let layers: Vec<PathBuf> = std::iter::once(tool.upper)
+            .chain(image.iter().cloned())
+            .collect();
+        spec.process = shell::process(&spec, &layers)?;
+        Ok(spec)
+    }
+
+    /// Runs `spec` with its output copied to `out` as it comes.
+    fn run_piped(
+        &self,
+        spec: &ContainerSpec,
+        what: &str,
+        out: &mut dyn Write,
+    ) -> Result<ExitStatus, Error> {
+        let sandbox_err = |source| Error::Sandbox {
+            what: what.to_owned(),
+            source,
+        };
+        let mut container = self
+            .sandbox
+            .spawn(spec, Stdio::Piped)
+            .map_err(sandbox_err)?;
+        if let Some(mut output) = container.take_output() {
+            let mut buf = [0u8; 8192];
+            loop {
+                match output.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        out.write_all(&buf[..n]).map_err(output_err)?;
+                        out.flush().map_err(output_err)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(source) => {
+                        return Err(Error::ContainerOutput {
+                            what: what.to_owned(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        // Dropping the container on an early return above kills and reaps it.
+        container.wait().map_err(sandbox_err)
+    }
+}
+
+fn print_status(out: &mut dyn Write, status: ExitStatus) -> Result<(), Error> {
+    match status {
+        ExitStatus::Exited(code) => writeln!(out, "exit code {code}"),
+        ExitStatus::Signaled(sig) => {
+            writeln!(out, "exit code {} (killed by signal {sig})", status.code())
+        }
+    }
+    .map_err(output_err)
+}
+
+/// Writes `text`, ending it with a newline if it has none.
+fn write_block(out: &mut dyn Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes()).map_err(output_err)?;
+    if !text.ends_with('\n') {
+        writeln!(out).map_err(output_err)?;
+    }
+    Ok(())
+}
