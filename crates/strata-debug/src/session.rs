@@ -417,7 +417,7 @@ impl<'a> Session<'a> {
                 env,
                 cwd: DEBUGROOT.into(),
                 user: "0:0".into(),
-                terminal: true,
+                terminal: false,
             },
             hostname: step.hostname.clone(),
             mounts,

@@ -83,7 +83,8 @@ pub(crate) fn process(spec: &ContainerSpec, layers: &[PathBuf]) -> Result<Proces
         } else {
             spec.process.env.clone()
         },
-        terminal: true,
+        // run_interactive turns the terminal on when stdin is one; scripted input inherits stdio.
+        terminal: false,
         ..spec.process.clone()
     })
 }

@@ -117,6 +117,14 @@ pub enum Event {
         /// What for.
         what: String,
     },
+    /// The user is about to work interactively (a shell, the debugger): renderers stop drawing
+    /// until the matching `Interactive { started: false }`.
+    Interactive {
+        /// True when it starts, false when it ends.
+        started: bool,
+        /// What it is, for example `shell in app/install`.
+        what: String,
+    },
     /// Free-form information.
     Note {
         /// The text.

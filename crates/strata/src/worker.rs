@@ -64,6 +64,10 @@ pub struct LocalWorker<'a> {
 /// A failed run kept for the debugger: the exact container spec it ran with and its
 /// directories (the broken upper among them), which live as long as this value.
 pub struct FailedRun {
+    /// The image and stage that failed.
+    pub image: String,
+    /// The stage.
+    pub stage: String,
     /// The spec of the failed run: lowers are the state before the step, upper what it wrote.
     pub spec: ContainerSpec,
     /// Runs only the failing command again in that environment.
@@ -159,11 +163,19 @@ impl<'a> LocalWorker<'a> {
                             git::patch(m, from, &lowers, &p.dirs.control, RUN_DIR, &name)
                         }
                         _ => Ok(String::new()),
-                    }
-                    .map_err(|e| ExecError::Step {
-                        step: index,
-                        message: format!("{e:#}"),
-                    })?;
+                    };
+                    let lines = match lines {
+                        Ok(lines) => lines,
+                        Err(e) => {
+                            if let Some(prepared) = pending.take() {
+                                self.keep_step_failure(job, prepared, lowers, &config);
+                            }
+                            return Err(ExecError::Step {
+                                step: index,
+                                message: format!("{e:#}"),
+                            });
+                        }
+                    };
                     p.prelude.push_str(&lines);
                     commits.insert(key, m.commit.clone());
                     if index != last || p.prelude.is_empty() {
@@ -329,7 +341,12 @@ impl<'a> LocalWorker<'a> {
                 }
                 _ => spec.process.args.clone(),
             };
+            // The script set the locale itself; a shell in this state gets it from the spec.
+            let mut spec = spec;
+            spec.process.env = build_env(config, &job.stage.options.service_env);
             let failed = FailedRun {
+                image: job.image_name.to_string(),
+                stage: job.stage.name.clone(),
                 step_args: spec.process.args.clone(),
                 rerun_args,
                 spec,
@@ -413,12 +430,61 @@ impl<'a> LocalWorker<'a> {
         })
     }
 
-    /// The failed run of the stage with this digest, if the last build of it failed here.
-    pub fn take_failure(&self, digest: &Digest) -> Option<FailedRun> {
+    /// The failed run of `image`/`stage`, if it failed in this worker.
+    pub fn take_failure(&self, image: &str, stage: &str) -> Option<FailedRun> {
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("no thread panics holding the failure map");
+        let digest = failures
+            .iter()
+            .find(|(_, f)| f.image == image && f.stage == stage)
+            .map(|(d, _)| *d)?;
+        failures.remove(&digest)
+    }
+
+    /// The container spec of the failed run of the stage with this digest.
+    pub fn failed_spec(&self, digest: &Digest) -> Option<ContainerSpec> {
+        let failures = self
+            .failures
+            .lock()
+            .expect("no thread panics holding the failure map");
+        failures.get(digest).map(|f| f.spec.clone())
+    }
+
+    /// Keeps the state of a step that failed before any command ran (git work): a shell there
+    /// sees the files as they were when the step started.
+    fn keep_step_failure(
+        &self,
+        job: &StageJob<'_>,
+        prepared: PendingRun,
+        lowers: Vec<PathBuf>,
+        config: &ImageConfig,
+    ) {
+        let env = build_env(config, &job.stage.options.service_env);
+        let Ok(spec) = self.container_spec(
+            lowers,
+            &prepared.dirs,
+            Vec::new(),
+            env,
+            None,
+            config,
+            job.digest,
+        ) else {
+            return;
+        };
+        let failed = FailedRun {
+            image: job.image_name.to_string(),
+            stage: job.stage.name.clone(),
+            spec,
+            rerun_args: Vec::new(),
+            step_args: Vec::new(),
+            scratch: prepared.scratch,
+        };
         self.failures
             .lock()
             .expect("no thread panics holding the failure map")
-            .remove(digest)
+            .insert(job.digest, failed);
     }
 
     /// A container spec to look inside `manifest` (a stage's result, or with the parent's

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use strata::ops::build::{BuildOptions, build};
+use strata::ops::debug::{DebugIo, DebugOptions, IntrospectTarget};
 use strata::worker::WorkerOptions;
 
 use crate::args::{NetworkArg, Progress};
@@ -35,6 +36,22 @@ pub struct Args {
     /// Build git mappings from the work tree, uncommitted and untracked files included.
     #[arg(long)]
     pub dev: bool,
+    /// Open a shell in a stage once it is built or reused: IMAGE/STAGE, STAGE or */STAGE (every
+    /// image), ~/STAGE (the nameless image). Repeatable.
+    #[arg(long, value_name = "IMAGE/STAGE")]
+    pub introspect_stage: Vec<IntrospectTarget>,
+    /// On a failure, open a shell in the state the failing command left.
+    #[arg(long)]
+    pub introspect_error: bool,
+    /// On a failure, open a shell in the state before the failed stage ran anything.
+    #[arg(long)]
+    pub introspect_before_error: bool,
+    /// On a failure, open the debugger: inspect, rerun, diff, edit your files and `reload`.
+    #[arg(long)]
+    pub debugger: bool,
+    /// Run the debugger's shell in this image, with the failed state mounted at /debugroot.
+    #[arg(long, value_name = "IMAGE", requires = "debugger")]
+    pub debugger_image: Option<String>,
 }
 
 /// Builds, rendering progress on stderr.
@@ -45,13 +62,32 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         images: args.images,
         parallel: args.parallel.max(1),
         dev: args.dev,
+        debug: DebugOptions {
+            introspect: args.introspect_stage,
+            introspect_error: args.introspect_error,
+            introspect_before_error: args.introspect_before_error,
+            debugger: args.debugger,
+            debugger_image: args.debugger_image,
+        },
         worker: WorkerOptions {
             compression: args.compression.parse()?,
             network: args.network.into(),
         },
     };
     let sink = progress::for_mode(args.progress);
-    let result = build(ctx, &options, sink.as_ref(), &AtomicBool::new(false));
+    let stdin = std::io::stdin();
+    let (mut input, mut output) = (stdin.lock(), std::io::stdout());
+    let io = DebugIo {
+        input: &mut input,
+        output: &mut output,
+    };
+    let result = build(
+        ctx,
+        &options,
+        sink.as_ref(),
+        &AtomicBool::new(false),
+        Some(io),
+    );
     sink.finish();
     result.map(|_| 0)
 }

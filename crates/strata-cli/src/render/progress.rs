@@ -87,6 +87,14 @@ pub fn plain_line(event: &Event) -> Option<String> {
         Event::ImageDone { image, digest } => format!("{image}: done {}", &digest[..12]),
         Event::Waiting { what } => format!("waiting: {what}"),
         Event::Note { message } => message.clone(),
+        Event::Interactive {
+            started: true,
+            what,
+        } => format!("{what}: interactive (exit the shell to go on)"),
+        Event::Interactive {
+            started: false,
+            what,
+        } => format!("{what}: done"),
         Event::BuildFinished {
             built,
             cached,

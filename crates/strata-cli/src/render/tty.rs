@@ -42,6 +42,7 @@ struct View {
     summary: Option<String>,
     drawn_lines: usize,
     done: bool,
+    paused: bool,
 }
 
 /// The live view; a background thread redraws it.
@@ -61,7 +62,9 @@ impl Live {
                 .lock()
                 .expect("the view lock is never poisoned: drawing does not panic");
             loop {
-                draw(&mut v);
+                if !v.paused {
+                    draw(&mut v);
+                }
                 if v.done {
                     break;
                 }
@@ -145,6 +148,14 @@ impl Sink for Live {
             Event::StageSkipped { id } => set(v, &id.image, &id.stage, Status::Skipped),
             Event::BuildFinished { .. } => v.summary = plain_line(&event),
             Event::Waiting { .. } | Event::Note { .. } => v.notes.extend(plain_line(&event)),
+            Event::Interactive { started, .. } => {
+                // Leave the screen to the shell: draw once more, then stop until it ends.
+                if *started {
+                    draw(v);
+                    v.drawn_lines = 0;
+                }
+                v.paused = *started;
+            }
             Event::ImageDone { .. } => {}
         });
     }

@@ -2,6 +2,7 @@
 
 mod build;
 mod container;
+mod debug;
 mod errors;
 mod export;
 mod git;

@@ -1,6 +1,7 @@
 //! `strata build`: load the config, solve it on the local worker, tag the final images.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,7 @@ use strata_solver::{SolveOptions, StageOutcome};
 use strata_store::{Store, TagTarget};
 
 use crate::image::normalize_reference;
+use crate::ops::debug::{self, DebugIo, DebugOptions, DebuggerChoice};
 use crate::worker::{LocalWorker, WorkerOptions};
 use crate::{Context, Failure};
 
@@ -30,6 +32,8 @@ pub struct BuildOptions {
     pub worker: WorkerOptions,
     /// Build git mappings from the work tree (uncommitted and untracked files included).
     pub dev: bool,
+    /// Introspection and the debugger.
+    pub debug: DebugOptions,
 }
 
 /// One image of a finished build.
@@ -54,62 +58,134 @@ pub struct BuildReport {
 
 /// Builds the config in `options.dir`.
 ///
-/// A failure is returned as a [`Failure`] whose report points at the user's config.
+/// A failure is returned as a [`Failure`] whose report points at the user's config. With
+/// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
+/// the config and builds again with the same settings.
 pub fn build(
     ctx: &Context,
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
+    mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
-    let plan = strata_frontend::stapel::load(
-        &options.dir,
-        &LoadOptions {
-            config: options.config.clone(),
-            git: GitOptions {
-                dev: options.dev,
-                cache: Some(ctx.store.root().join("git")),
+    loop {
+        let plan = strata_frontend::stapel::load(
+            &options.dir,
+            &LoadOptions {
+                config: options.config.clone(),
+                git: GitOptions {
+                    dev: options.dev,
+                    cache: Some(ctx.store.root().join("git")),
+                },
             },
-        },
-    )
-    .map_err(|e| Failure {
-        report: format!("error: {e}"),
-        exit_code: 1,
-    })?;
-    build_plan(ctx, &plan, options, progress, cancel)
+        )
+        .map_err(|e| Failure {
+            report: format!("error: {e}"),
+            exit_code: 1,
+        })?;
+        debug::check_targets(&plan, &options.debug.introspect)?;
+        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, options.worker.clone())?;
+        let error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+            Ok(report) => return Ok(report),
+            Err(BuildError::Solve(error)) => *error,
+            Err(BuildError::Other(error)) => return Err(error),
+        };
+        let failure = Failure {
+            report: error.render(&plan.sources),
+            exit_code: error.exit_code(),
+        };
+        let (Some(io), true) = (io.as_mut(), options.debug.debugger) else {
+            return Err(failure.into());
+        };
+        let failed = match &error {
+            strata_solver::Error::CommandFailed(f) => worker.take_failure(&f.image, &f.stage),
+            strata_solver::Error::Stage { image, stage, .. } => worker.take_failure(image, stage),
+            _ => None,
+        };
+        let Some(failed) = failed else {
+            return Err(failure.into());
+        };
+        let Some(view) = debug::failure_for(&plan, &error, &failed) else {
+            return Err(failure.into());
+        };
+        let debugger_lowers = match &options.debug.debugger_image {
+            Some(reference) => {
+                let digest = crate::image::resolve(&ctx.store, reference)?.ok_or_else(|| {
+                    anyhow::anyhow!("--debugger-image: no image `{reference}` in the store")
+                })?;
+                Some(crate::image::StoredImage::load(&ctx.store, &digest)?.lowers(&ctx.store)?)
+            }
+            None => None,
+        };
+        match debug::monitor(
+            &ctx.store,
+            &ctx.sandbox,
+            view,
+            debugger_lowers,
+            io,
+            progress,
+        )? {
+            DebuggerChoice::Reload => continue,
+            DebuggerChoice::Exit => return Err(failure.into()),
+        }
+    }
 }
 
-/// Builds an already loaded plan.
+/// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks
+/// for, and tags the final images.
 pub fn build_plan(
     ctx: &Context,
     plan: &Plan,
+    worker: &LocalWorker<'_>,
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-) -> anyhow::Result<BuildReport> {
+) -> Result<BuildReport, BuildError> {
     for note in &plan.notes {
         progress.event(strata_progress::Event::Note {
             message: format!("note: {note}"),
         });
     }
     // A killed earlier build may have left scratch dirs and partial blobs; they are unreachable.
-    ctx.store.collect_garbage()?;
-    let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, options.worker.clone())?;
+    if let Err(e) = ctx.store.collect_garbage() {
+        progress.event(strata_progress::Event::Note {
+            message: format!("note: garbage collection failed: {e}"),
+        });
+    }
     let solve_options = SolveOptions {
         images: options.images.clone(),
         parallel: options.parallel,
     };
-    let solution = strata_solver::solve(
-        plan,
-        &worker,
-        &solve_options,
-        &strata_solver::NoHooks,
+    let hooks = debug::Introspection {
+        worker,
+        store: &ctx.store,
+        sandbox: &ctx.sandbox,
+        options: &options.debug,
         progress,
-        cancel,
-    )
-    .map_err(|e| Failure {
-        report: e.render(&plan.sources),
-        exit_code: e.exit_code(),
-    })?;
+        terminal: Mutex::new(()),
+    };
+    let solution = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel)
+        .map_err(|e| BuildError::Solve(Box::new(e)))?;
+    tag_images(ctx, plan, solution).map_err(BuildError::Other)
+}
+
+/// Why [`build_plan`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A stage could not be built (the error points at the user's config).
+    #[error(transparent)]
+    Solve(Box<strata_solver::Error>),
+    /// Something after the build (tagging) failed.
+    #[error(transparent)]
+    Other(anyhow::Error),
+}
+
+/// Points each final image's tag at its last stage.
+fn tag_images(
+    ctx: &Context,
+    plan: &Plan,
+    solution: strata_solver::Solution,
+) -> anyhow::Result<BuildReport> {
     let mut images = Vec::new();
     let mut outcomes = solution.images;
     outcomes.sort_by_key(|o| o.index);

@@ -1,0 +1,310 @@
+//! Introspection and the debugger, driven through pipes and real PTYs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{Env, leftovers};
+
+const FAILING: &str = r#"image: app
+from: busybox:latest
+shell:
+  beforeInstall:
+  - mkdir -p /app && echo base > /app/base
+  install:
+  - echo partial > /app/partial && rm /app/base
+  - env | sort > /app/env.txt; echo "user=$(id -u) cwd=$(pwd) host=$(hostname)"; false
+"#;
+
+fn overlay_mounts() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" overlay "))
+        .count()
+}
+
+fn debugger(env: &Env, dir: &std::path::Path, script: &str) -> std::process::Output {
+    let mut child = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn debugger_shows_the_failure_and_works_on_its_state_without_touching_the_cache() {
+    let env = Env::new();
+    let dir = env.project("dbg", FAILING);
+    let mounts = overlay_mounts();
+    let script = "diff\nexec cat /app/partial\nexec sh -c 'echo scribble > /app/partial'\nexec cat /app/partial\nreset\nexec cat /app/partial\nexec ls /app/base\nexec --base ls /app\nrerun\nlist\nexec sh -c 'env | sort'\nexec cat /app/env.txt\nexit\n";
+    let out = debugger(&env, &dir, script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the build ends with the failure's status:\n{stdout}\n{stderr}"
+    );
+    // What failed, and where.
+    assert!(stdout.contains("image `app`, stage `install`"), "{stdout}");
+    assert!(stdout.contains("--> strata.yaml:8:5"), "{stdout}");
+    // diff against the state before the step.
+    assert!(
+        stdout.contains("A /app/partial") && stdout.contains("D /app/base"),
+        "{stdout}"
+    );
+    // exec sees the broken state; changes persist until reset.
+    let after = |cmd: &str| {
+        stdout
+            .split(&format!("(strata) {cmd}\n"))
+            .nth(1)
+            .map(|s| s.lines().next().unwrap_or("").to_string())
+    };
+    assert_eq!(after("exec cat /app/partial").as_deref(), Some("partial"));
+    assert!(
+        stdout.contains("(strata) exec cat /app/partial\nscribble\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(strata) reset\n"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec --base ls /app\nbase\n"),
+        "the base state is before the step:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("exit code 1"),
+        "rerun reports the command's exit code:\n{stdout}"
+    );
+    // The debugger's environment is the failed step's, exactly.
+    let probe = stdout
+        .split("(strata) exec sh -c 'env | sort'\n")
+        .nth(1)
+        .unwrap();
+    let (live, recorded) = probe
+        .split_once("(strata) exec cat /app/env.txt\n")
+        .unwrap();
+    let recorded = recorded.split("(strata)").next().unwrap();
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("SHLVL=") && !l.starts_with("_=") && !l.starts_with("PWD="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(live), strip(recorded));
+    // Nothing of the failed stage or the debugger reached the store, no mount leaked.
+    assert!(env.stage_records().iter().all(|r| r["stage"] != "install"));
+    assert_eq!(leftovers(env.store.path()), Vec::<String>::new());
+    assert_eq!(overlay_mounts(), mounts);
+}
+
+#[test]
+fn reload_rebuilds_after_the_user_fixes_the_config() {
+    let env = Env::new();
+    let dir = env.project("reload", "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - echo first\n  setup:\n  - test -f /fixed\n");
+    let mut child = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Wait for the monitor, then fix the config as a user would, then reload.
+    let mut seen = String::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with("(strata) ") {
+        assert_eq!(
+            stdout.read(&mut byte).unwrap(),
+            1,
+            "the monitor never prompted:\n{seen}"
+        );
+        seen.push(byte[0] as char);
+    }
+    std::fs::write(dir.join("strata.yaml"), "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - echo first\n  setup:\n  - touch /fixed\n").unwrap();
+    stdin.write_all(b"reload\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{seen}{rest}\n{stderr}");
+    // The reload reused the cached install stage and built only setup.
+    let second = stderr.rsplit("debugger on app/setup: done").next().unwrap();
+    assert!(second.contains("app/install: cached"), "{second}");
+    assert!(second.contains("app/setup: built"), "{second}");
+}
+
+#[test]
+fn introspect_error_and_before_error_open_shells_in_those_states() {
+    let env = Env::new();
+    let dir = env.project("intro", FAILING);
+    for (flag, probe, expected) in [
+        (
+            "--introspect-error",
+            "cat /app/partial; ls /app/base 2>&1 | head -1",
+            "partial\nls: /app/base: No such file or directory\n",
+        ),
+        (
+            "--introspect-before-error",
+            "ls /app; ls /app/partial 2>&1 | head -1",
+            "base\nls: /app/partial: No such file or directory\n",
+        ),
+    ] {
+        let mut child = env
+            .cmd()
+            .args(["build", "--progress", "plain", flag])
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{probe}\nexit 0\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{flag}: the build still reports the failure"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            expected,
+            "{flag}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(env.stage_records().iter().all(|r| r["stage"] != "install"));
+}
+
+#[test]
+fn introspect_stage_pauses_one_image_while_others_build() {
+    let env = Env::new();
+    let dir = env.project(
+        "par",
+        "image: a\nfrom: busybox:latest\nshell:\n  install:\n  - echo a > /a\n---\nimage: b\nfrom: busybox:latest\nshell:\n  install:\n  - echo b > /b\n  setup:\n  - echo more\n",
+    );
+    let mut child = env
+        .cmd()
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--introspect-stage",
+            "a/install",
+        ])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // While the shell in a/install waits for input, b builds to the end.
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "b never finished while a's shell was open:\n{log}"
+        );
+        log.push_str(&line);
+        if line.starts_with("b: done") {
+            break;
+        }
+    }
+    assert!(log.contains("a/install: interactive"), "{log}");
+    stdin.write_all(b"cat /a\nexit\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{log}{rest}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n");
+}
+
+#[test]
+fn unknown_introspection_targets_list_the_valid_ones() {
+    let env = Env::new();
+    let dir = env.project(
+        "bad",
+        "image: a\nfrom: busybox:latest\nshell:\n  install:\n  - echo a\n",
+    );
+    let out = env
+        .cmd()
+        .args(["build", "--introspect-stage", "nope/install"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image `nope`; images are: a"));
+    let out = env
+        .cmd()
+        .args(["build", "--introspect-stage", "a/setup"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no stage `setup` here; stages are: from, install")
+    );
+}
+
+#[test]
+fn debugger_shell_over_a_real_terminal() {
+    let env = Env::new();
+    let dir = env.project("pty", FAILING);
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(&dir);
+    let mut session = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    session.exp_string("(strata) ").unwrap();
+    session.send_line("shell").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    session
+        .send_line("cat /app/partial; [ -t 0 ] && echo tty-yes")
+        .unwrap();
+    session.exp_string("partial").unwrap();
+    session.exp_string("tty-yes").unwrap();
+    // Ctrl-C goes to the process in the container, not to strata.
+    session.send_line("sleep 30").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    session.send_control('c').unwrap();
+    session.send_line("echo alive-after-ctrl-c").unwrap();
+    session.exp_string("alive-after-ctrl-c").unwrap();
+    session.send_line("exit").unwrap();
+    session.exp_string("(strata) ").unwrap();
+    session.send_line("exit").unwrap();
+    session.exp_eof().unwrap();
+    let status = session.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
+}

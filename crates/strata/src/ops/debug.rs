@@ -1,0 +1,339 @@
+//! Looking inside builds: werf's introspection flags and the interactive debugger.
+//!
+//! - `--introspect-stage IMAGE/STAGE` opens a shell in a stage's result once it is built or
+//!   reused (`STAGE` or `*/STAGE`: that stage of every image; `~/STAGE`: the nameless image).
+//! - `--introspect-error` opens one in the state the failing command left, and
+//!   `--introspect-before-error` in the clean state before the failed stage ran anything.
+//! - `--debugger` drops into a monitor on a failure ([`strata_debug::Session`]); `reload`
+//!   rebuilds with the same settings.
+//!
+//! Shells run on the image's own build thread, so other images keep building; one shell at a
+//! time has the terminal. Nothing here writes to the cache: every shell works in its own
+//! scratch upper that is thrown away.
+
+use std::io::{BufRead, Write};
+use std::sync::Mutex;
+
+use anyhow::bail;
+use strata_plan::Plan;
+use strata_progress::{Event, Sink};
+use strata_sandbox::Sandbox;
+use strata_solver::{ExecError, Hooks, StageJob, StageState};
+use strata_store::LocalStore;
+
+use crate::worker::{FailedRun, LocalWorker};
+
+/// How to look inside a build.
+#[derive(Clone, Debug, Default)]
+pub struct DebugOptions {
+    /// `--introspect-stage` targets.
+    pub introspect: Vec<IntrospectTarget>,
+    /// Open a shell in the failed state.
+    pub introspect_error: bool,
+    /// Open a shell in the state before the failed stage.
+    pub introspect_before_error: bool,
+    /// Open the debugger monitor on a failure.
+    pub debugger: bool,
+    /// An image whose root file system the debugger's shell runs in, with the failed state at
+    /// `/debugroot`.
+    pub debugger_image: Option<String>,
+}
+
+/// One `--introspect-stage` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntrospectTarget {
+    /// The image (`None`: every image; `~`: the nameless one).
+    pub image: Option<String>,
+    /// The stage.
+    pub stage: String,
+}
+
+impl std::str::FromStr for IntrospectTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (image, stage) = match s.rsplit_once('/') {
+            Some(("*", stage)) => (None, stage),
+            Some((image, stage)) => (Some(image.to_string()), stage),
+            None => (None, s),
+        };
+        if stage.is_empty() || image.as_deref() == Some("") {
+            return Err(format!("`{s}` is not IMAGE/STAGE, STAGE or */STAGE"));
+        }
+        Ok(IntrospectTarget {
+            image,
+            stage: stage.to_string(),
+        })
+    }
+}
+
+impl IntrospectTarget {
+    fn matches(&self, image: &str, stage: &str) -> bool {
+        self.stage == stage && self.image.as_deref().is_none_or(|i| i == image)
+    }
+}
+
+/// Checks every target against the plan: an unknown image or stage is an error listing the
+/// valid ones.
+pub fn check_targets(plan: &Plan, targets: &[IntrospectTarget]) -> anyhow::Result<()> {
+    for t in targets {
+        let images: Vec<_> = match &t.image {
+            Some(name) => match plan.image_index(name) {
+                Some(i) => vec![&plan.images[i]],
+                None => bail!(
+                    "--introspect-stage {}/{}: no image `{name}`; images are: {}",
+                    name,
+                    t.stage,
+                    plan.images
+                        .iter()
+                        .map(|i| i.name.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+            None => plan.images.iter().collect(),
+        };
+        if !images
+            .iter()
+            .any(|i| i.stages.iter().any(|s| s.name == t.stage))
+        {
+            let mut stages: Vec<String> = images
+                .iter()
+                .flat_map(|i| i.stages.iter().map(|s| s.name.clone()))
+                .collect();
+            stages.dedup();
+            bail!(
+                "--introspect-stage: no stage `{}` here; stages are: {}",
+                t.stage,
+                stages.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The solver hooks that open introspection shells.
+pub(crate) struct Introspection<'a> {
+    pub worker: &'a LocalWorker<'a>,
+    pub store: &'a LocalStore,
+    pub sandbox: &'a Sandbox,
+    pub options: &'a DebugOptions,
+    pub progress: &'a dyn Sink,
+    /// One shell at a time has the terminal.
+    pub terminal: Mutex<()>,
+}
+
+impl Introspection<'_> {
+    fn open(
+        &self,
+        what: String,
+        spec: anyhow::Result<(strata_store::Scratch, strata_sandbox::ContainerSpec)>,
+    ) {
+        let _terminal = self.terminal.lock().unwrap_or_else(|e| e.into_inner());
+        self.progress.event(Event::Interactive {
+            started: true,
+            what: what.clone(),
+        });
+        let result = spec.and_then(|(scratch, spec)| {
+            let shell_dir = scratch.path().join("shell");
+            std::fs::create_dir(&shell_dir)?;
+            Ok(strata_debug::shell(self.sandbox, &spec, &shell_dir)?)
+        });
+        self.progress.event(Event::Interactive {
+            started: false,
+            what: what.clone(),
+        });
+        match result {
+            Ok(status) => self.progress.event(Event::Note {
+                message: format!("{what}: shell exited with code {}", status.code()),
+            }),
+            Err(e) => self.progress.event(Event::Note {
+                message: format!("{what}: cannot open a shell: {e:#}"),
+            }),
+        }
+    }
+
+    fn failed_spec(
+        &self,
+        job: &StageJob<'_>,
+        before: bool,
+    ) -> anyhow::Result<(strata_store::Scratch, strata_sandbox::ContainerSpec)> {
+        let scratch = self.store.scratch("introspect")?;
+        let Some(mut spec) = self.worker.failed_spec(&job.digest) else {
+            bail!("the failed step left no state to look at");
+        };
+        if before {
+            // The clean state: the failed run's lowers under an empty upper.
+            let empty = scratch.path().join("empty");
+            std::fs::create_dir(&empty)?;
+            spec.upper = empty;
+        }
+        Ok((scratch, spec))
+    }
+}
+
+impl Hooks for Introspection<'_> {
+    fn wants_stage(&self, image: &str, stage: &str) -> bool {
+        self.options
+            .introspect
+            .iter()
+            .any(|t| t.matches(image, stage))
+    }
+
+    fn after_stage(&self, job: &StageJob<'_>, state: &StageState) {
+        if !self.wants_stage(job.image_name, &job.stage.name) {
+            return;
+        }
+        let spec = (|| {
+            let scratch = self.store.scratch("introspect")?;
+            let dir = scratch.path().join("state");
+            std::fs::create_dir(&dir)?;
+            let spec = self
+                .worker
+                .state_spec(job, Some(&state.manifest), Vec::new(), &dir)?;
+            Ok((scratch, spec))
+        })();
+        self.open(format!("{}/{}", job.image_name, job.stage.name), spec);
+    }
+
+    fn on_failure(&self, job: &StageJob<'_>, _error: &ExecError) {
+        let what = format!("{}/{}", job.image_name, job.stage.name);
+        if self.options.introspect_before_error {
+            self.open(
+                format!("{what} (before the failed stage)"),
+                self.failed_spec(job, true),
+            );
+        }
+        if self.options.introspect_error {
+            self.open(
+                format!("{what} (failed state)"),
+                self.failed_spec(job, false),
+            );
+        }
+    }
+}
+
+/// Where the debugger monitor reads commands and writes its output.
+pub struct DebugIo<'a> {
+    /// Commands, a line at a time.
+    pub input: &'a mut dyn BufRead,
+    /// The monitor's output.
+    pub output: &'a mut dyn Write,
+}
+
+/// What the user chose in the debugger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebuggerChoice {
+    /// End the build with the failure.
+    Exit,
+    /// Re-read the config and build again.
+    Reload,
+}
+
+/// Runs the monitor on a failed run.
+pub(crate) fn monitor(
+    store: &LocalStore,
+    sandbox: &Sandbox,
+    failure: strata_debug::Failure,
+    debugger_lowers: Option<Vec<std::path::PathBuf>>,
+    io: &mut DebugIo<'_>,
+    progress: &dyn Sink,
+) -> anyhow::Result<DebuggerChoice> {
+    let scratch = store.scratch("debugger")?;
+    let what = format!("debugger on {}/{}", failure.image, failure.stage);
+    let mut session = strata_debug::Session::new(sandbox, failure, scratch.path().to_path_buf())?;
+    if let Some(lowers) = debugger_lowers {
+        session = session.with_debugger_image(lowers);
+    }
+    progress.event(Event::Interactive {
+        started: true,
+        what: what.clone(),
+    });
+    let outcome = session.monitor(io.input, io.output);
+    progress.event(Event::Interactive {
+        started: false,
+        what,
+    });
+    Ok(match outcome? {
+        strata_debug::Outcome::Exit => DebuggerChoice::Exit,
+        strata_debug::Outcome::Reload => DebuggerChoice::Reload,
+    })
+}
+
+/// The debugger's view of a failed run.
+pub(crate) fn failure_for(
+    plan: &Plan,
+    error: &strata_solver::Error,
+    failed: &FailedRun,
+) -> Option<strata_debug::Failure> {
+    let (image, stage, command, exit_code, output_tail, span) = match error {
+        strata_solver::Error::CommandFailed(f) => (
+            f.image.clone(),
+            f.stage.clone(),
+            f.command.clone(),
+            f.exit_code,
+            f.output_tail.clone(),
+            f.span,
+        ),
+        strata_solver::Error::Stage {
+            image,
+            stage,
+            span,
+            source,
+        } => (
+            image.clone(),
+            stage.clone(),
+            source.to_string(),
+            1,
+            Vec::new(),
+            *span,
+        ),
+        _ => return None,
+    };
+    Some(strata_debug::Failure {
+        image,
+        stage,
+        command,
+        exit_code,
+        output_tail,
+        location: span.map(|s| plan.sources.snippet(s, "")),
+        listing: span.map(|s| strata_debug::listing(&plan.sources, s, 3)),
+        spec: failed.spec.clone(),
+        rerun_args: failed.rerun_args.clone(),
+        step_args: failed.step_args.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_like_werf() {
+        let t = |s: &str| s.parse::<IntrospectTarget>().unwrap();
+        assert_eq!(
+            t("app/install"),
+            IntrospectTarget {
+                image: Some("app".into()),
+                stage: "install".into()
+            }
+        );
+        assert_eq!(
+            t("install"),
+            IntrospectTarget {
+                image: None,
+                stage: "install".into()
+            }
+        );
+        assert_eq!(
+            t("*/setup"),
+            IntrospectTarget {
+                image: None,
+                stage: "setup".into()
+            }
+        );
+        assert_eq!(t("~/setup").image.as_deref(), Some("~"));
+        assert!("app/".parse::<IntrospectTarget>().is_err());
+        assert!(t("*/setup").matches("any", "setup"));
+        assert!(!t("app/setup").matches("other", "setup"));
+    }
+}
