@@ -47,6 +47,131 @@ pub fn lookup(lowers: &[PathBuf], path: &str) -> io::Result<Option<PathBuf>> {
     Ok(None)
 }
 
+/// One entry of a merged tree.
+#[derive(Debug)]
+pub struct MergedEntry {
+    /// Path relative to the walked root (`""` when the root itself is a file), `/`-separated.
+    pub path: String,
+    /// Where the entry's content and metadata are on disk (in its topmost layer).
+    pub source: PathBuf,
+    /// Its metadata (not following symlinks).
+    pub meta: std::fs::Metadata,
+}
+
+/// Every entry at and below `root` in the merged view of `lowers` (topmost first), sorted by
+/// path, directories before their content: whiteouts hide, opaque directories stop the merge
+/// with layers below. An absent root gives nothing.
+pub fn walk(lowers: &[PathBuf], root: &str) -> io::Result<Vec<MergedEntry>> {
+    let mut out = Vec::new();
+    let Some(top) = lookup(lowers, root)? else {
+        return Ok(out);
+    };
+    let meta = std::fs::symlink_metadata(&top)?;
+    if !meta.is_dir() {
+        out.push(MergedEntry {
+            path: String::new(),
+            source: top,
+            meta,
+        });
+        return Ok(out);
+    }
+    let rel = root.trim_matches('/');
+    // The layers in which the root is (part of) the merged directory.
+    let layers = dir_layers(lowers, rel)?;
+    walk_dir(&layers, "", &mut out)?;
+    Ok(out)
+}
+
+/// The dirs that make up the merged directory `rel`, topmost first: from the topmost layer
+/// that has it as a directory down to (and including) the first opaque one.
+fn dir_layers(lowers: &[PathBuf], rel: &str) -> io::Result<Vec<PathBuf>> {
+    let mut layers = Vec::new();
+    for (i, lower) in lowers.iter().enumerate() {
+        let dir = if rel.is_empty() {
+            lower.clone()
+        } else {
+            lower.join(rel)
+        };
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {
+                // A directory deeper in this layer only counts if the path is visible here.
+                if lookup(&lowers[i..], rel)?.as_deref() != Some(dir.as_path()) {
+                    break;
+                }
+                let opaque = is_overlay_opaque(&dir)?;
+                layers.push(dir);
+                if opaque {
+                    break;
+                }
+            }
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(layers)
+}
+
+fn walk_dir(layers: &[PathBuf], prefix: &str, out: &mut Vec<MergedEntry>) -> io::Result<()> {
+    let mut names: std::collections::BTreeMap<std::ffi::OsString, usize> = Default::default();
+    let mut hidden = std::collections::BTreeSet::new();
+    for (i, dir) in layers.iter().enumerate() {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if names.contains_key(&name) || hidden.contains(&name) {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            if is_overlay_whiteout(&meta) {
+                hidden.insert(name);
+            } else {
+                names.insert(name, i);
+            }
+        }
+    }
+    for (name, i) in names {
+        let name_str = name.to_string_lossy();
+        let path = if prefix.is_empty() {
+            name_str.to_string()
+        } else {
+            format!("{prefix}/{name_str}")
+        };
+        let source = layers[i].join(&name);
+        let meta = std::fs::symlink_metadata(&source)?;
+        let is_dir = meta.is_dir();
+        out.push(MergedEntry {
+            path: path.clone(),
+            source: source.clone(),
+            meta,
+        });
+        if is_dir {
+            // The directory merges with same-named directories of the layers below its own,
+            // unless it is opaque or something else (a file, a whiteout) sits above them.
+            let mut below = vec![source.clone()];
+            if !is_overlay_opaque(&source)? {
+                for dir in &layers[i + 1..] {
+                    let candidate = dir.join(&name);
+                    match std::fs::symlink_metadata(&candidate) {
+                        Ok(m) if m.is_dir() => {
+                            let opaque = is_overlay_opaque(&candidate)?;
+                            below.push(candidate);
+                            if opaque {
+                                break;
+                            }
+                        }
+                        Ok(_) => break,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            walk_dir(&below, &path, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a file of the merged view, if it exists there and is a regular file.
 pub fn read(lowers: &[PathBuf], path: &str) -> io::Result<Option<Vec<u8>>> {
     match lookup(lowers, path)? {
@@ -109,5 +234,40 @@ mod tests {
         );
         assert_eq!(read(&[bottom], "d/x").unwrap().unwrap(), b"x");
         assert_eq!(lookup(&lowers, "nope/x").unwrap(), None);
+    }
+
+    #[test]
+    fn walk_merges_layers_like_overlayfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bottom = layer(
+            tmp.path(),
+            "bottom",
+            &[
+                ("app/a", "a0"),
+                ("app/b", "b0"),
+                ("app/sub/x", "x0"),
+                ("app/op/old", "o"),
+            ],
+        );
+        let top = layer(
+            tmp.path(),
+            "top",
+            &[("app/a", "a1"), ("app/c", "c1"), ("app/op/new", "n")],
+        );
+        whiteout(&top.join("app/b"));
+        rustix::fs::setxattr(
+            top.join("app/op"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let entries = walk(&[top.clone(), bottom], "/app").unwrap();
+        let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["a", "c", "op", "op/new", "sub", "sub/x"]);
+        assert_eq!(std::fs::read(&entries[0].source).unwrap(), b"a1");
+        let file = walk(&[top], "app/a").unwrap();
+        assert_eq!(file.len(), 1);
+        assert_eq!(file[0].path, "");
     }
 }

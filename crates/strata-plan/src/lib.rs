@@ -99,6 +99,9 @@ pub struct Image {
     /// Git content mapped into the image; [`Op::GitArchive`] and [`Op::GitPatch`] refer to these
     /// by index.
     pub git: Vec<GitMapping>,
+    /// Other images (indexes into [`Plan::images`]) that must be built before this one, besides
+    /// its base: the images it imports files from.
+    pub dependencies: Vec<usize>,
     /// The image's document or `image:` key.
     pub span: Option<Span>,
 }
@@ -177,6 +180,9 @@ pub enum LateInputs {
     /// werf's gitLatestPatch: the identity of the git change since the parent's commit; skipped
     /// when nothing changed.
     GitLatestPatch,
+    /// werf's dependencies* stages: a checksum of the content and metadata of the files the
+    /// stage's [`Op::Import`]s copy, so only a change to those files rebuilds it.
+    Imports,
 }
 
 /// A named input of a stage digest. Recorded with every built stage so that a later build can
@@ -211,6 +217,13 @@ pub enum DigestInput {
         /// Its value.
         value: String,
     },
+    /// Another parameter of a stage (`mount`, `import[0]`), by its config key.
+    Param {
+        /// The key.
+        key: String,
+        /// Its canonical value.
+        value: String,
+    },
     /// One docker directive of the `dockerInstructions` stage.
     Docker {
         /// The directive (`ENV`, `LABEL`, ...).
@@ -230,6 +243,7 @@ impl DigestInput {
             DigestInput::Commands { .. } => "commands".into(),
             DigestInput::Docker { directive, .. } => format!("docker.{directive}"),
             DigestInput::Git { key, .. } => key.clone(),
+            DigestInput::Param { key, .. } => key.clone(),
         }
     }
 
@@ -243,6 +257,7 @@ impl DigestInput {
             }
             DigestInput::Docker { value, .. } => value.clone(),
             DigestInput::Git { value, .. } => value.clone(),
+            DigestInput::Param { value, .. } => value.clone(),
         }
     }
 }
@@ -253,6 +268,9 @@ pub struct StageOptions {
     /// Service variables set in the build container (`WERF_COMMIT_HASH`, ...), not in the
     /// image config and not in any digest.
     pub service_env: Vec<(String, String)>,
+    /// Directories mounted into the build containers (their kinds and targets are in the
+    /// `from` digest; host paths are not).
+    pub mounts: Vec<RunMount>,
 }
 
 /// One operation of a stage, with the source that produced it.
@@ -283,6 +301,47 @@ pub enum Op {
         /// The mapping.
         mapping: usize,
     },
+    /// Copy files from the result of another image of the plan.
+    Import(Import),
+}
+
+/// Files copied from another image (werf's `import:`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Import {
+    /// The image to copy from (index into [`Plan::images`]).
+    pub image: usize,
+    /// The path in that image.
+    pub add: String,
+    /// Where the files land in this image.
+    pub to: String,
+    /// Masks of paths to take, relative to `add` (none = all).
+    pub include: Vec<String>,
+    /// Masks of paths to leave out, relative to `add`.
+    pub exclude: Vec<String>,
+    /// Owner of the copied files (name or id, resolved in this image), if set.
+    pub owner: Option<String>,
+    /// Group of the copied files, if set.
+    pub group: Option<String>,
+}
+
+/// A directory mounted into a stage's build containers, never part of the image.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMount {
+    /// The path in the container.
+    pub to: String,
+    /// What is mounted there.
+    pub source: MountSource,
+}
+
+/// The source of a [`RunMount`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountSource {
+    /// A fresh empty directory for each build (werf's `tmp_dir`).
+    TmpDir,
+    /// A directory kept between builds of this image (werf's `build_dir`).
+    BuildDir,
+    /// A host path (werf's `fromPath`).
+    Host(PathBuf),
 }
 
 /// Commands to run in the build container.

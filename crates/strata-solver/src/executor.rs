@@ -43,6 +43,9 @@ pub struct StageJob<'a> {
     pub parent_stage: Option<Digest>,
     /// The manifest the stage starts from (none: an empty root file system).
     pub parent_manifest: Option<Digest>,
+    /// The finished images this image depends on (its base, the images it imports from), by
+    /// index into the plan's images.
+    pub dependencies: &'a [(usize, StageState)],
 }
 
 /// Why an executor could not build a stage.

@@ -268,6 +268,7 @@ mod tests {
             ],
             is_final: true,
             git: Vec::new(),
+            dependencies: Vec::new(),
             span: None,
         }
     }

@@ -27,15 +27,23 @@ pub(crate) fn select(plan: &Plan, names: &[String]) -> Result<Vec<usize>, Error>
         roots.push(index);
     }
     let mut wanted = BTreeSet::new();
-    for mut index in roots {
-        while wanted.insert(index) {
-            match plan.images[index].base {
-                Base::Image { index: base, .. } => index = base,
-                _ => break,
-            }
+    let mut stack = roots;
+    while let Some(index) = stack.pop() {
+        if wanted.insert(index) {
+            stack.extend(dependencies(plan, index));
         }
     }
     Ok(wanted.into_iter().collect())
+}
+
+/// The images `index` needs built first: its `fromImage` base and the images it imports from.
+pub(crate) fn dependencies(plan: &Plan, index: usize) -> Vec<usize> {
+    let image = &plan.images[index];
+    let mut deps = image.dependencies.clone();
+    if let Base::Image { index: base, .. } = image.base {
+        deps.push(base);
+    }
+    deps
 }
 
 struct Board {
@@ -64,10 +72,7 @@ where
         error: None,
     });
     let changed = Condvar::new();
-    let dependency = |i: usize| match plan.images[i].base {
-        Base::Image { index, .. } => Some(index),
-        _ => None,
-    };
+    let dependency = |i: usize| dependencies(plan, i);
     let worker = || loop {
         let mut b = board
             .lock()
@@ -79,7 +84,7 @@ where
             let ready = wanted.iter().copied().find(|i| {
                 !b.done.contains_key(i)
                     && !b.running.contains(i)
-                    && dependency(*i).is_none_or(|d| b.done.contains_key(&d))
+                    && dependency(*i).iter().all(|d| b.done.contains_key(d))
             });
             match ready {
                 Some(i) => break Some(i),
@@ -97,8 +102,8 @@ where
         };
         b.running.insert(index);
         let deps: Vec<(usize, StageState)> = dependency(index)
-            .and_then(|d| b.done.get(&d).map(|s| (d, s.clone())))
             .into_iter()
+            .filter_map(|d| b.done.get(&d).map(|s| (d, s.clone())))
             .collect();
         drop(b);
         let result = build(index, &deps);

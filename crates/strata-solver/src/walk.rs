@@ -120,7 +120,16 @@ impl Walk<'_> {
                 cached: true,
             });
             if self.hooks.wants_stage(&name, &stage.name) {
-                let job = self.job(image, &name, stage, *digest, inputs, parent_digest, None);
+                let job = self.job(
+                    image,
+                    &name,
+                    stage,
+                    *digest,
+                    inputs,
+                    parent_digest,
+                    None,
+                    deps,
+                );
                 let found = if i + 1 == start {
                     state.clone()
                 } else {
@@ -161,6 +170,7 @@ impl Walk<'_> {
                         &[],
                         parent_digest,
                         parent_manifest,
+                        deps,
                     );
                     let late = self
                         .executor
@@ -193,6 +203,7 @@ impl Walk<'_> {
                 &inputs,
                 parent_digest,
                 parent_manifest,
+                deps,
             );
             let (built, cached) = if i >= prefix.len()
                 && let Some(found) = self.lookup(&name, stage, &digest)?
@@ -302,8 +313,10 @@ impl Walk<'_> {
         inputs: &'a [DigestInput],
         parent_stage: Option<Digest>,
         parent_manifest: Option<Digest>,
+        dependencies: &'a [(usize, StageState)],
     ) -> StageJob<'a> {
         StageJob {
+            dependencies,
             image,
             image_name,
             stage,

@@ -187,47 +187,11 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The numeric owner of a mapping's files: ids as written, names looked up in the image's
-/// `/etc/passwd` and `/etc/group`.
 fn owner(mapping: &GitMapping, lowers: &[PathBuf]) -> anyhow::Result<Owner> {
-    let mut owner = Owner { uid: 0, gid: 0 };
-    if let Some(user) = &mapping.owner {
-        let (uid, gid) = lookup_id(lowers, "etc/passwd", user, "owner")?;
-        owner.uid = uid;
-        // Like chown USER: the group defaults to the user's primary group.
-        owner.gid = gid.unwrap_or(0);
-    }
-    if let Some(group) = &mapping.group {
-        owner.gid = lookup_id(lowers, "etc/group", group, "group")?.0;
-    }
-    Ok(owner)
-}
-
-/// The id of `name` in a passwd- or group-style file of the image (and, for passwd, the
-/// primary group).
-fn lookup_id(
-    lowers: &[PathBuf],
-    file: &str,
-    name: &str,
-    what: &str,
-) -> anyhow::Result<(u64, Option<u64>)> {
-    if let Ok(id) = name.parse::<u64>() {
-        return Ok((id, None));
-    }
-    let text = strata_layer::merged::read(lowers, file)?
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.first() == Some(&name) && fields.len() >= 3 {
-            let id = fields[2]
-                .parse()
-                .with_context(|| format!("bad id for `{name}` in /{file}"))?;
-            let group = fields.get(3).and_then(|g| g.parse().ok());
-            return Ok((id, group));
-        }
-    }
-    bail!(
-        "the git mapping's {what} `{name}` is not in the image's /{file}; use a numeric id or create it in beforeInstall"
+    crate::owner::resolve(
+        lowers,
+        mapping.owner.as_deref(),
+        mapping.group.as_deref(),
+        "git mapping",
     )
 }

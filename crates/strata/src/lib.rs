@@ -17,8 +17,10 @@
 mod context;
 pub mod git;
 pub mod image;
+pub mod import;
 pub mod oci;
 pub mod ops;
+pub mod owner;
 pub mod toolbox;
 pub mod worker;
 

@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use strata_digest::Digest;
 use strata_layer::Compression;
-use strata_plan::{DigestInput, LateInputs, Op, Run, RunShell};
+use strata_plan::{DigestInput, LateInputs, MountSource, Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio};
 use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
@@ -146,26 +146,43 @@ impl<'a> LocalWorker<'a> {
                     config.apply(change);
                     continue;
                 }
-                Op::GitArchive { mapping } | Op::GitPatch { mapping } => {
-                    let m = &job.image.git[*mapping];
-                    let key = git::commit_key(*mapping);
+                Op::GitArchive { .. } | Op::GitPatch { .. } | Op::Import(_) => {
                     let lowers = self.lowers(&layers)?;
                     let p = match &mut pending {
                         Some(p) => p,
                         None => pending.insert(self.pending_run().map_err(other)?),
                     };
-                    let name = format!("git-{index}.tar");
-                    let lines = match (&step.op, commits.get(&key)) {
-                        (Op::GitArchive { .. }, _) => {
-                            git::archive(m, &lowers, &p.dirs.control, RUN_DIR, &name)
+                    let name = format!("files-{index}.tar");
+                    let (dir, inside) = (&p.dirs.control, RUN_DIR);
+                    let lines = match &step.op {
+                        Op::GitArchive { mapping } => {
+                            let m = &job.image.git[*mapping];
+                            commits.insert(git::commit_key(*mapping), m.commit.clone());
+                            git::archive(m, &lowers, dir, inside, &name)
                         }
-                        (_, Some(from)) if from != &m.commit => {
-                            git::patch(m, from, &lowers, &p.dirs.control, RUN_DIR, &name)
+                        Op::GitPatch { mapping } => {
+                            let m = &job.image.git[*mapping];
+                            let from = commits.insert(git::commit_key(*mapping), m.commit.clone());
+                            match from {
+                                Some(from) if from != m.commit => {
+                                    git::patch(m, &from, &lowers, dir, inside, &name)
+                                }
+                                _ => Ok(String::new()),
+                            }
                         }
-                        _ => Ok(String::new()),
+                        Op::Import(import) => crate::import::write(
+                            self.store,
+                            import,
+                            job.dependencies,
+                            &lowers,
+                            dir,
+                            inside,
+                            &name,
+                        ),
+                        Op::Run(_) | Op::Config(_) => unreachable!("matched by the outer arm"),
                     };
-                    let lines = match lines {
-                        Ok(lines) => lines,
+                    match lines {
+                        Ok(lines) => p.prelude.push_str(&lines),
                         Err(e) => {
                             if let Some(prepared) = pending.take() {
                                 self.keep_step_failure(job, prepared, lowers, &config);
@@ -175,13 +192,11 @@ impl<'a> LocalWorker<'a> {
                                 message: format!("{e:#}"),
                             });
                         }
-                    };
-                    p.prelude.push_str(&lines);
-                    commits.insert(key, m.commit.clone());
-                    if index != last || p.prelude.is_empty() {
+                    }
+                    if index != last || pending.as_ref().is_none_or(|p| p.prelude.is_empty()) {
                         continue;
                     }
-                    // Git work with no command step after it runs on its own.
+                    // File work with no command step after it runs on its own.
                     Run {
                         commands: Vec::new(),
                         shell: RunShell::ToolboxScript,
@@ -288,15 +303,7 @@ impl<'a> LocalWorker<'a> {
         let (args, env) =
             step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
         let spec = self
-            .container_spec(
-                lowers.to_vec(),
-                &dirs,
-                args,
-                env,
-                Some(run),
-                config,
-                job.digest,
-            )
+            .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
             .map_err(other)?;
         let mut container = self.sandbox.spawn(&spec, Stdio::Piped).map_err(other)?;
         let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
@@ -406,8 +413,43 @@ impl<'a> LocalWorker<'a> {
         env: Vec<String>,
         run: Option<&Run>,
         config: &ImageConfig,
-        digest: Digest,
+        job: &StageJob<'_>,
     ) -> anyhow::Result<ContainerSpec> {
+        let mut mounts = self.standard_mounts(dirs)?;
+        for (i, m) in job.stage.options.mounts.iter().enumerate() {
+            let source = match &m.source {
+                MountSource::TmpDir => {
+                    let dir = dirs.control.join(format!("tmp-{i}"));
+                    fs::create_dir_all(&dir)
+                        .with_context(|| format!("create {}", dir.display()))?;
+                    dir
+                }
+                MountSource::BuildDir => {
+                    // Kept between builds of this image, one dir per target path.
+                    let key = strata_digest::Digest::of(
+                        format!("{}\0{}", job.image_name, m.to).as_bytes(),
+                    );
+                    let dir = self.store.root().join("build_dir").join(key.short(16));
+                    fs::create_dir_all(&dir)
+                        .with_context(|| format!("create {}", dir.display()))?;
+                    dir
+                }
+                MountSource::Host(path) => {
+                    if !path.exists() {
+                        anyhow::bail!(
+                            "mount fromPath {} does not exist on this machine",
+                            path.display()
+                        );
+                    }
+                    path.clone()
+                }
+            };
+            mounts.push(Mount {
+                target: m.to.clone(),
+                source,
+                kind: MountKind::Bind { readonly: false },
+            });
+        }
         Ok(ContainerSpec {
             lowers,
             upper: dirs.upper.clone(),
@@ -424,8 +466,8 @@ impl<'a> LocalWorker<'a> {
                     .unwrap_or_else(|| config.config.user.clone()),
                 terminal: false,
             },
-            hostname: format!("strata-{}", digest.short(12)),
-            mounts: self.standard_mounts(dirs)?,
+            hostname: format!("strata-{}", job.digest.short(12)),
+            mounts,
             network: self.options.network,
         })
     }
@@ -462,15 +504,9 @@ impl<'a> LocalWorker<'a> {
         config: &ImageConfig,
     ) {
         let env = build_env(config, &job.stage.options.service_env);
-        let Ok(spec) = self.container_spec(
-            lowers,
-            &prepared.dirs,
-            Vec::new(),
-            env,
-            None,
-            config,
-            job.digest,
-        ) else {
+        let Ok(spec) =
+            self.container_spec(lowers, &prepared.dirs, Vec::new(), env, None, config, job)
+        else {
             return;
         };
         let failed = FailedRun {
@@ -515,7 +551,7 @@ impl<'a> LocalWorker<'a> {
         });
         let dirs = RunDirs::create(scratch)?;
         let env = build_env(&config, &job.stage.options.service_env);
-        self.container_spec(lowers, &dirs, args, env, run, &config, job.digest)
+        self.container_spec(lowers, &dirs, args, env, run, &config, job)
     }
 
     /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts.
@@ -572,6 +608,23 @@ impl Executor for LocalWorker<'_> {
         job: &StageJob<'_>,
         kind: &LateInputs,
     ) -> Result<Option<Vec<DigestInput>>, ExecError> {
+        if *kind == LateInputs::Imports {
+            let mut inputs = Vec::new();
+            for (index, step) in job.stage.steps.iter().enumerate() {
+                if let Op::Import(import) = &step.op {
+                    let sum = crate::import::checksum(self.store, import, job.dependencies)
+                        .map_err(|e| ExecError::Step {
+                            step: index,
+                            message: format!("{e:#}"),
+                        })?;
+                    inputs.push(DigestInput::Param {
+                        key: format!("import[{index}].files"),
+                        value: sum.hex(),
+                    });
+                }
+            }
+            return Ok(Some(inputs));
+        }
         let parent = match &job.parent_stage {
             Some(d) => self.store.stage(d).map_err(other)?,
             None => None,
@@ -609,6 +662,7 @@ impl Executor for LocalWorker<'_> {
             LateInputs::GitCache => None,
             LateInputs::GitLatestPatch if patches.is_empty() => None,
             LateInputs::GitLatestPatch => Some(patches),
+            LateInputs::Imports => unreachable!("answered above"),
         })
     }
 

@@ -312,17 +312,49 @@ fn debugger_shell_over_a_real_terminal() {
 #[test]
 fn a_failed_file_operation_lands_in_the_debugger_too() {
     let env = Env::new();
-    let dir = env.project("fileop", "image: app\nfrom: busybox:latest\ngit:\n- add: /src\n  to: /app\n  owner: nosuchuser\n");
+    let dir = env.project(
+        "fileop",
+        "image: app\nfrom: busybox:latest\ngit:\n- add: /src\n  to: /app\n  owner: nosuchuser\n",
+    );
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(dir.join("src/f"), "f\n").unwrap();
-    for args in [&["init", "-q"][..], &["add", "-A"], &["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "one"]] {
-        assert!(std::process::Command::new("git").arg("-C").arg(&dir).args(args).status().unwrap().success());
+    for args in [
+        &["init", "-q"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.email=a@b",
+            "-c",
+            "user.name=a",
+            "commit",
+            "-qm",
+            "one",
+        ],
+    ] {
+        assert!(
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&dir)
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
     }
     let out = debugger(&env, &dir, "exec ls /etc/passwd\nexit\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains("owner `nosuchuser` is not in the image's /etc/passwd"), "{stdout}");
-    assert!(stdout.contains("--> strata.yaml:4:3"), "points at the mapping:\n{stdout}");
+    assert!(
+        stdout.contains("owner `nosuchuser` is not in the image's /etc/passwd"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--> strata.yaml:4:3"),
+        "points at the mapping:\n{stdout}"
+    );
     // A shell there sees the state where the files would have gone.
-    assert!(stdout.contains("(strata) exec ls /etc/passwd\n/etc/passwd\n"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec ls /etc/passwd\n/etc/passwd\n"),
+        "{stdout}"
+    );
 }

@@ -66,9 +66,9 @@ fn config_errors_point_at_the_line_and_leave_the_store_as_it_was() {
             &[],
         ),
         (
-            "image: a\nfrom: busybox\nimport:\n- image: b\n",
+            "image: a\nfrom: busybox\nansible:\n  install: []\n",
             "strata.yaml:3:1",
-            &["`import`", "not supported"],
+            &["`ansible`", "not supported"],
         ),
         (
             "image: a\nfrom: nosuchimage:1\nshell:\n  install: [\"true\"]\n",

@@ -5,6 +5,7 @@ mod container;
 mod debug;
 mod errors;
 mod export;
+mod feeds;
 mod git;
 mod store_safety;
 mod support;

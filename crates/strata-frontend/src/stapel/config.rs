@@ -57,6 +57,13 @@ pub struct ImageConfig {
     pub docker: Docker,
     /// `git:`.
     pub git: Vec<GitConfig>,
+    /// `import:`.
+    pub imports: Vec<ImportConfig>,
+    /// `mount:`.
+    pub mounts: Vec<MountConfig>,
+    /// Written as an `artifact:` document (werf's legacy form of `final: false`, without git
+    /// patches and docker directives).
+    pub is_artifact: bool,
 }
 
 /// What an image starts from.
@@ -223,4 +230,71 @@ pub struct GitConfig {
     pub exclude_paths: Vec<Spanned<String>>,
     /// `stageDependencies:` per user stage (`install`, `beforeSetup`, `setup`).
     pub stage_dependencies: Vec<(UserStage, Vec<Spanned<String>>)>,
+}
+
+/// When an import runs: `before`/`after` with `install` or `setup`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImportPoint {
+    /// `before: install` (stage `dependenciesBeforeInstall`).
+    BeforeInstall,
+    /// `after: install` (stage `dependenciesAfterInstall`).
+    AfterInstall,
+    /// `before: setup` (stage `dependenciesBeforeSetup`).
+    BeforeSetup,
+    /// `after: setup` (stage `dependenciesAfterSetup`).
+    AfterSetup,
+}
+
+impl ImportPoint {
+    /// All points, in build order.
+    pub const ALL: [ImportPoint; 4] = [
+        ImportPoint::BeforeInstall,
+        ImportPoint::AfterInstall,
+        ImportPoint::BeforeSetup,
+        ImportPoint::AfterSetup,
+    ];
+
+    /// The stage that runs the imports of this point.
+    pub fn stage_name(self) -> &'static str {
+        match self {
+            ImportPoint::BeforeInstall => "dependenciesBeforeInstall",
+            ImportPoint::AfterInstall => "dependenciesAfterInstall",
+            ImportPoint::BeforeSetup => "dependenciesBeforeSetup",
+            ImportPoint::AfterSetup => "dependenciesAfterSetup",
+        }
+    }
+}
+
+/// One entry of `import:`.
+#[derive(Clone, Debug)]
+pub struct ImportConfig {
+    /// The whole list item.
+    pub span: Span,
+    /// `image:` or `artifact:`: the image to copy from.
+    pub image: Spanned<String>,
+    /// `add:`: the path in that image.
+    pub add: Spanned<String>,
+    /// `to:` (default: the same path as `add`).
+    pub to: Option<Spanned<String>>,
+    /// `includePaths:`.
+    pub include_paths: Vec<Spanned<String>>,
+    /// `excludePaths:`.
+    pub exclude_paths: Vec<Spanned<String>>,
+    /// `owner:`.
+    pub owner: Option<Spanned<String>>,
+    /// `group:`.
+    pub group: Option<Spanned<String>>,
+    /// `before:`/`after:`.
+    pub point: Spanned<ImportPoint>,
+}
+
+/// One entry of `mount:`.
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    /// The whole list item.
+    pub span: Span,
+    /// `from: tmp_dir | build_dir`, or `fromPath:` (a host path).
+    pub source: Spanned<strata_plan::MountSource>,
+    /// `to:`.
+    pub to: Spanned<String>,
 }

@@ -5,11 +5,11 @@
 
 use strata_plan::Diagnostic;
 use strata_plan::{
-    Base, Command, ConfigChange, DigestInput, Healthcheck, Image, ImageName, LateInputs, Op, Run,
-    RunShell, Stage, StageOptions, Step,
+    Base, Command, ConfigChange, DigestInput, Healthcheck, Image, ImageName, Import, LateInputs,
+    MountSource, Op, Run, RunMount, RunShell, Stage, StageOptions, Step,
 };
 
-use super::config::{Config, Docker, From, ImageConfig, Keyed, UserStage};
+use super::config::{Config, Docker, From, ImageConfig, ImportPoint, Keyed, UserStage};
 use super::git::{GitState, Resolved};
 use super::parse::suggest;
 
@@ -31,16 +31,124 @@ pub(crate) fn images(config: &Config, file_name: &str, git: &GitState) -> Result
     check_names(config)?;
     let parents = resolve_parents(config)?;
     check_cycles(config, &parents)?;
-    Ok(config
+    let imports = resolve_imports(config)?;
+    check_dependency_cycles(config, &parents, &imports)?;
+    config
         .images
         .iter()
         .zip(&parents)
+        .zip(&imports)
         .enumerate()
-        .map(|(i, (image, parent))| {
+        .map(|(i, ((image, parent), imports))| {
             let resolved = git.images.get(i).map(Vec::as_slice).unwrap_or_default();
-            lower_image(image, *parent, resolved, &git.service_env)
+            lower_image(image, *parent, imports, resolved, &git.service_env)
         })
-        .collect())
+        .collect()
+}
+
+/// The image index of each import of each image.
+fn resolve_imports(config: &Config) -> Result<Vec<Vec<usize>>> {
+    config
+        .images
+        .iter()
+        .map(|image| {
+            image
+                .imports
+                .iter()
+                .map(|import| {
+                    config
+                        .images
+                        .iter()
+                        .position(|o| o.name.matches(&import.image.value))
+                        .ok_or_else(|| {
+                            let known: Vec<String> = config
+                                .images
+                                .iter()
+                                .map(|o| format!("`{}`", o.name))
+                                .collect();
+                            Box::new(
+                                Diagnostic::new(
+                                    format!("unknown image `{}` in `import`", import.image.value),
+                                    Some(import.image.span),
+                                )
+                                .help(format!(
+                                    "the images of this config are {}",
+                                    known.join(", ")
+                                )),
+                            )
+                        })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Imports (with `fromImage` bases) that come back to an image cannot be built in any order.
+fn check_dependency_cycles(
+    config: &Config,
+    parents: &[Option<usize>],
+    imports: &[Vec<usize>],
+) -> Result<()> {
+    let edges = |i: usize| {
+        imports[i]
+            .iter()
+            .copied()
+            .chain(parents[i])
+            .collect::<Vec<_>>()
+    };
+    // Depth-first search with colours: 1 = on the current path, 2 = done.
+    fn visit(
+        i: usize,
+        edges: &dyn Fn(usize) -> Vec<usize>,
+        colour: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        colour[i] = 1;
+        path.push(i);
+        for next in edges(i) {
+            if colour[next] == 1 {
+                let pos = path.iter().position(|&p| p == next).unwrap_or(0);
+                return Some(path[pos..].to_vec());
+            }
+            if colour[next] == 0
+                && let Some(cycle) = visit(next, edges, colour, path)
+            {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        colour[i] = 2;
+        None
+    }
+    let mut colour = vec![0u8; config.images.len()];
+    for start in 0..config.images.len() {
+        if colour[start] != 0 {
+            continue;
+        }
+        if let Some(cycle) = visit(start, &edges, &mut colour, &mut Vec::new()) {
+            let names: Vec<String> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|&i| config.images[i].name.to_string())
+                .collect();
+            let first = &config.images[cycle[0]];
+            let span = first
+                .imports
+                .first()
+                .map_or(first.from.span, |i| i.image.span);
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "images depend on each other in a cycle: `{}`",
+                        names.join(" -> ")
+                    ),
+                    Some(span),
+                )
+                .help("an image cannot import from an image that needs it first"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Two images with one name, or two nameless images, are an error at the second.
@@ -151,9 +259,10 @@ fn cycle_error(config: &Config, cycle: &[usize]) -> Box<Diagnostic> {
 fn lower_image(
     image: &ImageConfig,
     parent: Option<usize>,
+    import_images: &[usize],
     git: &[Resolved],
     service_env: &[(String, String)],
-) -> Image {
+) -> Result<Image> {
     let base = match &image.from.value {
         From::Scratch => Base::Scratch,
         From::Reference(r) => Base::Reference {
@@ -165,14 +274,50 @@ fn lower_image(
             span: Some(image.from.span),
         },
     };
+    if image.is_artifact
+        && let Some(key) = image.docker.key
+    {
+        return Err(Box::new(
+            Diagnostic::new("an artifact has no `docker:` directives", Some(key))
+                .help("artifacts only feed other images through `import`"),
+        ));
+    }
+    // werf's stage order: from, beforeInstall, dependenciesBeforeInstall, gitArchive, install,
+    // dependenciesAfterInstall, beforeSetup, dependenciesBeforeSetup, setup,
+    // dependenciesAfterSetup, gitCache, gitLatestPatch, dockerInstructions.
     let mut stages = vec![from_stage(image)];
     for stage in UserStage::ALL {
-        if stage == UserStage::Install && !git.is_empty() {
-            stages.push(git_archive_stage(image, git));
+        match stage {
+            UserStage::Install => {
+                stages.extend(imports_stage(
+                    image,
+                    import_images,
+                    ImportPoint::BeforeInstall,
+                ));
+                if !git.is_empty() {
+                    stages.push(git_archive_stage(image, git));
+                }
+            }
+            UserStage::BeforeSetup => {
+                stages.extend(imports_stage(
+                    image,
+                    import_images,
+                    ImportPoint::AfterInstall,
+                ));
+            }
+            UserStage::Setup => {
+                stages.extend(imports_stage(
+                    image,
+                    import_images,
+                    ImportPoint::BeforeSetup,
+                ));
+            }
+            UserStage::BeforeInstall => {}
         }
         stages.extend(user_stage(image, stage, git));
     }
-    if !git.is_empty() {
+    stages.extend(imports_stage(image, import_images, ImportPoint::AfterSetup));
+    if !git.is_empty() && !image.is_artifact {
         stages.push(git_late_stage("gitCache", LateInputs::GitCache, git, image));
         stages.push(git_late_stage(
             "gitLatestPatch",
@@ -182,17 +327,86 @@ fn lower_image(
         ));
     }
     stages.extend(docker_stage(&image.docker));
+    let mounts: Vec<RunMount> = image
+        .mounts
+        .iter()
+        .map(|m| RunMount {
+            to: m.to.value.clone(),
+            source: m.source.value.clone(),
+        })
+        .collect();
     for stage in &mut stages {
         stage.options.service_env = service_env.to_vec();
+        stage.options.mounts = mounts.clone();
     }
-    Image {
+    let mut dependencies = import_images.to_vec();
+    dependencies.sort_unstable();
+    dependencies.dedup();
+    Ok(Image {
         name: image.name.clone(),
         base,
         stages,
         is_final: image.is_final,
         git: git.iter().map(|r| r.mapping.clone()).collect(),
+        dependencies,
         span: Some(image.name_span),
+    })
+}
+
+/// A `dependencies*` stage: the imports of one point. Its inputs are each import's parameters
+/// and (late, once the source images exist) a checksum of the files they copy.
+fn imports_stage(
+    image: &ImageConfig,
+    import_images: &[usize],
+    point: ImportPoint,
+) -> Option<Stage> {
+    let mut inputs = Vec::new();
+    let mut steps = Vec::new();
+    for (k, (import, &source)) in image.imports.iter().zip(import_images).enumerate() {
+        if import.point.value != point {
+            continue;
+        }
+        let op = Import {
+            image: source,
+            add: import.add.value.clone(),
+            to: import.to.as_ref().unwrap_or(&import.add).value.clone(),
+            include: import
+                .include_paths
+                .iter()
+                .map(|m| m.value.clone())
+                .collect(),
+            exclude: import
+                .exclude_paths
+                .iter()
+                .map(|m| m.value.clone())
+                .collect(),
+            owner: import.owner.as_ref().map(|o| o.value.clone()),
+            group: import.group.as_ref().map(|g| g.value.clone()),
+        };
+        inputs.push(DigestInput::Param {
+            key: format!("import[{k}]"),
+            value: serde_json::json!({
+                "image": import.image.value, "add": op.add, "to": op.to, "include": op.include,
+                "exclude": op.exclude, "owner": op.owner, "group": op.group,
+            })
+            .to_string(),
+        });
+        steps.push(Step {
+            op: Op::Import(op),
+            span: Some(import.span),
+        });
     }
+    if steps.is_empty() {
+        return None;
+    }
+    Some(Stage {
+        name: point.stage_name().into(),
+        inputs,
+        span: steps[0].span,
+        steps,
+        options: StageOptions::default(),
+        late_inputs: Some(LateInputs::Imports),
+    })
 }
 
 /// `gitArchive`: every mapping's files as of its commit; its digest has the mappings'
@@ -252,11 +466,30 @@ fn cache_version(key: &str, value: &Option<Keyed<String>>) -> Option<DigestInput
     })
 }
 
-/// `from`: the base (added by the solver), `cacheVersion` and `fromCacheVersion`.
+/// `from`: the base (added by the solver), `cacheVersion`, `fromCacheVersion` and the mounts.
 fn from_stage(image: &ImageConfig) -> Stage {
+    let mounts = (!image.mounts.is_empty()).then(|| DigestInput::Param {
+        key: "mount".into(),
+        value: serde_json::Value::Array(
+            image
+                .mounts
+                .iter()
+                .map(|m| {
+                    let from = match &m.source.value {
+                        MountSource::TmpDir => "tmp_dir".to_string(),
+                        MountSource::BuildDir => "build_dir".to_string(),
+                        MountSource::Host(p) => format!("fromPath:{}", p.display()),
+                    };
+                    serde_json::json!({ "from": from, "to": m.to.value })
+                })
+                .collect(),
+        )
+        .to_string(),
+    });
     let inputs = [
         cache_version("cacheVersion", &image.cache_version),
         cache_version("fromCacheVersion", &image.from_cache_version),
+        mounts,
     ];
     Stage {
         name: "from".into(),

@@ -8,7 +8,8 @@
 use strata_plan::{Diagnostic, ImageName, Span};
 
 use super::config::{
-    Config, Docker, From, GitConfig, GitRef, ImageConfig, Keyed, Shell, Spanned, UserStage,
+    Config, Docker, From, GitConfig, GitRef, ImageConfig, ImportConfig, ImportPoint, Keyed,
+    MountConfig, Shell, Spanned, UserStage,
 };
 use super::docker;
 use super::yaml::{Document, Kind, Node};
@@ -30,14 +31,14 @@ const IMAGE_KEYS: &[&str] = &[
     "shell",
     "docker",
     "git",
+    "import",
+    "mount",
+    "artifact",
 ];
 /// werf image keys strata does not implement yet.
 const IMAGE_UNSUPPORTED: &[&str] = &[
-    "import",
-    "mount",
     "ansible",
     "dependencies",
-    "artifact",
     "dockerfile",
     "context",
     "contextAddFiles",
@@ -68,6 +69,23 @@ const GIT_KEYS: &[&str] = &[
     "excludePaths",
     "stageDependencies",
 ];
+/// Keys of an `import:` entry.
+const IMPORT_KEYS: &[&str] = &[
+    "image",
+    "artifact",
+    "add",
+    "to",
+    "includePaths",
+    "excludePaths",
+    "owner",
+    "group",
+    "before",
+    "after",
+];
+/// Keys of an `import:` entry strata does not implement yet.
+const IMPORT_UNSUPPORTED: &[&str] = &["stage"];
+/// Keys of a `mount:` entry.
+const MOUNT_KEYS: &[&str] = &["from", "fromPath", "to"];
 /// Keys of `stageDependencies:` (beforeInstall runs before the sources are there).
 const STAGE_DEPENDENCY_KEYS: &[&str] = &["install", "beforeSetup", "setup"];
 /// Keys of `shell:`.
@@ -211,9 +229,36 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut shell = Shell::default();
     let mut docker_section = Docker::default();
     let mut git = Vec::new();
+    let mut imports = Vec::new();
+    let mut mounts = Vec::new();
+    let mut is_artifact = false;
     for e in entries(root, &section)? {
         match e.name {
+            "artifact" => {
+                let n = string(e.value, "artifact")?;
+                if n.is_empty() {
+                    return Err(Box::new(Diagnostic::new(
+                        "an artifact needs a name",
+                        Some(e.value.span),
+                    )));
+                }
+                if name.is_some() {
+                    return Err(Box::new(Diagnostic::new(
+                        "a document is either an `image` or an `artifact`, not both",
+                        Some(e.key.span),
+                    )));
+                }
+                is_artifact = true;
+                is_final = false;
+                name = Some((ImageName::Named(n.to_string()), e.value.span));
+            }
             "image" => {
+                if is_artifact {
+                    return Err(Box::new(Diagnostic::new(
+                        "a document is either an `image` or an `artifact`, not both",
+                        Some(e.key.span),
+                    )));
+                }
                 name = Some(if e.value.is_null() {
                     // `image:` with nothing after it: point at the key.
                     let span = if e.value.span.start == e.value.span.end {
@@ -278,6 +323,8 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             "shell" => shell = shell_section(&e)?,
             "docker" => docker_section = docker_directives(&e)?,
             "git" => git = git_mappings(e.value)?,
+            "import" => imports = import_entries(e.value)?,
+            "mount" => mounts = mount_entries(e.value)?,
             _ => unreachable_key(e.key)?,
         }
     }
@@ -308,7 +355,211 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         shell,
         docker: docker_section,
         git,
+        imports,
+        mounts,
+        is_artifact,
     })
+}
+
+/// `import:`: files from other images.
+fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let Kind::Seq(items) = &value.kind else {
+        return Err(expected(value, "a list of mappings", "import"));
+    };
+    let section = Section {
+        path: "import",
+        context: "an `import` entry",
+        valid: IMPORT_KEYS,
+        unsupported: IMPORT_UNSUPPORTED,
+        nested: &[],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let (mut image, mut add, mut to, mut owner, mut group, mut point) =
+            (None, None, None, None, None, None);
+        let (mut include_paths, mut exclude_paths) = (Vec::new(), Vec::new());
+        for e in entries(item, &section)? {
+            let path = format!("import.{}", e.name);
+            let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
+                Ok(Spanned {
+                    value: scalar(e.value, &path)?.to_string(),
+                    span: e.value.span,
+                })
+            };
+            match e.name {
+                "image" | "artifact" => {
+                    if image.is_some() {
+                        return Err(Box::new(Diagnostic::new(
+                            "an import takes one of `image` and `artifact`",
+                            Some(e.key.span),
+                        )));
+                    }
+                    image = Some(spanned(&e)?);
+                }
+                "add" => add = Some(absolute(spanned(&e)?, "add")?),
+                "to" => to = Some(absolute(spanned(&e)?, "to")?),
+                "owner" => owner = Some(spanned(&e)?),
+                "group" => group = Some(spanned(&e)?),
+                "includePaths" => include_paths = masks(e.value, &path)?,
+                "excludePaths" => exclude_paths = masks(e.value, &path)?,
+                "before" | "after" => {
+                    if let Some(first) = &point {
+                        let first: &Spanned<ImportPoint> = first;
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                "an import takes exactly one of `before` and `after`",
+                                Some(e.key.span),
+                            )
+                            .note(first.span, "already given here"),
+                        ));
+                    }
+                    let stage = scalar(e.value, &path)?;
+                    let value = match (e.name, stage) {
+                        ("before", "install") => ImportPoint::BeforeInstall,
+                        ("after", "install") => ImportPoint::AfterInstall,
+                        ("before", "setup") => ImportPoint::BeforeSetup,
+                        ("after", "setup") => ImportPoint::AfterSetup,
+                        _ => {
+                            return Err(Box::new(
+                                Diagnostic::new(
+                                    format!("`{}: {stage}` is not an import point", e.name),
+                                    Some(e.value.span),
+                                )
+                                .help("write `install` or `setup`"),
+                            ));
+                        }
+                    };
+                    point = Some(Spanned {
+                        value,
+                        span: e.value.span,
+                    });
+                }
+                _ => unreachable_key(e.key)?,
+            }
+        }
+        let missing = |what: &str, help: &str| {
+            Box::new(
+                Diagnostic::new(format!("an import needs `{what}`"), Some(item.span))
+                    .help(help.to_string()),
+            )
+        };
+        let image =
+            image.ok_or_else(|| missing("image", "add `image: NAME` (or `artifact: NAME`)"))?;
+        let add = add.ok_or_else(|| missing("add", "add `add: /path/in/that/image`"))?;
+        let point = point.ok_or_else(|| {
+            missing(
+                "before` or `after",
+                "add `after: install` (or before/after install/setup)",
+            )
+        })?;
+        if add.value.trim_end_matches('/').is_empty() && include_paths.is_empty() {
+            return Err(Box::new(
+                Diagnostic::new("importing `/` would copy a whole image", Some(add.span))
+                    .help("import a directory, or list what to take in `includePaths`"),
+            ));
+        }
+        out.push(ImportConfig {
+            span: item.span,
+            image,
+            add,
+            to,
+            include_paths,
+            exclude_paths,
+            owner,
+            group,
+            point,
+        });
+    }
+    Ok(out)
+}
+
+/// `mount:`: directories mounted into build containers.
+fn mount_entries(value: &Node) -> Result<Vec<MountConfig>> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let Kind::Seq(items) = &value.kind else {
+        return Err(expected(value, "a list of mappings", "mount"));
+    };
+    let section = Section {
+        path: "mount",
+        context: "a `mount` entry",
+        valid: MOUNT_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let (mut source, mut to) = (None, None);
+        for e in entries(item, &section)? {
+            let path = format!("mount.{}", e.name);
+            let text = scalar(e.value, &path)?;
+            if source.is_some() && e.name != "to" {
+                return Err(Box::new(Diagnostic::new(
+                    "a mount takes one of `from` and `fromPath`",
+                    Some(e.key.span),
+                )));
+            }
+            match e.name {
+                "from" => {
+                    let kind = match text {
+                        "tmp_dir" => strata_plan::MountSource::TmpDir,
+                        "build_dir" => strata_plan::MountSource::BuildDir,
+                        other => {
+                            return Err(Box::new(
+                                Diagnostic::new(format!("unknown mount source `{other}`"), Some(e.value.span))
+                                    .help("use `from: tmp_dir`, `from: build_dir` or `fromPath: /host/path`"),
+                            ));
+                        }
+                    };
+                    source = Some(Spanned {
+                        value: kind,
+                        span: e.value.span,
+                    });
+                }
+                "fromPath" => {
+                    let p = absolute(
+                        Spanned {
+                            value: text.to_string(),
+                            span: e.value.span,
+                        },
+                        "fromPath",
+                    )?;
+                    source = Some(Spanned {
+                        value: strata_plan::MountSource::Host(p.value.into()),
+                        span: p.span,
+                    });
+                }
+                "to" => {
+                    to = Some(absolute(
+                        Spanned {
+                            value: text.to_string(),
+                            span: e.value.span,
+                        },
+                        "to",
+                    )?)
+                }
+                _ => unreachable_key(e.key)?,
+            }
+        }
+        let source = source.ok_or_else(|| {
+            Box::new(Diagnostic::new(
+                "a mount needs `from` or `fromPath`",
+                Some(item.span),
+            ))
+        })?;
+        let to =
+            to.ok_or_else(|| Box::new(Diagnostic::new("a mount needs `to`", Some(item.span))))?;
+        out.push(MountConfig {
+            span: item.span,
+            source,
+            to,
+        });
+    }
+    Ok(out)
 }
 
 /// `git:`: a list of mappings.

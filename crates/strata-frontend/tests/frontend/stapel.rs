@@ -123,6 +123,20 @@ fn dump(plan: &Plan) -> String {
                     Op::GitPatch { mapping } => {
                         let _ = writeln!(out, "    git patch {mapping} @ {}", at(step.span));
                     }
+                    Op::Import(i) => {
+                        let _ = writeln!(
+                            out,
+                            "    import from {} {} -> {} include={:?} exclude={:?} owner={:?} group={:?} @ {}",
+                            plan.images[i.image].name,
+                            i.add,
+                            i.to,
+                            i.include,
+                            i.exclude,
+                            i.owner,
+                            i.group,
+                            at(step.span)
+                        );
+                    }
                     Op::Run(run) => {
                         let _ = writeln!(
                             out,

@@ -1,0 +1,126 @@
+//! Images that feed images: artifacts, imports, `final: false`, and mounts.
+
+use crate::support::Env;
+
+const FEED: &str = r#"artifact: builder
+from: busybox:latest
+shell:
+  install:
+  - mkdir -p /out/bin /out/doc && printf '#!/bin/sh\necho tool {V}\n' > /out/bin/tool && chmod 755 /out/bin/tool
+  - echo doc > /out/doc/README && echo {NOISE} > /noise
+---
+image: base
+final: false
+from: busybox:latest
+shell:
+  install:
+  - echo shared > /shared
+---
+image: app
+fromImage: base
+mount:
+- from: build_dir
+  to: /cache
+- from: tmp_dir
+  to: /scratch
+import:
+- artifact: builder
+  add: /out
+  to: /opt/tool
+  excludePaths: [doc]
+  owner: app
+  group: 65534
+  after: install
+shell:
+  install:
+  - echo "$(cat /cache/count 2>/dev/null)x" > /cache/count; echo t > /scratch/t
+  setup:
+  - /opt/tool/bin/tool > /tool-output
+"#;
+
+fn feed(version: &str, noise: &str) -> String {
+    FEED.replace("{V}", version).replace("{NOISE}", noise)
+}
+
+#[test]
+fn imports_copy_exactly_the_selected_files_and_follow_only_them() {
+    let env = Env::new();
+    let dir = env.project("feed", &feed("1", "a"));
+    env.build_ok(&dir);
+    assert_eq!(
+        env.run_sh(
+            "app",
+            "cat /tool-output /shared; ls /opt/tool; stat -c '%u:%g %a' /opt/tool/bin/tool"
+        ),
+        "tool 1\nshared\nbin\n1000:65534 755\n"
+    );
+    // Neither the artifact nor the non-final image gets a tag of its own.
+    let images = String::from_utf8_lossy(&env.strata(&["images"]).stdout).to_string();
+    assert!(
+        images.contains("app:latest")
+            && !images.contains("builder:latest")
+            && !images.contains("base:latest"),
+        "{images}"
+    );
+
+    // A change to the artifact outside the imported files rebuilds the artifact only.
+    std::fs::write(dir.join("strata.yaml"), feed("1", "b")).unwrap();
+    assert_eq!(env.build_ok(&dir), ["builder/install"]);
+    // A change to an imported file rebuilds the importer from its dependencies stage on.
+    std::fs::write(dir.join("strata.yaml"), feed("2", "b")).unwrap();
+    assert_eq!(
+        env.build_ok(&dir),
+        [
+            "builder/install",
+            "app/dependenciesAfterInstall",
+            "app/setup"
+        ]
+    );
+    assert_eq!(env.run_sh("app", "cat /tool-output"), "tool 2\n");
+}
+
+#[test]
+fn mounts_are_never_committed_and_build_dir_persists() {
+    let env = Env::new();
+    let dir = env.project("feed", &feed("1", "a"));
+    env.build_ok(&dir);
+    assert_eq!(
+        env.run_sh(
+            "app",
+            "ls -d /cache /scratch 2>&1 | wc -l; ls /cache 2>&1 | head -1"
+        ),
+        "2\nls: /cache: No such file or directory\n"
+    );
+    // build_dir keeps its content between builds: force install to run again.
+    std::fs::write(
+        dir.join("strata.yaml"),
+        feed("1", "a").replace(
+            "echo t > /scratch/t",
+            "echo t > /scratch/t; cat /cache/count",
+        ),
+    )
+    .unwrap();
+    let out = env.build(&dir);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("app/install | xx"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn import_errors_point_at_the_config() {
+    let env = Env::new();
+    let dir = env.project(
+        "bad",
+        "image: a\nfrom: busybox:latest\nimport:\n- image: b\n  add: /nonexistent\n  after: install\n---\nimage: b\nfrom: busybox:latest\n",
+    );
+    let out = env.build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("`/nonexistent` does not exist in the image imported from"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--> strata.yaml:4:3"), "{stderr}");
+}

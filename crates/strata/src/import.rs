@@ -1,0 +1,166 @@
+//! Files copied from other images (werf's `import:`), run like git work: a tarball of the
+//! selected files of the source image's merged layers, unpacked by the toolbox in the stage's
+//! container.
+//!
+//! A `dependencies*` stage's digest has a checksum of exactly the imported files' content and
+//! metadata, so a change elsewhere in the source image does not rebuild the importer.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use strata_digest::{Digest, Hasher};
+use strata_git::PathFilter;
+use strata_layer::merged::{self, MergedEntry};
+use strata_plan::Import;
+use strata_solver::StageState;
+use strata_store::LocalStore;
+
+use crate::image::StoredImage;
+use crate::owner;
+
+/// The layers of the image an import copies from, topmost first.
+fn source_lowers(
+    store: &LocalStore,
+    import: &Import,
+    deps: &[(usize, StageState)],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let state = deps
+        .iter()
+        .find(|(i, _)| *i == import.image)
+        .map(|(_, s)| s)
+        .context("the image imported from was not built before this one")?;
+    StoredImage::load(store, &state.manifest)?.lowers(store)
+}
+
+/// The entries an import takes, relative to its `add`.
+fn selected(lowers: &[PathBuf], import: &Import) -> anyhow::Result<Vec<MergedEntry>> {
+    let entries = merged::walk(lowers, &import.add)
+        .with_context(|| format!("read {} of the source image", import.add))?;
+    if entries.is_empty() {
+        bail!("`{}` does not exist in the image imported from", import.add);
+    }
+    let filter = PathFilter::new("/", &import.include, &import.exclude)?;
+    // Entries the masks take, and the directories above them (with their own metadata).
+    let mut needed = std::collections::HashSet::new();
+    for e in &entries {
+        if !e.path.is_empty() && filter.matches(&e.path) {
+            let mut p = e.path.as_str();
+            needed.insert(p.to_string());
+            while let Some((parent, _)) = p.rsplit_once('/') {
+                if !needed.insert(parent.to_string()) {
+                    break;
+                }
+                p = parent;
+            }
+        }
+    }
+    Ok(entries
+        .into_iter()
+        .filter(|e| e.path.is_empty() || needed.contains(&e.path))
+        .collect())
+}
+
+/// The checksum of the files an import copies: paths, types, modes, owners and contents.
+pub fn checksum(
+    store: &LocalStore,
+    import: &Import,
+    deps: &[(usize, StageState)],
+) -> anyhow::Result<Digest> {
+    let lowers = source_lowers(store, import, deps)?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    for e in selected(&lowers, import)? {
+        h.update(
+            format!(
+                "{}\0{:o}\0{}\0{}\0",
+                e.path,
+                e.meta.mode(),
+                e.meta.uid(),
+                e.meta.gid()
+            )
+            .as_bytes(),
+        );
+        if e.meta.file_type().is_symlink() {
+            h.update(
+                std::fs::read_link(&e.source)?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
+        } else if e.meta.is_file() {
+            let mut f =
+                File::open(&e.source).with_context(|| format!("read {}", e.source.display()))?;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+        }
+        h.update(b"\n");
+    }
+    Ok(h.finish())
+}
+
+/// Writes the import's files into `dir` as the tarball `name` and returns the script line that
+/// unpacks it in the container; `lowers` are this image's layers (for owner names).
+pub fn write(
+    store: &LocalStore,
+    import: &Import,
+    deps: &[(usize, StageState)],
+    lowers: &[PathBuf],
+    dir: &Path,
+    dir_inside: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let source = source_lowers(store, import, deps)?;
+    let owner = owner::resolve(
+        lowers,
+        import.owner.as_deref(),
+        import.group.as_deref(),
+        "import",
+    )?;
+    let path = dir.join(name);
+    let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let mut tar = tar::Builder::new(BufWriter::new(file));
+    tar.follow_symlinks(false);
+    let to = import.to.trim_matches('/');
+    for e in selected(&source, import)? {
+        let target = match (to.is_empty(), e.path.is_empty()) {
+            (_, true) => to.to_string(),
+            (true, false) => e.path.clone(),
+            (false, false) => format!("{to}/{}", e.path),
+        };
+        if target.is_empty() {
+            continue;
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata(&e.meta);
+        header.set_mode(e.meta.permissions().mode() & 0o7777);
+        if import.owner.is_some() || import.group.is_some() {
+            header.set_uid(owner.uid);
+            header.set_gid(owner.gid);
+        }
+        if e.meta.file_type().is_symlink() {
+            let link = std::fs::read_link(&e.source)?;
+            tar.append_link(&mut header, &target, link)?;
+        } else if e.meta.is_file() {
+            let f =
+                File::open(&e.source).with_context(|| format!("read {}", e.source.display()))?;
+            tar.append_data(&mut header, &target, f)?;
+        } else if e.meta.is_dir() {
+            header.set_size(0);
+            tar.append_data(&mut header, format!("{target}/"), std::io::empty())?;
+        }
+    }
+    tar.into_inner()?
+        .flush()
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(format!(
+        "{}/bin/tar -xpf {dir_inside}/{name} -C /\n",
+        crate::toolbox::MOUNT_POINT
+    ))
+}
