@@ -271,6 +271,38 @@ pub struct StageOptions {
     /// Directories mounted into the build containers (their kinds and targets are in the
     /// `from` digest; host paths are not).
     pub mounts: Vec<RunMount>,
+    /// Variables naming other images of the plan (werf's `dependencies`), set in the build
+    /// containers of this stage; their values are inputs of the `dependencies*` stage that
+    /// introduces them.
+    pub dependency_env: Vec<DependencyEnv>,
+}
+
+/// One variable of werf's `dependencies` `imports`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyEnv {
+    /// The variable's name (`targetEnv`).
+    pub name: String,
+    /// The image it describes (index into [`Plan::images`]).
+    pub image: usize,
+    /// That image's local reference (`backend:latest`).
+    pub reference: String,
+    /// What about the image.
+    pub value: DependencyValue,
+}
+
+/// What a [`DependencyEnv`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DependencyValue {
+    /// The image's full name (`backend:latest`).
+    ImageName,
+    /// Its repository (`backend`).
+    ImageRepo,
+    /// Its tag (`latest`).
+    ImageTag,
+    /// Its config digest (Docker's image id).
+    ImageId,
+    /// Its manifest digest.
+    ImageDigest,
 }
 
 /// One operation of a stage, with the source that produced it.

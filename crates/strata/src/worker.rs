@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use strata_digest::Digest;
 use strata_layer::Compression;
-use strata_plan::{DigestInput, LateInputs, MountSource, Op, Run, RunShell};
+use strata_plan::{DependencyValue, DigestInput, LateInputs, MountSource, Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio};
 use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
@@ -299,7 +299,7 @@ impl<'a> LocalWorker<'a> {
             dirs,
             prelude,
         } = prepared;
-        let env = build_env(config, &job.stage.options.service_env);
+        let env = self.stage_env(job, config).map_err(other)?;
         let (args, env) =
             step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
         let spec = self
@@ -341,7 +341,7 @@ impl<'a> LocalWorker<'a> {
                         commands: vec![run.commands[c].clone()],
                         ..run.clone()
                     };
-                    let env = build_env(config, &job.stage.options.service_env);
+                    let env = self.stage_env(job, config).map_err(other)?;
                     step_command(&only, env, &dirs.rerun, &format!("{RUN_DIR}/rerun"), "")
                         .map_err(other)?
                         .0
@@ -350,7 +350,7 @@ impl<'a> LocalWorker<'a> {
             };
             // The script set the locale itself; a shell in this state gets it from the spec.
             let mut spec = spec;
-            spec.process.env = build_env(config, &job.stage.options.service_env);
+            spec.process.env = self.stage_env(job, config).map_err(other)?;
             let failed = FailedRun {
                 image: job.image_name.to_string(),
                 stage: job.stage.name.clone(),
@@ -389,6 +389,44 @@ impl<'a> LocalWorker<'a> {
             media_type: self.options.compression.media_type().to_string(),
         };
         Ok((Some(layer), commit_started.elapsed().as_millis() as u64))
+    }
+
+    /// The values of the stage's `dependencies` variables.
+    fn dependency_values(&self, job: &StageJob<'_>) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for dep in &job.stage.options.dependency_env {
+            let state = job
+                .dependencies
+                .iter()
+                .find(|(i, _)| *i == dep.image)
+                .map(|(_, s)| s)
+                .context("a dependency image was not built before this one")?;
+            let (repo, tag) = dep
+                .reference
+                .rsplit_once(':')
+                .unwrap_or((&dep.reference, "latest"));
+            let value = match dep.value {
+                DependencyValue::ImageName => dep.reference.clone(),
+                DependencyValue::ImageRepo => repo.to_string(),
+                DependencyValue::ImageTag => tag.to_string(),
+                DependencyValue::ImageDigest => state.manifest.to_string(),
+                DependencyValue::ImageId => StoredImage::load(self.store, &state.manifest)?
+                    .manifest
+                    .config
+                    .digest
+                    .to_string(),
+            };
+            out.push((dep.name.clone(), value));
+        }
+        Ok(out)
+    }
+
+    /// The environment of the stage's build containers: the image's, the locale, service
+    /// variables and dependency variables, the toolbox at the end of PATH.
+    fn stage_env(&self, job: &StageJob<'_>, config: &ImageConfig) -> anyhow::Result<Vec<String>> {
+        let mut extra = job.stage.options.service_env.clone();
+        extra.extend(self.dependency_values(job)?);
+        Ok(build_env(config, &extra))
     }
 
     /// A fresh scratch dir with the dirs of one container run.
@@ -503,7 +541,9 @@ impl<'a> LocalWorker<'a> {
         lowers: Vec<PathBuf>,
         config: &ImageConfig,
     ) {
-        let env = build_env(config, &job.stage.options.service_env);
+        let env = self
+            .stage_env(job, config)
+            .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env));
         let Ok(spec) =
             self.container_spec(lowers, &prepared.dirs, Vec::new(), env, None, config, job)
         else {
@@ -550,7 +590,7 @@ impl<'a> LocalWorker<'a> {
             _ => None,
         });
         let dirs = RunDirs::create(scratch)?;
-        let env = build_env(&config, &job.stage.options.service_env);
+        let env = self.stage_env(job, &config)?;
         self.container_spec(lowers, &dirs, args, env, run, &config, job)
     }
 
@@ -622,6 +662,12 @@ impl Executor for LocalWorker<'_> {
                         value: sum.hex(),
                     });
                 }
+            }
+            for (name, value) in self.dependency_values(job).map_err(other)? {
+                inputs.push(DigestInput::Param {
+                    key: format!("dependency.{name}"),
+                    value,
+                });
             }
             return Ok(Some(inputs));
         }

@@ -124,3 +124,39 @@ fn import_errors_point_at_the_config() {
     );
     assert!(stderr.contains("--> strata.yaml:4:3"), "{stderr}");
 }
+
+#[test]
+fn dependencies_pass_other_images_into_the_build() {
+    let env = Env::new();
+    let yaml = |v: &str| {
+        format!(
+            "image: backend\nfrom: busybox:latest\nshell:\n  install:\n  - echo {v} > /v\n---\nimage: frontend\nfrom: busybox:latest\ndependencies:\n- image: backend\n  before: setup\n  imports:\n  - type: ImageName\n    targetEnv: BACKEND_NAME\n  - type: ImageDigest\n    targetEnv: BACKEND_DIGEST\nshell:\n  install:\n  - echo \"install sees '$BACKEND_NAME'\"\n  setup:\n  - echo \"$BACKEND_NAME $BACKEND_DIGEST\" > /deps\n"
+        )
+    };
+    let dir = env.project("deps", &yaml("1"));
+    let out = env.build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("install sees ''"),
+        "variables are set from the dependency's stage on:\n{stderr}"
+    );
+    let deps = env.run_sh("frontend", "cat /deps");
+    let (name, digest) = deps.trim().split_once(' ').unwrap();
+    assert_eq!(name, "backend:latest");
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{deps}"
+    );
+    // A new backend changes its digest: the frontend rebuilds from its dependencies stage on.
+    std::fs::write(dir.join("strata.yaml"), yaml("2")).unwrap();
+    assert_eq!(
+        env.build_ok(&dir),
+        [
+            "backend/install",
+            "frontend/dependenciesBeforeSetup",
+            "frontend/setup"
+        ]
+    );
+    assert_ne!(env.run_sh("frontend", "cat /deps"), deps);
+}

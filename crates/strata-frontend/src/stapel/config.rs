@@ -61,6 +61,8 @@ pub struct ImageConfig {
     pub imports: Vec<ImportConfig>,
     /// `mount:`.
     pub mounts: Vec<MountConfig>,
+    /// `dependencies:`.
+    pub dependencies: Vec<DependencyConfig>,
     /// Written as an `artifact:` document (werf's legacy form of `final: false`, without git
     /// patches and docker directives).
     pub is_artifact: bool,
@@ -297,4 +299,18 @@ pub struct MountConfig {
     pub source: Spanned<strata_plan::MountSource>,
     /// `to:`.
     pub to: Spanned<String>,
+}
+
+/// One entry of `dependencies:`: another image whose name, id, repo, tag or digest the build
+/// gets as variables.
+#[derive(Clone, Debug)]
+pub struct DependencyConfig {
+    /// The whole list item.
+    pub span: Span,
+    /// `image:`.
+    pub image: Spanned<String>,
+    /// `before:`/`after:` (`install` or `setup`).
+    pub point: Spanned<ImportPoint>,
+    /// `imports:` as (`type`, `targetEnv`).
+    pub imports: Vec<(Spanned<strata_plan::DependencyValue>, Spanned<String>)>,
 }

@@ -5,8 +5,8 @@
 
 use strata_plan::Diagnostic;
 use strata_plan::{
-    Base, Command, ConfigChange, DigestInput, Healthcheck, Image, ImageName, Import, LateInputs,
-    MountSource, Op, Run, RunMount, RunShell, Stage, StageOptions, Step,
+    Base, Command, ConfigChange, DependencyEnv, DigestInput, Healthcheck, Image, ImageName, Import,
+    LateInputs, MountSource, Op, Run, RunMount, RunShell, Stage, StageOptions, Step,
 };
 
 use super::config::{Config, Docker, From, ImageConfig, ImportPoint, Keyed, UserStage};
@@ -46,8 +46,16 @@ pub(crate) fn images(config: &Config, file_name: &str, git: &GitState) -> Result
         .collect()
 }
 
-/// The image index of each import of each image.
+/// The image index of each import and each dependency of each image (imports first).
 fn resolve_imports(config: &Config) -> Result<Vec<Vec<usize>>> {
+    let known = || {
+        let names: Vec<String> = config
+            .images
+            .iter()
+            .map(|o| format!("`{}`", o.name))
+            .collect();
+        format!("the images of this config are {}", names.join(", "))
+    };
     config
         .images
         .iter()
@@ -55,26 +63,20 @@ fn resolve_imports(config: &Config) -> Result<Vec<Vec<usize>>> {
             image
                 .imports
                 .iter()
-                .map(|import| {
+                .map(|i| &i.image)
+                .chain(image.dependencies.iter().map(|d| &d.image))
+                .map(|wanted| {
                     config
                         .images
                         .iter()
-                        .position(|o| o.name.matches(&import.image.value))
+                        .position(|o| o.name.matches(&wanted.value))
                         .ok_or_else(|| {
-                            let known: Vec<String> = config
-                                .images
-                                .iter()
-                                .map(|o| format!("`{}`", o.name))
-                                .collect();
                             Box::new(
                                 Diagnostic::new(
-                                    format!("unknown image `{}` in `import`", import.image.value),
-                                    Some(import.image.span),
+                                    format!("unknown image `{}`", wanted.value),
+                                    Some(wanted.span),
                                 )
-                                .help(format!(
-                                    "the images of this config are {}",
-                                    known.join(", ")
-                                )),
+                                .help(known()),
                             )
                         })
                 })
@@ -335,9 +337,13 @@ fn lower_image(
             source: m.source.value.clone(),
         })
         .collect();
+    // A dependency's variables are set from its stage on.
+    let mut dependency_env = Vec::new();
     for stage in &mut stages {
+        dependency_env.extend(std::mem::take(&mut stage.options.dependency_env));
         stage.options.service_env = service_env.to_vec();
         stage.options.mounts = mounts.clone();
+        stage.options.dependency_env = dependency_env.clone();
     }
     let mut dependencies = import_images.to_vec();
     dependencies.sort_unstable();
@@ -353,13 +359,11 @@ fn lower_image(
     })
 }
 
-/// A `dependencies*` stage: the imports of one point. Its inputs are each import's parameters
-/// and (late, once the source images exist) a checksum of the files they copy.
-fn imports_stage(
-    image: &ImageConfig,
-    import_images: &[usize],
-    point: ImportPoint,
-) -> Option<Stage> {
+/// A `dependencies*` stage: the imports and dependencies of one point. Its inputs are their
+/// parameters and (late, once the source images exist) a checksum of the imported files and
+/// the dependencies' values.
+fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> Option<Stage> {
+    let (import_images, dependency_images) = sources.split_at(image.imports.len());
     let mut inputs = Vec::new();
     let mut steps = Vec::new();
     for (k, (import, &source)) in image.imports.iter().zip(import_images).enumerate() {
@@ -396,15 +400,47 @@ fn imports_stage(
             span: Some(import.span),
         });
     }
-    if steps.is_empty() {
+    let mut dependency_env = Vec::new();
+    for (k, (dep, &source)) in image.dependencies.iter().zip(dependency_images).enumerate() {
+        if dep.point.value != point {
+            continue;
+        }
+        inputs.push(DigestInput::Param {
+            key: format!("dependency[{k}]"),
+            value: serde_json::json!({
+                "image": dep.image.value,
+                "imports": dep.imports.iter().map(|(t, e)| format!("{:?}={}", t.value, e.value)).collect::<Vec<_>>(),
+            })
+            .to_string(),
+        });
+        let reference = if dep.image.value.contains(':') {
+            dep.image.value.clone()
+        } else {
+            format!("{}:latest", dep.image.value)
+        };
+        dependency_env.extend(dep.imports.iter().map(|(t, e)| DependencyEnv {
+            name: e.value.clone(),
+            image: source,
+            reference: reference.clone(),
+            value: t.value,
+        }));
+    }
+    if inputs.is_empty() {
         return None;
     }
+    let span = steps
+        .first()
+        .and_then(|s| s.span)
+        .or(image.dependencies.first().map(|d| d.span));
     Some(Stage {
         name: point.stage_name().into(),
         inputs,
-        span: steps[0].span,
+        span,
         steps,
-        options: StageOptions::default(),
+        options: StageOptions {
+            dependency_env,
+            ..StageOptions::default()
+        },
         late_inputs: Some(LateInputs::Imports),
     })
 }

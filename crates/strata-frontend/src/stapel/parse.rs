@@ -8,8 +8,8 @@
 use strata_plan::{Diagnostic, ImageName, Span};
 
 use super::config::{
-    Config, Docker, From, GitConfig, GitRef, ImageConfig, ImportConfig, ImportPoint, Keyed,
-    MountConfig, Shell, Spanned, UserStage,
+    Config, DependencyConfig, Docker, From, GitConfig, GitRef, ImageConfig, ImportConfig,
+    ImportPoint, Keyed, MountConfig, Shell, Spanned, UserStage,
 };
 use super::docker;
 use super::yaml::{Document, Kind, Node};
@@ -34,11 +34,11 @@ const IMAGE_KEYS: &[&str] = &[
     "import",
     "mount",
     "artifact",
+    "dependencies",
 ];
 /// werf image keys strata does not implement yet.
 const IMAGE_UNSUPPORTED: &[&str] = &[
     "ansible",
-    "dependencies",
     "dockerfile",
     "context",
     "contextAddFiles",
@@ -84,6 +84,10 @@ const IMPORT_KEYS: &[&str] = &[
 ];
 /// Keys of an `import:` entry strata does not implement yet.
 const IMPORT_UNSUPPORTED: &[&str] = &["stage"];
+/// Keys of a `dependencies:` entry.
+const DEPENDENCY_KEYS: &[&str] = &["image", "before", "after", "imports"];
+/// Keys of an entry of a dependency's `imports:`.
+const DEPENDENCY_IMPORT_KEYS: &[&str] = &["type", "targetEnv"];
 /// Keys of a `mount:` entry.
 const MOUNT_KEYS: &[&str] = &["from", "fromPath", "to"];
 /// Keys of `stageDependencies:` (beforeInstall runs before the sources are there).
@@ -231,6 +235,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut git = Vec::new();
     let mut imports = Vec::new();
     let mut mounts = Vec::new();
+    let mut dependencies = Vec::new();
     let mut is_artifact = false;
     for e in entries(root, &section)? {
         match e.name {
@@ -325,6 +330,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             "git" => git = git_mappings(e.value)?,
             "import" => imports = import_entries(e.value)?,
             "mount" => mounts = mount_entries(e.value)?,
+            "dependencies" => dependencies = dependency_entries(e.value)?,
             _ => unreachable_key(e.key)?,
         }
     }
@@ -357,6 +363,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         git,
         imports,
         mounts,
+        dependencies,
         is_artifact,
     })
 }
@@ -416,26 +423,7 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
                             .note(first.span, "already given here"),
                         ));
                     }
-                    let stage = scalar(e.value, &path)?;
-                    let value = match (e.name, stage) {
-                        ("before", "install") => ImportPoint::BeforeInstall,
-                        ("after", "install") => ImportPoint::AfterInstall,
-                        ("before", "setup") => ImportPoint::BeforeSetup,
-                        ("after", "setup") => ImportPoint::AfterSetup,
-                        _ => {
-                            return Err(Box::new(
-                                Diagnostic::new(
-                                    format!("`{}: {stage}` is not an import point", e.name),
-                                    Some(e.value.span),
-                                )
-                                .help("write `install` or `setup`"),
-                            ));
-                        }
-                    };
-                    point = Some(Spanned {
-                        value,
-                        span: e.value.span,
-                    });
+                    point = Some(stage_point(&e, &path)?);
                 }
                 _ => unreachable_key(e.key)?,
             }
@@ -1061,6 +1049,154 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// `before: install` and friends, shared by `import` and `dependencies`.
+fn stage_point(e: &Entry<'_>, path: &str) -> Result<Spanned<ImportPoint>> {
+    let stage = scalar(e.value, path)?;
+    let value = match (e.name, stage) {
+        ("before", "install") => ImportPoint::BeforeInstall,
+        ("after", "install") => ImportPoint::AfterInstall,
+        ("before", "setup") => ImportPoint::BeforeSetup,
+        ("after", "setup") => ImportPoint::AfterSetup,
+        _ => {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!("`{}: {stage}` is not a stage to run at", e.name),
+                    Some(e.value.span),
+                )
+                .help("write `install` or `setup`"),
+            ));
+        }
+    };
+    Ok(Spanned {
+        value,
+        span: e.value.span,
+    })
+}
+
+/// `dependencies:`: other images' names and digests as build variables.
+fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let Kind::Seq(items) = &value.kind else {
+        return Err(expected(value, "a list of mappings", "dependencies"));
+    };
+    let section = Section {
+        path: "dependencies",
+        context: "a `dependencies` entry",
+        valid: DEPENDENCY_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let import_section = Section {
+        path: "dependencies.imports",
+        context: "a dependency's `imports` entry",
+        valid: DEPENDENCY_IMPORT_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let (mut image, mut at, mut imports) = (None, None, Vec::new());
+        for e in entries(item, &section)? {
+            let path = format!("dependencies.{}", e.name);
+            match e.name {
+                "image" => {
+                    image = Some(Spanned {
+                        value: scalar(e.value, &path)?.to_string(),
+                        span: e.value.span,
+                    })
+                }
+                "before" | "after" => {
+                    if at.is_some() {
+                        return Err(Box::new(Diagnostic::new(
+                            "a dependency takes exactly one of `before` and `after`",
+                            Some(e.key.span),
+                        )));
+                    }
+                    at = Some(stage_point(&e, &path)?);
+                }
+                "imports" => {
+                    let Kind::Seq(list) = &e.value.kind else {
+                        return Err(expected(e.value, "a list of mappings", &path));
+                    };
+                    for imp in list {
+                        imports.push(dependency_import(imp, &import_section)?);
+                    }
+                }
+                _ => unreachable_key(e.key)?,
+            }
+        }
+        let missing = |k: &str| {
+            Box::new(Diagnostic::new(
+                format!("a dependency needs `{k}`"),
+                Some(item.span),
+            ))
+        };
+        out.push(DependencyConfig {
+            span: item.span,
+            image: image.ok_or_else(|| missing("image"))?,
+            point: at.ok_or_else(|| missing("before` or `after"))?,
+            imports,
+        });
+    }
+    Ok(out)
+}
+
+/// One `{type, targetEnv}` of a dependency.
+fn dependency_import(
+    imp: &Node,
+    section: &Section<'_>,
+) -> Result<(Spanned<strata_plan::DependencyValue>, Spanned<String>)> {
+    use strata_plan::DependencyValue as V;
+    let (mut kind, mut target) = (None, None);
+    for f in entries(imp, section)? {
+        let path = format!("dependencies.imports.{}", f.name);
+        let text = scalar(f.value, &path)?;
+        match f.name {
+            "type" => {
+                let v = match text {
+                    "ImageName" => V::ImageName,
+                    "ImageRepo" => V::ImageRepo,
+                    "ImageTag" => V::ImageTag,
+                    "ImageID" => V::ImageId,
+                    "ImageDigest" => V::ImageDigest,
+                    other => {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!("unknown dependency type `{other}`"),
+                                Some(f.value.span),
+                            )
+                            .help("use ImageName, ImageRepo, ImageTag, ImageID or ImageDigest"),
+                        ));
+                    }
+                };
+                kind = Some(Spanned {
+                    value: v,
+                    span: f.value.span,
+                });
+            }
+            "targetEnv" => {
+                target = Some(Spanned {
+                    value: text.to_string(),
+                    span: f.value.span,
+                })
+            }
+            _ => unreachable_key(f.key)?,
+        }
+    }
+    let missing = |k: &str| {
+        Box::new(Diagnostic::new(
+            format!("a dependency import needs `{k}`"),
+            Some(imp.span),
+        ))
+    };
+    Ok((
+        kind.ok_or_else(|| missing("type"))?,
+        target.ok_or_else(|| missing("targetEnv"))?,
+    ))
 }
 
 #[cfg(test)]
