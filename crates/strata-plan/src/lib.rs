@@ -342,6 +342,8 @@ pub enum Op {
 pub struct Import {
     /// The image to copy from (index into [`Plan::images`]).
     pub image: usize,
+    /// The stage of that image to copy from (`None`: its last stage).
+    pub stage: Option<String>,
     /// The path in that image.
     pub add: String,
     /// Where the files land in this image.

@@ -16,7 +16,7 @@ use strata_git::PathFilter;
 use strata_layer::merged::{self, MergedEntry};
 use strata_plan::Import;
 use strata_solver::StageState;
-use strata_store::LocalStore;
+use strata_store::{LocalStore, Store};
 
 use crate::image::StoredImage;
 use crate::owner;
@@ -32,7 +32,33 @@ fn source_lowers(
         .find(|(i, _)| *i == import.image)
         .map(|(_, s)| s)
         .context("the image imported from was not built before this one")?;
-    StoredImage::load(store, &state.manifest)?.lowers(store)
+    let manifest = match &import.stage {
+        None => state.manifest,
+        // Walk the image's stage records back from its last stage to the one asked for.
+        Some(stage) => {
+            let mut next = Some(state.digest);
+            let mut found = None;
+            let mut seen = Vec::new();
+            while let Some(digest) = next {
+                let Some(record) = store.stage(&digest)? else {
+                    break;
+                };
+                if &record.stage == stage {
+                    found = Some(record.manifest);
+                    break;
+                }
+                seen.push(record.stage.clone());
+                next = record.parent;
+            }
+            found.with_context(|| {
+                format!(
+                    "the image imported from has no stage `{stage}`; its stages are {}",
+                    seen.join(", ")
+                )
+            })?
+        }
+    };
+    StoredImage::load(store, &manifest)?.lowers(store)
 }
 
 /// The entries an import takes, relative to its `add`.

@@ -160,3 +160,17 @@ fn dependencies_pass_other_images_into_the_build() {
     );
     assert_ne!(env.run_sh("frontend", "cat /deps"), deps);
 }
+
+#[test]
+fn an_import_can_take_a_stage_of_the_source_image() {
+    let env = Env::new();
+    let dir = env.project(
+        "stage",
+        "image: src\nfrom: busybox:latest\nshell:\n  install:\n  - mkdir -p /out && echo from-install > /out/f\n  setup:\n  - echo from-setup > /out/f\n---\nimage: app\nfrom: busybox:latest\nimport:\n- image: src\n  stage: install\n  add: /out\n  after: install\n- image: src\n  add: /out\n  to: /last\n  after: install\n",
+    );
+    env.build_ok(&dir);
+    assert_eq!(
+        env.run_sh("app", "cat /out/f /last/f"),
+        "from-install\nfrom-setup\n"
+    );
+}

@@ -274,6 +274,8 @@ pub struct ImportConfig {
     pub span: Span,
     /// `image:` or `artifact:`: the image to copy from.
     pub image: Spanned<String>,
+    /// `stage:`: the stage of that image to copy from (default: its last).
+    pub stage: Option<Spanned<String>>,
     /// `add:`: the path in that image.
     pub add: Spanned<String>,
     /// `to:` (default: the same path as `add`).

@@ -372,6 +372,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
         }
         let op = Import {
             image: source,
+            stage: import.stage.as_ref().map(|s| s.value.clone()),
             add: import.add.value.clone(),
             to: import.to.as_ref().unwrap_or(&import.add).value.clone(),
             include: import
@@ -390,7 +391,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
         inputs.push(DigestInput::Param {
             key: format!("import[{k}]"),
             value: serde_json::json!({
-                "image": import.image.value, "add": op.add, "to": op.to, "include": op.include,
+                "image": import.image.value, "stage": op.stage, "add": op.add, "to": op.to, "include": op.include,
                 "exclude": op.exclude, "owner": op.owner, "group": op.group,
             })
             .to_string(),

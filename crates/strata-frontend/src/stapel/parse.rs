@@ -72,6 +72,7 @@ const GIT_KEYS: &[&str] = &[
 /// Keys of an `import:` entry.
 const IMPORT_KEYS: &[&str] = &[
     "image",
+    "stage",
     "artifact",
     "add",
     "to",
@@ -82,8 +83,6 @@ const IMPORT_KEYS: &[&str] = &[
     "before",
     "after",
 ];
-/// Keys of an `import:` entry strata does not implement yet.
-const IMPORT_UNSUPPORTED: &[&str] = &["stage"];
 /// Keys of a `dependencies:` entry.
 const DEPENDENCY_KEYS: &[&str] = &["image", "before", "after", "imports"];
 /// Keys of an entry of a dependency's `imports:`.
@@ -380,13 +379,14 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
         path: "import",
         context: "an `import` entry",
         valid: IMPORT_KEYS,
-        unsupported: IMPORT_UNSUPPORTED,
+        unsupported: &[],
         nested: &[],
     };
     let mut out = Vec::new();
     for item in items {
         let (mut image, mut add, mut to, mut owner, mut group, mut point) =
             (None, None, None, None, None, None);
+        let mut stage = None;
         let (mut include_paths, mut exclude_paths) = (Vec::new(), Vec::new());
         for e in entries(item, &section)? {
             let path = format!("import.{}", e.name);
@@ -406,6 +406,7 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
                     }
                     image = Some(spanned(&e)?);
                 }
+                "stage" => stage = Some(spanned(&e)?),
                 "add" => add = Some(absolute(spanned(&e)?, "add")?),
                 "to" => to = Some(absolute(spanned(&e)?, "to")?),
                 "owner" => owner = Some(spanned(&e)?),
@@ -450,6 +451,7 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
             ));
         }
         out.push(ImportConfig {
+            stage,
             span: item.span,
             image,
             add,
