@@ -174,3 +174,41 @@ fn an_import_can_take_a_stage_of_the_source_image() {
         "from-install\nfrom-setup\n"
     );
 }
+
+#[test]
+fn twenty_images_build_in_parallel_within_the_bound() {
+    let env = Env::new();
+    let shared = env.work.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let mut yaml = String::new();
+    for i in 0..20 {
+        yaml.push_str(&format!(
+            "---\nimage: img{i}\nfrom: busybox:latest\nmount:\n- fromPath: {}\n  to: /shared\nshell:\n  install:\n  - touch /shared/running-{i}; ls /shared | grep -c running >> /shared/counts; sleep 0.4; rm /shared/running-{i}\n",
+            shared.display()
+        ));
+    }
+    let dir = env.project("twenty", &yaml);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--parallel", "4"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts: Vec<usize> = std::fs::read_to_string(shared.join("counts"))
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 20);
+    let max = *counts.iter().max().unwrap();
+    assert!(max <= 4, "at most 4 images at once, saw {max}: {counts:?}");
+    assert!(
+        max >= 2,
+        "independent images build in parallel, saw {counts:?}"
+    );
+}
