@@ -25,6 +25,8 @@ pub enum Command {
     Import(crate::commands::import::Args),
     /// List images and their stages.
     Images(crate::commands::images::Args),
+    /// Show an image's config and stages (with the inputs recorded for each) as JSON.
+    Inspect(crate::commands::inspect::Args),
     /// Run a command in a container of an image.
     Run(crate::commands::run::Args),
     /// Write an image as an OCI layout or docker-archive tarball.

@@ -12,7 +12,8 @@
 //! 4. [`Snapshot::write_archive`]: the gitArchive tar stream, one blob in memory at a time.
 //! 5. [`changes()`]: what changed in a mapping between two snapshots, its patch size and
 //!    identity digest (gitCache / gitLatestPatch).
-//! 6. [`dirty_files()`]: uncommitted changes that a commit build ignores.
+//! 6. [`dirty_files()`]: uncommitted changes that a commit build ignores; [`DirtyCheck`] runs
+//!    it on another thread.
 //!
 //! It deliberately does **not** plan stages, compute stage digests, store anything, or touch
 //! containers: the build engine combines these pieces. It never writes to the repositories it
@@ -53,6 +54,7 @@
 
 mod archive;
 mod changes;
+mod dirty;
 mod mask;
 pub mod remote;
 mod repo;
@@ -65,11 +67,11 @@ use std::path::PathBuf;
 
 pub use archive::{ArchiveStats, Owner};
 pub use changes::{Change, ChangeKind, ChangeSet, changes};
+pub use dirty::{DirtyCheck, dirty_files};
 pub use gix::ObjectId;
-pub use mask::{Error as MaskError, MaskList, MaskSet, PathFilter};
+pub use mask::{Error as MaskError, FilterMatcher, MaskList, MaskSet, Matcher, PathFilter};
 pub use repo::{CommitInfo, Repository, Rev, Source};
 pub use snapshot::Snapshot;
-pub use worktree::dirty_files;
 
 /// Errors from reading repositories, snapshots and archives.
 #[derive(Debug, thiserror::Error)]

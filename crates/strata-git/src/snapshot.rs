@@ -142,12 +142,13 @@ impl<'r> Snapshot<'r> {
                 .map(|i| &self.entries[i]);
             (exact, start..end)
         };
+        let mut matcher = filter.matcher();
         exact
             .into_iter()
             .chain(&self.entries[range])
             .filter_map(move |e| {
                 let rel = filter.relative(&e.path)?;
-                filter.matches(rel).then_some((rel, e))
+                matcher.matches(rel).then_some((rel, e))
             })
     }
 

@@ -1,4 +1,4 @@
-//! Working-tree snapshots (werf's `--dev`) and dirty-file detection.
+//! Working-tree snapshots (werf's `--dev`).
 //!
 //! The listing is the index's tracked files that still exist on disk plus the untracked,
 //! not ignored files a `gix` directory walk finds (`.gitignore`, `.git/info/exclude` and
@@ -14,9 +14,9 @@ use gix::dir::walk::EmissionMode;
 use gix::index::entry::Mode as IndexMode;
 use gix::index::fs::Metadata;
 
-use crate::repo::{Repository, Rev, Source};
+use crate::repo::Repository;
 use crate::snapshot::{Entry, Origin, Snapshot};
-use crate::{Error, FileMode, ObjectId, PathFilter, changes};
+use crate::{Error, FileMode, ObjectId};
 
 impl<'r> Snapshot<'r> {
     pub(crate) fn of_worktree(repo: &'r Repository) -> Result<Snapshot<'r>, Error> {
@@ -134,17 +134,6 @@ impl<'r> Snapshot<'r> {
     }
 }
 
-/// Files of the mapping whose working-tree state differs from `HEAD`: modified, added
-/// (untracked, not ignored), deleted, or with a changed mode — what a commit build ignores.
-/// Paths are repo-relative and sorted. Errors with [`Error::NoWorktree`] for bare repositories.
-pub fn dirty_files(repo: &Repository, filter: &PathFilter) -> Result<Vec<String>, Error> {
-    let worktree = repo.snapshot(Source::Worktree)?;
-    let head = repo.resolve(&Rev::Head)?;
-    let committed = repo.snapshot(Source::Commit(head))?;
-    let set = changes(&committed, &worktree, filter)?;
-    Ok(set.changes.into_iter().map(|c| c.repo_path).collect())
-}
-
 fn disk_mode(meta: &Metadata) -> Option<FileMode> {
     if meta.is_symlink() {
         Some(FileMode::Symlink)
@@ -166,7 +155,7 @@ fn utf8<'p>(repo: &Repository, path: &'p gix::bstr::BStr) -> Result<&'p str, Err
     })
 }
 
-fn io(op: &'static str, path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         op,
         path: path.to_path_buf(),
@@ -182,9 +171,20 @@ fn hash_file(
     len: u64,
     buf: &mut [u8],
 ) -> Result<ObjectId, Error> {
-    let kind = repo.inner.object_hash();
+    hash_file_with(repo.inner.object_hash(), &repo.name, path, mode, len, buf)
+}
+
+/// [`hash_file`] without a [`Repository`], for threads that cannot share one.
+pub(crate) fn hash_file_with(
+    kind: gix::hash::Kind,
+    repo: &str,
+    path: &Path,
+    mode: FileMode,
+    len: u64,
+    buf: &mut [u8],
+) -> Result<ObjectId, Error> {
     let fail = |source| Error::Read {
-        repo: repo.name.clone(),
+        repo: repo.to_string(),
         what: format!("hash of {}", path.display()),
         source,
     };

@@ -6,6 +6,7 @@
 //! | `strata import SRC NAME` | [`ops::import::import`] |
 //! | `strata build` | [`ops::build::build`] |
 //! | `strata images` | [`ops::images::images`] |
+//! | `strata inspect IMAGE` | [`ops::inspect::inspect`] |
 //! | `strata run IMAGE -- CMD` | [`ops::run::run`] |
 //! | `strata export IMAGE -o FILE` | [`ops::export::export`] |
 //!

@@ -36,6 +36,10 @@ pub struct Args {
     /// Build git mappings from the work tree, uncommitted and untracked files included.
     #[arg(long)]
     pub dev: bool,
+    /// Do not scan the work tree for uncommitted changes to report (a clean CI checkout has
+    /// none, and the scan stats every mapped file).
+    #[arg(long)]
+    pub no_dirty_check: bool,
     /// Open a shell in a stage once it is built or reused: IMAGE/STAGE, STAGE or */STAGE (every
     /// image), ~/STAGE (the nameless image). Repeatable.
     #[arg(long, value_name = "IMAGE/STAGE")]
@@ -62,6 +66,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         images: args.images,
         parallel: args.parallel.max(1),
         dev: args.dev,
+        no_dirty_check: args.no_dirty_check,
         debug: DebugOptions {
             introspect: args.introspect_stage,
             introspect_error: args.introspect_error,

@@ -4,6 +4,7 @@ pub mod build;
 pub mod export;
 pub mod images;
 pub mod import;
+pub mod inspect;
 pub mod run;
 
 use std::ffi::OsString;
@@ -28,6 +29,7 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Build(args) => build::exec(&ctx, args),
         Command::Import(args) => import::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
+        Command::Inspect(args) => inspect::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),
     }

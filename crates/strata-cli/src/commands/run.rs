@@ -18,6 +18,9 @@ pub struct Args {
     /// The container's network.
     #[arg(long, value_enum, default_value_t)]
     pub network: NetworkArg,
+    /// Run this program instead of the image's entrypoint ("" for none).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
 }
 
 /// Runs and returns the command's exit code.
@@ -29,6 +32,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
             command: args.command,
             env: args.env,
             network: args.network.into(),
+            entrypoint: args.entrypoint,
         },
     )
 }

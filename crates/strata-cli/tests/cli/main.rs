@@ -2,6 +2,7 @@
 
 mod build;
 mod container;
+mod corpus;
 mod debug;
 mod errors;
 mod export;

@@ -23,6 +23,9 @@ pub struct GitOptions {
     pub dev: bool,
     /// Where clones of remote repositories are kept.
     pub cache: Option<PathBuf>,
+    /// Skip looking for uncommitted changes to report (a clean CI checkout has none; the scan
+    /// stats every file of the mapping).
+    pub no_dirty_check: bool,
 }
 
 /// One mapping, pinned, with its file listing.
@@ -69,6 +72,8 @@ pub(crate) fn resolve(config: &Config, dir: &Path, options: &GitOptions) -> Resu
         }
     }
     let mut dev_commit: Option<ObjectId> = None;
+    // Dirty checks run on their own threads while this one reads the trees.
+    let mut dirty_checks = Vec::new();
     for image in &config.images {
         check_overlaps(&image.git)?;
         let mut resolved = Vec::new();
@@ -107,13 +112,13 @@ pub(crate) fn resolve(config: &Config, dir: &Path, options: &GitOptions) -> Resu
                                 .help("commit your files, or build with `--dev`"),
                             )
                         })?;
-                        let dirty =
-                            strata_git::dirty_files(repo, &filter).map_err(|e| at(git.span, e))?;
-                        if !dirty.is_empty() {
-                            state.notes.push(format!(
-                                "git mapping at {}: building committed content only; uncommitted changes ignored in: {} (use --dev to build them)",
-                                git.to.value,
-                                dirty.join(", ")
+                        if !options.no_dirty_check {
+                            let check = repo.dirty_check(&filter).map_err(|e| at(git.span, e))?;
+                            let to = git.to.value.clone();
+                            dirty_checks.push((
+                                git.span,
+                                to,
+                                std::thread::spawn(move || check.run()),
                             ));
                         }
                         head
@@ -160,6 +165,23 @@ pub(crate) fn resolve(config: &Config, dir: &Path, options: &GitOptions) -> Resu
             });
         }
         state.images.push(resolved);
+    }
+    for (span, to, check) in dirty_checks {
+        let dirty = check
+            .join()
+            .map_err(|_| {
+                Box::new(Diagnostic::new(
+                    "the check for uncommitted changes crashed",
+                    Some(span),
+                ))
+            })?
+            .map_err(|e| at(span, e))?;
+        if !dirty.is_empty() {
+            state.notes.push(format!(
+                "git mapping at {to}: building committed content only; uncommitted changes ignored in: {} (use --dev to build them)",
+                dirty.join(", ")
+            ));
+        }
     }
     Ok(state)
 }

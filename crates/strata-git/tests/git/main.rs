@@ -3,6 +3,7 @@
 
 mod archive;
 mod changes;
+mod dirty;
 mod mask;
 mod remote;
 mod repo;

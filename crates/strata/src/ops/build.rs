@@ -32,6 +32,8 @@ pub struct BuildOptions {
     pub worker: WorkerOptions,
     /// Build git mappings from the work tree (uncommitted and untracked files included).
     pub dev: bool,
+    /// Do not look for uncommitted changes to report.
+    pub no_dirty_check: bool,
     /// Introspection and the debugger.
     pub debug: DebugOptions,
 }
@@ -76,6 +78,7 @@ pub fn build(
                 git: GitOptions {
                     dev: options.dev,
                     cache: Some(ctx.store.root().join("git")),
+                    no_dirty_check: options.no_dirty_check,
                 },
             },
         )

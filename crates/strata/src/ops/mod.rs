@@ -5,4 +5,5 @@ pub mod debug;
 pub mod export;
 pub mod images;
 pub mod import;
+pub mod inspect;
 pub mod run;

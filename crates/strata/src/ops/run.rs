@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub env: Vec<String>,
     /// The network.
     pub network: Network,
+    /// Replaces the image's entrypoint (an empty string clears it), as `docker run --entrypoint`.
+    pub entrypoint: Option<String>,
 }
 
 /// Runs the command (interactively when a terminal is attached); returns its exit code.
@@ -31,7 +33,11 @@ pub fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<i32> {
     })?;
     let image = StoredImage::load(&ctx.store, &digest)?;
     let config = &image.config.config;
-    let mut args = config.entrypoint.clone().unwrap_or_default();
+    let mut args = match &options.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => config.entrypoint.clone().unwrap_or_default(),
+    };
     if options.command.is_empty() {
         args.extend(config.cmd.clone().unwrap_or_default());
     } else {
