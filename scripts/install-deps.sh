@@ -3,8 +3,9 @@
 #   bash-static, busybox-static: the toolbox mounted into every build container
 #   skopeo, umoci: tests check that exported images load in real tools
 #   zstd: tests decompress layers with the reference tool
+#   docker-registry: strata-registry's tests push to and pull from a real local registry
 set -euo pipefail
-packages=(bash-static busybox-static skopeo umoci zstd git ca-certificates)
+packages=(bash-static busybox-static skopeo umoci zstd git ca-certificates docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,380 @@
+//! Pushing: blobs the registry lacks, then manifests (an index's children before the index).
+//!
+//! For each blob: `HEAD` it in the target repository (present: skip); else try a
+//! cross-repository mount (`POST …/blobs/uploads/?mount=<digest>&from=<repo>`) from each
+//! candidate repository of the same registry (`PushOptions::mount_from`, then repositories this
+//! client saw the blob in); else start an upload session and `PUT` the blob monolithically, its
+//! body streamed from the store file with an exact `Content-Length`. A failed upload starts
+//! over with a new session. Manifests go last, so the registry never has a manifest whose
+//! blobs are missing.
+
+use std::collections::BTreeMap;
+
+use strata_digest::Digest;
+use strata_store::Store;
+
+use super::http::{self, Body, Request};
+use super::{Client, Error, Pushed};
+use crate::manifest::{self, MAX_MANIFEST, Manifest, ManifestFormat};
+use crate::reference::Reference;
+
+/// How to push.
+#[derive(Clone, Debug, Default)]
+pub struct PushOptions {
+    /// Media types of the pushed manifests.
+    pub format: ManifestFormat,
+    /// Repositories of the target registry to try mounting missing blobs from (e.g. the
+    /// stage repository when publishing a final image).
+    pub mount_from: Vec<String>,
+}
+
+enum BlobOutcome {
+    Existing,
+    Mounted,
+    Uploaded(u64),
+}
+
+impl Client {
+    /// Pushes the image (or index) whose manifest is the blob `manifest` of `store` to `to`:
+    /// blobs the registry already has are not uploaded (a `HEAD`, or a mount from another
+    /// repository of the same registry), then the manifest goes under `to`'s tag, or its
+    /// digest (which must then match the pushed bytes), or, with neither, the pushed bytes'
+    /// digest. Children of an index are pushed by digest first.
+    ///
+    /// With a format conversion the pushed manifest is new JSON with a new digest
+    /// ([`Pushed::manifest`]); it is written to the store too.
+    pub fn push_with(
+        &self,
+        store: &dyn Store,
+        manifest: &Digest,
+        to: &Reference,
+        options: &PushOptions,
+    ) -> Result<Pushed, Error> {
+        let mut stats = Pushed {
+            manifest: *manifest,
+            media_type: String::new(),
+            uploaded: 0,
+            uploaded_bytes: 0,
+            existing: 0,
+            mounted: 0,
+            manifests: 0,
+        };
+        let (digest, media_type, _) =
+            self.push_manifest(store, manifest, to, options, &mut stats, true)?;
+        stats.manifest = digest;
+        stats.media_type = media_type;
+        Ok(stats)
+    }
+
+    fn push_manifest(
+        &self,
+        store: &dyn Store,
+        local: &Digest,
+        to: &Reference,
+        options: &PushOptions,
+        stats: &mut Pushed,
+        top: bool,
+    ) -> Result<manifest::Pushed, Error> {
+        let store_err = |context: String| move |source| Error::Store { context, source };
+        let size = store
+            .blob_size(local)
+            .map_err(store_err(format!("manifest {local} to push to {to}")))?;
+        if size > MAX_MANIFEST {
+            return Err(Error::Manifest {
+                what: format!("local manifest {local}"),
+                reference: to.to_string(),
+                source: manifest::Error::TooLarge {
+                    what: "manifest",
+                    size,
+                },
+            });
+        }
+        let bytes = store
+            .read_blob(local)
+            .map_err(store_err(format!("manifest {local} to push to {to}")))?;
+        let bad = |source| Error::Manifest {
+            what: format!("local manifest {local}"),
+            reference: to.to_string(),
+            source,
+        };
+        let (converted, media_type) = match manifest::parse(&bytes, None).map_err(bad)? {
+            Manifest::Image(image) => {
+                let converted = manifest::convert_image(&bytes, options.format).map_err(bad)?;
+                for d in std::iter::once(&image.config).chain(&image.layers) {
+                    self.ensure_blob(store, to, d.digest, d.size, options, stats)?;
+                }
+                let media_type = match converted {
+                    Some(_) => manifest::manifest_type(options.format).to_string(),
+                    None => image.media_type,
+                };
+                (converted, media_type)
+            }
+            Manifest::Index(index) => {
+                if !top {
+                    return Err(Error::BadReference {
+                        reference: to.to_string(),
+                        reason: format!(
+                            "manifest {local} is an index inside an index; nested indexes are not supported"
+                        ),
+                    });
+                }
+                let mut children = BTreeMap::new();
+                for d in &index.manifests {
+                    let pushed = self.push_manifest(store, &d.digest, to, options, stats, false)?;
+                    children.insert(d.digest, pushed);
+                }
+                let converted =
+                    manifest::convert_index(&bytes, options.format, &children).map_err(bad)?;
+                let media_type = match converted {
+                    Some(_) => manifest::index_type(options.format).to_string(),
+                    None => index.media_type,
+                };
+                (converted, media_type)
+            }
+        };
+        let bytes = match converted {
+            Some(converted) => {
+                store.write_blob(&converted).map_err(store_err(format!(
+                    "storing the converted manifest of {local}"
+                )))?;
+                converted
+            }
+            None => bytes,
+        };
+        let digest = Digest::of(&bytes);
+        let key = if top {
+            match (&to.tag, &to.digest) {
+                (_, Some(d)) if *d != digest => {
+                    return Err(Error::BadReference {
+                        reference: to.to_string(),
+                        reason: format!(
+                            "the pushed manifest's digest is {digest}; push by tag, or by that digest"
+                        ),
+                    });
+                }
+                (Some(tag), _) => tag.clone(),
+                _ => digest.to_string(),
+            }
+        } else {
+            digest.to_string()
+        };
+        self.put_manifest(to, &key, &bytes, &media_type)?;
+        stats.manifests += 1;
+        Ok((digest, media_type, bytes.len() as u64))
+    }
+
+    pub(crate) fn put_manifest(
+        &self,
+        to: &Reference,
+        key: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), Error> {
+        let http = self.http();
+        let url = http.url(&to.registry, &to.repository, &format!("manifests/{key}"));
+        let op = format!("PUT manifest {}/{}:{key}", to.registry, to.repository);
+        http.retry(|| {
+            let response = http.send(&Request {
+                method: "PUT",
+                registry: &to.registry,
+                repository: Some(&to.repository),
+                url: url.clone(),
+                headers: vec![("content-type", media_type.to_string())],
+                body: Body::Bytes(bytes),
+                also_pull: None,
+                op: op.clone(),
+            })?;
+            match response.status().as_u16() {
+                200 | 201 => Ok(()),
+                status => Err(Error::Status {
+                    op: op.clone(),
+                    url: url.clone(),
+                    status,
+                    detail: http::error_detail(response),
+                }),
+            }
+        })
+    }
+
+    /// Makes sure the target repository has the blob; counts what it did in `stats`.
+    fn ensure_blob(
+        &self,
+        store: &dyn Store,
+        to: &Reference,
+        digest: Digest,
+        declared: u64,
+        options: &PushOptions,
+        stats: &mut Pushed,
+    ) -> Result<(), Error> {
+        let size = store.blob_size(&digest).map_err(|source| Error::Store {
+            context: format!("blob {digest} to push to {to}"),
+            source,
+        })?;
+        if size != declared {
+            return Err(Error::Protocol {
+                what: format!("push of blob {digest} to {to}"),
+                reason: format!(
+                    "the manifest declares {declared} bytes but the local blob has {size}"
+                ),
+            });
+        }
+        let mut candidates: Vec<String> = options.mount_from.clone();
+        candidates.extend(self.known_locations(&to.registry, digest));
+        let mut seen = std::collections::BTreeSet::new();
+        candidates.retain(|r| *r != to.repository && seen.insert(r.clone()));
+        candidates.truncate(4);
+        let outcome = self
+            .http()
+            .retry(|| self.blob_attempt(store, to, digest, size, &candidates))?;
+        match outcome {
+            BlobOutcome::Existing => stats.existing += 1,
+            BlobOutcome::Mounted => stats.mounted += 1,
+            BlobOutcome::Uploaded(n) => {
+                stats.uploaded += 1;
+                stats.uploaded_bytes += n;
+            }
+        }
+        self.remember(&to.registry, digest, &to.repository);
+        Ok(())
+    }
+
+    fn blob_attempt(
+        &self,
+        store: &dyn Store,
+        to: &Reference,
+        digest: Digest,
+        size: u64,
+        candidates: &[String],
+    ) -> Result<BlobOutcome, Error> {
+        let http = self.http();
+        let request = |method, url: String, op: String, also_pull, body| Request {
+            method,
+            registry: &to.registry,
+            repository: Some(&to.repository),
+            url,
+            headers: Vec::new(),
+            body,
+            also_pull,
+            op,
+        };
+        let status_err = |op: &str, url: &str, response: http::Response| Error::Status {
+            op: op.to_string(),
+            url: url.to_string(),
+            status: response.status().as_u16(),
+            detail: http::error_detail(response),
+        };
+        let head_url = http.url(&to.registry, &to.repository, &format!("blobs/{digest}"));
+        let op = format!("HEAD blob {digest} in {}/{}", to.registry, to.repository);
+        let response = http.send(&request(
+            "HEAD",
+            head_url.clone(),
+            op.clone(),
+            None,
+            Body::Empty,
+        ))?;
+        match response.status().as_u16() {
+            200 => return Ok(BlobOutcome::Existing),
+            404 => {}
+            _ => return Err(status_err(&op, &head_url, response)),
+        }
+        let mut location = None;
+        for from in candidates {
+            let url = http.url(
+                &to.registry,
+                &to.repository,
+                &format!(
+                    "blobs/uploads/?mount={}&from={}",
+                    http::encode(&digest.to_string()),
+                    http::encode(from)
+                ),
+            );
+            let op = format!("mount of blob {digest} from {from} into {}", to.repository);
+            let response = http.send(&request(
+                "POST",
+                url.clone(),
+                op.clone(),
+                Some(from),
+                Body::Empty,
+            ))?;
+            match response.status().as_u16() {
+                201 => return Ok(BlobOutcome::Mounted),
+                // Not mountable; the registry opened an upload session instead.
+                202 => {
+                    location = Some(self.location(to, &response, &op)?);
+                    break;
+                }
+                s if (500..600).contains(&s) || s == 429 => {
+                    return Err(status_err(&op, &url, response));
+                }
+                // Refused (no access to `from`, ...): try the next candidate, then upload.
+                _ => {}
+            }
+        }
+        let location = match location {
+            Some(l) => l,
+            None => {
+                let url = http.url(&to.registry, &to.repository, "blobs/uploads/");
+                let op = format!(
+                    "start of upload of blob {digest} to {}/{}",
+                    to.registry, to.repository
+                );
+                let response =
+                    http.send(&request("POST", url.clone(), op.clone(), None, Body::Empty))?;
+                match response.status().as_u16() {
+                    202 => self.location(to, &response, &op)?,
+                    _ => return Err(status_err(&op, &url, response)),
+                }
+            }
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{location}{sep}digest={}",
+            http::encode(&digest.to_string())
+        );
+        let op = format!(
+            "upload of blob {digest} ({size} bytes) to {}/{}",
+            to.registry, to.repository
+        );
+        let mut put = request(
+            "PUT",
+            url.clone(),
+            op.clone(),
+            None,
+            Body::Blob {
+                store,
+                digest,
+                size,
+            },
+        );
+        put.headers
+            .push(("content-type", "application/octet-stream".into()));
+        let response = http.send(&put)?;
+        match response.status().as_u16() {
+            201 | 204 => Ok(BlobOutcome::Uploaded(size)),
+            _ => Err(status_err(&op, &url, response)),
+        }
+    }
+
+    /// The absolute upload URL from a `Location` header.
+    fn location(
+        &self,
+        to: &Reference,
+        response: &http::Response,
+        op: &str,
+    ) -> Result<String, Error> {
+        let location = http::header(response, "location").ok_or_else(|| Error::Protocol {
+            what: op.to_string(),
+            reason: "the registry opened an upload session without a Location header".into(),
+        })?;
+        if location.starts_with("http://") || location.starts_with("https://") {
+            Ok(location.to_string())
+        } else if location.starts_with('/') {
+            Ok(format!("{}{location}", self.http().base(&to.registry)))
+        } else {
+            Err(Error::Protocol {
+                what: op.to_string(),
+                reason: format!("unusable upload Location `{location}`"),
+            })
+        }
+    }
+}
