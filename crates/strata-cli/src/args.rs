@@ -11,6 +11,10 @@ pub struct Cli {
     /// The local store [default: $XDG_DATA_HOME/strata, or /var/lib/strata for root].
     #[arg(long, global = true, env = "STRATA_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// A registry (`host:port`) to talk to over plain HTTP; loopback hosts always are.
+    /// Repeatable.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +35,10 @@ pub enum Command {
     Run(crate::commands::run::Args),
     /// Write an image as an OCI layout or docker-archive tarball.
     Export(crate::commands::export::Args),
+    /// Push an image to a registry.
+    Push(crate::commands::push::Args),
+    /// Store credentials for a registry (checked against it first).
+    Login(crate::commands::login::Args),
 }
 
 /// How progress is shown.

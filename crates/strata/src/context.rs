@@ -11,13 +11,24 @@ pub struct Context {
     pub store: LocalStore,
     /// Starts build containers.
     pub sandbox: Sandbox,
+    /// How to reach registries (plain-HTTP hosts, credentials).
+    pub registry: strata_registry::Options,
 }
 
 impl Context {
+    /// A registry client with this context's settings.
+    pub fn registry_client(&self) -> anyhow::Result<strata_registry::Client> {
+        Ok(strata_registry::Client::new(self.registry.clone())?)
+    }
+
     /// Opens the store at `root` (see [`default_store_root`]).
     pub fn open(root: &std::path::Path, sandbox: Sandbox) -> anyhow::Result<Context> {
         let store = LocalStore::open(root)?;
-        Ok(Context { store, sandbox })
+        Ok(Context {
+            store,
+            sandbox,
+            registry: strata_registry::Options::default(),
+        })
     }
 }
 

@@ -22,7 +22,16 @@ pub mod import;
 pub mod oci;
 pub mod ops;
 pub mod owner;
+pub mod remote;
 pub mod toolbox;
 pub mod worker;
 
 pub use context::{Context, Failure, default_store_root};
+
+/// Now as unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

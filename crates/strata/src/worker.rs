@@ -50,6 +50,8 @@ pub struct WorkerOptions {
     pub compression: Compression,
     /// Network of build containers.
     pub network: Network,
+    /// Registries: base images to pull, the shared stage repository.
+    pub remote: Option<crate::remote::RemoteOptions>,
 }
 
 /// Builds stages on this machine into the local store.
@@ -59,6 +61,7 @@ pub struct LocalWorker<'a> {
     toolbox: PathBuf,
     options: WorkerOptions,
     failures: Mutex<HashMap<Digest, FailedRun>>,
+    remote: Option<crate::remote::Remote>,
 }
 
 /// A failed run kept for the debugger: the exact container spec it ran with and its
@@ -86,12 +89,14 @@ impl<'a> LocalWorker<'a> {
         options: WorkerOptions,
     ) -> anyhow::Result<Self> {
         let toolbox = toolbox::ensure(store)?;
+        let remote = options.remote.as_ref().map(crate::remote::Remote::new);
         Ok(LocalWorker {
             store,
             sandbox,
             toolbox,
             options,
             failures: Mutex::new(HashMap::new()),
+            remote,
         })
     }
 
@@ -116,6 +121,7 @@ impl<'a> LocalWorker<'a> {
             });
         }
         let started = Instant::now();
+        self.ensure_inputs_local(job)?;
         let parent = match &job.parent_manifest {
             Some(d) => Some(StoredImage::load(self.store, d).map_err(other)?),
             None => None,
@@ -256,9 +262,12 @@ impl<'a> LocalWorker<'a> {
         };
         // Blobs and snapshots are durable before the record that makes them count.
         self.store.sync().map_err(other)?;
-        let (record, adopted) = match self.store.put_stage(&record).map_err(other)? {
-            PutOutcome::Inserted => (record, false),
-            PutOutcome::AlreadyExists(theirs) => (theirs, true),
+        let (record, adopted) = match &self.remote {
+            Some(remote) => remote.publish(self.store, record).map_err(other)?,
+            None => match self.store.put_stage(&record).map_err(other)? {
+                PutOutcome::Inserted => (record, false),
+                PutOutcome::AlreadyExists(theirs) => (theirs, true),
+            },
         };
         let state = StageState {
             digest: record.digest,
@@ -429,6 +438,27 @@ impl<'a> LocalWorker<'a> {
         Ok(build_env(config, &extra))
     }
 
+    /// Makes an image this build refers to available in the local store (a stage found in the
+    /// stage repository is pulled on first need).
+    pub fn ensure_local(&self, manifest: &Digest) -> anyhow::Result<()> {
+        match &self.remote {
+            Some(remote) => remote.ensure_local(self.store, manifest),
+            None => Ok(()),
+        }
+    }
+
+    /// The parent and the dependencies of a job, available locally.
+    fn ensure_inputs_local(&self, job: &StageJob<'_>) -> Result<(), ExecError> {
+        for manifest in job
+            .parent_manifest
+            .iter()
+            .chain(job.dependencies.iter().map(|(_, s)| &s.manifest))
+        {
+            self.ensure_local(manifest).map_err(other)?;
+        }
+        Ok(())
+    }
+
     /// A fresh scratch dir with the dirs of one container run.
     fn pending_run(&self) -> anyhow::Result<PendingRun> {
         let scratch = self.store.scratch("run")?;
@@ -573,6 +603,9 @@ impl<'a> LocalWorker<'a> {
         args: Vec<String>,
         scratch: &Path,
     ) -> anyhow::Result<ContainerSpec> {
+        if let Some(d) = manifest {
+            self.ensure_local(d)?;
+        }
         let image = match manifest {
             Some(d) => Some(StoredImage::load(self.store, d)?),
             None => None,
@@ -616,31 +649,47 @@ impl<'a> LocalWorker<'a> {
 impl Executor for LocalWorker<'_> {
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
         let normalized = image::normalize_reference(reference);
-        match image::resolve(self.store, reference).map_err(other)? {
-            Some(manifest) => Ok(ResolvedBase {
+        if let Some(manifest) = image::resolve(self.store, reference).map_err(other)? {
+            return Ok(ResolvedBase {
                 reference: normalized,
                 manifest,
-            }),
+            });
+        }
+        let hint =
+            format!("or import a root file system with `strata import ROOTFS.tar {normalized}`");
+        match &self.remote {
+            Some(remote) => match remote.pull_base(self.store, reference, &normalized) {
+                Ok(manifest) => Ok(ResolvedBase {
+                    reference: normalized,
+                    manifest,
+                }),
+                Err(e) => Err(ExecError::Other(format!(
+                    "`{normalized}` is not in the local store and pulling it failed: {e:#}; check the reference and the registry, {hint}"
+                ))),
+            },
             None => Err(ExecError::Other(format!(
-                "`{normalized}` is not in the local store; import a root file system with `strata import ROOTFS.tar {normalized}`"
+                "`{normalized}` is not in the local store; {hint}"
             ))),
         }
     }
 
     fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
-        Ok(self
-            .store
-            .stage(digest)
-            .map_err(other)?
-            .map(|r| StageState {
-                digest: r.digest,
-                manifest: r.manifest,
-                layer_bytes: r
-                    .meta
-                    .get(META_LAYER_BYTES)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            }))
+        let record = match self.store.stage(digest).map_err(other)? {
+            Some(r) => Some(r),
+            None => match &self.remote {
+                Some(remote) => remote.find(digest).map_err(other)?,
+                None => None,
+            },
+        };
+        Ok(record.map(|r| StageState {
+            digest: r.digest,
+            manifest: r.manifest,
+            layer_bytes: r
+                .meta
+                .get(META_LAYER_BYTES)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }))
     }
 
     fn late_inputs(
@@ -649,6 +698,7 @@ impl Executor for LocalWorker<'_> {
         kind: &LateInputs,
     ) -> Result<Option<Vec<DigestInput>>, ExecError> {
         if *kind == LateInputs::Imports {
+            self.ensure_inputs_local(job)?;
             let mut inputs = Vec::new();
             for (index, step) in job.stage.steps.iter().enumerate() {
                 if let Op::Import(import) = &step.op {

@@ -56,6 +56,17 @@ pub struct Args {
     /// Run the debugger's shell in this image, with the failed state mounted at /debugroot.
     #[arg(long, value_name = "IMAGE", requires = "debugger")]
     pub debugger_image: Option<String>,
+    /// Share stages through this registry repository: stages found there are not built,
+    /// stages built are published (werf's --repo).
+    #[arg(long, value_name = "REPO")]
+    pub repo: Option<String>,
+    /// Push the final images to REF once built (`{image}` stands for the image's name).
+    /// Repeatable.
+    #[arg(long, value_name = "REF")]
+    pub tag: Vec<String>,
+    /// Push the final images to the --repo repository as REPO:IMAGE.
+    #[arg(long, requires = "repo")]
+    pub push: bool,
 }
 
 /// Builds, rendering progress on stderr.
@@ -67,6 +78,16 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         parallel: args.parallel.max(1),
         dev: args.dev,
         no_dirty_check: args.no_dirty_check,
+        push: args
+            .tag
+            .iter()
+            .cloned()
+            .chain(
+                args.push
+                    .then(|| format!("{}:{{image}}", args.repo.clone().unwrap_or_default())),
+            )
+            .collect(),
+        repo: args.repo,
         debug: DebugOptions {
             introspect: args.introspect_stage,
             introspect_error: args.introspect_error,
@@ -77,6 +98,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         worker: WorkerOptions {
             compression: args.compression.parse()?,
             network: args.network.into(),
+            remote: None,
         },
     };
     let sink = progress::for_mode(args.progress);

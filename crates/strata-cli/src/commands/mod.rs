@@ -5,6 +5,8 @@ pub mod export;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod login;
+pub mod push;
 pub mod run;
 
 use std::ffi::OsString;
@@ -24,7 +26,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         OsString::from("/proc/self/exe"),
         OsString::from(SANDBOX_INIT),
     ]);
-    let ctx = Context::open(&root, sandbox)?;
+    let mut ctx = Context::open(&root, sandbox)?;
+    ctx.registry.insecure = cli.insecure_registry.clone();
     match cli.command {
         Command::Build(args) => build::exec(&ctx, args),
         Command::Import(args) => import::exec(&ctx, args),
@@ -32,5 +35,7 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Inspect(args) => inspect::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),
+        Command::Push(args) => push::exec(&ctx, args),
+        Command::Login(args) => login::exec(&ctx, args),
     }
 }

@@ -8,5 +8,6 @@ mod errors;
 mod export;
 mod feeds;
 mod git;
+mod registry;
 mod store_safety;
 mod support;

@@ -383,6 +383,41 @@ impl Client {
         }
     }
 
+    /// Deletes the manifest `digest` from `reference`'s repository (and so every tag pointing
+    /// at it). `Ok(false)` when the registry does not allow deletes or has no such manifest.
+    pub fn delete_manifest(&self, reference: &Reference, digest: &Digest) -> Result<bool, Error> {
+        let http = self.http();
+        let url = http.url(
+            &reference.registry,
+            &reference.repository,
+            &format!("manifests/{digest}"),
+        );
+        let op = format!(
+            "DELETE manifest {digest} of {}/{}",
+            reference.registry, reference.repository
+        );
+        let response = http.send(&Request {
+            method: "DELETE",
+            registry: &reference.registry,
+            repository: Some(&reference.repository),
+            url: url.clone(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            also_pull: None,
+            op: op.clone(),
+        })?;
+        match response.status().as_u16() {
+            200..=299 => Ok(true),
+            404 | 405 => Ok(false),
+            status => Err(Error::Status {
+                op,
+                url,
+                status,
+                detail: String::new(),
+            }),
+        }
+    }
+
     /// All tags of a repository (every page); empty if the repository does not exist.
     pub fn tags(&self, registry: &str, repository: &str) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use strata_digest::Digest;
 use strata_frontend::stapel::{GitOptions, LoadOptions};
 use strata_plan::{ImageName, Plan};
@@ -36,6 +37,11 @@ pub struct BuildOptions {
     pub no_dirty_check: bool,
     /// Introspection and the debugger.
     pub debug: DebugOptions,
+    /// The shared stage repository (`--repo`).
+    pub repo: Option<String>,
+    /// Registry references to push the final images to once built (`{image}` is replaced by
+    /// the image's name).
+    pub push: Vec<String>,
 }
 
 /// One image of a finished build.
@@ -87,9 +93,23 @@ pub fn build(
             exit_code: 1,
         })?;
         debug::check_targets(&plan, &options.debug.introspect)?;
-        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, options.worker.clone())?;
+        let mut worker_options = options.worker.clone();
+        worker_options.remote = Some(crate::remote::RemoteOptions {
+            client: ctx.registry_client()?,
+            repo: match &options.repo {
+                Some(r) => Some(
+                    r.parse()
+                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
+                ),
+                None => None,
+            },
+        });
+        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
         let error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
-            Ok(report) => return Ok(report),
+            Ok(report) => {
+                push_images(ctx, &report, options, progress)?;
+                return Ok(report);
+            }
             Err(BuildError::Solve(error)) => *error,
             Err(BuildError::Other(error)) => return Err(error),
         };
@@ -169,7 +189,55 @@ pub fn build_plan(
     };
     let solution = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel)
         .map_err(|e| BuildError::Solve(Box::new(e)))?;
+    for outcome in &solution.images {
+        if plan.images[outcome.index].is_final {
+            worker
+                .ensure_local(&outcome.state.manifest)
+                .map_err(BuildError::Other)?;
+        }
+    }
     tag_images(ctx, plan, solution).map_err(BuildError::Other)
+}
+
+/// Pushes the final images to every `--push` reference.
+fn push_images(
+    ctx: &Context,
+    report: &BuildReport,
+    options: &BuildOptions,
+    progress: &dyn Sink,
+) -> anyhow::Result<()> {
+    let finals: Vec<&BuiltImage> = report.images.iter().filter(|i| i.tag.is_some()).collect();
+    for template in &options.push {
+        if !template.contains("{image}") && finals.len() > 1 {
+            anyhow::bail!(
+                "--push {template}: the config has {} final images; put `{{image}}` in the reference",
+                finals.len()
+            );
+        }
+        for image in &finals {
+            let to = template.replace("{image}", &image.name.replace('~', "image"));
+            let mount_from = options
+                .repo
+                .as_deref()
+                .and_then(|r| r.parse::<strata_registry::Reference>().ok())
+                .map(|r| vec![r.repository])
+                .unwrap_or_default();
+            let pushed = super::push::push(
+                ctx,
+                &format!("{}", image.manifest),
+                &to,
+                strata_registry::ManifestFormat::Oci,
+                mount_from,
+            )?;
+            progress.event(strata_progress::Event::Note {
+                message: format!(
+                    "pushed {} to {to} ({}, {} blob(s) uploaded, {} already there, {} mounted)",
+                    image.name, pushed.manifest, pushed.uploaded, pushed.existing, pushed.mounted
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Why [`build_plan`] failed.

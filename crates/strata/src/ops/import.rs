@@ -65,13 +65,13 @@ pub fn import(
     } else {
         store.commit_snapshot(&root, &stats.diff_id)?;
     }
+    // No timestamps: the same root file system imported on two machines is the same image,
+    // so their stage digests (which include the base's digest) agree and they share a cache.
     let mut config = ImageConfig::empty();
-    config.created = Some(crate::oci::now_rfc3339());
     config.set_env("PATH", DEFAULT_PATH);
     config.rootfs.diff_ids.push(stats.diff_id);
     config.history.push(History {
-        created: config.created.clone(),
-        created_by: format!("strata import {}", source.display()),
+        created_by: "strata import".to_string(),
         ..History::default()
     });
     let written = image::write_image(store, &config, &[layer])?;

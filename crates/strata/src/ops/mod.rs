@@ -6,4 +6,5 @@ pub mod export;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod push;
 pub mod run;

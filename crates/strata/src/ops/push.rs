@@ -1,0 +1,44 @@
+//! `strata push IMAGE REF` and `strata login`.
+
+use anyhow::Context as _;
+use strata_registry::{ManifestFormat, PushOptions, Pushed, Reference};
+
+use crate::Context;
+use crate::image;
+
+/// Pushes a local image to a registry reference; blobs the registry has are not uploaded
+/// again, blobs in `mount_from` repositories of the same registry are mounted.
+pub fn push(
+    ctx: &Context,
+    image: &str,
+    to: &str,
+    format: ManifestFormat,
+    mount_from: Vec<String>,
+) -> anyhow::Result<Pushed> {
+    let digest = image::resolve(&ctx.store, image)?
+        .with_context(|| format!("no image `{image}` in the store (see `strata images`)"))?;
+    let reference: Reference = to
+        .parse()
+        .with_context(|| format!("`{to}` is not an image reference"))?;
+    let client = ctx.registry_client()?;
+    Ok(client
+        .push_with(
+            &ctx.store,
+            &digest,
+            &reference,
+            &PushOptions { format, mount_from },
+        )
+        .with_context(|| format!("push {image} to {reference}"))?)
+}
+
+/// Checks credentials against a registry and stores them in the Docker config.
+pub fn login(ctx: &Context, registry: &str, username: &str, password: &str) -> anyhow::Result<()> {
+    strata_registry::login(
+        registry,
+        username,
+        password,
+        ctx.registry.docker_config.as_deref(),
+    )
+    .with_context(|| format!("log in to {registry}"))?;
+    Ok(())
+}

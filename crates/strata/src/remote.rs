@@ -1,0 +1,153 @@
+//! Registries in a build: base images pulled on first use, and the shared stage cache
+//! (`--repo`) where stages found are used without running and stages built are published.
+//!
+//! A stage found in the repository is only pulled when something needs its files (a later
+//! stage, an import, a shell, the final image): until then its record alone answers the
+//! solver. Publishing is optimistic, as werf's: build, publish, and if another builder's copy
+//! won, drop ours (and its tag) and adopt theirs, so every stage ends up there once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use strata_digest::Digest;
+use strata_registry::stages::{RemoteStage, StageRepo};
+use strata_registry::{Client, Reference};
+use strata_store::{LocalStore, PutOutcome, StageRecord, Store, TagTarget};
+
+/// Registry access of a build.
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    /// The client (credentials, plain-HTTP hosts).
+    pub client: Client,
+    /// The stage repository (`--repo`), if any.
+    pub repo: Option<Reference>,
+}
+
+/// The remote side of a worker.
+pub(crate) struct Remote {
+    client: Client,
+    stages: Option<StageRepo>,
+    /// Stages found in the repository but not pulled yet, by local manifest digest.
+    found: Mutex<HashMap<Digest, RemoteStage>>,
+}
+
+impl Remote {
+    pub(crate) fn new(options: &RemoteOptions) -> Remote {
+        Remote {
+            client: options.client.clone(),
+            stages: options
+                .repo
+                .as_ref()
+                .map(|r| StageRepo::new(options.client.clone(), r)),
+            found: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Pulls a base image the store lacks and tags it locally as `tag`.
+    pub(crate) fn pull_base(
+        &self,
+        store: &LocalStore,
+        reference: &str,
+        tag: &str,
+    ) -> anyhow::Result<Digest> {
+        let parsed: Reference = reference
+            .parse()
+            .with_context(|| format!("`{reference}` is not an image reference"))?;
+        let pulled = self
+            .client
+            .pull(&parsed, store)
+            .with_context(|| format!("pull {parsed}"))?;
+        let updated_unix = crate::unix_now();
+        store.set_tag(
+            tag,
+            &TagTarget {
+                manifest: pulled.manifest,
+                stage: None,
+                updated_unix,
+            },
+        )?;
+        Ok(pulled.manifest)
+    }
+
+    /// The record of a stage published in the repository, remembered for a later pull.
+    pub(crate) fn find(&self, digest: &Digest) -> anyhow::Result<Option<StageRecord>> {
+        let Some(stages) = &self.stages else {
+            return Ok(None);
+        };
+        let Some(remote) = stages
+            .find(digest)
+            .with_context(|| format!("look up stage {} in the repository", digest.short(12)))?
+        else {
+            return Ok(None);
+        };
+        let record = remote.record.clone();
+        self.found
+            .lock()
+            .expect("no thread panics holding the found map")
+            .insert(record.manifest, remote);
+        Ok(Some(record))
+    }
+
+    /// Makes an image the build refers to available locally, pulling a stage found in the
+    /// repository (layers and all) and recording it in the store.
+    pub(crate) fn ensure_local(&self, store: &LocalStore, manifest: &Digest) -> anyhow::Result<()> {
+        if store.has_blob(manifest) {
+            return Ok(());
+        }
+        let remote = self
+            .found
+            .lock()
+            .expect("no thread panics holding the found map")
+            .get(manifest)
+            .cloned();
+        let (Some(remote), Some(stages)) = (remote, &self.stages) else {
+            return Ok(());
+        };
+        let record = stages
+            .pull(&remote, store, true)
+            .with_context(|| format!("pull stage {}", remote.tag))?;
+        store.put_stage(&record)?;
+        Ok(())
+    }
+
+    /// Publishes a stage just built (its blobs are in the store) and records the stage the
+    /// repository settled on locally: ours, or another builder's that won the race.
+    /// Returns the record to use and whether it is another builder's.
+    pub(crate) fn publish(
+        &self,
+        store: &LocalStore,
+        record: StageRecord,
+    ) -> anyhow::Result<(StageRecord, bool)> {
+        let Some(stages) = &self.stages else {
+            return Ok(local_put(store, record)?);
+        };
+        let published = stages
+            .publish(store, &record)
+            .with_context(|| format!("publish stage {}", record.digest.short(12)))?;
+        if published.ours {
+            return Ok(local_put(store, record)?);
+        }
+        // Another builder won: take our copy back out so the stage exists there once.
+        if let Some(pushed) = &published.pushed {
+            let _ = self
+                .client
+                .delete_manifest(stages.repository(), &pushed.manifest);
+        }
+        let theirs = stages
+            .pull(&published.stage, store, true)
+            .with_context(|| format!("pull stage {}", published.stage.tag))?;
+        let (record, _) = local_put(store, theirs)?;
+        Ok((record, true))
+    }
+}
+
+fn local_put(
+    store: &LocalStore,
+    record: StageRecord,
+) -> Result<(StageRecord, bool), strata_store::Error> {
+    Ok(match store.put_stage(&record)? {
+        PutOutcome::Inserted => (record, false),
+        PutOutcome::AlreadyExists(theirs) => (theirs, true),
+    })
+}
