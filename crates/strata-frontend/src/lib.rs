@@ -40,6 +40,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod dockerfile;
 pub mod stapel;
 
 use std::path::{Path, PathBuf};

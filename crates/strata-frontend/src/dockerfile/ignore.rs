@@ -1,0 +1,523 @@
+//! `.dockerignore`: which paths of the build context the `COPY`/`ADD` lowering leaves out,
+//! with the semantics of moby's `patternmatcher` (what BuildKit and `docker build` use).
+//!
+//! Reading the file (`ignorefile.ReadAll`):
+//! - a line starting with `#` is a comment (only in column 1); blank lines are skipped;
+//!   surrounding whitespace is trimmed;
+//! - `!pattern` is an exception: it re-includes what earlier patterns excluded;
+//! - patterns are cleaned like Go's `filepath.Clean` (`./a//b/` is `a/b`, `a/../b` is `b`)
+//!   and a leading `/` is dropped: every pattern is relative to the context root.
+//!
+//! Matching a path (`MatchesOrParentMatches`): the patterns are applied in order and the last
+//! one that matches decides. A pattern matches a path when it matches the whole path *or any
+//! of its parent directories*, so `dir` excludes everything below `dir`.
+//!
+//! Pattern syntax is Go's `filepath.Match` over the whole relative path plus `**`:
+//! - `*` is any run of characters except `/`, `?` one character except `/`;
+//! - `[abc]`, `[a-z]`, `[^a-z]` character classes (never matching `/`);
+//! - `\c` is a literal `c`;
+//! - `**` matches any number of directories (zero included): `**/*.go` matches `a.go` and
+//!   `x/y/a.go`; a trailing `**` matches everything below (`dir/**`); a leading `**` followed
+//!   by a literal suffix matches any path ending in it (`**.md`).
+//!
+//! Note that `*.md` only matches at the root (unlike `.gitignore`): use `**/*.md`.
+
+use std::fmt;
+
+/// A syntax error in a `.dockerignore`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A line is `!` alone.
+    LoneExclamation {
+        /// The line number, from 1.
+        line: usize,
+    },
+    /// A pattern is not a valid `filepath.Match` pattern (an unclosed `[`).
+    BadPattern {
+        /// The line number, from 1.
+        line: usize,
+        /// The pattern.
+        pattern: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::LoneExclamation { line } => write!(
+                f,
+                ".dockerignore:{line}: illegal exclusion pattern `!` (write `!path` to re-include a path)"
+            ),
+            Error::BadPattern { line, pattern } => write!(
+                f,
+                ".dockerignore:{line}: bad pattern `{pattern}`: unclosed `[` (escape it as `\\[`)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Char(char),
+    /// `?`
+    One,
+    /// `*`
+    Star,
+    /// `[...]`: ranges (inclusive) and negation.
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+    /// `**` (with its `/`) inside a pattern: `(.*/)?`.
+    Dirs,
+    /// `**` at the end, or a leading `**` before a literal suffix: anything.
+    Any,
+}
+
+#[derive(Clone, Debug)]
+struct Pattern {
+    exclusion: bool,
+    text: String,
+    tokens: Vec<Token>,
+}
+
+/// The parsed `.dockerignore`.
+#[derive(Clone, Debug, Default)]
+pub struct DockerIgnore {
+    patterns: Vec<Pattern>,
+}
+
+impl DockerIgnore {
+    /// Parses the text of a `.dockerignore`.
+    ///
+    /// # Errors
+    /// [`Error`] for a lone `!` or an unclosed `[`.
+    ///
+    /// ```
+    /// use strata_frontend::dockerfile::ignore::DockerIgnore;
+    /// let ignore = DockerIgnore::parse("*.md\n!README.md\nnode_modules\n").unwrap();
+    /// assert!(ignore.is_excluded("CHANGELOG.md"));
+    /// assert!(!ignore.is_excluded("README.md"));
+    /// assert!(ignore.is_excluded("node_modules/x/index.js"));
+    /// assert!(!ignore.may_include_below("node_modules"));
+    /// ```
+    pub fn parse(text: &str) -> Result<DockerIgnore, Error> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut patterns = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line_no = n + 1;
+            if line.starts_with('#') {
+                continue;
+            }
+            let mut p = line.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let exclusion = p.starts_with('!');
+            if exclusion {
+                p = p[1..].trim();
+                if p.is_empty() {
+                    return Err(Error::LoneExclamation { line: line_no });
+                }
+            }
+            let mut cleaned = clean(p);
+            if cleaned.len() > 1 && cleaned.starts_with('/') {
+                cleaned.remove(0);
+            }
+            let tokens = compile(&cleaned).ok_or_else(|| Error::BadPattern {
+                line: line_no,
+                pattern: p.to_string(),
+            })?;
+            patterns.push(Pattern {
+                exclusion,
+                text: cleaned,
+                tokens,
+            });
+        }
+        Ok(DockerIgnore { patterns })
+    }
+
+    /// The patterns in order, as `(is_exception, cleaned pattern)`.
+    pub fn patterns(&self) -> impl Iterator<Item = (bool, &str)> {
+        self.patterns.iter().map(|p| (p.exclusion, p.text.as_str()))
+    }
+
+    /// Whether the path (relative to the context root, `/`-separated; a leading `./` or `/`
+    /// is ignored) is left out of the context.
+    pub fn is_excluded(&self, path: &str) -> bool {
+        let path = clean(path);
+        let path = path.trim_start_matches('/');
+        if path.is_empty() || path == "." {
+            return false;
+        }
+        let chars: Vec<char> = path.chars().collect();
+        let parents: Vec<usize> = chars
+            .iter()
+            .enumerate()
+            .filter(|&(_, c)| *c == '/')
+            .map(|(i, _)| i)
+            .collect();
+        let mut matched = false;
+        for p in &self.patterns {
+            if p.exclusion != matched {
+                continue;
+            }
+            let hit = matches(&p.tokens, &chars, false)
+                || parents
+                    .iter()
+                    .any(|&end| matches(&p.tokens, &chars[..end], false));
+            if hit {
+                matched = !p.exclusion;
+            }
+        }
+        matched
+    }
+
+    /// Whether anything strictly below the directory `dir` may be in the context. When this is
+    /// false the walker can skip the directory wholesale; when true it must descend and ask
+    /// [`is_excluded`](Self::is_excluded) for every entry.
+    ///
+    /// True when `dir` itself is not excluded, or when some exception (`!pattern`) could match
+    /// a path below it: `dir` + `!dir/keep` must be descended, `dir` + `!other` need not.
+    /// Unlike BuildKit (which descends into every excluded directory as soon as an exception
+    /// contains a wildcard) this looks at what each exception can match, which is the same
+    /// result with fewer directories read.
+    pub fn may_include_below(&self, dir: &str) -> bool {
+        if !self.is_excluded(dir) {
+            return true;
+        }
+        let dir = clean(dir);
+        let prefix: Vec<char> = format!("{}/", dir.trim_start_matches('/'))
+            .chars()
+            .collect();
+        self.patterns
+            .iter()
+            .filter(|p| p.exclusion)
+            .any(|p| matches(&p.tokens, &prefix, true))
+    }
+}
+
+/// Go's `filepath.Clean` for `/`-separated paths.
+fn clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// The tokens of a cleaned pattern, or `None` for a bad pattern.
+fn compile(pattern: &str) -> Option<Vec<Token>> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '*' if chars.get(i) == Some(&'*') => {
+                let at_start = i == 1;
+                i += 1;
+                if chars.get(i) == Some(&'/') {
+                    i += 1;
+                }
+                let rest_literal = chars[i..]
+                    .iter()
+                    .all(|c| !matches!(c, '*' | '?' | '[' | ']' | '\\'));
+                if i >= chars.len() {
+                    out.push(Token::Any);
+                } else if at_start && chars[i - 1] != '/' && rest_literal {
+                    // moby's suffix match: `**foo` is any path ending in `foo`.
+                    out.push(Token::Any);
+                } else {
+                    out.push(Token::Dirs);
+                }
+            }
+            '*' => out.push(Token::Star),
+            '?' => out.push(Token::One),
+            '\\' => match chars.get(i) {
+                Some(&n) => {
+                    out.push(Token::Char(n));
+                    i += 1;
+                }
+                None => out.push(Token::Char('\\')),
+            },
+            '[' => {
+                let negated = chars.get(i) == Some(&'^');
+                if negated {
+                    i += 1;
+                }
+                let mut ranges = Vec::new();
+                let mut first = true;
+                loop {
+                    let mut lo = *chars.get(i)?;
+                    if lo == ']' && !first {
+                        i += 1;
+                        break;
+                    }
+                    first = false;
+                    if lo == '\\' {
+                        i += 1;
+                        lo = *chars.get(i)?;
+                    }
+                    i += 1;
+                    let mut hi = lo;
+                    if chars.get(i) == Some(&'-') && chars.get(i + 1).is_some_and(|c| *c != ']') {
+                        hi = chars[i + 1];
+                        i += 2;
+                        if hi == '\\' {
+                            hi = *chars.get(i)?;
+                            i += 1;
+                        }
+                    }
+                    ranges.push((lo, hi));
+                }
+                out.push(Token::Class { negated, ranges });
+            }
+            c => out.push(Token::Char(c)),
+        }
+    }
+    Some(out)
+}
+
+/// Whether the tokens match all of `path`; with `prefix`, whether they can match some path
+/// that starts with `path` (reaching the end of `path` is then a success).
+fn matches(tokens: &[Token], path: &[char], prefix: bool) -> bool {
+    // Memoised backtracking: (token, position) pairs already known to fail.
+    let width = path.len() + 1;
+    let mut failed = vec![false; (tokens.len() + 1) * width];
+    go(tokens, path, 0, 0, prefix, &mut failed, width)
+}
+
+fn go(
+    tokens: &[Token],
+    path: &[char],
+    t: usize,
+    p: usize,
+    prefix: bool,
+    failed: &mut [bool],
+    width: usize,
+) -> bool {
+    if prefix && p == path.len() {
+        return true;
+    }
+    let Some(token) = tokens.get(t) else {
+        return p == path.len();
+    };
+    if failed[t * width + p] {
+        return false;
+    }
+    let ok = match token {
+        Token::Char(c) => {
+            path.get(p) == Some(c) && go(tokens, path, t + 1, p + 1, prefix, failed, width)
+        }
+        Token::One => {
+            path.get(p).is_some_and(|c| *c != '/')
+                && go(tokens, path, t + 1, p + 1, prefix, failed, width)
+        }
+        Token::Class { negated, ranges } => {
+            path.get(p).is_some_and(|&c| {
+                c != '/' && ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+            }) && go(tokens, path, t + 1, p + 1, prefix, failed, width)
+        }
+        Token::Star => {
+            let mut q = p;
+            loop {
+                if go(tokens, path, t + 1, q, prefix, failed, width) {
+                    break true;
+                }
+                if q >= path.len() || path[q] == '/' {
+                    break false;
+                }
+                q += 1;
+            }
+        }
+        Token::Dirs => {
+            go(tokens, path, t + 1, p, prefix, failed, width)
+                || (p..path.len())
+                    .filter(|&q| path[q] == '/')
+                    .any(|q| go(tokens, path, t + 1, q + 1, prefix, failed, width))
+        }
+        Token::Any => (p..=path.len()).any(|q| go(tokens, path, t + 1, q, prefix, failed, width)),
+    };
+    if !ok {
+        failed[t * width + p] = true;
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `syntax!(name, ".dockerignore text", [excluded paths], [included paths])`.
+    macro_rules! syntax {
+        ($name:ident, $text:expr, [$($out:expr),* $(,)?], [$($in:expr),* $(,)?]) => {
+            #[test]
+            fn $name() {
+                let ignore = DockerIgnore::parse($text).expect("valid .dockerignore");
+                $(assert!(ignore.is_excluded($out), "{:?} should be excluded by {:?}", $out, $text);)*
+                $(assert!(!ignore.is_excluded($in), "{:?} should be included by {:?}", $in, $text);)*
+            }
+        };
+    }
+
+    syntax!(empty, "", [], ["a", "a/b"]);
+    syntax!(comments_and_blanks, "# a\n\n   \n#b\n", [], ["a", "#b"]);
+    syntax!(indented_hash_is_a_pattern, " #x", ["#x"], ["x"]);
+    syntax!(
+        star_md_only_at_root,
+        "*.md",
+        ["README.md", "a.md"],
+        ["docs/a.md", "md"]
+    );
+    syntax!(
+        exception,
+        "*.md\n!README.md",
+        ["CHANGELOG.md"],
+        ["README.md", "src/x.md"]
+    );
+    syntax!(
+        exception_order_matters,
+        "!README.md\n*.md",
+        ["README.md"],
+        []
+    );
+    syntax!(
+        double_star_go,
+        "**/*.go",
+        ["a.go", "x/y/a.go", "x/a.go"],
+        ["a.gox", "x/go"]
+    );
+    syntax!(
+        dir_excludes_below,
+        "dir",
+        ["dir", "dir/a", "dir/a/b"],
+        ["dirx", "a/dir"]
+    );
+    syntax!(
+        dir_with_keep,
+        "dir\n!dir/keep",
+        ["dir/a", "dir"],
+        ["dir/keep", "dir/keep/x"]
+    );
+    syntax!(
+        leading_slash_and_dot,
+        "/a\n./b/\nc//d",
+        ["a", "b/x", "c/d"],
+        ["x/a"]
+    );
+    syntax!(clean_dotdot, "a/../b", ["b"], ["a"]);
+    syntax!(question_mark, "f?o", ["foo", "fao"], ["fo", "f/o", "fooo"]);
+    syntax!(star_stops_at_slash, "a*", ["a", "abc", "abc/d"], ["b/a"]);
+    syntax!(
+        star_in_middle,
+        "a/*/c",
+        ["a/b/c", "a/b/c/d"],
+        ["a/c", "a/b/x/c"]
+    );
+    syntax!(class, "[a-c]x", ["ax", "cx"], ["dx", "/x"]);
+    syntax!(negated_class, "[^a]x", ["bx"], ["ax"]);
+    syntax!(escaped_star, "a\\*", ["a*"], ["ab"]);
+    syntax!(
+        trailing_double_star,
+        "dir/**",
+        ["dir/a", "dir/a/b"],
+        ["dir", "dirx/a"]
+    );
+    syntax!(
+        middle_double_star,
+        "a/**/b",
+        ["a/b", "a/x/b", "a/x/y/b"],
+        ["a/xb", "b"]
+    );
+    syntax!(all, "**", ["a", "a/b"], []);
+    syntax!(
+        leading_double_star_suffix,
+        "**.md",
+        ["a.md", "x/b.md"],
+        ["a.mdx"]
+    );
+    syntax!(
+        star_then_exception,
+        "*\n!src",
+        ["a", "Dockerfile"],
+        ["src", "src/main.rs"]
+    );
+    syntax!(
+        exception_with_wildcard,
+        "logs\n!logs/**/*.keep",
+        ["logs/a.log"],
+        ["logs/x/.keep", "logs/a.keep"]
+    );
+    syntax!(
+        exception_then_reexclude,
+        "a\n!a/b\na/b/c",
+        ["a/x", "a/b/c", "a/b/c/d"],
+        ["a/b", "a/b/d"]
+    );
+    syntax!(paths_are_cleaned, "a/b", ["./a/b", "/a/b/c"], []);
+
+    #[test]
+    fn skipping_directories() {
+        let i = DockerIgnore::parse("node_modules\n*.log\ndir\n!dir/keep\n").expect("valid");
+        assert!(!i.may_include_below("node_modules"));
+        assert!(i.may_include_below("dir"));
+        assert!(i.may_include_below("src"));
+        // A wildcard exception can re-include below any directory.
+        let i = DockerIgnore::parse("node_modules\n!**/*.keep\n").expect("valid");
+        assert!(i.may_include_below("node_modules"));
+        assert!(!i.is_excluded("node_modules/a/.keep"));
+        let i = DockerIgnore::parse("dir\n!other/keep").expect("valid");
+        assert!(!i.may_include_below("dir"));
+        let i = DockerIgnore::parse("a\n!a/b/c").expect("valid");
+        assert!(i.may_include_below("a"));
+        assert!(i.may_include_below("a/b"));
+        assert!(!i.may_include_below("a/x"));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            DockerIgnore::parse("a\n!\n").unwrap_err(),
+            Error::LoneExclamation { line: 2 }
+        );
+        let e = DockerIgnore::parse("[a").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            ".dockerignore:1: bad pattern `[a`: unclosed `[` (escape it as `\\[`)"
+        );
+    }
+
+    #[test]
+    fn patterns_are_listed_cleaned() {
+        let i = DockerIgnore::parse("/a/\n! ./b").expect("valid");
+        let p: Vec<_> = i.patterns().collect();
+        assert_eq!(p, [(false, "a"), (true, "b")]);
+    }
+
+    #[test]
+    fn many_stars_stay_fast() {
+        let i = DockerIgnore::parse(&"*a".repeat(30)).expect("valid");
+        assert!(i.is_excluded(&"a".repeat(200)));
+        assert!(!i.is_excluded(&format!("{}b", "a".repeat(200))));
+    }
+}
