@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build the images of strata.yaml (or werf.yaml).
-    Build(crate::commands::build::Args),
+    Build(Box<crate::commands::build::Args>),
     /// Make a base image from a root file system tarball or directory.
     Import(crate::commands::import::Args),
     /// List images and their stages.
@@ -37,6 +37,8 @@ pub enum Command {
     Export(crate::commands::export::Args),
     /// Push an image to a registry.
     Push(crate::commands::push::Args),
+    /// Work with the config: `strata config render` prints it after template rendering.
+    Config(crate::commands::config::Args),
     /// Store credentials for a registry (checked against it first).
     Login(crate::commands::login::Args),
 }

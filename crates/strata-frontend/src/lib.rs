@@ -42,6 +42,7 @@
 
 pub mod dockerfile;
 pub mod stapel;
+pub mod template;
 
 use std::path::{Path, PathBuf};
 
@@ -98,16 +99,7 @@ pub enum Error {
 /// [`Error::NoConfig`] when there is no config, [`Error::Read`] when it cannot be read and
 /// [`Error::Config`] for any problem in it.
 pub fn load(dir: &Path, options: &LoadOptions) -> Result<Plan, Error> {
-    let path = match &options.config {
-        Some(path) => dir.join(path),
-        None => CONFIG_NAMES
-            .iter()
-            .map(|name| dir.join(name))
-            .find(|p| p.is_file())
-            .ok_or_else(|| Error::NoConfig {
-                dir: dir.to_path_buf(),
-            })?,
-    };
+    let path = config_path(dir, options)?;
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
         path: path.clone(),
         source,
@@ -128,10 +120,53 @@ pub fn load_str(
     options: &LoadOptions,
 ) -> Result<Plan, Error> {
     let mut sources = SourceMap::default();
-    let file = sources.add(path, name.to_string(), text.to_string());
-    let result = stapel::parse(file, text).and_then(|config| {
+    let file = sources.add(path.clone(), name.to_string(), text.to_string());
+    // A templated config is rendered first; the YAML parsed is the rendered text, and its
+    // errors are mapped back to the template (or partial) that produced the text.
+    let mut rendered = None;
+    let (parse_file, parse_text) = if text.contains("{{") {
+        let ctx = template::Context::with_process_env(dir, head_commit(dir));
+        let r = match template::render(name, text, &ctx) {
+            Ok(r) => r,
+            Err(e) => {
+                let id = if e.path == path {
+                    file
+                } else {
+                    let partial = std::fs::read_to_string(&e.path).unwrap_or_default();
+                    sources.add(e.path.clone(), e.file.clone(), partial)
+                };
+                let span = e.offset.map(|o| strata_plan::Span::new(id, o, o));
+                let diagnostic = Box::new(Diagnostic::new(e.message, span).label("in this template"));
+                return Err(Error::Config { diagnostic, sources: Box::new(sources) });
+            }
+        };
+        let mut ids = vec![file];
+        for partial in &r.sources[1..] {
+            ids.push(sources.add(partial.path.clone(), partial.name.clone(), partial.text.clone()));
+        }
+        let id = sources.add(path.clone(), format!("{name} (rendered)"), r.text.clone());
+        let text = r.text.clone();
+        rendered = Some((r, ids, id));
+        (id, text)
+    } else {
+        (file, text.to_string())
+    };
+    let result = stapel::parse(parse_file, &parse_text).and_then(|config| {
         let (images, notes) = stapel::lower(&config, name, dir, &options.git)?;
         Ok((config.project.map(|p| p.value), images, notes))
+    });
+    let result = result.map_err(|mut d| {
+        if let Some((r, ids, id)) = &rendered {
+            let map = |span: strata_plan::Span| match r.map_span(span.start as usize, span.end as usize) {
+                Some((src, a, b)) if span.file == *id => strata_plan::Span::new(ids[src], a, b),
+                _ => span,
+            };
+            d.span = d.span.map(map);
+            for (span, _) in &mut d.notes {
+                *span = map(*span);
+            }
+        }
+        d
     });
     match result {
         Ok((project, images, notes)) => Ok(Plan {
@@ -140,12 +175,80 @@ pub fn load_str(
             images,
             sources,
             notes,
+            default_images: Vec::new(),
         }),
         Err(diagnostic) => Err(Error::Config {
             diagnostic,
             sources: Box::new(sources),
         }),
     }
+}
+
+/// The config in `dir` as it is after Go template rendering (what `load` parses).
+///
+/// # Errors
+/// [`Error::NoConfig`], [`Error::Read`], or [`Error::Config`] for a template error.
+pub fn render_config(dir: &Path, options: &LoadOptions) -> Result<String, Error> {
+    let path = config_path(dir, options)?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let name = display_name(&path);
+    let ctx = template::Context::with_process_env(dir, head_commit(dir));
+    template::render(&name, &text, &ctx).map(|r| r.text).map_err(|e| {
+        let mut sources = SourceMap::default();
+        let id = sources.add(e.path.clone(), e.file.clone(), std::fs::read_to_string(&e.path).unwrap_or_default());
+        let span = e.offset.map(|o| strata_plan::Span::new(id, o, o));
+        Error::Config { diagnostic: Box::new(Diagnostic::new(e.message, span)), sources: Box::new(sources) }
+    })
+}
+
+/// The config file `load` reads.
+fn config_path(dir: &Path, options: &LoadOptions) -> Result<PathBuf, Error> {
+    match &options.config {
+        Some(path) => Ok(dir.join(path)),
+        None => CONFIG_NAMES
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| Error::NoConfig { dir: dir.to_path_buf() }),
+    }
+}
+
+/// The HEAD commit of the repository holding `dir`, for `.Commit` in templates.
+fn head_commit(dir: &Path) -> Option<template::Commit> {
+    let repo = strata_git::Repository::discover(dir).ok()?;
+    let head = repo.resolve(&strata_git::Rev::Head).ok()?;
+    let info = repo.commit_info(&head).ok()?;
+    Some(template::Commit { hash: info.hash, date_human: info.time_human, date_unix: info.time_unix })
+}
+
+/// Loads a Dockerfile as a plan: its stages become images, the target (default: the last
+/// stage) is tagged `options.tag`.
+///
+/// # Errors
+/// [`Error::Read`] when the file cannot be read, [`Error::Config`] for any problem in it.
+pub fn load_dockerfile(
+    path: &Path,
+    options: &dockerfile::DockerfileOptions,
+) -> Result<Plan, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut sources = SourceMap::default();
+    let file = sources.add(path.to_path_buf(), display_name(path), text.clone());
+    let parsed = match dockerfile::parse(file, &text) {
+        Ok(p) => p,
+        Err(diagnostic) => {
+            return Err(Error::Config {
+                diagnostic,
+                sources: Box::new(sources),
+            });
+        }
+    };
+    dockerfile::lower(&parsed, sources, options).map_err(|(diagnostic, sources)| Error::Config {
+        diagnostic,
+        sources: Box::new(sources),
+    })
 }
 
 /// `path` for messages, without a leading `./`.

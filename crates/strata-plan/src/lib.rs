@@ -45,6 +45,8 @@ pub struct Plan {
     pub images: Vec<Image>,
     /// The user files the plan came from.
     pub sources: SourceMap,
+    /// The images built when the user names none (empty: all); a Dockerfile's target.
+    pub default_images: Vec<String>,
     /// Things the user should know about how the plan was made (for example uncommitted
     /// changes that the build leaves out).
     pub notes: Vec<String>,
@@ -335,6 +337,38 @@ pub enum Op {
     },
     /// Copy files from the result of another image of the plan.
     Import(Import),
+    /// Copy files from the build context (a Dockerfile's `COPY`/`ADD`).
+    CopyFiles(CopyFiles),
+    /// Create a directory if it is missing (a Dockerfile's `WORKDIR`).
+    MakeDir {
+        /// The absolute path.
+        path: String,
+    },
+}
+
+/// Files of the build context put into the image, resolved by the frontend: what each source
+/// is and where it lands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyFiles {
+    /// Host paths and the image paths they land at; a directory brings its content.
+    pub entries: Vec<CopyEntry>,
+    /// Owner (`user`, `user:group`, ids) resolved in the image; `None` = root.
+    pub chown: Option<String>,
+    /// Mode for every copied file and directory.
+    pub chmod: Option<u32>,
+    /// Unpack archives (`ADD` of a local tarball) into the destination instead of copying.
+    pub unpack: bool,
+}
+
+/// One source of a [`CopyFiles`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyEntry {
+    /// The file, directory or symlink in the context (never followed out of it).
+    pub source: PathBuf,
+    /// The content of a file written inline (a `COPY <<EOF` heredoc); `source` is unused then.
+    pub inline: Option<String>,
+    /// Its absolute path in the image (for a directory: the directory its content fills).
+    pub target: String,
 }
 
 /// Files copied from another image (werf's `import:`).
@@ -356,6 +390,8 @@ pub struct Import {
     pub owner: Option<String>,
     /// Group of the copied files, if set.
     pub group: Option<String>,
+    /// Mode for every copied file and directory (`COPY --chmod`), if set.
+    pub mode: Option<u32>,
 }
 
 /// A directory mounted into a stage's build containers, never part of the image.
@@ -370,6 +406,32 @@ pub struct RunMount {
 /// The source of a [`RunMount`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountSource {
+    /// A cache directory kept between builds, shared by every step with the same id
+    /// (`RUN --mount=type=cache`).
+    Cache {
+        /// The cache id.
+        id: String,
+    },
+    /// An empty tmpfs (`RUN --mount=type=tmpfs`).
+    Tmpfs,
+    /// A secret given on the command line, by id (`RUN --mount=type=secret`); never in a
+    /// layer or a digest.
+    Secret {
+        /// The secret id.
+        id: String,
+        /// Whether a missing secret is an error.
+        required: bool,
+    },
+    /// A path of the build context, or of another image of the plan (`RUN
+    /// --mount=type=bind`).
+    Bind {
+        /// An image of the plan to take the path from (`None`: the build context).
+        image: Option<usize>,
+        /// The path, relative to the context or absolute in the image.
+        path: String,
+        /// Whether the step may write to it (writes are thrown away).
+        readwrite: bool,
+    },
     /// A fresh empty directory for each build (werf's `tmp_dir`).
     TmpDir,
     /// A directory kept between builds of this image (werf's `build_dir`).
@@ -389,6 +451,12 @@ pub struct Run {
     pub user: Option<String>,
     /// The working directory; `None` takes the image config's.
     pub workdir: Option<String>,
+    /// Variables set for these commands only (a Dockerfile's build args in scope).
+    pub env: Vec<(String, String)>,
+    /// Mounts for these commands only (`RUN --mount`).
+    pub mounts: Vec<RunMount>,
+    /// No network for these commands (`RUN --network=none`), whatever the build's setting.
+    pub no_network: bool,
 }
 
 /// One command and where it is written.
@@ -435,6 +503,8 @@ pub struct ConfigChange {
     pub healthcheck: Option<Healthcheck>,
     /// The stop signal.
     pub stop_signal: Option<String>,
+    /// Triggers for images built on this one (`ONBUILD`).
+    pub onbuild: Vec<String>,
 }
 
 /// A container health check, as Docker's image config holds it.

@@ -153,8 +153,22 @@ pub fn write(
     let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.follow_symlinks(false);
-    let to = import.to.trim_matches('/');
-    for e in selected(&source, import)? {
+    let entries = selected(&source, import)?;
+    // `to/` is a directory: a single file source lands inside it under its own name.
+    let single_file = entries.len() == 1 && entries[0].path.is_empty() && !entries[0].meta.is_dir();
+    let to_dir = if import.to.ends_with('/') && single_file {
+        let base = import
+            .add
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        format!("{}/{base}", import.to.trim_end_matches('/'))
+    } else {
+        import.to.clone()
+    };
+    let to = to_dir.trim_matches('/');
+    for e in entries {
         let target = match (to.is_empty(), e.path.is_empty()) {
             (_, true) => to.to_string(),
             (true, false) => e.path.clone(),
@@ -165,7 +179,7 @@ pub fn write(
         }
         let mut header = tar::Header::new_gnu();
         header.set_metadata(&e.meta);
-        header.set_mode(e.meta.permissions().mode() & 0o7777);
+        header.set_mode(import.mode.unwrap_or(e.meta.permissions().mode() & 0o7777));
         if import.owner.is_some() || import.group.is_some() {
             header.set_uid(owner.uid);
             header.set_gid(owner.gid);

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod context;
+pub mod copy;
 pub mod git;
 pub mod image;
 pub mod import;

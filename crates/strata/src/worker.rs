@@ -52,6 +52,8 @@ pub struct WorkerOptions {
     pub network: Network,
     /// Registries: base images to pull, the shared stage repository.
     pub remote: Option<crate::remote::RemoteOptions>,
+    /// Secrets by id (`--secret id=ID,src=PATH`), for `RUN --mount=type=secret`.
+    pub secrets: Vec<(String, PathBuf)>,
 }
 
 /// Builds stages on this machine into the local store.
@@ -152,7 +154,11 @@ impl<'a> LocalWorker<'a> {
                     config.apply(change);
                     continue;
                 }
-                Op::GitArchive { .. } | Op::GitPatch { .. } | Op::Import(_) => {
+                Op::GitArchive { .. }
+                | Op::GitPatch { .. }
+                | Op::Import(_)
+                | Op::CopyFiles(_)
+                | Op::MakeDir { .. } => {
                     let lowers = self.lowers(&layers)?;
                     let p = match &mut pending {
                         Some(p) => p,
@@ -185,6 +191,10 @@ impl<'a> LocalWorker<'a> {
                             inside,
                             &name,
                         ),
+                        Op::CopyFiles(copy) => {
+                            crate::copy::write(copy, &lowers, dir, inside, &name)
+                        }
+                        Op::MakeDir { path } => Ok(crate::copy::make_dir(path)),
                         Op::Run(_) | Op::Config(_) => unreachable!("matched by the outer arm"),
                     };
                     match lines {
@@ -208,6 +218,9 @@ impl<'a> LocalWorker<'a> {
                         shell: RunShell::ToolboxScript,
                         user: Some("0:0".into()),
                         workdir: Some("/".into()),
+                        env: Vec::new(),
+                        mounts: Vec::new(),
+                        no_network: false,
                     }
                 }
                 Op::Run(run) => run.clone(),
@@ -308,7 +321,8 @@ impl<'a> LocalWorker<'a> {
             dirs,
             prelude,
         } = prepared;
-        let env = self.stage_env(job, config).map_err(other)?;
+        let mut env = self.stage_env(job, config).map_err(other)?;
+        env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
         let (args, env) =
             step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
         let spec = self
@@ -484,23 +498,36 @@ impl<'a> LocalWorker<'a> {
         job: &StageJob<'_>,
     ) -> anyhow::Result<ContainerSpec> {
         let mut mounts = self.standard_mounts(dirs)?;
-        for (i, m) in job.stage.options.mounts.iter().enumerate() {
-            let source = match &m.source {
-                MountSource::TmpDir => {
-                    let dir = dirs.control.join(format!("tmp-{i}"));
-                    fs::create_dir_all(&dir)
-                        .with_context(|| format!("create {}", dir.display()))?;
-                    dir
-                }
-                MountSource::BuildDir => {
-                    // Kept between builds of this image, one dir per target path.
-                    let key = strata_digest::Digest::of(
-                        format!("{}\0{}", job.image_name, m.to).as_bytes(),
-                    );
-                    let dir = self.store.root().join("build_dir").join(key.short(16));
-                    fs::create_dir_all(&dir)
-                        .with_context(|| format!("create {}", dir.display()))?;
-                    dir
+        let step_mounts = run.map(|r| r.mounts.as_slice()).unwrap_or_default();
+        for (i, m) in job
+            .stage
+            .options
+            .mounts
+            .iter()
+            .chain(step_mounts)
+            .enumerate()
+        {
+            let dir = |name: &str| -> anyhow::Result<PathBuf> {
+                let d = dirs.control.join(format!("{name}-{i}"));
+                fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+                Ok(d)
+            };
+            let (source, kind) = match &m.source {
+                MountSource::TmpDir => (dir("tmp")?, MountKind::Bind { readonly: false }),
+                MountSource::BuildDir | MountSource::Cache { .. } => {
+                    // Kept between builds: per image and target path for werf's build_dir,
+                    // per id for a Dockerfile's cache mounts.
+                    let key = match &m.source {
+                        MountSource::Cache { id } => format!("cache\0{id}"),
+                        _ => format!("{}\0{}", job.image_name, m.to),
+                    };
+                    let d = self
+                        .store
+                        .root()
+                        .join("build_dir")
+                        .join(strata_digest::Digest::of(key.as_bytes()).short(16));
+                    fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+                    (d, MountKind::Bind { readonly: false })
                 }
                 MountSource::Host(path) => {
                     if !path.exists() {
@@ -509,13 +536,59 @@ impl<'a> LocalWorker<'a> {
                             path.display()
                         );
                     }
-                    path.clone()
+                    (path.clone(), MountKind::Bind { readonly: false })
+                }
+                MountSource::Tmpfs => (PathBuf::new(), MountKind::Tmpfs),
+                MountSource::Secret { id, required } => {
+                    match self.options.secrets.iter().find(|(s, _)| s == id) {
+                        Some((_, path)) => (path.clone(), MountKind::Bind { readonly: true }),
+                        None if *required => anyhow::bail!(
+                            "the secret `{id}` is required: pass it with --secret id={id},src=FILE"
+                        ),
+                        None => continue,
+                    }
+                }
+                MountSource::Bind {
+                    image,
+                    path,
+                    readwrite: _,
+                } => {
+                    // Seen through an overlay with a throwaway upper: the step may write, and
+                    // neither the context nor the image changes.
+                    let lowers = match image {
+                        None => vec![PathBuf::from(path)],
+                        Some(index) => {
+                            let state = job
+                                .dependencies
+                                .iter()
+                                .find(|(i, _)| i == index)
+                                .map(|(_, s)| s)
+                                .context("a bind mount's image was not built before this step")?;
+                            self.ensure_local(&state.manifest)?;
+                            let rel = path.trim_start_matches('/');
+                            StoredImage::load(self.store, &state.manifest)?
+                                .lowers(self.store)?
+                                .into_iter()
+                                .map(|l| l.join(rel))
+                                .filter(|l| l.is_dir())
+                                .collect()
+                        }
+                    };
+                    let (upper, work) = (dir("bind-upper")?, dir("bind-work")?);
+                    (
+                        PathBuf::new(),
+                        MountKind::Overlay {
+                            lowers,
+                            upper,
+                            work,
+                        },
+                    )
                 }
             };
             mounts.push(Mount {
                 target: m.to.clone(),
                 source,
-                kind: MountKind::Bind { readonly: false },
+                kind,
             });
         }
         Ok(ContainerSpec {
@@ -536,7 +609,11 @@ impl<'a> LocalWorker<'a> {
             },
             hostname: format!("strata-{}", job.digest.short(12)),
             mounts,
-            network: self.options.network,
+            network: if run.is_some_and(|r| r.no_network) {
+                Network::None
+            } else {
+                self.options.network
+            },
         })
     }
 
@@ -961,6 +1038,9 @@ mod tests {
             shell: RunShell::ToolboxScript,
             user: None,
             workdir: None,
+            env: Vec::new(),
+            mounts: Vec::new(),
+            no_network: false,
         };
         let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
         assert_eq!(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use strata::ops::build::{BuildOptions, build};
-use strata::ops::debug::{DebugIo, DebugOptions, IntrospectTarget};
+use strata::ops::debug::DebugIo;
 use strata::worker::WorkerOptions;
 
 use crate::args::{NetworkArg, Progress};
@@ -40,65 +40,46 @@ pub struct Args {
     /// none, and the scan stats every mapped file).
     #[arg(long)]
     pub no_dirty_check: bool,
-    /// Open a shell in a stage once it is built or reused: IMAGE/STAGE, STAGE or */STAGE (every
-    /// image), ~/STAGE (the nameless image). Repeatable.
-    #[arg(long, value_name = "IMAGE/STAGE")]
-    pub introspect_stage: Vec<IntrospectTarget>,
-    /// On a failure, open a shell in the state the failing command left.
-    #[arg(long)]
-    pub introspect_error: bool,
-    /// On a failure, open a shell in the state before the failed stage ran anything.
-    #[arg(long)]
-    pub introspect_before_error: bool,
-    /// On a failure, open the debugger: inspect, rerun, diff, edit your files and `reload`.
-    #[arg(long)]
-    pub debugger: bool,
-    /// Run the debugger's shell in this image, with the failed state mounted at /debugroot.
-    #[arg(long, value_name = "IMAGE", requires = "debugger")]
-    pub debugger_image: Option<String>,
+    /// Introspection and the debugger.
+    #[command(flatten)]
+    pub debug: super::build_args::DebugArgs,
+    /// Building a Dockerfile.
+    #[command(flatten)]
+    pub dockerfile: super::build_args::DockerfileArgs,
     /// Share stages through this registry repository: stages found there are not built,
     /// stages built are published (werf's --repo).
     #[arg(long, value_name = "REPO")]
     pub repo: Option<String>,
-    /// Push the final images to REF once built (`{image}` stands for the image's name).
-    /// Repeatable.
-    #[arg(long, value_name = "REF")]
-    pub tag: Vec<String>,
-    /// Push the final images to the --repo repository as REPO:IMAGE.
-    #[arg(long, requires = "repo")]
+    /// Push the built images: a Dockerfile's to its -t name, a config's to REPO:IMAGE of --repo.
+    #[arg(long)]
     pub push: bool,
 }
 
 /// Builds, rendering progress on stderr.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
+    let push = push_targets(&args)?;
+    let dockerfile = args.dockerfile.options(&args.images)?;
+    let secrets = args.dockerfile.secrets()?;
     let options = BuildOptions {
         dir: args.dir,
         config: args.config,
-        images: args.images,
+        images: if args.dockerfile.file.is_some() {
+            Vec::new()
+        } else {
+            args.images.clone()
+        },
         parallel: args.parallel.max(1),
         dev: args.dev,
         no_dirty_check: args.no_dirty_check,
-        push: args
-            .tag
-            .iter()
-            .cloned()
-            .chain(
-                args.push
-                    .then(|| format!("{}:{{image}}", args.repo.clone().unwrap_or_default())),
-            )
-            .collect(),
+        push,
         repo: args.repo,
-        debug: DebugOptions {
-            introspect: args.introspect_stage,
-            introspect_error: args.introspect_error,
-            introspect_before_error: args.introspect_before_error,
-            debugger: args.debugger,
-            debugger_image: args.debugger_image,
-        },
+        dockerfile,
+        debug: args.debug.into(),
         worker: WorkerOptions {
             compression: args.compression.parse()?,
             network: args.network.into(),
             remote: None,
+            secrets,
         },
     };
     let sink = progress::for_mode(args.progress);
@@ -117,4 +98,18 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     );
     sink.finish();
     result.map(|_| 0)
+}
+
+/// Where `--push` sends the built images.
+fn push_targets(args: &Args) -> anyhow::Result<Vec<String>> {
+    if !args.push {
+        return Ok(Vec::new());
+    }
+    match (&args.dockerfile.tag, &args.repo) {
+        (Some(tag), _) => Ok(vec![tag.clone()]),
+        (None, Some(repo)) => Ok(vec![format!("{repo}:{{image}}")]),
+        (None, None) => {
+            anyhow::bail!("--push needs a registry name: -t REGISTRY/NAME:TAG, or --repo")
+        }
+    }
 }

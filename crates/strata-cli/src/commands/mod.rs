@@ -1,6 +1,8 @@
 //! One module per command: its arguments and an `exec` that calls one `strata::ops` function.
 
 pub mod build;
+pub mod build_args;
+pub mod config;
 pub mod export;
 pub mod images;
 pub mod import;
@@ -21,6 +23,9 @@ pub const SANDBOX_INIT: &str = "__sandbox-init";
 
 /// Runs the parsed command; returns the process exit code.
 pub fn exec(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Config(args) = cli.command {
+        return config::exec(args);
+    }
     let root = cli.store.clone().unwrap_or_else(strata::default_store_root);
     let sandbox = Sandbox::new(vec![
         OsString::from("/proc/self/exe"),
@@ -29,7 +34,7 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
     let mut ctx = Context::open(&root, sandbox)?;
     ctx.registry.insecure = cli.insecure_registry.clone();
     match cli.command {
-        Command::Build(args) => build::exec(&ctx, args),
+        Command::Build(args) => build::exec(&ctx, *args),
         Command::Import(args) => import::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Inspect(args) => inspect::exec(&ctx, args),
@@ -37,5 +42,6 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Export(args) => export::exec(&ctx, args),
         Command::Push(args) => push::exec(&ctx, args),
         Command::Login(args) => login::exec(&ctx, args),
+        Command::Config(_) => unreachable!("handled before the store is opened"),
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::Env;
+use crate::support::{Env, run_checks};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus")
@@ -21,10 +21,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-fn words(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Builds one case and returns the failed checks.
@@ -62,39 +58,8 @@ fn check_case(env: &Env, case: &Path) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr)
         )];
     }
-    let mut failures = Vec::new();
     let checks = std::fs::read_to_string(case.join("checks")).unwrap();
-    for line in checks
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-    {
-        let parsed = line.split_once(" | ").and_then(|(image, rest)| {
-            let (probe, expected) = rest.rsplit_once(" => ")?;
-            Some((image, probe, expected))
-        });
-        let Some((image, probe, expected)) = parsed else {
-            failures.push(format!("{name}: malformed check `{line}`"));
-            continue;
-        };
-        let actual = if let Some(pointer) = probe.strip_prefix('@') {
-            let out = env.strata(&["inspect", image]);
-            let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            value["config"]
-                .pointer(pointer)
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "<missing>".into())
-        } else {
-            let out = env.strata(&["run", "--entrypoint", "sh", image, "--", "-c", probe]);
-            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-        };
-        if words(&actual) != words(expected) {
-            failures.push(format!(
-                "{name}: {image} | {probe}\n  expected: {expected}\n  actual:   {}",
-                words(&actual)
-            ));
-        }
-    }
-    failures
+    run_checks(env, &name, &checks)
 }
 
 #[test]

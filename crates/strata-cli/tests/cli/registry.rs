@@ -218,7 +218,7 @@ fn a_push_cut_by_a_dying_registry_completes_on_rerun() {
     );
     env.build_ok(&dir);
     let reference = format!("{}/team/big:1", registry.host());
-    let mut push = env
+    let push = env
         .cmd()
         .args(["push", "big", &reference])
         .stderr(Stdio::piped())

@@ -131,6 +131,54 @@ impl Env {
     }
 }
 
+/// Whitespace-normalized text: runs of blanks and newlines become one space.
+pub fn words(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Evaluates a `checks` file (the corpus format) against built images and returns the failed
+/// checks, each prefixed with `case`.
+///
+/// One check per line: `IMAGE | COMMAND => EXPECTED` runs `sh -c COMMAND` in `IMAGE` (as
+/// `run --entrypoint sh`) and compares its stdout and stderr; `IMAGE | @/json/pointer =>
+/// EXPECTED` compares a field of the image config (`strata inspect`, `.config`) as compact
+/// JSON (`<missing>` when absent). Both sides are compared after [`words`]. Blank lines and
+/// lines starting with `#` are skipped.
+pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for line in checks
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let parsed = line.split_once(" | ").and_then(|(image, rest)| {
+            let (probe, expected) = rest.rsplit_once(" => ")?;
+            Some((image, probe, expected))
+        });
+        let Some((image, probe, expected)) = parsed else {
+            failures.push(format!("{case}: malformed check `{line}`"));
+            continue;
+        };
+        let actual = if let Some(pointer) = probe.strip_prefix('@') {
+            let out = env.strata(&["inspect", image]);
+            let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            value["config"]
+                .pointer(pointer)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "<missing>".into())
+        } else {
+            let out = env.strata(&["run", "--entrypoint", "sh", image, "--", "-c", probe]);
+            String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+        };
+        if words(&actual) != words(expected) {
+            failures.push(format!(
+                "{case}: {image} | {probe}\n  expected: {expected}\n  actual:   {}",
+                words(&actual)
+            ));
+        }
+    }
+    failures
+}
+
 /// The `image/stage` names a plain-progress build reported as built, in order.
 pub fn built_stages(stderr: &str) -> Vec<String> {
     stderr

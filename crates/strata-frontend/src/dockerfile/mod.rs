@@ -97,11 +97,13 @@ mod expand;
 pub mod ignore;
 mod instructions;
 mod lines;
+mod lower;
 mod parse;
 mod words;
 
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use instructions::*;
+pub use lower::{DockerfileOptions, lower};
 
 use strata_plan::{Diagnostic, FileId};
 

@@ -387,6 +387,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
                 .collect(),
             owner: import.owner.as_ref().map(|o| o.value.clone()),
             group: import.group.as_ref().map(|g| g.value.clone()),
+            mode: None,
         };
         inputs.push(DigestInput::Param {
             key: format!("import[{k}]"),
@@ -516,6 +517,7 @@ fn from_stage(image: &ImageConfig) -> Stage {
                         MountSource::TmpDir => "tmp_dir".to_string(),
                         MountSource::BuildDir => "build_dir".to_string(),
                         MountSource::Host(p) => format!("fromPath:{}", p.display()),
+                        other => format!("{other:?}"),
                     };
                     serde_json::json!({ "from": from, "to": m.to.value })
                 })
@@ -586,6 +588,9 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         shell: RunShell::ToolboxScript,
         user: Some(RUN_USER.into()),
         workdir: Some(RUN_WORKDIR.into()),
+        env: Vec::new(),
+        mounts: Vec::new(),
+        no_network: false,
     };
     steps.push(Step {
         op: Op::Run(run),
@@ -644,6 +649,7 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
         cmd: value(&docker.cmd),
         healthcheck: docker.healthcheck.as_ref().map(|h| h.value.clone()),
         stop_signal: None,
+        onbuild: Vec::new(),
     };
     Some(Stage {
         name: "dockerInstructions".into(),

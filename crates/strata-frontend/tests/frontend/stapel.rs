@@ -123,6 +123,17 @@ fn dump(plan: &Plan) -> String {
                     Op::GitPatch { mapping } => {
                         let _ = writeln!(out, "    git patch {mapping} @ {}", at(step.span));
                     }
+                    Op::CopyFiles(c) => {
+                        let _ = writeln!(
+                            out,
+                            "    copy {} entries @ {}",
+                            c.entries.len(),
+                            at(step.span)
+                        );
+                    }
+                    Op::MakeDir { path } => {
+                        let _ = writeln!(out, "    mkdir {path} @ {}", at(step.span));
+                    }
                     Op::Import(i) => {
                         let _ = writeln!(
                             out,

@@ -42,6 +42,8 @@ pub struct BuildOptions {
     /// Registry references to push the final images to once built (`{image}` is replaced by
     /// the image's name).
     pub push: Vec<String>,
+    /// Build this Dockerfile instead of a stapel config.
+    pub dockerfile: Option<(PathBuf, strata_frontend::dockerfile::DockerfileOptions)>,
 }
 
 /// One image of a finished build.
@@ -77,18 +79,21 @@ pub fn build(
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
     loop {
-        let plan = strata_frontend::stapel::load(
-            &options.dir,
-            &LoadOptions {
-                config: options.config.clone(),
-                git: GitOptions {
-                    dev: options.dev,
-                    cache: Some(ctx.store.root().join("git")),
-                    no_dirty_check: options.no_dirty_check,
+        let loaded = match &options.dockerfile {
+            Some((path, df)) => strata_frontend::load_dockerfile(path, df),
+            None => strata_frontend::stapel::load(
+                &options.dir,
+                &LoadOptions {
+                    config: options.config.clone(),
+                    git: GitOptions {
+                        dev: options.dev,
+                        cache: Some(ctx.store.root().join("git")),
+                        no_dirty_check: options.no_dirty_check,
+                    },
                 },
-            },
-        )
-        .map_err(|e| Failure {
+            ),
+        };
+        let plan = loaded.map_err(|e| Failure {
             report: format!("error: {e}"),
             exit_code: 1,
         })?;
@@ -176,7 +181,11 @@ pub fn build_plan(
         });
     }
     let solve_options = SolveOptions {
-        images: options.images.clone(),
+        images: if options.images.is_empty() {
+            plan.default_images.clone()
+        } else {
+            options.images.clone()
+        },
         parallel: options.parallel,
     };
     let hooks = debug::Introspection {

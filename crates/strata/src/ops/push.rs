@@ -21,14 +21,14 @@ pub fn push(
         .parse()
         .with_context(|| format!("`{to}` is not an image reference"))?;
     let client = ctx.registry_client()?;
-    Ok(client
+    client
         .push_with(
             &ctx.store,
             &digest,
             &reference,
             &PushOptions { format, mount_from },
         )
-        .with_context(|| format!("push {image} to {reference}"))?)
+        .with_context(|| format!("push {image} to {reference}"))
 }
 
 /// Checks credentials against a registry and stores them in the Docker config.

@@ -1,0 +1,137 @@
+//! Flag groups of `strata build`: looking inside builds, and building a Dockerfile.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use strata::ops::debug::{DebugOptions, IntrospectTarget};
+use strata_frontend::dockerfile::DockerfileOptions;
+
+/// Introspection and the debugger.
+#[derive(Debug, clap::Args)]
+pub struct DebugArgs {
+    /// Open a shell in a stage once it is built or reused: IMAGE/STAGE, STAGE or */STAGE (every
+    /// image), ~/STAGE (the nameless image). Repeatable.
+    #[arg(long, value_name = "IMAGE/STAGE")]
+    pub introspect_stage: Vec<IntrospectTarget>,
+    /// On a failure, open a shell in the state the failing command left.
+    #[arg(long)]
+    pub introspect_error: bool,
+    /// On a failure, open a shell in the state before the failed stage ran anything.
+    #[arg(long)]
+    pub introspect_before_error: bool,
+    /// On a failure, open the debugger: inspect, rerun, diff, edit your files and `reload`.
+    #[arg(long)]
+    pub debugger: bool,
+    /// Run the debugger's shell in this image, with the failed state mounted at /debugroot.
+    #[arg(long, value_name = "IMAGE", requires = "debugger")]
+    pub debugger_image: Option<String>,
+}
+
+impl From<DebugArgs> for DebugOptions {
+    fn from(a: DebugArgs) -> DebugOptions {
+        DebugOptions {
+            introspect: a.introspect_stage,
+            introspect_error: a.introspect_error,
+            introspect_before_error: a.introspect_before_error,
+            debugger: a.debugger,
+            debugger_image: a.debugger_image,
+        }
+    }
+}
+
+/// Building a Dockerfile.
+#[derive(Debug, clap::Args)]
+pub struct DockerfileArgs {
+    /// Build this Dockerfile; the first argument after the flags is then the context
+    /// directory (default: the Dockerfile's directory).
+    #[arg(long = "file", short = 'f', value_name = "DOCKERFILE")]
+    pub file: Option<PathBuf>,
+    /// The name to tag the Dockerfile's target with [default: the context directory's name];
+    /// with --push it is also where the image is pushed.
+    #[arg(long, short = 't', value_name = "NAME", requires = "file")]
+    pub tag: Option<String>,
+    /// The Dockerfile stage to build.
+    #[arg(long, requires = "file")]
+    pub target: Option<String>,
+    /// A build argument `NAME=value`. Repeatable.
+    #[arg(long = "build-arg", value_name = "NAME=VALUE")]
+    pub build_arg: Vec<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE`. Repeatable.
+    #[arg(long, value_name = "id=ID,src=FILE")]
+    pub secret: Vec<String>,
+}
+
+impl DockerfileArgs {
+    /// The Dockerfile to build (with its options) when `-f` is given; `positional` holds the
+    /// context directory.
+    pub fn options(
+        &self,
+        positional: &[String],
+    ) -> anyhow::Result<Option<(PathBuf, DockerfileOptions)>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let context = match positional.first() {
+            Some(dir) => PathBuf::from(dir),
+            None => file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+        };
+        let context = context
+            .canonicalize()
+            .with_context(|| format!("the build context {} does not exist", context.display()))?;
+        let tag = match &self.tag {
+            Some(n) => n.clone(),
+            None => context
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into()),
+        };
+        let build_args = self
+            .build_arg
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (a.clone(), std::env::var(a).unwrap_or_default()),
+            })
+            .collect();
+        Ok(Some((
+            file.clone(),
+            DockerfileOptions {
+                context,
+                target: self.target.clone(),
+                build_args,
+                tag,
+            },
+        )))
+    }
+
+    /// `--secret id=ID,src=FILE` values.
+    pub fn secrets(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        self.secret
+            .iter()
+            .map(|s| {
+                let mut id = None;
+                let mut src = None;
+                for part in s.split(',') {
+                    match part.split_once('=') {
+                        Some(("id", v)) => id = Some(v.to_string()),
+                        Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                        _ => anyhow::bail!("--secret {s}: expected id=ID,src=FILE"),
+                    }
+                }
+                match (id, src) {
+                    (Some(id), Some(src)) => Ok((
+                        id,
+                        src.canonicalize().with_context(|| {
+                            format!("--secret {s}: cannot read {}", src.display())
+                        })?,
+                    )),
+                    _ => anyhow::bail!("--secret {s}: expected id=ID,src=FILE"),
+                }
+            })
+            .collect()
+    }
+}

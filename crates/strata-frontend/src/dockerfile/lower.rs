@@ -1,0 +1,1212 @@
+//! Lowering a parsed Dockerfile to the plan: each Dockerfile stage becomes a plan image, each
+//! instruction that changes something a cached plan stage.
+//!
+//! | instruction | plan stage | digest inputs |
+//! |---|---|---|
+//! | `FROM` | `from` | the base (resolved by the solver) |
+//! | `RUN` | `N-run`, one `Run` | the command, the shell, the build args in scope, the mounts' kinds and targets, `--network` |
+//! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination |
+//! | `COPY --from` | `N-copy`, one `Import` | the source and destination; late: a checksum of the copied files |
+//! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path |
+//! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER` | `N-keyword`, one `Config` | the directive's value |
+//!
+//! `ARG` and `SHELL` change how later instructions are read and do not make stages of their
+//! own: a build arg reaches the digest of every `RUN` that sees it. Stages the target does not
+//! need are not built ([`Plan::default_images`]). Secrets never enter the plan: only their ids.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use strata_plan::{
+    Base, Command, ConfigChange, CopyEntry, CopyFiles, Diagnostic, DigestInput, Healthcheck, Image,
+    ImageName, Import, LateInputs, MountSource, Op, Plan, Run, RunMount, RunShell, SourceMap, Span,
+    Stage, StageOptions, Step,
+};
+
+use super::ignore::DockerIgnore;
+use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Source, Word};
+
+type Result<T> = std::result::Result<T, Box<Diagnostic>>;
+
+/// What to build from a Dockerfile.
+#[derive(Clone, Debug, Default)]
+pub struct DockerfileOptions {
+    /// The build context.
+    pub context: PathBuf,
+    /// The stage to build (default: the last).
+    pub target: Option<String>,
+    /// `--build-arg` values.
+    pub build_args: Vec<(String, String)>,
+    /// The name the target image is tagged with.
+    pub tag: String,
+}
+
+/// Lowers `dockerfile` (whose text is in `sources`) to a plan.
+pub fn lower(
+    dockerfile: &Dockerfile,
+    sources: SourceMap,
+    options: &DockerfileOptions,
+) -> std::result::Result<Plan, (Box<Diagnostic>, SourceMap)> {
+    match Lowering::new(dockerfile, options).and_then(|mut l| l.stages(dockerfile)) {
+        Ok((images, default_images)) => Ok(Plan {
+            project: None,
+            context_dir: options.context.clone(),
+            images,
+            notes: dockerfile
+                .warnings
+                .iter()
+                .map(|w| w.render(&sources))
+                .collect(),
+            sources,
+            default_images,
+        }),
+        Err(e) => Err((e, sources)),
+    }
+}
+
+struct Lowering<'a> {
+    options: &'a DockerfileOptions,
+    escape: char,
+    ignore: DockerIgnore,
+    /// Global `ARG`s (before the first `FROM`) with their values.
+    global_args: BTreeMap<String, String>,
+    images: Vec<Image>,
+    /// Per Dockerfile stage: its image index and the ENV it ends with (for `FROM stage`).
+    stage_images: Vec<(usize, BTreeMap<String, String>)>,
+    /// External images named by `COPY --from`, by reference.
+    external: BTreeMap<String, usize>,
+}
+
+/// What an instruction sees while its stage is lowered.
+#[derive(Default)]
+struct Scope {
+    env: BTreeMap<String, String>,
+    args: BTreeMap<String, String>,
+    shell: Vec<String>,
+    workdir: String,
+}
+
+impl Scope {
+    fn var(&self, name: &str) -> Option<String> {
+        // ENV wins over an ARG of the same name.
+        self.env.get(name).or_else(|| self.args.get(name)).cloned()
+    }
+}
+
+impl<'a> Lowering<'a> {
+    fn new(dockerfile: &Dockerfile, options: &'a DockerfileOptions) -> Result<Lowering<'a>> {
+        let ignore_path = options.context.join(".dockerignore");
+        let ignore = match std::fs::read_to_string(&ignore_path) {
+            Ok(text) => DockerIgnore::parse(&text).map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("{}: {e}", ignore_path.display()),
+                    None,
+                ))
+            })?,
+            Err(_) => DockerIgnore::parse("").expect("an empty .dockerignore parses"),
+        };
+        let build_args: BTreeMap<&str, &str> = options
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut global_args = BTreeMap::new();
+        let host = super::Platform::host();
+        for (k, v) in super::platform_args(&host, &host) {
+            global_args.insert(k.to_string(), v);
+        }
+        for arg in &dockerfile.global_args {
+            for decl in &arg.args {
+                let name = decl.name.text.clone();
+                let value = match (build_args.get(name.as_str()), &decl.default) {
+                    (Some(v), _) => Some(v.to_string()),
+                    (None, Some(d)) => Some(d.expand(dockerfile.directives.escape, &|n| {
+                        global_args.get(n).cloned()
+                    })?),
+                    (None, None) => None,
+                };
+                if let Some(v) = value {
+                    global_args.insert(name, v);
+                }
+            }
+        }
+        Ok(Lowering {
+            options,
+            escape: dockerfile.directives.escape,
+            ignore,
+            global_args,
+            images: Vec::new(),
+            stage_images: Vec::new(),
+            external: BTreeMap::new(),
+        })
+    }
+
+    fn stages(&mut self, dockerfile: &Dockerfile) -> Result<(Vec<Image>, Vec<String>)> {
+        if dockerfile.stages.is_empty() {
+            return Err(Box::new(Diagnostic::new(
+                "the Dockerfile has no FROM",
+                None,
+            )));
+        }
+        let target = match &self.options.target {
+            Some(t) => dockerfile
+                .stages
+                .iter()
+                .position(|s| {
+                    s.name
+                        .as_ref()
+                        .is_some_and(|n| n.value.eq_ignore_ascii_case(t))
+                })
+                .ok_or_else(|| {
+                    let names: Vec<String> = dockerfile
+                        .stages
+                        .iter()
+                        .filter_map(|s| s.name.as_ref().map(|n| n.value.clone()))
+                        .collect();
+                    Box::new(Diagnostic::new(
+                        format!(
+                            "--target {t}: no stage of that name; stages are: {}",
+                            names.join(", ")
+                        ),
+                        None,
+                    ))
+                })?,
+            None => dockerfile.stages.len() - 1,
+        };
+        for (index, stage) in dockerfile.stages.iter().enumerate() {
+            let name = if index == target {
+                self.options.tag.clone()
+            } else {
+                stage
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| format!("stage-{index}"))
+            };
+            self.stage(dockerfile, index, stage, name, index == target)?;
+        }
+        Ok((
+            std::mem::take(&mut self.images),
+            vec![self.options.tag.clone()],
+        ))
+    }
+
+    /// The image a `FROM`/`--from` word names: an earlier stage (by name or index) or an
+    /// image reference (an external image for `--from`).
+    fn stage_ref(&self, dockerfile: &Dockerfile, text: &str, before: usize) -> Option<usize> {
+        if let Ok(i) = text.parse::<usize>() {
+            return (i < before).then(|| self.stage_images[i].0);
+        }
+        dockerfile.stages[..before]
+            .iter()
+            .position(|s| {
+                s.name
+                    .as_ref()
+                    .is_some_and(|n| n.value.eq_ignore_ascii_case(text))
+            })
+            .map(|i| self.stage_images[i].0)
+    }
+
+    fn stage(
+        &mut self,
+        dockerfile: &Dockerfile,
+        index: usize,
+        stage: &super::Stage,
+        name: String,
+        is_final: bool,
+    ) -> Result<()> {
+        let global = self.global_args.clone();
+        let from_text = stage
+            .from
+            .image
+            .expand(self.escape, &|n| global.get(n).cloned())?;
+        if let Some(platform) = &stage.from.platform {
+            let p = platform.expand(self.escape, &|n| global.get(n).cloned())?;
+            if p != super::Platform::host().to_string() {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        format!(
+                            "--platform={p}: strata builds for this machine only ({})",
+                            super::Platform::host()
+                        ),
+                        Some(platform.span),
+                    )
+                    .help("remove --platform, or build on a machine of that platform"),
+                ));
+            }
+        }
+        let mut scope = Scope {
+            shell: vec!["/bin/sh".into(), "-c".into()],
+            workdir: "/".into(),
+            ..Scope::default()
+        };
+        let base = if from_text.eq_ignore_ascii_case("scratch") {
+            Base::Scratch
+        } else if let Some(image) = self.stage_ref(dockerfile, &from_text, index) {
+            let parent = self
+                .stage_images
+                .iter()
+                .find(|(i, _)| *i == image)
+                .map(|(_, env)| env.clone())
+                .unwrap_or_default();
+            scope.env = parent;
+            Base::Image {
+                index: image,
+                span: Some(stage.from.image.span),
+            }
+        } else {
+            Base::Reference {
+                reference: from_text,
+                span: Some(stage.from.image.span),
+            }
+        };
+        let mut stages = vec![Stage {
+            name: "from".into(),
+            inputs: Vec::new(),
+            steps: Vec::new(),
+            options: StageOptions::default(),
+            late_inputs: None,
+            span: Some(stage.from.span),
+        }];
+        let mut dependencies = Vec::new();
+        for (n, instruction) in stage.instructions.iter().enumerate() {
+            let stage_name = format!("{}-{}", n + 1, instruction.keyword().to_lowercase());
+            if let Some(lowered) = self.instruction(
+                dockerfile,
+                index,
+                instruction,
+                &mut scope,
+                &mut dependencies,
+            )? {
+                let (inputs, steps, late) = lowered;
+                stages.push(Stage {
+                    name: stage_name,
+                    inputs,
+                    steps,
+                    options: StageOptions::default(),
+                    late_inputs: late.then_some(LateInputs::Imports),
+                    span: Some(instruction.span()),
+                });
+            }
+        }
+        dependencies.sort_unstable();
+        dependencies.dedup();
+        let image_index = self.images.len();
+        self.images.push(Image {
+            name: ImageName::Named(name),
+            base,
+            stages,
+            is_final,
+            git: Vec::new(),
+            dependencies,
+            span: Some(stage.span),
+        });
+        self.stage_images.push((image_index, scope.env));
+        Ok(())
+    }
+
+    fn expand(&self, word: &Word, scope: &Scope) -> Result<String> {
+        word.expand(self.escape, &|n| scope.var(n))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn instruction(
+        &mut self,
+        dockerfile: &Dockerfile,
+        index: usize,
+        instruction: &Instruction,
+        scope: &mut Scope,
+        dependencies: &mut Vec<usize>,
+    ) -> Result<Option<(Vec<DigestInput>, Vec<Step>, bool)>> {
+        let span = Some(instruction.span());
+        let docker = |directive: &str, value: String| DigestInput::Docker {
+            directive: directive.into(),
+            value,
+        };
+        let config = |change: ConfigChange| {
+            vec![Step {
+                op: Op::Config(change),
+                span,
+            }]
+        };
+        Ok(Some(match instruction {
+            Instruction::Arg(arg) => {
+                for decl in &arg.args {
+                    let name = decl.name.text.clone();
+                    let given = self
+                        .options
+                        .build_args
+                        .iter()
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, v)| v.clone());
+                    let value = match (given, &decl.default) {
+                        (Some(v), _) => Some(v),
+                        (None, Some(d)) => Some(self.expand(d, scope)?),
+                        (None, None) => self.global_args.get(&name).cloned(),
+                    };
+                    if let Some(v) = value {
+                        scope.args.insert(name, v);
+                    }
+                }
+                return Ok(None);
+            }
+            Instruction::Shell(shell) => {
+                scope.shell = shell.argv.iter().map(|w| w.text.clone()).collect();
+                return Ok(None);
+            }
+            Instruction::Env(env) => {
+                let mut pairs = Vec::new();
+                for kv in &env.vars {
+                    let key = self.expand(&kv.key, scope)?;
+                    let value = self.expand(&kv.value, scope)?;
+                    scope.env.insert(key.clone(), value.clone());
+                    pairs.push((key, value));
+                }
+                (
+                    vec![docker("ENV", json(&pairs))],
+                    config(ConfigChange {
+                        env: pairs,
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Label(label) => {
+                let mut pairs = Vec::new();
+                for kv in &label.labels {
+                    pairs.push((self.expand(&kv.key, scope)?, self.expand(&kv.value, scope)?));
+                }
+                (
+                    vec![docker("LABEL", json(&pairs))],
+                    config(ConfigChange {
+                        labels: pairs,
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Maintainer(m) => {
+                let pairs = vec![(super::MAINTAINER_LABEL.to_string(), m.name.text.clone())];
+                (
+                    vec![docker("LABEL", json(&pairs))],
+                    config(ConfigChange {
+                        labels: pairs,
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::User(user) => {
+                let u = self.expand(&user.user, scope)?;
+                (
+                    vec![docker("USER", u.clone())],
+                    config(ConfigChange {
+                        user: Some(u),
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Expose(expose) => {
+                let ports = expose
+                    .ports
+                    .iter()
+                    .map(|p| self.expand(p, scope))
+                    .collect::<Result<Vec<_>>>()?;
+                (
+                    vec![docker("EXPOSE", json(&ports))],
+                    config(ConfigChange {
+                        expose: ports,
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Volume(volume) => {
+                let paths = volume
+                    .paths
+                    .iter()
+                    .map(|p| self.expand(p, scope))
+                    .collect::<Result<Vec<_>>>()?;
+                (
+                    vec![docker("VOLUME", json(&paths))],
+                    config(ConfigChange {
+                        volumes: paths,
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::StopSignal(s) => {
+                let sig = self.expand(&s.signal, scope)?;
+                (
+                    vec![docker("STOPSIGNAL", sig.clone())],
+                    config(ConfigChange {
+                        stop_signal: Some(sig),
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Onbuild(o) => (
+                vec![docker("ONBUILD", o.expression.clone())],
+                config(ConfigChange {
+                    onbuild: vec![o.expression.clone()],
+                    ..Default::default()
+                }),
+                false,
+            ),
+            Instruction::Cmd(cmd) => {
+                let argv = self.argv(&cmd.command, scope);
+                (
+                    vec![docker("CMD", json(&argv))],
+                    config(ConfigChange {
+                        cmd: Some(argv),
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Entrypoint(e) => {
+                let argv = self.argv(&e.command, scope);
+                (
+                    vec![docker("ENTRYPOINT", json(&argv))],
+                    config(ConfigChange {
+                        entrypoint: Some(argv),
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Healthcheck(h) => {
+                let check = Healthcheck {
+                    test: match &h.test {
+                        None => vec!["NONE".into()],
+                        Some(CommandLine::Exec(words)) => std::iter::once("CMD".to_string())
+                            .chain(words.iter().map(|w| w.text.clone()))
+                            .collect(),
+                        Some(CommandLine::Shell(w)) => vec!["CMD-SHELL".into(), w.text.clone()],
+                    },
+                    interval: h.interval.as_ref().map_or(0, |d| d.value.as_nanos() as u64),
+                    timeout: h.timeout.as_ref().map_or(0, |d| d.value.as_nanos() as u64),
+                    start_period: h
+                        .start_period
+                        .as_ref()
+                        .map_or(0, |d| d.value.as_nanos() as u64),
+                    retries: h.retries.as_ref().map_or(0, |r| r.value),
+                };
+                (
+                    vec![docker("HEALTHCHECK", format!("{check:?}"))],
+                    config(ConfigChange {
+                        healthcheck: Some(check),
+                        ..Default::default()
+                    }),
+                    false,
+                )
+            }
+            Instruction::Workdir(w) => {
+                let path = absolute(&scope.workdir, &self.expand(&w.path, scope)?);
+                scope.workdir = path.clone();
+                let steps = vec![
+                    Step {
+                        op: Op::MakeDir { path: path.clone() },
+                        span,
+                    },
+                    Step {
+                        op: Op::Config(ConfigChange {
+                            workdir: Some(path.clone()),
+                            ..Default::default()
+                        }),
+                        span,
+                    },
+                ];
+                (vec![docker("WORKDIR", path)], steps, false)
+            }
+            Instruction::Run(run) => self.run(dockerfile, index, run, scope, dependencies)?,
+            Instruction::Copy(copy) => {
+                let from = match &copy.from {
+                    Some(f) => Some(self.expand(f, scope)?),
+                    None => None,
+                };
+                let chown = copy
+                    .chown
+                    .as_ref()
+                    .map(|c| self.expand(c, scope))
+                    .transpose()?;
+                let chmod = copy.chmod.as_ref().map(mode).transpose()?;
+                match from {
+                    Some(from) => self.copy_from(
+                        dockerfile,
+                        index,
+                        copy,
+                        &from,
+                        chown,
+                        chmod,
+                        scope,
+                        dependencies,
+                    )?,
+                    None => self.copy_context(
+                        &copy.sources,
+                        &copy.dest,
+                        chown,
+                        chmod,
+                        false,
+                        scope,
+                        "copy",
+                    )?,
+                }
+            }
+            Instruction::Add(add) => {
+                let chown = add
+                    .chown
+                    .as_ref()
+                    .map(|c| self.expand(c, scope))
+                    .transpose()?;
+                let chmod = add.chmod.as_ref().map(mode).transpose()?;
+                for source in &add.sources {
+                    if let Source::Path(w) = source {
+                        let text = self.expand(w, scope)?;
+                        if text.contains("://") || text.starts_with("git@") {
+                            return Err(Box::new(
+                                Diagnostic::new(format!("ADD of a remote source `{text}` needs the network, and strata builds without it"), Some(w.span))
+                                    .help("download it into the build context first and ADD or COPY the file"),
+                            ));
+                        }
+                    }
+                }
+                self.copy_context(&add.sources, &add.dest, chown, chmod, true, scope, "add")?
+            }
+        }))
+    }
+
+    /// `CMD`/`ENTRYPOINT` argv: exec form as is, shell form through the stage's shell.
+    fn argv(&self, command: &CommandLine, scope: &Scope) -> Vec<String> {
+        match command {
+            CommandLine::Exec(words) => words.iter().map(|w| w.text.clone()).collect(),
+            CommandLine::Shell(w) => scope
+                .shell
+                .iter()
+                .cloned()
+                .chain(std::iter::once(w.text.clone()))
+                .collect(),
+        }
+    }
+
+    fn run(
+        &mut self,
+        dockerfile: &Dockerfile,
+        index: usize,
+        run: &super::Run,
+        scope: &Scope,
+        dependencies: &mut Vec<usize>,
+    ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let (text, shell) = match &run.command {
+            CommandLine::Exec(words) => {
+                let argv: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+                (json(&argv), RunShell::Exec)
+            }
+            CommandLine::Shell(w) => {
+                let mut text = w.text.clone();
+                for heredoc in &run.heredocs {
+                    let mut body = heredoc.body();
+                    if !body.ends_with('\n') {
+                        body.push('\n');
+                    }
+                    text = format!("{text}\n{body}{}", heredoc.name);
+                }
+                (text, RunShell::Argv(scope.shell.clone()))
+            }
+        };
+        let mut mounts = Vec::new();
+        for m in &run.mounts {
+            let written_target = m
+                .target
+                .as_ref()
+                .map(|w| self.expand(w, scope))
+                .transpose()?;
+            let target = |_: &super::Mount| -> Result<String> {
+                Ok(absolute(
+                    &scope.workdir,
+                    written_target.as_deref().unwrap_or_default(),
+                ))
+            };
+            let source = match m.kind {
+                MountType::Cache => {
+                    let id = match &m.id {
+                        Some(id) => self.expand(id, scope)?,
+                        None => target(m)?,
+                    };
+                    MountSource::Cache { id }
+                }
+                MountType::Tmpfs => MountSource::Tmpfs,
+                MountType::Secret => {
+                    let id = match &m.id {
+                        Some(id) => self.expand(id, scope)?,
+                        None => m
+                            .target
+                            .as_ref()
+                            .map(|t| t.text.rsplit('/').next().unwrap_or_default().to_string())
+                            .unwrap_or_default(),
+                    };
+                    MountSource::Secret {
+                        id,
+                        required: m.required,
+                    }
+                }
+                MountType::Bind => {
+                    let path = m
+                        .source
+                        .as_ref()
+                        .map(|s| self.expand(s, scope))
+                        .transpose()?
+                        .unwrap_or_else(|| ".".into());
+                    let image = match &m.from {
+                        Some(f) => {
+                            let from = self.expand(f, scope)?;
+                            let i = self.image_for(dockerfile, index, &from);
+                            dependencies.push(i);
+                            Some(i)
+                        }
+                        None => None,
+                    };
+                    let path = match image {
+                        Some(_) => path,
+                        None => {
+                            let rel =
+                                self.context_path(&path, m.source.as_ref().map(|s| s.span))?;
+                            self.options
+                                .context
+                                .join(rel)
+                                .to_string_lossy()
+                                .into_owned()
+                        }
+                    };
+                    MountSource::Bind {
+                        image,
+                        path,
+                        readwrite: !m.readonly,
+                    }
+                }
+                MountType::Ssh => {
+                    return Err(Box::new(Diagnostic::new(
+                        "`RUN --mount=type=ssh` is not supported by strata yet",
+                        Some(m.span),
+                    )));
+                }
+            };
+            let to = match (&source, &m.target) {
+                (MountSource::Secret { id, .. }, None) => format!("/run/secrets/{id}"),
+                _ => target(m)?,
+            };
+            mounts.push(RunMount { to, source });
+        }
+        // Build args reach the command as variables, and its digest.
+        let env: Vec<(String, String)> = scope
+            .args
+            .iter()
+            .filter(|(k, _)| !scope.env.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let no_network = matches!(run.network.as_ref().map(|n| n.value), Some(Network::None));
+        let mut inputs = vec![DigestInput::Commands {
+            commands: vec![text.clone()],
+        }];
+        inputs.push(DigestInput::Param {
+            key: "shell".into(),
+            value: json(&scope.shell),
+        });
+        if !env.is_empty() {
+            inputs.push(DigestInput::Param {
+                key: "args".into(),
+                value: json(&env),
+            });
+        }
+        if !mounts.is_empty() {
+            let described: Vec<String> = mounts
+                .iter()
+                .map(|m| format!("{:?}@{}", m.source, m.to))
+                .collect();
+            inputs.push(DigestInput::Param {
+                key: "mounts".into(),
+                value: json(&described),
+            });
+        }
+        if no_network {
+            inputs.push(DigestInput::Param {
+                key: "network".into(),
+                value: "none".into(),
+            });
+        }
+        let step = Step {
+            op: Op::Run(Run {
+                commands: vec![Command {
+                    text,
+                    span: Some(run.span),
+                }],
+                shell,
+                user: None,
+                workdir: None,
+                env,
+                mounts,
+                no_network,
+            }),
+            span: Some(run.span),
+        };
+        Ok((inputs, vec![step], false))
+    }
+
+    /// A `--from` value: an earlier stage, else an external image (added to the plan once).
+    fn image_for(&mut self, dockerfile: &Dockerfile, before: usize, text: &str) -> usize {
+        if let Some(i) = self.stage_ref(dockerfile, text, before) {
+            return i;
+        }
+        if let Some(i) = self.external.get(text) {
+            return *i;
+        }
+        let i = self.images.len();
+        self.images.push(Image {
+            name: ImageName::Named(text.to_string()),
+            base: Base::Reference {
+                reference: text.to_string(),
+                span: None,
+            },
+            stages: vec![Stage {
+                name: "from".into(),
+                inputs: Vec::new(),
+                steps: Vec::new(),
+                options: StageOptions::default(),
+                late_inputs: None,
+                span: None,
+            }],
+            is_final: false,
+            git: Vec::new(),
+            dependencies: Vec::new(),
+            span: None,
+        });
+        self.external.insert(text.to_string(), i);
+        i
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_from(
+        &mut self,
+        dockerfile: &Dockerfile,
+        index: usize,
+        copy: &super::Copy,
+        from: &str,
+        chown: Option<String>,
+        chmod: Option<u32>,
+        scope: &Scope,
+        dependencies: &mut Vec<usize>,
+    ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let image = self.image_for(dockerfile, index, from);
+        dependencies.push(image);
+        let dest = self.expand(&copy.dest, scope)?;
+        let dest_abs = absolute(&scope.workdir, &dest);
+        let many = copy.sources.len() > 1;
+        let (owner, group) = split_owner(chown.as_deref());
+        let mut inputs = Vec::new();
+        let mut steps = Vec::new();
+        for source in &copy.sources {
+            let Source::Path(word) = source else {
+                return Err(Box::new(Diagnostic::new(
+                    "a heredoc cannot be copied --from another stage",
+                    Some(copy.span),
+                )));
+            };
+            let add = absolute("/", &self.expand(word, scope)?);
+            if add.contains(['*', '?', '[']) {
+                return Err(Box::new(Diagnostic::new(
+                    "wildcards in COPY --from sources are not supported by strata yet",
+                    Some(word.span),
+                )));
+            }
+            // A trailing `/` tells the import that the destination is a directory: a file
+            // lands inside it, a directory's content fills it (only the source image knows
+            // which the source is).
+            let to = if dest.ends_with('/') || many {
+                format!("{}/", dest_abs.trim_end_matches('/'))
+            } else {
+                dest_abs.clone()
+            };
+            inputs.push(DigestInput::Param {
+                key: format!("copy[{}]", steps.len()),
+                value: json(&[
+                    from.to_string(),
+                    add.clone(),
+                    to.clone(),
+                    format!("{chown:?}"),
+                    format!("{chmod:?}"),
+                ]),
+            });
+            steps.push(Step {
+                op: Op::Import(Import {
+                    image,
+                    stage: None,
+                    add,
+                    to,
+                    include: Vec::new(),
+                    exclude: Vec::new(),
+                    owner: owner.clone(),
+                    group: group.clone(),
+                    mode: chmod,
+                }),
+                span: Some(copy.span),
+            });
+        }
+        Ok((inputs, steps, true))
+    }
+
+    /// A path in the context, checked to stay inside it and to exist.
+    fn context_path(&self, rel: &str, span: Option<Span>) -> Result<PathBuf> {
+        let mut out = PathBuf::new();
+        for c in Path::new(rel).components() {
+            match c {
+                Component::Normal(p) => out.push(p),
+                Component::ParentDir if !out.pop() => {
+                    return Err(Box::new(
+                        Diagnostic::new(format!("`{rel}` is outside the build context"), span)
+                            .help("only files inside the context directory can be copied"),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_context(
+        &self,
+        sources: &[Source],
+        dest_word: &Word,
+        chown: Option<String>,
+        chmod: Option<u32>,
+        add: bool,
+        scope: &Scope,
+        what: &str,
+    ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let dest = self.expand(dest_word, scope)?;
+        let dest_abs = absolute(&scope.workdir, &dest);
+        let into_dir = dest.ends_with('/') || sources.len() > 1;
+        let mut entries = Vec::new();
+        let mut archives = Vec::new();
+        for source in sources {
+            match source {
+                Source::Heredoc(h) => {
+                    let target = if into_dir || dest.ends_with('/') {
+                        format!("{}/{}", dest_abs.trim_end_matches('/'), h.name)
+                    } else {
+                        dest_abs.clone()
+                    };
+                    let body = if h.expand {
+                        super::expand_heredoc(&h.body(), &|n| scope.var(n))
+                            .map_err(|e| Box::new(Diagnostic::new(e.to_string(), Some(h.span))))?
+                    } else {
+                        h.body()
+                    };
+                    entries.push(CopyEntry {
+                        source: PathBuf::new(),
+                        inline: Some(body),
+                        target,
+                    });
+                }
+                Source::Path(word) => {
+                    let text = self.expand(word, scope)?;
+                    let matches = self.matching(&text, word.span)?;
+                    let multiple = into_dir || matches.len() > 1 || text.contains(['*', '?', '[']);
+                    for rel in matches {
+                        let host = self.options.context.join(&rel);
+                        let meta = std::fs::symlink_metadata(&host).map_err(|e| {
+                            Box::new(Diagnostic::new(
+                                format!(
+                                    "cannot read `{}` in the build context: {e}",
+                                    rel.display()
+                                ),
+                                Some(word.span),
+                            ))
+                        })?;
+                        let name = rel
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        if add && meta.is_file() && is_archive(&name) {
+                            archives.push(CopyEntry {
+                                source: host,
+                                inline: None,
+                                target: dest_abs.clone(),
+                            });
+                            continue;
+                        }
+                        if meta.is_dir() {
+                            self.walk_dir(&rel, &dest_abs, &mut entries)?;
+                        } else {
+                            let target = if multiple || dest.ends_with('/') {
+                                format!("{}/{name}", dest_abs.trim_end_matches('/'))
+                            } else {
+                                dest_abs.clone()
+                            };
+                            entries.push(CopyEntry {
+                                source: host,
+                                inline: None,
+                                target,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let checksum = checksum(&entries)
+            .and_then(|a| checksum(&archives).map(|b| format!("{a}{b}")))
+            .map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("cannot read the build context: {e}"),
+                    Some(dest_word.span),
+                ))
+            })?;
+        let inputs = vec![DigestInput::Param {
+            key: what.into(),
+            value: json(&[
+                dest_abs.clone(),
+                format!("{chown:?}"),
+                format!("{chmod:?}"),
+                checksum,
+            ]),
+        }];
+        let mut steps = Vec::new();
+        if !entries.is_empty() {
+            steps.push(Step {
+                op: Op::CopyFiles(CopyFiles {
+                    entries,
+                    chown: chown.clone(),
+                    chmod,
+                    unpack: false,
+                }),
+                span: Some(dest_word.span),
+            });
+        }
+        if !archives.is_empty() {
+            steps.push(Step {
+                op: Op::CopyFiles(CopyFiles {
+                    entries: archives,
+                    chown,
+                    chmod,
+                    unpack: true,
+                }),
+                span: Some(dest_word.span),
+            });
+        }
+        Ok((inputs, steps, false))
+    }
+
+    /// The context paths a COPY source names: the path itself, or what a wildcard matches;
+    /// never anything `.dockerignore` excludes.
+    fn matching(&self, text: &str, span: Span) -> Result<Vec<PathBuf>> {
+        let rel = self.context_path(text, Some(span))?;
+        let rel_str = rel.to_string_lossy().to_string();
+        if !text.contains(['*', '?', '[']) {
+            if rel_str.is_empty() {
+                return Ok(vec![rel]);
+            }
+            if self.ignore.is_excluded(&rel_str)
+                || std::fs::symlink_metadata(self.options.context.join(&rel)).is_err()
+            {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        format!(
+                            "`{text}` is not in the build context{}",
+                            if self.ignore.is_excluded(&rel_str) {
+                                " (.dockerignore excludes it)"
+                            } else {
+                                ""
+                            }
+                        ),
+                        Some(span),
+                    )
+                    .help(format!("the context is {}", self.options.context.display())),
+                ));
+            }
+            return Ok(vec![rel]);
+        }
+        let glob = globset::GlobBuilder::new(&rel_str)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("bad wildcard `{text}`: {e}"),
+                    Some(span),
+                ))
+            })?
+            .compile_matcher();
+        let mut out = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(dir) = stack.pop() {
+            let Ok(read) = std::fs::read_dir(self.options.context.join(&dir)) else {
+                continue;
+            };
+            for e in read.flatten() {
+                let p = dir.join(e.file_name());
+                let s = p.to_string_lossy().to_string();
+                if self.ignore.is_excluded(&s) && !self.ignore.may_include_below(&s) {
+                    continue;
+                }
+                if glob.is_match(&p) && !self.ignore.is_excluded(&s) {
+                    out.push(p.clone());
+                }
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(p);
+                }
+            }
+        }
+        out.sort();
+        if out.is_empty() {
+            return Err(Box::new(Diagnostic::new(
+                format!("`{text}` matches no file in the build context"),
+                Some(span),
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Every entry of a context directory (its content lands at `target`), minus what
+    /// `.dockerignore` excludes.
+    fn walk_dir(&self, rel: &Path, target: &str, entries: &mut Vec<CopyEntry>) -> Result<()> {
+        let root = self.options.context.join(rel);
+        entries.push(CopyEntry {
+            source: root.clone(),
+            inline: None,
+            target: target.to_string(),
+        });
+        let mut stack = vec![(rel.to_path_buf(), target.trim_end_matches('/').to_string())];
+        while let Some((dir, to)) = stack.pop() {
+            let read = std::fs::read_dir(self.options.context.join(&dir)).map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("cannot read {}: {e}", dir.display()),
+                    None,
+                ))
+            })?;
+            let mut names: Vec<_> = read.flatten().collect();
+            names.sort_by_key(|e| e.file_name());
+            for e in names {
+                let p = dir.join(e.file_name());
+                let s = p.to_string_lossy().to_string();
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                if self.ignore.is_excluded(&s) && !(is_dir && self.ignore.may_include_below(&s)) {
+                    continue;
+                }
+                let t = format!("{to}/{}", e.file_name().to_string_lossy());
+                entries.push(CopyEntry {
+                    source: self.options.context.join(&p),
+                    inline: None,
+                    target: t.clone(),
+                });
+                if is_dir {
+                    stack.push((p, t));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sha256 over the copied entries: targets, types, modes and contents.
+fn checksum(entries: &[CopyEntry]) -> std::io::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::MetadataExt;
+    let mut h = strata_digest::HashingWriter::new(std::io::sink());
+    for e in entries {
+        h.write_all(e.target.as_bytes())?;
+        h.write_all(&[0])?;
+        if let Some(inline) = &e.inline {
+            h.write_all(inline.as_bytes())?;
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&e.source)?;
+        h.write_all(format!("{:o}", meta.mode()).as_bytes())?;
+        if meta.file_type().is_symlink() {
+            h.write_all(
+                std::fs::read_link(&e.source)?
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            )?;
+        } else if meta.is_file() {
+            std::io::copy(&mut std::fs::File::open(&e.source)?, &mut h)?;
+        }
+        h.write_all(&[0])?;
+    }
+    Ok(h.finish().1.hex())
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("strings always serialize")
+}
+
+/// `path` made absolute against `cwd`, normalized.
+fn absolute(cwd: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{path}", cwd.trim_end_matches('/'))
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for p in joined.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = format!("/{}", parts.join("/"));
+    if path.ends_with('/') && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+/// `--chmod=0755`.
+fn mode(word: &Word) -> Result<u32> {
+    u32::from_str_radix(&word.text, 8).map_err(|_| {
+        Box::new(Diagnostic::new(
+            format!("--chmod `{}` is not an octal mode", word.text),
+            Some(word.span),
+        ))
+    })
+}
+
+fn split_owner(chown: Option<&str>) -> (Option<String>, Option<String>) {
+    match chown {
+        None => (None, None),
+        Some(c) => match c.split_once(':') {
+            Some((u, g)) => (Some(u.to_string()), Some(g.to_string())),
+            None => (Some(c.to_string()), None),
+        },
+    }
+}
+
+fn is_archive(name: &str) -> bool {
+    [
+        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz",
+    ]
+    .iter()
+    .any(|ext| name.ends_with(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_like_docker() {
+        assert_eq!(absolute("/app", "src"), "/app/src");
+        assert_eq!(absolute("/app", "/etc/x"), "/etc/x");
+        assert_eq!(absolute("/app", "../x/"), "/x/");
+        assert_eq!(absolute("/", "."), "/");
+        assert!(is_archive("a.tar.gz") && !is_archive("a.txt"));
+        assert_eq!(
+            split_owner(Some("1:2")),
+            (Some("1".into()), Some("2".into()))
+        );
+    }
+}
