@@ -136,13 +136,21 @@ pub fn load_str(
                     sources.add(e.path.clone(), e.file.clone(), partial)
                 };
                 let span = e.offset.map(|o| strata_plan::Span::new(id, o, o));
-                let diagnostic = Box::new(Diagnostic::new(e.message, span).label("in this template"));
-                return Err(Error::Config { diagnostic, sources: Box::new(sources) });
+                let diagnostic =
+                    Box::new(Diagnostic::new(e.message, span).label("in this template"));
+                return Err(Error::Config {
+                    diagnostic,
+                    sources: Box::new(sources),
+                });
             }
         };
         let mut ids = vec![file];
         for partial in &r.sources[1..] {
-            ids.push(sources.add(partial.path.clone(), partial.name.clone(), partial.text.clone()));
+            ids.push(sources.add(
+                partial.path.clone(),
+                partial.name.clone(),
+                partial.text.clone(),
+            ));
         }
         let id = sources.add(path.clone(), format!("{name} (rendered)"), r.text.clone());
         let text = r.text.clone();
@@ -152,12 +160,14 @@ pub fn load_str(
         (file, text.to_string())
     };
     let result = stapel::parse(parse_file, &parse_text).and_then(|config| {
-        let (images, notes) = stapel::lower(&config, name, dir, &options.git)?;
+        let (images, notes) = stapel::lower(&config, name, dir, &options.git, &mut sources)?;
         Ok((config.project.map(|p| p.value), images, notes))
     });
     let result = result.map_err(|mut d| {
         if let Some((r, ids, id)) = &rendered {
-            let map = |span: strata_plan::Span| match r.map_span(span.start as usize, span.end as usize) {
+            let map = |span: strata_plan::Span| match r
+                .map_span(span.start as usize, span.end as usize)
+            {
                 Some((src, a, b)) if span.file == *id => strata_plan::Span::new(ids[src], a, b),
                 _ => span,
             };
@@ -190,15 +200,27 @@ pub fn load_str(
 /// [`Error::NoConfig`], [`Error::Read`], or [`Error::Config`] for a template error.
 pub fn render_config(dir: &Path, options: &LoadOptions) -> Result<String, Error> {
     let path = config_path(dir, options)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })?;
     let name = display_name(&path);
     let ctx = template::Context::with_process_env(dir, head_commit(dir));
-    template::render(&name, &text, &ctx).map(|r| r.text).map_err(|e| {
-        let mut sources = SourceMap::default();
-        let id = sources.add(e.path.clone(), e.file.clone(), std::fs::read_to_string(&e.path).unwrap_or_default());
-        let span = e.offset.map(|o| strata_plan::Span::new(id, o, o));
-        Error::Config { diagnostic: Box::new(Diagnostic::new(e.message, span)), sources: Box::new(sources) }
-    })
+    template::render(&name, &text, &ctx)
+        .map(|r| r.text)
+        .map_err(|e| {
+            let mut sources = SourceMap::default();
+            let id = sources.add(
+                e.path.clone(),
+                e.file.clone(),
+                std::fs::read_to_string(&e.path).unwrap_or_default(),
+            );
+            let span = e.offset.map(|o| strata_plan::Span::new(id, o, o));
+            Error::Config {
+                diagnostic: Box::new(Diagnostic::new(e.message, span)),
+                sources: Box::new(sources),
+            }
+        })
 }
 
 /// The config file `load` reads.
@@ -209,7 +231,9 @@ fn config_path(dir: &Path, options: &LoadOptions) -> Result<PathBuf, Error> {
             .iter()
             .map(|name| dir.join(name))
             .find(|p| p.is_file())
-            .ok_or_else(|| Error::NoConfig { dir: dir.to_path_buf() }),
+            .ok_or_else(|| Error::NoConfig {
+                dir: dir.to_path_buf(),
+            }),
     }
 }
 
@@ -218,7 +242,11 @@ fn head_commit(dir: &Path) -> Option<template::Commit> {
     let repo = strata_git::Repository::discover(dir).ok()?;
     let head = repo.resolve(&strata_git::Rev::Head).ok()?;
     let info = repo.commit_info(&head).ok()?;
-    Some(template::Commit { hash: info.hash, date_human: info.time_human, date_unix: info.time_unix })
+    Some(template::Commit {
+        hash: info.hash,
+        date_human: info.time_human,
+        date_unix: info.time_unix,
+    })
 }
 
 /// Loads a Dockerfile as a plan: its stages become images, the target (default: the last

@@ -63,6 +63,8 @@ pub struct ImageConfig {
     pub mounts: Vec<MountConfig>,
     /// `dependencies:`.
     pub dependencies: Vec<DependencyConfig>,
+    /// `dockerfile:` with `context:`, `target:`, `args:`: the image is a Dockerfile's target.
+    pub dockerfile: Option<DockerfileImage>,
     /// Written as an `artifact:` document (werf's legacy form of `final: false`, without git
     /// patches and docker directives).
     pub is_artifact: bool,
@@ -315,4 +317,17 @@ pub struct DependencyConfig {
     pub point: Spanned<ImportPoint>,
     /// `imports:` as (`type`, `targetEnv`).
     pub imports: Vec<(Spanned<strata_plan::DependencyValue>, Spanned<String>)>,
+}
+
+/// An image built from a Dockerfile (werf's `dockerfile:` images).
+#[derive(Clone, Debug)]
+pub struct DockerfileImage {
+    /// `dockerfile:`, relative to the context.
+    pub dockerfile: Spanned<String>,
+    /// `context:`, relative to the config's directory (default: it).
+    pub context: Option<Spanned<String>>,
+    /// `target:`.
+    pub target: Option<Spanned<String>>,
+    /// `args:`.
+    pub args: Vec<(String, String)>,
 }

@@ -153,6 +153,104 @@ fn check_dependency_cycles(
     Ok(())
 }
 
+/// Replaces each `dockerfile:` image by its Dockerfile's target and appends the Dockerfile's
+/// other stages (named `IMAGE-STAGE`), renumbering the plan indices inside them.
+pub(crate) fn dockerfile_images(
+    config: &Config,
+    dir: &std::path::Path,
+    images: &mut Vec<Image>,
+    sources: &mut strata_plan::SourceMap,
+) -> Result<()> {
+    for (slot, image) in config.images.iter().enumerate() {
+        let Some(d) = &image.dockerfile else { continue };
+        let context = dir.join(d.context.as_ref().map_or(".", |c| c.value.as_str()));
+        let path = context.join(&d.dockerfile.value);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Box::new(Diagnostic::new(
+                format!("cannot read the Dockerfile {}: {e}", path.display()),
+                Some(d.dockerfile.span),
+            ))
+        })?;
+        let file = sources.add(
+            path.clone(),
+            path.strip_prefix(dir)
+                .unwrap_or(&path)
+                .display()
+                .to_string(),
+            text.clone(),
+        );
+        let parsed = crate::dockerfile::parse(file, &text)?;
+        let options = crate::dockerfile::DockerfileOptions {
+            context: context.clone(),
+            target: d.target.as_ref().map(|t| t.value.clone()),
+            build_args: d.args.clone(),
+            tag: image.name.to_string(),
+        };
+        let plan = match crate::dockerfile::lower(&parsed, std::mem::take(sources), &options) {
+            Ok(plan) => plan,
+            Err((diagnostic, back)) => {
+                *sources = back;
+                return Err(diagnostic);
+            }
+        };
+        *sources = plan.sources;
+        let target = plan
+            .images
+            .iter()
+            .position(|i| i.is_final)
+            .unwrap_or(plan.images.len() - 1);
+        let offset = images.len();
+        let mut map = Vec::with_capacity(plan.images.len());
+        let mut next = offset;
+        for k in 0..plan.images.len() {
+            if k == target {
+                map.push(slot);
+            } else {
+                map.push(next);
+                next += 1;
+            }
+        }
+        for (k, mut sub) in plan.images.into_iter().enumerate() {
+            renumber(&mut sub, &map);
+            if k == target {
+                sub.name = image.name.clone();
+                sub.is_final = image.is_final;
+                images[slot] = sub;
+            } else {
+                sub.name = ImageName::Named(format!("{}-{}", image.name, sub.name));
+                sub.is_final = false;
+                images.push(sub);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every image index inside `image` through `map`.
+fn renumber(image: &mut Image, map: &[usize]) {
+    if let Base::Image { index, .. } = &mut image.base {
+        *index = map[*index];
+    }
+    for d in &mut image.dependencies {
+        *d = map[*d];
+    }
+    for stage in &mut image.stages {
+        for step in &mut stage.steps {
+            match &mut step.op {
+                Op::Import(import) => import.image = map[import.image],
+                Op::Run(run) => {
+                    for m in &mut run.mounts {
+                        if let MountSource::Bind { image: Some(i), .. } = &mut m.source {
+                            *i = map[*i];
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Two images with one name, or two nameless images, are an error at the second.
 fn check_names(config: &Config) -> Result<()> {
     for (i, image) in config.images.iter().enumerate() {

@@ -88,8 +88,10 @@ pub fn lower(
     file_name: &str,
     dir: &std::path::Path,
     git: &GitOptions,
+    sources: &mut strata_plan::SourceMap,
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
     let state = git::resolve(config, dir, git)?;
-    let images = lower::images(config, file_name, &state)?;
+    let mut images = lower::images(config, file_name, &state)?;
+    lower::dockerfile_images(config, dir, &mut images, sources)?;
     Ok((images, state.notes))
 }

@@ -8,8 +8,8 @@
 use strata_plan::{Diagnostic, ImageName, Span};
 
 use super::config::{
-    Config, DependencyConfig, Docker, From, GitConfig, GitRef, ImageConfig, ImportConfig,
-    ImportPoint, Keyed, MountConfig, Shell, Spanned, UserStage,
+    Config, DependencyConfig, Docker, DockerfileImage, From, GitConfig, GitRef, ImageConfig,
+    ImportConfig, ImportPoint, Keyed, MountConfig, Shell, Spanned, UserStage,
 };
 use super::docker;
 use super::yaml::{Document, Kind, Node};
@@ -35,15 +35,15 @@ const IMAGE_KEYS: &[&str] = &[
     "mount",
     "artifact",
     "dependencies",
+    "dockerfile",
+    "context",
+    "target",
+    "args",
 ];
 /// werf image keys strata does not implement yet.
 const IMAGE_UNSUPPORTED: &[&str] = &[
     "ansible",
-    "dockerfile",
-    "context",
     "contextAddFiles",
-    "target",
-    "args",
     "addHost",
     "network",
     "ssh",
@@ -236,6 +236,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut mounts = Vec::new();
     let mut dependencies = Vec::new();
     let mut is_artifact = false;
+    let (mut dockerfile, mut context, mut target, mut args) = (None, None, None, Vec::new());
     for e in entries(root, &section)? {
         match e.name {
             "artifact" => {
@@ -330,6 +331,18 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             "import" => imports = import_entries(e.value)?,
             "mount" => mounts = mount_entries(e.value)?,
             "dependencies" => dependencies = dependency_entries(e.value)?,
+            "dockerfile" | "context" | "target" => {
+                let v = Spanned {
+                    value: scalar(e.value, e.name)?.to_string(),
+                    span: e.value.span,
+                };
+                match e.name {
+                    "dockerfile" => dockerfile = Some(v),
+                    "context" => context = Some(v),
+                    _ => target = Some(v),
+                }
+            }
+            "args" => args = scalar_map(e.value, "args")?,
             _ => unreachable_key(e.key)?,
         }
     }
@@ -340,14 +353,57 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             Some(document),
         ))
     })?;
-    let Some(from) = from else {
-        return Err(Box::new(
-            Diagnostic::new(
-                format!("image `{name}` needs `from` or `fromImage`"),
-                Some(name_span),
-            )
-            .help("add `from: IMAGE` (for example `from: alpine:3.20`) or `fromImage: OTHER`"),
-        ));
+    let dockerfile = match dockerfile {
+        Some(dockerfile) => {
+            if let Some(f) = &from {
+                return Err(Box::new(
+                    Diagnostic::new("an image built from a Dockerfile takes its base from the Dockerfile's FROM", Some(f.key))
+                        .help("remove `from`/`fromImage`, or remove `dockerfile`"),
+                ));
+            }
+            if shell.stages.iter().any(|s| !s.commands.is_empty())
+                || !git.is_empty()
+                || !imports.is_empty()
+            {
+                return Err(Box::new(Diagnostic::new(
+                    "an image built from a Dockerfile has no `shell`, `git` or `import`: the Dockerfile says how to build it",
+                    Some(dockerfile.span),
+                )));
+            }
+            Some(DockerfileImage {
+                dockerfile,
+                context,
+                target,
+                args,
+            })
+        }
+        None => {
+            if let Some(key) = context.as_ref().or(target.as_ref()).map(|k| k.span) {
+                return Err(Box::new(Diagnostic::new(
+                    "`context`, `target` and `args` go with `dockerfile`",
+                    Some(key),
+                )));
+            }
+            None
+        }
+    };
+    let from = match (from, &dockerfile) {
+        (Some(from), _) => from,
+        // The Dockerfile names its base; `from` is only a placeholder here.
+        (None, Some(d)) => Keyed {
+            value: From::Scratch,
+            key: d.dockerfile.span,
+            span: d.dockerfile.span,
+        },
+        (None, None) => {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!("image `{name}` needs `from` or `fromImage`"),
+                    Some(name_span),
+                )
+                .help("add `from: IMAGE` (for example `from: alpine:3.20`) or `fromImage: OTHER`"),
+            ));
+        }
     };
     Ok(ImageConfig {
         name,
@@ -364,6 +420,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         mounts,
         dependencies,
         is_artifact,
+        dockerfile,
     })
 }
 
