@@ -59,6 +59,8 @@ pub struct LoadOptions {
     pub config: Option<PathBuf>,
     /// How git mappings are resolved (`--dev`, the clone cache).
     pub git: stapel::GitOptions,
+    /// `.Env` of templates: werf's `--env`, the deployment environment's name.
+    pub env: String,
 }
 
 /// The errors of loading a config.
@@ -125,7 +127,8 @@ pub fn load_str(
     // errors are mapped back to the template (or partial) that produced the text.
     let mut rendered = None;
     let (parse_file, parse_text) = if text.contains("{{") {
-        let ctx = template::Context::with_process_env(dir, head_commit(dir));
+        let mut ctx = template::Context::with_process_env(dir, head_commit(dir));
+        ctx.env_name = options.env.clone();
         let r = match template::render(name, text, &ctx) {
             Ok(r) => r,
             Err(e) => {
@@ -205,7 +208,8 @@ pub fn render_config(dir: &Path, options: &LoadOptions) -> Result<String, Error>
         source,
     })?;
     let name = display_name(&path);
-    let ctx = template::Context::with_process_env(dir, head_commit(dir));
+    let mut ctx = template::Context::with_process_env(dir, head_commit(dir));
+    ctx.env_name = options.env.clone();
     template::render(&name, &text, &ctx)
         .map(|r| r.text)
         .map_err(|e| {

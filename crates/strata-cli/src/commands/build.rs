@@ -40,6 +40,9 @@ pub struct Args {
     /// none, and the scan stats every mapped file).
     #[arg(long)]
     pub no_dirty_check: bool,
+    /// The deployment environment's name: `.Env` in config templates (werf's --env).
+    #[arg(long, default_value = "")]
+    pub env: String,
     /// Introspection and the debugger.
     #[command(flatten)]
     pub debug: super::build_args::DebugArgs,
@@ -71,6 +74,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         parallel: args.parallel.max(1),
         dev: args.dev,
         no_dirty_check: args.no_dirty_check,
+        env: args.env,
         push,
         repo: args.repo,
         dockerfile,

@@ -23,14 +23,24 @@ pub enum Action {
         /// The config file [default: strata.yaml, strata.yml, werf.yaml or werf.yml in --dir].
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The deployment environment's name: `.Env` in templates (werf's --env).
+        #[arg(long, default_value = "")]
+        env: String,
     },
 }
 
 /// Prints the rendered config on stdout.
 pub fn exec(args: Args) -> anyhow::Result<i32> {
-    let Action::Render { dir, config } = args.action;
-    let options = LoadOptions { config, ..LoadOptions::default() };
-    let text = strata_frontend::render_config(&dir, &options).map_err(|e| strata::Failure { report: format!("error: {e}"), exit_code: 1 })?;
+    let Action::Render { dir, config, env } = args.action;
+    let options = LoadOptions {
+        config,
+        env,
+        ..LoadOptions::default()
+    };
+    let text = strata_frontend::render_config(&dir, &options).map_err(|e| strata::Failure {
+        report: format!("error: {e}"),
+        exit_code: 1,
+    })?;
     print!("{text}");
     Ok(0)
 }

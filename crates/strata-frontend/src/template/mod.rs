@@ -8,6 +8,7 @@
 //!     dir: "/src/app".into(),
 //!     env: [("TAG".to_string(), "3.20".to_string())].into(),
 //!     commit: None,
+//!     env_name: "production".into(),
 //! };
 //! let text = "\
 //! {{- $images := list \"api\" \"worker\" }}
@@ -40,8 +41,8 @@
 //! - `env "NAME"` and `env "NAME" "default"`: from [`Context::env`], never the real process
 //!   environment. As in werf, the default replaces an unset or empty variable, and an unset
 //!   variable without a default is an error.
-//! - `.Env.NAME`: the same variables as a dict. (In werf `.Env` is the `--env` name, a
-//!   string; see [`Context::env`].)
+//! - `.Env`: as in werf, the deployment environment's name (`--env`), a string; see
+//!   [`Context::env_name`].
 //! - `.Commit.Hash`, `.Commit.Date.Human`, `.Commit.Date.Unix` (a string, as in werf) when
 //!   [`Context::commit`] is set.
 //! - `include "name" data`, `tpl "text" data`, `required "message" value` (nil or "" fails),
@@ -107,11 +108,11 @@ pub struct Context {
     /// The project directory: `.Files` paths are relative to it and may not leave it, and
     /// partials are found under its `.werf/` and `.strata/`.
     pub dir: PathBuf,
-    /// The environment for `env` and `.Env` (a snapshot; see [`Context::with_process_env`]).
-    ///
-    /// werf's `.Env` is something else, the `--env` name (`{{ if eq .Env "production" }}`);
-    /// configs that use it that way fail here with "incompatible types for comparison".
+    /// The process environment for `env` (a snapshot; see [`Context::with_process_env`]).
     pub env: BTreeMap<String, String>,
+    /// `.Env`: as in werf, the deployment environment's name given with `--env` (empty when
+    /// none), as in `{{ if eq .Env "production" }}`.
+    pub env_name: String,
     /// The commit for `.Commit`; `None` leaves `.Commit` undefined.
     pub commit: Option<Commit>,
 }
@@ -125,6 +126,7 @@ impl Context {
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
             commit,
+            env_name: String::new(),
         }
     }
 }
@@ -413,15 +415,7 @@ pub fn render(file_name: &str, text: &str, ctx: &Context) -> Result<Rendered, Er
 fn root_data(ctx: &Context) -> Value {
     let mut root = BTreeMap::new();
     root.insert("Files".to_string(), Value::Files);
-    root.insert(
-        "Env".to_string(),
-        Value::map(
-            ctx.env
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                .collect(),
-        ),
-    );
+    root.insert("Env".to_string(), Value::from(ctx.env_name.as_str()));
     if let Some(commit) = &ctx.commit {
         let date = BTreeMap::from([
             ("Human".to_string(), Value::from(commit.date_human.as_str())),
@@ -497,6 +491,7 @@ mod tests {
 
     fn ctx() -> Context {
         Context {
+            env_name: "production".into(),
             dir: PathBuf::from("/nonexistent/project"),
             env: BTreeMap::from([
                 ("TAG".to_string(), "v1".to_string()),
@@ -531,8 +526,8 @@ mod tests {
                 "c",
             ),
             (
-                "{{ with .nope }}a{{ else with .Env }}{{ .TAG }}{{ end }}",
-                "v1",
+                "{{ with .nope }}a{{ else with .Env }}{{ . }}{{ end }}",
+                "production",
             ),
             (
                 "{{ range $i, $v := list \"a\" \"b\" }}{{ $i }}={{ $v }};{{ end }}",
@@ -549,7 +544,7 @@ mod tests {
                 "{{ range list 1 2 3 4 }}{{ if eq . 2 }}{{ continue }}{{ end }}{{ if eq . 4 }}{{ break }}{{ end }}{{ . }}{{ end }}",
                 "13",
             ),
-            ("{{ range list 1 }}{{ $.Env.TAG }}{{ end }}", "v1"),
+            ("{{ range list 1 }}{{ $.Env }}{{ end }}", "production"),
             (
                 "{{ $x := 1 }}{{ if true }}{{ $x = 2 }}{{ $y := 3 }}{{ end }}{{ $x }}",
                 "2",
@@ -588,8 +583,8 @@ mod tests {
                 "abc123 1714979289 2024-05-06 07:08:09 +0000 UTC",
             ),
             (
-                "{{ env \"TAG\" }} {{ env \"NOPE\" \"d1\" }} {{ env \"EMPTY\" \"d2\" }} [{{ env \"EMPTY\" }}] {{ .Env.TAG }}",
-                "v1 d1 d2 [] v1",
+                "{{ env \"TAG\" }} {{ env \"NOPE\" \"d1\" }} {{ env \"EMPTY\" \"d2\" }} [{{ env \"EMPTY\" }}] {{ .Env }}",
+                "v1 d1 d2 [] production",
             ),
             (
                 "{{ env \"NOPE\" }}",
@@ -625,8 +620,8 @@ mod tests {
             ("{{ required \"set it\" \"ok\" }}", "ok"),
             ("{{ fail \"stop here\" }}", "error: 1:4: stop here"),
             (
-                "{{ .Env.TAG 1 }}",
-                "error: 1:4: TAG is not a method but has arguments",
+                "{{ .Commit.Hash 1 }}",
+                "error: 1:4: Hash is not a method but has arguments",
             ),
             (
                 "{{ \"x\" 1 }}",
@@ -713,6 +708,7 @@ shell:
     /// The context golden cases render with: the case directory is the project.
     fn golden_context(dir: &Path) -> Context {
         Context {
+            env_name: "production".into(),
             dir: dir.to_path_buf(),
             env: BTreeMap::from([
                 ("CI_COMMIT_TAG".to_string(), "v1.4.2".to_string()),

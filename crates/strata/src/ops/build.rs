@@ -35,6 +35,8 @@ pub struct BuildOptions {
     pub dev: bool,
     /// Do not look for uncommitted changes to report.
     pub no_dirty_check: bool,
+    /// The deployment environment's name, `.Env` in templates (werf's `--env`).
+    pub env: String,
     /// Introspection and the debugger.
     pub debug: DebugOptions,
     /// The shared stage repository (`--repo`).
@@ -90,6 +92,7 @@ pub fn build(
                         cache: Some(ctx.store.root().join("git")),
                         no_dirty_check: options.no_dirty_check,
                     },
+                    env: options.env.clone(),
                 },
             ),
         };
