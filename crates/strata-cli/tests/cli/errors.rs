@@ -108,18 +108,38 @@ fn missing_config_and_unknown_image_are_clear() {
 fn template_errors_point_at_the_template() {
     let env = Env::new();
     // A template error: the unknown function, at its line and column.
-    let dir = env.project("tpl", "image: a\nfrom: busybox:latest\nshell:\n  install:\n  - echo {{ nosuchfunc \"x\" }}\n");
+    let dir = env.project(
+        "tpl",
+        "image: a\nfrom: busybox:latest\nshell:\n  install:\n  - echo {{ nosuchfunc \"x\" }}\n",
+    );
     let out = env.build(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("nosuchfunc") && stderr.contains("strata.yaml:5:"), "{stderr}");
+    assert!(
+        stderr.contains("nosuchfunc") && stderr.contains("strata.yaml:5:"),
+        "{stderr}"
+    );
     // A YAML error in rendered text points back at the template line that produced it.
-    let dir = env.project("tpl2", "{{ $x := \"a\" }}image: {{ $x }}\nfrom: busybox:latest\nshel:\n  install: [\"true\"]\n");
+    let dir = env.project(
+        "tpl2",
+        "{{ $x := \"a\" }}image: {{ $x }}\nfrom: busybox:latest\nshel:\n  install: [\"true\"]\n",
+    );
     let out = env.build(&dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("unknown key `shel`") && stderr.contains("--> strata.yaml:3:1"), "{stderr}");
+    assert!(
+        stderr.contains("unknown key `shel`") && stderr.contains("--> strata.yaml:3:1"),
+        "{stderr}"
+    );
     // `strata config render` shows the rendered text.
-    let out = env.cmd().args(["config", "render"]).current_dir(&dir).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "image: a\nfrom: busybox:latest\nshel:\n  install: [\"true\"]\n");
+    let out = env
+        .cmd()
+        .args(["config", "render"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "image: a\nfrom: busybox:latest\nshel:\n  install: [\"true\"]\n"
+    );
 }
