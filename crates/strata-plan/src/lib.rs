@@ -421,6 +421,8 @@ pub enum MountSource {
         id: String,
         /// Whether a missing secret is an error.
         required: bool,
+        /// Set this variable to the secret instead of (or with a target, besides) mounting it.
+        env: Option<String>,
     },
     /// A path of the build context, or of another image of the plan (`RUN
     /// --mount=type=bind`).
@@ -431,6 +433,8 @@ pub enum MountSource {
         path: String,
         /// Whether the step may write to it (writes are thrown away).
         readwrite: bool,
+        /// Paths below `path` the step must not see (what `.dockerignore` excludes).
+        hide: Vec<String>,
     },
     /// A fresh empty directory for each build (werf's `tmp_dir`).
     TmpDir,

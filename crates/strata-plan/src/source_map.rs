@@ -115,7 +115,15 @@ impl SourceMap {
         let _ = writeln!(out, "{:width$} |", "");
         let last = end.line.min(start.line + 4).min(lines.len().max(1));
         for n in start.line..=last {
-            let text = lines.get(n - 1).copied().unwrap_or("");
+            let full = lines.get(n - 1).copied().unwrap_or("");
+            // A generated or minified line can be megabytes long: show its start.
+            let shown: String;
+            let text = if full.chars().count() > MAX_SHOWN {
+                shown = full.chars().take(MAX_SHOWN).chain(['…']).collect();
+                shown.as_str()
+            } else {
+                full
+            };
             let _ = writeln!(out, "{n:>width$} | {text}");
             let (from, to) = if start.line == end.line {
                 (start.column, end.column.max(start.column + 1))
@@ -132,6 +140,7 @@ impl SourceMap {
                     },
                 )
             };
+            let (from, to) = (from.min(MAX_SHOWN + 1), to.min(MAX_SHOWN + 2));
             let carets = "^".repeat(to.saturating_sub(from).max(1));
             let tail = if n == last && !label.is_empty() {
                 format!(" {label}")
@@ -148,6 +157,9 @@ impl SourceMap {
         out
     }
 }
+
+/// Characters of a source line a snippet shows.
+const MAX_SHOWN: usize = 240;
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     if i >= s.len() {

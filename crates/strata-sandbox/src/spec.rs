@@ -76,7 +76,8 @@ pub enum MountKind {
     Overlay {
         /// Read-only layer directories, topmost first; at least one.
         lowers: Vec<PathBuf>,
-        /// The writable layer directory; must exist.
+        /// The writable layer directory; must exist. An empty path mounts the overlay
+        /// read-only, with no upper and no work dir.
         upper: PathBuf,
         /// The work dir for `upper`: empty (or a previous work dir of the same upper), on the
         /// same file system as `upper`, and not the root's work dir.
@@ -159,10 +160,11 @@ fn validate_overlay(
             "overlay mount {target} has no lower dirs; give at least one"
         ));
     }
-    let dirs = lowers
-        .iter()
-        .map(|l| ("lower", l.as_path()))
-        .chain([("upper", upper), ("work", work)]);
+    let dirs = lowers.iter().map(|l| ("lower", l.as_path())).chain(
+        [("upper", upper), ("work", work)]
+            .into_iter()
+            .filter(|_| !upper.as_os_str().is_empty()),
+    );
     for (what, dir) in dirs {
         if !dir.is_absolute() || !dir.is_dir() {
             return Err(format!(

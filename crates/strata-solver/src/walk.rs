@@ -328,6 +328,16 @@ impl Walk<'_> {
     }
 }
 
+/// A command as messages show it: its first line, at most 200 characters.
+fn shorten(command: &str) -> String {
+    let first = command.lines().next().unwrap_or_default();
+    if first.chars().count() > 200 || first.len() < command.trim_end().len() {
+        first.chars().take(200).chain("…".chars()).collect()
+    } else {
+        first.to_string()
+    }
+}
+
 /// The solver error for an executor error of `stage`, pointing at the failing command's source.
 pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
     match e {
@@ -345,7 +355,10 @@ pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
             Error::CommandFailed(Box::new(CommandFailure {
                 image: image.to_string(),
                 stage: stage.name.clone(),
-                command: cmd.map(|c| c.text.clone()).unwrap_or_default(),
+                command: cmd.map_or_else(
+                    || "(copying files into the image)".into(),
+                    |c| shorten(&c.text),
+                ),
                 span: cmd
                     .and_then(|c| c.span)
                     .or(step_ref.and_then(|s| s.span))

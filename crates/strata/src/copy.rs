@@ -25,6 +25,8 @@ pub fn write(
     let (user, group) = match copy.chown.as_deref() {
         Some(c) => match c.split_once(':') {
             Some((u, g)) => (Some(u), Some(g)),
+            // Docker: a numeric user without a group gets the group of the same number.
+            None if c.parse::<u64>().is_ok() => (Some(c), Some(c)),
             None => (Some(c), None),
         },
         None => (None, None),

@@ -140,6 +140,9 @@ pub struct RunConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub healthcheck: Option<HealthConfig>,
+    /// Triggers for images built on this one (Docker's `ONBUILD`).
+    #[serde(rename = "OnBuild", default, skip_serializing_if = "Vec::is_empty")]
+    pub onbuild: Vec<String>,
 }
 
 /// Docker's health check config.
@@ -283,6 +286,7 @@ impl ImageConfig {
                 retries: h.retries,
             });
         }
+        self.config.onbuild.extend(change.onbuild.iter().cloned());
         if let Some(s) = &change.stop_signal {
             self.config.stop_signal = Some(s.clone());
         }

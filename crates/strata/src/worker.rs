@@ -147,8 +147,36 @@ impl<'a> LocalWorker<'a> {
         let mut commit_millis = 0;
         // Git work waits in a prepared run and joins the next command step's container.
         let mut pending: Option<PendingRun> = None;
-        let last = job.stage.steps.len().saturating_sub(1);
-        for (index, step) in job.stage.steps.iter().enumerate() {
+        // One past the last step: file work not followed by a command runs on its own.
+        for index in 0..=job.stage.steps.len() {
+            let Some(step) = job.stage.steps.get(index) else {
+                if pending.as_ref().is_none_or(|p| p.prelude.is_empty()) {
+                    break;
+                }
+                let run = Run {
+                    commands: Vec::new(),
+                    shell: RunShell::ToolboxScript,
+                    user: Some("0:0".into()),
+                    workdir: Some("/".into()),
+                    env: Vec::new(),
+                    mounts: Vec::new(),
+                    no_network: false,
+                };
+                let prepared = pending.take().expect("checked above");
+                let (bytes, millis) = self.run_into(
+                    job,
+                    &id,
+                    index - 1,
+                    &run,
+                    prepared,
+                    &mut config,
+                    &mut layers,
+                    progress,
+                )?;
+                new_layer_bytes += bytes;
+                commit_millis += millis;
+                break;
+            };
             let run = match &step.op {
                 Op::Config(change) => {
                     config.apply(change);
@@ -209,19 +237,7 @@ impl<'a> LocalWorker<'a> {
                             });
                         }
                     }
-                    if index != last || pending.as_ref().is_none_or(|p| p.prelude.is_empty()) {
-                        continue;
-                    }
-                    // File work with no command step after it runs on its own.
-                    Run {
-                        commands: Vec::new(),
-                        shell: RunShell::ToolboxScript,
-                        user: Some("0:0".into()),
-                        workdir: Some("/".into()),
-                        env: Vec::new(),
-                        mounts: Vec::new(),
-                        no_network: false,
-                    }
+                    continue;
                 }
                 Op::Run(run) => run.clone(),
             };
@@ -229,15 +245,18 @@ impl<'a> LocalWorker<'a> {
                 Some(p) => p,
                 None => self.pending_run().map_err(other)?,
             };
-            let lowers = self.lowers(&layers)?;
-            let (layer, millis) =
-                self.run_step(job, &id, index, &run, prepared, &config, &lowers, progress)?;
+            let (bytes, millis) = self.run_into(
+                job,
+                &id,
+                index,
+                &run,
+                prepared,
+                &mut config,
+                &mut layers,
+                progress,
+            )?;
+            new_layer_bytes += bytes;
             commit_millis += millis;
-            if let Some(layer) = layer {
-                new_layer_bytes += layer.size;
-                config.rootfs.diff_ids.push(layer.diff_id);
-                layers.push(layer);
-            }
         }
         config.history.push(History {
             created: Some(crate::oci::now_rfc3339()),
@@ -302,6 +321,31 @@ impl<'a> LocalWorker<'a> {
         Ok(lowers)
     }
 
+    /// Runs a step on top of `layers` and adds the layer it made (if any) to them and to
+    /// `config`; returns the layer's size and the milliseconds spent committing it.
+    #[allow(clippy::too_many_arguments)]
+    fn run_into(
+        &self,
+        job: &StageJob<'_>,
+        id: &StageId,
+        index: usize,
+        run: &Run,
+        prepared: PendingRun,
+        config: &mut ImageConfig,
+        layers: &mut Vec<LayerRecord>,
+        progress: &dyn Sink,
+    ) -> Result<(u64, u64), ExecError> {
+        let lowers = self.lowers(layers)?;
+        let (layer, millis) =
+            self.run_step(job, id, index, run, prepared, config, &lowers, progress)?;
+        let bytes = layer.as_ref().map_or(0, |l| l.size);
+        if let Some(layer) = layer {
+            config.rootfs.diff_ids.push(layer.diff_id);
+            layers.push(layer);
+        }
+        Ok((bytes, millis))
+    }
+
     /// Runs one `Run` step; returns the layer it made, if it changed anything, and the
     /// milliseconds spent committing it.
     #[allow(clippy::too_many_arguments)]
@@ -323,6 +367,17 @@ impl<'a> LocalWorker<'a> {
         } = prepared;
         let mut env = self.stage_env(job, config).map_err(other)?;
         env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
+        for m in &run.mounts {
+            if let MountSource::Secret {
+                id, env: Some(var), ..
+            } = &m.source
+                && let Some((_, path)) = self.options.secrets.iter().find(|(s, _)| s == id)
+            {
+                let value = fs::read_to_string(path)
+                    .map_err(|e| other(format!("read secret {id}: {e}")))?;
+                env.push(format!("{var}={}", value.trim_end_matches('\n')));
+            }
+        }
         let (args, env) =
             step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
         let spec = self
@@ -539,8 +594,10 @@ impl<'a> LocalWorker<'a> {
                     (path.clone(), MountKind::Bind { readonly: false })
                 }
                 MountSource::Tmpfs => (PathBuf::new(), MountKind::Tmpfs),
-                MountSource::Secret { id, required } => {
+                MountSource::Secret { id, required, .. } => {
                     match self.options.secrets.iter().find(|(s, _)| s == id) {
+                        // A secret read into a variable (`env=`) with no target mounts nothing.
+                        Some(_) if m.to.is_empty() => continue,
                         Some((_, path)) => (path.clone(), MountKind::Bind { readonly: true }),
                         None if *required => anyhow::bail!(
                             "the secret `{id}` is required: pass it with --secret id={id},src=FILE"
@@ -549,14 +606,22 @@ impl<'a> LocalWorker<'a> {
                     }
                 }
                 MountSource::Bind {
+                    image: None,
+                    path,
+                    readwrite: false,
+                    hide,
+                } if hide.is_empty() => (PathBuf::from(path), MountKind::Bind { readonly: true }),
+                MountSource::Bind {
                     image,
                     path,
-                    readwrite: _,
+                    hide,
+                    readwrite,
                 } => {
                     // Seen through an overlay with a throwaway upper: the step may write, and
                     // neither the context nor the image changes.
                     let lowers = match image {
-                        None => vec![PathBuf::from(path)],
+                        // A layer of whiteouts on top hides what .dockerignore excludes.
+                        None => vec![whiteouts(&dir("hide")?, hide)?, PathBuf::from(path)],
                         Some(index) => {
                             let state = job
                                 .dependencies
@@ -574,15 +639,24 @@ impl<'a> LocalWorker<'a> {
                                 .collect()
                         }
                     };
-                    let (upper, work) = (dir("bind-upper")?, dir("bind-work")?);
-                    (
-                        PathBuf::new(),
-                        MountKind::Overlay {
-                            lowers,
-                            upper,
-                            work,
-                        },
-                    )
+                    // Read-only unless `rw`: then writes go to a throwaway upper.
+                    let (upper, work) = if *readwrite {
+                        (dir("bind-upper")?, dir("bind-work")?)
+                    } else {
+                        (PathBuf::new(), PathBuf::new())
+                    };
+                    match (&lowers[..], readwrite) {
+                        // overlayfs needs two layers when it has no upper: bind the one there is.
+                        ([one], false) => (one.clone(), MountKind::Bind { readonly: true }),
+                        _ => (
+                            PathBuf::new(),
+                            MountKind::Overlay {
+                                lowers,
+                                upper,
+                                work,
+                            },
+                        ),
+                    }
                 }
             };
             mounts.push(Mount {
@@ -847,6 +921,26 @@ impl Executor for LocalWorker<'_> {
     ) -> Result<Built, ExecError> {
         self.build_stage(job, progress)
     }
+}
+
+/// A directory of overlay whiteouts (character devices 0/0) at `paths`, to put on top of a
+/// lower layer so the merged view hides them.
+fn whiteouts(dir: &Path, paths: &[String]) -> anyhow::Result<PathBuf> {
+    for p in paths {
+        let at = dir.join(p);
+        if let Some(parent) = at.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        }
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &at,
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .with_context(|| format!("create a whiteout at {}", at.display()))?;
+    }
+    Ok(dir.to_path_buf())
 }
 
 /// The argv and environment that run a step's commands; writes the stage script into `dir`

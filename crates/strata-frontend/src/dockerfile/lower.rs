@@ -15,7 +15,7 @@
 //! need are not built ([`Plan::default_images`]). Secrets never enter the plan: only their ids.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use strata_plan::{
     Base, Command, ConfigChange, CopyEntry, CopyFiles, Diagnostic, DigestInput, Healthcheck, Image,
@@ -27,6 +27,9 @@ use super::ignore::DockerIgnore;
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Source, Word};
 
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
+
+/// The PATH BuildKit sets for images that have none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What to build from a Dockerfile.
 #[derive(Clone, Debug, Default)]
@@ -84,6 +87,8 @@ struct Scope {
     args: BTreeMap<String, String>,
     shell: Vec<String>,
     workdir: String,
+    /// `CMD` set in this stage (an `ENTRYPOINT` after it keeps it, BuildKit's rule).
+    cmd: Option<Vec<String>>,
 }
 
 impl Scope {
@@ -240,7 +245,8 @@ impl<'a> Lowering<'a> {
             workdir: "/".into(),
             ..Scope::default()
         };
-        let base = if from_text.eq_ignore_ascii_case("scratch") {
+        let scratch = from_text.eq_ignore_ascii_case("scratch");
+        let base = if scratch {
             Base::Scratch
         } else if let Some(image) = self.stage_ref(dockerfile, &from_text, index) {
             let parent = self
@@ -260,10 +266,31 @@ impl<'a> Lowering<'a> {
                 span: Some(stage.from.image.span),
             }
         };
+        // BuildKit gives an image from scratch the default PATH.
+        let (inputs, steps) = if scratch {
+            let env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
+            scope.env.insert("PATH".into(), DEFAULT_PATH.into());
+            let change = ConfigChange {
+                env: env.clone(),
+                ..Default::default()
+            };
+            (
+                vec![DigestInput::Docker {
+                    directive: "ENV".into(),
+                    value: json(&env),
+                }],
+                vec![Step {
+                    op: Op::Config(change),
+                    span: Some(stage.from.span),
+                }],
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let mut stages = vec![Stage {
             name: "from".into(),
-            inputs: Vec::new(),
-            steps: Vec::new(),
+            inputs,
+            steps,
             options: StageOptions::default(),
             late_inputs: None,
             span: Some(stage.from.span),
@@ -356,12 +383,11 @@ impl<'a> Lowering<'a> {
             }
             Instruction::Env(env) => {
                 let mut pairs = Vec::new();
+                // Every value of one ENV sees the variables as they were before it.
                 for kv in &env.vars {
-                    let key = self.expand(&kv.key, scope)?;
-                    let value = self.expand(&kv.value, scope)?;
-                    scope.env.insert(key.clone(), value.clone());
-                    pairs.push((key, value));
+                    pairs.push((self.expand(&kv.key, scope)?, self.expand(&kv.value, scope)?));
                 }
+                scope.env.extend(pairs.iter().cloned());
                 (
                     vec![docker("ENV", json(&pairs))],
                     config(ConfigChange {
@@ -458,6 +484,7 @@ impl<'a> Lowering<'a> {
             ),
             Instruction::Cmd(cmd) => {
                 let argv = self.argv(&cmd.command, scope);
+                scope.cmd = Some(argv.clone());
                 (
                     vec![docker("CMD", json(&argv))],
                     config(ConfigChange {
@@ -473,6 +500,7 @@ impl<'a> Lowering<'a> {
                     vec![docker("ENTRYPOINT", json(&argv))],
                     config(ConfigChange {
                         entrypoint: Some(argv),
+                        cmd: scope.cmd.clone(),
                         ..Default::default()
                     }),
                     false,
@@ -605,6 +633,29 @@ impl<'a> Lowering<'a> {
                 let argv: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
                 (json(&argv), RunShell::Exec)
             }
+            // `RUN <<EOF` alone: the body is the script.
+            CommandLine::Shell(w)
+                if run.heredocs.len() == 1
+                    && w.text.trim().starts_with("<<")
+                    && !w.text.trim().contains(char::is_whitespace) =>
+            {
+                let heredoc = &run.heredocs[0];
+                let body = heredoc.body();
+                // A body starting with `#!` runs with that interpreter (it reads the script
+                // from stdin and skips the `#!` line as a comment).
+                let text = match body.strip_prefix("#!").and_then(|b| b.lines().next()) {
+                    Some(interpreter) => {
+                        let marker = format!("STRATA_{}", heredoc.name);
+                        format!(
+                            "{} /dev/stdin <<'{marker}'\n{body}{}{marker}",
+                            interpreter.trim(),
+                            if body.ends_with('\n') { "" } else { "\n" }
+                        )
+                    }
+                    None => body,
+                };
+                (text, RunShell::Argv(scope.shell.clone()))
+            }
             CommandLine::Shell(w) => {
                 let mut text = w.text.clone();
                 for heredoc in &run.heredocs {
@@ -648,9 +699,11 @@ impl<'a> Lowering<'a> {
                             .map(|t| t.text.rsplit('/').next().unwrap_or_default().to_string())
                             .unwrap_or_default(),
                     };
+                    let env = m.env.as_ref().map(|e| self.expand(e, scope)).transpose()?;
                     MountSource::Secret {
                         id,
                         required: m.required,
+                        env,
                     }
                 }
                 MountType::Bind => {
@@ -681,10 +734,15 @@ impl<'a> Lowering<'a> {
                                 .into_owned()
                         }
                     };
+                    let hide = match image {
+                        Some(_) => Vec::new(),
+                        None => self.ignored_below(Path::new(&path)),
+                    };
                     MountSource::Bind {
                         image,
                         path,
                         readwrite: !m.readonly,
+                        hide,
                     }
                 }
                 MountType::Ssh => {
@@ -695,6 +753,7 @@ impl<'a> Lowering<'a> {
                 }
             };
             let to = match (&source, &m.target) {
+                (MountSource::Secret { env: Some(_), .. }, None) => String::new(),
                 (MountSource::Secret { id, .. }, None) => format!("/run/secrets/{id}"),
                 _ => target(m)?,
             };
@@ -824,7 +883,7 @@ impl<'a> Lowering<'a> {
             // A trailing `/` tells the import that the destination is a directory: a file
             // lands inside it, a directory's content fills it (only the source image knows
             // which the source is).
-            let to = if dest.ends_with('/') || many {
+            let to = if is_dir_reference(&dest) || many {
                 format!("{}/", dest_abs.trim_end_matches('/'))
             } else {
                 dest_abs.clone()
@@ -857,19 +916,49 @@ impl<'a> Lowering<'a> {
         Ok((inputs, steps, true))
     }
 
-    /// A path in the context, checked to stay inside it and to exist.
+    /// A path in the context, relative to it, checked to stay inside it. Symlinks among its
+    /// parent directories are resolved inside the context (as BuildKit does: a link to `/etc`
+    /// means the context's `etc`), never on the host; the last component is not followed.
     fn context_path(&self, rel: &str, span: Option<Span>) -> Result<PathBuf> {
+        let outside = || {
+            Box::new(
+                Diagnostic::new(format!("`{rel}` is outside the build context"), span)
+                    .help("only files inside the context directory can be copied"),
+            )
+        };
+        let mut pending: Vec<String> = rel.split('/').rev().map(str::to_string).collect();
         let mut out = PathBuf::new();
-        for c in Path::new(rel).components() {
-            match c {
-                Component::Normal(p) => out.push(p),
-                Component::ParentDir if !out.pop() => {
-                    return Err(Box::new(
-                        Diagnostic::new(format!("`{rel}` is outside the build context"), span)
-                            .help("only files inside the context directory can be copied"),
-                    ));
+        let mut links = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    if !out.pop() {
+                        return Err(outside());
+                    }
+                    continue;
                 }
                 _ => {}
+            }
+            out.push(&part);
+            if pending.iter().all(|p| p.is_empty() || p == ".") {
+                break;
+            }
+            let host = self.options.context.join(&out);
+            if let Ok(target) = std::fs::read_link(&host) {
+                links += 1;
+                if links > 40 {
+                    return Err(Box::new(Diagnostic::new(
+                        format!("too many symlinks in `{rel}`"),
+                        span,
+                    )));
+                }
+                out.pop();
+                let target = target.to_string_lossy().to_string();
+                if target.starts_with('/') {
+                    out = PathBuf::new();
+                }
+                pending.extend(target.split('/').rev().map(str::to_string));
             }
         }
         Ok(out)
@@ -888,7 +977,7 @@ impl<'a> Lowering<'a> {
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(dest_word, scope)?;
         let dest_abs = absolute(&scope.workdir, &dest);
-        let into_dir = dest.ends_with('/') || sources.len() > 1;
+        let into_dir = is_dir_reference(&dest) || sources.len() > 1;
         let mut entries = Vec::new();
         let mut archives = Vec::new();
         for source in sources {
@@ -1068,6 +1157,35 @@ impl<'a> Lowering<'a> {
         Ok(out)
     }
 
+    /// What `.dockerignore` excludes below `dir` (an absolute path in the context), relative to
+    /// it: the topmost excluded entries, for hiding them from a bind mount of the context.
+    fn ignored_below(&self, dir: &Path) -> Vec<String> {
+        let Ok(rel) = dir.strip_prefix(&self.options.context) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(sub) = stack.pop() {
+            let Ok(read) = std::fs::read_dir(dir.join(&sub)) else {
+                continue;
+            };
+            for e in read.flatten() {
+                let inner = sub.join(e.file_name());
+                let in_context = rel.join(&inner).to_string_lossy().to_string();
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                if self.ignore.is_excluded(&in_context)
+                    && !(is_dir && self.ignore.may_include_below(&in_context))
+                {
+                    out.push(inner.to_string_lossy().to_string());
+                } else if is_dir {
+                    stack.push(inner);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Every entry of a context directory (its content lands at `target`), minus what
     /// `.dockerignore` excludes.
     fn walk_dir(&self, rel: &Path, target: &str, entries: &mut Vec<CopyEntry>) -> Result<()> {
@@ -1183,6 +1301,15 @@ fn split_owner(chown: Option<&str>) -> (Option<String>, Option<String>) {
             None => (Some(c.to_string()), None),
         },
     }
+}
+
+/// Whether a destination as written names a directory: `dir/`, `.`, `..`, `dir/.`.
+fn is_dir_reference(dest: &str) -> bool {
+    dest.ends_with('/')
+        || dest == "."
+        || dest == ".."
+        || dest.ends_with("/.")
+        || dest.ends_with("/..")
 }
 
 fn is_archive(name: &str) -> bool {

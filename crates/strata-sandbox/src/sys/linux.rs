@@ -50,8 +50,12 @@ impl Syscall for LinuxSyscall {
             for lower in &options.lowers {
                 rustix::mount::fsconfig_set_string(&fs, "lowerdir+", lower.as_path())?;
             }
-            rustix::mount::fsconfig_set_string(&fs, "upperdir", options.upper.as_path())?;
-            rustix::mount::fsconfig_set_string(&fs, "workdir", options.work.as_path())?;
+            // Without an upper dir the overlay is read-only (overlayfs.rst "Multiple lower
+            // layers": a mount with only lower layers).
+            if !options.upper.as_os_str().is_empty() {
+                rustix::mount::fsconfig_set_string(&fs, "upperdir", options.upper.as_path())?;
+                rustix::mount::fsconfig_set_string(&fs, "workdir", options.work.as_path())?;
+            }
             // The layer writer turns the upper dir into a tar layer and cannot express
             // redirects, metacopy-only files or the index; pin them off whatever the module
             // defaults are.

@@ -1,0 +1,268 @@
+//! The Dockerfile conformance suite (`tests/dockerfile/`): every case is a build context with a
+//! `Dockerfile` and a `checks` file, built with `strata build -f Dockerfile . -t <case>` and
+//! verified like the corpus (see `tests/dockerfile/README.md`); plus BuildKit's caching rules
+//! on rebuilds and context edits.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::{Env, run_checks, words};
+
+fn suite() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/dockerfile")
+}
+
+/// Every case directory (one with a `checks` file), sorted.
+fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(suite())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("checks").is_file())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Copies a tree keeping symlinks as symlinks (never following them: some cases hold links
+/// that point outside the context on purpose). `skip` names top-level entries left out.
+fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if skip.iter().any(|s| entry.file_name() == *s) {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            let link = std::fs::read_link(entry.path()).unwrap();
+            std::os::unix::fs::symlink(link, &target).unwrap();
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target, &[]);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The header lines of a `checks` file.
+#[derive(Default)]
+struct Header {
+    /// `# build: ARGS...`: extra `strata build` arguments (split on blanks; may repeat).
+    build_args: Vec<String>,
+    /// `# expect-failure: TEXT`: the build must fail with TEXT in its stderr (alternatives
+    /// separated by ` || `: any one is enough).
+    expect_failure: Option<String>,
+}
+
+fn header(checks: &str) -> Header {
+    let mut header = Header::default();
+    for line in checks.lines() {
+        if let Some(args) = line.strip_prefix("# build:") {
+            header
+                .build_args
+                .extend(args.split_whitespace().map(str::to_string));
+        } else if let Some(text) = line.strip_prefix("# expect-failure:") {
+            header.expect_failure = Some(text.trim().to_string());
+        }
+    }
+    header
+}
+
+/// Copies case `case` into the work dir (its `checks` left out: the context is exactly the
+/// case's other files) and returns the copy.
+fn stage_case(env: &Env, case: &Path) -> PathBuf {
+    let dir = env.work.path().join(case.file_name().unwrap());
+    copy_tree(case, &dir, &["checks"]);
+    dir
+}
+
+/// `strata build -f Dockerfile . -t <name> --progress plain <args>`, run in `dir`.
+fn build(env: &Env, dir: &Path, name: &str, args: &[String]) -> Output {
+    env.cmd()
+        .current_dir(dir)
+        .args([
+            "build",
+            "-f",
+            "Dockerfile",
+            ".",
+            "-t",
+            name,
+            "--progress",
+            "plain",
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The lines of a plain-progress build that report a step as built (not reused).
+fn built_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(" built in "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Builds one case and returns the failed checks.
+fn check_case(env: &Env, case: &Path) -> Vec<String> {
+    let name = case.file_name().unwrap().to_string_lossy().to_string();
+    let checks = std::fs::read_to_string(case.join("checks")).unwrap();
+    let header = header(&checks);
+    let dir = stage_case(env, case);
+    let out = build(env, &dir, &name, &header.build_args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(expected) = &header.expect_failure {
+        return if out.status.success() {
+            vec![format!(
+                "{name}: the build succeeded but should fail with `{expected}`:\n{stderr}"
+            )]
+        } else if !expected.split(" || ").any(|text| stderr.contains(text)) {
+            vec![format!(
+                "{name}: the build failed as it should, but its stderr lacks `{expected}`:\n{stderr}"
+            )]
+        } else {
+            Vec::new()
+        };
+    }
+    if !out.status.success() {
+        return vec![format!("{name}: build failed:\n{stderr}")];
+    }
+    run_checks(env, &name, &checks)
+}
+
+#[test]
+fn every_dockerfile_case_builds_and_checks_out() {
+    let env = Env::new();
+    // A real file right outside every case's context, for the cases that try to reach it
+    // (`COPY ../outside`): it must never end up in an image.
+    std::fs::write(
+        env.work.path().join("outside"),
+        "a host file outside the build context\n",
+    )
+    .unwrap();
+    let cases = cases();
+    assert!(
+        cases.len() >= 40,
+        "the suite has at least 40 cases, found {}",
+        cases.len()
+    );
+    let failures: Vec<String> = cases.iter().flat_map(|c| check_case(&env, c)).collect();
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// A second build of an unchanged context reuses every step: COPY/ADD of files, .dockerignore,
+/// heredocs, multi-stage with `--target`, cache and secret mounts (neither is part of a key).
+#[test]
+fn rebuilding_a_case_reuses_every_step() {
+    let env = Env::new();
+    let mut failures = Vec::new();
+    for name in [
+        "add-local",
+        "copy-chown",
+        "copy-from-stage",
+        "dockerignore",
+        "from-scratch",
+        "heredoc-copy",
+        "mount-cache",
+        "mount-secret",
+        "multistage-target",
+    ] {
+        let case = suite().join(name);
+        let header = header(&std::fs::read_to_string(case.join("checks")).unwrap());
+        let dir = stage_case(&env, &case);
+        let first = build(&env, &dir, name, &header.build_args);
+        if !first.status.success() {
+            failures.push(format!(
+                "{name}: first build failed:\n{}",
+                String::from_utf8_lossy(&first.stderr)
+            ));
+            continue;
+        }
+        let second = build(&env, &dir, name, &header.build_args);
+        if !second.status.success() {
+            failures.push(format!(
+                "{name}: second build failed:\n{}",
+                String::from_utf8_lossy(&second.stderr)
+            ));
+        } else if !built_lines(&second).is_empty() {
+            failures.push(format!(
+                "{name}: the second build ran steps again:\n{}",
+                built_lines(&second).join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+const EDITS: &str = "\
+FROM busybox:latest
+RUN cat /proc/sys/kernel/random/uuid > /before
+COPY app.txt /app.txt
+RUN cat /proc/sys/kernel/random/uuid > /after && cat /app.txt > /seen
+";
+
+/// BuildKit's cache keys: a COPY depends on the content of what it copies, not on the rest of
+/// the context; when it changes, that COPY and every later step run again, earlier ones don't.
+#[test]
+fn context_edits_rebuild_from_the_copy_that_reads_them() {
+    let env = Env::new();
+    let dir = env.work.path().join("edits");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), EDITS).unwrap();
+    std::fs::write(dir.join("app.txt"), "version one\n").unwrap();
+    std::fs::write(dir.join("unrelated.txt"), "not copied\n").unwrap();
+    let build_ok = |what: &str| {
+        let out = build(&env, &dir, "edits", &[]);
+        assert!(
+            out.status.success(),
+            "{what}: build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let state = || words(&env.run_sh("edits", "cat /before /after /seen")) + " ";
+    let field = |state: &str, n: usize| state.split(' ').nth(n).unwrap().to_string();
+
+    let first = build_ok("first build");
+    assert!(
+        !built_lines(&first).is_empty(),
+        "the first build runs steps"
+    );
+    let one = state();
+    assert!(one.ends_with("version one "), "{one}");
+
+    std::fs::write(dir.join("unrelated.txt"), "edited, still not copied\n").unwrap();
+    let second = build_ok("after editing an unrelated file");
+    assert_eq!(
+        built_lines(&second),
+        Vec::<String>::new(),
+        "editing a file no step reads reuses every step"
+    );
+    assert_eq!(state(), one, "the image is the same");
+
+    std::fs::write(dir.join("app.txt"), "version two\n").unwrap();
+    let third = build_ok("after editing the copied file");
+    assert!(
+        !built_lines(&third).is_empty(),
+        "editing a copied file runs steps again"
+    );
+    let three = state();
+    assert_eq!(
+        field(&three, 0),
+        field(&one, 0),
+        "the RUN before the COPY is reused"
+    );
+    assert_ne!(
+        field(&three, 1),
+        field(&one, 1),
+        "the RUN after the COPY runs again"
+    );
+    assert!(three.ends_with("version two "), "{three}");
+}
