@@ -426,12 +426,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
 
 /// `import:`: files from other images.
 fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
-    if value.is_null() {
-        return Ok(Vec::new());
-    }
-    let Kind::Seq(items) = &value.kind else {
-        return Err(expected(value, "a list of mappings", "import"));
-    };
+    let items = list_items(value, "import")?;
     let section = Section {
         path: "import",
         context: "an `import` entry",
@@ -525,12 +520,7 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
 
 /// `mount:`: directories mounted into build containers.
 fn mount_entries(value: &Node) -> Result<Vec<MountConfig>> {
-    if value.is_null() {
-        return Ok(Vec::new());
-    }
-    let Kind::Seq(items) = &value.kind else {
-        return Err(expected(value, "a list of mappings", "mount"));
-    };
+    let items = list_items(value, "mount")?;
     let section = Section {
         path: "mount",
         context: "a `mount` entry",
@@ -609,14 +599,18 @@ fn mount_entries(value: &Node) -> Result<Vec<MountConfig>> {
     Ok(out)
 }
 
+/// The items of a list of mappings (none for null).
+fn list_items<'a>(value: &'a Node, path: &str) -> Result<&'a [Node]> {
+    match &value.kind {
+        _ if value.is_null() => Ok(&[]),
+        Kind::Seq(items) => Ok(items),
+        _ => Err(expected(value, "a list of mappings", path)),
+    }
+}
+
 /// `git:`: a list of mappings.
 fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
-    if value.is_null() {
-        return Ok(Vec::new());
-    }
-    let Kind::Seq(items) = &value.kind else {
-        return Err(expected(value, "a list of mappings", "git"));
-    };
+    let items = list_items(value, "git")?;
     let section = Section {
         path: "git",
         context: "a `git` mapping",
@@ -1136,12 +1130,7 @@ fn stage_point(e: &Entry<'_>, path: &str) -> Result<Spanned<ImportPoint>> {
 
 /// `dependencies:`: other images' names and digests as build variables.
 fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
-    if value.is_null() {
-        return Ok(Vec::new());
-    }
-    let Kind::Seq(items) = &value.kind else {
-        return Err(expected(value, "a list of mappings", "dependencies"));
-    };
+    let items = list_items(value, "dependencies")?;
     let section = Section {
         path: "dependencies",
         context: "a `dependencies` entry",
