@@ -5,7 +5,7 @@
 #   zstd: tests decompress layers with the reference tool
 #   docker-registry: strata-registry's tests push to and pull from a real local registry
 set -euo pipefail
-packages=(bash-static busybox-static skopeo umoci zstd git ca-certificates docker-registry)
+packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

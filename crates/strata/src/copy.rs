@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use strata_plan::CopyFiles;
 
 use crate::owner;
-use crate::toolbox::MOUNT_POINT;
+use crate::toolbox::{MOUNT_POINT, shell_quote, unpack_line};
 
 /// Writes what `copy` needs into `dir` (seen as `dir_inside` in the container) and returns the
 /// script lines that put it in place; `lowers` are the image's layers (for owner names).
@@ -46,7 +46,7 @@ pub fn write(
             };
             script.push_str(&format!(
                 "{MOUNT_POINT}/bin/mkdir -p {to} && {MOUNT_POINT}/bin/tar -x{flag}f {dir_inside}/{file} -C {to}\n",
-                to = quote(&entry.target)
+                to = shell_quote(&entry.target)
             ));
         }
         return Ok(script);
@@ -93,16 +93,10 @@ pub fn write(
     tar.into_inner()?
         .flush()
         .with_context(|| format!("write {}", path.display()))?;
-    Ok(format!(
-        "{MOUNT_POINT}/bin/tar -xpf {dir_inside}/{name} -C /\n"
-    ))
+    Ok(unpack_line(dir_inside, name))
 }
 
 /// The script line that creates a directory (a Dockerfile's `WORKDIR`).
 pub fn make_dir(path: &str) -> String {
-    format!("{MOUNT_POINT}/bin/mkdir -p {}\n", quote(path))
-}
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    format!("{MOUNT_POINT}/bin/mkdir -p {}\n", shell_quote(path))
 }

@@ -20,7 +20,7 @@ use anyhow::{Context as _, bail};
 use strata_git::{ChangeKind, ChangeSet, ObjectId, Owner, PathFilter, Repository, Source};
 use strata_plan::GitMapping;
 
-use crate::toolbox;
+use crate::toolbox::{self, shell_quote, unpack_line};
 
 /// Patches of this size or more go into `gitCache` (werf's threshold).
 pub const GIT_CACHE_THRESHOLD: u64 = 1 << 20;
@@ -174,17 +174,6 @@ pub fn patch(
         script.push_str(&unpack_line(dir_inside, name));
     }
     Ok(script)
-}
-
-fn unpack_line(dir_inside: &str, name: &str) -> String {
-    format!(
-        "{}/bin/tar -xpf {dir_inside}/{name} -C /\n",
-        toolbox::MOUNT_POINT
-    )
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 fn owner(mapping: &GitMapping, lowers: &[PathBuf]) -> anyhow::Result<Owner> {

@@ -199,8 +199,5 @@ pub fn write(
     tar.into_inner()?
         .flush()
         .with_context(|| format!("write {}", path.display()))?;
-    Ok(format!(
-        "{}/bin/tar -xpf {dir_inside}/{name} -C /\n",
-        crate::toolbox::MOUNT_POINT
-    ))
+    Ok(crate::toolbox::unpack_line(dir_inside, name))
 }

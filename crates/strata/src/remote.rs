@@ -142,7 +142,9 @@ impl Remote {
     }
 }
 
-fn local_put(
+/// Records `record` locally; when another build recorded the same digest first, theirs wins
+/// (the `bool` says so) because images may already refer to its manifest.
+pub(crate) fn local_put(
     store: &LocalStore,
     record: StageRecord,
 ) -> Result<(StageRecord, bool), strata_store::Error> {

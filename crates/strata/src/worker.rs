@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use strata_digest::Digest;
@@ -26,13 +26,12 @@ use strata_plan::{DependencyValue, DigestInput, LateInputs, MountSource, Op, Run
 use strata_progress::{Event, Sink, StageId, Stream};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio};
 use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
-use strata_store::{
-    LayerRecord, LocalStore, PutOutcome, RecordedInput, Scratch, StageRecord, Store,
-};
+use strata_store::{LayerRecord, LocalStore, RecordedInput, Scratch, StageRecord, Store};
 
+use crate::git;
 use crate::image::{self, StoredImage};
 use crate::oci::{History, ImageConfig};
-use crate::{git, toolbox};
+use crate::toolbox::{self, shell_quote};
 
 /// Lines of output kept to show when a command fails.
 const OUTPUT_TAIL: usize = 20;
@@ -281,10 +280,7 @@ impl<'a> LocalWorker<'a> {
                 .collect(),
             image: id.image.clone(),
             stage: id.stage.clone(),
-            created_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            created_unix: crate::unix_now(),
             build_millis: started.elapsed().as_millis() as u64,
             meta: {
                 let mut meta = commits;
@@ -296,10 +292,7 @@ impl<'a> LocalWorker<'a> {
         self.store.sync().map_err(other)?;
         let (record, adopted) = match &self.remote {
             Some(remote) => remote.publish(self.store, record).map_err(other)?,
-            None => match self.store.put_stage(&record).map_err(other)? {
-                PutOutcome::Inserted => (record, false),
-                PutOutcome::AlreadyExists(theirs) => (theirs, true),
-            },
+            None => crate::remote::local_put(self.store, record).map_err(other)?,
         };
         let state = StageState {
             digest: record.digest,
@@ -1093,10 +1086,6 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> Stri
         s.push('\n');
     }
     s
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 fn non_empty_or(s: &str, default: &str) -> String {

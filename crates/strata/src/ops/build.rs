@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use strata_digest::Digest;
@@ -280,10 +279,7 @@ fn tag_images(
             if current.as_ref().map(|t| (t.manifest, t.stage))
                 != Some((outcome.state.manifest, Some(outcome.state.digest)))
             {
-                let updated_unix = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
+                let updated_unix = crate::unix_now();
                 ctx.store.set_tag(
                     tag,
                     &TagTarget {

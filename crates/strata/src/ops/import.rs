@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use strata_digest::Digest;
@@ -77,10 +76,7 @@ pub fn import(
     let written = image::write_image(store, &config, &[layer])?;
     let reference = normalize_reference(name);
     store.sync()?;
-    let updated_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let updated_unix = crate::unix_now();
     store.set_tag(
         &reference,
         &TagTarget {
