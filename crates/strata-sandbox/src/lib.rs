@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 
 mod container;
+pub mod files;
 pub mod namespaces;
 pub mod overlay;
 pub mod process;

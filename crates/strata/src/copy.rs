@@ -1,6 +1,6 @@
 //! Files of the build context put into the image (a Dockerfile's `COPY`/`ADD`), run like git
-//! work: a tarball of exactly the entries the frontend resolved, unpacked by the toolbox in the
-//! stage's container. Symlinks are copied as links, never followed out of the context.
+//! work: a tarball of exactly the entries the frontend resolved, unpacked over the stage's root
+//! (see [`crate::files`]). Symlinks are copied as links, never followed out of the context.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -10,18 +10,19 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use strata_plan::CopyFiles;
 
+use crate::files::FileWork;
 use crate::owner;
-use crate::toolbox::{MOUNT_POINT, shell_quote, unpack_line};
+use crate::toolbox::{MOUNT_POINT, shell_quote};
 
 /// Writes what `copy` needs into `dir` (seen as `dir_inside` in the container) and returns the
-/// script lines that put it in place; `lowers` are the image's layers (for owner names).
+/// work that puts it in place; `lowers` are the image's layers (for owner names).
 pub fn write(
     copy: &CopyFiles,
     lowers: &[PathBuf],
     dir: &Path,
     dir_inside: &str,
     name: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<FileWork> {
     let (user, group) = match copy.chown.as_deref() {
         Some(c) => match c.split_once(':') {
             Some((u, g)) => (Some(u), Some(g)),
@@ -49,7 +50,7 @@ pub fn write(
                 to = shell_quote(&entry.target)
             ));
         }
-        return Ok(script);
+        return Ok(FileWork::Script(script));
     }
     let path = dir.join(name);
     let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
@@ -93,10 +94,5 @@ pub fn write(
     tar.into_inner()?
         .flush()
         .with_context(|| format!("write {}", path.display()))?;
-    Ok(unpack_line(dir_inside, name))
-}
-
-/// The script line that creates a directory (a Dockerfile's `WORKDIR`).
-pub fn make_dir(path: &str) -> String {
-    format!("{MOUNT_POINT}/bin/mkdir -p {}\n", shell_quote(path))
+    Ok(FileWork::Unpack(name.to_string()))
 }

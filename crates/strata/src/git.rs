@@ -20,7 +20,7 @@ use anyhow::{Context as _, bail};
 use strata_git::{ChangeKind, ChangeSet, ObjectId, Owner, PathFilter, Repository, Source};
 use strata_plan::GitMapping;
 
-use crate::toolbox::{self, shell_quote, unpack_line};
+use crate::files::FileWork;
 
 /// Patches of this size or more go into `gitCache` (werf's threshold).
 pub const GIT_CACHE_THRESHOLD: u64 = 1 << 20;
@@ -66,15 +66,13 @@ pub fn change_set(mapping: &GitMapping, from: &str) -> anyhow::Result<ChangeSet>
     Ok(strata_git::changes(&old, &new, &filter(mapping)?)?)
 }
 
-/// Writes the archive of `mapping` into `dir` as `name` and returns the script lines that
-/// unpack it in the container (where `dir` is `dir_inside`).
+/// Writes the archive of `mapping` into `dir` as `name` and returns the work that unpacks it.
 pub fn archive(
     mapping: &GitMapping,
     lowers: &[PathBuf],
     dir: &Path,
-    dir_inside: &str,
     name: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<FileWork> {
     let repo = open(mapping)?;
     let snapshot = repo.snapshot(Source::Commit(commit(&repo, &mapping.commit)?))?;
     let path = dir.join(name);
@@ -89,25 +87,24 @@ pub fn archive(
     out.into_inner()
         .map_err(|e| e.into_error())
         .with_context(|| format!("write {}", path.display()))?;
-    Ok(unpack_line(dir_inside, name))
+    Ok(FileWork::Unpack(name.to_string()))
 }
 
 /// Writes what it takes to bring `mapping` from commit `from` to its commit into `dir` and
-/// returns the script lines that apply it; empty when nothing changed.
+/// returns the work that applies it; empty when nothing changed.
 pub fn patch(
     mapping: &GitMapping,
     from: &str,
     lowers: &[PathBuf],
     dir: &Path,
-    dir_inside: &str,
     name: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Vec<FileWork>> {
     let repo = open(mapping)?;
     let old = repo.snapshot(Source::Commit(commit(&repo, from)?))?;
     let new = repo.snapshot(Source::Commit(commit(&repo, &mapping.commit)?))?;
     let changes = strata_git::changes(&old, &new, &filter(mapping)?)?;
     if changes.is_empty() {
-        return Ok(String::new());
+        return Ok(Vec::new());
     }
     let image_path = |rel: &str| {
         let to = mapping.to.trim_end_matches('/');
@@ -143,19 +140,15 @@ pub fn patch(
             );
         }
     }
-    let mut script = String::new();
+    let mut work = Vec::new();
     let deleted: Vec<String> = changes
         .changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Deleted)
-        .filter_map(|c| c.old.as_ref().map(|o| shell_quote(&image_path(&o.path))))
+        .filter_map(|c| c.old.as_ref().map(|o| image_path(&o.path)))
         .collect();
     if !deleted.is_empty() {
-        script.push_str(&format!(
-            "{}/bin/rm -f -- {}\n",
-            toolbox::MOUNT_POINT,
-            deleted.join(" ")
-        ));
+        work.push(FileWork::Remove(deleted));
     }
     let added: Vec<_> = changes
         .changes
@@ -171,9 +164,9 @@ pub fn patch(
         out.into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("write {}", path.display()))?;
-        script.push_str(&unpack_line(dir_inside, name));
+        work.push(FileWork::Unpack(name.to_string()));
     }
-    Ok(script)
+    Ok(work)
 }
 
 fn owner(mapping: &GitMapping, lowers: &[PathBuf]) -> anyhow::Result<Owner> {

@@ -131,17 +131,16 @@ pub fn checksum(
     Ok(h.finish())
 }
 
-/// Writes the import's files into `dir` as the tarball `name` and returns the script line that
-/// unpacks it in the container; `lowers` are this image's layers (for owner names).
+/// Writes the import's files into `dir` as the tarball `name` and returns the work that
+/// unpacks it; `lowers` are this image's layers (for owner names).
 pub fn write(
     store: &LocalStore,
     import: &Import,
     deps: &[(usize, StageState)],
     lowers: &[PathBuf],
     dir: &Path,
-    dir_inside: &str,
     name: &str,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<crate::files::FileWork> {
     let source = source_lowers(store, import, deps)?;
     let owner = owner::resolve(
         lowers,
@@ -199,5 +198,5 @@ pub fn write(
     tar.into_inner()?
         .flush()
         .with_context(|| format!("write {}", path.display()))?;
-    Ok(crate::toolbox::unpack_line(dir_inside, name))
+    Ok(crate::files::FileWork::Unpack(name.to_string()))
 }

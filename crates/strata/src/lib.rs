@@ -17,6 +17,7 @@
 
 mod context;
 pub mod copy;
+pub mod files;
 pub mod git;
 pub mod image;
 pub mod import;

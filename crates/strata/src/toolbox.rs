@@ -19,12 +19,6 @@ pub const MOUNT_POINT: &str = "/.strata/toolbox";
 /// The bash that runs stage scripts, inside containers.
 pub const BASH: &str = "/.strata/toolbox/bin/bash";
 
-/// The script line that unpacks the tar `name` (staged in `dir_inside`) over the root, keeping
-/// the owners and modes recorded in it.
-pub(crate) fn unpack_line(dir_inside: &str, name: &str) -> String {
-    format!("{MOUNT_POINT}/bin/tar -xpf {dir_inside}/{name} -C /\n")
-}
-
 /// `s` as one single-quoted word for the toolbox bash.
 pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -28,6 +28,7 @@ use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sand
 use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
 use strata_store::{LayerRecord, LocalStore, RecordedInput, Scratch, StageRecord, Store};
 
+use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
 use crate::oci::{History, ImageConfig};
@@ -152,6 +153,15 @@ impl<'a> LocalWorker<'a> {
                 if pending.as_ref().is_none_or(|p| p.prelude.is_empty()) {
                     break;
                 }
+                let prepared = pending.take().expect("checked above");
+                if files::in_process(&prepared.prelude) {
+                    let lowers = self.lowers(&layers)?;
+                    let (bytes, millis) =
+                        self.files_into(job, index - 1, prepared, lowers, &mut config, &mut layers)?;
+                    new_layer_bytes += bytes;
+                    commit_millis += millis;
+                    break;
+                }
                 let run = Run {
                     commands: Vec::new(),
                     shell: RunShell::ToolboxScript,
@@ -161,7 +171,6 @@ impl<'a> LocalWorker<'a> {
                     mounts: Vec::new(),
                     no_network: false,
                 };
-                let prepared = pending.take().expect("checked above");
                 let (bytes, millis) = self.run_into(
                     job,
                     &id,
@@ -193,20 +202,20 @@ impl<'a> LocalWorker<'a> {
                     };
                     let name = format!("files-{index}.tar");
                     let (dir, inside) = (&p.dirs.control, RUN_DIR);
-                    let lines = match &step.op {
+                    let work = match &step.op {
                         Op::GitArchive { mapping } => {
                             let m = &job.image.git[*mapping];
                             commits.insert(git::commit_key(*mapping), m.commit.clone());
-                            git::archive(m, &lowers, dir, inside, &name)
+                            git::archive(m, &lowers, dir, &name).map(|w| vec![w])
                         }
                         Op::GitPatch { mapping } => {
                             let m = &job.image.git[*mapping];
                             let from = commits.insert(git::commit_key(*mapping), m.commit.clone());
                             match from {
                                 Some(from) if from != m.commit => {
-                                    git::patch(m, &from, &lowers, dir, inside, &name)
+                                    git::patch(m, &from, &lowers, dir, &name)
                                 }
-                                _ => Ok(String::new()),
+                                _ => Ok(Vec::new()),
                             }
                         }
                         Op::Import(import) => crate::import::write(
@@ -215,17 +224,17 @@ impl<'a> LocalWorker<'a> {
                             job.dependencies,
                             &lowers,
                             dir,
-                            inside,
                             &name,
-                        ),
+                        )
+                        .map(|w| vec![w]),
                         Op::CopyFiles(copy) => {
-                            crate::copy::write(copy, &lowers, dir, inside, &name)
+                            crate::copy::write(copy, &lowers, dir, inside, &name).map(|w| vec![w])
                         }
-                        Op::MakeDir { path } => Ok(crate::copy::make_dir(path)),
+                        Op::MakeDir { path } => Ok(vec![FileWork::MakeDir(path.clone())]),
                         Op::Run(_) | Op::Config(_) => unreachable!("matched by the outer arm"),
                     };
-                    match lines {
-                        Ok(lines) => p.prelude.push_str(&lines),
+                    match work {
+                        Ok(work) => p.prelude.extend(work),
                         Err(e) => {
                             if let Some(prepared) = pending.take() {
                                 self.keep_step_failure(job, prepared, lowers, &config);
@@ -331,12 +340,7 @@ impl<'a> LocalWorker<'a> {
         let lowers = self.lowers(layers)?;
         let (layer, millis) =
             self.run_step(job, id, index, run, prepared, config, &lowers, progress)?;
-        let bytes = layer.as_ref().map_or(0, |l| l.size);
-        if let Some(layer) = layer {
-            config.rootfs.diff_ids.push(layer.diff_id);
-            layers.push(layer);
-        }
-        Ok((bytes, millis))
+        Ok((add_layer(layer, config, layers), millis))
     }
 
     /// Runs one `Run` step; returns the layer it made, if it changed anything, and the
@@ -371,6 +375,7 @@ impl<'a> LocalWorker<'a> {
                 env.push(format!("{var}={}", value.trim_end_matches('\n')));
             }
         }
+        let prelude = files::script(&prelude, RUN_DIR);
         let (args, env) =
             step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
         let spec = self
@@ -441,6 +446,40 @@ impl<'a> LocalWorker<'a> {
                 output_tail: tail.into(),
             });
         }
+        self.commit_upper(&dirs)
+    }
+
+    /// Applies file work not followed by a command from this process (no container) and adds
+    /// the layer it made to `layers` and `config`, as [`Self::run_into`] does for a run.
+    fn files_into(
+        &self,
+        job: &StageJob<'_>,
+        step: usize,
+        prepared: PendingRun,
+        lowers: Vec<PathBuf>,
+        config: &mut ImageConfig,
+        layers: &mut Vec<LayerRecord>,
+    ) -> Result<(u64, u64), ExecError> {
+        let root = strata_sandbox::files::Root {
+            lowers: lowers.clone(),
+            upper: prepared.dirs.upper.clone(),
+            work: prepared.dirs.work.clone(),
+            scratch: prepared.dirs.sandbox.clone(),
+        };
+        if let Err(e) = files::apply(&prepared.prelude, &prepared.dirs.control, &root) {
+            self.keep_step_failure(job, prepared, lowers, config);
+            return Err(ExecError::Step {
+                step,
+                message: format!("{e:#}"),
+            });
+        }
+        let (layer, millis) = self.commit_upper(&prepared.dirs)?;
+        Ok((add_layer(layer, config, layers), millis))
+    }
+
+    /// Turns what a step wrote into `dirs.upper` into a layer (none if it wrote nothing);
+    /// returns it and the milliseconds spent.
+    fn commit_upper(&self, dirs: &RunDirs) -> Result<(Option<LayerRecord>, u64), ExecError> {
         let commit_started = Instant::now();
         if strata_layer::is_empty_dir(&dirs.upper).map_err(other)? {
             return Ok((None, 0));
@@ -528,7 +567,7 @@ impl<'a> LocalWorker<'a> {
         Ok(PendingRun {
             scratch,
             dirs,
-            prelude: String::new(),
+            prelude: Vec::new(),
         })
     }
 
@@ -981,12 +1020,25 @@ fn step_command(
     })
 }
 
+/// Adds a step's layer, if it made one, to the stage's layers and config; returns its size.
+fn add_layer(
+    layer: Option<LayerRecord>,
+    config: &mut ImageConfig,
+    layers: &mut Vec<LayerRecord>,
+) -> u64 {
+    let Some(layer) = layer else { return 0 };
+    let size = layer.size;
+    config.rootfs.diff_ids.push(layer.diff_id);
+    layers.push(layer);
+    size
+}
+
 /// A container run being prepared: its dirs, and script lines (git work) to run before the
 /// step's commands.
 struct PendingRun {
     scratch: Scratch,
     dirs: RunDirs,
-    prelude: String,
+    prelude: Vec<FileWork>,
 }
 
 /// Directories of one container run inside a scratch dir.

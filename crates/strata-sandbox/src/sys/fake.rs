@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -32,6 +33,8 @@ pub enum Call {
         put_old: PathBuf,
     },
     Chdir(PathBuf),
+    Fchdir,
+    Chroot(PathBuf),
     Sethostname(String),
     LoopbackUp,
     CreateDirAll(PathBuf),
@@ -139,6 +142,14 @@ impl Syscall for FakeSyscall {
 
     fn chdir(&self, path: &Path) -> io::Result<()> {
         self.record(Call::Chdir(path.to_path_buf()), None)
+    }
+
+    fn fchdir(&self, _dir: BorrowedFd<'_>) -> io::Result<()> {
+        self.record(Call::Fchdir, None)
+    }
+
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        self.record(Call::Chroot(path.to_path_buf()), Some(path))
     }
 
     fn sethostname(&self, name: &str) -> io::Result<()> {

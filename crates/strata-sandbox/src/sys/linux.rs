@@ -3,6 +3,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::symlink;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use rustix::fd::{AsFd, OwnedFd};
@@ -93,6 +94,16 @@ impl Syscall for LinuxSyscall {
 
     fn chdir(&self, path: &Path) -> io::Result<()> {
         nix::unistd::chdir(path).map_err(errno)
+    }
+
+    fn fchdir(&self, dir: BorrowedFd<'_>) -> io::Result<()> {
+        Ok(rustix::process::fchdir(dir)?)
+    }
+
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        // chroot(2) changes the root of the caller's fs context, which is the thread's own
+        // after unshare(CLONE_FS) (implied by CLONE_NEWNS).
+        Ok(rustix::process::chroot(path)?)
     }
 
     fn sethostname(&self, name: &str) -> io::Result<()> {

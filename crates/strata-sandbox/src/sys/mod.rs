@@ -13,6 +13,7 @@ mod fake;
 mod linux;
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 pub use fake::{Call, FakeSyscall};
@@ -53,6 +54,10 @@ pub trait Syscall {
     fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()>;
     /// `chdir(2)`.
     fn chdir(&self, path: &Path) -> io::Result<()>;
+    /// `fchdir(2)`: makes the open directory `dir` the working directory.
+    fn fchdir(&self, dir: BorrowedFd<'_>) -> io::Result<()>;
+    /// `chroot(2)`: changes the root of the calling thread's fs context.
+    fn chroot(&self, path: &Path) -> io::Result<()>;
     /// `sethostname(2)` in the current UTS namespace.
     fn sethostname(&self, name: &str) -> io::Result<()>;
     /// Sets the `IFF_UP` flag of the loopback interface of the current network namespace.
