@@ -117,7 +117,7 @@ pub enum Error {
 pub fn write_layer(
     dir: &Path,
     compression: Compression,
-    out: &mut dyn std::io::Write,
+    out: &mut (dyn std::io::Write + Send),
 ) -> Result<LayerStats, Error> {
     Ok(write::write_layer(dir, compression, out)?)
 }

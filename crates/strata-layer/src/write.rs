@@ -16,19 +16,21 @@
 //! Whiteouts are never treated as hardlinks: overlayfs shares one inode between all the
 //! whiteouts it creates, so their link count says nothing.
 //!
-//! Streaming: file data is read 1 MiB at a time and written straight into the hasher and
-//! compressor; the only state kept per entry is the hardlink table (one path per inode with
+//! Streaming: file data is read 1 MiB at a time and passed in 1 MiB chunks through a pipeline
+//! of three threads (walk, diff id + compression, output; see [`write_layer`]), with at most a
+//! few chunks in flight between them; the only state kept per entry is the hardlink table (one path per inode with
 //! more than one link) and one sorted name list per open directory level.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
-use strata_digest::HashingWriter;
+use strata_digest::{Digest, HashingWriter};
 
 use crate::LayerStats;
 use crate::compression::{Compression, Encoder};
@@ -87,16 +89,176 @@ pub enum Error {
     },
 }
 
-/// Size of file reads and of the output buffer.
+/// Size of file reads and of the chunks passed between the pipeline's threads.
 const BUF_SIZE: usize = 1 << 20;
+/// Chunks in flight between two pipeline stages (so at most a few MiB are buffered).
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// Linux's XATTR_LIST_MAX and XATTR_SIZE_MAX.
 const XATTR_MAX: usize = 64 * 1024;
 
-type Sink<'o> = BufWriter<HashingWriter<Encoder<CountingWriter<'o>>>>;
+/// A buffer passed between pipeline stages: `data` is allocated (and zeroed) once and reused;
+/// `len` bytes of it are filled.
+struct Chunk {
+    data: Box<[u8]>,
+    len: usize,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk {
+            data: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            len: 0,
+        }
+    }
+}
+
+/// The writing end of a pipeline stage: bytes are gathered into `BUF_SIZE` chunks and handed to
+/// the next stage's thread; used chunks come back through `free`, so a pipeline reuses a few
+/// buffers instead of allocating one per MiB.
+struct ChunkSender {
+    chunk: Chunk,
+    full: SyncSender<Chunk>,
+    free: Receiver<Chunk>,
+}
+
+/// The reading end of a pipeline stage; see [`ChunkReceiver::drain`].
+struct ChunkReceiver {
+    full: Receiver<Chunk>,
+    free: Sender<Chunk>,
+}
+
+fn chunk_pipe() -> (ChunkSender, ChunkReceiver) {
+    let (full_tx, full_rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let (free_tx, free_rx) = mpsc::channel();
+    let sender = ChunkSender {
+        chunk: Chunk::new(),
+        full: full_tx,
+        free: free_rx,
+    };
+    let receiver = ChunkReceiver {
+        full: full_rx,
+        free: free_tx,
+    };
+    (sender, receiver)
+}
+
+impl ChunkSender {
+    fn send(&mut self) -> io::Result<()> {
+        let next = self.free.try_recv().unwrap_or_else(|_| Chunk::new());
+        let chunk = std::mem::replace(&mut self.chunk, next);
+        // The next stage only hangs up when it failed; its own error is the one reported.
+        self.full
+            .send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the next layer stage stopped"))
+    }
+
+    /// Reads at most `max` bytes of `file` straight into the chunk (no copy through a
+    /// separate buffer); returns how many, 0 at the end of the file.
+    fn read_from(&mut self, file: &mut File, max: usize) -> io::Result<usize> {
+        if self.chunk.len == BUF_SIZE {
+            self.send()?;
+        }
+        let start = self.chunk.len;
+        let end = BUF_SIZE.min(start.saturating_add(max));
+        let n = file.read(&mut self.chunk.data[start..end])?;
+        self.chunk.len += n;
+        Ok(n)
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let start = self.chunk.len;
+        let n = buf.len().min(BUF_SIZE - start);
+        self.chunk.data[start..start + n].copy_from_slice(&buf[..n]);
+        self.chunk.len += n;
+        if self.chunk.len == BUF_SIZE {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.chunk.len == 0 {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
+impl ChunkReceiver {
+    /// Writes every chunk into `out` until the sender is dropped, then flushes `out`.
+    fn drain(self, out: &mut dyn Write) -> io::Result<()> {
+        for mut chunk in self.full {
+            out.write_all(&chunk.data[..chunk.len])?;
+            chunk.len = 0;
+            // The sender may be gone already; then the chunk is simply freed.
+            let _ = self.free.send(chunk);
+        }
+        out.flush()
+    }
+}
+
+/// See [`crate::write_layer`].
+///
+/// Three threads, so that the two SHA-256 passes and the compression do not queue behind the
+/// file reads on one core: this one walks `dir` and frames the tar stream; the second hashes
+/// it (the diff id) and feeds the compressor (whose own workers compress); the third writes the
+/// compressed stream into `out` (the store's ingest, which hashes it again for the blob digest).
+pub fn write_layer(
+    dir: &Path,
+    compression: Compression,
+    out: &mut (dyn Write + Send),
+) -> Result<LayerStats, Error> {
+    let output = |source| Error::Output {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::thread::scope(|scope| {
+        let (tar_sender, tar_receiver) = chunk_pipe();
+        let (packed_sender, packed_receiver) = chunk_pipe();
+        let writing = scope.spawn(move || -> io::Result<u64> {
+            let mut counting = CountingWriter {
+                inner: out,
+                count: 0,
+            };
+            packed_receiver.drain(&mut counting)?;
+            Ok(counting.count)
+        });
+        let compressing = scope.spawn(move || -> io::Result<(Digest, u64)> {
+            let mut hashing = HashingWriter::new(Encoder::new(compression, packed_sender)?);
+            tar_receiver.drain(&mut hashing)?;
+            let (encoder, diff_id, uncompressed_size) = hashing.finish();
+            // Flushing sends the last chunk; dropping the sender then ends the writer's loop.
+            encoder.finish()?.flush()?;
+            Ok((diff_id, uncompressed_size))
+        });
+        let walked = walk(dir, tar_sender);
+        let compressed = join(compressing);
+        let written = join(writing);
+        // A later stage's failure makes the earlier ones fail with a broken pipe: report the
+        // first failure downstream, unless the walk failed on its own.
+        let entries = match walked {
+            Err(e) if !matches!(&e, Error::Output { source, .. } if source.kind() == io::ErrorKind::BrokenPipe) =>
+            {
+                return Err(e);
+            }
+            walked => walked,
+        };
+        let compressed_size = written.map_err(output)?;
+        let (diff_id, uncompressed_size) = compressed.map_err(output)?;
+        Ok(LayerStats {
+            diff_id,
+            uncompressed_size,
+            compressed_size,
+            entries: entries?,
+        })
+    })
+}
 
 /// Counts the compressed bytes going to the caller.
 struct CountingWriter<'o> {
-    inner: &'o mut dyn Write,
+    inner: &'o mut (dyn Write + Send),
     count: u64,
 }
 
@@ -111,29 +273,20 @@ impl Write for CountingWriter<'_> {
     }
 }
 
-/// See [`crate::write_layer`].
-pub fn write_layer(
-    dir: &Path,
-    compression: Compression,
-    out: &mut dyn Write,
-) -> Result<LayerStats, Error> {
-    let output = |source| Error::Output {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let counting = CountingWriter {
-        inner: out,
-        count: 0,
-    };
-    let encoder = Encoder::new(compression, counting).map_err(output)?;
-    let sink = BufWriter::with_capacity(BUF_SIZE, HashingWriter::new(encoder));
+fn join<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Walks `dir` into a tar stream sent to `sink`; returns the number of entries.
+fn walk(dir: &Path, sink: ChunkSender) -> Result<u64, Error> {
     let mut walker = Walker {
         builder: tar::Builder::new(sink),
         abs: dir.to_path_buf(),
         rel: Vec::new(),
         scratch: Vec::new(),
         links: HashMap::new(),
-        buf: vec![0u8; BUF_SIZE],
         xattr_names: vec![0u8; XATTR_MAX],
         xattr_value: vec![0u8; XATTR_MAX],
         xattrs: Vec::new(),
@@ -141,17 +294,18 @@ pub fn write_layer(
     };
     walker.walk()?;
     let entries = walker.entries;
-    let sink = walker.builder.into_inner().map_err(output)?;
-    let hashing = sink.into_inner().map_err(|e| output(e.into_error()))?;
-    let (encoder, diff_id, uncompressed_size) = hashing.finish();
-    let mut counting = encoder.finish().map_err(output)?;
-    counting.flush().map_err(output)?;
-    Ok(LayerStats {
-        diff_id,
-        uncompressed_size,
-        compressed_size: counting.count,
-        entries,
-    })
+    let output = |source| Error::Output {
+        path: dir.to_path_buf(),
+        source,
+    };
+    // Writes the tar trailer; the sender is flushed and then dropped, which ends the stream.
+    walker
+        .builder
+        .into_inner()
+        .map_err(output)?
+        .flush()
+        .map_err(output)?;
+    Ok(entries)
 }
 
 /// One directory level of the walk.
@@ -163,8 +317,8 @@ struct Frame {
     rel_len: Option<usize>,
 }
 
-struct Walker<'o> {
-    builder: tar::Builder<Sink<'o>>,
+struct Walker {
+    builder: tar::Builder<ChunkSender>,
     /// Absolute path of the current entry.
     abs: PathBuf,
     /// Tar path of the current entry (no trailing slash).
@@ -173,7 +327,6 @@ struct Walker<'o> {
     scratch: Vec<u8>,
     /// (dev, ino) → tar path of the first occurrence, for inodes with nlink > 1.
     links: HashMap<(u64, u64), Vec<u8>>,
-    buf: Vec<u8>,
     xattr_names: Vec<u8>,
     xattr_value: Vec<u8>,
     /// PAX keys and values of the current entry.
@@ -185,7 +338,7 @@ fn as_path(bytes: &[u8]) -> &Path {
     Path::new(OsStr::from_bytes(bytes))
 }
 
-impl Walker<'_> {
+impl Walker {
     fn walk(&mut self) -> Result<(), Error> {
         let names = self.list_dir()?;
         let mut stack = vec![Frame {
@@ -370,8 +523,8 @@ impl Walker<'_> {
     fn copy_data(&mut self, mut file: File, size: u64) -> Result<(), Error> {
         let mut left = size;
         while left > 0 {
-            let want = left.min(self.buf.len() as u64) as usize;
-            let n = match file.read(&mut self.buf[..want]) {
+            let want = left.min(BUF_SIZE as u64) as usize;
+            let n = match self.builder.get_mut().read_from(&mut file, want) {
                 Ok(0) => {
                     return Err(Error::FileChanged {
                         path: self.abs.clone(),
@@ -381,6 +534,9 @@ impl Walker<'_> {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    return Err(self.output()(e));
+                }
                 Err(source) => {
                     return Err(Error::Io {
                         op: "read",
@@ -389,10 +545,6 @@ impl Walker<'_> {
                     });
                 }
             };
-            self.builder
-                .get_mut()
-                .write_all(&self.buf[..n])
-                .map_err(self.output())?;
             left -= n as u64;
         }
         let rem = (size % 512) as usize;

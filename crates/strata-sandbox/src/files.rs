@@ -96,9 +96,7 @@ fn with_root_on<R: Send>(
             let host_root = File::open("/").map_err(err("open", Path::new("/")))?;
             sys.mount_overlay(&target, &options)
                 .map_err(err("mount overlay on", &target))?;
-            let entered = sys
-                .chroot(&target)
-                .and_then(|()| sys.chdir(Path::new("/")));
+            let entered = sys.chroot(&target).and_then(|()| sys.chdir(Path::new("/")));
             let result = entered.map(|()| work());
             let left = sys
                 .fchdir(host_root.as_fd())

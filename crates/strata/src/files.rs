@@ -29,15 +29,19 @@ pub(crate) fn script(work: &[FileWork], dir_inside: &str) -> String {
     let mut s = String::new();
     for w in work {
         match w {
-            FileWork::Unpack(name) => {
-                s.push_str(&format!("{MOUNT_POINT}/bin/tar -xpf {dir_inside}/{name} -C /\n"))
-            }
-            FileWork::MakeDir(path) => {
-                s.push_str(&format!("{MOUNT_POINT}/bin/mkdir -p {}\n", shell_quote(path)))
-            }
+            FileWork::Unpack(name) => s.push_str(&format!(
+                "{MOUNT_POINT}/bin/tar -xpf {dir_inside}/{name} -C /\n"
+            )),
+            FileWork::MakeDir(path) => s.push_str(&format!(
+                "{MOUNT_POINT}/bin/mkdir -p {}\n",
+                shell_quote(path)
+            )),
             FileWork::Remove(paths) => {
                 let quoted: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
-                s.push_str(&format!("{MOUNT_POINT}/bin/rm -f -- {}\n", quoted.join(" ")));
+                s.push_str(&format!(
+                    "{MOUNT_POINT}/bin/rm -f -- {}\n",
+                    quoted.join(" ")
+                ));
             }
             FileWork::Script(lines) => s.push_str(lines),
         }

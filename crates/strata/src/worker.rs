@@ -156,8 +156,14 @@ impl<'a> LocalWorker<'a> {
                 let prepared = pending.take().expect("checked above");
                 if files::in_process(&prepared.prelude) {
                     let lowers = self.lowers(&layers)?;
-                    let (bytes, millis) =
-                        self.files_into(job, index - 1, prepared, lowers, &mut config, &mut layers)?;
+                    let (bytes, millis) = self.files_into(
+                        job,
+                        index - 1,
+                        prepared,
+                        lowers,
+                        &mut config,
+                        &mut layers,
+                    )?;
                     new_layer_bytes += bytes;
                     commit_millis += millis;
                     break;

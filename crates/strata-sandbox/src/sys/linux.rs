@@ -2,8 +2,8 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::symlink;
 use std::os::fd::BorrowedFd;
+use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use rustix::fd::{AsFd, OwnedFd};
