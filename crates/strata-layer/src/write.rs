@@ -168,13 +168,15 @@ impl ChunkSender {
 
 impl Write for ChunkSender {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A chunk is sent when the next byte does not fit, never after filling it: `read_from`
+        // fills chunks too, and an `Ok(0)` here would be a write error.
+        if self.chunk.len == BUF_SIZE {
+            self.send()?;
+        }
         let start = self.chunk.len;
         let n = buf.len().min(BUF_SIZE - start);
         self.chunk.data[start..start + n].copy_from_slice(&buf[..n]);
         self.chunk.len += n;
-        if self.chunk.len == BUF_SIZE {
-            self.send()?;
-        }
         Ok(n)
     }
 

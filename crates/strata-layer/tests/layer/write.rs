@@ -424,3 +424,35 @@ fn streaming_memory_is_bounded() {
         .unwrap_or_default();
     println!("{line}");
 }
+
+/// File data that ends exactly where one of the writer's 1 MiB pipeline chunks ends (and just
+/// before and after) must go through whole: the next header then starts a new chunk.
+#[test]
+fn data_ending_on_a_chunk_boundary() {
+    const MIB: usize = 1 << 20;
+    let src = tempfile::tempdir().expect("tempdir");
+    // The first entry's 512-byte header plus `a`'s data fills the first chunk exactly; the
+    // later files end on, just before and just after later boundaries.
+    let sizes = [MIB - 512, MIB - 1024, MIB, MIB + 512, 3 * MIB - 512, 7];
+    for (i, size) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*size).map(|j| (i * 31 + j * 7) as u8).collect();
+        std::fs::write(
+            src.path().join(format!("{}", (b'a' + i as u8) as char)),
+            data,
+        )
+        .expect("write file");
+    }
+    let expected = snapshot(src.path());
+    for compression in [Compression::None, Compression::Zstd] {
+        let mut blob = Vec::new();
+        let written = write_layer(src.path(), compression, &mut blob).expect("write layer");
+        assert_eq!(written.entries, sizes.len() as u64);
+        if compression == Compression::None {
+            assert_eq!(strata_digest::Digest::of(&blob), written.diff_id);
+        }
+        let dst = tempfile::tempdir().expect("tempdir");
+        let unpacked = unpack_layer(&mut blob.as_slice(), dst.path()).expect("unpack layer");
+        assert_eq!(unpacked.diff_id, written.diff_id, "{compression}");
+        assert_eq!(snapshot(dst.path()), expected, "{compression}");
+    }
+}
