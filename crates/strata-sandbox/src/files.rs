@@ -96,20 +96,23 @@ fn with_root_on<R: Send>(
             let host_root = File::open("/").map_err(err("open", Path::new("/")))?;
             sys.mount_overlay(&target, &options)
                 .map_err(err("mount overlay on", &target))?;
-            let entered = sys.chroot(&target).and_then(|()| sys.chdir(Path::new("/")));
-            let result = entered.map(|()| work());
-            let left = sys
-                .fchdir(host_root.as_fd())
-                .and_then(|()| sys.chroot(Path::new(".")))
-                .map_err(err("leave", &target));
-            // Unmounted here, not when the thread's namespace dies after join returns, so the
-            // caller may read and move the upper dir at once.
-            let unmounted = sys
-                .umount2(&target, MntFlags::empty())
-                .map_err(err("unmount", &target));
-            let value = result.map_err(err("enter", &target))?;
+            // Left and unmounted on every way out of the closure, a panic included, so the
+            // caller may read and move the upper dir as soon as this thread is joined (a
+            // namespace dying with its thread is torn down after the join returns).
+            let mounted = Mounted {
+                sys,
+                target: &target,
+                host_root,
+                left: false,
+            };
+            let value = sys
+                .chroot(&target)
+                .and_then(|()| sys.chdir(Path::new("/")))
+                .map_err(err("enter", &target))
+                .map(|()| work());
+            let left = mounted.leave();
+            let value = value?;
             left?;
-            unmounted?;
             Ok(value)
         });
         match thread.join() {
@@ -117,6 +120,53 @@ fn with_root_on<R: Send>(
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+/// The overlay mounted at `target` and (maybe) entered: [`Mounted::leave`] or drop goes back to
+/// `host_root` and unmounts.
+struct Mounted<'a> {
+    sys: &'a (dyn Syscall + Sync),
+    target: &'a Path,
+    host_root: File,
+    left: bool,
+}
+
+impl Mounted<'_> {
+    fn leave(mut self) -> Result<(), Error> {
+        self.left = true;
+        self.leave_and_unmount()
+    }
+
+    fn leave_and_unmount(&self) -> Result<(), Error> {
+        let path = self.target.to_path_buf();
+        self.sys
+            .fchdir(self.host_root.as_fd())
+            .and_then(|()| self.sys.chroot(Path::new(".")))
+            .map_err(|error| Error {
+                op: "leave",
+                path: path.clone(),
+                error,
+            })?;
+        // Nothing but this thread used the mount; should something still hold it, detach it
+        // rather than leave it behind.
+        self.sys
+            .umount2(self.target, MntFlags::empty())
+            .or_else(|_| self.sys.umount2(self.target, MntFlags::MNT_DETACH))
+            .map_err(|error| Error {
+                op: "unmount",
+                path,
+                error,
+            })
+    }
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            // The closure panicked; the panic is what gets reported.
+            let _ = self.leave_and_unmount();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -183,5 +233,33 @@ mod tests {
         assert!(!ran);
         assert_eq!(err.op, "mount overlay on");
         assert!(!sys.calls().iter().any(|c| matches!(c, Call::Chroot(_))));
+    }
+
+    #[test]
+    fn a_panicking_closure_still_leaves_and_unmounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root {
+            lowers: vec![dir.path().join("lower")],
+            upper: dir.path().join("upper"),
+            work: dir.path().join("work"),
+            scratch: dir.path().join("scratch"),
+        };
+        let sys = FakeSyscall::new();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_root_on(&sys, &root, || panic!("the closure failed"))
+        }));
+        assert!(result.is_err());
+        let calls = sys.calls();
+        assert_eq!(
+            calls[calls.len() - 3..],
+            [
+                Call::Fchdir,
+                Call::Chroot(".".into()),
+                Call::Umount2 {
+                    target: root.scratch.join("files-root"),
+                    flags: MntFlags::empty(),
+                },
+            ]
+        );
     }
 }

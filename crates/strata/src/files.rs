@@ -1,15 +1,17 @@
 //! A stage's file work — git archives and patches, imports, `COPY`, `WORKDIR` — prepared on the
-//! host and then either run as script lines at the start of the next command's container, or,
-//! when no command follows, applied from the strata process on the stage's root (see
-//! [`strata_sandbox::files`]): a `COPY` stage then costs no container start.
+//! host and applied from the strata process on the stage's root (see [`strata_sandbox::files`])
+//! into the upper dir of the step that follows, before its container starts; when no command
+//! follows, no container starts at all. One implementation, whatever comes next, so a `COPY`
+//! gives the same files before a `RUN` as at the end of an image.
 
 use std::fs::File;
-use std::io;
-use std::path::Path;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::Context as _;
-
-use crate::toolbox::{MOUNT_POINT, shell_quote};
+use anyhow::{Context as _, bail};
+use rustix::fs::{AtFlags, CWD, FileType, Gid, Mode, Timespec, Timestamps, Uid};
+use tar::EntryType;
 
 /// One piece of file work; tars are staged in the run's control dir.
 #[derive(Clone, Debug)]
@@ -20,87 +22,257 @@ pub enum FileWork {
     MakeDir(String),
     /// Remove these files (links themselves, not their targets); missing ones are fine.
     Remove(Vec<String>),
-    /// Lines only a shell in the container can run.
+    /// Lines only a shell in the container can run (`ADD`'s compressed archives, which the
+    /// toolbox's tar decompresses); they run after the rest of the work, at the start of the
+    /// step's container.
     Script(String),
 }
 
-/// The script lines that do `work` in a container where the control dir is `dir_inside`.
-pub(crate) fn script(work: &[FileWork], dir_inside: &str) -> String {
-    let mut s = String::new();
-    for w in work {
-        match w {
-            FileWork::Unpack(name) => s.push_str(&format!(
-                "{MOUNT_POINT}/bin/tar -xpf {dir_inside}/{name} -C /\n"
-            )),
-            FileWork::MakeDir(path) => s.push_str(&format!(
-                "{MOUNT_POINT}/bin/mkdir -p {}\n",
-                shell_quote(path)
-            )),
-            FileWork::Remove(paths) => {
-                let quoted: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
-                s.push_str(&format!(
-                    "{MOUNT_POINT}/bin/rm -f -- {}\n",
-                    quoted.join(" ")
-                ));
-            }
-            FileWork::Script(lines) => s.push_str(lines),
-        }
-    }
-    s
+/// The script lines of `work` (its [`FileWork::Script`] items) for the container.
+pub(crate) fn script<'a>(work: impl IntoIterator<Item = &'a FileWork>) -> String {
+    work.into_iter()
+        .filter_map(|w| match w {
+            FileWork::Script(lines) => Some(lines.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
-/// Whether [`apply`] can do all of `work` without a shell.
-pub(crate) fn in_process(work: &[FileWork]) -> bool {
-    !work.iter().any(|w| matches!(w, FileWork::Script(_)))
-}
-
-/// Does `work` (which [`in_process`] accepted) on `root`, reading staged tars from `control`.
+/// Does every item of `work` but the script lines on `root`, reading staged tars from
+/// `control`; an error names the item's index in `work`.
 pub(crate) fn apply(
     work: &[FileWork],
     control: &Path,
     root: &strata_sandbox::files::Root,
-) -> anyhow::Result<()> {
+) -> Result<(), (usize, anyhow::Error)> {
+    if work.iter().all(|w| matches!(w, FileWork::Script(_))) {
+        return Ok(());
+    }
     // Host files are opened before entering the root, where their paths do not resolve.
     let mut archives = Vec::new();
-    for w in work {
+    for (i, w) in work.iter().enumerate() {
         if let FileWork::Unpack(name) = w {
             let path = control.join(name);
-            archives.push(File::open(&path).with_context(|| format!("open {}", path.display()))?);
+            let file = File::open(&path)
+                .with_context(|| format!("open {}", path.display()))
+                .map_err(|e| (i, e))?;
+            archives.push(file);
         }
     }
-    strata_sandbox::files::with_root(root, move || apply_inside(work, archives))?
+    strata_sandbox::files::with_root(root, move || apply_inside(work, archives))
+        .map_err(|e| (0, e.into()))?
 }
 
-fn apply_inside(work: &[FileWork], archives: Vec<File>) -> anyhow::Result<()> {
+fn apply_inside(work: &[FileWork], archives: Vec<File>) -> Result<(), (usize, anyhow::Error)> {
     let mut archives = archives.into_iter();
-    for w in work {
-        match w {
+    for (i, w) in work.iter().enumerate() {
+        let done = match w {
             FileWork::Unpack(_) => {
                 let file = archives.next().expect("one open archive per Unpack");
-                let mut archive = tar::Archive::new(io::BufReader::with_capacity(1 << 20, file));
-                // As `tar -xp` run as root: owners, modes (setuid included) and times as
-                // recorded, existing files replaced.
-                archive.set_preserve_permissions(true);
-                archive.set_preserve_ownerships(true);
-                archive.set_preserve_mtime(true);
-                archive.set_overwrite(true);
-                archive.unpack("/")?;
+                unpack(io::BufReader::with_capacity(1 << 20, file))
             }
             FileWork::MakeDir(path) => {
-                std::fs::create_dir_all(path).with_context(|| format!("mkdir -p {path}"))?
+                std::fs::create_dir_all(path).with_context(|| format!("mkdir -p {path}"))
             }
-            FileWork::Remove(paths) => {
-                for path in paths {
-                    match std::fs::remove_file(path) {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                            return Err(e).with_context(|| format!("remove {path}"));
-                        }
-                        _ => {}
-                    }
-                }
+            FileWork::Remove(paths) => remove(paths),
+            FileWork::Script(_) => Ok(()),
+        };
+        done.map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+fn remove(paths: &[String]) -> anyhow::Result<()> {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("remove {path}"));
             }
-            FileWork::Script(_) => unreachable!("in_process rejected work with script lines"),
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// Unpacks a tar over `/` (the stage's root) as `tar -xp` run as root does: owners, modes
+/// (setuid included) and modification times as recorded, existing files and links replaced,
+/// missing parents created. An existing directory — also through a symlink, as `/bin` is in a
+/// merged-/usr image — takes the entry's owner and mode and keeps its content; a directory
+/// where a file or link entry goes is an error. Directory times are set after their content,
+/// so they are as recorded too. Extended attributes are not applied.
+fn unpack(reader: impl Read) -> anyhow::Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    let mut dir_times = Vec::new();
+    for entry in archive.entries().context("read the staged tar")? {
+        let mut entry = entry.context("read the staged tar")?;
+        let path = root_path(&entry.path().context("read an entry path")?)?;
+        let header = entry.header();
+        let kind = header.entry_type();
+        let uid = header.uid()? as u32;
+        let gid = header.gid()? as u32;
+        let mode = header.mode()? & 0o7777;
+        let mtime = header.mtime()? as i64;
+        let chown = |path: &Path, follow: bool| -> anyhow::Result<()> {
+            let flags = if follow {
+                AtFlags::empty()
+            } else {
+                AtFlags::SYMLINK_NOFOLLOW
+            };
+            rustix::fs::chownat(
+                CWD,
+                path,
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+                flags,
+            )
+            .with_context(|| format!("chown {}", path.display()))
+        };
+        let chmod = |path: &Path| -> anyhow::Result<()> {
+            rustix::fs::chmod(path, Mode::from_raw_mode(mode))
+                .with_context(|| format!("chmod {}", path.display()))
+        };
+        match kind {
+            EntryType::Directory => {
+                create_parents(&path)?;
+                match std::fs::create_dir(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("create directory {}", path.display()));
+                    }
+                }
+                chown(&path, true)?;
+                chmod(&path)?;
+                dir_times.push((path, mtime));
+                continue;
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                make_room(&path)?;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .with_context(|| format!("create {}", path.display()))?;
+                io::copy(&mut entry, &mut file)
+                    .with_context(|| format!("write {}", path.display()))?;
+                chown(&path, false)?;
+                chmod(&path)?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()?
+                    .with_context(|| format!("symlink {} has no target", path.display()))?;
+                make_room(&path)?;
+                std::os::unix::fs::symlink(&target, &path)
+                    .with_context(|| format!("create symlink {}", path.display()))?;
+                chown(&path, false)?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name()?
+                    .with_context(|| format!("hard link {} has no target", path.display()))?;
+                let target = root_path(&target)?;
+                make_room(&path)?;
+                std::fs::hard_link(&target, &path)
+                    .with_context(|| format!("link {} to {}", path.display(), target.display()))?;
+                continue;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let file_type = match kind {
+                    EntryType::Char => FileType::CharacterDevice,
+                    EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                let dev = rustix::fs::makedev(
+                    header.device_major()?.unwrap_or(0),
+                    header.device_minor()?.unwrap_or(0),
+                );
+                make_room(&path)?;
+                rustix::fs::mknodat(CWD, &path, file_type, Mode::from_raw_mode(mode), dev)
+                    .with_context(|| format!("create {}", path.display()))?;
+                chown(&path, false)?;
+                chmod(&path)?;
+            }
+            // Long names and PAX records are folded into the entries they describe.
+            EntryType::GNULongName
+            | EntryType::GNULongLink
+            | EntryType::XHeader
+            | EntryType::XGlobalHeader => continue,
+            other => bail!("{}: unsupported tar entry type {other:?}", path.display()),
+        }
+        set_mtime(&path, mtime)?;
+    }
+    for (path, mtime) in dir_times.iter().rev() {
+        set_mtime(path, *mtime)?;
+    }
+    Ok(())
+}
+
+/// `/` joined with a tar entry path; `..` is refused (our tars never hold it).
+fn root_path(entry: &Path) -> anyhow::Result<PathBuf> {
+    let mut path = PathBuf::from("/");
+    for component in entry.components() {
+        match component {
+            Component::Normal(name) => path.push(name),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                bail!("tar entry {} leaves the root", entry.display())
+            }
+        }
+    }
+    Ok(path)
+}
+
+/// Creates the missing parents of `path` and removes what is at `path` unless it is a
+/// directory (which a non-directory entry cannot replace).
+fn make_room(path: &Path) -> anyhow::Result<()> {
+    create_parents(path)?;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("lstat {}", path.display())),
+        Ok(meta) if meta.is_dir() => {
+            bail!(
+                "{} is a directory in the image; a file cannot replace it",
+                path.display()
+            )
+        }
+        Ok(_) => std::fs::remove_file(path).with_context(|| format!("replace {}", path.display())),
+    }
+}
+
+/// `mkdir -p` of the parent of `path`; a file in the way is named.
+fn create_parents(path: &Path) -> anyhow::Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    let Err(e) = std::fs::create_dir_all(parent) else {
+        return Ok(());
+    };
+    if let Some(file) = parent
+        .ancestors()
+        .find(|a| a.symlink_metadata().is_ok() && !a.is_dir())
+    {
+        bail!(
+            "cannot create {}: {} is not a directory",
+            path.display(),
+            file.display()
+        );
+    }
+    Err(e).with_context(|| format!("create directory {}", parent.display()))
+}
+
+/// Sets the access and modification times of `path` (not following a final symlink).
+fn set_mtime(path: &Path, mtime: i64) -> anyhow::Result<()> {
+    let time = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .with_context(|| format!("set the times of {}", path.display()))
 }

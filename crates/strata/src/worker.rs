@@ -145,26 +145,21 @@ impl<'a> LocalWorker<'a> {
             .unwrap_or_default();
         let mut new_layer_bytes = 0;
         let mut commit_millis = 0;
-        // Git work waits in a prepared run and joins the next command step's container.
+        // File work waits in a prepared run and lands in the upper dir of the next command step
+        // (or of its own layer when no command follows).
         let mut pending: Option<PendingRun> = None;
         // One past the last step: file work not followed by a command runs on its own.
         for index in 0..=job.stage.steps.len() {
             let Some(step) = job.stage.steps.get(index) else {
-                if pending.as_ref().is_none_or(|p| p.prelude.is_empty()) {
+                let Some(prepared) = pending.take() else {
                     break;
-                }
-                let prepared = pending.take().expect("checked above");
-                if files::in_process(&prepared.prelude) {
-                    let lowers = self.lowers(&layers)?;
-                    let (bytes, millis) = self.files_into(
-                        job,
-                        index - 1,
-                        prepared,
-                        lowers,
-                        &mut config,
-                        &mut layers,
-                    )?;
-                    new_layer_bytes += bytes;
+                };
+                let lowers = self.lowers(&layers)?;
+                let prepared = self.apply_files(job, prepared, lowers, &config)?;
+                if files::script(prepared.prelude.iter().map(|(_, w)| w)).is_empty() {
+                    // Nothing left for a shell: no container at all.
+                    let (layer, millis) = self.commit_upper(&prepared.dirs)?;
+                    new_layer_bytes += add_layer(layer, &mut config, &mut layers);
                     commit_millis += millis;
                     break;
                 }
@@ -240,7 +235,7 @@ impl<'a> LocalWorker<'a> {
                         Op::Run(_) | Op::Config(_) => unreachable!("matched by the outer arm"),
                     };
                     match work {
-                        Ok(work) => p.prelude.extend(work),
+                        Ok(work) => p.prelude.extend(work.into_iter().map(|w| (index, w))),
                         Err(e) => {
                             if let Some(prepared) = pending.take() {
                                 self.keep_step_failure(job, prepared, lowers, &config);
@@ -256,7 +251,10 @@ impl<'a> LocalWorker<'a> {
                 Op::Run(run) => run.clone(),
             };
             let prepared = match pending.take() {
-                Some(p) => p,
+                Some(p) => {
+                    let lowers = self.lowers(&layers)?;
+                    self.apply_files(job, p, lowers, &config)?
+                }
                 None => self.pending_run().map_err(other)?,
             };
             let (bytes, millis) = self.run_into(
@@ -381,7 +379,7 @@ impl<'a> LocalWorker<'a> {
                 env.push(format!("{var}={}", value.trim_end_matches('\n')));
             }
         }
-        let prelude = files::script(&prelude, RUN_DIR);
+        let prelude = files::script(prelude.iter().map(|(_, w)| w));
         let (args, env) =
             step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
         let spec = self
@@ -455,32 +453,34 @@ impl<'a> LocalWorker<'a> {
         self.commit_upper(&dirs)
     }
 
-    /// Applies file work not followed by a command from this process (no container) and adds
-    /// the layer it made to `layers` and `config`, as [`Self::run_into`] does for a run.
-    fn files_into(
+    /// Applies the file work of `prepared` (all of it but `ADD`'s archive scripts) from this
+    /// process into its upper dir, on top of `lowers`; a failure is kept for introspection and
+    /// names the step whose work failed.
+    fn apply_files(
         &self,
         job: &StageJob<'_>,
-        step: usize,
         prepared: PendingRun,
         lowers: Vec<PathBuf>,
-        config: &mut ImageConfig,
-        layers: &mut Vec<LayerRecord>,
-    ) -> Result<(u64, u64), ExecError> {
+        config: &ImageConfig,
+    ) -> Result<PendingRun, ExecError> {
         let root = strata_sandbox::files::Root {
             lowers: lowers.clone(),
             upper: prepared.dirs.upper.clone(),
             work: prepared.dirs.work.clone(),
             scratch: prepared.dirs.sandbox.clone(),
         };
-        if let Err(e) = files::apply(&prepared.prelude, &prepared.dirs.control, &root) {
-            self.keep_step_failure(job, prepared, lowers, config);
-            return Err(ExecError::Step {
-                step,
-                message: format!("{e:#}"),
-            });
+        let work: Vec<FileWork> = prepared.prelude.iter().map(|(_, w)| w.clone()).collect();
+        match files::apply(&work, &prepared.dirs.control, &root) {
+            Ok(()) => Ok(prepared),
+            Err((item, e)) => {
+                let step = prepared.prelude.get(item).map_or(0, |(step, _)| *step);
+                self.keep_step_failure(job, prepared, lowers, config);
+                Err(ExecError::Step {
+                    step,
+                    message: format!("{e:#}"),
+                })
+            }
         }
-        let (layer, millis) = self.commit_upper(&prepared.dirs)?;
-        Ok((add_layer(layer, config, layers), millis))
     }
 
     /// Turns what a step wrote into `dirs.upper` into a layer (none if it wrote nothing);
@@ -1039,12 +1039,13 @@ fn add_layer(
     size
 }
 
-/// A container run being prepared: its dirs, and script lines (git work) to run before the
-/// step's commands.
+/// A container run being prepared: its dirs, and the file work (git, imports, COPY) that goes
+/// into its upper dir before the step's commands.
 struct PendingRun {
     scratch: Scratch,
     dirs: RunDirs,
-    prelude: Vec<FileWork>,
+    /// File work with the index of the step it comes from.
+    prelude: Vec<(usize, FileWork)>,
 }
 
 /// Directories of one container run inside a scratch dir.
