@@ -46,6 +46,16 @@ impl Syscall for LinuxSyscall {
         // option separately, so there is no single option string and no 4 KiB page limit on
         // the number of layers. `lowerdir+` (Linux 6.8, Documentation/filesystems/overlayfs.rst
         // "lowerdir+") appends one layer per call; the first appended is the topmost.
+        // A volatile overlay leaves `work/incompat/volatile` behind, and overlayfs refuses to
+        // mount an upper dir with that marker again (it cannot know whether the system crashed
+        // meanwhile). Our remounts of a run's upper dir (file work, then the container; a
+        // debugger shell) come from the same boot, so the upper dir is intact: drop the marker.
+        if !options.work.as_os_str().is_empty() {
+            match fs::remove_dir_all(options.work.join("work/incompat/volatile")) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
         let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
         let configure = || -> io::Result<()> {
             for lower in &options.lowers {
@@ -63,6 +73,14 @@ impl Syscall for LinuxSyscall {
             rustix::mount::fsconfig_set_string(&fs, "redirect_dir", "off")?;
             rustix::mount::fsconfig_set_string(&fs, "index", "off")?;
             rustix::mount::fsconfig_set_string(&fs, "metacopy", "off")?;
+            // `volatile`: no sync of the upper file system when the overlay is unmounted (or
+            // synced). A container's exit would otherwise wait for every byte the step wrote to
+            // reach the disk (seconds for a large step), which the store then does once for
+            // the layer anyway: durability is its job, at commit. The upper dir of a run is
+            // scratch until committed, so a crash never needs it back.
+            if !options.upper.as_os_str().is_empty() {
+                rustix::mount::fsconfig_set_flag(&fs, "volatile")?;
+            }
             rustix::mount::fsconfig_create(&fs)?;
             Ok(())
         };
