@@ -491,8 +491,19 @@ impl<'a> LocalWorker<'a> {
             return Ok((None, 0));
         }
         let mut ingest = self.store.ingest().map_err(other)?;
-        let stats = strata_layer::write_layer(&dirs.upper, self.options.compression, &mut ingest)
-            .map_err(other)?;
+        // The step's writes start going to disk while the layer is made from them (the commits
+        // below wait for them anyway), so the disk and the CPU work overlap.
+        let (written, flushed) = std::thread::scope(|scope| {
+            let flush = scope.spawn(|| self.store.sync());
+            let written =
+                strata_layer::write_layer(&dirs.upper, self.options.compression, &mut ingest);
+            let flushed = flush
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (written, flushed)
+        });
+        let stats = written.map_err(other)?;
+        flushed.map_err(other)?;
         let size = ingest.written();
         let digest = ingest.commit(None).map_err(other)?;
         self.store
