@@ -174,15 +174,19 @@ mod tests {
     use super::*;
     use crate::sys::{Call, FakeSyscall};
 
+    fn root(dir: &Path, lowers: Vec<PathBuf>) -> Root {
+        Root {
+            lowers,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            scratch: dir.join("scratch"),
+        }
+    }
+
     #[test]
     fn enters_a_private_overlay_and_leaves_it_unmounted() {
         let dir = tempfile::tempdir().unwrap();
-        let root = Root {
-            lowers: Vec::new(),
-            upper: dir.path().join("upper"),
-            work: dir.path().join("work"),
-            scratch: dir.path().join("scratch"),
-        };
+        let root = root(dir.path(), Vec::new());
         let sys = FakeSyscall::new();
         let value = with_root_on(&sys, &root, || 7).unwrap();
         assert_eq!(value, 7);
@@ -221,12 +225,7 @@ mod tests {
     #[test]
     fn a_failed_mount_skips_the_work() {
         let dir = tempfile::tempdir().unwrap();
-        let root = Root {
-            lowers: vec![dir.path().join("lower")],
-            upper: dir.path().join("upper"),
-            work: dir.path().join("work"),
-            scratch: dir.path().join("scratch"),
-        };
+        let root = root(dir.path(), vec![dir.path().join("lower")]);
         let sys = FakeSyscall::new().with_failing(root.scratch.join("files-root"));
         let mut ran = false;
         let err = with_root_on(&sys, &root, || ran = true).unwrap_err();
@@ -238,12 +237,7 @@ mod tests {
     #[test]
     fn a_panicking_closure_still_leaves_and_unmounts() {
         let dir = tempfile::tempdir().unwrap();
-        let root = Root {
-            lowers: vec![dir.path().join("lower")],
-            upper: dir.path().join("upper"),
-            work: dir.path().join("work"),
-            scratch: dir.path().join("scratch"),
-        };
+        let root = root(dir.path(), vec![dir.path().join("lower")]);
         let sys = FakeSyscall::new();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             with_root_on(&sys, &root, || panic!("the closure failed"))
