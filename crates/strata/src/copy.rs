@@ -73,6 +73,16 @@ pub fn write(
         }
         let meta = std::fs::symlink_metadata(&entry.source)
             .with_context(|| format!("read {}", entry.source.display()))?;
+        // Docker copies a file *into* a destination that is a directory of the image, slash or
+        // not (`COPY app.sh /usr/local/bin`).
+        let into_dir;
+        let target = match entry.source.file_name() {
+            Some(file) if !meta.is_dir() && is_image_dir(lowers, target)? => {
+                into_dir = format!("{target}/{}", file.to_string_lossy());
+                into_dir.as_str()
+            }
+            _ => target,
+        };
         header.set_metadata(&meta);
         header.set_uid(owner.uid);
         header.set_gid(owner.gid);
@@ -95,4 +105,11 @@ pub fn write(
         .flush()
         .with_context(|| format!("write {}", path.display()))?;
     Ok(FileWork::Unpack(name.to_string()))
+}
+
+/// Whether `path` is a directory (not a link to one) in the image made of `lowers`.
+fn is_image_dir(lowers: &[PathBuf], path: &str) -> anyhow::Result<bool> {
+    Ok(strata_layer::merged::lookup(lowers, path)
+        .with_context(|| format!("look up {path} in the image"))?
+        .is_some_and(|found| found.symlink_metadata().is_ok_and(|m| m.is_dir())))
 }

@@ -39,12 +39,13 @@ pub(crate) fn script<'a>(work: impl IntoIterator<Item = &'a FileWork>) -> String
 }
 
 /// Does every item of `work` but the script lines on `root`, reading staged tars from
-/// `control`; an error names the item's index in `work`.
+/// `control`; an error names the index in `work` of the item that failed, if one did (rather
+/// than entering or leaving the root).
 pub(crate) fn apply(
     work: &[FileWork],
     control: &Path,
     root: &strata_sandbox::files::Root,
-) -> Result<(), (usize, anyhow::Error)> {
+) -> Result<(), (Option<usize>, anyhow::Error)> {
     if work.iter().all(|w| matches!(w, FileWork::Script(_))) {
         return Ok(());
     }
@@ -55,15 +56,21 @@ pub(crate) fn apply(
             let path = control.join(name);
             let file = File::open(&path)
                 .with_context(|| format!("open {}", path.display()))
-                .map_err(|e| (i, e))?;
+                .map_err(|e| (Some(i), e))?;
             archives.push(file);
         }
     }
     strata_sandbox::files::with_root(root, move || apply_inside(work, archives))
-        .map_err(|e| (0, e.into()))?
+        .map_err(|e| (None, e.into()))?
 }
 
-fn apply_inside(work: &[FileWork], archives: Vec<File>) -> Result<(), (usize, anyhow::Error)> {
+fn apply_inside(
+    work: &[FileWork],
+    archives: Vec<File>,
+) -> Result<(), (Option<usize>, anyhow::Error)> {
+    // Created parents and WORKDIRs get 0755 whatever the umask strata runs with, so layers do
+    // not depend on the caller's shell; the thread has its own umask (its own fs context).
+    rustix::process::umask(Mode::from_raw_mode(0o022));
     let mut archives = archives.into_iter();
     for (i, w) in work.iter().enumerate() {
         let done = match w {
@@ -77,7 +84,7 @@ fn apply_inside(work: &[FileWork], archives: Vec<File>) -> Result<(), (usize, an
             FileWork::Remove(paths) => remove(paths),
             FileWork::Script(_) => Ok(()),
         };
-        done.map_err(|e| (i, e))?;
+        done.map_err(|e| (Some(i), e))?;
     }
     Ok(())
 }
@@ -137,6 +144,10 @@ fn unpack(reader: impl Read) -> anyhow::Result<()> {
                 match std::fs::create_dir(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => bail!(
+                        "cannot create directory {}: the image has a file, or a link to no directory, there",
+                        path.display()
+                    ),
                     Err(e) => {
                         return Err(e)
                             .with_context(|| format!("create directory {}", path.display()));
@@ -202,10 +213,11 @@ fn unpack(reader: impl Read) -> anyhow::Result<()> {
             | EntryType::XGlobalHeader => continue,
             other => bail!("{}: unsupported tar entry type {other:?}", path.display()),
         }
-        set_mtime(&path, mtime)?;
+        set_mtime(&path, mtime, false)?;
     }
+    // Through a symlink too: the directory is what the entry describes (as chown and chmod).
     for (path, mtime) in dir_times.iter().rev() {
-        set_mtime(path, *mtime)?;
+        set_mtime(path, *mtime, true)?;
     }
     Ok(())
 }
@@ -232,12 +244,14 @@ fn make_room(path: &Path) -> anyhow::Result<()> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("lstat {}", path.display())),
-        Ok(meta) if meta.is_dir() => {
-            bail!(
-                "{} is a directory in the image; a file cannot replace it",
+        // An empty directory is replaced, as tar does (a git change that turns `docs/` into a
+        // file removes the files first); one with content is not.
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir(path).with_context(|| {
+            format!(
+                "{} is a directory with content; a file or link cannot replace it",
                 path.display()
             )
-        }
+        }),
         Ok(_) => std::fs::remove_file(path).with_context(|| format!("replace {}", path.display())),
     }
 }
@@ -263,8 +277,8 @@ fn create_parents(path: &Path) -> anyhow::Result<()> {
     Err(e).with_context(|| format!("create directory {}", parent.display()))
 }
 
-/// Sets the access and modification times of `path` (not following a final symlink).
-fn set_mtime(path: &Path, mtime: i64) -> anyhow::Result<()> {
+/// Sets the access and modification times of `path`, following a final symlink if `follow`.
+fn set_mtime(path: &Path, mtime: i64, follow: bool) -> anyhow::Result<()> {
     let time = Timespec {
         tv_sec: mtime,
         tv_nsec: 0,
@@ -273,6 +287,11 @@ fn set_mtime(path: &Path, mtime: i64) -> anyhow::Result<()> {
         last_access: time,
         last_modification: time,
     };
-    rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    rustix::fs::utimensat(CWD, path, &times, flags)
         .with_context(|| format!("set the times of {}", path.display()))
 }

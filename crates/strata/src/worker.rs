@@ -473,11 +473,16 @@ impl<'a> LocalWorker<'a> {
         match files::apply(&work, &prepared.dirs.control, &root) {
             Ok(()) => Ok(prepared),
             Err((item, e)) => {
-                let step = prepared.prelude.get(item).map_or(0, |(step, _)| *step);
+                let step = item
+                    .and_then(|i| prepared.prelude.get(i))
+                    .map(|(step, _)| *step);
                 self.keep_step_failure(job, prepared, lowers, config);
-                Err(ExecError::Step {
-                    step,
-                    message: format!("{e:#}"),
+                Err(match step {
+                    Some(step) => ExecError::Step {
+                        step,
+                        message: format!("{e:#}"),
+                    },
+                    None => other(format!("{e:#}")),
                 })
             }
         }

@@ -127,11 +127,12 @@ fn every_kind_of_change_arrives() {
     repo.write("gone.txt", b"gone\n");
     repo.write("script.sh", b"#!/bin/sh\necho hi\n");
     repo.write("bin.dat", &[0u8, 159, 146, 150, 0, 255]);
+    repo.write("docs/index.md", b"index\n");
     repo.commit("one");
     env.build_ok(repo.path());
     assert_eq!(
         env.run_sh("app", "cd /app && ls | sort | tr '\\n' ,"),
-        "bin.dat,gone.txt,keep.txt,old name.txt,script.sh,"
+        "bin.dat,docs,gone.txt,keep.txt,old name.txt,script.sh,"
     );
 
     repo.git(&["mv", "old name.txt", "new name.txt"]);
@@ -144,15 +145,18 @@ fn every_kind_of_change_arrives() {
     std::os::unix::fs::symlink("keep.txt", repo.path().join("link")).unwrap();
     repo.write("bin.dat", &[1u8, 2, 0, 255, 254]);
     repo.write("dir with space/file.txt", b"nested\n");
+    // A directory that becomes a file.
+    std::fs::remove_dir_all(repo.path().join("docs")).unwrap();
+    repo.write("docs", b"now a file\n");
     repo.commit("two");
     assert_eq!(env.build_ok(repo.path()), ["app/gitLatestPatch"]);
     let out = env.run_sh(
         "app",
-        "cd /app && ls | sort | tr '\\n' ,; echo; stat -c %a script.sh; readlink link; cat link 'new name.txt' 'dir with space/file.txt'; od -An -tu1 bin.dat | tr -s ' '",
+        "cd /app && ls | sort | tr '\\n' ,; echo; stat -c %a script.sh; readlink link; cat link 'new name.txt' 'dir with space/file.txt' docs; od -An -tu1 bin.dat | tr -s ' '",
     );
     assert_eq!(
         out,
-        "bin.dat,dir with space,keep.txt,link,new name.txt,script.sh,\n755\nkeep.txt\nkeep\nspaces\nnested\n 1 2 0 255 254\n"
+        "bin.dat,dir with space,docs,keep.txt,link,new name.txt,script.sh,\n755\nkeep.txt\nkeep\nspaces\nnested\nnow a file\n 1 2 0 255 254\n"
     );
 }
 

@@ -50,7 +50,7 @@ impl Syscall for LinuxSyscall {
         // mount an upper dir with that marker again (it cannot know whether the system crashed
         // meanwhile). Our remounts of a run's upper dir (file work, then the container; a
         // debugger shell) come from the same boot, so the upper dir is intact: drop the marker.
-        if !options.work.as_os_str().is_empty() {
+        if !options.upper.as_os_str().is_empty() && !options.work.as_os_str().is_empty() {
             match fs::remove_dir_all(options.work.join("work/incompat/volatile")) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
