@@ -49,6 +49,14 @@ pub(crate) fn apply(
     if work.iter().all(|w| matches!(w, FileWork::Script(_))) {
         return Ok(());
     }
+    // Script lines run after this work, in the container; only an `ADD` of an archive makes
+    // them, as a stage of its own, so nothing in-process ever has to follow them.
+    debug_assert!(
+        work.iter()
+            .skip_while(|w| !matches!(w, FileWork::Script(_)))
+            .all(|w| matches!(w, FileWork::Script(_))),
+        "file work after script lines would run before them"
+    );
     // Host files are opened before entering the root, where their paths do not resolve.
     let mut archives = Vec::new();
     for (i, w) in work.iter().enumerate() {
