@@ -54,7 +54,39 @@ pub(crate) struct Request<'a> {
     pub op: String,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
+    /// A request without headers or body; `op` names it in errors.
+    pub fn new(
+        method: &'static str,
+        registry: &'a str,
+        repository: Option<&'a str>,
+        url: String,
+        op: String,
+    ) -> Request<'a> {
+        Request {
+            method,
+            registry,
+            repository,
+            url,
+            headers: Vec::new(),
+            body: Body::Empty,
+            also_pull: None,
+            op,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Request<'a> {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: Body<'a>) -> Request<'a> {
+        self.body = body;
+        self
+    }
+
     fn write(&self) -> bool {
         !matches!(self.method, "GET" | "HEAD")
     }

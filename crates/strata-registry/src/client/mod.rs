@@ -24,7 +24,7 @@ use strata_store::LayerRecord;
 use crate::auth::{self, Credential};
 use crate::manifest::{self, ManifestFormat, Platform};
 use crate::reference::Reference;
-use http::{Body, Request, Transport};
+use http::{Request, Transport};
 
 pub use push::PushOptions;
 
@@ -351,16 +351,16 @@ impl Client {
             &format!("manifests/{key}"),
         );
         let found = http.retry(|| {
-            let response = http.send(&Request {
-                method: "HEAD",
-                registry: &reference.registry,
-                repository: Some(&reference.repository),
-                url: url.clone(),
-                headers: vec![("accept", manifest::ACCEPT.to_string())],
-                body: Body::Empty,
-                also_pull: None,
-                op: format!("HEAD manifest {reference}"),
-            })?;
+            let response = http.send(
+                &Request::new(
+                    "HEAD",
+                    &reference.registry,
+                    Some(&reference.repository),
+                    url.clone(),
+                    format!("HEAD manifest {reference}"),
+                )
+                .header("accept", manifest::ACCEPT),
+            )?;
             match response.status().as_u16() {
                 200 => Ok(http::header(&response, "docker-content-digest")
                     .and_then(|d| d.parse::<Digest>().ok())
@@ -396,16 +396,13 @@ impl Client {
             "DELETE manifest {digest} of {}/{}",
             reference.registry, reference.repository
         );
-        let response = http.send(&Request {
-            method: "DELETE",
-            registry: &reference.registry,
-            repository: Some(&reference.repository),
-            url: url.clone(),
-            headers: Vec::new(),
-            body: Body::Empty,
-            also_pull: None,
-            op: op.clone(),
-        })?;
+        let response = http.send(&Request::new(
+            "DELETE",
+            &reference.registry,
+            Some(&reference.repository),
+            url.clone(),
+            op.clone(),
+        ))?;
         match response.status().as_u16() {
             200..=299 => Ok(true),
             404 | 405 => Ok(false),
@@ -432,16 +429,13 @@ impl Client {
         for _ in 0..10_000 {
             let op = format!("listing tags of {registry}/{repository}");
             let (page, next) = http.retry(|| {
-                let response = http.send(&Request {
-                    method: "GET",
+                let response = http.send(&Request::new(
+                    "GET",
                     registry,
-                    repository: Some(repository),
-                    url: url.clone(),
-                    headers: Vec::new(),
-                    body: Body::Empty,
-                    also_pull: None,
-                    op: op.clone(),
-                })?;
+                    Some(repository),
+                    url.clone(),
+                    op.clone(),
+                ))?;
                 match response.status().as_u16() {
                     200 => {}
                     404 => return Ok((Vec::new(), None)),
@@ -488,16 +482,13 @@ impl Client {
         // Same scheme rules as this client.
         let url = format!("{}/v2/", self.http().base(registry));
         let op = format!("login check against {registry}");
-        let response = http.send(&Request {
-            method: "GET",
+        let response = http.send(&Request::new(
+            "GET",
             registry,
-            repository: None,
-            url: url.clone(),
-            headers: Vec::new(),
-            body: Body::Empty,
-            also_pull: None,
-            op: op.clone(),
-        })?;
+            None,
+            url.clone(),
+            op.clone(),
+        ))?;
         match response.status().as_u16() {
             200 => Ok(()),
             status => Err(Error::Status {

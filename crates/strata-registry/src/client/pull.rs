@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 use strata_digest::Digest;
 use strata_store::{LayerRecord, Store};
 
-use super::http::{self, Body, Request};
+use super::http::{self, Request};
 use super::{Client, Error, Pulled};
 use crate::manifest::{self, Descriptor, MAX_MANIFEST, Manifest};
 use crate::reference::Reference;
@@ -40,16 +40,16 @@ impl Client {
         );
         let op = format!("GET manifest {reference}");
         let fetched = http.retry(|| {
-            let response = http.send(&Request {
-                method: "GET",
-                registry: &reference.registry,
-                repository: Some(&reference.repository),
-                url: url.clone(),
-                headers: vec![("accept", manifest::ACCEPT.to_string())],
-                body: Body::Empty,
-                also_pull: None,
-                op: op.clone(),
-            })?;
+            let response = http.send(
+                &Request::new(
+                    "GET",
+                    &reference.registry,
+                    Some(&reference.repository),
+                    url.clone(),
+                    op.clone(),
+                )
+                .header("accept", manifest::ACCEPT),
+            )?;
             match response.status().as_u16() {
                 200 => {}
                 404 => return Ok(None),
@@ -258,16 +258,13 @@ impl Client {
         );
         let op = format!("GET blob {digest}");
         http.retry(|| {
-            let response = http.send(&Request {
-                method: "GET",
-                registry: &reference.registry,
-                repository: Some(&reference.repository),
-                url: url.clone(),
-                headers: Vec::new(),
-                body: Body::Empty,
-                also_pull: None,
-                op: op.clone(),
-            })?;
+            let response = http.send(&Request::new(
+                "GET",
+                &reference.registry,
+                Some(&reference.repository),
+                url.clone(),
+                op.clone(),
+            ))?;
             match response.status().as_u16() {
                 200 => {}
                 404 => {

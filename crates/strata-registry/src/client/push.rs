@@ -174,16 +174,17 @@ impl Client {
         let url = http.url(&to.registry, &to.repository, &format!("manifests/{key}"));
         let op = format!("PUT manifest {}/{}:{key}", to.registry, to.repository);
         http.retry(|| {
-            let response = http.send(&Request {
-                method: "PUT",
-                registry: &to.registry,
-                repository: Some(&to.repository),
-                url: url.clone(),
-                headers: vec![("content-type", media_type.to_string())],
-                body: Body::Bytes(bytes),
-                also_pull: None,
-                op: op.clone(),
-            })?;
+            let response = http.send(
+                &Request::new(
+                    "PUT",
+                    &to.registry,
+                    Some(&to.repository),
+                    url.clone(),
+                    op.clone(),
+                )
+                .header("content-type", media_type)
+                .body(Body::Bytes(bytes)),
+            )?;
             match response.status().as_u16() {
                 200 | 201 => Ok(()),
                 status => Err(Error::Status {
@@ -248,14 +249,8 @@ impl Client {
     ) -> Result<BlobOutcome, Error> {
         let http = self.http();
         let request = |method, url: String, op: String, also_pull, body| Request {
-            method,
-            registry: &to.registry,
-            repository: Some(&to.repository),
-            url,
-            headers: Vec::new(),
-            body,
             also_pull,
-            op,
+            ..Request::new(method, &to.registry, Some(&to.repository), url, op).body(body)
         };
         let status_err = |op: &str, url: &str, response: http::Response| Error::Status {
             op: op.to_string(),
