@@ -68,6 +68,24 @@ impl Registry {
         }
     }
 
+    /// Bytes the registry holds of the unfinished uploads to `repository`.
+    fn uploading(&self, repository: &str) -> u64 {
+        let uploads = self
+            .dir
+            .path()
+            .join("data/docker/registry/v2/repositories")
+            .join(repository)
+            .join("_uploads");
+        let Ok(entries) = std::fs::read_dir(uploads) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -224,19 +242,27 @@ fn a_push_cut_by_a_dying_registry_completes_on_rerun() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed once the layer's upload is under way (its bytes are arriving in the registry's
+    // upload area), not after a guessed delay.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while registry.uploading("team/big") < 1 << 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the push never started uploading the layer"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     registry.kill();
     let out = push.wait_with_output().unwrap();
-    if out.status.success() {
-        // The push beat the kill on this machine; the rerun below must still work.
-        eprintln!("push finished before the registry died");
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("push big to"),
-            "a clear error naming the push:\n{stderr}"
-        );
-    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a push whose registry died mid-upload succeeded:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("push big to"),
+        "a clear error naming the push:\n{stderr}"
+    );
     registry.restart();
     let out = env.strata(&["push", "big", &reference]);
     assert!(
