@@ -150,52 +150,15 @@ impl<'a> LocalWorker<'a> {
         let mut pending: Option<PendingRun> = None;
         // One past the last step: file work not followed by a command runs on its own.
         for index in 0..=job.stage.steps.len() {
-            let Some(step) = job.stage.steps.get(index) else {
-                let Some(prepared) = pending.take() else {
-                    break;
-                };
-                let lowers = self.lowers(&layers)?;
-                let prepared = self.apply_files(job, prepared, lowers, &config)?;
-                if files::script(prepared.prelude.iter().map(|(_, w)| w)).is_empty() {
-                    // Nothing left for a shell: no container at all.
-                    let (layer, millis) = self.commit_upper(&prepared.dirs)?;
-                    new_layer_bytes += add_layer(layer, &mut config, &mut layers);
-                    commit_millis += millis;
-                    break;
-                }
-                let run = Run {
-                    commands: Vec::new(),
-                    shell: RunShell::ToolboxScript,
-                    user: Some("0:0".into()),
-                    workdir: Some("/".into()),
-                    env: Vec::new(),
-                    mounts: Vec::new(),
-                    no_network: false,
-                };
-                let (bytes, millis) = self.run_into(
-                    job,
-                    &id,
-                    index - 1,
-                    &run,
-                    prepared,
-                    &mut config,
-                    &mut layers,
-                    progress,
-                )?;
-                new_layer_bytes += bytes;
-                commit_millis += millis;
-                break;
-            };
-            let run = match &step.op {
-                Op::Config(change) => {
+            let (step, run) = match job.stage.steps.get(index).map(|s| &s.op) {
+                Some(Op::Config(change)) => {
                     config.apply(change);
                     continue;
                 }
-                Op::GitArchive { .. }
-                | Op::GitPatch { .. }
-                | Op::Import(_)
-                | Op::CopyFiles(_)
-                | Op::MakeDir { .. } => {
+                Some(Op::Run(run)) => (index, Some(run)),
+                None if pending.is_none() => break,
+                None => (index - 1, None),
+                Some(op) => {
                     let lowers = self.lowers(&layers)?;
                     let p = match &mut pending {
                         Some(p) => p,
@@ -203,7 +166,7 @@ impl<'a> LocalWorker<'a> {
                     };
                     let name = format!("files-{index}.tar");
                     let (dir, inside) = (&p.dirs.control, RUN_DIR);
-                    let work = match &step.op {
+                    let work = match op {
                         Op::GitArchive { mapping } => {
                             let m = &job.image.git[*mapping];
                             commits.insert(git::commit_key(*mapping), m.commit.clone());
@@ -248,26 +211,33 @@ impl<'a> LocalWorker<'a> {
                     }
                     continue;
                 }
-                Op::Run(run) => run.clone(),
             };
+            let lowers = self.lowers(&layers)?;
             let prepared = match pending.take() {
-                Some(p) => {
-                    let lowers = self.lowers(&layers)?;
-                    self.apply_files(job, p, lowers, &config)?
-                }
+                Some(p) => self.apply_files(job, p, lowers.clone(), &config)?,
                 None => self.pending_run().map_err(other)?,
             };
-            let (bytes, millis) = self.run_into(
-                job,
-                &id,
-                index,
-                &run,
-                prepared,
-                &mut config,
-                &mut layers,
-                progress,
-            )?;
-            new_layer_bytes += bytes;
+            let (layer, millis) = match run {
+                Some(run) => {
+                    self.run_step(job, &id, step, run, prepared, &config, &lowers, progress)?
+                }
+                // Nothing left for a shell: no container at all.
+                None if files::script(prepared.prelude.iter().map(|(_, w)| w)).is_empty() => {
+                    self.commit_upper(&prepared.dirs)?
+                }
+                // `ADD`'s archives: the toolbox's tar unpacks them in a container of their own.
+                None => self.run_step(
+                    job,
+                    &id,
+                    step,
+                    &files_only_run(),
+                    prepared,
+                    &config,
+                    &lowers,
+                    progress,
+                )?,
+            };
+            new_layer_bytes += add_layer(layer, &mut config, &mut layers);
             commit_millis += millis;
         }
         config.history.push(History {
@@ -325,26 +295,6 @@ impl<'a> LocalWorker<'a> {
             lowers.push(image::ensure_snapshot(self.store, layer).map_err(other)?);
         }
         Ok(lowers)
-    }
-
-    /// Runs a step on top of `layers` and adds the layer it made (if any) to them and to
-    /// `config`; returns the layer's size and the milliseconds spent committing it.
-    #[allow(clippy::too_many_arguments)]
-    fn run_into(
-        &self,
-        job: &StageJob<'_>,
-        id: &StageId,
-        index: usize,
-        run: &Run,
-        prepared: PendingRun,
-        config: &mut ImageConfig,
-        layers: &mut Vec<LayerRecord>,
-        progress: &dyn Sink,
-    ) -> Result<(u64, u64), ExecError> {
-        let lowers = self.lowers(layers)?;
-        let (layer, millis) =
-            self.run_step(job, id, index, run, prepared, config, &lowers, progress)?;
-        Ok((add_layer(layer, config, layers), millis))
     }
 
     /// Runs one `Run` step; returns the layer it made, if it changed anything, and the
@@ -1040,6 +990,19 @@ fn step_command(
             (args, env)
         }
     })
+}
+
+/// The run of file work not followed by a command whose script lines need a shell.
+fn files_only_run() -> Run {
+    Run {
+        commands: Vec::new(),
+        shell: RunShell::ToolboxScript,
+        user: Some("0:0".into()),
+        workdir: Some("/".into()),
+        env: Vec::new(),
+        mounts: Vec::new(),
+        no_network: false,
+    }
 }
 
 /// Adds a step's layer, if it made one, to the stage's layers and config; returns its size.
