@@ -14,7 +14,7 @@ use rustix::fs::{AtFlags, CWD, FileType, Gid, Mode, Timespec, Timestamps, Uid};
 use tar::EntryType;
 
 /// One piece of file work; tars are staged in the run's control dir.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum FileWork {
     /// Unpack the tar `name` over the root, keeping the owners, modes and times recorded in it.
     Unpack(String),
@@ -38,33 +38,33 @@ pub(crate) fn script<'a>(work: impl IntoIterator<Item = &'a FileWork>) -> String
         .collect()
 }
 
-/// Does every item of `work` but the script lines on `root`, reading staged tars from
-/// `control`; an error names the index in `work` of the item that failed, if one did (rather
-/// than entering or leaving the root).
+/// Does every item of `work` (each with the index of the step it comes from) but the script
+/// lines on `root`, reading staged tars from `control`; an error names the step whose work
+/// failed, if one did (rather than entering or leaving the root).
 pub(crate) fn apply(
-    work: &[FileWork],
+    work: &[(usize, FileWork)],
     control: &Path,
     root: &strata_sandbox::files::Root,
 ) -> Result<(), (Option<usize>, anyhow::Error)> {
-    if work.iter().all(|w| matches!(w, FileWork::Script(_))) {
+    if work.iter().all(|(_, w)| matches!(w, FileWork::Script(_))) {
         return Ok(());
     }
     // Script lines run after this work, in the container; only an `ADD` of an archive makes
     // them, as a stage of its own, so nothing in-process ever has to follow them.
     debug_assert!(
         work.iter()
-            .skip_while(|w| !matches!(w, FileWork::Script(_)))
-            .all(|w| matches!(w, FileWork::Script(_))),
+            .skip_while(|(_, w)| !matches!(w, FileWork::Script(_)))
+            .all(|(_, w)| matches!(w, FileWork::Script(_))),
         "file work after script lines would run before them"
     );
     // Host files are opened before entering the root, where their paths do not resolve.
     let mut archives = Vec::new();
-    for (i, w) in work.iter().enumerate() {
+    for (step, w) in work {
         if let FileWork::Unpack(name) = w {
             let path = control.join(name);
             let file = File::open(&path)
                 .with_context(|| format!("open {}", path.display()))
-                .map_err(|e| (Some(i), e))?;
+                .map_err(|e| (Some(*step), e))?;
             archives.push(file);
         }
     }
@@ -73,14 +73,14 @@ pub(crate) fn apply(
 }
 
 fn apply_inside(
-    work: &[FileWork],
+    work: &[(usize, FileWork)],
     archives: Vec<File>,
 ) -> Result<(), (Option<usize>, anyhow::Error)> {
     // Created parents and WORKDIRs get 0755 whatever the umask strata runs with, so layers do
     // not depend on the caller's shell; the thread has its own umask (its own fs context).
     rustix::process::umask(Mode::from_raw_mode(0o022));
     let mut archives = archives.into_iter();
-    for (i, w) in work.iter().enumerate() {
+    for (step, w) in work {
         let done = match w {
             FileWork::Unpack(_) => {
                 let file = archives.next().expect("one open archive per Unpack");
@@ -92,7 +92,7 @@ fn apply_inside(
             FileWork::Remove(paths) => remove(paths),
             FileWork::Script(_) => Ok(()),
         };
-        done.map_err(|e| (Some(i), e))?;
+        done.map_err(|e| (Some(*step), e))?;
     }
     Ok(())
 }

@@ -419,13 +419,9 @@ impl<'a> LocalWorker<'a> {
             work: prepared.dirs.work.clone(),
             scratch: prepared.dirs.sandbox.clone(),
         };
-        let work: Vec<FileWork> = prepared.prelude.iter().map(|(_, w)| w.clone()).collect();
-        match files::apply(&work, &prepared.dirs.control, &root) {
+        match files::apply(&prepared.prelude, &prepared.dirs.control, &root) {
             Ok(()) => Ok(prepared),
-            Err((item, e)) => {
-                let step = item
-                    .and_then(|i| prepared.prelude.get(i))
-                    .map(|(step, _)| *step);
+            Err((step, e)) => {
                 self.keep_step_failure(job, prepared, lowers, config);
                 Err(match step {
                     Some(step) => ExecError::Step {
