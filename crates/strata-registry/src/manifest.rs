@@ -420,15 +420,19 @@ pub fn convert_image(bytes: &[u8], format: ManifestFormat) -> Result<Option<Vec<
             }
         }
     }
+    serialize(tree, format, "converted manifest").map(Some)
+}
+
+/// The bytes of a converted manifest or index tree; Docker's formats lose the OCI-only fields.
+fn serialize(
+    mut tree: serde_json::Map<String, Value>,
+    format: ManifestFormat,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
     if format == ManifestFormat::DockerV2 {
         strip_oci_only(&mut tree);
     }
-    serde_json::to_vec(&tree)
-        .map(Some)
-        .map_err(|source| Error::Json {
-            what: "converted manifest",
-            source,
-        })
+    serde_json::to_vec(&tree).map_err(|source| Error::Json { what, source })
 }
 
 /// What an index entry became when its manifest was pushed: (digest, media type, size).
@@ -474,15 +478,7 @@ pub fn convert_index(
             }
         }
     }
-    if format == ManifestFormat::DockerV2 {
-        strip_oci_only(&mut tree);
-    }
-    serde_json::to_vec(&tree)
-        .map(Some)
-        .map_err(|source| Error::Json {
-            what: "converted index",
-            source,
-        })
+    serialize(tree, format, "converted index").map(Some)
 }
 
 #[cfg(test)]
