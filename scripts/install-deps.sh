@@ -4,8 +4,11 @@
 #   skopeo, umoci: tests check that exported images load in real tools
 #   zstd: tests decompress layers with the reference tool
 #   docker-registry: strata-registry's tests push to and pull from a real local registry
+#   libseccomp-dev: the sandbox's seccomp profile is compiled by libseccomp (the libseccomp crate)
+#   gcc, libc6-dev: the security tests compile a static attack program run inside containers
 set -euo pipefail
-packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry)
+packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
+  libseccomp-dev gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

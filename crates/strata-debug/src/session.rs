@@ -422,6 +422,7 @@ impl<'a> Session<'a> {
             hostname: step.hostname.clone(),
             mounts,
             network: step.network,
+            security: step.security,
         };
         let layers: Vec<PathBuf> = std::iter::once(tool.upper)
             .chain(image.iter().cloned())

@@ -461,6 +461,10 @@ pub struct Run {
     pub mounts: Vec<RunMount>,
     /// No network for these commands (`RUN --network=none`), whatever the build's setting.
     pub no_network: bool,
+    /// All capabilities and no seccomp (`RUN --security=insecure`); the executor refuses it
+    /// unless the build was granted the `security.insecure` entitlement.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// One command and where it is written.

@@ -499,6 +499,7 @@ mod tests {
             hostname: String::new(),
             mounts: vec![],
             network: crate::Network::Host,
+            security: Default::default(),
         };
         let sandbox = Sandbox::new(vec!["/bin/true".into()]);
         let err = sandbox

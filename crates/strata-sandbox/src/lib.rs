@@ -61,7 +61,7 @@
 //!
 //! ```no_run
 //! use std::io::Read;
-//! use strata_sandbox::{ContainerSpec, Network, ProcessSpec, Sandbox, Stdio};
+//! use strata_sandbox::{ContainerSpec, Network, ProcessSpec, Sandbox, Security, Stdio};
 //!
 //! // In `main`, before anything else:
 //! // if std::env::args().nth(1).as_deref() == Some("__sandbox-init") {
@@ -83,6 +83,7 @@
 //!     hostname: "build".into(),
 //!     mounts: vec![],
 //!     network: Network::None,
+//!     security: Security::Sandbox,
 //! };
 //! let mut container = sandbox.spawn(&spec, Stdio::Piped)?;
 //! let mut output = String::new();
@@ -101,10 +102,11 @@ pub mod overlay;
 pub mod process;
 pub mod pty;
 pub mod rootfs;
+pub mod security;
 mod spec;
 pub mod sys;
 pub mod user;
 
 pub use container::{Container, Error, ExitStatus, Sandbox, Stdio};
 pub use process::init_main;
-pub use spec::{ContainerSpec, Mount, MountKind, Network, ProcessSpec};
+pub use spec::{COPY_LIMIT, ContainerSpec, Mount, MountKind, Network, ProcessSpec, Security};

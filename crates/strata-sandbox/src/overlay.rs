@@ -21,6 +21,15 @@
 //!   image symlink;
 //! * a bind of a file onto a path where the image has a symlink (`/etc/resolv.conf ->
 //!   ../run/...`) works: the skeleton's empty file hides the symlink while mounted.
+//!
+//! # Short layer names
+//!
+//! overlayfs shows its options as given in `/proc/mounts` and `/proc/self/mountinfo`, which
+//! the container can read. So no overlay is given a host path: [`link_layers`] makes symlinks
+//! `scratch/l/<mount>/<n>` to the layer dirs (docker's overlay2 driver shortens its option
+//! strings with `l/` links the same way), and the overlay gets the relative names, resolved
+//! from `scratch` as the mounting process's working directory. The container then sees
+//! `lowerdir=l/root/0:l/root/1,upperdir=l/root/u,...`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -72,6 +81,14 @@ pub struct Layout {
     pub rootfs: PathBuf,
     /// The generated topmost lower (`scratch/skeleton`).
     pub skeleton: PathBuf,
+    /// The working directory overlays are mounted from (`scratch`): their layer names are
+    /// relative to it.
+    pub scratch: PathBuf,
+    /// The short names of overlay layers (`scratch/l`, see the module docs).
+    pub links: PathBuf,
+    /// An empty directory: the second lower of a read-only overlay of a single directory
+    /// (overlayfs needs two lowers when it has no upper).
+    pub empty: PathBuf,
 }
 
 impl Layout {
@@ -80,6 +97,9 @@ impl Layout {
         Layout {
             rootfs: scratch.join("rootfs"),
             skeleton: scratch.join("skeleton"),
+            scratch: scratch.to_path_buf(),
+            links: scratch.join("l"),
+            empty: scratch.join("empty"),
         }
     }
 }
@@ -101,13 +121,17 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Err
 /// owner other than our own needs root).
 pub fn build_skeleton(spec: &ContainerSpec) -> Result<Layout, Error> {
     let layout = Layout::new(&spec.scratch);
-    match fs::remove_dir_all(&layout.skeleton) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("remove old skeleton", &layout.skeleton)(e)),
+    for old in [&layout.skeleton, &layout.links] {
+        match fs::remove_dir_all(old) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove old skeleton", old)(e)),
+        }
     }
     fs::create_dir_all(&layout.skeleton).map_err(io_err("create skeleton", &layout.skeleton))?;
     fs::create_dir_all(&layout.rootfs).map_err(io_err("create rootfs dir", &layout.rootfs))?;
+    fs::create_dir_all(&layout.links).map_err(io_err("create layer links", &layout.links))?;
+    fs::create_dir_all(&layout.empty).map_err(io_err("create empty lower", &layout.empty))?;
 
     // (relative path, is a file) for every mountpoint.
     let mut leaves: Vec<(PathBuf, bool)> = BASE_DIRS
@@ -118,6 +142,7 @@ pub fn build_skeleton(spec: &ContainerSpec) -> Result<Layout, Error> {
         let rel = container_path(&mount.target).map_err(Error::Target)?;
         let is_file = match mount.kind {
             MountKind::Tmpfs | MountKind::Overlay { .. } => false,
+            MountKind::Copy { .. } => true,
             MountKind::Bind { .. } => !mount.source.is_dir(),
         };
         leaves.push((rel, is_file));
@@ -232,7 +257,42 @@ fn copy_attributes(path: &Path, meta: &fs::Metadata) -> Result<(), Error> {
     Ok(())
 }
 
-/// Mounts the overlay root: skeleton on top, then the spec's lowers, then the upper dir.
+/// Replaces the dirs of `options` by short names relative to [`Layout::scratch`]: symlinks
+/// `l/<name>/<n>` (lowers, topmost first), `l/<name>/u` and `l/<name>/w` (see the module docs).
+/// The caller mounts with `scratch` as its working directory.
+pub fn link_layers(
+    sys: &dyn Syscall,
+    layout: &Layout,
+    name: &str,
+    options: &OverlayOptions,
+) -> Result<OverlayOptions, Error> {
+    let dir = layout.links.join(name);
+    sys.create_dir_all(&dir)
+        .map_err(io_err("create layer links", &dir))?;
+    let link = |short: String, target: &Path| -> Result<PathBuf, Error> {
+        if target.as_os_str().is_empty() {
+            return Ok(PathBuf::new());
+        }
+        let path = dir.join(&short);
+        sys.symlink(target, &path)
+            .map_err(io_err("create layer link", &path))?;
+        Ok(Path::new("l").join(name).join(short))
+    };
+    let lowers = options
+        .lowers
+        .iter()
+        .enumerate()
+        .map(|(i, lower)| link(i.to_string(), lower))
+        .collect::<Result<_, _>>()?;
+    Ok(OverlayOptions {
+        lowers,
+        upper: link("u".into(), &options.upper)?,
+        work: link("w".into(), &options.work)?,
+    })
+}
+
+/// Mounts the overlay root: skeleton on top, then the spec's lowers, then the upper dir, with
+/// short layer names (the caller's working directory is `layout.scratch`).
 pub fn mount_root(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result<(), Error> {
     let mut lowers = Vec::with_capacity(spec.lowers.len() + 1);
     lowers.push(layout.skeleton.clone());
@@ -242,6 +302,7 @@ pub fn mount_root(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> R
         upper: spec.upper.clone(),
         work: spec.work.clone(),
     };
+    let options = link_layers(sys, layout, "root", &options)?;
     sys.mount_overlay(&layout.rootfs, &options)
         .map_err(|source| Error::Mount {
             target: layout.rootfs.clone(),
@@ -273,6 +334,7 @@ mod tests {
             hostname: "h".into(),
             mounts,
             network: Network::Host,
+            security: Default::default(),
         }
     }
 
@@ -384,19 +446,56 @@ mod tests {
 
     #[test]
     fn overlay_puts_skeleton_on_top() {
+        let sys = crate::sys::LinuxSyscall;
         let fake = crate::sys::FakeSyscall::new();
         let tmp = tempfile::tempdir().expect("tempdir");
-        let spec = spec(tmp.path(), vec!["/l1".into(), "/l2".into()], vec![]);
-        let layout = Layout::new(&spec.scratch);
+        let (l1, l2) = (tmp.path().join("l1"), tmp.path().join("l2"));
+        for l in [&l1, &l2] {
+            mkdirp(l, 0o755);
+        }
+        let spec = spec(tmp.path(), vec![l1.clone(), l2.clone()], vec![]);
+        let layout = build_skeleton(&spec).expect("skeleton");
+        // The links for real, the mount recorded.
+        let linked = link_layers(
+            &sys,
+            &layout,
+            "root",
+            &OverlayOptions {
+                lowers: vec![layout.skeleton.clone(), l1.clone(), l2.clone()],
+                upper: spec.upper.clone(),
+                work: spec.work.clone(),
+            },
+        )
+        .expect("links");
         mount_root(&fake, &layout, &spec).expect("mount");
         let calls = fake.calls();
-        let crate::sys::Call::MountOverlay { target, options } = &calls[0] else {
+        let crate::sys::Call::MountOverlay { target, options } = &calls[calls.len() - 1] else {
             panic!("{calls:?}");
         };
         assert_eq!(target, &layout.rootfs);
+        // Short names relative to scratch, linked to the real dirs: no host path in the
+        // options the container can read.
         assert_eq!(
             options.lowers,
-            vec![layout.skeleton.clone(), "/l1".into(), "/l2".into()]
+            ["l/root/0", "l/root/1", "l/root/2"].map(PathBuf::from)
+        );
+        assert_eq!(options.upper, PathBuf::from("l/root/u"));
+        assert_eq!(options, &linked);
+        let resolved: Vec<PathBuf> = options
+            .lowers
+            .iter()
+            .chain([&options.upper, &options.work])
+            .map(|l| fs::read_link(layout.scratch.join(l)).expect("a link"))
+            .collect();
+        assert_eq!(
+            resolved,
+            vec![
+                layout.skeleton.clone(),
+                l1,
+                l2,
+                spec.upper.clone(),
+                spec.work.clone()
+            ]
         );
     }
 }

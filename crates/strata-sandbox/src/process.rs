@@ -6,7 +6,8 @@
 //! caller (multi-threaded)                 Sandbox::spawn: std::process::Command, nothing else
 //!  └─ helper  (init_main, host PID ns)    reads the spec, unshare(2), forwards signals, reaps
 //!      └─ init  (PID 1 of the new ns)     skeleton, mounts, pivot_root, user lookup, reaps
-//!          └─ command (PID 2)             setgroups/setgid/setuid, chdir, execve
+//!          └─ command (PID 2)             seccomp, capabilities, setgroups/setgid/setuid,
+//!                                         chdir, execve
 //! ```
 //!
 //! The caller forks nothing itself: after `fork()` a multi-threaded process may only call
@@ -40,6 +41,7 @@ use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
+use crate::security::{self, Confinement};
 use crate::spec::{ContainerSpec, Network};
 use crate::sys::{LinuxSyscall, Syscall};
 use crate::user::Identity;
@@ -78,6 +80,9 @@ pub enum Error {
     /// The user could not be resolved.
     #[error(transparent)]
     User(#[from] user::Error),
+    /// The seccomp filter could not be built.
+    #[error(transparent)]
+    Security(#[from] security::Error),
     /// A string in the spec contains a NUL byte.
     #[error("{what} contains a NUL byte: {value:?}")]
     Nul {
@@ -369,6 +374,8 @@ struct Prepared {
     cwd: CString,
     identity: Identity,
     terminal: bool,
+    /// Capabilities and seccomp to apply before the user switch; `None` when insecure.
+    confinement: Option<Confinement>,
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -430,6 +437,8 @@ fn setup(spec: &ContainerSpec) -> Result<Prepared, Error> {
         cwd: cstring("cwd", cwd)?,
         identity,
         terminal: spec.process.terminal,
+        // Compiled here, in PID 1: the command's child only loads it.
+        confinement: Confinement::new(spec.security)?,
     })
 }
 
@@ -463,6 +472,13 @@ fn exec_command(p: &Prepared) -> String {
         if let Err(e) = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()) {
             return format!("terminal requested but stdin is not a terminal: {e}");
         }
+    }
+    // Seccomp, then the capability sets: the last steps before the user switch and execve
+    // (see `security`, "Order").
+    if let Some(confinement) = &p.confinement
+        && let Err(e) = confinement.apply()
+    {
+        return e.to_string();
     }
     let groups: Vec<nix::unistd::Gid> = p
         .identity

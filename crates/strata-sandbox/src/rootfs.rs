@@ -7,14 +7,15 @@
 //! 2. the overlay root ([`crate::overlay`]);
 //! 3. `/proc`, `/sys` (read-only), `/dev` (tmpfs with bound host devices, `pts`, `shm`);
 //! 4. the spec's mounts, in order;
-//! 5. runc's masks over `/proc` and `/sys` (after `/proc`, so they land on it);
+//! 5. runc's masks over `/proc` and `/sys` (after `/proc`, so they land on it), unless the
+//!    spec is [`Security::Insecure`];
 //! 6. `pivot_root` and the detach of the old root ([`pivot`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::overlay::{self, Layout};
-use crate::spec::{ContainerSpec, MountKind, container_path};
+use crate::spec::{ContainerSpec, MountKind, Security, container_path};
 use crate::sys::{MntFlags, MsFlags, OverlayOptions, Syscall};
 
 /// What can go wrong while mounting the container's file systems.
@@ -60,9 +61,11 @@ pub const MASKED_FILES: [&str; 6] = [
     "proc/timer_stats",
 ];
 
-/// Directories hidden behind an empty read-only tmpfs.
-pub const MASKED_DIRS: [&str; 4] = [
+/// Directories hidden behind an empty read-only tmpfs (the rest of runc's and containerd's
+/// default `maskedPaths`).
+pub const MASKED_DIRS: [&str; 5] = [
     "proc/acpi",
+    "proc/asound",
     "proc/scsi",
     "sys/firmware",
     "sys/devices/virtual/powercap",
@@ -118,17 +121,33 @@ impl Ctx<'_> {
         })
     }
 
-    /// A read-only bind needs two calls: the `MS_RDONLY` of the first `MS_BIND` is ignored
-    /// by the kernel, only a `MS_REMOUNT|MS_BIND` changes the per-mount flag (mount(2),
-    /// "Creating a bind mount").
-    fn remount_readonly(&self, target: &Path, extra: MsFlags) -> Result<(), Error> {
-        self.mount(
-            None,
-            target,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra,
-            None,
-        )
+    /// Sets a bind's per-mount flags to `flags` (plus `MS_RDONLY` when `readonly`). A bind
+    /// needs two calls: the flags of the first `MS_BIND` are ignored by the kernel, only a
+    /// `MS_REMOUNT|MS_BIND` changes them (mount(2), "Creating a bind mount").
+    fn remount_bind(&self, target: &Path, readonly: bool, flags: MsFlags) -> Result<(), Error> {
+        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+        if readonly {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        self.mount(None, target, None, flags, None)
+    }
+
+    /// The `index`th spec mount as an overlay, with short layer names (`l/m<index>/...`).
+    fn overlay(
+        &self,
+        layout: &Layout,
+        index: usize,
+        target: &Path,
+        options: &OverlayOptions,
+    ) -> Result<(), Error> {
+        let options = overlay::link_layers(self.sys, layout, &format!("m{index}"), options)?;
+        self.sys
+            .mount_overlay(target, &options)
+            .map_err(|source| Error::Io {
+                op: "mount overlay on".to_owned(),
+                path: target.to_path_buf(),
+                source,
+            })
     }
 }
 
@@ -147,26 +166,63 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
     )?;
+    // Overlays get layer names relative to scratch (see `overlay`, "Short layer names").
+    ctx.fs_op("chdir to", &layout.scratch, sys.chdir(&layout.scratch))?;
     overlay::mount_root(sys, layout, spec)?;
-    mount_proc_sys(&ctx)?;
+    mount_proc_sys(&ctx, spec.security)?;
     mount_dev(&ctx)?;
-    for mount in &spec.mounts {
+    let copies = layout.scratch.join("files");
+    if spec
+        .mounts
+        .iter()
+        .any(|m| matches!(m.kind, MountKind::Copy { .. }))
+    {
+        // The copies live on a tmpfs of their own, mounted outside the root: after the pivot
+        // only the binds of its files remain, whose mount-table root is `/<n>`.
+        ctx.fs_op("create dir", &copies, sys.create_dir_all(&copies))?;
+        ctx.mount(
+            Some(Path::new("tmpfs")),
+            &copies,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("mode=755"),
+        )?;
+    }
+    for (i, mount) in spec.mounts.iter().enumerate() {
         let rel = container_path(&mount.target).map_err(Error::Target)?;
         let target = ctx.root.join(rel);
+        let is_file = match mount.kind {
+            MountKind::Bind { .. } => !mount.source.is_dir(),
+            MountKind::Copy { .. } => true,
+            MountKind::Tmpfs | MountKind::Overlay { .. } => false,
+        };
         // The skeleton provides every target on the overlay; a target inside an earlier
         // tmpfs or bind mount does not exist yet and is created there (never in upper).
         if !sys.exists(&target) {
-            let result = match mount.kind {
-                MountKind::Bind { .. } if !mount.source.is_dir() => match target.parent() {
+            let result = if is_file {
+                match target.parent() {
                     Some(parent) => sys.create_dir_all(parent),
                     None => Ok(()),
                 }
-                .and_then(|()| sys.create_file(&target)),
-                _ => sys.create_dir_all(&target),
+                .and_then(|()| sys.create_file(&target))
+            } else {
+                sys.create_dir_all(&target)
             };
             ctx.fs_op("create mountpoint", &target, result)?;
         }
         match &mount.kind {
+            // A read-only directory: an overlay of it alone (with an empty second lower). Its
+            // superblock is read-only, so no remount can make it writable (not even with
+            // `security.insecure`), and the mount table shows `overlay` with a short name
+            // instead of the host directory as a bind's root.
+            MountKind::Bind { readonly: true } if !is_file => {
+                let options = OverlayOptions {
+                    lowers: vec![mount.source.clone(), layout.empty.clone()],
+                    upper: PathBuf::new(),
+                    work: PathBuf::new(),
+                };
+                ctx.overlay(layout, i, &target, &options)?;
+            }
             &MountKind::Bind { readonly } => {
                 ctx.mount(
                     Some(&mount.source),
@@ -175,9 +231,17 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
                 )?;
-                if readonly {
-                    ctx.remount_readonly(&target, MsFlags::empty())?;
-                }
+                ctx.remount_bind(&target, readonly, MsFlags::MS_NODEV)?;
+            }
+            &MountKind::Copy { readonly } => {
+                let copy = copies.join(i.to_string());
+                ctx.fs_op(
+                    "copy into the container",
+                    &copy,
+                    sys.copy_file(&mount.source, &copy),
+                )?;
+                ctx.mount(Some(&copy), &target, None, MsFlags::MS_BIND, None)?;
+                ctx.remount_bind(&target, readonly, MsFlags::MS_NODEV | MsFlags::MS_NOSUID)?;
             }
             MountKind::Tmpfs => ctx.mount(
                 Some(Path::new("tmpfs")),
@@ -198,19 +262,18 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
                     upper: upper.clone(),
                     work: work.clone(),
                 };
-                sys.mount_overlay(&target, &options)
-                    .map_err(|source| Error::Io {
-                        op: "mount overlay on".to_owned(),
-                        path: target.clone(),
-                        source,
-                    })?;
+                ctx.overlay(layout, i, &target, &options)?;
             }
         }
     }
-    mask(&ctx)
+    match spec.security {
+        Security::Sandbox => mask(&ctx),
+        // As `--privileged`: no masked or read-only paths.
+        Security::Insecure => Ok(()),
+    }
 }
 
-fn mount_proc_sys(ctx: &Ctx<'_>) -> Result<(), Error> {
+fn mount_proc_sys(ctx: &Ctx<'_>, security: Security) -> Result<(), Error> {
     // proc(5) shows the PID namespace of the mounting process: this runs in PID 1 of the new
     // namespace, so the container sees only its own tree.
     ctx.mount(
@@ -220,24 +283,33 @@ fn mount_proc_sys(ctx: &Ctx<'_>) -> Result<(), Error> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
+    // Read-only as in runc's default spec; a fresh sysfs has an empty `fs/cgroup`, so no
+    // cgroup hierarchy is reachable (no `release_agent`). Writable with `security.insecure`
+    // (containerd's `WithWriteableSysfs` for privileged containers).
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if security == Security::Sandbox {
+        flags |= MsFlags::MS_RDONLY;
+    }
     ctx.mount(
         Some(Path::new("sysfs")),
         &ctx.root.join("sys"),
         Some("sysfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+        flags,
         None,
     )
 }
 
 fn mount_dev(ctx: &Ctx<'_>) -> Result<(), Error> {
     let dev = ctx.root.join("dev");
-    // A tmpfs, not the host's devtmpfs: only the devices below exist. No MS_NODEV, since the
-    // bound device nodes must work; MS_NOSUID as in runc.
+    // A tmpfs, not the host's devtmpfs: only the devices below exist. MS_NODEV: a node the
+    // container makes here with mknod(2) (CAP_MKNOD, as in docker) cannot be opened, which
+    // docker's device cgroup ensures there. The bound host nodes still work: a bind mount
+    // has the flags of its source mount, the host's /dev. MS_NOSUID as in runc.
     ctx.mount(
         Some(Path::new("tmpfs")),
         &dev,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
     for name in DEVICES {
@@ -314,8 +386,9 @@ fn mask(ctx: &Ctx<'_>) -> Result<(), Error> {
                 None,
             )?;
             // Keep /proc's own flags: a remount replaces all per-mount flags.
-            ctx.remount_readonly(
+            ctx.remount_bind(
                 &path,
+                true,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             )?;
         }
@@ -369,6 +442,7 @@ mod tests {
             hostname: "h".into(),
             mounts,
             network: Network::None,
+            security: Default::default(),
         }
     }
 
@@ -437,9 +511,26 @@ mod tests {
                 source: None,
                 target: root.join("etc/resolv.conf"),
                 fstype: None,
-                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                flags: MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NODEV,
                 data: None,
             }
+        );
+        // Overlay layer names are relative to scratch, the working directory from here on.
+        let chdir = position(&calls, |c| *c == Call::Chdir("/s".into()));
+        let root_overlay = position(&calls, |c| matches!(c, Call::MountOverlay { .. }));
+        assert!(chdir < root_overlay);
+        // /dev is nodev: a node made there with mknod cannot be opened.
+        let dev = position(&calls, |c| mount_target(c) == Some(&root.join("dev")));
+        assert!(
+            matches!(&calls[dev], Call::Mount { flags, .. } if flags.contains(MsFlags::MS_NODEV))
+        );
+        // /sys is read-only.
+        let sys = position(&calls, |c| mount_target(c) == Some(&root.join("sys")));
+        assert!(
+            matches!(&calls[sys], Call::Mount { flags, .. } if flags.contains(MsFlags::MS_RDONLY))
         );
         // kcore is bound from the container's /dev/null, after /proc and /dev exist.
         let kcore = position(&calls, |c| {
@@ -450,10 +541,96 @@ mod tests {
         );
         // Mountpoints are never created on the overlay: only inside /dev's tmpfs.
         for call in &calls {
-            if let Call::CreateFile(p) | Call::CreateDirAll(p) = call {
+            if let Call::CreateFile(p) | Call::CreateDirAll(p) = call
+                && p.starts_with(root)
+            {
                 assert!(p.starts_with(root.join("dev")), "{p:?}");
             }
         }
+    }
+
+    #[test]
+    fn insecure_has_no_masks_and_a_writable_sys() {
+        let fake = FakeSyscall::new();
+        let layout = Layout::new(Path::new("/s"));
+        let mut spec = spec(vec![]);
+        spec.security = Security::Insecure;
+        setup(&fake, &layout, &spec).expect("setup");
+        let calls = fake.calls();
+        let root = Path::new("/s/rootfs");
+        let sys = position(&calls, |c| mount_target(c) == Some(&root.join("sys")));
+        assert!(
+            matches!(&calls[sys], Call::Mount { flags, .. } if !flags.contains(MsFlags::MS_RDONLY))
+        );
+        let masked = calls.iter().filter_map(mount_target).any(|t| {
+            MASKED_FILES
+                .iter()
+                .chain(&MASKED_DIRS)
+                .chain(&READONLY_PATHS)
+                .any(|m| t == root.join(m))
+        });
+        assert!(!masked, "{calls:#?}");
+    }
+
+    #[test]
+    fn read_only_dirs_are_overlays_and_copies_come_from_a_tmpfs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fake = FakeSyscall::new();
+        let layout = Layout::new(Path::new("/s"));
+        let mounts = vec![
+            Mount {
+                target: "/.strata/toolbox".into(),
+                source: tmp.path().to_path_buf(),
+                kind: MountKind::Bind { readonly: true },
+            },
+            Mount {
+                target: "/etc/hosts".into(),
+                source: "/host/hosts".into(),
+                kind: MountKind::Copy { readonly: false },
+            },
+        ];
+        setup(&fake, &layout, &spec(mounts)).expect("setup");
+        let calls = fake.calls();
+        let toolbox = Call::MountOverlay {
+            target: "/s/rootfs/.strata/toolbox".into(),
+            options: OverlayOptions {
+                lowers: vec!["l/m0/0".into(), "l/m0/1".into()],
+                upper: PathBuf::new(),
+                work: PathBuf::new(),
+            },
+        };
+        position(&calls, |c| *c == toolbox);
+        position(&calls, |c| {
+            *c == Call::Symlink {
+                target: tmp.path().to_path_buf(),
+                link: "/s/l/m0/0".into(),
+            }
+        });
+        let tmpfs = position(&calls, |c| mount_target(c) == Some(Path::new("/s/files")));
+        let copy = position(&calls, |c| {
+            *c == Call::CopyFile {
+                from: "/host/hosts".into(),
+                to: "/s/files/1".into(),
+            }
+        });
+        let bind = position(&calls, |c| {
+            matches!(c, Call::Mount { source: Some(s), target, .. }
+                if s == Path::new("/s/files/1") && target == Path::new("/s/rootfs/etc/hosts"))
+        });
+        assert!(tmpfs < copy && copy < bind);
+        assert_eq!(
+            calls[bind + 1],
+            Call::Mount {
+                source: None,
+                target: "/s/rootfs/etc/hosts".into(),
+                fstype: None,
+                flags: MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOSUID,
+                data: None,
+            }
+        );
     }
 
     #[test]
@@ -487,26 +664,33 @@ mod tests {
     fn overlay_mount_uses_the_new_mount_api_at_its_target() {
         let fake = FakeSyscall::new();
         let layout = Layout::new(Path::new("/s"));
-        let options = OverlayOptions {
-            lowers: vec!["/broken".into(), "/base".into()],
-            upper: "/session/upper".into(),
-            work: "/session/work".into(),
-        };
         let mounts = vec![Mount {
             target: "/debugroot".into(),
             source: PathBuf::new(),
             kind: MountKind::Overlay {
-                lowers: options.lowers.clone(),
-                upper: options.upper.clone(),
-                work: options.work.clone(),
+                lowers: vec!["/broken".into(), "/base".into()],
+                upper: "/session/upper".into(),
+                work: "/session/work".into(),
             },
         }];
         setup(&fake, &layout, &spec(mounts)).expect("setup");
         let calls = fake.calls();
         let expected = Call::MountOverlay {
             target: "/s/rootfs/debugroot".into(),
-            options,
+            options: OverlayOptions {
+                lowers: vec!["l/m0/0".into(), "l/m0/1".into()],
+                upper: "l/m0/u".into(),
+                work: "l/m0/w".into(),
+            },
         };
+        for (link, target) in [("0", "/broken"), ("1", "/base"), ("u", "/session/upper")] {
+            position(&calls, |c| {
+                *c == Call::Symlink {
+                    target: target.into(),
+                    link: Path::new("/s/l/m0").join(link),
+                }
+            });
+        }
         let at = position(&calls, |c| *c == expected);
         // After /dev, before the masks.
         let shm = position(&calls, |c| {

@@ -27,6 +27,23 @@ pub struct ContainerSpec {
     pub mounts: Vec<Mount>,
     /// Whether the container shares the host network.
     pub network: Network,
+    /// Capabilities, seccomp and masks: BuildKit's defaults unless the build was granted
+    /// `security.insecure` for this step.
+    #[serde(default)]
+    pub security: Security,
+}
+
+/// How much the container's command may do (BuildKit's `RUN --security`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Security {
+    /// containerd's default spec: the default capability set, the default seccomp profile,
+    /// runc's masked and read-only paths, `/sys` read-only (see [`crate::security`]).
+    #[default]
+    Sandbox,
+    /// The `security.insecure` entitlement (`docker run --privileged`): every capability, no
+    /// seccomp, no masked or read-only paths, `/sys` writable. The mounts stay as they are:
+    /// `nodev`, read-only binds as read-only overlays.
+    Insecure,
 }
 
 /// The command, its environment and identity.
@@ -67,6 +84,13 @@ pub enum MountKind {
     },
     /// An empty tmpfs (`mode=1777,nosuid,nodev`).
     Tmpfs,
+    /// A private copy of a small host file (at most [`COPY_LIMIT`] bytes, e.g. a generated
+    /// `/etc/hosts`), served from a tmpfs of the container: writes stay in the container and
+    /// its mount table does not name the host file.
+    Copy {
+        /// Remount the copy read-only.
+        readonly: bool,
+    },
     /// An overlay of host directories, mounted like the root (new mount API, one
     /// `lowerdir+` per layer, `redirect_dir`/`index`/`metacopy` off), e.g. a failed step's
     /// root file system inside a debugger image.
@@ -84,6 +108,9 @@ pub enum MountKind {
         work: PathBuf,
     },
 }
+
+/// The largest file a [`MountKind::Copy`] takes (the copies live in memory).
+pub const COPY_LIMIT: u64 = 16 << 20;
 
 /// Network isolation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -130,6 +157,16 @@ impl ContainerSpec {
         for mount in &self.mounts {
             container_path(&mount.target)?;
             match &mount.kind {
+                MountKind::Copy { .. } => match mount.source.metadata() {
+                    Ok(m) if m.is_file() && m.len() <= COPY_LIMIT => {}
+                    _ => {
+                        return Err(format!(
+                            "mount source {} for {} is not a file of at most {COPY_LIMIT} bytes",
+                            mount.source.display(),
+                            mount.target
+                        ));
+                    }
+                },
                 MountKind::Bind { .. } if !mount.source.exists() => {
                     return Err(format!(
                         "mount source {} for {} does not exist",
@@ -242,6 +279,7 @@ mod tests {
             hostname: String::new(),
             mounts: vec![overlay(vec![dir.clone()], dir.clone())],
             network: Network::None,
+            security: Default::default(),
         };
         assert_eq!(spec.validate(), Ok(()));
         spec.mounts = vec![overlay(vec![], dir.clone())];

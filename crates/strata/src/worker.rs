@@ -24,7 +24,9 @@ use strata_digest::Digest;
 use strata_layer::Compression;
 use strata_plan::{DependencyValue, DigestInput, LateInputs, MountSource, Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
-use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio};
+use strata_sandbox::{
+    ContainerSpec, Mount, MountKind, Network, ProcessSpec, Sandbox, Security, Stdio,
+};
 use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
 use strata_store::{LayerRecord, LocalStore, RecordedInput, Scratch, StageRecord, Store};
 
@@ -54,6 +56,9 @@ pub struct WorkerOptions {
     pub remote: Option<crate::remote::RemoteOptions>,
     /// Secrets by id (`--secret id=ID,src=PATH`), for `RUN --mount=type=secret`.
     pub secrets: Vec<(String, PathBuf)>,
+    /// The `security.insecure` entitlement: runs marked insecure (`RUN --security=insecure`)
+    /// get all capabilities and no seccomp; without it such a run is refused.
+    pub allow_insecure: bool,
 }
 
 /// Builds stages on this machine into the local store.
@@ -335,6 +340,18 @@ impl<'a> LocalWorker<'a> {
         let spec = self
             .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
             .map_err(other)?;
+        if spec.security == Security::Insecure {
+            // Named in the output, as BuildKit does: this step is not confined.
+            let command = run.commands.first().map_or("", |c| c.text.as_str());
+            progress.event(Event::Log {
+                id: id.clone(),
+                stream: Stream::Info,
+                line: format!(
+                    "security.insecure: all capabilities and no seccomp for `{}`",
+                    command.lines().next().unwrap_or_default()
+                ),
+            });
+        }
         let mut container = self.sandbox.spawn(&spec, Stdio::Piped).map_err(other)?;
         let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
         if let Some(output) = container.take_output() {
@@ -688,6 +705,14 @@ impl<'a> LocalWorker<'a> {
             } else {
                 self.options.network
             },
+            security: match run {
+                Some(r) if r.insecure && !self.options.allow_insecure => anyhow::bail!(
+                    "security.insecure is not allowed: grant it with `strata build --allow \
+                     security.insecure`"
+                ),
+                Some(r) if r.insecure => Security::Insecure,
+                _ => Security::Sandbox,
+            },
         })
     }
 
@@ -998,6 +1023,7 @@ fn files_only_run() -> Run {
         env: Vec::new(),
         mounts: Vec::new(),
         no_network: false,
+        insecure: false,
     }
 }
 
@@ -1055,8 +1081,9 @@ impl RunDirs {
     }
 }
 
-/// Private copies of the host's resolv.conf and hosts, bound into the container: the build can
-/// resolve names, its writes reach neither the host nor the image.
+/// Private copies of the host's resolv.conf and hosts, copied into the container: the build can
+/// resolve names, its writes reach neither the host nor the image, and its mount table does not
+/// name the store.
 pub(crate) fn host_files(control: &Path) -> anyhow::Result<Vec<Mount>> {
     let mut mounts = Vec::new();
     for (name, fallback) in [
@@ -1070,7 +1097,7 @@ pub(crate) fn host_files(control: &Path) -> anyhow::Result<Vec<Mount>> {
         mounts.push(Mount {
             target: format!("/etc/{name}"),
             source: copy,
-            kind: MountKind::Bind { readonly: false },
+            kind: MountKind::Copy { readonly: false },
         });
     }
     Ok(mounts)
@@ -1158,6 +1185,7 @@ mod tests {
             env: Vec::new(),
             mounts: Vec::new(),
             no_network: false,
+            insecure: false,
         };
         let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
         assert_eq!(

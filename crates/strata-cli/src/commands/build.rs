@@ -62,7 +62,6 @@ pub struct Args {
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     let push = push_targets(&args)?;
     let dockerfile = args.dockerfile.options(&args.images)?;
-    let secrets = args.dockerfile.secrets()?;
     let options = BuildOptions {
         dir: args.dir,
         config: args.config,
@@ -83,7 +82,8 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
             compression: args.compression.parse()?,
             network: args.network.into(),
             remote: None,
-            secrets,
+            secrets: args.dockerfile.secrets()?,
+            allow_insecure: args.dockerfile.allow_insecure(),
         },
     };
     let sink = progress::for_mode(args.progress);

@@ -59,6 +59,18 @@ pub struct DockerfileArgs {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE`. Repeatable.
     #[arg(long, value_name = "id=ID,src=FILE")]
     pub secret: Vec<String>,
+    /// Grant an entitlement (BuildKit's --allow): `security.insecure` lets the Dockerfile's
+    /// `RUN --security=insecure` steps run with all capabilities and no seccomp.
+    #[arg(long, value_name = "ENTITLEMENT", value_enum)]
+    pub allow: Vec<Entitlement>,
+}
+
+/// An entitlement a build may be granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Entitlement {
+    /// All capabilities and no seccomp for the steps that ask (`RUN --security=insecure`).
+    #[value(name = "security.insecure")]
+    SecurityInsecure,
 }
 
 impl DockerfileArgs {
@@ -104,8 +116,14 @@ impl DockerfileArgs {
                 target: self.target.clone(),
                 build_args,
                 tag,
+                allow_insecure: self.allow_insecure(),
             },
         )))
+    }
+
+    /// Whether `--allow security.insecure` was given.
+    pub fn allow_insecure(&self) -> bool {
+        self.allow.contains(&Entitlement::SecurityInsecure)
     }
 
     /// `--secret id=ID,src=FILE` values.

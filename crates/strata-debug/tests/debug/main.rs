@@ -15,7 +15,7 @@ use std::process::Command;
 
 use strata_debug::{Failure, Outcome, Session};
 use strata_sandbox::{
-    ContainerSpec, ExitStatus, Mount, MountKind, Network, ProcessSpec, Sandbox, Stdio,
+    ContainerSpec, ExitStatus, Mount, MountKind, Network, ProcessSpec, Sandbox, Security, Stdio,
 };
 
 /// The failing command of the default fixture.
@@ -174,6 +174,7 @@ impl Fixture {
                 },
             ],
             network: Network::None,
+            security: Security::Sandbox,
         };
         let (status, output) = run_piped(&spec);
         assert_eq!(

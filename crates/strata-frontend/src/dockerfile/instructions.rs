@@ -229,7 +229,7 @@ impl Heredoc {
     }
 }
 
-/// `RUN [--mount=...] [--network=...] command`.
+/// `RUN [--mount=...] [--network=...] [--security=...] command`.
 #[derive(Clone, Debug)]
 pub struct Run {
     /// The command. With heredocs it is the shell-form line that names them (`<<EOF`).
@@ -240,6 +240,8 @@ pub struct Run {
     pub mounts: Vec<Mount>,
     /// `--network=`.
     pub network: Option<Spanned<Network>>,
+    /// `--security=`.
+    pub security: Option<Spanned<Security>>,
     /// The whole instruction.
     pub span: Span,
 }
@@ -253,6 +255,15 @@ pub enum Network {
     None,
     /// `host`: the host's network (an entitlement in BuildKit).
     Host,
+}
+
+/// `RUN --security=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// `sandbox`: the default confinement.
+    Sandbox,
+    /// `insecure`: all capabilities, no seccomp (needs the `security.insecure` entitlement).
+    Insecure,
 }
 
 /// `--mount=type=...`.

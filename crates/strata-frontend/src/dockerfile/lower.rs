@@ -4,7 +4,7 @@
 //! | instruction | plan stage | digest inputs |
 //! |---|---|---|
 //! | `FROM` | `from` | the base (resolved by the solver) |
-//! | `RUN` | `N-run`, one `Run` | the command, the shell, the build args in scope, the mounts' kinds and targets, `--network` |
+//! | `RUN` | `N-run`, one `Run` | the command, the shell, the build args in scope, the mounts' kinds and targets, `--network`, `--security=insecure` |
 //! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination |
 //! | `COPY --from` | `N-copy`, one `Import` | the source and destination; late: a checksum of the copied files |
 //! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path |
@@ -24,7 +24,7 @@ use strata_plan::{
 };
 
 use super::ignore::DockerIgnore;
-use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Source, Word};
+use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
 
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
@@ -42,6 +42,9 @@ pub struct DockerfileOptions {
     pub build_args: Vec<(String, String)>,
     /// The name the target image is tagged with.
     pub tag: String,
+    /// The `security.insecure` entitlement was granted (`strata build --allow
+    /// security.insecure`): `RUN --security=insecure` may be used.
+    pub allow_insecure: bool,
 }
 
 /// Lowers `dockerfile` (whose text is in `sources`) to a plan.
@@ -767,6 +770,21 @@ impl<'a> Lowering<'a> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let no_network = matches!(run.network.as_ref().map(|n| n.value), Some(Network::None));
+        let insecure = match &run.security {
+            Some(s) if s.value == Security::Insecure && !self.options.allow_insecure => {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        "security.insecure is not allowed: `RUN --security=insecure` needs the \
+                         entitlement",
+                        Some(s.span),
+                    )
+                    .label("all capabilities and no seccomp for this step")
+                    .help("grant it with `strata build --allow security.insecure`"),
+                ));
+            }
+            Some(s) => s.value == Security::Insecure,
+            None => false,
+        };
         let mut inputs = vec![DigestInput::Commands {
             commands: vec![text.clone()],
         }];
@@ -796,6 +814,13 @@ impl<'a> Lowering<'a> {
                 value: "none".into(),
             });
         }
+        // What the step may do changes what it produces: an insecure run is another step.
+        if insecure {
+            inputs.push(DigestInput::Param {
+                key: "security".into(),
+                value: "insecure".into(),
+            });
+        }
         let step = Step {
             op: Op::Run(Run {
                 commands: vec![Command {
@@ -808,6 +833,7 @@ impl<'a> Lowering<'a> {
                 env,
                 mounts,
                 no_network,
+                insecure,
             }),
             span: Some(run.span),
         };

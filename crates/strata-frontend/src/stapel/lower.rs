@@ -185,6 +185,9 @@ pub(crate) fn dockerfile_images(
             target: d.target.as_ref().map(|t| t.value.clone()),
             build_args: d.args.clone(),
             tag: image.name.to_string(),
+            // A config's steps stay confined, its Dockerfiles' included (werf has no
+            // entitlements).
+            allow_insecure: false,
         };
         let plan = match crate::dockerfile::lower(&parsed, std::mem::take(sources), &options) {
             Ok(plan) => plan,
@@ -689,6 +692,7 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         env: Vec::new(),
         mounts: Vec::new(),
         no_network: false,
+        insecure: false,
     };
     steps.push(Step {
         op: Op::Run(run),

@@ -39,6 +39,10 @@ pub enum Call {
     LoopbackUp,
     CreateDirAll(PathBuf),
     CreateFile(PathBuf),
+    CopyFile {
+        from: PathBuf,
+        to: PathBuf,
+    },
     Symlink {
         target: PathBuf,
         link: PathBuf,
@@ -170,6 +174,14 @@ impl Syscall for FakeSyscall {
 
     fn create_file(&self, path: &Path) -> io::Result<()> {
         self.record(Call::CreateFile(path.to_path_buf()), None)
+    }
+
+    fn copy_file(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let call = Call::CopyFile {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        };
+        self.record(call, None)
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {

@@ -87,8 +87,15 @@ impl Syscall for LinuxSyscall {
         if let Err(e) = configure() {
             return Err(with_fs_log(e, &fs));
         }
-        let mnt =
-            rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+        // nodev: a device node the container makes (mknod needs only CAP_MKNOD, which it has
+        // as in docker) lands in the layer but cannot be opened here; docker's device cgroup
+        // denies the same open. Without an upper the superblock is read-only already; the
+        // mount says so too.
+        let mut attrs = MountAttrFlags::MOUNT_ATTR_NODEV;
+        if options.upper.as_os_str().is_empty() {
+            attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+        }
+        let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
         // MOVE_MOUNT_F_EMPTY_PATH: the source is the detached mount `mnt` itself.
         rustix::mount::move_mount(
             mnt.as_fd(),
@@ -171,6 +178,10 @@ impl Syscall for LinuxSyscall {
             .truncate(false)
             .open(path)
             .map(drop)
+    }
+
+    fn copy_file(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::copy(from, to).map(drop)
     }
 
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {

@@ -46,7 +46,9 @@ pub trait Syscall {
         data: Option<&str>,
     ) -> io::Result<()>;
     /// Mounts an overlay on `target` with the new mount API (`fsopen`/`fsconfig`/`fsmount`/
-    /// `move_mount`), with `redirect_dir`, `index` and `metacopy` off.
+    /// `move_mount`), with `redirect_dir`, `index` and `metacopy` off, `nodev` (read-only too
+    /// without an upper). Relative layer paths resolve from the working directory and are
+    /// shown as given in the mount table.
     fn mount_overlay(&self, target: &Path, options: &OverlayOptions) -> io::Result<()>;
     /// `umount2(2)`.
     fn umount2(&self, target: &Path, flags: MntFlags) -> io::Result<()>;
@@ -68,6 +70,8 @@ pub trait Syscall {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Creates an empty regular file to bind a file onto (the `mknod` of runc).
     fn create_file(&self, path: &Path) -> io::Result<()>;
+    /// Copies the host file `from` to `to` (contents and permission bits).
+    fn copy_file(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// `symlink(2)`: creates `link` pointing at `target`.
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
 }

@@ -4,6 +4,7 @@
 mod process;
 mod pty;
 mod rootfs;
+mod security;
 
 use std::fs;
 use std::io::Read;
@@ -13,7 +14,7 @@ use std::process::Command;
 
 use strata_sandbox::{
     Container, ContainerSpec, Error, ExitStatus, Mount, MountKind, Network, ProcessSpec, Sandbox,
-    Stdio,
+    Security, Stdio,
 };
 
 pub const PATH: &str = "PATH=/usr/local/bin:/usr/bin:/bin";
@@ -87,6 +88,7 @@ impl Fixture {
             hostname: "sbx-test".into(),
             mounts: vec![],
             network: Network::Host,
+            security: Security::Sandbox,
         }
     }
 

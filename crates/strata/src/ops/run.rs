@@ -84,6 +84,7 @@ pub fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<i32> {
         hostname: format!("strata-{}", digest.short(12)),
         mounts,
         network: options.network,
+        security: strata_sandbox::Security::Sandbox,
     };
     let status = ctx.sandbox.run_interactive(&spec)?;
     Ok(status.code())

@@ -1,4 +1,4 @@
-//! `RUN`: its command, heredocs, `--mount`s and `--network`.
+//! `RUN`: its command, heredocs, `--mount`s, `--network` and `--security`.
 
 use std::ops::Range;
 
@@ -13,8 +13,12 @@ impl Parser {
     pub(super) fn run(&mut self, cx: &mut Cx<'_>, reader: &mut Reader<'_>) -> Result<Instruction> {
         let flags = self.flags(
             cx,
-            &[("mount", FlagKind::Many), ("network", FlagKind::String)],
-            &["security", "device"],
+            &[
+                ("mount", FlagKind::Many),
+                ("network", FlagKind::String),
+                ("security", FlagKind::String),
+            ],
+            &["device"],
         )?;
         let command = self.command(cx)?;
         let heredocs = match command {
@@ -53,11 +57,39 @@ impl Parser {
                 })
             }
         };
+        let security = match flags.get("security") {
+            None => None,
+            Some(f) => {
+                let word = f.value.clone().unwrap_or_else(|| Word {
+                    text: String::new(),
+                    span: f.span,
+                });
+                let value = match word.text.as_str() {
+                    "sandbox" => Security::Sandbox,
+                    "insecure" => Security::Insecure,
+                    other => {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!("unsupported security mode `{other}`"),
+                                Some(word.span),
+                            )
+                            .label("not a security mode")
+                            .help("use `--security=insecure` or `--security=sandbox`"),
+                        ));
+                    }
+                };
+                Some(Spanned {
+                    value,
+                    span: word.span,
+                })
+            }
+        };
         Ok(Instruction::Run(Run {
             command,
             heredocs,
             mounts,
             network,
+            security,
             span: cx.span,
         }))
     }
