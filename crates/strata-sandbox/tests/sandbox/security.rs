@@ -160,6 +160,11 @@ fn the_command_cannot_trace_its_init() {
         run_ok(&fx, &fx.spec(&["probe", "ptrace", "1"])),
         "ptrace=EPERM\n"
     );
+    // Nor reach into it through /proc (ptrace access mode checks).
+    let script = "for f in /proc/1/fd/0 /proc/1/cwd /proc/1/root /proc/1/exe; do \
+                    readlink $f >/dev/null 2>&1 && echo followed $f; done; \
+                  cat /proc/1/environ >/dev/null 2>&1 && echo read environ; echo done";
+    assert_eq!(run_ok(&fx, &sh(&fx, script)), "done\n");
 }
 
 fn toolbox_fixture(fx: &Fixture) -> std::path::PathBuf {
