@@ -18,12 +18,21 @@
 //!   and exits with the command's status; the whole tree dies with the caller.
 //! * **Terminals**: [`pty`] (pairs, window size, raw mode) and
 //!   [`Sandbox::run_interactive`].
+//! * **Confinement** ([`security`]): BuildKit's defaults unless [`Security::Insecure`] —
+//!   containerd's default capability set, a seccomp profile equivalent to docker's (libseccomp,
+//!   x86-64/x86/x32), runc's masked and read-only paths, `/sys` read-only without cgroups;
+//!   every overlay, `/dev` and every bind `nodev` (device nodes can be made, not opened);
+//!   read-only directories as read-only overlays (not remountable); no host path in the
+//!   container's mount table (short overlay layer names, [`MountKind::Copy`] for small files).
 //!
 //! # What it does not do
 //!
-//! No user namespaces, cgroups, seccomp or capabilities dropping (the builder runs trusted
-//! steps as root); no image, digest or cache knowledge: it gets directories and returns an
-//! [`ExitStatus`]. Turning the upper dir into a layer is `strata-layer`'s job.
+//! No user namespaces (the command is real root, confined by capabilities and seccomp, so
+//! files written into the upper dir get the ids the process used), no cgroups (no resource
+//! limits, no device cgroup: `nodev` stands in for it), no AppArmor/SELinux; no image, digest or
+//! cache knowledge: it gets directories and returns an [`ExitStatus`]. Turning the upper dir
+//! into a layer is `strata-layer`'s job. The host directory of a writable directory bind still
+//! shows in `/proc/self/mountinfo` (a bind's root field is its path in the host file system).
 //!
 //! # How it runs
 //!
