@@ -811,10 +811,17 @@ impl<'a> LocalWorker<'a> {
                 source: self.toolbox.clone(),
                 kind: MountKind::Bind { readonly: true },
             },
+            // An overlay whose upper is the control dir: the step's writes land in it as through
+            // a bind, and the container's mount table shows a short layer name instead of the
+            // store path a bind's root would show.
             Mount {
                 target: RUN_DIR.into(),
-                source: dirs.control.clone(),
-                kind: MountKind::Bind { readonly: false },
+                source: PathBuf::new(),
+                kind: MountKind::Overlay {
+                    lowers: vec![dirs.empty.clone()],
+                    upper: dirs.control.clone(),
+                    work: dirs.control_work.clone(),
+                },
             },
         ];
         mounts.extend(host_files(&dirs.control)?);
@@ -1054,6 +1061,9 @@ pub(crate) struct RunDirs {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub control: PathBuf,
+    /// The overlay work dir of `control` and the empty lower under it (see `standard_mounts`).
+    pub control_work: PathBuf,
+    pub empty: PathBuf,
     /// Inside `control`: the script that reruns only a failed command (for the debugger).
     pub rerun: PathBuf,
     pub sandbox: PathBuf,
@@ -1065,6 +1075,8 @@ impl RunDirs {
             upper: root.join("upper"),
             work: root.join("work"),
             control: root.join("control"),
+            control_work: root.join("control-work"),
+            empty: root.join("empty"),
             rerun: root.join("control/rerun"),
             sandbox: root.join("sandbox"),
         };
@@ -1072,6 +1084,8 @@ impl RunDirs {
             &dirs.upper,
             &dirs.work,
             &dirs.control,
+            &dirs.control_work,
+            &dirs.empty,
             &dirs.rerun,
             &dirs.sandbox,
         ] {

@@ -221,7 +221,7 @@ const ATTACKS: &str = r#"
 set +e
 /probe handle /etc/hosts
 /probe handle /etc/resolv.conf
-/probe handle /.strata/run
+/probe handle /cache
 /probe syscalls
 /probe ptrace 1
 mount -o remount,rw,bind /proc/sys 2>/dev/null && echo remounted /proc/sys
@@ -255,7 +255,8 @@ fn escapes_fail_and_the_host_is_untouched() {
     let dir = context(
         &env,
         "attack",
-        "FROM busybox:latest\nCOPY probe attacks.sh /\nARG DISK\nRUN sh /attacks.sh > /result 2>&1\n",
+        "FROM busybox:latest\nCOPY probe attacks.sh /\nARG DISK\n\
+         RUN --mount=type=cache,target=/cache sh /attacks.sh > /result 2>&1\n",
     );
     probe(&dir);
     std::fs::write(dir.join("attacks.sh"), ATTACKS).unwrap();
@@ -310,13 +311,21 @@ contained
     // The device node is in the image, as BuildKit keeps it in the layer.
     assert_eq!(env.run_sh("attack", "ls -l /disk | cut -c1"), "b\n");
     // The mount table names no store path: not the overlay layers, not the toolbox, not
-    // the copied hosts/resolv.conf.
+    // the control dir, not the copied hosts/resolv.conf (a cache mount's bind still does).
     let mounts = cat(&env, "attack", "/mounts");
-    let store = env.store.path().to_string_lossy().into_owned();
+    // Its name, not its path: a bind's root field is relative to its file system's root.
+    let store = env
+        .store
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     for line in mounts.lines() {
         let hidden = [
             " / ",
             " /.strata/toolbox ",
+            " /.strata/run ",
             " /etc/hosts ",
             " /etc/resolv.conf ",
         ];
