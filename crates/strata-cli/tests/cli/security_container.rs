@@ -216,13 +216,16 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64, u32, i64)> {
     out
 }
 
-/// The attacks of issue #12, each printing a line only if it worked.
+/// The attacks of issue #12: the probe prints what each syscall returned, the shell lines print
+/// only if an attack worked. PID 1 is strata's own init (`/proc/self/exe __sandbox-init`, so
+/// its `comm` is `exe`): the one strata process the step can see, and it cannot trace it.
 const ATTACKS: &str = r#"
 set +e
 /probe handle /etc/hosts
 /probe handle /etc/resolv.conf
 /probe handle /cache
 /probe syscalls
+echo pid 1 is $(cat /proc/1/comm)
 /probe ptrace 1
 mount -o remount,rw,bind /proc/sys 2>/dev/null && echo remounted /proc/sys
 echo strata-attack 2>/dev/null > /proc/sys/kernel/hostname && echo wrote a sysctl
@@ -303,6 +306,7 @@ iopl=EPERM
 getpid=ok
 socket_inet=ok
 personality_query=ok
+pid 1 is exe
 ptrace=EPERM
 b
 contained
