@@ -779,7 +779,10 @@ impl<'a> Lowering<'a> {
                         Some(s.span),
                     )
                     .label("all capabilities and no seccomp for this step")
-                    .help("grant it with `strata build --allow security.insecure`"),
+                    .help(
+                        "grant it with `strata build -f Dockerfile --allow security.insecure` \
+                         (the Dockerfiles of a strata.yaml always stay confined)",
+                    ),
                 ));
             }
             Some(s) => s.value == Security::Insecure,
