@@ -36,8 +36,15 @@ use crate::toolbox::{self, shell_quote};
 
 /// Lines of output kept to show when a command fails.
 const OUTPUT_TAIL: usize = 20;
-/// Where the per-run control dir (script, step marker) is mounted in the container.
+/// Where the per-run control dir (scripts, staged files, resolv.conf and hosts) is mounted in
+/// the container, read-only: strata writes it before the container starts (and the rerun
+/// script after it ended), so nothing the container plants there can redirect those writes.
 const RUN_DIR: &str = "/.strata/run";
+/// Where the per-run state dir is mounted, writable: the only thing strata reads back from a
+/// container, the index of the running command (`step`), is written there.
+const STATE_DIR: &str = "/.strata/state";
+/// The most bytes of `step` strata reads: a command index.
+const STEP_MAX: usize = 20;
 /// Stage record metadata: bytes of the layer the stage itself added.
 pub const META_LAYER_BYTES: &str = "layerBytes";
 /// The PATH of images that set none (Docker's default).
@@ -330,8 +337,7 @@ impl<'a> LocalWorker<'a> {
             }
         }
         let prelude = files::script(prelude.iter().map(|(_, w)| w));
-        let (args, env) =
-            step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
+        let (args, env) = step_command(run, env, &dirs.control, "", &prelude).map_err(other)?;
         let spec = self
             .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
             .map_err(other)?;
@@ -361,9 +367,13 @@ impl<'a> LocalWorker<'a> {
         }
         let status = container.wait().map_err(other)?;
         if !status.success() {
-            let command = fs::read_to_string(dirs.control.join("step"))
+            // Written by the container: read without following links, bounded, and checked.
+            let command = crate::beneath::read(&dirs.state, "step", STEP_MAX)
                 .ok()
+                .flatten()
+                .and_then(|s| String::from_utf8(s).ok())
                 .and_then(|s| s.trim().parse().ok())
+                .filter(|c: &usize| *c < run.commands.len())
                 .or((run.commands.len() == 1).then_some(0));
             let rerun_args = match (command, &run.shell) {
                 (Some(c), RunShell::ToolboxScript) => {
@@ -372,7 +382,7 @@ impl<'a> LocalWorker<'a> {
                         ..run.clone()
                     };
                     let env = self.stage_env(job, config).map_err(other)?;
-                    step_command(&only, env, &dirs.rerun, &format!("{RUN_DIR}/rerun"), "")
+                    step_command(&only, env, &dirs.control, RERUN, "")
                         .map_err(other)?
                         .0
                 }
@@ -563,7 +573,7 @@ impl<'a> LocalWorker<'a> {
             .enumerate()
         {
             let dir = |name: &str| -> anyhow::Result<PathBuf> {
-                let d = dirs.control.join(format!("{name}-{i}"));
+                let d = dirs.mounts.join(format!("{name}-{i}"));
                 fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
                 Ok(d)
             };
@@ -789,6 +799,11 @@ impl<'a> LocalWorker<'a> {
             Mount {
                 target: RUN_DIR.into(),
                 source: dirs.control.clone(),
+                kind: MountKind::Bind { readonly: true },
+            },
+            Mount {
+                target: STATE_DIR.into(),
+                source: dirs.state.clone(),
                 kind: MountKind::Bind { readonly: false },
             },
         ];
@@ -943,13 +958,13 @@ fn whiteouts(dir: &Path, paths: &[String]) -> anyhow::Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// The argv and environment that run a step's commands; writes the stage script into `dir`
-/// (seen as `dir_inside` in the container) when the step needs one.
+/// The argv and environment that run a step's commands; writes the stage script into `sub`
+/// (`""` or [`RERUN`]) of the control dir `control` when the step needs one.
 fn step_command(
     run: &Run,
     env: Vec<String>,
-    dir: &Path,
-    dir_inside: &str,
+    control: &Path,
+    sub: &str,
     prelude: &str,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     if !prelude.is_empty() && run.shell != RunShell::ToolboxScript {
@@ -962,11 +977,18 @@ fn step_command(
             let (locale, rest): (Vec<String>, Vec<String>) = env
                 .into_iter()
                 .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
-            let script = dir.join("script.sh");
-            fs::write(&script, stage_script(run, &locale, prelude))
-                .with_context(|| format!("write {}", script.display()))?;
+            let script = match sub {
+                "" => "script.sh".to_string(),
+                sub => format!("{sub}/script.sh"),
+            };
+            // The rerun script is written after the container ran: never through its links.
+            crate::beneath::write(
+                control,
+                &script,
+                stage_script(run, &locale, prelude).as_bytes(),
+            )?;
             (
-                vec![toolbox::BASH.to_string(), format!("{dir_inside}/script.sh")],
+                vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")],
                 rest,
             )
         }
@@ -1023,13 +1045,19 @@ struct PendingRun {
     prelude: Vec<(usize, FileWork)>,
 }
 
+/// Where, inside the control dir, the script that reruns only a failed command is written.
+const RERUN: &str = "rerun";
+
 /// Directories of one container run inside a scratch dir.
 pub(crate) struct RunDirs {
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// Written by strata only; read-only in the container ([`RUN_DIR`]).
     pub control: PathBuf,
-    /// Inside `control`: the script that reruns only a failed command (for the debugger).
-    pub rerun: PathBuf,
+    /// Written by the container ([`STATE_DIR`]); read back only through [`crate::beneath`].
+    pub state: PathBuf,
+    /// Sources of the step's own mounts (tmp dirs, bind uppers, whiteout layers).
+    pub mounts: PathBuf,
     pub sandbox: PathBuf,
 }
 
@@ -1039,14 +1067,17 @@ impl RunDirs {
             upper: root.join("upper"),
             work: root.join("work"),
             control: root.join("control"),
-            rerun: root.join("control/rerun"),
+            state: root.join("state"),
+            mounts: root.join("mounts"),
             sandbox: root.join("sandbox"),
         };
         for d in [
             &dirs.upper,
             &dirs.work,
             &dirs.control,
-            &dirs.rerun,
+            &dirs.control.join(RERUN),
+            &dirs.state,
+            &dirs.mounts,
             &dirs.sandbox,
         ] {
             fs::create_dir(d).with_context(|| format!("create {}", d.display()))?;
@@ -1094,7 +1125,7 @@ pub(crate) fn build_env(config: &ImageConfig, service_env: &[(String, String)]) 
 }
 
 /// werf's stage script: one bash script, `set -e`, each command echoed before it runs. Before
-/// each command its index is written to the control dir, so a failure names the command.
+/// each command its index is written to the state dir, so a failure names the command.
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
 pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
     let mut s = String::new();
@@ -1111,7 +1142,7 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> Stri
     s.push_str("set -e\n");
     s.push_str(prelude);
     for (i, command) in run.commands.iter().enumerate() {
-        s.push_str(&format!("printf '%s' {i} > {RUN_DIR}/step\n"));
+        s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
             "printf '+ %s\\n' {}\n",
             shell_quote(&command.text)
@@ -1162,8 +1193,8 @@ mod tests {
         let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
         assert_eq!(
             script,
-            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/run/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
-             printf '%s' 1 > /.strata/run/step\nprintf '+ %s\\n' 'false'\nfalse\n"
+            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/state/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
+             printf '%s' 1 > /.strata/state/step\nprintf '+ %s\\n' 'false'\nfalse\n"
         );
     }
 

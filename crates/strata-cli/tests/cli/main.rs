@@ -10,5 +10,6 @@ mod export;
 mod feeds;
 mod git;
 mod registry;
+mod security_paths;
 mod store_safety;
 mod support;
