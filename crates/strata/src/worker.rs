@@ -938,6 +938,30 @@ impl Executor for LocalWorker<'_> {
     }
 }
 
+/// Adds what the worker's options change about what a stage's commands can see to the
+/// stages' digest inputs: a stage whose commands run without network (`--network none`) is
+/// not the stage built with the host's network. The input is the one a Dockerfile's
+/// `RUN --network=none` already has, so both ways of asking for no network share a stage;
+/// the default (the host's network) adds nothing, so existing digests stay as they were.
+pub fn key_options(plan: &mut strata_plan::Plan, options: &WorkerOptions) {
+    if options.network != Network::None {
+        return;
+    }
+    for stage in plan.images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
+        let runs = stage.steps.iter().any(|s| matches!(s.op, Op::Run(_)));
+        let keyed = stage.inputs.iter().any(|i| i.name() == NETWORK_INPUT);
+        if runs && !keyed {
+            stage.inputs.push(DigestInput::Param {
+                key: NETWORK_INPUT.into(),
+                value: "none".into(),
+            });
+        }
+    }
+}
+
+/// The digest input naming a stage's network when it is not the host's.
+const NETWORK_INPUT: &str = "network";
+
 /// A directory of overlay whiteouts (character devices 0/0) at `paths`, to put on top of a
 /// lower layer so the merged view hides them.
 fn whiteouts(dir: &Path, paths: &[String]) -> anyhow::Result<PathBuf> {

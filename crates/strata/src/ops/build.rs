@@ -95,10 +95,11 @@ pub fn build(
                 },
             ),
         };
-        let plan = loaded.map_err(|e| Failure {
+        let mut plan = loaded.map_err(|e| Failure {
             report: format!("error: {e}"),
             exit_code: 1,
         })?;
+        crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
         let mut worker_options = options.worker.clone();
         worker_options.remote = Some(crate::remote::RemoteOptions {
