@@ -640,13 +640,23 @@ impl<'a> LocalWorker<'a> {
                                 .map(|(_, s)| s)
                                 .context("a bind mount's image was not built before this step")?;
                             self.ensure_local(&state.manifest)?;
-                            let rel = path.trim_start_matches('/');
-                            StoredImage::load(self.store, &state.manifest)?
-                                .lowers(self.store)?
-                                .into_iter()
-                                .map(|l| l.join(rel))
-                                .filter(|l| l.is_dir())
-                                .collect()
+                            let layers = StoredImage::load(self.store, &state.manifest)?
+                                .lowers(self.store)?;
+                            // Resolved inside that image, as if it were `/`: a link of the
+                            // image (`/data -> /etc`) never reaches the host's files.
+                            match strata_debug::lookup::find(&layers, path)
+                                .with_context(|| format!("look up {path} in the mount's image"))?
+                            {
+                                Some(strata_debug::lookup::Found::Dir(dirs)) => dirs,
+                                Some(strata_debug::lookup::Found::Other { host, meta })
+                                    if meta.is_file() && !*readwrite =>
+                                {
+                                    vec![host]
+                                }
+                                _ => anyhow::bail!(
+                                    "the bind mount's source {path} is not a directory or file of its image"
+                                ),
+                            }
                         }
                     };
                     // Read-only unless `rw`: then writes go to a throwaway upper.

@@ -133,3 +133,142 @@ fn the_command_index_is_read_without_following_the_container() {
     }
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "1");
 }
+
+/// A Dockerfile project: `files` (path, content) and `links` (path, target) in its context.
+fn context(
+    env: &Env,
+    name: &str,
+    dockerfile: &str,
+    files: &[(&str, &str)],
+    links: &[(&str, &str)],
+) -> PathBuf {
+    let dir = env.work.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    for (path, content) in files {
+        let at = dir.join(path);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, content).unwrap();
+    }
+    for (path, target) in links {
+        std::os::unix::fs::symlink(target, dir.join(path)).unwrap();
+    }
+    dir
+}
+
+fn dockerfile_build(env: &Env, dir: &Path, tag: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["-f", "Dockerfile", ".", "-t", tag];
+    args.extend_from_slice(extra);
+    build_bounded(env, dir, &args)
+}
+
+/// A directory outside every context holding a canary file.
+fn outside_dir(env: &Env, name: &str) -> PathBuf {
+    let dir = env.work.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("canary"), CANARY).unwrap();
+    dir
+}
+
+#[test]
+fn bind_mount_sources_resolve_inside_the_context() {
+    let env = Env::new();
+    let outside = outside_dir(&env, "outside-bind");
+    let o = outside.to_str().unwrap();
+    // The issue's `hostetc -> /etc`, with a host dir of our own: resolved inside the context,
+    // the link names `<context>/<outside path>`, which does not exist.
+    let dir = context(
+        &env,
+        "bind-link",
+        "FROM busybox:latest\nRUN --mount=type=bind,source=hostdir,target=/m cat /m/canary\n",
+        &[],
+        &[("hostdir", o)],
+    );
+    let out = dockerfile_build(&env, &dir, "bind-link", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains(CANARY.trim()), "{err}");
+    assert!(
+        words(&err).contains("the bind mount's source `hostdir` is not in the build context"),
+        "{err}"
+    );
+    assert!(err.contains("Dockerfile:2"), "{err}");
+
+    // A relative link that stays inside is followed there, like BuildKit.
+    let dir = context(
+        &env,
+        "bind-inside",
+        "FROM busybox:latest\nRUN --mount=type=bind,source=alias,target=/m cat /m/f\n",
+        &[("real/f", "inside\n")],
+        &[("alias", "real")],
+    );
+    let out = dockerfile_build(&env, &dir, "bind-inside", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("inside"), "{}", stderr(&out));
+}
+
+#[test]
+fn dockerignore_applies_to_bind_mounts_through_links() {
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "bind-ignore",
+        "FROM busybox:latest\n\
+         RUN --mount=type=bind,source=self,target=/m sh -c 'ls -a /m; ls /m/self/ > /dev/null; test ! -e /m/secret && test ! -e /m/self/secret && test ! -e /m/sub/key && echo hidden-ok'\n",
+        &[
+            (".dockerignore", "secret\nsub/key\n"),
+            ("secret", "s3cret\n"),
+            ("sub/key", "k3y\n"),
+            ("visible", "v\n"),
+        ],
+        &[("self", ".")],
+    );
+    let out = dockerfile_build(&env, &dir, "bind-ignore", &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("hidden-ok"), "{err}");
+    assert!(err.contains("visible"), "{err}");
+
+    // An excluded source is not in BuildKit's context at all.
+    let dir = context(
+        &env,
+        "bind-excluded",
+        "FROM busybox:latest\nRUN --mount=type=bind,source=key,target=/m cat /m\n",
+        &[(".dockerignore", "real\n"), ("real", "k3y\n")],
+        &[("key", "real")],
+    );
+    let out = dockerfile_build(&env, &dir, "bind-excluded", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("k3y"), "{err}");
+    assert!(
+        words(&err).contains("is excluded by .dockerignore"),
+        "{err}"
+    );
+}
+
+#[test]
+fn from_binds_resolve_inside_that_stage() {
+    let env = Env::new();
+    let outside = outside_dir(&env, "outside-from");
+    let dockerfile = format!(
+        "FROM busybox:latest AS a\nRUN ln -s {o} /data && mkdir /real && echo in-image > /real/f && ln -s /real /good\n\
+         FROM busybox:latest\nRUN --mount=type=bind,from=a,source=/good,target=/m cat /m/f\n\
+         RUN --mount=type=bind,from=a,source=/data,target=/m cat /m/canary\n",
+        o = outside.display()
+    );
+    let dir = context(&env, "bind-from", &dockerfile, &[], &[]);
+    let out = dockerfile_build(&env, &dir, "bind-from", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("in-image"),
+        "a link inside the stage is followed there: {err}"
+    );
+    assert!(!err.contains(CANARY.trim()), "{err}");
+    assert!(
+        words(&err)
+            .contains("the bind mount's source /data is not a directory or file of its image"),
+        "{err}"
+    );
+}

@@ -725,8 +725,27 @@ impl<'a> Lowering<'a> {
                     let path = match image {
                         Some(_) => path,
                         None => {
-                            let rel =
-                                self.context_path(&path, m.source.as_ref().map(|s| s.span))?;
+                            let span = m.source.as_ref().map(|s| s.span);
+                            let rel = self.context_path(&path, span, true)?;
+                            // BuildKit's context holds no excluded file: nothing to mount.
+                            let rel_str = rel.to_string_lossy();
+                            if !rel_str.is_empty() && self.ignore.is_excluded(&rel_str) {
+                                return Err(Box::new(Diagnostic::new(
+                                    format!(
+                                        "the bind mount's source `{path}` is excluded by .dockerignore"
+                                    ),
+                                    span,
+                                )));
+                            }
+                            if std::fs::symlink_metadata(self.options.context.join(&rel)).is_err() {
+                                return Err(Box::new(
+                                    Diagnostic::new(
+                                        format!("the bind mount's source `{path}` is not in the build context"),
+                                        span,
+                                    )
+                                    .help("links in the context resolve inside it, as if it were `/`"),
+                                ));
+                            }
                             self.options
                                 .context
                                 .join(rel)
@@ -918,8 +937,10 @@ impl<'a> Lowering<'a> {
 
     /// A path in the context, relative to it, checked to stay inside it. Symlinks among its
     /// parent directories are resolved inside the context (as BuildKit does: a link to `/etc`
-    /// means the context's `etc`), never on the host; the last component is not followed.
-    fn context_path(&self, rel: &str, span: Option<Span>) -> Result<PathBuf> {
+    /// means the context's `etc`), never on the host; the last component is followed the same
+    /// way when `follow_last` (a bind mount's source: the mount must not follow it on the host),
+    /// else not (COPY copies a link as a link).
+    fn context_path(&self, rel: &str, span: Option<Span>, follow_last: bool) -> Result<PathBuf> {
         let outside = || {
             Box::new(
                 Diagnostic::new(format!("`{rel}` is outside the build context"), span)
@@ -941,7 +962,7 @@ impl<'a> Lowering<'a> {
                 _ => {}
             }
             out.push(&part);
-            if pending.iter().all(|p| p.is_empty() || p == ".") {
+            if !follow_last && pending.iter().all(|p| p.is_empty() || p == ".") {
                 break;
             }
             let host = self.options.context.join(&out);
@@ -1091,7 +1112,7 @@ impl<'a> Lowering<'a> {
     /// The context paths a COPY source names: the path itself, or what a wildcard matches;
     /// never anything `.dockerignore` excludes.
     fn matching(&self, text: &str, span: Span) -> Result<Vec<PathBuf>> {
-        let rel = self.context_path(text, Some(span))?;
+        let rel = self.context_path(text, Some(span), false)?;
         let rel_str = rel.to_string_lossy().to_string();
         if !text.contains(['*', '?', '[']) {
             if rel_str.is_empty() {
