@@ -272,3 +272,84 @@ fn from_binds_resolve_inside_that_stage() {
         "{err}"
     );
 }
+
+/// Every regular file below `dir` (links not followed) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in read.flatten() {
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.is_file() {
+                let bytes = std::fs::read(e.path()).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(e.path());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_context_file_swapped_for_a_link_while_copying_never_brings_the_host_file_in() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = Env::new();
+    let secret = format!("host-secret-{}-bytes", std::process::id());
+    let secret_file = env.work.path().join("race-secret");
+    std::fs::write(&secret_file, &secret).unwrap();
+    let dir = context(&env, "race", "", &[("f", "context bytes\n")], &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Swaps the context's `f` between a file and a link to the host file, atomically
+    // (rename), as fast as it can while the builds plan and copy it.
+    let swapper = {
+        let (dir, stop, secret_file) = (dir.clone(), stop.clone(), secret_file.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::write(dir.join("f.file"), "context bytes\n").unwrap();
+                std::fs::rename(dir.join("f.file"), dir.join("f")).unwrap();
+                let _ = std::fs::remove_file(dir.join("f.link"));
+                std::os::unix::fs::symlink(&secret_file, dir.join("f.link")).unwrap();
+                std::fs::rename(dir.join("f.link"), dir.join("f")).unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut built, mut refused) = (0, 0);
+    for i in 0..24 {
+        // A new destination each time: a new COPY key, so every build plans and copies.
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM busybox:latest\nCOPY f /f{i}\n"),
+        )
+        .unwrap();
+        let out = dockerfile_build(&env, &dir, &format!("race{i}"), &[]);
+        let err = stderr(&out);
+        assert!(!err.contains(&secret), "{err}");
+        if out.status.success() {
+            built += 1;
+        } else {
+            refused += 1;
+            assert!(
+                words(&err).contains("changed while the build was copying them")
+                    || words(&err).contains("cannot read the build context"),
+                "{err}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(swapper.join().unwrap() > 0);
+    assert!(built > 0, "no build got through ({refused} refused)");
+    // No layer snapshot (the uncompressed layers) holds the host file's bytes.
+    let leaked = files_containing(&env.store.path().join("snapshots"), secret.as_bytes());
+    assert!(leaked.is_empty(), "host file copied into {leaked:?}");
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
+}

@@ -1066,14 +1066,16 @@ impl<'a> Lowering<'a> {
                 }
             }
         }
-        let checksum = checksum(&entries)
-            .and_then(|a| checksum(&archives).map(|b| format!("{a}{b}")))
+        let root = &self.options.context;
+        let (files_sum, archives_sum) = checksum(root, &entries)
+            .and_then(|a| checksum(root, &archives).map(|b| (a, b)))
             .map_err(|e| {
                 Box::new(Diagnostic::new(
                     format!("cannot read the build context: {e}"),
                     Some(dest_word.span),
                 ))
             })?;
+        let checksum = format!("{files_sum}{archives_sum}");
         let inputs = vec![DigestInput::Param {
             key: what.into(),
             value: json(&[
@@ -1087,7 +1089,9 @@ impl<'a> Lowering<'a> {
         if !entries.is_empty() {
             steps.push(Step {
                 op: Op::CopyFiles(CopyFiles {
+                    root: root.clone(),
                     entries,
+                    checksum: files_sum,
                     chown: chown.clone(),
                     chmod,
                     unpack: false,
@@ -1098,7 +1102,9 @@ impl<'a> Lowering<'a> {
         if !archives.is_empty() {
             steps.push(Step {
                 op: Op::CopyFiles(CopyFiles {
+                    root: root.clone(),
                     entries: archives,
+                    checksum: archives_sum,
                     chown,
                     chmod,
                     unpack: true,
@@ -1248,32 +1254,24 @@ impl<'a> Lowering<'a> {
     }
 }
 
-/// A sha256 over the copied entries: targets, types, modes and contents.
-fn checksum(entries: &[CopyEntry]) -> std::io::Result<String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::MetadataExt;
-    let mut h = strata_digest::HashingWriter::new(std::io::sink());
+/// A sha256 over the copied entries: targets, types, modes and contents, read beneath the
+/// context `root` exactly as the worker reads them for the layer.
+fn checksum(root: &Path, entries: &[CopyEntry]) -> std::io::Result<String> {
+    let context = super::context_files::ContextRoot::open(root)?;
+    let mut h = super::context_files::CopyChecksum::default();
     for e in entries {
-        h.write_all(e.target.as_bytes())?;
-        h.write_all(&[0])?;
         if let Some(inline) = &e.inline {
-            h.write_all(inline.as_bytes())?;
+            h.inline(&e.target, inline);
             continue;
         }
-        let meta = std::fs::symlink_metadata(&e.source)?;
-        h.write_all(format!("{:o}", meta.mode()).as_bytes())?;
-        if meta.file_type().is_symlink() {
-            h.write_all(
-                std::fs::read_link(&e.source)?
-                    .as_os_str()
-                    .as_encoded_bytes(),
-            )?;
-        } else if meta.is_file() {
-            std::io::copy(&mut std::fs::File::open(&e.source)?, &mut h)?;
+        let entry = context.entry(&e.source)?;
+        h.start(&e.target, &entry);
+        if let super::context_files::ContextEntry::File(mut file, _) = entry {
+            std::io::copy(&mut file, h.content())?;
         }
-        h.write_all(&[0])?;
+        h.end();
     }
-    Ok(h.finish().1.hex())
+    Ok(h.finish())
 }
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
