@@ -32,6 +32,8 @@ pub struct BuildOptions {
     pub worker: WorkerOptions,
     /// Build git mappings from the work tree (uncommitted and untracked files included).
     pub dev: bool,
+    /// werf's loose giterminism: host mounts need no werf-giterminism.yaml.
+    pub loose_giterminism: bool,
     /// Do not look for uncommitted changes to report.
     pub no_dirty_check: bool,
     /// The deployment environment's name, `.Env` in templates (werf's `--env`).
@@ -92,6 +94,7 @@ pub fn build(
                         no_dirty_check: options.no_dirty_check,
                     },
                     env: options.env.clone(),
+                    loose_giterminism: options.loose_giterminism,
                 },
             ),
         };
