@@ -118,10 +118,15 @@ pub fn load(dir: &Path, loose: bool, sources: &mut SourceMap) -> Result<Gitermin
         }
     }
     if version.is_none() {
+        // The first key: the whole mapping would quote the whole file.
+        let at = match &root.kind {
+            Kind::Map(entries) if !entries.is_empty() => entries[0].0.span,
+            _ => root.span,
+        };
         return Err(Box::new(
             Diagnostic::new(
                 "the giterminism config needs `giterminismConfigVersion: 1`",
-                Some(root.span),
+                Some(at),
             )
             .help("add `giterminismConfigVersion: 1` as werf requires"),
         ));
