@@ -353,3 +353,299 @@ fn a_context_file_swapped_for_a_link_while_copying_never_brings_the_host_file_in
     assert!(leaked.is_empty(), "host file copied into {leaked:?}");
     assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
 }
+
+/// An unprivileged user to try the store as: `nobody`, created if this machine lacks it.
+fn unprivileged_user() -> String {
+    let exists = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    if !exists.status.success() {
+        let made = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "nobody",
+            ])
+            .status()
+            .unwrap();
+        assert!(made.success(), "useradd nobody failed");
+    }
+    "nobody".into()
+}
+
+/// Runs the shell command `script` as `user` (real and effective ids, no supplementary
+/// groups). Through a shell: setpriv itself may open its program before it drops privileges.
+fn as_user(user: &str, script: &str) -> Output {
+    let ids = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, user])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    std::process::Command::new("setpriv")
+        .arg(format!("--reuid={}", ids("-u")))
+        .arg(format!("--regid={}", ids("-g")))
+        .arg("--clear-groups")
+        .args(["--", "/bin/sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_store_is_out_of_other_users_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let user = unprivileged_user();
+    // A stage with a setuid copy of busybox, as images often have (su, passwd, ping).
+    let dir = context(
+        &env,
+        "suid",
+        "FROM busybox:latest\nRUN cp /bin/busybox /bin/suid-tool && chmod 4755 /bin/suid-tool\n",
+        &[],
+        &[],
+    );
+    let out = dockerfile_build(&env, &dir, "suid", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let store = env.store.path();
+    let suid: Vec<PathBuf> = std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("bin/suid-tool"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(suid.len(), 1, "one snapshot holds the setuid file");
+    let mode = std::fs::metadata(&suid[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o4000, 0o4000, "the snapshot keeps the setuid bit");
+
+    // A store made world-readable (by an older strata, or by hand) is tightened when opened.
+    std::fs::set_permissions(store, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = env.strata(&["images"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = std::fs::metadata(store).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+
+    let suid = suid[0].to_str().unwrap();
+    let busybox = format!("{}/bin/busybox", suid.trim_end_matches("/bin/suid-tool"));
+    for args in [
+        format!("ls {}", store.display()),
+        format!("stat {suid}"),
+        format!("{suid} id -u"),
+        format!("cat {busybox}"),
+    ] {
+        let out = as_user(&user, &args);
+        assert!(
+            !out.status.success(),
+            "{user} ran {args:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr(&out).contains("Permission denied"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+fn fs_project(env: &Env, name: &str, host: &Path, giterminism: Option<&str>) -> PathBuf {
+    let dir = env.project(
+        name,
+        &format!(
+            "image: app\nfrom: busybox:latest\nmount:\n- fromPath: {}\n  to: /host\nshell:\n  install:\n  - echo written-by-{name} > /host/written\n",
+            host.display()
+        ),
+    );
+    if let Some(g) = giterminism {
+        std::fs::write(dir.join("werf-giterminism.yaml"), g).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn mount_from_path_needs_giterminism_allowance() {
+    let env = Env::new();
+    let host = outside_dir(&env, "from-path");
+    let dir = fs_project(&env, "frompath", &host, None);
+    let out = build_bounded(&env, &dir, &[]);
+    let err = words(&stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "`mount: fromPath: {}` is not allowed by giterminism",
+            host.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("strata.yaml:4:13"), "{err}");
+    assert!(
+        err.contains("werf-giterminism.yaml") && err.contains("--loose-giterminism"),
+        "{err}"
+    );
+    assert!(!host.join("written").exists(), "the build ran");
+    assert!(env.stage_records().is_empty(), "the store changed");
+
+    // A glob that does not match changes nothing; one that does lets the mount through.
+    let not_it = "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    mount:\n      allowFromPaths: [/var/cache/*]\n";
+    let dir = fs_project(&env, "frompath-other", &host, Some(not_it));
+    let out = build_bounded(&env, &dir, &[]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(!host.join("written").exists());
+
+    let allowed = format!(
+        "giterminismConfigVersion: 1\nconfig:\n  stapel:\n    mount:\n      allowFromPaths: [\"{}/**\", {}]\n",
+        env.work.path().display(),
+        host.display()
+    );
+    let dir = fs_project(&env, "frompath-allowed", &host, Some(&allowed));
+    let out = build_bounded(&env, &dir, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(host.join("written")).unwrap(),
+        "written-by-frompath-allowed\n"
+    );
+
+    // werf's loose mode, by flag and by variable.
+    std::fs::remove_file(host.join("written")).unwrap();
+    let dir = fs_project(&env, "frompath-loose", &host, None);
+    let out = build_bounded(&env, &dir, &["--loose-giterminism"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(host.join("written").exists());
+    std::fs::remove_file(host.join("written")).unwrap();
+    let dir = fs_project(&env, "frompath-loose-env", &host, None);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .env("WERF_LOOSE_GITERMINISM", "true")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(host.join("written").exists());
+    assert_untouched(&host.join("canary"));
+}
+
+#[test]
+fn mount_build_dir_needs_giterminism_allowance() {
+    let env = Env::new();
+    let dir = env.project(
+        "builddir",
+        "image: app\nfrom: busybox:latest\nmount:\n- from: build_dir\n  to: /cache\nshell:\n  install:\n  - touch /cache/x\n",
+    );
+    let out = build_bounded(&env, &dir, &[]);
+    let err = words(&stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`mount: from: build_dir` is not allowed by giterminism"),
+        "{err}"
+    );
+    assert!(err.contains("strata.yaml:4:9"), "{err}");
+    std::fs::write(
+        dir.join("werf-giterminism.yaml"),
+        "giterminismConfigVersion: 1\nconfig: {stapel: {mount: {allowBuildDir: true}}}\n",
+    )
+    .unwrap();
+    let out = build_bounded(&env, &dir, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn paths_that_leave_the_repository_or_image_are_refused_at_their_line() {
+    let env = Env::new();
+    let cases = [
+        (
+            "git:\n- add: /../../x\n  to: /app\n",
+            "`add` must not contain `..`, found `/../../x`",
+            "strata.yaml:4:8",
+        ),
+        (
+            "git:\n- add: /\n  to: /app\n  includePaths: [\"../../x/**\"]\n",
+            "`includePaths` must not contain `..`",
+            "strata.yaml:6:18",
+        ),
+        (
+            "git:\n- add: /\n  to: /app\n  excludePaths: [src, ../y]\n",
+            "`excludePaths` must not contain `..`",
+            "strata.yaml:6:23",
+        ),
+        (
+            "git:\n- add: /\n  to: /app\n  stageDependencies:\n    install: [\"a/../../b\"]\n",
+            "`stageDependencies.install` must not contain `..`",
+            "strata.yaml:7:15",
+        ),
+        (
+            "import:\n- image: base\n  add: /../../../etc\n  to: /etc\n  after: install\n",
+            "`add` must not contain `..`, found `/../../../etc`",
+            "strata.yaml:5:8",
+        ),
+    ];
+    for (section, message, at) in cases {
+        let yaml = format!(
+            "image: app\nfrom: busybox:latest\n{section}shell:\n  install:\n  - echo hi\n---\nimage: base\nfrom: busybox:latest\n"
+        );
+        let dir = env.project("dotdot", &yaml);
+        let out = build_bounded(&env, &dir, &[]);
+        let err = words(&stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{section}: {err}");
+        assert!(err.contains(message), "{section}: {err}");
+        assert!(err.contains(at), "{section}: {err}");
+        assert!(
+            env.stage_records().is_empty(),
+            "{section}: the store changed"
+        );
+    }
+}
+
+/// The digest `strata build` printed for stage `stage` ("IMAGE/STAGE: building HEX").
+fn stage_digest(out: &Output, stage: &str) -> String {
+    let err = stderr(out);
+    err.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{stage}: building "))
+                .or_else(|| l.strip_prefix(&format!("{stage}: cached ")))
+        })
+        .unwrap_or_else(|| panic!("no {stage} in {err}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_network_a_step_runs_with_is_part_of_its_key() {
+    let env = Env::new();
+    let plain = context(
+        &env,
+        "net-plain",
+        "FROM busybox:latest\nRUN echo step\n",
+        &[],
+        &[],
+    );
+    let none = context(
+        &env,
+        "net-none",
+        "FROM busybox:latest\nRUN --network=none echo step\n",
+        &[],
+        &[],
+    );
+    let host = dockerfile_build(&env, &plain, "net", &[]);
+    assert!(host.status.success(), "{}", stderr(&host));
+    let off = dockerfile_build(&env, &none, "net", &[]);
+    assert!(off.status.success(), "{}", stderr(&off));
+    let cli_off = dockerfile_build(&env, &plain, "net", &["--network", "none"]);
+    assert!(cli_off.status.success(), "{}", stderr(&cli_off));
+    let (host, off, cli_off) = (
+        stage_digest(&host, "net/1-run"),
+        stage_digest(&off, "net/1-run"),
+        stage_digest(&cli_off, "net/1-run"),
+    );
+    assert_ne!(
+        host, off,
+        "RUN --network=none shares the host-network step's key"
+    );
+    assert_ne!(
+        host, cli_off,
+        "--network none shares the host-network step's key"
+    );
+    // Both ways of running without network are the same step.
+    assert_eq!(off, cli_off);
+}
