@@ -126,7 +126,7 @@ mod tests {
         std::os::unix::fs::symlink(tmp.path(), dir.join("up")).expect("dir link");
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &dir.join("fifo"),
+            dir.join("fifo"),
             rustix::fs::FileType::Fifo,
             Mode::from_raw_mode(0o644),
             0,
