@@ -337,8 +337,8 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     span: e.value.span,
                 };
                 match e.name {
-                    "dockerfile" => dockerfile = Some(v),
-                    "context" => context = Some(v),
+                    "dockerfile" => dockerfile = Some(project_relative(v, "dockerfile")?),
+                    "context" => context = Some(project_relative(v, "context")?),
                     _ => target = Some(v),
                 }
             }
@@ -742,6 +742,25 @@ fn inside(value: Spanned<String>, key: &str) -> Result<Spanned<String>> {
         ));
     }
     Ok(value)
+}
+
+/// `value` if it is a relative path that stays in the project directory (werf's `context`
+/// and `dockerfile` are relative to it): an absolute path or a `..` would build from the
+/// build machine's files.
+fn project_relative(value: Spanned<String>, key: &str) -> Result<Spanned<String>> {
+    if value.value.starts_with('/') {
+        return Err(Box::new(
+            Diagnostic::new(
+                format!(
+                    "`{key}` must be relative to the project directory, found `{}`",
+                    value.value
+                ),
+                Some(value.span),
+            )
+            .help("write the path inside the project, relative to the config's directory"),
+        ));
+    }
+    inside(value, key)
 }
 
 /// A list of masks (a single string is taken as a one-item list, as werf does); none may
