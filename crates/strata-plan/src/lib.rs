@@ -406,6 +406,10 @@ pub struct RunMount {
     pub to: String,
     /// What is mounted there.
     pub source: MountSource,
+    /// The build context a [`MountSource::Bind`] of the context lies in: the worker checks
+    /// again, right before the run, that its path reaches the source without a link (the plan
+    /// resolved the context's links). Not a digest input.
+    pub context: Option<PathBuf>,
 }
 
 /// The source of a [`RunMount`].

@@ -616,6 +616,13 @@ impl<'a> LocalWorker<'a> {
                     }
                 }
                 MountSource::Bind {
+                    image: None, path, ..
+                } if !reaches_without_links(m.context.as_deref(), path)? => {
+                    anyhow::bail!(
+                        "the bind mount's source {path} changed since the build was planned: a link is now in its way; build again"
+                    )
+                }
+                MountSource::Bind {
                     image: None,
                     path,
                     readwrite: false,
@@ -945,6 +952,43 @@ impl Executor for LocalWorker<'_> {
         _cancel: &AtomicBool,
     ) -> Result<Built, ExecError> {
         self.build_stage(job, progress)
+    }
+}
+
+/// Whether `path` (below `context`) is reached from `context` without following any link, as
+/// the plan resolved it; true when the plan names no context. The mount follows the path by
+/// name a moment later, so this narrows, not closes, the window for a swap.
+fn reaches_without_links(context: Option<&Path>, path: &str) -> anyhow::Result<bool> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Some(context) = context else {
+        return Ok(true);
+    };
+    let rel = Path::new(path)
+        .strip_prefix(context)
+        .with_context(|| format!("the bind mount's source {path} is not in the context"))?;
+    let root = rustix::fs::open(
+        context,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open the build context {}", context.display()))?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    match rustix::fs::openat2(
+        &root,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    ) {
+        Ok(_) => Ok(true),
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => Ok(false),
+        Err(e) => {
+            Err(std::io::Error::from(e)).with_context(|| format!("the bind mount's source {path}"))
+        }
     }
 }
 

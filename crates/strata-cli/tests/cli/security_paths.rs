@@ -649,3 +649,67 @@ fn the_network_a_step_runs_with_is_part_of_its_key() {
     // Both ways of running without network are the same step.
     assert_eq!(off, cli_off);
 }
+
+#[test]
+fn a_bind_source_swapped_for_a_link_after_planning_is_refused() {
+    let env = Env::new();
+    let outside = outside_dir(&env, "outside-swap");
+    // Step 1 tells the test it runs (the build is planned) through a cache mount, and waits
+    // until the test has swapped the context's `data` for a link; step 2 binds `data`.
+    let dir = context(
+        &env,
+        "bind-swap",
+        "FROM busybox:latest\n\
+         RUN --mount=type=cache,id=gate,target=/gate sh -c 'touch /gate/planned; i=0; until [ -e /gate/swapped ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 3; sleep 0.05; done'\n\
+         RUN --mount=type=bind,source=data,target=/m cat /m/canary\n",
+        &[("data/canary", "context file\n")],
+        &[],
+    );
+    let mut child = env
+        .cmd()
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "-f",
+            "Dockerfile",
+            ".",
+            "-t",
+            "swap",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gate = || -> Option<PathBuf> {
+        std::fs::read_dir(env.store.path().join("build_dir"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("planned").exists())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let gate = loop {
+        if let Some(g) = gate() {
+            break g;
+        }
+        assert!(Instant::now() < deadline, "step 1 never ran");
+        assert!(child.try_wait().unwrap().is_none(), "the build ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::fs::rename(dir.join("data"), dir.join("data.old")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("data")).unwrap();
+    std::fs::write(gate.join("swapped"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        !err.contains(CANARY.trim()),
+        "the host dir was mounted: {err}"
+    );
+    assert!(
+        words(&err).contains("changed since the build was planned"),
+        "{err}"
+    );
+}

@@ -776,7 +776,13 @@ impl<'a> Lowering<'a> {
                 (MountSource::Secret { id, .. }, None) => format!("/run/secrets/{id}"),
                 _ => target(m)?,
             };
-            mounts.push(RunMount { to, source });
+            let context = matches!(source, MountSource::Bind { image: None, .. })
+                .then(|| self.options.context.clone());
+            mounts.push(RunMount {
+                to,
+                source,
+                context,
+            });
         }
         // Build args reach the command as variables, and its digest.
         let env: Vec<(String, String)> = scope

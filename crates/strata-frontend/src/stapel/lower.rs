@@ -437,6 +437,7 @@ fn lower_image(
         .map(|m| RunMount {
             to: m.to.value.clone(),
             source: m.source.value.clone(),
+            context: None,
         })
         .collect();
     // A dependency's variables are set from its stage on.
