@@ -45,9 +45,37 @@ enum Entry {
     },
 }
 
+/// What a path names in a merged state, symlinks followed inside it.
+#[derive(Debug)]
+pub enum Found {
+    /// A directory: the layers' dirs that make up its merged content, topmost first.
+    Dir(Vec<PathBuf>),
+    /// Anything else, as found in its topmost layer.
+    Other {
+        /// Where it is on the host.
+        host: PathBuf,
+        /// Its metadata (not following a link: the path resolved to this entry).
+        meta: Metadata,
+    },
+}
+
 /// The metadata of the file `path` (absolute, in the container) names in the merged `layers`,
 /// following symlinks; `None` when it does not resolve.
 pub fn resolve(layers: &[PathBuf], path: &str) -> Result<Option<Metadata>, Error> {
+    Ok(match find(layers, path)? {
+        Some(Found::Dir(dirs)) => {
+            let host = &dirs[0];
+            Some(host.symlink_metadata().map_err(io_err("stat", host))?)
+        }
+        Some(Found::Other { meta, .. }) => Some(meta),
+        None => None,
+    })
+}
+
+/// What `path` (absolute, in the container) names in the merged `layers`, following symlinks
+/// inside the state; `None` when it does not resolve. Nothing outside the layers is ever
+/// looked at, so the result is safe to bind into a container.
+pub fn find(layers: &[PathBuf], path: &str) -> Result<Option<Found>, Error> {
     let mut todo: Vec<OsString> = components(Path::new(path));
     todo.reverse();
     // The resolved directory so far (relative to the root) and its contributing layers.
@@ -69,9 +97,9 @@ pub fn resolve(layers: &[PathBuf], path: &str) -> Result<Option<Metadata>, Error
         match entry(layers, &active, &rel)? {
             Entry::Missing => return Ok(None),
             Entry::Dir(found) if todo.is_empty() => {
-                let host = layers[found[0]].join(&rel);
-                let meta = host.symlink_metadata().map_err(io_err("stat", &host))?;
-                return Ok(Some(meta));
+                return Ok(Some(Found::Dir(
+                    found.iter().map(|&i| layers[i].join(&rel)).collect(),
+                )));
             }
             Entry::Dir(found) => {
                 dir = rel;
@@ -91,19 +119,22 @@ pub fn resolve(layers: &[PathBuf], path: &str) -> Result<Option<Metadata>, Error
                     active = (0..layers.len()).collect();
                 }
             }
-            Entry::Other { meta, .. } if todo.is_empty() => return Ok(Some(meta)),
+            Entry::Other { host, meta } if todo.is_empty() => {
+                return Ok(Some(Found::Other { host, meta }));
+            }
             // A file in the middle of the path: ENOTDIR.
             Entry::Other { .. } => return Ok(None),
         }
     }
-    // The path was `/` (or walked back to it).
-    match layers.first() {
-        Some(top) => top
-            .symlink_metadata()
-            .map(Some)
-            .map_err(io_err("stat", top)),
-        None => Ok(None),
+    // The path was `/` (or walked back to it): every layer's root, down to an opaque one.
+    let mut dirs = Vec::new();
+    for layer in layers {
+        dirs.push(layer.clone());
+        if whiteout::is_overlay_opaque(layer).map_err(io_err("read xattrs of", layer))? {
+            break;
+        }
     }
+    Ok((!dirs.is_empty()).then_some(Found::Dir(dirs)))
 }
 
 /// Whether `path` resolves to a regular file with an execute bit in the merged `layers`.

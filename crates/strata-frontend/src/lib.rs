@@ -61,6 +61,9 @@ pub struct LoadOptions {
     pub git: stapel::GitOptions,
     /// `.Env` of templates: werf's `--env`, the deployment environment's name.
     pub env: String,
+    /// werf's loose giterminism (`--loose-giterminism`): `mount: fromPath` and `build_dir`
+    /// need no allowance in `werf-giterminism.yaml`.
+    pub loose_giterminism: bool,
 }
 
 /// The errors of loading a config.
@@ -163,6 +166,8 @@ pub fn load_str(
         (file, text.to_string())
     };
     let result = stapel::parse(parse_file, &parse_text).and_then(|config| {
+        let giterminism = stapel::giterminism::load(dir, options.loose_giterminism, &mut sources)?;
+        stapel::giterminism::check_mounts(&config, &giterminism)?;
         let (images, notes) = stapel::lower(&config, name, dir, &options.git, &mut sources)?;
         Ok((config.project.map(|p| p.value), images, notes))
     });

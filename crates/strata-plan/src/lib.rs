@@ -350,8 +350,13 @@ pub enum Op {
 /// is and where it lands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyFiles {
+    /// The build context: every entry's source is below it, and is read beneath it.
+    pub root: PathBuf,
     /// Host paths and the image paths they land at; a directory brings its content.
     pub entries: Vec<CopyEntry>,
+    /// The checksum of the entries when the plan was made (the digest input); the files
+    /// copied must still have it.
+    pub checksum: String,
     /// Owner (`user`, `user:group`, ids) resolved in the image; `None` = root.
     pub chown: Option<String>,
     /// Mode for every copied file and directory.
@@ -401,6 +406,10 @@ pub struct RunMount {
     pub to: String,
     /// What is mounted there.
     pub source: MountSource,
+    /// The build context a [`MountSource::Bind`] of the context lies in: the worker checks
+    /// again, right before the run, that its path reaches the source without a link (the plan
+    /// resolved the context's links). Not a digest input.
+    pub context: Option<PathBuf>,
 }
 
 /// The source of a [`RunMount`].

@@ -13,6 +13,7 @@
 //! | `shell.cacheVersion` | every user stage | every user stage |
 //! | `<stage>CacheVersion` | that user stage | that stage and later ones |
 //! | `docker.<DIRECTIVE>` | `dockerInstructions` | that stage |
+//! | `network` | `none` for a stage whose commands run without network (`RUN --network=none`, or any command stage of `strata build --network none`); absent for the host's network | that stage and later ones |
 //!
 //! Service variables (commit hash and time) and mount host paths are deliberately not inputs.
 

@@ -352,13 +352,16 @@ pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
                 (strata_plan::Op::Run(run), Some(c)) => run.commands.get(c),
                 _ => None,
             });
+            let is_run = step_ref.is_some_and(|s| matches!(s.op, strata_plan::Op::Run(_)));
             Error::CommandFailed(Box::new(CommandFailure {
                 image: image.to_string(),
                 stage: stage.name.clone(),
-                command: cmd.map_or_else(
-                    || "(copying files into the image)".into(),
-                    |c| shorten(&c.text),
-                ),
+                command: match cmd {
+                    Some(c) => shorten(&c.text),
+                    // The step's script did not leave a usable index of its command.
+                    None if is_run => "(one of the step's commands)".into(),
+                    None => "(copying files into the image)".into(),
+                },
                 span: cmd
                     .and_then(|c| c.span)
                     .or(step_ref.and_then(|s| s.span))

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -64,8 +64,10 @@ pub(crate) fn random_suffix() -> String {
 /// search permission (an overlay `work/work` has mode 000, images ship read-only dirs) get
 /// `u+rwx` before their entries are removed. A missing `path` removes nothing.
 ///
-/// Paths are walked by name, so this assumes nobody else is rearranging the tree meanwhile
-/// (true for store-owned scratch and ingest entries).
+/// Below `path` everything goes through directory fds (`openat`/`unlinkat` with `O_NOFOLLOW`,
+/// the chmod through the fd itself): the trees removed are scratch dirs whose content a
+/// container wrote, and a directory swapped for a symlink while the removal runs must not send
+/// the chmod or the unlink to the host's files.
 pub(crate) fn remove_tree(path: &Path) -> Result<u64, Error> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -76,23 +78,93 @@ pub(crate) fn remove_tree(path: &Path) -> Result<u64, Error> {
         fs::remove_file(path).map_err(io("removal of", path))?;
         return Ok(if meta.is_file() { meta.len() } else { 0 });
     }
-    let mode = meta.permissions().mode();
-    if mode & 0o700 != 0o700 {
-        // `meta` came from lstat and says directory, so this chmod does not go through a symlink.
-        fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o700))
-            .map_err(io("chmod u+rwx before removal of", path))?;
-    }
-    let mut bytes = 0;
-    let entries = fs::read_dir(path).map_err(io("listing for removal of", path))?;
-    for entry in entries {
-        let entry = entry.map_err(io("listing for removal of", path))?;
-        bytes += remove_tree(&entry.path())?;
-    }
+    let bytes = match open_dir(rustix::fs::CWD, path, path)? {
+        Some(dir) => remove_below(&dir, path)?,
+        None => 0,
+    };
     match fs::remove_dir(path) {
         Ok(()) => Ok(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(bytes),
         Err(e) => Err(io("removal of directory", path)(e)),
     }
+}
+
+/// Opens the directory `name` (relative to `parent`) for listing without following a link,
+/// after giving it `u+rwx` if it lacks it; `None` if it is gone.
+fn open_dir<Fd: std::os::fd::AsFd, P: rustix::path::Arg>(
+    parent: Fd,
+    name: P,
+    shown: &Path,
+) -> Result<Option<std::os::fd::OwnedFd>, Error> {
+    use rustix::fs::{Mode, OFlags};
+    let err = |op: &'static str| move |e: rustix::io::Errno| io(op, shown)(e.into());
+    let handle = match rustix::fs::openat(
+        &parent,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(err("open for removal of")(e)),
+    };
+    let mode = rustix::fs::fstat(&handle)
+        .map_err(err("stat before removal of"))?
+        .st_mode;
+    if mode & 0o700 != 0o700 {
+        // An O_PATH fd cannot be fchmod'ed; its /proc/self/fd link names exactly that directory.
+        let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&handle));
+        rustix::fs::chmod(by_fd.as_str(), Mode::from_raw_mode((mode & 0o7777) | 0o700))
+            .map_err(err("chmod u+rwx before removal of"))?;
+    }
+    rustix::fs::openat(
+        &handle,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(Some)
+    .map_err(err("listing for removal of"))
+}
+
+/// Removes every entry of the open directory `dir` (shown as `shown` in errors).
+fn remove_below(dir: &std::os::fd::OwnedFd, shown: &Path) -> Result<u64, Error> {
+    use rustix::fs::{AtFlags, FileType};
+    let err = |op: &'static str| move |e: rustix::io::Errno| io(op, shown)(e.into());
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir).map_err(err("listing for removal of"))? {
+        let entry = entry.map_err(err("listing for removal of"))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    let mut bytes = 0;
+    for name in names {
+        let child = shown.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        let stat = match rustix::fs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(io("stat before removal of", &child)(e.into())),
+        };
+        let kind = FileType::from_raw_mode(stat.st_mode);
+        let flags = if kind == FileType::Directory {
+            if let Some(sub) = open_dir(dir, name.as_c_str(), &child)? {
+                bytes += remove_below(&sub, &child)?;
+            }
+            AtFlags::REMOVEDIR
+        } else {
+            if kind == FileType::RegularFile {
+                bytes += stat.st_size as u64;
+            }
+            AtFlags::empty()
+        };
+        match rustix::fs::unlinkat(dir, name.as_c_str(), flags) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(io("removal of", &child)(e.into())),
+        }
+    }
+    Ok(bytes)
 }
 
 /// Escapes an arbitrary name into one file-name component, reversibly: ASCII letters, digits,
@@ -135,6 +207,7 @@ pub(crate) fn name_stem(kind: &'static str, name: &str) -> Result<String, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// The inverse of [`escape_name`], to prove it is reversible.
     fn unescape_name(s: &str) -> Option<String> {

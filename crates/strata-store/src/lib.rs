@@ -275,6 +275,20 @@ pub struct LocalStore {
     root: PathBuf,
 }
 
+/// The mode of the store root: only its owner may enter it.
+const ROOT_MODE: u32 = 0o700;
+
+/// Sets the store root's mode to [`ROOT_MODE`] unless it already has it.
+fn restrict_root(root: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(root).map_err(fsutil::io("stat of store root", root))?;
+    if meta.permissions().mode() & 0o7777 != ROOT_MODE {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(ROOT_MODE))
+            .map_err(fsutil::io("restriction of store root to its owner", root))?;
+    }
+    Ok(())
+}
+
 /// The directories [`LocalStore::open`] makes sure exist, parents first.
 const LAYOUT: [&str; 8] = [
     "blobs",
@@ -302,6 +316,10 @@ impl LocalStore {
             path: root.clone(),
             source: e.into(),
         })?;
+        // Private to the owner, as docker's data dir: snapshots hold the images' setuid files
+        // and device nodes, which other local users must not reach. Existing stores are
+        // tightened too.
+        restrict_root(&root)?;
         for dir in LAYOUT {
             fsutil::create_dir(&root.join(dir), "creation of store directory")?;
         }
@@ -385,6 +403,20 @@ mod tests {
         }
         LocalStore::open(&root).unwrap();
         assert_eq!(store.root(), root.canonicalize().unwrap());
+    }
+
+    #[test]
+    fn open_makes_and_keeps_the_root_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        LocalStore::open(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        // A store made by an older strata (or by hand) with a world-readable root.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        LocalStore::open(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! Files of the build context put into the image (a Dockerfile's `COPY`/`ADD`), run like git
 //! work: a tarball of exactly the entries the frontend resolved, unpacked over the stage's root
-//! (see [`crate::files`]). Symlinks are copied as links, never followed out of the context.
+//! (see [`crate::files`]). Symlinks are copied as links, never followed out of the context:
+//! every entry is opened beneath the context without following a link on the way, and its
+//! bytes are hashed while they are copied, so a file swapped for a link after planning fails
+//! the build instead of bringing a host file into the image.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use strata_frontend::dockerfile::context_files::{ContextEntry, ContextRoot, CopyChecksum};
 use strata_plan::CopyFiles;
 
 use crate::files::FileWork;
@@ -33,12 +37,26 @@ pub fn write(
         None => (None, None),
     };
     let owner = owner::resolve(lowers, user, group, "COPY --chown")?;
-    if copy.unpack {
+    let context = ContextRoot::open(&copy.root)
+        .with_context(|| format!("open the build context {}", copy.root.display()))?;
+    let mut sum = CopyChecksum::default();
+    let work = if copy.unpack {
         let mut script = String::new();
         for (i, entry) in copy.entries.iter().enumerate() {
             let file = format!("{name}.{i}.archive");
-            std::fs::copy(&entry.source, dir.join(&file))
+            let opened = context
+                .entry(&entry.source)
                 .with_context(|| format!("read {}", entry.source.display()))?;
+            sum.start(&entry.target, &opened);
+            let ContextEntry::File(mut source, _) = opened else {
+                anyhow::bail!("{} is no longer a file", entry.source.display());
+            };
+            let staged = dir.join(&file);
+            let mut out =
+                File::create(&staged).with_context(|| format!("create {}", staged.display()))?;
+            std::io::copy(&mut Tee(&mut source, sum.content()), &mut out)
+                .with_context(|| format!("read {}", entry.source.display()))?;
+            sum.end();
             let flag = match entry.source.to_string_lossy() {
                 s if s.ends_with(".gz") || s.ends_with(".tgz") => "z",
                 s if s.ends_with(".bz2") || s.ends_with(".tbz2") => "j",
@@ -50,19 +68,44 @@ pub fn write(
                 to = shell_quote(&entry.target)
             ));
         }
-        return Ok(FileWork::Script(script));
+        FileWork::Script(script)
+    } else {
+        write_tar(copy, &context, &mut sum, lowers, dir, name, owner)?;
+        FileWork::Unpack(name.to_string())
+    };
+    // The digest was computed from the files as they were when the build was planned; the
+    // layer must hold exactly those bytes.
+    if sum.finish() != copy.checksum {
+        anyhow::bail!(
+            "files of the build context changed while the build was copying them (below {}); build again once they are stable",
+            copy.root.display()
+        );
     }
+    Ok(work)
+}
+
+/// The tarball of a plain `COPY`, read beneath the context and hashed while written.
+fn write_tar(
+    copy: &CopyFiles,
+    context: &ContextRoot,
+    sum: &mut CopyChecksum,
+    lowers: &[PathBuf],
+    dir: &Path,
+    name: &str,
+    owner: strata_git::Owner,
+) -> anyhow::Result<()> {
     let path = dir.join(name);
     let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.follow_symlinks(false);
     for entry in &copy.entries {
         let target = entry.target.trim_start_matches('/').trim_end_matches('/');
-        if target.is_empty() {
-            continue;
-        }
         let mut header = tar::Header::new_gnu();
         if let Some(inline) = &entry.inline {
+            sum.inline(&entry.target, inline);
+            if target.is_empty() {
+                continue;
+            }
             header.set_size(inline.len() as u64);
             header.set_mode(copy.chmod.unwrap_or(0o644));
             header.set_entry_type(tar::EntryType::Regular);
@@ -71,8 +114,19 @@ pub fn write(
             tar.append_data(&mut header, target, inline.as_bytes())?;
             continue;
         }
-        let meta = std::fs::symlink_metadata(&entry.source)
+        let opened = context
+            .entry(&entry.source)
             .with_context(|| format!("read {}", entry.source.display()))?;
+        sum.start(&entry.target, &opened);
+        // The image's root itself (`COPY . /`): hashed like every entry, not put in the tar.
+        if target.is_empty() {
+            if let ContextEntry::File(mut f, _) = opened {
+                std::io::copy(&mut f, sum.content())?;
+            }
+            sum.end();
+            continue;
+        }
+        let meta = opened.metadata().clone();
         // Docker copies a file *into* a destination that is a directory of the image, slash or
         // not (`COPY app.sh /usr/local/bin`).
         let into_dir;
@@ -89,22 +143,33 @@ pub fn write(
         if !meta.file_type().is_symlink() {
             header.set_mode(copy.chmod.unwrap_or(meta.permissions().mode() & 0o7777));
         }
-        if meta.file_type().is_symlink() {
-            let link = std::fs::read_link(&entry.source)?;
-            tar.append_link(&mut header, target, link)?;
-        } else if meta.is_dir() {
-            header.set_size(0);
-            tar.append_data(&mut header, format!("{target}/"), std::io::empty())?;
-        } else {
-            let f = File::open(&entry.source)
-                .with_context(|| format!("read {}", entry.source.display()))?;
-            tar.append_data(&mut header, target, f)?;
+        match opened {
+            ContextEntry::Link(link, _) => tar.append_link(&mut header, target, link)?,
+            ContextEntry::Dir(_) => {
+                header.set_size(0);
+                tar.append_data(&mut header, format!("{target}/"), std::io::empty())?;
+            }
+            ContextEntry::File(mut f, _) => tar
+                .append_data(&mut header, target, Tee(&mut f, sum.content()))
+                .with_context(|| format!("read {}", entry.source.display()))?,
         }
+        sum.end();
     }
     tar.into_inner()?
         .flush()
         .with_context(|| format!("write {}", path.display()))?;
-    Ok(FileWork::Unpack(name.to_string()))
+    Ok(())
+}
+
+/// A reader that also writes what it reads to a hasher.
+struct Tee<'a, R, W>(&'a mut R, &'a mut W);
+
+impl<R: Read, W: Write> Read for Tee<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// Whether `path` is a directory (not a link to one) in the image made of `lowers`.

@@ -63,6 +63,15 @@ fn source_lowers(
 
 /// The entries an import takes, relative to its `add`.
 fn selected(lowers: &[PathBuf], import: &Import) -> anyhow::Result<Vec<MergedEntry>> {
+    // The layers are looked up by joining the path to each layer's dir: a `..` would leave it
+    // (the frontends refuse it at its line; this keeps any plan from reaching the host).
+    if let Some(bad) = std::iter::once(&import.add)
+        .chain(&import.include)
+        .chain(&import.exclude)
+        .find(|p| p.split('/').any(|part| part == ".."))
+    {
+        bail!("the import path `{bad}` contains `..`");
+    }
     let entries = merged::walk(lowers, &import.add)
         .with_context(|| format!("read {} of the source image", import.add))?;
     if entries.is_empty() {

@@ -15,6 +15,7 @@
 //! arguments or draws on a terminal.
 #![deny(missing_docs)]
 
+mod beneath;
 mod context;
 pub mod copy;
 pub mod files;

@@ -38,8 +38,15 @@ use crate::toolbox::{self, shell_quote};
 
 /// Lines of output kept to show when a command fails.
 const OUTPUT_TAIL: usize = 20;
-/// Where the per-run control dir (script, step marker) is mounted in the container.
+/// Where the per-run control dir (scripts, staged files, resolv.conf and hosts) is mounted in
+/// the container, read-only: strata writes it before the container starts (and the rerun
+/// script after it ended), so nothing the container plants there can redirect those writes.
 const RUN_DIR: &str = "/.strata/run";
+/// Where the per-run state dir is mounted, writable: the only thing strata reads back from a
+/// container, the index of the running command (`step`), is written there.
+const STATE_DIR: &str = "/.strata/state";
+/// The most bytes of `step` strata reads: a command index.
+const STEP_MAX: usize = 20;
 /// Stage record metadata: bytes of the layer the stage itself added.
 pub const META_LAYER_BYTES: &str = "layerBytes";
 /// The PATH of images that set none (Docker's default).
@@ -335,8 +342,7 @@ impl<'a> LocalWorker<'a> {
             }
         }
         let prelude = files::script(prelude.iter().map(|(_, w)| w));
-        let (args, env) =
-            step_command(run, env, &dirs.control, RUN_DIR, &prelude).map_err(other)?;
+        let (args, env) = step_command(run, env, &dirs.control, "", &prelude).map_err(other)?;
         let spec = self
             .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
             .map_err(other)?;
@@ -378,9 +384,13 @@ impl<'a> LocalWorker<'a> {
         }
         let status = container.wait().map_err(other)?;
         if !status.success() {
-            let command = fs::read_to_string(dirs.control.join("step"))
+            // Written by the container: read without following links, bounded, and checked.
+            let command = crate::beneath::read(&dirs.state, "step", STEP_MAX)
                 .ok()
+                .flatten()
+                .and_then(|s| String::from_utf8(s).ok())
                 .and_then(|s| s.trim().parse().ok())
+                .filter(|c: &usize| *c < run.commands.len())
                 .or((run.commands.len() == 1).then_some(0));
             let rerun_args = match (command, &run.shell) {
                 (Some(c), RunShell::ToolboxScript) => {
@@ -389,7 +399,7 @@ impl<'a> LocalWorker<'a> {
                         ..run.clone()
                     };
                     let env = self.stage_env(job, config).map_err(other)?;
-                    step_command(&only, env, &dirs.rerun, &format!("{RUN_DIR}/rerun"), "")
+                    step_command(&only, env, &dirs.control, RERUN, "")
                         .map_err(other)?
                         .0
                 }
@@ -580,7 +590,7 @@ impl<'a> LocalWorker<'a> {
             .enumerate()
         {
             let dir = |name: &str| -> anyhow::Result<PathBuf> {
-                let d = dirs.control.join(format!("{name}-{i}"));
+                let d = dirs.mounts.join(format!("{name}-{i}"));
                 fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
                 Ok(d)
             };
@@ -623,6 +633,13 @@ impl<'a> LocalWorker<'a> {
                     }
                 }
                 MountSource::Bind {
+                    image: None, path, ..
+                } if !reaches_without_links(m.context.as_deref(), path)? => {
+                    anyhow::bail!(
+                        "the bind mount's source {path} changed since the build was planned: a link is now in its way; build again"
+                    )
+                }
+                MountSource::Bind {
                     image: None,
                     path,
                     readwrite: false,
@@ -647,13 +664,23 @@ impl<'a> LocalWorker<'a> {
                                 .map(|(_, s)| s)
                                 .context("a bind mount's image was not built before this step")?;
                             self.ensure_local(&state.manifest)?;
-                            let rel = path.trim_start_matches('/');
-                            StoredImage::load(self.store, &state.manifest)?
-                                .lowers(self.store)?
-                                .into_iter()
-                                .map(|l| l.join(rel))
-                                .filter(|l| l.is_dir())
-                                .collect()
+                            let layers = StoredImage::load(self.store, &state.manifest)?
+                                .lowers(self.store)?;
+                            // Resolved inside that image, as if it were `/`: a link of the
+                            // image (`/data -> /etc`) never reaches the host's files.
+                            match strata_debug::lookup::find(&layers, path)
+                                .with_context(|| format!("look up {path} in the mount's image"))?
+                            {
+                                Some(strata_debug::lookup::Found::Dir(dirs)) => dirs,
+                                Some(strata_debug::lookup::Found::Other { host, meta })
+                                    if meta.is_file() && !*readwrite =>
+                                {
+                                    vec![host]
+                                }
+                                _ => anyhow::bail!(
+                                    "the bind mount's source {path} is not a directory or file of its image"
+                                ),
+                            }
                         }
                     };
                     // Read-only unless `rw`: then writes go to a throwaway upper.
@@ -811,16 +838,23 @@ impl<'a> LocalWorker<'a> {
                 source: self.toolbox.clone(),
                 kind: MountKind::Bind { readonly: true },
             },
-            // An overlay whose upper is the control dir: the step's writes land in it as through
-            // a bind, and the container's mount table shows a short layer name instead of the
-            // store path a bind's root would show.
+            // Read-only: strata writes it before the run; the sandbox mounts a read-only
+            // directory as a read-only overlay, so the mount table names no store path.
             Mount {
                 target: RUN_DIR.into(),
+                source: dirs.control.clone(),
+                kind: MountKind::Bind { readonly: true },
+            },
+            // The state dir as an overlay whose upper is the dir: the step's writes land in it
+            // as through a bind, and the container's mount table shows a short layer name
+            // instead of the store path a bind's root would show.
+            Mount {
+                target: STATE_DIR.into(),
                 source: PathBuf::new(),
                 kind: MountKind::Overlay {
                     lowers: vec![dirs.empty.clone()],
-                    upper: dirs.control.clone(),
-                    work: dirs.control_work.clone(),
+                    upper: dirs.state.clone(),
+                    work: dirs.state_work.clone(),
                 },
             },
         ];
@@ -955,6 +989,67 @@ impl Executor for LocalWorker<'_> {
     }
 }
 
+/// Whether `path` (below `context`) is reached from `context` without following any link, as
+/// the plan resolved it; true when the plan names no context. The mount follows the path by
+/// name a moment later, so this narrows, not closes, the window for a swap.
+fn reaches_without_links(context: Option<&Path>, path: &str) -> anyhow::Result<bool> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Some(context) = context else {
+        return Ok(true);
+    };
+    let rel = Path::new(path)
+        .strip_prefix(context)
+        .with_context(|| format!("the bind mount's source {path} is not in the context"))?;
+    let root = rustix::fs::open(
+        context,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open the build context {}", context.display()))?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    match rustix::fs::openat2(
+        &root,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    ) {
+        Ok(_) => Ok(true),
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => Ok(false),
+        Err(e) => {
+            Err(std::io::Error::from(e)).with_context(|| format!("the bind mount's source {path}"))
+        }
+    }
+}
+
+/// Adds what the worker's options change about what a stage's commands can see to the
+/// stages' digest inputs: a stage whose commands run without network (`--network none`) is
+/// not the stage built with the host's network. The input is the one a Dockerfile's
+/// `RUN --network=none` already has, so both ways of asking for no network share a stage;
+/// the default (the host's network) adds nothing, so existing digests stay as they were.
+pub fn key_options(plan: &mut strata_plan::Plan, options: &WorkerOptions) {
+    if options.network != Network::None {
+        return;
+    }
+    for stage in plan.images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
+        let runs = stage.steps.iter().any(|s| matches!(s.op, Op::Run(_)));
+        let keyed = stage.inputs.iter().any(|i| i.name() == NETWORK_INPUT);
+        if runs && !keyed {
+            stage.inputs.push(DigestInput::Param {
+                key: NETWORK_INPUT.into(),
+                value: "none".into(),
+            });
+        }
+    }
+}
+
+/// The digest input naming a stage's network when it is not the host's.
+const NETWORK_INPUT: &str = "network";
+
 /// A directory of overlay whiteouts (character devices 0/0) at `paths`, to put on top of a
 /// lower layer so the merged view hides them.
 fn whiteouts(dir: &Path, paths: &[String]) -> anyhow::Result<PathBuf> {
@@ -975,13 +1070,13 @@ fn whiteouts(dir: &Path, paths: &[String]) -> anyhow::Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// The argv and environment that run a step's commands; writes the stage script into `dir`
-/// (seen as `dir_inside` in the container) when the step needs one.
+/// The argv and environment that run a step's commands; writes the stage script into `sub`
+/// (`""` or [`RERUN`]) of the control dir `control` when the step needs one.
 fn step_command(
     run: &Run,
     env: Vec<String>,
-    dir: &Path,
-    dir_inside: &str,
+    control: &Path,
+    sub: &str,
     prelude: &str,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     if !prelude.is_empty() && run.shell != RunShell::ToolboxScript {
@@ -994,11 +1089,18 @@ fn step_command(
             let (locale, rest): (Vec<String>, Vec<String>) = env
                 .into_iter()
                 .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
-            let script = dir.join("script.sh");
-            fs::write(&script, stage_script(run, &locale, prelude))
-                .with_context(|| format!("write {}", script.display()))?;
+            let script = match sub {
+                "" => "script.sh".to_string(),
+                sub => format!("{sub}/script.sh"),
+            };
+            // The rerun script is written after the container ran: never through its links.
+            crate::beneath::write(
+                control,
+                &script,
+                stage_script(run, &locale, prelude).as_bytes(),
+            )?;
             (
-                vec![toolbox::BASH.to_string(), format!("{dir_inside}/script.sh")],
+                vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")],
                 rest,
             )
         }
@@ -1056,16 +1158,22 @@ struct PendingRun {
     prelude: Vec<(usize, FileWork)>,
 }
 
+/// Where, inside the control dir, the script that reruns only a failed command is written.
+const RERUN: &str = "rerun";
+
 /// Directories of one container run inside a scratch dir.
 pub(crate) struct RunDirs {
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// Written by strata only; read-only in the container ([`RUN_DIR`]).
     pub control: PathBuf,
-    /// The overlay work dir of `control` and the empty lower under it (see `standard_mounts`).
-    pub control_work: PathBuf,
+    /// Written by the container ([`STATE_DIR`]); read back only through [`crate::beneath`].
+    pub state: PathBuf,
+    /// The overlay work dir of `state` and the empty lower under it (see `standard_mounts`).
+    pub state_work: PathBuf,
     pub empty: PathBuf,
-    /// Inside `control`: the script that reruns only a failed command (for the debugger).
-    pub rerun: PathBuf,
+    /// Sources of the step's own mounts (tmp dirs, bind uppers, whiteout layers).
+    pub mounts: PathBuf,
     pub sandbox: PathBuf,
 }
 
@@ -1075,18 +1183,21 @@ impl RunDirs {
             upper: root.join("upper"),
             work: root.join("work"),
             control: root.join("control"),
-            control_work: root.join("control-work"),
+            state: root.join("state"),
+            state_work: root.join("state-work"),
             empty: root.join("empty"),
-            rerun: root.join("control/rerun"),
+            mounts: root.join("mounts"),
             sandbox: root.join("sandbox"),
         };
         for d in [
             &dirs.upper,
             &dirs.work,
             &dirs.control,
-            &dirs.control_work,
+            &dirs.control.join(RERUN),
+            &dirs.state,
+            &dirs.state_work,
             &dirs.empty,
-            &dirs.rerun,
+            &dirs.mounts,
             &dirs.sandbox,
         ] {
             fs::create_dir(d).with_context(|| format!("create {}", d.display()))?;
@@ -1135,7 +1246,7 @@ pub(crate) fn build_env(config: &ImageConfig, service_env: &[(String, String)]) 
 }
 
 /// werf's stage script: one bash script, `set -e`, each command echoed before it runs. Before
-/// each command its index is written to the control dir, so a failure names the command.
+/// each command its index is written to the state dir, so a failure names the command.
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
 pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
     let mut s = String::new();
@@ -1152,7 +1263,7 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> Stri
     s.push_str("set -e\n");
     s.push_str(prelude);
     for (i, command) in run.commands.iter().enumerate() {
-        s.push_str(&format!("printf '%s' {i} > {RUN_DIR}/step\n"));
+        s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
             "printf '+ %s\\n' {}\n",
             shell_quote(&command.text)
@@ -1204,8 +1315,8 @@ mod tests {
         let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
         assert_eq!(
             script,
-            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/run/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
-             printf '%s' 1 > /.strata/run/step\nprintf '+ %s\\n' 'false'\nfalse\n"
+            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/state/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
+             printf '%s' 1 > /.strata/state/step\nprintf '+ %s\\n' 'false'\nfalse\n"
         );
     }
 

@@ -36,6 +36,10 @@ pub struct Args {
     /// Build git mappings from the work tree, uncommitted and untracked files included.
     #[arg(long)]
     pub dev: bool,
+    /// werf's loose giterminism: allow `mount: fromPath` and `build_dir` without
+    /// werf-giterminism.yaml.
+    #[arg(long, env = "WERF_LOOSE_GITERMINISM")]
+    pub loose_giterminism: bool,
     /// Do not scan the work tree for uncommitted changes to report (a clean CI checkout has
     /// none, and the scan stats every mapped file).
     #[arg(long)]
@@ -72,6 +76,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         },
         parallel: args.parallel.max(1),
         dev: args.dev,
+        loose_giterminism: args.loose_giterminism,
         no_dirty_check: args.no_dirty_check,
         env: args.env,
         push,

@@ -11,5 +11,6 @@ mod feeds;
 mod git;
 mod registry;
 mod security_container;
+mod security_paths;
 mod store_safety;
 mod support;

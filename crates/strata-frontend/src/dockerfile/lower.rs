@@ -728,8 +728,27 @@ impl<'a> Lowering<'a> {
                     let path = match image {
                         Some(_) => path,
                         None => {
-                            let rel =
-                                self.context_path(&path, m.source.as_ref().map(|s| s.span))?;
+                            let span = m.source.as_ref().map(|s| s.span);
+                            let rel = self.context_path(&path, span, true)?;
+                            // BuildKit's context holds no excluded file: nothing to mount.
+                            let rel_str = rel.to_string_lossy();
+                            if !rel_str.is_empty() && self.ignore.is_excluded(&rel_str) {
+                                return Err(Box::new(Diagnostic::new(
+                                    format!(
+                                        "the bind mount's source `{path}` is excluded by .dockerignore"
+                                    ),
+                                    span,
+                                )));
+                            }
+                            if std::fs::symlink_metadata(self.options.context.join(&rel)).is_err() {
+                                return Err(Box::new(
+                                    Diagnostic::new(
+                                        format!("the bind mount's source `{path}` is not in the build context"),
+                                        span,
+                                    )
+                                    .help("links in the context resolve inside it, as if it were `/`"),
+                                ));
+                            }
                             self.options
                                 .context
                                 .join(rel)
@@ -760,7 +779,13 @@ impl<'a> Lowering<'a> {
                 (MountSource::Secret { id, .. }, None) => format!("/run/secrets/{id}"),
                 _ => target(m)?,
             };
-            mounts.push(RunMount { to, source });
+            let context = matches!(source, MountSource::Bind { image: None, .. })
+                .then(|| self.options.context.clone());
+            mounts.push(RunMount {
+                to,
+                source,
+                context,
+            });
         }
         // Build args reach the command as variables, and its digest.
         let env: Vec<(String, String)> = scope
@@ -947,8 +972,10 @@ impl<'a> Lowering<'a> {
 
     /// A path in the context, relative to it, checked to stay inside it. Symlinks among its
     /// parent directories are resolved inside the context (as BuildKit does: a link to `/etc`
-    /// means the context's `etc`), never on the host; the last component is not followed.
-    fn context_path(&self, rel: &str, span: Option<Span>) -> Result<PathBuf> {
+    /// means the context's `etc`), never on the host; the last component is followed the same
+    /// way when `follow_last` (a bind mount's source: the mount must not follow it on the host),
+    /// else not (COPY copies a link as a link).
+    fn context_path(&self, rel: &str, span: Option<Span>, follow_last: bool) -> Result<PathBuf> {
         let outside = || {
             Box::new(
                 Diagnostic::new(format!("`{rel}` is outside the build context"), span)
@@ -970,7 +997,7 @@ impl<'a> Lowering<'a> {
                 _ => {}
             }
             out.push(&part);
-            if pending.iter().all(|p| p.is_empty() || p == ".") {
+            if !follow_last && pending.iter().all(|p| p.is_empty() || p == ".") {
                 break;
             }
             let host = self.options.context.join(&out);
@@ -1074,14 +1101,16 @@ impl<'a> Lowering<'a> {
                 }
             }
         }
-        let checksum = checksum(&entries)
-            .and_then(|a| checksum(&archives).map(|b| format!("{a}{b}")))
+        let root = &self.options.context;
+        let (files_sum, archives_sum) = checksum(root, &entries)
+            .and_then(|a| checksum(root, &archives).map(|b| (a, b)))
             .map_err(|e| {
                 Box::new(Diagnostic::new(
                     format!("cannot read the build context: {e}"),
                     Some(dest_word.span),
                 ))
             })?;
+        let checksum = format!("{files_sum}{archives_sum}");
         let inputs = vec![DigestInput::Param {
             key: what.into(),
             value: json(&[
@@ -1095,7 +1124,9 @@ impl<'a> Lowering<'a> {
         if !entries.is_empty() {
             steps.push(Step {
                 op: Op::CopyFiles(CopyFiles {
+                    root: root.clone(),
                     entries,
+                    checksum: files_sum,
                     chown: chown.clone(),
                     chmod,
                     unpack: false,
@@ -1106,7 +1137,9 @@ impl<'a> Lowering<'a> {
         if !archives.is_empty() {
             steps.push(Step {
                 op: Op::CopyFiles(CopyFiles {
+                    root: root.clone(),
                     entries: archives,
+                    checksum: archives_sum,
                     chown,
                     chmod,
                     unpack: true,
@@ -1120,7 +1153,7 @@ impl<'a> Lowering<'a> {
     /// The context paths a COPY source names: the path itself, or what a wildcard matches;
     /// never anything `.dockerignore` excludes.
     fn matching(&self, text: &str, span: Span) -> Result<Vec<PathBuf>> {
-        let rel = self.context_path(text, Some(span))?;
+        let rel = self.context_path(text, Some(span), false)?;
         let rel_str = rel.to_string_lossy().to_string();
         if !text.contains(['*', '?', '[']) {
             if rel_str.is_empty() {
@@ -1256,32 +1289,24 @@ impl<'a> Lowering<'a> {
     }
 }
 
-/// A sha256 over the copied entries: targets, types, modes and contents.
-fn checksum(entries: &[CopyEntry]) -> std::io::Result<String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::MetadataExt;
-    let mut h = strata_digest::HashingWriter::new(std::io::sink());
+/// A sha256 over the copied entries: targets, types, modes and contents, read beneath the
+/// context `root` exactly as the worker reads them for the layer.
+fn checksum(root: &Path, entries: &[CopyEntry]) -> std::io::Result<String> {
+    let context = super::context_files::ContextRoot::open(root)?;
+    let mut h = super::context_files::CopyChecksum::default();
     for e in entries {
-        h.write_all(e.target.as_bytes())?;
-        h.write_all(&[0])?;
         if let Some(inline) = &e.inline {
-            h.write_all(inline.as_bytes())?;
+            h.inline(&e.target, inline);
             continue;
         }
-        let meta = std::fs::symlink_metadata(&e.source)?;
-        h.write_all(format!("{:o}", meta.mode()).as_bytes())?;
-        if meta.file_type().is_symlink() {
-            h.write_all(
-                std::fs::read_link(&e.source)?
-                    .as_os_str()
-                    .as_encoded_bytes(),
-            )?;
-        } else if meta.is_file() {
-            std::io::copy(&mut std::fs::File::open(&e.source)?, &mut h)?;
+        let entry = context.entry(&e.source)?;
+        h.start(&e.target, &entry);
+        if let super::context_files::ContextEntry::File(mut file, _) = entry {
+            std::io::copy(&mut file, h.content())?;
         }
-        h.write_all(&[0])?;
+        h.end();
     }
-    Ok(h.finish().1.hex())
+    Ok(h.finish())
 }
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {

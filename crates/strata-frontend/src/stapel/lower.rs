@@ -164,7 +164,11 @@ pub(crate) fn dockerfile_images(
     for (slot, image) in config.images.iter().enumerate() {
         let Some(d) = &image.dockerfile else { continue };
         let context = dir.join(d.context.as_ref().map_or(".", |c| c.value.as_str()));
+        // A link in the repository (`backend -> /etc`) must not make the build machine's
+        // files the context, nor its Dockerfile.
+        in_project(dir, &context, "context", d.context.as_ref().map(|c| c.span))?;
         let path = context.join(&d.dockerfile.value);
+        in_project(dir, &path, "dockerfile", Some(d.dockerfile.span))?;
         let text = std::fs::read_to_string(&path).map_err(|e| {
             Box::new(Diagnostic::new(
                 format!("cannot read the Dockerfile {}: {e}", path.display()),
@@ -436,6 +440,7 @@ fn lower_image(
         .map(|m| RunMount {
             to: m.to.value.clone(),
             source: m.source.value.clone(),
+            context: None,
         })
         .collect();
     // A dependency's variables are set from its stage on.
@@ -796,4 +801,29 @@ fn json_healthcheck(h: &Healthcheck) -> String {
         h.start_period,
         h.retries
     )
+}
+
+/// Fails when `path` (below the project `dir`) resolves, links followed, to outside it.
+fn in_project(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    key: &str,
+    span: Option<strata_plan::Span>,
+) -> Result<()> {
+    if let (Ok(real), Ok(project)) = (path.canonicalize(), dir.canonicalize())
+        && !real.starts_with(&project)
+    {
+        return Err(Box::new(
+            Diagnostic::new(
+                format!(
+                    "the {key} `{}` leads out of the project directory (to {})",
+                    path.strip_prefix(dir).unwrap_or(path).display(),
+                    real.display()
+                ),
+                span,
+            )
+            .help(format!("point `{key}` at a path inside the project")),
+        ));
+    }
+    Ok(())
 }

@@ -50,6 +50,7 @@
 mod config;
 mod docker;
 mod git;
+pub mod giterminism;
 mod lower;
 mod parse;
 mod yaml;

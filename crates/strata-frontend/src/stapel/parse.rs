@@ -337,8 +337,8 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     span: e.value.span,
                 };
                 match e.name {
-                    "dockerfile" => dockerfile = Some(v),
-                    "context" => context = Some(v),
+                    "dockerfile" => dockerfile = Some(project_relative(v, "dockerfile")?),
+                    "context" => context = Some(project_relative(v, "context")?),
                     _ => target = Some(v),
                 }
             }
@@ -459,8 +459,8 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
                     image = Some(spanned(&e)?);
                 }
                 "stage" => stage = Some(spanned(&e)?),
-                "add" => add = Some(absolute(spanned(&e)?, "add")?),
-                "to" => to = Some(absolute(spanned(&e)?, "to")?),
+                "add" => add = Some(inside(absolute(spanned(&e)?, "add")?, "add")?),
+                "to" => to = Some(inside(absolute(spanned(&e)?, "to")?, "to")?),
                 "owner" => owner = Some(spanned(&e)?),
                 "group" => group = Some(spanned(&e)?),
                 "includePaths" => include_paths = masks(e.value, &path)?,
@@ -652,8 +652,8 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
                     }
                     git_ref = Some((kind, spanned(&e)?));
                 }
-                "add" => add = Some(absolute(spanned(&e)?, "add")?),
-                "to" => to = Some(absolute(spanned(&e)?, "to")?),
+                "add" => add = Some(inside(absolute(spanned(&e)?, "add")?, "add")?),
+                "to" => to = Some(inside(absolute(spanned(&e)?, "to")?, "to")?),
                 "owner" => owner = Some(spanned(&e)?),
                 "group" => group = Some(spanned(&e)?),
                 "includePaths" => include_paths = masks(e.value, &path)?,
@@ -728,8 +728,52 @@ fn absolute(value: Spanned<String>, key: &str) -> Result<Spanned<String>> {
     Ok(value)
 }
 
-/// A list of masks (a single string is taken as a one-item list, as werf does).
+/// `value` if no component of it is `..`: git and import paths name entries of a repository's
+/// tree or of an image, where `..` has no meaning, and resolving it on the host would leave
+/// the repository or the image's snapshot (`add: /../../etc`).
+fn inside(value: Spanned<String>, key: &str) -> Result<Spanned<String>> {
+    if value.value.split('/').any(|part| part == "..") {
+        return Err(Box::new(
+            Diagnostic::new(
+                format!("`{key}` must not contain `..`, found `{}`", value.value),
+                Some(value.span),
+            )
+            .help("paths here are inside the repository or the image; write the path without `..`"),
+        ));
+    }
+    Ok(value)
+}
+
+/// `value` if it is a relative path that stays in the project directory (werf's `context`
+/// and `dockerfile` are relative to it): an absolute path or a `..` would build from the
+/// build machine's files.
+fn project_relative(value: Spanned<String>, key: &str) -> Result<Spanned<String>> {
+    if value.value.starts_with('/') {
+        return Err(Box::new(
+            Diagnostic::new(
+                format!(
+                    "`{key}` must be relative to the project directory, found `{}`",
+                    value.value
+                ),
+                Some(value.span),
+            )
+            .help("write the path inside the project, relative to the config's directory"),
+        ));
+    }
+    inside(value, key)
+}
+
+/// A list of masks (a single string is taken as a one-item list, as werf does); none may
+/// contain `..` (see [`inside`]).
 fn masks(value: &Node, path: &str) -> Result<Vec<Spanned<String>>> {
+    let key = path.split_once('.').map_or(path, |(_, key)| key);
+    masks_of(value, path)?
+        .into_iter()
+        .map(|m| inside(m, key))
+        .collect()
+}
+
+fn masks_of(value: &Node, path: &str) -> Result<Vec<Spanned<String>>> {
     match &value.kind {
         _ if value.is_null() => Ok(Vec::new()),
         Kind::Seq(items) => items

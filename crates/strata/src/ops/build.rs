@@ -32,6 +32,8 @@ pub struct BuildOptions {
     pub worker: WorkerOptions,
     /// Build git mappings from the work tree (uncommitted and untracked files included).
     pub dev: bool,
+    /// werf's loose giterminism: host mounts need no werf-giterminism.yaml.
+    pub loose_giterminism: bool,
     /// Do not look for uncommitted changes to report.
     pub no_dirty_check: bool,
     /// The deployment environment's name, `.Env` in templates (werf's `--env`).
@@ -92,13 +94,15 @@ pub fn build(
                         no_dirty_check: options.no_dirty_check,
                     },
                     env: options.env.clone(),
+                    loose_giterminism: options.loose_giterminism,
                 },
             ),
         };
-        let plan = loaded.map_err(|e| Failure {
+        let mut plan = loaded.map_err(|e| Failure {
             report: format!("error: {e}"),
             exit_code: 1,
         })?;
+        crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
         let mut worker_options = options.worker.clone();
         worker_options.remote = Some(crate::remote::RemoteOptions {
