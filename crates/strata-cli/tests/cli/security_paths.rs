@@ -306,6 +306,15 @@ fn a_context_file_swapped_for_a_link_while_copying_never_brings_the_host_file_in
     std::fs::write(&secret_file, &secret).unwrap();
     let dir = context(&env, "race", "", &[("f", "context bytes\n")], &[]);
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the swapper however this test ends, so a failed assertion is reported as itself
+    // and not as the swapper's error once the work dir is gone.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let _stop_guard = StopOnDrop(stop.clone());
     // Swaps the context's `f` between a file and a link to the host file, atomically
     // (rename), as fast as it can while the builds plan and copy it.
     let swapper = {
@@ -339,7 +348,7 @@ fn a_context_file_swapped_for_a_link_while_copying_never_brings_the_host_file_in
         } else {
             refused += 1;
             assert!(
-                words(&err).contains("changed while the build was copying them")
+                words(&err).contains("changed while the build was copying")
                     || words(&err).contains("cannot read the build context"),
                 "{err}"
             );

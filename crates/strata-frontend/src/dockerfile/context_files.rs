@@ -69,6 +69,22 @@ impl ContextRoot {
         } else {
             rel
         };
+        // A link swapped for a file between the two opens below is opened again, a few times,
+        // then named as a context that keeps changing.
+        for _ in 0..SWAP_RETRIES {
+            if let Some(entry) = self.try_entry(rel, source)? {
+                return Ok(entry);
+            }
+        }
+        Err(io::Error::other(format!(
+            "{} changed while the build was copying it (a link and a file in turns); build again once it is stable",
+            source.display()
+        )))
+    }
+
+    /// One attempt of [`ContextRoot::entry`]: `None` when the entry read as a link is no
+    /// longer one.
+    fn try_entry(&self, rel: &Path, source: &Path) -> io::Result<Option<ContextEntry>> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         match rustix::fs::openat2(
             &self.fd,
@@ -81,9 +97,9 @@ impl ContextRoot {
                 let file = File::from(fd);
                 let meta = file.metadata()?;
                 if meta.is_file() {
-                    Ok(ContextEntry::File(file, meta))
+                    Ok(Some(ContextEntry::File(file, meta)))
                 } else if meta.is_dir() {
-                    Ok(ContextEntry::Dir(meta))
+                    Ok(Some(ContextEntry::Dir(meta)))
                 } else {
                     Err(io::Error::other(format!(
                         "{} is not a regular file, directory or symlink",
@@ -101,17 +117,25 @@ impl ContextRoot {
                     RESOLVE,
                 )
                 .map_err(|e| with_path(e.into(), source))?;
-                let target = rustix::fs::readlinkat(&fd, "", Vec::new())
-                    .map_err(|e| with_path(e.into(), source))?;
+                let target = match rustix::fs::readlinkat(&fd, "", Vec::new()) {
+                    Ok(target) => target,
+                    // readlinkat of an empty path on anything but a link (swapped in since
+                    // the first open) is ENOENT.
+                    Err(rustix::io::Errno::NOENT) => return Ok(None),
+                    Err(e) => return Err(with_path(e.into(), source)),
+                };
                 let meta = File::from(fd).metadata()?;
                 let target: std::ffi::OsString =
                     std::os::unix::ffi::OsStringExt::from_vec(target.into_bytes());
-                Ok(ContextEntry::Link(PathBuf::from(target), meta))
+                Ok(Some(ContextEntry::Link(PathBuf::from(target), meta)))
             }
             Err(e) => Err(with_path(e.into(), source)),
         }
     }
 }
+
+/// How often [`ContextRoot::entry`] opens an entry again that turned from a link into a file.
+const SWAP_RETRIES: usize = 8;
 
 fn with_path(e: io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
