@@ -166,8 +166,20 @@ pub struct Descriptor {
     #[serde(default)]
     pub platform: Option<Platform>,
     /// Annotations.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Reads an absent or `null` field as its default: Docker and BuildKit write `"Env": null`,
+/// `"Volumes": null`, `"annotations": null`, ... for fields an image does not set, and the
+/// image spec allows any optional field to be left out. Use with `#[serde(default,
+/// deserialize_with = "null_default")]`.
+pub fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// An image manifest (OCI or Docker v2 schema 2).
@@ -213,7 +225,7 @@ struct Raw {
     layers: Option<Vec<Descriptor>>,
     #[serde(default)]
     manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     annotations: BTreeMap<String, String>,
 }
 
@@ -283,6 +295,7 @@ pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, Error> {
     }
     #[derive(Deserialize)]
     struct RootFs {
+        #[serde(default, deserialize_with = "null_default")]
         diff_ids: Vec<Digest>,
     }
     if config.len() as u64 > MAX_MANIFEST {
