@@ -56,6 +56,15 @@ const LAYER_TYPES: [(&str, &str); 3] = [
     ),
 ];
 
+/// The OCI media type of a Docker layer media type (`...rootfs.diff.tar.gzip` →
+/// `...layer.v1.tar+gzip`); any other type is returned as it is.
+pub fn oci_layer_type(media_type: &str) -> &str {
+    LAYER_TYPES
+        .iter()
+        .find(|(_, docker)| *docker == media_type)
+        .map_or(media_type, |(oci, _)| oci)
+}
+
 /// What can be wrong with a manifest or config.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -27,9 +27,11 @@ pub struct Args {
     /// Images built at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
-    /// Layer compression.
-    #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip", "none"])]
-    pub compression: String,
+    /// Layer compression: of the layers pushed (`--push`; stored layers in another compression
+    /// are converted), and of the layers built [default: gzip for pushed layers, zstd for
+    /// stored ones, which are converted when pushed or exported].
+    #[arg(long, value_parser = ["zstd", "gzip", "none"])]
+    pub compression: Option<String>,
     /// Network of build containers.
     #[arg(long, value_enum, default_value_t)]
     pub network: NetworkArg,
@@ -76,11 +78,12 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         no_dirty_check: args.no_dirty_check,
         env: args.env,
         push,
+        push_compression: args.compression.as_deref().unwrap_or("gzip").parse()?,
         repo: args.repo,
         dockerfile,
         debug: args.debug.into(),
         worker: WorkerOptions {
-            compression: args.compression.parse()?,
+            compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
             network: args.network.into(),
             remote: None,
             secrets,

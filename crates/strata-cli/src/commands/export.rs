@@ -18,6 +18,10 @@ pub struct Args {
     /// The tarball's layout.
     #[arg(long, default_value = "oci", value_parser = ["oci", "docker-archive"])]
     pub format: String,
+    /// Compression of an OCI layout's layers; stored layers in another one are converted
+    /// (once). A docker-archive holds plain tars.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
+    pub compression: String,
 }
 
 /// Writes the tarball next to its destination, then renames it into place.
@@ -30,7 +34,13 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     let partial = args.output.with_extension("partial");
     let file = File::create(&partial).with_context(|| format!("create {}", partial.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    let result = export(ctx, &args.image, format, &mut out);
+    let result = export(
+        ctx,
+        &args.image,
+        format,
+        args.compression.parse()?,
+        &mut out,
+    );
     drop(out);
     match result {
         Ok(()) => std::fs::rename(&partial, &args.output)

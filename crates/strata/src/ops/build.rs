@@ -43,6 +43,8 @@ pub struct BuildOptions {
     /// Registry references to push the final images to once built (`{image}` is replaced by
     /// the image's name).
     pub push: Vec<String>,
+    /// Compression of every pushed layer (stored layers in another one are converted).
+    pub push_compression: strata_layer::Compression,
     /// Build this Dockerfile instead of a stapel config.
     pub dockerfile: Option<(PathBuf, strata_frontend::dockerfile::DockerfileOptions)>,
 }
@@ -238,6 +240,7 @@ fn push_images(
                 &format!("{}", image.manifest),
                 &to,
                 strata_registry::ManifestFormat::Oci,
+                options.push_compression,
                 mount_from,
             )?;
             progress.event(strata_progress::Event::Note {

@@ -3,6 +3,7 @@
 use std::io::{self, Read, Write};
 
 use anyhow::Context as _;
+use strata_layer::Compression;
 use strata_store::Store;
 
 use crate::Context;
@@ -19,16 +20,22 @@ pub enum ExportFormat {
     DockerArchive,
 }
 
-/// Writes `image` to `out` in `format`.
+/// Writes `image` to `out` in `format`; an OCI layout's layers are all in `compression`
+/// (converted once and remembered), a docker-archive's are plain tars as `docker save` writes.
 pub fn export(
     ctx: &Context,
     reference: &str,
     format: ExportFormat,
+    compression: Compression,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let digest = image::resolve(&ctx.store, reference)?
         .with_context(|| format!("no image `{reference}` in the store (see `strata images`)"))?;
-    let image = StoredImage::load(&ctx.store, &digest)?;
+    let mut image = StoredImage::load(&ctx.store, &digest)?;
+    if format == ExportFormat::Oci {
+        let converted = image::with_compression(&ctx.store, &image, compression)?;
+        image = StoredImage::load(&ctx.store, &converted)?;
+    }
     let name = image::normalize_reference(reference);
     let mut tar = tar::Builder::new(out);
     match format {
