@@ -178,6 +178,15 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The TLS trust settings of a registry cannot be used.
+    #[error("TLS settings for {registry}: {source}")]
+    Tls {
+        /// The registry.
+        registry: String,
+        /// What is wrong.
+        #[source]
+        source: crate::tls::Error,
+    },
     /// The reference cannot be used for this operation.
     #[error("{reference}: {reason}")]
     BadReference {
@@ -225,6 +234,9 @@ pub struct Options {
     pub retries: u32,
     /// The platform picked from multi-platform indexes.
     pub platform: Platform,
+    /// Roots of per-registry certificate directories (`<root>/<host:port>/{*.crt, *.cert,
+    /// *.key}`); default [`crate::tls::default_certs_dirs`].
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -234,6 +246,7 @@ impl Default for Options {
             docker_config: None,
             retries: 3,
             platform: Platform::host(),
+            certs_dirs: crate::tls::default_certs_dirs(),
         }
     }
 }
@@ -305,7 +318,12 @@ impl Client {
     pub fn new(options: Options) -> Result<Client, Error> {
         Ok(Client {
             inner: Arc::new(Inner {
-                http: Transport::new(options.insecure, options.docker_config, options.retries),
+                http: Transport::new(
+                    options.insecure,
+                    options.docker_config,
+                    options.retries,
+                    options.certs_dirs,
+                ),
                 platform: options.platform,
                 locations: Mutex::new(HashMap::new()),
             }),
@@ -477,7 +495,7 @@ impl Client {
         registry: &str,
         credential: &Credential,
     ) -> Result<(), Error> {
-        let mut http = Transport::new(Vec::new(), None, 0);
+        let mut http = Transport::new(Vec::new(), None, 0, self.http().trust.dirs().to_vec());
         http.credential_override = Some(credential.clone());
         // Same scheme rules as this client.
         let url = format!("{}/v2/", self.http().base(registry));
