@@ -4,8 +4,13 @@
 #   skopeo, umoci: tests check that exported images load in real tools
 #   zstd: tests decompress layers with the reference tool
 #   docker-registry: strata-registry's tests push to and pull from a real local registry
+#   docker.io, containerd, runc, podman, buildah, uidmap, openssl, apache2-utils: the interop
+#     suite (crates/strata-cli/tests/cli/interop) makes images with docker/BuildKit, buildah,
+#     podman and skopeo, serves them over TLS (openssl CA, htpasswd auth) and takes strata's
+#     images back into each tool, ctr included
 set -euo pipefail
-packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry)
+packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
+  docker.io containerd runc podman buildah uidmap openssl apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

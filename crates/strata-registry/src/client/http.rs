@@ -491,6 +491,13 @@ pub(crate) fn error_detail(response: Response) -> String {
         }
     }
     let text = String::from_utf8_lossy(&body);
+    if text.contains("HTTP request to an HTTPS server") {
+        return ": the registry speaks HTTPS; strata uses plain HTTP for loopback and \
+                --insecure-registry hosts unless the registry has a certificate directory: put its \
+                CA in /etc/containers/certs.d/HOST:PORT/ca.crt (or a directory named by \
+                STRATA_CERTS_D)"
+            .into();
+    }
     let line = text.lines().next().unwrap_or("").trim();
     if line.is_empty() {
         String::new()

@@ -32,8 +32,9 @@ pub use push::PushOptions;
 /// which reference, blob or URL.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The connection failed or broke (refused, reset, timed out, ...). Transient.
-    #[error("{op} ({url}) failed: {source}")]
+    /// The connection failed or broke (refused, reset, timed out, ...). Transient, unless the
+    /// TLS certificate was refused.
+    #[error("{op} ({url}) failed: {source}{}", if is_certificate_error(source) { CERTIFICATE_HINT } else { "" })]
     Transport {
         /// What was being done.
         op: String,
@@ -201,10 +202,12 @@ impl Error {
     /// Whether trying again may help (connection trouble, 408/429/5xx, a body cut short).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { source, .. } => !matches!(
-                **source,
-                ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::HostNotFound
-            ),
+            Error::Transport { source, .. } => {
+                !matches!(
+                    **source,
+                    ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::HostNotFound
+                ) && !is_certificate_error(source)
+            }
             Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Error::Truncated { .. } => true,
             _ => false,
@@ -219,6 +222,20 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// What to do when a registry's certificate is not trusted.
+const CERTIFICATE_HINT: &str = "; the registry's TLS certificate is not trusted: put the CA that signed it in /etc/containers/certs.d/HOST:PORT/ca.crt (or /etc/docker/certs.d/..., or a directory named by STRATA_CERTS_D), or name a CA bundle with SSL_CERT_FILE";
+
+/// Whether a transport failure is the TLS certificate being refused (retrying cannot help).
+fn is_certificate_error(error: &ureq::Error) -> bool {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.contains("certificate") || text.contains("UnknownIssuer")
 }
 
 /// Client configuration.

@@ -61,11 +61,11 @@ pub fn images(ctx: &Context) -> anyhow::Result<Vec<ImageRow>> {
             next = record.parent;
         }
         stages.reverse();
-        let loaded = match size {
-            Some(s) => Ok(s),
-            None => crate::image::StoredImage::load(&ctx.store, &target.manifest)
-                .map(|image| image.manifest.layers.iter().map(|l| l.size).sum()),
-        };
+        // Every image is read (two small blobs), so one whose manifest or config rotted is
+        // shown as broken rather than found by the next build.
+        let loaded = crate::image::StoredImage::load(&ctx.store, &target.manifest).map(|image| {
+            size.unwrap_or_else(|| image.manifest.layers.iter().map(|l| l.size).sum())
+        });
         let (size, broken) = match loaded {
             Ok(size) => (size, None),
             Err(e) => (0, Some(format!("{e:#}"))),
