@@ -62,6 +62,7 @@ extern "C" fn teardown() {
         stop(&mut child);
     }
     if let Some(world) = WORLD.get() {
+        unmount_under(&world.root);
         let _ = fs::remove_dir_all(&world.root);
     }
     let _ = fs::remove_file(PID_FILE);
@@ -108,20 +109,26 @@ fn reap_stale() {
             }
         }
     }
-    // dockerd unmounts its overlays when it stops; a hard-killed one may leave mounts, which
-    // remove_dir_all cannot cross: detach them first.
+    unmount_under(&dir);
+    let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_file(PID_FILE);
+}
+
+/// Detaches every mount under `dir`, deepest first: dockerd leaves its network namespace
+/// mounted at `EXEC_ROOT/netns/default` when it stops (and a hard-killed one its overlays),
+/// and `remove_dir_all` cannot cross a mount.
+fn unmount_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let mut targets: Vec<&str> = mounts
         .lines()
         .filter_map(|l| l.split(' ').nth(1))
-        .filter(|t| t.starts_with(dir.to_str().unwrap_or("\0")))
+        .filter(|t| t.starts_with(&prefix))
         .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
         let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
     }
-    let _ = fs::remove_dir_all(&dir);
-    let _ = fs::remove_file(PID_FILE);
 }
 
 /// Runs a command and returns its stdout; panics with its stderr when it fails.
