@@ -168,13 +168,45 @@ pub struct WrittenImage {
     pub config: Digest,
 }
 
-/// Writes config and manifest blobs for an image made of `layers` and `config`.
+/// Appends the history of a stage that made the layers `layers[made_from..]`: one entry per
+/// layer, as the image spec pairs non-empty entries with layers, or one `empty_layer` entry
+/// when it made none.
+pub fn push_stage_history(
+    config: &mut ImageConfig,
+    layers: &[LayerRecord],
+    made_from: usize,
+    created_by: &str,
+    comment: &str,
+) {
+    let made = layers.len().saturating_sub(made_from);
+    let created = Some(oci::build_time());
+    for n in 0..made.max(1) {
+        config.history.push(oci::History {
+            created: created.clone(),
+            created_by: created_by.to_string(),
+            comment: if made > 1 {
+                format!("{comment}, layer {} of {made}", n + 1)
+            } else {
+                comment.to_string()
+            },
+            empty_layer: made == 0,
+        });
+    }
+}
+
+/// Writes config and manifest blobs for an image made of `layers` and `config`, created now
+/// (or at `$SOURCE_DATE_EPOCH`: see [`oci::build_time`]).
 pub fn write_image(
     store: &LocalStore,
     config: &ImageConfig,
     layers: &[LayerRecord],
 ) -> anyhow::Result<WrittenImage> {
-    let config_bytes = serde_json::to_vec(config).context("serialize image config")?;
+    let created = oci::build_time();
+    let config = ImageConfig {
+        created: Some(created.clone()),
+        ..config.clone()
+    };
+    let config_bytes = serde_json::to_vec(&config).context("serialize image config")?;
     let config_digest = store.write_blob(&config_bytes)?;
     let manifest = Manifest {
         schema_version: 2,
@@ -195,7 +227,7 @@ pub fn write_image(
                 annotations: Default::default(),
             })
             .collect(),
-        annotations: Default::default(),
+        annotations: [(oci::CREATED.to_string(), created)].into(),
     };
     let bytes = serde_json::to_vec(&manifest).context("serialize image manifest")?;
     Ok(WrittenImage {

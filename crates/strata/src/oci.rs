@@ -18,6 +18,10 @@ pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Annotation naming an image in an OCI layout's index.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's annotation with the full image name in an OCI layout's index (`ctr import`).
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// Annotation with the image's creation time (RFC 3339).
+pub const CREATED: &str = "org.opencontainers.image.created";
 
 /// A content descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,11 +390,18 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-/// Now as RFC 3339 in UTC.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formatting the current UTC time as RFC 3339 cannot fail")
+/// The time to record as an image's (and its history's) creation, RFC 3339 in UTC: now, or
+/// `$SOURCE_DATE_EPOCH` (unix seconds) when set, as reproducible builds expect
+/// (<https://reproducible-builds.org/specs/source-date-epoch/>). A value that is not a number
+/// of seconds is ignored, like BuildKit does.
+pub fn build_time() -> String {
+    let time = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc);
+    time.format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting a UTC time as RFC 3339 cannot fail")
 }
 
 #[cfg(test)]

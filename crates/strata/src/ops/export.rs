@@ -64,7 +64,7 @@ fn write_oci(
             media_type: oci::MANIFEST.into(),
             digest: image.digest,
             size: manifest_size,
-            annotations: [(oci::REF_NAME.to_string(), tag_of(name).to_string())].into(),
+            annotations: index_names(name),
         }],
     };
     append(tar, "index.json", &serde_json::to_vec(&index)?)?;
@@ -131,10 +131,19 @@ fn write_docker(
     Ok(())
 }
 
-/// The part after the last `:` of the last path component (`busybox:latest` → `latest`).
-fn tag_of(name: &str) -> &str {
+/// The names an OCI layout's index gives the image, as BuildKit writes them: the tag as
+/// `ref.name` (the OCI layout's own use: `umoci --image DIR:TAG`, `skopeo oci:DIR:TAG`), and the
+/// fully qualified name under containerd's key, which `podman load`, `ctr import` and
+/// `nerdctl load` name the image by.
+fn index_names(name: &str) -> std::collections::BTreeMap<String, String> {
     let last = name.rsplit('/').next().unwrap_or(name);
-    last.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest")
+    let tag = last.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+    let mut names =
+        std::collections::BTreeMap::from([(oci::REF_NAME.to_string(), tag.to_string())]);
+    if let Ok(reference) = name.parse::<strata_registry::Reference>() {
+        names.insert(oci::CONTAINERD_NAME.to_string(), reference.to_string());
+    }
+    names
 }
 
 fn append(tar: &mut tar::Builder<&mut dyn Write>, path: &str, bytes: &[u8]) -> anyhow::Result<()> {

@@ -417,10 +417,10 @@ fn skopeo_copies_strata_push_to_oci_and_umoci_unpacks_it() {
 /// `strata export` of a fresh strata image into `file` with `args`.
 fn exported(name: &str, args: &[&str]) -> std::path::PathBuf {
     let s = Strata::new();
-    strata_image(&s, "out");
+    strata_image(&s, name);
     let file = world().root.join("exports").join(format!("{name}.tar"));
     fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
-    let mut all = vec!["export", "out", "-o", file.to_str().expect("utf-8 path")];
+    let mut all = vec!["export", name, "-o", file.to_str().expect("utf-8 path")];
     all.extend(args);
     s.ok(&all);
     file
@@ -453,20 +453,13 @@ fn docker_loads_strata_docker_archive() {
     let w = world();
     let file = exported("docker-load", &["--format", "docker-archive"]);
     let loaded = run(w.docker().arg("load").arg("-i").arg(&file));
-    assert!(loaded.contains("Loaded image"), "{loaded}");
-    let id = run(Command::new("tar")
-        .arg("-xOf")
-        .arg(&file)
-        .arg("manifest.json"));
-    let manifest: serde_json::Value = serde_json::from_str(&id).expect("manifest.json");
-    let config = manifest[0]["Config"]
-        .as_str()
-        .expect("Config")
-        .trim_end_matches(".json");
+    assert!(
+        loaded.contains("Loaded image: docker-load:latest"),
+        "{loaded}"
+    );
     let out = run(w
         .docker()
-        .args(["run", "--rm", "--network", "none"])
-        .arg(format!("sha256:{config}")));
+        .args(["run", "--rm", "--network", "none", "docker-load:latest"]));
     assert_eq!(out, STRATA_OUTPUT);
 }
 
@@ -475,17 +468,16 @@ fn podman_loads_strata_oci_export() {
     let w = world();
     let file = exported("podman-load", &[]);
     let loaded = run(w.podman().arg("load").arg("-i").arg(&file));
-    let id = loaded
-        .lines()
-        .find_map(|l| l.strip_prefix("Loaded image: "))
-        .unwrap_or_else(|| panic!("no `Loaded image:` in {loaded}"))
-        .trim()
-        .to_string();
+    let name = "docker.io/library/podman-load:latest";
+    assert!(
+        loaded.contains(&format!("Loaded image: {name}")),
+        "{loaded}"
+    );
     let out = run(w
         .podman()
         .args(["run", "--rm", "--network", "none"])
         .args(World::ULIMITS)
-        .arg(&id));
+        .arg(name));
     assert_eq!(out, STRATA_OUTPUT);
 }
 
@@ -503,9 +495,77 @@ fn containerd_imports_strata_oci_export() {
     run(ctr()
         .args(["images", "import", "--all-platforms"])
         .arg(&file));
-    let list = run(ctr().args(["images", "ls"]));
+    let list = run(ctr().args(["images", "ls", "-q"]));
     assert!(
-        list.contains("application/vnd.oci.image.manifest.v1+json"),
+        list.lines()
+            .any(|l| l == "docker.io/library/ctr-import:latest"),
         "{list}"
+    );
+    let check = run(ctr().args(["images", "check"]));
+    assert!(check.contains("complete"), "{check}");
+}
+
+#[test]
+fn docker_shows_strata_metadata_and_source_date_epoch_fixes_it() {
+    let w = world();
+    let s = Strata::new();
+    fs::write(
+        s.work().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo a > /a\nENV X=1\nRUN echo b > /b\n",
+            Producer::DockerBuildkit.image()
+        ),
+    )
+    .expect("write");
+    let build = || {
+        run(s.cmd().env("SOURCE_DATE_EPOCH", "1700000000").args([
+            "build",
+            "--progress",
+            "plain",
+            "-f",
+            "Dockerfile",
+            "-t",
+            "meta",
+        ]));
+    };
+    build();
+    let to = format!("{}/out/meta:1", w.registry);
+    s.ok(&["push", "meta", &to]);
+    run(w.docker().args(["pull", &to]));
+    let created = run(w.docker().args(["inspect", "-f", "{{.Created}}", &to]));
+    assert_eq!(created.trim(), "2023-11-14T22:13:20Z");
+    let history =
+        run(w
+            .docker()
+            .args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", &to]));
+    assert!(history.contains("strata: meta/"), "{history}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspect", "meta"])).expect("inspect JSON");
+    let history = inspect["config"]["history"].as_array().expect("history");
+    let non_empty = history
+        .iter()
+        .filter(|h| h["empty_layer"] != serde_json::Value::Bool(true))
+        .count();
+    let layers = inspect["config"]["rootfs"]["diff_ids"]
+        .as_array()
+        .expect("diff ids")
+        .len();
+    assert_eq!(
+        non_empty, layers,
+        "one history entry per layer: {history:?}"
+    );
+    // Built again from scratch at the same epoch: the same config.
+    let config = inspect["config"].clone();
+    s.ok(&["rmi", "meta"]);
+    let stages = s.env.store.path().join("stages");
+    fs::remove_dir_all(&stages).expect("drop the stage cache");
+    fs::create_dir(&stages).expect("mkdir stages");
+    build();
+    let again: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspect", "meta"])).expect("inspect JSON");
+    assert_eq!(again["config"]["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        again["config"]["history"], config["history"],
+        "history differs between two builds at one epoch"
     );
 }
