@@ -168,8 +168,10 @@ pub struct WrittenImage {
     pub config: Digest,
 }
 
-/// Appends the history of a stage that made the layers `layers[made_from..]`: one entry per
-/// layer, as the image spec pairs non-empty entries with layers, or one `empty_layer` entry
+/// Stamps a stage's image as created now (or at `$SOURCE_DATE_EPOCH`: see
+/// [`oci::build_time`]) and appends the history of the stage, which made the layers
+/// `layers[made_from..]`: one entry per layer, as the image spec pairs non-empty entries with
+/// layers (docker refuses to pull an image where they disagree), or one `empty_layer` entry
 /// when it made none.
 pub fn push_stage_history(
     config: &mut ImageConfig,
@@ -180,6 +182,7 @@ pub fn push_stage_history(
 ) {
     let made = layers.len().saturating_sub(made_from);
     let created = Some(oci::build_time());
+    config.created.clone_from(&created);
     for n in 0..made.max(1) {
         config.history.push(oci::History {
             created: created.clone(),
@@ -194,19 +197,14 @@ pub fn push_stage_history(
     }
 }
 
-/// Writes config and manifest blobs for an image made of `layers` and `config`, created now
-/// (or at `$SOURCE_DATE_EPOCH`: see [`oci::build_time`]).
+/// Writes config and manifest blobs for an image made of `layers` and `config`; the manifest
+/// carries the config's creation time, if it has one, as `org.opencontainers.image.created`.
 pub fn write_image(
     store: &LocalStore,
     config: &ImageConfig,
     layers: &[LayerRecord],
 ) -> anyhow::Result<WrittenImage> {
-    let created = oci::build_time();
-    let config = ImageConfig {
-        created: Some(created.clone()),
-        ..config.clone()
-    };
-    let config_bytes = serde_json::to_vec(&config).context("serialize image config")?;
+    let config_bytes = serde_json::to_vec(config).context("serialize image config")?;
     let config_digest = store.write_blob(&config_bytes)?;
     let manifest = Manifest {
         schema_version: 2,
@@ -227,7 +225,11 @@ pub fn write_image(
                 annotations: Default::default(),
             })
             .collect(),
-        annotations: [(oci::CREATED.to_string(), created)].into(),
+        annotations: config
+            .created
+            .iter()
+            .map(|c| (oci::CREATED.to_string(), c.clone()))
+            .collect(),
     };
     let bytes = serde_json::to_vec(&manifest).context("serialize image manifest")?;
     Ok(WrittenImage {

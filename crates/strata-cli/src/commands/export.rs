@@ -1,7 +1,7 @@
 //! `strata export`.
 
-use std::fs::File;
-use std::io::BufWriter;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -12,7 +12,8 @@ use strata::ops::export::{ExportFormat, export};
 pub struct Args {
     /// The image.
     pub image: String,
-    /// The tarball to write.
+    /// The tarball to write; `-` for stdout. A device, FIFO or symlink is written through,
+    /// never replaced.
     #[arg(long, short = 'o')]
     pub output: PathBuf,
     /// The tarball's layout.
@@ -24,25 +25,38 @@ pub struct Args {
     pub compression: String,
 }
 
-/// Writes the tarball next to its destination, then renames it into place.
+/// Writes the tarball: to stdout, through an existing non-regular file, or next to its
+/// destination and then renamed into place (so a failed export leaves no half file).
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     let format = if args.format == "oci" {
         ExportFormat::Oci
     } else {
         ExportFormat::DockerArchive
     };
+    let compression = args.compression.parse()?;
+    let write = |out: &mut dyn Write| -> anyhow::Result<()> {
+        let mut out = BufWriter::with_capacity(1 << 20, out);
+        export(ctx, &args.image, format, compression, &mut out)?;
+        out.flush().context("flush the tarball")
+    };
+    if args.output.as_os_str() == "-" {
+        return write(&mut std::io::stdout().lock()).map(|()| 0);
+    }
+    let through = std::fs::symlink_metadata(&args.output)
+        .map(|m| !m.file_type().is_file())
+        .unwrap_or(false);
+    if through {
+        // /dev/stdout, a FIFO, a symlink to wherever: open what is there, as a shell would.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&args.output)
+            .with_context(|| format!("open {} for writing", args.output.display()))?;
+        return write(&mut file).map(|()| 0);
+    }
     let partial = args.output.with_extension("partial");
-    let file = File::create(&partial).with_context(|| format!("create {}", partial.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let result = export(
-        ctx,
-        &args.image,
-        format,
-        args.compression.parse()?,
-        &mut out,
-    );
-    drop(out);
-    match result {
+    let mut file =
+        File::create(&partial).with_context(|| format!("create {}", partial.display()))?;
+    match write(&mut file) {
         Ok(()) => std::fs::rename(&partial, &args.output)
             .with_context(|| format!("write {}", args.output.display()))?,
         Err(e) => {
