@@ -206,13 +206,34 @@ pub fn write_image(
 ) -> anyhow::Result<WrittenImage> {
     let config_bytes = serde_json::to_vec(config).context("serialize image config")?;
     let config_digest = store.write_blob(&config_bytes)?;
+    let manifest = write_manifest(
+        store,
+        config_digest,
+        config_bytes.len() as u64,
+        layers,
+        config.created.as_deref(),
+    )?;
+    Ok(WrittenImage {
+        manifest,
+        config: config_digest,
+    })
+}
+
+/// Writes an OCI manifest of the config blob `config` (`config_size` bytes) and `layers`.
+pub fn write_manifest(
+    store: &LocalStore,
+    config: Digest,
+    config_size: u64,
+    layers: &[LayerRecord],
+    created: Option<&str>,
+) -> anyhow::Result<Digest> {
     let manifest = Manifest {
         schema_version: 2,
         media_type: oci::MANIFEST.into(),
         config: Descriptor {
             media_type: oci::CONFIG.into(),
-            digest: config_digest,
-            size: config_bytes.len() as u64,
+            digest: config,
+            size: config_size,
             annotations: Default::default(),
         },
         layers: layers
@@ -225,17 +246,13 @@ pub fn write_image(
                 annotations: Default::default(),
             })
             .collect(),
-        annotations: config
-            .created
+        annotations: created
             .iter()
-            .map(|c| (oci::CREATED.to_string(), c.clone()))
+            .map(|c| (oci::CREATED.to_string(), c.to_string()))
             .collect(),
     };
     let bytes = serde_json::to_vec(&manifest).context("serialize image manifest")?;
-    Ok(WrittenImage {
-        manifest: store.write_blob(&bytes)?,
-        config: config_digest,
-    })
+    Ok(store.write_blob(&bytes)?)
 }
 
 /// Normalizes a local image reference: a name without tag or digest gets `:latest`.

@@ -7,6 +7,7 @@ pub mod export;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod login;
 pub mod push;
 pub mod rmi;
@@ -39,6 +40,7 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Import(args) => import::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),
+        Command::Load(args) => load::exec(&ctx, args),
         Command::Inspect(args) => inspect::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),

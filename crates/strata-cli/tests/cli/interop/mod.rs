@@ -569,3 +569,67 @@ fn docker_shows_strata_metadata_and_source_date_epoch_fixes_it() {
         "history differs between two builds at one epoch"
     );
 }
+
+/// strata loads an archive a tool wrote and runs the image under the name it records.
+fn strata_loads(archive: &Path, name: &str) {
+    let s = Strata::new();
+    let out = s.ok(&["load", archive.to_str().expect("utf-8 path")]);
+    assert!(out.starts_with(&format!("{name} sha256:")), "{out}");
+    assert_eq!(
+        s.ok(&["run", name, "--", "cat", "/producer"]),
+        "docker-buildkit\n"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspect", name])).expect("inspect JSON");
+    assert_eq!(
+        inspect["config"]["config"]["Labels"]["made.by"],
+        "docker-buildkit"
+    );
+}
+
+#[test]
+fn strata_loads_docker_save() {
+    let w = world();
+    let image = Producer::DockerBuildkit.image();
+    run(w.docker().args(["pull", image]));
+    let file = w.root.join("exports/docker-save.tar");
+    fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    run(w.docker().args(["save", "-o"]).arg(&file).arg(image));
+    strata_loads(&file, image);
+}
+
+#[test]
+fn strata_loads_podman_oci_archive() {
+    let w = world();
+    let image = Producer::DockerBuildkit.image();
+    run(w.podman().arg("pull").args(w.registry_flags("")).arg(image));
+    let file = w.root.join("exports/podman-save.tar");
+    fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    run(w
+        .podman()
+        .args(["save", "--format", "oci-archive", "-o"])
+        .arg(&file)
+        .arg(image));
+    // podman records the full name as the index entry's ref.name.
+    strata_loads(&file, image);
+}
+
+#[test]
+fn strata_loads_skopeo_oci_dir_and_its_own_export() {
+    let w = world();
+    let layout = w.root.join("layouts/for-strata");
+    fs::create_dir_all(&layout).expect("mkdir");
+    run(Command::new("skopeo")
+        .arg("copy")
+        .args(w.registry_flags("src-"))
+        .arg(format!("docker://{}", Producer::DockerBuildkit.image()))
+        .arg(format!("oci:{}:1", layout.display())));
+    let s = Strata::new();
+    s.ok(&["import", layout.to_str().expect("utf-8"), "from-skopeo"]);
+    assert_eq!(
+        s.ok(&["run", "from-skopeo", "--", "cat", "/producer"]),
+        "docker-buildkit\n"
+    );
+    let file = exported("round-trip", &[]);
+    strata_loads(&file, "round-trip:latest");
+}

@@ -309,3 +309,42 @@ fn truncated_registry_blob_is_refused() {
     });
     assert_refused(&s, &image, &layer, "body ended");
 }
+
+#[test]
+fn oci_layout_with_a_blob_that_is_not_its_name_is_refused() {
+    let file = super::exported("tampered", &[]);
+    let w = world();
+    let dir = w.root.join("layouts/tampered");
+    fs::create_dir_all(&dir).expect("mkdir");
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(&file)
+        .arg("-C")
+        .arg(&dir));
+    // Damage the largest blob (a layer) in place.
+    let blobs = dir.join("blobs/sha256");
+    let layer = fs::read_dir(&blobs)
+        .expect("list blobs")
+        .map(|e| e.expect("entry").path())
+        .max_by_key(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .expect("a blob");
+    let mut bytes = fs::read(&layer).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&layer, bytes).expect("write");
+    let s = Strata::new();
+    let out = s.output(&["load", dir.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "loaded a tampered layout");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = layer
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        stderr.contains(&name) && stderr.contains("does not match"),
+        "{stderr}"
+    );
+    assert!(s.ok(&["images"]).lines().count() <= 1, "a tag was left");
+    assert_eq!(leftovers(s.env.store.path()), Vec::<String>::new());
+}
