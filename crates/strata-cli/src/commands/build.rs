@@ -58,6 +58,10 @@ pub struct Args {
     /// Push the built images: a Dockerfile's to its -t name, a config's to REPO:IMAGE of --repo.
     #[arg(long)]
     pub push: bool,
+    /// Hand the built images to a running docker (`docker load`, its `DOCKER_HOST`) or podman.
+    #[arg(long, value_name = "ENGINE", num_args = 0..=1, default_missing_value = "docker",
+          value_parser = ["docker", "podman"])]
+    pub load: Option<String>,
 }
 
 /// Builds, rendering progress on stderr.
@@ -79,6 +83,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         env: args.env,
         push,
         push_compression: args.compression.as_deref().unwrap_or("gzip").parse()?,
+        load: args.load.as_deref().map(str::parse).transpose()?,
         repo: args.repo,
         dockerfile,
         debug: args.debug.into(),

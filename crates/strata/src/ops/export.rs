@@ -20,6 +20,68 @@ pub enum ExportFormat {
     DockerArchive,
 }
 
+/// A container engine an image can be handed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `docker load` (the daemon of `$DOCKER_HOST` or the default socket), fed a
+    /// docker-archive: every docker since 1.x reads it, OCI archives only docker 25+.
+    Docker,
+    /// `podman load` (its storage as configured, `$CONTAINERS_STORAGE_CONF` included), fed an
+    /// OCI archive.
+    Podman,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Engine> {
+        match s {
+            "docker" => Ok(Engine::Docker),
+            "podman" => Ok(Engine::Podman),
+            other => anyhow::bail!("unknown engine `{other}`; expected `docker` or `podman`"),
+        }
+    }
+}
+
+/// Hands `image` to a running docker or podman through its `load`, streaming the archive
+/// into its stdin; returns what the engine printed (`Loaded image: NAME`).
+pub fn load_into(
+    ctx: &Context,
+    reference: &str,
+    engine: Engine,
+    compression: Compression,
+) -> anyhow::Result<String> {
+    let (program, format) = match engine {
+        Engine::Docker => ("docker", ExportFormat::DockerArchive),
+        Engine::Podman => ("podman", ExportFormat::Oci),
+    };
+    let mut child = std::process::Command::new(program)
+        .arg("load")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start `{program} load` (is {program} installed?)"))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .expect("stdin was piped because the command was set up so");
+    let written = export(ctx, reference, format, compression, &mut stdin);
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("wait for `{program} load`"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "`{program} load` of {reference} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // An engine that stopped reading shows as a broken pipe here, after its own message.
+    written.with_context(|| format!("stream {reference} into `{program} load`"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Writes `image` to `out` in `format`; an OCI layout's layers are all in `compression`
 /// (converted once and remembered), a docker-archive's are plain tars as `docker save` writes.
 pub fn export(

@@ -633,3 +633,68 @@ fn strata_loads_skopeo_oci_dir_and_its_own_export() {
     let file = exported("round-trip", &[]);
     strata_loads(&file, "round-trip:latest");
 }
+
+#[test]
+fn export_load_hands_the_image_to_docker() {
+    let w = world();
+    let s = Strata::new();
+    strata_image(&s, "handed-to-docker");
+    let out = run(s
+        .cmd()
+        .env("DOCKER_HOST", format!("unix://{}", w.docker_sock.display()))
+        .args(["export", "handed-to-docker", "--load"]));
+    assert!(out.contains("handed-to-docker:latest"), "{out}");
+    let out = run(w.docker().args([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "handed-to-docker:latest",
+    ]));
+    assert_eq!(out, STRATA_OUTPUT);
+}
+
+#[test]
+fn build_load_hands_the_image_to_podman() {
+    let w = world();
+    let s = Strata::new();
+    let conf = w.root.join("podman-storage.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            w.containers_root.join("storage").display(),
+            w.containers_root.join("run").display()
+        ),
+    )
+    .expect("write storage.conf");
+    fs::write(
+        s.work().join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo made-by-strata > /strata && cat /producer >> /strata\nCMD [\"cat\", \"/strata\"]\n",
+            Producer::DockerBuildkit.image()
+        ),
+    )
+    .expect("write");
+    run(s
+        .cmd()
+        .env("CONTAINERS_STORAGE_CONF", &conf)
+        .env("XDG_RUNTIME_DIR", w.containers_root.join("xdg"))
+        .env("TMPDIR", w.containers_root.join("tmp"))
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "-f",
+            "Dockerfile",
+            "-t",
+            "handed-to-podman",
+        ])
+        .args(["--load", "podman"]));
+    let out = run(w
+        .podman()
+        .args(["run", "--rm", "--network", "none"])
+        .args(World::ULIMITS)
+        .arg("docker.io/library/handed-to-podman:latest"));
+    assert_eq!(out, STRATA_OUTPUT);
+}

@@ -313,6 +313,9 @@ impl World {
             containers_root: root.join("containers"),
             root,
         };
+        for dir in ["xdg", "tmp"] {
+            fs::create_dir_all(world.containers_root.join(dir)).expect("mkdir containers dirs");
+        }
         wait_for("docker-registry", &world.root.join("registry.log"), || {
             Command::new("curl")
                 .args(["-sf", "-o", "/dev/null", "--cacert"])
@@ -355,8 +358,6 @@ impl World {
             .args(["--storage-driver", "vfs"])
             .env("XDG_RUNTIME_DIR", self.containers_root.join("xdg"))
             .env("TMPDIR", self.containers_root.join("tmp"));
-        let _ = fs::create_dir_all(self.containers_root.join("xdg"));
-        let _ = fs::create_dir_all(self.containers_root.join("tmp"));
         if tool == "podman" {
             cmd.args([
                 "--runtime",
