@@ -698,3 +698,54 @@ fn build_load_hands_the_image_to_podman() {
         .arg("docker.io/library/handed-to-podman:latest"));
     assert_eq!(out, STRATA_OUTPUT);
 }
+
+/// Pushes an image index made by buildah: the `(image, arch)` entries, under `name`.
+fn index_of(name: &str, entries: &[(&str, &str)]) -> String {
+    let w = world();
+    run(w.buildah().args(["manifest", "create", name]));
+    for (image, arch) in entries {
+        run(w
+            .buildah()
+            .args(["manifest", "add", "--os", "linux", "--arch", arch])
+            .args(w.registry_flags(""))
+            .arg(name)
+            .arg(format!("docker://{image}")));
+    }
+    let to = format!("{}/src/{name}:1", w.registry);
+    run(w
+        .buildah()
+        .args(["manifest", "push", "--all"])
+        .args(w.registry_flags(""))
+        .arg(name)
+        .arg(format!("docker://{to}")));
+    to
+}
+
+#[test]
+fn strata_picks_linux_amd64_from_a_buildah_index_and_names_what_an_index_has() {
+    let index = index_of(
+        "multi-arch",
+        &[
+            (Producer::Buildah.image(), "arm64"),
+            (Producer::DockerBuildkit.image(), "amd64"),
+        ],
+    );
+    let s = Strata::new();
+    s.build_dockerfile(
+        &format!("FROM {index}\nRUN cat /producer > /seen\n"),
+        "on-index",
+    );
+    assert_eq!(
+        s.ok(&["run", "on-index", "--", "cat", "/seen"]),
+        "docker-buildkit\n"
+    );
+    let arm = index_of("arm-only", &[(Producer::Buildah.image(), "arm64")]);
+    fs::write(s.work().join("Dockerfile"), format!("FROM {arm}\n")).expect("write");
+    let out = s.output(&["build", "-f", "Dockerfile", "-t", "on-arm"]);
+    assert!(!out.status.success(), "built an arm64-only image here");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("linux/amd64") && stderr.contains("linux/arm64"),
+        "{stderr}"
+    );
+}
