@@ -5,8 +5,9 @@
 //!
 //! Teardown: an `atexit` handler stops dockerd (SIGTERM, waited for: it unmounts its overlays
 //! and stops its containerd) and the registry, then removes the directory. The pids and the
-//! directory are also written to [`PID_FILE`], so a run that crashed before its `atexit` is
-//! cleaned up by the next one.
+//! directory are also written to a pid file of this test process (`PID_DIR/strata-interop.
+//! <pid>.pids`), so a run that crashed before its `atexit` is cleaned up by the next one, and
+//! suites running at the same time leave each other alone.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Where the processes and directory of a running suite are recorded.
-const PID_FILE: &str = "/tmp/strata-interop.pids";
+/// Where the processes and directory of running suites are recorded.
+const PID_DIR: &str = "/tmp";
+
+/// This process's pid file.
+fn pid_file() -> PathBuf {
+    Path::new(PID_DIR).join(format!("strata-interop.{}.pids", std::process::id()))
+}
 /// The registry user.
 pub const USER: &str = "alice";
 /// Its password.
@@ -65,7 +71,7 @@ extern "C" fn teardown() {
         unmount_under(&world.root);
         let _ = fs::remove_dir_all(&world.root);
     }
-    let _ = fs::remove_file(PID_FILE);
+    let _ = fs::remove_file(pid_file());
 }
 
 /// SIGTERM, up to 30 s to exit, then SIGKILL.
@@ -83,10 +89,30 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Stops what a crashed earlier run left (its pid file lists `pid` lines, then `dir PATH`):
-/// only processes whose command line names that run's directory.
+/// Stops what crashed earlier runs left: the pid files of test processes that are gone list
+/// `pid` lines, then `dir PATH`; only processes whose command line names that run's directory
+/// are stopped.
 fn reap_stale() {
-    let Ok(text) = fs::read_to_string(PID_FILE) else {
+    let Ok(entries) = fs::read_dir(PID_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name
+            .strip_prefix("strata-interop.")
+            .and_then(|n| n.strip_suffix(".pids"))
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        reap(&entry.path());
+    }
+}
+
+fn reap(pid_file: &Path) {
+    let Ok(text) = fs::read_to_string(pid_file) else {
         return;
     };
     let dir = text
@@ -94,6 +120,7 @@ fn reap_stale() {
         .find_map(|l| l.strip_prefix("dir "))
         .map(PathBuf::from);
     let Some(dir) = dir else {
+        let _ = fs::remove_file(pid_file);
         return;
     };
     for pid in text.lines().filter_map(|l| l.parse::<i32>().ok()) {
@@ -111,7 +138,7 @@ fn reap_stale() {
     }
     unmount_under(&dir);
     let _ = fs::remove_dir_all(&dir);
-    let _ = fs::remove_file(PID_FILE);
+    let _ = fs::remove_file(pid_file);
 }
 
 /// Detaches every mount under `dir`, deepest first: dockerd leaves its network namespace
@@ -298,7 +325,7 @@ impl World {
             &root.join("dockerd.log"),
         );
         fs::write(
-            PID_FILE,
+            pid_file(),
             format!("{registry_pid}\n{dockerd_pid}\ndir {}\n", root.display()),
         )
         .expect("write the pid file");
