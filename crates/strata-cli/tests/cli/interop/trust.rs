@@ -348,3 +348,149 @@ fn oci_layout_with_a_blob_that_is_not_its_name_is_refused() {
     assert!(s.ok(&["images"]).lines().count() <= 1, "a tag was left");
     assert_eq!(leftovers(s.env.store.path()), Vec::<String>::new());
 }
+
+/// A second registry, on the suite's CA, that wants a client certificate signed by that CA.
+struct MutualTls {
+    child: std::process::Child,
+    registry: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for MutualTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MutualTls {
+    fn start() -> MutualTls {
+        let w = world();
+        let dir = w.root.join("mtls");
+        fs::create_dir_all(&dir).expect("mkdir");
+        let tls = w.ca.parent().expect("the CA's dir");
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl").args(args).current_dir(&dir));
+        };
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=strata client",
+        ]);
+        fs::write(dir.join("ext"), "extendedKeyUsage=clientAuth\n").expect("write");
+        let ca = tls.join("ca.crt");
+        let ca_key = tls.join("ca.key");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            ca.to_str().expect("utf-8"),
+            "-CAkey",
+            ca_key.to_str().expect("utf-8"),
+            "-CAcreateserial",
+            "-out",
+            "client.cert",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        let registry = format!("127.0.0.1:{}", super::world::free_port());
+        fs::write(
+            dir.join("registry.yml"),
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: {registry}\n  tls:\n    certificate: {}\n    key: {}\n    \
+                 clientcas:\n      - {}\n",
+                dir.join("storage").display(),
+                tls.join("server.crt").display(),
+                tls.join("server.key").display(),
+                ca.display(),
+            ),
+        )
+        .expect("write registry.yml");
+        let log = fs::File::create(dir.join("registry.log")).expect("log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("registry.yml"))
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let started = MutualTls {
+            child,
+            registry: registry.clone(),
+            dir: dir.clone(),
+        };
+        super::world::wait_for("the mutual-TLS registry", &dir.join("registry.log"), || {
+            Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "--cacert"])
+                .arg(&ca)
+                .arg("--cert")
+                .arg(dir.join("client.cert"))
+                .arg("--key")
+                .arg(dir.join("client.key"))
+                .arg(format!("https://{registry}/v2/"))
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        started
+    }
+
+    /// A certs.d root for this registry: its CA, and the client pair when `client`.
+    fn certs_d(&self, client: bool) -> std::path::PathBuf {
+        let root = self.dir.join(if client {
+            "certs.d-client"
+        } else {
+            "certs.d-ca-only"
+        });
+        let dir = root.join(&self.registry);
+        fs::create_dir_all(&dir).expect("mkdir");
+        fs::copy(&world().ca, dir.join("ca.crt")).expect("copy CA");
+        if client {
+            for f in ["client.cert", "client.key"] {
+                fs::copy(self.dir.join(f), dir.join(f)).expect("copy client pair");
+            }
+        }
+        root
+    }
+}
+
+#[test]
+fn client_certificate_from_certs_d_opens_a_mutual_tls_registry() {
+    let mtls = MutualTls::start();
+    let s = Strata::new();
+    super::strata_image(&s, "mtls");
+    let to = format!("{}/out/mtls:1", mtls.registry);
+    let without = s
+        .cmd()
+        .env("STRATA_CERTS_D", mtls.certs_d(false))
+        .args(["push", "mtls", &to])
+        .output()
+        .expect("run strata");
+    assert!(
+        !without.status.success(),
+        "pushed without a client certificate"
+    );
+    let with = s
+        .cmd()
+        .env("STRATA_CERTS_D", mtls.certs_d(true))
+        .args(["push", "mtls", &to])
+        .output()
+        .expect("run strata");
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+}

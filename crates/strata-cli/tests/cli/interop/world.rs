@@ -174,7 +174,7 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
@@ -182,7 +182,7 @@ fn free_port() -> u16 {
 }
 
 /// Waits (bounded) until `ready` holds, failing with `what` and the log.
-fn wait_for(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, log: &Path, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready() {
         assert!(
