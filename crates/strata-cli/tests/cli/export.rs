@@ -330,3 +330,86 @@ fn export_streams_to_stdout_and_writes_through_what_is_not_a_file() {
             .is_fifo()
     );
 }
+
+/// The layer digest (and its diff id) of the single-layer `busybox` image of `env`.
+fn busybox_layer(env: &Env) -> (String, String) {
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&env.strata(&["inspect", "busybox"]).stdout).unwrap();
+    let manifest = json(&blob(env.store.path(), &inspect["manifest"]));
+    (
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        inspect["config"]["rootfs"]["diff_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+/// The layer digest in the OCI export of `busybox`.
+fn exported_layer(env: &Env, name: &str) -> String {
+    assert!(
+        env.strata(&["export", "busybox", "-o", name])
+            .status
+            .success()
+    );
+    let dir = unpack(&env.work.path().join(name));
+    let index = json(&dir.join("index.json"));
+    let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
+    manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_recorded_conversion_is_reused_not_made_again() {
+    let env = Env::new();
+    let (zstd_layer, diff_id) = busybox_layer(&env);
+    // A gzip twin strata would not make itself (level 1, no name): if the export uses it, the
+    // export took the recorded conversion instead of converting again.
+    let store = env.store.path();
+    let twin = Command::new("sh")
+        .arg("-c")
+        .arg("zstd -dc \"$1\" | gzip -1 -n")
+        .arg("sh")
+        .arg(blob(store, &serde_json::Value::from(zstd_layer.clone())))
+        .output()
+        .unwrap();
+    assert!(twin.status.success());
+    let digest = strata_digest::Digest::of(&twin.stdout);
+    std::fs::write(store.join("blobs/sha256").join(digest.hex()), &twin.stdout).unwrap();
+    let record = serde_json::json!({
+        "source": zstd_layer,
+        "kind": "gzip",
+        "layer": {
+            "digest": digest.to_string(),
+            "diff_id": diff_id,
+            "size": twin.stdout.len(),
+            "media_type": "application/vnd.oci.image.layer.v1.tar+gzip",
+        },
+    });
+    let converted = env.store.path().join("converted");
+    std::fs::write(
+        converted.join(format!(
+            "{}.gzip.json",
+            zstd_layer.strip_prefix("sha256:").unwrap()
+        )),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(exported_layer(&env, "reused.tar"), digest.to_string());
+    // Without the record strata makes its own gzip, which is another blob.
+    let fresh = Env::new();
+    let made = exported_layer(&fresh, "made.tar");
+    assert_ne!(made, digest.to_string());
+    assert!(
+        std::fs::read_dir(fresh.store.path().join("converted"))
+            .unwrap()
+            .count()
+            == 1,
+        "the conversion is recorded"
+    );
+}
