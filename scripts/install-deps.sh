@@ -6,9 +6,13 @@
 #   docker-registry: strata-registry's tests push to and pull from a real local registry
 #   libseccomp-dev: the sandbox's seccomp profile is compiled by libseccomp (the libseccomp crate)
 #   gcc, libc6-dev: the security tests compile a static attack program run inside containers
+#   docker.io, containerd, runc, podman, buildah, uidmap, openssl, apache2-utils: the interop
+#     suite (crates/strata-cli/tests/cli/interop) makes images with docker/BuildKit, buildah,
+#     podman and skopeo, serves them over TLS (openssl CA, htpasswd auth) and takes strata's
+#     images back into each tool, ctr included
 set -euo pipefail
 packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
-  libseccomp-dev gcc libc6-dev)
+  libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,6 +29,10 @@ pub enum Command {
     Import(crate::commands::import::Args),
     /// List images and their stages.
     Images(crate::commands::images::Args),
+    /// Load images from a `docker save` tarball or an OCI image layout, with their configs.
+    Load(crate::commands::load::Args),
+    /// Remove image tags (also of images whose metadata cannot be read).
+    Rmi(crate::commands::rmi::Args),
     /// Show an image's config and stages (with the inputs recorded for each) as JSON.
     Inspect(crate::commands::inspect::Args),
     /// Run a command in a container of an image.

@@ -247,6 +247,42 @@ pub fn decompressed(layer: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>,
     Ok(Box::new(decoder))
 }
 
+/// Re-encodes a layer stream (any compression, detected) as `to` into `out`, returning `out`
+/// and the digest of the uncompressed tar (the diff id, for the caller to check against the
+/// recorded one: a conversion never changes what the layer holds).
+pub fn recompress<W: Write>(
+    input: impl Read,
+    to: Compression,
+    out: W,
+) -> Result<(W, strata_digest::Digest), Error> {
+    let stream = |op: &'static str| move |source| Error::Stream { op, source };
+    let (_, mut decoder) = Decoder::new(input)?;
+    let mut encoder = Encoder::new(to, out).map_err(stream("setting up the encoder"))?;
+    let mut hasher = strata_digest::Hasher::new();
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(Error::Stream {
+                    op: "decompressing the layer",
+                    source,
+                });
+            }
+        };
+        hasher.update(&buf[..n]);
+        encoder
+            .write_all(&buf[..n])
+            .map_err(stream("compressing the layer"))?;
+    }
+    let out = encoder
+        .finish()
+        .map_err(stream("finishing the compressed layer"))?;
+    Ok((out, hasher.finish()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +300,21 @@ mod tests {
         let mut back = Vec::new();
         dec.read_to_end(&mut back).expect("read");
         assert!(back == data, "{c} round trip differs");
+    }
+
+    #[test]
+    fn recompress_keeps_the_tar() {
+        let data = vec![7u8; 100_000];
+        let mut enc = Encoder::new(Compression::Zstd, Vec::new()).expect("encoder");
+        enc.write_all(&data).expect("write");
+        let zstd = enc.finish().expect("finish");
+        let (gz, diff_id) = recompress(zstd.as_slice(), Compression::Gzip, Vec::new()).unwrap();
+        assert_eq!(diff_id, strata_digest::Digest::of(&data));
+        assert_eq!(Compression::detect(&gz), Compression::Gzip);
+        let (_, mut dec) = Decoder::new(gz.as_slice()).expect("decoder");
+        let mut back = Vec::new();
+        dec.read_to_end(&mut back).expect("read");
+        assert!(back == data);
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! stores, through `docker_credential`), parsing `WWW-Authenticate` challenges, and
 //! [`login`], which checks credentials against the registry before writing them.
 //!
-//! The config file is `Options::docker_config` if set, else `$DOCKER_CONFIG/config.json`, else
-//! `~/.docker/config.json`. A missing file or a registry without an entry means anonymous access,
-//! not an error.
+//! The config file is `Options::docker_config` if set (and then the only one read). Else the
+//! credentials for a registry come from the first of these files that has an entry for it, in
+//! podman's order: `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+//! `~/.config/containers/auth.json` (podman, buildah and skopeo write these; same format), then
+//! `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, which [`login`] writes. A missing
+//! file or a registry without an entry means anonymous access, not an error.
 
 use std::fs;
 use std::io::{self, Write};
@@ -103,6 +106,24 @@ pub(crate) fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
     Some(dir.join("config.json"))
+}
+
+/// The files credentials are looked up in, first match wins (see the module docs).
+pub(crate) fn credential_files(explicit: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(p) = explicit {
+        return vec![p.to_path_buf()];
+    }
+    let env = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let mut files = Vec::new();
+    files.extend(env("REGISTRY_AUTH_FILE"));
+    files.extend(env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")));
+    files.extend(env("HOME").map(|h| h.join(".config/containers/auth.json")));
+    files.extend(config_path(None));
+    files
 }
 
 /// The credentials for `registry` in the config at `path`; `None` when there are none.

@@ -65,6 +65,7 @@ pub mod client;
 pub mod manifest;
 pub mod reference;
 pub mod stages;
+pub mod tls;
 
 pub use auth::login;
 pub use client::{Client, Error, Options, Pulled, PushOptions, Pushed};

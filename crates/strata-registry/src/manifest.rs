@@ -56,6 +56,15 @@ const LAYER_TYPES: [(&str, &str); 3] = [
     ),
 ];
 
+/// The OCI media type of a Docker layer media type (`...rootfs.diff.tar.gzip` →
+/// `...layer.v1.tar+gzip`); any other type is returned as it is.
+pub fn oci_layer_type(media_type: &str) -> &str {
+    LAYER_TYPES
+        .iter()
+        .find(|(_, docker)| *docker == media_type)
+        .map_or(media_type, |(oci, _)| oci)
+}
+
 /// What can be wrong with a manifest or config.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -166,8 +175,20 @@ pub struct Descriptor {
     #[serde(default)]
     pub platform: Option<Platform>,
     /// Annotations.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Reads an absent or `null` field as its default: Docker and BuildKit write `"Env": null`,
+/// `"Volumes": null`, `"annotations": null`, ... for fields an image does not set, and the
+/// image spec allows any optional field to be left out. Use with `#[serde(default,
+/// deserialize_with = "null_default")]`.
+pub fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// An image manifest (OCI or Docker v2 schema 2).
@@ -213,7 +234,7 @@ struct Raw {
     layers: Option<Vec<Descriptor>>,
     #[serde(default)]
     manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     annotations: BTreeMap<String, String>,
 }
 
@@ -283,6 +304,7 @@ pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, Error> {
     }
     #[derive(Deserialize)]
     struct RootFs {
+        #[serde(default, deserialize_with = "null_default")]
         diff_ids: Vec<Digest>,
     }
     if config.len() as u64 > MAX_MANIFEST {

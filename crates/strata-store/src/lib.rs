@@ -19,6 +19,7 @@
 //! | `ingest/<random>/data`              | in-progress writes (blobs, records), dir flocked  |
 //! | `stages/<hex>.json`                 | stage index records, never overwritten            |
 //! | `tags/<escaped name>.json`          | named references, atomically replaced             |
+//! | `converted/<hex>.<kind>.json`       | a blob's converted twin ([`Store::converted_layer`]) |
 //! | `snapshots/<hex>/`                  | unpacked directories (the caller uses diff ids)   |
 //! | `tmp/<purpose>-<random>/` + `.lock` | scratch dirs of running builds (`.kept`: kept)    |
 //! | `locks/<escaped name>.lock`         | [`LocalStore::lock`] files holding holder info    |
@@ -267,6 +268,16 @@ pub trait Store: Send + Sync {
     fn tags(&self) -> Result<Vec<(String, TagTarget)>, Error>;
     /// Removes a tag; false if it did not exist.
     fn remove_tag(&self, name: &str) -> Result<bool, Error>;
+    /// The layer recorded as the `kind` conversion (e.g. `gzip`) of the layer blob `source`, if
+    /// one was recorded. Its blob may have been removed since: check before use.
+    fn converted_layer(&self, source: &Digest, kind: &str) -> Result<Option<LayerRecord>, Error>;
+    /// Records `layer` (whose blob is committed) as the `kind` conversion of `source`.
+    fn put_converted_layer(
+        &self,
+        source: &Digest,
+        kind: &str,
+        layer: &LayerRecord,
+    ) -> Result<(), Error>;
 }
 
 /// The store on the local file system. Cheap to clone; holds no open files.
@@ -290,12 +301,13 @@ fn restrict_root(root: &Path) -> Result<(), Error> {
 }
 
 /// The directories [`LocalStore::open`] makes sure exist, parents first.
-const LAYOUT: [&str; 8] = [
+const LAYOUT: [&str; 9] = [
     "blobs",
     "blobs/sha256",
     "ingest",
     "stages",
     "tags",
+    "converted",
     "snapshots",
     "tmp",
     "locks",
@@ -383,6 +395,17 @@ impl Store for LocalStore {
     }
     fn tags(&self) -> Result<Vec<(String, TagTarget)>, Error> {
         refs::tags(self)
+    }
+    fn converted_layer(&self, source: &Digest, kind: &str) -> Result<Option<LayerRecord>, Error> {
+        refs::converted_layer(self, source, kind)
+    }
+    fn put_converted_layer(
+        &self,
+        source: &Digest,
+        kind: &str,
+        layer: &LayerRecord,
+    ) -> Result<(), Error> {
+        refs::put_converted_layer(self, source, kind, layer)
     }
     fn remove_tag(&self, name: &str) -> Result<bool, Error> {
         refs::remove_tag(self, name)

@@ -1,4 +1,5 @@
-//! JSON records: the stage index (`stages/<hex>.json`) and tags (`tags/<escaped>.json`).
+//! JSON records: the stage index (`stages/<hex>.json`), tags (`tags/<escaped>.json`) and layer
+//! conversions (`converted/<hex>.<kind>.json`: the same layer in another compression).
 //!
 //! Both are small files read whole with one `read(2)` — [`stage`] and [`tag`] sit on the hot
 //! path of a fully cached rebuild. Both are written to a temp file in an owned `ingest/` entry
@@ -22,7 +23,7 @@ use strata_digest::Digest;
 
 use crate::fsutil::{self, io};
 use crate::ingest::IngestDir;
-use crate::{Error, LocalStore, PutOutcome, StageRecord, TagTarget};
+use crate::{Error, LayerRecord, LocalStore, PutOutcome, StageRecord, TagTarget};
 
 /// What a tag file holds: the name too, since long names are stored under a hash.
 #[derive(Serialize, Deserialize)]
@@ -193,6 +194,61 @@ pub(crate) fn remove_tag(store: &LocalStore, name: &str) -> Result<bool, Error> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(io("removal of tag", &path)(e)),
     }
+}
+
+fn converted_path(store: &LocalStore, source: &Digest, kind: &str) -> Result<PathBuf, Error> {
+    let stem = fsutil::name_stem("conversion kind", kind)?;
+    Ok(store
+        .dir("converted")
+        .join(format!("{}.{stem}.json", source.hex())))
+}
+
+/// What a conversion file holds: the source too, so a file under the wrong name is caught.
+#[derive(Serialize, Deserialize)]
+struct ConvertedFile {
+    source: Digest,
+    kind: String,
+    layer: LayerRecord,
+}
+
+pub(crate) fn converted_layer(
+    store: &LocalStore,
+    source: &Digest,
+    kind: &str,
+) -> Result<Option<LayerRecord>, Error> {
+    let path = converted_path(store, source, kind)?;
+    let Some(bytes) = read_optional(&path, "read of layer conversion")? else {
+        return Ok(None);
+    };
+    let file: ConvertedFile = parse(&path, &bytes, "layer conversion record")?;
+    if file.source != *source || file.kind != kind {
+        return Err(Error::Corrupt {
+            path,
+            detail: format!("it records the {} conversion of {}", file.kind, file.source),
+        });
+    }
+    Ok(Some(file.layer))
+}
+
+pub(crate) fn put_converted_layer(
+    store: &LocalStore,
+    source: &Digest,
+    kind: &str,
+    layer: &LayerRecord,
+) -> Result<(), Error> {
+    let path = converted_path(store, source, kind)?;
+    let json = serde_json::to_vec_pretty(&ConvertedFile {
+        source: *source,
+        kind: kind.to_string(),
+        layer: layer.clone(),
+    })
+    .expect("serializing a conversion record cannot fail because it has no maps");
+    let tmp = IngestDir::create(store)?;
+    let file = tmp.path().join("converted.json");
+    write_durable(&file, &json, 0o444)?;
+    // Any complete record is right (two converters made equivalent blobs): replacing is fine.
+    fs::rename(&file, &path).map_err(io("rename into converted/ of temp record", &file))?;
+    fsutil::fsync_dir(&store.dir("converted"))
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub fn run(store: &dyn Store) {
     concurrent_put_stage(store);
     stages_lists_records(store);
     tags_round_trip_and_replace(store);
+    conversions_round_trip(store);
 }
 
 fn ok<T>(r: Result<T, Error>, what: &str) -> T {
@@ -296,4 +297,36 @@ pub fn tags_round_trip_and_replace(store: &dyn Store) {
         assert!(!ok(store.remove_tag(name), "second remove_tag"), "{name}");
         assert_eq!(ok(store.tag(name), "tag after removal"), None);
     }
+}
+
+/// A layer conversion is absent until recorded, then read back per kind.
+pub fn conversions_round_trip(store: &dyn Store) {
+    let source = Digest::of(&unique("conversion source"));
+    let layer = |kind: &str| LayerRecord {
+        digest: Digest::of(kind.as_bytes()),
+        diff_id: Digest::of(b"diff"),
+        size: 7,
+        media_type: format!("application/vnd.oci.image.layer.v1.tar+{kind}"),
+    };
+    assert_eq!(ok(store.converted_layer(&source, "gzip"), "missing"), None);
+    ok(
+        store.put_converted_layer(&source, "gzip", &layer("gzip")),
+        "put gzip",
+    );
+    ok(
+        store.put_converted_layer(&source, "zstd", &layer("zstd")),
+        "put zstd",
+    );
+    assert_eq!(
+        ok(store.converted_layer(&source, "gzip"), "gzip"),
+        Some(layer("gzip"))
+    );
+    assert_eq!(
+        ok(store.converted_layer(&source, "zstd"), "zstd"),
+        Some(layer("zstd"))
+    );
+    ok(
+        store.put_converted_layer(&source, "gzip", &layer("gzip")),
+        "put again",
+    );
 }

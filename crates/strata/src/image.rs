@@ -93,6 +93,72 @@ pub fn ensure_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Resul
     Ok(store.commit_snapshot(&target, &layer.diff_id)?)
 }
 
+/// The manifest of `image` with every layer in `to`: the image itself when all its layers are
+/// (or cannot be converted: foreign layers, unknown media types), else a manifest written to
+/// the store whose layers were converted, the config unchanged (diff ids do not change).
+/// Each conversion is remembered in the store, so the next push or export reuses it.
+pub fn with_compression(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+) -> anyhow::Result<Digest> {
+    let mut manifest = image.manifest.clone();
+    let mut changed = false;
+    for (descriptor, layer) in manifest.layers.iter_mut().zip(image.layer_records()) {
+        let foreign = descriptor.media_type.contains("nondistributable")
+            || descriptor.media_type.contains("foreign");
+        let Some(from) = strata_layer::Compression::from_media_type(&descriptor.media_type) else {
+            continue;
+        };
+        if from == to || foreign {
+            continue;
+        }
+        let converted = convert_layer(store, &layer, to).with_context(|| {
+            format!("convert layer {} of {} to {to}", layer.digest, image.digest)
+        })?;
+        descriptor.media_type = converted.media_type;
+        descriptor.digest = converted.digest;
+        descriptor.size = converted.size;
+        changed = true;
+    }
+    if !changed {
+        return Ok(image.digest);
+    }
+    let bytes = serde_json::to_vec(&manifest).context("serialize the converted manifest")?;
+    Ok(store.write_blob(&bytes)?)
+}
+
+/// The layer `layer` in `to`, converted now or found from an earlier conversion.
+fn convert_layer(
+    store: &LocalStore,
+    layer: &LayerRecord,
+    to: strata_layer::Compression,
+) -> anyhow::Result<LayerRecord> {
+    let kind = to.to_string();
+    if let Some(done) = store.converted_layer(&layer.digest, &kind)?
+        && store.has_blob(&done.digest)
+    {
+        return Ok(done);
+    }
+    let ingest = store.ingest()?;
+    let (ingest, diff_id) =
+        strata_layer::compression::recompress(store.open_blob(&layer.digest)?, to, ingest)?;
+    // A blob that does not hold the recorded tar is never handed out under a new name.
+    diff_id
+        .verify(&layer.diff_id)
+        .with_context(|| format!("layer {} does not match its diff id", layer.digest))?;
+    let size = ingest.written();
+    let digest = ingest.commit(None)?;
+    let converted = LayerRecord {
+        digest,
+        diff_id: layer.diff_id,
+        size,
+        media_type: to.media_type().to_string(),
+    };
+    store.put_converted_layer(&layer.digest, &kind, &converted)?;
+    Ok(converted)
+}
+
 /// The blobs of an image just written.
 #[derive(Clone, Copy, Debug)]
 pub struct WrittenImage {
@@ -102,7 +168,37 @@ pub struct WrittenImage {
     pub config: Digest,
 }
 
-/// Writes config and manifest blobs for an image made of `layers` and `config`.
+/// Stamps a stage's image as created now (or at `$SOURCE_DATE_EPOCH`: see
+/// [`oci::build_time`]) and appends the history of the stage, which made the layers
+/// `layers[made_from..]`: one entry per layer, as the image spec pairs non-empty entries with
+/// layers (docker refuses to pull an image where they disagree), or one `empty_layer` entry
+/// when it made none.
+pub fn push_stage_history(
+    config: &mut ImageConfig,
+    layers: &[LayerRecord],
+    made_from: usize,
+    created_by: &str,
+    comment: &str,
+) {
+    let made = layers.len().saturating_sub(made_from);
+    let created = Some(oci::build_time());
+    config.created.clone_from(&created);
+    for n in 0..made.max(1) {
+        config.history.push(oci::History {
+            created: created.clone(),
+            created_by: created_by.to_string(),
+            comment: if made > 1 {
+                format!("{comment}, layer {} of {made}", n + 1)
+            } else {
+                comment.to_string()
+            },
+            empty_layer: made == 0,
+        });
+    }
+}
+
+/// Writes config and manifest blobs for an image made of `layers` and `config`; the manifest
+/// carries the config's creation time, if it has one, as `org.opencontainers.image.created`.
 pub fn write_image(
     store: &LocalStore,
     config: &ImageConfig,
@@ -110,31 +206,53 @@ pub fn write_image(
 ) -> anyhow::Result<WrittenImage> {
     let config_bytes = serde_json::to_vec(config).context("serialize image config")?;
     let config_digest = store.write_blob(&config_bytes)?;
+    let manifest = write_manifest(
+        store,
+        config_digest,
+        config_bytes.len() as u64,
+        layers,
+        config.created.as_deref(),
+    )?;
+    Ok(WrittenImage {
+        manifest,
+        config: config_digest,
+    })
+}
+
+/// Writes an OCI manifest of the config blob `config` (`config_size` bytes) and `layers`.
+pub fn write_manifest(
+    store: &LocalStore,
+    config: Digest,
+    config_size: u64,
+    layers: &[LayerRecord],
+    created: Option<&str>,
+) -> anyhow::Result<Digest> {
     let manifest = Manifest {
         schema_version: 2,
         media_type: oci::MANIFEST.into(),
         config: Descriptor {
             media_type: oci::CONFIG.into(),
-            digest: config_digest,
-            size: config_bytes.len() as u64,
+            digest: config,
+            size: config_size,
             annotations: Default::default(),
         },
         layers: layers
             .iter()
             .map(|l| Descriptor {
-                media_type: l.media_type.clone(),
+                // An OCI manifest names its layers with OCI types, also those of a Docker base.
+                media_type: strata_registry::manifest::oci_layer_type(&l.media_type).to_string(),
                 digest: l.digest,
                 size: l.size,
                 annotations: Default::default(),
             })
             .collect(),
-        annotations: Default::default(),
+        annotations: created
+            .iter()
+            .map(|c| (oci::CREATED.to_string(), c.to_string()))
+            .collect(),
     };
     let bytes = serde_json::to_vec(&manifest).context("serialize image manifest")?;
-    Ok(WrittenImage {
-        manifest: store.write_blob(&bytes)?,
-        config: config_digest,
-    })
+    Ok(store.write_blob(&bytes)?)
 }
 
 /// Normalizes a local image reference: a name without tag or digest gets `:latest`.

@@ -38,3 +38,36 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// An error and its causes on one line, `outer: cause: cause`, leaving out each cause whose
+/// text the line already holds: many messages embed their cause (`... failed: {source}`), so
+/// `{:#}` would say the same thing two or three times.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_line_says_each_cause_once() {
+        let io = std::io::Error::other("connection refused");
+        let err = anyhow::Error::new(io)
+            .context("GET manifest (http://h/v2/) failed: connection refused")
+            .context("pull h/a:1");
+        assert_eq!(
+            super::error_line(&err),
+            "pull h/a:1: GET manifest (http://h/v2/) failed: connection refused"
+        );
+    }
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use strata_digest::Digest;
+use strata_registry::manifest::null_default;
 
 /// Media type of an OCI image manifest.
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -17,6 +18,10 @@ pub const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Annotation naming an image in an OCI layout's index.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// containerd's annotation with the full image name in an OCI layout's index (`ctr import`).
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// Annotation with the image's creation time (RFC 3339).
+pub const CREATED: &str = "org.opencontainers.image.created";
 
 /// A content descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +34,11 @@ pub struct Descriptor {
     /// Its size in bytes.
     pub size: u64,
     /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -40,14 +49,19 @@ pub struct Manifest {
     /// Always 2.
     pub schema_version: u32,
     /// [`MANIFEST`].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub media_type: String,
     /// The config blob.
     pub config: Descriptor,
     /// The layers, bottom first.
+    #[serde(default, deserialize_with = "null_default")]
     pub layers: Vec<Descriptor>,
     /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -58,8 +72,10 @@ pub struct Index {
     /// Always 2.
     pub schema_version: u32,
     /// [`INDEX`].
+    #[serde(default, deserialize_with = "null_default")]
     pub media_type: String,
     /// The manifests.
+    #[serde(default, deserialize_with = "null_default")]
     pub manifests: Vec<Descriptor>,
 }
 
@@ -67,19 +83,26 @@ pub struct Index {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
     /// When the image was made (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created: Option<String>,
     /// CPU architecture (`amd64`).
+    #[serde(default, deserialize_with = "null_default")]
     pub architecture: String,
     /// Operating system (`linux`).
+    #[serde(default, deserialize_with = "null_default")]
     pub os: String,
     /// How to run it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub config: RunConfig,
     /// The layers' diff ids.
+    #[serde(default, deserialize_with = "null_default")]
     pub rootfs: RootFs,
     /// One entry per stage or instruction.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub history: Vec<History>,
 }
 
@@ -87,17 +110,28 @@ pub struct ImageConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// The user.
-    #[serde(rename = "User", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "User",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub user: String,
     /// Exposed ports (`80/tcp`).
     #[serde(
         rename = "ExposedPorts",
         default,
+        deserialize_with = "null_default",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub exposed_ports: BTreeMap<String, Empty>,
     /// `NAME=value` entries.
-    #[serde(rename = "Env", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Env",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
     /// The entrypoint.
     #[serde(
@@ -113,6 +147,7 @@ pub struct RunConfig {
     #[serde(
         rename = "Volumes",
         default,
+        deserialize_with = "null_default",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub volumes: BTreeMap<String, Empty>,
@@ -120,16 +155,23 @@ pub struct RunConfig {
     #[serde(
         rename = "WorkingDir",
         default,
+        deserialize_with = "null_default",
         skip_serializing_if = "String::is_empty"
     )]
     pub working_dir: String,
     /// Labels.
-    #[serde(rename = "Labels", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Labels",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// The stop signal.
     #[serde(
         rename = "StopSignal",
         default,
+        deserialize_with = "null_default",
         skip_serializing_if = "Option::is_none"
     )]
     pub stop_signal: Option<String>,
@@ -141,7 +183,12 @@ pub struct RunConfig {
     )]
     pub healthcheck: Option<HealthConfig>,
     /// Triggers for images built on this one (Docker's `ONBUILD`).
-    #[serde(rename = "OnBuild", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "OnBuild",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub onbuild: Vec<String>,
 }
 
@@ -149,19 +196,39 @@ pub struct RunConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthConfig {
     /// The test.
-    #[serde(rename = "Test")]
+    #[serde(rename = "Test", default, deserialize_with = "null_default")]
     pub test: Vec<String>,
     /// Nanoseconds between checks.
-    #[serde(rename = "Interval", default, skip_serializing_if = "is_zero")]
+    #[serde(
+        rename = "Interval",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub interval: u64,
     /// Nanoseconds before a check counts as hung.
-    #[serde(rename = "Timeout", default, skip_serializing_if = "is_zero")]
+    #[serde(
+        rename = "Timeout",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub timeout: u64,
     /// Nanoseconds of grace at start.
-    #[serde(rename = "StartPeriod", default, skip_serializing_if = "is_zero")]
+    #[serde(
+        rename = "StartPeriod",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub start_period: u64,
     /// Failures before unhealthy.
-    #[serde(rename = "Retries", default, skip_serializing_if = "is_zero32")]
+    #[serde(
+        rename = "Retries",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "is_zero32"
+    )]
     pub retries: u32,
 }
 
@@ -181,9 +248,10 @@ pub struct Empty {}
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootFs {
     /// Always `layers`.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default, deserialize_with = "null_default")]
     pub kind: String,
-    /// Diff ids, bottom first.
+    /// Diff ids, bottom first (docker writes `null` for an image without layers).
+    #[serde(default, deserialize_with = "null_default")]
     pub diff_ids: Vec<Digest>,
 }
 
@@ -191,16 +259,32 @@ pub struct RootFs {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     /// When.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created: Option<String>,
     /// What made it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub created_by: String,
     /// A comment.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub comment: String,
     /// True when the step made no layer.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub empty_layer: bool,
 }
 
@@ -306,11 +390,18 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-/// Now as RFC 3339 in UTC.
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("formatting the current UTC time as RFC 3339 cannot fail")
+/// The time to record as an image's (and its history's) creation, RFC 3339 in UTC: now, or
+/// `$SOURCE_DATE_EPOCH` (unix seconds) when set, as reproducible builds expect
+/// (<https://reproducible-builds.org/specs/source-date-epoch/>). A value that is not a number
+/// of seconds is ignored, like BuildKit does.
+pub fn build_time() -> String {
+    let time = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc);
+    time.format(&time::format_description::well_known::Rfc3339)
+        .expect("formatting a UTC time as RFC 3339 cannot fail")
 }
 
 #[cfg(test)]
@@ -339,5 +430,30 @@ mod tests {
             json.contains(r#""ExposedPorts":{"53/udp":{},"80/tcp":{}}"#),
             "{json}"
         );
+    }
+
+    /// The config `docker import` / the legacy builder write (docker 20.10): every unset field
+    /// is `null`, plus fields strata does not model.
+    #[test]
+    fn reads_docker_configs_with_nulls() {
+        let d = Digest::of(b"layer");
+        let json = format!(
+            r#"{{"architecture":"amd64","config":{{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"Tty":false,"Env":null,"Cmd":null,"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null,"ExposedPorts":null,"Healthcheck":{{"Test":null,"Interval":null}}}},"container_config":{{"Env":null}},"created":"2026-01-01T00:00:00Z","docker_version":"20.10.24","history":[{{"created":"2026-01-01T00:00:00Z","comment":"Imported from -","created_by":null,"empty_layer":null}}],"os":"linux","rootfs":{{"type":"layers","diff_ids":["{d}"]}}}}"#
+        );
+        let c: ImageConfig = serde_json::from_str(&json).unwrap();
+        assert!(c.config.env.is_empty() && c.config.volumes.is_empty());
+        assert!(c.config.labels.is_empty() && c.config.onbuild.is_empty());
+        assert_eq!(c.config.cmd, None);
+        assert_eq!(c.rootfs.diff_ids, [d]);
+        assert_eq!(c.history[0].comment, "Imported from -");
+        let empty: ImageConfig =
+            serde_json::from_str(r#"{"architecture":"amd64","os":"linux","config":null,"rootfs":{"type":"layers","diff_ids":null},"history":null}"#)
+                .unwrap();
+        assert!(empty.rootfs.diff_ids.is_empty() && empty.history.is_empty());
+        let manifest: Manifest = serde_json::from_str(&format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{CONFIG}","digest":"{d}","size":1,"annotations":null}},"layers":null,"annotations":null}}"#
+        ))
+        .unwrap();
+        assert!(manifest.layers.is_empty());
     }
 }

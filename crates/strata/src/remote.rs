@@ -54,10 +54,19 @@ impl Remote {
         let parsed: Reference = reference
             .parse()
             .with_context(|| format!("`{reference}` is not an image reference"))?;
+        // The caller names the base; the registry error names the request and URL once.
         let pulled = self
             .client
             .pull(&parsed, store)
-            .with_context(|| format!("pull {parsed}"))?;
+            .map_err(|e| anyhow::anyhow!(crate::error_line(&e.into())))?;
+        // Tag only what the build can use: an image whose config strata cannot read is left
+        // untagged (its blobs are garbage), so it breaks nothing else in the store.
+        crate::image::StoredImage::load(store, &pulled.manifest).map_err(|e| {
+            anyhow::anyhow!(
+                "it was pulled, but strata cannot read it: {}",
+                crate::error_line(&e)
+            )
+        })?;
         let updated_unix = crate::unix_now();
         store.set_tag(
             tag,

@@ -33,7 +33,7 @@ use strata_store::{LayerRecord, LocalStore, RecordedInput, Scratch, StageRecord,
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
-use crate::oci::{History, ImageConfig};
+use crate::oci::ImageConfig;
 use crate::toolbox::{self, shell_quote};
 
 /// Lines of output kept to show when a command fails.
@@ -148,6 +148,7 @@ impl<'a> LocalWorker<'a> {
             .as_ref()
             .map(|p| p.layer_records())
             .unwrap_or_default();
+        let parent_layers = layers.len();
         let parent_record = match &job.parent_stage {
             Some(d) => self.store.stage(d).map_err(other)?,
             None => None,
@@ -252,12 +253,13 @@ impl<'a> LocalWorker<'a> {
             new_layer_bytes += add_layer(layer, &mut config, &mut layers);
             commit_millis += millis;
         }
-        config.history.push(History {
-            created: Some(crate::oci::now_rfc3339()),
-            created_by: format!("strata: {}/{}", id.image, id.stage),
-            comment: format!("stage {}", job.digest.hex()),
-            empty_layer: new_layer_bytes == 0,
-        });
+        image::push_stage_history(
+            &mut config,
+            &layers,
+            parent_layers,
+            &format!("strata: {}/{}", id.image, id.stage),
+            &format!("stage {}", job.digest.hex()),
+        );
         let written = image::write_image(self.store, &config, &layers).map_err(other)?;
         let record = StageRecord {
             digest: job.digest,

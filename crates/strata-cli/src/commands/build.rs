@@ -27,9 +27,11 @@ pub struct Args {
     /// Images built at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
-    /// Layer compression.
-    #[arg(long, default_value = "zstd", value_parser = ["zstd", "gzip", "none"])]
-    pub compression: String,
+    /// Layer compression: of the layers pushed (`--push`; stored layers in another compression
+    /// are converted), and of the layers built [default: gzip for pushed layers, zstd for
+    /// stored ones, which are converted when pushed or exported].
+    #[arg(long, value_parser = ["zstd", "gzip", "none"])]
+    pub compression: Option<String>,
     /// Network of build containers.
     #[arg(long, value_enum, default_value_t)]
     pub network: NetworkArg,
@@ -60,6 +62,10 @@ pub struct Args {
     /// Push the built images: a Dockerfile's to its -t name, a config's to REPO:IMAGE of --repo.
     #[arg(long)]
     pub push: bool,
+    /// Hand the built images to a running docker (`docker load`, its `DOCKER_HOST`) or podman.
+    #[arg(long, value_name = "ENGINE", num_args = 0..=1, default_missing_value = "docker",
+          value_parser = ["docker", "podman"])]
+    pub load: Option<String>,
 }
 
 /// Builds, rendering progress on stderr.
@@ -80,11 +86,13 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         no_dirty_check: args.no_dirty_check,
         env: args.env,
         push,
+        push_compression: args.compression.as_deref().unwrap_or("gzip").parse()?,
+        load: args.load.as_deref().map(str::parse).transpose()?,
         repo: args.repo,
         dockerfile,
         debug: args.debug.into(),
         worker: WorkerOptions {
-            compression: args.compression.parse()?,
+            compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
             network: args.network.into(),
             remote: None,
             secrets: args.dockerfile.secrets()?,

@@ -23,7 +23,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
             .iter()
             .map(|r| {
                 serde_json::json!({
-                    "name": r.name, "manifest": r.manifest.to_string(), "size": r.size,
+                    "name": r.name, "manifest": r.manifest.to_string(), "size": r.size, "broken": r.broken,
                     "stages": r.stages.iter().map(|s| serde_json::json!({
                         "stage": s.stage, "digest": s.digest.hex(), "layerBytes": s.layer_bytes, "created": s.created_unix,
                     })).collect::<Vec<_>>(),
@@ -39,6 +39,19 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         "IMAGE", "STAGE", "DIGEST", "SIZE", "AGE"
     )?;
     for row in rows {
+        if let Some(reason) = &row.broken {
+            writeln!(
+                out,
+                "{:<32} {:<20} {:<14} {:>10} {:>8}  broken: {reason} (remove it with `strata rmi {}`)",
+                row.name,
+                "",
+                row.manifest.short(12),
+                "-",
+                age(row.updated_unix),
+                row.name
+            )?;
+            continue;
+        }
         writeln!(
             out,
             "{:<32} {:<20} {:<14} {:>10} {:>8}",

@@ -7,7 +7,8 @@ use strata::ops::import::import;
 /// Arguments of `strata import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A root file system: a tarball (plain, gzip or zstd) or a directory.
+    /// A root file system: a tarball (plain, gzip or zstd) or a directory; or an image
+    /// archive (`docker save` tarball, OCI layout), which is loaded with its config.
     pub source: PathBuf,
     /// The name to give the image (`busybox:latest`).
     pub name: String,

@@ -7,8 +7,10 @@ pub mod export;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod login;
 pub mod push;
+pub mod rmi;
 pub mod run;
 
 use std::ffi::OsString;
@@ -37,6 +39,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Build(args) => build::exec(&ctx, *args),
         Command::Import(args) => import::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
+        Command::Rmi(args) => rmi::exec(&ctx, args),
+        Command::Load(args) => load::exec(&ctx, args),
         Command::Inspect(args) => inspect::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
         Command::Export(args) => export::exec(&ctx, args),

@@ -13,6 +13,9 @@ pub struct Args {
     /// Manifest format: OCI, or Docker v2 schema 2 for old registries (gzip layers only).
     #[arg(long, default_value = "oci", value_parser = ["oci", "docker"])]
     pub format: String,
+    /// Compression of the pushed layers; stored layers in another one are converted (once).
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "none"])]
+    pub compression: String,
 }
 
 /// Pushes and prints the pushed manifest digest.
@@ -22,7 +25,14 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     } else {
         ManifestFormat::Oci
     };
-    let pushed = push(ctx, &args.image, &args.reference, format, Vec::new())?;
+    let pushed = push(
+        ctx,
+        &args.image,
+        &args.reference,
+        format,
+        args.compression.parse()?,
+        Vec::new(),
+    )?;
     eprintln!(
         "{} blob(s) uploaded ({} bytes), {} already there, {} mounted",
         pushed.uploaded, pushed.uploaded_bytes, pushed.existing, pushed.mounted

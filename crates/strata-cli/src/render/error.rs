@@ -9,6 +9,6 @@ pub fn report(err: &anyhow::Error) -> i32 {
         }
         return failure.exit_code;
     }
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", strata::error_line(err));
     1
 }

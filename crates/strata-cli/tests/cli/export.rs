@@ -1,5 +1,6 @@
 //! Exported images load in real tools.
 
+use std::os::unix::fs::FileTypeExt as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -38,8 +39,8 @@ pub fn layer_paths(tarball: &Path) -> Vec<String> {
     let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
     let mut out = Vec::new();
     for layer in manifest["layers"].as_array().unwrap() {
+        // GNU tar reads gzip, zstd and plain tars alike (by their first bytes).
         let listing = Command::new("tar")
-            .arg("--zstd")
             .arg("-tf")
             .arg(blob(&dir, &layer["digest"]))
             .output()
@@ -223,15 +224,192 @@ fn gzip_layers_are_selectable() {
     let index = json(&dir.join("index.json"));
     let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
     let layers = manifest["layers"].as_array().unwrap();
-    // The imported base stays zstd; the stage's own layer is gzip and gunzips to a tarball.
-    assert_eq!(
-        layers[1]["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    );
+    // Every layer is gzip: the stage's own as built, the imported (zstd) base converted.
+    for layer in layers {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+    }
     let listing = Command::new("tar")
         .arg("-tzf")
         .arg(blob(&dir, &layers[1]["digest"]))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&listing.stdout), "gz\n");
+}
+
+/// The entry names of a tarball given as bytes.
+fn tar_names(bytes: &[u8]) -> Vec<String> {
+    let mut tar = Command::new("tar")
+        .arg("-tf")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    tar.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = tar.wait_with_output().unwrap();
+    assert!(out.status.success(), "not a tarball");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn export_streams_to_stdout_and_writes_through_what_is_not_a_file() {
+    let env = Env::new();
+    // `-o -`: the tarball on stdout.
+    let out = env.strata(&["export", "busybox", "-o", "-"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tar_names(&out.stdout).contains(&"index.json".to_string()));
+    // `-o /proc/self/fd/1`, what /dev/stdout links to (a symlink to the pipe): written
+    // through. (Not /dev/stdout itself: a regression would replace the machine's.)
+    let out = env.strata(&["export", "busybox", "-o", "/proc/self/fd/1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tar_names(&out.stdout).contains(&"oci-layout".to_string()));
+    // A symlink of the user's: its target is written, the link stays a link.
+    let work = env.work.path();
+    std::fs::write(work.join("target.tar"), b"old").unwrap();
+    std::os::unix::fs::symlink("target.tar", work.join("link.tar")).unwrap();
+    let out = env.strata(&["export", "busybox", "-o", "link.tar"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::symlink_metadata(work.join("link.tar"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        tar_names(&std::fs::read(work.join("target.tar")).unwrap())
+            .contains(&"index.json".to_string())
+    );
+    // A FIFO: read by another process while strata writes.
+    let fifo = work.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the reader's output while strata writes, or both wait on full pipes.
+    let reader = std::thread::spawn(move || reader.wait_with_output().unwrap());
+    let out = env.strata(&["export", "busybox", "-o", fifo.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = reader.join().unwrap();
+    assert!(tar_names(&read.stdout).contains(&"index.json".to_string()));
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
+/// The layer digest (and its diff id) of the single-layer `busybox` image of `env`.
+fn busybox_layer(env: &Env) -> (String, String) {
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&env.strata(&["inspect", "busybox"]).stdout).unwrap();
+    let manifest = json(&blob(env.store.path(), &inspect["manifest"]));
+    (
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        inspect["config"]["rootfs"]["diff_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+/// The layer digest in the OCI export of `busybox`.
+fn exported_layer(env: &Env, name: &str) -> String {
+    assert!(
+        env.strata(&["export", "busybox", "-o", name])
+            .status
+            .success()
+    );
+    let dir = unpack(&env.work.path().join(name));
+    let index = json(&dir.join("index.json"));
+    let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
+    manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_recorded_conversion_is_reused_not_made_again() {
+    let env = Env::new();
+    let (zstd_layer, diff_id) = busybox_layer(&env);
+    // A gzip twin strata would not make itself (level 1, no name): if the export uses it, the
+    // export took the recorded conversion instead of converting again.
+    let store = env.store.path();
+    let twin = Command::new("sh")
+        .arg("-c")
+        .arg("zstd -dc \"$1\" | gzip -1 -n")
+        .arg("sh")
+        .arg(blob(store, &serde_json::Value::from(zstd_layer.clone())))
+        .output()
+        .unwrap();
+    assert!(twin.status.success());
+    let digest = strata_digest::Digest::of(&twin.stdout);
+    std::fs::write(store.join("blobs/sha256").join(digest.hex()), &twin.stdout).unwrap();
+    let record = serde_json::json!({
+        "source": zstd_layer,
+        "kind": "gzip",
+        "layer": {
+            "digest": digest.to_string(),
+            "diff_id": diff_id,
+            "size": twin.stdout.len(),
+            "media_type": "application/vnd.oci.image.layer.v1.tar+gzip",
+        },
+    });
+    let converted = env.store.path().join("converted");
+    std::fs::write(
+        converted.join(format!(
+            "{}.gzip.json",
+            zstd_layer.strip_prefix("sha256:").unwrap()
+        )),
+        serde_json::to_vec(&record).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(exported_layer(&env, "reused.tar"), digest.to_string());
+    // Without the record strata makes its own gzip, which is another blob.
+    let fresh = Env::new();
+    let made = exported_layer(&fresh, "made.tar");
+    assert_ne!(made, digest.to_string());
+    assert!(
+        std::fs::read_dir(fresh.store.path().join("converted"))
+            .unwrap()
+            .count()
+            == 1,
+        "the conversion is recorded"
+    );
 }

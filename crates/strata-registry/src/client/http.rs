@@ -23,6 +23,7 @@ use ureq::http;
 
 use super::Error;
 use crate::auth::{self, Challenge, Credential};
+use crate::tls::Trust;
 
 /// A request body.
 pub(crate) enum Body<'a> {
@@ -96,7 +97,10 @@ pub(crate) type Response = http::Response<ureq::Body>;
 
 /// The HTTP side of a client.
 pub(crate) struct Transport {
-    agent: ureq::Agent,
+    /// One agent (connection pool, TLS trust) per registry, made on first use: each registry
+    /// may have its own CAs and client certificate ([`crate::tls`]).
+    agents: Mutex<HashMap<String, ureq::Agent>>,
+    pub(crate) trust: Trust,
     insecure: Vec<String>,
     docker_config: Option<PathBuf>,
     retries: u32,
@@ -110,17 +114,15 @@ pub(crate) struct Transport {
 const LOOPBACK: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 
 impl Transport {
-    pub(crate) fn new(insecure: Vec<String>, docker_config: Option<PathBuf>, retries: u32) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(5)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(600)))
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+    pub(crate) fn new(
+        insecure: Vec<String>,
+        docker_config: Option<PathBuf>,
+        retries: u32,
+        certs_dirs: Vec<PathBuf>,
+    ) -> Self {
         Transport {
-            agent,
+            agents: Mutex::new(HashMap::new()),
+            trust: Trust::new(certs_dirs),
             insecure,
             docker_config,
             retries,
@@ -129,12 +131,37 @@ impl Transport {
         }
     }
 
-    /// `http://` for loopback and `insecure` hosts, `https://` otherwise; Docker Hub's API host.
+    /// The agent for requests to `registry` (and its token realm).
+    fn agent(&self, registry: &str) -> Result<ureq::Agent, Error> {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(agent) = agents.get(registry) {
+            return Ok(agent.clone());
+        }
+        let tls = self.trust.config(registry).map_err(|source| Error::Tls {
+            registry: registry.to_string(),
+            source,
+        })?;
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(5)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(600)))
+            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build()
+            .new_agent();
+        agents.insert(registry.to_string(), agent.clone());
+        Ok(agent)
+    }
+
+    /// `http://` for loopback and `insecure` hosts, unless a certificate directory names the
+    /// registry; `https://` otherwise; Docker Hub's API host.
     pub(crate) fn base(&self, registry: &str) -> String {
         let host = crate::reference::host_of(registry);
-        let plain = LOOPBACK.contains(&host)
+        let plain = (LOOPBACK.contains(&host)
             || host.starts_with("127.")
-            || self.insecure.iter().any(|i| i == registry || i == host);
+            || self.insecure.iter().any(|i| i == registry || i == host))
+            && !self.trust.has_dir(registry);
         let api = if registry == crate::reference::DOCKER_HUB {
             "registry-1.docker.io"
         } else {
@@ -181,13 +208,16 @@ impl Transport {
         if let Some(c) = &self.credential_override {
             return Ok(Some(c.clone()));
         }
-        let Some(path) = auth::config_path(self.docker_config.as_deref()) else {
-            return Ok(None);
-        };
-        auth::credential(&path, registry).map_err(|source| Error::Credentials {
-            registry: registry.to_string(),
-            source,
-        })
+        for path in auth::credential_files(self.docker_config.as_deref()) {
+            let found = auth::credential(&path, registry).map_err(|source| Error::Credentials {
+                registry: registry.to_string(),
+                source,
+            })?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     /// Sends the request once (plus once more after answering an auth challenge).
@@ -261,6 +291,7 @@ impl Transport {
             url: req.url.clone(),
             source: Box::new(source),
         };
+        let agent = self.agent(req.registry)?;
         let mut builder = http::Request::builder().method(req.method).uri(&req.url);
         for (name, value) in &req.headers {
             builder = builder.header(*name, value);
@@ -276,17 +307,17 @@ impl Transport {
         match &req.body {
             Body::Empty if req.write() => {
                 let request = build(builder, 0)?;
-                self.agent.run(request).map_err(transport)
+                agent.run(request).map_err(transport)
             }
             Body::Empty => {
                 let request = builder
                     .body(())
                     .map_err(|e| transport(ureq::Error::Http(e)))?;
-                self.agent.run(request).map_err(transport)
+                agent.run(request).map_err(transport)
             }
             Body::Bytes(bytes) => {
                 let (parts, ()) = build(builder, bytes.len() as u64)?.into_parts();
-                self.agent
+                agent
                     .run(http::Request::from_parts(parts, *bytes))
                     .map_err(transport)
             }
@@ -303,7 +334,7 @@ impl Transport {
                 let mut reader = reader.take(*size);
                 let (parts, ()) = build(builder, *size)?.into_parts();
                 let body = ureq::SendBody::from_reader(&mut reader);
-                self.agent
+                agent
                     .run(http::Request::from_parts(parts, body))
                     .map_err(transport)
             }
@@ -360,7 +391,7 @@ impl Transport {
                     .header("content-length", form.len().to_string())
                     .body(form)
                     .map_err(|e| transport(ureq::Error::Http(e)))?;
-                self.agent.run(request).map_err(transport)?
+                self.agent(req.registry)?.run(request).map_err(transport)?
             }
             other => {
                 let sep = if realm.contains('?') { '&' } else { '?' };
@@ -372,7 +403,7 @@ impl Transport {
                 let request = builder
                     .body(())
                     .map_err(|e| transport(ureq::Error::Http(e)))?;
-                self.agent.run(request).map_err(transport)?
+                self.agent(req.registry)?.run(request).map_err(transport)?
             }
         };
         let status = response.status().as_u16();
@@ -460,6 +491,13 @@ pub(crate) fn error_detail(response: Response) -> String {
         }
     }
     let text = String::from_utf8_lossy(&body);
+    if text.contains("HTTP request to an HTTPS server") {
+        return ": the registry speaks HTTPS; strata uses plain HTTP for loopback and \
+                --insecure-registry hosts unless the registry has a certificate directory: put its \
+                CA in /etc/containers/certs.d/HOST:PORT/ca.crt (or a directory named by \
+                STRATA_CERTS_D)"
+            .into();
+    }
     let line = text.lines().next().unwrap_or("").trim();
     if line.is_empty() {
         String::new()
@@ -492,7 +530,15 @@ mod tests {
 
     #[test]
     fn scheme_by_host() {
-        let t = Transport::new(vec!["reg.lan".into(), "other:5000".into()], None, 0);
+        let certs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(certs.path().join("127.0.0.1:5443")).unwrap();
+        let t = Transport::new(
+            vec!["reg.lan".into(), "other:5000".into()],
+            None,
+            0,
+            vec![certs.path().to_path_buf()],
+        );
+        assert_eq!(t.base("127.0.0.1:5443"), "https://127.0.0.1:5443");
         assert_eq!(t.base("127.0.0.1:5000"), "http://127.0.0.1:5000");
         assert_eq!(t.base("localhost"), "http://localhost");
         assert_eq!(t.base("[::1]:5000"), "http://[::1]:5000");

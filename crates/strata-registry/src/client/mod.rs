@@ -32,8 +32,9 @@ pub use push::PushOptions;
 /// which reference, blob or URL.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The connection failed or broke (refused, reset, timed out, ...). Transient.
-    #[error("{op} ({url}) failed: {source}")]
+    /// The connection failed or broke (refused, reset, timed out, ...). Transient, unless the
+    /// TLS certificate was refused.
+    #[error("{op} ({url}) failed: {source}{}", if is_certificate_error(source) { CERTIFICATE_HINT } else { "" })]
     Transport {
         /// What was being done.
         op: String,
@@ -178,6 +179,15 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The TLS trust settings of a registry cannot be used.
+    #[error("TLS settings for {registry}: {source}")]
+    Tls {
+        /// The registry.
+        registry: String,
+        /// What is wrong.
+        #[source]
+        source: crate::tls::Error,
+    },
     /// The reference cannot be used for this operation.
     #[error("{reference}: {reason}")]
     BadReference {
@@ -192,10 +202,12 @@ impl Error {
     /// Whether trying again may help (connection trouble, 408/429/5xx, a body cut short).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Transport { source, .. } => !matches!(
-                **source,
-                ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::HostNotFound
-            ),
+            Error::Transport { source, .. } => {
+                !matches!(
+                    **source,
+                    ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::HostNotFound
+                ) && !is_certificate_error(source)
+            }
             Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Error::Truncated { .. } => true,
             _ => false,
@@ -212,6 +224,20 @@ impl Error {
     }
 }
 
+/// What to do when a registry's certificate is not trusted.
+const CERTIFICATE_HINT: &str = "; the registry's TLS certificate is not trusted: put the CA that signed it in /etc/containers/certs.d/HOST:PORT/ca.crt (or /etc/docker/certs.d/..., or a directory named by STRATA_CERTS_D), or name a CA bundle with SSL_CERT_FILE";
+
+/// Whether a transport failure is the TLS certificate being refused (retrying cannot help).
+fn is_certificate_error(error: &ureq::Error) -> bool {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text.contains("certificate") || text.contains("UnknownIssuer")
+}
+
 /// Client configuration.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -225,6 +251,9 @@ pub struct Options {
     pub retries: u32,
     /// The platform picked from multi-platform indexes.
     pub platform: Platform,
+    /// Roots of per-registry certificate directories (`<root>/<host:port>/{*.crt, *.cert,
+    /// *.key}`); default [`crate::tls::default_certs_dirs`].
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -234,6 +263,7 @@ impl Default for Options {
             docker_config: None,
             retries: 3,
             platform: Platform::host(),
+            certs_dirs: crate::tls::default_certs_dirs(),
         }
     }
 }
@@ -305,7 +335,12 @@ impl Client {
     pub fn new(options: Options) -> Result<Client, Error> {
         Ok(Client {
             inner: Arc::new(Inner {
-                http: Transport::new(options.insecure, options.docker_config, options.retries),
+                http: Transport::new(
+                    options.insecure,
+                    options.docker_config,
+                    options.retries,
+                    options.certs_dirs,
+                ),
                 platform: options.platform,
                 locations: Mutex::new(HashMap::new()),
             }),
@@ -477,7 +512,7 @@ impl Client {
         registry: &str,
         credential: &Credential,
     ) -> Result<(), Error> {
-        let mut http = Transport::new(Vec::new(), None, 0);
+        let mut http = Transport::new(Vec::new(), None, 0, self.http().trust.dirs().to_vec());
         http.credential_override = Some(credential.clone());
         // Same scheme rules as this client.
         let url = format!("{}/v2/", self.http().base(registry));

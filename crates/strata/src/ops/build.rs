@@ -45,6 +45,10 @@ pub struct BuildOptions {
     /// Registry references to push the final images to once built (`{image}` is replaced by
     /// the image's name).
     pub push: Vec<String>,
+    /// Compression of every pushed layer (stored layers in another one are converted).
+    pub push_compression: strata_layer::Compression,
+    /// Hand the final images to this engine once built (`--load`).
+    pub load: Option<super::export::Engine>,
     /// Build this Dockerfile instead of a stapel config.
     pub dockerfile: Option<(PathBuf, strata_frontend::dockerfile::DockerfileOptions)>,
 }
@@ -119,6 +123,7 @@ pub fn build(
         let error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
             Ok(report) => {
                 push_images(ctx, &report, options, progress)?;
+                load_images(ctx, &report, options, progress)?;
                 return Ok(report);
             }
             Err(BuildError::Solve(error)) => *error,
@@ -242,6 +247,7 @@ fn push_images(
                 &format!("{}", image.manifest),
                 &to,
                 strata_registry::ManifestFormat::Oci,
+                options.push_compression,
                 mount_from,
             )?;
             progress.event(strata_progress::Event::Note {
@@ -251,6 +257,26 @@ fn push_images(
                 ),
             });
         }
+    }
+    Ok(())
+}
+
+/// Hands the final images to `--load`'s engine.
+fn load_images(
+    ctx: &Context,
+    report: &BuildReport,
+    options: &BuildOptions,
+    progress: &dyn Sink,
+) -> anyhow::Result<()> {
+    let Some(engine) = options.load else {
+        return Ok(());
+    };
+    for image in report.images.iter().filter(|i| i.tag.is_some()) {
+        let tag = image.tag.as_deref().expect("filtered on a tag");
+        let said = super::export::load_into(ctx, tag, engine, options.push_compression)?;
+        progress.event(strata_progress::Event::Note {
+            message: format!("{}: {said}", image.name),
+        });
     }
     Ok(())
 }

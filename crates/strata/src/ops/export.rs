@@ -3,6 +3,7 @@
 use std::io::{self, Read, Write};
 
 use anyhow::Context as _;
+use strata_layer::Compression;
 use strata_store::Store;
 
 use crate::Context;
@@ -19,16 +20,84 @@ pub enum ExportFormat {
     DockerArchive,
 }
 
-/// Writes `image` to `out` in `format`.
+/// A container engine an image can be handed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `docker load` (the daemon of `$DOCKER_HOST` or the default socket), fed a
+    /// docker-archive: every docker since 1.x reads it, OCI archives only docker 25+.
+    Docker,
+    /// `podman load` (its storage as configured, `$CONTAINERS_STORAGE_CONF` included), fed an
+    /// OCI archive.
+    Podman,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Engine> {
+        match s {
+            "docker" => Ok(Engine::Docker),
+            "podman" => Ok(Engine::Podman),
+            other => anyhow::bail!("unknown engine `{other}`; expected `docker` or `podman`"),
+        }
+    }
+}
+
+/// Hands `image` to a running docker or podman through its `load`, streaming the archive
+/// into its stdin; returns what the engine printed (`Loaded image: NAME`).
+pub fn load_into(
+    ctx: &Context,
+    reference: &str,
+    engine: Engine,
+    compression: Compression,
+) -> anyhow::Result<String> {
+    let (program, format) = match engine {
+        Engine::Docker => ("docker", ExportFormat::DockerArchive),
+        Engine::Podman => ("podman", ExportFormat::Oci),
+    };
+    let mut child = std::process::Command::new(program)
+        .arg("load")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start `{program} load` (is {program} installed?)"))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .expect("stdin was piped because the command was set up so");
+    let written = export(ctx, reference, format, compression, &mut stdin);
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("wait for `{program} load`"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "`{program} load` of {reference} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // An engine that stopped reading shows as a broken pipe here, after its own message.
+    written.with_context(|| format!("stream {reference} into `{program} load`"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Writes `image` to `out` in `format`; an OCI layout's layers are all in `compression`
+/// (converted once and remembered), a docker-archive's are plain tars as `docker save` writes.
 pub fn export(
     ctx: &Context,
     reference: &str,
     format: ExportFormat,
+    compression: Compression,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let digest = image::resolve(&ctx.store, reference)?
         .with_context(|| format!("no image `{reference}` in the store (see `strata images`)"))?;
-    let image = StoredImage::load(&ctx.store, &digest)?;
+    let mut image = StoredImage::load(&ctx.store, &digest)?;
+    if format == ExportFormat::Oci {
+        let converted = image::with_compression(&ctx.store, &image, compression)?;
+        image = StoredImage::load(&ctx.store, &converted)?;
+    }
     let name = image::normalize_reference(reference);
     let mut tar = tar::Builder::new(out);
     match format {
@@ -57,7 +126,7 @@ fn write_oci(
             media_type: oci::MANIFEST.into(),
             digest: image.digest,
             size: manifest_size,
-            annotations: [(oci::REF_NAME.to_string(), tag_of(name).to_string())].into(),
+            annotations: index_names(name),
         }],
     };
     append(tar, "index.json", &serde_json::to_vec(&index)?)?;
@@ -124,10 +193,19 @@ fn write_docker(
     Ok(())
 }
 
-/// The part after the last `:` of the last path component (`busybox:latest` → `latest`).
-fn tag_of(name: &str) -> &str {
+/// The names an OCI layout's index gives the image, as BuildKit writes them: the tag as
+/// `ref.name` (the OCI layout's own use: `umoci --image DIR:TAG`, `skopeo oci:DIR:TAG`), and the
+/// fully qualified name under containerd's key, which `podman load`, `ctr import` and
+/// `nerdctl load` name the image by.
+fn index_names(name: &str) -> std::collections::BTreeMap<String, String> {
     let last = name.rsplit('/').next().unwrap_or(name);
-    last.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest")
+    let tag = last.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+    let mut names =
+        std::collections::BTreeMap::from([(oci::REF_NAME.to_string(), tag.to_string())]);
+    if let Ok(reference) = name.parse::<strata_registry::Reference>() {
+        names.insert(oci::CONTAINERD_NAME.to_string(), reference.to_string());
+    }
+    names
 }
 
 fn append(tar: &mut tar::Builder<&mut dyn Write>, path: &str, bytes: &[u8]) -> anyhow::Result<()> {

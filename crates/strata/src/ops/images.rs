@@ -31,6 +31,9 @@ pub struct ImageRow {
     pub updated_unix: u64,
     /// Its stages, first to last (empty for imported images).
     pub stages: Vec<StageRow>,
+    /// Why its manifest or config cannot be read, if it cannot: the image is listed anyway so
+    /// that it can be seen and removed (`strata rmi`), and no other image is affected.
+    pub broken: Option<String>,
 }
 
 /// Lists the tagged images, sorted by name.
@@ -58,14 +61,14 @@ pub fn images(ctx: &Context) -> anyhow::Result<Vec<ImageRow>> {
             next = record.parent;
         }
         stages.reverse();
-        let size = match size {
-            Some(s) => s,
-            None => crate::image::StoredImage::load(&ctx.store, &target.manifest)?
-                .manifest
-                .layers
-                .iter()
-                .map(|l| l.size)
-                .sum(),
+        // Every image is read (two small blobs), so one whose manifest or config rotted is
+        // shown as broken rather than found by the next build.
+        let loaded = crate::image::StoredImage::load(&ctx.store, &target.manifest).map(|image| {
+            size.unwrap_or_else(|| image.manifest.layers.iter().map(|l| l.size).sum())
+        });
+        let (size, broken) = match loaded {
+            Ok(size) => (size, None),
+            Err(e) => (0, Some(format!("{e:#}"))),
         };
         rows.push(ImageRow {
             name,
@@ -73,8 +76,36 @@ pub fn images(ctx: &Context) -> anyhow::Result<Vec<ImageRow>> {
             size,
             updated_unix: target.updated_unix,
             stages,
+            broken,
         });
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
+}
+
+/// Removes the tags `names` (normalized as `strata images` shows them). Blobs stay until the
+/// store is pruned; an image that cannot be read is removed like any other. Fails naming every
+/// tag that does not exist, after removing those that do.
+pub fn remove(ctx: &Context, names: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        let tag = crate::image::normalize_reference(name);
+        if ctx.store.remove_tag(&tag)? {
+            removed.push(tag);
+        } else {
+            missing.push(tag);
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "no image {} in the store (see `strata images`)",
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(removed)
 }

@@ -25,7 +25,8 @@ pub struct ImportReport {
     pub size: u64,
 }
 
-/// Imports `source` as the image `name`.
+/// Imports `source` as the image `name`: a root file system, or an image archive (docker-save
+/// tarball, OCI layout), which is loaded with its config ([`super::load`]).
 pub fn import(
     ctx: &Context,
     source: &Path,
@@ -33,6 +34,23 @@ pub fn import(
     compression: Compression,
 ) -> anyhow::Result<ImportReport> {
     let store = &ctx.store;
+    if super::load::archive_kind(source)?.is_some() {
+        let loaded = super::load::load(ctx, source, Some(name))?;
+        let first = loaded
+            .first()
+            .context("a load with a name tags one image")?;
+        let size = image::StoredImage::load(store, &first.manifest)?
+            .manifest
+            .layers
+            .iter()
+            .map(|l| l.size)
+            .sum();
+        return Ok(ImportReport {
+            reference: first.reference.clone(),
+            manifest: first.manifest,
+            size,
+        });
+    }
     let meta =
         std::fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?;
     let scratch = store.scratch("import")?;

@@ -6,5 +6,6 @@ pub mod export;
 pub mod images;
 pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod push;
 pub mod run;

@@ -1,22 +1,28 @@
 //! `strata push IMAGE REF` and `strata login`.
 
 use anyhow::Context as _;
+use strata_layer::Compression;
 use strata_registry::{ManifestFormat, PushOptions, Pushed, Reference};
 
 use crate::Context;
 use crate::image;
 
-/// Pushes a local image to a registry reference; blobs the registry has are not uploaded
-/// again, blobs in `mount_from` repositories of the same registry are mounted.
+/// Pushes a local image to a registry reference with every layer in `compression` (converted
+/// once and remembered: see [`image::with_compression`]); blobs the registry has are not
+/// uploaded again, blobs in `mount_from` repositories of the same registry are mounted.
 pub fn push(
     ctx: &Context,
     image: &str,
     to: &str,
     format: ManifestFormat,
+    compression: Compression,
     mount_from: Vec<String>,
 ) -> anyhow::Result<Pushed> {
     let digest = image::resolve(&ctx.store, image)?
         .with_context(|| format!("no image `{image}` in the store (see `strata images`)"))?;
+    let stored = image::StoredImage::load(&ctx.store, &digest)
+        .with_context(|| format!("read image `{image}`"))?;
+    let digest = image::with_compression(&ctx.store, &stored, compression)?;
     let reference: Reference = to
         .parse()
         .with_context(|| format!("`{to}` is not an image reference"))?;
