@@ -252,6 +252,7 @@ fn device_nodes_land_in_the_layer_but_cannot_be_opened() {
             target: "/tmp".into(),
             source: PathBuf::new(),
             kind: MountKind::Tmpfs,
+            beneath: None,
         },
         bind("/cache", &cache, false),
     ];
@@ -284,6 +285,7 @@ fn the_mount_table_names_no_host_path() {
             target: "/etc/hosts".into(),
             source: hosts.clone(),
             kind: MountKind::Copy { readonly: false },
+            beneath: None,
         },
         Mount {
             target: "/debugroot".into(),
@@ -293,6 +295,7 @@ fn the_mount_table_names_no_host_path() {
                 upper: upper2,
                 work: work2,
             },
+            beneath: None,
         },
     ];
     let out = run_ok(&fx, &spec);
