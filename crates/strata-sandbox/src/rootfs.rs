@@ -38,6 +38,18 @@ pub enum Error {
     /// A mount target is not a clean absolute path.
     #[error("{0}")]
     Target(String),
+    /// A mount target is reached through a link (one a container left in an earlier mount).
+    #[error(
+        "mount target {target} is not reached from the container's root without a link ({path}): {source}"
+    )]
+    TargetLink {
+        /// The container path of the target.
+        target: String,
+        /// The host path that could not be opened.
+        path: PathBuf,
+        /// The OS error (`ELOOP` for a link).
+        source: io::Error,
+    },
     /// A mount source could not be opened beneath its directory without a link on the way.
     #[error("open the mount source {path} beneath {root} without following a link: {source}")]
     Beneath {
@@ -201,7 +213,7 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
     }
     for (i, mount) in spec.mounts.iter().enumerate() {
         let rel = container_path(&mount.target).map_err(Error::Target)?;
-        let target = ctx.root.join(rel);
+        let target = ctx.root.join(&rel);
         // The fds of the sources opened beneath `mount.beneath`, dropped with this iteration:
         // the init holds none of them when the command starts.
         let mut fds = Vec::new();
@@ -211,6 +223,7 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
             MountKind::Copy { .. } => true,
             MountKind::Tmpfs | MountKind::Overlay { .. } => false,
         };
+        check_target(sys, ctx.root, &rel, &mount.target)?;
         // The skeleton provides every target on the overlay; a target inside an earlier
         // tmpfs or bind mount does not exist yet and is created there (never in upper).
         if !sys.exists(&target) {
@@ -289,6 +302,31 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
         Security::Sandbox => mask(&ctx),
         // As `--privileged`: no masked or read-only paths.
         Security::Insecure => Ok(()),
+    }
+}
+
+/// Checks that the target `rel` (or, while it does not exist, its deepest existing ancestor)
+/// is reached beneath `root` without a link. The skeleton keeps links off the overlay's way to
+/// every target, but a target inside an earlier mount of the spec is inside what the user or a
+/// container put there (a cache dir keeps a container's `ln -s /etc x`), and the init resolves
+/// paths in the host's root until the pivot: following such a link would create the
+/// mountpoint, or mount, on the host. Below the checked ancestor everything is created here.
+fn check_target(sys: &dyn Syscall, root: &Path, rel: &Path, target: &str) -> Result<(), Error> {
+    let mut at = rel;
+    loop {
+        match sys.open_beneath(root, at) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !at.as_os_str().is_empty() => {
+                at = at.parent().unwrap_or(Path::new(""));
+            }
+            Err(source) => {
+                return Err(Error::TargetLink {
+                    target: target.to_owned(),
+                    path: root.join(at),
+                    source,
+                });
+            }
+        }
     }
 }
 
@@ -800,11 +838,11 @@ mod tests {
             _ => false,
         };
         let ro = opened("data");
-        assert!(
-            matches!(&calls[ro + 2], Call::Symlink { target, link } if fd_path(&calls[ro + 2]) && link == Path::new("/s/l/m0/0")),
-            "{:#?}",
-            &calls[ro..]
-        );
+        let layer = calls[ro..]
+            .iter()
+            .find(|c| matches!(c, Call::Symlink { link, .. } if link == Path::new("/s/l/m0/0")))
+            .expect("the read-only bind's layer link");
+        assert!(fd_path(layer), "{layer:?}");
         let rw = ro
             + 1
             + position(

@@ -324,3 +324,45 @@ fn the_mount_table_names_no_host_path() {
     );
     assert!(Path::new(&hosts).is_file());
 }
+
+/// A link a container left in a writable mount (a cache dir kept between builds) must not
+/// send the next run's mountpoints out of the root: the init runs in the host's root until
+/// the pivot, so following it would create the mountpoint on the host.
+#[test]
+fn a_link_inside_a_mount_never_places_a_later_mountpoint_on_the_host() {
+    let fx = Fixture::busybox();
+    let host = fx.tmp.path().join("host-dir");
+    fs::create_dir(&host).expect("mkdir");
+    let cache = fx.tmp.path().join("cache");
+    fs::create_dir(&cache).expect("mkdir");
+    // What `ln -s <host dir> /c/x` in an earlier run leaves in the cache.
+    std::os::unix::fs::symlink(&host, cache.join("x")).expect("symlink");
+    let file = fx.tmp.path().join("file");
+    fs::write(&file, "f").expect("write");
+    for nested in [
+        Mount {
+            target: "/c/x/y".into(),
+            source: "".into(),
+            kind: MountKind::Tmpfs,
+            beneath: None,
+        },
+        bind("/c/x/f", &file, false),
+        bind("/c/x", &file, false),
+    ] {
+        let target = nested.target.clone();
+        let mut spec = sh(&fx, "true");
+        spec.mounts = vec![bind("/c", &cache, false), nested];
+        let err = run(&fx, &spec).expect_err("a link in the way");
+        assert!(
+            err.to_string().contains(&format!("mount target {target}"))
+                && err.to_string().contains("link"),
+            "{err}"
+        );
+        let created: Vec<_> = fs::read_dir(&host).expect("read_dir").flatten().collect();
+        assert!(
+            created.is_empty(),
+            "{target} created {created:?} on the host"
+        );
+        assert!(cache.join("x").is_symlink());
+    }
+}
