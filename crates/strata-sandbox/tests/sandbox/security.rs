@@ -167,6 +167,62 @@ fn the_command_cannot_trace_its_init() {
     assert_eq!(run_ok(&fx, &sh(&fx, script)), "done\n");
 }
 
+/// Set for [`tiocsti_helper`] by the test that runs it.
+const TIOCSTI_HELPER: &str = "STRATA_SANDBOX_TIOCSTI_HELPER";
+
+/// A command whose stdio is the caller's terminal (`Stdio::Inherit`, as `strata run` and the
+/// debugger's shell with scripted input) must not push input into it: the caller's shell
+/// would read and run it after the build (TIOCSTI; moby never hands a container the
+/// caller's terminal). The helper runs in a session whose controlling terminal is a pty of
+/// this test.
+#[test]
+fn the_command_cannot_push_input_into_the_callers_terminal() {
+    require_root();
+    let pty = strata_sandbox::pty::Pty::open().expect("pty");
+    let slave = || std::process::Stdio::from(pty.slave.try_clone().expect("dup"));
+    // setsid -c: a new session with stdin, the pty, as its controlling terminal.
+    let mut helper = Command::new("setsid")
+        .args(["-w", "-c"])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "security::tiocsti_helper", "--ignored"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(TIOCSTI_HELPER, "1")
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .expect("setsid (util-linux) runs");
+    drop(pty.slave);
+    let mut master = fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        // EIO once the helper side is closed.
+        let _ = std::io::Read::read_to_end(&mut master, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let status = helper.wait().expect("helper ends");
+    let out = reader.join().expect("reader");
+    assert!(status.success(), "{out}");
+    assert!(out.contains("tiocsti=EPERM"), "{out}");
+}
+
+#[test]
+#[ignore = "run by the_command_cannot_push_input_into_the_callers_terminal"]
+fn tiocsti_helper() {
+    assert!(
+        std::env::var_os(TIOCSTI_HELPER).is_some(),
+        "runs only under the_command_cannot_push_input_into_the_callers_terminal"
+    );
+    let fx = Fixture::busybox();
+    with_probe(&fx);
+    let status = sandbox()
+        .spawn(&fx.spec(&["probe", "tiocsti"]), Stdio::Inherit)
+        .expect("spawn")
+        .wait()
+        .expect("wait");
+    assert_eq!(status, ExitStatus::Exited(0));
+}
+
 fn toolbox_fixture(fx: &Fixture) -> std::path::PathBuf {
     let tool = fx.tmp.path().join("toolbox");
     fs::create_dir(&tool).expect("toolbox");
