@@ -1000,8 +1000,9 @@ impl Executor for LocalWorker<'_> {
 }
 
 /// Whether `path` (below `context`) is reached from `context` without following any link, as
-/// the plan resolved it; true when the plan names no context. The mount follows the path by
-/// name a moment later, so this narrows, not closes, the window for a swap.
+/// the plan resolved it; true when the plan names no context. Only for a clear error before
+/// the run: the sandbox opens the source the same way again and mounts from that fd
+/// ([`Mount::beneath`]), which is what keeps a later swap out.
 fn reaches_without_links(context: Option<&Path>, path: &str) -> anyhow::Result<bool> {
     let Some(context) = context else {
         return Ok(true);
