@@ -799,3 +799,39 @@ fn a_bind_source_swapped_for_a_link_in_a_tight_loop_never_mounts_the_host_dir() 
         stderr(&out)
     );
 }
+
+#[test]
+fn a_link_left_in_a_cache_mount_never_puts_a_later_mountpoint_on_the_host() {
+    let env = Env::new();
+    let outside = outside_dir(&env, "outside-cache-link");
+    let o = outside.to_str().unwrap();
+    // Step 1 leaves a link to a host dir in the cache; step 2 mounts a tmpfs below it. The
+    // sandbox's init resolves paths in the host's root until its pivot.
+    let dir = context(
+        &env,
+        "cache-link",
+        &format!(
+            "FROM busybox:latest\n\
+             RUN --mount=type=cache,id=c,target=/c ln -s {o} /c/x\n\
+             RUN --mount=type=cache,id=c,target=/c --mount=type=tmpfs,target=/c/x/y true\n"
+        ),
+        &[],
+        &[],
+    );
+    let out = dockerfile_build(&env, &dir, "cache-link", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        words(&err).contains(
+            "mount target /c/x/y is not reached from the container's root without a link"
+        ),
+        "{err}"
+    );
+    let created: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(created, ["canary"], "a mountpoint was made on the host");
+    assert_untouched(&outside.join("canary"));
+}
