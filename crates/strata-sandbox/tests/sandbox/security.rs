@@ -422,3 +422,42 @@ fn a_link_inside_a_mount_never_places_a_later_mountpoint_on_the_host() {
         assert!(cache.join("x").is_symlink());
     }
 }
+
+/// Sources beneath a directory the user controls are mounted from fds opened there: dirs
+/// read-only and writable and a file work, and a link in the way fails the run.
+#[test]
+fn sources_beneath_a_context_are_mounted_without_links() {
+    let fx = Fixture::busybox();
+    let context = fx.tmp.path().join("context");
+    fs::create_dir_all(context.join("dir")).expect("mkdir");
+    fs::write(context.join("dir/f"), "in dir\n").expect("write");
+    fs::write(context.join("file"), "a file\n").expect("write");
+    let host = fx.tmp.path().join("host");
+    fs::create_dir(&host).expect("mkdir");
+    fs::write(host.join("f"), "host\n").expect("write");
+    std::os::unix::fs::symlink(&host, context.join("link")).expect("symlink");
+    let beneath = |target: &str, rel: &str, readonly: bool| Mount {
+        beneath: Some(context.clone()),
+        ..bind(target, &context.join(rel), readonly)
+    };
+    let mut spec = sh(&fx, "cat /ro/f /file; echo w > /rw/new");
+    spec.mounts = vec![
+        beneath("/ro", "dir", true),
+        beneath("/rw", "dir", false),
+        beneath("/file", "file", true),
+    ];
+    assert_eq!(run_ok(&fx, &spec), "in dir\na file\n");
+    assert_eq!(
+        fs::read_to_string(context.join("dir/new")).expect("written"),
+        "w\n"
+    );
+    for readonly in [true, false] {
+        let mut spec = sh(&fx, "cat /m/f");
+        spec.mounts = vec![beneath("/m", "link", readonly)];
+        let err = run(&fx, &spec).expect_err("a link").to_string();
+        assert!(
+            err.contains("without following a link") && err.contains("link"),
+            "{err}"
+        );
+    }
+}
