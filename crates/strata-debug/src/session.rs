@@ -385,6 +385,7 @@ impl<'a> Session<'a> {
                 upper: session.upper,
                 work: session.work,
             },
+            beneath: None,
         }];
         for mount in &step.mounts {
             mounts.push(Mount {

@@ -348,6 +348,7 @@ mod tests {
             target: target.into(),
             source: source.to_path_buf(),
             kind: MountKind::Bind { readonly: true },
+            beneath: None,
         }
     }
 
@@ -388,6 +389,7 @@ mod tests {
                     target: "/tmp".into(),
                     source: PathBuf::new(),
                     kind: MountKind::Tmpfs,
+                    beneath: None,
                 },
             ],
         );

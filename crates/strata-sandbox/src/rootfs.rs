@@ -12,10 +12,11 @@
 //! 6. `pivot_root` and the detach of the old root ([`pivot`]).
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::overlay::{self, Layout};
-use crate::spec::{ContainerSpec, MountKind, Security, container_path};
+use crate::spec::{ContainerSpec, Mount, MountKind, Security, container_path};
 use crate::sys::{MntFlags, MsFlags, OverlayOptions, Syscall};
 
 /// What can go wrong while mounting the container's file systems.
@@ -37,6 +38,28 @@ pub enum Error {
     /// A mount target is not a clean absolute path.
     #[error("{0}")]
     Target(String),
+    /// A mount target is reached through a link (one a container left in an earlier mount).
+    #[error(
+        "mount target {target} is not reached from the container's root without a link ({path}): {source}"
+    )]
+    TargetLink {
+        /// The container path of the target.
+        target: String,
+        /// The host path that could not be opened.
+        path: PathBuf,
+        /// The OS error (`ELOOP` for a link).
+        source: io::Error,
+    },
+    /// A mount source could not be opened beneath its directory without a link on the way.
+    #[error("open the mount source {path} beneath {root} without following a link: {source}")]
+    Beneath {
+        /// The host path of the source.
+        path: PathBuf,
+        /// The directory it must be reached in ([`Mount::beneath`]).
+        root: PathBuf,
+        /// The OS error (`ELOOP` for a link, `EXDEV` for a way out).
+        source: io::Error,
+    },
 }
 
 /// Host devices bound into the container's `/dev`.
@@ -190,12 +213,17 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
     }
     for (i, mount) in spec.mounts.iter().enumerate() {
         let rel = container_path(&mount.target).map_err(Error::Target)?;
-        let target = ctx.root.join(rel);
+        let target = ctx.root.join(&rel);
+        // The fds of the sources opened beneath `mount.beneath`, dropped with this iteration:
+        // the init holds none of them when the command starts.
+        let mut fds = Vec::new();
+        let source = source_path(sys, mount, &mount.source, &mut fds)?;
         let is_file = match mount.kind {
-            MountKind::Bind { .. } => !mount.source.is_dir(),
+            MountKind::Bind { .. } => !source.is_dir(),
             MountKind::Copy { .. } => true,
             MountKind::Tmpfs | MountKind::Overlay { .. } => false,
         };
+        check_target(sys, ctx.root, &rel, &mount.target)?;
         // The skeleton provides every target on the overlay; a target inside an earlier
         // tmpfs or bind mount does not exist yet and is created there (never in upper).
         if !sys.exists(&target) {
@@ -217,7 +245,7 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
             // instead of the host directory as a bind's root.
             MountKind::Bind { readonly: true } if !is_file => {
                 let options = OverlayOptions {
-                    lowers: vec![mount.source.clone(), layout.empty.clone()],
+                    lowers: vec![source.clone(), layout.empty.clone()],
                     upper: PathBuf::new(),
                     work: PathBuf::new(),
                 };
@@ -225,7 +253,7 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
             }
             &MountKind::Bind { readonly } => {
                 ctx.mount(
-                    Some(&mount.source),
+                    Some(&source),
                     &target,
                     None,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -257,8 +285,12 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
             } => {
                 // The same fsopen/`lowerdir+` code as the root (see `LinuxSyscall`), so any
                 // number of layers fits and the options are pinned the same way.
+                let lowers = lowers
+                    .iter()
+                    .map(|l| source_path(sys, mount, l, &mut fds))
+                    .collect::<Result<_, _>>()?;
                 let options = OverlayOptions {
-                    lowers: lowers.clone(),
+                    lowers,
                     upper: upper.clone(),
                     work: work.clone(),
                 };
@@ -271,6 +303,61 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
         // As `--privileged`: no masked or read-only paths.
         Security::Insecure => Ok(()),
     }
+}
+
+/// Checks that the target `rel` (or, while it does not exist, its deepest existing ancestor)
+/// is reached beneath `root` without a link. The skeleton keeps links off the overlay's way to
+/// every target, but a target inside an earlier mount of the spec is inside what the user or a
+/// container put there (a cache dir keeps a container's `ln -s /etc x`), and the init resolves
+/// paths in the host's root until the pivot: following such a link would create the
+/// mountpoint, or mount, on the host. Below the checked ancestor everything is created here.
+fn check_target(sys: &dyn Syscall, root: &Path, rel: &Path, target: &str) -> Result<(), Error> {
+    let mut at = rel;
+    loop {
+        match sys.open_beneath(root, at) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !at.as_os_str().is_empty() => {
+                at = at.parent().unwrap_or(Path::new(""));
+            }
+            Err(source) => {
+                return Err(Error::TargetLink {
+                    target: target.to_owned(),
+                    path: root.join(at),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// The path to mount `path` of `mount` from: `path` itself, or for a path beneath
+/// [`Mount::beneath`] its fd opened there without a link on the way (kept in `fds`), named
+/// `/proc/self/fd/N`. mount(2) and overlayfs follow that magic link to the opened file itself,
+/// so a link swapped in for the path after the caller's check (or after this open) changes
+/// nothing; only the init's own fds are reachable that way, and they are closed before the
+/// command runs.
+fn source_path(
+    sys: &dyn Syscall,
+    mount: &Mount,
+    path: &Path,
+    fds: &mut Vec<OwnedFd>,
+) -> Result<PathBuf, Error> {
+    let Some(root) = &mount.beneath else {
+        return Ok(path.to_path_buf());
+    };
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Ok(path.to_path_buf());
+    };
+    let fd = sys
+        .open_beneath(root, rel)
+        .map_err(|source| Error::Beneath {
+            path: path.to_path_buf(),
+            root: root.clone(),
+            source,
+        })?;
+    let named = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    fds.push(fd);
+    Ok(named)
 }
 
 fn mount_proc_sys(ctx: &Ctx<'_>, security: Security) -> Result<(), Error> {
@@ -451,6 +538,7 @@ mod tests {
             target: "/etc/resolv.conf".into(),
             source: "/host/resolv.conf".into(),
             kind: MountKind::Bind { readonly: true },
+            beneath: None,
         }
     }
 
@@ -582,11 +670,13 @@ mod tests {
                 target: "/.strata/toolbox".into(),
                 source: tmp.path().to_path_buf(),
                 kind: MountKind::Bind { readonly: true },
+                beneath: None,
             },
             Mount {
                 target: "/etc/hosts".into(),
                 source: "/host/hosts".into(),
                 kind: MountKind::Copy { readonly: false },
+                beneath: None,
             },
         ];
         setup(&fake, &layout, &spec(mounts)).expect("setup");
@@ -642,11 +732,13 @@ mod tests {
                 target: "/cache".into(),
                 source: PathBuf::new(),
                 kind: MountKind::Tmpfs,
+                beneath: None,
             },
             Mount {
                 target: "/cache/x".into(),
                 source: "/".into(),
                 kind: MountKind::Bind { readonly: false },
+                beneath: None,
             },
         ];
         setup(&fake, &layout, &spec(mounts)).expect("setup");
@@ -672,6 +764,7 @@ mod tests {
                 upper: "/session/upper".into(),
                 work: "/session/work".into(),
             },
+            beneath: None,
         }];
         setup(&fake, &layout, &spec(mounts)).expect("setup");
         let calls = fake.calls();
@@ -700,6 +793,109 @@ mod tests {
             mount_target(c) == Some(Path::new("/s/rootfs/proc/kcore"))
         });
         assert!(shm < at && at < kcore);
+    }
+
+    #[test]
+    fn sources_beneath_a_context_are_mounted_from_fds_opened_there() {
+        let fake = FakeSyscall::new().with_failing("/ctx/swapped");
+        let layout = Layout::new(Path::new("/s"));
+        let context = |target: &str, source: &str, kind: MountKind| Mount {
+            target: target.into(),
+            source: source.into(),
+            kind,
+            beneath: Some("/ctx".into()),
+        };
+        let mounts = vec![
+            context("/ro", "/ctx/data", MountKind::Bind { readonly: true }),
+            context("/rw", "/ctx/data", MountKind::Bind { readonly: false }),
+            context(
+                "/hidden",
+                "",
+                MountKind::Overlay {
+                    lowers: vec!["/store/whiteouts".into(), "/ctx".into()],
+                    upper: PathBuf::new(),
+                    work: PathBuf::new(),
+                },
+            ),
+        ];
+        setup(&fake, &layout, &spec(mounts)).expect("setup");
+        let calls = fake.calls();
+        let opened = |rel: &str| {
+            position(&calls, |c| {
+                *c == Call::OpenBeneath {
+                    root: "/ctx".into(),
+                    rel: rel.into(),
+                }
+            })
+        };
+        // Each use opens the source again, right before its own mount.
+        let fd_path = |c: &Call| match c {
+            Call::Symlink { target, .. }
+            | Call::Mount {
+                source: Some(target),
+                ..
+            } => target.starts_with("/proc/self/fd/"),
+            _ => false,
+        };
+        let ro = opened("data");
+        let layer = calls[ro..]
+            .iter()
+            .find(|c| matches!(c, Call::Symlink { link, .. } if link == Path::new("/s/l/m0/0")))
+            .expect("the read-only bind's layer link");
+        assert!(fd_path(layer), "{layer:?}");
+        let rw = ro
+            + 1
+            + position(
+                &calls[ro + 1..],
+                |c| matches!(c, Call::OpenBeneath { rel, .. } if rel == Path::new("data")),
+            );
+        let bind = &calls[rw + 1..]
+            .iter()
+            .find(|c| mount_target(c) == Some(Path::new("/s/rootfs/rw")))
+            .expect("the rw bind");
+        assert!(fd_path(bind), "{bind:?}");
+        // In an overlay only the lower beneath the context is opened there.
+        let hidden = opened("");
+        let links: Vec<_> = calls[hidden..]
+            .iter()
+            .filter_map(|c| match c {
+                Call::Symlink { target, link } if link.starts_with("/s/l/m2") => Some(target),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(links[0], Path::new("/store/whiteouts"));
+        assert!(links[1].starts_with("/proc/self/fd/"), "{links:?}");
+        // No source is ever mounted by its path under the context.
+        for call in &calls {
+            if let Call::Mount {
+                source: Some(s), ..
+            }
+            | Call::Symlink { target: s, .. } = call
+            {
+                assert!(!s.starts_with("/ctx"), "{call:?}");
+            }
+        }
+
+        // A link swapped in fails the setup, naming the source and the context.
+        let fake = FakeSyscall::new().with_failing("/ctx/swapped");
+        let mounts = vec![context(
+            "/m",
+            "/ctx/swapped",
+            MountKind::Bind { readonly: false },
+        )];
+        let err = setup(&fake, &layout, &spec(mounts)).expect_err("a link");
+        assert_eq!(
+            err.to_string(),
+            "open the mount source /ctx/swapped beneath /ctx without following a link: \
+             Too many levels of symbolic links (os error 40)"
+        );
+        assert!(
+            !fake
+                .calls()
+                .iter()
+                .any(|c| mount_target(c) == Some(Path::new("/s/rootfs/m"))),
+            "mounted after all"
+        );
     }
 
     #[test]

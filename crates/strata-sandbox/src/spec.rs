@@ -72,6 +72,13 @@ pub struct Mount {
     pub source: PathBuf,
     /// What to mount.
     pub kind: MountKind,
+    /// A directory the user or a container controls (the build context) that `source` or
+    /// an overlay's lowers lie in. The init opens each such path beneath it with no link on
+    /// the way (see [`Syscall::open_beneath`](crate::sys::Syscall::open_beneath)) and mounts
+    /// from that fd, so a link swapped in after the caller checked the path fails the run
+    /// instead of mounting what the link leads to. Paths outside it are mounted by path.
+    #[serde(default)]
+    pub beneath: Option<PathBuf>,
 }
 
 /// The kind of an extra mount.
@@ -156,6 +163,17 @@ impl ContainerSpec {
         }
         for mount in &self.mounts {
             container_path(&mount.target)?;
+            if let Some(root) = &mount.beneath
+                && matches!(mount.kind, MountKind::Bind { .. })
+                && !mount.source.starts_with(root)
+            {
+                return Err(format!(
+                    "mount source {} for {} is not beneath {}",
+                    mount.source.display(),
+                    mount.target,
+                    root.display()
+                ));
+            }
             match &mount.kind {
                 MountKind::Copy { .. } => match mount.source.metadata() {
                     Ok(m) if m.is_file() && m.len() <= COPY_LIMIT => {}
@@ -263,6 +281,7 @@ mod tests {
                 upper,
                 work: dir.clone(),
             },
+            beneath: None,
         };
         let mut spec = ContainerSpec {
             lowers: vec![],

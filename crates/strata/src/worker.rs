@@ -709,6 +709,13 @@ impl<'a> LocalWorker<'a> {
                 target: m.to.clone(),
                 source,
                 kind,
+                // A context source is opened beneath the context by the sandbox and mounted
+                // from that fd: the check above cannot keep a link from being swapped in
+                // before the mount.
+                beneath: match &m.source {
+                    MountSource::Bind { image: None, .. } => m.context.clone(),
+                    _ => None,
+                },
             });
         }
         Ok(ContainerSpec {
@@ -839,6 +846,7 @@ impl<'a> LocalWorker<'a> {
                 target: toolbox::MOUNT_POINT.into(),
                 source: self.toolbox.clone(),
                 kind: MountKind::Bind { readonly: true },
+                beneath: None,
             },
             // Read-only: strata writes it before the run; the sandbox mounts a read-only
             // directory as a read-only overlay, so the mount table names no store path.
@@ -846,6 +854,7 @@ impl<'a> LocalWorker<'a> {
                 target: RUN_DIR.into(),
                 source: dirs.control.clone(),
                 kind: MountKind::Bind { readonly: true },
+                beneath: None,
             },
             // The state dir as an overlay whose upper is the dir: the step's writes land in it
             // as through a bind, and the container's mount table shows a short layer name
@@ -858,6 +867,7 @@ impl<'a> LocalWorker<'a> {
                     upper: dirs.state.clone(),
                     work: dirs.state_work.clone(),
                 },
+                beneath: None,
             },
         ];
         mounts.extend(host_files(&dirs.control)?);
@@ -992,39 +1002,20 @@ impl Executor for LocalWorker<'_> {
 }
 
 /// Whether `path` (below `context`) is reached from `context` without following any link, as
-/// the plan resolved it; true when the plan names no context. The mount follows the path by
-/// name a moment later, so this narrows, not closes, the window for a swap.
+/// the plan resolved it; true when the plan names no context. Only for a clear error before
+/// the run: the sandbox opens the source the same way again and mounts from that fd
+/// ([`Mount::beneath`]), which is what keeps a later swap out.
 fn reaches_without_links(context: Option<&Path>, path: &str) -> anyhow::Result<bool> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
     let Some(context) = context else {
         return Ok(true);
     };
     let rel = Path::new(path)
         .strip_prefix(context)
         .with_context(|| format!("the bind mount's source {path} is not in the context"))?;
-    let root = rustix::fs::open(
-        context,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("open the build context {}", context.display()))?;
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    match rustix::fs::openat2(
-        &root,
-        rel,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-    ) {
+    match strata_sandbox::sys::open_beneath(context, rel) {
         Ok(_) => Ok(true),
-        Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => Ok(false),
-        Err(e) => {
-            Err(std::io::Error::from(e)).with_context(|| format!("the bind mount's source {path}"))
-        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EXDEV)) => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("the bind mount's source {path}")),
     }
 }
 
@@ -1225,6 +1216,7 @@ pub(crate) fn host_files(control: &Path) -> anyhow::Result<Vec<Mount>> {
             target: format!("/etc/{name}"),
             source: copy,
             kind: MountKind::Copy { readonly: false },
+            beneath: None,
         });
     }
     Ok(mounts)

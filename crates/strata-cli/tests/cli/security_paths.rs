@@ -722,3 +722,125 @@ fn a_bind_source_swapped_for_a_link_after_planning_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bind_source_swapped_for_a_link_in_a_tight_loop_never_mounts_the_host_dir() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = Env::new();
+    let outside = outside_dir(&env, "outside-race");
+    let dir = context(
+        &env,
+        "bind-race",
+        "",
+        &[("data/canary", "context file\n")],
+        &[("alt", outside.to_str().unwrap())],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    // Exchanges the context's `data` dir and the link `alt` to the host dir (renameat2
+    // RENAME_EXCHANGE, atomic) as fast as it can while the builds plan, check and mount it.
+    let swapper = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    dir.join("data"),
+                    rustix::fs::CWD,
+                    dir.join("alt"),
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut built, mut refused) = (0, 0);
+    // Without the sandbox opening the source beneath the context, one of the first dozen
+    // builds here mounts the host dir.
+    for i in 0..40 {
+        // A new command each time, so every build runs it; a read-only bind (an overlay of
+        // the dir) and a writable one (an overlay with a throwaway upper) in turn.
+        let rw = if i % 2 == 0 { "" } else { ",rw" };
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!(
+                "FROM busybox:latest\nRUN --mount=type=bind,source=data,target=/m{rw} cat /m/canary; echo run {i}\n"
+            ),
+        )
+        .unwrap();
+        let out = dockerfile_build(&env, &dir, &format!("race{i}"), &[]);
+        let (err, std_out) = (stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !err.contains(CANARY.trim()) && !std_out.contains(CANARY.trim()),
+            "build {i} mounted the host dir: {err}"
+        );
+        if out.status.success() {
+            assert!(err.contains("context file"), "{err}");
+            built += 1;
+        } else {
+            refused += 1;
+            let w = words(&err);
+            assert!(
+                w.contains("is not in the build context")
+                    || w.contains("changed since the build was planned")
+                    || w.contains("without following a link"),
+                "{err}"
+            );
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(swapper.join().unwrap() > 0);
+    assert_untouched(&outside.join("canary"));
+    // Most builds are refused (at planning or at the run); with the swapping over, the same
+    // bind works, so the refusals were the links'.
+    if dir.join("data").is_symlink() {
+        std::fs::rename(dir.join("data"), dir.join("link")).unwrap();
+        std::fs::rename(dir.join("alt"), dir.join("data")).unwrap();
+    }
+    let out = dockerfile_build(&env, &dir, "race-after", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("context file") || built > 0,
+        "{} ({refused} refused)",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_link_left_in_a_cache_mount_never_puts_a_later_mountpoint_on_the_host() {
+    let env = Env::new();
+    let outside = outside_dir(&env, "outside-cache-link");
+    let o = outside.to_str().unwrap();
+    // Step 1 leaves a link to a host dir in the cache; step 2 mounts a tmpfs below it. The
+    // sandbox's init resolves paths in the host's root until its pivot.
+    let dir = context(
+        &env,
+        "cache-link",
+        &format!(
+            "FROM busybox:latest\n\
+             RUN --mount=type=cache,id=c,target=/c ln -s {o} /c/x\n\
+             RUN --mount=type=cache,id=c,target=/c --mount=type=tmpfs,target=/c/x/y true\n"
+        ),
+        &[],
+        &[],
+    );
+    let out = dockerfile_build(&env, &dir, "cache-link", &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        words(&err).contains(
+            "mount target /c/x/y is not reached from the container's root without a link"
+        ),
+        "{err}"
+    );
+    let created: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(created, ["canary"], "a mountpoint was made on the host");
+    assert_untouched(&outside.join("canary"));
+}

@@ -17,7 +17,7 @@
 //! werf (uncommitted files, environment variables) are not enforced by strata, so their keys
 //! are accepted and ignored.
 
-use std::path::Path;
+use std::path::{Component, Path};
 
 use strata_plan::{Diagnostic, MountSource, SourceMap, Span};
 
@@ -172,6 +172,20 @@ pub fn check_mounts(config: &Config, giterminism: &Giterminism) -> Result<()> {
                         "`mount: from: build_dir` is not allowed by giterminism",
                         mount.source.span,
                         "config: {stapel: {mount: {allowBuildDir: true}}}",
+                    ));
+                }
+                // The globs match the path as written: `/var/cache/../../etc` matches
+                // `/var/cache/**` and mounts /etc, so a path with `..` is never allowed.
+                MountSource::Host(path) if path.components().any(|c| c == Component::ParentDir) => {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            format!(
+                                "`mount: fromPath: {}` has `..`, which giterminism cannot match against allowFromPaths",
+                                path.display()
+                            ),
+                            Some(mount.source.span),
+                        )
+                        .help("write the path without `..`"),
                     ));
                 }
                 MountSource::Host(path)

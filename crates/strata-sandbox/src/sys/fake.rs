@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -46,6 +46,10 @@ pub enum Call {
     Symlink {
         target: PathBuf,
         link: PathBuf,
+    },
+    OpenBeneath {
+        root: PathBuf,
+        rel: PathBuf,
     },
 }
 
@@ -190,5 +194,24 @@ impl Syscall for FakeSyscall {
             link: link.to_path_buf(),
         };
         self.record(call, None)
+    }
+
+    /// Records the call and fails with `ELOOP` for a path marked failing (`root/rel`);
+    /// otherwise returns an `O_PATH` fd of `/` (a directory), the only kernel call of the
+    /// fake, because the caller needs a real fd number to name.
+    fn open_beneath(&self, root: &Path, rel: &Path) -> io::Result<OwnedFd> {
+        let call = Call::OpenBeneath {
+            root: root.to_path_buf(),
+            rel: rel.to_path_buf(),
+        };
+        self.lock().push(call);
+        if self.failing.contains(&root.join(rel)) {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
+        Ok(rustix::fs::open(
+            "/",
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?)
     }
 }

@@ -187,6 +187,35 @@ impl Syscall for LinuxSyscall {
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
         symlink(target, link)
     }
+
+    fn open_beneath(&self, root: &Path, rel: &Path) -> io::Result<OwnedFd> {
+        open_beneath(root, rel)
+    }
+}
+
+/// [`Syscall::open_beneath`] on the running kernel, for callers outside the init too (the
+/// worker checks a context source with it before the run).
+pub fn open_beneath(root: &Path, rel: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    // openat2(2): https://man7.org/linux/man-pages/man2/openat2.2.html. `root` itself is the
+    // caller's choice (the build context as given) and may be reached through links.
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    Ok(rustix::fs::openat2(
+        &dir,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
 }
 
 /// Appends the messages the kernel queued on the fs context (`read(2)` on an `fsopen` fd

@@ -13,11 +13,11 @@ mod fake;
 mod linux;
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub use fake::{Call, FakeSyscall};
-pub use linux::LinuxSyscall;
+pub use linux::{LinuxSyscall, open_beneath};
 pub use nix::mount::{MntFlags, MsFlags};
 pub use nix::sched::CloneFlags;
 
@@ -74,4 +74,8 @@ pub trait Syscall {
     fn copy_file(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// `symlink(2)`: creates `link` pointing at `target`.
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
+    /// Opens `rel` beneath the directory `root` as an `O_PATH` fd, following no link on the
+    /// way (`openat2` with `RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS`); an
+    /// empty `rel` is `root` itself. A link gives `ELOOP`, a way out `EXDEV`.
+    fn open_beneath(&self, root: &Path, rel: &Path) -> io::Result<OwnedFd>;
 }

@@ -157,6 +157,7 @@ pub fn bind(target: &str, source: &Path, readonly: bool) -> Mount {
         target: target.into(),
         source: source.to_path_buf(),
         kind: MountKind::Bind { readonly },
+        beneath: None,
     }
 }
 

@@ -5,6 +5,8 @@
  *                          mount from the host) with a handle of inode 2, the root directory
  *                          of an ext4/xfs file system; prints "handle=ok <entries>" or the errno
  *   probe ptrace PID       PTRACE_ATTACH to PID; "ptrace=ok" or the errno
+ *   probe tiocsti          TIOCSTI of "#" on stdout, pushing it into that terminal's input
+ *                          (the caller's shell would read it); "tiocsti=ok" or the errno
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,6 +19,7 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -91,6 +94,12 @@ static int trace(const char *pid) {
     return 0;
 }
 
+static int tiocsti(void) {
+    char c = '#';
+    report("tiocsti", ioctl(1, TIOCSTI, &c));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc == 2 && strcmp(argv[1], "syscalls") == 0)
@@ -99,6 +108,8 @@ int main(int argc, char **argv) {
         return handle(argv[2]);
     if (argc == 3 && strcmp(argv[1], "ptrace") == 0)
         return trace(argv[2]);
-    fprintf(stderr, "usage: probe syscalls | handle FILE | ptrace PID\n");
+    if (argc == 2 && strcmp(argv[1], "tiocsti") == 0)
+        return tiocsti();
+    fprintf(stderr, "usage: probe syscalls | handle FILE | ptrace PID | tiocsti\n");
     return 2;
 }

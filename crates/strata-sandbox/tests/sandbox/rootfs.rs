@@ -60,6 +60,7 @@ fn upper_never_contains_mountpoints() {
             target: "/tmp2".into(),
             source: "".into(),
             kind: MountKind::Tmpfs,
+            beneath: None,
         },
     ];
     run_ok(&fx, &spec);
@@ -115,6 +116,7 @@ fn tmpfs_mount_is_writable_and_not_in_upper() {
         target: "/cache".into(),
         source: "".into(),
         kind: MountKind::Tmpfs,
+        beneath: None,
     }];
     assert_eq!(run_ok(&fx, &spec), "x\n1777\n");
     assert_eq!(fx.upper_entries(), Vec::<String>::new());
@@ -239,6 +241,7 @@ fn overlay_mount_writes_to_its_upper_and_leaves_lowers_alone() {
             upper: upper.clone(),
             work,
         },
+        beneath: None,
     }];
     assert_eq!(run_ok(&fx, &spec), "top a\nbottom b\noverlay\n");
     // Writes went to the mount's upper, not to the lowers nor to the root's upper.
@@ -277,6 +280,7 @@ fn overlay_mount_with_a_missing_lower_is_a_spec_error() {
             upper: fx.upper(),
             work: fx.tmp.path().join("work"),
         },
+        beneath: None,
     }];
     let err = run(&fx, &spec).expect_err("spec error");
     assert!(err.to_string().contains("lower dir"), "{err}");

@@ -167,6 +167,62 @@ fn the_command_cannot_trace_its_init() {
     assert_eq!(run_ok(&fx, &sh(&fx, script)), "done\n");
 }
 
+/// Set for [`tiocsti_helper`] by the test that runs it.
+const TIOCSTI_HELPER: &str = "STRATA_SANDBOX_TIOCSTI_HELPER";
+
+/// A command whose stdio is the caller's terminal (`Stdio::Inherit`, as `strata run` and the
+/// debugger's shell with scripted input) must not push input into it: the caller's shell
+/// would read and run it after the build (TIOCSTI; moby never hands a container the
+/// caller's terminal). The helper runs in a session whose controlling terminal is a pty of
+/// this test.
+#[test]
+fn the_command_cannot_push_input_into_the_callers_terminal() {
+    require_root();
+    let pty = strata_sandbox::pty::Pty::open().expect("pty");
+    let slave = || std::process::Stdio::from(pty.slave.try_clone().expect("dup"));
+    // setsid -c: a new session with stdin, the pty, as its controlling terminal.
+    let mut helper = Command::new("setsid")
+        .args(["-w", "-c"])
+        .arg(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "security::tiocsti_helper", "--ignored"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(TIOCSTI_HELPER, "1")
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .expect("setsid (util-linux) runs");
+    drop(pty.slave);
+    let mut master = fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        // EIO once the helper side is closed.
+        let _ = std::io::Read::read_to_end(&mut master, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let status = helper.wait().expect("helper ends");
+    let out = reader.join().expect("reader");
+    assert!(status.success(), "{out}");
+    assert!(out.contains("tiocsti=EPERM"), "{out}");
+}
+
+#[test]
+#[ignore = "run by the_command_cannot_push_input_into_the_callers_terminal"]
+fn tiocsti_helper() {
+    assert!(
+        std::env::var_os(TIOCSTI_HELPER).is_some(),
+        "runs only under the_command_cannot_push_input_into_the_callers_terminal"
+    );
+    let fx = Fixture::busybox();
+    with_probe(&fx);
+    let status = sandbox()
+        .spawn(&fx.spec(&["probe", "tiocsti"]), Stdio::Inherit)
+        .expect("spawn")
+        .wait()
+        .expect("wait");
+    assert_eq!(status, ExitStatus::Exited(0));
+}
+
 fn toolbox_fixture(fx: &Fixture) -> std::path::PathBuf {
     let tool = fx.tmp.path().join("toolbox");
     fs::create_dir(&tool).expect("toolbox");
@@ -252,6 +308,7 @@ fn device_nodes_land_in_the_layer_but_cannot_be_opened() {
             target: "/tmp".into(),
             source: PathBuf::new(),
             kind: MountKind::Tmpfs,
+            beneath: None,
         },
         bind("/cache", &cache, false),
     ];
@@ -284,6 +341,7 @@ fn the_mount_table_names_no_host_path() {
             target: "/etc/hosts".into(),
             source: hosts.clone(),
             kind: MountKind::Copy { readonly: false },
+            beneath: None,
         },
         Mount {
             target: "/debugroot".into(),
@@ -293,6 +351,7 @@ fn the_mount_table_names_no_host_path() {
                 upper: upper2,
                 work: work2,
             },
+            beneath: None,
         },
     ];
     let out = run_ok(&fx, &spec);
@@ -320,4 +379,85 @@ fn the_mount_table_names_no_host_path() {
         "127.0.0.1 localhost\n"
     );
     assert!(Path::new(&hosts).is_file());
+}
+
+/// A link a container left in a writable mount (a cache dir kept between builds) must not
+/// send the next run's mountpoints out of the root: the init runs in the host's root until
+/// the pivot, so following it would create the mountpoint on the host.
+#[test]
+fn a_link_inside_a_mount_never_places_a_later_mountpoint_on_the_host() {
+    let fx = Fixture::busybox();
+    let host = fx.tmp.path().join("host-dir");
+    fs::create_dir(&host).expect("mkdir");
+    let cache = fx.tmp.path().join("cache");
+    fs::create_dir(&cache).expect("mkdir");
+    // What `ln -s <host dir> /c/x` in an earlier run leaves in the cache.
+    std::os::unix::fs::symlink(&host, cache.join("x")).expect("symlink");
+    let file = fx.tmp.path().join("file");
+    fs::write(&file, "f").expect("write");
+    for nested in [
+        Mount {
+            target: "/c/x/y".into(),
+            source: "".into(),
+            kind: MountKind::Tmpfs,
+            beneath: None,
+        },
+        bind("/c/x/f", &file, false),
+        bind("/c/x", &file, false),
+    ] {
+        let target = nested.target.clone();
+        let mut spec = sh(&fx, "true");
+        spec.mounts = vec![bind("/c", &cache, false), nested];
+        let err = run(&fx, &spec).expect_err("a link in the way");
+        assert!(
+            err.to_string().contains(&format!("mount target {target}"))
+                && err.to_string().contains("link"),
+            "{err}"
+        );
+        let created: Vec<_> = fs::read_dir(&host).expect("read_dir").flatten().collect();
+        assert!(
+            created.is_empty(),
+            "{target} created {created:?} on the host"
+        );
+        assert!(cache.join("x").is_symlink());
+    }
+}
+
+/// Sources beneath a directory the user controls are mounted from fds opened there: dirs
+/// read-only and writable and a file work, and a link in the way fails the run.
+#[test]
+fn sources_beneath_a_context_are_mounted_without_links() {
+    let fx = Fixture::busybox();
+    let context = fx.tmp.path().join("context");
+    fs::create_dir_all(context.join("dir")).expect("mkdir");
+    fs::write(context.join("dir/f"), "in dir\n").expect("write");
+    fs::write(context.join("file"), "a file\n").expect("write");
+    let host = fx.tmp.path().join("host");
+    fs::create_dir(&host).expect("mkdir");
+    fs::write(host.join("f"), "host\n").expect("write");
+    std::os::unix::fs::symlink(&host, context.join("link")).expect("symlink");
+    let beneath = |target: &str, rel: &str, readonly: bool| Mount {
+        beneath: Some(context.clone()),
+        ..bind(target, &context.join(rel), readonly)
+    };
+    let mut spec = sh(&fx, "cat /ro/f /file; echo w > /rw/new");
+    spec.mounts = vec![
+        beneath("/ro", "dir", true),
+        beneath("/rw", "dir", false),
+        beneath("/file", "file", true),
+    ];
+    assert_eq!(run_ok(&fx, &spec), "in dir\na file\n");
+    assert_eq!(
+        fs::read_to_string(context.join("dir/new")).expect("written"),
+        "w\n"
+    );
+    for readonly in [true, false] {
+        let mut spec = sh(&fx, "cat /m/f");
+        spec.mounts = vec![beneath("/m", "link", readonly)];
+        let err = run(&fx, &spec).expect_err("a link").to_string();
+        assert!(
+            err.contains("without following a link") && err.contains("link"),
+            "{err}"
+        );
+    }
 }

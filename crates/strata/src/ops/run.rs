@@ -63,6 +63,7 @@ pub fn run(ctx: &Context, options: &RunOptions) -> anyhow::Result<i32> {
         target: toolbox::MOUNT_POINT.into(),
         source: toolbox::ensure(&ctx.store)?,
         kind: strata_sandbox::MountKind::Bind { readonly: true },
+        beneath: None,
     }];
     mounts.extend(host_files(&dirs.control)?);
     let spec = ContainerSpec {
