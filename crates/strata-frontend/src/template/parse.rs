@@ -181,11 +181,14 @@ impl Parser<'_> {
         self.tokens[self.at.min(self.tokens.len() - 1)]
     }
 
+    /// The next token; past the end it keeps giving the last one (`Eof` or `Error`).
     fn next(&mut self) -> Token {
         let t = self.peek();
-        if self.at < self.tokens.len() - 1 {
-            self.at += 1;
-        }
+        // Always advance, also past the last token, so that `backup` undoes exactly one
+        // `next`: with a position stuck at the last token, `term`'s `backup` after reading it
+        // stepped back onto the token before it, and `command` read it again forever
+        // (`{{ 1` followed by whitespace at the end of the input).
+        self.at += 1;
         t
     }
 
