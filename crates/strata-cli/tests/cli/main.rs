@@ -9,6 +9,7 @@ mod errors;
 mod export;
 mod feeds;
 mod git;
+mod hostile;
 mod registry;
 mod store_safety;
 mod support;
