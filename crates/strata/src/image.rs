@@ -64,13 +64,26 @@ impl StoredImage {
 
     /// Overlay lower dirs for this image, topmost first, unpacking layers that have no snapshot.
     pub fn lowers(&self, store: &LocalStore) -> anyhow::Result<Vec<PathBuf>> {
-        let mut lowers = Vec::with_capacity(self.manifest.layers.len());
-        for layer in self.layer_records() {
-            lowers.push(ensure_snapshot(store, &layer)?);
-        }
-        lowers.reverse();
-        Ok(lowers)
+        lowers(store, &self.layer_records())
     }
+}
+
+/// Overlay lower dirs of `layers` (bottom first), topmost first, unpacking layers that have no
+/// snapshot. The stack ends at the first layer whose root is opaque (a root-level
+/// `.wh..wh..opq`): overlayfs would not hide the layers below it (see
+/// [`strata_layer::merged::visible`]), and they need no unpacking.
+pub fn lowers(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut lowers = Vec::with_capacity(layers.len());
+    for layer in layers.iter().rev() {
+        let snapshot = ensure_snapshot(store, layer)?;
+        let opaque = strata_layer::whiteout::is_overlay_opaque(&snapshot)
+            .with_context(|| format!("read the opaque xattr of {}", snapshot.display()))?;
+        lowers.push(snapshot);
+        if opaque {
+            break;
+        }
+    }
+    Ok(lowers)
 }
 
 /// The snapshot dir of a layer, unpacking the blob first if there is none.
