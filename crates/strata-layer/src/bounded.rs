@@ -83,9 +83,11 @@ impl Error {
         if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
             match e.into_inner().map(|inner| inner.downcast::<Error>()) {
                 Some(Ok(limit)) => return *limit,
-                Some(Err(other)) => return Error::Read {
-                    source: io::Error::new(io::ErrorKind::InvalidData, other),
-                },
+                Some(Err(other)) => {
+                    return Error::Read {
+                        source: io::Error::new(io::ErrorKind::InvalidData, other),
+                    };
+                }
                 None => unreachable!("checked get_ref above"),
             }
         }
@@ -154,10 +156,15 @@ impl<'a, R: Read> Iterator for Entries<'a, R> {
     type Item = Result<tar::Entry<'a, Guard<R>>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(self.inner.next()?.map_err(Error::from_io).and_then(|mut e| {
-            check(&mut e)?;
-            Ok(e)
-        }))
+        Some(
+            self.inner
+                .next()?
+                .map_err(Error::from_io)
+                .and_then(|mut e| {
+                    check(&mut e)?;
+                    Ok(e)
+                }),
+        )
     }
 }
 

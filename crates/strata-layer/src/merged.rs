@@ -13,9 +13,8 @@ use crate::whiteout::{is_overlay_opaque, is_overlay_whiteout};
 /// [`crate::changes`] cut it themselves.
 pub fn visible(lowers: &[PathBuf]) -> io::Result<&[PathBuf]> {
     for (i, lower) in lowers.iter().enumerate() {
-        let opaque = is_overlay_opaque(lower).map_err(|e| {
-            io::Error::new(e.kind(), format!("lgetxattr {}: {e}", lower.display()))
-        })?;
+        let opaque = is_overlay_opaque(lower)
+            .map_err(|e| io::Error::new(e.kind(), format!("lgetxattr {}: {e}", lower.display())))?;
         if opaque {
             return Ok(&lowers[..=i]);
         }

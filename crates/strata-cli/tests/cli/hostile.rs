@@ -69,6 +69,8 @@ fn record_header(kind: tar::EntryType, size: u64) -> tar::Header {
 
 /// Runs `strata import layer hostile:latest`; its exit status, stderr and peak RSS in KiB
 /// (`ru_maxrss` of this one child, from wait4).
+// The child is reaped by wait4 (which std's `wait` does not offer: it drops the rusage).
+#[allow(clippy::zombie_processes)]
 fn import_peak(env: &Env, layer: &Path) -> (std::process::ExitStatus, String, i64) {
     let child = env
         .cmd()
@@ -111,7 +113,10 @@ fn huge_tar_records_fail_at_their_header_with_little_memory() {
         let layer = env.work.path().join("layer.tar.gz");
         gzip_layer(&layer, &record_header(kind, GIB), GIB);
         let compressed = std::fs::metadata(&layer).unwrap().len();
-        assert!(compressed < 4 << 20, "the attack is small: {compressed} bytes");
+        assert!(
+            compressed < 4 << 20,
+            "the attack is small: {compressed} bytes"
+        );
         let (status, stderr, peak_kib) = import_peak(&env, &layer);
         assert!(!status.success(), "{what}: import succeeded: {stderr}");
         assert!(
@@ -137,7 +142,8 @@ fn long_names_and_pax_paths_over_path_max_are_refused_by_name() {
     // A PAX `path` record well inside the PAX limit, but over PATH_MAX.
     let mut b = tar::Builder::new(Vec::new());
     let long = format!("dir/{}", "n".repeat(5000));
-    b.append_pax_extensions([("path", long.as_bytes())]).unwrap();
+    b.append_pax_extensions([("path", long.as_bytes())])
+        .unwrap();
     let mut h = tar::Header::new_gnu();
     h.set_path("short").unwrap();
     h.set_size(0);

@@ -410,8 +410,7 @@ mod tests {
         // A component of at least 3000 characters ending in `a`.
         let runs = format!("{}a", "?*".repeat(3000));
         let dirs = format!("{}x", "**/".repeat(5000));
-        let ignore =
-            DockerIgnore::parse(&format!("{stars}\n{runs}\n{dirs}\n")).expect("parses");
+        let ignore = DockerIgnore::parse(&format!("{stars}\n{runs}\n{dirs}\n")).expect("parses");
         let long = "b".repeat(4000);
         assert!(!ignore.is_excluded(&long));
         assert!(ignore.is_excluded(&format!("{long}a")));

@@ -833,7 +833,10 @@ shell:
                 "{{ repeat 1000000000000 \"x\" }}",
                 "error calling repeat: the repeated text would have 1000000000000 bytes",
             ),
-            ("{{ until 1000000000 }}", "error calling until: the list would have"),
+            (
+                "{{ until 1000000000 }}",
+                "error calling until: the list would have",
+            ),
             (
                 "{{ untilStep 0 9223372036854775807 1 }}",
                 "error calling untilStep: the list would have",

@@ -147,11 +147,7 @@ fn whiteouts_and_opaque_dirs_at_every_depth() {
     assert_eq!(walked_tree(&three), expected_three);
     assert_eq!(merged::lookup(&three, "a").expect("lookup"), None);
     assert_eq!(merged::lookup(&three, "keep/k").expect("lookup"), None);
-    assert!(
-        merged::lookup(&three, "keep/k3")
-            .expect("lookup")
-            .is_some()
-    );
+    assert!(merged::lookup(&three, "keep/k3").expect("lookup").is_some());
 }
 
 /// The header of an empty regular file named `name` exactly (no normalization).

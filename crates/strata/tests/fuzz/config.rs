@@ -7,24 +7,105 @@ use crate::{bounded, config};
 
 /// Keys of stapel configs (no `url:`: a remote git mapping would clone over the network).
 const KEYS: &[&str] = &[
-    "project", "configVersion", "image", "artifact", "from", "fromLatest", "fromImage",
-    "fromArtifact", "fromCacheVersion", "docker", "ENV", "LABEL", "EXPOSE", "VOLUME",
-    "WORKDIR", "USER", "ENTRYPOINT", "CMD", "HEALTHCHECK", "shell", "beforeInstall", "install",
-    "beforeSetup", "setup", "cacheVersion", "git", "add", "to", "owner", "group",
-    "includePaths", "excludePaths", "stageDependencies", "import", "before", "after",
-    "stage", "dockerfile", "context", "target", "args", "dependencies", "imports",
-    "targetEnv", "targetBuildArg", "mount", "platform", "final", "disableGitAfterPatch",
-    "<<", "", "x",
+    "project",
+    "configVersion",
+    "image",
+    "artifact",
+    "from",
+    "fromLatest",
+    "fromImage",
+    "fromArtifact",
+    "fromCacheVersion",
+    "docker",
+    "ENV",
+    "LABEL",
+    "EXPOSE",
+    "VOLUME",
+    "WORKDIR",
+    "USER",
+    "ENTRYPOINT",
+    "CMD",
+    "HEALTHCHECK",
+    "shell",
+    "beforeInstall",
+    "install",
+    "beforeSetup",
+    "setup",
+    "cacheVersion",
+    "git",
+    "add",
+    "to",
+    "owner",
+    "group",
+    "includePaths",
+    "excludePaths",
+    "stageDependencies",
+    "import",
+    "before",
+    "after",
+    "stage",
+    "dockerfile",
+    "context",
+    "target",
+    "args",
+    "dependencies",
+    "imports",
+    "targetEnv",
+    "targetBuildArg",
+    "mount",
+    "platform",
+    "final",
+    "disableGitAfterPatch",
+    "<<",
+    "",
+    "x",
 ];
 
 /// Scalars of every YAML style and type.
 const SCALARS: &[&str] = &[
-    "1", "alpine:3.19", "busybox:latest", "/app", "''", "\"\"", "~", "null", "true", "no",
-    "0x1F", "1e400", "-.inf", ".nan", "'quoted'", "\"esc\\u00e9\\x00\"", "|\n  block\n",
-    ">-\n  folded\n", "!!str 1", "!!binary aGk=", "!custom x", "&a 1", "*a", "*undefined",
-    "[]", "{}", "[a, b, [c, {d: e}]]", "{a: 1, b: [2, 3]}", "[[[[[[[[[[", "{{{{", "- - - -",
-    "? complex\n: key", "%YAML 1.2", "---", "...", "\t", "@reserved", "`tick", "key: value",
-    "\u{feff}", "{{ .Env }}", "{{ if 1 }}x{{ end }}", "{{ 1 ",
+    "1",
+    "alpine:3.19",
+    "busybox:latest",
+    "/app",
+    "''",
+    "\"\"",
+    "~",
+    "null",
+    "true",
+    "no",
+    "0x1F",
+    "1e400",
+    "-.inf",
+    ".nan",
+    "'quoted'",
+    "\"esc\\u00e9\\x00\"",
+    "|\n  block\n",
+    ">-\n  folded\n",
+    "!!str 1",
+    "!!binary aGk=",
+    "!custom x",
+    "&a 1",
+    "*a",
+    "*undefined",
+    "[]",
+    "{}",
+    "[a, b, [c, {d: e}]]",
+    "{a: 1, b: [2, 3]}",
+    "[[[[[[[[[[",
+    "{{{{",
+    "- - - -",
+    "? complex\n: key",
+    "%YAML 1.2",
+    "---",
+    "...",
+    "\t",
+    "@reserved",
+    "`tick",
+    "key: value",
+    "\u{feff}",
+    "{{ .Env }}",
+    "{{ if 1 }}x{{ end }}",
+    "{{ 1 ",
 ];
 
 fn scalar() -> impl Strategy<Value = String> {
@@ -33,30 +114,28 @@ fn scalar() -> impl Strategy<Value = String> {
 
 /// A YAML value: scalars, block sequences and maps (nested), anchored or aliased.
 fn value() -> BoxedStrategy<String> {
-    scalar().prop_recursive(5, 48, 5, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| {
-                items
-                    .iter()
-                    .map(|i| format!("\n- {}", i.replace('\n', "\n  ")))
-                    .collect()
-            }),
-            proptest::collection::vec(
-                (proptest::sample::select(KEYS), inner.clone()),
-                0..5
-            )
-            .prop_map(|pairs| {
-                pairs
-                    .iter()
-                    .map(|(k, v)| format!("\n{k}: {}", v.replace('\n', "\n  ")))
-                    .collect::<String>()
-                    .replace('\n', "\n  ")
-            }),
-            inner.clone().prop_map(|v| format!("&anc {v}")),
-            inner.prop_map(|v| format!("[{}]", v.replace('\n', " "))),
-        ]
-    })
-    .boxed()
+    scalar()
+        .prop_recursive(5, 48, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| {
+                    items
+                        .iter()
+                        .map(|i| format!("\n- {}", i.replace('\n', "\n  ")))
+                        .collect()
+                }),
+                proptest::collection::vec((proptest::sample::select(KEYS), inner.clone()), 0..5)
+                    .prop_map(|pairs| {
+                        pairs
+                            .iter()
+                            .map(|(k, v)| format!("\n{k}: {}", v.replace('\n', "\n  ")))
+                            .collect::<String>()
+                            .replace('\n', "\n  ")
+                    }),
+                inner.clone().prop_map(|v| format!("&anc {v}")),
+                inner.prop_map(|v| format!("[{}]", v.replace('\n', " "))),
+            ]
+        })
+        .boxed()
 }
 
 /// Documents of top-level keys, with separators and template pieces mixed in.

@@ -49,10 +49,7 @@ pub fn config() -> Config {
 
 /// Runs `f` on a fresh thread with [`STACK`]; panics (failing the case) if it panics or
 /// takes longer than [`WATCHDOG`]. `input` is shown in the failure.
-pub fn bounded<T: Send + 'static>(
-    input: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
+pub fn bounded<T: Send + 'static>(input: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     let worker = std::thread::Builder::new()
         .stack_size(STACK)

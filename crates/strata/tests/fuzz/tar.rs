@@ -17,8 +17,24 @@ enum Item {
 }
 
 const NAMES: &[&str] = &[
-    "a", "d", "d/x", "d/.wh..wh..opq", ".wh..wh..opq", ".wh.a", "d/.wh.x", ".wh..", ".wh.",
-    "../x", "d/../../x", "/abs", "./d/./y", "link/x", "link/.wh.x", "up/x", "é", "",
+    "a",
+    "d",
+    "d/x",
+    "d/.wh..wh..opq",
+    ".wh..wh..opq",
+    ".wh.a",
+    "d/.wh.x",
+    ".wh..",
+    ".wh.",
+    "../x",
+    "d/../../x",
+    "/abs",
+    "./d/./y",
+    "link/x",
+    "link/.wh.x",
+    "up/x",
+    "é",
+    "",
 ];
 
 fn name() -> impl Strategy<Value = String> {
@@ -74,9 +90,9 @@ fn archive(items: &[Item]) -> Vec<u8> {
             Item::Dir(n) => b.append_data(&mut header(tar::EntryType::Directory), n, &[][..]),
             Item::Symlink(n, t) => b.append_link(&mut header(tar::EntryType::Symlink), n, t),
             Item::Hardlink(n, t) => b.append_link(&mut header(tar::EntryType::Link), n, t),
-            Item::Pax(records) => b.append_pax_extensions(
-                records.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
-            ),
+            Item::Pax(records) => {
+                b.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            }
         };
     }
     b.into_inner().expect("finish the tar")
@@ -88,7 +104,11 @@ enum Mutation {
     /// Set the byte at an offset (modulo the length).
     Byte(usize, u8),
     /// Overwrite a header field of the block at an offset with digits, then fix the checksum.
-    Field { block: usize, field: usize, value: String },
+    Field {
+        block: usize,
+        field: usize,
+        value: String,
+    },
     /// Cut the archive short.
     Truncate(usize),
 }
@@ -119,7 +139,11 @@ fn mutate(mut tar: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
                 let o = o % tar.len();
                 tar[o] = *b;
             }
-            Mutation::Field { block, field, value } => {
+            Mutation::Field {
+                block,
+                field,
+                value,
+            } => {
                 let blocks = tar.len() / 512;
                 if blocks == 0 {
                     continue;

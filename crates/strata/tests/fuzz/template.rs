@@ -138,31 +138,121 @@ fn deep() -> impl Strategy<Value = String> {
 
 /// Operands: literals of every kind, fields, variables, parenthesized pipelines.
 fn operand() -> impl Strategy<Value = String> {
-    proptest::sample::select(&[
-        ".", ".a", ".a.b", "$", "$x", "1", "-3", "100000000000", "9223372036854775807",
-        "1.5", "1e400", "0x10", "'c'", "\"s\"", "`raw`", "true", "nil", "(list 1 2)",
-        "(dict \"k\" 1)", "(list)", "\"{{ . }}\"", "\"%d%s\"",
-    ][..])
+    proptest::sample::select(
+        &[
+            ".",
+            ".a",
+            ".a.b",
+            "$",
+            "$x",
+            "1",
+            "-3",
+            "100000000000",
+            "9223372036854775807",
+            "1.5",
+            "1e400",
+            "0x10",
+            "'c'",
+            "\"s\"",
+            "`raw`",
+            "true",
+            "nil",
+            "(list 1 2)",
+            "(dict \"k\" 1)",
+            "(list)",
+            "\"{{ . }}\"",
+            "\"%d%s\"",
+        ][..],
+    )
     .prop_map(str::to_string)
 }
 
 /// A pipeline: commands of functions (Sprig and builtins) with operand arguments.
 fn pipeline() -> impl Strategy<Value = String> {
-    let func = proptest::sample::select(&[
-        "", "print", "printf", "len", "index", "slice", "eq", "ne", "lt", "and", "or", "not",
-        "add", "sub", "mul", "div", "mod", "max", "repeat", "indent", "nindent", "until",
-        "untilStep", "list", "dict", "append", "concat", "keys", "join", "splitList", "toYaml",
-        "toJson", "fromYaml", "fromJson", "default", "empty", "upper", "trim", "replace",
-        "quote", "b64enc", "b64dec", "sha256sum", "trunc", "substr", "abbrev", "wrap", "include",
-        "tpl", "env", "required", "fail", "ternary", "coalesce", "first", "last", "rest",
-        "uniq", "sortAlpha", "merge", "set", "unset", "hasKey", "pluck", "toString", "int",
-        "float64", "semver", "semverCompare", "regexMatch", "regexReplaceAll",
-    ][..]);
+    let func = proptest::sample::select(
+        &[
+            "",
+            "print",
+            "printf",
+            "len",
+            "index",
+            "slice",
+            "eq",
+            "ne",
+            "lt",
+            "and",
+            "or",
+            "not",
+            "add",
+            "sub",
+            "mul",
+            "div",
+            "mod",
+            "max",
+            "repeat",
+            "indent",
+            "nindent",
+            "until",
+            "untilStep",
+            "list",
+            "dict",
+            "append",
+            "concat",
+            "keys",
+            "join",
+            "splitList",
+            "toYaml",
+            "toJson",
+            "fromYaml",
+            "fromJson",
+            "default",
+            "empty",
+            "upper",
+            "trim",
+            "replace",
+            "quote",
+            "b64enc",
+            "b64dec",
+            "sha256sum",
+            "trunc",
+            "substr",
+            "abbrev",
+            "wrap",
+            "include",
+            "tpl",
+            "env",
+            "required",
+            "fail",
+            "ternary",
+            "coalesce",
+            "first",
+            "last",
+            "rest",
+            "uniq",
+            "sortAlpha",
+            "merge",
+            "set",
+            "unset",
+            "hasKey",
+            "pluck",
+            "toString",
+            "int",
+            "float64",
+            "semver",
+            "semverCompare",
+            "regexMatch",
+            "regexReplaceAll",
+        ][..],
+    );
     let cmd = (func, proptest::collection::vec(operand(), 0..4)).prop_map(|(f, args)| {
         let mut words = vec![f.to_string()];
         words.extend(args);
         words.retain(|w| !w.is_empty());
-        if words.is_empty() { ".".to_string() } else { words.join(" ") }
+        if words.is_empty() {
+            ".".to_string()
+        } else {
+            words.join(" ")
+        }
     });
     (
         proptest::sample::select(&["", "$x := ", "$x = ", "$i, $v := "][..]),
@@ -177,23 +267,34 @@ fn tree() -> impl Strategy<Value = String> {
         proptest::sample::select(&["x: ", "\n", "  - ", "a", " "][..]).prop_map(str::to_string),
         pipeline().prop_map(|p| format!("{{{{ {p} }}}}")),
         pipeline().prop_map(|p| format!("{{{{- {p} -}}}}")),
-        proptest::sample::select(&[
-            "{{ template \"t\" . }}", "{{ break }}", "{{ continue }}", "{{/* c */}}",
-        ][..])
+        proptest::sample::select(
+            &[
+                "{{ template \"t\" . }}",
+                "{{ break }}",
+                "{{ continue }}",
+                "{{/* c */}}",
+            ][..]
+        )
         .prop_map(str::to_string),
     ];
     leaf.prop_recursive(6, 64, 6, |inner| {
         let body = proptest::collection::vec(inner, 0..6).prop_map(|v| v.concat());
         prop_oneof![
-            (pipeline(), body.clone(), proptest::option::of(body.clone()))
-                .prop_map(|(p, b, e)| match e {
+            (pipeline(), body.clone(), proptest::option::of(body.clone())).prop_map(|(p, b, e)| {
+                match e {
                     Some(e) => format!("{{{{ if {p} }}}}{b}{{{{ else }}}}{e}{{{{ end }}}}"),
                     None => format!("{{{{ if {p} }}}}{b}{{{{ end }}}}"),
-                }),
-            (pipeline(), body.clone()).prop_map(|(p, b)| format!("{{{{ range {p} }}}}{b}{{{{ end }}}}")),
-            (pipeline(), body.clone()).prop_map(|(p, b)| format!("{{{{ with {p} }}}}{b}{{{{ else }}}}{{{{ end }}}}")),
-            body.clone().prop_map(|b| format!("{{{{ define \"t\" }}}}{b}{{{{ end }}}}{{{{ template \"t\" . }}}}")),
-            (pipeline(), body).prop_map(|(p, b)| format!("{{{{ block \"b\" {p} }}}}{b}{{{{ end }}}}")),
+                }
+            }),
+            (pipeline(), body.clone())
+                .prop_map(|(p, b)| format!("{{{{ range {p} }}}}{b}{{{{ end }}}}")),
+            (pipeline(), body.clone())
+                .prop_map(|(p, b)| format!("{{{{ with {p} }}}}{b}{{{{ else }}}}{{{{ end }}}}")),
+            body.clone().prop_map(|b| format!(
+                "{{{{ define \"t\" }}}}{b}{{{{ end }}}}{{{{ template \"t\" . }}}}"
+            )),
+            (pipeline(), body)
+                .prop_map(|(p, b)| format!("{{{{ block \"b\" {p} }}}}{b}{{{{ end }}}}")),
         ]
     })
 }
@@ -242,4 +343,3 @@ proptest! {
         });
     }
 }
-
