@@ -40,6 +40,7 @@ use rustix::io::Errno;
 use strata_digest::HashingReader;
 
 use crate::LayerStats;
+use crate::bounded;
 use crate::compression::Decoder;
 use crate::whiteout::{self, OciName};
 
@@ -65,6 +66,13 @@ pub enum Error {
     /// Setting up the decompressor failed.
     #[error(transparent)]
     Compression(#[from] crate::compression::Error),
+    /// The layer has a record or field over its limit (see [`crate::bounded`]).
+    #[error("refusing the layer: {source}")]
+    Limit {
+        /// Which limit, where.
+        #[source]
+        source: crate::bounded::Error,
+    },
     /// The entry would escape the target or is otherwise refused.
     #[error("refusing layer entry `{entry}`: {reason}")]
     Unsafe {
@@ -95,9 +103,20 @@ pub enum Error {
     },
 }
 
+impl From<bounded::Error> for Error {
+    fn from(e: bounded::Error) -> Error {
+        match e {
+            bounded::Error::Read { source } => Error::Read {
+                entry: None,
+                source,
+            },
+            limit => Error::Limit { source: limit },
+        }
+    }
+}
+
 /// Size of data copies and of the decompressed-stream buffer.
 const BUF_SIZE: usize = 1 << 20;
-const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// Counts the compressed bytes consumed.
 struct CountingReader<'a> {
@@ -138,17 +157,9 @@ pub fn unpack_layer(layer: &mut dyn Read, target: &Path) -> Result<LayerStats, E
     let (_, decoder) = Decoder::new(&mut counting)?;
     let mut stream = BufReader::with_capacity(BUF_SIZE, HashingReader::new(decoder));
     {
-        let mut archive = tar::Archive::new(&mut stream);
-        let entries = archive.entries().map_err(|source| Error::Read {
-            entry: None,
-            source,
-        })?;
-        for entry in entries {
-            let mut entry = entry.map_err(|source| Error::Read {
-                entry: None,
-                source,
-            })?;
-            unpacker.entry(&mut entry)?;
+        let mut archive = bounded::archive(&mut stream);
+        for entry in bounded::entries(&mut archive).map_err(Error::from)? {
+            unpacker.entry(&mut entry.map_err(Error::from)?)?;
         }
     }
     // Hash everything after the end-of-archive blocks too, and let the decoder check its
@@ -561,7 +572,7 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta,
         for ext in exts {
             let ext = ext.map_err(read_err(name))?;
             let key = ext.key_bytes();
-            if let Some(xattr) = key.strip_prefix(PAX_XATTR_PREFIX) {
+            if let Some(xattr) = key.strip_prefix(bounded::PAX_XATTR_PREFIX) {
                 if !xattr.starts_with(whiteout::OVERLAY_XATTR_PREFIX) && !xattr.is_empty() {
                     xattrs.push((xattr.to_vec(), ext.value_bytes().to_vec()));
                 }

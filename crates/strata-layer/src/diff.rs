@@ -63,6 +63,11 @@ pub struct Change {
 
 /// Lists what `upper` changed on top of `lowers` (topmost first). See the module docs.
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>, crate::Error> {
+    let lowers = crate::merged::visible(lowers).map_err(|source| Error::Io {
+        op: "read the opaque xattr of the layer roots",
+        path: lowers.first().cloned().unwrap_or_default(),
+        source,
+    })?;
     let mut out = Vec::new();
     walk(upper, lowers, Path::new(""), true, &mut out)?;
     out.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));

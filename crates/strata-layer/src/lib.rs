@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod bounded;
 pub mod compression;
 pub mod diff;
 pub mod merged;

@@ -6,11 +6,28 @@ use std::path::{Path, PathBuf};
 
 use crate::whiteout::{is_overlay_opaque, is_overlay_whiteout};
 
+/// The layers of `lowers` (topmost first) that make up the merged view: all of them down to
+/// and including the first whose root is opaque (a layer with a root-level `.wh..wh..opq`,
+/// which replaces the whole file system). overlayfs ignores the opaque xattr on a lower
+/// layer's root, so a stack is cut here before it is mounted; [`lookup`], [`walk`] and
+/// [`crate::changes`] cut it themselves.
+pub fn visible(lowers: &[PathBuf]) -> io::Result<&[PathBuf]> {
+    for (i, lower) in lowers.iter().enumerate() {
+        let opaque = is_overlay_opaque(lower)
+            .map_err(|e| io::Error::new(e.kind(), format!("lgetxattr {}: {e}", lower.display())))?;
+        if opaque {
+            return Ok(&lowers[..=i]);
+        }
+    }
+    Ok(lowers)
+}
+
 /// Where `path` (relative to the root, `/`-separated, leading `/` ignored) is found in `lowers`
 /// (topmost first), honouring whiteouts and opaque directories; `None` when the merged view has
 /// no such entry. Symlinks are not followed, in the path's last component or its parents: a
 /// parent that is not a directory in the merged view hides the path.
 pub fn lookup(lowers: &[PathBuf], path: &str) -> io::Result<Option<PathBuf>> {
+    let lowers = visible(lowers)?;
     let rel = path.trim_start_matches('/');
     if rel.is_empty() {
         return Ok(lowers.first().cloned());
@@ -62,6 +79,7 @@ pub struct MergedEntry {
 /// path, directories before their content: whiteouts hide, opaque directories stop the merge
 /// with layers below. An absent root gives nothing.
 pub fn walk(lowers: &[PathBuf], root: &str) -> io::Result<Vec<MergedEntry>> {
+    let lowers = visible(lowers)?;
     let mut out = Vec::new();
     let Some(top) = lookup(lowers, root)? else {
         return Ok(out);

@@ -116,9 +116,9 @@ fn remove(paths: &[String]) -> anyhow::Result<()> {
 /// where a file or link entry goes is an error. Directory times are set after their content,
 /// so they are as recorded too. Extended attributes are not applied.
 fn unpack(reader: impl Read) -> anyhow::Result<()> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = strata_layer::bounded::archive(reader);
     let mut dir_times = Vec::new();
-    for entry in archive.entries().context("read the staged tar")? {
+    for entry in strata_layer::bounded::entries(&mut archive).context("read the staged tar")? {
         let mut entry = entry.context("read the staged tar")?;
         let path = root_path(&entry.path().context("read an entry path")?)?;
         let header = entry.header();

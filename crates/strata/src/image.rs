@@ -64,13 +64,26 @@ impl StoredImage {
 
     /// Overlay lower dirs for this image, topmost first, unpacking layers that have no snapshot.
     pub fn lowers(&self, store: &LocalStore) -> anyhow::Result<Vec<PathBuf>> {
-        let mut lowers = Vec::with_capacity(self.manifest.layers.len());
-        for layer in self.layer_records() {
-            lowers.push(ensure_snapshot(store, &layer)?);
-        }
-        lowers.reverse();
-        Ok(lowers)
+        lowers(store, &self.layer_records())
     }
+}
+
+/// Overlay lower dirs of `layers` (bottom first), topmost first, unpacking layers that have no
+/// snapshot. The stack ends at the first layer whose root is opaque (a root-level
+/// `.wh..wh..opq`): overlayfs would not hide the layers below it (see
+/// [`strata_layer::merged::visible`]), and they need no unpacking.
+pub fn lowers(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut lowers = Vec::with_capacity(layers.len());
+    for layer in layers.iter().rev() {
+        let snapshot = ensure_snapshot(store, layer)?;
+        let opaque = strata_layer::whiteout::is_overlay_opaque(&snapshot)
+            .with_context(|| format!("read the opaque xattr of {}", snapshot.display()))?;
+        lowers.push(snapshot);
+        if opaque {
+            break;
+        }
+    }
+    Ok(lowers)
 }
 
 /// The snapshot dir of a layer, unpacking the blob first if there is none.
@@ -279,6 +292,48 @@ pub fn resolve(store: &LocalStore, reference: &str) -> anyhow::Result<Option<Dig
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plain tar layer of `(path, content)` files, in `store`.
+    fn stored_layer(store: &LocalStore, files: &[(&str, &[u8])]) -> LayerRecord {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, content) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_data(&mut h, path, *content).expect("append");
+        }
+        let tar = b.into_inner().expect("tar");
+        LayerRecord {
+            digest: store.write_blob(&tar).expect("write blob"),
+            diff_id: Digest::of(&tar),
+            size: tar.len() as u64,
+            media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        }
+    }
+
+    #[test]
+    fn a_root_opaque_layer_ends_the_lower_stack() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("store");
+        let bottom = stored_layer(&store, &[("a", b"a")]);
+        let middle = stored_layer(&store, &[(".wh..wh..opq", b""), ("b", b"b")]);
+        let top = stored_layer(&store, &[("c", b"c")]);
+        let stack = lowers(&store, &[bottom.clone(), middle.clone(), top.clone()]).expect("lowers");
+        assert_eq!(
+            stack,
+            [
+                store.snapshot_path(&top.diff_id),
+                store.snapshot_path(&middle.diff_id)
+            ],
+            "the layer below the root-opaque one must not be mounted"
+        );
+        assert!(!store.has_snapshot(&bottom.diff_id), "nor unpacked");
+        let stack = lowers(&store, &[bottom, top]).expect("lowers");
+        assert_eq!(stack.len(), 2);
+    }
 
     #[test]
     fn references_get_latest_unless_tagged() {

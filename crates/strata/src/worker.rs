@@ -304,11 +304,7 @@ impl<'a> LocalWorker<'a> {
     }
 
     fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, ExecError> {
-        let mut lowers = Vec::with_capacity(layers.len());
-        for layer in layers.iter().rev() {
-            lowers.push(image::ensure_snapshot(self.store, layer).map_err(other)?);
-        }
-        Ok(lowers)
+        image::lowers(self.store, layers).map_err(other)
     }
 
     /// Runs one `Run` step; returns the layer it made, if it changed anything, and the

@@ -9,6 +9,7 @@ mod errors;
 mod export;
 mod feeds;
 mod git;
+mod hostile;
 mod interop;
 mod registry;
 mod security_container;

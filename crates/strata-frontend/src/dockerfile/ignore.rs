@@ -295,73 +295,94 @@ fn compile(pattern: &str) -> Option<Vec<Token>> {
             c => out.push(Token::Char(c)),
         }
     }
+    // Runs of wildcards match what their widest one matches (`**/**/` is `**/`, `***` is
+    // `**`): one token each, so a pattern of thousands of `*` costs what one does.
+    out.dedup_by(|next, prev| {
+        let widest = match (&*prev, &*next) {
+            (Token::Star, Token::Star) => Token::Star,
+            (Token::Dirs, Token::Dirs) => Token::Dirs,
+            (Token::Any, Token::Any | Token::Dirs | Token::Star)
+            | (Token::Dirs | Token::Star, Token::Any) => Token::Any,
+            _ => return false,
+        };
+        *prev = widest;
+        true
+    });
     Some(out)
 }
 
 /// Whether the tokens match all of `path`; with `prefix`, whether they can match some path
 /// that starts with `path` (reaching the end of `path` is then a success).
+///
+/// The tokens run as an automaton over the set of positions in `path` reached so far, one
+/// token at a time: O(tokens × path) time, O(path) memory and no recursion, so a hostile
+/// pattern (thousands of `*`) can neither blow the stack nor allocate a table per call.
 fn matches(tokens: &[Token], path: &[char], prefix: bool) -> bool {
-    // Memoised backtracking: (token, position) pairs already known to fail.
-    let width = path.len() + 1;
-    let mut failed = vec![false; (tokens.len() + 1) * width];
-    go(tokens, path, 0, 0, prefix, &mut failed, width)
-}
-
-fn go(
-    tokens: &[Token],
-    path: &[char],
-    t: usize,
-    p: usize,
-    prefix: bool,
-    failed: &mut [bool],
-    width: usize,
-) -> bool {
-    if prefix && p == path.len() {
-        return true;
-    }
-    let Some(token) = tokens.get(t) else {
-        return p == path.len();
-    };
-    if failed[t * width + p] {
-        return false;
-    }
-    let ok = match token {
-        Token::Char(c) => {
-            path.get(p) == Some(c) && go(tokens, path, t + 1, p + 1, prefix, failed, width)
+    let n = path.len();
+    let mut at = vec![false; n + 1];
+    at[0] = true;
+    let mut next = vec![false; n + 1];
+    for token in tokens {
+        if prefix && at[n] {
+            return true;
         }
-        Token::One => {
-            path.get(p).is_some_and(|c| *c != '/')
-                && go(tokens, path, t + 1, p + 1, prefix, failed, width)
-        }
-        Token::Class { negated, ranges } => {
-            path.get(p).is_some_and(|&c| {
-                c != '/' && ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-            }) && go(tokens, path, t + 1, p + 1, prefix, failed, width)
-        }
-        Token::Star => {
-            let mut q = p;
-            loop {
-                if go(tokens, path, t + 1, q, prefix, failed, width) {
-                    break true;
+        next.fill(false);
+        // Positions reachable through a `*` run (no `/`) or `**` from the reached ones.
+        let mut open = false;
+        for p in 0..=n {
+            let here = at[p];
+            match token {
+                Token::Char(c) => {
+                    if here && path.get(p) == Some(c) {
+                        next[p + 1] = true;
+                    }
                 }
-                if q >= path.len() || path[q] == '/' {
-                    break false;
+                Token::One => {
+                    if here && path.get(p).is_some_and(|c| *c != '/') {
+                        next[p + 1] = true;
+                    }
                 }
-                q += 1;
+                Token::Class { negated, ranges } => {
+                    let hit = path.get(p).is_some_and(|&c| {
+                        c != '/' && ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+                    });
+                    if here && hit {
+                        next[p + 1] = true;
+                    }
+                }
+                Token::Star => {
+                    open |= here;
+                    if open {
+                        next[p] = true;
+                    }
+                    if path.get(p) == Some(&'/') {
+                        open = false;
+                    }
+                }
+                Token::Dirs => {
+                    // Nothing, or anything up to and including a `/`.
+                    if here {
+                        next[p] = true;
+                    }
+                    open |= here;
+                    if open && path.get(p) == Some(&'/') {
+                        next[p + 1] = true;
+                    }
+                }
+                Token::Any => {
+                    open |= here;
+                    if open {
+                        next[p] = true;
+                    }
+                }
             }
         }
-        Token::Dirs => {
-            go(tokens, path, t + 1, p, prefix, failed, width)
-                || (p..path.len())
-                    .filter(|&q| path[q] == '/')
-                    .any(|q| go(tokens, path, t + 1, q + 1, prefix, failed, width))
+        std::mem::swap(&mut at, &mut next);
+        if !at.contains(&true) {
+            return false;
         }
-        Token::Any => (p..=path.len()).any(|q| go(tokens, path, t + 1, q, prefix, failed, width)),
-    };
-    if !ok {
-        failed[t * width + p] = true;
     }
-    ok
+    at[n]
 }
 
 #[cfg(test)]
@@ -378,6 +399,25 @@ mod tests {
                 $(assert!(!ignore.is_excluded($in), "{:?} should be included by {:?}", $in, $text);)*
             }
         };
+    }
+
+    /// Found by fuzzing (docs/fuzzing.md): the recursive matcher overflowed the stack on
+    /// thousands of `*` and allocated a tokens × path table per call.
+    #[test]
+    fn hostile_patterns_end() {
+        // `**` pairs: `(.*/)?` ten thousand times, then `a`.
+        let stars = format!("{}a", "*".repeat(20000));
+        // A component of at least 3000 characters ending in `a`.
+        let runs = format!("{}a", "?*".repeat(3000));
+        let dirs = format!("{}x", "**/".repeat(5000));
+        let ignore = DockerIgnore::parse(&format!("{stars}\n{runs}\n{dirs}\n")).expect("parses");
+        let long = "b".repeat(4000);
+        assert!(!ignore.is_excluded(&long));
+        assert!(ignore.is_excluded(&format!("{long}a")));
+        assert!(!ignore.is_excluded("bba"));
+        assert!(ignore.is_excluded("b/b/a"));
+        assert!(ignore.is_excluded(&format!("{}x", "d/".repeat(1000))));
+        assert!(!ignore.may_include_below(&format!("{long}a")));
     }
 
     syntax!(empty, "", [], ["a", "a/b"]);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::funcs::{FnResult, arity, arity_min, int_arg, str_arg};
+use super::funcs::{FnResult, arity, arity_min, check_size, int_arg, str_arg};
 use super::sprig::{empty, s, strslice, strval, to_float64, to_int64};
 use super::value::{Value, from_json, to_json};
 use super::yaml;
@@ -127,6 +127,7 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
         "until" => {
             n(1)?;
             let count = int_arg(&args[0])?;
+            check_size("the list", count.unsigned_abs() as u128)?;
             let items: Vec<Value> = if count >= 0 {
                 (0..count).map(Value::Int).collect()
             } else {
@@ -137,11 +138,19 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
         "untilStep" => {
             n(3)?;
             let (start, stop, step) = (int_arg(&args[0])?, int_arg(&args[1])?, int_arg(&args[2])?);
+            let span = (i128::from(stop) - i128::from(start)).unsigned_abs();
+            if step != 0 {
+                check_size("the list", span / step.unsigned_abs() as u128)?;
+            }
             let mut items = Vec::new();
             let mut i = start;
             while (step > 0 && i < stop) || (step < 0 && i > stop) {
                 items.push(Value::Int(i));
-                i += step;
+                // Past i64 the list is over: Go's int would wrap instead.
+                let Some(next) = i.checked_add(step) else {
+                    break;
+                };
+                i = next;
             }
             Ok(Value::list(items))
         }

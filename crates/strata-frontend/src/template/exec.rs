@@ -11,8 +11,19 @@ use super::{Context, Segment, Source, files, funcs};
 /// How deep `template`, `include` and `tpl` may nest (each level is recursion here).
 const MAX_DEPTH: usize = 100;
 
+/// How deep template calls and `if`/`range`/`with` bodies may nest together: each level is
+/// recursion here, and [`MAX_DEPTH`] calls of templates nested as deep as the parser allows
+/// would exhaust the stack.
+const MAX_NESTING: usize = 500;
+
 /// The most output one render may produce, against runaway loops.
 const MAX_OUTPUT: usize = 64 << 20;
+
+/// How many steps one render may take: one per node run, range iteration and function call,
+/// plus one per 64 bytes (or item) of each value a function returns. Loops that print nothing
+/// (`{{ range 1000000000000 }}{{ end }}`) or build ever larger values end here; Go's engine
+/// has no such bound, but a config render must end. Real configs take thousands.
+const MAX_STEPS: u64 = 10_000_000;
 
 /// An execution error: the source and byte position it happened at, and the message.
 #[derive(Debug)]
@@ -54,6 +65,10 @@ pub(super) struct Exec<'c> {
     /// Names of the templates that are whole files (left out of "defined:" lists).
     pub file_templates: Vec<String>,
     depth: usize,
+    /// Steps taken so far (see [`MAX_STEPS`]).
+    steps: u64,
+    /// Template calls and bodies being run (see [`MAX_NESTING`]).
+    nesting: usize,
 }
 
 type Result<T> = std::result::Result<T, ExecError>;
@@ -68,6 +83,8 @@ impl<'c> Exec<'c> {
             out: Output::default(),
             file_templates: Vec::new(),
             depth: 0,
+            steps: 0,
+            nesting: 0,
         }
     }
 
@@ -96,7 +113,7 @@ impl<'c> Exec<'c> {
             vars: vec![("$".into(), data.clone())],
         };
         self.depth += 1;
-        let result = self.walk(&mut scope, &data, &tree.root);
+        let result = self.nested(src, pos, |this| this.walk(&mut scope, &data, &tree.root));
         self.depth -= 1;
         result.map(|_| ())
     }
@@ -142,8 +159,55 @@ impl<'c> Exec<'c> {
         Ok(())
     }
 
+    /// Runs `f` one nesting level deeper (see [`MAX_NESTING`]).
+    fn nested<T>(
+        &mut self,
+        src: usize,
+        pos: usize,
+        f: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.err(
+                src,
+                pos,
+                format!(
+                    "nested too deeply: more than {MAX_NESTING} levels of template calls and \
+                     if/range/with bodies"
+                ),
+            ));
+        }
+        self.nesting += 1;
+        let result = f(self);
+        self.nesting -= 1;
+        result
+    }
+
+    /// Takes `cost` steps of the render's budget.
+    fn step(&mut self, src: usize, pos: usize, cost: u64) -> Result<()> {
+        self.steps = self.steps.saturating_add(cost);
+        if self.steps > MAX_STEPS {
+            return Err(self.err(
+                src,
+                pos,
+                format!(
+                    "the template takes more than {MAX_STEPS} steps; does a range or a \
+                     template call never end?"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn walk(&mut self, sc: &mut Scope, dot: &Value, nodes: &[Node]) -> Result<Flow> {
         for node in nodes {
+            let pos = match node {
+                Node::Text { start: pos, .. }
+                | Node::Action { pos, .. }
+                | Node::Control { pos, .. }
+                | Node::Template { pos, .. } => *pos,
+                Node::Break | Node::Continue => 0,
+            };
+            self.step(sc.src, pos, 1)?;
             match node {
                 Node::Text { start, end } => self.write_text(sc.src, *start, *end)?,
                 Node::Action { pos, pipe } => {
@@ -160,11 +224,13 @@ impl<'c> Exec<'c> {
                     otherwise,
                 } => {
                     let mark = sc.vars.len();
-                    let flow = if *kind == ControlKind::Range {
-                        self.range(sc, dot, *pos, pipe, list, otherwise.as_deref())
-                    } else {
-                        self.if_or_with(sc, dot, *kind, pipe, list, otherwise.as_deref())
-                    };
+                    let flow = self.nested(sc.src, *pos, |this| {
+                        if *kind == ControlKind::Range {
+                            this.range(sc, dot, *pos, pipe, list, otherwise.as_deref())
+                        } else {
+                            this.if_or_with(sc, dot, *kind, pipe, list, otherwise.as_deref())
+                        }
+                    });
                     sc.vars.truncate(mark);
                     let flow = flow?;
                     if flow != Flow::Normal {
@@ -219,17 +285,23 @@ impl<'c> Exec<'c> {
         otherwise: Option<&[Node]>,
     ) -> Result<Flow> {
         let value = self.eval_pipe(sc, dot, pipe)?;
-        let items: Vec<(Value, Value)> = match &value {
-            Value::List(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
-                .collect(),
-            Value::Map(map) => map
-                .borrow()
-                .iter()
-                .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
-                .collect(),
+        // An int is counted, never collected: `range` over a huge one must not allocate.
+        let items: Box<dyn Iterator<Item = (Value, Value)>> = match &value {
+            Value::List(items) => Box::new(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (Value::Int(i as i64), v.clone()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
+            Value::Map(map) => Box::new(
+                map.borrow()
+                    .iter()
+                    .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ),
             Value::Int(n) => {
                 if pipe.decl.len() > 1 {
                     return Err(self.err(
@@ -238,9 +310,9 @@ impl<'c> Exec<'c> {
                         format!("can't use {n} to iterate over more than one variable"),
                     ));
                 }
-                (0..*n).map(|i| (Value::Int(i), Value::Int(i))).collect()
+                Box::new((0..*n).map(|i| (Value::Int(i), Value::Int(i))))
             }
-            Value::Nil => Vec::new(),
+            Value::Nil => Box::new(std::iter::empty()),
             other => {
                 return Err(self.err(
                     sc.src,
@@ -249,13 +321,15 @@ impl<'c> Exec<'c> {
                 ));
             }
         };
-        if items.is_empty() {
+        let mut items = items.peekable();
+        if items.peek().is_none() {
             return match otherwise {
                 Some(otherwise) => self.walk(sc, dot, otherwise),
                 None => Ok(Flow::Normal),
             };
         }
         for (key, elem) in items {
+            self.step(sc.src, pos, 1)?;
             let mark = sc.vars.len();
             let values = match pipe.decl.len() {
                 1 => vec![elem.clone()],
@@ -483,12 +557,22 @@ impl<'c> Exec<'c> {
             vals.push(self.eval_arg(sc, dot, arg)?);
         }
         vals.extend(fin);
+        self.step(sc.src, pos, 1)?;
         let result = match name {
             "include" => return self.include(sc.src, pos, &vals),
             "tpl" => return self.tpl(sc.src, pos, &vals),
             "env" => self.env(&vals),
             _ => funcs::call(name, &vals),
         };
+        if let Ok(value) = &result {
+            let size = match value {
+                Value::Str(s) => s.len() / 64,
+                Value::List(items) => items.len(),
+                Value::Map(map) => map.borrow().len(),
+                _ => 0,
+            };
+            self.step(sc.src, pos, size as u64)?;
+        }
         result.map_err(|message| {
             let message = if matches!(name, "fail" | "required") {
                 message
@@ -618,7 +702,9 @@ impl<'c> Exec<'c> {
                 ));
             }
             this.depth += 1;
-            let r = this.walk(&mut scope, &data, &body.root).map(|_| ());
+            let r = this
+                .nested(src, pos, |this| this.walk(&mut scope, &data, &body.root))
+                .map(|_| ());
             this.depth -= 1;
             r
         });

@@ -11,6 +11,20 @@ use super::value::Value;
 /// The result of a function: a value or what went wrong.
 pub(super) type FnResult = Result<Value, String>;
 
+/// The largest string (bytes) or list (items) a function may build from a count in its
+/// arguments (`repeat`, `indent`, `until`, ...): the render's output limit.
+const MAX_VALUE: u128 = 64 << 20;
+
+/// Refuses to build a `what` of `size` bytes or items over [`MAX_VALUE`], before allocating.
+pub(super) fn check_size(what: &str, size: u128) -> Result<(), String> {
+    if size > MAX_VALUE {
+        return Err(format!(
+            "{what} would have {size} bytes or items, over the limit of {MAX_VALUE}"
+        ));
+    }
+    Ok(())
+}
+
 /// Functions the executor implements because they need more than their arguments: lazy
 /// `and`/`or`, templates (`include`, `tpl`) or the render's context (`env`).
 pub(super) const EXEC_FUNCTIONS: [&str; 5] = ["and", "or", "include", "tpl", "env"];

@@ -808,4 +808,56 @@ shell:
         let err = render("werf.yaml", "a: é{{ if }}", &ctx()).expect_err("fails");
         assert_eq!(err.to_string(), "werf.yaml:1:11: missing value for if");
     }
+    /// Hostile templates end, each with its own error (issue #12); each case was a hang, a
+    /// stack overflow or an allocation of gigabytes.
+    #[test]
+    fn hostile_templates_end_with_an_error() {
+        let deep_if = format!("{}x{}", "{{ if 1 }}".repeat(101), "{{ end }}".repeat(101));
+        let deep_paren = format!("{{{{ {}1{} }}}}", "(".repeat(101), ")".repeat(101));
+        let deep_calls = format!(
+            "{{{{ define \"r\" }}}}{}{{{{ template \"r\" . }}}}{}{{{{ end }}}}{{{{ template \"r\" . }}}}",
+            "{{ with 1 }}".repeat(99),
+            "{{ end }}".repeat(99)
+        );
+        let cases = [
+            // Every unclosed action followed by whitespace at the end spun forever.
+            ("x: {{ 1\n", "1:4: unclosed action"),
+            ("x: {{ 1 ", "1:4: unclosed action"),
+            ("{{ .a  \t\n", "1:1: unclosed action"),
+            ("{{ (1 ", "1:1: unclosed action"),
+            (
+                "{{ range 100000000000 }}{{ end }}",
+                "1:4: the template takes more than 10000000 steps",
+            ),
+            (
+                "{{ repeat 1000000000000 \"x\" }}",
+                "error calling repeat: the repeated text would have 1000000000000 bytes",
+            ),
+            (
+                "{{ until 1000000000 }}",
+                "error calling until: the list would have",
+            ),
+            (
+                "{{ untilStep 0 9223372036854775807 1 }}",
+                "error calling untilStep: the list would have",
+            ),
+            (
+                "{{ indent 999999999999 \"x\" }}",
+                "error calling indent: the indented text would have",
+            ),
+            (&deep_if, "nested too deeply: more than 100 levels"),
+            (&deep_paren, "nested too deeply: more than 100 levels"),
+            (&deep_calls, "nested too deeply: more than 500 levels"),
+        ];
+        for (text, want) in cases {
+            let got = match render("t", text, &ctx()) {
+                Ok(r) => format!("ok: {}", r.text),
+                Err(e) => e.to_string(),
+            };
+            assert!(got.contains(want), "{text:?}: got {got:?}, want {want:?}");
+        }
+        // Go's fmt refuses widths over 1e6 instead of padding.
+        let r = render("t", "{{ printf \"%999999999d\" 1 }}", &ctx()).expect("renders");
+        assert_eq!(r.text, "%!(NOVERB)%!(EXTRA int=1)");
+    }
 }

@@ -117,6 +117,10 @@ impl Arg {
 }
 
 /// The result of parsing one source: its own body and the templates it defines (in order).
+/// How deeply bodies (`if`, `range`, `with`, `else if`, `define`, `block`) and parentheses
+/// may nest; real templates stay far below.
+const MAX_NESTING: usize = 100;
+
 pub(super) struct Parsed {
     pub body: Vec<Node>,
     pub defines: Vec<(String, Vec<Node>)>,
@@ -132,6 +136,7 @@ pub(super) fn parse(src: &str, is_func: &dyn Fn(&str) -> bool) -> Result<Parsed,
         at: 0,
         vars: vec!["$".into()],
         range_depth: 0,
+        nesting: 0,
         is_func,
         defines: Vec::new(),
     };
@@ -172,6 +177,8 @@ struct Parser<'a> {
     at: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// Open bodies and parentheses around the current token (each is recursion here).
+    nesting: usize,
     is_func: &'a dyn Fn(&str) -> bool,
     defines: Vec<(String, Vec<Node>)>,
 }
@@ -181,11 +188,14 @@ impl Parser<'_> {
         self.tokens[self.at.min(self.tokens.len() - 1)]
     }
 
+    /// The next token; past the end it keeps giving the last one (`Eof` or `Error`).
     fn next(&mut self) -> Token {
         let t = self.peek();
-        if self.at < self.tokens.len() - 1 {
-            self.at += 1;
-        }
+        // Always advance, also past the last token, so that `backup` undoes exactly one
+        // `next`: with a position stuck at the last token, `term`'s `backup` after reading it
+        // stepped back onto the token before it, and `command` read it again forever
+        // (`{{ 1` followed by whitespace at the end of the input).
+        self.at += 1;
         t
     }
 
@@ -283,7 +293,8 @@ impl Parser<'_> {
     /// [`Self::item_list`] for the body of the `what` (`if`, `define`, …) at `pos`: running
     /// out of text is reported at the opening keyword.
     fn body(&mut self, what: &str, pos: usize) -> Result<(Vec<Node>, Item), ParseError> {
-        self.item_list().map_err(|e| {
+        let listed = self.nested(pos, |p| p.item_list());
+        listed.map_err(|e| {
             if e.pos == self.src.len() && e.message == "unexpected EOF" {
                 self.error_at(
                     pos,
@@ -293,6 +304,28 @@ impl Parser<'_> {
                 e
             }
         })
+    }
+
+    /// Runs `f` one nesting level deeper: hostile input must not nest deep enough to
+    /// exhaust the stack (the parser and the executor recurse on each level).
+    fn nested<T>(
+        &mut self,
+        pos: usize,
+        f: impl FnOnce(&mut Self) -> Result<T, ParseError>,
+    ) -> Result<T, ParseError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.error_at(
+                pos,
+                format!(
+                    "nested too deeply: more than {MAX_NESTING} levels of {{{{if}}}}, \
+                     {{{{range}}}}, {{{{with}}}}, {{{{else if}}}}, {{{{define}}}}, {{{{block}}}} and parentheses"
+                ),
+            ));
+        }
+        self.nesting += 1;
+        let result = f(self);
+        self.nesting -= 1;
+        result
     }
 
     /// Nodes up to the `{{end}}` or `{{else}}` that closes them.
@@ -391,7 +424,8 @@ impl Parser<'_> {
                 && self.text(next) == context;
             if chained {
                 self.next_non_space();
-                otherwise = Some(vec![self.control(kind, next.start)?]);
+                let chained = self.nested(next.start, |p| p.control(kind, next.start))?;
+                otherwise = Some(vec![chained]);
             } else {
                 let (list, end) = self.body(context, pos)?;
                 if let Item::Else(pos) = end {
@@ -651,7 +685,9 @@ impl Parser<'_> {
                 value: number(&text).map_err(|m| self.error_at(pos, m))?,
             },
             Kind::LParen => {
-                let pipe = self.pipeline("parenthesized pipeline", Kind::RParen, pos)?;
+                let pipe = self.nested(pos, |p| {
+                    p.pipeline("parenthesized pipeline", Kind::RParen, pos)
+                })?;
                 Arg::Pipe(Box::new(pipe))
             }
             Kind::String | Kind::RawString => Arg::Lit {

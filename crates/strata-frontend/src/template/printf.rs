@@ -42,6 +42,9 @@ struct Spec {
     precision: Option<usize>,
 }
 
+/// Go's limit on a width or precision (`fmt`'s `tooLarge`).
+const MAX_WIDTH: usize = 1_000_000;
+
 /// `fmt.Sprintf`.
 pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
@@ -67,8 +70,9 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
         let mut number = |chars: &mut std::iter::Peekable<std::str::Chars>| -> Option<usize> {
             if chars.peek() == Some(&'*') {
                 chars.next();
+                // Go's `tooLarge`: a width or precision over 1e6 is bad, not a huge pad.
                 let n = match args.get(used) {
-                    Some(Value::Int(n)) => Some((*n).max(0) as usize),
+                    Some(Value::Int(n)) if *n <= MAX_WIDTH as i64 => Some((*n).max(0) as usize),
                     _ => None,
                 };
                 used += 1;
@@ -76,7 +80,13 @@ pub(super) fn sprintf(format: &str, args: &[Value]) -> String {
             }
             let mut n = None;
             while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                n = Some(n.unwrap_or(0) * 10 + d as usize);
+                let next = n.unwrap_or(0) * 10 + d as usize;
+                if next > MAX_WIDTH {
+                    // Go's `parsenum` gives up on the rest of the format there.
+                    chars.by_ref().for_each(drop);
+                    return None;
+                }
+                n = Some(next);
                 chars.next();
             }
             n

@@ -11,7 +11,7 @@
 use base64::Engine as _;
 use sha1::Digest as _;
 
-use super::funcs::{FnResult, arity, arity_min, int_arg, str_arg};
+use super::funcs::{FnResult, arity, arity_min, check_size, int_arg, str_arg};
 use super::value::Value;
 
 /// Every Sprig function provided.
@@ -321,7 +321,11 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
         }
         "indent" | "nindent" => {
             n(2)?;
-            let pad = " ".repeat(int_arg(&args[0])?.max(0) as usize);
+            let width = int_arg(&args[0])?.max(0) as u128;
+            let text = str_at(1)?;
+            let lines = text.matches('\n').count() as u128 + 1;
+            check_size("the indented text", width * lines + text.len() as u128)?;
+            let pad = " ".repeat(width as usize);
             let text = format!("{pad}{}", str_at(1)?.replace('\n', &format!("\n{pad}")));
             s(if name == "nindent" {
                 format!("\n{text}")
@@ -335,7 +339,9 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
             if count < 0 {
                 return Err("strings: negative Repeat count".into());
             }
-            s(str_at(1)?.repeat(count as usize))
+            let text = str_at(1)?;
+            check_size("the repeated text", count as u128 * text.len() as u128)?;
+            s(text.repeat(count as usize))
         }
         "substr" => {
             n(3)?;

@@ -4,6 +4,7 @@
 mod apply;
 mod compression;
 mod diff;
+mod whiteouts;
 mod write;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,162 @@
+//! Hostile layers given to `strata import`: records that claim huge sizes fail at their header,
+//! with a small peak memory, and leave the store as it was.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+use crate::support::{Env, leftovers, store_listing};
+
+const GIB: u64 = 1 << 30;
+
+/// Raw deflate of `data` from a fresh compressor, ending byte-aligned (full flush) unless
+/// `last`: such pieces concatenate into one valid deflate stream.
+fn deflate_piece(data: &[u8], last: bool) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+    let mut out = Vec::with_capacity(data.len() / 100 + 1024);
+    let flush = if last {
+        flate2::FlushCompress::Finish
+    } else {
+        flate2::FlushCompress::Full
+    };
+    c.compress_vec(data, &mut out, flush).unwrap();
+    assert_eq!(c.total_in(), data.len() as u64, "output buffer too small");
+    out
+}
+
+/// A gzip file of `header` (one tar header block), then `size` zero bytes (the record's data),
+/// then the end-of-archive blocks: the exact attack, about 1 MB for a 1 GiB record. Made from
+/// one compressed MiB of zeros repeated, so writing it takes no time.
+fn gzip_layer(path: &Path, header: &tar::Header, size: u64) {
+    const MIB: usize = 1 << 20;
+    assert_eq!(size % MIB as u64, 0);
+    let zeros = vec![0u8; MIB];
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(header.as_bytes());
+    let mut zero_crc = crc32fast::Hasher::new();
+    zero_crc.update(&zeros);
+    let end = [0u8; 1024];
+    let mut end_crc = crc32fast::Hasher::new();
+    end_crc.update(&end);
+
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    // gzip header: magic, deflate, no flags, no mtime, no extra flags, unix.
+    f.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]).unwrap();
+    f.write_all(&deflate_piece(header.as_bytes(), false))
+        .unwrap();
+    let piece = deflate_piece(&zeros, false);
+    for _ in 0..size / MIB as u64 {
+        f.write_all(&piece).unwrap();
+        crc.combine(&zero_crc);
+    }
+    f.write_all(&deflate_piece(&end, true)).unwrap();
+    crc.combine(&end_crc);
+    let total = 512 + size + end.len() as u64;
+    f.write_all(&crc.finalize().to_le_bytes()).unwrap();
+    f.write_all(&(total as u32).to_le_bytes()).unwrap();
+    f.flush().unwrap();
+}
+
+fn record_header(kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_path("././@LongLink").unwrap();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_cksum();
+    h
+}
+
+/// Runs `strata import layer hostile:latest`; its exit status, stderr and peak RSS in KiB
+/// (`ru_maxrss` of this one child, from wait4).
+// The child is reaped by wait4 (which std's `wait` does not offer: it drops the rusage).
+#[allow(clippy::zombie_processes)]
+fn import_peak(env: &Env, layer: &Path) -> (std::process::ExitStatus, String, i64) {
+    let child = env
+        .cmd()
+        .args(["import", layer.to_str().unwrap(), "hostile:latest"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(env.work.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data that wait4 fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child (reaped here, so `child` is never waited on).
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
+    let stderr = std::fs::read_to_string(env.work.path().join("stderr")).unwrap();
+    (
+        std::process::ExitStatus::from_raw(status),
+        stderr,
+        usage.ru_maxrss,
+    )
+}
+
+/// An empty store with its layout made (by listing its images).
+fn store() -> Env {
+    let env = Env::empty();
+    assert!(env.strata(&["images"]).status.success());
+    env
+}
+
+#[test]
+fn huge_tar_records_fail_at_their_header_with_little_memory() {
+    let env = store();
+    let before = store_listing(env.store.path());
+    for (kind, what) in [
+        (tar::EntryType::GNULongName, "GNU long name"),
+        (tar::EntryType::GNULongLink, "GNU long link target"),
+        (tar::EntryType::XHeader, "PAX extended header"),
+    ] {
+        let layer = env.work.path().join("layer.tar.gz");
+        gzip_layer(&layer, &record_header(kind, GIB), GIB);
+        let compressed = std::fs::metadata(&layer).unwrap().len();
+        assert!(
+            compressed < 4 << 20,
+            "the attack is small: {compressed} bytes"
+        );
+        let (status, stderr, peak_kib) = import_peak(&env, &layer);
+        assert!(!status.success(), "{what}: import succeeded: {stderr}");
+        assert!(
+            stderr.contains(layer.to_str().unwrap())
+                && stderr.contains(&format!(
+                    "tar header #1 at byte 0: {what} of 1073741824 bytes is over the limit"
+                )),
+            "{what}: {stderr}"
+        );
+        assert!(
+            peak_kib < 200 * 1024,
+            "{what}: peak RSS {peak_kib} KiB (over 200 MiB)"
+        );
+        assert_eq!(store_listing(env.store.path()), before, "{what}");
+        assert_eq!(leftovers(env.store.path()), Vec::<String>::new(), "{what}");
+    }
+}
+
+#[test]
+fn long_names_and_pax_paths_over_path_max_are_refused_by_name() {
+    let env = store();
+    let before = store_listing(env.store.path());
+    // A PAX `path` record well inside the PAX limit, but over PATH_MAX.
+    let mut b = tar::Builder::new(Vec::new());
+    let long = format!("dir/{}", "n".repeat(5000));
+    b.append_pax_extensions([("path", long.as_bytes())])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("short").unwrap();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &[][..]).unwrap();
+    let layer = env.work.path().join("pax-path.tar");
+    std::fs::write(&layer, b.into_inner().unwrap()).unwrap();
+    let (status, stderr, _) = import_peak(&env, &layer);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("tar entry `dir/nnnn") && stderr.contains("path of 5004 bytes"),
+        "{stderr}"
+    );
+    assert_eq!(store_listing(env.store.path()), before);
+}
