@@ -28,6 +28,7 @@ pub mod owner;
 pub mod remote;
 pub mod toolbox;
 pub mod worker;
+mod workdir;
 
 pub use context::{Context, Failure, default_store_root};
 

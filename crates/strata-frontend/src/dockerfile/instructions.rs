@@ -526,9 +526,8 @@ pub struct Onbuild {
     pub span: Span,
 }
 
-/// `MAINTAINER name` (deprecated): Docker sets the image's `author`; the plan has no such
-/// field, so the lowering records it as the label [`MAINTAINER_LABEL`](super::MAINTAINER_LABEL)
-/// with the text as written (Docker does not expand it).
+/// `MAINTAINER name` (deprecated): sets the image's `author` to the text as written (Docker
+/// does not expand it).
 #[derive(Clone, Debug)]
 pub struct Maintainer {
     /// The rest of the line.

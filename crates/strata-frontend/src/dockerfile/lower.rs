@@ -8,9 +8,11 @@
 //! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination |
 //! | `COPY --from` | `N-copy`, one `Import` | the source and destination; late: a checksum of the copied files |
 //! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path |
-//! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER` | `N-keyword`, one `Config` | the directive's value |
+//! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER`, `SHELL` | `N-keyword`, one `Config` | the directive's value |
 //!
-//! `ARG` and `SHELL` change how later instructions are read and do not make stages of their
+//! A stage starts from its base's ENV, WORKDIR, USER and SHELL ([`BaseConfig`], read from the
+//! base image's config by the caller, or from the earlier stage), as BuildKit's conversion
+//! does. `ARG` changes how later instructions are read and makes no stage of its
 //! own: a build arg reaches the digest of every `RUN` that sees it. Stages the target does not
 //! need are not built ([`Plan::default_images`]). Secrets never enter the plan: only their ids.
 
@@ -45,6 +47,49 @@ pub struct DockerfileOptions {
     /// The `security.insecure` entitlement was granted (`strata build --allow
     /// security.insecure`): `RUN --security=insecure` may be used.
     pub allow_insecure: bool,
+    /// The run settings of the images `FROM` names (by the reference as written, after
+    /// expansion; see [`base_references`]): a stage starts from its base's ENV, WORKDIR,
+    /// USER and SHELL, as BuildKit's does (it reads the base's config while it converts the
+    /// Dockerfile). A reference missing here starts from an empty config.
+    pub base_configs: BTreeMap<String, BaseConfig>,
+}
+
+/// What a stage inherits from the config of its base image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaseConfig {
+    /// `Env`, in order.
+    pub env: Vec<(String, String)>,
+    /// `WorkingDir` (empty: `/`).
+    pub workdir: String,
+    /// `User`.
+    pub user: String,
+    /// `Shell` (empty: `/bin/sh -c`).
+    pub shell: Vec<String>,
+}
+
+/// The image references the stages of `dockerfile` are built `FROM` (neither `scratch` nor
+/// earlier stages), for the caller to resolve into [`DockerfileOptions::base_configs`].
+pub fn base_references(
+    dockerfile: &Dockerfile,
+    options: &DockerfileOptions,
+) -> Result<Vec<String>> {
+    let lowering = Lowering::new(dockerfile, options)?;
+    let mut out = Vec::new();
+    for (index, stage) in dockerfile.stages.iter().enumerate() {
+        let text = stage
+            .from
+            .image
+            .expand(lowering.escape, &|n| lowering.global_args.get(n).cloned())?;
+        let earlier = dockerfile.stages[..index].iter().any(|s| {
+            s.name
+                .as_ref()
+                .is_some_and(|n| n.value.eq_ignore_ascii_case(&text))
+        });
+        if !text.eq_ignore_ascii_case("scratch") && !earlier && !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    Ok(out)
 }
 
 /// Lowers `dockerfile` (whose text is in `sources`) to a plan.
@@ -77,8 +122,8 @@ struct Lowering<'a> {
     /// Global `ARG`s (before the first `FROM`) with their values.
     global_args: BTreeMap<String, String>,
     images: Vec<Image>,
-    /// Per Dockerfile stage: its image index and the ENV it ends with (for `FROM stage`).
-    stage_images: Vec<(usize, BTreeMap<String, String>)>,
+    /// Per Dockerfile stage: its image index and the settings it ends with (for `FROM stage`).
+    stage_images: Vec<(usize, BaseConfig)>,
     /// External images named by `COPY --from`, by reference.
     external: BTreeMap<String, usize>,
 }
@@ -87,14 +132,60 @@ struct Lowering<'a> {
 #[derive(Default)]
 struct Scope {
     env: BTreeMap<String, String>,
+    /// The ENV in the config's order (the scope's map is for lookups).
+    env_order: Vec<String>,
     args: BTreeMap<String, String>,
     shell: Vec<String>,
     workdir: String,
+    /// The config's `USER` (WORKDIR creates its directories as this user).
+    user: String,
     /// `CMD` set in this stage (an `ENTRYPOINT` after it keeps it, BuildKit's rule).
     cmd: Option<Vec<String>>,
 }
 
 impl Scope {
+    /// A stage's scope from what its base image's config holds.
+    fn from_base(base: &BaseConfig) -> Scope {
+        let mut scope = Scope {
+            shell: if base.shell.is_empty() {
+                vec!["/bin/sh".into(), "-c".into()]
+            } else {
+                base.shell.clone()
+            },
+            workdir: if base.workdir.is_empty() {
+                "/".into()
+            } else {
+                base.workdir.clone()
+            },
+            user: base.user.clone(),
+            ..Scope::default()
+        };
+        scope.set_env(&base.env);
+        scope
+    }
+
+    fn set_env(&mut self, pairs: &[(String, String)]) {
+        for (k, v) in pairs {
+            if self.env.insert(k.clone(), v.clone()).is_none() {
+                self.env_order.push(k.clone());
+            }
+        }
+    }
+
+    /// What a stage built `FROM` this one inherits.
+    fn as_base(&self) -> BaseConfig {
+        BaseConfig {
+            env: self
+                .env_order
+                .iter()
+                .map(|k| (k.clone(), self.env[k].clone()))
+                .collect(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            shell: self.shell.clone(),
+        }
+    }
+
     fn var(&self, name: &str) -> Option<String> {
         // ENV wins over an ARG of the same name.
         self.env.get(name).or_else(|| self.args.get(name)).cloned()
@@ -243,27 +334,22 @@ impl<'a> Lowering<'a> {
                 ));
             }
         }
-        let mut scope = Scope {
-            shell: vec!["/bin/sh".into(), "-c".into()],
-            workdir: "/".into(),
-            ..Scope::default()
-        };
+        let mut scope = Scope::from_base(&BaseConfig::default());
         let scratch = from_text.eq_ignore_ascii_case("scratch");
         let base = if scratch {
             Base::Scratch
         } else if let Some(image) = self.stage_ref(dockerfile, &from_text, index) {
-            let parent = self
-                .stage_images
-                .iter()
-                .find(|(i, _)| *i == image)
-                .map(|(_, env)| env.clone())
-                .unwrap_or_default();
-            scope.env = parent;
+            if let Some((_, parent)) = self.stage_images.iter().find(|(i, _)| *i == image) {
+                scope = Scope::from_base(parent);
+            }
             Base::Image {
                 index: image,
                 span: Some(stage.from.image.span),
             }
         } else {
+            if let Some(config) = self.options.base_configs.get(&from_text) {
+                scope = Scope::from_base(config);
+            }
             Base::Reference {
                 reference: from_text,
                 span: Some(stage.from.image.span),
@@ -272,7 +358,7 @@ impl<'a> Lowering<'a> {
         // BuildKit gives an image from scratch the default PATH.
         let (inputs, steps) = if scratch {
             let env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
-            scope.env.insert("PATH".into(), DEFAULT_PATH.into());
+            scope.set_env(&env);
             let change = ConfigChange {
                 env: env.clone(),
                 ..Default::default()
@@ -331,7 +417,7 @@ impl<'a> Lowering<'a> {
             dependencies,
             span: Some(stage.span),
         });
-        self.stage_images.push((image_index, scope.env));
+        self.stage_images.push((image_index, scope.as_base()));
         Ok(())
     }
 
@@ -382,7 +468,15 @@ impl<'a> Lowering<'a> {
             }
             Instruction::Shell(shell) => {
                 scope.shell = shell.argv.iter().map(|w| w.text.clone()).collect();
-                return Ok(None);
+                // BuildKit records it in the config (`Shell`), for the image's children.
+                (
+                    vec![docker("SHELL", json(&scope.shell))],
+                    config(ConfigChange {
+                        shell: Some(scope.shell.clone()),
+                        ..Default::default()
+                    }),
+                    false,
+                )
             }
             Instruction::Env(env) => {
                 let mut pairs = Vec::new();
@@ -390,7 +484,7 @@ impl<'a> Lowering<'a> {
                 for kv in &env.vars {
                     pairs.push((self.expand(&kv.key, scope)?, self.expand(&kv.value, scope)?));
                 }
-                scope.env.extend(pairs.iter().cloned());
+                scope.set_env(&pairs);
                 (
                     vec![docker("ENV", json(&pairs))],
                     config(ConfigChange {
@@ -414,19 +508,18 @@ impl<'a> Lowering<'a> {
                     false,
                 )
             }
-            Instruction::Maintainer(m) => {
-                let pairs = vec![(super::MAINTAINER_LABEL.to_string(), m.name.text.clone())];
-                (
-                    vec![docker("LABEL", json(&pairs))],
-                    config(ConfigChange {
-                        labels: pairs,
-                        ..Default::default()
-                    }),
-                    false,
-                )
-            }
+            // BuildKit sets the image's author (dispatchMaintainer), no label.
+            Instruction::Maintainer(m) => (
+                vec![docker("MAINTAINER", m.name.text.clone())],
+                config(ConfigChange {
+                    author: Some(m.name.text.clone()),
+                    ..Default::default()
+                }),
+                false,
+            ),
             Instruction::User(user) => {
                 let u = self.expand(&user.user, scope)?;
+                scope.user = u.clone();
                 (
                     vec![docker("USER", u.clone())],
                     config(ConfigChange {
@@ -538,9 +631,24 @@ impl<'a> Lowering<'a> {
             Instruction::Workdir(w) => {
                 let path = absolute(&scope.workdir, &self.expand(&w.path, scope)?);
                 scope.workdir = path.clone();
+                // BuildKit creates it as the config's user (root: no owner to set).
+                let owner = match scope.user.as_str() {
+                    "" | "root" | "0" | "root:root" | "0:0" => None,
+                    user => Some(user.to_string()),
+                };
+                let mut inputs = vec![docker("WORKDIR", path.clone())];
+                if let Some(user) = &owner {
+                    inputs.push(DigestInput::Param {
+                        key: "owner".into(),
+                        value: user.clone(),
+                    });
+                }
                 let steps = vec![
                     Step {
-                        op: Op::MakeDir { path: path.clone() },
+                        op: Op::MakeDir {
+                            path: path.clone(),
+                            owner,
+                        },
                         span,
                     },
                     Step {
@@ -551,7 +659,7 @@ impl<'a> Lowering<'a> {
                         span,
                     },
                 ];
-                (vec![docker("WORKDIR", path)], steps, false)
+                (inputs, steps, false)
             }
             Instruction::Run(run) => self.run(dockerfile, index, run, scope, dependencies)?,
             Instruction::Copy(copy) => {

@@ -45,6 +45,8 @@ pub struct BuildOptions {
     /// Registry references to push the final images to once built (`{image}` is replaced by
     /// the image's name).
     pub push: Vec<String>,
+    /// Names the Dockerfile's target is tagged with besides its own (docker's further `-t`).
+    pub more_tags: Vec<String>,
     /// Build this Dockerfile instead of a stapel config.
     pub dockerfile: Option<(PathBuf, strata_frontend::dockerfile::DockerfileOptions)>,
 }
@@ -82,8 +84,21 @@ pub fn build(
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
     loop {
+        let mut worker_options = options.worker.clone();
+        worker_options.remote = Some(crate::remote::RemoteOptions {
+            client: ctx.registry_client()?,
+            repo: match &options.repo {
+                Some(r) => Some(
+                    r.parse()
+                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
+                ),
+                None => None,
+            },
+        });
+        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
         let loaded = match &options.dockerfile {
-            Some((path, df)) => strata_frontend::load_dockerfile(path, df),
+            Some((path, df)) => dockerfile_bases(ctx, &worker, path, df)
+                .and_then(|df| strata_frontend::load_dockerfile(path, &df)),
             None => strata_frontend::stapel::load(
                 &options.dir,
                 &LoadOptions {
@@ -104,20 +119,9 @@ pub fn build(
         })?;
         crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut worker_options = options.worker.clone();
-        worker_options.remote = Some(crate::remote::RemoteOptions {
-            client: ctx.registry_client()?,
-            repo: match &options.repo {
-                Some(r) => Some(
-                    r.parse()
-                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
-                ),
-                None => None,
-            },
-        });
-        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
         let error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
             Ok(report) => {
+                tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
                 return Ok(report);
             }
@@ -163,6 +167,44 @@ pub fn build(
             DebuggerChoice::Exit => return Err(failure.into()),
         }
     }
+}
+
+/// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled
+/// when missing), so its ENV, WORKDIR, USER and SHELL are what later instructions see, as in
+/// BuildKit. An image that cannot be resolved is left out: the build reports it when (and
+/// only if) a stage the target needs is built on it.
+fn dockerfile_bases(
+    ctx: &Context,
+    worker: &LocalWorker<'_>,
+    path: &std::path::Path,
+    options: &strata_frontend::dockerfile::DockerfileOptions,
+) -> Result<strata_frontend::dockerfile::DockerfileOptions, strata_frontend::Error> {
+    use strata_solver::Executor as _;
+    let mut options = options.clone();
+    for reference in strata_frontend::dockerfile_base_references(path, &options)? {
+        let Ok(base) = worker.resolve_base(&reference) else {
+            continue;
+        };
+        let Ok(image) = crate::image::StoredImage::load(&ctx.store, &base.manifest) else {
+            continue;
+        };
+        let run = &image.config.config;
+        let base = strata_frontend::dockerfile::BaseConfig {
+            env: run
+                .env
+                .iter()
+                .map(|e| {
+                    let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+            workdir: run.working_dir.clone(),
+            user: run.user.clone(),
+            shell: run.shell.clone().unwrap_or_default(),
+        };
+        options.base_configs.insert(reference, base);
+    }
+    Ok(options)
 }
 
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks
@@ -212,6 +254,25 @@ pub fn build_plan(
         }
     }
     tag_images(ctx, plan, solution).map_err(BuildError::Other)
+}
+
+/// Tags the final image with each of `names` too.
+fn tag_more(ctx: &Context, report: &BuildReport, names: &[String]) -> anyhow::Result<()> {
+    let Some(image) = report.images.iter().find(|i| i.tag.is_some()) else {
+        return Ok(());
+    };
+    let stage = image.stages.last().map(|s| s.digest);
+    for name in names {
+        ctx.store.set_tag(
+            &normalize_reference(name),
+            &TagTarget {
+                manifest: image.manifest,
+                stage,
+                updated_unix: crate::unix_now(),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Pushes the final images to every `--push` reference.
