@@ -266,3 +266,102 @@ fn context_edits_rebuild_from_the_copy_that_reads_them() {
     );
     assert!(three.ends_with("version two "), "{three}");
 }
+
+/// docker's command line: `strata build -q --iidfile F -t a -t b .` next to a Dockerfile and no
+/// strata.yaml; `strata build` with no arguments there; `-f -`; `--platform`.
+#[test]
+fn docker_build_command_line() {
+    let env = Env::new();
+    let dir = env.work.path().join("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest\nRUN echo built > /built\n",
+    )
+    .unwrap();
+    let host = if cfg!(target_arch = "x86_64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "-q", "--iidfile", "id.txt", "--platform", host])
+        .args(["-t", "one", "-t", "two", "."])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build failed:\n{stderr}");
+    assert_eq!(stderr, "", "-q prints no progress");
+    // docker's image id: the digest of the image config, alone on stdout and in --iidfile.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let id = stdout.strip_suffix('\n').unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("id.txt")).unwrap(), id);
+    let hex = id.strip_prefix("sha256:").unwrap();
+    let blob = std::fs::read(env.store.path().join("blobs/sha256").join(hex)).unwrap();
+    assert_eq!(strata_digest::Digest::of(&blob).to_string(), id);
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&env.strata(&["inspect", "two"]).stdout).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&blob).unwrap(),
+        inspected["config"]
+    );
+    for tag in ["one", "two"] {
+        assert_eq!(env.run_sh(tag, "cat /built"), "built\n", "{tag}");
+    }
+
+    // No arguments at all: the current directory's Dockerfile, tagged with its name.
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "--progress", "plain"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.run_sh("plain", "cat /built"), "built\n");
+
+    // `-f -`: the Dockerfile from stdin, the context named.
+    let mut child = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "-f", "-", "-t", "stdin", "--progress", "plain", "."])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"FROM busybox:latest\nCOPY Dockerfile /copied\nRUN echo from stdin > /from\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.run_sh("stdin", "cat /from /copied"),
+        "from stdin\nFROM busybox:latest\nRUN echo built > /built\n",
+        "the context is the directory, its Dockerfile an ordinary file of it"
+    );
+
+    // Another platform is refused, naming it.
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "--platform", "linux/s390x", "-t", "other", "."])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--platform linux/s390x") && stderr.contains("this machine's platform"),
+        "{stderr}"
+    );
+}
