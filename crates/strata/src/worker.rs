@@ -212,7 +212,9 @@ impl<'a> LocalWorker<'a> {
                         Op::MakeDir {
                             path,
                             owner: Some(user),
-                        } => crate::workdir::write(path, user, &lowers, dir, &name).map(|w| vec![w]),
+                        } => {
+                            crate::workdir::write(path, user, &lowers, dir, &name).map(|w| vec![w])
+                        }
                         Op::Run(_) | Op::Config(_) => unreachable!("matched by the outer arm"),
                     };
                     match work {

@@ -66,9 +66,9 @@ pub struct Args {
 
 /// Builds, rendering progress on stderr.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
-    let dockerfile =
-        args.dockerfile
-            .options(&args.dir, args.config.is_some(), &args.images)?;
+    let dockerfile = args
+        .dockerfile
+        .options(&args.dir, args.config.is_some(), &args.images)?;
     let push = push_targets(&args, dockerfile.is_some())?;
     let quiet = args.dockerfile.quiet;
     let options = BuildOptions {

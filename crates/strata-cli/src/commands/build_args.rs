@@ -112,7 +112,9 @@ impl DockerfileArgs {
                 let context = match positional.first() {
                     Some(dir) => PathBuf::from(dir),
                     None if file == Path::new("-") => {
-                        anyhow::bail!("-f - reads the Dockerfile from stdin: name the context directory too (strata build -f - .)")
+                        anyhow::bail!(
+                            "-f - reads the Dockerfile from stdin: name the context directory too (strata build -f - .)"
+                        )
                     }
                     None => file
                         .parent()

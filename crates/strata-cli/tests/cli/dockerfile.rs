@@ -329,7 +329,16 @@ fn docker_build_command_line() {
     let mut child = env
         .cmd()
         .current_dir(&dir)
-        .args(["build", "-f", "-", "-t", "stdin", "--progress", "plain", "."])
+        .args([
+            "build",
+            "-f",
+            "-",
+            "-t",
+            "stdin",
+            "--progress",
+            "plain",
+            ".",
+        ])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -362,6 +371,99 @@ fn docker_build_command_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("--platform linux/s390x") && stderr.contains("this machine's platform"),
+        "{stderr}"
+    );
+}
+
+/// A tiny HTTP server on 127.0.0.1 for `ADD <url>`: `/files/NAME` answers `body` with a
+/// `Last-Modified`, anything else 404. Returns its address.
+fn serve(body: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or_default();
+            let response = if path.starts_with("/files/") {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    addr
+}
+
+/// `ADD <url>` as BuildKit: the file named after the URL, mode 0600 (or `--chmod`), owned by
+/// root, its mtime the server's `Last-Modified`; `--checksum` verified; a failed download or a
+/// wrong checksum fails the build, naming the URL.
+#[test]
+fn add_url_downloads_with_buildkits_attributes() {
+    let env = Env::new();
+    let body = "downloaded over http\n";
+    let addr = serve(body);
+    let sum = strata_digest::Digest::of(body.as_bytes()).to_string();
+    let dir = env.work.path().join("addurl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dockerfile = |lines: &str| {
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM busybox:latest\n{lines}"),
+        )
+        .unwrap();
+    };
+    dockerfile(&format!(
+        "ADD http://{addr}/files/tool.txt /opt/\n\
+         ADD --checksum={sum} http://{addr}/files/tool.txt?v=1 /opt/renamed.txt\n\
+         ADD --chmod=755 http://{addr}/files/run.sh /opt/bin/\n"
+    ));
+    let out = build(&env, &dir, "addurl", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        words(&env.run_sh(
+            "addurl",
+            "stat -c '%n %a %U %Y' /opt/tool.txt /opt/renamed.txt /opt/bin/run.sh; cat /opt/renamed.txt"
+        )),
+        words(&format!(
+            "/opt/tool.txt 600 root 1445412480 /opt/renamed.txt 600 root 1445412480 \
+             /opt/bin/run.sh 755 root 1445412480 {body}"
+        ))
+    );
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    dockerfile(&format!(
+        "ADD --checksum={wrong} http://{addr}/files/tool.txt /opt/\n"
+    ));
+    let out = build(&env, &dir, "addurl-bad", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the checksum is {sum}, not {wrong}")),
+        "{stderr}"
+    );
+
+    dockerfile(&format!("ADD http://{addr}/missing /opt/\n"));
+    let out = build(&env, &dir, "addurl-missing", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ADD http://{addr}/missing")) && stderr.contains("404"),
         "{stderr}"
     );
 }

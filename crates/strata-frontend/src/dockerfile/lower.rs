@@ -52,6 +52,26 @@ pub struct DockerfileOptions {
     /// USER and SHELL, as BuildKit's does (it reads the base's config while it converts the
     /// Dockerfile). A reference missing here starts from an empty config.
     pub base_configs: BTreeMap<String, BaseConfig>,
+    /// Downloads `ADD <url>` sources; none: `ADD` of a URL is an error.
+    pub fetcher: Option<Fetcher>,
+}
+
+/// Downloads the file of an `ADD <url>` (with its `--checksum`, `sha256:HEX`, verified) and
+/// returns the directory it was saved in and its name there (the URL's last path segment),
+/// with BuildKit's attributes: mode 0600, the mtime of `Last-Modified` when the server sends
+/// one. The error is a message for the user.
+#[derive(Clone)]
+pub struct Fetcher(
+    #[allow(clippy::type_complexity)]
+    pub  std::sync::Arc<
+        dyn Fn(&str, Option<&str>) -> std::result::Result<(PathBuf, String), String> + Send + Sync,
+    >,
+);
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fetcher")
+    }
 }
 
 /// What a stage inherits from the config of its base image.
@@ -702,20 +722,120 @@ impl<'a> Lowering<'a> {
                     .map(|c| self.expand(c, scope))
                     .transpose()?;
                 let chmod = add.chmod.as_ref().map(mode).transpose()?;
+                let checksum = add
+                    .checksum
+                    .as_ref()
+                    .map(|c| self.expand(c, scope))
+                    .transpose()?;
+                let mut urls = Vec::new();
                 for source in &add.sources {
                     if let Source::Path(w) = source {
                         let text = self.expand(w, scope)?;
-                        if text.contains("://") || text.starts_with("git@") {
+                        if text.starts_with("http://") || text.starts_with("https://") {
+                            urls.push((text, w.span));
+                        } else if text.contains("://") || text.starts_with("git@") {
                             return Err(Box::new(
-                                Diagnostic::new(format!("ADD of a remote source `{text}` needs the network, and strata builds without it"), Some(w.span))
-                                    .help("download it into the build context first and ADD or COPY the file"),
+                                Diagnostic::new(format!("ADD of `{text}`: strata does not ADD git repositories or other URL schemes yet"), Some(w.span))
+                                    .help("clone it into the build context first and COPY it"),
                             ));
                         }
                     }
                 }
+                if !urls.is_empty() {
+                    if urls.len() != add.sources.len() {
+                        return Err(Box::new(Diagnostic::new(
+                            "ADD of URLs and local files in one instruction is not supported by strata yet",
+                            Some(add.span),
+                        )
+                        .help("split it into one ADD of the URLs and one of the files")));
+                    }
+                    return Ok(Some(
+                        self.add_urls(&urls, &add.dest, checksum, chown, chmod, scope)?,
+                    ));
+                }
+                if let Some(c) = &add.checksum {
+                    return Err(Box::new(Diagnostic::new(
+                        "--checksum is for ADD of a URL",
+                        Some(c.span),
+                    )));
+                }
                 self.copy_context(&add.sources, &add.dest, chown, chmod, true, scope, "add")?
             }
         }))
+    }
+
+    /// `ADD <url>...`: each file downloaded now (BuildKit's build has the network too) and
+    /// copied like a context file; keyed by its content, as BuildKit's http source is.
+    #[allow(clippy::too_many_arguments)]
+    fn add_urls(
+        &self,
+        urls: &[(String, Span)],
+        dest_word: &Word,
+        checksum: Option<String>,
+        chown: Option<String>,
+        chmod: Option<u32>,
+        scope: &Scope,
+    ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let dest = self.expand(dest_word, scope)?;
+        let dest_abs = absolute(&scope.workdir, &dest);
+        let into_dir = is_dir_reference(&dest) || urls.len() > 1;
+        if checksum.is_some() && urls.len() > 1 {
+            return Err(Box::new(Diagnostic::new(
+                "--checksum needs a single source",
+                Some(dest_word.span),
+            )));
+        }
+        let mut inputs = Vec::new();
+        let mut steps = Vec::new();
+        for (url, span) in urls {
+            let fetcher = self.options.fetcher.as_ref().ok_or_else(|| {
+                Box::new(Diagnostic::new(
+                    format!("ADD of `{url}`: this build cannot download"),
+                    Some(*span),
+                ))
+            })?;
+            let (root, name) = (fetcher.0)(url, checksum.as_deref())
+                .map_err(|e| Box::new(Diagnostic::new(format!("ADD {url}: {e}"), Some(*span))))?;
+            let target = if into_dir {
+                format!("{}/{name}", dest_abs.trim_end_matches('/'))
+            } else {
+                dest_abs.clone()
+            };
+            let entries = vec![CopyEntry {
+                source: root.join(&name),
+                inline: None,
+                target: target.clone(),
+            }];
+            let sum = self::checksum(&root, &entries).map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("ADD {url}: cannot read the download: {e}"),
+                    Some(*span),
+                ))
+            })?;
+            inputs.push(DigestInput::Param {
+                key: format!("add-url[{}]", steps.len()),
+                value: json(&[
+                    url.clone(),
+                    target,
+                    format!("{chown:?}"),
+                    format!("{chmod:?}"),
+                    sum.clone(),
+                ]),
+            });
+            steps.push(Step {
+                op: Op::CopyFiles(CopyFiles {
+                    root,
+                    entries,
+                    checksum: sum,
+                    chown: chown.clone(),
+                    // BuildKit: a downloaded file is 0600 unless --chmod says otherwise.
+                    chmod: Some(chmod.unwrap_or(0o600)),
+                    unpack: false,
+                }),
+                span: Some(*span),
+            });
+        }
+        Ok((inputs, steps, false))
     }
 
     /// `CMD`/`ENTRYPOINT` argv: exec form as is, shell form through the stage's shell.

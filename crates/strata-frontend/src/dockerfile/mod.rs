@@ -104,7 +104,7 @@ mod words;
 
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use instructions::*;
-pub use lower::{BaseConfig, DockerfileOptions, base_references, lower};
+pub use lower::{BaseConfig, DockerfileOptions, Fetcher, base_references, lower};
 
 use strata_plan::{Diagnostic, FileId};
 

@@ -96,8 +96,10 @@ pub fn build(
             },
         });
         let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
+        // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
+        let downloads = ctx.store.scratch("downloads")?;
         let loaded = match &options.dockerfile {
-            Some((path, df)) => dockerfile_bases(ctx, &worker, path, df)
+            Some((path, df)) => dockerfile_bases(ctx, &worker, downloads.path(), path, df)
                 .and_then(|df| strata_frontend::load_dockerfile(path, &df)),
             None => strata_frontend::stapel::load(
                 &options.dir,
@@ -172,15 +174,22 @@ pub fn build(
 /// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled
 /// when missing), so its ENV, WORKDIR, USER and SHELL are what later instructions see, as in
 /// BuildKit. An image that cannot be resolved is left out: the build reports it when (and
-/// only if) a stage the target needs is built on it.
+/// only if) a stage the target needs is built on it. `ADD <url>` downloads into `downloads`.
 fn dockerfile_bases(
     ctx: &Context,
     worker: &LocalWorker<'_>,
+    downloads: &std::path::Path,
     path: &std::path::Path,
     options: &strata_frontend::dockerfile::DockerfileOptions,
 ) -> Result<strata_frontend::dockerfile::DockerfileOptions, strata_frontend::Error> {
     use strata_solver::Executor as _;
     let mut options = options.clone();
+    let downloads = downloads.to_path_buf();
+    options.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
+        move |url, checksum| {
+            crate::download::fetch(&downloads, url, checksum).map_err(|e| format!("{e:#}"))
+        },
+    )));
     for reference in strata_frontend::dockerfile_base_references(path, &options)? {
         let Ok(base) = worker.resolve_base(&reference) else {
             continue;
