@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -66,6 +66,8 @@ pub struct WorkerOptions {
     /// The `security.insecure` entitlement: runs marked insecure (`RUN --security=insecure`)
     /// get all capabilities and no seccomp; without it such a run is refused.
     pub allow_insecure: bool,
+    /// Extra `/etc/hosts` entries (name, address) of build containers (docker's --add-host).
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
 }
 
 /// Builds stages on this machine into the local store.
@@ -873,6 +875,18 @@ impl<'a> LocalWorker<'a> {
             },
         ];
         mounts.extend(host_files(&dirs.control)?);
+        if !self.options.add_hosts.is_empty() {
+            // Copied into the container when it starts: after the host's entries, as docker.
+            let hosts = dirs.control.join("hosts");
+            let mut file = fs::OpenOptions::new()
+                .append(true)
+                .open(&hosts)
+                .with_context(|| format!("open {}", hosts.display()))?;
+            for (name, ip) in &self.options.add_hosts {
+                writeln!(file, "{ip}\t{name}")
+                    .with_context(|| format!("write {}", hosts.display()))?;
+            }
+        }
         Ok(mounts)
     }
 }

@@ -100,6 +100,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
             remote: None,
             secrets: args.dockerfile.secrets()?,
             allow_insecure: args.dockerfile.allow_insecure(),
+            add_hosts: args.dockerfile.add_hosts()?,
         },
     };
     let sink = progress::for_mode(if quiet {

@@ -75,6 +75,12 @@ pub struct DockerfileArgs {
     /// The platform to build for: only this machine's (`linux/amd64` on x86-64).
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
+    /// A label `KEY=VALUE` on the built image. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// An `/etc/hosts` entry `NAME:IP` (or `NAME=IP`) of the build's containers. Repeatable.
+    #[arg(long, value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
 }
 
 /// A Dockerfile to build and how.
@@ -138,9 +144,10 @@ impl DockerfileArgs {
                         || self.target.is_some()
                         || self.quiet
                         || self.iidfile.is_some()
+                        || !self.label.is_empty()
                     {
                         anyhow::bail!(
-                            "-t, --target, -q and --iidfile are for Dockerfile builds: give -f DOCKERFILE, or a context directory with a Dockerfile and no strata.yaml/werf.yaml"
+                            "-t, --target, -q, --iidfile and --label are for Dockerfile builds: give -f DOCKERFILE, or a context directory with a Dockerfile and no strata.yaml/werf.yaml"
                         );
                     }
                     return Ok(None);
@@ -193,11 +200,38 @@ impl DockerfileArgs {
                 build_args,
                 tag,
                 allow_insecure: self.allow_insecure(),
+                labels: self
+                    .label
+                    .iter()
+                    .map(|l| {
+                        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
                 ..Default::default()
             },
             more_tags: self.tag.iter().skip(1).cloned().collect(),
             _stdin: stdin,
         }))
+    }
+
+    /// `--add-host NAME:IP` values.
+    pub fn add_hosts(&self) -> anyhow::Result<Vec<(String, std::net::IpAddr)>> {
+        self.add_host
+            .iter()
+            .map(|h| {
+                // docker splits at the first `=`, else the first `:` (an IPv6 address has more).
+                let (name, ip) = h
+                    .split_once('=')
+                    .or_else(|| h.split_once(':'))
+                    .with_context(|| format!("--add-host {h}: expected NAME:IP"))?;
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                let ip = ip.parse().with_context(|| {
+                    format!("--add-host {h}: `{ip}` is not an IP address (host-gateway is not supported)")
+                })?;
+                Ok((name.to_string(), ip))
+            })
+            .collect()
     }
 
     /// Whether `--allow security.insecure` was given.

@@ -467,3 +467,63 @@ fn add_url_downloads_with_buildkits_attributes() {
         "{stderr}"
     );
 }
+
+/// docker's `--label K=V` lands on the target's config (after the Dockerfile's own labels),
+/// `--add-host NAME:IP` in the `/etc/hosts` of its RUN steps (never in a layer).
+#[test]
+fn docker_build_label_and_add_host() {
+    let env = Env::new();
+    let dir = env.work.path().join("labels");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest AS base\nRUN true\nFROM base\nLABEL own=1 over=dockerfile\n\
+         RUN grep -e registry.test -e v6.test /etc/hosts > /hosts.txt\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "-t", "labels", "--progress", "plain", "."])
+        .args([
+            "--label",
+            "over=cli",
+            "--label",
+            "org.example.team=builders",
+        ])
+        .args(["--add-host", "registry.test:10.1.2.3"])
+        .args(["--add-host", "v6.test=::1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&env.strata(&["inspect", "labels"]).stdout).unwrap();
+    assert_eq!(
+        inspected["config"]["config"]["Labels"],
+        serde_json::json!({"own": "1", "over": "cli", "org.example.team": "builders"})
+    );
+    assert_eq!(
+        env.run_sh(
+            "labels",
+            "cat /hosts.txt; grep -c registry.test /etc/hosts || true"
+        ),
+        "10.1.2.3\tregistry.test\n::1\tv6.test\n0\n"
+    );
+
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "-t", "bad", "--add-host", "x:host-gateway", "."])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--add-host x:host-gateway"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -52,6 +52,8 @@ pub struct DockerfileOptions {
     /// USER and SHELL, as BuildKit's does (it reads the base's config while it converts the
     /// Dockerfile). A reference missing here starts from an empty config.
     pub base_configs: BTreeMap<String, BaseConfig>,
+    /// Labels set on the target image (docker's `--label`), after its own.
+    pub labels: Vec<(String, String)>,
     /// Downloads `ADD <url>` sources; none: `ADD` of a URL is an error.
     pub fetcher: Option<Fetcher>,
 }
@@ -424,6 +426,27 @@ impl<'a> Lowering<'a> {
                     span: Some(instruction.span()),
                 });
             }
+        }
+        if is_final && !self.options.labels.is_empty() {
+            // docker's --label: on the target's config, as BuildKit's exporter sets them.
+            let labels = self.options.labels.clone();
+            stages.push(Stage {
+                name: "labels".into(),
+                inputs: vec![DigestInput::Docker {
+                    directive: "LABEL".into(),
+                    value: json(&labels),
+                }],
+                steps: vec![Step {
+                    op: Op::Config(ConfigChange {
+                        labels,
+                        ..Default::default()
+                    }),
+                    span: None,
+                }],
+                options: StageOptions::default(),
+                late_inputs: None,
+                span: None,
+            });
         }
         dependencies.sort_unstable();
         dependencies.dedup();
