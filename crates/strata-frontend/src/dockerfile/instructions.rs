@@ -378,6 +378,9 @@ pub struct Copy {
     pub chmod: Option<Word>,
     /// `--link`.
     pub link: bool,
+    /// `--exclude=PATTERN` (repeatable): `.dockerignore`-style patterns, relative to each
+    /// source directory (or a file source's directory), left out of the copy.
+    pub exclude: Vec<Word>,
     /// The whole instruction.
     pub span: Span,
 }
@@ -399,6 +402,8 @@ pub struct Add {
     pub keep_git_dir: bool,
     /// `--checksum=sha256:...` (URL sources).
     pub checksum: Option<Word>,
+    /// `--exclude=PATTERN` (repeatable), as `COPY`'s.
+    pub exclude: Vec<Word>,
     /// The whole instruction.
     pub span: Span,
 }

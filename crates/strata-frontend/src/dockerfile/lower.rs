@@ -733,6 +733,7 @@ impl<'a> Lowering<'a> {
                         chown,
                         chmod,
                         false,
+                        &copy.exclude,
                         scope,
                         "copy",
                     )?,
@@ -782,7 +783,16 @@ impl<'a> Lowering<'a> {
                         Some(c.span),
                     )));
                 }
-                self.copy_context(&add.sources, &add.dest, chown, chmod, true, scope, "add")?
+                self.copy_context(
+                    &add.sources,
+                    &add.dest,
+                    chown,
+                    chmod,
+                    true,
+                    &add.exclude,
+                    scope,
+                    "add",
+                )?
             }
         }))
     }
@@ -1163,6 +1173,12 @@ impl<'a> Lowering<'a> {
         scope: &Scope,
         dependencies: &mut Vec<usize>,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        if let Some(w) = copy.exclude.first() {
+            return Err(Box::new(Diagnostic::new(
+                "COPY --from with --exclude is not supported by strata yet",
+                Some(w.span),
+            )));
+        }
         let image = self.image_for(dockerfile, index, from);
         dependencies.push(image);
         let dest = self.expand(&copy.dest, scope)?;
@@ -1279,10 +1295,22 @@ impl<'a> Lowering<'a> {
         chown: Option<String>,
         chmod: Option<u32>,
         add: bool,
+        exclude: &[Word],
         scope: &Scope,
         what: &str,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(dest_word, scope)?;
+        // BuildKit matches them like .dockerignore lines, relative to each source directory.
+        let patterns = exclude
+            .iter()
+            .map(|w| self.expand(w, scope))
+            .collect::<Result<Vec<_>>>()?;
+        let exclude = DockerIgnore::parse(&patterns.join("\n")).map_err(|e| {
+            Box::new(Diagnostic::new(
+                format!("--exclude: {e}"),
+                exclude.first().map(|w| w.span),
+            ))
+        })?;
         let dest_abs = absolute(&scope.workdir, &dest);
         let into_dir = is_dir_reference(&dest) || sources.len() > 1;
         let mut entries = Vec::new();
@@ -1326,6 +1354,9 @@ impl<'a> Lowering<'a> {
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default();
+                        if !meta.is_dir() && exclude.is_excluded(&name) {
+                            continue;
+                        }
                         if add && meta.is_file() && is_archive(&name) {
                             archives.push(CopyEntry {
                                 source: host,
@@ -1335,7 +1366,7 @@ impl<'a> Lowering<'a> {
                             continue;
                         }
                         if meta.is_dir() {
-                            self.walk_dir(&rel, &dest_abs, &mut entries)?;
+                            self.walk_dir(&rel, &dest_abs, &exclude, &mut entries)?;
                         } else {
                             let target = if multiple || dest.ends_with('/') {
                                 format!("{}/{name}", dest_abs.trim_end_matches('/'))
@@ -1501,7 +1532,13 @@ impl<'a> Lowering<'a> {
 
     /// Every entry of a context directory (its content lands at `target`), minus what
     /// `.dockerignore` excludes.
-    fn walk_dir(&self, rel: &Path, target: &str, entries: &mut Vec<CopyEntry>) -> Result<()> {
+    fn walk_dir(
+        &self,
+        rel: &Path,
+        target: &str,
+        exclude: &DockerIgnore,
+        entries: &mut Vec<CopyEntry>,
+    ) -> Result<()> {
         let root = self.options.context.join(rel);
         entries.push(CopyEntry {
             source: root.clone(),
@@ -1523,6 +1560,11 @@ impl<'a> Lowering<'a> {
                 let s = p.to_string_lossy().to_string();
                 let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
                 if self.ignore.is_excluded(&s) && !(is_dir && self.ignore.may_include_below(&s)) {
+                    continue;
+                }
+                // `COPY --exclude`: relative to the copied directory.
+                let below = p.strip_prefix(rel).unwrap_or(&p).to_string_lossy();
+                if exclude.is_excluded(&below) && !(is_dir && exclude.may_include_below(&below)) {
                     continue;
                 }
                 let t = format!("{to}/{}", e.file_name().to_string_lossy());
