@@ -59,6 +59,8 @@ pub enum Progress {
     Plain,
     /// One JSON event per line.
     Json,
+    /// Nothing (errors are still reported).
+    Quiet,
 }
 
 /// Network of containers.

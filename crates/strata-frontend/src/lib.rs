@@ -267,25 +267,44 @@ pub fn load_dockerfile(
     path: &Path,
     options: &dockerfile::DockerfileOptions,
 ) -> Result<Plan, Error> {
+    let (parsed, sources) = parse_dockerfile(path)?;
+    dockerfile::lower(&parsed, sources, options).map_err(|(diagnostic, sources)| Error::Config {
+        diagnostic,
+        sources: Box::new(sources),
+    })
+}
+
+/// The images a Dockerfile's stages are built `FROM` (see
+/// [`dockerfile::base_references`]): the caller resolves their configs into
+/// [`dockerfile::DockerfileOptions::base_configs`] before [`load_dockerfile`].
+///
+/// # Errors
+/// As [`load_dockerfile`].
+pub fn dockerfile_base_references(
+    path: &Path,
+    options: &dockerfile::DockerfileOptions,
+) -> Result<Vec<String>, Error> {
+    let (parsed, sources) = parse_dockerfile(path)?;
+    dockerfile::base_references(&parsed, options).map_err(|diagnostic| Error::Config {
+        diagnostic,
+        sources: Box::new(sources),
+    })
+}
+
+fn parse_dockerfile(path: &Path) -> Result<(dockerfile::Dockerfile, SourceMap), Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let mut sources = SourceMap::default();
     let file = sources.add(path.to_path_buf(), display_name(path), text.clone());
-    let parsed = match dockerfile::parse(file, &text) {
-        Ok(p) => p,
-        Err(diagnostic) => {
-            return Err(Error::Config {
-                diagnostic,
-                sources: Box::new(sources),
-            });
-        }
-    };
-    dockerfile::lower(&parsed, sources, options).map_err(|(diagnostic, sources)| Error::Config {
-        diagnostic,
-        sources: Box::new(sources),
-    })
+    match dockerfile::parse(file, &text) {
+        Ok(p) => Ok((p, sources)),
+        Err(diagnostic) => Err(Error::Config {
+            diagnostic,
+            sources: Box::new(sources),
+        }),
+    }
 }
 
 /// `path` for messages, without a leading `./`.

@@ -343,6 +343,8 @@ pub enum Op {
     MakeDir {
         /// The absolute path.
         path: String,
+        /// The user (`USER[:GROUP]`) the directories it creates belong to; root when none.
+        owner: Option<String>,
     },
 }
 
@@ -522,6 +524,12 @@ pub struct ConfigChange {
     pub stop_signal: Option<String>,
     /// Triggers for images built on this one (`ONBUILD`).
     pub onbuild: Vec<String>,
+    /// The shell of shell-form commands (Docker's `Shell`, a Dockerfile's `SHELL`).
+    #[serde(default)]
+    pub shell: Option<Vec<String>>,
+    /// The image's author (a Dockerfile's `MAINTAINER`).
+    #[serde(default)]
+    pub author: Option<String>,
 }
 
 /// A container health check, as Docker's image config holds it.

@@ -27,16 +27,7 @@ pub fn write(
     dir_inside: &str,
     name: &str,
 ) -> anyhow::Result<FileWork> {
-    let (user, group) = match copy.chown.as_deref() {
-        Some(c) => match c.split_once(':') {
-            Some((u, g)) => (Some(u), Some(g)),
-            // Docker: a numeric user without a group gets the group of the same number.
-            None if c.parse::<u64>().is_ok() => (Some(c), Some(c)),
-            None => (Some(c), None),
-        },
-        None => (None, None),
-    };
-    let owner = owner::resolve(lowers, user, group, "COPY --chown")?;
+    let owner = owner::resolve_spec(lowers, copy.chown.as_deref(), "COPY --chown")?;
     let context = ContextRoot::open(&copy.root)
         .with_context(|| format!("open the build context {}", copy.root.display()))?;
     let mut sum = CopyChecksum::default();

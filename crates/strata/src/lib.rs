@@ -18,6 +18,7 @@
 mod beneath;
 mod context;
 pub mod copy;
+mod download;
 pub mod files;
 pub mod git;
 pub mod image;
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod owner;
 pub mod remote;
 pub mod toolbox;
+mod workdir;
 pub mod worker;
 
 pub use context::{Context, Failure, default_store_root};

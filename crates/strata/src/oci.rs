@@ -89,6 +89,9 @@ pub struct ImageConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub created: Option<String>,
+    /// Who made it (a Dockerfile's `MAINTAINER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     /// CPU architecture (`amd64`).
     #[serde(default, deserialize_with = "null_default")]
     pub architecture: String,
@@ -190,6 +193,9 @@ pub struct RunConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub onbuild: Vec<String>,
+    /// The shell of shell-form commands (Docker's `SHELL`).
+    #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// Docker's health check config.
@@ -293,6 +299,7 @@ impl ImageConfig {
     pub fn empty() -> ImageConfig {
         ImageConfig {
             created: None,
+            author: None,
             architecture: host_architecture().into(),
             os: "linux".into(),
             config: RunConfig::default(),
@@ -373,6 +380,12 @@ impl ImageConfig {
         self.config.onbuild.extend(change.onbuild.iter().cloned());
         if let Some(s) = &change.stop_signal {
             self.config.stop_signal = Some(s.clone());
+        }
+        if let Some(s) = &change.shell {
+            self.config.shell = Some(s.clone());
+        }
+        if let Some(a) = &change.author {
+            self.author = Some(a.clone());
         }
     }
 }

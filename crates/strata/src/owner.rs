@@ -27,6 +27,21 @@ pub fn resolve(
     Ok(owner)
 }
 
+/// The numeric owner for Docker's `USER[:GROUP]` form (`COPY --chown`, the user `WORKDIR`
+/// creates directories as); none is root.
+pub fn resolve_spec(lowers: &[PathBuf], spec: Option<&str>, what: &str) -> anyhow::Result<Owner> {
+    let (user, group) = match spec {
+        Some(c) => match c.split_once(':') {
+            Some((u, g)) => (Some(u), Some(g)),
+            // Docker: a numeric user without a group gets the group of the same number.
+            None if c.parse::<u64>().is_ok() => (Some(c), Some(c)),
+            None => (Some(c), None),
+        },
+        None => (None, None),
+    };
+    resolve(lowers, user, group, what)
+}
+
 /// The id of `name` in a passwd- or group-style file of the image (and, for passwd, the
 /// primary group).
 fn lookup_id(

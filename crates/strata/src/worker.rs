@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -66,6 +66,8 @@ pub struct WorkerOptions {
     /// The `security.insecure` entitlement: runs marked insecure (`RUN --security=insecure`)
     /// get all capabilities and no seccomp; without it such a run is refused.
     pub allow_insecure: bool,
+    /// Extra `/etc/hosts` entries (name, address) of build containers (docker's --add-host).
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
 }
 
 /// Builds stages on this machine into the local store.
@@ -207,7 +209,15 @@ impl<'a> LocalWorker<'a> {
                         Op::CopyFiles(copy) => {
                             crate::copy::write(copy, &lowers, dir, inside, &name).map(|w| vec![w])
                         }
-                        Op::MakeDir { path } => Ok(vec![FileWork::MakeDir(path.clone())]),
+                        Op::MakeDir { path, owner: None } => {
+                            Ok(vec![FileWork::MakeDir(path.clone())])
+                        }
+                        Op::MakeDir {
+                            path,
+                            owner: Some(user),
+                        } => {
+                            crate::workdir::write(path, user, &lowers, dir, &name).map(|w| vec![w])
+                        }
                         Op::Run(_) | Op::Config(_) => unreachable!("matched by the outer arm"),
                     };
                     match work {
@@ -326,7 +336,8 @@ impl<'a> LocalWorker<'a> {
             dirs,
             prelude,
         } = prepared;
-        let mut env = self.stage_env(job, config).map_err(other)?;
+        let toolbox = run.shell == RunShell::ToolboxScript;
+        let mut env = self.stage_env(job, config, toolbox).map_err(other)?;
         env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
         for m in &run.mounts {
             if let MountSource::Secret {
@@ -396,7 +407,7 @@ impl<'a> LocalWorker<'a> {
                         commands: vec![run.commands[c].clone()],
                         ..run.clone()
                     };
-                    let env = self.stage_env(job, config).map_err(other)?;
+                    let env = self.stage_env(job, config, true).map_err(other)?;
                     step_command(&only, env, &dirs.control, RERUN, "")
                         .map_err(other)?
                         .0
@@ -405,7 +416,7 @@ impl<'a> LocalWorker<'a> {
             };
             // The script set the locale itself; a shell in this state gets it from the spec.
             let mut spec = spec;
-            spec.process.env = self.stage_env(job, config).map_err(other)?;
+            spec.process.env = self.stage_env(job, config, true).map_err(other)?;
             let failed = FailedRun {
                 image: job.image_name.to_string(),
                 stage: job.stage.name.clone(),
@@ -524,12 +535,17 @@ impl<'a> LocalWorker<'a> {
         Ok(out)
     }
 
-    /// The environment of the stage's build containers: the image's, the locale, service
-    /// variables and dependency variables, the toolbox at the end of PATH.
-    fn stage_env(&self, job: &StageJob<'_>, config: &ImageConfig) -> anyhow::Result<Vec<String>> {
+    /// The environment of the stage's build containers (see [`build_env`]): with the toolbox
+    /// for stage scripts and shells, without for a Dockerfile's `RUN`.
+    fn stage_env(
+        &self,
+        job: &StageJob<'_>,
+        config: &ImageConfig,
+        toolbox: bool,
+    ) -> anyhow::Result<Vec<String>> {
         let mut extra = job.stage.options.service_env.clone();
         extra.extend(self.dependency_values(job)?);
-        Ok(build_env(config, &extra))
+        Ok(build_env(config, &extra, toolbox))
     }
 
     /// Makes an image this build refers to available in the local store (a stage found in the
@@ -780,8 +796,8 @@ impl<'a> LocalWorker<'a> {
         config: &ImageConfig,
     ) {
         let env = self
-            .stage_env(job, config)
-            .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env));
+            .stage_env(job, config, true)
+            .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env, true));
         let Ok(spec) =
             self.container_spec(lowers, &prepared.dirs, Vec::new(), env, None, config, job)
         else {
@@ -831,7 +847,7 @@ impl<'a> LocalWorker<'a> {
             _ => None,
         });
         let dirs = RunDirs::create(scratch)?;
-        let env = self.stage_env(job, &config)?;
+        let env = self.stage_env(job, &config, true)?;
         self.container_spec(lowers, &dirs, args, env, run, &config, job)
     }
 
@@ -867,6 +883,18 @@ impl<'a> LocalWorker<'a> {
             },
         ];
         mounts.extend(host_files(&dirs.control)?);
+        if !self.options.add_hosts.is_empty() {
+            // Copied into the container when it starts: after the host's entries, as docker.
+            let hosts = dirs.control.join("hosts");
+            let mut file = fs::OpenOptions::new()
+                .append(true)
+                .open(&hosts)
+                .with_context(|| format!("open {}", hosts.display()))?;
+            for (name, ip) in &self.options.add_hosts {
+                writeln!(file, "{ip}\t{name}")
+                    .with_context(|| format!("write {}", hosts.display()))?;
+            }
+        }
         Ok(mounts)
     }
 }
@@ -1218,17 +1246,30 @@ pub(crate) fn host_files(control: &Path) -> anyhow::Result<Vec<Mount>> {
     Ok(mounts)
 }
 
-/// The environment of a build container: the image's, the locale, service variables, and the
-/// toolbox at the end of PATH.
-pub(crate) fn build_env(config: &ImageConfig, service_env: &[(String, String)]) -> Vec<String> {
+/// The environment of a build container: the image's and the service variables; for stage
+/// scripts (and shells looking inside a build) also the locale and the toolbox at the end of
+/// PATH. A Dockerfile's `RUN` sees exactly the image's PATH (BuildKit's default PATH when the
+/// image has none) and no locale it did not set, as under BuildKit: its shell is found on that
+/// PATH, never in the toolbox.
+pub(crate) fn build_env(
+    config: &ImageConfig,
+    service_env: &[(String, String)],
+    toolbox: bool,
+) -> Vec<String> {
     let mut env = config.clone();
     let path = config.env_var("PATH").unwrap_or(DEFAULT_PATH).to_string();
-    env.set_env("PATH", &format!("{path}:{}/bin", toolbox::MOUNT_POINT));
+    if toolbox {
+        env.set_env("PATH", &format!("{path}:{}/bin", toolbox::MOUNT_POINT));
+    } else {
+        env.set_env("PATH", &path);
+    }
     if env.env_var("HOME").is_none() {
         env.set_env("HOME", "/root");
     }
-    env.set_env("LANG", "C.UTF-8");
-    env.set_env("LC_ALL", "C.UTF-8");
+    if toolbox {
+        env.set_env("LANG", "C.UTF-8");
+        env.set_env("LC_ALL", "C.UTF-8");
+    }
     for (k, v) in service_env {
         env.set_env(k, v);
     }
@@ -1314,9 +1355,13 @@ mod tests {
     fn env_appends_toolbox_and_locale() {
         let mut config = ImageConfig::empty();
         config.set_env("PATH", "/bin");
-        let env = build_env(&config, &[("WERF_COMMIT_HASH".into(), "abc".into())]);
+        let env = build_env(&config, &[("WERF_COMMIT_HASH".into(), "abc".into())], true);
         assert!(env.contains(&"PATH=/bin:/.strata/toolbox/bin".to_string()));
         assert!(env.contains(&"LC_ALL=C.UTF-8".to_string()));
         assert!(env.contains(&"WERF_COMMIT_HASH=abc".to_string()));
+        // A Dockerfile's RUN: the image's PATH exactly, no locale it did not set.
+        let env = build_env(&config, &[], false);
+        assert!(env.contains(&"PATH=/bin".to_string()));
+        assert!(!env.iter().any(|e| e.starts_with("LC_ALL=")));
     }
 }

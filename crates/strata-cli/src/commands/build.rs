@@ -1,6 +1,8 @@
 //! `strata build`.
 
 use std::path::PathBuf;
+
+use anyhow::Context as _;
 use std::sync::atomic::AtomicBool;
 
 use strata::ops::build::{BuildOptions, build};
@@ -70,12 +72,15 @@ pub struct Args {
 
 /// Builds, rendering progress on stderr.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
-    let push = push_targets(&args)?;
-    let dockerfile = args.dockerfile.options(&args.images)?;
+    let dockerfile = args
+        .dockerfile
+        .options(&args.dir, args.config.is_some(), &args.images)?;
+    let push = push_targets(&args, dockerfile.is_some())?;
+    let quiet = args.dockerfile.quiet;
     let options = BuildOptions {
         dir: args.dir,
         config: args.config,
-        images: if args.dockerfile.file.is_some() {
+        images: if dockerfile.is_some() {
             Vec::new()
         } else {
             args.images.clone()
@@ -89,7 +94,13 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         push_compression: args.compression.as_deref().unwrap_or("gzip").parse()?,
         load: args.load.as_deref().map(str::parse).transpose()?,
         repo: args.repo,
-        dockerfile,
+        more_tags: dockerfile
+            .as_ref()
+            .map(|d| d.more_tags.clone())
+            .unwrap_or_default(),
+        dockerfile: dockerfile
+            .as_ref()
+            .map(|d| (d.file.clone(), d.options.clone())),
         debug: args.debug.into(),
         worker: WorkerOptions {
             compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
@@ -97,9 +108,14 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
             remote: None,
             secrets: args.dockerfile.secrets()?,
             allow_insecure: args.dockerfile.allow_insecure(),
+            add_hosts: args.dockerfile.add_hosts()?,
         },
     };
-    let sink = progress::for_mode(args.progress);
+    let sink = progress::for_mode(if quiet {
+        Progress::Quiet
+    } else {
+        args.progress
+    });
     let stdin = std::io::stdin();
     let (mut input, mut output) = (stdin.lock(), std::io::stdout());
     let io = DebugIo {
@@ -114,18 +130,38 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         Some(io),
     );
     sink.finish();
-    result.map(|_| 0)
+    let report = result?;
+    if quiet || args.dockerfile.iidfile.is_some() {
+        // docker's image id: the digest of the target's config.
+        let target = report
+            .images
+            .iter()
+            .find(|i| i.tag.is_some())
+            .ok_or_else(|| anyhow::anyhow!("the build tagged no image"))?;
+        let id = strata::image::StoredImage::load(&ctx.store, &target.manifest)?
+            .manifest
+            .config
+            .digest;
+        if quiet {
+            println!("{id}");
+        }
+        if let Some(file) = &args.dockerfile.iidfile {
+            std::fs::write(file, id.to_string())
+                .with_context(|| format!("--iidfile: write {}", file.display()))?;
+        }
+    }
+    Ok(0)
 }
 
 /// Where `--push` sends the built images.
-fn push_targets(args: &Args) -> anyhow::Result<Vec<String>> {
+fn push_targets(args: &Args, dockerfile: bool) -> anyhow::Result<Vec<String>> {
     if !args.push {
         return Ok(Vec::new());
     }
-    match (&args.dockerfile.tag, &args.repo) {
-        (Some(tag), _) => Ok(vec![tag.clone()]),
-        (None, Some(repo)) => Ok(vec![format!("{repo}:{{image}}")]),
-        (None, None) => {
+    match (&args.dockerfile.tag[..], &args.repo) {
+        (tags @ [_, ..], _) if dockerfile => Ok(tags.to_vec()),
+        (_, Some(repo)) => Ok(vec![format!("{repo}:{{image}}")]),
+        _ => {
             anyhow::bail!("--push needs a registry name: -t REGISTRY/NAME:TAG, or --repo")
         }
     }

@@ -42,16 +42,19 @@ impl From<DebugArgs> for DebugOptions {
 /// Building a Dockerfile.
 #[derive(Debug, clap::Args)]
 pub struct DockerfileArgs {
-    /// Build this Dockerfile; the first argument after the flags is then the context
-    /// directory (default: the Dockerfile's directory).
+    /// Build this Dockerfile (`-` reads it from stdin); the first argument after the flags is
+    /// then the context directory (default: the Dockerfile's directory). Without -f, a context
+    /// directory (the first argument, else --dir) holding a Dockerfile and no strata.yaml or
+    /// werf.yaml builds its Dockerfile, as `docker build CONTEXT` does.
     #[arg(long = "file", short = 'f', value_name = "DOCKERFILE")]
     pub file: Option<PathBuf>,
     /// The name to tag the Dockerfile's target with [default: the context directory's name];
-    /// with --push it is also where the image is pushed.
-    #[arg(long, short = 't', value_name = "NAME", requires = "file")]
-    pub tag: Option<String>,
+    /// with --push it is also where the image is pushed. Repeatable: every name is tagged
+    /// (and pushed).
+    #[arg(long, short = 't', value_name = "NAME")]
+    pub tag: Vec<String>,
     /// The Dockerfile stage to build.
-    #[arg(long, requires = "file")]
+    #[arg(long)]
     pub target: Option<String>,
     /// A build argument `NAME=value`. Repeatable.
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
@@ -63,6 +66,33 @@ pub struct DockerfileArgs {
     /// `RUN --security=insecure` steps run with all capabilities and no seccomp.
     #[arg(long, value_name = "ENTITLEMENT", value_enum)]
     pub allow: Vec<Entitlement>,
+    /// Print only the built image's id (its config digest) on stdout, no progress.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Write the built image's id (its config digest) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// The platform to build for: only this machine's (`linux/amd64` on x86-64).
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// A label `KEY=VALUE` on the built image. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// An `/etc/hosts` entry `NAME:IP` (or `NAME=IP`) of the build's containers. Repeatable.
+    #[arg(long, value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+}
+
+/// A Dockerfile to build and how.
+pub struct DockerfileBuild {
+    /// The Dockerfile (a copy of stdin's for `-f -`).
+    pub file: PathBuf,
+    /// The frontend's options.
+    pub options: DockerfileOptions,
+    /// Names tagged besides `options.tag` (the further `-t`).
+    pub more_tags: Vec<String>,
+    /// Holds stdin's Dockerfile while the build reads it.
+    pub _stdin: Option<tempfile::TempDir>,
 }
 
 /// An entitlement a build may be granted.
@@ -74,27 +104,80 @@ pub enum Entitlement {
 }
 
 impl DockerfileArgs {
-    /// The Dockerfile to build (with its options) when `-f` is given; `positional` holds the
-    /// context directory.
+    /// The Dockerfile to build (with its options): the one `-f` names, else the Dockerfile of
+    /// the context directory (`positional`'s first, else `dir`) when no config is there.
+    /// `None`: a stapel config builds (and the Dockerfile-only flags are refused).
     pub fn options(
         &self,
+        dir: &Path,
+        config_given: bool,
         positional: &[String],
-    ) -> anyhow::Result<Option<(PathBuf, DockerfileOptions)>> {
-        let Some(file) = &self.file else {
-            return Ok(None);
+    ) -> anyhow::Result<Option<DockerfileBuild>> {
+        let (file, context) = match &self.file {
+            Some(file) => {
+                let context = match positional.first() {
+                    Some(dir) => PathBuf::from(dir),
+                    None if file == Path::new("-") => {
+                        anyhow::bail!(
+                            "-f - reads the Dockerfile from stdin: name the context directory too (strata build -f - .)"
+                        )
+                    }
+                    None => file
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new("."))
+                        .to_path_buf(),
+                };
+                (file.clone(), context)
+            }
+            None => {
+                let context = positional
+                    .first()
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_dir())
+                    .unwrap_or_else(|| dir.to_path_buf());
+                let has_config = strata_frontend::CONFIG_NAMES
+                    .iter()
+                    .any(|n| context.join(n).exists());
+                if config_given || has_config || !context.join("Dockerfile").is_file() {
+                    if !self.tag.is_empty()
+                        || self.target.is_some()
+                        || self.quiet
+                        || self.iidfile.is_some()
+                        || !self.label.is_empty()
+                    {
+                        anyhow::bail!(
+                            "-t, --target, -q, --iidfile and --label are for Dockerfile builds: give -f DOCKERFILE, or a context directory with a Dockerfile and no strata.yaml/werf.yaml"
+                        );
+                    }
+                    return Ok(None);
+                }
+                (context.join("Dockerfile"), context)
+            }
         };
-        let context = match positional.first() {
-            Some(dir) => PathBuf::from(dir),
-            None => file
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf(),
-        };
+        if let Some(platform) = &self.platform {
+            let host = strata_frontend::dockerfile::Platform::host().to_string();
+            if *platform != host {
+                anyhow::bail!(
+                    "--platform {platform}: strata builds for this machine's platform only ({host})"
+                );
+            }
+        }
         let context = context
             .canonicalize()
             .with_context(|| format!("the build context {} does not exist", context.display()))?;
-        let tag = match &self.tag {
+        let (file, stdin) = if file == Path::new("-") {
+            let dir = tempfile::tempdir().context("make a directory for stdin's Dockerfile")?;
+            let copy = dir.path().join("Dockerfile");
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut text)
+                .context("read the Dockerfile from stdin")?;
+            std::fs::write(&copy, text).with_context(|| format!("write {}", copy.display()))?;
+            (copy, Some(dir))
+        } else {
+            (file, None)
+        };
+        let tag = match self.tag.first() {
             Some(n) => n.clone(),
             None => context
                 .file_name()
@@ -109,16 +192,46 @@ impl DockerfileArgs {
                 None => (a.clone(), std::env::var(a).unwrap_or_default()),
             })
             .collect();
-        Ok(Some((
-            file.clone(),
-            DockerfileOptions {
+        Ok(Some(DockerfileBuild {
+            file,
+            options: DockerfileOptions {
                 context,
                 target: self.target.clone(),
                 build_args,
                 tag,
                 allow_insecure: self.allow_insecure(),
+                labels: self
+                    .label
+                    .iter()
+                    .map(|l| {
+                        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
+                ..Default::default()
             },
-        )))
+            more_tags: self.tag.iter().skip(1).cloned().collect(),
+            _stdin: stdin,
+        }))
+    }
+
+    /// `--add-host NAME:IP` values.
+    pub fn add_hosts(&self) -> anyhow::Result<Vec<(String, std::net::IpAddr)>> {
+        self.add_host
+            .iter()
+            .map(|h| {
+                // docker splits at the first `=`, else the first `:` (an IPv6 address has more).
+                let (name, ip) = h
+                    .split_once('=')
+                    .or_else(|| h.split_once(':'))
+                    .with_context(|| format!("--add-host {h}: expected NAME:IP"))?;
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                let ip = ip.parse().with_context(|| {
+                    format!("--add-host {h}: `{ip}` is not an IP address (host-gateway is not supported)")
+                })?;
+                Ok((name.to_string(), ip))
+            })
+            .collect()
     }
 
     /// Whether `--allow security.insecure` was given.

@@ -19,11 +19,21 @@ pub fn for_mode(mode: Progress) -> Box<dyn Renderer> {
     let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     match mode {
         Progress::Json => Box::new(Json),
+        Progress::Quiet => Box::new(Quiet),
         Progress::Tty => Box::new(super::tty::Live::start()),
         Progress::Auto if tty => Box::new(super::tty::Live::start()),
         Progress::Auto | Progress::Plain => Box::new(Plain::default()),
     }
 }
+
+/// No output at all (`--progress quiet`, `strata build -q`).
+pub struct Quiet;
+
+impl Sink for Quiet {
+    fn event(&self, _: Event) {}
+}
+
+impl Renderer for Quiet {}
 
 /// One JSON object per event on stderr.
 pub struct Json;

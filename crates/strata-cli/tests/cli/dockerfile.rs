@@ -266,3 +266,264 @@ fn context_edits_rebuild_from_the_copy_that_reads_them() {
     );
     assert!(three.ends_with("version two "), "{three}");
 }
+
+/// docker's command line: `strata build -q --iidfile F -t a -t b .` next to a Dockerfile and no
+/// strata.yaml; `strata build` with no arguments there; `-f -`; `--platform`.
+#[test]
+fn docker_build_command_line() {
+    let env = Env::new();
+    let dir = env.work.path().join("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest\nRUN echo built > /built\n",
+    )
+    .unwrap();
+    let host = if cfg!(target_arch = "x86_64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "-q", "--iidfile", "id.txt", "--platform", host])
+        .args(["-t", "one", "-t", "two", "."])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build failed:\n{stderr}");
+    assert_eq!(stderr, "", "-q prints no progress");
+    // docker's image id: the digest of the image config, alone on stdout and in --iidfile.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let id = stdout.strip_suffix('\n').unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("id.txt")).unwrap(), id);
+    let hex = id.strip_prefix("sha256:").unwrap();
+    let blob = std::fs::read(env.store.path().join("blobs/sha256").join(hex)).unwrap();
+    assert_eq!(strata_digest::Digest::of(&blob).to_string(), id);
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&env.strata(&["inspect", "two"]).stdout).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&blob).unwrap(),
+        inspected["config"]
+    );
+    for tag in ["one", "two"] {
+        assert_eq!(env.run_sh(tag, "cat /built"), "built\n", "{tag}");
+    }
+
+    // No arguments at all: the current directory's Dockerfile, tagged with its name.
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "--progress", "plain"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.run_sh("plain", "cat /built"), "built\n");
+
+    // `-f -`: the Dockerfile from stdin, the context named.
+    let mut child = env
+        .cmd()
+        .current_dir(&dir)
+        .args([
+            "build",
+            "-f",
+            "-",
+            "-t",
+            "stdin",
+            "--progress",
+            "plain",
+            ".",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"FROM busybox:latest\nCOPY Dockerfile /copied\nRUN echo from stdin > /from\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.run_sh("stdin", "cat /from /copied"),
+        "from stdin\nFROM busybox:latest\nRUN echo built > /built\n",
+        "the context is the directory, its Dockerfile an ordinary file of it"
+    );
+
+    // Another platform is refused, naming it.
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "--platform", "linux/s390x", "-t", "other", "."])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--platform linux/s390x") && stderr.contains("this machine's platform"),
+        "{stderr}"
+    );
+}
+
+/// A tiny HTTP server on 127.0.0.1 for `ADD <url>`: `/files/NAME` answers `body` with a
+/// `Last-Modified`, anything else 404. Returns its address.
+fn serve(body: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                line.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or_default();
+            let response = if path.starts_with("/files/") {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    addr
+}
+
+/// `ADD <url>` as BuildKit: the file named after the URL, mode 0600 (or `--chmod`), owned by
+/// root, its mtime the server's `Last-Modified`; `--checksum` verified; a failed download or a
+/// wrong checksum fails the build, naming the URL.
+#[test]
+fn add_url_downloads_with_buildkits_attributes() {
+    let env = Env::new();
+    let body = "downloaded over http\n";
+    let addr = serve(body);
+    let sum = strata_digest::Digest::of(body.as_bytes()).to_string();
+    let dir = env.work.path().join("addurl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dockerfile = |lines: &str| {
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM busybox:latest\n{lines}"),
+        )
+        .unwrap();
+    };
+    dockerfile(&format!(
+        "ADD http://{addr}/files/tool.txt /opt/\n\
+         ADD --checksum={sum} http://{addr}/files/tool.txt?v=1 /opt/renamed.txt\n\
+         ADD --chmod=755 http://{addr}/files/run.sh /opt/bin/\n"
+    ));
+    let out = build(&env, &dir, "addurl", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        words(&env.run_sh(
+            "addurl",
+            "stat -c '%n %a %U %Y' /opt/tool.txt /opt/renamed.txt /opt/bin/run.sh; cat /opt/renamed.txt"
+        )),
+        words(&format!(
+            "/opt/tool.txt 600 root 1445412480 /opt/renamed.txt 600 root 1445412480 \
+             /opt/bin/run.sh 755 root 1445412480 {body}"
+        ))
+    );
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    dockerfile(&format!(
+        "ADD --checksum={wrong} http://{addr}/files/tool.txt /opt/\n"
+    ));
+    let out = build(&env, &dir, "addurl-bad", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the checksum is {sum}, not {wrong}")),
+        "{stderr}"
+    );
+
+    dockerfile(&format!("ADD http://{addr}/missing /opt/\n"));
+    let out = build(&env, &dir, "addurl-missing", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("ADD http://{addr}/missing")) && stderr.contains("404"),
+        "{stderr}"
+    );
+}
+
+/// docker's `--label K=V` lands on the target's config (after the Dockerfile's own labels),
+/// `--add-host NAME:IP` in the `/etc/hosts` of its RUN steps (never in a layer).
+#[test]
+fn docker_build_label_and_add_host() {
+    let env = Env::new();
+    let dir = env.work.path().join("labels");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest AS base\nRUN true\nFROM base\nLABEL own=1 over=dockerfile\n\
+         RUN grep -e registry.test -e v6.test /etc/hosts > /hosts.txt\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "-t", "labels", "--progress", "plain", "."])
+        .args([
+            "--label",
+            "over=cli",
+            "--label",
+            "org.example.team=builders",
+        ])
+        .args(["--add-host", "registry.test:10.1.2.3"])
+        .args(["--add-host", "v6.test=::1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspected: serde_json::Value =
+        serde_json::from_slice(&env.strata(&["inspect", "labels"]).stdout).unwrap();
+    assert_eq!(
+        inspected["config"]["config"]["Labels"],
+        serde_json::json!({"own": "1", "over": "cli", "org.example.team": "builders"})
+    );
+    assert_eq!(
+        env.run_sh(
+            "labels",
+            "cat /hosts.txt; grep -c registry.test /etc/hosts || true"
+        ),
+        "10.1.2.3\tregistry.test\n::1\tv6.test\n0\n"
+    );
+
+    let out = env
+        .cmd()
+        .current_dir(&dir)
+        .args(["build", "-t", "bad", "--add-host", "x:host-gateway", "."])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--add-host x:host-gateway"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -378,6 +378,9 @@ pub struct Copy {
     pub chmod: Option<Word>,
     /// `--link`.
     pub link: bool,
+    /// `--exclude=PATTERN` (repeatable): `.dockerignore`-style patterns, relative to each
+    /// source directory (or a file source's directory), left out of the copy.
+    pub exclude: Vec<Word>,
     /// The whole instruction.
     pub span: Span,
 }
@@ -399,6 +402,8 @@ pub struct Add {
     pub keep_git_dir: bool,
     /// `--checksum=sha256:...` (URL sources).
     pub checksum: Option<Word>,
+    /// `--exclude=PATTERN` (repeatable), as `COPY`'s.
+    pub exclude: Vec<Word>,
     /// The whole instruction.
     pub span: Span,
 }
@@ -526,9 +531,8 @@ pub struct Onbuild {
     pub span: Span,
 }
 
-/// `MAINTAINER name` (deprecated): Docker sets the image's `author`; the plan has no such
-/// field, so the lowering records it as the label [`MAINTAINER_LABEL`](super::MAINTAINER_LABEL)
-/// with the text as written (Docker does not expand it).
+/// `MAINTAINER name` (deprecated): sets the image's `author` to the text as written (Docker
+/// does not expand it).
 #[derive(Clone, Debug)]
 pub struct Maintainer {
     /// The rest of the line.

@@ -8,9 +8,11 @@
 //! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination |
 //! | `COPY --from` | `N-copy`, one `Import` | the source and destination; late: a checksum of the copied files |
 //! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path |
-//! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER` | `N-keyword`, one `Config` | the directive's value |
+//! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER`, `SHELL` | `N-keyword`, one `Config` | the directive's value |
 //!
-//! `ARG` and `SHELL` change how later instructions are read and do not make stages of their
+//! A stage starts from its base's ENV, WORKDIR, USER and SHELL ([`BaseConfig`], read from the
+//! base image's config by the caller, or from the earlier stage), as BuildKit's conversion
+//! does. `ARG` changes how later instructions are read and makes no stage of its
 //! own: a build arg reaches the digest of every `RUN` that sees it. Stages the target does not
 //! need are not built ([`Plan::default_images`]). Secrets never enter the plan: only their ids.
 
@@ -45,6 +47,71 @@ pub struct DockerfileOptions {
     /// The `security.insecure` entitlement was granted (`strata build --allow
     /// security.insecure`): `RUN --security=insecure` may be used.
     pub allow_insecure: bool,
+    /// The run settings of the images `FROM` names (by the reference as written, after
+    /// expansion; see [`base_references`]): a stage starts from its base's ENV, WORKDIR,
+    /// USER and SHELL, as BuildKit's does (it reads the base's config while it converts the
+    /// Dockerfile). A reference missing here starts from an empty config.
+    pub base_configs: BTreeMap<String, BaseConfig>,
+    /// Labels set on the target image (docker's `--label`), after its own.
+    pub labels: Vec<(String, String)>,
+    /// Downloads `ADD <url>` sources; none: `ADD` of a URL is an error.
+    pub fetcher: Option<Fetcher>,
+}
+
+/// Downloads the file of an `ADD <url>` (with its `--checksum`, `sha256:HEX`, verified) and
+/// returns the directory it was saved in and its name there (the URL's last path segment),
+/// with BuildKit's attributes: mode 0600, the mtime of `Last-Modified` when the server sends
+/// one. The error is a message for the user.
+#[derive(Clone)]
+pub struct Fetcher(
+    #[allow(clippy::type_complexity)]
+    pub  std::sync::Arc<
+        dyn Fn(&str, Option<&str>) -> std::result::Result<(PathBuf, String), String> + Send + Sync,
+    >,
+);
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fetcher")
+    }
+}
+
+/// What a stage inherits from the config of its base image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaseConfig {
+    /// `Env`, in order.
+    pub env: Vec<(String, String)>,
+    /// `WorkingDir` (empty: `/`).
+    pub workdir: String,
+    /// `User`.
+    pub user: String,
+    /// `Shell` (empty: `/bin/sh -c`).
+    pub shell: Vec<String>,
+}
+
+/// The image references the stages of `dockerfile` are built `FROM` (neither `scratch` nor
+/// earlier stages), for the caller to resolve into [`DockerfileOptions::base_configs`].
+pub fn base_references(
+    dockerfile: &Dockerfile,
+    options: &DockerfileOptions,
+) -> Result<Vec<String>> {
+    let lowering = Lowering::new(dockerfile, options)?;
+    let mut out = Vec::new();
+    for (index, stage) in dockerfile.stages.iter().enumerate() {
+        let text = stage
+            .from
+            .image
+            .expand(lowering.escape, &|n| lowering.global_args.get(n).cloned())?;
+        let earlier = dockerfile.stages[..index].iter().any(|s| {
+            s.name
+                .as_ref()
+                .is_some_and(|n| n.value.eq_ignore_ascii_case(&text))
+        });
+        if !text.eq_ignore_ascii_case("scratch") && !earlier && !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    Ok(out)
 }
 
 /// Lowers `dockerfile` (whose text is in `sources`) to a plan.
@@ -77,8 +144,8 @@ struct Lowering<'a> {
     /// Global `ARG`s (before the first `FROM`) with their values.
     global_args: BTreeMap<String, String>,
     images: Vec<Image>,
-    /// Per Dockerfile stage: its image index and the ENV it ends with (for `FROM stage`).
-    stage_images: Vec<(usize, BTreeMap<String, String>)>,
+    /// Per Dockerfile stage: its image index and the settings it ends with (for `FROM stage`).
+    stage_images: Vec<(usize, BaseConfig)>,
     /// External images named by `COPY --from`, by reference.
     external: BTreeMap<String, usize>,
 }
@@ -87,14 +154,60 @@ struct Lowering<'a> {
 #[derive(Default)]
 struct Scope {
     env: BTreeMap<String, String>,
+    /// The ENV in the config's order (the scope's map is for lookups).
+    env_order: Vec<String>,
     args: BTreeMap<String, String>,
     shell: Vec<String>,
     workdir: String,
+    /// The config's `USER` (WORKDIR creates its directories as this user).
+    user: String,
     /// `CMD` set in this stage (an `ENTRYPOINT` after it keeps it, BuildKit's rule).
     cmd: Option<Vec<String>>,
 }
 
 impl Scope {
+    /// A stage's scope from what its base image's config holds.
+    fn from_base(base: &BaseConfig) -> Scope {
+        let mut scope = Scope {
+            shell: if base.shell.is_empty() {
+                vec!["/bin/sh".into(), "-c".into()]
+            } else {
+                base.shell.clone()
+            },
+            workdir: if base.workdir.is_empty() {
+                "/".into()
+            } else {
+                base.workdir.clone()
+            },
+            user: base.user.clone(),
+            ..Scope::default()
+        };
+        scope.set_env(&base.env);
+        scope
+    }
+
+    fn set_env(&mut self, pairs: &[(String, String)]) {
+        for (k, v) in pairs {
+            if self.env.insert(k.clone(), v.clone()).is_none() {
+                self.env_order.push(k.clone());
+            }
+        }
+    }
+
+    /// What a stage built `FROM` this one inherits.
+    fn as_base(&self) -> BaseConfig {
+        BaseConfig {
+            env: self
+                .env_order
+                .iter()
+                .map(|k| (k.clone(), self.env[k].clone()))
+                .collect(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            shell: self.shell.clone(),
+        }
+    }
+
     fn var(&self, name: &str) -> Option<String> {
         // ENV wins over an ARG of the same name.
         self.env.get(name).or_else(|| self.args.get(name)).cloned()
@@ -243,27 +356,22 @@ impl<'a> Lowering<'a> {
                 ));
             }
         }
-        let mut scope = Scope {
-            shell: vec!["/bin/sh".into(), "-c".into()],
-            workdir: "/".into(),
-            ..Scope::default()
-        };
+        let mut scope = Scope::from_base(&BaseConfig::default());
         let scratch = from_text.eq_ignore_ascii_case("scratch");
         let base = if scratch {
             Base::Scratch
         } else if let Some(image) = self.stage_ref(dockerfile, &from_text, index) {
-            let parent = self
-                .stage_images
-                .iter()
-                .find(|(i, _)| *i == image)
-                .map(|(_, env)| env.clone())
-                .unwrap_or_default();
-            scope.env = parent;
+            if let Some((_, parent)) = self.stage_images.iter().find(|(i, _)| *i == image) {
+                scope = Scope::from_base(parent);
+            }
             Base::Image {
                 index: image,
                 span: Some(stage.from.image.span),
             }
         } else {
+            if let Some(config) = self.options.base_configs.get(&from_text) {
+                scope = Scope::from_base(config);
+            }
             Base::Reference {
                 reference: from_text,
                 span: Some(stage.from.image.span),
@@ -272,7 +380,7 @@ impl<'a> Lowering<'a> {
         // BuildKit gives an image from scratch the default PATH.
         let (inputs, steps) = if scratch {
             let env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
-            scope.env.insert("PATH".into(), DEFAULT_PATH.into());
+            scope.set_env(&env);
             let change = ConfigChange {
                 env: env.clone(),
                 ..Default::default()
@@ -319,6 +427,27 @@ impl<'a> Lowering<'a> {
                 });
             }
         }
+        if is_final && !self.options.labels.is_empty() {
+            // docker's --label: on the target's config, as BuildKit's exporter sets them.
+            let labels = self.options.labels.clone();
+            stages.push(Stage {
+                name: "labels".into(),
+                inputs: vec![DigestInput::Docker {
+                    directive: "LABEL".into(),
+                    value: json(&labels),
+                }],
+                steps: vec![Step {
+                    op: Op::Config(ConfigChange {
+                        labels,
+                        ..Default::default()
+                    }),
+                    span: None,
+                }],
+                options: StageOptions::default(),
+                late_inputs: None,
+                span: None,
+            });
+        }
         dependencies.sort_unstable();
         dependencies.dedup();
         let image_index = self.images.len();
@@ -331,7 +460,7 @@ impl<'a> Lowering<'a> {
             dependencies,
             span: Some(stage.span),
         });
-        self.stage_images.push((image_index, scope.env));
+        self.stage_images.push((image_index, scope.as_base()));
         Ok(())
     }
 
@@ -382,7 +511,15 @@ impl<'a> Lowering<'a> {
             }
             Instruction::Shell(shell) => {
                 scope.shell = shell.argv.iter().map(|w| w.text.clone()).collect();
-                return Ok(None);
+                // BuildKit records it in the config (`Shell`), for the image's children.
+                (
+                    vec![docker("SHELL", json(&scope.shell))],
+                    config(ConfigChange {
+                        shell: Some(scope.shell.clone()),
+                        ..Default::default()
+                    }),
+                    false,
+                )
             }
             Instruction::Env(env) => {
                 let mut pairs = Vec::new();
@@ -390,7 +527,7 @@ impl<'a> Lowering<'a> {
                 for kv in &env.vars {
                     pairs.push((self.expand(&kv.key, scope)?, self.expand(&kv.value, scope)?));
                 }
-                scope.env.extend(pairs.iter().cloned());
+                scope.set_env(&pairs);
                 (
                     vec![docker("ENV", json(&pairs))],
                     config(ConfigChange {
@@ -414,19 +551,18 @@ impl<'a> Lowering<'a> {
                     false,
                 )
             }
-            Instruction::Maintainer(m) => {
-                let pairs = vec![(super::MAINTAINER_LABEL.to_string(), m.name.text.clone())];
-                (
-                    vec![docker("LABEL", json(&pairs))],
-                    config(ConfigChange {
-                        labels: pairs,
-                        ..Default::default()
-                    }),
-                    false,
-                )
-            }
+            // BuildKit sets the image's author (dispatchMaintainer), no label.
+            Instruction::Maintainer(m) => (
+                vec![docker("MAINTAINER", m.name.text.clone())],
+                config(ConfigChange {
+                    author: Some(m.name.text.clone()),
+                    ..Default::default()
+                }),
+                false,
+            ),
             Instruction::User(user) => {
                 let u = self.expand(&user.user, scope)?;
+                scope.user = u.clone();
                 (
                     vec![docker("USER", u.clone())],
                     config(ConfigChange {
@@ -538,9 +674,24 @@ impl<'a> Lowering<'a> {
             Instruction::Workdir(w) => {
                 let path = absolute(&scope.workdir, &self.expand(&w.path, scope)?);
                 scope.workdir = path.clone();
+                // BuildKit creates it as the config's user (root: no owner to set).
+                let owner = match scope.user.as_str() {
+                    "" | "root" | "0" | "root:root" | "0:0" => None,
+                    user => Some(user.to_string()),
+                };
+                let mut inputs = vec![docker("WORKDIR", path.clone())];
+                if let Some(user) = &owner {
+                    inputs.push(DigestInput::Param {
+                        key: "owner".into(),
+                        value: user.clone(),
+                    });
+                }
                 let steps = vec![
                     Step {
-                        op: Op::MakeDir { path: path.clone() },
+                        op: Op::MakeDir {
+                            path: path.clone(),
+                            owner,
+                        },
                         span,
                     },
                     Step {
@@ -551,7 +702,7 @@ impl<'a> Lowering<'a> {
                         span,
                     },
                 ];
-                (vec![docker("WORKDIR", path)], steps, false)
+                (inputs, steps, false)
             }
             Instruction::Run(run) => self.run(dockerfile, index, run, scope, dependencies)?,
             Instruction::Copy(copy) => {
@@ -582,6 +733,7 @@ impl<'a> Lowering<'a> {
                         chown,
                         chmod,
                         false,
+                        &copy.exclude,
                         scope,
                         "copy",
                     )?,
@@ -594,20 +746,129 @@ impl<'a> Lowering<'a> {
                     .map(|c| self.expand(c, scope))
                     .transpose()?;
                 let chmod = add.chmod.as_ref().map(mode).transpose()?;
+                let checksum = add
+                    .checksum
+                    .as_ref()
+                    .map(|c| self.expand(c, scope))
+                    .transpose()?;
+                let mut urls = Vec::new();
                 for source in &add.sources {
                     if let Source::Path(w) = source {
                         let text = self.expand(w, scope)?;
-                        if text.contains("://") || text.starts_with("git@") {
+                        if text.starts_with("http://") || text.starts_with("https://") {
+                            urls.push((text, w.span));
+                        } else if text.contains("://") || text.starts_with("git@") {
                             return Err(Box::new(
-                                Diagnostic::new(format!("ADD of a remote source `{text}` needs the network, and strata builds without it"), Some(w.span))
-                                    .help("download it into the build context first and ADD or COPY the file"),
+                                Diagnostic::new(format!("ADD of `{text}`: strata does not ADD git repositories or other URL schemes yet"), Some(w.span))
+                                    .help("clone it into the build context first and COPY it"),
                             ));
                         }
                     }
                 }
-                self.copy_context(&add.sources, &add.dest, chown, chmod, true, scope, "add")?
+                if !urls.is_empty() {
+                    if urls.len() != add.sources.len() {
+                        return Err(Box::new(Diagnostic::new(
+                            "ADD of URLs and local files in one instruction is not supported by strata yet",
+                            Some(add.span),
+                        )
+                        .help("split it into one ADD of the URLs and one of the files")));
+                    }
+                    return Ok(Some(
+                        self.add_urls(&urls, &add.dest, checksum, chown, chmod, scope)?,
+                    ));
+                }
+                if let Some(c) = &add.checksum {
+                    return Err(Box::new(Diagnostic::new(
+                        "--checksum is for ADD of a URL",
+                        Some(c.span),
+                    )));
+                }
+                self.copy_context(
+                    &add.sources,
+                    &add.dest,
+                    chown,
+                    chmod,
+                    true,
+                    &add.exclude,
+                    scope,
+                    "add",
+                )?
             }
         }))
+    }
+
+    /// `ADD <url>...`: each file downloaded now (BuildKit's build has the network too) and
+    /// copied like a context file; keyed by its content, as BuildKit's http source is.
+    #[allow(clippy::too_many_arguments)]
+    fn add_urls(
+        &self,
+        urls: &[(String, Span)],
+        dest_word: &Word,
+        checksum: Option<String>,
+        chown: Option<String>,
+        chmod: Option<u32>,
+        scope: &Scope,
+    ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let dest = self.expand(dest_word, scope)?;
+        let dest_abs = absolute(&scope.workdir, &dest);
+        let into_dir = is_dir_reference(&dest) || urls.len() > 1;
+        if checksum.is_some() && urls.len() > 1 {
+            return Err(Box::new(Diagnostic::new(
+                "--checksum needs a single source",
+                Some(dest_word.span),
+            )));
+        }
+        let mut inputs = Vec::new();
+        let mut steps = Vec::new();
+        for (url, span) in urls {
+            let fetcher = self.options.fetcher.as_ref().ok_or_else(|| {
+                Box::new(Diagnostic::new(
+                    format!("ADD of `{url}`: this build cannot download"),
+                    Some(*span),
+                ))
+            })?;
+            let (root, name) = (fetcher.0)(url, checksum.as_deref())
+                .map_err(|e| Box::new(Diagnostic::new(format!("ADD {url}: {e}"), Some(*span))))?;
+            let target = if into_dir {
+                format!("{}/{name}", dest_abs.trim_end_matches('/'))
+            } else {
+                dest_abs.clone()
+            };
+            let entries = vec![CopyEntry {
+                source: root.join(&name),
+                inline: None,
+                target: target.clone(),
+            }];
+            let sum = self::checksum(&root, &entries).map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("ADD {url}: cannot read the download: {e}"),
+                    Some(*span),
+                ))
+            })?;
+            inputs.push(DigestInput::Param {
+                key: format!("add-url[{}]", steps.len()),
+                value: json(&[
+                    url.clone(),
+                    target,
+                    format!("{chown:?}"),
+                    format!("{chmod:?}"),
+                    sum.clone(),
+                ]),
+            });
+            steps.push(Step {
+                op: Op::CopyFiles(CopyFiles {
+                    root,
+                    entries,
+                    checksum: sum,
+                    chown: chown.clone(),
+                    // BuildKit: a downloaded file is 0600 unless --chmod says otherwise.
+                    chmod: Some(chmod.unwrap_or(0o600)),
+                    unpack: false,
+                }),
+                span: Some(*span),
+            });
+        }
+        Ok((inputs, steps, false))
     }
 
     /// `CMD`/`ENTRYPOINT` argv: exec form as is, shell form through the stage's shell.
@@ -912,6 +1173,12 @@ impl<'a> Lowering<'a> {
         scope: &Scope,
         dependencies: &mut Vec<usize>,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        if let Some(w) = copy.exclude.first() {
+            return Err(Box::new(Diagnostic::new(
+                "COPY --from with --exclude is not supported by strata yet",
+                Some(w.span),
+            )));
+        }
         let image = self.image_for(dockerfile, index, from);
         dependencies.push(image);
         let dest = self.expand(&copy.dest, scope)?;
@@ -1028,10 +1295,22 @@ impl<'a> Lowering<'a> {
         chown: Option<String>,
         chmod: Option<u32>,
         add: bool,
+        exclude: &[Word],
         scope: &Scope,
         what: &str,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(dest_word, scope)?;
+        // BuildKit matches them like .dockerignore lines, relative to each source directory.
+        let patterns = exclude
+            .iter()
+            .map(|w| self.expand(w, scope))
+            .collect::<Result<Vec<_>>>()?;
+        let exclude = DockerIgnore::parse(&patterns.join("\n")).map_err(|e| {
+            Box::new(Diagnostic::new(
+                format!("--exclude: {e}"),
+                exclude.first().map(|w| w.span),
+            ))
+        })?;
         let dest_abs = absolute(&scope.workdir, &dest);
         let into_dir = is_dir_reference(&dest) || sources.len() > 1;
         let mut entries = Vec::new();
@@ -1075,6 +1354,9 @@ impl<'a> Lowering<'a> {
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default();
+                        if !meta.is_dir() && exclude.is_excluded(&name) {
+                            continue;
+                        }
                         if add && meta.is_file() && is_archive(&name) {
                             archives.push(CopyEntry {
                                 source: host,
@@ -1084,7 +1366,7 @@ impl<'a> Lowering<'a> {
                             continue;
                         }
                         if meta.is_dir() {
-                            self.walk_dir(&rel, &dest_abs, &mut entries)?;
+                            self.walk_dir(&rel, &dest_abs, &exclude, &mut entries)?;
                         } else {
                             let target = if multiple || dest.ends_with('/') {
                                 format!("{}/{name}", dest_abs.trim_end_matches('/'))
@@ -1250,7 +1532,13 @@ impl<'a> Lowering<'a> {
 
     /// Every entry of a context directory (its content lands at `target`), minus what
     /// `.dockerignore` excludes.
-    fn walk_dir(&self, rel: &Path, target: &str, entries: &mut Vec<CopyEntry>) -> Result<()> {
+    fn walk_dir(
+        &self,
+        rel: &Path,
+        target: &str,
+        exclude: &DockerIgnore,
+        entries: &mut Vec<CopyEntry>,
+    ) -> Result<()> {
         let root = self.options.context.join(rel);
         entries.push(CopyEntry {
             source: root.clone(),
@@ -1272,6 +1560,11 @@ impl<'a> Lowering<'a> {
                 let s = p.to_string_lossy().to_string();
                 let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
                 if self.ignore.is_excluded(&s) && !(is_dir && self.ignore.may_include_below(&s)) {
+                    continue;
+                }
+                // `COPY --exclude`: relative to the copied directory.
+                let below = p.strip_prefix(rel).unwrap_or(&p).to_string_lossy();
+                if exclude.is_excluded(&below) && !(is_dir && exclude.may_include_below(&below)) {
                     continue;
                 }
                 let t = format!("{to}/{}", e.file_name().to_string_lossy());

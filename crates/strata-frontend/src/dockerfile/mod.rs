@@ -49,7 +49,7 @@
 //! | `FROM`/`EXPOSE`/`VOLUME` and shell-form `COPY`/`ADD` | split on blanks only, quotes are *not* grouping (`COPY "a b" /` has sources `"a` and `b"`); use the JSON form for spaces |
 //! | stage names | lower-cased, `^[a-z][a-z0-9-_.]*$`, unique |
 //! | heredocs | `RUN`, `COPY`, `ADD` (and `ONBUILD` of them) in shell form; the markers are the line's words matching `[n]<<[-]NAME`; the bodies follow the instruction's last line in order; a quote anywhere in `NAME` disables expansion; `<<-` strips leading tabs from the body and the terminator; the terminator must match exactly (trailing blanks count) |
-//! | `MAINTAINER` | deprecated (a warning); Docker sets the image author, strata a label |
+//! | `MAINTAINER` | deprecated (a warning); sets the image's author, as Docker does |
 //! | `ONBUILD` | the trigger is validated now (Docker only checks it when a child image builds); `ONBUILD ONBUILD`, `ONBUILD FROM` and `ONBUILD MAINTAINER` are errors |
 //! | `CMD`/`ENTRYPOINT` without arguments | an error here (Docker would record `/bin/sh -c ""`); `CMD []` is an empty exec form |
 //! | `HEALTHCHECK NONE --interval=1s` | an error (Docker ignores the options) |
@@ -104,12 +104,12 @@ mod words;
 
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use instructions::*;
-pub use lower::{DockerfileOptions, lower};
+pub use lower::{BaseConfig, DockerfileOptions, Fetcher, base_references, lower};
 
 use strata_plan::{Diagnostic, FileId};
 
-/// The label the lowering records `MAINTAINER` as (Docker's documented replacement:
-/// `LABEL maintainer="..."`).
+/// The label Docker documents as `MAINTAINER`'s replacement (`LABEL maintainer="..."`), named
+/// in the deprecation warning.
 pub const MAINTAINER_LABEL: &str = "maintainer";
 
 /// The build args Docker predefines for proxies: usable without an `ARG` line, and left out

@@ -192,6 +192,7 @@ pub(crate) fn dockerfile_images(
             // A config's steps stay confined, its Dockerfiles' included (werf has no
             // entitlements).
             allow_insecure: false,
+            ..Default::default()
         };
         let plan = match crate::dockerfile::lower(&parsed, std::mem::take(sources), &options) {
             Ok(plan) => plan,
@@ -757,6 +758,8 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
         healthcheck: docker.healthcheck.as_ref().map(|h| h.value.clone()),
         stop_signal: None,
         onbuild: Vec::new(),
+        shell: None,
+        author: None,
     };
     Some(Stage {
         name: "dockerInstructions".into(),

@@ -131,7 +131,7 @@ fn dump(plan: &Plan) -> String {
                             at(step.span)
                         );
                     }
-                    Op::MakeDir { path } => {
+                    Op::MakeDir { path, .. } => {
                         let _ = writeln!(out, "    mkdir {path} @ {}", at(step.span));
                     }
                     Op::Import(i) => {

@@ -49,6 +49,8 @@ pub struct BuildOptions {
     pub push_compression: strata_layer::Compression,
     /// Hand the final images to this engine once built (`--load`).
     pub load: Option<super::export::Engine>,
+    /// Names the Dockerfile's target is tagged with besides its own (docker's further `-t`).
+    pub more_tags: Vec<String>,
     /// Build this Dockerfile instead of a stapel config.
     pub dockerfile: Option<(PathBuf, strata_frontend::dockerfile::DockerfileOptions)>,
 }
@@ -86,8 +88,23 @@ pub fn build(
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
     loop {
+        let mut worker_options = options.worker.clone();
+        worker_options.remote = Some(crate::remote::RemoteOptions {
+            client: ctx.registry_client()?,
+            repo: match &options.repo {
+                Some(r) => Some(
+                    r.parse()
+                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
+                ),
+                None => None,
+            },
+        });
+        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
+        // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
+        let downloads = ctx.store.scratch("downloads")?;
         let loaded = match &options.dockerfile {
-            Some((path, df)) => strata_frontend::load_dockerfile(path, df),
+            Some((path, df)) => dockerfile_bases(ctx, &worker, downloads.path(), path, df)
+                .and_then(|df| strata_frontend::load_dockerfile(path, &df)),
             None => strata_frontend::stapel::load(
                 &options.dir,
                 &LoadOptions {
@@ -108,20 +125,9 @@ pub fn build(
         })?;
         crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut worker_options = options.worker.clone();
-        worker_options.remote = Some(crate::remote::RemoteOptions {
-            client: ctx.registry_client()?,
-            repo: match &options.repo {
-                Some(r) => Some(
-                    r.parse()
-                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
-                ),
-                None => None,
-            },
-        });
-        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
         let error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
             Ok(report) => {
+                tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
                 load_images(ctx, &report, options, progress)?;
                 return Ok(report);
@@ -168,6 +174,51 @@ pub fn build(
             DebuggerChoice::Exit => return Err(failure.into()),
         }
     }
+}
+
+/// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled
+/// when missing), so its ENV, WORKDIR, USER and SHELL are what later instructions see, as in
+/// BuildKit. An image that cannot be resolved is left out: the build reports it when (and
+/// only if) a stage the target needs is built on it. `ADD <url>` downloads into `downloads`.
+fn dockerfile_bases(
+    ctx: &Context,
+    worker: &LocalWorker<'_>,
+    downloads: &std::path::Path,
+    path: &std::path::Path,
+    options: &strata_frontend::dockerfile::DockerfileOptions,
+) -> Result<strata_frontend::dockerfile::DockerfileOptions, strata_frontend::Error> {
+    use strata_solver::Executor as _;
+    let mut options = options.clone();
+    let downloads = downloads.to_path_buf();
+    options.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
+        move |url, checksum| {
+            crate::download::fetch(&downloads, url, checksum).map_err(|e| format!("{e:#}"))
+        },
+    )));
+    for reference in strata_frontend::dockerfile_base_references(path, &options)? {
+        let Ok(base) = worker.resolve_base(&reference) else {
+            continue;
+        };
+        let Ok(image) = crate::image::StoredImage::load(&ctx.store, &base.manifest) else {
+            continue;
+        };
+        let run = &image.config.config;
+        let base = strata_frontend::dockerfile::BaseConfig {
+            env: run
+                .env
+                .iter()
+                .map(|e| {
+                    let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+            workdir: run.working_dir.clone(),
+            user: run.user.clone(),
+            shell: run.shell.clone().unwrap_or_default(),
+        };
+        options.base_configs.insert(reference, base);
+    }
+    Ok(options)
 }
 
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks
@@ -217,6 +268,25 @@ pub fn build_plan(
         }
     }
     tag_images(ctx, plan, solution).map_err(BuildError::Other)
+}
+
+/// Tags the final image with each of `names` too.
+fn tag_more(ctx: &Context, report: &BuildReport, names: &[String]) -> anyhow::Result<()> {
+    let Some(image) = report.images.iter().find(|i| i.tag.is_some()) else {
+        return Ok(());
+    };
+    let stage = image.stages.last().map(|s| s.digest);
+    for name in names {
+        ctx.store.set_tag(
+            &normalize_reference(name),
+            &TagTarget {
+                manifest: image.manifest,
+                stage,
+                updated_unix: crate::unix_now(),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Pushes the final images to every `--push` reference.

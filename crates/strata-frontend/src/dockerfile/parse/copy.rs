@@ -19,8 +19,9 @@ impl Parser {
                     ("link", FlagKind::Bool),
                     ("keep-git-dir", FlagKind::Bool),
                     ("checksum", FlagKind::String),
+                    ("exclude", FlagKind::Many),
                 ],
-                &["exclude", "unpack"],
+                &["unpack"],
             )?
         } else {
             self.flags(
@@ -30,8 +31,9 @@ impl Parser {
                     ("chown", FlagKind::String),
                     ("chmod", FlagKind::String),
                     ("link", FlagKind::Bool),
+                    ("exclude", FlagKind::Many),
                 ],
-                &["parents", "exclude"],
+                &["parents"],
             )?
         };
         let (args, heredocs, json) = match words::json_array(&cx.line.text, cx.args.clone()) {
@@ -85,6 +87,12 @@ impl Parser {
             })
             .collect();
         let dest = cx.word(dest);
+        let exclude: Vec<Word> = flags
+            .0
+            .iter()
+            .filter(|f| f.name == "exclude")
+            .filter_map(|f| f.value.clone())
+            .collect();
         Ok(if add {
             Instruction::Add(Add {
                 sources,
@@ -94,6 +102,7 @@ impl Parser {
                 link: flags.bool("link"),
                 keep_git_dir: flags.bool("keep-git-dir"),
                 checksum: flags.string("checksum"),
+                exclude,
                 span: cx.span,
             })
         } else {
@@ -104,6 +113,7 @@ impl Parser {
                 chown: flags.string("chown"),
                 chmod: flags.string("chmod"),
                 link: flags.bool("link"),
+                exclude,
                 span: cx.span,
             })
         })

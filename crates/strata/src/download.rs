@@ -1,0 +1,122 @@
+//! `ADD <url>`: the file downloaded into a scratch dir of the build, with BuildKit's
+//! attributes (its http source: the name from the URL, `Last-Modified` as the mtime; the
+//! frontend copies it with mode 0600).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context as _, bail};
+
+/// Downloads `url` into a new directory under `dir` and returns it with the file's name.
+/// `checksum` (`sha256:HEX`) must match the content when given.
+pub fn fetch(dir: &Path, url: &str, checksum: Option<&str>) -> anyhow::Result<(PathBuf, String)> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if let Some(c) = checksum
+        && !c.starts_with("sha256:")
+    {
+        bail!("--checksum={c}: strata checks sha256:HEX checksums only");
+    }
+    let response = ureq::get(url)
+        .call()
+        .with_context(|| format!("download {url}"))?;
+    let modified = response
+        .headers()
+        .get("last-modified")
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_date);
+    let name = response
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .and_then(disposition_name)
+        .unwrap_or_else(|| file_name(url));
+    let into = dir.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+    std::fs::create_dir_all(&into).with_context(|| format!("create {}", into.display()))?;
+    let path = into.join(&name);
+    let mut file =
+        std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let mut hasher = strata_digest::Hasher::new();
+    let mut reader = response.into_body().into_reader();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf)
+            .with_context(|| format!("download {url}"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    let digest = hasher.finish().to_string();
+    if let Some(expected) = checksum
+        && expected != digest
+    {
+        bail!("the checksum is {digest}, not {expected} as --checksum says");
+    }
+    if let Some(time) = modified {
+        file.set_modified(time)
+            .with_context(|| format!("set the mtime of {}", path.display()))?;
+    }
+    Ok((into, name))
+}
+
+/// The last segment of the URL's path, without its query, else `download`: BuildKit's name
+/// for a download without a `Content-Disposition` name (source/http `getFileName`).
+fn file_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    match path
+        .split_once('/')
+        .map(|(_, p)| p.rsplit('/').next().unwrap_or_default())
+    {
+        Some(base) if !base.is_empty() && base != "." && base != ".." => base.to_string(),
+        _ => "download".to_string(),
+    }
+}
+
+/// The base name of `filename=` in a `Content-Disposition` header (BuildKit's first choice).
+fn disposition_name(header: &str) -> Option<String> {
+    let value = header
+        .split(';')
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("filename"))?
+        .1
+        .trim()
+        .trim_matches('"');
+    let base = value.rsplit('/').next().unwrap_or_default();
+    (!value.ends_with('/') && !base.is_empty() && base != "." && base != "..")
+        .then(|| base.to_string())
+}
+
+/// An HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 9110's preferred form).
+fn http_date(text: &str) -> Option<std::time::SystemTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let parsed = time::PrimitiveDateTime::parse(text.trim(), format).ok()?;
+    Some(parsed.assume_utc().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_dates() {
+        assert_eq!(file_name("http://h:1/a/b/tool.tar.gz?x=1"), "tool.tar.gz");
+        assert_eq!(file_name("http://h/"), "download");
+        assert_eq!(file_name("http://h"), "download");
+        assert_eq!(
+            disposition_name("attachment; filename=\"../x/app.tgz\"").as_deref(),
+            Some("app.tgz")
+        );
+        assert_eq!(disposition_name("attachment"), None);
+        let t = http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            1_445_412_480
+        );
+    }
+}
