@@ -72,9 +72,14 @@ fn record_header(kind: tar::EntryType, size: u64) -> tar::Header {
 // The child is reaped by wait4 (which std's `wait` does not offer: it drops the rusage).
 #[allow(clippy::zombie_processes)]
 fn import_peak(env: &Env, layer: &Path) -> (std::process::ExitStatus, String, i64) {
+    peak(env, &["import", layer.to_str().unwrap(), "hostile:latest"])
+}
+
+/// Runs strata with `args`; its exit status, stderr and peak RSS in KiB.
+fn peak(env: &Env, args: &[&str]) -> (std::process::ExitStatus, String, i64) {
     let child = env
         .cmd()
-        .args(["import", layer.to_str().unwrap(), "hostile:latest"])
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(env.work.path().join("stderr")).unwrap())
         .spawn()
@@ -157,6 +162,30 @@ fn long_names_and_pax_paths_over_path_max_are_refused_by_name() {
     assert!(
         stderr.contains("tar entry `dir/nnnn") && stderr.contains("path of 5004 bytes"),
         "{stderr}"
+    );
+    assert_eq!(store_listing(env.store.path()), before);
+}
+
+#[test]
+fn a_huge_record_in_an_image_archive_fails_strata_load_with_little_memory() {
+    // The archive is sniffed before it is read: a record over its limit makes it no archive.
+    let env = store();
+    let before = store_listing(env.store.path());
+    let archive = env.work.path().join("image.tar.gz");
+    gzip_layer(
+        &archive,
+        &record_header(tar::EntryType::GNULongName, GIB),
+        GIB,
+    );
+    let (status, stderr, peak_kib) = peak(&env, &["load", archive.to_str().unwrap()]);
+    assert!(!status.success(), "load succeeded: {stderr}");
+    assert!(
+        stderr.contains("is neither a docker-save tarball nor an OCI image layout"),
+        "{stderr}"
+    );
+    assert!(
+        peak_kib < 200 * 1024,
+        "peak RSS {peak_kib} KiB (over 200 MiB)"
     );
     assert_eq!(store_listing(env.store.path()), before);
 }

@@ -59,9 +59,9 @@ pub fn archive_kind(path: &Path) -> anyhow::Result<Option<ArchiveKind>> {
             .then_some(ArchiveKind::Oci));
     }
     let mut kind = None;
-    let mut tar = tar::Archive::new(open(path)?);
-    for entry in tar
-        .entries()
+    // Bounded: a hostile tarball must not make the sniffing allocate what its headers claim.
+    let mut tar = strata_layer::bounded::archive(open(path)?);
+    for entry in strata_layer::bounded::entries(&mut tar)
         .with_context(|| format!("read {}", path.display()))?
     {
         // A root file system tarball may be anything; only a clean archive counts.
@@ -166,9 +166,8 @@ pub fn load(ctx: &Context, source: &Path, name: Option<&str>) -> anyhow::Result<
 
 fn read_tar(store: &LocalStore, source: &Path) -> anyhow::Result<Contents> {
     let mut contents = Contents::default();
-    let mut tar = tar::Archive::new(open(source)?);
-    for entry in tar
-        .entries()
+    let mut tar = strata_layer::bounded::archive(open(source)?);
+    for entry in strata_layer::bounded::entries(&mut tar)
         .with_context(|| format!("read {}", source.display()))?
     {
         let mut entry = entry.with_context(|| format!("read {}", source.display()))?;
