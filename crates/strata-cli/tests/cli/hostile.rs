@@ -67,15 +67,15 @@ fn record_header(kind: tar::EntryType, size: u64) -> tar::Header {
     h
 }
 
-/// Runs `strata import layer hostile:latest`; its exit status, stderr and peak RSS in KiB
-/// (`ru_maxrss` of this one child, from wait4).
-// The child is reaped by wait4 (which std's `wait` does not offer: it drops the rusage).
-#[allow(clippy::zombie_processes)]
+/// Runs `strata import layer hostile:latest`: see [`peak`].
 fn import_peak(env: &Env, layer: &Path) -> (std::process::ExitStatus, String, i64) {
     peak(env, &["import", layer.to_str().unwrap(), "hostile:latest"])
 }
 
-/// Runs strata with `args`; its exit status, stderr and peak RSS in KiB.
+/// Runs strata with `args`; its exit status, stderr and peak RSS in KiB (`ru_maxrss` of this
+/// one child, from wait4).
+// The child is reaped by wait4 (which std's `wait` does not offer: it drops the rusage).
+#[allow(clippy::zombie_processes)]
 fn peak(env: &Env, args: &[&str]) -> (std::process::ExitStatus, String, i64) {
     let child = env
         .cmd()
