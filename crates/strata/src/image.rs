@@ -210,6 +210,18 @@ pub fn push_stage_history(
     }
 }
 
+/// Adds history entries without a layer (instructions that made no stage), stamped now.
+pub fn push_empty_history(config: &mut ImageConfig, created_by: &[String]) {
+    for text in created_by {
+        config.history.push(oci::History {
+            created: Some(oci::build_time()),
+            created_by: text.clone(),
+            comment: String::new(),
+            empty_layer: true,
+        });
+    }
+}
+
 /// Writes config and manifest blobs for an image made of `layers` and `config`; the manifest
 /// carries the config's creation time, if it has one, as `org.opencontainers.image.created`.
 pub fn write_image(
