@@ -271,7 +271,13 @@ impl<'a> LocalWorker<'a> {
             );
         }
         image::push_empty_history(&mut config, &history.history_after);
-        let written = image::write_image(self.store, &config, &layers).map_err(other)?;
+        let base_reference = match (&job.image.base, job.parent_stage) {
+            (strata_plan::Base::Reference { reference, .. }, None) => Some(reference.as_str()),
+            _ => None,
+        };
+        let annotations = image::base_annotations(parent.as_ref(), base_reference);
+        let written =
+            image::write_image(self.store, &config, &layers, &annotations).map_err(other)?;
         let record = StageRecord {
             digest: job.digest,
             parent: job.parent_stage,

@@ -625,6 +625,60 @@ fn dockerfile_history_is_buildkits() {
     assert_eq!(created_by(&ours), created_by(&theirs));
 }
 
+/// The manifest of `image` in the suite's registry, as skopeo reads it.
+fn raw_manifest(image: &str) -> serde_json::Value {
+    let w = world();
+    let raw = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .args(w.registry_flags(""))
+        .arg(format!("docker://{image}")));
+    serde_json::from_str(&raw).expect("manifest JSON")
+}
+
+/// Images built on a registry image carry `org.opencontainers.image.base.name` and
+/// `.base.digest` naming it (as buildah and podman set them), through later stages and a
+/// `FROM` of an earlier stage; an image from scratch carries none.
+#[test]
+fn pushed_images_name_their_base() {
+    let w = world();
+    let base = w.base();
+    let digest = run(Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}"])
+        .args(w.registry_flags(""))
+        .arg(format!("docker://{base}")));
+    let s = Strata::new();
+    let cases = [
+        (
+            "on-base",
+            format!("FROM {base}\nRUN echo a > /a\nENV A=1\n"),
+        ),
+        (
+            "on-stage",
+            format!("FROM {base} AS one\nRUN echo a > /a\nFROM one\nRUN echo b > /b\n"),
+        ),
+        ("scratch", "FROM scratch\nENV A=1\n".to_string()),
+    ];
+    for (tag, dockerfile) in &cases {
+        s.build_dockerfile(dockerfile, tag);
+        let to = format!("{}/based/{tag}:1", w.registry);
+        s.ok(&["push", tag, &to]);
+        let annotations = raw_manifest(&to)["annotations"].clone();
+        let name = &annotations["org.opencontainers.image.base.name"];
+        let base_digest = &annotations["org.opencontainers.image.base.digest"];
+        if *tag == "scratch" {
+            assert!(name.is_null() && base_digest.is_null(), "{annotations}");
+        } else {
+            assert_eq!(name, &serde_json::json!(base), "{tag}: {annotations}");
+            assert_eq!(
+                base_digest,
+                &serde_json::json!(digest.trim()),
+                "{tag}: {annotations}"
+            );
+        }
+    }
+}
+
 /// strata loads an archive a tool wrote and runs the image under the name it records.
 fn strata_loads(archive: &Path, name: &str) {
     let s = Strata::new();
