@@ -49,9 +49,9 @@ pub(super) fn set_created_by(images: &mut [Image], dockerfile: &Dockerfile, sour
 
 /// The history text of an instruction written as `text` and lowered to `steps`.
 fn created_by(steps: &[Step], text: &str) -> String {
-    let words = words(text);
-    let keyword = words.first().map(|k| k.to_uppercase()).unwrap_or_default();
-    let rest = &words[words.len().min(1)..];
+    let all = words(text);
+    let keyword = all.first().map(|k| k.to_uppercase()).unwrap_or_default();
+    let rest = &all[all.len().min(1)..];
     let config = steps.iter().find_map(|s| match &s.op {
         Op::Config(change) => Some(change),
         _ => None,
@@ -84,6 +84,14 @@ fn created_by(steps: &[Step], text: &str) -> String {
             format!("RUN {} # buildkit", args.join(" "))
         }
         ("COPY" | "ADD", _, _) => {
+            // A heredoc's body is not part of the line BuildKit names.
+            let rest = match rest.iter().any(|w| w.starts_with("<<")) {
+                true => words(text.lines().next().unwrap_or_default())
+                    .into_iter()
+                    .skip(1)
+                    .collect(),
+                false => rest.to_vec(),
+            };
             let operands: Vec<&String> = rest.iter().skip_while(|w| w.starts_with("--")).collect();
             let joined = operands
                 .iter()
@@ -177,4 +185,55 @@ fn go_quoted(list: &[String]) -> String {
         .map(|s| serde_json::to_string(s).expect("a string always serializes"))
         .collect();
     format!("[{}]", items.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DockerfileOptions, lower, parse};
+    use strata_plan::SourceMap;
+
+    /// The history texts of the target image of `text`, built with a context of one file `f`.
+    fn history(text: &str) -> Vec<String> {
+        let context = tempfile::tempdir().expect("tempdir");
+        std::fs::write(context.path().join("f"), "f").expect("write f");
+        let mut sources = SourceMap::default();
+        let file = sources.add("Dockerfile".into(), "Dockerfile".into(), text.into());
+        let parsed = parse(file, text).expect("parses");
+        let options = DockerfileOptions {
+            context: context.path().to_path_buf(),
+            ..DockerfileOptions::default()
+        };
+        let plan = lower(&parsed, sources, &options)
+            .map_err(|e| e.0)
+            .expect("lowers");
+        let image = plan.images.last().expect("an image");
+        image
+            .stages
+            .iter()
+            .flat_map(|s| {
+                let o = &s.options;
+                o.history_before
+                    .iter()
+                    .chain(std::iter::once(&o.created_by).filter(|c| !c.is_empty()))
+                    .chain(&o.history_after)
+                    .cloned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn copy_flags_heredocs_and_continuations() {
+        assert_eq!(
+            history(
+                "FROM scratch\nCOPY --chown=1:1 --chmod=644 f /f\nCOPY <<EOF /g\nbody line\nEOF\n\
+                 ARG A=1\nLABEL a=b \\\n  c=d\n"
+            ),
+            [
+                "COPY f /f # buildkit",
+                "COPY <<EOF /g # buildkit",
+                "ARG A=1",
+                "LABEL a=b c=d"
+            ]
+        );
+    }
 }

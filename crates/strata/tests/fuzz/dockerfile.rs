@@ -190,6 +190,7 @@ proptest! {
                     target: None,
                     build_args: vec![("X".into(), "v".into())],
                     tag: "t".into(),
+                    allow_insecure: false,
                 };
                 let _ = dockerfile::lower(&parsed, sources, &options);
             }
