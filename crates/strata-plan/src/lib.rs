@@ -277,6 +277,18 @@ pub struct StageOptions {
     /// containers of this stage; their values are inputs of the `dependencies*` stage that
     /// introduces them.
     pub dependency_env: Vec<DependencyEnv>,
+    /// What the image history says made this stage's layer (`created_by`): the instruction
+    /// as BuildKit writes it (`RUN /bin/sh -c make # buildkit`) or the stapel stage;
+    /// empty = `strata: image/stage`.
+    #[serde(default)]
+    pub created_by: String,
+    /// History entries without a layer written before this stage's own: instructions that
+    /// make no stage (a Dockerfile's `ARG`, `SHELL`) right before it.
+    #[serde(default)]
+    pub history_before: Vec<String>,
+    /// The same for such instructions after the image's last stage.
+    #[serde(default)]
+    pub history_after: Vec<String>,
 }
 
 /// One variable of werf's `dependencies` `imports`.

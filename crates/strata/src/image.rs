@@ -1,6 +1,7 @@
 //! Images in the local store: reading manifests and configs, making sure every layer has an
 //! unpacked snapshot to use as an overlay lower, and writing new images.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -210,12 +211,26 @@ pub fn push_stage_history(
     }
 }
 
+/// Adds history entries without a layer (instructions that made no stage), stamped now.
+pub fn push_empty_history(config: &mut ImageConfig, created_by: &[String]) {
+    for text in created_by {
+        config.history.push(oci::History {
+            created: Some(oci::build_time()),
+            created_by: text.clone(),
+            comment: String::new(),
+            empty_layer: true,
+        });
+    }
+}
+
 /// Writes config and manifest blobs for an image made of `layers` and `config`; the manifest
-/// carries the config's creation time, if it has one, as `org.opencontainers.image.created`.
+/// carries `annotations` and the config's creation time, if it has one, as
+/// `org.opencontainers.image.created`.
 pub fn write_image(
     store: &LocalStore,
     config: &ImageConfig,
     layers: &[LayerRecord],
+    annotations: &BTreeMap<String, String>,
 ) -> anyhow::Result<WrittenImage> {
     let config_bytes = serde_json::to_vec(config).context("serialize image config")?;
     let config_digest = store.write_blob(&config_bytes)?;
@@ -225,6 +240,7 @@ pub fn write_image(
         config_bytes.len() as u64,
         layers,
         config.created.as_deref(),
+        annotations,
     )?;
     Ok(WrittenImage {
         manifest,
@@ -232,13 +248,15 @@ pub fn write_image(
     })
 }
 
-/// Writes an OCI manifest of the config blob `config` (`config_size` bytes) and `layers`.
+/// Writes an OCI manifest of the config blob `config` (`config_size` bytes) and `layers`, with
+/// `annotations` and the creation time.
 pub fn write_manifest(
     store: &LocalStore,
     config: Digest,
     config_size: u64,
     layers: &[LayerRecord],
     created: Option<&str>,
+    annotations: &BTreeMap<String, String>,
 ) -> anyhow::Result<Digest> {
     let manifest = Manifest {
         schema_version: 2,
@@ -259,13 +277,45 @@ pub fn write_manifest(
                 annotations: Default::default(),
             })
             .collect(),
-        annotations: created
-            .iter()
-            .map(|c| (oci::CREATED.to_string(), c.to_string()))
+        annotations: annotations
+            .clone()
+            .into_iter()
+            .chain(created.map(|c| (oci::CREATED.to_string(), c.to_string())))
             .collect(),
     };
     let bytes = serde_json::to_vec(&manifest).context("serialize image manifest")?;
     Ok(store.write_blob(&bytes)?)
+}
+
+/// The base-image annotations of an image made from `parent` (`org.opencontainers.image.base.name`
+/// and `.base.digest`, as buildah and podman set them; BuildKit sets none): on a registry or
+/// local image named `reference`, that name fully qualified and the digest of its manifest;
+/// otherwise (a later stage, an image built on another image of the plan) the parent's, so
+/// they reach the image's last stage.
+pub fn base_annotations(
+    parent: Option<&StoredImage>,
+    reference: Option<&str>,
+) -> BTreeMap<String, String> {
+    match (parent, reference) {
+        (Some(parent), Some(reference)) => {
+            let name = reference
+                .parse::<strata_registry::Reference>()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| reference.to_string());
+            BTreeMap::from([
+                (oci::BASE_NAME.to_string(), name),
+                (oci::BASE_DIGEST.to_string(), parent.digest.to_string()),
+            ])
+        }
+        (Some(parent), None) => parent
+            .manifest
+            .annotations
+            .iter()
+            .filter(|(k, _)| *k == oci::BASE_NAME || *k == oci::BASE_DIGEST)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        (None, _) => BTreeMap::new(),
+    }
 }
 
 /// Normalizes a local image reference: a name without tag or digest gets `:latest`.

@@ -22,6 +22,10 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// Annotation with the image's creation time (RFC 3339).
 pub const CREATED: &str = "org.opencontainers.image.created";
+/// Manifest annotation with the fully qualified name of the image this one is built on.
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Manifest annotation with the manifest digest of the image this one is built on.
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// A content descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

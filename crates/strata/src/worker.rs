@@ -263,14 +263,31 @@ impl<'a> LocalWorker<'a> {
             new_layer_bytes += add_layer(layer, &mut config, &mut layers);
             commit_millis += millis;
         }
-        image::push_stage_history(
-            &mut config,
-            &layers,
-            parent_layers,
-            &format!("strata: {}/{}", id.image, id.stage),
-            &format!("stage {}", job.digest.hex()),
-        );
-        let written = image::write_image(self.store, &config, &layers).map_err(other)?;
+        let history = &job.stage.options;
+        image::push_empty_history(&mut config, &history.history_before);
+        let created_by = match history.created_by.as_str() {
+            "" => format!("strata: {}/{}", id.image, id.stage),
+            text => text.to_string(),
+        };
+        // A stage with no text and no layer (a Dockerfile's `from`) adds no history entry:
+        // BuildKit's image history is the base's and one entry per instruction.
+        if layers.len() > parent_layers || !history.created_by.is_empty() {
+            image::push_stage_history(
+                &mut config,
+                &layers,
+                parent_layers,
+                &created_by,
+                &format!("stage {}", job.digest.hex()),
+            );
+        }
+        image::push_empty_history(&mut config, &history.history_after);
+        let base_reference = match (&job.image.base, job.parent_stage) {
+            (strata_plan::Base::Reference { reference, .. }, None) => Some(reference.as_str()),
+            _ => None,
+        };
+        let annotations = image::base_annotations(parent.as_ref(), base_reference);
+        let written =
+            image::write_image(self.store, &config, &layers, &annotations).map_err(other)?;
         let record = StageRecord {
             digest: job.digest,
             parent: job.parent_stage,

@@ -121,10 +121,13 @@ pub fn lower(
     options: &DockerfileOptions,
 ) -> std::result::Result<Plan, (Box<Diagnostic>, SourceMap)> {
     match Lowering::new(dockerfile, options).and_then(|mut l| l.stages(dockerfile)) {
-        Ok((images, default_images)) => Ok(Plan {
+        Ok((mut images, default_images)) => Ok(Plan {
             project: None,
             context_dir: options.context.clone(),
-            images,
+            images: {
+                super::history::set_created_by(&mut images, dockerfile, &sources);
+                images
+            },
             notes: dockerfile
                 .warnings
                 .iter()

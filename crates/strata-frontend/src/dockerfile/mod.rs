@@ -95,6 +95,7 @@
 
 pub mod context_files;
 mod expand;
+mod history;
 pub mod ignore;
 mod instructions;
 mod lines;

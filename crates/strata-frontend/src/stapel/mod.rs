@@ -93,6 +93,26 @@ pub fn lower(
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
+    set_created_by(&mut images);
     lower::dockerfile_images(config, dir, &mut images, sources)?;
     Ok((images, state.notes))
+}
+
+/// The history text of each stapel stage: `strata: <image>/<stage>`, then the stage's user
+/// commands when it has any (`strata: app/install: apt-get update; make`). werf's own images
+/// carry what the container runtime's commit wrote; this names the stage instead.
+fn set_created_by(images: &mut [Image]) {
+    for image in images {
+        let name = image.name.to_string();
+        for stage in &mut image.stages {
+            let commands = stage.inputs.iter().find_map(|i| match i {
+                strata_plan::DigestInput::Commands { commands } => Some(commands.join("; ")),
+                _ => None,
+            });
+            stage.options.created_by = match commands {
+                Some(c) => format!("strata: {name}/{}: {c}", stage.name),
+                None => format!("strata: {name}/{}", stage.name),
+            };
+        }
+    }
 }

@@ -91,7 +91,7 @@ pub fn import(
         created_by: "strata import".to_string(),
         ..History::default()
     });
-    let written = image::write_image(store, &config, &[layer])?;
+    let written = image::write_image(store, &config, &[layer], &Default::default())?;
     let reference = normalize_reference(name);
     store.sync()?;
     let updated_unix = crate::unix_now();

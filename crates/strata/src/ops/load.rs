@@ -377,8 +377,14 @@ fn docker_images(
             });
         }
         let config = store.write_blob(&config_bytes)?;
-        let manifest =
-            image::write_manifest(store, config, config_bytes.len() as u64, &layers, None)?;
+        let manifest = image::write_manifest(
+            store,
+            config,
+            config_bytes.len() as u64,
+            &layers,
+            None,
+            &Default::default(),
+        )?;
         out.push((manifest, entry.repo_tags));
     }
     Ok(out)

@@ -259,6 +259,19 @@ fn stapel_on(producer: Producer) {
         .current_dir(&dir));
     let seen = s.ok(&["run", "app", "--", "cat", "/seen"]);
     assert_eq!(seen, format!("{}\n", producer.marker()));
+    // The producer's history, then one entry per stapel stage naming it and its commands.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&s.ok(&["inspect", "app"])).expect("inspect JSON");
+    let history: Vec<&str> = inspect["config"]["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["created_by"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        history.contains(&"strata: app/install: cat /producer > /seen"),
+        "{history:?}"
+    );
 }
 
 macro_rules! on_producers {
@@ -538,7 +551,10 @@ fn docker_shows_strata_metadata_and_source_date_epoch_fixes_it() {
         run(w
             .docker()
             .args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", &to]));
-    assert!(history.contains("strata: meta/"), "{history}");
+    assert!(
+        history.contains("RUN /bin/sh -c echo b > /b # buildkit"),
+        "{history}"
+    );
     let inspect: serde_json::Value =
         serde_json::from_str(&s.ok(&["inspect", "meta"])).expect("inspect JSON");
     let history = inspect["config"]["history"].as_array().expect("history");
@@ -568,6 +584,99 @@ fn docker_shows_strata_metadata_and_source_date_epoch_fixes_it() {
         again["config"]["history"], config["history"],
         "history differs between two builds at one epoch"
     );
+}
+
+/// The image history strata writes for a Dockerfile is the one BuildKit writes: the same
+/// `created_by` per instruction (docs/architecture.md names what still differs).
+#[test]
+fn dockerfile_history_is_buildkits() {
+    let w = world();
+    let dockerfile = format!(
+        "FROM {}\nARG V=1\nENV A=b C=d\nWORKDIR /app\nCOPY f /f\nRUN echo hi > /x\n\
+         RUN echo $V\nRUN [\"sh\", \"-c\", \"true\"]\nLABEL k=v\nUSER root\n\
+         EXPOSE 80\nVOLUME /data\nSHELL [\"/bin/sh\", \"-ec\"]\nENTRYPOINT [\"sh\"]\n\
+         CMD echo done\nARG LAST=1\n",
+        w.base()
+    );
+    let ctx = w.root.join("contexts").join("history");
+    fs::create_dir_all(&ctx).expect("mkdir context");
+    fs::write(ctx.join("Dockerfile"), &dockerfile).expect("write Dockerfile");
+    fs::write(ctx.join("f"), "f\n").expect("write f");
+    let theirs = format!("{}/history/docker:1", w.registry);
+    run(w
+        .docker()
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "--network", "host", "-t", &theirs])
+        .arg(&ctx));
+    let s = Strata::new();
+    fs::write(s.work().join("f"), "f\n").expect("write f");
+    s.build_dockerfile(&dockerfile, "history");
+    let ours = format!("{}/history/strata:1", w.registry);
+    s.ok(&["push", "history", &ours]);
+    run(w.docker().args(["pull", &ours]));
+    let created_by = |image: &str| -> Vec<String> {
+        run(w
+            .docker()
+            .args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", image]))
+        .lines()
+        .map(str::to_string)
+        .collect()
+    };
+    assert_eq!(created_by(&ours), created_by(&theirs));
+}
+
+/// The manifest of `image` in the suite's registry, as skopeo reads it.
+fn raw_manifest(image: &str) -> serde_json::Value {
+    let w = world();
+    let raw = run(Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .args(w.registry_flags(""))
+        .arg(format!("docker://{image}")));
+    serde_json::from_str(&raw).expect("manifest JSON")
+}
+
+/// Images built on a registry image carry `org.opencontainers.image.base.name` and
+/// `.base.digest` naming it (as buildah and podman set them), through later stages and a
+/// `FROM` of an earlier stage; an image from scratch carries none.
+#[test]
+fn pushed_images_name_their_base() {
+    let w = world();
+    let base = w.base();
+    let digest = run(Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}"])
+        .args(w.registry_flags(""))
+        .arg(format!("docker://{base}")));
+    let s = Strata::new();
+    let cases = [
+        (
+            "on-base",
+            format!("FROM {base}\nRUN echo a > /a\nENV A=1\n"),
+        ),
+        (
+            "on-stage",
+            format!("FROM {base} AS one\nRUN echo a > /a\nFROM one\nRUN echo b > /b\n"),
+        ),
+        ("scratch", "FROM scratch\nENV A=1\n".to_string()),
+    ];
+    for (tag, dockerfile) in &cases {
+        s.build_dockerfile(dockerfile, tag);
+        let to = format!("{}/based/{tag}:1", w.registry);
+        s.ok(&["push", tag, &to]);
+        let annotations = raw_manifest(&to)["annotations"].clone();
+        let name = &annotations["org.opencontainers.image.base.name"];
+        let base_digest = &annotations["org.opencontainers.image.base.digest"];
+        if *tag == "scratch" {
+            assert!(name.is_null() && base_digest.is_null(), "{annotations}");
+        } else {
+            assert_eq!(name, &serde_json::json!(base), "{tag}: {annotations}");
+            assert_eq!(
+                base_digest,
+                &serde_json::json!(digest.trim()),
+                "{tag}: {annotations}"
+            );
+        }
+    }
 }
 
 /// strata loads an archive a tool wrote and runs the image under the name it records.
