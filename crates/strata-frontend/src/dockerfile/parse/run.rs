@@ -29,61 +29,35 @@ impl Parser {
         for f in flags.0.iter().filter(|f| f.name == "mount") {
             mounts.push(self.mount(cx, f)?);
         }
-        let network = match flags.get("network") {
-            None => None,
-            Some(f) => {
-                let word = f.value.clone().unwrap_or_else(|| Word {
-                    text: String::new(),
-                    span: f.span,
-                });
-                let value = match word.text.as_str() {
-                    "default" => Network::Default,
-                    "none" => Network::None,
-                    "host" => Network::Host,
-                    other => {
-                        return Err(Box::new(
-                            Diagnostic::new(
-                                format!("unsupported network mode `{other}`"),
-                                Some(word.span),
-                            )
-                            .label("not a network mode")
-                            .help("use `--network=none`, `--network=host` or `--network=default`"),
-                        ));
-                    }
-                };
-                Some(Spanned {
-                    value,
-                    span: word.span,
-                })
-            }
-        };
-        let security = match flags.get("security") {
-            None => None,
-            Some(f) => {
-                let word = f.value.clone().unwrap_or_else(|| Word {
-                    text: String::new(),
-                    span: f.span,
-                });
-                let value = match word.text.as_str() {
-                    "sandbox" => Security::Sandbox,
-                    "insecure" => Security::Insecure,
-                    other => {
-                        return Err(Box::new(
-                            Diagnostic::new(
-                                format!("unsupported security mode `{other}`"),
-                                Some(word.span),
-                            )
-                            .label("not a security mode")
-                            .help("use `--security=insecure` or `--security=sandbox`"),
-                        ));
-                    }
-                };
-                Some(Spanned {
-                    value,
-                    span: word.span,
-                })
-            }
-        };
+        let network = flags
+            .get("network")
+            .map(|f| {
+                keyword(
+                    f,
+                    &[
+                        ("default", Network::Default),
+                        ("none", Network::None),
+                        ("host", Network::Host),
+                    ],
+                    "network mode",
+                    "use `--network=none`, `--network=host` or `--network=default`",
+                )
+            })
+            .transpose()?;
+        let security = flags
+            .get("security")
+            .map(|f| {
+                keyword(
+                    f,
+                    &[
+                        ("sandbox", Security::Sandbox),
+                        ("insecure", Security::Insecure),
+                    ],
+                    "security mode",
+                    "use `--security=insecure` or `--security=sandbox`",
+                )
+            })
+            .transpose()?;
         Ok(Instruction::Run(Run {
             command,
             heredocs,
@@ -411,6 +385,34 @@ impl Parser {
             m.sharing = Some(Sharing::Shared);
         }
         Ok(m)
+    }
+}
+
+/// The value of a flag that takes one of `choices` (`--network=none`), or an error at the
+/// value naming `what` with `help`.
+fn keyword<T: std::marker::Copy>(
+    flag: &FlagValue,
+    choices: &[(&str, T)],
+    what: &str,
+    help: &str,
+) -> Result<Spanned<T>> {
+    let word = flag.value.clone().unwrap_or_else(|| Word {
+        text: String::new(),
+        span: flag.span,
+    });
+    match choices.iter().find(|(name, _)| *name == word.text) {
+        Some((_, value)) => Ok(Spanned {
+            value: *value,
+            span: word.span,
+        }),
+        None => Err(Box::new(
+            Diagnostic::new(
+                format!("unsupported {what} `{}`", word.text),
+                Some(word.span),
+            )
+            .label(format!("not a {what}"))
+            .help(help),
+        )),
     }
 }
 
