@@ -177,6 +177,17 @@ pub struct Descriptor {
     /// Annotations.
     #[serde(default, deserialize_with = "null_default")]
     pub annotations: BTreeMap<String, String>,
+    /// Where else the blob may be fetched from (the OCI spec's `urls`, set on foreign,
+    /// non-distributable layers that registries do not hold).
+    #[serde(default, deserialize_with = "null_default")]
+    pub urls: Vec<String>,
+}
+
+/// Whether a layer is non-distributable (OCI's `nondistributable` types, Docker's foreign
+/// layers): such a blob is not uploaded when its descriptor says where else it lives.
+pub fn is_nondistributable(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+        || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
 }
 
 /// Reads an absent or `null` field as its default: Docker and BuildKit write `"Env": null`,

@@ -416,6 +416,7 @@ pub fn image(store: &LocalStore, seeds: &[&str], arch: &str, layer_type: &str) -
             diff_id: Digest::of(&tar),
             size: blob.len() as u64,
             media_type: layer_type.to_string(),
+            urls: Vec::new(),
         });
     }
     let diff_ids: Vec<String> = layers
