@@ -120,8 +120,7 @@ pub fn with_compression(
     let mut manifest = image.manifest.clone();
     let mut changed = false;
     for (descriptor, layer) in manifest.layers.iter_mut().zip(image.layer_records()) {
-        let foreign = descriptor.media_type.contains("nondistributable")
-            || descriptor.media_type.contains("foreign");
+        let foreign = strata_registry::manifest::is_nondistributable(&descriptor.media_type);
         let Some(from) = strata_layer::Compression::from_media_type(&descriptor.media_type) else {
             continue;
         };

@@ -77,7 +77,9 @@ pub enum Error {
         reference: String,
     },
     /// A foreign layer the registry lacks could not be fetched from any of its `urls`.
-    #[error("foreign layer {digest} of {reference} is not in the registry and none of its URLs served it: {tried}")]
+    #[error(
+        "foreign layer {digest} of {reference} is not in the registry and none of its URLs served it: {tried}"
+    )]
     Foreign {
         /// The layer.
         digest: Digest,

@@ -311,7 +311,9 @@ impl Client {
                         reason: format!("`{url}` is not an http(s) URL"),
                     });
                 }
-                let response = self.http().get_plain(url, format!("GET foreign layer {digest}"))?;
+                let response = self
+                    .http()
+                    .get_plain(url, format!("GET foreign layer {digest}"))?;
                 match response.status().as_u16() {
                     200 => ingest_body(store, response, digest, descriptor.size, url),
                     status => Err(Error::Status {
@@ -347,9 +349,8 @@ fn ingest_body(
     source: &str,
 ) -> Result<u64, Error> {
     let source = source.to_string();
-    let store_err = |context: String| {
-        move |source: strata_store::Error| Error::Store { context, source }
-    };
+    let store_err =
+        |context: String| move |source: strata_store::Error| Error::Store { context, source };
     let mut ingest = store
         .ingest()
         .map_err(store_err(format!("starting ingest of blob {digest}")))?;
@@ -397,18 +398,15 @@ fn ingest_body(
     }
     match ingest.commit(Some(&digest)) {
         Ok(_) => Ok(got),
-        Err(strata_store::Error::DigestMismatch { actual, .. }) => {
-            Err(Error::DigestMismatch {
-                what: format!("blob {digest}"),
-                reference: source.clone(),
-                expected: digest,
-                actual,
-            })
-        }
+        Err(strata_store::Error::DigestMismatch { actual, .. }) => Err(Error::DigestMismatch {
+            what: format!("blob {digest}"),
+            reference: source.clone(),
+            expected: digest,
+            actual,
+        }),
         Err(source) => Err(Error::Store {
             context: format!("committing blob {digest}"),
             source,
         }),
     }
 }
-
