@@ -227,8 +227,8 @@ pub struct Index {
 /// A parsed manifest of either kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Manifest {
-    /// An image manifest.
-    Image(ImageManifest),
+    /// An image manifest (boxed: its inline config descriptor makes it far larger than an index).
+    Image(Box<ImageManifest>),
     /// An index of manifests.
     Index(Index),
 }
@@ -280,7 +280,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Error
         (Some(config), layers, None)
             if matches!(media_type.as_str(), OCI_MANIFEST | DOCKER_MANIFEST | "") =>
         {
-            Ok(Manifest::Image(ImageManifest {
+            Ok(Manifest::Image(Box::new(ImageManifest {
                 media_type: if media_type.is_empty() {
                     OCI_MANIFEST.to_string()
                 } else {
@@ -289,7 +289,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Error
                 config,
                 layers: layers.unwrap_or_default(),
                 annotations: raw.annotations,
-            }))
+            })))
         }
         (None, None, Some(manifests))
             if matches!(media_type.as_str(), OCI_INDEX | DOCKER_LIST | "") =>
@@ -593,6 +593,7 @@ mod tests {
                 variant: variant.map(String::from),
             }),
             annotations: BTreeMap::new(),
+            urls: Vec::new(),
         };
         let index = Index {
             media_type: OCI_INDEX.into(),
