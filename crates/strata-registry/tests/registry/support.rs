@@ -67,7 +67,8 @@ impl Registry {
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{}\n",
+             http:\n  addr: 127.0.0.1:{}\n\
+             validation:\n  manifests:\n    urls:\n      allow:\n        - '^http://127\\.0\\.0\\.1:'\n",
             root.join("storage").display(),
             self.port
         );
