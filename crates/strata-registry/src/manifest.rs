@@ -177,6 +177,17 @@ pub struct Descriptor {
     /// Annotations.
     #[serde(default, deserialize_with = "null_default")]
     pub annotations: BTreeMap<String, String>,
+    /// Where else the blob may be fetched from (the OCI spec's `urls`, set on foreign,
+    /// non-distributable layers that registries do not hold).
+    #[serde(default, deserialize_with = "null_default")]
+    pub urls: Vec<String>,
+}
+
+/// Whether a layer is non-distributable (OCI's `nondistributable` types, Docker's foreign
+/// layers): such a blob is not uploaded when its descriptor says where else it lives.
+pub fn is_nondistributable(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+        || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
 }
 
 /// Reads an absent or `null` field as its default: Docker and BuildKit write `"Env": null`,
@@ -216,8 +227,8 @@ pub struct Index {
 /// A parsed manifest of either kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Manifest {
-    /// An image manifest.
-    Image(ImageManifest),
+    /// An image manifest (boxed: its inline config descriptor makes it far larger than an index).
+    Image(Box<ImageManifest>),
     /// An index of manifests.
     Index(Index),
 }
@@ -269,7 +280,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Error
         (Some(config), layers, None)
             if matches!(media_type.as_str(), OCI_MANIFEST | DOCKER_MANIFEST | "") =>
         {
-            Ok(Manifest::Image(ImageManifest {
+            Ok(Manifest::Image(Box::new(ImageManifest {
                 media_type: if media_type.is_empty() {
                     OCI_MANIFEST.to_string()
                 } else {
@@ -278,7 +289,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Error
                 config,
                 layers: layers.unwrap_or_default(),
                 annotations: raw.annotations,
-            }))
+            })))
         }
         (None, None, Some(manifests))
             if matches!(media_type.as_str(), OCI_INDEX | DOCKER_LIST | "") =>
@@ -582,6 +593,7 @@ mod tests {
                 variant: variant.map(String::from),
             }),
             annotations: BTreeMap::new(),
+            urls: Vec::new(),
         };
         let index = Index {
             media_type: OCI_INDEX.into(),

@@ -200,6 +200,9 @@ pub struct LayerRecord {
     pub size: u64,
     /// Its OCI media type.
     pub media_type: String,
+    /// Where the blob is served besides registries (foreign layers); carried into manifests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
 }
 
 /// One named input that went into a stage digest.

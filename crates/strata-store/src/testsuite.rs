@@ -57,6 +57,7 @@ fn record(digest: Digest, writer: &str) -> StageRecord {
             diff_id: Digest::of(b"diff"),
             size: 42,
             media_type: "application/vnd.oci.image.layer.v1.tar+zstd".into(),
+            urls: Vec::new(),
         }],
         inputs: vec![RecordedInput {
             name: "commands".into(),
@@ -307,6 +308,7 @@ pub fn conversions_round_trip(store: &dyn Store) {
         diff_id: Digest::of(b"diff"),
         size: 7,
         media_type: format!("application/vnd.oci.image.layer.v1.tar+{kind}"),
+        urls: Vec::new(),
     };
     assert_eq!(ok(store.converted_layer(&source, "gzip"), "missing"), None);
     ok(

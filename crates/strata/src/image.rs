@@ -59,6 +59,7 @@ impl StoredImage {
                 diff_id: *diff_id,
                 size: d.size,
                 media_type: d.media_type.clone(),
+                urls: d.urls.clone(),
             })
             .collect()
     }
@@ -119,8 +120,7 @@ pub fn with_compression(
     let mut manifest = image.manifest.clone();
     let mut changed = false;
     for (descriptor, layer) in manifest.layers.iter_mut().zip(image.layer_records()) {
-        let foreign = descriptor.media_type.contains("nondistributable")
-            || descriptor.media_type.contains("foreign");
+        let foreign = strata_registry::manifest::is_nondistributable(&descriptor.media_type);
         let Some(from) = strata_layer::Compression::from_media_type(&descriptor.media_type) else {
             continue;
         };
@@ -168,6 +168,8 @@ fn convert_layer(
         diff_id: layer.diff_id,
         size,
         media_type: to.media_type().to_string(),
+        // A re-compressed layer is a new blob that only strata has: nowhere else serves it.
+        urls: Vec::new(),
     };
     store.put_converted_layer(&layer.digest, &kind, &converted)?;
     Ok(converted)
@@ -266,6 +268,7 @@ pub fn write_manifest(
             digest: config,
             size: config_size,
             annotations: Default::default(),
+            urls: Vec::new(),
         },
         layers: layers
             .iter()
@@ -275,6 +278,7 @@ pub fn write_manifest(
                 digest: l.digest,
                 size: l.size,
                 annotations: Default::default(),
+                urls: l.urls.clone(),
             })
             .collect(),
         annotations: annotations
@@ -361,6 +365,7 @@ mod tests {
             diff_id: Digest::of(&tar),
             size: tar.len() as u64,
             media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+            urls: Vec::new(),
         }
     }
 

@@ -44,6 +44,13 @@ pub struct Descriptor {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub annotations: BTreeMap<String, String>,
+    /// Other places the blob is served from (foreign, non-distributable layers).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub urls: Vec<String>,
 }
 
 /// An image manifest.

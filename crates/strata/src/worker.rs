@@ -518,6 +518,7 @@ impl<'a> LocalWorker<'a> {
             diff_id: stats.diff_id,
             size,
             media_type: self.options.compression.media_type().to_string(),
+            urls: Vec::new(),
         };
         Ok((Some(layer), commit_started.elapsed().as_millis() as u64))
     }

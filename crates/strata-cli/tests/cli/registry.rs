@@ -40,7 +40,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - '^http://127\\.0\\.0\\.1:'\n",
                 self.dir.path().join("data").display(),
                 self.port
             ),
@@ -277,4 +277,251 @@ fn a_push_cut_by_a_dying_registry_completes_on_rerun() {
     );
     b.build_ok(&dir);
     assert_eq!(b.run_sh("p", "cat /size").trim(), "60000000");
+}
+
+/// A one-file HTTP server on 127.0.0.1 that answers every request with `body` and records
+/// whether any request carried an `Authorization` header.
+struct BlobServer {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl BlobServer {
+    fn start(body: Vec<u8>) -> BlobServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                seen.lock().unwrap().push(head);
+                let mut out = &stream;
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = out.write_all(&body);
+            }
+        });
+        BlobServer { port, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/layer.tar.gz", self.port)
+    }
+
+    fn saw_authorization(&self) -> bool {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h.to_ascii_lowercase().contains("\nauthorization:"))
+    }
+}
+
+/// Uploads `bytes` as a blob of `repository` with curl (POST, then PUT with the digest).
+fn upload_blob(registry: &Registry, repository: &str, bytes: &[u8]) -> String {
+    let digest = strata_digest::Digest::of(bytes).to_string();
+    let out = Command::new("curl")
+        .args(["-sf", "-X", "POST", "-D", "-", "-o", "/dev/null"])
+        .arg(format!(
+            "http://{}/v2/{repository}/blobs/uploads/",
+            registry.host()
+        ))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).to_string();
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .unwrap_or_else(|| panic!("no upload location: {headers}"))
+        .trim()
+        .to_string();
+    let location = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{}{location}", registry.host())
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let mut put = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+        ])
+        .arg("--data-binary")
+        .arg("@-")
+        .arg(format!("{location}{sep}digest={digest}"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    put.stdin.take().unwrap().write_all(bytes).unwrap();
+    assert!(put.wait().unwrap().success(), "blob upload failed");
+    digest
+}
+
+/// Pushes to `registry` an image whose only layer is foreign: its descriptor has `url`, and
+/// the registry has no blob of it. Returns the reference and the layer digest.
+fn push_foreign_image(registry: &Registry, url_of: impl Fn(&[u8]) -> String) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("foreign.txt"), "from elsewhere\n").unwrap();
+    let tar = Command::new("tar")
+        .args(["-cf", "-", "-C"])
+        .arg(dir.path())
+        .arg("foreign.txt")
+        .output()
+        .unwrap()
+        .stdout;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let blob = gz.finish().unwrap();
+    let layer = strata_digest::Digest::of(&blob).to_string();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [strata_digest::Digest::of(&tar).to_string()]}
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = upload_blob(registry, "base/foreign", &config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                    "digest": layer, "size": blob.len(), "urls": [url_of(&blob)]}]
+    });
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-X", "PUT", "-H"])
+        .arg("Content-Type: application/vnd.oci.image.manifest.v1+json")
+        .arg("--data-binary")
+        .arg(serde_json::to_string(&manifest).unwrap())
+        .arg(format!(
+            "http://{}/v2/base/foreign/manifests/1",
+            registry.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "manifest push: {} {}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (format!("{}/base/foreign:1", registry.host()), layer)
+}
+
+fn registry_has_blob(registry: &Registry, repository: &str, digest: &str) -> bool {
+    Command::new("curl")
+        .args(["-sf", "-I"])
+        .arg(format!(
+            "http://{}/v2/{repository}/blobs/{digest}",
+            registry.host()
+        ))
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn foreign_layers_come_from_their_urls_and_are_not_pushed() {
+    let registry = Registry::start();
+    let server = std::sync::OnceLock::new();
+    let (base, layer) = push_foreign_image(&registry, |blob| {
+        server
+            .get_or_init(|| BlobServer::start(blob.to_vec()))
+            .url()
+    });
+    let server = server.get().unwrap();
+    assert!(!registry_has_blob(&registry, "base/foreign", &layer));
+
+    let env = Env::empty();
+    let dir = env.project(
+        "child",
+        &format!("image: child\nfrom: {base}\ndocker:\n  ENV:\n    MODE: prod\n"),
+    );
+    env.build_ok(&dir);
+    assert!(
+        !server.requests.lock().unwrap().is_empty(),
+        "the url was not used"
+    );
+    assert!(
+        !server.saw_authorization(),
+        "registry credentials went to the url"
+    );
+
+    let pushed = format!("{}/team/child:1", registry.host());
+    let out = env.strata(&["push", "child", &pushed]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!registry_has_blob(&registry, "team/child", &layer));
+    let manifest = Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg(format!(
+            "http://{}/v2/team/child/manifests/1",
+            registry.host()
+        ))
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest.stdout).unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], layer.as_str());
+    assert_eq!(manifest["layers"][0]["urls"][0], server.url().as_str());
+}
+
+#[test]
+fn a_foreign_layer_with_wrong_bytes_is_refused() {
+    let registry = Registry::start();
+    // As long as the layer, so only its digest tells it is wrong.
+    let server = std::sync::OnceLock::new();
+    let (base, layer) = push_foreign_image(&registry, |blob| {
+        server
+            .get_or_init(|| BlobServer::start(vec![b'x'; blob.len()]))
+            .url()
+    });
+    let server = server.get().unwrap();
+    let env = Env::empty();
+    let before = crate::support::store_listing(env.store.path());
+    let dir = env.project("child", &format!("image: child\nfrom: {base}\n"));
+    let out = env.build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&layer) && stderr.contains(&server.url()) && stderr.contains("digest"),
+        "{stderr}"
+    );
+    // Nothing but blobs arrived (the config, pulled before the layers, is unreferenced
+    // garbage for gc), and not the wrong layer bytes under any name.
+    let after = crate::support::store_listing(env.store.path());
+    let added: Vec<_> = after.iter().filter(|e| !before.contains(e)).collect();
+    let hex = layer.trim_start_matches("sha256:");
+    assert!(
+        added.len() <= 2
+            && added
+                .iter()
+                .all(|(p, _)| p.starts_with("blobs/") && !p.contains(hex)),
+        "{added:?}"
+    );
 }

@@ -285,6 +285,21 @@ impl Transport {
         }
     }
 
+    /// A `GET` of `url` on a server that is not a registry: no credentials, no token dance
+    /// (foreign layers are served by other parties, who must not see registry secrets).
+    /// The host's TLS settings ([`crate::tls`]) apply as for a registry of that name.
+    pub(crate) fn get_plain(&self, url: &str, op: String) -> Result<Response, Error> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| Error::Transport {
+                op: op.clone(),
+                url: url.to_string(),
+                source: Box::new(ureq::Error::Http(e.into())),
+            })?;
+        let host = uri.authority().map_or("", |a| a.as_str());
+        self.send_raw(&Request::new("GET", host, None, url.to_string(), op), None)
+    }
+
     fn send_raw(&self, req: &Request, authorization: Option<&str>) -> Result<Response, Error> {
         let transport = |source: ureq::Error| Error::Transport {
             op: req.op.clone(),

@@ -76,6 +76,18 @@ pub enum Error {
         /// Where it was looked for.
         reference: String,
     },
+    /// A foreign layer the registry lacks could not be fetched from any of its `urls`.
+    #[error(
+        "foreign layer {digest} of {reference} is not in the registry and none of its URLs served it: {tried}"
+    )]
+    Foreign {
+        /// The layer.
+        digest: Digest,
+        /// The image.
+        reference: String,
+        /// Each URL tried and why it failed.
+        tried: String,
+    },
     /// A blob body ended before its declared size. Transient.
     #[error("blob {digest} from {reference}: the body ended after {got} of {expected} bytes")]
     Truncated {

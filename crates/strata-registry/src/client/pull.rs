@@ -220,6 +220,7 @@ impl Client {
                     diff_id,
                     size: d.size,
                     media_type: d.media_type.clone(),
+                    urls: d.urls.clone(),
                 })
                 .collect(),
             downloaded,
@@ -257,7 +258,7 @@ impl Client {
             &format!("blobs/{digest}"),
         );
         let op = format!("GET blob {digest}");
-        http.retry(|| {
+        let fetched = http.retry(|| {
             let response = http.send(&Request::new(
                 "GET",
                 &reference.registry,
@@ -282,47 +283,91 @@ impl Client {
                     });
                 }
             }
-            let store_err = |context: String| {
-                move |source: strata_store::Error| Error::Store { context, source }
-            };
-            let mut ingest = store
-                .ingest()
-                .map_err(store_err(format!("starting ingest of blob {digest}")))?;
-            // Never more than size + 1 bytes: one more tells "too long" from "exact".
-            let mut body = response
-                .into_body()
-                .into_reader()
-                .take(size.saturating_add(1));
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut got = 0u64;
-            loop {
-                let n = match body.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    // The connection broke: whatever arrived is dropped with the ingest.
-                    Err(_) => {
-                        return Err(Error::Truncated {
-                            digest,
-                            reference: source.clone(),
-                            got,
-                            expected: size,
-                        });
-                    }
-                };
-                got += n as u64;
-                if got > size {
-                    return Err(Error::Oversized {
-                        digest,
-                        reference: source.clone(),
-                        size,
+            ingest_body(store, response, digest, size, &source)
+        });
+        match fetched {
+            Err(Error::NotFound { .. }) if !descriptor.urls.is_empty() => {
+                self.fetch_foreign(reference, descriptor, store).map(Some)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    /// Fetches a foreign layer the registry does not hold from the `urls` of its descriptor,
+    /// in order, without the registry's credentials (those URLs are other parties' servers).
+    fn fetch_foreign(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        store: &dyn Store,
+    ) -> Result<u64, Error> {
+        let digest = descriptor.digest;
+        let mut failures = Vec::new();
+        for url in &descriptor.urls {
+            let attempt = (|| {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(Error::Protocol {
+                        what: format!("foreign layer {digest}"),
+                        reason: format!("`{url}` is not an http(s) URL"),
                     });
                 }
-                ingest
-                    .write_all(&buf[..n])
-                    .map_err(|source| Error::IngestWrite { digest, source })?;
+                let response = self
+                    .http()
+                    .get_plain(url, format!("GET foreign layer {digest}"))?;
+                match response.status().as_u16() {
+                    200 => ingest_body(store, response, digest, descriptor.size, url),
+                    status => Err(Error::Status {
+                        op: format!("GET foreign layer {digest}"),
+                        url: url.clone(),
+                        status,
+                        detail: http::error_detail(response),
+                    }),
+                }
+            })();
+            match attempt {
+                Ok(n) => return Ok(n),
+                // A wrong blob is not worth another URL's try of a different one: report it.
+                Err(e @ Error::DigestMismatch { .. }) => return Err(e),
+                Err(e) => failures.push(e.to_string()),
             }
-            if got < size {
+        }
+        Err(Error::Foreign {
+            digest,
+            reference: reference.to_string(),
+            tried: failures.join("; "),
+        })
+    }
+}
+
+/// Streams a blob body into the store, committed only if it is exactly `size` bytes with
+/// `digest`; `source` names where it came from in errors.
+fn ingest_body(
+    store: &dyn Store,
+    response: http::Response,
+    digest: Digest,
+    size: u64,
+    source: &str,
+) -> Result<u64, Error> {
+    let source = source.to_string();
+    let store_err =
+        |context: String| move |source: strata_store::Error| Error::Store { context, source };
+    let mut ingest = store
+        .ingest()
+        .map_err(store_err(format!("starting ingest of blob {digest}")))?;
+    // Never more than size + 1 bytes: one more tells "too long" from "exact".
+    let mut body = response
+        .into_body()
+        .into_reader()
+        .take(size.saturating_add(1));
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // The connection broke: whatever arrived is dropped with the ingest.
+            Err(_) => {
                 return Err(Error::Truncated {
                     digest,
                     reference: source.clone(),
@@ -330,22 +375,38 @@ impl Client {
                     expected: size,
                 });
             }
-            match ingest.commit(Some(&digest)) {
-                Ok(_) => Ok(got),
-                Err(strata_store::Error::DigestMismatch { actual, .. }) => {
-                    Err(Error::DigestMismatch {
-                        what: format!("blob {digest}"),
-                        reference: source.clone(),
-                        expected: digest,
-                        actual,
-                    })
-                }
-                Err(source) => Err(Error::Store {
-                    context: format!("committing blob {digest}"),
-                    source,
-                }),
-            }
-        })
-        .map(Some)
+        };
+        got += n as u64;
+        if got > size {
+            return Err(Error::Oversized {
+                digest,
+                reference: source.clone(),
+                size,
+            });
+        }
+        ingest
+            .write_all(&buf[..n])
+            .map_err(|source| Error::IngestWrite { digest, source })?;
+    }
+    if got < size {
+        return Err(Error::Truncated {
+            digest,
+            reference: source.clone(),
+            got,
+            expected: size,
+        });
+    }
+    match ingest.commit(Some(&digest)) {
+        Ok(_) => Ok(got),
+        Err(strata_store::Error::DigestMismatch { actual, .. }) => Err(Error::DigestMismatch {
+            what: format!("blob {digest}"),
+            reference: source.clone(),
+            expected: digest,
+            actual,
+        }),
+        Err(source) => Err(Error::Store {
+            context: format!("committing blob {digest}"),
+            source,
+        }),
     }
 }

@@ -100,7 +100,13 @@ impl Client {
         let (converted, media_type) = match manifest::parse(&bytes, None).map_err(bad)? {
             Manifest::Image(image) => {
                 let converted = manifest::convert_image(&bytes, options.format).map_err(bad)?;
-                for d in std::iter::once(&image.config).chain(&image.layers) {
+                // A non-distributable layer with `urls` stays where they point (the OCI spec's
+                // rule; its descriptor goes out as it is): registries are not to carry it.
+                let distributable = image
+                    .layers
+                    .iter()
+                    .filter(|d| d.urls.is_empty() || !manifest::is_nondistributable(&d.media_type));
+                for d in std::iter::once(&image.config).chain(distributable) {
                     self.ensure_blob(store, to, d.digest, d.size, options, stats)?;
                 }
                 let media_type = match converted {

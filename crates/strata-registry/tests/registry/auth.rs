@@ -160,3 +160,67 @@ fn bearer_challenges_are_answered_with_a_token_from_the_realm() {
         "{err}"
     );
 }
+
+/// A foreign layer's URL gets a plain GET: the registry's credentials, needed for the
+/// manifest, never go to that other server.
+#[test]
+fn foreign_layer_urls_get_no_registry_credentials() {
+    use std::io::{BufRead, BufReader, Write};
+    use strata_store::Store;
+    let registry = Registry::with_htpasswd("builder", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("docker/config.json");
+    login(&registry.addr(), "builder", "s3cret", Some(&config)).unwrap();
+    let client = support::client_with(Options {
+        docker_config: Some(config.clone()),
+        ..Options::default()
+    });
+
+    let blob = b"foreign layer bytes".to_vec();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/layer", listener.local_addr().unwrap());
+    let served = blob.clone();
+    let heads = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut head = String::new();
+        let mut reader = BufReader::new(&stream);
+        while reader.read_line(&mut head).unwrap() > 0 && !head.ends_with("\r\n\r\n") {}
+        let mut out = &stream;
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            served.len()
+        )
+        .unwrap();
+        out.write_all(&served).unwrap();
+        head
+    });
+
+    let (_a, a) = support::store();
+    let layer = strata_digest::Digest::of(&blob);
+    let image_config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        strata_digest::Digest::of(b"diff")
+    );
+    let config_digest = a.write_blob(image_config.as_bytes()).unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip","digest":"{layer}","size":{},"urls":["{url}"]}}]}}"#,
+        image_config.len(),
+        blob.len()
+    );
+    // The source store lacks the foreign blob, as a builder that never pulled it would.
+    let manifest = a.write_blob(manifest.as_bytes()).unwrap();
+    let to: Reference = format!("{}/team/foreign:1", registry.addr())
+        .parse()
+        .unwrap();
+    let pushed = client
+        .push(&a, &manifest, &to, ManifestFormat::Oci)
+        .unwrap();
+    assert_eq!(pushed.uploaded, 1, "only the config is uploaded");
+
+    let (_b, b) = support::store();
+    client.pull(&to, &b).unwrap();
+    assert_eq!(b.read_blob(&layer).unwrap(), blob);
+    let head = heads.join().unwrap().to_ascii_lowercase();
+    assert!(!head.contains("\nauthorization:"), "{head}");
+}

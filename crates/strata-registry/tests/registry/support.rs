@@ -67,7 +67,8 @@ impl Registry {
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{}\n",
+             http:\n  addr: 127.0.0.1:{}\n\
+             validation:\n  manifests:\n    urls:\n      allow:\n        - '^http://127\\.0\\.0\\.1:'\n",
             root.join("storage").display(),
             self.port
         );
@@ -416,6 +417,7 @@ pub fn image(store: &LocalStore, seeds: &[&str], arch: &str, layer_type: &str) -
             diff_id: Digest::of(&tar),
             size: blob.len() as u64,
             media_type: layer_type.to_string(),
+            urls: Vec::new(),
         });
     }
     let diff_ids: Vec<String> = layers

@@ -127,6 +127,7 @@ fn write_oci(
             digest: image.digest,
             size: manifest_size,
             annotations: index_names(name),
+            urls: Vec::new(),
         }],
     };
     append(tar, "index.json", &serde_json::to_vec(&index)?)?;

@@ -76,6 +76,7 @@ pub fn import(
         diff_id: stats.diff_id,
         size,
         media_type: compression.media_type().into(),
+        urls: Vec::new(),
     };
     if meta.is_dir() {
         image::ensure_snapshot(store, &layer)?;

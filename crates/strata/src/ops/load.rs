@@ -374,6 +374,7 @@ fn docker_images(
                 diff_id,
                 size: *size,
                 media_type: compression.media_type().to_string(),
+                urls: Vec::new(),
             });
         }
         let config = store.write_blob(&config_bytes)?;
