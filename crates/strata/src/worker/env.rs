@@ -1,0 +1,108 @@
+//! The environment of build containers: the image's variables, werf's service variables and
+//! the values of a stage's `dependencies`.
+
+use anyhow::Context as _;
+use strata_plan::DependencyValue;
+use strata_solver::StageJob;
+
+use super::{DEFAULT_PATH, LocalWorker};
+use crate::image::StoredImage;
+use crate::oci::ImageConfig;
+use crate::toolbox;
+
+impl LocalWorker<'_> {
+    /// The values of the stage's `dependencies` variables.
+    pub(super) fn dependency_values(
+        &self,
+        job: &StageJob<'_>,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for dep in &job.stage.options.dependency_env {
+            let state = job
+                .dependencies
+                .iter()
+                .find(|(i, _)| *i == dep.image)
+                .map(|(_, s)| s)
+                .context("a dependency image was not built before this one")?;
+            let (repo, tag) = dep
+                .reference
+                .rsplit_once(':')
+                .unwrap_or((&dep.reference, "latest"));
+            let value = match dep.value {
+                DependencyValue::ImageName => dep.reference.clone(),
+                DependencyValue::ImageRepo => repo.to_string(),
+                DependencyValue::ImageTag => tag.to_string(),
+                DependencyValue::ImageDigest => state.manifest.to_string(),
+                DependencyValue::ImageId => StoredImage::load(self.store, &state.manifest)?
+                    .manifest
+                    .config
+                    .digest
+                    .to_string(),
+            };
+            out.push((dep.name.clone(), value));
+        }
+        Ok(out)
+    }
+
+    /// The environment of the stage's build containers (see [`build_env`]): with the toolbox
+    /// for stage scripts and shells, without for a Dockerfile's `RUN`.
+    pub(super) fn stage_env(
+        &self,
+        job: &StageJob<'_>,
+        config: &ImageConfig,
+        toolbox: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut extra = job.stage.options.service_env.clone();
+        extra.extend(self.dependency_values(job)?);
+        Ok(build_env(config, &extra, toolbox))
+    }
+}
+
+/// The environment of a build container: the image's and the service variables; for stage
+/// scripts (and shells looking inside a build) also the locale and the toolbox at the end of
+/// PATH. A Dockerfile's `RUN` sees exactly the image's PATH (BuildKit's default PATH when the
+/// image has none) and no locale it did not set, as under BuildKit: its shell is found on that
+/// PATH, never in the toolbox.
+pub(crate) fn build_env(
+    config: &ImageConfig,
+    service_env: &[(String, String)],
+    toolbox: bool,
+) -> Vec<String> {
+    let mut env = config.clone();
+    let path = config.env_var("PATH").unwrap_or(DEFAULT_PATH).to_string();
+    if toolbox {
+        env.set_env("PATH", &format!("{path}:{}/bin", toolbox::MOUNT_POINT));
+    } else {
+        env.set_env("PATH", &path);
+    }
+    if env.env_var("HOME").is_none() {
+        env.set_env("HOME", "/root");
+    }
+    if toolbox {
+        env.set_env("LANG", "C.UTF-8");
+        env.set_env("LC_ALL", "C.UTF-8");
+    }
+    for (k, v) in service_env {
+        env.set_env(k, v);
+    }
+    env.config.env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_appends_toolbox_and_locale() {
+        let mut config = ImageConfig::empty();
+        config.set_env("PATH", "/bin");
+        let env = build_env(&config, &[("WERF_COMMIT_HASH".into(), "abc".into())], true);
+        assert!(env.contains(&"PATH=/bin:/.strata/toolbox/bin".to_string()));
+        assert!(env.contains(&"LC_ALL=C.UTF-8".to_string()));
+        assert!(env.contains(&"WERF_COMMIT_HASH=abc".to_string()));
+        // A Dockerfile's RUN: the image's PATH exactly, no locale it did not set.
+        let env = build_env(&config, &[], false);
+        assert!(env.contains(&"PATH=/bin".to_string()));
+        assert!(!env.iter().any(|e| e.starts_with("LC_ALL=")));
+    }
+}

@@ -1,0 +1,83 @@
+//! The inputs of stages whose digest needs their parent built first ([`LateInputs`]): the
+//! checksums of imported files, and werf's git policy: `gitCache` (a stage of its own once the
+//! patch since the parent's commits reaches [`git::GIT_CACHE_THRESHOLD`]) and
+//! `gitLatestPatch` (keyed by the identity of each mapping's patch).
+
+use strata_plan::{DigestInput, LateInputs, Op};
+use strata_solver::{ExecError, StageJob};
+use strata_store::Store;
+
+use super::{LocalWorker, other};
+use crate::git;
+
+impl LocalWorker<'_> {
+    pub(super) fn git_late_inputs(
+        &self,
+        job: &StageJob<'_>,
+        kind: &LateInputs,
+    ) -> Result<Option<Vec<DigestInput>>, ExecError> {
+        if *kind == LateInputs::Imports {
+            self.ensure_inputs_local(job)?;
+            let mut inputs = Vec::new();
+            for (index, step) in job.stage.steps.iter().enumerate() {
+                if let Op::Import(import) = &step.op {
+                    let sum = crate::import::checksum(self.store, import, job.dependencies)
+                        .map_err(|e| ExecError::Step {
+                            step: index,
+                            message: format!("{e:#}"),
+                        })?;
+                    inputs.push(DigestInput::Param {
+                        key: format!("import[{index}].files"),
+                        value: sum.hex(),
+                    });
+                }
+            }
+            for (name, value) in self.dependency_values(job).map_err(other)? {
+                inputs.push(DigestInput::Param {
+                    key: format!("dependency.{name}"),
+                    value,
+                });
+            }
+            return Ok(Some(inputs));
+        }
+        let parent = match &job.parent_stage {
+            Some(d) => self.store.stage(d).map_err(other)?,
+            None => None,
+        };
+        // A parent built in this very build is at the mappings' commits: nothing to apply.
+        let Some(parent) = parent else {
+            return Ok(None);
+        };
+        let mut size = 0;
+        let mut patches = Vec::new();
+        for (i, mapping) in job.image.git.iter().enumerate() {
+            let Some(from) = parent.meta.get(&git::commit_key(i)) else {
+                continue;
+            };
+            if from == &mapping.commit {
+                continue;
+            }
+            let changes = git::change_set(mapping, from).map_err(other)?;
+            if changes.is_empty() {
+                continue;
+            }
+            size += changes.patch_size;
+            patches.push(DigestInput::Git {
+                key: format!("git[{i}].patch"),
+                value: changes.identity.hex(),
+            });
+        }
+        Ok(match kind {
+            LateInputs::GitCache if size >= git::GIT_CACHE_THRESHOLD => {
+                Some(vec![DigestInput::Git {
+                    key: "gitCache.sizeMiB".into(),
+                    value: (size >> 20).to_string(),
+                }])
+            }
+            LateInputs::GitCache => None,
+            LateInputs::GitLatestPatch if patches.is_empty() => None,
+            LateInputs::GitLatestPatch => Some(patches),
+            LateInputs::Imports => unreachable!("answered above"),
+        })
+    }
+}

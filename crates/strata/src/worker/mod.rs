@@ -1,0 +1,207 @@
+//! The local worker: runs stages with the sandbox, turns their changes into layers and commits
+//! them to the local store. It is the solver's [`Executor`].
+//!
+//! Building one stage:
+//! 1. take the store lock of the stage digest, and re-check the cache (another strata process
+//!    may have built it meanwhile);
+//! 2. make sure the parent image's layers are unpacked as snapshots (the overlay lowers);
+//! 3. run each step: `Run` in a fresh container on the parent's layers plus one upper dir,
+//!    `Config` as a change to the image config;
+//! 4. turn the upper dir into one layer blob (streaming, hashed while written), move the upper
+//!    dir itself into the snapshots (no unpack needed later), write config and manifest;
+//! 5. publish the stage record last: before it exists, nothing of the stage counts.
+
+mod commit;
+mod env;
+mod failure;
+mod git_cache;
+mod mounts;
+mod run;
+mod spec;
+mod stage;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use strata_digest::Digest;
+use strata_layer::Compression;
+use strata_plan::{DigestInput, LateInputs, Op};
+use strata_progress::Sink;
+use strata_sandbox::{Network, Sandbox};
+use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
+use strata_store::{LocalStore, Store};
+
+use crate::image;
+use crate::toolbox;
+
+pub use failure::FailedRun;
+pub(crate) use run::RunDirs;
+pub(crate) use spec::host_files;
+
+/// Stage record metadata: bytes of the layer the stage itself added.
+pub const META_LAYER_BYTES: &str = "layerBytes";
+/// The PATH of images that set none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Settings of the local worker.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerOptions {
+    /// Layer compression.
+    pub compression: Compression,
+    /// Network of build containers.
+    pub network: Network,
+    /// Registries: base images to pull, the shared stage repository.
+    pub remote: Option<crate::remote::RemoteOptions>,
+    /// Secrets by id (`--secret id=ID,src=PATH`), for `RUN --mount=type=secret`.
+    pub secrets: Vec<(String, PathBuf)>,
+    /// The `security.insecure` entitlement: runs marked insecure (`RUN --security=insecure`)
+    /// get all capabilities and no seccomp; without it such a run is refused.
+    pub allow_insecure: bool,
+    /// Extra `/etc/hosts` entries (name, address) of build containers (docker's --add-host).
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
+}
+
+/// Builds stages on this machine into the local store.
+pub struct LocalWorker<'a> {
+    store: &'a LocalStore,
+    sandbox: &'a Sandbox,
+    toolbox: PathBuf,
+    options: WorkerOptions,
+    failures: Mutex<HashMap<Digest, FailedRun>>,
+    remote: Option<crate::remote::Remote>,
+}
+
+impl<'a> LocalWorker<'a> {
+    /// A worker on `store`, running containers with `sandbox`.
+    pub fn new(
+        store: &'a LocalStore,
+        sandbox: &'a Sandbox,
+        options: WorkerOptions,
+    ) -> anyhow::Result<Self> {
+        let toolbox = toolbox::ensure(store)?;
+        let remote = options.remote.as_ref().map(crate::remote::Remote::new);
+        Ok(LocalWorker {
+            store,
+            sandbox,
+            toolbox,
+            options,
+            failures: Mutex::new(HashMap::new()),
+            remote,
+        })
+    }
+
+    /// Makes an image this build refers to available in the local store (a stage found in the
+    /// stage repository is pulled on first need).
+    pub fn ensure_local(&self, manifest: &Digest) -> anyhow::Result<()> {
+        match &self.remote {
+            Some(remote) => remote.ensure_local(self.store, manifest),
+            None => Ok(()),
+        }
+    }
+
+    /// The parent and the dependencies of a job, available locally.
+    pub(super) fn ensure_inputs_local(&self, job: &StageJob<'_>) -> Result<(), ExecError> {
+        for manifest in job
+            .parent_manifest
+            .iter()
+            .chain(job.dependencies.iter().map(|(_, s)| &s.manifest))
+        {
+            self.ensure_local(manifest).map_err(other)?;
+        }
+        Ok(())
+    }
+}
+
+impl Executor for LocalWorker<'_> {
+    fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
+        let normalized = image::normalize_reference(reference);
+        if let Some(manifest) = image::resolve(self.store, reference).map_err(other)? {
+            return Ok(ResolvedBase {
+                reference: normalized,
+                manifest,
+            });
+        }
+        let hint =
+            format!("or import a root file system with `strata import ROOTFS.tar {normalized}`");
+        match &self.remote {
+            Some(remote) => match remote.pull_base(self.store, reference, &normalized) {
+                Ok(manifest) => Ok(ResolvedBase {
+                    reference: normalized,
+                    manifest,
+                }),
+                Err(e) => Err(ExecError::Other(format!(
+                    "`{normalized}` is not in the local store and pulling it failed: {e:#}; check the reference and the registry, {hint}"
+                ))),
+            },
+            None => Err(ExecError::Other(format!(
+                "`{normalized}` is not in the local store; {hint}"
+            ))),
+        }
+    }
+
+    fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
+        let record = match self.store.stage(digest).map_err(other)? {
+            Some(r) => Some(r),
+            None => match &self.remote {
+                Some(remote) => remote.find(digest).map_err(other)?,
+                None => None,
+            },
+        };
+        Ok(record.map(|r| StageState {
+            digest: r.digest,
+            manifest: r.manifest,
+            layer_bytes: r
+                .meta
+                .get(META_LAYER_BYTES)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        }))
+    }
+
+    fn late_inputs(
+        &self,
+        job: &StageJob<'_>,
+        kind: &LateInputs,
+    ) -> Result<Option<Vec<DigestInput>>, ExecError> {
+        self.git_late_inputs(job, kind)
+    }
+
+    fn build(
+        &self,
+        job: &StageJob<'_>,
+        progress: &dyn Sink,
+        _cancel: &AtomicBool,
+    ) -> Result<Built, ExecError> {
+        self.build_stage(job, progress)
+    }
+}
+
+/// Adds what the worker's options change about what a stage's commands can see to the
+/// stages' digest inputs: a stage whose commands run without network (`--network none`) is
+/// not the stage built with the host's network. The input is the one a Dockerfile's
+/// `RUN --network=none` already has, so both ways of asking for no network share a stage;
+/// the default (the host's network) adds nothing, so existing digests stay as they were.
+pub fn key_options(plan: &mut strata_plan::Plan, options: &WorkerOptions) {
+    if options.network != Network::None {
+        return;
+    }
+    for stage in plan.images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
+        let runs = stage.steps.iter().any(|s| matches!(s.op, Op::Run(_)));
+        let keyed = stage.inputs.iter().any(|i| i.name() == NETWORK_INPUT);
+        if runs && !keyed {
+            stage.inputs.push(DigestInput::Param {
+                key: NETWORK_INPUT.into(),
+                value: "none".into(),
+            });
+        }
+    }
+}
+
+/// The digest input naming a stage's network when it is not the host's.
+const NETWORK_INPUT: &str = "network";
+
+fn other(e: impl std::fmt::Display) -> ExecError {
+    ExecError::Other(format!("{e:#}"))
+}

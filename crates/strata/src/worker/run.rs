@@ -1,0 +1,322 @@
+//! Running one step's commands in a container: the command line (werf's stage script or the
+//! Dockerfile's shell/exec form), streaming its output, and on failure the state kept for the
+//! debugger.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use strata_plan::{MountSource, Run, RunShell};
+use strata_progress::{Event, Sink, StageId, Stream};
+use strata_sandbox::{Security, Stdio};
+use strata_solver::{ExecError, StageJob};
+use strata_store::LayerRecord;
+
+use super::failure::FailedRun;
+use super::stage::PendingRun;
+use super::{LocalWorker, other};
+use crate::files;
+use crate::oci::ImageConfig;
+use crate::toolbox::{self, shell_quote};
+
+/// Lines of output kept to show when a command fails.
+const OUTPUT_TAIL: usize = 20;
+/// Where the per-run control dir (scripts, staged files, resolv.conf and hosts) is mounted in
+/// the container, read-only: strata writes it before the container starts (and the rerun
+/// script after it ended), so nothing the container plants there can redirect those writes.
+pub(super) const RUN_DIR: &str = "/.strata/run";
+/// Where the per-run state dir is mounted, writable: the only thing strata reads back from a
+/// container, the index of the running command (`step`), is written there.
+pub(super) const STATE_DIR: &str = "/.strata/state";
+/// The most bytes of `step` strata reads: a command index.
+const STEP_MAX: usize = 20;
+
+impl LocalWorker<'_> {
+    /// Runs one `Run` step; returns the layer it made, if it changed anything, and the
+    /// milliseconds spent committing it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_step(
+        &self,
+        job: &StageJob<'_>,
+        id: &StageId,
+        step: usize,
+        run: &Run,
+        prepared: PendingRun,
+        config: &ImageConfig,
+        lowers: &[PathBuf],
+        progress: &dyn Sink,
+    ) -> Result<(Option<LayerRecord>, u64), ExecError> {
+        let PendingRun {
+            scratch,
+            dirs,
+            prelude,
+        } = prepared;
+        let toolbox = run.shell == RunShell::ToolboxScript;
+        let mut env = self.stage_env(job, config, toolbox).map_err(other)?;
+        env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
+        for m in &run.mounts {
+            if let MountSource::Secret {
+                id, env: Some(var), ..
+            } = &m.source
+                && let Some((_, path)) = self.options.secrets.iter().find(|(s, _)| s == id)
+            {
+                let value = fs::read_to_string(path)
+                    .map_err(|e| other(format!("read secret {id}: {e}")))?;
+                env.push(format!("{var}={}", value.trim_end_matches('\n')));
+            }
+        }
+        let prelude = files::script(prelude.iter().map(|(_, w)| w));
+        let (args, env) = step_command(run, env, &dirs.control, "", &prelude).map_err(other)?;
+        let spec = self
+            .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
+            .map_err(other)?;
+        if spec.security == Security::Insecure {
+            // Named in the output, as BuildKit does: this step is not confined.
+            let command = run.commands.first().map_or("", |c| c.text.as_str());
+            progress.event(Event::Log {
+                id: id.clone(),
+                stream: Stream::Info,
+                line: format!(
+                    "security.insecure: all capabilities and no seccomp for `{}`",
+                    command.lines().next().unwrap_or_default()
+                ),
+            });
+        }
+        let mut container = self.sandbox.spawn(&spec, Stdio::Piped).map_err(other)?;
+        let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
+        if let Some(output) = container.take_output() {
+            let mut reader = BufReader::new(output);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let line =
+                    String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+                if tail.len() == OUTPUT_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line.clone());
+                progress.event(Event::Log {
+                    id: id.clone(),
+                    stream: Stream::Stdout,
+                    line,
+                });
+            }
+        }
+        let status = container.wait().map_err(other)?;
+        if !status.success() {
+            // Written by the container: read without following links, bounded, and checked.
+            let command = crate::beneath::read(&dirs.state, "step", STEP_MAX)
+                .ok()
+                .flatten()
+                .and_then(|s| String::from_utf8(s).ok())
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|c: &usize| *c < run.commands.len())
+                .or((run.commands.len() == 1).then_some(0));
+            let rerun_args = match (command, &run.shell) {
+                (Some(c), RunShell::ToolboxScript) => {
+                    let only = Run {
+                        commands: vec![run.commands[c].clone()],
+                        ..run.clone()
+                    };
+                    let env = self.stage_env(job, config, true).map_err(other)?;
+                    step_command(&only, env, &dirs.control, RERUN, "")
+                        .map_err(other)?
+                        .0
+                }
+                _ => spec.process.args.clone(),
+            };
+            // The script set the locale itself; a shell in this state gets it from the spec.
+            let mut spec = spec;
+            spec.process.env = self.stage_env(job, config, true).map_err(other)?;
+            let failed = FailedRun {
+                image: job.image_name.to_string(),
+                stage: job.stage.name.clone(),
+                step_args: spec.process.args.clone(),
+                rerun_args,
+                spec,
+                scratch,
+            };
+            self.failures
+                .lock()
+                .expect("no thread panics holding the failure map")
+                .insert(job.digest, failed);
+            return Err(ExecError::CommandFailed {
+                step,
+                command,
+                exit_code: status.code(),
+                output_tail: tail.into(),
+            });
+        }
+        self.commit_upper(&dirs)
+    }
+}
+
+/// The argv and environment that run a step's commands; writes the stage script into `sub`
+/// (`""` or [`RERUN`]) of the control dir `control` when the step needs one.
+pub(super) fn step_command(
+    run: &Run,
+    env: Vec<String>,
+    control: &Path,
+    sub: &str,
+    prelude: &str,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    if !prelude.is_empty() && run.shell != RunShell::ToolboxScript {
+        anyhow::bail!("git work before a step is only supported for stage scripts");
+    }
+    Ok(match &run.shell {
+        RunShell::ToolboxScript => {
+            // The static bash cannot load locales the image lacks and warns when it starts
+            // with LC_ALL set; the script sets the locale itself, with the warning silenced.
+            let (locale, rest): (Vec<String>, Vec<String>) = env
+                .into_iter()
+                .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
+            let script = match sub {
+                "" => "script.sh".to_string(),
+                sub => format!("{sub}/script.sh"),
+            };
+            // The rerun script is written after the container ran: never through its links.
+            crate::beneath::write(
+                control,
+                &script,
+                stage_script(run, &locale, prelude).as_bytes(),
+            )?;
+            (
+                vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")],
+                rest,
+            )
+        }
+        RunShell::Argv(prefix) => {
+            let mut a = prefix.clone();
+            a.extend(run.commands.iter().map(|c| c.text.clone()));
+            (a, env)
+        }
+        RunShell::Exec => {
+            let text = run
+                .commands
+                .first()
+                .map(|c| c.text.as_str())
+                .unwrap_or("[]");
+            let args = serde_json::from_str(text)
+                .with_context(|| format!("exec form {text} is not a JSON array"))?;
+            (args, env)
+        }
+    })
+}
+
+/// Where, inside the control dir, the script that reruns only a failed command is written.
+pub(super) const RERUN: &str = "rerun";
+
+/// Directories of one container run inside a scratch dir.
+pub(crate) struct RunDirs {
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// Written by strata only; read-only in the container ([`RUN_DIR`]).
+    pub control: PathBuf,
+    /// Written by the container ([`STATE_DIR`]); read back only through [`crate::beneath`].
+    pub state: PathBuf,
+    /// The overlay work dir of `state` and the empty lower under it (see `standard_mounts`).
+    pub state_work: PathBuf,
+    pub empty: PathBuf,
+    /// Sources of the step's own mounts (tmp dirs, bind uppers, whiteout layers).
+    pub mounts: PathBuf,
+    pub sandbox: PathBuf,
+}
+
+impl RunDirs {
+    pub(crate) fn create(root: &Path) -> anyhow::Result<RunDirs> {
+        let dirs = RunDirs {
+            upper: root.join("upper"),
+            work: root.join("work"),
+            control: root.join("control"),
+            state: root.join("state"),
+            state_work: root.join("state-work"),
+            empty: root.join("empty"),
+            mounts: root.join("mounts"),
+            sandbox: root.join("sandbox"),
+        };
+        for d in [
+            &dirs.upper,
+            &dirs.work,
+            &dirs.control,
+            &dirs.control.join(RERUN),
+            &dirs.state,
+            &dirs.state_work,
+            &dirs.empty,
+            &dirs.mounts,
+            &dirs.sandbox,
+        ] {
+            fs::create_dir(d).with_context(|| format!("create {}", d.display()))?;
+        }
+        Ok(dirs)
+    }
+}
+
+/// werf's stage script: one bash script, `set -e`, each command echoed before it runs. Before
+/// each command its index is written to the state dir, so a failure names the command.
+/// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
+pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
+    let mut s = String::new();
+    if !exports.is_empty() {
+        let quoted: Vec<String> = exports
+            .iter()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                format!("{k}={}", shell_quote(v))
+            })
+            .collect();
+        s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
+    }
+    s.push_str("set -e\n");
+    s.push_str(prelude);
+    for (i, command) in run.commands.iter().enumerate() {
+        s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
+        s.push_str(&format!(
+            "printf '+ %s\\n' {}\n",
+            shell_quote(&command.text)
+        ));
+        s.push_str(&command.text);
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_plan::Command;
+
+    #[test]
+    fn script_echoes_and_marks_each_command() {
+        let run = Run {
+            commands: vec![
+                Command {
+                    text: "echo 'a b'".into(),
+                    span: None,
+                },
+                Command {
+                    text: "false".into(),
+                    span: None,
+                },
+            ],
+            shell: RunShell::ToolboxScript,
+            user: None,
+            workdir: None,
+            env: Vec::new(),
+            mounts: Vec::new(),
+            no_network: false,
+            insecure: false,
+        };
+        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
+        assert_eq!(
+            script,
+            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/state/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
+             printf '%s' 1 > /.strata/state/step\nprintf '+ %s\\n' 'false'\nfalse\n"
+        );
+    }
+}

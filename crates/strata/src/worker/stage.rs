@@ -1,0 +1,319 @@
+//! Building one stage: the loop over its steps, gathering file work (git, imports, COPY) into
+//! the next container run, and writing the image and the stage record at the end.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use strata_plan::{Op, Run, RunShell};
+use strata_progress::{Event, Sink, StageId};
+use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
+use strata_store::{LayerRecord, RecordedInput, Scratch, StageRecord, Store};
+
+use super::run::{RUN_DIR, RunDirs};
+use super::{LocalWorker, META_LAYER_BYTES, other};
+use crate::files::{self, FileWork};
+use crate::git;
+use crate::image::{self, StoredImage};
+use crate::oci::ImageConfig;
+
+impl LocalWorker<'_> {
+    pub(super) fn build_stage(
+        &self,
+        job: &StageJob<'_>,
+        progress: &dyn Sink,
+    ) -> Result<Built, ExecError> {
+        let id = StageId {
+            image: job.image_name.to_string(),
+            stage: job.stage.name.clone(),
+        };
+        let _lock = self
+            .store
+            .lock(&format!("stage-{}", job.digest.hex()), &mut |what| {
+                progress.event(Event::Waiting {
+                    what: format!("{}/{}: {what}", id.image, id.stage),
+                })
+            })
+            .map_err(other)?;
+        if let Some(state) = self.lookup(&job.digest)? {
+            return Ok(Built {
+                state,
+                adopted: true,
+                commit_millis: 0,
+            });
+        }
+        let started = Instant::now();
+        self.ensure_inputs_local(job)?;
+        let parent = match &job.parent_manifest {
+            Some(d) => Some(StoredImage::load(self.store, d).map_err(other)?),
+            None => None,
+        };
+        let mut config = parent
+            .as_ref()
+            .map(|p| p.config.clone())
+            .unwrap_or_else(ImageConfig::empty);
+        let mut layers = parent
+            .as_ref()
+            .map(|p| p.layer_records())
+            .unwrap_or_default();
+        let parent_layers = layers.len();
+        let parent_record = match &job.parent_stage {
+            Some(d) => self.store.stage(d).map_err(other)?,
+            None => None,
+        };
+        let mut commits = parent_record
+            .map(|r| git::recorded_commits(&r.meta))
+            .unwrap_or_default();
+        let mut new_layer_bytes = 0;
+        let mut commit_millis = 0;
+        // File work waits in a prepared run and lands in the upper dir of the next command step
+        // (or of its own layer when no command follows).
+        let mut pending: Option<PendingRun> = None;
+        // One past the last step: file work not followed by a command runs on its own.
+        for index in 0..=job.stage.steps.len() {
+            let (step, run) = match job.stage.steps.get(index).map(|s| &s.op) {
+                Some(Op::Config(change)) => {
+                    config.apply(change);
+                    continue;
+                }
+                Some(Op::Run(run)) => (index, Some(run)),
+                None if pending.is_none() => break,
+                None => (index - 1, None),
+                Some(op) => {
+                    let lowers = self.lowers(&layers)?;
+                    let p = match &mut pending {
+                        Some(p) => p,
+                        None => pending.insert(self.pending_run().map_err(other)?),
+                    };
+                    let name = format!("files-{index}.tar");
+                    let (dir, inside) = (&p.dirs.control, RUN_DIR);
+                    let work = match op {
+                        Op::GitArchive { mapping } => {
+                            let m = &job.image.git[*mapping];
+                            commits.insert(git::commit_key(*mapping), m.commit.clone());
+                            git::archive(m, &lowers, dir, &name).map(|w| vec![w])
+                        }
+                        Op::GitPatch { mapping } => {
+                            let m = &job.image.git[*mapping];
+                            let from = commits.insert(git::commit_key(*mapping), m.commit.clone());
+                            match from {
+                                Some(from) if from != m.commit => {
+                                    git::patch(m, &from, &lowers, dir, &name)
+                                }
+                                _ => Ok(Vec::new()),
+                            }
+                        }
+                        Op::Import(import) => crate::import::write(
+                            self.store,
+                            import,
+                            job.dependencies,
+                            &lowers,
+                            dir,
+                            &name,
+                        )
+                        .map(|w| vec![w]),
+                        Op::CopyFiles(copy) => {
+                            crate::copy::write(copy, &lowers, dir, inside, &name).map(|w| vec![w])
+                        }
+                        Op::MakeDir { path, owner: None } => {
+                            Ok(vec![FileWork::MakeDir(path.clone())])
+                        }
+                        Op::MakeDir {
+                            path,
+                            owner: Some(user),
+                        } => {
+                            crate::workdir::write(path, user, &lowers, dir, &name).map(|w| vec![w])
+                        }
+                        Op::Run(_) | Op::Config(_) => unreachable!("matched by the outer arm"),
+                    };
+                    match work {
+                        Ok(work) => p.prelude.extend(work.into_iter().map(|w| (index, w))),
+                        Err(e) => {
+                            if let Some(prepared) = pending.take() {
+                                self.keep_step_failure(job, prepared, lowers, &config);
+                            }
+                            return Err(ExecError::Step {
+                                step: index,
+                                message: format!("{e:#}"),
+                            });
+                        }
+                    }
+                    continue;
+                }
+            };
+            let lowers = self.lowers(&layers)?;
+            let prepared = match pending.take() {
+                Some(p) => self.apply_files(job, p, lowers.clone(), &config)?,
+                None => self.pending_run().map_err(other)?,
+            };
+            let (layer, millis) = match run {
+                Some(run) => {
+                    self.run_step(job, &id, step, run, prepared, &config, &lowers, progress)?
+                }
+                // Nothing left for a shell: no container at all.
+                None if files::script(prepared.prelude.iter().map(|(_, w)| w)).is_empty() => {
+                    self.commit_upper(&prepared.dirs)?
+                }
+                // `ADD`'s archives: the toolbox's tar unpacks them in a container of their own.
+                None => self.run_step(
+                    job,
+                    &id,
+                    step,
+                    &files_only_run(),
+                    prepared,
+                    &config,
+                    &lowers,
+                    progress,
+                )?,
+            };
+            new_layer_bytes += add_layer(layer, &mut config, &mut layers);
+            commit_millis += millis;
+        }
+        let history = &job.stage.options;
+        image::push_empty_history(&mut config, &history.history_before);
+        let created_by = match history.created_by.as_str() {
+            "" => format!("strata: {}/{}", id.image, id.stage),
+            text => text.to_string(),
+        };
+        // A stage with no text and no layer (a Dockerfile's `from`) adds no history entry:
+        // BuildKit's image history is the base's and one entry per instruction.
+        if layers.len() > parent_layers || !history.created_by.is_empty() {
+            image::push_stage_history(
+                &mut config,
+                &layers,
+                parent_layers,
+                &created_by,
+                &format!("stage {}", job.digest.hex()),
+            );
+        }
+        image::push_empty_history(&mut config, &history.history_after);
+        let base_reference = match (&job.image.base, job.parent_stage) {
+            (strata_plan::Base::Reference { reference, .. }, None) => Some(reference.as_str()),
+            _ => None,
+        };
+        let annotations = image::base_annotations(parent.as_ref(), base_reference);
+        let written =
+            image::write_image(self.store, &config, &layers, &annotations).map_err(other)?;
+        let record = StageRecord {
+            digest: job.digest,
+            parent: job.parent_stage,
+            manifest: written.manifest,
+            config: written.config,
+            layers,
+            inputs: job
+                .inputs
+                .iter()
+                .map(|i| RecordedInput {
+                    name: i.name(),
+                    value: i.value(),
+                })
+                .collect(),
+            image: id.image.clone(),
+            stage: id.stage.clone(),
+            created_unix: crate::unix_now(),
+            build_millis: started.elapsed().as_millis() as u64,
+            meta: {
+                let mut meta = commits;
+                meta.insert(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string());
+                meta
+            },
+        };
+        // Blobs and snapshots are durable before the record that makes them count.
+        self.store.sync().map_err(other)?;
+        let (record, adopted) = match &self.remote {
+            Some(remote) => remote.publish(self.store, record).map_err(other)?,
+            None => crate::remote::local_put(self.store, record).map_err(other)?,
+        };
+        let state = StageState {
+            digest: record.digest,
+            manifest: record.manifest,
+            layer_bytes: new_layer_bytes,
+        };
+        Ok(Built {
+            state,
+            adopted,
+            commit_millis,
+        })
+    }
+
+    pub(super) fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, ExecError> {
+        image::lowers(self.store, layers).map_err(other)
+    }
+
+    /// A fresh scratch dir with the dirs of one container run.
+    pub(super) fn pending_run(&self) -> anyhow::Result<PendingRun> {
+        let scratch = self.store.scratch("run")?;
+        let dirs = RunDirs::create(scratch.path())?;
+        Ok(PendingRun {
+            scratch,
+            dirs,
+            prelude: Vec::new(),
+        })
+    }
+
+    /// Applies the file work of `prepared` (all of it but `ADD`'s archive scripts) from this
+    /// process into its upper dir, on top of `lowers`; a failure is kept for introspection and
+    /// names the step whose work failed.
+    pub(super) fn apply_files(
+        &self,
+        job: &StageJob<'_>,
+        prepared: PendingRun,
+        lowers: Vec<PathBuf>,
+        config: &ImageConfig,
+    ) -> Result<PendingRun, ExecError> {
+        let root = strata_sandbox::files::Root {
+            lowers: lowers.clone(),
+            upper: prepared.dirs.upper.clone(),
+            work: prepared.dirs.work.clone(),
+            scratch: prepared.dirs.sandbox.clone(),
+        };
+        match files::apply(&prepared.prelude, &prepared.dirs.control, &root) {
+            Ok(()) => Ok(prepared),
+            Err((step, e)) => {
+                self.keep_step_failure(job, prepared, lowers, config);
+                Err(match step {
+                    Some(step) => ExecError::Step {
+                        step,
+                        message: format!("{e:#}"),
+                    },
+                    None => other(format!("{e:#}")),
+                })
+            }
+        }
+    }
+}
+
+/// The run of file work not followed by a command whose script lines need a shell.
+pub(super) fn files_only_run() -> Run {
+    Run {
+        commands: Vec::new(),
+        shell: RunShell::ToolboxScript,
+        user: Some("0:0".into()),
+        workdir: Some("/".into()),
+        env: Vec::new(),
+        mounts: Vec::new(),
+        no_network: false,
+        insecure: false,
+    }
+}
+
+/// Adds a step's layer, if it made one, to the stage's layers and config; returns its size.
+fn add_layer(
+    layer: Option<LayerRecord>,
+    config: &mut ImageConfig,
+    layers: &mut Vec<LayerRecord>,
+) -> u64 {
+    let Some(layer) = layer else { return 0 };
+    let size = layer.size;
+    config.rootfs.diff_ids.push(layer.diff_id);
+    layers.push(layer);
+    size
+}
+
+/// A container run being prepared: its dirs, and the file work (git, imports, COPY) that goes
+/// into its upper dir before the step's commands.
+pub(super) struct PendingRun {
+    pub(super) scratch: Scratch,
+    pub(super) dirs: RunDirs,
+    /// File work with the index of the step it comes from.
+    pub(super) prelude: Vec<(usize, FileWork)>,
+}
