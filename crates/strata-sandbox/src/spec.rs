@@ -64,7 +64,7 @@ pub struct ProcessSpec {
 }
 
 /// One extra mount.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     /// Absolute path inside the container.
     pub target: String,
@@ -82,7 +82,7 @@ pub struct Mount {
 }
 
 /// The kind of an extra mount.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MountKind {
     /// A recursive bind of `source`; `readonly` remounts the top mount read-only.
     Bind {

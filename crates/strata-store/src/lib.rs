@@ -357,6 +357,14 @@ impl LocalStore {
         fsutil::syncfs(&self.root)
     }
 
+    /// The directory kept between builds for a cache `key` (a Dockerfile's cache mount, werf's
+    /// `build_dir`): `build_dir/<short hash of the key>`. Not created here; never collected.
+    pub fn cache_dir(&self, key: &str) -> PathBuf {
+        self.root
+            .join("build_dir")
+            .join(Digest::of(key.as_bytes()).short(16))
+    }
+
     pub(crate) fn dir(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
