@@ -1,8 +1,8 @@
 //! Errors of a solve, with the user's source attached.
 
-use strata_plan::{SourceMap, Span};
+use strata_plan::Span;
 
-use crate::ExecError;
+use crate::{ExecError, Kept};
 
 /// A command that exited non-zero, with where it is written and what it printed last.
 #[derive(Debug)]
@@ -19,8 +19,10 @@ pub struct CommandFailure {
     pub exit_code: i32,
     /// The last lines of its output.
     pub output_tail: Vec<String>,
-    /// The failed stage's digest (the executor may keep its state under it for debugging).
+    /// The failed stage's digest.
     pub digest: Option<strata_digest::Digest>,
+    /// What the executor kept of the failed run, for a debugger.
+    pub kept: Option<Kept>,
 }
 
 /// Why a build failed.
@@ -36,7 +38,7 @@ pub enum Error {
         /// Where it is written.
         span: Option<Span>,
         /// Why.
-        source: ExecError,
+        source: Box<ExecError>,
     },
     /// A command of a stage failed.
     #[error(
@@ -57,7 +59,7 @@ pub enum Error {
         /// Where the stage is written.
         span: Option<Span>,
         /// Why.
-        source: ExecError,
+        source: Box<ExecError>,
     },
     /// An image name given to select images is not in the plan.
     #[error("no image `{name}` in the config; images are: {known}")]
@@ -82,27 +84,29 @@ impl Error {
         }
     }
 
-    /// The full report: what failed, where in the user's files, and the output tail.
-    pub fn render(&self, sources: &SourceMap) -> String {
-        let mut out = format!("error: {self}\n");
-        let span = match self {
+    /// Where in the user's files the failure is written.
+    pub fn span(&self) -> Option<Span> {
+        match self {
             Error::Base { span, .. } | Error::Stage { span, .. } => *span,
             Error::CommandFailed(f) => f.span,
             _ => None,
-        };
-        if let Some(span) = span {
-            out.push_str(&sources.snippet(span, ""));
         }
-        if let Error::CommandFailed(f) = self
-            && !f.output_tail.is_empty()
-        {
-            out.push_str("last output lines:\n");
-            for line in &f.output_tail {
-                out.push_str("  ");
-                out.push_str(line);
-                out.push('\n');
-            }
+    }
+
+    /// The last lines a failed command printed (empty for other failures).
+    pub fn output_tail(&self) -> &[String] {
+        match self {
+            Error::CommandFailed(f) => &f.output_tail,
+            _ => &[],
         }
-        out
+    }
+
+    /// Takes what the executor kept of the failed step (see [`Kept`]).
+    pub fn take_kept(&mut self) -> Option<Kept> {
+        match self {
+            Error::CommandFailed(f) => f.kept.take(),
+            Error::Stage { source, .. } => source.take_kept(),
+            _ => None,
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The interface between the solver and whatever runs stages.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::atomic::AtomicBool;
 
 use strata_digest::Digest;
@@ -48,11 +50,46 @@ pub struct StageJob<'a> {
     pub dependencies: &'a [(usize, StageState)],
 }
 
+/// An executor's own error, its type and causes kept for whoever renders it (the CLI); the
+/// solver only carries it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What an executor kept of a failed step so a debugger can look inside (its own type: for
+/// the local worker the container spec and the scratch dirs it ran in). The solver only carries
+/// it from the failure to the caller; dropping it releases that state.
+pub struct Kept(Box<dyn Any + Send + Sync>);
+
+impl Kept {
+    /// Keeps `state`.
+    pub fn new<T: Any + Send + Sync>(state: T) -> Kept {
+        Kept(Box::new(state))
+    }
+
+    /// The state, when it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+
+    /// The state itself, when it is a `T`.
+    pub fn downcast<T: Any>(self) -> Result<Box<T>, Kept> {
+        self.0.downcast().map_err(Kept)
+    }
+}
+
+impl fmt::Debug for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Kept(..)")
+    }
+}
+
 /// Why an executor could not build a stage.
-#[derive(Debug, thiserror::Error)]
+///
+/// [`ExecError::Step`] and [`ExecError::Executor`] are transparent: their text is their
+/// cause's and [`Error::source`](std::error::Error::source) goes on with the cause's own
+/// causes, so a chain printed cause by cause says each thing once.
+#[derive(Debug)]
 pub enum ExecError {
     /// A command of a step exited non-zero.
-    #[error("command exited with code {exit_code}")]
     CommandFailed {
         /// Index of the step in the stage.
         step: usize,
@@ -62,21 +99,68 @@ pub enum ExecError {
         exit_code: i32,
         /// The last lines of output.
         output_tail: Vec<String>,
+        /// The failed run, for a debugger.
+        kept: Option<Kept>,
     },
     /// A step that is not a command failed (git content, file operations).
-    #[error("{message}")]
     Step {
         /// Index of the step in the stage.
         step: usize,
         /// What went wrong.
-        message: String,
+        source: BoxError,
+        /// The state the step started from, for a debugger.
+        kept: Option<Kept>,
     },
     /// The build was cancelled.
-    #[error("cancelled")]
     Cancelled,
-    /// Anything else, with its message chain.
-    #[error("{0}")]
-    Other(String),
+    /// The executor failed otherwise (the store, a registry, the sandbox).
+    Executor(BoxError),
+}
+
+impl ExecError {
+    /// An executor error of any error type.
+    pub fn executor(e: impl Into<BoxError>) -> ExecError {
+        ExecError::Executor(e.into())
+    }
+
+    /// What the executor kept of the failed step, if anything.
+    pub fn kept(&self) -> Option<&Kept> {
+        match self {
+            ExecError::CommandFailed { kept, .. } | ExecError::Step { kept, .. } => kept.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Takes what the executor kept of the failed step.
+    pub fn take_kept(&mut self) -> Option<Kept> {
+        match self {
+            ExecError::CommandFailed { kept, .. } | ExecError::Step { kept, .. } => kept.take(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ExecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExecError::CommandFailed { exit_code, .. } => {
+                write!(f, "command exited with code {exit_code}")
+            }
+            ExecError::Step { source, .. } | ExecError::Executor(source) => {
+                fmt::Display::fmt(source, f)
+            }
+            ExecError::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ExecError::Step { source, .. } | ExecError::Executor(source) => source.source(),
+            _ => None,
+        }
+    }
 }
 
 /// What [`Executor::build`] produced.

@@ -35,7 +35,7 @@ use strata_progress::{Event, Sink};
 
 pub use error::{CommandFailure, Error};
 pub use executor::{
-    Built, ExecError, Executor, Hooks, NoHooks, ResolvedBase, StageJob, StageState,
+    BoxError, Built, ExecError, Executor, Hooks, Kept, NoHooks, ResolvedBase, StageJob, StageState,
 };
 
 /// How to solve.

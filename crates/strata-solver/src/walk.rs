@@ -34,7 +34,7 @@ pub(crate) fn resolve_base(
                     image: image.name.to_string(),
                     reference: reference.clone(),
                     span: *span,
-                    source,
+                    source: Box::new(source),
                 })?;
             (
                 format!("{}@{}", resolved.reference, resolved.manifest),
@@ -229,7 +229,7 @@ impl Walk<'_> {
             image: name.clone(),
             stage: String::new(),
             span: image.span,
-            source: ExecError::Other("the image has no stages".into()),
+            source: Box::new(ExecError::executor("the image has no stages")),
         })?;
         self.progress.event(Event::ImageDone {
             image: name.clone(),
@@ -292,7 +292,7 @@ impl Walk<'_> {
             image: image.to_string(),
             stage: stage.name.clone(),
             span: stage.span,
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -346,6 +346,7 @@ pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
             command,
             exit_code,
             output_tail,
+            kept,
         } => {
             let step_ref = stage.steps.get(step);
             let cmd = step_ref.and_then(|s| match (&s.op, command) {
@@ -369,20 +370,21 @@ pub(crate) fn stage_error(image: &str, stage: &Stage, e: ExecError) -> Error {
                 exit_code,
                 output_tail,
                 digest: None,
+                kept,
             }))
         }
         ExecError::Cancelled => Error::Cancelled,
-        ExecError::Step { step, message } => Error::Stage {
+        ExecError::Step { step, .. } => Error::Stage {
             image: image.to_string(),
             stage: stage.name.clone(),
             span: stage.steps.get(step).and_then(|s| s.span).or(stage.span),
-            source: ExecError::Other(message),
+            source: Box::new(e),
         },
         other => Error::Stage {
             image: image.to_string(),
             stage: stage.name.clone(),
             span: stage.span,
-            source: other,
+            source: Box::new(other),
         },
     }
 }

@@ -46,14 +46,3 @@ pub fn default_store_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"));
     home.join(".local/share/strata")
 }
-
-/// A failure whose report is already rendered for the user (with source snippets), and the exit
-/// code the process should end with.
-#[derive(Debug, thiserror::Error)]
-#[error("{report}")]
-pub struct Failure {
-    /// The full report.
-    pub report: String,
-    /// The exit code.
-    pub exit_code: i32,
-}

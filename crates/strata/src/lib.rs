@@ -31,7 +31,7 @@ pub mod toolbox;
 mod workdir;
 pub mod worker;
 
-pub use context::{Context, Failure, default_store_root};
+pub use context::{Context, default_store_root};
 
 /// Now as unix seconds.
 pub(crate) fn unix_now() -> u64 {
@@ -45,8 +45,13 @@ pub(crate) fn unix_now() -> u64 {
 /// text the line already holds: many messages embed their cause (`... failed: {source}`), so
 /// `{:#}` would say the same thing two or three times.
 pub fn error_line(err: &anyhow::Error) -> String {
+    error_chain(err.as_ref())
+}
+
+/// [`error_line`] of any error.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
-    for cause in err.chain() {
+    for cause in std::iter::successors(Some(err), |e| e.source()) {
         let text = cause.to_string();
         if line.contains(&text) {
             continue;

@@ -37,10 +37,7 @@ pub fn exec(args: Args) -> anyhow::Result<i32> {
         env,
         ..LoadOptions::default()
     };
-    let text = strata_frontend::render_config(&dir, &options).map_err(|e| strata::Failure {
-        report: format!("error: {e}"),
-        exit_code: 1,
-    })?;
+    let text = strata_frontend::render_config(&dir, &options)?;
     print!("{text}");
     Ok(0)
 }

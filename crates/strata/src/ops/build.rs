@@ -12,10 +12,10 @@ use strata_progress::Sink;
 use strata_solver::{SolveOptions, StageOutcome};
 use strata_store::{Store, TagTarget};
 
+use crate::Context;
 use crate::image::normalize_reference;
 use crate::ops::debug::{self, DebugIo, DebugOptions, DebuggerChoice};
-use crate::worker::{LocalWorker, WorkerOptions};
-use crate::{Context, Failure};
+use crate::worker::{FailedRun, LocalWorker, WorkerOptions};
 
 /// What to build and how.
 #[derive(Clone, Debug)]
@@ -77,7 +77,8 @@ pub struct BuildReport {
 
 /// Builds the config in `options.dir`.
 ///
-/// A failure is returned as a [`Failure`] whose report points at the user's config. With
+/// A failure of the plan is the frontend's error (its diagnostic points at the user's file);
+/// a failure of a stage is a [`Failed`] with the sources its span points into. With
 /// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
 /// the config and builds again with the same settings.
 pub fn build(
@@ -119,13 +120,10 @@ pub fn build(
                 },
             ),
         };
-        let mut plan = loaded.map_err(|e| Failure {
-            report: format!("error: {e}"),
-            exit_code: 1,
-        })?;
+        let mut plan = loaded?;
         crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
-        let error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -135,23 +133,16 @@ pub fn build(
             Err(BuildError::Solve(error)) => *error,
             Err(BuildError::Other(error)) => return Err(error),
         };
-        let failure = Failure {
-            report: error.render(&plan.sources),
-            exit_code: error.exit_code(),
-        };
+        // Released here unless the debugger wants it: the error itself outlives the build.
+        let kept = error.take_kept();
         let (Some(io), true) = (io.as_mut(), options.debug.debugger) else {
-            return Err(failure.into());
+            return Err(Failed::new(error, &plan).into());
         };
-        let failed = match &error {
-            strata_solver::Error::CommandFailed(f) => worker.take_failure(&f.image, &f.stage),
-            strata_solver::Error::Stage { image, stage, .. } => worker.take_failure(image, stage),
-            _ => None,
-        };
-        let Some(failed) = failed else {
-            return Err(failure.into());
+        let Some(failed) = kept.and_then(|k| k.downcast::<FailedRun>().ok()) else {
+            return Err(Failed::new(error, &plan).into());
         };
         let Some(view) = debug::failure_for(&plan, &error, &failed) else {
-            return Err(failure.into());
+            return Err(Failed::new(error, &plan).into());
         };
         let debugger_lowers = match &options.debug.debugger_image {
             Some(reference) => {
@@ -171,7 +162,7 @@ pub fn build(
             progress,
         )? {
             DebuggerChoice::Reload => continue,
-            DebuggerChoice::Exit => return Err(failure.into()),
+            DebuggerChoice::Exit => return Err(Failed::new(error, &plan).into()),
         }
     }
 }
@@ -349,6 +340,44 @@ fn load_images(
         });
     }
     Ok(())
+}
+
+/// A build that failed in the solver, with the sources its spans point into: the CLI renders
+/// it (the message and its causes, the snippet at [`strata_solver::Error::span`], the output
+/// tail) and exits with [`Failed::exit_code`]. Its text and causes are the solver error's.
+#[derive(Debug)]
+pub struct Failed {
+    /// What failed.
+    pub error: strata_solver::Error,
+    /// The user's files the plan was made from.
+    pub sources: strata_plan::SourceMap,
+}
+
+impl Failed {
+    fn new(error: strata_solver::Error, plan: &Plan) -> Failed {
+        Failed {
+            error,
+            sources: plan.sources.clone(),
+        }
+    }
+
+    /// The exit code a command line should end with: a failed command's own, 130 when the
+    /// build was cancelled, else 1.
+    pub fn exit_code(&self) -> i32 {
+        self.error.exit_code()
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
 }
 
 /// Why [`build_plan`] failed.

@@ -154,11 +154,15 @@ impl Introspection<'_> {
 
     fn failed_spec(
         &self,
-        job: &StageJob<'_>,
+        error: &ExecError,
         before: bool,
     ) -> anyhow::Result<(strata_store::Scratch, strata_sandbox::ContainerSpec)> {
         let scratch = self.store.scratch("introspect")?;
-        let Some(mut spec) = self.worker.failed_spec(&job.digest) else {
+        let Some(mut spec) = error
+            .kept()
+            .and_then(|k| k.downcast_ref::<FailedRun>())
+            .map(|f| f.spec.clone())
+        else {
             bail!("the failed step left no state to look at");
         };
         if before {
@@ -195,18 +199,18 @@ impl Hooks for Introspection<'_> {
         self.open(format!("{}/{}", job.image_name, job.stage.name), spec);
     }
 
-    fn on_failure(&self, job: &StageJob<'_>, _error: &ExecError) {
+    fn on_failure(&self, job: &StageJob<'_>, error: &ExecError) {
         let what = format!("{}/{}", job.image_name, job.stage.name);
         if self.options.introspect_before_error {
             self.open(
                 format!("{what} (before the failed stage)"),
-                self.failed_spec(job, true),
+                self.failed_spec(error, true),
             );
         }
         if self.options.introspect_error {
             self.open(
                 format!("{what} (failed state)"),
-                self.failed_spec(job, false),
+                self.failed_spec(error, false),
             );
         }
     }
@@ -282,7 +286,7 @@ pub(crate) fn failure_for(
         } => (
             image.clone(),
             stage.clone(),
-            source.to_string(),
+            crate::error_chain(source),
             1,
             Vec::new(),
             *span,

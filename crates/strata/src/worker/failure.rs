@@ -1,10 +1,9 @@
-//! A failed run kept for the debugger.
+//! A failed run kept for the debugger: the handle to its state travels with the error.
 
 use std::path::PathBuf;
 
-use strata_digest::Digest;
 use strata_sandbox::ContainerSpec;
-use strata_solver::StageJob;
+use strata_solver::{Kept, StageJob};
 use strata_store::Scratch;
 
 use super::LocalWorker;
@@ -13,28 +12,6 @@ use super::stage::PendingRun;
 use crate::oci::ImageConfig;
 
 impl LocalWorker<'_> {
-    /// The failed run of `image`/`stage`, if it failed in this worker.
-    pub fn take_failure(&self, image: &str, stage: &str) -> Option<FailedRun> {
-        let mut failures = self
-            .failures
-            .lock()
-            .expect("no thread panics holding the failure map");
-        let digest = failures
-            .iter()
-            .find(|(_, f)| f.image == image && f.stage == stage)
-            .map(|(d, _)| *d)?;
-        failures.remove(&digest)
-    }
-
-    /// The container spec of the failed run of the stage with this digest.
-    pub fn failed_spec(&self, digest: &Digest) -> Option<ContainerSpec> {
-        let failures = self
-            .failures
-            .lock()
-            .expect("no thread panics holding the failure map");
-        failures.get(digest).map(|f| f.spec.clone())
-    }
-
     /// Keeps the state of a step that failed before any command ran (git work): a shell there
     /// sees the files as they were when the step started.
     pub(super) fn keep_step_failure(
@@ -43,14 +20,14 @@ impl LocalWorker<'_> {
         prepared: PendingRun,
         lowers: Vec<PathBuf>,
         config: &ImageConfig,
-    ) {
+    ) -> Option<Kept> {
         let env = self
             .stage_env(job, config, true)
             .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env, true));
         let Ok(spec) =
             self.container_spec(lowers, &prepared.dirs, Vec::new(), env, None, config, job)
         else {
-            return;
+            return None;
         };
         let failed = FailedRun {
             image: job.image_name.to_string(),
@@ -60,15 +37,14 @@ impl LocalWorker<'_> {
             step_args: Vec::new(),
             scratch: prepared.scratch,
         };
-        self.failures
-            .lock()
-            .expect("no thread panics holding the failure map")
-            .insert(job.digest, failed);
+        Some(Kept::new(failed))
     }
 }
 
 /// A failed run kept for the debugger: the exact container spec it ran with and its
-/// directories (the broken upper among them), which live as long as this value.
+/// directories (the broken upper among them), which live as long as this value. It travels
+/// inside the error ([`strata_solver::Kept`] of [`ExecError`](strata_solver::ExecError)) to
+/// whoever handles the failure; dropping it removes the directories.
 pub struct FailedRun {
     /// The image and stage that failed.
     pub image: String,

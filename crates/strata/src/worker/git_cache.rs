@@ -7,7 +7,8 @@ use strata_plan::{DigestInput, LateInputs, Op};
 use strata_solver::{ExecError, StageJob};
 use strata_store::Store;
 
-use super::{LocalWorker, other};
+use super::LocalWorker;
+use super::error::{op, store};
 use crate::git;
 
 impl LocalWorker<'_> {
@@ -24,7 +25,8 @@ impl LocalWorker<'_> {
                     let sum = crate::import::checksum(self.store, import, job.dependencies)
                         .map_err(|e| ExecError::Step {
                             step: index,
-                            message: format!("{e:#}"),
+                            source: e.into(),
+                            kept: None,
                         })?;
                     inputs.push(DigestInput::Param {
                         key: format!("import[{index}].files"),
@@ -32,7 +34,10 @@ impl LocalWorker<'_> {
                     });
                 }
             }
-            for (name, value) in self.dependency_values(job).map_err(other)? {
+            for (name, value) in self
+                .dependency_values(job)
+                .map_err(op("resolve the stage's dependencies"))?
+            {
                 inputs.push(DigestInput::Param {
                     key: format!("dependency.{name}"),
                     value,
@@ -41,7 +46,10 @@ impl LocalWorker<'_> {
             return Ok(Some(inputs));
         }
         let parent = match &job.parent_stage {
-            Some(d) => self.store.stage(d).map_err(other)?,
+            Some(d) => self
+                .store
+                .stage(d)
+                .map_err(store("read the parent stage's record"))?,
             None => None,
         };
         // A parent built in this very build is at the mappings' commits: nothing to apply.
@@ -57,7 +65,8 @@ impl LocalWorker<'_> {
             if from == &mapping.commit {
                 continue;
             }
-            let changes = git::change_set(mapping, from).map_err(other)?;
+            let changes = git::change_set(mapping, from)
+                .map_err(op("compute the git patch since the parent stage"))?;
             if changes.is_empty() {
                 continue;
             }

@@ -13,6 +13,7 @@
 
 mod commit;
 mod env;
+mod error;
 mod failure;
 mod git_cache;
 mod mounts;
@@ -20,9 +21,7 @@ mod run;
 mod spec;
 mod stage;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use strata_digest::Digest;
@@ -36,7 +35,11 @@ use strata_store::{LocalStore, Store};
 use crate::image;
 use crate::toolbox;
 
+pub use error::Error;
 pub use failure::FailedRun;
+pub use mounts::Error as MountError;
+
+use error::{op, store};
 pub(crate) use run::RunDirs;
 pub(crate) use spec::host_files;
 
@@ -69,7 +72,6 @@ pub struct LocalWorker<'a> {
     sandbox: &'a Sandbox,
     toolbox: PathBuf,
     options: WorkerOptions,
-    failures: Mutex<HashMap<Digest, FailedRun>>,
     remote: Option<crate::remote::Remote>,
 }
 
@@ -87,7 +89,6 @@ impl<'a> LocalWorker<'a> {
             sandbox,
             toolbox,
             options,
-            failures: Mutex::new(HashMap::new()),
             remote,
         })
     }
@@ -108,7 +109,8 @@ impl<'a> LocalWorker<'a> {
             .iter()
             .chain(job.dependencies.iter().map(|(_, s)| &s.manifest))
         {
-            self.ensure_local(manifest).map_err(other)?;
+            self.ensure_local(manifest)
+                .map_err(op("make an image of this build local"))?;
         }
         Ok(())
     }
@@ -117,7 +119,9 @@ impl<'a> LocalWorker<'a> {
 impl Executor for LocalWorker<'_> {
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
         let normalized = image::normalize_reference(reference);
-        if let Some(manifest) = image::resolve(self.store, reference).map_err(other)? {
+        if let Some(manifest) = image::resolve(self.store, reference)
+            .map_err(op("resolve the base image in the store"))?
+        {
             return Ok(ResolvedBase {
                 reference: normalized,
                 manifest,
@@ -131,21 +135,32 @@ impl Executor for LocalWorker<'_> {
                     reference: normalized,
                     manifest,
                 }),
-                Err(e) => Err(ExecError::Other(format!(
-                    "`{normalized}` is not in the local store and pulling it failed: {e:#}; check the reference and the registry, {hint}"
-                ))),
+                Err(source) => Err(Error::BasePull {
+                    reference: normalized,
+                    hint,
+                    source,
+                }
+                .into()),
             },
-            None => Err(ExecError::Other(format!(
-                "`{normalized}` is not in the local store; {hint}"
-            ))),
+            None => Err(Error::BaseMissing {
+                reference: normalized,
+                hint,
+            }
+            .into()),
         }
     }
 
     fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
-        let record = match self.store.stage(digest).map_err(other)? {
+        let record = match self
+            .store
+            .stage(digest)
+            .map_err(store("look up the stage"))?
+        {
             Some(r) => Some(r),
             None => match &self.remote {
-                Some(remote) => remote.find(digest).map_err(other)?,
+                Some(remote) => remote
+                    .find(digest)
+                    .map_err(op("look up the stage in the stage repository"))?,
                 None => None,
             },
         };
@@ -201,7 +216,3 @@ pub fn key_options(plan: &mut strata_plan::Plan, options: &WorkerOptions) {
 
 /// The digest input naming a stage's network when it is not the host's.
 const NETWORK_INPUT: &str = "network";
-
-fn other(e: impl std::fmt::Display) -> ExecError {
-    ExecError::Other(format!("{e:#}"))
-}

@@ -11,12 +11,13 @@ use anyhow::Context as _;
 use strata_plan::{MountSource, Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
 use strata_sandbox::{Security, Stdio};
-use strata_solver::{ExecError, StageJob};
+use strata_solver::{ExecError, Kept, StageJob};
 use strata_store::LayerRecord;
 
+use super::LocalWorker;
+use super::error::{Error, op, sandbox};
 use super::failure::FailedRun;
 use super::stage::PendingRun;
-use super::{LocalWorker, other};
 use crate::files;
 use crate::oci::ImageConfig;
 use crate::toolbox::{self, shell_quote};
@@ -54,7 +55,9 @@ impl LocalWorker<'_> {
             prelude,
         } = prepared;
         let toolbox = run.shell == RunShell::ToolboxScript;
-        let mut env = self.stage_env(job, config, toolbox).map_err(other)?;
+        let mut env = self
+            .stage_env(job, config, toolbox)
+            .map_err(op("resolve the step's environment"))?;
         env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
         for m in &run.mounts {
             if let MountSource::Secret {
@@ -62,16 +65,20 @@ impl LocalWorker<'_> {
             } = &m.source
                 && let Some((_, path)) = self.options.secrets.iter().find(|(s, _)| s == id)
             {
-                let value = fs::read_to_string(path)
-                    .map_err(|e| other(format!("read secret {id}: {e}")))?;
+                let value = fs::read_to_string(path).map_err(|source| Error::Secret {
+                    id: id.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
                 env.push(format!("{var}={}", value.trim_end_matches('\n')));
             }
         }
         let prelude = files::script(prelude.iter().map(|(_, w)| w));
-        let (args, env) = step_command(run, env, &dirs.control, "", &prelude).map_err(other)?;
+        let (args, env) = step_command(run, env, &dirs.control, "", &prelude)
+            .map_err(op("write the step's command"))?;
         let spec = self
             .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
-            .map_err(other)?;
+            .map_err(op("set up the step's container"))?;
         if spec.security == Security::Insecure {
             // Named in the output, as BuildKit does: this step is not confined.
             let command = run.commands.first().map_or("", |c| c.text.as_str());
@@ -84,7 +91,10 @@ impl LocalWorker<'_> {
                 ),
             });
         }
-        let mut container = self.sandbox.spawn(&spec, Stdio::Piped).map_err(other)?;
+        let mut container = self
+            .sandbox
+            .spawn(&spec, Stdio::Piped)
+            .map_err(sandbox("start the step's container"))?;
         let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
         if let Some(output) = container.take_output() {
             let mut reader = BufReader::new(output);
@@ -108,7 +118,9 @@ impl LocalWorker<'_> {
                 });
             }
         }
-        let status = container.wait().map_err(other)?;
+        let status = container
+            .wait()
+            .map_err(sandbox("wait for the step's container"))?;
         if !status.success() {
             // Written by the container: read without following links, bounded, and checked.
             let command = crate::beneath::read(&dirs.state, "step", STEP_MAX)
@@ -124,16 +136,20 @@ impl LocalWorker<'_> {
                         commands: vec![run.commands[c].clone()],
                         ..run.clone()
                     };
-                    let env = self.stage_env(job, config, true).map_err(other)?;
+                    let env = self
+                        .stage_env(job, config, true)
+                        .map_err(op("resolve the step's environment"))?;
                     step_command(&only, env, &dirs.control, RERUN, "")
-                        .map_err(other)?
+                        .map_err(op("write the rerun script"))?
                         .0
                 }
                 _ => spec.process.args.clone(),
             };
             // The script set the locale itself; a shell in this state gets it from the spec.
             let mut spec = spec;
-            spec.process.env = self.stage_env(job, config, true).map_err(other)?;
+            spec.process.env = self
+                .stage_env(job, config, true)
+                .map_err(op("resolve the step's environment"))?;
             let failed = FailedRun {
                 image: job.image_name.to_string(),
                 stage: job.stage.name.clone(),
@@ -142,15 +158,12 @@ impl LocalWorker<'_> {
                 spec,
                 scratch,
             };
-            self.failures
-                .lock()
-                .expect("no thread panics holding the failure map")
-                .insert(job.digest, failed);
             return Err(ExecError::CommandFailed {
                 step,
                 command,
                 exit_code: status.code(),
                 output_tail: tail.into(),
+                kept: Some(Kept::new(failed)),
             });
         }
         self.commit_upper(&dirs)

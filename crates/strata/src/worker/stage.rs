@@ -9,8 +9,9 @@ use strata_progress::{Event, Sink, StageId};
 use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
 use strata_store::{LayerRecord, RecordedInput, Scratch, StageRecord, Store};
 
+use super::error::{self, store};
 use super::run::{RUN_DIR, RunDirs};
-use super::{LocalWorker, META_LAYER_BYTES, other};
+use super::{LocalWorker, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
@@ -33,7 +34,7 @@ impl LocalWorker<'_> {
                     what: format!("{}/{}: {what}", id.image, id.stage),
                 })
             })
-            .map_err(other)?;
+            .map_err(store("take the stage's lock"))?;
         if let Some(state) = self.lookup(&job.digest)? {
             return Ok(Built {
                 state,
@@ -44,7 +45,9 @@ impl LocalWorker<'_> {
         let started = Instant::now();
         self.ensure_inputs_local(job)?;
         let parent = match &job.parent_manifest {
-            Some(d) => Some(StoredImage::load(self.store, d).map_err(other)?),
+            Some(d) => {
+                Some(StoredImage::load(self.store, d).map_err(error::op("load the parent image"))?)
+            }
             None => None,
         };
         let mut config = parent
@@ -57,7 +60,10 @@ impl LocalWorker<'_> {
             .unwrap_or_default();
         let parent_layers = layers.len();
         let parent_record = match &job.parent_stage {
-            Some(d) => self.store.stage(d).map_err(other)?,
+            Some(d) => self
+                .store
+                .stage(d)
+                .map_err(store("read the parent stage's record"))?,
             None => None,
         };
         let mut commits = parent_record
@@ -82,7 +88,10 @@ impl LocalWorker<'_> {
                     let lowers = self.lowers(&layers)?;
                     let p = match &mut pending {
                         Some(p) => p,
-                        None => pending.insert(self.pending_run().map_err(other)?),
+                        None => pending.insert(
+                            self.pending_run()
+                                .map_err(error::op("prepare the step's directories"))?,
+                        ),
                     };
                     let name = format!("files-{index}.tar");
                     let (dir, inside) = (&p.dirs.control, RUN_DIR);
@@ -128,12 +137,13 @@ impl LocalWorker<'_> {
                     match work {
                         Ok(work) => p.prelude.extend(work.into_iter().map(|w| (index, w))),
                         Err(e) => {
-                            if let Some(prepared) = pending.take() {
-                                self.keep_step_failure(job, prepared, lowers, &config);
-                            }
+                            let kept = pending
+                                .take()
+                                .and_then(|p| self.keep_step_failure(job, p, lowers, &config));
                             return Err(ExecError::Step {
                                 step: index,
-                                message: format!("{e:#}"),
+                                source: e.into(),
+                                kept,
                             });
                         }
                     }
@@ -143,7 +153,9 @@ impl LocalWorker<'_> {
             let lowers = self.lowers(&layers)?;
             let prepared = match pending.take() {
                 Some(p) => self.apply_files(job, p, lowers.clone(), &config)?,
-                None => self.pending_run().map_err(other)?,
+                None => self
+                    .pending_run()
+                    .map_err(error::op("prepare the step's directories"))?,
             };
             let (layer, millis) = match run {
                 Some(run) => {
@@ -191,8 +203,8 @@ impl LocalWorker<'_> {
             _ => None,
         };
         let annotations = image::base_annotations(parent.as_ref(), base_reference);
-        let written =
-            image::write_image(self.store, &config, &layers, &annotations).map_err(other)?;
+        let written = image::write_image(self.store, &config, &layers, &annotations)
+            .map_err(error::op("write the stage's image"))?;
         let record = StageRecord {
             digest: job.digest,
             parent: job.parent_stage,
@@ -218,10 +230,13 @@ impl LocalWorker<'_> {
             },
         };
         // Blobs and snapshots are durable before the record that makes them count.
-        self.store.sync().map_err(other)?;
+        self.store.sync().map_err(store("sync the store"))?;
         let (record, adopted) = match &self.remote {
-            Some(remote) => remote.publish(self.store, record).map_err(other)?,
-            None => crate::remote::local_put(self.store, record).map_err(other)?,
+            Some(remote) => remote
+                .publish(self.store, record)
+                .map_err(error::op("publish the stage"))?,
+            None => crate::remote::local_put(self.store, record)
+                .map_err(error::op("record the stage"))?,
         };
         let state = StageState {
             digest: record.digest,
@@ -236,7 +251,7 @@ impl LocalWorker<'_> {
     }
 
     pub(super) fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, ExecError> {
-        image::lowers(self.store, layers).map_err(other)
+        image::lowers(self.store, layers).map_err(error::op("unpack the parent's layers"))
     }
 
     /// A fresh scratch dir with the dirs of one container run.
@@ -269,13 +284,16 @@ impl LocalWorker<'_> {
         match files::apply(&prepared.prelude, &prepared.dirs.control, &root) {
             Ok(()) => Ok(prepared),
             Err((step, e)) => {
-                self.keep_step_failure(job, prepared, lowers, config);
+                // Work not of one step (setting up the root) is the first step's.
+                let step = step.or(prepared.prelude.first().map(|(i, _)| *i));
+                let kept = self.keep_step_failure(job, prepared, lowers, config);
                 Err(match step {
                     Some(step) => ExecError::Step {
                         step,
-                        message: format!("{e:#}"),
+                        source: e.into(),
+                        kept,
                     },
-                    None => other(format!("{e:#}")),
+                    None => error::op("apply the step's files")(e),
                 })
             }
         }
