@@ -2,6 +2,7 @@
 //! renders progress and errors.
 
 mod args;
+mod cancel;
 mod commands;
 mod render;
 

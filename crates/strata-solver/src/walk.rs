@@ -252,6 +252,10 @@ impl Walk<'_> {
         let t = Instant::now();
         let built = match self.executor.build(job, self.progress, self.cancel) {
             Ok(built) => built,
+            // A step that failed while the build was being cancelled (a tool killed by the
+            // terminal's SIGINT, say) is the cancellation, not a failure to look into.
+            Err(ExecError::Cancelled) => return Err(Error::Cancelled),
+            Err(_) if self.cancel.load(Ordering::Relaxed) => return Err(Error::Cancelled),
             Err(e) => {
                 self.progress.event(Event::StageFailed {
                     id,

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use std::sync::atomic::AtomicBool;
 
 use strata::ops::build::{BuildOptions, build};
 use strata::ops::debug::DebugIo;
@@ -122,13 +121,8 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         input: &mut input,
         output: &mut output,
     };
-    let result = build(
-        ctx,
-        &options,
-        sink.as_ref(),
-        &AtomicBool::new(false),
-        Some(io),
-    );
+    let cancel = crate::cancel::on_signals()?;
+    let result = build(ctx, &options, sink.as_ref(), &cancel, Some(io));
     sink.finish();
     let report = result?;
     if quiet || args.dockerfile.iidfile.is_some() {

@@ -120,7 +120,18 @@ pub fn build(
                 },
             ),
         };
-        let mut plan = loaded?;
+        let mut plan = match loaded {
+            Ok(plan) => plan,
+            // A `git` the terminal's Ctrl-C killed while the config was loaded.
+            Err(_) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
+                return Err(Failed {
+                    error: strata_solver::Error::Cancelled,
+                    sources: strata_plan::SourceMap::default(),
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
         let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {

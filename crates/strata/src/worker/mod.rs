@@ -187,9 +187,9 @@ impl Executor for LocalWorker<'_> {
         &self,
         job: &StageJob<'_>,
         progress: &dyn Sink,
-        _cancel: &AtomicBool,
+        cancel: &AtomicBool,
     ) -> Result<Built, ExecError> {
-        self.build_stage(job, progress)
+        self.build_stage(job, progress, cancel)
     }
 }
 

@@ -3,14 +3,16 @@
 //! debugger.
 
 use std::collections::VecDeque;
-use std::fs;
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use strata_plan::{MountSource, Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
-use strata_sandbox::{Security, Stdio};
+use strata_sandbox::{Container, Security, Stdio};
 use strata_solver::{ExecError, Kept, StageJob};
 use strata_store::LayerRecord;
 
@@ -36,7 +38,9 @@ const STEP_MAX: usize = 20;
 
 impl LocalWorker<'_> {
     /// Runs one `Run` step; returns the layer it made, if it changed anything, and the
-    /// milliseconds spent committing it.
+    /// milliseconds spent committing it. Setting `cancel` while the command runs kills its
+    /// container (the whole tree) and ends the step with [`ExecError::Cancelled`]; its dirs go
+    /// with the scratch dir, and nothing is committed.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn run_step(
         &self,
@@ -48,6 +52,7 @@ impl LocalWorker<'_> {
         config: &ImageConfig,
         lowers: &[PathBuf],
         progress: &dyn Sink,
+        cancel: &AtomicBool,
     ) -> Result<(Option<LayerRecord>, u64), ExecError> {
         let PendingRun {
             scratch,
@@ -96,31 +101,28 @@ impl LocalWorker<'_> {
             .spawn(&spec, Stdio::Piped)
             .map_err(sandbox("start the step's container"))?;
         let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
-        if let Some(output) = container.take_output() {
-            let mut reader = BufReader::new(output);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match reader.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let line =
-                    String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
-                if tail.len() == OUTPUT_TAIL {
-                    tail.pop_front();
-                }
-                tail.push_back(line.clone());
-                progress.event(Event::Log {
-                    id: id.clone(),
-                    stream: Stream::Stdout,
-                    line,
-                });
+        let output = container.take_output();
+        let done = AtomicBool::new(false);
+        let stopped = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| stop_on_cancel(&container, cancel, &done));
+            if let Some(output) = output {
+                read_output(output, &mut tail, id, progress);
             }
-        }
+            // The output ends when the container's processes are gone (or closed it).
+            done.store(true, Ordering::Release);
+            watcher.thread().unpark();
+            watcher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .map_err(sandbox("stop the step's container"))?;
         let status = container
             .wait()
             .map_err(sandbox("wait for the step's container"))?;
+        // Cancelled: nothing of the step is kept, whether it ended by the kill or just before.
+        if stopped || cancel.load(Ordering::Relaxed) {
+            return Err(ExecError::Cancelled);
+        }
         if !status.success() {
             // Written by the container: read without following links, bounded, and checked.
             let command = crate::beneath::read(&dirs.state, "step", STEP_MAX)
@@ -167,6 +169,50 @@ impl LocalWorker<'_> {
             });
         }
         self.commit_upper(&dirs)
+    }
+}
+
+/// Kills `container` (its whole process tree: the helper, PID 1 and so the PID namespace) as
+/// soon as `cancel` is set; returns whether it did, once `done` is set.
+fn stop_on_cancel(
+    container: &Container,
+    cancel: &AtomicBool,
+    done: &AtomicBool,
+) -> Result<bool, strata_sandbox::Error> {
+    while !done.load(Ordering::Acquire) {
+        if cancel.load(Ordering::Relaxed) {
+            container.kill()?;
+            return Ok(true);
+        }
+        // Unparked when the output ends; the timeout bounds how late a cancel is seen.
+        std::thread::park_timeout(CANCEL_POLL);
+    }
+    Ok(false)
+}
+
+/// How often a running step looks at the cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// Streams a container's output to `progress` line by line, keeping the last lines in `tail`.
+fn read_output(output: File, tail: &mut VecDeque<String>, id: &StageId, progress: &dyn Sink) {
+    let mut reader = BufReader::new(output);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf)).into_owned();
+        if tail.len() == OUTPUT_TAIL {
+            tail.pop_front();
+        }
+        tail.push_back(line.clone());
+        progress.event(Event::Log {
+            id: id.clone(),
+            stream: Stream::Stdout,
+            line,
+        });
     }
 }
 

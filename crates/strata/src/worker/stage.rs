@@ -2,6 +2,7 @@
 //! the next container run, and writing the image and the stage record at the end.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use strata_plan::{Op, Run, RunShell};
@@ -18,10 +19,15 @@ use crate::image::{self, StoredImage};
 use crate::oci::ImageConfig;
 
 impl LocalWorker<'_> {
+    /// Builds one stage (see the module docs of [`super`]). `cancel` is looked at before each
+    /// step until the stage committed a layer and while a command runs (see
+    /// [`LocalWorker::run_step`]); from its first commit on, the stage is finished and
+    /// published, so the store never holds a layer no stage refers to.
     pub(super) fn build_stage(
         &self,
         job: &StageJob<'_>,
         progress: &dyn Sink,
+        cancel: &AtomicBool,
     ) -> Result<Built, ExecError> {
         let id = StageId {
             image: job.image_name.to_string(),
@@ -76,6 +82,9 @@ impl LocalWorker<'_> {
         let mut pending: Option<PendingRun> = None;
         // One past the last step: file work not followed by a command runs on its own.
         for index in 0..=job.stage.steps.len() {
+            if layers.len() == parent_layers && cancel.load(Ordering::Relaxed) {
+                return Err(ExecError::Cancelled);
+            }
             let (step, run) = match job.stage.steps.get(index).map(|s| &s.op) {
                 Some(Op::Config(change)) => {
                     config.apply(change);
@@ -158,9 +167,9 @@ impl LocalWorker<'_> {
                     .map_err(error::op("prepare the step's directories"))?,
             };
             let (layer, millis) = match run {
-                Some(run) => {
-                    self.run_step(job, &id, step, run, prepared, &config, &lowers, progress)?
-                }
+                Some(run) => self.run_step(
+                    job, &id, step, run, prepared, &config, &lowers, progress, cancel,
+                )?,
                 // Nothing left for a shell: no container at all.
                 None if files::script(prepared.prelude.iter().map(|(_, w)| w)).is_empty() => {
                     self.commit_upper(&prepared.dirs)?
@@ -175,6 +184,7 @@ impl LocalWorker<'_> {
                     &config,
                     &lowers,
                     progress,
+                    cancel,
                 )?,
             };
             new_layer_bytes += add_layer(layer, &mut config, &mut layers);
