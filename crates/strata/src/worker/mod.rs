@@ -18,6 +18,7 @@ mod failure;
 mod git_cache;
 mod mounts;
 mod run;
+mod secrets;
 mod spec;
 mod stage;
 

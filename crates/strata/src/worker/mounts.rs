@@ -18,6 +18,7 @@ use strata_solver::StageJob;
 
 use super::LocalWorker;
 use super::run::RunDirs;
+use super::secrets;
 use crate::image::StoredImage;
 
 /// Why a step's mounts could not be set up.
@@ -135,10 +136,10 @@ pub(super) fn resolve(specs: &[&RunMount], inputs: &Inputs<'_>) -> Result<Resolv
             MountSource::Host(path) => (path.clone(), MountKind::Bind { readonly: false }),
             MountSource::Tmpfs => (PathBuf::new(), MountKind::Tmpfs),
             MountSource::Secret { id, required, .. } => {
-                match inputs.secrets.iter().find(|(s, _)| s == id) {
+                match secrets::find(inputs.secrets, id) {
                     // A secret read into a variable (`env=`) with no target mounts nothing.
                     Some(_) if m.to.is_empty() => continue,
-                    Some((_, path)) => (path.clone(), MountKind::Bind { readonly: true }),
+                    Some(path) => (path.to_path_buf(), MountKind::Bind { readonly: true }),
                     None if *required => return Err(Error::SecretMissing(id.clone())),
                     None => continue,
                 }

@@ -10,15 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use strata_plan::{MountSource, Run, RunShell};
+use strata_plan::{Run, RunShell};
 use strata_progress::{Event, Sink, StageId, Stream};
 use strata_sandbox::{Container, Security, Stdio};
 use strata_solver::{ExecError, Kept, StageJob};
 use strata_store::LayerRecord;
 
 use super::LocalWorker;
-use super::error::{Error, op, sandbox};
+use super::error::{op, sandbox};
 use super::failure::FailedRun;
+use super::secrets;
 use super::stage::PendingRun;
 use crate::files;
 use crate::oci::ImageConfig;
@@ -64,20 +65,7 @@ impl LocalWorker<'_> {
             .stage_env(job, config, toolbox)
             .map_err(op("resolve the step's environment"))?;
         env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
-        for m in &run.mounts {
-            if let MountSource::Secret {
-                id, env: Some(var), ..
-            } = &m.source
-                && let Some((_, path)) = self.options.secrets.iter().find(|(s, _)| s == id)
-            {
-                let value = fs::read_to_string(path).map_err(|source| Error::Secret {
-                    id: id.clone(),
-                    path: path.clone(),
-                    source,
-                })?;
-                env.push(format!("{var}={}", value.trim_end_matches('\n')));
-            }
-        }
+        env.extend(secrets::env(run, &self.options.secrets)?);
         let prelude = files::script(prelude.iter().map(|(_, w)| w));
         let (args, env) = step_command(run, env, &dirs.control, "", &prelude)
             .map_err(op("write the step's command"))?;
