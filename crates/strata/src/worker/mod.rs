@@ -10,6 +10,13 @@
 //! 4. turn the upper dir into one layer blob (streaming, hashed while written), move the upper
 //!    dir itself into the snapshots (no unpack needed later), write config and manifest;
 //! 5. publish the stage record last: before it exists, nothing of the stage counts.
+//!
+//! One job per file: `stage` runs the steps of a stage, `run` one container, `commit`
+//! turns an upper dir into a layer, `spec` and `mounts` make the container spec (`mounts::resolve`
+//! is a pure function), `env` and `secrets` what the commands see, `failure` the state kept
+//! for the debugger (it travels in the error), `git_cache` the late inputs. Errors are
+//! [`Error`], boxed into [`ExecError`] with their causes. A set `cancel` flag stops the build
+//! before the next step, or kills the running step's container (see `run`).
 
 mod commit;
 mod env;
