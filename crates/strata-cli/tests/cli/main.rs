@@ -4,6 +4,7 @@ mod build;
 mod container;
 mod corpus;
 mod debug;
+mod deps;
 mod dockerfile;
 mod errors;
 mod export;
