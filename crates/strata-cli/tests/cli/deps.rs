@@ -262,7 +262,11 @@ fn declared_dependencies_are_used() {
             }
         }
     }
-    assert!(unused.is_empty(), "unused dependencies:\n{}", unused.join("\n"));
+    assert!(
+        unused.is_empty(),
+        "unused dependencies:\n{}",
+        unused.join("\n")
+    );
 }
 
 #[test]
