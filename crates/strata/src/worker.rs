@@ -33,7 +33,7 @@ use strata_store::{LayerRecord, LocalStore, RecordedInput, Scratch, StageRecord,
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
-use crate::oci::ImageConfig;
+use crate::oci::{ApplyChange as _, ImageConfig};
 use crate::toolbox::{self, shell_quote};
 
 /// Lines of output kept to show when a command fails.
