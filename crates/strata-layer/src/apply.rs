@@ -1,4 +1,13 @@
-//! OCI tar layer → directory in overlay form, treating the layer as hostile.
+//! Tar → directory, treating the tar as hostile: the one tar applier of strata.
+//!
+//! Two callers, two [`Mode`]s, one set of protections (below):
+//! - [`Mode::Layer`]: an OCI layer into an empty snapshot dir, in overlay form (whiteouts
+//!   become 0/0 char devices and opaque xattrs); an entry replaces whatever is at its path.
+//! - [`Mode::Files`]: a tar strata staged (git archives and patches, imports, `COPY`,
+//!   `WORKDIR`) over a stage's root, as `tar -xp` run as root does: names are plain (a file
+//!   named `.wh.x` is a file), and an existing directory — also through a symlink, as `/bin`
+//!   is in a merged-/usr image — takes the entry's owner, mode and times and keeps its
+//!   content, while a directory entry where a file (or a link to no directory) is fails.
 //!
 //! # Containment
 //!
@@ -35,7 +44,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode as FileMode, OFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use strata_digest::HashingReader;
 
@@ -74,15 +83,23 @@ pub enum Error {
         source: crate::bounded::Error,
     },
     /// The entry would escape the target or is otherwise refused.
-    #[error("refusing layer entry `{entry}`: {reason}")]
+    #[error("refusing tar entry `{entry}`: {reason}")]
     Unsafe {
         /// The entry path as written in the tar.
         entry: String,
         /// Why it was refused.
         reason: &'static str,
     },
+    /// A parent of the entry is a file (or a link to one), so the entry cannot be created.
+    #[error("tar entry `{entry}` cannot be created: {path} is not a directory")]
+    NotADirectory {
+        /// The entry path as written in the tar.
+        entry: String,
+        /// The parent in the target that is not a directory.
+        path: PathBuf,
+    },
     /// The entry has a tar type this crate does not unpack.
-    #[error("layer entry `{entry}` has unsupported tar type `{}`", *.kind as char)]
+    #[error("tar entry `{entry}` has unsupported tar type `{}`", *.kind as char)]
     Unsupported {
         /// The entry path as written in the tar.
         entry: String,
@@ -90,7 +107,7 @@ pub enum Error {
         kind: u8,
     },
     /// Creating the entry or setting its metadata failed.
-    #[error("layer entry `{entry}`: {op} {path} failed: {source}")]
+    #[error("tar entry `{entry}`: {op} {path} failed: {source}")]
     Io {
         /// The entry path as written in the tar.
         entry: String,
@@ -132,36 +149,56 @@ impl Read for CountingReader<'_> {
     }
 }
 
+/// What an entry does to what it finds; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// An OCI layer into an empty dir, in overlay form.
+    Layer,
+    /// Files over a root, as `tar -xp`: plain names, existing directories kept through links.
+    Files,
+}
+
+impl Unpacker {
+    fn new(target: &Path, mode: Mode) -> Result<Unpacker, Error> {
+        let root = rustix::fs::open(
+            target,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            FileMode::empty(),
+        )
+        .map_err(|e| Error::Target {
+            path: target.to_path_buf(),
+            source: e.into(),
+        })?;
+        Ok(Unpacker {
+            target: target.to_path_buf(),
+            mode,
+            res: Resolver { root, cached: None },
+            dirs: Vec::new(),
+            buf: vec![0u8; BUF_SIZE],
+            entries: 0,
+        })
+    }
+
+    /// Applies every entry of the tar `stream` (read through [`bounded`]).
+    fn apply_all(&mut self, stream: impl Read) -> Result<(), Error> {
+        let mut archive = bounded::archive(stream);
+        for entry in bounded::entries(&mut archive).map_err(Error::from)? {
+            self.entry(&mut entry.map_err(Error::from)?)?;
+        }
+        Ok(())
+    }
+}
+
 /// See [`crate::unpack_layer`].
 pub fn unpack_layer(layer: &mut dyn Read, target: &Path) -> Result<LayerStats, Error> {
-    let root = rustix::fs::open(
-        target,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::Target {
-        path: target.to_path_buf(),
-        source: e.into(),
-    })?;
-    let mut unpacker = Unpacker {
-        target: target.to_path_buf(),
-        res: Resolver { root, cached: None },
-        dirs: Vec::new(),
-        buf: vec![0u8; BUF_SIZE],
-        entries: 0,
-    };
+    let mut unpacker = Unpacker::new(target, Mode::Layer)?;
     let mut counting = CountingReader {
         inner: layer,
         count: 0,
     };
     let (_, decoder) = Decoder::new(&mut counting)?;
     let mut stream = BufReader::with_capacity(BUF_SIZE, HashingReader::new(decoder));
-    {
-        let mut archive = bounded::archive(&mut stream);
-        for entry in bounded::entries(&mut archive).map_err(Error::from)? {
-            unpacker.entry(&mut entry.map_err(Error::from)?)?;
-        }
-    }
+    unpacker.apply_all(&mut stream)?;
     // Hash everything after the end-of-archive blocks too, and let the decoder check its
     // trailer (gzip CRC, zstd checksum).
     io::copy(&mut stream, &mut io::sink()).map_err(|source| Error::Read {
@@ -176,6 +213,15 @@ pub fn unpack_layer(layer: &mut dyn Read, target: &Path) -> Result<LayerStats, E
         compressed_size: counting.count,
         entries: unpacker.entries,
     })
+}
+
+/// Applies the plain tar `tar` to the existing dir `target` in `mode`; returns the number of
+/// entries. Directory times are set after the last entry.
+pub fn apply_tar(tar: impl Read, target: &Path, mode: Mode) -> Result<u64, Error> {
+    let mut unpacker = Unpacker::new(target, mode)?;
+    unpacker.apply_all(BufReader::with_capacity(BUF_SIZE, tar))?;
+    unpacker.finish()?;
+    Ok(unpacker.entries)
 }
 
 /// `entry` normalized: no empty or `.` components, no leading `/`; `None` if it has `..`.
@@ -224,7 +270,7 @@ impl Resolver {
             &self.root,
             os(rel),
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | flags,
-            Mode::empty(),
+            FileMode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )
     }
@@ -260,13 +306,13 @@ impl Resolver {
                 Ok(fd) => cur = Some(fd),
                 Err(Errno::NOENT) => {
                     let parent = cur.as_ref().map_or(self.root.as_fd(), |fd| fd.as_fd());
-                    match rustix::fs::mkdirat(parent, os(comp), Mode::from_raw_mode(0o755)) {
+                    match rustix::fs::mkdirat(parent, os(comp), FileMode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(e),
                     }
                     let fd = self.lookup(prefix, OFlags::empty())?;
                     // mkdirat's mode went through the umask.
-                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+                    rustix::fs::fchmod(&fd, FileMode::from_raw_mode(0o755))?;
                     cur = Some(fd);
                 }
                 Err(e) => return Err(e),
@@ -274,6 +320,32 @@ impl Resolver {
         }
         cur.ok_or(Errno::INVAL)
     }
+}
+
+/// The parent dir of an entry (created if missing); a parent that is not a directory is named.
+fn open_parent<'r>(
+    res: &'r mut Resolver,
+    parent: &[u8],
+    ctx: &Ctx<'_>,
+) -> Result<BorrowedFd<'r>, Error> {
+    // Asked twice so that the error branch may look again (the second call hits the cache).
+    if let Err(e) = res.dir(parent) {
+        if e == Errno::NOTDIR {
+            let mut end = 0;
+            for comp in parent.split(|&b| b == b'/') {
+                end += comp.len();
+                if let Err(Errno::NOTDIR) = res.lookup(&parent[..end], OFlags::empty()) {
+                    return Err(Error::NotADirectory {
+                        entry: ctx.entry.to_string(),
+                        path: ctx.target.join(os(&parent[..end])),
+                    });
+                }
+                end += 1;
+            }
+        }
+        return Err(ctx.io("open parent dir")(e));
+    }
+    res.dir(parent).map_err(ctx.io("open parent dir"))
 }
 
 /// Metadata of one tar entry.
@@ -287,6 +359,7 @@ struct Meta {
 
 struct Unpacker {
     target: PathBuf,
+    mode: Mode,
     res: Resolver,
     /// Dirs whose mtime is set at the end: (normalized path, times).
     dirs: Vec<(Vec<u8>, Timestamps)>,
@@ -368,11 +441,16 @@ impl Unpacker {
         }
         let (parent, name) = split_last(&rel);
 
-        match whiteout::classify(name) {
+        // Whiteout names mean something in layers only; staged files keep their names.
+        let class = match self.mode {
+            Mode::Layer => whiteout::classify(name),
+            Mode::Files => OciName::Plain,
+        };
+        match class {
             OciName::Plain => {}
             OciName::Meta => return Ok(()),
             OciName::Opaque => {
-                let dir = self.res.dir(parent).map_err(ctx.io("open parent dir"))?;
+                let dir = open_parent(&mut self.res, parent, &ctx)?;
                 rustix::fs::fsetxattr(
                     dir,
                     whiteout::OVERLAY_OPAQUE_XATTR,
@@ -386,25 +464,64 @@ impl Unpacker {
                 if hidden.is_empty() || hidden == b"." || hidden == b".." {
                     return Err(ctx.refuse("whiteout of an invalid name"));
                 }
-                let dir = self.res.dir(parent).map_err(ctx.io("open parent dir"))?;
+                let dir = open_parent(&mut self.res, parent, &ctx)?;
                 clear_slot(dir, hidden, false, &ctx)?;
-                rustix::fs::mknodat(dir, os(hidden), FileType::CharacterDevice, Mode::empty(), 0)
-                    .map_err(ctx.io("mknod whiteout"))?;
+                rustix::fs::mknodat(
+                    dir,
+                    os(hidden),
+                    FileType::CharacterDevice,
+                    FileMode::empty(),
+                    0,
+                )
+                .map_err(ctx.io("mknod whiteout"))?;
                 return Ok(());
             }
         }
 
         if is_dir {
-            let dir = self.res.dir(parent).map_err(ctx.io("open parent dir"))?;
-            if !clear_slot(dir, name, true, &ctx)? {
-                rustix::fs::mkdirat(dir, os(name), Mode::from_raw_mode(0o700))
+            if self.mode == Mode::Files {
+                // An existing dir, also through a link (resolved in the root), is the dir the
+                // entry describes.
+                match self.res.lookup(&rel, OFlags::empty()) {
+                    Ok(fd) => {
+                        apply_fd_meta(fd.as_fd(), &meta, &ctx)?;
+                        self.dirs.push((rel.clone(), meta.times));
+                        return Ok(());
+                    }
+                    Err(Errno::NOENT) => {}
+                    Err(Errno::NOTDIR) => {
+                        // A parent that is not a directory is named by its own error.
+                        open_parent(&mut self.res, parent, &ctx)?;
+                        return Err(
+                            ctx.refuse("the image has a file, or a link to no directory, there")
+                        );
+                    }
+                    Err(e) => return Err(ctx.io("open dir")(e)),
+                }
+            }
+            let dir = open_parent(&mut self.res, parent, &ctx)?;
+            let kept = match self.mode {
+                Mode::Layer => clear_slot(dir, name, true, &ctx)?,
+                // Nothing resolves there (checked above): a link left is one to nowhere.
+                Mode::Files => match rustix::fs::statat(dir, os(name), AtFlags::SYMLINK_NOFOLLOW) {
+                    Err(Errno::NOENT) => false,
+                    Ok(_) => {
+                        return Err(
+                            ctx.refuse("the image has a file, or a link to no directory, there")
+                        );
+                    }
+                    Err(e) => return Err(ctx.io("stat")(e)),
+                },
+            };
+            if !kept {
+                rustix::fs::mkdirat(dir, os(name), FileMode::from_raw_mode(0o700))
                     .map_err(ctx.io("mkdir"))?;
             }
             let fd = rustix::fs::openat(
                 dir,
                 os(name),
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
+                FileMode::empty(),
             )
             .map_err(ctx.io("open dir"))?;
             apply_fd_meta(fd.as_fd(), &meta, &ctx)?;
@@ -414,7 +531,7 @@ impl Unpacker {
 
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let dir = self.res.dir(parent).map_err(ctx.io("open parent dir"))?;
+                let dir = open_parent(&mut self.res, parent, &ctx)?;
                 clear_slot(dir, name, false, &ctx)?;
                 let fd = rustix::fs::openat(
                     dir,
@@ -424,7 +541,7 @@ impl Unpacker {
                         | OFlags::EXCL
                         | OFlags::NOFOLLOW
                         | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
+                    FileMode::from_raw_mode(0o600),
                 )
                 .map_err(ctx.io("create file"))?;
                 let mut file = File::from(fd);
@@ -446,7 +563,7 @@ impl Unpacker {
                     .link_name_bytes()
                     .ok_or_else(|| ctx.refuse("symlink without a target"))?
                     .into_owned();
-                let dir = self.res.dir(parent).map_err(ctx.io("open parent dir"))?;
+                let dir = open_parent(&mut self.res, parent, &ctx)?;
                 clear_slot(dir, name, false, &ctx)?;
                 rustix::fs::symlinkat(os(&target), dir, os(name)).map_err(ctx.io("symlink"))?;
                 apply_at_meta(dir, name, &meta, false, &ctx)?;
@@ -491,7 +608,7 @@ impl Unpacker {
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                     return Err(ctx.refuse("the hardlink target is a directory"));
                 }
-                let dir = self.res.dir(parent).map_err(ctx.io("open parent dir"))?;
+                let dir = open_parent(&mut self.res, parent, &ctx)?;
                 clear_slot(dir, name, false, &ctx)?;
                 rustix::fs::linkat(&tdir, os(tname), dir, os(name), AtFlags::empty())
                     .map_err(ctx.io("link"))?;
@@ -512,9 +629,9 @@ impl Unpacker {
                         (ft, dev)
                     }
                 };
-                let dir = self.res.dir(parent).map_err(ctx.io("open parent dir"))?;
+                let dir = open_parent(&mut self.res, parent, &ctx)?;
                 clear_slot(dir, name, false, &ctx)?;
-                rustix::fs::mknodat(dir, os(name), ft, Mode::empty(), dev)
+                rustix::fs::mknodat(dir, os(name), ft, FileMode::empty(), dev)
                     .map_err(ctx.io("mknod"))?;
                 apply_at_meta(dir, name, &meta, true, &ctx)?;
             }
@@ -538,7 +655,12 @@ impl Unpacker {
                     source,
                 })?
             } else {
-                match self.res.lookup(&rel, OFlags::NOFOLLOW) {
+                // A staged dir may be an image's dir through a link (see `Mode::Files`).
+                let follow = match self.mode {
+                    Mode::Layer => OFlags::NOFOLLOW,
+                    Mode::Files => OFlags::empty(),
+                };
+                match self.res.lookup(&rel, follow) {
                     Ok(fd) => fd,
                     // Replaced by a later entry: its times were set then.
                     Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
@@ -676,7 +798,7 @@ fn clear_slot(
 fn apply_fd_meta(fd: BorrowedFd<'_>, meta: &Meta, ctx: &Ctx<'_>) -> Result<(), Error> {
     let (uid, gid) = owner(meta.uid, meta.gid);
     rustix::fs::fchown(fd, uid, gid).map_err(ctx.io("chown"))?;
-    rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(ctx.io("chmod"))?;
+    rustix::fs::fchmod(fd, FileMode::from_raw_mode(meta.mode)).map_err(ctx.io("chmod"))?;
     for (name, value) in &meta.xattrs {
         rustix::fs::fsetxattr(fd, os(name), value, rustix::fs::XattrFlags::empty())
             .map_err(ctx.io("setxattr"))?;
@@ -701,7 +823,7 @@ fn apply_at_meta(
         rustix::fs::chmodat(
             dir,
             os(name),
-            Mode::from_raw_mode(meta.mode),
+            FileMode::from_raw_mode(meta.mode),
             AtFlags::empty(),
         )
         .map_err(ctx.io("chmod"))?;

@@ -14,6 +14,8 @@
 //!   writes it into an empty dir in overlay form, ready to be an overlayfs lower dir. The
 //!   input is treated as hostile: every path is resolved with `openat2(RESOLVE_IN_ROOT)`, so
 //!   nothing is written outside the target, not even through symlinks the layer creates.
+//!   [`apply::apply_tar`] is the same applier for plain tars (the file work's staged tars,
+//!   applied over a stage's root in [`apply::Mode::Files`]).
 //! - [`decompressed`] gives the raw tar of a stored layer (docker-archive export).
 //! - [`changes`] lists what an upper dir changed relative to its lowers (for the debugger).
 //!

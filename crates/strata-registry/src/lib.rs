@@ -63,6 +63,7 @@
 pub mod auth;
 pub mod client;
 pub mod manifest;
+pub mod oci;
 pub mod reference;
 pub mod stages;
 pub mod tls;

@@ -12,27 +12,19 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use strata_digest::Digest;
 
+// The document types live in `crate::oci` (one set for the workspace); these are the names
+// the registry's callers know them by here.
+pub use crate::oci::{
+    DOCKER_CONFIG, DOCKER_LIST, DOCKER_MANIFEST, DOCKER_SCHEMA1, Descriptor, ImageManifest, Index,
+    OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, Platform, is_nondistributable, null_default,
+};
+
 /// The largest manifest, index or image config strata accepts (4 MiB).
 pub const MAX_MANIFEST: u64 = 4 << 20;
-
-/// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// OCI image config.
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-/// Docker v2 schema 2 manifest.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list.
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker image config.
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-/// Docker v2 schema 1 (signed) manifest: refused.
-pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 /// The `Accept` header for manifest requests: every format strata can read.
 pub const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
@@ -121,109 +113,6 @@ impl ManifestFormat {
     }
 }
 
-/// The platform an index entry is for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// CPU architecture, Go style (`amd64`, `arm64`).
-    pub architecture: String,
-    /// Operating system (`linux`).
-    pub os: String,
-    /// CPU variant (`v8`), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform this process runs on (`linux/amd64` on x86-64 Linux).
-    pub fn host() -> Platform {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
-        Platform {
-            architecture: architecture.to_string(),
-            os: std::env::consts::OS.to_string(),
-            variant: None,
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// A content descriptor.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// What the content is.
-    pub media_type: String,
-    /// Its digest.
-    pub digest: Digest,
-    /// Its size in bytes (an upper bound for reads, never an allocation size).
-    pub size: u64,
-    /// For index entries: the platform.
-    #[serde(default)]
-    pub platform: Option<Platform>,
-    /// Annotations.
-    #[serde(default, deserialize_with = "null_default")]
-    pub annotations: BTreeMap<String, String>,
-    /// Where else the blob may be fetched from (the OCI spec's `urls`, set on foreign,
-    /// non-distributable layers that registries do not hold).
-    #[serde(default, deserialize_with = "null_default")]
-    pub urls: Vec<String>,
-}
-
-/// Whether a layer is non-distributable (OCI's `nondistributable` types, Docker's foreign
-/// layers): such a blob is not uploaded when its descriptor says where else it lives.
-pub fn is_nondistributable(media_type: &str) -> bool {
-    media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
-        || media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
-}
-
-/// Reads an absent or `null` field as its default: Docker and BuildKit write `"Env": null`,
-/// `"Volumes": null`, `"annotations": null`, ... for fields an image does not set, and the
-/// image spec allows any optional field to be left out. Use with `#[serde(default,
-/// deserialize_with = "null_default")]`.
-pub fn null_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// An image manifest (OCI or Docker v2 schema 2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageManifest {
-    /// Its media type.
-    pub media_type: String,
-    /// The config blob.
-    pub config: Descriptor,
-    /// The layers, bottom first.
-    pub layers: Vec<Descriptor>,
-    /// Top-level annotations.
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// An image index or manifest list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Index {
-    /// Its media type.
-    pub media_type: String,
-    /// The manifests it lists.
-    pub manifests: Vec<Descriptor>,
-}
-
 /// A parsed manifest of either kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Manifest {
@@ -281,6 +170,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Error
             if matches!(media_type.as_str(), OCI_MANIFEST | DOCKER_MANIFEST | "") =>
         {
             Ok(Manifest::Image(Box::new(ImageManifest {
+                schema_version: raw.schema_version,
                 media_type: if media_type.is_empty() {
                     OCI_MANIFEST.to_string()
                 } else {
@@ -295,6 +185,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Error
             if matches!(media_type.as_str(), OCI_INDEX | DOCKER_LIST | "") =>
         {
             Ok(Manifest::Index(Index {
+                schema_version: raw.schema_version,
                 media_type: if media_type.is_empty() {
                     OCI_INDEX.to_string()
                 } else {
@@ -311,12 +202,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Error
 pub fn diff_ids(config: &[u8]) -> Result<Vec<Digest>, Error> {
     #[derive(Deserialize)]
     struct Config {
-        rootfs: RootFs,
-    }
-    #[derive(Deserialize)]
-    struct RootFs {
-        #[serde(default, deserialize_with = "null_default")]
-        diff_ids: Vec<Digest>,
+        rootfs: crate::oci::RootFs,
     }
     if config.len() as u64 > MAX_MANIFEST {
         return Err(Error::TooLarge {
@@ -596,6 +482,7 @@ mod tests {
             urls: Vec::new(),
         };
         let index = Index {
+            schema_version: 2,
             media_type: OCI_INDEX.into(),
             manifests: vec![d("arm64", Some("v8")), d("amd64", None)],
         };

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use strata_digest::Digest;
 use strata_store::{LayerRecord, LocalStore, Store};
 
-use crate::oci::{self, Descriptor, ImageConfig, Manifest};
+use crate::oci::{self, Descriptor, ImageConfig, ImageManifest};
 
 /// An image read from the store.
 #[derive(Clone, Debug)]
@@ -16,7 +16,7 @@ pub struct StoredImage {
     /// The manifest digest.
     pub digest: Digest,
     /// The manifest.
-    pub manifest: Manifest,
+    pub manifest: ImageManifest,
     /// The config.
     pub config: ImageConfig,
 }
@@ -27,7 +27,7 @@ impl StoredImage {
         let bytes = store
             .read_blob(digest)
             .with_context(|| format!("read manifest {digest}"))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
+        let manifest: ImageManifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("manifest {digest} is not valid JSON"))?;
         let bytes = store
             .read_blob(&manifest.config.digest)
@@ -260,13 +260,14 @@ pub fn write_manifest(
     created: Option<&str>,
     annotations: &BTreeMap<String, String>,
 ) -> anyhow::Result<Digest> {
-    let manifest = Manifest {
+    let manifest = ImageManifest {
         schema_version: 2,
-        media_type: oci::MANIFEST.into(),
+        media_type: oci::OCI_MANIFEST.into(),
         config: Descriptor {
-            media_type: oci::CONFIG.into(),
+            media_type: oci::OCI_CONFIG.into(),
             digest: config,
             size: config_size,
+            platform: None,
             annotations: Default::default(),
             urls: Vec::new(),
         },
@@ -277,6 +278,7 @@ pub fn write_manifest(
                 media_type: strata_registry::manifest::oci_layer_type(&l.media_type).to_string(),
                 digest: l.digest,
                 size: l.size,
+                platform: None,
                 annotations: Default::default(),
                 urls: l.urls.clone(),
             })

@@ -62,16 +62,52 @@ fn check_case(env: &Env, case: &Path) -> Vec<String> {
     run_checks(env, &name, &checks)
 }
 
-#[test]
-fn every_corpus_config_builds_and_checks_out() {
+/// Builds the corpus config `name` in a store of its own and asserts its checks.
+fn config_builds_and_checks_out(name: &str) {
     let env = Env::new();
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(corpus())
+    let failures = check_case(&env, &corpus().join(name));
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// One test per config, so the harness builds them in parallel; [`CONFIGS`] must name every
+/// corpus directory (`every_config_has_a_test` checks it).
+macro_rules! config_tests {
+    ($($test:ident: $name:literal,)*) => {
+        /// The corpus directories with a test below.
+        const CONFIGS: &[&str] = &[$($name),*];
+        mod config {
+            $(#[test] fn $test() { super::config_builds_and_checks_out($name) })*
+        }
+    };
+}
+
+config_tests! {
+    deckhouse_style: "deckhouse-style",
+    dependencies: "dependencies",
+    fromimage_chain: "fromimage-chain",
+    go_service: "go-service",
+    mounts_cache: "mounts-cache",
+    nameless_project: "nameless-project",
+    node_frontend: "node-frontend",
+    python_app: "python-app",
+    templated_files: "templated-files",
+    templated_multi: "templated-multi",
+    werf_dockerfile_image: "werf-dockerfile-image",
+    werf_docs_four_stages: "werf-docs-four-stages",
+}
+
+#[test]
+fn every_config_has_a_test() {
+    let mut cases: Vec<String> = std::fs::read_dir(corpus())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("checks").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     cases.sort();
     assert!(cases.len() >= 10, "the corpus has at least 10 configs");
-    let failures: Vec<String> = cases.iter().flat_map(|c| check_case(&env, c)).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert_eq!(
+        cases, CONFIGS,
+        "tests/corpus and the config_tests! list in tests/cli/corpus.rs differ: add a line per new config"
+    );
 }

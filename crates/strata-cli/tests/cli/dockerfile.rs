@@ -132,23 +132,17 @@ fn check_case(env: &Env, case: &Path) -> Vec<String> {
     run_checks(env, &name, &checks)
 }
 
-#[test]
-fn every_dockerfile_case_builds_and_checks_out() {
+/// Builds the case `name` in a store of its own and asserts its checks.
+fn case_builds_and_checks_out(name: &str) {
     let env = Env::new();
-    // A real file right outside every case's context, for the cases that try to reach it
+    // A real file right outside the case's context, for the cases that try to reach it
     // (`COPY ../outside`): it must never end up in an image.
     std::fs::write(
         env.work.path().join("outside"),
         "a host file outside the build context\n",
     )
     .unwrap();
-    let cases = cases();
-    assert!(
-        cases.len() >= 40,
-        "the suite has at least 40 cases, found {}",
-        cases.len()
-    );
-    let failures: Vec<String> = cases.iter().flat_map(|c| check_case(&env, c)).collect();
+    let failures = check_case(&env, &suite().join(name));
     assert!(
         failures.is_empty(),
         "{} failure(s):\n\n{}",
@@ -157,48 +151,154 @@ fn every_dockerfile_case_builds_and_checks_out() {
     );
 }
 
+/// One test per case, so the harness builds them in parallel; [`CASES`] must name every case
+/// directory (`every_case_has_a_test` checks it).
+macro_rules! case_tests {
+    ($($test:ident: $name:literal,)*) => {
+        /// The case directories with a test below.
+        const CASES: &[&str] = &[$($name),*];
+        mod case {
+            $(#[test] fn $test() { super::case_builds_and_checks_out($name) })*
+        }
+    };
+}
+
+case_tests! {
+    add_local: "add-local",
+    arg_build_arg_override: "arg-build-arg-override",
+    arg_env_precedence: "arg-env-precedence",
+    arg_global_from: "arg-global-from",
+    arg_stage_defaults: "arg-stage-defaults",
+    cmd_entrypoint_exec: "cmd-entrypoint-exec",
+    cmd_shell_form: "cmd-shell-form",
+    copy_basic: "copy-basic",
+    copy_chmod: "copy-chmod",
+    copy_chown: "copy-chown",
+    copy_exclude: "copy-exclude",
+    copy_from_stage: "copy-from-stage",
+    copy_glob: "copy-glob",
+    copy_into_image_dir: "copy-into-image-dir",
+    copy_link: "copy-link",
+    copy_multi_src: "copy-multi-src",
+    copy_through_image_symlinks: "copy-through-image-symlinks",
+    dockerignore: "dockerignore",
+    entrypoint_resets_cmd: "entrypoint-resets-cmd",
+    env_expansion: "env-expansion",
+    env_forms: "env-forms",
+    env_from_base: "env-from-base",
+    env_from_image: "env-from-image",
+    error_add_git: "error-add-git",
+    error_copy_missing_file: "error-copy-missing-file",
+    error_copy_under_a_file: "error-copy-under-a-file",
+    error_dockerignored_source: "error-dockerignored-source",
+    error_run_fails: "error-run-fails",
+    error_run_missing_command: "error-run-missing-command",
+    error_run_security_not_allowed: "error-run-security-not-allowed",
+    error_run_security_unknown: "error-run-security-unknown",
+    error_unknown_instruction: "error-unknown-instruction",
+    error_unknown_target: "error-unknown-target",
+    escape_backtick: "escape-backtick",
+    expose: "expose",
+    from_scratch: "from-scratch",
+    healthcheck_exec: "healthcheck-exec",
+    healthcheck_none: "healthcheck-none",
+    healthcheck_options: "healthcheck-options",
+    heredoc_copy: "heredoc-copy",
+    heredoc_dash_tabs: "heredoc-dash-tabs",
+    heredoc_run: "heredoc-run",
+    heredoc_two: "heredoc-two",
+    hostile_copy_deep_parent: "hostile-copy-deep-parent",
+    hostile_copy_parent: "hostile-copy-parent",
+    hostile_symlink_file: "hostile-symlink-file",
+    hostile_symlink_in_dir: "hostile-symlink-in-dir",
+    hostile_symlink_parent_dir: "hostile-symlink-parent-dir",
+    huge_run_line_exec: "huge-run-line-exec",
+    huge_run_line_shell: "huge-run-line-shell",
+    label: "label",
+    line_continuation: "line-continuation",
+    mount_bind: "mount-bind",
+    mount_cache: "mount-cache",
+    mount_secret: "mount-secret",
+    mount_tmpfs: "mount-tmpfs",
+    multistage_target: "multistage-target",
+    network_none: "network-none",
+    onbuild: "onbuild",
+    run_forms: "run-forms",
+    run_security_insecure: "run-security-insecure",
+    shell_change: "shell-change",
+    shell_maintainer: "shell-maintainer",
+    stage_inherit_config: "stage-inherit-config",
+    stopsignal: "stopsignal",
+    target_skips_later_stages: "target-skips-later-stages",
+    unneeded_stage_skipped: "unneeded-stage-skipped",
+    user_by_name: "user-by-name",
+    user_numeric: "user-numeric",
+    volume: "volume",
+    workdir: "workdir",
+    workdir_user: "workdir-user",
+}
+
+#[test]
+fn every_case_has_a_test() {
+    let cases: Vec<String> = cases()
+        .iter()
+        .map(|c| c.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cases.len() >= 40,
+        "the suite has at least 40 cases, found {}",
+        cases.len()
+    );
+    assert_eq!(
+        cases, CASES,
+        "tests/dockerfile and the case_tests! list in tests/cli/dockerfile.rs differ: add a line per new case"
+    );
+}
+
 /// A second build of an unchanged context reuses every step: COPY/ADD of files, .dockerignore,
 /// heredocs, multi-stage with `--target`, cache and secret mounts (neither is part of a key).
-#[test]
-fn rebuilding_a_case_reuses_every_step() {
+fn rebuilding_reuses_every_step(name: &str) {
     let env = Env::new();
-    let mut failures = Vec::new();
-    for name in [
-        "add-local",
-        "copy-chown",
-        "copy-from-stage",
-        "dockerignore",
-        "from-scratch",
-        "heredoc-copy",
-        "mount-cache",
-        "mount-secret",
-        "multistage-target",
-    ] {
-        let case = suite().join(name);
-        let header = header(&std::fs::read_to_string(case.join("checks")).unwrap());
-        let dir = stage_case(&env, &case);
-        let first = build(&env, &dir, name, &header.build_args);
-        if !first.status.success() {
-            failures.push(format!(
-                "{name}: first build failed:\n{}",
-                String::from_utf8_lossy(&first.stderr)
-            ));
-            continue;
-        }
-        let second = build(&env, &dir, name, &header.build_args);
-        if !second.status.success() {
-            failures.push(format!(
-                "{name}: second build failed:\n{}",
-                String::from_utf8_lossy(&second.stderr)
-            ));
-        } else if !built_lines(&second).is_empty() {
-            failures.push(format!(
-                "{name}: the second build ran steps again:\n{}",
-                built_lines(&second).join("\n")
-            ));
-        }
+    let case = suite().join(name);
+    let header = header(&std::fs::read_to_string(case.join("checks")).unwrap());
+    let dir = stage_case(&env, &case);
+    let first = build(&env, &dir, name, &header.build_args);
+    assert!(
+        first.status.success(),
+        "{name}: first build failed:\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = build(&env, &dir, name, &header.build_args);
+    assert!(
+        second.status.success(),
+        "{name}: second build failed:\n{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        built_lines(&second).is_empty(),
+        "{name}: the second build ran steps again:\n{}",
+        built_lines(&second).join("\n")
+    );
+}
+
+/// One test per case, so the harness runs them in parallel.
+mod rebuild {
+    macro_rules! rebuild_tests {
+        ($($test:ident: $name:literal,)*) => {
+            $(#[test] fn $test() { super::rebuilding_reuses_every_step($name) })*
+        };
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    rebuild_tests! {
+        add_local: "add-local",
+        copy_chown: "copy-chown",
+        copy_from_stage: "copy-from-stage",
+        dockerignore: "dockerignore",
+        from_scratch: "from-scratch",
+        heredoc_copy: "heredoc-copy",
+        mount_cache: "mount-cache",
+        mount_secret: "mount-secret",
+        multistage_target: "multistage-target",
+    }
 }
 
 const EDITS: &str = "\

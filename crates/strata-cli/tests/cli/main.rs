@@ -5,6 +5,7 @@ mod cancel;
 mod container;
 mod corpus;
 mod debug;
+mod deps;
 mod dockerfile;
 mod errors;
 mod export;

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use strata_layer::apply::Mode;
 use strata_layer::{Compression, unpack_layer, write_layer};
 use tar::EntryType;
 
@@ -413,4 +414,165 @@ fn corrupt_streams_fail() {
     assert!(err.to_string().contains("layer stream"), "{err}");
     let err = unpack_layer(&mut &b""[..], &dst.path().join("missing")).expect_err("no target");
     assert!(err.to_string().contains("missing"), "{err}");
+}
+
+/// `apply_tar` in [`Mode::Files`] over the sandbox's target, as the file work applies staged
+/// tars over a stage's root.
+fn apply_files(sb: &Sandbox, tar: &[u8]) -> Result<u64, strata_layer::apply::Error> {
+    strata_layer::apply::apply_tar(tar, &sb.target, Mode::Files)
+}
+
+#[test]
+fn files_mode_merges_into_dirs_through_links_and_keeps_names() {
+    let sb = Sandbox::new();
+    let t = &sb.target;
+    std::fs::create_dir_all(t.join("usr/bin")).expect("mkdir");
+    std::fs::write(t.join("usr/bin/old"), "old").expect("write");
+    std::os::unix::fs::symlink("usr/bin", t.join("bin")).expect("symlink");
+    std::fs::write(t.join("x"), "kept").expect("write");
+    let tar = RawTar::default()
+        .add("bin/", EntryType::Directory, "", b"", 0o750)
+        .file("bin/new", b"new")
+        .file(".wh.x", b"a file of that name")
+        .finish();
+    apply_files(&sb, &tar).expect("apply");
+    // The image's link stays; the dir it names takes the entry's mode and times and keeps
+    // its content.
+    assert_eq!(
+        std::fs::read_link(t.join("bin")).expect("still a link"),
+        Path::new("usr/bin")
+    );
+    let meta = std::fs::metadata(t.join("usr/bin")).expect("stat");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o750);
+    assert_eq!(meta.mtime(), 1_700_000_000);
+    assert_eq!(std::fs::read(t.join("usr/bin/old")).expect("read"), b"old");
+    assert_eq!(std::fs::read(t.join("usr/bin/new")).expect("read"), b"new");
+    // No whiteouts in file work: `.wh.x` is a file and `x` is untouched.
+    assert_eq!(
+        std::fs::read(t.join(".wh.x")).expect("read"),
+        b"a file of that name"
+    );
+    assert_eq!(std::fs::read(t.join("x")).expect("read"), b"kept");
+
+    // The same tar as a layer: the link is replaced by a dir, `.wh.x` hides `x`.
+    let layer = Sandbox::new();
+    std::os::unix::fs::symlink("usr/bin", layer.target.join("bin")).expect("symlink");
+    layer.unpack(&tar).expect("unpack");
+    assert!(
+        std::fs::symlink_metadata(layer.target.join("bin"))
+            .expect("lstat")
+            .is_dir()
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(layer.target.join("x"))
+            .expect("lstat")
+            .file_type()
+            .is_char_device()
+    );
+}
+
+#[test]
+fn files_mode_refuses_a_dir_where_a_file_is() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.target.join("f"), "file").expect("write");
+    std::os::unix::fs::symlink("nowhere", sb.target.join("dangling")).expect("symlink");
+    for name in ["f/", "dangling/"] {
+        let err = apply_files(&sb, &RawTar::default().dir(name).finish())
+            .expect_err("a dir over a file")
+            .to_string();
+        assert!(
+            err.contains(name.trim_end_matches('/'))
+                && err.contains("a file, or a link to no directory"),
+            "{err}"
+        );
+    }
+    let err = apply_files(&sb, &RawTar::default().file("f/under", b"x").finish())
+        .expect_err("a file under a file")
+        .to_string();
+    let named = format!("{} is not a directory", sb.target.join("f").display());
+    assert!(err.contains("f/under") && err.contains(&named), "{err}");
+    assert_eq!(std::fs::read(sb.target.join("f")).expect("read"), b"file");
+    // An empty dir may become a file (a git change turning `docs/` into a file); one with
+    // content may not.
+    std::fs::create_dir_all(sb.target.join("empty")).expect("mkdir");
+    std::fs::create_dir_all(sb.target.join("full/x")).expect("mkdir");
+    apply_files(
+        &sb,
+        &RawTar::default().file("empty", b"now a file").finish(),
+    )
+    .expect("apply");
+    assert_eq!(
+        std::fs::read(sb.target.join("empty")).expect("read"),
+        b"now a file"
+    );
+    let err = apply_files(&sb, &RawTar::default().file("full", b"x").finish())
+        .expect_err("a file over a dir with content")
+        .to_string();
+    assert!(err.contains("non-empty directory"), "{err}");
+}
+
+/// What the file work's applier did not check before it was this one: the image's absolute
+/// and `..` links resolve inside the target even outside a chroot, owners out of range are
+/// refused, xattrs are applied but never overlay ones.
+#[test]
+fn files_mode_has_the_layer_protections() {
+    let sb = Sandbox::new();
+    let t = &sb.target;
+    std::os::unix::fs::symlink("/", t.join("abs")).expect("symlink");
+    std::os::unix::fs::symlink("../../..", t.join("up")).expect("symlink");
+    let tar = RawTar::default()
+        .file("abs/in-root", b"1")
+        .file("up/outside", b"overwritten?")
+        .finish();
+    apply_files(&sb, &tar).expect("apply");
+    assert_eq!(std::fs::read(t.join("in-root")).expect("read"), b"1");
+    assert_eq!(
+        std::fs::read(t.join("outside")).expect("read"),
+        b"overwritten?"
+    );
+    sb.assert_outside_untouched();
+
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_uid(u64::from(u32::MAX));
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "bad-owner", &b""[..])
+        .expect("append");
+    let err = apply_files(&sb, &b.into_inner().expect("tar"))
+        .expect_err("uid out of range")
+        .to_string();
+    assert!(
+        err.contains("bad-owner") && err.contains("uid or gid out of range"),
+        "{err}"
+    );
+
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.note", &b"kept"[..]),
+        ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+    ])
+    .expect("pax");
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "d/", &b""[..]).expect("append");
+    apply_files(&sb, &b.into_inner().expect("tar")).expect("apply");
+    let attrs = xattrs(&t.join("d"));
+    assert_eq!(
+        attrs.get(&b"user.note"[..]).map(Vec::as_slice),
+        Some(&b"kept"[..])
+    );
+    assert!(
+        !attrs.contains_key(&b"trusted.overlay.opaque"[..]),
+        "{attrs:?}"
+    );
 }

@@ -121,11 +121,12 @@ fn write_oci(
     let manifest_size = ctx.store.blob_size(&image.digest)?;
     let index = Index {
         schema_version: 2,
-        media_type: oci::INDEX.into(),
+        media_type: oci::OCI_INDEX.into(),
         manifests: vec![Descriptor {
-            media_type: oci::MANIFEST.into(),
+            media_type: oci::OCI_MANIFEST.into(),
             digest: image.digest,
             size: manifest_size,
+            platform: None,
             annotations: index_names(name),
             urls: Vec::new(),
         }],

@@ -16,7 +16,7 @@ use super::{LocalWorker, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
-use crate::oci::ImageConfig;
+use crate::oci::{ApplyChange as _, ImageConfig};
 
 impl LocalWorker<'_> {
     /// Builds one stage (see the module docs of [`super`]). `cancel` is looked at before each
