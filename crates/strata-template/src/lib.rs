@@ -2,7 +2,7 @@
 //! and its own functions before reading the YAML, and so does [`render`].
 //!
 //! ```
-//! use strata_frontend::template::{render, Context};
+//! use strata_template::{render, Context};
 //!
 //! let ctx = Context {
 //!     dir: "/src/app".into(),
@@ -26,7 +26,7 @@
 //!
 //! let err = render("strata.yaml", "image: {{ nope }}\n", &ctx).unwrap_err();
 //! assert_eq!(err.to_string(), "strata.yaml:1:11: function \"nope\" not defined");
-//! # Ok::<(), strata_frontend::template::Error>(())
+//! # Ok::<(), strata_template::Error>(())
 //! ```
 //!
 //! # What templates see
@@ -84,6 +84,8 @@
 //! functions in `funcs` (builtins), `sprig`, `yaml` and `files`.
 //!
 //! A text without `{{` is returned as it is without touching the engine or the disk.
+
+#![deny(missing_docs)]
 
 mod collections;
 mod exec;
