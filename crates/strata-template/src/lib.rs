@@ -63,7 +63,7 @@
 //! # Semantics
 //!
 //! Go's, including where they surprise: a missing map key prints `<no value>` (and is nil to
-//! functions, so `default` replaces it), a field of a missing key is an error (`nil pointer
+//! functions, so `default` replaces it), a field of a missing key is missing too, a field of a nil value is an error (`nil pointer
 //! evaluating interface {}.b`), `eq 1 1.0` is an error, numbers from `fromJson` are float64 and
 //! print `1e+06` from a million on, `{{- ` and ` -}}` trim all whitespace including newlines,
 //! variables are scoped to their control structure, `and`/`or` short circuit and return an
@@ -89,6 +89,7 @@
 
 mod collections;
 mod exec;
+mod extra;
 mod files;
 mod funcs;
 mod lex;
@@ -517,9 +518,10 @@ mod tests {
                 "{{ $x := .nope }}{{ $x }}|{{ printf \"%v\" .nope }}",
                 "<no value>|<nil>",
             ),
+            ("{{ .nope.deeper }}", "<no value>"),
             (
-                "{{ .nope.deeper }}",
-                "error: 1:4: nil pointer evaluating interface {}.deeper (.nope is missing or nil)",
+                "{{ (dict \"a\" nil).a.b }}",
+                "error: 1:4: nil pointer evaluating interface {}.b (.a is missing or nil)",
             ),
             ("a  {{- \"b\" -}}  \n c", "abc"),
             ("{{/* note */}}x{{- /* trim */ -}} y", "xy"),

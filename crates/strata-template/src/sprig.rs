@@ -347,13 +347,20 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
             n(3)?;
             let (start, end, text) = (int_arg(&args[0])?, int_arg(&args[1])?, str_at(2)?);
             let len = text.len() as i64;
+            // Sprig slices as Go does and panics on bounds Go refuses; werf reports the panic.
             let range = if start < 0 {
-                0..end.clamp(0, len)
+                0..end
             } else if end < 0 || end > len {
-                start.min(len)..len
+                start..len
             } else {
-                start.min(end)..end
+                start..end
             };
+            if range.end > len || range.start > range.end || range.end < 0 {
+                return Err(format!(
+                    "runtime error: slice bounds out of range [{}:{}]",
+                    range.start, range.end
+                ));
+            }
             s(text
                 .get(range.start as usize..range.end as usize)
                 .ok_or("substr splits a UTF-8 character")?)
@@ -564,11 +571,16 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
 }
 
 fn wrap(text: &str, width: usize) -> String {
+    wrap_with(text, width, "\n")
+}
+
+/// goutils' `WrapCustom`: words joined by spaces, lines of at most `width` joined by `sep`.
+pub(super) fn wrap_with(text: &str, width: usize, sep: &str) -> String {
     let mut out = String::new();
     let mut line_len = 0;
     for word in text.split(' ') {
         if line_len > 0 && line_len + 1 + word.len() > width {
-            out.push('\n');
+            out.push_str(sep);
             line_len = 0;
         } else if line_len > 0 || !out.is_empty() {
             out.push(' ');
