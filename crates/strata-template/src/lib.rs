@@ -47,24 +47,32 @@
 //!   [`Context::commit`] is set.
 //! - `include "name" data`, `tpl "text" data`, `required "message" value` (nil or "" fails),
 //!   `fail "message"`.
-//! - Go's builtins (`and or not len index slice print printf println eq ne lt le gt ge html js
-//!   urlquery`) and Sprig's strings, defaults, encodings, regexps, lists, dicts, math and
-//!   conversions (the exact list is `sprig::NAMES`), with `fromYaml` as werf has it (a dict or
-//!   an error), `fromJson` as Sprig has it (any value, nil on bad JSON) and `toYaml` as Helm's.
+//! - Go's builtins (`and or not len index print printf println eq ne lt le gt ge html js
+//!   urlquery`; `slice` is Sprig's, which replaces Go's in werf's map and takes lists only)
+//!   and Sprig's strings, defaults, encodings, regexps, lists, dicts, math, conversions,
+//!   paths, type tests, the `must*` twins and random values (`rand*`, `shuffle`, `uuidv4`:
+//!   like werf, they change the config on every render); the lists are `sprig::NAMES` and
+//!   `extra::NAMES`. `fromYaml` is werf's (a dict or an error), `fromJson` Sprig's (any
+//!   value, nil on bad JSON) and `toYaml` Helm's.
 //! - Partials: every `.werf/**/*.tmpl` and `.strata/**/*.tmpl` under the directory is parsed
 //!   first, so its `define`s work with `include` and `template`; each file is also a template
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
-//! Not provided: `expandenv` (werf drops it too), Sprig's non-deterministic functions (`now`,
-//! `date`, `rand*`, `uuidv4`), which would change cache keys on every build, Sprig's path,
-//! semver, crypto and network functions, and werf's `*_debug` helpers. An unknown function is a
-//! parse error naming it.
+//! Not provided yet: `expandenv` (werf drops it too), Sprig's semver, date and duration, URL,
+//! crypto (`bcrypt`, `htpasswd`, AES, certificates, `derivePassword`) and network functions,
+//! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
+//! unknown function is a parse error naming it.
+//!
+//! `tests/template` renders a corpus through this engine and through Go's text/template with
+//! Sprig (Debian's packages) and compares the bytes; `addf`/`subf`/`mulf`/`divf` use f64
+//! where Sprig uses decimals, so they can differ in the last digit (`addf 0.1 0.2`).
 //!
 //! # Semantics
 //!
 //! Go's, including where they surprise: a missing map key prints `<no value>` (and is nil to
-//! functions, so `default` replaces it), a field of a missing key is missing too, a field of a nil value is an error (`nil pointer
-//! evaluating interface {}.b`), `eq 1 1.0` is an error, numbers from `fromJson` are float64 and
+//! functions, so `default` replaces it), a field of a missing key is missing too
+//! (`<no value>`), a field of a present nil is an error (`nil pointer evaluating interface
+//! {}.b`), `eq 1 1.0` is an error, numbers from `fromJson` are float64 and
 //! print `1e+06` from a million on, `{{- ` and ` -}}` trim all whitespace including newlines,
 //! variables are scoped to their control structure, `and`/`or` short circuit and return an
 //! operand, `set` and `merge` change the dict every holder sees. Known differences: Go tells

@@ -5,8 +5,7 @@
 //! is 0); `get` of a missing key is ""; `fromYaml`/`fromJson` return a dict with an `Error`
 //! key instead of failing, and their numbers are float64 (they go through JSON). Left out on
 //! purpose: `expandenv` and `env` reading the real process (the executor's `env` reads the
-//! render context), and everything non-deterministic (`now`, `date`, `rand*`, `uuidv4`), which
-//! would change a config's cache keys on every build.
+//! render context). The rest of Sprig is in [`super::extra`].
 
 use base64::Engine as _;
 use sha1::Digest as _;
