@@ -340,6 +340,7 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
                 _ => Ok(Value::Bool(path.starts_with('/'))),
             }
         }
+        _ if super::semver::NAMES.contains(&name) => super::semver::call(name, args),
         _ => Err(format!("unknown function {name:?}")),
     }
 }

@@ -41,6 +41,7 @@ pub(super) fn exists(name: &str) -> bool {
         || BUILTINS.contains(&name)
         || sprig::NAMES.contains(&name)
         || super::extra::NAMES.contains(&name)
+        || super::semver::NAMES.contains(&name)
 }
 
 /// Calls a function that needs only its arguments.

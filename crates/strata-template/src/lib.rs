@@ -52,13 +52,14 @@
 //!   and Sprig's strings, defaults, encodings, regexps, lists, dicts, math, conversions,
 //!   paths, type tests, the `must*` twins and random values (`rand*`, `shuffle`, `uuidv4`:
 //!   like werf, they change the config on every render); the lists are `sprig::NAMES` and
-//!   `extra::NAMES`. `fromYaml` is werf's (a dict or an error), `fromJson` Sprig's (any
+//!   `extra::NAMES`; `semver`/`semverCompare` as Masterminds/semver v3 (a version is a dict
+//!   of `Major Minor Patch Prerelease Metadata Original`, not an object with methods). `fromYaml` is werf's (a dict or an error), `fromJson` Sprig's (any
 //!   value, nil on bad JSON) and `toYaml` Helm's.
 //! - Partials: every `.werf/**/*.tmpl` and `.strata/**/*.tmpl` under the directory is parsed
 //!   first, so its `define`s work with `include` and `template`; each file is also a template
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
-//! Not provided yet: `expandenv` (werf drops it too), Sprig's semver, date and duration, URL,
+//! Not provided yet: `expandenv` (werf drops it too), Sprig's date and duration, URL,
 //! crypto (`bcrypt`, `htpasswd`, AES, certificates, `derivePassword`) and network functions,
 //! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
 //! unknown function is a parse error naming it.
@@ -103,6 +104,7 @@ mod funcs;
 mod lex;
 mod parse;
 mod printf;
+mod semver;
 mod sprig;
 mod value;
 mod yaml;
