@@ -110,7 +110,7 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
         "osExt" => super::sprig::call("ext", args),
         "osClean" => super::sprig::call("clean", args),
         "osIsAbs" => super::sprig::call("isAbs", args),
-        must if must.starts_with("must") => {
+        must if must.starts_with("must") && !super::dates::NAMES.contains(&must) => {
             let plain = &must["must".len()..];
             let mut first = plain.chars();
             let lower: String = first
@@ -341,6 +341,7 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
             }
         }
         _ if super::semver::NAMES.contains(&name) => super::semver::call(name, args),
+        _ if super::dates::NAMES.contains(&name) => super::dates::call(name, args),
         _ => Err(format!("unknown function {name:?}")),
     }
 }
@@ -435,6 +436,7 @@ fn deep_equal(a: &Value, b: &Value) -> bool {
                     .all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
         }
         (Value::Files, Value::Files) => true,
+        (Value::Time(x), Value::Time(y)) => x == y,
         _ => false,
     }
 }

@@ -42,6 +42,7 @@ pub(super) fn exists(name: &str) -> bool {
         || sprig::NAMES.contains(&name)
         || super::extra::NAMES.contains(&name)
         || super::semver::NAMES.contains(&name)
+        || super::dates::NAMES.contains(&name)
 }
 
 /// Calls a function that needs only its arguments.

@@ -53,13 +53,14 @@
 //!   paths, type tests, the `must*` twins and random values (`rand*`, `shuffle`, `uuidv4`:
 //!   like werf, they change the config on every render); the lists are `sprig::NAMES` and
 //!   `extra::NAMES`; `semver`/`semverCompare` as Masterminds/semver v3 (a version is a dict
-//!   of `Major Minor Patch Prerelease Metadata Original`, not an object with methods). `fromYaml` is werf's (a dict or an error), `fromJson` Sprig's (any
+//!   of `Major Minor Patch Prerelease Metadata Original`, not an object with methods).
+//!   Dates and durations as Sprig's, in UTC (see `dates`). `fromYaml` is werf's (a dict or an error), `fromJson` Sprig's (any
 //!   value, nil on bad JSON) and `toYaml` Helm's.
 //! - Partials: every `.werf/**/*.tmpl` and `.strata/**/*.tmpl` under the directory is parsed
 //!   first, so its `define`s work with `include` and `template`; each file is also a template
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
-//! Not provided yet: `expandenv` (werf drops it too), Sprig's date and duration, URL,
+//! Not provided yet: `expandenv` (werf drops it too), Sprig's URL,
 //! crypto (`bcrypt`, `htpasswd`, AES, certificates, `derivePassword`) and network functions,
 //! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
 //! unknown function is a parse error naming it.
@@ -97,6 +98,7 @@
 #![deny(missing_docs)]
 
 mod collections;
+mod dates;
 mod exec;
 mod extra;
 mod files;

@@ -114,23 +114,6 @@ fn which(name: &str) -> Option<PathBuf> {
 /// Sprig functions strata does not have yet: a case calling one is expected to fail with
 /// `function "NAME" not defined` (checked, so the list shrinks as they land).
 const NOT_YET: &[&str] = &[
-    // dates
-    "now",
-    "date",
-    "dateInZone",
-    "date_in_zone",
-    "htmlDate",
-    "htmlDateInZone",
-    "toDate",
-    "mustToDate",
-    "unixEpoch",
-    "dateModify",
-    "date_modify",
-    "mustDateModify",
-    "must_date_modify",
-    "duration",
-    "durationRound",
-    "ago",
     // URLs, network
     "urlParse",
     "urlJoin",
