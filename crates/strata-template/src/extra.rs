@@ -342,6 +342,7 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
         }
         _ if super::semver::NAMES.contains(&name) => super::semver::call(name, args),
         _ if super::dates::NAMES.contains(&name) => super::dates::call(name, args),
+        _ if super::urls::NAMES.contains(&name) => super::urls::call(name, args),
         _ => Err(format!("unknown function {name:?}")),
     }
 }

@@ -43,6 +43,7 @@ pub(super) fn exists(name: &str) -> bool {
         || super::extra::NAMES.contains(&name)
         || super::semver::NAMES.contains(&name)
         || super::dates::NAMES.contains(&name)
+        || super::urls::NAMES.contains(&name)
 }
 
 /// Calls a function that needs only its arguments.

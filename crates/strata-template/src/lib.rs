@@ -60,8 +60,8 @@
 //!   first, so its `define`s work with `include` and `template`; each file is also a template
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
-//! Not provided yet: `expandenv` (werf drops it too), Sprig's URL,
-//! crypto (`bcrypt`, `htpasswd`, AES, certificates, `derivePassword`) and network functions,
+//! Not provided yet: `expandenv` (werf drops it too), Sprig's
+//! crypto functions (`bcrypt`, `htpasswd`, AES, keys and certificates, `derivePassword`),
 //! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
 //! unknown function is a parse error naming it.
 //!
@@ -108,6 +108,7 @@ mod parse;
 mod printf;
 mod semver;
 mod sprig;
+mod urls;
 mod value;
 mod yaml;
 
