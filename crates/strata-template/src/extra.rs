@@ -17,7 +17,7 @@ use super::sprig::{s, strval, to_float64, to_int64};
 use super::value::Value;
 
 /// The functions of this module.
-pub(super) const NAMES: [&str; 67] = [
+pub(super) const NAMES: [&str; 69] = [
     "hello",
     "trimall",
     "abbrevboth",
@@ -25,6 +25,8 @@ pub(super) const NAMES: [&str; 67] = [
     "swapcase",
     "initials",
     "shuffle",
+    "bcrypt",
+    "htpasswd",
     "randAlphaNum",
     "randAlpha",
     "randNumeric",
@@ -217,6 +219,19 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
                 &hex[20..]
             ))
         }
+        "bcrypt" => {
+            n(1)?;
+            s(bcrypt_hash(&strval(&args[0]))?)
+        }
+        "htpasswd" => {
+            n(2)?;
+            let user = strval(&args[0]);
+            // Sprig returns the complaint as the value instead of failing.
+            if user.contains(':') {
+                return s(format!("invalid username: {user}"));
+            }
+            s(format!("{user}:{}", bcrypt_hash(&strval(&args[1]))?))
+        }
         "b32enc" => {
             n(1)?;
             s(base32_encode(strval(&args[0]).as_bytes()))
@@ -380,6 +395,13 @@ fn swap_case(text: &str) -> String {
         }
     }
     out
+}
+
+/// Go's `bcrypt.GenerateFromPassword(password, bcrypt.DefaultCost)`: version 2a, cost 10.
+fn bcrypt_hash(password: &str) -> Result<String, String> {
+    bcrypt::hash_with_result(password, 10)
+        .map(|h| h.format_for_version(bcrypt::Version::TwoA))
+        .map_err(|e| e.to_string())
 }
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
