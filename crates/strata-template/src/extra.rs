@@ -8,6 +8,8 @@
 //! CSPRNG, as Sprig's `crypto/rand` ones do; they change a config's cache keys on every
 //! build, which is what werf does too.
 
+use aes::cipher::block_padding::{NoPadding, Pkcs7};
+use aes::cipher::{BlockDecryptMut as _, BlockEncryptMut as _, KeyIvInit as _};
 use base64::Engine as _;
 use rand::Rng as _;
 use rand::seq::SliceRandom as _;
@@ -17,7 +19,7 @@ use super::sprig::{s, strval, to_float64, to_int64};
 use super::value::Value;
 
 /// The functions of this module.
-pub(super) const NAMES: [&str; 69] = [
+pub(super) const NAMES: [&str; 71] = [
     "hello",
     "trimall",
     "abbrevboth",
@@ -27,6 +29,8 @@ pub(super) const NAMES: [&str; 69] = [
     "shuffle",
     "bcrypt",
     "htpasswd",
+    "encryptAES",
+    "decryptAES",
     "randAlphaNum",
     "randAlpha",
     "randNumeric",
@@ -232,6 +236,47 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
             }
             s(format!("{user}:{}", bcrypt_hash(&strval(&args[1]))?))
         }
+        "encryptAES" => {
+            n(2)?;
+            let plain = strval(&args[1]);
+            if plain.is_empty() {
+                return s("");
+            }
+            let mut iv = [0u8; 16];
+            rand::rng().fill(&mut iv);
+            let sealed =
+                cbc::Encryptor::<aes::Aes256>::new(&aes_key(&strval(&args[0])).into(), &iv.into())
+                    .encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes());
+            let mut out = iv.to_vec();
+            out.extend(sealed);
+            s(base64::engine::general_purpose::STANDARD.encode(out))
+        }
+        "decryptAES" => {
+            n(2)?;
+            let sealed = strval(&args[1]);
+            if sealed.is_empty() {
+                return s("");
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&sealed)
+                .map_err(|e| format!("illegal base64 data: {e}"))?;
+            if bytes.len() < 32 || bytes.len() % 16 != 0 {
+                return Err("crypto/cipher: input not full blocks".into());
+            }
+            let (iv, body) = bytes.split_at(16);
+            let mut plain =
+                cbc::Decryptor::<aes::Aes256>::new(&aes_key(&strval(&args[0])).into(), iv.into())
+                    .decrypt_padded_vec_mut::<NoPadding>(body)
+                    .map_err(|e| e.to_string())?;
+            // Sprig drops as many bytes as the last one says, without checking the padding.
+            let pad = usize::from(*plain.last().expect("at least one block"));
+            let keep = plain
+                .len()
+                .checked_sub(pad)
+                .ok_or("runtime error: slice bounds out of range")?;
+            plain.truncate(keep);
+            s(String::from_utf8_lossy(&plain).into_owned())
+        }
         "b32enc" => {
             n(1)?;
             s(base32_encode(strval(&args[0]).as_bytes()))
@@ -402,6 +447,14 @@ fn bcrypt_hash(password: &str) -> Result<String, String> {
     bcrypt::hash_with_result(password, 10)
         .map(|h| h.format_for_version(bcrypt::Version::TwoA))
         .map_err(|e| e.to_string())
+}
+
+/// Sprig's AES key: the password's first 32 bytes, zero-padded (AES-256).
+fn aes_key(password: &str) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    let n = password.len().min(32);
+    key[..n].copy_from_slice(&password.as_bytes()[..n]);
+    key
 }
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

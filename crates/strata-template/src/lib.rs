@@ -61,7 +61,7 @@
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
 //! Not provided yet: `expandenv` (werf drops it too), Sprig's
-//! crypto functions (AES, keys and certificates, `derivePassword`),
+//! key and certificate functions and `derivePassword`,
 //! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
 //! unknown function is a parse error naming it.
 //!
