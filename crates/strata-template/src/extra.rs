@@ -19,7 +19,7 @@ use super::sprig::{s, strval, to_float64, to_int64};
 use super::value::Value;
 
 /// The functions of this module.
-pub(super) const NAMES: [&str; 71] = [
+pub(super) const NAMES: [&str; 72] = [
     "hello",
     "trimall",
     "abbrevboth",
@@ -29,6 +29,7 @@ pub(super) const NAMES: [&str; 71] = [
     "shuffle",
     "bcrypt",
     "htpasswd",
+    "derivePassword",
     "encryptAES",
     "decryptAES",
     "randAlphaNum",
@@ -276,6 +277,14 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
                 .ok_or("runtime error: slice bounds out of range")?;
             plain.truncate(keep);
             s(String::from_utf8_lossy(&plain).into_owned())
+        }
+        "derivePassword" => {
+            n(5)?;
+            let counter = u32::try_from(to_int64(&args[0])).map_err(|e| e.to_string())?;
+            let text: Vec<String> = args[1..].iter().map(strval).collect();
+            s(derive_password(
+                counter, &text[0], &text[1], &text[2], &text[3],
+            )?)
         }
         "b32enc" => {
             n(1)?;
@@ -576,4 +585,81 @@ fn path_ext(path: &str) -> String {
         }
     }
     String::new()
+}
+
+/// Sprig's `derivePassword`: the Master Password algorithm (scrypt of the password salted with
+/// the user, HMAC-SHA256 of the site and counter, characters picked from a template).
+fn derive_password(
+    counter: u32,
+    kind: &str,
+    password: &str,
+    user: &str,
+    site: &str,
+) -> Result<String, String> {
+    use hmac::{KeyInit as _, Mac as _};
+    const SEED: &str = "com.lyndir.masterpassword";
+    let templates: &[&str] = match kind {
+        "maximum" => &["anoxxxxxxxxxxxxxxxxx", "axxxxxxxxxxxxxxxxxno"],
+        "long" => &[
+            "CvcvnoCvcvCvcv",
+            "CvcvCvcvnoCvcv",
+            "CvcvCvcvCvcvno",
+            "CvccnoCvcvCvcv",
+            "CvccCvcvnoCvcv",
+            "CvccCvcvCvcvno",
+            "CvcvnoCvccCvcv",
+            "CvcvCvccnoCvcv",
+            "CvcvCvccCvcvno",
+            "CvcvnoCvcvCvcc",
+            "CvcvCvcvnoCvcc",
+            "CvcvCvcvCvccno",
+            "CvccnoCvccCvcv",
+            "CvccCvccnoCvcv",
+            "CvccCvccCvcvno",
+            "CvcvnoCvccCvcc",
+            "CvcvCvccnoCvcc",
+            "CvcvCvccCvccno",
+            "CvccnoCvcvCvcc",
+            "CvccCvcvnoCvcc",
+            "CvccCvcvCvccno",
+        ],
+        "medium" => &["CvcnoCvc", "CvcCvcno"],
+        "short" => &["Cvcn"],
+        "basic" => &["aaanaaan", "aannaaan", "aaannaaa"],
+        "pin" => &["nnnn"],
+        // Sprig returns the complaint as the value.
+        other => return Ok(format!("cannot find password template {other}")),
+    };
+    let mut salt = SEED.as_bytes().to_vec();
+    salt.extend((user.len() as u32).to_be_bytes());
+    salt.extend(user.as_bytes());
+    let params = scrypt::Params::new(15, 8, 2, 64).map_err(|e| e.to_string())?;
+    let mut key = [0u8; 64];
+    scrypt::scrypt(password.as_bytes(), &salt, &params, &mut key).map_err(|e| e.to_string())?;
+    let mut message = SEED.as_bytes().to_vec();
+    message.extend((site.len() as u32).to_be_bytes());
+    message.extend(site.as_bytes());
+    message.extend(counter.to_be_bytes());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    mac.update(&message);
+    let seed = mac.finalize().into_bytes();
+    let template = templates[usize::from(seed[0]) % templates.len()];
+    Ok(template
+        .bytes()
+        .enumerate()
+        .map(|(i, class)| {
+            let chars: &[u8] = match class {
+                b'V' => b"AEIOU",
+                b'C' => b"BCDFGHJKLMNPQRSTVWXYZ",
+                b'v' => b"aeiou",
+                b'c' => b"bcdfghjklmnpqrstvwxyz",
+                b'A' => b"AEIOUBCDFGHJKLMNPQRSTVWXYZ",
+                b'a' => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz",
+                b'n' => b"0123456789",
+                b'o' => b"@&%?,=[]_:-+*$#!'^~;()/.",
+                _ => b"AEIOUaeiouBCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz0123456789!@#$%^&*()",
+            };
+            chars[usize::from(seed[i + 1]) % chars.len()] as char
+        })
+        .collect())
 }

@@ -61,7 +61,8 @@
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
 //! Not provided yet: `expandenv` (werf drops it too), Sprig's
-//! key and certificate functions and `derivePassword`,
+//! key and certificate functions (`genPrivateKey`, `genCA*`, `genSelfSignedCert*`,
+//! `genSignedCert*`, `buildCustomCert`),
 //! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
 //! unknown function is a parse error naming it.
 //!
