@@ -10,9 +10,12 @@
 #     suite (crates/strata-cli/tests/cli/interop) makes images with docker/BuildKit, buildah,
 #     podman and skopeo, serves them over TLS (openssl CA, htpasswd auth) and takes strata's
 #     images back into each tool, ctr included
+#   golang-go, golang-github-masterminds-sprig-dev: strata-template's differential tests render
+#     the same templates with Go's text/template and Sprig (GOPATH mode, offline)
 set -euo pipefail
 packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
-  libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils)
+  libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils
+  golang-go golang-github-masterminds-sprig-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -42,7 +42,7 @@
 
 pub mod dockerfile;
 pub mod stapel;
-pub mod template;
+pub use strata_template as template;
 
 use std::path::{Path, PathBuf};
 

@@ -23,11 +23,13 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Workspace crates `strata-cli` may depend on besides `strata`: each provides option or event
-/// types the command line builds or renders (`Sink` and `Event`, `DockerfileOptions` and
-/// `LoadOptions`, `Network` and the sandbox's re-exec entry point, `ManifestFormat`).
+/// types the command line builds or renders (`Sink` and `Event`, the plan's `Diagnostic`,
+/// `SourceMap` and `Span` that errors carry, `DockerfileOptions` and `LoadOptions`, `Network`
+/// and the sandbox's re-exec entry point, `ManifestFormat`).
 const CLI_MAY_USE: &[&str] = &[
     "strata",
     "strata-progress",
+    "strata-plan",
     "strata-frontend",
     "strata-sandbox",
     "strata-registry",

@@ -99,6 +99,7 @@ impl Emitter {
     fn scalar(&mut self, v: &Value, indent: usize, key: bool) {
         match v {
             Value::Nil | Value::Files => self.out.push_str("null"),
+            Value::Time(t) => self.out.push_str(&super::dates::time_json(*t)),
             Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
             Value::Int(i) => self.out.push_str(&i.to_string()),
             Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e21 => {

@@ -32,6 +32,8 @@ pub(super) enum Value {
     Map(Map),
     /// werf's `.Files`; its methods are called by the executor, which knows the project dir.
     Files,
+    /// A Go `time.Time` from Sprig's date functions: nanoseconds since the epoch, UTC.
+    Time(i128),
 }
 
 impl From<&str> for Value {
@@ -68,6 +70,7 @@ impl Value {
             Value::List(_) => "[]interface {}",
             Value::Map(_) => "map[string]interface {}",
             Value::Files => "werf.Files",
+            Value::Time(_) => "time.Time",
         }
     }
 
@@ -81,7 +84,7 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.borrow().is_empty(),
-            Value::Files => true,
+            Value::Files | Value::Time(_) => true,
         }
     }
 
@@ -124,6 +127,7 @@ impl Value {
                 out.push(']');
             }
             Value::Files => out.push_str("{Files}"),
+            Value::Time(t) => out.push_str(&super::dates::time_string(*t)),
         }
     }
 
@@ -312,6 +316,7 @@ fn write_json(value: &Value, indent: Option<usize>, html: bool, level: usize, ou
     };
     match value {
         Value::Nil | Value::Files => out.push_str("null"),
+        Value::Time(t) => out.push_str(&go_quote(&super::dates::time_json(*t))),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
             let _ = write!(out, "{i}");

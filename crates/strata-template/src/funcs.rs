@@ -37,7 +37,13 @@ const BUILTINS: [&str; 17] = [
 
 /// Whether `name` is a function templates may call.
 pub(super) fn exists(name: &str) -> bool {
-    EXEC_FUNCTIONS.contains(&name) || BUILTINS.contains(&name) || sprig::NAMES.contains(&name)
+    EXEC_FUNCTIONS.contains(&name)
+        || BUILTINS.contains(&name)
+        || sprig::NAMES.contains(&name)
+        || super::extra::NAMES.contains(&name)
+        || super::semver::NAMES.contains(&name)
+        || super::dates::NAMES.contains(&name)
+        || super::urls::NAMES.contains(&name)
 }
 
 /// Calls a function that needs only its arguments.
@@ -213,7 +219,8 @@ fn slice(args: &[Value]) -> FnResult {
     }
     let len = match item {
         Value::List(l) => l.len(),
-        Value::Str(s) => s.len(),
+        // Sprig's `slice` replaces Go's builtin in werf's function map, and it takes lists only.
+        Value::Str(_) => return Err("list should be type of slice or array but string".into()),
         other => return Err(format!("can't slice item of type {}", other.type_name())),
     };
     let mut bounds = Vec::new();
@@ -232,11 +239,6 @@ fn slice(args: &[Value]) -> FnResult {
     }
     Ok(match item {
         Value::List(l) => Value::list(l[start..end].to_vec()),
-        Value::Str(s) => Value::Str(
-            s.get(start..end)
-                .ok_or("slice splits a UTF-8 character")?
-                .to_string(),
-        ),
         _ => Value::Nil,
     })
 }
@@ -322,10 +324,8 @@ fn js_escape(s: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            // Go's JSEscape writes every unprintable rune as \uXXXX, newlines included.
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }

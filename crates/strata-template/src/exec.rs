@@ -476,6 +476,9 @@ impl<'c> Exec<'c> {
         mut fin: Option<Value>,
     ) -> Result<Value> {
         let mut value = receiver;
+        // Go's map lookup of a missing key gives an invalid value, and a field of an invalid
+        // value is invalid again (`<no value>`); only a present nil is a nil pointer error.
+        let mut missing = false;
         for (i, name) in names.iter().enumerate() {
             let last = i + 1 == names.len();
             let has_args = last && (!args.is_empty() || fin.is_some());
@@ -498,8 +501,11 @@ impl<'c> Exec<'c> {
                             format!("{name} is not a method but has arguments"),
                         ));
                     }
-                    map.borrow().get(name).cloned().unwrap_or(Value::Nil)
+                    let found = map.borrow().get(name).cloned();
+                    missing = found.is_none();
+                    found.unwrap_or(Value::Nil)
                 }
+                Value::Nil if missing => Value::Nil,
                 Value::Nil => {
                     let path: String = names[..i].iter().map(|n| format!(".{n}")).collect();
                     let hint = if path.is_empty() {

@@ -2,7 +2,7 @@
 //! and its own functions before reading the YAML, and so does [`render`].
 //!
 //! ```
-//! use strata_frontend::template::{render, Context};
+//! use strata_template::{render, Context};
 //!
 //! let ctx = Context {
 //!     dir: "/src/app".into(),
@@ -26,7 +26,7 @@
 //!
 //! let err = render("strata.yaml", "image: {{ nope }}\n", &ctx).unwrap_err();
 //! assert_eq!(err.to_string(), "strata.yaml:1:11: function \"nope\" not defined");
-//! # Ok::<(), strata_frontend::template::Error>(())
+//! # Ok::<(), strata_template::Error>(())
 //! ```
 //!
 //! # What templates see
@@ -47,24 +47,35 @@
 //!   [`Context::commit`] is set.
 //! - `include "name" data`, `tpl "text" data`, `required "message" value` (nil or "" fails),
 //!   `fail "message"`.
-//! - Go's builtins (`and or not len index slice print printf println eq ne lt le gt ge html js
-//!   urlquery`) and Sprig's strings, defaults, encodings, regexps, lists, dicts, math and
-//!   conversions (the exact list is `sprig::NAMES`), with `fromYaml` as werf has it (a dict or
-//!   an error), `fromJson` as Sprig has it (any value, nil on bad JSON) and `toYaml` as Helm's.
+//! - Go's builtins (`and or not len index print printf println eq ne lt le gt ge html js
+//!   urlquery`; `slice` is Sprig's, which replaces Go's in werf's map and takes lists only)
+//!   and Sprig's strings, defaults, encodings, regexps, lists, dicts, math, conversions,
+//!   paths, type tests, the `must*` twins and random values (`rand*`, `shuffle`, `uuidv4`:
+//!   like werf, they change the config on every render); the lists are `sprig::NAMES` and
+//!   `extra::NAMES`; `semver`/`semverCompare` as Masterminds/semver v3 (a version is a dict
+//!   of `Major Minor Patch Prerelease Metadata Original`, not an object with methods).
+//!   Dates and durations as Sprig's, in UTC (see `dates`). `fromYaml` is werf's (a dict or an error), `fromJson` Sprig's (any
+//!   value, nil on bad JSON) and `toYaml` Helm's.
 //! - Partials: every `.werf/**/*.tmpl` and `.strata/**/*.tmpl` under the directory is parsed
 //!   first, so its `define`s work with `include` and `template`; each file is also a template
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
-//! Not provided: `expandenv` (werf drops it too), Sprig's non-deterministic functions (`now`,
-//! `date`, `rand*`, `uuidv4`), which would change cache keys on every build, Sprig's path,
-//! semver, crypto and network functions, and werf's `*_debug` helpers. An unknown function is a
-//! parse error naming it.
+//! Not provided yet: `expandenv` (werf drops it too), Sprig's
+//! key and certificate functions (`genPrivateKey`, `genCA*`, `genSelfSignedCert*`,
+//! `genSignedCert*`, `buildCustomCert`),
+//! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
+//! unknown function is a parse error naming it.
+//!
+//! `tests/template` renders a corpus through this engine and through Go's text/template with
+//! Sprig (Debian's packages) and compares the bytes; `addf`/`subf`/`mulf`/`divf` use f64
+//! where Sprig uses decimals, so they can differ in the last digit (`addf 0.1 0.2`).
 //!
 //! # Semantics
 //!
 //! Go's, including where they surprise: a missing map key prints `<no value>` (and is nil to
-//! functions, so `default` replaces it), a field of a missing key is an error (`nil pointer
-//! evaluating interface {}.b`), `eq 1 1.0` is an error, numbers from `fromJson` are float64 and
+//! functions, so `default` replaces it), a field of a missing key is missing too
+//! (`<no value>`), a field of a present nil is an error (`nil pointer evaluating interface
+//! {}.b`), `eq 1 1.0` is an error, numbers from `fromJson` are float64 and
 //! print `1e+06` from a million on, `{{- ` and ` -}}` trim all whitespace including newlines,
 //! variables are scoped to their control structure, `and`/`or` short circuit and return an
 //! operand, `set` and `merge` change the dict every holder sees. Known differences: Go tells
@@ -85,14 +96,20 @@
 //!
 //! A text without `{{` is returned as it is without touching the engine or the disk.
 
+#![deny(missing_docs)]
+
 mod collections;
+mod dates;
 mod exec;
+mod extra;
 mod files;
 mod funcs;
 mod lex;
 mod parse;
 mod printf;
+mod semver;
 mod sprig;
+mod urls;
 mod value;
 mod yaml;
 
@@ -515,9 +532,10 @@ mod tests {
                 "{{ $x := .nope }}{{ $x }}|{{ printf \"%v\" .nope }}",
                 "<no value>|<nil>",
             ),
+            ("{{ .nope.deeper }}", "<no value>"),
             (
-                "{{ .nope.deeper }}",
-                "error: 1:4: nil pointer evaluating interface {}.deeper (.nope is missing or nil)",
+                "{{ (dict \"a\" nil).a.b }}",
+                "error: 1:4: nil pointer evaluating interface {}.b (.a is missing or nil)",
             ),
             ("a  {{- \"b\" -}}  \n c", "abc"),
             ("{{/* note */}}x{{- /* trim */ -}} y", "xy"),

@@ -5,8 +5,7 @@
 //! is 0); `get` of a missing key is ""; `fromYaml`/`fromJson` return a dict with an `Error`
 //! key instead of failing, and their numbers are float64 (they go through JSON). Left out on
 //! purpose: `expandenv` and `env` reading the real process (the executor's `env` reads the
-//! render context), and everything non-deterministic (`now`, `date`, `rand*`, `uuidv4`), which
-//! would change a config's cache keys on every build.
+//! render context). The rest of Sprig is in [`super::extra`].
 
 use base64::Engine as _;
 use sha1::Digest as _;
@@ -347,13 +346,20 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
             n(3)?;
             let (start, end, text) = (int_arg(&args[0])?, int_arg(&args[1])?, str_at(2)?);
             let len = text.len() as i64;
+            // Sprig slices as Go does and panics on bounds Go refuses; werf reports the panic.
             let range = if start < 0 {
-                0..end.clamp(0, len)
+                0..end
             } else if end < 0 || end > len {
-                start.min(len)..len
+                start..len
             } else {
-                start.min(end)..end
+                start..end
             };
+            if range.end > len || range.start > range.end || range.end < 0 {
+                return Err(format!(
+                    "runtime error: slice bounds out of range [{}:{}]",
+                    range.start, range.end
+                ));
+            }
             s(text
                 .get(range.start as usize..range.end as usize)
                 .ok_or("substr splits a UTF-8 character")?)
@@ -564,11 +570,16 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
 }
 
 fn wrap(text: &str, width: usize) -> String {
+    wrap_with(text, width, "\n")
+}
+
+/// goutils' `WrapCustom`: words joined by spaces, lines of at most `width` joined by `sep`.
+pub(super) fn wrap_with(text: &str, width: usize, sep: &str) -> String {
     let mut out = String::new();
     let mut line_len = 0;
     for word in text.split(' ') {
         if line_len > 0 && line_len + 1 + word.len() > width {
-            out.push('\n');
+            out.push_str(sep);
             line_len = 0;
         } else if line_len > 0 || !out.is_empty() {
             out.push(' ');

@@ -385,7 +385,14 @@ fn call_conversions(name: &str, args: &[Value]) -> FnResult {
             n(1)?;
             Ok(Value::Int(to_int64(&args[0])))
         }
-        "float64" | "toDecimal" => {
+        "toDecimal" => {
+            n(1)?;
+            // Sprig reads the text as octal: `toDecimal "0777"` is 511, a bad digit is 0.
+            Ok(Value::Int(
+                i64::from_str_radix(&strval(&args[0]), 8).unwrap_or(0),
+            ))
+        }
+        "float64" => {
             n(1)?;
             Ok(Value::Float(to_float64(&args[0])))
         }
@@ -407,7 +414,7 @@ fn call_conversions(name: &str, args: &[Value]) -> FnResult {
             n(2)?;
             Ok(Value::Bool(str_arg(&args[0])? == kind(&args[1])))
         }
-        _ => Err(format!("unknown function {name:?}")),
+        _ => super::extra::call(name, args),
     }
 }
 
@@ -420,7 +427,7 @@ fn kind(v: &Value) -> &'static str {
         Value::Str(_) => "string",
         Value::List(_) => "slice",
         Value::Map(_) => "map",
-        Value::Files => "struct",
+        Value::Files | Value::Time(_) => "struct",
     }
 }
 

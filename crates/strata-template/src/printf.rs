@@ -1,6 +1,6 @@
 //! Go's `fmt.Sprintf`, `fmt.Sprint` and `fmt.Sprintln` for template values.
 //!
-//! Verbs: `%v %s %q %d %x %X %o %b %c %t %f %F %e %E %g %G %T %%` with the flags `-+# 0`,
+//! Verbs: `%v %s %q %d %x %X %o %b %c %U %t %f %F %e %E %g %G %T %%` with the flags `-+# 0`,
 //! width and precision (also `*`). Mismatches print as Go does: `%!d(string=x)`,
 //! `%!s(MISSING)`, `%!(EXTRA int=1)`.
 
@@ -153,6 +153,7 @@ fn format_one(verb: char, spec: Spec, arg: &Value) -> String {
         ('t', Value::Bool(b)) => b.to_string(),
         ('d', Value::Int(i)) => sign(i.to_string(), spec),
         ('c', Value::Int(i)) => char::from_u32(*i as u32).unwrap_or('\u{fffd}').to_string(),
+        ('U', Value::Int(i)) => format!("U+{:04X}", i),
         ('x' | 'X', Value::Int(i)) => {
             let digits = format!("{:x}", i.unsigned_abs());
             let prefix = if spec.sharp { "0x" } else { "" };

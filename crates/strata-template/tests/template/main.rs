@@ -1,0 +1,3 @@
+//! strata-template's integration tests.
+
+mod differential;
