@@ -8,22 +8,28 @@ use std::sync::OnceLock;
 use assert_cmd::cargo::CommandCargoExt;
 use tempfile::TempDir;
 
-/// The busybox root file system tarball, made once per test process from busybox-static.
+/// The busybox root file system tarball, made from busybox-static once per target dir (test
+/// processes share it: each writes its own file and renames it into place, so a reader never
+/// sees half a tarball and nothing is left in /tmp).
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("strata-busybox-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let tar = dir.join("busybox.tar");
+        let tar = Path::new(env!("CARGO_TARGET_TMPDIR")).join("busybox.tar");
+        if tar.exists() {
+            return tar;
+        }
+        let partial = tar.with_extension(format!("tar.{}", std::process::id()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-        let status = Command::new("bash").arg(script).arg(&tar).status().unwrap();
+        let status = Command::new("bash")
+            .arg(script)
+            .arg(&partial)
+            .status()
+            .unwrap();
         assert!(
             status.success(),
             "scripts/busybox-rootfs.sh failed (is busybox-static installed?)"
         );
+        std::fs::rename(&partial, &tar).expect("rename the busybox tarball into place");
         tar
     })
 }
