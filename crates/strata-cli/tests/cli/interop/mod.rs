@@ -4,6 +4,7 @@
 //! Dockerfile), and strata's results go back into each tool (pull, load, run, unpack).
 //! One test per combination; see [`world`] for the shared daemons.
 
+mod buildkit;
 mod trust;
 mod world;
 
