@@ -27,6 +27,7 @@ pub mod oci;
 pub mod ops;
 pub mod owner;
 pub mod remote;
+mod reuse;
 pub mod toolbox;
 mod workdir;
 pub mod worker;

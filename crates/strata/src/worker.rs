@@ -129,7 +129,7 @@ impl<'a> LocalWorker<'a> {
                 })
             })
             .map_err(other)?;
-        if let Some(state) = self.lookup(&job.digest)? {
+        if let Some(state) = self.lookup(job.image, &job.digest)? {
             return Ok(Built {
                 state,
                 adopted: true,
@@ -314,10 +314,9 @@ impl<'a> LocalWorker<'a> {
         };
         // Blobs and snapshots are durable before the record that makes them count.
         self.store.sync().map_err(other)?;
-        let (record, adopted) = match &self.remote {
-            Some(remote) => remote.publish(self.store, record).map_err(other)?,
-            None => crate::remote::local_put(self.store, record).map_err(other)?,
-        };
+        let (record, adopted) =
+            crate::reuse::publish(self.store, self.remote.as_ref(), record, job.image)
+                .map_err(other)?;
         let state = StageState {
             digest: record.digest,
             manifest: record.manifest,
@@ -944,7 +943,11 @@ impl Executor for LocalWorker<'_> {
         }
     }
 
-    fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
+    fn lookup(
+        &self,
+        image: &strata_plan::Image,
+        digest: &Digest,
+    ) -> Result<Option<StageState>, ExecError> {
         let record = match self.store.stage(digest).map_err(other)? {
             Some(r) => Some(r),
             None => match &self.remote {
@@ -952,6 +955,7 @@ impl Executor for LocalWorker<'_> {
                 None => None,
             },
         };
+        let record = record.filter(|r| crate::reuse::suitable(r, image));
         Ok(record.map(|r| StageState {
             digest: r.digest,
             manifest: r.manifest,

@@ -16,3 +16,4 @@ mod security_container;
 mod security_paths;
 mod store_safety;
 mod support;
+mod werf_history;

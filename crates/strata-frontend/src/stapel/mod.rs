@@ -20,7 +20,7 @@
 //!
 //! | stage | digest inputs, in order | steps |
 //! |---|---|---|
-//! | `from` | `cacheVersion`, `fromCacheVersion` (each only if set) | none |
+//! | `from` | `project` (werf's `project:`, when set; on the first stage of every image, Dockerfile images too), `cacheVersion`, `fromCacheVersion` (each only if set) | none |
 //! | `beforeInstall` | `commands`, `shell.cacheVersion`, `beforeInstallCacheVersion` | one `Run` |
 //! | `install` | `commands`, `shell.cacheVersion`, `installCacheVersion` | one `Run` |
 //! | `beforeSetup` | `commands`, `shell.cacheVersion`, `beforeSetupCacheVersion` | one `Run` |
@@ -95,7 +95,25 @@ pub fn lower(
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
     lower::dockerfile_images(config, dir, &mut images, sources)?;
+    if let Some(project) = &config.project {
+        key_project(&mut images, &project.value);
+    }
     Ok((images, state.notes))
+}
+
+/// Keeps stages per project, as werf keeps one stages storage per `project:`: the project
+/// name is a digest input of each image's first stage, so two projects with the same images
+/// and git mappings never share a stage (whose files would be the other repository's).
+fn key_project(images: &mut [Image], project: &str) {
+    for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
+        stage.inputs.insert(
+            0,
+            strata_plan::DigestInput::Param {
+                key: "project".into(),
+                value: project.to_string(),
+            },
+        );
+    }
 }
 
 /// The history text of each stapel stage: `strata: <image>/<stage>`, then the stage's user
