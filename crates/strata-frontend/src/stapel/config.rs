@@ -32,6 +32,10 @@ pub struct Config {
     pub config_version: Option<Spanned<u32>>,
     /// The image documents, in written order.
     pub images: Vec<ImageConfig>,
+    /// `build.cacheVersion` of the meta document: a digest input of every image.
+    pub cache_version: Option<Keyed<String>>,
+    /// Notes for the user about keys accepted but left to werf.
+    pub notes: Vec<String>,
 }
 
 /// One image document.
@@ -68,6 +72,10 @@ pub struct ImageConfig {
     /// Written as an `artifact:` document (werf's legacy form of `final: false`, without git
     /// patches and docker directives).
     pub is_artifact: bool,
+    /// `disableGitAfterPatch: true`: no `gitCache` and `gitLatestPatch` stages.
+    pub disable_git_after_patch: bool,
+    /// `network: none`, where it is written: user stages run without network.
+    pub no_network: Option<Span>,
 }
 
 /// What an image starts from.

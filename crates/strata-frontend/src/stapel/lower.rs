@@ -283,9 +283,21 @@ fn resolve_parents(config: &Config) -> Result<Vec<Option<usize>>> {
     config
         .images
         .iter()
-        .map(|image| {
-            let From::Image(name) = &image.from.value else {
-                return Ok(None);
+        .enumerate()
+        .map(|(this, image)| {
+            let name = match &image.from.value {
+                From::Image(name) => name,
+                // werf v2: a `from` naming an image of this config builds on that image
+                // (`updateDependencies` in werf's pkg/config/werf.go), else it is external;
+                // `image: alpine` with `from: alpine` means the registry's.
+                From::Reference(r) => {
+                    return Ok(config
+                        .images
+                        .iter()
+                        .position(|o| o.name.matches(r))
+                        .filter(|i| *i != this));
+                }
+                From::Scratch => return Ok(None),
             };
             if let Some(i) = config.images.iter().position(|o| o.name.matches(name)) {
                 return Ok(Some(i));
@@ -371,13 +383,17 @@ fn lower_image(
     git: &[Resolved],
     service_env: &[(String, String)],
 ) -> Result<Image> {
-    let base = match &image.from.value {
-        From::Scratch => Base::Scratch,
-        From::Reference(r) => Base::Reference {
+    let base = match (&image.from.value, parent) {
+        (From::Scratch, _) => Base::Scratch,
+        (From::Reference(_), Some(index)) => Base::Image {
+            index,
+            span: Some(image.from.span),
+        },
+        (From::Reference(r), None) => Base::Reference {
             reference: r.clone(),
             span: Some(image.from.span),
         },
-        From::Image(_) => Base::Image {
+        (From::Image(_), _) => Base::Image {
             index: parent.expect("resolve_parents gives every `fromImage` an index or fails"),
             span: Some(image.from.span),
         },
@@ -425,7 +441,7 @@ fn lower_image(
         stages.extend(user_stage(image, stage, git));
     }
     stages.extend(imports_stage(image, import_images, ImportPoint::AfterSetup));
-    if !git.is_empty() && !image.is_artifact {
+    if !git.is_empty() && !image.is_artifact && !image.disable_git_after_patch {
         stages.push(git_late_stage("gitCache", LateInputs::GitCache, git, image));
         stages.push(git_late_stage(
             "gitLatestPatch",
@@ -697,9 +713,16 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         workdir: Some(RUN_WORKDIR.into()),
         env: Vec::new(),
         mounts: Vec::new(),
-        no_network: false,
+        no_network: image.no_network.is_some(),
         insecure: false,
     };
+    if image.no_network.is_some() {
+        // The input a Dockerfile's `RUN --network=none` and `--network none` have too.
+        inputs.push(DigestInput::Param {
+            key: "network".into(),
+            value: "none".into(),
+        });
+    }
     steps.push(Step {
         op: Op::Run(run),
         span,

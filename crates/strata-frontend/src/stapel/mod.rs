@@ -96,21 +96,58 @@ pub fn lower(
     set_created_by(&mut images);
     lower::dockerfile_images(config, dir, &mut images, sources)?;
     if let Some(project) = &config.project {
-        key_project(&mut images, &project.value);
+        key_first_stages(&mut images, "project", &project.value);
     }
-    Ok((images, state.notes))
+    if let Some(version) = &config.cache_version {
+        key_first_stages(&mut images, "build.cacheVersion", &version.value);
+    }
+    resolve_host_paths(&mut images, dir);
+    let mut notes = config.notes.clone();
+    notes.extend(state.notes);
+    Ok((images, notes))
 }
 
-/// Keeps stages per project, as werf keeps one stages storage per `project:`: the project
-/// name is a digest input of each image's first stage, so two projects with the same images
-/// and git mappings never share a stage (whose files would be the other repository's).
-fn key_project(images: &mut [Image], project: &str) {
+/// werf's `fromPath` may be relative (to the project directory) or start with `~` (the
+/// builder's home); giterminism matched it as written, the mount takes the host path.
+fn resolve_host_paths(images: &mut [Image], dir: &std::path::Path) {
+    use strata_plan::MountSource;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    for mount in images
+        .iter_mut()
+        .flat_map(|i| i.stages.iter_mut())
+        .flat_map(|s| s.options.mounts.iter_mut())
+    {
+        let MountSource::Host(path) = &mut mount.source else {
+            continue;
+        };
+        let resolved = match (path.strip_prefix("~"), &home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ if path.is_relative() => dir.join(&*path),
+            _ => continue,
+        };
+        *path = resolved;
+    }
+}
+
+/// Adds `key = value` to the digest inputs of each image's first stage, so that every stage of
+/// every image depends on it. `project`: stages are kept per project, as werf keeps one stages
+/// storage per `project:`, so two projects with the same images and git mappings never share
+/// a stage (whose files would be the other repository's). `build.cacheVersion`: werf's global
+/// cache version.
+fn key_first_stages(images: &mut [Image], key: &str, value: &str) {
     for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
+        let at = stage
+            .inputs
+            .iter()
+            .take_while(
+                |i| matches!(i, strata_plan::DigestInput::Param { key, .. } if key == "project"),
+            )
+            .count();
         stage.inputs.insert(
-            0,
+            at,
             strata_plan::DigestInput::Param {
-                key: "project".into(),
-                value: project.to_string(),
+                key: key.into(),
+                value: value.to_string(),
             },
         );
     }

@@ -17,9 +17,21 @@ use super::yaml::{Document, Kind, Node};
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
 /// Keys of the meta document.
-const META_KEYS: &[&str] = &["project", "configVersion"];
+const META_KEYS: &[&str] = &[
+    "project",
+    "configVersion",
+    "build",
+    "deploy",
+    "cleanup",
+    "gitWorktree",
+];
 /// werf meta keys strata does not implement yet.
-const META_UNSUPPORTED: &[&str] = &["build", "deploy", "cleanup", "gitWorktree"];
+const META_UNSUPPORTED: &[&str] = &[];
+/// Meta keys of werf's deploy and cleanup commands, and of how werf treats the project's own
+/// clone: nothing in them changes what an image holds, so they are accepted and left to werf.
+const META_IGNORED: &[&str] = &["deploy", "cleanup", "gitWorktree"];
+/// Keys of the meta `build:`.
+const BUILD_KEYS: &[&str] = &["cacheVersion", "platform", "staged", "imageSpec"];
 /// Keys of an image document.
 const IMAGE_KEYS: &[&str] = &[
     "image",
@@ -39,22 +51,16 @@ const IMAGE_KEYS: &[&str] = &[
     "context",
     "target",
     "args",
+    "fromArtifact",
+    "fromLatest",
+    "disableGitAfterPatch",
+    "network",
+    "platform",
+    "staged",
+    "contextAddFiles",
 ];
 /// werf image keys strata does not implement yet.
-const IMAGE_UNSUPPORTED: &[&str] = &[
-    "ansible",
-    "contextAddFiles",
-    "addHost",
-    "network",
-    "ssh",
-    "fromLatest",
-    "fromArtifact",
-    "disableGitAfterPatch",
-    "platform",
-    "secrets",
-    "imageSpec",
-    "staged",
-];
+const IMAGE_UNSUPPORTED: &[&str] = &["ansible", "addHost", "ssh", "secrets", "imageSpec"];
 /// Keys of a `git:` entry.
 const GIT_KEYS: &[&str] = &[
     "add",
@@ -105,6 +111,7 @@ const SHELL_KEYS: &[&str] = &[
 ];
 /// Keys of `docker:`.
 const DOCKER_KEYS: &[&str] = &[
+    "exactValues",
     "VOLUME",
     "EXPOSE",
     "ENV",
@@ -210,10 +217,76 @@ fn meta(root: &Node, config: &mut Config) -> Result<()> {
                     span: e.value.span,
                 });
             }
+            "build" => build_section(&e, config)?,
+            name if META_IGNORED.contains(&name) => config.notes.push(format!(
+                "`{name}` is for werf's deploy and cleanup commands; strata builds images \
+                 only and leaves it to werf"
+            )),
             _ => unreachable_key(e.key)?,
         }
     }
     Ok(())
+}
+
+/// The meta `build:`: `cacheVersion` for every image, the platform, `staged`.
+fn build_section(e: &Entry<'_>, config: &mut Config) -> Result<()> {
+    if e.value.is_null() {
+        return Ok(());
+    }
+    let section = Section {
+        path: "build",
+        context: "`build`",
+        valid: BUILD_KEYS,
+        unsupported: &["imageSpec"],
+        nested: &[],
+    };
+    for b in entries_of(e, &section)? {
+        match b.name {
+            "cacheVersion" => config.cache_version = version(&b, "build.cacheVersion")?,
+            "platform" => platform(b.value, "build.platform")?,
+            // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
+            "staged" => {
+                boolean(b.value, "build.staged")?;
+            }
+            _ => unreachable_key(b.key)?,
+        }
+    }
+    Ok(())
+}
+
+/// `platform:` (a list, or one string): strata builds for the machine it runs on, so the
+/// list may only name that platform.
+fn platform(value: &Node, path: &str) -> Result<()> {
+    let host = host_platform();
+    for p in masks_of(value, path)? {
+        if p.value != host && !(host == "linux/amd64" && p.value == "linux/amd64/v1") {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "strata builds for this machine's platform only ({host}), not `{}`",
+                        p.value
+                    ),
+                    Some(p.span),
+                )
+                .help(format!(
+                    "remove `{}`, or build it on a {} machine",
+                    p.value, p.value
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The OCI platform of this machine, as werf writes platforms.
+fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    format!("linux/{arch}")
 }
 
 fn image(root: &Node, document: Span) -> Result<ImageConfig> {
@@ -236,6 +309,8 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut mounts = Vec::new();
     let mut dependencies = Vec::new();
     let mut is_artifact = false;
+    let mut disable_git_after_patch = false;
+    let mut network = None;
     let (mut dockerfile, mut context, mut target, mut args) = (None, None, None, Vec::new());
     for e in entries(root, &section)? {
         match e.name {
@@ -283,7 +358,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     (ImageName::Named(n.to_string()), e.value.span)
                 });
             }
-            "from" | "fromImage" => {
+            "from" | "fromImage" | "fromArtifact" => {
                 let text = string(e.value, e.name)?;
                 if let Some(other) = &from {
                     let first = if matches!(other.value, From::Image(_)) {
@@ -293,7 +368,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     };
                     return Err(Box::new(
                         Diagnostic::new(
-                            "an image takes either `from` or `fromImage`, not both",
+                            "an image takes one of `from`, `fromImage` and `fromArtifact`",
                             Some(e.key.span),
                         )
                         .note(other.key, format!("`{first}` is already given here"))
@@ -312,7 +387,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     )));
                 }
                 let value = match (e.name, text) {
-                    ("fromImage", n) => From::Image(n.to_string()),
+                    ("fromImage" | "fromArtifact", n) => From::Image(n.to_string()),
                     (_, "scratch") => From::Scratch,
                     (_, r) => From::Reference(r.to_string()),
                 };
@@ -343,6 +418,40 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                 }
             }
             "args" => args = scalar_map(e.value, "args")?,
+            "disableGitAfterPatch" => {
+                disable_git_after_patch = boolean(e.value, "disableGitAfterPatch")?
+            }
+            // strata resolves the base by its reference on every build already (a moved tag
+            // is a new base digest, and so a rebuild): what `fromLatest` asks of werf.
+            "fromLatest" => {
+                boolean(e.value, "fromLatest")?;
+            }
+            "network" => {
+                let text = scalar(e.value, "network")?;
+                network = match text {
+                    "" | "default" | "host" => None,
+                    "none" => Some(e.value.span),
+                    other => {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!("unknown network `{other}`"),
+                                Some(e.value.span),
+                            )
+                            .help("use `default`, `host` or `none`"),
+                        ));
+                    }
+                };
+            }
+            "platform" => platform(e.value, "platform")?,
+            // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
+            "staged" => {
+                boolean(e.value, "staged")?;
+            }
+            // The context is read from the work tree, untracked files included, so the files
+            // `contextAddFiles` names are in it already.
+            "contextAddFiles" => {
+                masks(e.value, "contextAddFiles")?;
+            }
             _ => unreachable_key(e.key)?,
         }
     }
@@ -421,6 +530,8 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         dependencies,
         is_artifact,
         dockerfile,
+        disable_git_after_patch,
+        no_network: network,
     })
 }
 
@@ -557,17 +668,12 @@ fn mount_entries(value: &Node) -> Result<Vec<MountConfig>> {
                         span: e.value.span,
                     });
                 }
+                // Absolute, relative to the project directory, or below `~` (werf's
+                // "absolute or relative path"); the lowering resolves it.
                 "fromPath" => {
-                    let p = absolute(
-                        Spanned {
-                            value: text.to_string(),
-                            span: e.value.span,
-                        },
-                        "fromPath",
-                    )?;
                     source = Some(Spanned {
-                        value: strata_plan::MountSource::Host(p.value.into()),
-                        span: p.span,
+                        value: strata_plan::MountSource::Host(text.into()),
+                        span: e.value.span,
                     });
                 }
                 "to" => {
@@ -895,6 +1001,10 @@ fn docker_directives(e: &Entry<'_>) -> Result<Docker> {
             "ENTRYPOINT" => docker.entrypoint = Some(keyed(argv(d.value, &path)?, &d)),
             "CMD" => docker.cmd = Some(keyed(argv(d.value, &path)?, &d)),
             "WORKDIR" => docker.workdir = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
+            // werf: "affects only docker-server backend"; strata writes values as given.
+            "exactValues" => {
+                boolean(d.value, &path)?;
+            }
             "USER" => docker.user = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
             "HEALTHCHECK" => {
                 let text = string(d.value, &path)?;
