@@ -28,6 +28,7 @@ pub mod ops;
 pub mod owner;
 pub mod remote;
 mod reuse;
+mod tmp_dirs;
 pub mod toolbox;
 mod workdir;
 pub mod worker;

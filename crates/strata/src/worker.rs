@@ -78,6 +78,7 @@ pub struct LocalWorker<'a> {
     options: WorkerOptions,
     failures: Mutex<HashMap<Digest, FailedRun>>,
     remote: Option<crate::remote::Remote>,
+    tmp_dirs: crate::tmp_dirs::TmpDirs,
 }
 
 /// A failed run kept for the debugger: the exact container spec it ran with and its
@@ -113,6 +114,7 @@ impl<'a> LocalWorker<'a> {
             options,
             failures: Mutex::new(HashMap::new()),
             remote,
+            tmp_dirs: Default::default(),
         })
     }
 
@@ -626,7 +628,10 @@ impl<'a> LocalWorker<'a> {
                 Ok(d)
             };
             let (source, kind) = match &m.source {
-                MountSource::TmpDir => (dir("tmp")?, MountKind::Bind { readonly: false }),
+                MountSource::TmpDir => (
+                    self.tmp_dirs.dir(self.store, job.image_name)?,
+                    MountKind::Bind { readonly: false },
+                ),
                 MountSource::BuildDir | MountSource::Cache { .. } => {
                     // Kept between builds: per image and target path for werf's build_dir,
                     // per id for a Dockerfile's cache mounts.

@@ -97,6 +97,7 @@ pub fn lower(
     lower::dockerfile_images(config, dir, &mut images, sources)?;
     if let Some(project) = &config.project {
         key_first_stages(&mut images, "project", &project.value);
+        label_project(&mut images, &project.value);
     }
     if let Some(version) = &config.cache_version {
         key_first_stages(&mut images, "build.cacheVersion", &version.value);
@@ -105,6 +106,22 @@ pub fn lower(
     let mut notes = config.notes.clone();
     notes.extend(state.notes);
     Ok((images, notes))
+}
+
+/// werf labels every image it builds with its project (`werf: PROJECT`, the label werf's
+/// cleanup and host tools select a project's images by); set on each image's first stage, so
+/// every later stage and the image carry it. werf's per-stage labels (content digest, parent
+/// stage id, the project's HEAD commit) are not written: their values are werf's storage ids.
+fn label_project(images: &mut [Image], project: &str) {
+    for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
+        stage.steps.push(strata_plan::Step {
+            op: strata_plan::Op::Config(strata_plan::ConfigChange {
+                labels: vec![("werf".into(), project.to_string())],
+                ..Default::default()
+            }),
+            span: stage.span,
+        });
+    }
 }
 
 /// werf's `fromPath` may be relative (to the project directory) or start with `~` (the
