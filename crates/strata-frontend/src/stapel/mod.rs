@@ -139,7 +139,10 @@ fn resolve_host_paths(images: &mut [Image], dir: &std::path::Path) {
         };
         let resolved = match (path.strip_prefix("~"), &home) {
             (Ok(rest), Some(home)) => home.join(rest),
-            _ if path.is_relative() => dir.join(&*path),
+            _ if path.is_relative() => {
+                let joined = dir.join(&*path);
+                std::path::absolute(&joined).unwrap_or(joined)
+            }
             _ => continue,
         };
         *path = resolved;

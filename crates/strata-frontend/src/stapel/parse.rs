@@ -77,6 +77,7 @@ const GIT_KEYS: &[&str] = &[
 ];
 /// Keys of an `import:` entry.
 const IMPORT_KEYS: &[&str] = &[
+    "from",
     "image",
     "stage",
     "artifact",
@@ -560,10 +561,10 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
                 })
             };
             match e.name {
-                "image" | "artifact" => {
+                "from" | "image" | "artifact" => {
                     if image.is_some() {
                         return Err(Box::new(Diagnostic::new(
-                            "an import takes one of `image` and `artifact`",
+                            "an import takes one of `from`, `image` and `artifact`",
                             Some(e.key.span),
                         )));
                     }
