@@ -542,6 +542,35 @@ pub struct ConfigChange {
     /// The image's author (a Dockerfile's `MAINTAINER`).
     #[serde(default)]
     pub author: Option<String>,
+    /// What to take out of the config first (werf's `imageSpec` `remove*` and `clear*`).
+    #[serde(default, skip_serializing_if = "ConfigRemoval::is_empty")]
+    pub remove: ConfigRemoval,
+}
+
+/// Parts of the image config a [`ConfigChange`] removes before it sets anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRemoval {
+    /// Variables to unset.
+    pub env: Vec<String>,
+    /// Labels to remove.
+    pub labels: Vec<String>,
+    /// Volumes to remove.
+    pub volumes: Vec<String>,
+    /// Unset the command.
+    pub cmd: bool,
+    /// Unset the entrypoint.
+    pub entrypoint: bool,
+    /// Unset the user.
+    pub user: bool,
+    /// Unset the working directory.
+    pub workdir: bool,
+}
+
+impl ConfigRemoval {
+    /// Whether it removes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == ConfigRemoval::default()
+    }
 }
 
 /// A container health check, as Docker's image config holds it.

@@ -34,6 +34,8 @@ pub struct Config {
     pub images: Vec<ImageConfig>,
     /// `build.cacheVersion` of the meta document: a digest input of every image.
     pub cache_version: Option<Keyed<String>>,
+    /// `build.imageSpec` of the meta document: applied to every image before its own.
+    pub image_spec: Option<Keyed<strata_plan::ConfigChange>>,
     /// Notes for the user about keys accepted but left to werf.
     pub notes: Vec<String>,
 }
@@ -76,6 +78,8 @@ pub struct ImageConfig {
     pub disable_git_after_patch: bool,
     /// `network: none`, where it is written: user stages run without network.
     pub no_network: Option<Span>,
+    /// `imageSpec:`, the change of the `imageSpec` stage.
+    pub image_spec: Option<Keyed<strata_plan::ConfigChange>>,
 }
 
 /// What an image starts from.

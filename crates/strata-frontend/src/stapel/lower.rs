@@ -783,6 +783,7 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
         onbuild: Vec::new(),
         shell: None,
         author: None,
+        remove: Default::default(),
     };
     Some(Stage {
         name: "dockerInstructions".into(),
@@ -852,4 +853,42 @@ fn in_project(
         ));
     }
     Ok(())
+}
+
+/// werf's `imageSpec` stage, last of an image: the meta `build.imageSpec` and then the image's
+/// own, each a config change; the digest input is each change as JSON. `None` without either.
+pub(crate) fn image_spec_stage(
+    global: Option<&Keyed<ConfigChange>>,
+    own: Option<&Keyed<ConfigChange>>,
+) -> Option<Stage> {
+    let specs: Vec<(&str, &Keyed<ConfigChange>)> =
+        [("build.imageSpec", global), ("imageSpec", own)]
+            .into_iter()
+            .filter_map(|(key, spec)| spec.map(|s| (key, s)))
+            .collect();
+    let span = specs.last().map(|(_, s)| s.key);
+    if specs.is_empty() {
+        return None;
+    }
+    Some(Stage {
+        name: "imageSpec".into(),
+        inputs: specs
+            .iter()
+            .map(|(key, spec)| DigestInput::Param {
+                key: (*key).into(),
+                value: serde_json::to_string(&spec.value)
+                    .expect("a config change serializes: its maps have string keys"),
+            })
+            .collect(),
+        steps: specs
+            .iter()
+            .map(|(_, spec)| Step {
+                op: Op::Config(spec.value.clone()),
+                span: Some(spec.key),
+            })
+            .collect(),
+        options: StageOptions::default(),
+        late_inputs: None,
+        span,
+    })
 }

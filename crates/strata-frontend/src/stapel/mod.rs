@@ -95,6 +95,14 @@ pub fn lower(
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
     lower::dockerfile_images(config, dir, &mut images, sources)?;
+    for (image, own) in images.iter_mut().zip(&config.images) {
+        let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref());
+        if let Some(mut stage) = spec {
+            // The stage makes no history but its own entry; it runs no command.
+            stage.options.created_by = format!("strata: {}/imageSpec", image.name);
+            image.stages.push(stage);
+        }
+    }
     if let Some(project) = &config.project {
         key_first_stages(&mut images, "project", &project.value);
         label_project(&mut images, &project.value);

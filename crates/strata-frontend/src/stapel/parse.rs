@@ -58,9 +58,35 @@ const IMAGE_KEYS: &[&str] = &[
     "platform",
     "staged",
     "contextAddFiles",
+    "imageSpec",
 ];
 /// werf image keys strata does not implement yet.
-const IMAGE_UNSUPPORTED: &[&str] = &["ansible", "addHost", "ssh", "secrets", "imageSpec"];
+const IMAGE_UNSUPPORTED: &[&str] = &["ansible", "addHost", "ssh", "secrets"];
+/// Keys of `imageSpec:`.
+const IMAGE_SPEC_KEYS: &[&str] = &["author", "clearHistory", "config"];
+/// Keys of `imageSpec.config:`.
+const IMAGE_SPEC_CONFIG_KEYS: &[&str] = &[
+    "cmd",
+    "entrypoint",
+    "env",
+    "expose",
+    "healthcheck",
+    "labels",
+    "stopSignal",
+    "user",
+    "volumes",
+    "workingDir",
+    "removeEnv",
+    "removeLabels",
+    "removeVolumes",
+    "keepEssentialWerfLabels",
+    "clearCmd",
+    "clearEntrypoint",
+    "clearUser",
+    "clearWorkingDir",
+];
+/// Keys of `imageSpec.config.healthcheck:`.
+const HEALTHCHECK_KEYS: &[&str] = &["test", "interval", "timeout", "startPeriod", "retries"];
 /// Keys of a `git:` entry.
 const GIT_KEYS: &[&str] = &[
     "add",
@@ -238,11 +264,12 @@ fn build_section(e: &Entry<'_>, config: &mut Config) -> Result<()> {
         path: "build",
         context: "`build`",
         valid: BUILD_KEYS,
-        unsupported: &["imageSpec"],
+        unsupported: &[],
         nested: &[],
     };
     for b in entries_of(e, &section)? {
         match b.name {
+            "imageSpec" => config.image_spec = Some(image_spec(&b, "build.imageSpec")?),
             "cacheVersion" => config.cache_version = version(&b, "build.cacheVersion")?,
             "platform" => platform(b.value, "build.platform")?,
             // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
@@ -311,6 +338,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut dependencies = Vec::new();
     let mut is_artifact = false;
     let mut disable_git_after_patch = false;
+    let mut image_spec_section = None;
     let mut network = None;
     let (mut dockerfile, mut context, mut target, mut args) = (None, None, None, Vec::new());
     for e in entries(root, &section)? {
@@ -419,6 +447,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                 }
             }
             "args" => args = scalar_map(e.value, "args")?,
+            "imageSpec" => image_spec_section = Some(image_spec(&e, "imageSpec")?),
             "disableGitAfterPatch" => {
                 disable_git_after_patch = boolean(e.value, "disableGitAfterPatch")?
             }
@@ -533,7 +562,110 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         dockerfile,
         disable_git_after_patch,
         no_network: network,
+        image_spec: image_spec_section,
     })
+}
+
+/// werf's `imageSpec:` as the config change of the `imageSpec` stage.
+fn image_spec(e: &Entry<'_>, path: &str) -> Result<Keyed<strata_plan::ConfigChange>> {
+    let mut change = strata_plan::ConfigChange::default();
+    let section = Section {
+        path,
+        context: "`imageSpec`",
+        valid: IMAGE_SPEC_KEYS,
+        unsupported: &["clearHistory"],
+        nested: &[("config", IMAGE_SPEC_CONFIG_KEYS)],
+    };
+    if !e.value.is_null() {
+        for s in entries_of(e, &section)? {
+            match s.name {
+                "author" => {
+                    change.author = Some(scalar(s.value, &format!("{path}.author"))?.to_string())
+                }
+                "config" if s.value.is_null() => {}
+                "config" => image_spec_config(&s, &format!("{path}.config"), &mut change)?,
+                _ => unreachable_key(s.key)?,
+            }
+        }
+    }
+    Ok(keyed(change, e))
+}
+
+fn image_spec_config(
+    e: &Entry<'_>,
+    path: &str,
+    change: &mut strata_plan::ConfigChange,
+) -> Result<()> {
+    let section = Section {
+        path,
+        context: "`imageSpec.config`",
+        valid: IMAGE_SPEC_CONFIG_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut keep_werf_labels = false;
+    for c in entries_of(e, &section)? {
+        let at = format!("{path}.{}", c.name);
+        let text = || -> Result<String> { Ok(scalar(c.value, &at)?.to_string()) };
+        let flag = || boolean(c.value, &at);
+        match c.name {
+            "cmd" => change.cmd = Some(argv(c.value, &at)?),
+            "entrypoint" => change.entrypoint = Some(argv(c.value, &at)?),
+            "env" => change.env = scalar_map(c.value, &at)?,
+            "labels" => change.labels = scalar_map(c.value, &at)?,
+            "expose" => change.expose = scalar_list(c.value, &at)?,
+            "volumes" => change.volumes = scalar_list(c.value, &at)?,
+            "stopSignal" => change.stop_signal = Some(text()?),
+            "user" => change.user = Some(text()?),
+            "workingDir" => change.workdir = Some(text()?),
+            "removeEnv" => change.remove.env = scalar_list(c.value, &at)?,
+            "removeLabels" => change.remove.labels = scalar_list(c.value, &at)?,
+            "removeVolumes" => change.remove.volumes = scalar_list(c.value, &at)?,
+            "keepEssentialWerfLabels" => keep_werf_labels = flag()?,
+            "clearCmd" => change.remove.cmd = flag()?,
+            "clearEntrypoint" => change.remove.entrypoint = flag()?,
+            "clearUser" => change.remove.user = flag()?,
+            "clearWorkingDir" => change.remove.workdir = flag()?,
+            "healthcheck" => change.healthcheck = Some(image_spec_healthcheck(&c, &at)?),
+            _ => unreachable_key(c.key)?,
+        }
+    }
+    if keep_werf_labels {
+        change.remove.labels.retain(|l| l != "werf");
+    }
+    Ok(())
+}
+
+/// `healthcheck:` of `imageSpec.config`: `test` as Docker's, intervals in seconds.
+fn image_spec_healthcheck(e: &Entry<'_>, path: &str) -> Result<strata_plan::Healthcheck> {
+    let section = Section {
+        path,
+        context: "`imageSpec.config.healthcheck`",
+        valid: HEALTHCHECK_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut check = strata_plan::Healthcheck::default();
+    for h in entries_of(e, &section)? {
+        let at = format!("{path}.{}", h.name);
+        let number = || -> Result<u64> {
+            scalar(h.value, &at)?
+                .parse()
+                .map_err(|_| expected(h.value, "a whole number", &at))
+        };
+        match h.name {
+            "test" => check.test = scalar_list(h.value, &at)?,
+            "interval" => check.interval = number()? * 1_000_000_000,
+            "timeout" => check.timeout = number()? * 1_000_000_000,
+            "startPeriod" => check.start_period = number()? * 1_000_000_000,
+            "retries" => {
+                check.retries = u32::try_from(number()?)
+                    .map_err(|_| expected(h.value, "a small number", &at))?
+            }
+            _ => unreachable_key(h.key)?,
+        }
+    }
+    Ok(check)
 }
 
 /// `import:`: files from other images.
