@@ -151,3 +151,37 @@ fn werf_e2e_import_system_dirs() {
 fn go_service_project() {
     case("go-service");
 }
+
+/// `strata build IMAGE` resolves the git mappings of that image and what it needs only: a
+/// remote another image maps (unreachable here) is never cloned; building everything does
+/// reach the remote and names it.
+#[test]
+fn building_one_image_leaves_other_images_remotes_alone() {
+    let env = Env::new();
+    let yaml = "project: partial\nconfigVersion: 1\n---\nimage: base\nfrom: busybox:latest\n\
+                git:\n- add: /src\n  to: /src\n---\nimage: app\nfrom: base\nshell:\n  setup:\n  \
+                - cat /src/a > /a\n---\nimage: docs\nfrom: busybox:latest\ngit:\n\
+                - url: file:///nonexistent/strata-corpus/docs.git\n  add: /\n  to: /docs\n";
+    let dir = env.project("partial", yaml);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/a"), "a\n").unwrap();
+    git(&dir, &["init", "-q", "-b", "main"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "one"]);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "app"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(env.run_sh("app", "cat /a"), "a\n");
+    let out = env.build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("nonexistent/strata-corpus/docs.git"),
+        "{stderr}"
+    );
+}

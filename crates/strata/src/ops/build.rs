@@ -113,6 +113,7 @@ pub fn build(
                         dev: options.dev,
                         cache: Some(ctx.store.root().join("git")),
                         no_dirty_check: options.no_dirty_check,
+                        images: options.images.clone(),
                     },
                     env: options.env.clone(),
                     loose_giterminism: options.loose_giterminism,
