@@ -85,3 +85,34 @@ pub(crate) fn publish(
         image.name
     )
 }
+
+/// The project that built the image a local tag names, when it is another than `project`
+/// (the building config's `project:`). werf keeps each project's images in its own storage, so
+/// a `from: app` of one project never means another project's `app`: it names a registry's
+/// image. The project is the `project` input of the first stage of the tag's stage chain.
+pub(crate) fn other_project(
+    store: &LocalStore,
+    reference: &str,
+    project: Option<&str>,
+) -> Result<Option<String>, strata_store::Error> {
+    let Some(project) = project else {
+        return Ok(None);
+    };
+    let tag = store.tag(&crate::image::normalize_reference(reference))?;
+    let mut next = tag.and_then(|t| t.stage);
+    // A chain is as long as an image has stages; the bound keeps a corrupt cycle finite.
+    for _ in 0..1000 {
+        let Some(digest) = next else { break };
+        let Some(record) = store.stage(&digest)? else {
+            break;
+        };
+        if record.parent.is_none() {
+            let built_by = record.inputs.iter().find(|i| i.name == "project");
+            return Ok(built_by
+                .filter(|i| i.value != project)
+                .map(|i| i.value.clone()));
+        }
+        next = record.parent;
+    }
+    Ok(None)
+}

@@ -79,6 +79,8 @@ pub struct LocalWorker<'a> {
     failures: Mutex<HashMap<Digest, FailedRun>>,
     remote: Option<crate::remote::Remote>,
     tmp_dirs: crate::tmp_dirs::TmpDirs,
+    /// The config's `project:`: a local tag another project built is not its base.
+    project: Option<String>,
 }
 
 /// A failed run kept for the debugger: the exact container spec it ran with and its
@@ -115,7 +117,13 @@ impl<'a> LocalWorker<'a> {
             failures: Mutex::new(HashMap::new()),
             remote,
             tmp_dirs: Default::default(),
+            project: None,
         })
+    }
+
+    /// Builds for the stapel config of `project` (werf's `project:`), see [`Executor::resolve_base`].
+    pub fn set_project(&mut self, project: Option<String>) {
+        self.project = project;
     }
 
     fn build_stage(&self, job: &StageJob<'_>, progress: &dyn Sink) -> Result<Built, ExecError> {
@@ -924,14 +932,32 @@ impl<'a> LocalWorker<'a> {
 impl Executor for LocalWorker<'_> {
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
         let normalized = image::normalize_reference(reference);
-        if let Some(manifest) = image::resolve(self.store, reference).map_err(other)? {
+        let other_project =
+            crate::reuse::other_project(self.store, reference, self.project.as_deref())
+                .map_err(other)?;
+        if other_project.is_none()
+            && let Some(manifest) = image::resolve(self.store, reference).map_err(other)?
+        {
             return Ok(ResolvedBase {
                 reference: normalized,
                 manifest,
             });
         }
-        let hint =
-            format!("or import a root file system with `strata import ROOTFS.tar {normalized}`");
+        let mine = if other_project.is_some() {
+            " for this project"
+        } else {
+            ""
+        };
+        let hint = match &other_project {
+            Some(p) => format!(
+                "the local `{normalized}` is project `{p}`'s image, which another project's \
+                 `from:` never names (werf keeps projects apart); name an image of this config, \
+                 or a registry's"
+            ),
+            None => {
+                format!("or import a root file system with `strata import ROOTFS.tar {normalized}`")
+            }
+        };
         match &self.remote {
             Some(remote) => match remote.pull_base(self.store, reference, &normalized) {
                 Ok(manifest) => Ok(ResolvedBase {
@@ -939,11 +965,11 @@ impl Executor for LocalWorker<'_> {
                     manifest,
                 }),
                 Err(e) => Err(ExecError::Other(format!(
-                    "`{normalized}` is not in the local store and pulling it failed: {e:#}; check the reference and the registry, {hint}"
+                    "`{normalized}` is not in the local store{mine} and pulling it failed: {e:#}; check the reference and the registry, {hint}"
                 ))),
             },
             None => Err(ExecError::Other(format!(
-                "`{normalized}` is not in the local store; {hint}"
+                "`{normalized}` is not in the local store{mine}; {hint}"
             ))),
         }
     }

@@ -172,3 +172,29 @@ fn a_fresh_shallow_clone_and_another_checkouts_dev_commit_build() {
     build(&env, &origin, &[]);
     assert_eq!(files(&env), "one\na.txt: a2\napp.conf: one\n");
 }
+
+#[test]
+fn a_from_short_name_never_picks_another_projects_image() {
+    let env = Env::new();
+    let other = env.project(
+        "other",
+        "project: other\nconfigVersion: 1\n---\nimage: base\nfrom: busybox:latest\nshell:\n  install:\n  - echo other > /who\n",
+    );
+    build(&env, &other, &[]);
+    // `from: base` here is a registry's `base`, not the other project's local one.
+    let mine = env.project(
+        "mine",
+        "project: mine\nconfigVersion: 1\n---\nimage: app\nfrom: base\n",
+    );
+    let out = env.build(&mine);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("project `other`'s image"), "{stderr}");
+    // The same project's own image, by its short name, still is one.
+    let again = env.project(
+        "again",
+        "project: other\nconfigVersion: 1\n---\nimage: app\nfrom: base\nshell:\n  install:\n  - cat /who > /saw\n",
+    );
+    build(&env, &again, &[]);
+    assert_eq!(env.run_sh("app", "cat /saw"), "other\n");
+}

@@ -99,7 +99,7 @@ pub fn build(
                 None => None,
             },
         });
-        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
+        let mut worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
         // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
         let downloads = ctx.store.scratch("downloads")?;
         let loaded = match &options.dockerfile {
@@ -124,6 +124,7 @@ pub fn build(
             report: format!("error: {e}"),
             exit_code: 1,
         })?;
+        worker.set_project(plan.project.clone());
         crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
         let error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
