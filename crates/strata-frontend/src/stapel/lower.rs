@@ -71,12 +71,18 @@ fn resolve_imports(config: &Config) -> Result<Vec<Vec<usize>>> {
                         .iter()
                         .position(|o| o.name.matches(&wanted.value))
                         .ok_or_else(|| {
-                            Box::new(
-                                Diagnostic::new(
-                                    format!("unknown image `{}`", wanted.value),
-                                    Some(wanted.span),
+                            // werf v2 imports from registry images too (`from: nginx:1.25`).
+                            let external = wanted.value.contains([':', '@', '/']);
+                            let message = if external {
+                                format!(
+                                    "importing from an image outside the config (`{}`) is not supported by strata yet",
+                                    wanted.value
                                 )
-                                .help(known()),
+                            } else {
+                                format!("unknown image `{}`", wanted.value)
+                            };
+                            Box::new(
+                                Diagnostic::new(message, Some(wanted.span)).help(known()),
                             )
                         })
                 })

@@ -38,11 +38,10 @@
 //!   `ENTRYPOINT` strings become an argv first: a JSON array of strings is taken as is, any
 //!   other string becomes `["/bin/sh","-c",string]`.
 //!
-//! Not implemented yet, and rejected at the key rather than ignored: `git`, `import`, `mount`,
-//! `ansible`, `dependencies`, `artifact` documents, `dockerfile` images and their keys,
-//! `fromLatest`, `fromArtifact`, `disableGitAfterPatch`, `platform`, `secrets`, `imageSpec`,
-//! `staged`, and the meta keys `build`, `deploy`, `cleanup`, `gitWorktree`. Go templates are
-//! not rendered yet either.
+//! Not implemented yet, and rejected at the key rather than ignored: `ansible`, `secrets`,
+//! `ssh`, `addHost`, `imageSpec.clearHistory`, git `basicAuth`, `dependencies[].targetBuildArg`
+//! and imports from images outside the config. The meta `deploy`, `cleanup` and `gitWorktree`
+//! are werf's deploy-side settings: accepted with a note.
 //!
 //! [`Plan`]: strata_plan::Plan
 //! [`Image`]: strata_plan::Image

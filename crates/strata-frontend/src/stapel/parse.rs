@@ -854,7 +854,7 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
         path: "git",
         context: "a `git` mapping",
         valid: GIT_KEYS,
-        unsupported: &[],
+        unsupported: &["basicAuth"],
         nested: &[],
     };
     let mut out = Vec::new();
@@ -1429,7 +1429,7 @@ fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
         path: "dependencies.imports",
         context: "a dependency's `imports` entry",
         valid: DEPENDENCY_IMPORT_KEYS,
-        unsupported: &[],
+        unsupported: &["targetBuildArg"],
         nested: &[],
     };
     let mut out = Vec::new();
