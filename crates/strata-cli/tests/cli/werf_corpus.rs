@@ -185,3 +185,44 @@ fn building_one_image_leaves_other_images_remotes_alone() {
         "{stderr}"
     );
 }
+
+/// A key strata rejects stops only the builds that need its image: the others of the file
+/// build (with a note), and a build that needs it fails at the key's line.
+#[test]
+fn a_rejected_key_stops_only_its_image() {
+    let env = Env::new();
+    let yaml = "project: partial\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\n\
+                shell:\n  install:\n  - echo app > /app.txt\n---\nimage: provisioned\n\
+                from: busybox:latest\nansible:\n  install:\n  - name: a task\n    shell: echo\n\
+                ---\nimage: on-top\nfromImage: provisioned\n";
+    let dir = env.project("partial", yaml);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "app"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("image `provisioned` is left out"),
+        "{stderr}"
+    );
+    assert_eq!(env.run_sh("app", "cat /app.txt"), "app\n");
+    for wanted in [&[][..], &["on-top"][..]] {
+        let out = env
+            .cmd()
+            .args(["build", "--progress", "plain"])
+            .args(wanted)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("`ansible` is not supported by strata yet"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("strata.yaml:12:1"), "{stderr}");
+    }
+}

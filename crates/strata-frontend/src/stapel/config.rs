@@ -36,6 +36,9 @@ pub struct Config {
     pub cache_version: Option<Keyed<String>>,
     /// `build.imageSpec` of the meta document: applied to every image before its own.
     pub image_spec: Option<Keyed<strata_plan::ConfigChange>>,
+    /// Image documents that did not parse, with their error: a build that needs one of them
+    /// fails with it, a build of other images of the file goes ahead.
+    pub broken: Vec<(ImageName, Box<strata_plan::Diagnostic>)>,
     /// Notes for the user about keys accepted but left to werf.
     pub notes: Vec<String>,
 }

@@ -90,6 +90,9 @@ pub fn lower(
     git: &GitOptions,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
+    check_broken(config, &git.images)?;
+    let (pruned, left_out) = without_broken(config);
+    let config = &pruned;
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
@@ -111,6 +114,7 @@ pub fn lower(
     }
     resolve_host_paths(&mut images, dir);
     let mut notes = config.notes.clone();
+    notes.extend(left_out);
     notes.extend(state.notes);
     Ok((images, notes))
 }
@@ -154,6 +158,79 @@ fn resolve_host_paths(images: &mut [Image], dir: &std::path::Path) {
         };
         *path = resolved;
     }
+}
+
+/// The error of the first image document that did not parse and that a build of `wanted`
+/// (empty: all) needs, as itself or as the base, import or dependency of a needed image.
+fn check_broken(config: &Config, wanted: &[String]) -> Result<(), Box<Diagnostic>> {
+    use config::From;
+    let Some((_, first)) = config.broken.first() else {
+        return Ok(());
+    };
+    if wanted.is_empty() {
+        return Err(first.clone());
+    }
+    let mut todo: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some((_, error)) = config.broken.iter().find(|(n, _)| n.matches(name)) {
+            return Err(error.clone());
+        }
+        let Some(image) = config.images.iter().find(|i| i.name.matches(name)) else {
+            continue;
+        };
+        if let From::Image(n) | From::Reference(n) = &image.from.value {
+            todo.push(n);
+        }
+        todo.extend(image.imports.iter().map(|m| m.image.value.as_str()));
+        todo.extend(image.dependencies.iter().map(|d| d.image.value.as_str()));
+    }
+    Ok(())
+}
+
+/// `config` without the images that did not parse and those that need one of them (none of
+/// which the build needs, [`check_broken`] made sure), and a note for each left out.
+fn without_broken(config: &Config) -> (Config, Vec<String>) {
+    use config::From;
+    let mut notes: Vec<String> = config
+        .broken
+        .iter()
+        .map(|(name, error)| {
+            format!(
+                "image `{name}` is left out: {} (`strata build {name}` shows where)",
+                error.message
+            )
+        })
+        .collect();
+    let mut out = config.clone();
+    loop {
+        let gone = |name: &str| {
+            config.broken.iter().any(|(n, _)| n.matches(name))
+                || (config.images.iter().any(|i| i.name.matches(name))
+                    && !out.images.iter().any(|i| i.name.matches(name)))
+        };
+        let position = out.images.iter().position(|image| {
+            let base = match &image.from.value {
+                From::Image(n) | From::Reference(n) => Some(n.as_str()),
+                From::Scratch => None,
+            };
+            base.into_iter()
+                .chain(image.imports.iter().map(|m| m.image.value.as_str()))
+                .chain(image.dependencies.iter().map(|d| d.image.value.as_str()))
+                .find(|n| gone(n))
+                .is_some()
+        });
+        let Some(i) = position else { break };
+        let image = out.images.remove(i);
+        notes.push(format!(
+            "image `{}` is left out: it needs an image that is",
+            image.name
+        ));
+    }
+    (out, notes)
 }
 
 /// Adds `key = value` to the digest inputs of each image's first stage, so that every stage of

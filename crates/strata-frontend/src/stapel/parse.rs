@@ -173,7 +173,22 @@ pub(crate) fn config(docs: &[Document]) -> Result<Config> {
         };
         let has = |k: &str| pairs.iter().any(|(key, _)| key.as_str() == Some(k));
         if has("image") || has("artifact") {
-            config.images.push(image(root, doc.start)?);
+            // A document with an error stops only builds that need its image (see
+            // `Config::broken`); the others build.
+            match image(root, doc.start) {
+                Ok(image) => config.images.push(image),
+                Err(error) => {
+                    let name = pairs
+                        .iter()
+                        .find(|(k, _)| matches!(k.as_str(), Some("image" | "artifact")))
+                        .map(|(_, v)| match v.as_str() {
+                            Some(n) if !v.is_null() => ImageName::Named(n.to_string()),
+                            _ => ImageName::Nameless,
+                        })
+                        .unwrap_or(ImageName::Nameless);
+                    config.broken.push((name, error));
+                }
+            }
         } else if META_KEYS.iter().chain(META_UNSUPPORTED).any(|k| has(k)) {
             let at = pairs.first().map_or(root.span, |(k, _)| k.span);
             if let Some(earlier) = meta_seen {
