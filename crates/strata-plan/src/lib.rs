@@ -542,9 +542,10 @@ pub struct ConfigChange {
     /// The image's author (a Dockerfile's `MAINTAINER`).
     #[serde(default)]
     pub author: Option<String>,
-    /// What to take out of the config first (werf's `imageSpec` `remove*` and `clear*`).
-    #[serde(default, skip_serializing_if = "ConfigRemoval::is_empty")]
-    pub remove: ConfigRemoval,
+    /// What to take out of the config first (werf's `imageSpec` `remove*` and `clear*`);
+    /// boxed, as most changes remove nothing and [`Op`] stays small.
+    #[serde(default, skip_serializing_if = "ConfigRemoval::is_none")]
+    pub remove: Box<ConfigRemoval>,
 }
 
 /// Parts of the image config a [`ConfigChange`] removes before it sets anything.
@@ -567,9 +568,13 @@ pub struct ConfigRemoval {
 }
 
 impl ConfigRemoval {
-    /// Whether it removes nothing.
-    pub fn is_empty(&self) -> bool {
-        *self == ConfigRemoval::default()
+    /// Whether `removal` removes nothing (serde's `skip_serializing_if` passes the box).
+    #[allow(
+        clippy::borrowed_box,
+        reason = "the signature serde's skip_serializing_if needs"
+    )]
+    pub fn is_none(removal: &Box<ConfigRemoval>) -> bool {
+        **removal == ConfigRemoval::default()
     }
 }
 
