@@ -155,6 +155,30 @@ impl Repository {
         })
     }
 
+    /// Whether the repository holds `id` as a commit (a shallow clone or a rewritten history
+    /// may not hold a commit recorded elsewhere).
+    pub fn has_commit(&self, id: &ObjectId) -> bool {
+        self.inner.find_commit(*id).is_ok()
+    }
+
+    /// Whether `ancestor` is `of` or one of its ancestors (werf's `IsAncestor`). Both must be
+    /// commits of this repository; a history that cannot be walked (a shallow clone) is an
+    /// error.
+    pub fn is_ancestor(&self, ancestor: &ObjectId, of: &ObjectId) -> Result<bool, Error> {
+        if ancestor == of {
+            return Ok(true);
+        }
+        let base = self
+            .inner
+            .merge_base(*ancestor, *of)
+            .map_err(|source| Error::Read {
+                repo: self.name.clone(),
+                what: format!("the history between {ancestor} and {of}"),
+                source,
+            })?;
+        Ok(base.is_some_and(|b| b.detach() == *ancestor))
+    }
+
     /// Reads the tree of a commit, or walks the working tree, once.
     pub fn snapshot(&self, source: Source) -> Result<Snapshot<'_>, Error> {
         match source {

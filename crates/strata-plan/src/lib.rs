@@ -542,6 +542,40 @@ pub struct ConfigChange {
     /// The image's author (a Dockerfile's `MAINTAINER`).
     #[serde(default)]
     pub author: Option<String>,
+    /// What to take out of the config first (werf's `imageSpec` `remove*` and `clear*`);
+    /// boxed, as most changes remove nothing and [`Op`] stays small.
+    #[serde(default, skip_serializing_if = "ConfigRemoval::is_none")]
+    pub remove: Box<ConfigRemoval>,
+}
+
+/// Parts of the image config a [`ConfigChange`] removes before it sets anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigRemoval {
+    /// Variables to unset.
+    pub env: Vec<String>,
+    /// Labels to remove.
+    pub labels: Vec<String>,
+    /// Volumes to remove.
+    pub volumes: Vec<String>,
+    /// Unset the command.
+    pub cmd: bool,
+    /// Unset the entrypoint.
+    pub entrypoint: bool,
+    /// Unset the user.
+    pub user: bool,
+    /// Unset the working directory.
+    pub workdir: bool,
+}
+
+impl ConfigRemoval {
+    /// Whether `removal` removes nothing (serde's `skip_serializing_if` passes the box).
+    #[allow(
+        clippy::borrowed_box,
+        reason = "the signature serde's skip_serializing_if needs"
+    )]
+    pub fn is_none(removal: &Box<ConfigRemoval>) -> bool {
+        **removal == ConfigRemoval::default()
+    }
 }
 
 /// A container health check, as Docker's image config holds it.

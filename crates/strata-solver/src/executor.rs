@@ -178,8 +178,9 @@ pub struct Built {
 pub trait Executor: Sync {
     /// Resolves a base image reference.
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError>;
-    /// The state of a stage already built, if the cache has it.
-    fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError>;
+    /// The state of a stage of `image` already built, if the cache has one this build can use
+    /// (a stage recorded at a git history the image's mappings cannot reach is not one).
+    fn lookup(&self, image: &Image, digest: &Digest) -> Result<Option<StageState>, ExecError>;
     /// The inputs of a stage with [`LateInputs`], now that its parent exists (`job.inputs` is
     /// empty and `job.digest` unset until then). `None` means the stage is empty and skipped.
     fn late_inputs(

@@ -201,7 +201,11 @@ mod tests {
                 manifest: Digest::of(reference.as_bytes()),
             })
         }
-        fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
+        fn lookup(
+            &self,
+            _: &strata_plan::Image,
+            digest: &Digest,
+        ) -> Result<Option<StageState>, ExecError> {
             Ok(self.built.lock().unwrap().get(digest).cloned())
         }
         fn late_inputs(

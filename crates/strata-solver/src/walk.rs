@@ -100,7 +100,7 @@ impl Walk<'_> {
         let mut start = 0;
         let mut state: Option<StageState> = None;
         for i in (0..prefix.len()).rev() {
-            if let Some(found) = self.lookup(&name, &image.stages[i], &prefix[i].0)? {
+            if let Some(found) = self.lookup(image, &image.stages[i], &prefix[i].0)? {
                 start = i + 1;
                 state = Some(found);
                 break;
@@ -133,7 +133,7 @@ impl Walk<'_> {
                 let found = if i + 1 == start {
                     state.clone()
                 } else {
-                    self.lookup(&name, stage, digest)?
+                    self.lookup(image, stage, digest)?
                 };
                 if let Some(found) = found {
                     self.hooks.after_stage(&job, &found);
@@ -206,7 +206,7 @@ impl Walk<'_> {
                 deps,
             );
             let (built, cached) = if i >= prefix.len()
-                && let Some(found) = self.lookup(&name, stage, &digest)?
+                && let Some(found) = self.lookup(image, stage, &digest)?
             {
                 self.progress.event(Event::StageCached {
                     id: self.id(&name, stage),
@@ -288,16 +288,18 @@ impl Walk<'_> {
 
     fn lookup(
         &self,
-        image: &str,
+        image: &Image,
         stage: &Stage,
         digest: &Digest,
     ) -> Result<Option<StageState>, Error> {
-        self.executor.lookup(digest).map_err(|source| Error::Stage {
-            image: image.to_string(),
-            stage: stage.name.clone(),
-            span: stage.span,
-            source: Box::new(source),
-        })
+        self.executor
+            .lookup(image, digest)
+            .map_err(|source| Error::Stage {
+                image: image.name.to_string(),
+                stage: stage.name.clone(),
+                span: stage.span,
+                source: Box::new(source),
+            })
     }
 
     fn id(&self, image: &str, stage: &Stage) -> StageId {

@@ -17,7 +17,7 @@
 //! |-------------------------------------|---------------------------------------------------|
 //! | `blobs/sha256/<hex>`                | immutable blobs, mode `0444`                      |
 //! | `ingest/<random>/data`              | in-progress writes (blobs, records), dir flocked  |
-//! | `stages/<hex>.json`                 | stage index records, never overwritten            |
+//! | `stages/<hex>.json`                 | stage index records, replaced only when unusable  |
 //! | `tags/<escaped name>.json`          | named references, atomically replaced             |
 //! | `converted/<hex>.<kind>.json`       | a blob's converted twin ([`Store::converted_layer`]) |
 //! | `snapshots/<hex>/`                  | unpacked directories (the caller uses diff ids)   |
@@ -261,6 +261,15 @@ pub trait Store: Send + Sync {
     ///
     /// Publish only after every blob the record names is committed.
     fn put_stage(&self, record: &StageRecord) -> Result<PutOutcome, Error>;
+    /// Atomically replaces the record of `record.digest` when it is still `replaced` (the
+    /// caller judged it unusable, e.g. built at a git history the build cannot reach), else
+    /// returns the record found; publishes `record` when there is none. Readers see the old
+    /// record or the new one. Callers that may race hold the stage's [`LocalStore::lock`].
+    fn replace_stage(
+        &self,
+        record: &StageRecord,
+        replaced: &StageRecord,
+    ) -> Result<PutOutcome, Error>;
     /// All stage records (order unspecified).
     fn stages(&self) -> Result<Vec<StageRecord>, Error>;
     /// The target of a tag, if set.
@@ -394,6 +403,13 @@ impl Store for LocalStore {
     }
     fn put_stage(&self, record: &StageRecord) -> Result<PutOutcome, Error> {
         refs::put_stage(self, record)
+    }
+    fn replace_stage(
+        &self,
+        record: &StageRecord,
+        replaced: &StageRecord,
+    ) -> Result<PutOutcome, Error> {
+        refs::replace_stage(self, record, replaced)
     }
     fn stages(&self) -> Result<Vec<StageRecord>, Error> {
         refs::stages(self)

@@ -6,7 +6,9 @@
 //! and fsynced first, then published:
 //!
 //! - a stage record with `link(2)`, which fails when the target exists, so the first writer wins
-//!   and nobody ever sees a half-written or replaced record;
+//!   and nobody ever sees a half-written record; the one exception is [`replace_stage`], with
+//!   `rename(2)`, for a record its caller found unusable (a stage whose git history does not
+//!   fit the build's), so readers see the old record or the new one;
 //! - a tag with `rename(2)`, which atomically replaces the previous target.
 //!
 //! Tag names (`registry.local:5000/team/app:v1`) are escaped into one file name
@@ -114,6 +116,27 @@ pub(crate) fn put_stage(store: &LocalStore, record: &StageRecord) -> Result<PutO
     Err(io("link into stages/ of temp record", &file)(
         io::Error::other("the existing record kept disappearing; is a prune running?"),
     ))
+}
+
+pub(crate) fn replace_stage(
+    store: &LocalStore,
+    record: &StageRecord,
+    replaced: &StageRecord,
+) -> Result<PutOutcome, Error> {
+    let target = stage_path(store, &record.digest);
+    match read_stage_file(&target, &record.digest)? {
+        Some(current) if current == *replaced => {}
+        Some(current) => return Ok(PutOutcome::AlreadyExists(current)),
+        None => return put_stage(store, record),
+    }
+    let json = serde_json::to_vec_pretty(record)
+        .expect("serializing a StageRecord cannot fail because all its map keys are strings");
+    let tmp = IngestDir::create(store)?;
+    let file = tmp.path().join("stage.json");
+    write_durable(&file, &json, 0o444)?;
+    fs::rename(&file, &target).map_err(io("rename into stages/ of temp record", &file))?;
+    fsutil::fsync_dir(&store.dir("stages"))?;
+    Ok(PutOutcome::Inserted)
 }
 
 pub(crate) fn stages(store: &LocalStore) -> Result<Vec<StageRecord>, Error> {

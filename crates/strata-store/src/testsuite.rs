@@ -28,6 +28,7 @@ pub fn run(store: &dyn Store) {
     concurrent_blob_writers(store);
     put_stage_first_writer_wins(store);
     concurrent_put_stage(store);
+    replace_stage_only_replaces_what_it_names(store);
     stages_lists_records(store);
     tags_round_trip_and_replace(store);
     conversions_round_trip(store);
@@ -210,6 +211,34 @@ pub fn put_stage_first_writer_wins(store: &dyn Store) {
         PutOutcome::AlreadyExists(first.clone())
     );
     assert_eq!(ok(store.stage(&d), "stage"), Some(first));
+}
+
+/// replace_stage swaps the record it names, refuses to swap any other, and inserts when none.
+pub fn replace_stage_only_replaces_what_it_names(store: &dyn Store) {
+    let d = Digest::of(&unique("replaced stage"));
+    let first = record(d, "first");
+    assert_eq!(
+        ok(
+            store.replace_stage(&first, &record(d, "none")),
+            "replace_stage of nothing"
+        ),
+        PutOutcome::Inserted
+    );
+    let second = record(d, "second");
+    assert_eq!(
+        ok(store.replace_stage(&second, &first), "replace_stage"),
+        PutOutcome::Inserted
+    );
+    assert_eq!(ok(store.stage(&d), "stage"), Some(second.clone()));
+    // A stale view (the caller saw `first`, someone replaced it since) changes nothing.
+    assert_eq!(
+        ok(
+            store.replace_stage(&record(d, "third"), &first),
+            "stale replace_stage"
+        ),
+        PutOutcome::AlreadyExists(second.clone())
+    );
+    assert_eq!(ok(store.stage(&d), "stage"), Some(second));
 }
 
 /// Threads racing put_stage on one digest: exactly one gets Inserted, and its record stays.

@@ -21,6 +21,9 @@ pub enum FileWork {
     MakeDir(String),
     /// Remove these files (links themselves, not their targets); missing ones are fine.
     Remove(Vec<String>),
+    /// Remove these directories, deepest first, where they are empty (a git patch that
+    /// deleted a directory's last file); non-empty or missing ones stay as they are.
+    RemoveEmptyDirs(Vec<String>),
     /// Lines only a shell in the container can run (`ADD`'s compressed archives, which the
     /// toolbox's tar decompresses); they run after the rest of the work, at the start of the
     /// step's container.
@@ -96,6 +99,7 @@ fn apply_inside(
                 std::fs::create_dir_all(path).with_context(|| format!("mkdir -p {path}"))
             }
             FileWork::Remove(paths) => remove(paths),
+            FileWork::RemoveEmptyDirs(dirs) => remove_empty_dirs(dirs),
             FileWork::Script(_) => Ok(()),
         };
         done.map_err(|e| (Some(*step), e))?;
@@ -108,6 +112,28 @@ fn remove(paths: &[String]) -> anyhow::Result<()> {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(e).with_context(|| format!("remove {path}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn remove_empty_dirs(dirs: &[String]) -> anyhow::Result<()> {
+    let mut dirs: Vec<&String> = dirs.iter().collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for dir in dirs {
+        match std::fs::remove_dir(dir) {
+            // Something else lives there (a user stage's file), or a link or file does.
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::DirectoryNotEmpty
+                        | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Err(e).with_context(|| format!("remove the emptied directory {dir}"));
             }
             _ => {}
         }

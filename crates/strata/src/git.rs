@@ -102,10 +102,12 @@ pub fn patch(
     let repo = open(mapping)?;
     let old = repo.snapshot(Source::Commit(commit(&repo, from)?))?;
     let new = repo.snapshot(Source::Commit(commit(&repo, &mapping.commit)?))?;
-    let changes = strata_git::changes(&old, &new, &filter(mapping)?)?;
+    let filter = filter(mapping)?;
+    let changes = strata_git::changes(&old, &new, &filter)?;
     if changes.is_empty() {
         return Ok(Vec::new());
     }
+    let new_files = new.files(&filter)?;
     let image_path = |rel: &str| {
         let to = mapping.to.trim_end_matches('/');
         if rel.is_empty() {
@@ -149,6 +151,22 @@ pub fn patch(
         .collect();
     if !deleted.is_empty() {
         work.push(FileWork::Remove(deleted));
+        // A directory whose last file the change deleted goes too, as with werf's patches
+        // (git has no empty directories); one that still holds a file of the commit stays.
+        let kept: std::collections::HashSet<&str> =
+            new_files.iter().flat_map(|f| parents(&f.path)).collect();
+        let emptied: std::collections::BTreeSet<String> = changes
+            .changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Deleted)
+            .filter_map(|c| c.old.as_ref())
+            .flat_map(|o| parents(&o.path))
+            .filter(|dir| !kept.contains(dir))
+            .map(image_path)
+            .collect();
+        if !emptied.is_empty() {
+            work.push(FileWork::RemoveEmptyDirs(emptied.into_iter().collect()));
+        }
     }
     let added: Vec<_> = changes
         .changes
@@ -167,6 +185,16 @@ pub fn patch(
         work.push(FileWork::Unpack(name.to_string()));
     }
     Ok(work)
+}
+
+/// The directories above a `/`-separated relative path, nearest first (`a/b/c` → `a/b`, `a`).
+fn parents(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = path;
+    std::iter::from_fn(move || {
+        let (parent, _) = rest.rsplit_once('/')?;
+        rest = parent;
+        Some(parent)
+    })
 }
 
 fn owner(mapping: &GitMapping, lowers: &[PathBuf]) -> anyhow::Result<Owner> {

@@ -61,6 +61,9 @@ fn source_lowers(
     StoredImage::load(store, &manifest)?.lowers(store)
 }
 
+/// Directories at the root of an image an import of `/` leaves out, as werf's does.
+const SYSTEM_DIRS: [&str; 5] = ["proc", "sys", "dev", "run", ".werf"];
+
 /// The entries an import takes, relative to its `add`.
 fn selected(lowers: &[PathBuf], import: &Import) -> anyhow::Result<Vec<MergedEntry>> {
     // The layers are looked up by joining the path to each layer's dir: a `..` would leave it
@@ -78,10 +81,19 @@ fn selected(lowers: &[PathBuf], import: &Import) -> anyhow::Result<Vec<MergedEnt
         bail!("`{}` does not exist in the image imported from", import.add);
     }
     let filter = PathFilter::new("/", &import.include, &import.exclude)?;
+    // werf's import server never serves the source's system directories (rsync's `exclude =
+    // /proc /sys /dev /run /.werf`, pkg/build/import_server/rsync_server.go).
+    let whole_image = import.add.trim_matches('/').is_empty();
+    let system = |path: &str| {
+        whole_image
+            && SYSTEM_DIRS
+                .iter()
+                .any(|d| path == *d || path.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
+    };
     // Entries the masks take, and the directories above them (with their own metadata).
     let mut needed = std::collections::HashSet::new();
     for e in &entries {
-        if !e.path.is_empty() && filter.matches(&e.path) {
+        if !e.path.is_empty() && !system(&e.path) && filter.matches(&e.path) {
             let mut p = e.path.as_str();
             needed.insert(p.to_string());
             while let Some((parent, _)) = p.rsplit_once('/') {
@@ -162,9 +174,17 @@ pub fn write(
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.follow_symlinks(false);
     let entries = selected(&source, import)?;
-    // `to/` is a directory: a single file source lands inside it under its own name.
+    // `to/`, or a directory the image has at `to`: a single file source lands inside it
+    // under its own name (werf copies with rsync, which does the same).
     let single_file = entries.len() == 1 && entries[0].path.is_empty() && !entries[0].meta.is_dir();
-    let to_dir = if import.to.ends_with('/') && single_file {
+    let onto_dir = || {
+        merged::lookup(lowers, &import.to)
+            .ok()
+            .flatten()
+            .and_then(|p| std::fs::symlink_metadata(p).ok())
+            .is_some_and(|m| m.is_dir())
+    };
+    let to_dir = if single_file && (import.to.ends_with('/') || onto_dir()) {
         let base = import
             .add
             .trim_end_matches('/')

@@ -27,6 +27,8 @@ pub mod oci;
 pub mod ops;
 pub mod owner;
 pub mod remote;
+mod reuse;
+mod tmp_dirs;
 pub mod toolbox;
 mod workdir;
 pub mod worker;

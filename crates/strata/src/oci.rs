@@ -13,6 +13,27 @@ pub trait ApplyChange {
 
 impl ApplyChange for ImageConfig {
     fn apply(&mut self, change: &strata_plan::ConfigChange) {
+        let remove = &change.remove;
+        self.config.env.retain(|e| {
+            let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n);
+            !remove.env.iter().any(|r| r == name)
+        });
+        self.config.labels.retain(|k, _| !remove.labels.contains(k));
+        self.config
+            .volumes
+            .retain(|k, _| !remove.volumes.contains(k));
+        if remove.cmd {
+            self.config.cmd = None;
+        }
+        if remove.entrypoint {
+            self.config.entrypoint = None;
+        }
+        if remove.user {
+            self.config.user.clear();
+        }
+        if remove.workdir {
+            self.config.working_dir.clear();
+        }
         for (k, v) in &change.env {
             self.set_env(k, v);
         }

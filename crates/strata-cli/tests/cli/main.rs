@@ -18,3 +18,5 @@ mod security_container;
 mod security_paths;
 mod store_safety;
 mod support;
+mod werf_corpus;
+mod werf_history;

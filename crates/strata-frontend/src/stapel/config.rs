@@ -32,6 +32,15 @@ pub struct Config {
     pub config_version: Option<Spanned<u32>>,
     /// The image documents, in written order.
     pub images: Vec<ImageConfig>,
+    /// `build.cacheVersion` of the meta document: a digest input of every image.
+    pub cache_version: Option<Keyed<String>>,
+    /// `build.imageSpec` of the meta document: applied to every image before its own.
+    pub image_spec: Option<Keyed<strata_plan::ConfigChange>>,
+    /// Image documents that did not parse, with their error: a build that needs one of them
+    /// fails with it, a build of other images of the file goes ahead.
+    pub broken: Vec<(ImageName, Box<strata_plan::Diagnostic>)>,
+    /// Notes for the user about keys accepted but left to werf.
+    pub notes: Vec<String>,
 }
 
 /// One image document.
@@ -68,6 +77,12 @@ pub struct ImageConfig {
     /// Written as an `artifact:` document (werf's legacy form of `final: false`, without git
     /// patches and docker directives).
     pub is_artifact: bool,
+    /// `disableGitAfterPatch: true`: no `gitCache` and `gitLatestPatch` stages.
+    pub disable_git_after_patch: bool,
+    /// `network: none`, where it is written: user stages run without network.
+    pub no_network: Option<Span>,
+    /// `imageSpec:`, the change of the `imageSpec` stage.
+    pub image_spec: Option<Keyed<strata_plan::ConfigChange>>,
 }
 
 /// What an image starts from.

@@ -26,6 +26,39 @@ pub struct GitOptions {
     /// Skip looking for uncommitted changes to report (a clean CI checkout has none; the scan
     /// stats every file of the mapping).
     pub no_dirty_check: bool,
+    /// The images the build asks for (`strata build IMAGE...`; empty: all). Mappings of
+    /// images neither they nor their bases and imports need are not resolved: a build of one
+    /// image clones no remote repository another image maps.
+    pub images: Vec<String>,
+}
+
+/// Which images of `config` a build of `wanted` (empty: all) needs: them, and transitively
+/// the images they are based on, import from or depend on.
+fn needed(config: &Config, wanted: &[String]) -> Vec<bool> {
+    use super::config::From;
+    let index = |name: &str| config.images.iter().position(|i| i.name.matches(name));
+    let mut needed = vec![wanted.is_empty(); config.images.len()];
+    let mut todo: Vec<usize> = wanted.iter().filter_map(|w| index(w)).collect();
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut needed[i], true) {
+            continue;
+        }
+        let image = &config.images[i];
+        let base = match &image.from.value {
+            From::Image(n) | From::Reference(n) => Some(n.as_str()),
+            From::Scratch => None,
+        };
+        let names = base
+            .into_iter()
+            .chain(image.imports.iter().map(|m| m.image.value.as_str()))
+            .chain(image.dependencies.iter().map(|d| d.image.value.as_str()));
+        todo.extend(names.filter_map(index).filter(|&j| j != i));
+    }
+    // An unknown name is the caller's error to report; resolve everything meanwhile.
+    if needed.iter().all(|n| !n) {
+        needed.fill(true);
+    }
+    needed
 }
 
 /// One mapping, pinned, with its file listing.
@@ -74,10 +107,11 @@ pub(crate) fn resolve(config: &Config, dir: &Path, options: &GitOptions) -> Resu
     let mut dev_commit: Option<ObjectId> = None;
     // Dirty checks run on their own threads while this one reads the trees.
     let mut dirty_checks = Vec::new();
-    for image in &config.images {
+    let needed = needed(config, &options.images);
+    for (image, needed) in config.images.iter().zip(needed) {
         check_overlaps(&image.git)?;
         let mut resolved = Vec::new();
-        for git in &image.git {
+        for git in image.git.iter().filter(|_| needed) {
             let filter = filter(git)?;
             for (_, masks) in &git.stage_dependencies {
                 mask_set(masks, MaskList::Masks)?;

@@ -71,12 +71,18 @@ fn resolve_imports(config: &Config) -> Result<Vec<Vec<usize>>> {
                         .iter()
                         .position(|o| o.name.matches(&wanted.value))
                         .ok_or_else(|| {
-                            Box::new(
-                                Diagnostic::new(
-                                    format!("unknown image `{}`", wanted.value),
-                                    Some(wanted.span),
+                            // werf v2 imports from registry images too (`from: nginx:1.25`).
+                            let external = wanted.value.contains([':', '@', '/']);
+                            let message = if external {
+                                format!(
+                                    "importing from an image outside the config (`{}`) is not supported by strata yet",
+                                    wanted.value
                                 )
-                                .help(known()),
+                            } else {
+                                format!("unknown image `{}`", wanted.value)
+                            };
+                            Box::new(
+                                Diagnostic::new(message, Some(wanted.span)).help(known()),
                             )
                         })
                 })
@@ -283,9 +289,21 @@ fn resolve_parents(config: &Config) -> Result<Vec<Option<usize>>> {
     config
         .images
         .iter()
-        .map(|image| {
-            let From::Image(name) = &image.from.value else {
-                return Ok(None);
+        .enumerate()
+        .map(|(this, image)| {
+            let name = match &image.from.value {
+                From::Image(name) => name,
+                // werf v2: a `from` naming an image of this config builds on that image
+                // (`updateDependencies` in werf's pkg/config/werf.go), else it is external;
+                // `image: alpine` with `from: alpine` means the registry's.
+                From::Reference(r) => {
+                    return Ok(config
+                        .images
+                        .iter()
+                        .position(|o| o.name.matches(r))
+                        .filter(|i| *i != this));
+                }
+                From::Scratch => return Ok(None),
             };
             if let Some(i) = config.images.iter().position(|o| o.name.matches(name)) {
                 return Ok(Some(i));
@@ -371,13 +389,17 @@ fn lower_image(
     git: &[Resolved],
     service_env: &[(String, String)],
 ) -> Result<Image> {
-    let base = match &image.from.value {
-        From::Scratch => Base::Scratch,
-        From::Reference(r) => Base::Reference {
+    let base = match (&image.from.value, parent) {
+        (From::Scratch, _) => Base::Scratch,
+        (From::Reference(_), Some(index)) => Base::Image {
+            index,
+            span: Some(image.from.span),
+        },
+        (From::Reference(r), None) => Base::Reference {
             reference: r.clone(),
             span: Some(image.from.span),
         },
-        From::Image(_) => Base::Image {
+        (From::Image(_), _) => Base::Image {
             index: parent.expect("resolve_parents gives every `fromImage` an index or fails"),
             span: Some(image.from.span),
         },
@@ -425,7 +447,7 @@ fn lower_image(
         stages.extend(user_stage(image, stage, git));
     }
     stages.extend(imports_stage(image, import_images, ImportPoint::AfterSetup));
-    if !git.is_empty() && !image.is_artifact {
+    if !git.is_empty() && !image.is_artifact && !image.disable_git_after_patch {
         stages.push(git_late_stage("gitCache", LateInputs::GitCache, git, image));
         stages.push(git_late_stage(
             "gitLatestPatch",
@@ -697,9 +719,16 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         workdir: Some(RUN_WORKDIR.into()),
         env: Vec::new(),
         mounts: Vec::new(),
-        no_network: false,
+        no_network: image.no_network.is_some(),
         insecure: false,
     };
+    if image.no_network.is_some() {
+        // The input a Dockerfile's `RUN --network=none` and `--network none` have too.
+        inputs.push(DigestInput::Param {
+            key: "network".into(),
+            value: "none".into(),
+        });
+    }
     steps.push(Step {
         op: Op::Run(run),
         span,
@@ -760,6 +789,7 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
         onbuild: Vec::new(),
         shell: None,
         author: None,
+        remove: Default::default(),
     };
     Some(Stage {
         name: "dockerInstructions".into(),
@@ -829,4 +859,42 @@ fn in_project(
         ));
     }
     Ok(())
+}
+
+/// werf's `imageSpec` stage, last of an image: the meta `build.imageSpec` and then the image's
+/// own, each a config change; the digest input is each change as JSON. `None` without either.
+pub(crate) fn image_spec_stage(
+    global: Option<&Keyed<ConfigChange>>,
+    own: Option<&Keyed<ConfigChange>>,
+) -> Option<Stage> {
+    let specs: Vec<(&str, &Keyed<ConfigChange>)> =
+        [("build.imageSpec", global), ("imageSpec", own)]
+            .into_iter()
+            .filter_map(|(key, spec)| spec.map(|s| (key, s)))
+            .collect();
+    let span = specs.last().map(|(_, s)| s.key);
+    if specs.is_empty() {
+        return None;
+    }
+    Some(Stage {
+        name: "imageSpec".into(),
+        inputs: specs
+            .iter()
+            .map(|(key, spec)| DigestInput::Param {
+                key: (*key).into(),
+                value: serde_json::to_string(&spec.value)
+                    .expect("a config change serializes: its maps have string keys"),
+            })
+            .collect(),
+        steps: specs
+            .iter()
+            .map(|(_, spec)| Step {
+                op: Op::Config(spec.value.clone()),
+                span: Some(spec.key),
+            })
+            .collect(),
+        options: StageOptions::default(),
+        late_inputs: None,
+        span,
+    })
 }

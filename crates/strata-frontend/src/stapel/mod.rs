@@ -20,7 +20,7 @@
 //!
 //! | stage | digest inputs, in order | steps |
 //! |---|---|---|
-//! | `from` | `cacheVersion`, `fromCacheVersion` (each only if set) | none |
+//! | `from` | `project` (werf's `project:`, when set; on the first stage of every image, Dockerfile images too), `cacheVersion`, `fromCacheVersion` (each only if set) | none |
 //! | `beforeInstall` | `commands`, `shell.cacheVersion`, `beforeInstallCacheVersion` | one `Run` |
 //! | `install` | `commands`, `shell.cacheVersion`, `installCacheVersion` | one `Run` |
 //! | `beforeSetup` | `commands`, `shell.cacheVersion`, `beforeSetupCacheVersion` | one `Run` |
@@ -38,11 +38,10 @@
 //!   `ENTRYPOINT` strings become an argv first: a JSON array of strings is taken as is, any
 //!   other string becomes `["/bin/sh","-c",string]`.
 //!
-//! Not implemented yet, and rejected at the key rather than ignored: `git`, `import`, `mount`,
-//! `ansible`, `dependencies`, `artifact` documents, `dockerfile` images and their keys,
-//! `fromLatest`, `fromArtifact`, `disableGitAfterPatch`, `platform`, `secrets`, `imageSpec`,
-//! `staged`, and the meta keys `build`, `deploy`, `cleanup`, `gitWorktree`. Go templates are
-//! not rendered yet either.
+//! Not implemented yet, and rejected at the key rather than ignored: `ansible`, `secrets`,
+//! `ssh`, `addHost`, `imageSpec.clearHistory`, git `basicAuth`, `dependencies[].targetBuildArg`
+//! and imports from images outside the config. The meta `deploy`, `cleanup` and `gitWorktree`
+//! are werf's deploy-side settings: accepted with a note.
 //!
 //! [`Plan`]: strata_plan::Plan
 //! [`Image`]: strata_plan::Image
@@ -91,11 +90,171 @@ pub fn lower(
     git: &GitOptions,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
+    check_broken(config, &git.images)?;
+    let (pruned, left_out) = without_broken(config);
+    let config = &pruned;
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
     lower::dockerfile_images(config, dir, &mut images, sources)?;
-    Ok((images, state.notes))
+    for (image, own) in images.iter_mut().zip(&config.images) {
+        let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref());
+        if let Some(mut stage) = spec {
+            // The stage makes no history but its own entry; it runs no command.
+            stage.options.created_by = format!("strata: {}/imageSpec", image.name);
+            image.stages.push(stage);
+        }
+    }
+    if let Some(project) = &config.project {
+        key_first_stages(&mut images, "project", &project.value);
+        label_project(&mut images, &project.value);
+    }
+    if let Some(version) = &config.cache_version {
+        key_first_stages(&mut images, "build.cacheVersion", &version.value);
+    }
+    resolve_host_paths(&mut images, dir);
+    let mut notes = config.notes.clone();
+    notes.extend(left_out);
+    notes.extend(state.notes);
+    Ok((images, notes))
+}
+
+/// werf labels every image it builds with its project (`werf: PROJECT`, the label werf's
+/// cleanup and host tools select a project's images by); set on each image's first stage, so
+/// every later stage and the image carry it. werf's per-stage labels (content digest, parent
+/// stage id, the project's HEAD commit) are not written: their values are werf's storage ids.
+fn label_project(images: &mut [Image], project: &str) {
+    for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
+        stage.steps.push(strata_plan::Step {
+            op: strata_plan::Op::Config(strata_plan::ConfigChange {
+                labels: vec![("werf".into(), project.to_string())],
+                ..Default::default()
+            }),
+            span: stage.span,
+        });
+    }
+}
+
+/// werf's `fromPath` may be relative (to the project directory) or start with `~` (the
+/// builder's home); giterminism matched it as written, the mount takes the host path.
+fn resolve_host_paths(images: &mut [Image], dir: &std::path::Path) {
+    use strata_plan::MountSource;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    for mount in images
+        .iter_mut()
+        .flat_map(|i| i.stages.iter_mut())
+        .flat_map(|s| s.options.mounts.iter_mut())
+    {
+        let MountSource::Host(path) = &mut mount.source else {
+            continue;
+        };
+        let resolved = match (path.strip_prefix("~"), &home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ if path.is_relative() => {
+                let joined = dir.join(&*path);
+                std::path::absolute(&joined).unwrap_or(joined)
+            }
+            _ => continue,
+        };
+        *path = resolved;
+    }
+}
+
+/// The error of the first image document that did not parse and that a build of `wanted`
+/// (empty: all) needs, as itself or as the base, import or dependency of a needed image.
+fn check_broken(config: &Config, wanted: &[String]) -> Result<(), Box<Diagnostic>> {
+    use config::From;
+    let Some((_, first)) = config.broken.first() else {
+        return Ok(());
+    };
+    if wanted.is_empty() {
+        return Err(first.clone());
+    }
+    let mut todo: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some((_, error)) = config.broken.iter().find(|(n, _)| n.matches(name)) {
+            return Err(error.clone());
+        }
+        let Some(image) = config.images.iter().find(|i| i.name.matches(name)) else {
+            continue;
+        };
+        if let From::Image(n) | From::Reference(n) = &image.from.value {
+            todo.push(n);
+        }
+        todo.extend(image.imports.iter().map(|m| m.image.value.as_str()));
+        todo.extend(image.dependencies.iter().map(|d| d.image.value.as_str()));
+    }
+    Ok(())
+}
+
+/// `config` without the images that did not parse and those that need one of them (none of
+/// which the build needs, [`check_broken`] made sure), and a note for each left out.
+fn without_broken(config: &Config) -> (Config, Vec<String>) {
+    use config::From;
+    let mut notes: Vec<String> = config
+        .broken
+        .iter()
+        .map(|(name, error)| {
+            format!(
+                "image `{name}` is left out: {} (`strata build {name}` shows where)",
+                error.message
+            )
+        })
+        .collect();
+    let mut out = config.clone();
+    loop {
+        let gone = |name: &str| {
+            config.broken.iter().any(|(n, _)| n.matches(name))
+                || (config.images.iter().any(|i| i.name.matches(name))
+                    && !out.images.iter().any(|i| i.name.matches(name)))
+        };
+        let position = out.images.iter().position(|image| {
+            let base = match &image.from.value {
+                From::Image(n) | From::Reference(n) => Some(n.as_str()),
+                From::Scratch => None,
+            };
+            base.into_iter()
+                .chain(image.imports.iter().map(|m| m.image.value.as_str()))
+                .chain(image.dependencies.iter().map(|d| d.image.value.as_str()))
+                .find(|n| gone(n))
+                .is_some()
+        });
+        let Some(i) = position else { break };
+        let image = out.images.remove(i);
+        notes.push(format!(
+            "image `{}` is left out: it needs an image that is",
+            image.name
+        ));
+    }
+    (out, notes)
+}
+
+/// Adds `key = value` to the digest inputs of each image's first stage, so that every stage of
+/// every image depends on it. `project`: stages are kept per project, as werf keeps one stages
+/// storage per `project:`, so two projects with the same images and git mappings never share
+/// a stage (whose files would be the other repository's). `build.cacheVersion`: werf's global
+/// cache version.
+fn key_first_stages(images: &mut [Image], key: &str, value: &str) {
+    for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
+        let at = stage
+            .inputs
+            .iter()
+            .take_while(
+                |i| matches!(i, strata_plan::DigestInput::Param { key, .. } if key == "project"),
+            )
+            .count();
+        stage.inputs.insert(
+            at,
+            strata_plan::DigestInput::Param {
+                key: key.into(),
+                value: value.to_string(),
+            },
+        );
+    }
 }
 
 /// The history text of each stapel stage: `strata: <image>/<stage>`, then the stage's user

@@ -17,9 +17,21 @@ use super::yaml::{Document, Kind, Node};
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
 /// Keys of the meta document.
-const META_KEYS: &[&str] = &["project", "configVersion"];
+const META_KEYS: &[&str] = &[
+    "project",
+    "configVersion",
+    "build",
+    "deploy",
+    "cleanup",
+    "gitWorktree",
+];
 /// werf meta keys strata does not implement yet.
-const META_UNSUPPORTED: &[&str] = &["build", "deploy", "cleanup", "gitWorktree"];
+const META_UNSUPPORTED: &[&str] = &[];
+/// Meta keys of werf's deploy and cleanup commands, and of how werf treats the project's own
+/// clone: nothing in them changes what an image holds, so they are accepted and left to werf.
+const META_IGNORED: &[&str] = &["deploy", "cleanup", "gitWorktree"];
+/// Keys of the meta `build:`.
+const BUILD_KEYS: &[&str] = &["cacheVersion", "platform", "staged", "imageSpec"];
 /// Keys of an image document.
 const IMAGE_KEYS: &[&str] = &[
     "image",
@@ -39,22 +51,42 @@ const IMAGE_KEYS: &[&str] = &[
     "context",
     "target",
     "args",
+    "fromArtifact",
+    "fromLatest",
+    "disableGitAfterPatch",
+    "network",
+    "platform",
+    "staged",
+    "contextAddFiles",
+    "imageSpec",
 ];
 /// werf image keys strata does not implement yet.
-const IMAGE_UNSUPPORTED: &[&str] = &[
-    "ansible",
-    "contextAddFiles",
-    "addHost",
-    "network",
-    "ssh",
-    "fromLatest",
-    "fromArtifact",
-    "disableGitAfterPatch",
-    "platform",
-    "secrets",
-    "imageSpec",
-    "staged",
+const IMAGE_UNSUPPORTED: &[&str] = &["ansible", "addHost", "ssh", "secrets"];
+/// Keys of `imageSpec:`.
+const IMAGE_SPEC_KEYS: &[&str] = &["author", "clearHistory", "config"];
+/// Keys of `imageSpec.config:`.
+const IMAGE_SPEC_CONFIG_KEYS: &[&str] = &[
+    "cmd",
+    "entrypoint",
+    "env",
+    "expose",
+    "healthcheck",
+    "labels",
+    "stopSignal",
+    "user",
+    "volumes",
+    "workingDir",
+    "removeEnv",
+    "removeLabels",
+    "removeVolumes",
+    "keepEssentialWerfLabels",
+    "clearCmd",
+    "clearEntrypoint",
+    "clearUser",
+    "clearWorkingDir",
 ];
+/// Keys of `imageSpec.config.healthcheck:`.
+const HEALTHCHECK_KEYS: &[&str] = &["test", "interval", "timeout", "startPeriod", "retries"];
 /// Keys of a `git:` entry.
 const GIT_KEYS: &[&str] = &[
     "add",
@@ -71,6 +103,7 @@ const GIT_KEYS: &[&str] = &[
 ];
 /// Keys of an `import:` entry.
 const IMPORT_KEYS: &[&str] = &[
+    "from",
     "image",
     "stage",
     "artifact",
@@ -105,6 +138,7 @@ const SHELL_KEYS: &[&str] = &[
 ];
 /// Keys of `docker:`.
 const DOCKER_KEYS: &[&str] = &[
+    "exactValues",
     "VOLUME",
     "EXPOSE",
     "ENV",
@@ -139,7 +173,22 @@ pub(crate) fn config(docs: &[Document]) -> Result<Config> {
         };
         let has = |k: &str| pairs.iter().any(|(key, _)| key.as_str() == Some(k));
         if has("image") || has("artifact") {
-            config.images.push(image(root, doc.start)?);
+            // A document with an error stops only builds that need its image (see
+            // `Config::broken`); the others build.
+            match image(root, doc.start) {
+                Ok(image) => config.images.push(image),
+                Err(error) => {
+                    let name = pairs
+                        .iter()
+                        .find(|(k, _)| matches!(k.as_str(), Some("image" | "artifact")))
+                        .map(|(_, v)| match v.as_str() {
+                            Some(n) if !v.is_null() => ImageName::Named(n.to_string()),
+                            _ => ImageName::Nameless,
+                        })
+                        .unwrap_or(ImageName::Nameless);
+                    config.broken.push((name, error));
+                }
+            }
         } else if META_KEYS.iter().chain(META_UNSUPPORTED).any(|k| has(k)) {
             let at = pairs.first().map_or(root.span, |(k, _)| k.span);
             if let Some(earlier) = meta_seen {
@@ -210,10 +259,77 @@ fn meta(root: &Node, config: &mut Config) -> Result<()> {
                     span: e.value.span,
                 });
             }
+            "build" => build_section(&e, config)?,
+            name if META_IGNORED.contains(&name) => config.notes.push(format!(
+                "`{name}` is for werf's deploy and cleanup commands; strata builds images \
+                 only and leaves it to werf"
+            )),
             _ => unreachable_key(e.key)?,
         }
     }
     Ok(())
+}
+
+/// The meta `build:`: `cacheVersion` for every image, the platform, `staged`.
+fn build_section(e: &Entry<'_>, config: &mut Config) -> Result<()> {
+    if e.value.is_null() {
+        return Ok(());
+    }
+    let section = Section {
+        path: "build",
+        context: "`build`",
+        valid: BUILD_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    for b in entries_of(e, &section)? {
+        match b.name {
+            "imageSpec" => config.image_spec = Some(image_spec(&b, "build.imageSpec")?),
+            "cacheVersion" => config.cache_version = version(&b, "build.cacheVersion")?,
+            "platform" => platform(b.value, "build.platform")?,
+            // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
+            "staged" => {
+                boolean(b.value, "build.staged")?;
+            }
+            _ => unreachable_key(b.key)?,
+        }
+    }
+    Ok(())
+}
+
+/// `platform:` (a list, or one string): strata builds for the machine it runs on, so the
+/// list may only name that platform.
+fn platform(value: &Node, path: &str) -> Result<()> {
+    let host = host_platform();
+    for p in masks_of(value, path)? {
+        if p.value != host && !(host == "linux/amd64" && p.value == "linux/amd64/v1") {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "strata builds for this machine's platform only ({host}), not `{}`",
+                        p.value
+                    ),
+                    Some(p.span),
+                )
+                .help(format!(
+                    "remove `{}`, or build it on a {} machine",
+                    p.value, p.value
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The OCI platform of this machine, as werf writes platforms.
+fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    format!("linux/{arch}")
 }
 
 fn image(root: &Node, document: Span) -> Result<ImageConfig> {
@@ -236,6 +352,9 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut mounts = Vec::new();
     let mut dependencies = Vec::new();
     let mut is_artifact = false;
+    let mut disable_git_after_patch = false;
+    let mut image_spec_section = None;
+    let mut network = None;
     let (mut dockerfile, mut context, mut target, mut args) = (None, None, None, Vec::new());
     for e in entries(root, &section)? {
         match e.name {
@@ -283,7 +402,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     (ImageName::Named(n.to_string()), e.value.span)
                 });
             }
-            "from" | "fromImage" => {
+            "from" | "fromImage" | "fromArtifact" => {
                 let text = string(e.value, e.name)?;
                 if let Some(other) = &from {
                     let first = if matches!(other.value, From::Image(_)) {
@@ -293,7 +412,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     };
                     return Err(Box::new(
                         Diagnostic::new(
-                            "an image takes either `from` or `fromImage`, not both",
+                            "an image takes one of `from`, `fromImage` and `fromArtifact`",
                             Some(e.key.span),
                         )
                         .note(other.key, format!("`{first}` is already given here"))
@@ -312,7 +431,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                     )));
                 }
                 let value = match (e.name, text) {
-                    ("fromImage", n) => From::Image(n.to_string()),
+                    ("fromImage" | "fromArtifact", n) => From::Image(n.to_string()),
                     (_, "scratch") => From::Scratch,
                     (_, r) => From::Reference(r.to_string()),
                 };
@@ -343,6 +462,41 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                 }
             }
             "args" => args = scalar_map(e.value, "args")?,
+            "imageSpec" => image_spec_section = Some(image_spec(&e, "imageSpec")?),
+            "disableGitAfterPatch" => {
+                disable_git_after_patch = boolean(e.value, "disableGitAfterPatch")?
+            }
+            // strata resolves the base by its reference on every build already (a moved tag
+            // is a new base digest, and so a rebuild): what `fromLatest` asks of werf.
+            "fromLatest" => {
+                boolean(e.value, "fromLatest")?;
+            }
+            "network" => {
+                let text = scalar(e.value, "network")?;
+                network = match text {
+                    "" | "default" | "host" => None,
+                    "none" => Some(e.value.span),
+                    other => {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!("unknown network `{other}`"),
+                                Some(e.value.span),
+                            )
+                            .help("use `default`, `host` or `none`"),
+                        ));
+                    }
+                };
+            }
+            "platform" => platform(e.value, "platform")?,
+            // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
+            "staged" => {
+                boolean(e.value, "staged")?;
+            }
+            // The context is read from the work tree, untracked files included, so the files
+            // `contextAddFiles` names are in it already.
+            "contextAddFiles" => {
+                masks(e.value, "contextAddFiles")?;
+            }
             _ => unreachable_key(e.key)?,
         }
     }
@@ -421,7 +575,112 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         dependencies,
         is_artifact,
         dockerfile,
+        disable_git_after_patch,
+        no_network: network,
+        image_spec: image_spec_section,
     })
+}
+
+/// werf's `imageSpec:` as the config change of the `imageSpec` stage.
+fn image_spec(e: &Entry<'_>, path: &str) -> Result<Keyed<strata_plan::ConfigChange>> {
+    let mut change = strata_plan::ConfigChange::default();
+    let section = Section {
+        path,
+        context: "`imageSpec`",
+        valid: IMAGE_SPEC_KEYS,
+        unsupported: &["clearHistory"],
+        nested: &[("config", IMAGE_SPEC_CONFIG_KEYS)],
+    };
+    if !e.value.is_null() {
+        for s in entries_of(e, &section)? {
+            match s.name {
+                "author" => {
+                    change.author = Some(scalar(s.value, &format!("{path}.author"))?.to_string())
+                }
+                "config" if s.value.is_null() => {}
+                "config" => image_spec_config(&s, &format!("{path}.config"), &mut change)?,
+                _ => unreachable_key(s.key)?,
+            }
+        }
+    }
+    Ok(keyed(change, e))
+}
+
+fn image_spec_config(
+    e: &Entry<'_>,
+    path: &str,
+    change: &mut strata_plan::ConfigChange,
+) -> Result<()> {
+    let section = Section {
+        path,
+        context: "`imageSpec.config`",
+        valid: IMAGE_SPEC_CONFIG_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut keep_werf_labels = false;
+    for c in entries_of(e, &section)? {
+        let at = format!("{path}.{}", c.name);
+        let text = || -> Result<String> { Ok(scalar(c.value, &at)?.to_string()) };
+        let flag = || boolean(c.value, &at);
+        match c.name {
+            "cmd" => change.cmd = Some(argv(c.value, &at)?),
+            "entrypoint" => change.entrypoint = Some(argv(c.value, &at)?),
+            "env" => change.env = scalar_map(c.value, &at)?,
+            "labels" => change.labels = scalar_map(c.value, &at)?,
+            "expose" => change.expose = scalar_list(c.value, &at)?,
+            "volumes" => change.volumes = scalar_list(c.value, &at)?,
+            "stopSignal" => change.stop_signal = Some(text()?),
+            "user" => change.user = Some(text()?),
+            "workingDir" => change.workdir = Some(text()?),
+            "removeEnv" => change.remove.env = scalar_list(c.value, &at)?,
+            "removeLabels" => change.remove.labels = scalar_list(c.value, &at)?,
+            "removeVolumes" => change.remove.volumes = scalar_list(c.value, &at)?,
+            "keepEssentialWerfLabels" => keep_werf_labels = flag()?,
+            "clearCmd" => change.remove.cmd = flag()?,
+            "clearEntrypoint" => change.remove.entrypoint = flag()?,
+            "clearUser" => change.remove.user = flag()?,
+            "clearWorkingDir" => change.remove.workdir = flag()?,
+            "healthcheck" => change.healthcheck = Some(image_spec_healthcheck(&c, &at)?),
+            _ => unreachable_key(c.key)?,
+        }
+    }
+    if keep_werf_labels {
+        change.remove.labels.retain(|l| l != "werf");
+    }
+    Ok(())
+}
+
+/// `healthcheck:` of `imageSpec.config`: `test` as Docker's, intervals in seconds.
+fn image_spec_healthcheck(e: &Entry<'_>, path: &str) -> Result<strata_plan::Healthcheck> {
+    let section = Section {
+        path,
+        context: "`imageSpec.config.healthcheck`",
+        valid: HEALTHCHECK_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut check = strata_plan::Healthcheck::default();
+    for h in entries_of(e, &section)? {
+        let at = format!("{path}.{}", h.name);
+        let number = || -> Result<u64> {
+            scalar(h.value, &at)?
+                .parse()
+                .map_err(|_| expected(h.value, "a whole number", &at))
+        };
+        match h.name {
+            "test" => check.test = scalar_list(h.value, &at)?,
+            "interval" => check.interval = number()? * 1_000_000_000,
+            "timeout" => check.timeout = number()? * 1_000_000_000,
+            "startPeriod" => check.start_period = number()? * 1_000_000_000,
+            "retries" => {
+                check.retries = u32::try_from(number()?)
+                    .map_err(|_| expected(h.value, "a small number", &at))?
+            }
+            _ => unreachable_key(h.key)?,
+        }
+    }
+    Ok(check)
 }
 
 /// `import:`: files from other images.
@@ -449,10 +708,10 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
                 })
             };
             match e.name {
-                "image" | "artifact" => {
+                "from" | "image" | "artifact" => {
                     if image.is_some() {
                         return Err(Box::new(Diagnostic::new(
-                            "an import takes one of `image` and `artifact`",
+                            "an import takes one of `from`, `image` and `artifact`",
                             Some(e.key.span),
                         )));
                     }
@@ -557,17 +816,12 @@ fn mount_entries(value: &Node) -> Result<Vec<MountConfig>> {
                         span: e.value.span,
                     });
                 }
+                // Absolute, relative to the project directory, or below `~` (werf's
+                // "absolute or relative path"); the lowering resolves it.
                 "fromPath" => {
-                    let p = absolute(
-                        Spanned {
-                            value: text.to_string(),
-                            span: e.value.span,
-                        },
-                        "fromPath",
-                    )?;
                     source = Some(Spanned {
-                        value: strata_plan::MountSource::Host(p.value.into()),
-                        span: p.span,
+                        value: strata_plan::MountSource::Host(text.into()),
+                        span: e.value.span,
                     });
                 }
                 "to" => {
@@ -615,7 +869,7 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
         path: "git",
         context: "a `git` mapping",
         valid: GIT_KEYS,
-        unsupported: &[],
+        unsupported: &["basicAuth"],
         nested: &[],
     };
     let mut out = Vec::new();
@@ -895,6 +1149,10 @@ fn docker_directives(e: &Entry<'_>) -> Result<Docker> {
             "ENTRYPOINT" => docker.entrypoint = Some(keyed(argv(d.value, &path)?, &d)),
             "CMD" => docker.cmd = Some(keyed(argv(d.value, &path)?, &d)),
             "WORKDIR" => docker.workdir = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
+            // werf: "affects only docker-server backend"; strata writes values as given.
+            "exactValues" => {
+                boolean(d.value, &path)?;
+            }
             "USER" => docker.user = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
             "HEALTHCHECK" => {
                 let text = string(d.value, &path)?;
@@ -1186,7 +1444,7 @@ fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
         path: "dependencies.imports",
         context: "a dependency's `imports` entry",
         valid: DEPENDENCY_IMPORT_KEYS,
-        unsupported: &[],
+        unsupported: &["targetBuildArg"],
         nested: &[],
     };
     let mut out = Vec::new();

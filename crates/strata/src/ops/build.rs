@@ -100,7 +100,7 @@ pub fn build(
                 None => None,
             },
         });
-        let worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
+        let mut worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
         // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
         let downloads = ctx.store.scratch("downloads")?;
         let loaded = match &options.dockerfile {
@@ -114,6 +114,7 @@ pub fn build(
                         dev: options.dev,
                         cache: Some(ctx.store.root().join("git")),
                         no_dirty_check: options.no_dirty_check,
+                        images: options.images.clone(),
                     },
                     env: options.env.clone(),
                     loose_giterminism: options.loose_giterminism,
@@ -132,6 +133,7 @@ pub fn build(
             }
             Err(e) => return Err(e.into()),
         };
+        worker.set_project(plan.project.clone());
         crate::worker::key_options(&mut plan, &options.worker);
         debug::check_targets(&plan, &options.debug.introspect)?;
         let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {

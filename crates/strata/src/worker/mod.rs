@@ -81,6 +81,9 @@ pub struct LocalWorker<'a> {
     toolbox: PathBuf,
     options: WorkerOptions,
     remote: Option<crate::remote::Remote>,
+    tmp_dirs: crate::tmp_dirs::TmpDirs,
+    /// The config's `project:`: a local tag another project built is not its base.
+    project: Option<String>,
 }
 
 impl<'a> LocalWorker<'a> {
@@ -98,7 +101,14 @@ impl<'a> LocalWorker<'a> {
             toolbox,
             options,
             remote,
+            tmp_dirs: Default::default(),
+            project: None,
         })
+    }
+
+    /// Builds for the stapel config of `project` (werf's `project:`), see [`Executor::resolve_base`].
+    pub fn set_project(&mut self, project: Option<String>) {
+        self.project = project;
     }
 
     /// Makes an image this build refers to available in the local store (a stage found in the
@@ -127,16 +137,28 @@ impl<'a> LocalWorker<'a> {
 impl Executor for LocalWorker<'_> {
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
         let normalized = image::normalize_reference(reference);
-        if let Some(manifest) = image::resolve(self.store, reference)
-            .map_err(op("resolve the base image in the store"))?
+        let other_project =
+            crate::reuse::other_project(self.store, reference, self.project.as_deref())
+                .map_err(op("read the base image's project label"))?;
+        if other_project.is_none()
+            && let Some(manifest) = image::resolve(self.store, reference)
+                .map_err(op("resolve the base image in the store"))?
         {
             return Ok(ResolvedBase {
                 reference: normalized,
                 manifest,
             });
         }
-        let hint =
-            format!("or import a root file system with `strata import ROOTFS.tar {normalized}`");
+        let hint = match &other_project {
+            Some(p) => format!(
+                "the local `{normalized}` is project `{p}`'s image, which another project's \
+                 `from:` never names (werf keeps projects apart); name an image of this config, \
+                 or a registry's"
+            ),
+            None => {
+                format!("or import a root file system with `strata import ROOTFS.tar {normalized}`")
+            }
+        };
         match &self.remote {
             Some(remote) => match remote.pull_base(self.store, reference, &normalized) {
                 Ok(manifest) => Ok(ResolvedBase {
@@ -158,7 +180,11 @@ impl Executor for LocalWorker<'_> {
         }
     }
 
-    fn lookup(&self, digest: &Digest) -> Result<Option<StageState>, ExecError> {
+    fn lookup(
+        &self,
+        image: &strata_plan::Image,
+        digest: &Digest,
+    ) -> Result<Option<StageState>, ExecError> {
         let record = match self
             .store
             .stage(digest)
@@ -172,6 +198,7 @@ impl Executor for LocalWorker<'_> {
                 None => None,
             },
         };
+        let record = record.filter(|r| crate::reuse::suitable(r, image));
         Ok(record.map(|r| StageState {
             digest: r.digest,
             manifest: r.manifest,

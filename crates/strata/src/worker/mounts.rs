@@ -24,6 +24,9 @@ use crate::image::StoredImage;
 /// Why a step's mounts could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// werf's `tmp_dir` could not be made.
+    #[error("make the tmp_dir of the image build")]
+    TmpDir(#[source] strata_store::Error),
     /// A werf `fromPath` that is not on this machine.
     #[error("mount fromPath {} does not exist on this machine", .0.display())]
     HostPathMissing(PathBuf),
@@ -93,6 +96,9 @@ pub(super) struct Inputs<'a> {
     pub run_dir: &'a Path,
     /// The store's directory kept between builds for a cache key.
     pub cache_dir: &'a dyn Fn(&str) -> PathBuf,
+    /// werf's `tmp_dir` of this image build (one dir shared by the image's stages), made on
+    /// first use.
+    pub tmp_dir: &'a dyn Fn() -> Result<PathBuf, strata_store::Error>,
     /// Secrets by id.
     pub secrets: &'a [(String, PathBuf)],
     /// Per spec (same index): the layers (topmost first) or the file an image bind's source
@@ -121,7 +127,10 @@ pub(super) fn resolve(specs: &[&RunMount], inputs: &Inputs<'_>) -> Result<Resolv
             d
         };
         let (source, kind) = match &m.source {
-            MountSource::TmpDir => (dir("tmp"), MountKind::Bind { readonly: false }),
+            MountSource::TmpDir => (
+                (inputs.tmp_dir)().map_err(Error::TmpDir)?,
+                MountKind::Bind { readonly: false },
+            ),
             MountSource::BuildDir | MountSource::Cache { .. } => {
                 // Kept between builds: per image and target path for werf's build_dir,
                 // per id for a Dockerfile's cache mounts.
@@ -239,6 +248,7 @@ impl LocalWorker<'_> {
                 image_name: job.image_name,
                 run_dir: &dirs.mounts,
                 cache_dir: &|key| self.store.cache_dir(key),
+                tmp_dir: &|| self.tmp_dirs.dir(self.store, job.image_name),
                 secrets: &self.options.secrets,
                 image_sources: &image_sources,
             },
@@ -383,6 +393,7 @@ mod tests {
             image_name: "app",
             run_dir: Path::new("/run"),
             cache_dir: &cache,
+            tmp_dir: &|| Ok(PathBuf::from("/store/tmp_dir-app")),
             secrets,
             image_sources,
         }
@@ -416,7 +427,7 @@ mod tests {
         assert_eq!(
             sources,
             [
-                ("/tmp", Path::new("/run/tmp-0"), &rw),
+                ("/tmp", Path::new("/store/tmp_dir-app"), &rw),
                 ("/build", Path::new("/store/cache/app|/build"), &rw),
                 ("/cache", Path::new("/store/cache/cache|go"), &rw),
                 ("/t", Path::new(""), &MountKind::Tmpfs),
@@ -425,7 +436,6 @@ mod tests {
         assert_eq!(
             r.dirs,
             [
-                PathBuf::from("/run/tmp-0"),
                 PathBuf::from("/store/cache/app|/build"),
                 PathBuf::from("/store/cache/cache|go"),
             ]

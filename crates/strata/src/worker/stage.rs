@@ -41,7 +41,7 @@ impl LocalWorker<'_> {
                 })
             })
             .map_err(store("take the stage's lock"))?;
-        if let Some(state) = self.lookup(&job.digest)? {
+        if let Some(state) = self.lookup(job.image, &job.digest)? {
             return Ok(Built {
                 state,
                 adopted: true,
@@ -241,13 +241,9 @@ impl LocalWorker<'_> {
         };
         // Blobs and snapshots are durable before the record that makes them count.
         self.store.sync().map_err(store("sync the store"))?;
-        let (record, adopted) = match &self.remote {
-            Some(remote) => remote
-                .publish(self.store, record)
-                .map_err(error::op("publish the stage"))?,
-            None => crate::remote::local_put(self.store, record)
-                .map_err(error::op("record the stage"))?,
-        };
+        let (record, adopted) =
+            crate::reuse::publish(self.store, self.remote.as_ref(), record, job.image)
+                .map_err(error::op("publish the stage"))?;
         let state = StageState {
             digest: record.digest,
             manifest: record.manifest,
