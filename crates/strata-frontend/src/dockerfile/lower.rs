@@ -361,6 +361,8 @@ impl<'a> Lowering<'a> {
         }
         let mut scope = Scope::from_base(&BaseConfig::default());
         let scratch = from_text.eq_ignore_ascii_case("scratch");
+        // A base that sets no PATH (scratch, an image made by `docker import`) gets the default.
+        let mut without_path = scratch;
         let base = if scratch {
             Base::Scratch
         } else if let Some(image) = self.stage_ref(dockerfile, &from_text, index) {
@@ -374,14 +376,16 @@ impl<'a> Lowering<'a> {
         } else {
             if let Some(config) = self.options.base_configs.get(&from_text) {
                 scope = Scope::from_base(config);
+                without_path = !config.env.iter().any(|(name, _)| name == "PATH");
             }
             Base::Reference {
                 reference: from_text,
                 span: Some(stage.from.image.span),
             }
         };
-        // BuildKit gives an image from scratch the default PATH.
-        let (inputs, steps) = if scratch {
+        // BuildKit gives a stage whose base sets no PATH the default PATH, in its config and
+        // so in its RUN commands.
+        let (inputs, steps) = if without_path {
             let env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
             scope.set_env(&env);
             let change = ConfigChange {

@@ -41,11 +41,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ),
     (
         "*",
-        "config /config/Env: buildkit [\"PATH=/usr/local/sbin",
-        "bug: BuildKit gives a stage whose base has no PATH its default PATH (in the config and so in RUN); strata does not yet",
-    ),
-    (
-        "*",
         "config /config/ArgsEscaped",
         "Debian's BuildKit (docker.io 20.10) sets ArgsEscaped for shell-form CMD/ENTRYPOINT; strata leaves it out",
     ),
@@ -53,26 +48,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "*",
         "history: ",
         "bug: history text still differs: BuildKit lists a RUN's build args in declaration order (strata sorts them) and writes HEALTHCHECK as Go's %v of the struct",
-    ),
-    (
-        "env-path-extend",
-        "config /config/Env",
-        "bug: follows from the missing default PATH",
-    ),
-    (
-        "env-from-base",
-        "tree /",
-        "bug: follows from the missing default PATH",
-    ),
-    (
-        "env-from-image",
-        "tree /",
-        "bug: follows from the missing default PATH",
-    ),
-    (
-        "env-path-extend",
-        "tree /",
-        "bug: follows from the missing default PATH",
     ),
     (
         "arg-env-scoping",
