@@ -45,11 +45,27 @@ fn workspace_root() -> PathBuf {
         .expect("the workspace root exists because this crate is in it")
 }
 
-/// `cargo metadata` of the workspace, offline (the lock file is there).
+/// The platform cargo builds for here, from `cargo -vV`'s `host:` line.
+fn host_platform() -> String {
+    let out = Command::new(env!("CARGO"))
+        .arg("-vV")
+        .output()
+        .expect("run cargo -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("cargo -vV names its host platform")
+        .to_string()
+}
+
+/// `cargo metadata` of the workspace, offline (the lock file is there) and for this platform
+/// only: a fresh machine has fetched only the packages its own builds need, never, say, the
+/// Windows-only ones.
 fn metadata() -> Value {
     let root = workspace_root();
     let out = Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--offline", "--locked"])
+        .args(["--filter-platform", &host_platform()])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
         .output()
