@@ -112,7 +112,7 @@ pub fn build(
                     config: options.config.clone(),
                     git: GitOptions {
                         dev: options.dev,
-                        cache: Some(ctx.store.root().join("git")),
+                        cache: Some(ctx.store.git_cache_dir()),
                         no_dirty_check: options.no_dirty_check,
                         images: options.images.clone(),
                     },
