@@ -429,3 +429,86 @@ impl CopyChecksum {
             .expect("writing to a hasher of io::sink never fails");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn mtime(path: &Path) -> SystemTime {
+        std::fs::symlink_metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_copies_entries_with_their_mode_and_time_and_keeps_links_as_links() {
+        let context = tempfile::tempdir().unwrap();
+        let c = context.path();
+        std::fs::create_dir_all(c.join("d/e")).unwrap();
+        std::fs::write(c.join("d/e/f"), "bytes").unwrap();
+        std::fs::set_permissions(c.join("d/e/f"), std::fs::Permissions::from_mode(0o4751)).unwrap();
+        std::fs::set_permissions(c.join("d"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        symlink("/etc/passwd", c.join("l")).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let mut snapshot = Snapshot::new(c, parent.path()).unwrap();
+        let file = snapshot.take(Path::new("d/e/f")).unwrap();
+        let dir = snapshot.take(Path::new("d")).unwrap();
+        let link = snapshot.take(Path::new("l")).unwrap();
+        let root = snapshot.root().to_path_buf();
+        snapshot.finish().unwrap();
+        // The source changes after the snapshot: the copy does not.
+        std::fs::write(c.join("d/e/f"), "other").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "bytes");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode();
+        assert_eq!(mode(&file), 0o104751);
+        assert_eq!(mode(&dir), 0o40750);
+        assert_eq!(mtime(&dir), mtime(&c.join("d")));
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(mtime(&link), mtime(&c.join("l")));
+        assert_eq!(file, root.join("d/e/f"));
+    }
+
+    #[test]
+    fn a_snapshot_never_writes_through_a_link_it_copied() {
+        let context = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let c = context.path();
+        symlink(outside.path(), c.join("a")).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let mut snapshot = Snapshot::new(c, parent.path()).unwrap();
+        snapshot.take(Path::new("a")).unwrap();
+        // The context changes: `a` is a directory now, and a file below it is copied.
+        std::fs::remove_file(c.join("a")).unwrap();
+        std::fs::create_dir(c.join("a")).unwrap();
+        std::fs::write(c.join("a/f"), "x").unwrap();
+        let err = snapshot.take(Path::new("a/f")).unwrap_err();
+        assert!(
+            err.path.starts_with(snapshot.root()),
+            "the error names the copy: {err}"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_walker_names_the_path_it_cannot_read() {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(context.path().join("d/sub")).unwrap();
+        std::fs::write(context.path().join("d/x"), "").unwrap();
+        let mut seen = Vec::new();
+        walk(context.path(), Path::new(""), &mut |p, is_dir| {
+            seen.push((p.to_path_buf(), is_dir));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (PathBuf::from("d"), true),
+                (PathBuf::from("d/sub"), true),
+                (PathBuf::from("d/x"), false),
+            ]
+        );
+        let err = walk(context.path(), Path::new("gone"), &mut |_, _| true).unwrap_err();
+        assert_eq!(err.path, context.path().join("gone"));
+        assert!(err.to_string().contains("gone"), "{err}");
+    }
+}

@@ -1037,7 +1037,7 @@ impl<'a> Lowering<'a> {
                                     span,
                                 )));
                             }
-                            if std::fs::symlink_metadata(self.options.context.join(&rel)).is_err() {
+                            if !self.exists(&rel, span)? {
                                 return Err(Box::new(
                                     Diagnostic::new(
                                         format!("the bind mount's source `{path}` is not in the build context"),
@@ -1478,9 +1478,7 @@ impl<'a> Lowering<'a> {
             if rel_str.is_empty() {
                 return Ok(vec![rel]);
             }
-            if self.ignore.is_excluded(&rel_str)
-                || std::fs::symlink_metadata(self.options.context.join(&rel)).is_err()
-            {
+            if self.ignore.is_excluded(&rel_str) || !self.exists(&rel, Some(span))? {
                 return Err(Box::new(
                     Diagnostic::new(
                         format!(
@@ -1594,6 +1592,27 @@ impl<'a> Lowering<'a> {
             });
         }
         Ok(())
+    }
+
+    /// Whether the context has an entry at `rel` (a link counts, it is not followed); an error
+    /// other than its absence names the path.
+    fn exists(&self, rel: &Path, span: Option<Span>) -> Result<bool> {
+        let path = self.options.context.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(context_error(
+                &context_files::ContextError { path, source },
+                span,
+            )),
+        }
     }
 
     /// Pins the context entry `rel` (see [`context_files::Snapshot`]) and returns the path of
