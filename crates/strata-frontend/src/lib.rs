@@ -64,6 +64,9 @@ pub struct LoadOptions {
     /// werf's loose giterminism (`--loose-giterminism`): `mount: fromPath` and `build_dir`
     /// need no allowance in `werf-giterminism.yaml`.
     pub loose_giterminism: bool,
+    /// Where the `dockerfile:` images' context files are pinned
+    /// ([`dockerfile::DockerfileOptions::snapshot`]).
+    pub snapshot: Option<PathBuf>,
 }
 
 /// The errors of loading a config.
@@ -168,7 +171,14 @@ pub fn load_str(
     let result = stapel::parse(parse_file, &parse_text).and_then(|config| {
         let giterminism = stapel::giterminism::load(dir, options.loose_giterminism, &mut sources)?;
         stapel::giterminism::check_mounts(&config, &giterminism)?;
-        let (images, notes) = stapel::lower(&config, name, dir, &options.git, &mut sources)?;
+        let (images, notes) = stapel::lower(
+            &config,
+            name,
+            dir,
+            &options.git,
+            options.snapshot.as_deref(),
+            &mut sources,
+        )?;
         Ok((config.project.map(|p| p.value), images, notes))
     });
     let result = result.map_err(|mut d| {

@@ -364,12 +364,14 @@ pub enum Op {
 /// is and where it lands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyFiles {
-    /// The build context: every entry's source is below it, and is read beneath it.
+    /// The pinned copy of the context files (a directory of the build that the frontend
+    /// copied them into when it made the plan, or the download dir of `ADD <url>`): every
+    /// entry's source is below it, and is read beneath it. Never the context itself.
     pub root: PathBuf,
-    /// Host paths and the image paths they land at; a directory brings its content.
+    /// Paths below `root` and the image paths they land at; a directory brings its content.
     pub entries: Vec<CopyEntry>,
-    /// The checksum of the entries when the plan was made (the digest input); the files
-    /// copied must still have it.
+    /// The checksum of the entries' copies below `root` (the digest input); what the worker
+    /// copies must still have it.
     pub checksum: String,
     /// Owner (`user`, `user:group`, ids) resolved in the image; `None` = root.
     pub chown: Option<String>,
@@ -382,7 +384,8 @@ pub struct CopyFiles {
 /// One source of a [`CopyFiles`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CopyEntry {
-    /// The file, directory or symlink in the context (never followed out of it).
+    /// The copy of the file, directory or symlink of the context, below
+    /// [`CopyFiles::root`] (never followed out of it).
     pub source: PathBuf,
     /// The content of a file written inline (a `COPY <<EOF` heredoc); `source` is unused then.
     pub inline: Option<String>,

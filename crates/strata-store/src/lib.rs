@@ -374,6 +374,12 @@ impl LocalStore {
             .join(Digest::of(key.as_bytes()).short(16))
     }
 
+    /// Where clones of remote git repositories are kept between builds (`git/`; a remote's
+    /// clone is a directory below it named by strata-git). Not created here; never collected.
+    pub fn git_cache_dir(&self) -> PathBuf {
+        self.root.join("git")
+    }
+
     pub(crate) fn dir(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }

@@ -15,6 +15,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,8 +49,14 @@ impl LocalStore {
     /// Takes the exclusive cross-process lock `locks/<name>.lock` (any name; it is escaped).
     ///
     /// If another process or thread holds it, calls `on_wait` once with a description of the
-    /// holder (pid, program and for how long it has been held) and blocks until it is free.
-    pub fn lock(&self, name: &str, on_wait: &mut dyn FnMut(&str)) -> Result<LockGuard, Error> {
+    /// holder (pid, program and for how long it has been held) and waits until it is free, or
+    /// until `cancel` is set: then `Ok(None)`, holding nothing.
+    pub fn lock(
+        &self,
+        name: &str,
+        on_wait: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+    ) -> Result<Option<LockGuard>, Error> {
         let stem = fsutil::name_stem("lock name", name)?;
         let path = self.dir("locks").join(format!("{stem}.lock"));
         let file = OpenOptions::new()
@@ -62,7 +70,9 @@ impl LocalStore {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 on_wait(&describe_holder(&path, name));
-                lock_blocking(&file).map_err(io("flock of lock file", &path))?;
+                if !wait_for(&file, cancel).map_err(io("flock of lock file", &path))? {
+                    return Ok(None);
+                }
             }
             Err(TryLockError::Error(e)) => return Err(io("flock of lock file", &path)(e)),
         }
@@ -76,16 +86,25 @@ impl LocalStore {
         file.set_len(0)
             .and_then(|()| file.write_all_at(&json, 0))
             .map_err(io("write of holder info into lock file", &path))?;
-        Ok(LockGuard { path, _file: file })
+        Ok(Some(LockGuard { path, _file: file }))
     }
 }
 
-/// `flock(LOCK_EX)`, retried when a signal interrupts the wait.
-fn lock_blocking(file: &File) -> io::Result<()> {
+/// How often a waiter tries the lock again and looks at its cancel flag.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Waits for the flock of `file`; false when `cancel` was set first. A blocking `flock`
+/// cannot be used: it has no timeout, the signal that sets `cancel` may be delivered to any
+/// thread, and with `SA_RESTART` (signal-hook's handlers) the kernel restarts the call.
+fn wait_for(file: &File, cancel: &AtomicBool) -> io::Result<bool> {
     loop {
-        match file.lock() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        match file.try_lock() {
+            Ok(()) => return Ok(true),
+            Err(TryLockError::WouldBlock) => std::thread::sleep(POLL),
+            Err(TryLockError::Error(e)) => return Err(e),
         }
     }
 }
@@ -129,15 +148,17 @@ fn describe_holder(path: &Path, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static NO: AtomicBool = AtomicBool::new(false);
     use std::sync::mpsc;
-    use std::time::Duration;
 
     #[test]
     fn second_locker_waits_and_is_told_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
         let first = store
-            .lock("image:busybox/latest", &mut |m| panic!("waited: {m}"))
+            .lock("image:busybox/latest", &mut |m| panic!("waited: {m}"), &NO)
+            .unwrap()
             .unwrap();
         assert!(first.path().starts_with(store.dir("locks")));
 
@@ -146,7 +167,12 @@ mod tests {
         let waiter = std::thread::spawn(move || {
             let mut msgs = Vec::new();
             let g = s2
-                .lock("image:busybox/latest", &mut |m| msgs.push(m.to_string()))
+                .lock(
+                    "image:busybox/latest",
+                    &mut |m| msgs.push(m.to_string()),
+                    &NO,
+                )
+                .unwrap()
                 .unwrap();
             tx.send(()).unwrap();
             drop(g);
@@ -172,8 +198,30 @@ mod tests {
     fn different_names_do_not_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
-        let _a = store.lock("a", &mut |m| panic!("{m}")).unwrap();
-        let _b = store.lock("b", &mut |m| panic!("{m}")).unwrap();
-        assert!(store.lock("", &mut |_| {}).is_err());
+        let _a = store.lock("a", &mut |m| panic!("{m}"), &NO).unwrap();
+        let _b = store.lock("b", &mut |m| panic!("{m}"), &NO).unwrap();
+        assert!(store.lock("", &mut |_| {}, &NO).is_err());
+    }
+
+    #[test]
+    fn a_waiter_gives_up_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let _held = store.lock("x", &mut |m| panic!("{m}"), &NO).unwrap();
+        let cancel = std::sync::Arc::new(AtomicBool::new(false));
+        let (waiting, waits) = mpsc::channel();
+        let (done, result) = mpsc::channel();
+        let (s2, c2) = (store.clone(), cancel.clone());
+        std::thread::spawn(move || {
+            let got = s2.lock("x", &mut |_| waiting.send(()).unwrap(), &c2);
+            done.send(got.unwrap().is_none()).unwrap();
+        });
+        // It waits (it said so), then the flag is set: it returns without the lock.
+        waits.recv().unwrap();
+        cancel.store(true, Ordering::Relaxed);
+        let gave_up = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the waiter did not return once cancelled");
+        assert!(gave_up, "got a lock that is still held");
     }
 }

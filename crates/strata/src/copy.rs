@@ -1,9 +1,11 @@
 //! Files of the build context put into the image (a Dockerfile's `COPY`/`ADD`), run like git
 //! work: a tarball of exactly the entries the frontend resolved, unpacked over the stage's root
-//! (see [`crate::files`]). Symlinks are copied as links, never followed out of the context:
-//! every entry is opened beneath the context without following a link on the way, and its
-//! bytes are hashed while they are copied, so a file swapped for a link after planning fails
-//! the build instead of bringing a host file into the image.
+//! (see [`crate::files`]). The entries are the frontend's pinned copies (its
+//! [`Snapshot`](strata_frontend::dockerfile::context_files::Snapshot), a scratch dir of this
+//! build), never the context itself, so a file edited after planning cannot reach the layer.
+//! They are read the way the frontend hashed them (beneath the snapshot, no link followed,
+//! symlinks copied as links) and hashed again while copied: a snapshot changed behind the
+//! build's back fails the step.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -64,11 +66,11 @@ pub fn write(
         write_tar(copy, &context, &mut sum, lowers, dir, name, owner)?;
         FileWork::Unpack(name.to_string())
     };
-    // The digest was computed from the files as they were when the build was planned; the
-    // layer must hold exactly those bytes.
+    // The digest was computed from these very copies when the build was planned; only
+    // something outside strata writing into the store could make them differ.
     if sum.finish() != copy.checksum {
         anyhow::bail!(
-            "files of the build context changed while the build was copying them (below {}); build again once they are stable",
+            "the pinned copies of the build context's files in {} no longer hash to what the plan recorded; something changed the store during the build",
             copy.root.display()
         );
     }

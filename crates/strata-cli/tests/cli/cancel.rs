@@ -258,3 +258,51 @@ fn mounts_under(roots: &[&Path]) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+#[test]
+fn sigint_ends_a_wait_for_another_builds_stage_lock() {
+    use crate::source_race::{GATE, gate_reached};
+    let env = Env::new();
+    let dir = env.work.path().join("locked");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM busybox:latest\nRUN --mount=type=cache,id=gate,target=/gate sh -c '{GATE}'\n"
+        ),
+    )
+    .unwrap();
+    // The first build holds the RUN stage's lock while its gate is shut.
+    let mut first = build(&env, &dir, Frontend::Dockerfile)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gate = gate_reached(&env, &mut first);
+    // The second build of the same stage waits for that lock, and stops waiting when told to.
+    let mut second = build(&env, &dir, Frontend::Dockerfile)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = output_lines(&mut second);
+    let mut seen = Vec::new();
+    let what = "the second build";
+    wait_for(&lines, &mut seen, what, |line| {
+        line.contains("waiting: ") && line.contains("lock")
+    });
+    // SAFETY: kill(2) on our own unreaped child: its pid cannot have been reused.
+    assert_eq!(unsafe { libc::kill(second.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_with_deadline(&mut second, what);
+    seen.extend(lines.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("build cancelled"), "{stderr}");
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first build ended with the second"
+    );
+    std::fs::write(gate.join("open"), "").unwrap();
+    let status = wait_with_deadline(&mut first, "the first build");
+    assert!(status.success(), "the first build failed: {status}");
+}

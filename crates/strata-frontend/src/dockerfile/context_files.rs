@@ -1,19 +1,27 @@
-//! Reading the files of a build context the one safe way, for the plan (the `COPY` checksum)
-//! and for the worker (the bytes that go into the layer) alike.
+//! The build context, read the one safe way: the walker that lists it, the pinned
+//! [`Snapshot`] of the files a plan copies, and the reader both the plan (the `COPY`
+//! checksum) and the worker (the bytes that go into the layer) use.
 //!
 //! Every entry is opened with `openat2` relative to the context directory with
 //! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` ([openat2(2)](https://man7.org/linux/man-pages/man2/openat2.2.html)):
 //! the plan resolved the context's own links already, so a link anywhere on the way now
 //! means the context changed under the build (a file swapped for a link to a host file), and
 //! the open fails instead of reading outside. A link that *is* the entry is read as a link.
-//! [`CopyChecksum`] hashes what was read; the worker compares its sum with the plan's, so the
-//! digest and the layer come from the same bytes or the build fails.
+//!
+//! The pin: the lowering copies each context entry a `COPY`/`ADD` names into a [`Snapshot`]
+//! (a directory of the build the caller owns), once, and then hashes the *copy*; the plan's
+//! [`strata_plan::CopyFiles`] names the copy, and the worker makes the layer from it. A file
+//! edited after planning therefore never reaches the layer: the digest and the layer are of
+//! the same bytes. [`CopyChecksum`] is computed the same way on both sides, so the worker can
+//! still check that nothing touched the snapshot.
 
-use std::fs::{File, Metadata};
+use std::collections::HashSet;
+use std::fs::{File, FileTimes, Metadata};
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -134,6 +142,236 @@ impl ContextRoot {
     }
 }
 
+/// An I/O error while reading the context, naming the path it happened at.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct ContextError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What went wrong.
+    #[source]
+    pub source: io::Error,
+}
+
+impl ContextError {
+    fn at(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
+        move |source| ContextError {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The one walker of the context: calls `visit(rel, is_dir)` for every entry below
+/// `context/from` (`rel` relative to `context`), each directory's entries in name order, and
+/// goes into a directory when `visit` returns true. Links are entries, never followed. Any
+/// error reading a directory or an entry's type ends the walk, naming that path.
+pub fn walk(
+    context: &Path,
+    from: &Path,
+    visit: &mut dyn FnMut(&Path, bool) -> bool,
+) -> Result<(), ContextError> {
+    let mut stack = vec![from.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let host = context.join(&dir);
+        let mut names = std::fs::read_dir(&host)
+            .and_then(|read| read.collect::<io::Result<Vec<_>>>())
+            .map_err(ContextError::at(&host))?;
+        names.sort_by_key(|e| e.file_name());
+        for entry in names {
+            let rel = dir.join(entry.file_name());
+            let is_dir = entry
+                .file_type()
+                .map_err(ContextError::at(&entry.path()))?
+                .is_dir();
+            if visit(&rel, is_dir) && is_dir {
+                stack.push(rel);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Pinned copies of the context entries a plan copies (see the module docs): a directory
+/// mirroring the context's paths, each entry copied once with its mode and modification time,
+/// read beneath the context and written beneath the snapshot, links never followed on either
+/// side.
+pub struct Snapshot {
+    context: ContextRoot,
+    dir: PathBuf,
+    fd: OwnedFd,
+    taken: HashSet<PathBuf>,
+    /// Directories taken and their times, set by [`Snapshot::finish`] once nothing is created
+    /// in them any more.
+    dir_times: Vec<(PathBuf, SystemTime)>,
+}
+
+impl Snapshot {
+    /// A snapshot of the context `context` in a new directory below `parent`, which the
+    /// caller keeps (and removes) for as long as the plan is used.
+    pub fn new(context: &Path, parent: &Path) -> Result<Snapshot, ContextError> {
+        let dir = tempfile::Builder::new()
+            .prefix("context-")
+            .disable_cleanup(true)
+            .tempdir_in(parent)
+            .map_err(ContextError::at(parent))?
+            .path()
+            .to_path_buf();
+        let fd = rustix::fs::open(
+            &dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ContextError::at(&dir)(e.into()))?;
+        Ok(Snapshot {
+            context: ContextRoot::open(context).map_err(ContextError::at(context))?,
+            dir,
+            fd,
+            taken: HashSet::new(),
+            dir_times: Vec::new(),
+        })
+    }
+
+    /// The snapshot's directory: what [`strata_plan::CopyFiles::root`] names.
+    pub fn root(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Copies the context entry `rel` (relative to the context) into the snapshot, unless it
+    /// is there already, and returns the copy's path.
+    pub fn take(&mut self, rel: &Path) -> Result<PathBuf, ContextError> {
+        let copy = self.dir.join(rel);
+        if self.taken.contains(rel) {
+            return Ok(copy);
+        }
+        let source = self.context.path.join(rel);
+        let entry = self
+            .context
+            .entry(&source)
+            .map_err(ContextError::at(&source))?;
+        self.write(rel, entry).map_err(ContextError::at(&copy))?;
+        self.taken.insert(rel.to_path_buf());
+        Ok(copy)
+    }
+
+    fn write(&mut self, rel: &Path, entry: ContextEntry) -> io::Result<()> {
+        let meta = entry.metadata();
+        let mode = meta.mode() & 0o7777;
+        let mtime = meta.modified()?;
+        let link_time = rustix::fs::Timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec() as _,
+        };
+        let Some(name) = rel.file_name() else {
+            // The context itself (`COPY . /`): the snapshot's root takes its mode.
+            let root = self.open_dir(Path::new("."))?;
+            root.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            self.dir_times.push((PathBuf::new(), mtime));
+            return Ok(());
+        };
+        let parent = self.parent(rel)?;
+        match entry {
+            ContextEntry::File(mut source, _) => {
+                let fd = rustix::fs::openat(
+                    &parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )?;
+                let mut copy = File::from(fd);
+                io::copy(&mut source, &mut copy)?;
+                copy.set_permissions(std::fs::Permissions::from_mode(mode))?;
+                copy.set_times(FileTimes::new().set_modified(mtime))?;
+            }
+            ContextEntry::Dir(_) => {
+                // It may be there as the parent of an entry taken before.
+                match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.open_dir(rel)?
+                    .set_permissions(std::fs::Permissions::from_mode(mode))?;
+                self.dir_times.push((rel.to_path_buf(), mtime));
+            }
+            ContextEntry::Link(target, _) => {
+                rustix::fs::symlinkat(&target, &parent, name)?;
+                let times = rustix::fs::Timestamps {
+                    last_access: link_time,
+                    last_modification: link_time,
+                };
+                rustix::fs::utimensat(
+                    &parent,
+                    name,
+                    &times,
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory of the snapshot that holds `rel`, made as needed (mode 0755, as the
+    /// parents of a copied entry have in the image); never through a link.
+    fn parent(&self, rel: &Path) -> io::Result<OwnedFd> {
+        let mut fd = rustix::fs::openat(
+            &self.fd,
+            ".",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        for part in rel.parent().into_iter().flat_map(Path::components) {
+            let Component::Normal(part) = part else {
+                return Err(io::Error::other("not a plain relative path"));
+            };
+            match rustix::fs::mkdirat(&fd, part, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            fd = rustix::fs::openat2(
+                &fd,
+                part,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                RESOLVE,
+            )?;
+        }
+        Ok(fd)
+    }
+
+    /// A directory of the snapshot, opened for changing its attributes.
+    fn open_dir(&self, rel: &Path) -> io::Result<File> {
+        let fd = rustix::fs::openat2(
+            &self.fd,
+            rel,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Gives the directories taken their modification times, now that nothing is created in
+    /// them any more.
+    pub fn finish(self) -> Result<(), ContextError> {
+        for (rel, mtime) in &self.dir_times {
+            let path = self.dir.join(rel);
+            let rel = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            self.open_dir(rel)
+                .and_then(|dir| dir.set_times(FileTimes::new().set_modified(*mtime)))
+                .map_err(ContextError::at(&path))?;
+        }
+        Ok(())
+    }
+}
+
 /// How often [`ContextRoot::entry`] opens an entry again that turned from a link into a file.
 const SWAP_RETRIES: usize = 8;
 
@@ -189,5 +427,88 @@ impl CopyChecksum {
         self.0
             .write_all(bytes)
             .expect("writing to a hasher of io::sink never fails");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn mtime(path: &Path) -> SystemTime {
+        std::fs::symlink_metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn a_snapshot_copies_entries_with_their_mode_and_time_and_keeps_links_as_links() {
+        let context = tempfile::tempdir().unwrap();
+        let c = context.path();
+        std::fs::create_dir_all(c.join("d/e")).unwrap();
+        std::fs::write(c.join("d/e/f"), "bytes").unwrap();
+        std::fs::set_permissions(c.join("d/e/f"), std::fs::Permissions::from_mode(0o4751)).unwrap();
+        std::fs::set_permissions(c.join("d"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        symlink("/etc/passwd", c.join("l")).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let mut snapshot = Snapshot::new(c, parent.path()).unwrap();
+        let file = snapshot.take(Path::new("d/e/f")).unwrap();
+        let dir = snapshot.take(Path::new("d")).unwrap();
+        let link = snapshot.take(Path::new("l")).unwrap();
+        let root = snapshot.root().to_path_buf();
+        snapshot.finish().unwrap();
+        // The source changes after the snapshot: the copy does not.
+        std::fs::write(c.join("d/e/f"), "other").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "bytes");
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode();
+        assert_eq!(mode(&file), 0o104751);
+        assert_eq!(mode(&dir), 0o40750);
+        assert_eq!(mtime(&dir), mtime(&c.join("d")));
+        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("/etc/passwd"));
+        assert_eq!(mtime(&link), mtime(&c.join("l")));
+        assert_eq!(file, root.join("d/e/f"));
+    }
+
+    #[test]
+    fn a_snapshot_never_writes_through_a_link_it_copied() {
+        let context = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let c = context.path();
+        symlink(outside.path(), c.join("a")).unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        let mut snapshot = Snapshot::new(c, parent.path()).unwrap();
+        snapshot.take(Path::new("a")).unwrap();
+        // The context changes: `a` is a directory now, and a file below it is copied.
+        std::fs::remove_file(c.join("a")).unwrap();
+        std::fs::create_dir(c.join("a")).unwrap();
+        std::fs::write(c.join("a/f"), "x").unwrap();
+        let err = snapshot.take(Path::new("a/f")).unwrap_err();
+        assert!(
+            err.path.starts_with(snapshot.root()),
+            "the error names the copy: {err}"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_walker_names_the_path_it_cannot_read() {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(context.path().join("d/sub")).unwrap();
+        std::fs::write(context.path().join("d/x"), "").unwrap();
+        let mut seen = Vec::new();
+        walk(context.path(), Path::new(""), &mut |p, is_dir| {
+            seen.push((p.to_path_buf(), is_dir));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (PathBuf::from("d"), true),
+                (PathBuf::from("d/sub"), true),
+                (PathBuf::from("d/x"), false),
+            ]
+        );
+        let err = walk(context.path(), Path::new("gone"), &mut |_, _| true).unwrap_err();
+        assert_eq!(err.path, context.path().join("gone"));
+        assert!(err.to_string().contains("gone"), "{err}");
     }
 }

@@ -199,8 +199,10 @@ mod tests {
         let mut sources = SourceMap::default();
         let file = sources.add("Dockerfile".into(), "Dockerfile".into(), text.into());
         let parsed = parse(file, text).expect("parses");
+        let pinned = tempfile::tempdir().expect("tempdir");
         let options = DockerfileOptions {
             context: context.path().to_path_buf(),
+            snapshot: Some(pinned.path().to_path_buf()),
             ..DockerfileOptions::default()
         };
         let plan = lower(&parsed, sources, &options)

@@ -16,6 +16,7 @@
 //! own: a build arg reaches the digest of every `RUN` that sees it. Stages the target does not
 //! need are not built ([`Plan::default_images`]). Secrets never enter the plan: only their ids.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ use strata_plan::{
     Stage, StageOptions, Step,
 };
 
+use super::context_files::{self, Snapshot};
 use super::ignore::DockerIgnore;
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
 
@@ -56,6 +58,10 @@ pub struct DockerfileOptions {
     pub labels: Vec<(String, String)>,
     /// Downloads `ADD <url>` sources; none: `ADD` of a URL is an error.
     pub fetcher: Option<Fetcher>,
+    /// A directory of the build, kept as long as the plan is used, in which the lowering pins
+    /// the context files a `COPY`/`ADD` copies ([`super::context_files::Snapshot`]): the
+    /// plan's checksum and the layer are both of that copy. None: such a `COPY` is an error.
+    pub snapshot: Option<PathBuf>,
 }
 
 /// Downloads the file of an `ADD <url>` (with its `--checksum`, `sha256:HEX`, verified) and
@@ -120,7 +126,19 @@ pub fn lower(
     sources: SourceMap,
     options: &DockerfileOptions,
 ) -> std::result::Result<Plan, (Box<Diagnostic>, SourceMap)> {
-    match Lowering::new(dockerfile, options).and_then(|mut l| l.stages(dockerfile)) {
+    let lowered = Lowering::new(dockerfile, options).and_then(|mut l| {
+        let stages = l.stages(dockerfile)?;
+        if let Some(snapshot) = l.snapshot.into_inner() {
+            snapshot.finish().map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("cannot pin the build context's files: {e}"),
+                    None,
+                ))
+            })?;
+        }
+        Ok(stages)
+    });
+    match lowered {
         Ok((mut images, default_images)) => Ok(Plan {
             project: None,
             context_dir: options.context.clone(),
@@ -151,6 +169,8 @@ struct Lowering<'a> {
     stage_images: Vec<(usize, BaseConfig)>,
     /// External images named by `COPY --from`, by reference.
     external: BTreeMap<String, usize>,
+    /// The pinned copies of the context files copied so far, made on the first `COPY`.
+    snapshot: RefCell<Option<Snapshot>>,
 }
 
 /// What an instruction sees while its stage is lowered.
@@ -227,7 +247,15 @@ impl<'a> Lowering<'a> {
                     None,
                 ))
             })?,
-            Err(_) => DockerIgnore::parse("").expect("an empty .dockerignore parses"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                DockerIgnore::parse("").expect("an empty .dockerignore parses")
+            }
+            Err(e) => {
+                return Err(Box::new(Diagnostic::new(
+                    format!("cannot read {}: {e}", ignore_path.display()),
+                    None,
+                )));
+            }
         };
         let build_args: BTreeMap<&str, &str> = options
             .build_args
@@ -262,6 +290,7 @@ impl<'a> Lowering<'a> {
             images: Vec::new(),
             stage_images: Vec::new(),
             external: BTreeMap::new(),
+            snapshot: RefCell::new(None),
         })
     }
 
@@ -1008,7 +1037,7 @@ impl<'a> Lowering<'a> {
                                     span,
                                 )));
                             }
-                            if std::fs::symlink_metadata(self.options.context.join(&rel)).is_err() {
+                            if !self.exists(&rel, span)? {
                                 return Err(Box::new(
                                     Diagnostic::new(
                                         format!("the bind mount's source `{path}` is not in the build context"),
@@ -1026,7 +1055,7 @@ impl<'a> Lowering<'a> {
                     };
                     let hide = match image {
                         Some(_) => Vec::new(),
-                        None => self.ignored_below(Path::new(&path)),
+                        None => self.ignored_below(Path::new(&path), Some(m.span))?,
                     };
                     MountSource::Bind {
                         image,
@@ -1366,14 +1395,14 @@ impl<'a> Lowering<'a> {
                         }
                         if add && meta.is_file() && is_archive(&name) {
                             archives.push(CopyEntry {
-                                source: host,
+                                source: self.pin(&rel, word.span)?,
                                 inline: None,
                                 target: dest_abs.clone(),
                             });
                             continue;
                         }
                         if meta.is_dir() {
-                            self.walk_dir(&rel, &dest_abs, &exclude, &mut entries)?;
+                            self.walk_dir(&rel, &dest_abs, &exclude, word.span, &mut entries)?;
                         } else {
                             let target = if multiple || dest.ends_with('/') {
                                 format!("{}/{name}", dest_abs.trim_end_matches('/'))
@@ -1381,7 +1410,7 @@ impl<'a> Lowering<'a> {
                                 dest_abs.clone()
                             };
                             entries.push(CopyEntry {
-                                source: host,
+                                source: self.pin(&rel, word.span)?,
                                 inline: None,
                                 target,
                             });
@@ -1390,7 +1419,8 @@ impl<'a> Lowering<'a> {
                 }
             }
         }
-        let root = &self.options.context;
+        // Both checksums are of the pinned copies, which the worker copies from.
+        let root = &self.snapshot_root(dest_word.span)?;
         let (files_sum, archives_sum) = checksum(root, &entries)
             .and_then(|a| checksum(root, &archives).map(|b| (a, b)))
             .map_err(|e| {
@@ -1448,9 +1478,7 @@ impl<'a> Lowering<'a> {
             if rel_str.is_empty() {
                 return Ok(vec![rel]);
             }
-            if self.ignore.is_excluded(&rel_str)
-                || std::fs::symlink_metadata(self.options.context.join(&rel)).is_err()
-            {
+            if self.ignore.is_excluded(&rel_str) || !self.exists(&rel, Some(span))? {
                 return Err(Box::new(
                     Diagnostic::new(
                         format!(
@@ -1479,25 +1507,17 @@ impl<'a> Lowering<'a> {
             })?
             .compile_matcher();
         let mut out = Vec::new();
-        let mut stack = vec![PathBuf::new()];
-        while let Some(dir) = stack.pop() {
-            let Ok(read) = std::fs::read_dir(self.options.context.join(&dir)) else {
-                continue;
-            };
-            for e in read.flatten() {
-                let p = dir.join(e.file_name());
-                let s = p.to_string_lossy().to_string();
-                if self.ignore.is_excluded(&s) && !self.ignore.may_include_below(&s) {
-                    continue;
-                }
-                if glob.is_match(&p) && !self.ignore.is_excluded(&s) {
-                    out.push(p.clone());
-                }
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(p);
-                }
+        context_files::walk(&self.options.context, Path::new(""), &mut |p, is_dir| {
+            let s = p.to_string_lossy();
+            if self.ignore.is_excluded(&s) {
+                return is_dir && self.ignore.may_include_below(&s);
             }
-        }
+            if glob.is_match(p) {
+                out.push(p.to_path_buf());
+            }
+            is_dir
+        })
+        .map_err(|e| context_error(&e, Some(span)))?;
         out.sort();
         if out.is_empty() {
             return Err(Box::new(Diagnostic::new(
@@ -1510,83 +1530,131 @@ impl<'a> Lowering<'a> {
 
     /// What `.dockerignore` excludes below `dir` (an absolute path in the context), relative to
     /// it: the topmost excluded entries, for hiding them from a bind mount of the context.
-    fn ignored_below(&self, dir: &Path) -> Vec<String> {
+    fn ignored_below(&self, dir: &Path, span: Option<Span>) -> Result<Vec<String>> {
         let Ok(rel) = dir.strip_prefix(&self.options.context) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        let mut stack = vec![PathBuf::new()];
-        while let Some(sub) = stack.pop() {
-            let Ok(read) = std::fs::read_dir(dir.join(&sub)) else {
-                continue;
-            };
-            for e in read.flatten() {
-                let inner = sub.join(e.file_name());
-                let in_context = rel.join(&inner).to_string_lossy().to_string();
-                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                if self.ignore.is_excluded(&in_context)
-                    && !(is_dir && self.ignore.may_include_below(&in_context))
-                {
-                    out.push(inner.to_string_lossy().to_string());
-                } else if is_dir {
-                    stack.push(inner);
-                }
-            }
+        let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            return Ok(Vec::new());
         }
+        let mut out = Vec::new();
+        context_files::walk(&self.options.context, rel, &mut |p, is_dir| {
+            let s = p.to_string_lossy();
+            if self.ignore.is_excluded(&s) && !(is_dir && self.ignore.may_include_below(&s)) {
+                let inner = p.strip_prefix(rel).unwrap_or(p);
+                out.push(inner.to_string_lossy().into_owned());
+                return false;
+            }
+            is_dir
+        })
+        .map_err(|e| context_error(&e, span))?;
         out.sort();
-        out
+        Ok(out)
     }
 
     /// Every entry of a context directory (its content lands at `target`), minus what
-    /// `.dockerignore` excludes.
+    /// `.dockerignore` and `COPY --exclude` exclude, each pinned into the snapshot.
     fn walk_dir(
         &self,
         rel: &Path,
         target: &str,
         exclude: &DockerIgnore,
+        span: Span,
         entries: &mut Vec<CopyEntry>,
     ) -> Result<()> {
-        let root = self.options.context.join(rel);
-        entries.push(CopyEntry {
-            source: root.clone(),
-            inline: None,
-            target: target.to_string(),
-        });
-        let mut stack = vec![(rel.to_path_buf(), target.trim_end_matches('/').to_string())];
-        while let Some((dir, to)) = stack.pop() {
-            let read = std::fs::read_dir(self.options.context.join(&dir)).map_err(|e| {
-                Box::new(Diagnostic::new(
-                    format!("cannot read {}: {e}", dir.display()),
-                    None,
-                ))
-            })?;
-            let mut names: Vec<_> = read.flatten().collect();
-            names.sort_by_key(|e| e.file_name());
-            for e in names {
-                let p = dir.join(e.file_name());
-                let s = p.to_string_lossy().to_string();
-                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                if self.ignore.is_excluded(&s) && !(is_dir && self.ignore.may_include_below(&s)) {
-                    continue;
-                }
-                // `COPY --exclude`: relative to the copied directory.
-                let below = p.strip_prefix(rel).unwrap_or(&p).to_string_lossy();
-                if exclude.is_excluded(&below) && !(is_dir && exclude.may_include_below(&below)) {
-                    continue;
-                }
-                let t = format!("{to}/{}", e.file_name().to_string_lossy());
-                entries.push(CopyEntry {
-                    source: self.options.context.join(&p),
-                    inline: None,
-                    target: t.clone(),
-                });
-                if is_dir {
-                    stack.push((p, t));
-                }
+        let mut found = vec![(rel.to_path_buf(), target.to_string())];
+        let top = target.trim_end_matches('/');
+        context_files::walk(&self.options.context, rel, &mut |p, is_dir| {
+            let s = p.to_string_lossy();
+            if self.ignore.is_excluded(&s) && !(is_dir && self.ignore.may_include_below(&s)) {
+                return false;
             }
+            // `COPY --exclude`: relative to the copied directory.
+            let below = p.strip_prefix(rel).unwrap_or(p);
+            let below_str = below.to_string_lossy();
+            if exclude.is_excluded(&below_str) && !(is_dir && exclude.may_include_below(&below_str))
+            {
+                return false;
+            }
+            found.push((
+                p.to_path_buf(),
+                format!("{top}/{}", below.to_string_lossy()),
+            ));
+            is_dir
+        })
+        .map_err(|e| context_error(&e, Some(span)))?;
+        for (rel, target) in found {
+            entries.push(CopyEntry {
+                source: self.pin(&rel, span)?,
+                inline: None,
+                target,
+            });
         }
         Ok(())
     }
+
+    /// Whether the context has an entry at `rel` (a link counts, it is not followed); an error
+    /// other than its absence names the path.
+    fn exists(&self, rel: &Path, span: Option<Span>) -> Result<bool> {
+        let path = self.options.context.join(rel);
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(context_error(
+                &context_files::ContextError { path, source },
+                span,
+            )),
+        }
+    }
+
+    /// Pins the context entry `rel` (see [`context_files::Snapshot`]) and returns the path of
+    /// its copy.
+    fn pin(&self, rel: &Path, span: Span) -> Result<PathBuf> {
+        let mut snapshot = self.snapshot(span)?;
+        snapshot
+            .take(rel)
+            .map_err(|e| context_error(&e, Some(span)))
+    }
+
+    /// The snapshot's directory (the root of the plan's `CopyFiles`).
+    fn snapshot_root(&self, span: Span) -> Result<PathBuf> {
+        Ok(self.snapshot(span)?.root().to_path_buf())
+    }
+
+    /// The build's snapshot, made on first use.
+    fn snapshot(&self, span: Span) -> Result<std::cell::RefMut<'_, Snapshot>> {
+        let mut cell = self.snapshot.borrow_mut();
+        if cell.is_none() {
+            let parent = self.options.snapshot.as_ref().ok_or_else(|| {
+                Box::new(Diagnostic::new(
+                    "this build gives the Dockerfile no directory to pin the context's files in, so it cannot copy from the context",
+                    Some(span),
+                ))
+            })?;
+            let made = Snapshot::new(&self.options.context, parent)
+                .map_err(|e| context_error(&e, Some(span)))?;
+            *cell = Some(made);
+        }
+        Ok(std::cell::RefMut::map(cell, |c| {
+            c.as_mut().expect("made above when missing")
+        }))
+    }
+}
+
+/// A context read error at the instruction that needed it.
+fn context_error(e: &context_files::ContextError, span: Option<Span>) -> Box<Diagnostic> {
+    Box::new(Diagnostic::new(
+        format!("cannot read the build context: {e}"),
+        span,
+    ))
 }
 
 /// A sha256 over the copied entries: targets, types, modes and contents, read beneath the

@@ -164,6 +164,7 @@ fn check_dependency_cycles(
 pub(crate) fn dockerfile_images(
     config: &Config,
     dir: &std::path::Path,
+    snapshot: Option<&std::path::Path>,
     images: &mut Vec<Image>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<()> {
@@ -198,6 +199,7 @@ pub(crate) fn dockerfile_images(
             // A config's steps stay confined, its Dockerfiles' included (werf has no
             // entitlements).
             allow_insecure: false,
+            snapshot: snapshot.map(std::path::Path::to_path_buf),
             ..Default::default()
         };
         let plan = match crate::dockerfile::lower(&parsed, std::mem::take(sources), &options) {

@@ -88,6 +88,7 @@ pub fn lower(
     file_name: &str,
     dir: &std::path::Path,
     git: &GitOptions,
+    snapshot: Option<&std::path::Path>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
     check_broken(config, &git.images)?;
@@ -96,7 +97,7 @@ pub fn lower(
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
-    lower::dockerfile_images(config, dir, &mut images, sources)?;
+    lower::dockerfile_images(config, dir, snapshot, &mut images, sources)?;
     for (image, own) in images.iter_mut().zip(&config.images) {
         let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref());
         if let Some(mut stage) = spec {

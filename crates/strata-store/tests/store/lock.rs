@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use crate::support::{ChildProc, store};
 
+static NO: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[test]
 fn lock_held_by_another_process_blocks_and_names_its_pid() {
     let (_d, store) = store();
@@ -15,8 +17,9 @@ fn lock_held_by_another_process_blocks_and_names_its_pid() {
     let waiter = std::thread::spawn(move || {
         let mut messages = Vec::new();
         let guard = s
-            .lock("shared", &mut |m| messages.push(m.to_string()))
-            .unwrap();
+            .lock("shared", &mut |m| messages.push(m.to_string()), &NO)
+            .unwrap()
+            .expect("not cancelled");
         tx.send(()).unwrap();
         drop(guard);
         messages
@@ -44,6 +47,6 @@ fn lock_held_by_another_process_blocks_and_names_its_pid() {
 
     // Free now: no waiting.
     let _g = store
-        .lock("shared", &mut |m| panic!("waited on a free lock: {m}"))
+        .lock("shared", &mut |m| panic!("waited on a free lock: {m}"), &NO)
         .unwrap();
 }

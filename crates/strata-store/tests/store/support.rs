@@ -143,7 +143,11 @@ fn child() {
         }
         "hold_lock" => {
             let _guard = store
-                .lock("shared", &mut |m| panic!("child waited: {m}"))
+                .lock(
+                    "shared",
+                    &mut |m| panic!("child waited: {m}"),
+                    &std::sync::atomic::AtomicBool::new(false),
+                )
                 .unwrap();
             say("LOCKED", pid);
             sleep_forever();

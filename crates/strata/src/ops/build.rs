@@ -103,21 +103,28 @@ pub fn build(
         let mut worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
         // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
         let downloads = ctx.store.scratch("downloads")?;
+        // The context files a Dockerfile copies, pinned when the plan is made: the layer is
+        // made of these copies, never of the context as it is later.
+        let pinned = ctx.store.scratch("sources")?;
         let loaded = match &options.dockerfile {
             Some((path, df)) => dockerfile_bases(ctx, &worker, downloads.path(), path, df)
-                .and_then(|df| strata_frontend::load_dockerfile(path, &df)),
+                .and_then(|mut df| {
+                    df.snapshot = Some(pinned.path().to_path_buf());
+                    strata_frontend::load_dockerfile(path, &df)
+                }),
             None => strata_frontend::stapel::load(
                 &options.dir,
                 &LoadOptions {
                     config: options.config.clone(),
                     git: GitOptions {
                         dev: options.dev,
-                        cache: Some(ctx.store.root().join("git")),
+                        cache: Some(ctx.store.git_cache_dir()),
                         no_dirty_check: options.no_dirty_check,
                         images: options.images.clone(),
                     },
                     env: options.env.clone(),
                     loose_giterminism: options.loose_giterminism,
+                    snapshot: Some(pinned.path().to_path_buf()),
                 },
             ),
         };

@@ -33,14 +33,22 @@ impl LocalWorker<'_> {
             image: job.image_name.to_string(),
             stage: job.stage.name.clone(),
         };
-        let _lock = self
+        let lock = self
             .store
-            .lock(&format!("stage-{}", job.digest.hex()), &mut |what| {
-                progress.event(Event::Waiting {
-                    what: format!("{}/{}: {what}", id.image, id.stage),
-                })
-            })
+            .lock(
+                &format!("stage-{}", job.digest.hex()),
+                &mut |what| {
+                    progress.event(Event::Waiting {
+                        what: format!("{}/{}: {what}", id.image, id.stage),
+                    })
+                },
+                cancel,
+            )
             .map_err(store("take the stage's lock"))?;
+        // Cancelled while another build held it.
+        let Some(_lock) = lock else {
+            return Err(ExecError::Cancelled);
+        };
         if let Some(state) = self.lookup(job.image, &job.digest)? {
             return Ok(Built {
                 state,

@@ -185,8 +185,10 @@ proptest! {
             let file = sources.add(PathBuf::from("Dockerfile"), "Dockerfile".into(), text.clone());
             if let Ok(parsed) = dockerfile::parse(file, &text) {
                 let dir = tempfile::tempdir().expect("tempdir");
+                let pinned = tempfile::tempdir().expect("tempdir");
                 let options = DockerfileOptions {
                     context: dir.path().to_path_buf(),
+                    snapshot: Some(pinned.path().to_path_buf()),
                     target: None,
                     build_args: vec![("X".into(), "v".into())],
                     tag: "t".into(),
