@@ -16,6 +16,7 @@ mod interop;
 mod registry;
 mod security_container;
 mod security_paths;
+mod store_check;
 mod store_safety;
 mod support;
 mod werf_corpus;
