@@ -10,6 +10,7 @@ mod dockerfile;
 mod errors;
 mod export;
 mod feeds;
+mod gc;
 mod git;
 mod hostile;
 mod interop;
