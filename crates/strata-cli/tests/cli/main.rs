@@ -14,6 +14,7 @@ mod gc;
 mod git;
 mod hostile;
 mod interop;
+mod kill9;
 mod registry;
 mod security_container;
 mod security_paths;
