@@ -16,6 +16,7 @@ mod hostile;
 mod interop;
 mod kill9;
 mod registry;
+mod registry_race;
 mod security_container;
 mod security_paths;
 mod store_check;
