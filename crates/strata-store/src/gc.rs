@@ -23,7 +23,7 @@ use crate::fsutil::{self, io};
 use strata_digest::Digest;
 
 use crate::lease::{self, Held};
-use crate::{Error, LocalStore, StageRecord, TagEntry, refs};
+use crate::{Error, LocalStore, StageEntry, TagEntry, refs};
 
 /// What [`LocalStore::collect_garbage`] and [`LocalStore::gc`] removed (or, in a dry run,
 /// would remove).
@@ -93,7 +93,7 @@ pub struct GcOptions {
 #[derive(Debug)]
 pub struct GcView {
     /// Every stage record, or why it cannot be read.
-    pub stages: Vec<(PathBuf, Result<StageRecord, Error>)>,
+    pub stages: Vec<(PathBuf, StageEntry)>,
     /// Every tag, or why it cannot be read.
     pub tags: Vec<(PathBuf, TagEntry)>,
     /// Every blob with its size.

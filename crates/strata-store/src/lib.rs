@@ -235,6 +235,13 @@ pub struct TagTarget {
 /// be read.
 pub type TagEntry = Result<(String, TagTarget), Error>;
 
+/// A stage record as listed by [`LocalStore::stage_entries`], or why its file cannot be read.
+pub type StageEntry = Result<StageRecord, Error>;
+
+/// A conversion as listed by [`LocalStore::conversion_entries`] (its source blob and the
+/// converted layer), or why its file cannot be read.
+pub type ConversionEntry = Result<(Digest, LayerRecord), Error>;
+
 /// The result of [`Store::put_stage`].
 #[allow(
     clippy::large_enum_variant,
@@ -394,7 +401,7 @@ impl LocalStore {
 
     /// Every stage record file with its record or why it cannot be read: listings and checks
     /// go on past a corrupt record ([`Store::stages`] fails on the first).
-    pub fn stage_entries(&self) -> Result<Vec<(PathBuf, Result<StageRecord, Error>)>, Error> {
+    pub fn stage_entries(&self) -> Result<Vec<(PathBuf, StageEntry)>, Error> {
         refs::stage_entries(self)
     }
 
@@ -406,10 +413,7 @@ impl LocalStore {
 
     /// Every layer conversion record: its source blob and the converted layer, or why it cannot
     /// be read.
-    #[allow(clippy::type_complexity, reason = "a listing of (file, parsed or not)")]
-    pub fn conversion_entries(
-        &self,
-    ) -> Result<Vec<(PathBuf, Result<(Digest, LayerRecord), Error>)>, Error> {
+    pub fn conversion_entries(&self) -> Result<Vec<(PathBuf, ConversionEntry)>, Error> {
         refs::conversion_entries(self)
     }
 

@@ -25,7 +25,10 @@ use strata_digest::Digest;
 
 use crate::fsutil::{self, io};
 use crate::ingest::IngestDir;
-use crate::{Error, LayerRecord, LocalStore, PutOutcome, StageRecord, TagEntry, TagTarget};
+use crate::{
+    ConversionEntry, Error, LayerRecord, LocalStore, PutOutcome, StageEntry, StageRecord, TagEntry,
+    TagTarget,
+};
 
 /// What a tag file holds: the name too, since long names are stored under a hash.
 #[derive(Serialize, Deserialize)]
@@ -142,9 +145,7 @@ pub(crate) fn replace_stage(
 }
 
 /// Every file in `stages/` named like a record, with its record or why it cannot be read.
-pub(crate) fn stage_entries(
-    store: &LocalStore,
-) -> Result<Vec<(PathBuf, Result<StageRecord, Error>)>, Error> {
+pub(crate) fn stage_entries(store: &LocalStore) -> Result<Vec<(PathBuf, StageEntry)>, Error> {
     let dir = store.dir("stages");
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).map_err(io("listing of", &dir))? {
@@ -284,7 +285,7 @@ pub(crate) fn converted_layer(
 /// Every conversion record: the source blob, its conversion, or why the file cannot be read.
 pub(crate) fn conversion_entries(
     store: &LocalStore,
-) -> Result<Vec<(PathBuf, Result<(Digest, LayerRecord), Error>)>, Error> {
+) -> Result<Vec<(PathBuf, ConversionEntry)>, Error> {
     let dir = store.dir("converted");
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).map_err(io("listing of", &dir))? {
