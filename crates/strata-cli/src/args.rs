@@ -15,6 +15,11 @@ pub struct Cli {
     /// Repeatable.
     #[arg(long, global = true, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
+    /// Builds collect garbage (`strata gc --keep-bytes SIZE`) when the store's blobs pass SIZE;
+    /// 0 turns that off [default: 10% of the store's file system].
+    #[arg(long, global = true, env = "STRATA_GC_MAX_BYTES", value_name = "SIZE",
+          value_parser = crate::commands::gc::bytes)]
+    pub gc_max_bytes: Option<u64>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -45,6 +50,11 @@ pub enum Command {
     Config(crate::commands::config::Args),
     /// Store credentials for a registry (checked against it first).
     Login(crate::commands::login::Args),
+    /// Remove what no tag or kept stage needs, and what killed builds left.
+    #[command(alias = "prune")]
+    Gc(crate::commands::gc::Args),
+    /// Check the store: `strata store check [--repair]`.
+    Store(crate::commands::store::Args),
 }
 
 /// How progress is shown.

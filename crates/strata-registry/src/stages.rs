@@ -34,8 +34,11 @@
 //! Within one process this makes concurrent publishers agree on one winner. Across machines
 //! the registry offers no compare-and-set, so two publishers that tag within the same short
 //! window may each see only their own tag in the final look; later `find`s from everyone
-//! agree on the oldest tag. Callers that need more serialise with an external lock, as werf
-//! does.
+//! agree on the oldest tag. To store each stage once, every publisher then deletes the tags
+//! younger than the winner it found: each lists after its own tag went up, so the last one to
+//! list sees them all and leaves only the oldest. A manifest refused for a blob another
+//! builder is still uploading (`MANIFEST_BLOB_UNKNOWN`) is pushed again, a bounded number of
+//! times (`Client::push_with`).
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -159,23 +162,7 @@ impl StageRepo {
     /// with a valid record for this digest. Tags that do not resolve or hold no valid record
     /// are passed over; registry failures are errors (never silently a newer winner).
     pub fn find(&self, digest: &Digest) -> Result<Option<RemoteStage>, Error> {
-        let tags = self
-            .client
-            .tags(&self.repository.registry, &self.repository.repository)
-            .map_err(self.registry_err())?;
-        let prefix = format!("{}-", digest.hex());
-        let mut candidates: Vec<(u64, String)> = tags
-            .into_iter()
-            .filter_map(|tag| {
-                let millis = tag.strip_prefix(&prefix)?;
-                if millis.is_empty() || !millis.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                Some((millis.parse().ok()?, tag))
-            })
-            .collect();
-        candidates.sort();
-        for (_, tag) in candidates {
+        for (_, tag) in self.candidates(digest)? {
             let reference = self.repository.with_tag(&tag);
             let Some(fetched) = self
                 .client
@@ -193,6 +180,47 @@ impl StageRepo {
             }
         }
         Ok(None)
+    }
+
+    /// The tags published for `digest`, oldest first, with their millis.
+    fn candidates(&self, digest: &Digest) -> Result<Vec<(u64, String)>, Error> {
+        let tags = self
+            .client
+            .tags(&self.repository.registry, &self.repository.repository)
+            .map_err(self.registry_err())?;
+        let prefix = format!("{}-", digest.hex());
+        let mut candidates: Vec<(u64, String)> = tags
+            .into_iter()
+            .filter_map(|tag| {
+                let millis = tag.strip_prefix(&prefix)?;
+                if millis.is_empty() || !millis.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                Some((millis.parse().ok()?, tag))
+            })
+            .collect();
+        candidates.sort();
+        Ok(candidates)
+    }
+
+    /// Deletes the stages published for `winner`'s digest after it (younger tags: builders that
+    /// lost the race), so that the stage is stored once. Best effort: a registry that refuses
+    /// deletes keeps them, and `find` still agrees on the winner.
+    fn remove_younger(&self, winner: &RemoteStage) {
+        let Ok(candidates) = self.candidates(&winner.record.digest) else {
+            return;
+        };
+        let Some(&(oldest, _)) = candidates.iter().find(|(_, t)| *t == winner.tag) else {
+            return;
+        };
+        for (_, tag) in candidates.into_iter().filter(|(m, _)| *m > oldest) {
+            let reference = self.repository.with_tag(&tag);
+            if let Ok(Some(manifest)) = self.client.resolve(&reference)
+                && manifest != winner.manifest
+            {
+                let _ = self.client.delete_manifest(&self.repository, &manifest);
+            }
+        }
     }
 
     /// Reads and checks the annotations of a published stage manifest: returns the record and
@@ -337,6 +365,9 @@ impl StageRepo {
             repository: self.repository.to_string(),
             reason: "the tag just pushed does not resolve; is something deleting tags?".into(),
         })?;
+        // Our listing came after our tag, so the last publisher to list sees every tag: it
+        // leaves only the winner, whoever it is.
+        self.remove_younger(&winner);
         Ok(Published {
             ours: winner.record == *record,
             stage: winner,

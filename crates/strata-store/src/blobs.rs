@@ -1,15 +1,18 @@
 //! Reading and writing blobs in `blobs/sha256/<hex>`.
 //!
 //! Blobs are immutable and read-only once committed (see [`crate::Ingest`]), so reads need no
-//! locks. [`read_blob`] verifies the digest because small JSON blobs are read whole anyway and
-//! a corrupt manifest must not be trusted; [`open_blob`] streams without verifying, since layers
-//! are large and their consumer usually hashes them on the way (diff ids) anyway.
+//! locks. Every read verifies the digest, so a blob whose bytes rotted on disk is never used or
+//! sent anywhere: [`read_blob`] hashes the whole (small, JSON) blob before returning it, and
+//! [`open_blob`] streams through a [`VerifyingReader`], which hashes on the way and fails the
+//! read that would hand over the blob's last bytes if they do not add up to its digest. A
+//! consumer that stops at the blob's size (an HTTP upload with a `Content-Length`) therefore
+//! still sees the error before it has everything.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use strata_digest::Digest;
+use strata_digest::{Digest, Hasher};
 
 use crate::fsutil::io;
 use crate::{Error, Ingest, LocalStore};
@@ -39,10 +42,75 @@ pub(crate) fn open_blob(
     digest: &Digest,
 ) -> Result<Box<dyn Read + Send>, Error> {
     let path = store.blob_path(digest);
-    match File::open(&path) {
-        Ok(f) => Ok(Box::new(f)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_found(digest, path)),
-        Err(e) => Err(io("open of blob", &path)(e)),
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found(digest, path)),
+        Err(e) => return Err(io("open of blob", &path)(e)),
+    };
+    let size = file.metadata().map_err(io("stat of blob", &path))?.len();
+    Ok(Box::new(VerifyingReader {
+        file,
+        path,
+        expected: *digest,
+        size,
+        hasher: Hasher::new(),
+        state: Verified::Pending,
+    }))
+}
+
+/// Streams a blob file and checks its digest once `size` bytes (the file's size when opened)
+/// have been read, or at end of file: the read that completes the blob fails instead if the
+/// bytes hash to another digest, and so does every later one.
+struct VerifyingReader {
+    file: File,
+    path: PathBuf,
+    expected: Digest,
+    size: u64,
+    hasher: Hasher,
+    state: Verified,
+}
+
+enum Verified {
+    Pending,
+    Good,
+    Bad(Digest, u64),
+}
+
+impl VerifyingReader {
+    fn corrupt(&self, actual: &Digest, read: u64) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            Error::Corrupt {
+                path: self.path.clone(),
+                detail: format!(
+                    "its {read} bytes hash to {actual}, not {}; it is not used or sent \
+                     (`strata store check --repair` moves it aside)",
+                    self.expected
+                ),
+            },
+        )
+    }
+}
+
+impl Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.state {
+            Verified::Good => return self.file.read(buf),
+            Verified::Bad(actual, read) => return Err(self.corrupt(&actual, read)),
+            Verified::Pending => {}
+        }
+        let n = self.file.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        let read = self.hasher.len();
+        if n == 0 || read >= self.size {
+            let actual = std::mem::take(&mut self.hasher).finish();
+            if actual != self.expected {
+                self.state = Verified::Bad(actual, read);
+                return Err(self.corrupt(&actual, read));
+            }
+            self.state = Verified::Good;
+        }
+        Ok(n)
     }
 }
 
@@ -65,7 +133,8 @@ pub(crate) fn read_blob(store: &LocalStore, digest: &Digest) -> Result<Vec<u8>, 
 
 pub(crate) fn write_blob(store: &LocalStore, bytes: &[u8]) -> Result<Digest, Error> {
     let digest = Digest::of(bytes);
-    if has_blob(store, &digest) {
+    // Held (so gc leaves it to our caller) and found, or written afresh.
+    if store.protect(&[crate::Held::Blob(digest)])?.is_empty() {
         return Ok(digest);
     }
     let mut ingest = Ingest::new(store)?;

@@ -204,6 +204,40 @@ pub(crate) fn name_stem(kind: &'static str, name: &str) -> Result<String, Error>
     }
 }
 
+/// The UTF-8 names in `dir`. Everything the store creates has a UTF-8 name; anything else is a
+/// stray entry, left for a human rather than guessed about.
+pub(crate) fn list_names(
+    dir: &Path,
+    op: &'static str,
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let mut names = std::collections::BTreeSet::new();
+    for entry in fs::read_dir(dir).map_err(io(op, dir))? {
+        let entry = entry.map_err(io(op, dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.insert(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Bytes of the regular files at or below `path`, without following symlinks; 0 if it is gone.
+pub(crate) fn tree_bytes(path: &Path) -> Result<u64, Error> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io("stat for size of", path)(e)),
+    };
+    if !meta.is_dir() {
+        return Ok(if meta.is_file() { meta.len() } else { 0 });
+    }
+    let mut bytes = 0;
+    for entry in fs::read_dir(path).map_err(io("listing for size of", path))? {
+        let entry = entry.map_err(io("listing for size of", path))?;
+        bytes += tree_bytes(&entry.path())?;
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,31 +14,106 @@
 //! Blobs, stage records, tags and snapshots are never collected here: which of them are still
 //! wanted is a reachability question for the caller (`strata::ops::prune`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{self, io};
-use crate::{Error, LocalStore};
+use strata_digest::Digest;
 
-/// What [`LocalStore::collect_garbage`] removed.
+use crate::lease::{self, Held};
+use crate::{Error, LocalStore, StageEntry, TagEntry, refs};
+
+/// What [`LocalStore::collect_garbage`] and [`LocalStore::gc`] removed (or, in a dry run,
+/// would remove).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GarbageReport {
-    /// How many entries (ingest dirs, scratch dirs, stray files) were removed.
-    pub entries: usize,
-    /// Bytes of regular files removed.
+    /// The entries, in the order removed.
+    pub removed: Vec<Removed>,
+    /// Bytes of regular files removed, in all.
     pub bytes: u64,
-    /// The entries removed.
-    pub removed: Vec<PathBuf>,
 }
 
-/// Options for [`LocalStore::collect_garbage_with`].
+/// One entry removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removed {
+    /// What it was.
+    pub kind: RemovedKind,
+    /// Where it was.
+    pub path: PathBuf,
+    /// Bytes of regular files in it.
+    pub bytes: u64,
+}
+
+/// The kinds of entries gc removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemovedKind {
+    /// What a killed process left in `ingest/` or `tmp/`.
+    Partial,
+    /// A blob nothing kept names.
+    Blob,
+    /// A snapshot nothing kept names.
+    Snapshot,
+    /// A stage record the keep policy let go.
+    Stage,
+    /// A layer conversion record whose blobs went.
+    Conversion,
+    /// An entry of `quarantine/` ([`GcOptions::quarantine`]).
+    Quarantined,
+}
+
+impl std::fmt::Display for RemovedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RemovedKind::Partial => "partial",
+            RemovedKind::Blob => "blob",
+            RemovedKind::Snapshot => "snapshot",
+            RemovedKind::Stage => "stage",
+            RemovedKind::Conversion => "conversion",
+            RemovedKind::Quarantined => "quarantined",
+        })
+    }
+}
+
+/// Options for [`LocalStore::collect_garbage_with`] and [`LocalStore::gc`].
 #[derive(Clone, Debug, Default)]
 pub struct GcOptions {
     /// Also remove scratch dirs kept with [`crate::Scratch::keep`] whose owner has released
     /// them (default: leave them, a debugger may want them).
     pub kept_scratch: bool,
+    /// Also empty `quarantine/` (default: leave it for a human to look at).
+    pub quarantine: bool,
+    /// Only say what would go.
+    pub dry_run: bool,
+}
+
+/// What [`LocalStore::gc`] shows its caller, read while gc holds off every writer: the caller
+/// decides from it what to keep ([`Keep`]).
+#[derive(Debug)]
+pub struct GcView {
+    /// Every stage record, or why it cannot be read.
+    pub stages: Vec<(PathBuf, StageEntry)>,
+    /// Every tag, or why it cannot be read.
+    pub tags: Vec<(PathBuf, TagEntry)>,
+    /// Every blob with its size.
+    pub blobs: BTreeMap<Digest, u64>,
+    /// Every snapshot id.
+    pub snapshots: BTreeSet<Digest>,
+}
+
+/// What the caller of [`LocalStore::gc`] keeps. Besides these, gc always keeps what live
+/// processes hold ([`LocalStore::protect`]), tags, records it cannot read, and everything a kept
+/// stage record names (its manifest, config and layer blobs and the layers' snapshots); a
+/// conversion record stays while both its blobs do.
+#[derive(Clone, Debug, Default)]
+pub struct Keep {
+    /// Stage records to keep (by stage digest).
+    pub stages: BTreeSet<Digest>,
+    /// Blobs to keep besides those of kept records (tagged images' manifests, configs, layers).
+    pub blobs: BTreeSet<Digest>,
+    /// Snapshots to keep besides those of kept records.
+    pub snapshots: BTreeSet<Digest>,
 }
 
 fn gc_lock_path(store: &LocalStore) -> PathBuf {
@@ -82,7 +157,7 @@ struct Claimed {
 
 /// Opens `path` and tries to take its flock: `Ok(Some(file))` if we got it (the owner is dead),
 /// `Ok(None)` if it is held or `path` vanished meanwhile.
-fn try_claim_lock(path: &Path, op: &'static str) -> Result<Option<File>, Error> {
+pub(crate) fn try_claim_lock(path: &Path, op: &'static str) -> Result<Option<File>, Error> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -95,22 +170,9 @@ fn try_claim_lock(path: &Path, op: &'static str) -> Result<Option<File>, Error> 
     }
 }
 
-fn list_names(dir: &Path) -> Result<BTreeSet<String>, Error> {
-    let mut names = BTreeSet::new();
-    for entry in fs::read_dir(dir).map_err(io("listing for gc of", dir))? {
-        let entry = entry.map_err(io("listing for gc of", dir))?;
-        // Everything the store creates has a UTF-8 name; anything else is a stray entry,
-        // left for a human rather than guessed about.
-        if let Ok(name) = entry.file_name().into_string() {
-            names.insert(name);
-        }
-    }
-    Ok(names)
-}
-
 fn claim_ingest(store: &LocalStore, claimed: &mut Vec<Claimed>) -> Result<(), Error> {
     let dir = store.dir("ingest");
-    for name in list_names(&dir)? {
+    for name in fsutil::list_names(&dir, "listing for gc of")? {
         let path = dir.join(&name);
         // Only directories are owned entries; a stray file has no owner and is garbage.
         let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
@@ -136,7 +198,7 @@ fn claim_tmp(
     claimed: &mut Vec<Claimed>,
 ) -> Result<(), Error> {
     let dir = store.dir("tmp");
-    let names = list_names(&dir)?;
+    let names = fsutil::list_names(&dir, "listing for gc of")?;
     for name in &names {
         if let Some(base) = name.strip_suffix(".lock") {
             if !names.contains(base)
@@ -199,22 +261,161 @@ impl LocalStore {
     pub fn collect_garbage_with(&self, options: &GcOptions) -> Result<GarbageReport, Error> {
         let mut claimed = Vec::new();
         {
-            let path = gc_lock_path(self);
-            let guard = open_gc_lock(&path)?;
-            retry_eintr(|| guard.lock()).map_err(io("exclusive flock of gc lock file", &path))?;
+            let _gc = exclusive(self)?;
             claim_ingest(self, &mut claimed)?;
             claim_tmp(self, options, &mut claimed)?;
         }
-        let mut report = GarbageReport::default();
-        for c in claimed {
-            for p in &c.paths {
-                report.bytes += fsutil::remove_tree(p)?;
+        remove_claimed(claimed, options.dry_run)
+    }
+
+    /// Full garbage collection: what [`LocalStore::collect_garbage_with`] removes, and every
+    /// blob, snapshot and stage record that neither `decide` keeps ([`Keep`]) nor a live
+    /// process holds. Writers wait while `decide` runs and the doomed entries are moved into a
+    /// scratch dir (records first, so a crash never leaves a record naming a removed blob);
+    /// they are deleted after the writers go on.
+    pub fn gc(
+        &self,
+        options: &GcOptions,
+        decide: &mut dyn FnMut(&GcView) -> Keep,
+    ) -> Result<GarbageReport, Error> {
+        // Made before the exclusive lock: creating it takes the shared one.
+        let trash = if options.dry_run {
+            None
+        } else {
+            Some(self.scratch("gc")?)
+        };
+        let mut claimed = Vec::new();
+        let mut doomed = Vec::new();
+        {
+            let _gc = exclusive(self)?;
+            claim_ingest(self, &mut claimed)?;
+            claim_tmp(self, options, &mut claimed)?;
+            // Listed before the leases are read: anything published after the listing was
+            // held before it was published.
+            let view = GcView {
+                blobs: blob_sizes(self)?,
+                snapshots: self.snapshots()?.into_iter().collect(),
+                stages: refs::stage_entries(self)?,
+                tags: refs::tag_entries(self)?,
+            };
+            let conversions = refs::conversion_entries(self)?;
+            let held = lease::live(self)?;
+            let mut keep = decide(&view);
+            for (_, record) in &view.stages {
+                let Ok(r) = record else { continue };
+                if keep.stages.contains(&r.digest) || held.contains(&Held::Stage(r.digest)) {
+                    keep.stages.insert(r.digest);
+                    keep.blobs.extend([r.manifest, r.config]);
+                    keep.blobs.extend(r.layers.iter().map(|l| l.digest));
+                    keep.snapshots.extend(r.layers.iter().map(|l| l.diff_id));
+                }
             }
-            report.entries += 1;
-            report.removed.extend(c.paths.into_iter().next());
+            for held in &held {
+                match held {
+                    Held::Blob(d) => keep.blobs.insert(*d),
+                    Held::Snapshot(d) => keep.snapshots.insert(*d),
+                    Held::Stage(_) => false,
+                };
+            }
+            for (path, record) in &view.stages {
+                if let Ok(r) = record
+                    && !keep.stages.contains(&r.digest)
+                {
+                    doomed.push((RemovedKind::Stage, path.clone()));
+                }
+            }
+            for (path, conversion) in &conversions {
+                if let Ok((source, layer)) = conversion
+                    && !(keep.blobs.contains(source) && keep.blobs.contains(&layer.digest))
+                {
+                    doomed.push((RemovedKind::Conversion, path.clone()));
+                }
+            }
+            for digest in view.blobs.keys().filter(|d| !keep.blobs.contains(d)) {
+                doomed.push((RemovedKind::Blob, self.blob_path(digest)));
+            }
+            for id in view
+                .snapshots
+                .iter()
+                .filter(|d| !keep.snapshots.contains(d))
+            {
+                doomed.push((RemovedKind::Snapshot, self.snapshot_path(id)));
+            }
+            if options.quarantine {
+                let dir = self.dir("quarantine");
+                for name in fsutil::list_names(&dir, "listing for gc of")? {
+                    doomed.push((RemovedKind::Quarantined, dir.join(name)));
+                }
+            }
+            if let Some(trash) = &trash {
+                for (i, (_, path)) in doomed.iter_mut().enumerate() {
+                    let to = trash.path().join(i.to_string());
+                    fs::rename(&*path, &to).map_err(io("move out for gc of", path))?;
+                    *path = to;
+                }
+            }
+        }
+        let mut report = remove_claimed(claimed, options.dry_run)?;
+        for (kind, path) in doomed {
+            let bytes = if options.dry_run {
+                fsutil::tree_bytes(&path)?
+            } else {
+                fsutil::remove_tree(&path)?
+            };
+            report.bytes += bytes;
+            report.removed.push(Removed { kind, path, bytes });
         }
         Ok(report)
     }
+
+    /// Bytes of all blobs: what gc's size policies measure (one `stat` per blob).
+    pub fn blob_bytes(&self) -> Result<u64, Error> {
+        Ok(blob_sizes(self)?.values().sum())
+    }
+}
+
+/// Takes `locks/.gc.lock` exclusively: no entry is created or held until it drops.
+fn exclusive(store: &LocalStore) -> Result<File, Error> {
+    let path = gc_lock_path(store);
+    let guard = open_gc_lock(&path)?;
+    retry_eintr(|| guard.lock()).map_err(io("exclusive flock of gc lock file", &path))?;
+    Ok(guard)
+}
+
+fn blob_sizes(store: &LocalStore) -> Result<BTreeMap<Digest, u64>, Error> {
+    let dir = store.dir("blobs/sha256");
+    let mut sizes = BTreeMap::new();
+    for name in fsutil::list_names(&dir, "listing for gc of")? {
+        let Ok(digest) = Digest::from_hex(&name) else {
+            continue;
+        };
+        if let Ok(meta) = fs::symlink_metadata(dir.join(&name)) {
+            sizes.insert(digest, meta.len());
+        }
+    }
+    Ok(sizes)
+}
+
+/// Removes (in a dry run: measures) the claimed entries, while their locks are still held.
+fn remove_claimed(claimed: Vec<Claimed>, dry_run: bool) -> Result<GarbageReport, Error> {
+    let mut report = GarbageReport::default();
+    for c in claimed {
+        let mut bytes = 0;
+        for p in &c.paths {
+            bytes += if dry_run {
+                fsutil::tree_bytes(p)?
+            } else {
+                fsutil::remove_tree(p)?
+            };
+        }
+        report.bytes += bytes;
+        report.removed.push(Removed {
+            kind: RemovedKind::Partial,
+            path: c.paths[0].clone(),
+            bytes,
+        });
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -256,7 +457,7 @@ mod tests {
         fs::write(store.dir("tmp/build-0000.lock"), b"").unwrap();
         fs::write(store.dir("tmp/orphan-1.lock"), b"").unwrap();
         let r = store.collect_garbage().unwrap();
-        assert_eq!((r.entries, r.bytes), (3, 8), "{r:?}");
+        assert_eq!((r.removed.len(), r.bytes), (3, 8), "{r:?}");
         assert_eq!(fs::read_dir(store.dir("ingest")).unwrap().count(), 0);
         assert_eq!(fs::read_dir(store.dir("tmp")).unwrap().count(), 0);
     }
@@ -265,12 +466,16 @@ mod tests {
     fn kept_scratch_survives_unless_asked() {
         let (_d, store) = store();
         let p = store.scratch("debug").unwrap().into_path();
-        assert_eq!(store.collect_garbage().unwrap().entries, 0);
+        assert_eq!(store.collect_garbage().unwrap().removed, []);
         assert!(p.is_dir());
         let r = store
-            .collect_garbage_with(&GcOptions { kept_scratch: true })
+            .collect_garbage_with(&GcOptions {
+                kept_scratch: true,
+                ..GcOptions::default()
+            })
             .unwrap();
-        assert_eq!(r.removed, vec![p.clone()]);
+        let paths: Vec<_> = r.removed.iter().map(|r| r.path.clone()).collect();
+        assert_eq!(paths, vec![p.clone()]);
         assert_eq!(fs::read_dir(store.dir("tmp")).unwrap().count(), 0);
     }
 }

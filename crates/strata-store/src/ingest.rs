@@ -6,10 +6,11 @@
 //!
 //! 1. hash while writing ([`HashingWriter`]), flush;
 //! 2. check the digest against the expected one (a mismatch commits nothing);
-//! 3. if the blob already exists, stop: that counts as success;
-//! 4. check the file's size against the bytes written, `fsync` it;
-//! 5. `chmod 0444` — before the rename, unlike containerd, so that a blob is never visible
+//! 3. check the file's size against the bytes written, `fsync` it;
+//! 4. `chmod 0444` — before the rename, unlike containerd, so that a blob is never visible
 //!    writable, not even between a rename and a crash;
+//! 5. hold the blob in this process's lease (gc must not take it before a record names it);
+//!    if it already exists, stop: that counts as success;
 //! 6. `rename` into `blobs/sha256/<hex>` (two writers of the same blob replace identical bytes,
 //!    atomically), then `fsync` the `blobs/sha256` directory;
 //! 7. remove the now-empty ingest directory. Failing that is not an error: the entry is dead
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use strata_digest::{Digest, HashingWriter};
 
 use crate::fsutil::{self, io};
-use crate::{Error, LocalStore, gc};
+use crate::{Error, Held, LocalStore, gc};
 
 /// An `ingest/<random>` directory held by this process; removed with its content on drop.
 pub(crate) struct IngestDir {
@@ -76,6 +77,7 @@ impl Drop for IngestDir {
 /// Dropping it without a commit removes the partial data. A process killed mid-write leaves an
 /// unlocked `ingest/` entry that [`LocalStore::collect_garbage`] removes.
 pub struct Ingest {
+    store: LocalStore,
     blobs: PathBuf,
     data: PathBuf,
     writer: HashingWriter<BufWriter<File>>,
@@ -89,6 +91,7 @@ impl Ingest {
         let data = dir.path().join("data");
         let file = File::create_new(&data).map_err(io("creation of ingest file", &data))?;
         Ok(Ingest {
+            store: store.clone(),
             blobs: store.dir("blobs/sha256"),
             data,
             writer: HashingWriter::new(BufWriter::with_capacity(256 * 1024, file)),
@@ -106,6 +109,7 @@ impl Ingest {
     /// counts as success.
     pub fn commit(self, expected: Option<&Digest>) -> Result<Digest, Error> {
         let Ingest {
+            store,
             blobs,
             data,
             writer,
@@ -125,9 +129,6 @@ impl Ingest {
             });
         }
         let target = blobs.join(digest.hex());
-        if fs::symlink_metadata(&target).is_ok() {
-            return Ok(digest);
-        }
         let on_disk = file
             .metadata()
             .map_err(io("stat of ingest file", &data))?
@@ -142,7 +143,17 @@ impl Ingest {
         file.set_permissions(fs::Permissions::from_mode(0o444))
             .map_err(io("chmod a-w of ingest file", &data))?;
         drop(file);
-        fs::rename(&data, &target).map_err(io("rename into blobs/sha256 of ingest file", &data))?;
+        {
+            // Held before it is visible, and checked for under the same guard, so gc cannot
+            // take it (or the copy already there) before our caller has recorded it.
+            let _creating = gc::creation_guard(&store)?;
+            store.hold(&[Held::Blob(digest)])?;
+            if fs::symlink_metadata(&target).is_ok() {
+                return Ok(digest);
+            }
+            fs::rename(&data, &target)
+                .map_err(io("rename into blobs/sha256 of ingest file", &data))?;
+        }
         fsutil::fsync_dir(&blobs)?;
         drop(dir);
         Ok(digest)

@@ -23,6 +23,8 @@
 //! | `snapshots/<hex>/`                  | unpacked directories (the caller uses diff ids)   |
 //! | `tmp/<purpose>-<random>/` + `.lock` | scratch dirs of running builds (`.kept`: kept)    |
 //! | `locks/<escaped name>.lock`         | [`LocalStore::lock`] files holding holder info    |
+//! | `quarantine/<dir>-<name>-<random>`  | corrupt entries moved aside ([`LocalStore::check`]) |
+//! | `leases/<random>`                   | what a live process holds ([`LocalStore::protect`]) |
 //!
 //! # Crash safety and ownership
 //!
@@ -76,9 +78,11 @@
 #![deny(missing_docs)]
 
 mod blobs;
+mod check;
 mod fsutil;
 mod gc;
 mod ingest;
+mod lease;
 mod lock;
 mod refs;
 mod snapshot;
@@ -90,8 +94,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use gc::{GarbageReport, GcOptions};
+pub use check::{CheckReport, EntryKind, Problem};
+pub use gc::{GarbageReport, GcOptions, GcView, Keep, Removed, RemovedKind};
 pub use ingest::Ingest;
+pub use lease::Held;
 pub use lock::LockGuard;
 pub use snapshot::Scratch;
 pub use strata_digest::Digest;
@@ -225,6 +231,17 @@ pub struct TagTarget {
     pub updated_unix: u64,
 }
 
+/// A tag as listed by [`LocalStore::tag_entries`]: its name and target, or why its file cannot
+/// be read.
+pub type TagEntry = Result<(String, TagTarget), Error>;
+
+/// A stage record as listed by [`LocalStore::stage_entries`], or why its file cannot be read.
+pub type StageEntry = Result<StageRecord, Error>;
+
+/// A conversion as listed by [`LocalStore::conversion_entries`] (its source blob and the
+/// converted layer), or why its file cannot be read.
+pub type ConversionEntry = Result<(Digest, LayerRecord), Error>;
+
 /// The result of [`Store::put_stage`].
 #[allow(
     clippy::large_enum_variant,
@@ -246,8 +263,9 @@ pub trait Store: Send + Sync {
     fn has_blob(&self, digest: &Digest) -> bool;
     /// The blob's size in bytes.
     fn blob_size(&self, digest: &Digest) -> Result<u64, Error>;
-    /// Streams a blob. The bytes are not verified; wrap the reader in a
-    /// `strata_digest::HashingReader` if the caller needs to.
+    /// Streams a blob, verified on the way: the read that would complete a blob whose bytes do
+    /// not hash to `digest` fails (`io::ErrorKind::InvalidData` holding [`Error::Corrupt`]), so
+    /// nothing corrupt is ever used or sent whole.
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn io::Read + Send>, Error>;
     /// Reads a small blob (JSON) whole and verifies its digest ([`Error::Corrupt`] if wrong).
     fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, Error>;
@@ -292,10 +310,12 @@ pub trait Store: Send + Sync {
     ) -> Result<(), Error>;
 }
 
-/// The store on the local file system. Cheap to clone; holds no open files.
+/// The store on the local file system. Cheap to clone; holds no open files but this process's
+/// lease (see [`LocalStore::protect`]), shared by all clones.
 #[derive(Clone, Debug)]
 pub struct LocalStore {
     root: PathBuf,
+    lease: std::sync::Arc<std::sync::Mutex<Option<lease::LeaseFile>>>,
 }
 
 /// The mode of the store root: only its owner may enter it.
@@ -313,7 +333,7 @@ fn restrict_root(root: &Path) -> Result<(), Error> {
 }
 
 /// The directories [`LocalStore::open`] makes sure exist, parents first.
-const LAYOUT: [&str; 9] = [
+const LAYOUT: [&str; 11] = [
     "blobs",
     "blobs/sha256",
     "ingest",
@@ -323,6 +343,8 @@ const LAYOUT: [&str; 9] = [
     "snapshots",
     "tmp",
     "locks",
+    "quarantine",
+    "leases",
 ];
 
 impl LocalStore {
@@ -347,7 +369,10 @@ impl LocalStore {
         for dir in LAYOUT {
             fsutil::create_dir(&root.join(dir), "creation of store directory")?;
         }
-        Ok(LocalStore { root })
+        Ok(LocalStore {
+            root,
+            lease: Default::default(),
+        })
     }
 
     /// The store's root directory (canonical).
@@ -378,6 +403,24 @@ impl LocalStore {
     /// clone is a directory below it named by strata-git). Not created here; never collected.
     pub fn git_cache_dir(&self) -> PathBuf {
         self.root.join("git")
+    }
+
+    /// Every stage record file with its record or why it cannot be read: listings and checks
+    /// go on past a corrupt record ([`Store::stages`] fails on the first).
+    pub fn stage_entries(&self) -> Result<Vec<(PathBuf, StageEntry)>, Error> {
+        refs::stage_entries(self)
+    }
+
+    /// Every tag file with its tag or why it cannot be read, sorted by name, unreadable ones
+    /// last ([`Store::tags`] fails on the first).
+    pub fn tag_entries(&self) -> Result<Vec<(PathBuf, TagEntry)>, Error> {
+        refs::tag_entries(self)
+    }
+
+    /// Every layer conversion record: its source blob and the converted layer, or why it cannot
+    /// be read.
+    pub fn conversion_entries(&self) -> Result<Vec<(PathBuf, ConversionEntry)>, Error> {
+        refs::conversion_entries(self)
     }
 
     pub(crate) fn dir(&self, name: &str) -> PathBuf {

@@ -25,7 +25,10 @@ use strata_digest::Digest;
 
 use crate::fsutil::{self, io};
 use crate::ingest::IngestDir;
-use crate::{Error, LayerRecord, LocalStore, PutOutcome, StageRecord, TagTarget};
+use crate::{
+    ConversionEntry, Error, LayerRecord, LocalStore, PutOutcome, StageEntry, StageRecord, TagEntry,
+    TagTarget,
+};
 
 /// What a tag file holds: the name too, since long names are stored under a hash.
 #[derive(Serialize, Deserialize)]
@@ -94,6 +97,8 @@ pub(crate) fn put_stage(store: &LocalStore, record: &StageRecord) -> Result<PutO
     }
     let json = serde_json::to_vec_pretty(record)
         .expect("serializing a StageRecord cannot fail because all its map keys are strings");
+    // Held before it is published, so gc cannot take it before the build tags its image.
+    store.protect(&[crate::Held::Stage(record.digest)])?;
     let tmp = IngestDir::create(store)?;
     let file = tmp.path().join("stage.json");
     // Records never change once published: read-only like blobs.
@@ -139,7 +144,8 @@ pub(crate) fn replace_stage(
     Ok(PutOutcome::Inserted)
 }
 
-pub(crate) fn stages(store: &LocalStore) -> Result<Vec<StageRecord>, Error> {
+/// Every file in `stages/` named like a record, with its record or why it cannot be read.
+pub(crate) fn stage_entries(store: &LocalStore) -> Result<Vec<(PathBuf, StageEntry)>, Error> {
     let dir = store.dir("stages");
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).map_err(io("listing of", &dir))? {
@@ -152,11 +158,19 @@ pub(crate) fn stages(store: &LocalStore) -> Result<Vec<StageRecord>, Error> {
         else {
             continue;
         };
-        if let Some(record) = read_stage_file(&entry.path(), &digest)? {
-            out.push(record);
+        let path = entry.path();
+        // A record removed since the listing (gc) is simply gone.
+        match read_stage_file(&path, &digest) {
+            Ok(Some(record)) => out.push((path, Ok(record))),
+            Ok(None) => {}
+            Err(e) => out.push((path, Err(e))),
         }
     }
     Ok(out)
+}
+
+pub(crate) fn stages(store: &LocalStore) -> Result<Vec<StageRecord>, Error> {
+    stage_entries(store)?.into_iter().map(|(_, r)| r).collect()
 }
 
 pub(crate) fn tag(store: &LocalStore, name: &str) -> Result<Option<TagTarget>, Error> {
@@ -188,7 +202,9 @@ pub(crate) fn set_tag(store: &LocalStore, name: &str, target: &TagTarget) -> Res
     fsutil::fsync_dir(&store.dir("tags"))
 }
 
-pub(crate) fn tags(store: &LocalStore) -> Result<Vec<(String, TagTarget)>, Error> {
+/// Every file in `tags/`, with its tag or why it cannot be read, sorted by tag name (the
+/// unreadable ones last, by path).
+pub(crate) fn tag_entries(store: &LocalStore) -> Result<Vec<(PathBuf, TagEntry)>, Error> {
     let dir = store.dir("tags");
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).map_err(io("listing of", &dir))? {
@@ -198,13 +214,26 @@ pub(crate) fn tags(store: &LocalStore) -> Result<Vec<(String, TagTarget)>, Error
             continue;
         }
         // A tag removed since the listing is simply gone.
-        if let Some(bytes) = read_optional(&path, "read of tag")? {
-            let file: TagFile = parse(&path, &bytes, "tag file")?;
-            out.push((file.name, file.target));
+        match read_optional(&path, "read of tag") {
+            Ok(Some(bytes)) => {
+                let tag = parse::<TagFile>(&path, &bytes, "tag file").map(|f| (f.name, f.target));
+                out.push((path, tag));
+            }
+            Ok(None) => {}
+            Err(e) => out.push((path, Err(e))),
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.sort_by(|a, b| match (&a.1, &b.1) {
+        (Ok(x), Ok(y)) => x.0.cmp(&y.0),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.0.cmp(&b.0),
+    });
     Ok(out)
+}
+
+pub(crate) fn tags(store: &LocalStore) -> Result<Vec<(String, TagTarget)>, Error> {
+    tag_entries(store)?.into_iter().map(|(_, t)| t).collect()
 }
 
 pub(crate) fn remove_tag(store: &LocalStore, name: &str) -> Result<bool, Error> {
@@ -251,6 +280,30 @@ pub(crate) fn converted_layer(
         });
     }
     Ok(Some(file.layer))
+}
+
+/// Every conversion record: the source blob, its conversion, or why the file cannot be read.
+pub(crate) fn conversion_entries(
+    store: &LocalStore,
+) -> Result<Vec<(PathBuf, ConversionEntry)>, Error> {
+    let dir = store.dir("converted");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(io("listing of", &dir))? {
+        let entry = entry.map_err(io("listing of", &dir))?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        match read_optional(&path, "read of layer conversion") {
+            Ok(Some(bytes)) => {
+                let file = parse::<ConvertedFile>(&path, &bytes, "layer conversion record");
+                out.push((path, file.map(|f| (f.source, f.layer))));
+            }
+            Ok(None) => {}
+            Err(e) => out.push((path, Err(e))),
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn put_converted_layer(

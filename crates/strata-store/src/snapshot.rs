@@ -18,7 +18,7 @@ use rustix::fs::{CWD, RenameFlags};
 use strata_digest::Digest;
 
 use crate::fsutil::{self, io};
-use crate::{Error, LocalStore, gc};
+use crate::{Error, Held, LocalStore, gc};
 
 impl LocalStore {
     /// Where a snapshot lives (whether or not it exists).
@@ -48,11 +48,12 @@ impl LocalStore {
             });
         }
         let target = self.snapshot_path(id);
-        if self.has_snapshot(id) {
+        if self.protect(&[Held::Snapshot(*id)])?.is_empty() {
             fsutil::remove_tree(&real)?;
             return Ok(target);
         }
         self.sync()?;
+        // Held (just above) before it becomes visible, so gc leaves it whenever it runs.
         // RENAME_NOREPLACE, so an existing (even empty) snapshot is never replaced
         // (https://man7.org/linux/man-pages/man2/rename.2.html); plain rename where the file
         // system lacks it, which still refuses a non-empty target.

@@ -13,6 +13,8 @@ pub struct Context {
     pub sandbox: Sandbox,
     /// How to reach registries (plain-HTTP hosts, credentials).
     pub registry: strata_registry::Options,
+    /// When builds collect garbage by themselves.
+    pub gc: crate::ops::gc::GcPolicy,
 }
 
 impl Context {
@@ -28,6 +30,7 @@ impl Context {
             store,
             sandbox,
             registry: strata_registry::Options::default(),
+            gc: Default::default(),
         })
     }
 }

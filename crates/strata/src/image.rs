@@ -90,7 +90,9 @@ pub fn lowers(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<Vec<
 
 /// The snapshot dir of a layer, unpacking the blob first if there is none.
 pub fn ensure_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<PathBuf> {
-    if store.has_snapshot(&layer.diff_id) {
+    // Held first, so a gc beside us leaves it (or what we unpack) while this process uses it.
+    let held = strata_store::Held::Snapshot(layer.diff_id);
+    if store.protect(&[held])?.is_empty() {
         return Ok(store.snapshot_path(&layer.diff_id));
     }
     let scratch = store.scratch("unpack")?;

@@ -4,6 +4,7 @@ pub mod build;
 pub mod build_args;
 pub mod config;
 pub mod export;
+pub mod gc;
 pub mod images;
 pub mod import;
 pub mod inspect;
@@ -12,6 +13,7 @@ pub mod login;
 pub mod push;
 pub mod rmi;
 pub mod run;
+pub mod store;
 
 use std::ffi::OsString;
 
@@ -35,6 +37,9 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
     ]);
     let mut ctx = Context::open(&root, sandbox)?;
     ctx.registry.insecure = cli.insecure_registry.clone();
+    if let Some(max) = cli.gc_max_bytes {
+        ctx.gc = strata::ops::gc::GcPolicy::MaxBytes(max);
+    }
     match cli.command {
         Command::Build(args) => build::exec(&ctx, *args),
         Command::Import(args) => import::exec(&ctx, args),
@@ -46,6 +51,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Export(args) => export::exec(&ctx, args),
         Command::Push(args) => push::exec(&ctx, args),
         Command::Login(args) => login::exec(&ctx, args),
+        Command::Gc(args) => gc::exec(&ctx, args),
+        Command::Store(args) => store::exec(&ctx, args),
         Command::Config(_) => unreachable!("handled before the store is opened"),
     }
 }

@@ -219,9 +219,28 @@ impl Error {
                     **source,
                     ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::HostNotFound
                 ) && !is_certificate_error(source)
+                    // A local blob that failed its digest check on the way out stays corrupt.
+                    && !matches!(&**source, ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData)
             }
             Error::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
             Error::Truncated { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a manifest was refused for naming a blob the registry does not have (yet):
+    /// `MANIFEST_BLOB_UNKNOWN`, or `DIGEST_INVALID` for a blob it cannot verify. Seen when
+    /// another builder's upload of the same blob completes while ours was skipped; pushing the
+    /// blobs again and retrying the manifest resolves it.
+    pub fn is_blob_race(&self) -> bool {
+        match self {
+            Error::Status { status, detail, .. } => {
+                *status == 400
+                    && ["MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"]
+                        .iter()
+                        .any(|code| detail.contains(code))
+            }
+            Error::GaveUp { source, .. } => source.is_blob_race(),
             _ => false,
         }
     }

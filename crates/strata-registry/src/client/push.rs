@@ -18,6 +18,10 @@ use super::{Client, Error, Pushed};
 use crate::manifest::{self, MAX_MANIFEST, Manifest, ManifestFormat};
 use crate::reference::Reference;
 
+/// How many more times a push whose manifest lost a race with another builder's blob upload
+/// is tried (after 100, 200, 400, 800 ms).
+const BLOB_RACE_RETRIES: u32 = 4;
+
 /// How to push.
 #[derive(Clone, Debug, Default)]
 pub struct PushOptions {
@@ -50,20 +54,33 @@ impl Client {
         to: &Reference,
         options: &PushOptions,
     ) -> Result<Pushed, Error> {
-        let mut stats = Pushed {
-            manifest: *manifest,
-            media_type: String::new(),
-            uploaded: 0,
-            uploaded_bytes: 0,
-            existing: 0,
-            mounted: 0,
-            manifests: 0,
-        };
-        let (digest, media_type, _) =
-            self.push_manifest(store, manifest, to, options, &mut stats, true)?;
-        stats.manifest = digest;
-        stats.media_type = media_type;
-        Ok(stats)
+        // Builders racing on one repository: a manifest can be refused for a blob that another
+        // builder's upload is still completing (see Error::is_blob_race). Each attempt checks
+        // every blob again (uploading what is missing) before the manifest.
+        let mut attempt = 0;
+        loop {
+            let mut stats = Pushed {
+                manifest: *manifest,
+                media_type: String::new(),
+                uploaded: 0,
+                uploaded_bytes: 0,
+                existing: 0,
+                mounted: 0,
+                manifests: 0,
+            };
+            match self.push_manifest(store, manifest, to, options, &mut stats, true) {
+                Ok((digest, media_type, _)) => {
+                    stats.manifest = digest;
+                    stats.media_type = media_type;
+                    return Ok(stats);
+                }
+                Err(e) if e.is_blob_race() && attempt < BLOB_RACE_RETRIES => {
+                    std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn push_manifest(

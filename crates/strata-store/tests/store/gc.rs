@@ -18,7 +18,7 @@ fn leftovers_of_a_killed_process_are_collected() {
     assert_eq!(child.expect("WRITING"), "100000");
 
     // While the child lives, nothing of it is garbage.
-    assert_eq!(store.collect_garbage().unwrap().entries, 0);
+    assert_eq!(store.collect_garbage().unwrap().removed.len(), 0);
     assert!(scratch.join("upper/usr").is_dir());
 
     child.kill();
@@ -29,9 +29,12 @@ fn leftovers_of_a_killed_process_are_collected() {
     assert_eq!(count(&store.root().join("ingest")), 1);
 
     let report = store.collect_garbage().unwrap();
-    assert_eq!(report.entries, 2, "{report:?}");
+    assert_eq!(report.removed.len(), 2, "{report:?}");
     assert_eq!(report.bytes, 100_000 + 10, "{report:?}");
-    assert!(report.removed.contains(&scratch), "{report:?}");
+    assert!(
+        report.removed.iter().any(|r| r.path == scratch),
+        "{report:?}"
+    );
     assert!(!scratch.exists());
     assert_eq!(count(&store.root().join("ingest")), 0);
     assert_eq!(count(&store.root().join("tmp")), 0);
@@ -42,7 +45,7 @@ fn leftovers_of_a_killed_process_are_collected() {
     );
     assert!(!store.has_blob(&Digest::of(&[1u8; 100_000])));
 
-    assert_eq!(store.collect_garbage().unwrap().entries, 0);
+    assert_eq!(store.collect_garbage().unwrap().removed.len(), 0);
 }
 
 #[test]
@@ -50,11 +53,18 @@ fn a_live_process_scratch_is_not_collected() {
     let (_d, store) = store();
     let mut child = ChildProc::spawn("hold_scratch", store.root(), None);
     let scratch = std::path::PathBuf::from(child.expect("SCRATCH"));
-    assert_eq!(store.collect_garbage().unwrap().entries, 0);
+    assert_eq!(store.collect_garbage().unwrap().removed.len(), 0);
     assert!(scratch.join("f").is_file());
     child.kill();
     let report = store.collect_garbage().unwrap();
-    assert_eq!(report.removed, vec![scratch.clone()]);
+    assert_eq!(
+        report
+            .removed
+            .iter()
+            .map(|r| r.path.clone())
+            .collect::<Vec<_>>(),
+        vec![scratch.clone()]
+    );
     assert_eq!(report.bytes, 4);
 }
 
@@ -86,7 +96,7 @@ fn entries_made_by_a_dead_shell_are_collected_and_ours_are_not() {
     assert!(status.success());
 
     let report = store.collect_garbage().unwrap();
-    assert_eq!(report.entries, 2, "{report:?}");
+    assert_eq!(report.removed.len(), 2, "{report:?}");
     assert_eq!(report.bytes, 6 + 3, "{report:?}");
     assert!(!store.root().join("tmp/build-dead").exists());
     assert!(!store.root().join("tmp/build-dead.lock").exists());
@@ -107,5 +117,5 @@ fn an_ingest_dropped_mid_way_leaves_no_blob() {
     drop(ingest);
     assert_eq!(count(&store.root().join("ingest")), 0);
     assert_eq!(count(&store.root().join("blobs/sha256")), 0);
-    assert_eq!(store.collect_garbage().unwrap().entries, 0);
+    assert_eq!(store.collect_garbage().unwrap().removed.len(), 0);
 }

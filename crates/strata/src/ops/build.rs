@@ -248,10 +248,27 @@ pub fn build_plan(
         });
     }
     // A killed earlier build may have left scratch dirs and partial blobs; they are unreachable.
-    if let Err(e) = ctx.store.collect_garbage() {
-        progress.event(strata_progress::Event::Note {
-            message: format!("note: garbage collection failed: {e}"),
-        });
+    // A store over its size limit also loses its oldest cache (see ops::gc).
+    let collected = ctx
+        .store
+        .collect_garbage()
+        .map_err(anyhow::Error::from)
+        .and_then(|_| crate::ops::gc::auto(ctx, ctx.gc));
+    let note = match collected {
+        Ok(None) => None,
+        Ok(Some((limit, report))) => Some(format!(
+            "note: the store passed its gc limit of {limit} bytes of blobs (--gc-max-bytes): \
+             gc removed {} entries, {} bytes",
+            report.removed.len(),
+            report.bytes
+        )),
+        Err(e) => Some(format!(
+            "note: garbage collection failed: {}",
+            crate::error_line(&e)
+        )),
+    };
+    if let Some(message) = note {
+        progress.event(strata_progress::Event::Note { message });
     }
     let solve_options = SolveOptions {
         images: if options.images.is_empty() {

@@ -36,16 +36,42 @@ pub struct ImageRow {
     pub broken: Option<String>,
 }
 
-/// Lists the tagged images, sorted by name.
+/// Lists the tagged images, sorted by name. Whatever is corrupt (a tag file, a stage record, a
+/// manifest) marks its own row broken and no other: a tag file that cannot be read is listed
+/// under its file name.
 pub fn images(ctx: &Context) -> anyhow::Result<Vec<ImageRow>> {
     let mut rows = Vec::new();
-    for (name, target) in ctx.store.tags()? {
+    for (path, tag) in ctx.store.tag_entries()? {
+        let (name, target) = match tag {
+            Ok(tag) => tag,
+            Err(e) => {
+                rows.push(ImageRow {
+                    name: path
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into()),
+                    manifest: Digest::of(b""),
+                    size: 0,
+                    updated_unix: 0,
+                    stages: Vec::new(),
+                    broken: Some(format!(
+                        "{e} (`strata store check --repair` moves it aside)"
+                    )),
+                });
+                continue;
+            }
+        };
         let mut stages = Vec::new();
         let mut next = target.stage;
         let mut size = None;
+        let mut chain_broken = None;
         while let Some(digest) = next {
-            let Some(record) = ctx.store.stage(&digest)? else {
-                break;
+            let record = match ctx.store.stage(&digest) {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(e) => {
+                    chain_broken = Some(e.to_string());
+                    break;
+                }
             };
             size.get_or_insert_with(|| record.layers.iter().map(|l| l.size).sum::<u64>());
             stages.push(StageRow {
@@ -67,7 +93,7 @@ pub fn images(ctx: &Context) -> anyhow::Result<Vec<ImageRow>> {
             size.unwrap_or_else(|| image.manifest.layers.iter().map(|l| l.size).sum())
         });
         let (size, broken) = match loaded {
-            Ok(size) => (size, None),
+            Ok(size) => (size, chain_broken),
             Err(e) => (0, Some(format!("{e:#}"))),
         };
         rows.push(ImageRow {

@@ -1,8 +1,10 @@
 //! One function per user operation.
 
 pub mod build;
+pub mod check;
 pub mod debug;
 pub mod export;
+pub mod gc;
 pub mod images;
 pub mod import;
 pub mod inspect;

@@ -120,6 +120,26 @@ impl<'a> LocalWorker<'a> {
         }
     }
 
+    /// Holds a cached stage this build reuses, with its blobs and snapshots, so that a gc
+    /// running beside the build leaves them; false if gc took part of it already (a miss).
+    fn hold(&self, record: &strata_store::StageRecord) -> Result<bool, ExecError> {
+        use strata_store::Held;
+        let mut items = vec![
+            Held::Stage(record.digest),
+            Held::Blob(record.manifest),
+            Held::Blob(record.config),
+        ];
+        for layer in &record.layers {
+            items.extend([Held::Blob(layer.digest), Held::Snapshot(layer.diff_id)]);
+        }
+        let missing = self
+            .store
+            .protect(&items)
+            .map_err(store("hold the cached stage"))?;
+        // A snapshot is unpacked again from its blob when missing.
+        Ok(missing.iter().all(|m| matches!(m, Held::Snapshot(_))))
+    }
+
     /// The parent and the dependencies of a job, available locally.
     pub(super) fn ensure_inputs_local(&self, job: &StageJob<'_>) -> Result<(), ExecError> {
         for manifest in job
@@ -190,7 +210,8 @@ impl Executor for LocalWorker<'_> {
             .stage(digest)
             .map_err(store("look up the stage"))?
         {
-            Some(r) => Some(r),
+            Some(r) if self.hold(&r)? => Some(r),
+            Some(_) => None,
             None => match &self.remote {
                 Some(remote) => remote
                     .find(digest)
