@@ -31,8 +31,14 @@ pub enum Command {
     Images(crate::commands::images::Args),
     /// Load images from a `docker save` tarball or an OCI image layout, with their configs.
     Load(crate::commands::load::Args),
-    /// Remove image tags (also of images whose metadata cannot be read).
+    /// Remove images by tag or id (their data goes at the next `strata gc`).
     Rmi(crate::commands::rmi::Args),
+    /// Give an image another tag.
+    Tag(crate::commands::tag::Args),
+    /// Pull an image from a registry into the store.
+    Pull(crate::commands::pull::Args),
+    /// Show an image's history: what made each layer, and its size.
+    History(crate::commands::history::Args),
     /// Show an image's config and stages (with the inputs recorded for each) as JSON.
     Inspect(crate::commands::inspect::Args),
     /// Run a command in a container of an image.
@@ -45,6 +51,14 @@ pub enum Command {
     Config(crate::commands::config::Args),
     /// Store credentials for a registry (checked against it first).
     Login(crate::commands::login::Args),
+    /// Remove the credentials stored for a registry.
+    Logout(crate::commands::logout::Args),
+    /// Print the version.
+    Version(crate::commands::version::Args),
+    /// Print a shell completion script: `source <(strata completion bash)`.
+    Completion(crate::commands::completion::Args),
+    /// Print the manual page (roff): `strata man | man -l -`.
+    Man(crate::commands::completion::ManArgs),
 }
 
 /// How progress is shown.

@@ -26,7 +26,13 @@ fn render(err: &anyhow::Error) -> (String, i32) {
     {
         return (format!("{}\n", diagnostic_text(diagnostic, sources)), 1);
     }
-    (format!("error: {}\n", strata::error_line(err)), 1)
+    // A program `strata run` could not execute ends as docker's: 127 not found, 126 not
+    // executable.
+    let code = match err.downcast_ref::<strata_sandbox::Error>() {
+        Some(strata_sandbox::Error::Exec { code, .. }) => *code,
+        _ => 1,
+    };
+    (format!("error: {}\n", strata::error_line(err)), code)
 }
 
 /// A failed build: what failed with its causes, where, and what the command printed last.

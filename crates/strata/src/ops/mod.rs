@@ -3,9 +3,11 @@
 pub mod build;
 pub mod debug;
 pub mod export;
+pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod pull;
 pub mod push;
 pub mod run;
