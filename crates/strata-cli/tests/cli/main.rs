@@ -13,6 +13,7 @@ mod feeds;
 mod git;
 mod hostile;
 mod interop;
+mod lifecycle;
 mod registry;
 mod security_container;
 mod security_paths;
