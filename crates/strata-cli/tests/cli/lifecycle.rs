@@ -413,3 +413,140 @@ fn version_completions_and_man_page_need_no_store() {
     let out = Command::new(&bin).args(["man", "nope"]).output().unwrap();
     assert!(!out.status.success() && stderr(&out).contains("no command `nope`"));
 }
+
+/// Bytes of regular file content in a tar (hard links once), docker's SIZE of a layer.
+fn tar_content_bytes(tar: &Path) -> u64 {
+    let mut archive = tar::Archive::new(std::fs::File::open(tar).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type().is_file())
+        .map(|e| e.size())
+        .sum()
+}
+
+#[test]
+fn images_lists_docker_columns_sizes_and_ids_and_filters_by_name() {
+    let env = Env::new();
+    let dir = env.project(
+        "app",
+        "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - head -c 3000000 /dev/zero > /zeros\n",
+    );
+    env.build_ok(&dir);
+    ok(&env, &["tag", "app", "127.0.0.1:5000/team/app:v2"]);
+    let table = ok(&env, &["images"]);
+    let lines: Vec<&str> = table.lines().collect();
+    let header = lines[0];
+    let columns: Vec<usize> = [
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE",
+        "COMPRESSED",
+    ]
+    .iter()
+    .map(|c| {
+        header
+            .find(c)
+            .unwrap_or_else(|| panic!("{c} missing: {header}"))
+    })
+    .collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    let cell = |line: &str, column: usize| -> String {
+        let end = columns.get(column + 1).copied().unwrap_or(line.len());
+        line.get(columns[column]..end.min(line.len()))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let row = |repository: &str| {
+        *lines
+            .iter()
+            .find(|l| cell(l, 0) == repository)
+            .unwrap_or_else(|| panic!("no {repository} row:\n{table}"))
+    };
+    for (repository, tag, image) in [
+        ("busybox", "latest", "busybox"),
+        ("app", "latest", "app"),
+        ("127.0.0.1:5000/team/app", "v2", "app"),
+    ] {
+        let line = row(repository);
+        assert_eq!(cell(line, 1), tag, "{table}");
+        // docker's image id: 12 hex of the config digest.
+        assert_eq!(cell(line, 2), &image_id(&env, image)[7..19], "{table}");
+        // From the config's `created`; the imported root file system has none.
+        let created = cell(line, 3);
+        match image {
+            "busybox" => assert_eq!(created, "N/A", "{table}"),
+            _ => assert!(created.ends_with(" ago"), "{table}"),
+        }
+    }
+    assert_eq!(cell(row("app"), 4), cell(row("127.0.0.1:5000/team/app"), 4));
+
+    // Sizes: the unpacked content (docker's SIZE) and what the compressed layers weigh.
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&env, &["images", "--json"])).expect("JSON");
+    let size = |name: &str, key: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {json}"))[key]
+            .as_u64()
+            .unwrap()
+    };
+    let busybox = tar_content_bytes(crate::support::busybox_tar());
+    assert_eq!(size("busybox:latest", "unpackedSize"), busybox);
+    let app = size("app:latest", "unpackedSize");
+    assert!(
+        (busybox + 3_000_000..busybox + 3_010_000).contains(&app),
+        "{app} vs busybox {busybox}"
+    );
+    // Three million zeros compress to almost nothing.
+    assert!(
+        size("app:latest", "size") < size("busybox:latest", "size") + 100_000,
+        "{json}"
+    );
+
+    // A name keeps one repository, or one tag.
+    for (filter, rows) in [
+        ("busybox", vec!["busybox"]),
+        ("app:latest", vec!["app"]),
+        ("127.0.0.1:5000/team/app", vec!["127.0.0.1:5000/team/app"]),
+        ("nope", vec![]),
+    ] {
+        let listing = ok(&env, &["images", filter]);
+        let shown: Vec<String> = listing
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect();
+        assert_eq!(shown, rows, "images {filter}:\n{listing}");
+    }
+    let ids = ok(&env, &["images", "-q"]);
+    assert_eq!(ids.lines().count(), 3, "{ids}");
+    assert!(ids.lines().all(|l| l.len() == 12), "{ids}");
+
+    // A rotten stage record hides nothing: the image is listed, the stage rows say why they
+    // stop.
+    let install = env
+        .stage_records()
+        .into_iter()
+        .find(|r| r["stage"] == "install")
+        .expect("install stage record");
+    let record = env.store.path().join(format!(
+        "stages/{}.json",
+        install["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+    ));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&record, b"{rotten").unwrap();
+    let listing = ok(&env, &["images", "--stages"]);
+    assert!(listing.lines().any(|l| l.starts_with("app ")), "{listing}");
+    assert!(listing.contains("unreadable"), "{listing}");
+}
