@@ -41,7 +41,7 @@ pub enum Command {
     History(crate::commands::history::Args),
     /// Show an image's config and stages (with the inputs recorded for each) as JSON.
     Inspect(crate::commands::inspect::Args),
-    /// Run a command in a container of an image.
+    /// Run a command in a container of an image (removed when the command exits).
     Run(crate::commands::run::Args),
     /// Write an image as an OCI layout or docker-archive tarball.
     Export(crate::commands::export::Args),

@@ -19,10 +19,11 @@ pub struct Args {
     /// is the command's, so its options need no `--`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
-    /// Keep stdin open for the command (without it, the command reads nothing).
+    /// Give the command strata's stdin (without it, the command reads nothing).
     #[arg(long, short = 'i')]
     pub interactive: bool,
-    /// Give the command a terminal (a pty); with -i from a terminal, an interactive session.
+    /// Give the command a pty of its own (without it, it writes to strata's stdout and stderr
+    /// as they are); with -i on a terminal, an interactive session.
     #[arg(long, short = 't')]
     pub tty: bool,
     /// Set a variable: `NAME=value`, or `NAME` for strata's own value (left unset when

@@ -15,6 +15,7 @@ mod hostile;
 mod interop;
 mod lifecycle;
 mod registry;
+mod run_flags;
 mod security_container;
 mod security_paths;
 mod store_safety;
