@@ -7,6 +7,12 @@ mod tty;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Whether output may be colored: not when `NO_COLOR` is set to anything but the empty
+/// string (<https://no-color.org>). Only the live view colors; clap's help honours it too.
+pub fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Bytes as a short human size (`4.2 MB`).
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

@@ -14,6 +14,7 @@ mod git;
 mod hostile;
 mod interop;
 mod lifecycle;
+mod progress;
 mod registry;
 mod run_flags;
 mod security_container;
