@@ -36,11 +36,17 @@ pub enum Command {
     Images(crate::commands::images::Args),
     /// Load images from a `docker save` tarball or an OCI image layout, with their configs.
     Load(crate::commands::load::Args),
-    /// Remove image tags (also of images whose metadata cannot be read).
+    /// Remove images by tag or id (their data goes at the next `strata gc`).
     Rmi(crate::commands::rmi::Args),
+    /// Give an image another tag.
+    Tag(crate::commands::tag::Args),
+    /// Pull an image from a registry into the store.
+    Pull(crate::commands::pull::Args),
+    /// Show an image's history: what made each layer, and its size.
+    History(crate::commands::history::Args),
     /// Show an image's config and stages (with the inputs recorded for each) as JSON.
     Inspect(crate::commands::inspect::Args),
-    /// Run a command in a container of an image.
+    /// Run a command in a container of an image (removed when the command exits).
     Run(crate::commands::run::Args),
     /// Write an image as an OCI layout or docker-archive tarball.
     Export(crate::commands::export::Args),
@@ -55,6 +61,14 @@ pub enum Command {
     Gc(crate::commands::gc::Args),
     /// Check the store: `strata store check [--repair]`.
     Store(crate::commands::store::Args),
+    /// Remove the credentials stored for a registry.
+    Logout(crate::commands::logout::Args),
+    /// Print the version.
+    Version(crate::commands::version::Args),
+    /// Print a shell completion script: `source <(strata completion bash)`.
+    Completion(crate::commands::completion::Args),
+    /// Print the manual page (roff): `strata man | man -l -`.
+    Man(crate::commands::completion::ManArgs),
 }
 
 /// How progress is shown.

@@ -1,6 +1,7 @@
 //! Credentials: reading them from a Docker `config.json` (plain `auths`, credential helpers and
 //! stores, through `docker_credential`), parsing `WWW-Authenticate` challenges, and
-//! [`login`], which checks credentials against the registry before writing them.
+//! [`login`], which checks credentials against the registry before writing them, and
+//! [`logout`], which removes them.
 //!
 //! The config file is `Options::docker_config` if set (and then the only one read). Else the
 //! credentials for a registry come from the first of these files that has an entry for it, in
@@ -257,27 +258,7 @@ pub fn login(
 }
 
 fn write_config(path: &Path, registry: &str, username: &str, password: &str) -> Result<(), Error> {
-    let io_err = |op: &'static str| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { op, path, source }
-    };
-    let mut config = match fs::read(path) {
-        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(Error::Io {
-                    op: "parse of docker config",
-                    path: path.to_path_buf(),
-                    source: io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "not a JSON object; fix or remove the file",
-                    ),
-                });
-            }
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::Map::new(),
-        Err(e) => return Err(io_err("read of docker config")(e)),
-    };
+    let mut config = read_config(path)?;
     let auths = config
         .entry("auths")
         .or_insert_with(|| Value::Object(serde_json::Map::new()));
@@ -291,7 +272,60 @@ fn write_config(path: &Path, registry: &str, username: &str, password: &str) -> 
             serde_json::json!({ "auth": auth }),
         );
     }
-    let bytes = serde_json::to_vec_pretty(&config).map_err(|e| Error::Io {
+    replace_config(path, &config)
+}
+
+/// Removes the credentials for `registry` from the Docker config ([`login`]'s file), keeping
+/// every other entry, as `docker logout` does. Returns false when there were none (docker
+/// then says "Not logged in"). Credentials kept by a credential helper or in podman's auth
+/// files are left alone.
+pub fn logout(registry: &str, docker_config: Option<&Path>) -> Result<bool, Error> {
+    let path = config_path(docker_config).ok_or(Error::NoConfigPath)?;
+    if !path.exists() {
+        return Ok(false);
+    }
+    let mut config = read_config(&path)?;
+    let removed = config
+        .get_mut("auths")
+        .and_then(Value::as_object_mut)
+        .and_then(|auths| auths.remove(config_key(registry)))
+        .is_some();
+    if removed {
+        replace_config(&path, &config)?;
+    }
+    Ok(removed)
+}
+
+/// The Docker config as a JSON object; empty when the file does not exist.
+fn read_config(path: &Path) -> Result<serde_json::Map<String, Value>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(Error::Io {
+                op: "parse of docker config",
+                path: path.to_path_buf(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not a JSON object; fix or remove the file",
+                ),
+            }),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(serde_json::Map::new()),
+        Err(source) => Err(Error::Io {
+            op: "read of docker config",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Replaces the Docker config atomically with `config`, mode 0600.
+fn replace_config(path: &Path, config: &serde_json::Map<String, Value>) -> Result<(), Error> {
+    let io_err = |op: &'static str| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { op, path, source }
+    };
+    let bytes = serde_json::to_vec_pretty(config).map_err(|e| Error::Io {
         op: "serialization of docker config",
         path: path.to_path_buf(),
         source: io::Error::other(e),

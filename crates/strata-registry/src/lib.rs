@@ -68,7 +68,7 @@ pub mod reference;
 pub mod stages;
 pub mod tls;
 
-pub use auth::login;
+pub use auth::{login, logout};
 pub use client::{Client, Error, Options, Pulled, PushOptions, Pushed};
 pub use manifest::{ManifestFormat, Platform};
 pub use reference::Reference;

@@ -18,6 +18,15 @@ pub enum Error {
     /// missing program). The message says what, in lower case.
     #[error("container setup failed: {0}")]
     Setup(String),
+    /// The command could not be executed: its program is missing (`code` 127) or is not
+    /// executable (126); `code` is what a shell (and docker) exits with then.
+    #[error("container setup failed: {message}")]
+    Exec {
+        /// What failed, e.g. `exec "nope": executable file not found in $PATH`.
+        message: String,
+        /// 127 or 126.
+        code: i32,
+    },
     /// The init helper could not be started.
     #[error("start sandbox init helper {program:?}: {source}")]
     Spawn {
@@ -207,29 +216,52 @@ impl Sandbox {
     /// our terminal in raw mode, copies bytes both ways, forwards window size changes
     /// (SIGWINCH → TIOCSWINSZ) and restores the terminal afterwards, also on error. Ctrl-C
     /// thus reaches the container's foreground process, not us. Without a terminal the
-    /// container inherits our stdio.
+    /// container inherits our stdio. That is [`Sandbox::run_attached`] with our stdin, and a
+    /// pty when stdin is a terminal.
     pub fn run_interactive(&self, spec: &ContainerSpec) -> Result<ExitStatus, Error> {
+        let tty = rustix::termios::isatty(rustix::stdio::stdin());
+        self.run_attached(spec, Attach { stdin: true, tty })
+    }
+
+    /// Runs the container attached as `docker run` is with `-i` and `-t` ([`Attach`]):
+    /// without `stdin` it reads `/dev/null`; with `tty` it gets a pty whose output we copy to
+    /// our stdout, forwarding window size changes when our stdin is a terminal, and with
+    /// `stdin` too our input (our terminal in raw mode meanwhile, restored afterwards).
+    pub fn run_attached(&self, spec: &ContainerSpec, attach: Attach) -> Result<ExitStatus, Error> {
         let stdin = rustix::stdio::stdin();
-        if !rustix::termios::isatty(stdin) {
-            return self.spawn(spec, Stdio::Inherit)?.wait();
+        let dup = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().map_err(io_err("dup stdio"));
+        if !attach.tty {
+            if attach.stdin {
+                return self.spawn(spec, Stdio::Inherit)?.wait();
+            }
+            let null = File::open("/dev/null").map_err(io_err("open /dev/null"))?;
+            let stdio = Stdio::Fds {
+                stdin: null.into(),
+                stdout: dup(rustix::stdio::stdout())?,
+                stderr: dup(rustix::stdio::stderr())?,
+            };
+            return self.spawn(spec, stdio)?.wait();
         }
+        let terminal = rustix::termios::isatty(stdin);
         let pty = Pty::open()?;
-        if let Ok(size) = pty::window_size(stdin) {
+        if terminal && let Ok(size) = pty::window_size(stdin) {
             pty::set_window_size(&pty.master, size)?;
         }
         let mut spec = spec.clone();
         spec.process.terminal = true;
-        let dup = |fd: &OwnedFd| fd.try_clone().map_err(io_err("dup pty slave"));
         let stdio = Stdio::Fds {
-            stdin: dup(&pty.slave)?,
-            stdout: dup(&pty.slave)?,
+            stdin: dup(pty.slave.as_fd())?,
+            stdout: dup(pty.slave.as_fd())?,
             stderr: pty.slave,
         };
         let container = self.spawn(&spec, stdio)?;
         let copied = (|| {
             let winch = WinchWatcher::install()?;
-            let _raw = RawModeGuard::new(stdin)?;
-            copy_pty(&pty.master, &winch)
+            let _raw = match attach.stdin && terminal {
+                true => Some(RawModeGuard::new(stdin)?),
+                false => None,
+            };
+            copy_pty(&pty.master, &winch, attach.stdin)
         })();
         match copied {
             Ok(()) => container.wait(),
@@ -242,13 +274,23 @@ impl Sandbox {
     }
 }
 
-/// Shovels bytes between our stdin/stdout and the pty master until the container side is
-/// closed (read on the master fails with EIO once no slave fd is open).
-fn copy_pty(master: &OwnedFd, winch: &WinchWatcher) -> Result<(), Error> {
+/// How [`Sandbox::run_attached`] connects the caller to the container, as `docker run -i`
+/// and `-t`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attach {
+    /// Give the container our stdin (without it, the container reads `/dev/null`).
+    pub stdin: bool,
+    /// Give the container a pty as its stdio; its output comes to our stdout.
+    pub tty: bool,
+}
+
+/// Shovels bytes between our stdin (when `forward_stdin`)/stdout and the pty master until the
+/// container side is closed (read on the master fails with EIO once no slave fd is open).
+fn copy_pty(master: &OwnedFd, winch: &WinchWatcher, forward_stdin: bool) -> Result<(), Error> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let stdin = rustix::stdio::stdin();
     let stdout = rustix::stdio::stdout();
-    let mut stdin_open = true;
+    let mut stdin_open = forward_stdin;
     let mut buf = [0u8; 8192];
     loop {
         let mut fds = vec![
@@ -407,6 +449,10 @@ impl Container {
     fn setup_error(&self) -> Option<Error> {
         self.reports.iter().find_map(|r| match r {
             Report::SetupFailed(msg) => Some(Error::Setup(msg.clone())),
+            Report::ExecFailed { message, code } => Some(Error::Exec {
+                message: message.clone(),
+                code: *code,
+            }),
             _ => None,
         })
     }

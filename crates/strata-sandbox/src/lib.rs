@@ -43,9 +43,9 @@
 //! tests check the mount sequence without root.
 //!
 //! Errors before the command runs come back as [`Error::Setup`] with a message such as
-//! `cwd /nope does not exist in the container` or
-//! `exec "nope": executable file not found in $PATH`; a command that fails is an `Ok` with
-//! a non-zero [`ExitStatus`].
+//! `cwd /nope does not exist in the container`, a program that cannot be executed as
+//! [`Error::Exec`] (`exec "nope": executable file not found in $PATH`, with the shell's exit
+//! code for it: 127 or 126); a command that fails is an `Ok` with a non-zero [`ExitStatus`].
 //!
 //! # Pitfalls for callers
 //!
@@ -116,6 +116,6 @@ mod spec;
 pub mod sys;
 pub mod user;
 
-pub use container::{Container, Error, ExitStatus, Sandbox, Stdio};
+pub use container::{Attach, Container, Error, ExitStatus, Sandbox, Stdio};
 pub use process::init_main;
 pub use spec::{COPY_LIMIT, ContainerSpec, Mount, MountKind, Network, ProcessSpec, Security};

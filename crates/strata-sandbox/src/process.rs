@@ -111,6 +111,14 @@ pub enum Report {
     Started,
     /// Something failed before the command ran.
     SetupFailed(String),
+    /// The command could not be executed: not found (`code` 127) or not executable (126),
+    /// the codes a shell exits with.
+    ExecFailed {
+        /// What failed, e.g. `exec "nope": executable file not found in $PATH`.
+        message: String,
+        /// 127 or 126.
+        code: i32,
+    },
     /// The command exited with this code.
     Exited(i32),
     /// The command was killed by this signal.
@@ -326,8 +334,10 @@ fn pid1(spec: &ContainerSpec, status: &mut File, lifeline: OwnedFd) -> i32 {
     let child = match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
             drop(err_rd);
-            let message = exec_command(&prepared);
+            let (message, code) = exec_command(&prepared);
             let mut err_wr = File::from(err_wr);
+            // The exit code a shell would give (0 for a failure before exec), then the text.
+            let _ = err_wr.write_all(&[code]);
             let _ = err_wr.write_all(message.as_bytes());
             // SAFETY: _exit skips atexit handlers and stdio flushing that belong to PID 1.
             unsafe { libc::_exit(127) }
@@ -339,11 +349,21 @@ fn pid1(spec: &ContainerSpec, status: &mut File, lifeline: OwnedFd) -> i32 {
         }
     };
     drop(err_wr);
-    let mut message = String::new();
-    let _ = File::from(err_rd).read_to_string(&mut message);
-    if !message.is_empty() {
+    let mut failure = Vec::new();
+    let _ = File::from(err_rd).read_to_end(&mut failure);
+    if let Some((&code, message)) = failure.split_first() {
         let _ = waitpid(child, None);
-        report(status, &Report::SetupFailed(message));
+        let message = String::from_utf8_lossy(message).into_owned();
+        report(
+            status,
+            &match code {
+                0 => Report::SetupFailed(message),
+                code => Report::ExecFailed {
+                    message,
+                    code: code.into(),
+                },
+            },
+        );
         return 1;
     }
     report(status, &Report::Started);
@@ -456,8 +476,25 @@ fn search_path(program: &str, path_var: &str) -> Vec<String> {
         .collect()
 }
 
-/// In the command's child: drop to the user and exec. Returns only with an error message.
-fn exec_command(p: &Prepared) -> String {
+/// In the command's child: drop to the user and exec. Returns only with an error message and
+/// the exit code a shell gives for it: 127 when the program is not found, 126 when it cannot
+/// be executed, 0 for a failure before exec.
+fn exec_command(p: &Prepared) -> (String, u8) {
+    match exec_or_fail(p) {
+        Exec::Setup(message) => (message, 0),
+        Exec::NotFound(message) => (message, 127),
+        Exec::NotExecutable(message) => (message, 126),
+    }
+}
+
+/// Why [`exec_or_fail`] returned.
+enum Exec {
+    Setup(String),
+    NotFound(String),
+    NotExecutable(String),
+}
+
+fn exec_or_fail(p: &Prepared) -> Exec {
     // The mask and ignored dispositions survive execve(2): undo ours (Rust ignores SIGPIPE,
     // we block the forwarded signals) so the command starts like from a shell.
     let _ = SigSet::all().thread_unblock();
@@ -467,10 +504,12 @@ fn exec_command(p: &Prepared) -> String {
         // A new session, then stdin (the pty) as controlling terminal (tty_ioctl(4),
         // TIOCSCTTY), so ^C on the pty signals the command's foreground job.
         if let Err(e) = nix::unistd::setsid() {
-            return format!("setsid: {e}");
+            return Exec::Setup(format!("setsid: {e}"));
         }
         if let Err(e) = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin()) {
-            return format!("terminal requested but stdin is not a terminal: {e}");
+            return Exec::Setup(format!(
+                "terminal requested but stdin is not a terminal: {e}"
+            ));
         }
     }
     // Seccomp, then the capability sets: the last steps before the user switch and execve
@@ -478,7 +517,7 @@ fn exec_command(p: &Prepared) -> String {
     if let Some(confinement) = &p.confinement
         && let Err(e) = confinement.apply()
     {
-        return e.to_string();
+        return Exec::Setup(e.to_string());
     }
     let groups: Vec<nix::unistd::Gid> = p
         .identity
@@ -488,20 +527,22 @@ fn exec_command(p: &Prepared) -> String {
         .collect();
     // Groups before gid before uid: after setuid(2) we could not change them any more.
     if let Err(e) = nix::unistd::setgroups(&groups) {
-        return format!("setgroups {:?}: {e}", p.identity.groups);
+        return Exec::Setup(format!("setgroups {:?}: {e}", p.identity.groups));
     }
     if let Err(e) = nix::unistd::setgid(nix::unistd::Gid::from_raw(p.identity.gid)) {
-        return format!("setgid {}: {e}", p.identity.gid);
+        return Exec::Setup(format!("setgid {}: {e}", p.identity.gid));
     }
     if let Err(e) = nix::unistd::setuid(nix::unistd::Uid::from_raw(p.identity.uid)) {
-        return format!("setuid {}: {e}", p.identity.uid);
+        return Exec::Setup(format!("setuid {}: {e}", p.identity.uid));
     }
     // As the user, so permissions are checked as the command would see them.
     let cwd = p.cwd.to_string_lossy();
     match nix::unistd::chdir(p.cwd.as_c_str()) {
         Ok(()) => {}
-        Err(nix::Error::ENOENT) => return format!("cwd {cwd} does not exist in the container"),
-        Err(e) => return format!("chdir to cwd {cwd}: {e}"),
+        Err(nix::Error::ENOENT) => {
+            return Exec::Setup(format!("cwd {cwd} does not exist in the container"));
+        }
+        Err(e) => return Exec::Setup(format!("chdir to cwd {cwd}: {e}")),
     }
     let mut denied = false;
     for candidate in &p.candidates {
@@ -513,24 +554,23 @@ fn exec_command(p: &Prepared) -> String {
             nix::Error::ENOENT | nix::Error::ENOTDIR => {}
             nix::Error::EACCES => denied = true,
             other => {
-                return format!(
+                return Exec::NotExecutable(format!(
                     "exec {:?} ({}): {other}",
                     p.program,
                     Path::new(&*candidate.to_string_lossy()).display()
-                );
+                ));
             }
         }
     }
-    if p.program.contains('/') {
-        if denied {
-            format!("exec {:?}: permission denied", p.program)
-        } else {
-            format!("exec {:?}: no such file or directory", p.program)
-        }
-    } else if denied {
-        format!("exec {:?}: permission denied", p.program)
+    if denied {
+        Exec::NotExecutable(format!("exec {:?}: permission denied", p.program))
+    } else if p.program.contains('/') {
+        Exec::NotFound(format!("exec {:?}: no such file or directory", p.program))
     } else {
-        format!("exec {:?}: executable file not found in $PATH", p.program)
+        Exec::NotFound(format!(
+            "exec {:?}: executable file not found in $PATH",
+            p.program
+        ))
     }
 }
 

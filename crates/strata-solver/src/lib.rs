@@ -26,7 +26,7 @@ mod executor;
 mod schedule;
 mod walk;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use strata_digest::Digest;
@@ -118,6 +118,12 @@ pub fn solve(
 ) -> Result<Solution, Error> {
     let started = Instant::now();
     let wanted = schedule::select(plan, &options.images)?;
+    // Counted as they happen, so that a failed build's summary says what it did.
+    let progress = &Counting {
+        inner: progress,
+        built: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+    };
     progress.event(Event::BuildStarted {
         images: wanted
             .iter()
@@ -146,22 +152,33 @@ pub fn solve(
             walk.image(index, deps)
         },
     );
-    let (built, cached, ok) = match &result {
-        Ok(images) => {
-            let s = Solution {
-                images: images.clone(),
-            };
-            (s.built(), s.cached(), true)
-        }
-        Err(_) => (0, 0, false),
-    };
     progress.event(Event::BuildFinished {
-        built,
-        cached,
+        built: progress.built.load(Ordering::Relaxed),
+        cached: progress.cached.load(Ordering::Relaxed),
         millis: started.elapsed().as_millis() as u64,
-        ok,
+        ok: result.is_ok(),
     });
     result.map(|images| Solution { images })
+}
+
+/// Passes events on, counting the stages built and reused: one `StageBuilt` or `StageCached`
+/// per stage outcome, so on success the counts are [`Solution::built`] and
+/// [`Solution::cached`], and on failure they count what was done before it.
+struct Counting<'a> {
+    inner: &'a dyn Sink,
+    built: AtomicUsize,
+    cached: AtomicUsize,
+}
+
+impl Sink for Counting<'_> {
+    fn event(&self, event: Event) {
+        match &event {
+            Event::StageBuilt { .. } => self.built.fetch_add(1, Ordering::Relaxed),
+            Event::StageCached { .. } => self.cached.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        self.inner.event(event);
+    }
 }
 
 /// Computes the digests of an image's leading stages without building anything (stages whose

@@ -7,7 +7,10 @@
 //! | `strata build` | [`ops::build::build`] |
 //! | `strata images` | [`ops::images::images`] |
 //! | `strata inspect IMAGE` | [`ops::inspect::inspect`] |
-//! | `strata run IMAGE -- CMD` | [`ops::run::run`] |
+//! | `strata rmi IMAGE...`, `strata tag SRC DST` | [`ops::images::remove`], [`ops::images::tag`] |
+//! | `strata history IMAGE` | [`ops::history::history`] |
+//! | `strata pull REF` | [`ops::pull::pull`] |
+//! | `strata run IMAGE [CMD...]` | [`ops::run::run`] |
 //! | `strata export IMAGE -o FILE` | [`ops::export::export`] |
 //!
 //! Every operation takes a [`Context`] (the store and how to start sandboxes), its options, and

@@ -124,7 +124,14 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     let cancel = crate::cancel::on_signals()?;
     let result = build(ctx, &options, sink.as_ref(), &cancel, Some(io));
     sink.finish();
-    let report = result?;
+    let report = match result {
+        Ok(report) => report,
+        // JSON progress keeps its stream JSON only: the failure is one more event.
+        Err(e) if args.progress == Progress::Json && !quiet => {
+            return Ok(crate::render::error::report_json(&e));
+        }
+        Err(e) => return Err(e),
+    };
     if quiet || args.dockerfile.iidfile.is_some() {
         // docker's image id: the digest of the target's config.
         let target = report

@@ -2,18 +2,24 @@
 
 pub mod build;
 pub mod build_args;
+pub mod completion;
 pub mod config;
 pub mod export;
 pub mod gc;
+pub mod history;
 pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
 pub mod login;
+pub mod logout;
+pub mod pull;
 pub mod push;
 pub mod rmi;
 pub mod run;
 pub mod store;
+pub mod tag;
+pub mod version;
 
 use std::ffi::OsString;
 
@@ -27,9 +33,15 @@ pub const SANDBOX_INIT: &str = "__sandbox-init";
 
 /// Runs the parsed command; returns the process exit code.
 pub fn exec(cli: Cli) -> anyhow::Result<i32> {
-    if let Command::Config(args) = cli.command {
-        return config::exec(args);
-    }
+    // Commands that need no store.
+    let command = match cli.command {
+        Command::Config(args) => return config::exec(args),
+        Command::Logout(args) => return logout::exec(args),
+        Command::Version(args) => return version::exec(args),
+        Command::Completion(args) => return completion::exec(args),
+        Command::Man(args) => return completion::man(args),
+        command => command,
+    };
     let root = cli.store.clone().unwrap_or_else(strata::default_store_root);
     let sandbox = Sandbox::new(vec![
         OsString::from("/proc/self/exe"),
@@ -40,11 +52,14 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
     if let Some(max) = cli.gc_max_bytes {
         ctx.gc = strata::ops::gc::GcPolicy::MaxBytes(max);
     }
-    match cli.command {
+    match command {
         Command::Build(args) => build::exec(&ctx, *args),
         Command::Import(args) => import::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),
+        Command::Tag(args) => tag::exec(&ctx, args),
+        Command::Pull(args) => pull::exec(&ctx, args),
+        Command::History(args) => history::exec(&ctx, args),
         Command::Load(args) => load::exec(&ctx, args),
         Command::Inspect(args) => inspect::exec(&ctx, args),
         Command::Run(args) => run::exec(&ctx, args),
@@ -53,6 +68,10 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Login(args) => login::exec(&ctx, args),
         Command::Gc(args) => gc::exec(&ctx, args),
         Command::Store(args) => store::exec(&ctx, args),
-        Command::Config(_) => unreachable!("handled before the store is opened"),
+        Command::Config(_)
+        | Command::Logout(_)
+        | Command::Version(_)
+        | Command::Completion(_)
+        | Command::Man(_) => unreachable!("handled before the store is opened"),
     }
 }

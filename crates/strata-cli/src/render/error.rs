@@ -14,6 +14,21 @@ pub fn report(err: &anyhow::Error) -> i32 {
     code
 }
 
+/// Prints an error as one JSON event on stderr (`--progress json`: nothing but JSON there),
+/// `{"event":"error","message":…,"report":…,"exit_code":…}`, `report` being the text
+/// [`report`] would print; returns the exit code.
+pub fn report_json(err: &anyhow::Error) -> i32 {
+    let (text, code) = render(err);
+    let event = serde_json::json!({
+        "event": "error",
+        "message": strata::error_line(err),
+        "report": text,
+        "exit_code": code,
+    });
+    eprintln!("{event}");
+    code
+}
+
 /// The report of an error and its exit code.
 fn render(err: &anyhow::Error) -> (String, i32) {
     if let Some(failed) = err.downcast_ref::<Failed>() {
@@ -26,7 +41,13 @@ fn render(err: &anyhow::Error) -> (String, i32) {
     {
         return (format!("{}\n", diagnostic_text(diagnostic, sources)), 1);
     }
-    (format!("error: {}\n", strata::error_line(err)), 1)
+    // A program `strata run` could not execute ends as docker's: 127 not found, 126 not
+    // executable.
+    let code = match err.downcast_ref::<strata_sandbox::Error>() {
+        Some(strata_sandbox::Error::Exec { code, .. }) => *code,
+        _ => 1,
+    };
+    (format!("error: {}\n", strata::error_line(err)), code)
 }
 
 /// A failed build: what failed with its causes, where, and what the command printed last.

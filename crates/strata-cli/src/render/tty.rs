@@ -43,6 +43,8 @@ struct View {
     drawn_lines: usize,
     done: bool,
     paused: bool,
+    /// Whether to color (off when `NO_COLOR` is set: <https://no-color.org>).
+    color: bool,
 }
 
 /// The live view; a background thread redraws it.
@@ -54,7 +56,14 @@ pub struct Live {
 impl Live {
     /// Starts the redraw thread.
     pub fn start() -> Live {
-        let view = Arc::new((Mutex::new(View::default()), Condvar::new()));
+        let color = super::color();
+        let view = Arc::new((
+            Mutex::new(View {
+                color,
+                ..View::default()
+            }),
+            Condvar::new(),
+        ));
         let shared = Arc::clone(&view);
         let thread = std::thread::spawn(move || {
             let (lock, wake) = &*shared;
@@ -194,28 +203,33 @@ fn draw(v: &mut View) {
         .map(|(w, _)| w as usize)
         .unwrap_or(100)
         .max(20);
+    // SGR codes: 1 bold, 2 dim, 31 red, 32 green, 33 yellow, 36 cyan.
+    let paint = |sgr: &str, text: &str| match v.color {
+        true => format!("\x1b[{sgr}m{text}\x1b[0m"),
+        false => text.to_string(),
+    };
     let mut lines = Vec::new();
     lines.append(&mut v.notes);
     let permanent = lines.len();
     for (image, stages) in &v.images {
-        lines.push(format!("\x1b[1m{image}\x1b[0m"));
+        lines.push(paint("1", image));
         for row in stages {
             let (mark, detail) = match &row.status {
-                Status::Waiting => ("\x1b[2m·\x1b[0m", String::new()),
-                Status::Cached => ("\x1b[36m=\x1b[0m", "cached".into()),
+                Status::Waiting => (paint("2", "·"), String::new()),
+                Status::Cached => (paint("36", "="), "cached".into()),
                 Status::Running { since, .. } => (
-                    "\x1b[33m▸\x1b[0m",
+                    paint("33", "▸"),
                     format!("running {}", seconds(since.elapsed().as_millis() as u64)),
                 ),
                 Status::Built {
                     millis,
                     layer_bytes,
                 } => (
-                    "\x1b[32m✓\x1b[0m",
+                    paint("32", "✓"),
                     format!("built in {} ({})", seconds(*millis), size(*layer_bytes)),
                 ),
-                Status::Failed => ("\x1b[31m✗\x1b[0m", "failed".into()),
-                Status::Skipped => ("\x1b[2m-\x1b[0m", "skipped".into()),
+                Status::Failed => (paint("31", "✗"), "failed".into()),
+                Status::Skipped => (paint("2", "-"), "skipped".into()),
             };
             lines.push(format!(
                 "  {mark} {:<20} {:<12} {detail}",
@@ -224,8 +238,8 @@ fn draw(v: &mut View) {
             if let Status::Running { tail, .. } = &row.status {
                 for l in tail {
                     lines.push(format!(
-                        "      \x1b[2m{}\x1b[0m",
-                        truncate(l, width.saturating_sub(8))
+                        "      {}",
+                        paint("2", &truncate(l, width.saturating_sub(8)))
                     ));
                 }
             }

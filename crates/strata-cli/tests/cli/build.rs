@@ -62,17 +62,20 @@ fn builds_runs_and_reuses_every_stage() {
         "compiled\nconfigured\n1.0.0\n/app\n"
     );
 
-    let images = env.strata(&["images"]);
+    let images = env.strata(&["images", "--stages"]);
     let listing = String::from_utf8_lossy(&images.stdout);
-    for needle in [
-        "hello:latest",
-        "busybox:latest",
-        "beforeInstall",
-        "dockerInstructions",
+    for (first, second) in [
+        ("hello", "latest"),
+        ("busybox", "latest"),
+        ("beforeInstall", ""),
+        ("dockerInstructions", ""),
     ] {
         assert!(
-            listing.contains(needle),
-            "`strata images` lacks {needle}:\n{listing}"
+            listing.lines().any(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(first) && (second.is_empty() || words.next() == Some(second))
+            }),
+            "`strata images --stages` lacks {first} {second}:\n{listing}"
         );
     }
 }

@@ -17,6 +17,15 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// A registry that wants `user` and `password` (htpasswd Basic auth).
+    pub(crate) fn with_htpasswd(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(htpasswd: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("strata-registry-")
             .tempdir()
@@ -26,6 +35,13 @@ impl Registry {
             .local_addr()
             .unwrap()
             .port();
+        if let Some((user, password)) = htpasswd {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd is installed by scripts/install-deps.sh (apache2-utils)");
+            std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+        }
         let mut registry = Registry {
             dir,
             port,
@@ -37,10 +53,18 @@ impl Registry {
 
     fn restart(&mut self) {
         let config = self.dir.path().join("config.yml");
+        let htpasswd = self.dir.path().join("htpasswd");
+        let auth = match htpasswd.exists() {
+            true => format!(
+                "auth:\n  htpasswd:\n    realm: strata-test\n    path: {}\n",
+                htpasswd.display()
+            ),
+            false => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - '^http://127\\.0\\.0\\.1:'\n",
+                "{auth}version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - '^http://127\\.0\\.0\\.1:'\n",
                 self.dir.path().join("data").display(),
                 self.port
             ),

@@ -95,7 +95,7 @@ fn cwd_is_used_and_a_missing_cwd_is_a_setup_error() {
 }
 
 #[test]
-fn missing_program_is_a_setup_error() {
+fn missing_or_unexecutable_program_is_an_exec_error() {
     let fx = Fixture::busybox();
     let err = run(&fx, &fx.spec(&["no-such-program"])).expect_err("missing");
     assert_eq!(
@@ -104,13 +104,22 @@ fn missing_program_is_a_setup_error() {
     );
     let err = run(&fx, &fx.spec(&["/bin/nope"])).expect_err("missing");
     assert!(
-        matches!(&err, Error::Setup(m) if m.contains("no such file")),
+        matches!(&err, Error::Exec { message, code: 127 } if message.contains("no such file")),
         "{err}"
     );
     // PATH comes from the container's env, not ours.
     let mut spec = fx.spec(&["echo", "x"]);
     spec.process.env = vec!["PATH=/nowhere".into()];
-    assert!(matches!(run(&fx, &spec), Err(Error::Setup(_))));
+    assert!(matches!(
+        run(&fx, &spec),
+        Err(Error::Exec { code: 127, .. })
+    ));
+    // A file that is not executable: 126, as a shell.
+    let err = run(&fx, &fx.spec(&["/etc/passwd"])).expect_err("not executable");
+    assert!(
+        matches!(&err, Error::Exec { message, code: 126 } if message.contains("permission denied")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `strata push IMAGE REF` and `strata login`.
+//! `strata push IMAGE REF`, `strata login` and `strata logout`.
 
 use anyhow::Context as _;
 use strata_layer::Compression;
@@ -47,4 +47,10 @@ pub fn login(ctx: &Context, registry: &str, username: &str, password: &str) -> a
     )
     .with_context(|| format!("log in to {registry}"))?;
     Ok(())
+}
+
+/// Removes the credentials `login` stored for `registry` (the Docker config); false when
+/// there were none.
+pub fn logout(registry: &str) -> anyhow::Result<bool> {
+    strata_registry::logout(registry, None).with_context(|| format!("log out of {registry}"))
 }
