@@ -6,7 +6,8 @@
 //! sit beside it and produce the same [`Plan`].
 //!
 //! Every error about the user's config is an [`Error::Config`] whose `Display` names the file,
-//! line and column and shows the snippet, and every step of the plan keeps the span of the
+//! line and column and shows the snippet ([`Diagnostic::render`](strata_plan::Diagnostic::render),
+//! the one renderer of diagnostics), and every step of the plan keeps the span of the
 //! source that produced it.
 //!
 //! ```
@@ -35,7 +36,7 @@
 //! // Mistakes point at the user's file.
 //! let err = strata_frontend::load_str(dir, PathBuf::from("x"), "strata.yaml", "image: a\nform: b\n", &Default::default())
 //!     .unwrap_err();
-//! assert!(err.to_string().starts_with("unknown key `form` in an image document\n --> strata.yaml:2:1"));
+//! assert!(err.to_string().starts_with("error: unknown key `form` in an image document\n --> strata.yaml:2:1"));
 //! # Ok::<(), strata_frontend::Error>(())
 //! ```
 #![deny(missing_docs)]

@@ -1,8 +1,9 @@
-//! Spans into the user's files and the rendering of diagnostics with a source snippet.
+//! Spans into the user's files and the one rendering of diagnostics with a source snippet
+//! (`annotate-snippets`, as cargo renders its own).
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use annotate_snippets::{Annotation, AnnotationKind, Group, Level, Renderer, Snippet};
 use serde::{Deserialize, Serialize};
 
 /// Index of a file in a [`SourceMap`].
@@ -99,67 +100,46 @@ impl SourceMap {
         &text[start..end]
     }
 
-    /// Renders `--> file:line:col`, the source line(s) and a caret line under the span.
+    /// `--> file:line:col`, the source line(s) and a caret line under the span, labelled
+    /// (a place to show without a message, as the debugger does).
     pub fn snippet(&self, span: Span, label: &str) -> String {
         let file = self.file(span.file);
-        let start = self.line_col(span.file, span.start);
-        let end = self.line_col(span.file, span.end.max(span.start));
-        let lines: Vec<&str> = file.text.lines().collect();
-        let width = end.line.to_string().len();
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{:width$}--> {}:{}:{}",
-            "", file.name, start.line, start.column
-        );
-        let _ = writeln!(out, "{:width$} |", "");
-        let last = end.line.min(start.line + 4).min(lines.len().max(1));
-        for n in start.line..=last {
-            let full = lines.get(n - 1).copied().unwrap_or("");
-            // A generated or minified line can be megabytes long: show its start.
-            let shown: String;
-            let text = if full.chars().count() > MAX_SHOWN {
-                shown = full.chars().take(MAX_SHOWN).chain(['…']).collect();
-                shown.as_str()
-            } else {
-                full
-            };
-            let _ = writeln!(out, "{n:>width$} | {text}");
-            let (from, to) = if start.line == end.line {
-                (start.column, end.column.max(start.column + 1))
-            } else if n == start.line {
-                (start.column, text.chars().count() + 1)
-            } else {
-                let indent = text.chars().take_while(|c| c.is_whitespace()).count();
-                (
-                    indent + 1,
-                    if n == end.line {
-                        end.column
-                    } else {
-                        text.chars().count() + 1
-                    },
-                )
-            };
-            let (from, to) = (from.min(MAX_SHOWN + 1), to.min(MAX_SHOWN + 2));
-            let carets = "^".repeat(to.saturating_sub(from).max(1));
-            let tail = if n == last && !label.is_empty() {
-                format!(" {label}")
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "{:width$} | {}{carets}{tail}",
-                "",
-                " ".repeat(from - 1)
-            );
-        }
-        out
+        let report = [Group::with_level(Level::NOTE).element(annotated(
+            &file.text,
+            &file.name,
+            span,
+            AnnotationKind::Primary,
+            label,
+        ))];
+        format!("{}\n", Renderer::plain().render(&report))
     }
 }
 
-/// Characters of a source line a snippet shows.
-const MAX_SHOWN: usize = 240;
+/// The lines of `text` around `span`, the span underlined and labelled (`annotate-snippets`,
+/// cargo's renderer: tabs and wide characters line up, long lines are cut).
+fn annotated<'a>(
+    text: &'a str,
+    origin: &'a str,
+    span: Span,
+    kind: AnnotationKind,
+    label: &'a str,
+) -> Snippet<'a, Annotation<'a>> {
+    let start = floor_char_boundary(text, span.start as usize);
+    let mut end = floor_char_boundary(text, span.end as usize).max(start);
+    if end == start {
+        // A point: mark the character there (or nothing at the end of the file).
+        end = text[start..]
+            .chars()
+            .next()
+            .filter(|c| *c != '\n')
+            .map_or(start, |c| start + c.len_utf8());
+    }
+    Snippet::source(text)
+        .line_start(1)
+        .path(origin)
+        .fold(true)
+        .annotation(kind.span(start..end).label(label))
+}
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     if i >= s.len() {
@@ -216,20 +196,46 @@ impl Diagnostic {
         self
     }
 
-    /// The full text: message, snippet, notes and help.
+    /// The full text, as every part of strata shows it: `error: message`, the snippet with
+    /// its label, help, then each note at its place. The one renderer of diagnostics.
     pub fn render(&self, sources: &SourceMap) -> String {
-        let mut out = format!("{}\n", self.message);
+        self.render_as(Level::ERROR, sources)
+    }
+
+    /// [`Diagnostic::render`] of a warning (`warning: message`, ...).
+    pub fn render_warning(&self, sources: &SourceMap) -> String {
+        self.render_as(Level::WARNING, sources)
+    }
+
+    fn render_as(&self, level: Level<'_>, sources: &SourceMap) -> String {
+        let mut main = Group::with_title(level.primary_title(self.message.as_str()));
         if let Some(span) = self.span {
-            out.push_str(&sources.snippet(span, &self.label));
-        }
-        for (span, text) in &self.notes {
-            let _ = writeln!(out, "note: {text}");
-            out.push_str(&sources.snippet(*span, ""));
+            let file = sources.file(span.file);
+            main = main.element(annotated(
+                &file.text,
+                &file.name,
+                span,
+                AnnotationKind::Primary,
+                &self.label,
+            ));
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "help: {help}");
+            main = main.element(Level::HELP.message(help.as_str()));
         }
-        out
+        let mut report = vec![main];
+        for (span, text) in &self.notes {
+            let file = sources.file(span.file);
+            report.push(
+                Group::with_title(Level::NOTE.secondary_title(text.as_str())).element(annotated(
+                    &file.text,
+                    &file.name,
+                    *span,
+                    AnnotationKind::Context,
+                    "",
+                )),
+            );
+        }
+        Renderer::plain().render(&report).to_string()
     }
 }
 
@@ -252,7 +258,7 @@ mod tests {
     }
 
     #[test]
-    fn snippet_points_at_the_span() {
+    fn a_diagnostic_points_at_its_span_with_label_and_help() {
         let (m, f) = map("a: 1\nshell:\n  instal: x\n");
         let off = "a: 1\nshell:\n  ".len();
         let d = Diagnostic::new("unknown key `instal`", Some(Span::new(f, off, off + 6)))
@@ -260,7 +266,58 @@ mod tests {
             .help("did you mean `install`?");
         assert_eq!(
             d.render(&m),
-            "unknown key `instal`\n --> strata.yaml:3:3\n  |\n3 |   instal: x\n  |   ^^^^^^ not a shell key\nhelp: did you mean `install`?\n"
+            "error: unknown key `instal`\n --> strata.yaml:3:3\n  |\n3 |   instal: x\n  |   ^^^^^^ not a shell key\n  |\n  = help: did you mean `install`?"
         );
+    }
+
+    #[test]
+    fn tabs_and_wide_characters_keep_the_carets_under_the_span() {
+        let text = "\tname: 日本語 x\n";
+        let (m, f) = map(text);
+        let off = text.find('x').expect("x is in the text");
+        let d = Diagnostic::new("bad", Some(Span::new(f, off, off + 1)));
+        let out = d.render(&m);
+        let lines: Vec<&str> = out.lines().collect();
+        let source = lines
+            .iter()
+            .find(|l| l.starts_with("1 |"))
+            .expect("source line");
+        let carets = lines.iter().find(|l| l.contains('^')).expect("caret line");
+        // Tabs become four columns and each wide character two: the caret is under `x`.
+        let x = source.find('x').expect("x shown");
+        assert_eq!(
+            unicode_width(&source[..x]),
+            carets.find('^').expect("caret")
+        );
+        assert!(out.contains("--> strata.yaml:1:"), "{out}");
+    }
+
+    /// Display columns as a terminal shows them (CJK two wide, tabs as spaces already).
+    fn unicode_width(s: &str) -> usize {
+        s.chars()
+            .map(|c| {
+                if ('\u{3000}'..='\u{9fff}').contains(&c) {
+                    2
+                } else {
+                    1
+                }
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_point_span_marks_one_character() {
+        let (m, f) = map("image: a\nfrom: [\n");
+        let d = Diagnostic::new("unclosed", Some(Span::new(f, 15, 15)));
+        assert!(d.render(&m).contains("2 | from: [\n  |       ^"));
+    }
+
+    #[test]
+    fn a_snippet_alone_shows_the_place() {
+        let (m, f) = map("a: 1\nb: 2\n");
+        let out = m.snippet(Span::new(f, 5, 6), "here");
+        assert!(out.contains("--> strata.yaml:2:1"), "{out}");
+        assert!(out.contains("2 | b: 2\n  | ^ here"), "{out}");
+        assert!(!out.contains("error"), "{out}");
     }
 }

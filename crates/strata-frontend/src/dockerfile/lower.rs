@@ -149,7 +149,7 @@ pub fn lower(
             notes: dockerfile
                 .warnings
                 .iter()
-                .map(|w| w.render(&sources))
+                .map(|w| w.render_warning(&sources))
                 .collect(),
             sources,
             default_images,

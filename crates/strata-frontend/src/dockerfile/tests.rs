@@ -142,9 +142,9 @@ fn words_expand_with_their_span_in_errors() {
         .expect_err("pattern substitutions are not supported");
     assert_eq!(
         err.render(&sources),
-        "cannot expand `${B#x}`: the pattern substitution `${VAR#...}` is not supported by strata\n \
-         --> Dockerfile:2:7\n  |\n2 | ENV A=${B#x}\n  |       ^^^^^^\n\
-         help: expand the value in a RUN step instead, where the shell supports it\n"
+        "error: cannot expand `${B#x}`: the pattern substitution `${VAR#...}` is not supported by strata\n \
+         --> Dockerfile:2:7\n  |\n2 | ENV A=${B#x}\n  |       ^^^^^^\n  |\n  \
+         = help: expand the value in a RUN step instead, where the shell supports it"
     );
 }
 

@@ -95,7 +95,7 @@ fn load_str_names_the_file_as_told() {
     .expect_err("a wrong type");
     assert_eq!(
         err.to_string(),
-        "expected a string for `from`, found a list\n --> <stdin>:2:7\n  |\n2 | from: [b]\n  |       ^^^\n"
+        "error: expected a string for `from`, found a list\n --> <stdin>:2:7\n  |\n2 | from: [b]\n  |       ^^^"
     );
 }
 
