@@ -6,6 +6,8 @@
 //! | `strata import SRC NAME` | [`ops::import::import`] |
 //! | `strata build` | [`ops::build::build`] |
 //! | `strata images` | [`ops::images::images`] |
+//! | `strata gc` (`prune`) | [`ops::gc::gc`] |
+//! | `strata store check` | [`ops::check::check`] |
 //! | `strata inspect IMAGE` | [`ops::inspect::inspect`] |
 //! | `strata run IMAGE -- CMD` | [`ops::run::run`] |
 //! | `strata export IMAGE -o FILE` | [`ops::export::export`] |
