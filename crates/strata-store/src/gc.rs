@@ -11,8 +11,11 @@
 //! - Claimed entries are removed while the collector holds their locks, so a second collector
 //!   running at the same time skips them.
 //!
-//! Blobs, stage records, tags and snapshots are never collected here: which of them are still
-//! wanted is a reachability question for the caller (`strata::ops::prune`).
+//! [`LocalStore::gc`] also collects blobs, snapshots, stage records and conversion records, by
+//! mark and sweep under the exclusive lock: the caller (`strata::ops::gc`, which knows what a
+//! manifest names) says what to keep ([`Keep`]); the store adds what kept records name and what
+//! live processes hold in their leases (see `lease.rs`), and moves everything else into a
+//! scratch dir before deleting it. Tags are never collected.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -348,19 +351,17 @@ impl LocalStore {
                 }
             }
             if let Some(trash) = &trash {
-                for (i, (_, path)) in doomed.iter_mut().enumerate() {
+                for (i, (_, path)) in doomed.iter().enumerate() {
                     let to = trash.path().join(i.to_string());
-                    fs::rename(&*path, &to).map_err(io("move out for gc of", path))?;
-                    *path = to;
+                    fs::rename(path, &to).map_err(io("move out for gc of", path))?;
                 }
             }
         }
         let mut report = remove_claimed(claimed, options.dry_run)?;
-        for (kind, path) in doomed {
-            let bytes = if options.dry_run {
-                fsutil::tree_bytes(&path)?
-            } else {
-                fsutil::remove_tree(&path)?
+        for (i, (kind, path)) in doomed.into_iter().enumerate() {
+            let bytes = match &trash {
+                None => fsutil::tree_bytes(&path)?,
+                Some(trash) => fsutil::remove_tree(&trash.path().join(i.to_string()))?,
             };
             report.bytes += bytes;
             report.removed.push(Removed { kind, path, bytes });

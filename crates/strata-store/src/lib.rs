@@ -7,9 +7,10 @@
 //! Opaque bytes by digest ([`Store::write_blob`], streaming [`Ingest`] transactions), JSON
 //! records (the stage index, [`StageRecord`], and named references, [`TagTarget`]), unpacked
 //! directories keyed by a digest (snapshots), scratch directories of running builds, and
-//! cross-process locks. It deliberately knows nothing about plans, OCI media types, layers or
-//! registries: what the bytes mean is the caller's business, and so is deciding which blobs,
-//! records and snapshots are still reachable (pruning by reachability lives in `strata::ops`).
+//! cross-process locks, leases ([`LocalStore::protect`]), checks ([`LocalStore::check`]) and
+//! garbage collection ([`LocalStore::gc`]). It deliberately knows nothing about plans, OCI
+//! media types, layers or registries: what the bytes mean is the caller's business, and so is
+//! deciding which tagged images need which blobs (`strata::ops::gc` tells [`LocalStore::gc`]).
 //!
 //! # Layout
 //!

@@ -6,6 +6,8 @@
 //! | `strata import SRC NAME` | [`ops::import::import`] |
 //! | `strata build` | [`ops::build::build`] |
 //! | `strata images` | [`ops::images::images`] |
+//! | `strata gc` (`prune`) | [`ops::gc::gc`] |
+//! | `strata store check` | [`ops::check::check`] |
 //! | `strata inspect IMAGE` | [`ops::inspect::inspect`] |
 //! | `strata rmi IMAGE...`, `strata tag SRC DST` | [`ops::images::remove`], [`ops::images::tag`] |
 //! | `strata history IMAGE` | [`ops::history::history`] |

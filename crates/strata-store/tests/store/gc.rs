@@ -119,3 +119,29 @@ fn an_ingest_dropped_mid_way_leaves_no_blob() {
     assert_eq!(count(&store.root().join("blobs/sha256")), 0);
     assert_eq!(store.collect_garbage().unwrap().removed.len(), 0);
 }
+
+#[test]
+fn a_blob_a_live_process_wrote_survives_gc_until_it_dies() {
+    let (_d, store) = store();
+    let mut child = ChildProc::spawn("hold_blob", store.root(), None);
+    let digest = strata_store::Digest::from_hex(&child.expect("BLOB")).unwrap();
+    let keep_nothing = &mut |_: &strata_store::GcView| strata_store::Keep::default();
+    let options = strata_store::GcOptions::default();
+    let report = store.gc(&options, keep_nothing).unwrap();
+    assert!(store.has_blob(&digest), "{report:?}");
+    child.kill();
+    let report = store.gc(&options, keep_nothing).unwrap();
+    assert!(!store.has_blob(&digest));
+    assert!(
+        report
+            .removed
+            .iter()
+            .any(|r| r.kind == strata_store::RemovedKind::Blob && r.path.ends_with(digest.hex())),
+        "{report:?}"
+    );
+    // The dead process's lease file went too.
+    assert_eq!(
+        fs::read_dir(store.root().join("leases")).unwrap().count(),
+        0
+    );
+}

@@ -158,6 +158,12 @@ fn child() {
             say("SCRATCH", scratch.path().display());
             sleep_forever();
         }
+        "hold_blob" => {
+            // A build between committing a layer and publishing its stage record.
+            let digest = store.write_blob(b"a layer no record names yet").unwrap();
+            say("BLOB", digest.hex());
+            sleep_forever();
+        }
         "die_mid_write" => {
             // A build in progress: a scratch dir with an overlay work dir and a read-only
             // tree, and a half-written blob. The parent SIGKILLs us; nothing is cleaned up.
