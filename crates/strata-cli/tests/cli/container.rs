@@ -138,7 +138,7 @@ fn json_progress_is_one_event_per_line() {
 }
 
 #[test]
-fn run_is_interactive_on_a_terminal() {
+fn run_it_is_interactive_on_a_terminal() {
     let env = Env::new();
     let dir = env.project(
         "tty",
@@ -149,9 +149,10 @@ fn run_is_interactive_on_a_terminal() {
     // The toolbox bash: busybox ash queries the cursor position and would eat typed input.
     cmd.args([
         "run",
-        "t",
+        "-it",
         "-e",
         "PS1=in> ",
+        "t",
         "--",
         "/.strata/toolbox/bin/bash",
         "--norc",
