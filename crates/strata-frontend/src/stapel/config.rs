@@ -81,6 +81,8 @@ pub struct ImageConfig {
     pub disable_git_after_patch: bool,
     /// `network: none`, where it is written: user stages run without network.
     pub no_network: Option<Span>,
+    /// `fromLatest: true`: werf asks the registry for the base's digest on every build.
+    pub from_latest: bool,
     /// `imageSpec:`, the change of the `imageSpec` stage.
     pub image_spec: Option<Keyed<strata_plan::ConfigChange>>,
 }

@@ -115,6 +115,13 @@ pub fn lower(
     resolve_host_paths(&mut images, dir);
     let mut notes = config.notes.clone();
     notes.extend(left_out);
+    notes.extend(config.images.iter().filter(|i| i.from_latest).map(|i| {
+        format!(
+            "image `{}`: `fromLatest` takes the base from the local store when it is there, as \
+             every strata build does; `strata pull` refreshes it",
+            i.name
+        )
+    }));
     notes.extend(state.notes);
     Ok((images, notes))
 }

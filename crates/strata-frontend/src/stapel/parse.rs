@@ -354,6 +354,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut is_artifact = false;
     let mut disable_git_after_patch = false;
     let mut image_spec_section = None;
+    let mut from_latest = false;
     let mut network = None;
     let (mut dockerfile, mut context, mut target, mut args) = (None, None, None, Vec::new());
     for e in entries(root, &section)? {
@@ -466,11 +467,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             "disableGitAfterPatch" => {
                 disable_git_after_patch = boolean(e.value, "disableGitAfterPatch")?
             }
-            // strata resolves the base by its reference on every build already (a moved tag
-            // is a new base digest, and so a rebuild): what `fromLatest` asks of werf.
-            "fromLatest" => {
-                boolean(e.value, "fromLatest")?;
-            }
+            "fromLatest" => from_latest = boolean(e.value, "fromLatest")?,
             "network" => {
                 let text = scalar(e.value, "network")?;
                 network = match text {
@@ -578,6 +575,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         disable_git_after_patch,
         no_network: network,
         image_spec: image_spec_section,
+        from_latest,
     })
 }
 
