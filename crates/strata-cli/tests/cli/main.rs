@@ -20,3 +20,4 @@ mod store_safety;
 mod support;
 mod werf_corpus;
 mod werf_history;
+mod werf_keys;

@@ -8,8 +8,9 @@
 use strata_plan::{Diagnostic, ImageName, Span};
 
 use super::config::{
-    Config, DependencyConfig, Docker, DockerfileImage, From, GitConfig, GitRef, ImageConfig,
-    ImportConfig, ImportPoint, Keyed, MountConfig, Shell, Spanned, UserStage,
+    BasicAuthConfig, Config, DependencyConfig, Docker, DockerfileImage, From, GitConfig, GitRef,
+    ImageConfig, ImportConfig, ImportPoint, Keyed, MountConfig, SecretConfig, Shell, Spanned,
+    UserStage,
 };
 use super::docker;
 use super::yaml::{Document, Kind, Node};
@@ -59,9 +60,12 @@ const IMAGE_KEYS: &[&str] = &[
     "staged",
     "contextAddFiles",
     "imageSpec",
+    "secrets",
+    "addHost",
+    "ssh",
 ];
 /// werf image keys strata does not implement yet.
-const IMAGE_UNSUPPORTED: &[&str] = &["ansible", "addHost", "ssh", "secrets"];
+const IMAGE_UNSUPPORTED: &[&str] = &["ansible"];
 /// Keys of `imageSpec:`.
 const IMAGE_SPEC_KEYS: &[&str] = &["author", "clearHistory", "config"];
 /// Keys of `imageSpec.config:`.
@@ -84,6 +88,7 @@ const IMAGE_SPEC_CONFIG_KEYS: &[&str] = &[
     "clearEntrypoint",
     "clearUser",
     "clearWorkingDir",
+    "clearWerfLabels",
 ];
 /// Keys of `imageSpec.config.healthcheck:`.
 const HEALTHCHECK_KEYS: &[&str] = &["test", "interval", "timeout", "startPeriod", "retries"];
@@ -100,7 +105,12 @@ const GIT_KEYS: &[&str] = &[
     "includePaths",
     "excludePaths",
     "stageDependencies",
+    "basicAuth",
 ];
+/// Keys of a git mapping's `basicAuth:`.
+const BASIC_AUTH_KEYS: &[&str] = &["username", "password"];
+/// Keys of `basicAuth.password:` (werf reads `src`; its reference calls it `file`).
+const PASSWORD_KEYS: &[&str] = &["env", "src", "file", "value"];
 /// Keys of an `import:` entry.
 const IMPORT_KEYS: &[&str] = &[
     "from",
@@ -119,7 +129,9 @@ const IMPORT_KEYS: &[&str] = &[
 /// Keys of a `dependencies:` entry.
 const DEPENDENCY_KEYS: &[&str] = &["image", "before", "after", "imports"];
 /// Keys of an entry of a dependency's `imports:`.
-const DEPENDENCY_IMPORT_KEYS: &[&str] = &["type", "targetEnv"];
+const DEPENDENCY_IMPORT_KEYS: &[&str] = &["type", "targetEnv", "targetBuildArg"];
+/// Keys of a `secrets:` entry.
+const SECRET_KEYS: &[&str] = &["id", "env", "src", "value"];
 /// Keys of a `mount:` entry.
 const MOUNT_KEYS: &[&str] = &["from", "fromPath", "to"];
 /// Keys of `stageDependencies:` (beforeInstall runs before the sources are there).
@@ -356,6 +368,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
     let mut image_spec_section = None;
     let mut from_latest = false;
     let mut network = None;
+    let (mut secrets, mut add_hosts, mut ssh) = (Vec::new(), Vec::new(), None);
     let (mut dockerfile, mut context, mut target, mut args) = (None, None, None, Vec::new());
     for e in entries(root, &section)? {
         match e.name {
@@ -485,6 +498,14 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                 };
             }
             "platform" => platform(e.value, "platform")?,
+            "secrets" => secrets = secret_entries(e.value)?,
+            "addHost" => add_hosts = host_entries(e.value)?,
+            // The agent goes to the Dockerfile's `RUN --mount=type=ssh`, which the Dockerfile
+            // frontend reports at its line if the Dockerfile has one.
+            "ssh" => {
+                scalar(e.value, "ssh")?;
+                ssh = Some(e.key.span);
+            }
             // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
             "staged" => {
                 boolean(e.value, "staged")?;
@@ -529,6 +550,16 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             })
         }
         None => {
+            if let Some(key) = &ssh {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        "`ssh` goes with `dockerfile`: it forwards an agent to the Dockerfile's \
+                         `RUN --mount=type=ssh`",
+                        Some(*key),
+                    )
+                    .help("remove it; stapel user stages need no setting for that"),
+                ));
+            }
             if let Some(key) = context.as_ref().or(target.as_ref()).map(|k| k.span) {
                 return Err(Box::new(Diagnostic::new(
                     "`context`, `target` and `args` go with `dockerfile`",
@@ -538,6 +569,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             None
         }
     };
+    check_dependencies(&dependencies, dockerfile.is_some())?;
     let from = match (from, &dockerfile) {
         (Some(from), _) => from,
         // The Dockerfile names its base; `from` is only a placeholder here.
@@ -576,7 +608,123 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         no_network: network,
         image_spec: image_spec_section,
         from_latest,
+        secrets,
+        add_hosts,
     })
+}
+
+/// `secrets:`: each entry one of `env`, `src` and `value`, with an `id` (werf's default: the
+/// variable's name, the file's name; a `value` needs one), ids unique.
+fn secret_entries(value: &Node) -> Result<Vec<SecretConfig>> {
+    use strata_plan::SecretSource;
+    let section = Section {
+        path: "secrets",
+        context: "a `secrets` entry",
+        valid: SECRET_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let mut out: Vec<SecretConfig> = Vec::new();
+    for item in list_items(value, "secrets")? {
+        let (mut id, mut source) = (None, None);
+        for e in entries(item, &section)? {
+            let path = format!("secrets.{}", e.name);
+            let text = scalar(e.value, &path)?.to_string();
+            let next = match e.name {
+                "id" => {
+                    if text.is_empty() || text.contains('/') || text == "." || text == ".." {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!("`{text}` is not a secret id"),
+                                Some(e.value.span),
+                            )
+                            .help("the secret is mounted at /run/secrets/ID: use a file name"),
+                        ));
+                    }
+                    id = Some(text);
+                    continue;
+                }
+                "env" => SecretSource::Env(text),
+                "src" => SecretSource::File(text.into()),
+                "value" => SecretSource::Value(text),
+                _ => {
+                    unreachable_key(e.key)?;
+                    continue;
+                }
+            };
+            if source.is_some() {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        "a secret takes one of `env`, `src` and `value`",
+                        Some(e.key.span),
+                    )
+                    .help("write each secret as its own list item"),
+                ));
+            }
+            source = Some(next);
+        }
+        let source = source.ok_or_else(|| {
+            Box::new(
+                Diagnostic::new("a secret needs `env`, `src` or `value`", Some(item.span))
+                    .help("for example `- env: NPM_TOKEN`"),
+            )
+        })?;
+        let id = match (id, &source) {
+            (Some(id), _) => id,
+            (None, SecretSource::Env(var)) => var.clone(),
+            (None, SecretSource::File(path)) => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            (None, SecretSource::Value(_)) => {
+                return Err(Box::new(
+                    Diagnostic::new("a secret with `value` needs an `id`", Some(item.span))
+                        .help("add `id: NAME`: it is mounted at /run/secrets/NAME"),
+                ));
+            }
+        };
+        if let Some(first) = out.iter().find(|s| s.id == id) {
+            return Err(Box::new(
+                Diagnostic::new(format!("duplicated secret `{id}`"), Some(item.span))
+                    .note(first.span, "first defined here")
+                    .help("give each secret its own `id`"),
+            ));
+        }
+        out.push(SecretConfig {
+            span: item.span,
+            id,
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// `addHost:` (one string or a list): `NAME:IP` as docker's `--add-host` (split at the first
+/// `=`, else the first `:`, so an IPv6 address keeps its colons).
+fn host_entries(value: &Node) -> Result<Vec<(String, std::net::IpAddr)>> {
+    masks_of(value, "addHost")?
+        .into_iter()
+        .map(|entry| {
+            let text = entry.value.as_str();
+            let parsed = text
+                .split_once('=')
+                .or_else(|| text.split_once(':'))
+                .filter(|(name, _)| !name.is_empty())
+                .and_then(|(name, ip)| {
+                    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                    Some((name.to_string(), ip.parse().ok()?))
+                });
+            parsed.ok_or_else(|| {
+                Box::new(
+                    Diagnostic::new(
+                        format!("`{text}` is not a host-to-IP mapping"),
+                        Some(entry.span),
+                    )
+                    .help("write `NAME:IP`, for example `registry.local:10.0.0.5`"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// werf's `imageSpec:` as the config change of the `imageSpec` stage.
@@ -586,7 +734,7 @@ fn image_spec(e: &Entry<'_>, path: &str) -> Result<Keyed<strata_plan::ConfigChan
         path,
         context: "`imageSpec`",
         valid: IMAGE_SPEC_KEYS,
-        unsupported: &["clearHistory"],
+        unsupported: &[],
         nested: &[("config", IMAGE_SPEC_CONFIG_KEYS)],
     };
     if !e.value.is_null() {
@@ -594,6 +742,9 @@ fn image_spec(e: &Entry<'_>, path: &str) -> Result<Keyed<strata_plan::ConfigChan
             match s.name {
                 "author" => {
                     change.author = Some(scalar(s.value, &format!("{path}.author"))?.to_string())
+                }
+                "clearHistory" => {
+                    change.remove.history = boolean(s.value, &format!("{path}.clearHistory"))?
                 }
                 "config" if s.value.is_null() => {}
                 "config" => image_spec_config(&s, &format!("{path}.config"), &mut change)?,
@@ -639,6 +790,10 @@ fn image_spec_config(
             "clearEntrypoint" => change.remove.entrypoint = flag()?,
             "clearUser" => change.remove.user = flag()?,
             "clearWorkingDir" => change.remove.workdir = flag()?,
+            // werf reads it and does nothing with it ("TODO: remove in v3").
+            "clearWerfLabels" => {
+                flag()?;
+            }
             "healthcheck" => change.healthcheck = Some(image_spec_healthcheck(&c, &at)?),
             _ => unreachable_key(c.key)?,
         }
@@ -867,7 +1022,7 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
         path: "git",
         context: "a `git` mapping",
         valid: GIT_KEYS,
-        unsupported: &["basicAuth"],
+        unsupported: &[],
         nested: &[],
     };
     let mut out = Vec::new();
@@ -877,6 +1032,7 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
         let (mut add, mut to, mut owner, mut group) = (None, None, None, None);
         let (mut include_paths, mut exclude_paths) = (Vec::new(), Vec::new());
         let mut stage_dependencies = Vec::new();
+        let mut basic_auth = None;
         for e in entries(item, &section)? {
             let path = format!("git.{}", e.name);
             let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
@@ -910,6 +1066,7 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
                 "group" => group = Some(spanned(&e)?),
                 "includePaths" => include_paths = masks(e.value, &path)?,
                 "excludePaths" => exclude_paths = masks(e.value, &path)?,
+                "basicAuth" => basic_auth = Some(basic_auth_entry(&e)?),
                 "stageDependencies" => {
                     let deps = Section {
                         path: "git.stageDependencies",
@@ -931,6 +1088,15 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
                 }
                 _ => unreachable_key(e.key)?,
             }
+        }
+        if let (Some(auth), None) = (&basic_auth, &url) {
+            return Err(Box::new(
+                Diagnostic::new(
+                    "`basicAuth` authenticates the clone of a remote; this mapping has no `url`",
+                    Some(auth.key),
+                )
+                .help("remove it, or add `url:`"),
+            ));
         }
         if let (Some((_, r)), None) = (&git_ref, &url) {
             return Err(Box::new(
@@ -961,9 +1127,81 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
             include_paths,
             exclude_paths,
             stage_dependencies,
+            basic_auth,
         });
     }
     Ok(out)
+}
+
+/// `basicAuth: {username, password: {env | src | value}}` of a git mapping.
+fn basic_auth_entry(e: &Entry<'_>) -> Result<BasicAuthConfig> {
+    use strata_plan::SecretSource;
+    let section = Section {
+        path: "git.basicAuth",
+        context: "`basicAuth`",
+        valid: BASIC_AUTH_KEYS,
+        unsupported: &[],
+        nested: &[("password", PASSWORD_KEYS)],
+    };
+    let password_section = Section {
+        path: "git.basicAuth.password",
+        context: "`basicAuth.password`",
+        valid: PASSWORD_KEYS,
+        unsupported: &[],
+        nested: &[],
+    };
+    let (mut username, mut password) = (None, None);
+    for a in entries_of(e, &section)? {
+        match a.name {
+            "username" => {
+                username = Some(Spanned {
+                    value: scalar(a.value, "git.basicAuth.username")?.to_string(),
+                    span: a.value.span,
+                })
+            }
+            "password" => {
+                for p in entries_of(&a, &password_section)? {
+                    let text = scalar(p.value, &format!("git.basicAuth.password.{}", p.name))?;
+                    let source = match p.name {
+                        "env" => SecretSource::Env(text.to_string()),
+                        "src" | "file" => SecretSource::File(text.into()),
+                        "value" => SecretSource::Value(text.to_string()),
+                        _ => {
+                            unreachable_key(p.key)?;
+                            continue;
+                        }
+                    };
+                    if password.is_some() {
+                        return Err(Box::new(Diagnostic::new(
+                            "a password takes one of `env`, `src` and `value`",
+                            Some(p.key.span),
+                        )));
+                    }
+                    password = Some(Spanned {
+                        value: source,
+                        span: p.value.span,
+                    });
+                }
+            }
+            _ => unreachable_key(a.key)?,
+        }
+    }
+    let missing = |what: &str, help: &str| {
+        Box::new(
+            Diagnostic::new(format!("`basicAuth` needs {what}"), Some(e.value.span))
+                .help(help.to_string()),
+        )
+    };
+    Ok(BasicAuthConfig {
+        key: e.key.span,
+        username: username.ok_or_else(|| missing("`username`", "add `username: NAME`"))?,
+        password: password.ok_or_else(|| {
+            missing(
+                "a `password`",
+                "add `password: {env: VARIABLE}` (or `src: FILE`, `value: TEXT`)",
+            )
+        })?,
+    })
 }
 
 /// `add`/`to` must be absolute paths.
@@ -1442,12 +1680,13 @@ fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
         path: "dependencies.imports",
         context: "a dependency's `imports` entry",
         valid: DEPENDENCY_IMPORT_KEYS,
-        unsupported: &["targetBuildArg"],
+        unsupported: &[],
         nested: &[],
     };
     let mut out = Vec::new();
     for item in items {
         let (mut image, mut at, mut imports) = (None, None, Vec::new());
+        let mut build_args = Vec::new();
         for e in entries(item, &section)? {
             let path = format!("dependencies.{}", e.name);
             match e.name {
@@ -1471,7 +1710,28 @@ fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
                         return Err(expected(e.value, "a list of mappings", &path));
                     };
                     for imp in list {
-                        imports.push(dependency_import(imp, &import_section)?);
+                        let (kind, (target, build_arg)) = dependency_import(imp, &import_section)?;
+                        let (list, key) = if build_arg {
+                            (&mut build_args, "targetBuildArg")
+                        } else {
+                            (&mut imports, "targetEnv")
+                        };
+                        if let Some((_, first)) = list
+                            .iter()
+                            .find(|(_, t): &&(_, Spanned<String>)| t.value == target.value)
+                        {
+                            return Err(Box::new(
+                                Diagnostic::new(
+                                    format!(
+                                        "each {key} of a dependency must be unique, `{}` is not",
+                                        target.value
+                                    ),
+                                    Some(target.span),
+                                )
+                                .note(first.span, "first given here"),
+                            ));
+                        }
+                        list.push((kind, target));
                     }
                 }
                 _ => unreachable_key(e.key)?,
@@ -1486,20 +1746,85 @@ fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
         out.push(DependencyConfig {
             span: item.span,
             image: image.ok_or_else(|| missing("image"))?,
-            point: at.ok_or_else(|| missing("before` or `after"))?,
+            point: at,
             imports,
+            build_args,
         });
     }
     Ok(out)
 }
 
-/// One `{type, targetEnv}` of a dependency.
-fn dependency_import(
-    imp: &Node,
-    section: &Section<'_>,
-) -> Result<(Spanned<strata_plan::DependencyValue>, Spanned<String>)> {
+/// werf's rules for the two kinds of image: a stapel image's dependency runs at a stage
+/// (`before`/`after`) and sets variables (`targetEnv`); a Dockerfile image's sets build args
+/// (`targetBuildArg`) of the whole build, known when the Dockerfile is planned.
+fn check_dependencies(dependencies: &[DependencyConfig], dockerfile: bool) -> Result<()> {
     use strata_plan::DependencyValue as V;
-    let (mut kind, mut target) = (None, None);
+    for dep in dependencies {
+        match (&dep.point, dockerfile) {
+            (None, false) => {
+                return Err(Box::new(Diagnostic::new(
+                    "a dependency needs `before` or `after`",
+                    Some(dep.span),
+                )));
+            }
+            (Some(p), true) => {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        "a dependency of an image built from a Dockerfile takes no `before` or `after`",
+                        Some(p.span),
+                    )
+                    .help("its build args are set for the whole Dockerfile: remove it"),
+                ));
+            }
+            _ => {}
+        }
+        let wrong = match dockerfile {
+            false => dep.build_args.first().map(|(_, t)| {
+                (t.span, "`targetBuildArg` is for images built from a Dockerfile; a stapel image takes `targetEnv`")
+            }),
+            true => dep.imports.first().map(|(_, t)| {
+                (t.span, "`targetEnv` is for stapel images; an image built from a Dockerfile takes `targetBuildArg`")
+            }),
+        };
+        if let Some((span, message)) = wrong {
+            return Err(Box::new(Diagnostic::new(message, Some(span))));
+        }
+        if let Some((kind, _)) = dep
+            .build_args
+            .iter()
+            .find(|(k, _)| matches!(k.value, V::ImageId | V::ImageDigest))
+        {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "strata knows the {} of `{}` only once it is built, after the Dockerfile \
+                         is planned: it cannot be a build arg yet",
+                        if kind.value == V::ImageId {
+                            "ImageID"
+                        } else {
+                            "ImageDigest"
+                        },
+                        dep.image.value
+                    ),
+                    Some(kind.span),
+                )
+                .help("use `ImageName` (with `FROM ${ARG}` the Dockerfile builds on that image)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A dependency import: the type, and the target with whether it is a build arg.
+type DependencyImport = (
+    Spanned<strata_plan::DependencyValue>,
+    (Spanned<String>, bool),
+);
+
+/// One `{type, targetEnv}` (or `{type, targetBuildArg}`, then `true`) of a dependency.
+fn dependency_import(imp: &Node, section: &Section<'_>) -> Result<DependencyImport> {
+    use strata_plan::DependencyValue as V;
+    let (mut kind, mut target): (_, Option<(Spanned<String>, bool)>) = (None, None);
     for f in entries(imp, section)? {
         let path = format!("dependencies.imports.{}", f.name);
         let text = scalar(f.value, &path)?;
@@ -1526,11 +1851,18 @@ fn dependency_import(
                     span: f.value.span,
                 });
             }
-            "targetEnv" => {
-                target = Some(Spanned {
+            "targetEnv" | "targetBuildArg" => {
+                if target.is_some() {
+                    return Err(Box::new(Diagnostic::new(
+                        "a dependency import takes one of `targetEnv` and `targetBuildArg`",
+                        Some(f.key.span),
+                    )));
+                }
+                let value = Spanned {
                     value: text.to_string(),
                     span: f.value.span,
-                })
+                };
+                target = Some((value, f.name == "targetBuildArg"));
             }
             _ => unreachable_key(f.key)?,
         }
