@@ -8,6 +8,10 @@
 //!
 //! `git` runs with `GIT_TERMINAL_PROMPT=0` (a missing credential fails instead of hanging)
 //! and without inherited `GIT_DIR`/`GIT_WORK_TREE`/`GIT_INDEX_FILE`.
+//!
+//! [`Credentials`] (werf's `basicAuth`) reach `git` through a credential helper given on its
+//! command line that prints two variables set for that `git` only: they are in no URL, so in
+//! no clone path, digest, log or error message.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,6 +68,29 @@ pub enum Error {
     },
 }
 
+/// A user name and password for a remote's HTTP basic authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The helper `git` asks for credentials: it answers `get` with the two variables (and
+/// ignores `store` and `erase`); the empty helper before it drops the user's own helpers.
+const HELPER: &str = "!f() { test \"$1\" = get || return 0; \
+                      printf 'username=%s\\npassword=%s\\n' \"$STRATA_GIT_USERNAME\" \"$STRATA_GIT_PASSWORD\"; }; f";
+
 /// Where the clone of `url` lives inside `cache_dir`.
 pub fn cache_path(url: &str, cache_dir: &Path) -> PathBuf {
     cache_dir.join(format!(
@@ -74,14 +101,20 @@ pub fn cache_path(url: &str, cache_dir: &Path) -> PathBuf {
 
 impl Repository {
     /// Clones `url` into `cache_dir` (first time) or fetches it (later), then opens the bare
-    /// clone. Local paths and `file://` URLs work like network URLs.
-    pub fn open_remote(url: &str, cache_dir: &Path) -> Result<Repository, crate::Error> {
+    /// clone, authenticating with `auth` when given. Local paths and `file://` URLs work like
+    /// network URLs.
+    pub fn open_remote(
+        url: &str,
+        cache_dir: &Path,
+        auth: Option<&Credentials>,
+    ) -> Result<Repository, crate::Error> {
         let path = cache_path(url, cache_dir);
         if path.exists() {
             git(
                 url,
                 "fetch",
-                Command::new("git").arg("-C").arg(&path).args([
+                auth,
+                git_command(auth).arg("-C").arg(&path).args([
                     "fetch",
                     "--quiet",
                     "--prune",
@@ -92,7 +125,7 @@ impl Repository {
                 ]),
             )?;
         } else {
-            clone(url, cache_dir, &path)?;
+            clone(url, cache_dir, &path, auth)?;
         }
         let inner = gix::open(&path).map_err(|source| Error::Open {
             url: url.to_string(),
@@ -103,7 +136,12 @@ impl Repository {
     }
 }
 
-fn clone(url: &str, cache_dir: &Path, path: &Path) -> Result<(), Error> {
+fn clone(
+    url: &str,
+    cache_dir: &Path,
+    path: &Path,
+    auth: Option<&Credentials>,
+) -> Result<(), Error> {
     let cache = |op, path: &Path, source| Error::Cache {
         url: url.to_string(),
         op,
@@ -123,7 +161,8 @@ fn clone(url: &str, cache_dir: &Path, path: &Path) -> Result<(), Error> {
     let result = git(
         url,
         "clone",
-        Command::new("git")
+        auth,
+        git_command(auth)
             .args(["clone", "--bare", "--quiet", "--"])
             .arg(url)
             .arg(&tmp),
@@ -145,7 +184,24 @@ fn clone(url: &str, cache_dir: &Path, path: &Path) -> Result<(), Error> {
     }
 }
 
-fn git(url: &str, command: &'static str, cmd: &mut Command) -> Result<(), Error> {
+/// `git`, with the credential helper when there are credentials.
+fn git_command(auth: Option<&Credentials>) -> Command {
+    let mut cmd = Command::new("git");
+    if let Some(auth) = auth {
+        cmd.args(["-c", "credential.helper=", "-c"])
+            .arg(format!("credential.helper={HELPER}"))
+            .env("STRATA_GIT_USERNAME", &auth.username)
+            .env("STRATA_GIT_PASSWORD", &auth.password);
+    }
+    cmd
+}
+
+fn git(
+    url: &str,
+    command: &'static str,
+    auth: Option<&Credentials>,
+    cmd: &mut Command,
+) -> Result<(), Error> {
     let output = cmd
         .env("GIT_TERMINAL_PROMPT", "0")
         .env_remove("GIT_DIR")
@@ -159,10 +215,15 @@ fn git(url: &str, command: &'static str, cmd: &mut Command) -> Result<(), Error>
     if output.status.success() {
         return Ok(());
     }
+    let mut stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    // git never prints a password it was given; made sure of, as the message is shown.
+    if let Some(auth) = auth.filter(|a| !a.password.is_empty()) {
+        stderr = stderr.replace(&auth.password, "<redacted>");
+    }
     Err(Error::Git {
         url: url.to_string(),
         command,
         status: output.status.to_string(),
-        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        stderr,
     })
 }

@@ -289,6 +289,26 @@ pub struct StageOptions {
     /// The same for such instructions after the image's last stage.
     #[serde(default)]
     pub history_after: Vec<String>,
+    /// Secrets of the config (werf's `secrets:`) by id, offered to this stage's secret mounts
+    /// before those given on the command line; read when the stage runs, never in a layer or
+    /// a digest.
+    #[serde(default)]
+    pub secrets: Vec<(String, SecretSource)>,
+    /// Extra `/etc/hosts` entries of the build containers (werf's `addHost`, `NAME:IP`),
+    /// after the host's and those of the command line.
+    #[serde(default)]
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
+}
+
+/// Where a [`StageOptions::secrets`] secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecretSource {
+    /// The value of this variable of the build's environment.
+    Env(String),
+    /// The content of this file of the build machine.
+    File(PathBuf),
+    /// This value, as written in the config.
+    Value(String),
 }
 
 /// One variable of werf's `dependencies` `imports`.
@@ -568,6 +588,10 @@ pub struct ConfigRemoval {
     pub user: bool,
     /// Unset the working directory.
     pub workdir: bool,
+    /// Drop the image's history (werf's `imageSpec.clearHistory`); left out of the encoding
+    /// when false, so the digests of changes without it stay what they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
 }
 
 impl ConfigRemoval {

@@ -34,6 +34,9 @@ impl ApplyChange for ImageConfig {
         if remove.workdir {
             self.config.working_dir.clear();
         }
+        if remove.history {
+            self.history.clear();
+        }
         for (k, v) in &change.env {
             self.set_env(k, v);
         }

@@ -28,3 +28,4 @@ mod store_safety;
 mod support;
 mod werf_corpus;
 mod werf_history;
+mod werf_keys;

@@ -81,8 +81,25 @@ pub struct ImageConfig {
     pub disable_git_after_patch: bool,
     /// `network: none`, where it is written: user stages run without network.
     pub no_network: Option<Span>,
+    /// `fromLatest: true`: werf asks the registry for the base's digest on every build.
+    pub from_latest: bool,
     /// `imageSpec:`, the change of the `imageSpec` stage.
     pub image_spec: Option<Keyed<strata_plan::ConfigChange>>,
+    /// `secrets:`, in written order.
+    pub secrets: Vec<SecretConfig>,
+    /// `addHost:` entries (`NAME:IP`), in written order.
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
+}
+
+/// One entry of `secrets:`.
+#[derive(Clone, Debug)]
+pub struct SecretConfig {
+    /// The whole list item.
+    pub span: Span,
+    /// `id:`, or werf's default: the variable's name for `env`, the file name for `src`.
+    pub id: String,
+    /// `env:`, `src:` or `value:`.
+    pub source: strata_plan::SecretSource,
 }
 
 /// What an image starts from.
@@ -249,6 +266,19 @@ pub struct GitConfig {
     pub exclude_paths: Vec<Spanned<String>>,
     /// `stageDependencies:` per user stage (`install`, `beforeSetup`, `setup`).
     pub stage_dependencies: Vec<(UserStage, Vec<Spanned<String>>)>,
+    /// `basicAuth:` of a remote.
+    pub basic_auth: Option<BasicAuthConfig>,
+}
+
+/// `basicAuth:` of a git mapping: what the clone of its `url` authenticates with.
+#[derive(Clone, Debug)]
+pub struct BasicAuthConfig {
+    /// Where `basicAuth` is written.
+    pub key: Span,
+    /// `username:`.
+    pub username: Spanned<String>,
+    /// `password:` with one of `env`, `src` and `value`.
+    pub password: Spanned<strata_plan::SecretSource>,
 }
 
 /// When an import runs: `before`/`after` with `install` or `setup`.
@@ -328,10 +358,13 @@ pub struct DependencyConfig {
     pub span: Span,
     /// `image:`.
     pub image: Spanned<String>,
-    /// `before:`/`after:` (`install` or `setup`).
-    pub point: Spanned<ImportPoint>,
-    /// `imports:` as (`type`, `targetEnv`).
+    /// `before:`/`after:` (`install` or `setup`); a stapel image's dependency has one, a
+    /// Dockerfile image's none.
+    pub point: Option<Spanned<ImportPoint>>,
+    /// `imports:` with `targetEnv` (stapel images) as (`type`, `targetEnv`).
     pub imports: Vec<(Spanned<strata_plan::DependencyValue>, Spanned<String>)>,
+    /// `imports:` with `targetBuildArg` (Dockerfile images) as (`type`, `targetBuildArg`).
+    pub build_args: Vec<(Spanned<strata_plan::DependencyValue>, Spanned<String>)>,
 }
 
 /// An image built from a Dockerfile (werf's `dockerfile:` images).

@@ -12,7 +12,7 @@ use std::process::Command;
 use strata_git::{FileEntry, MaskList, MaskSet, ObjectId, PathFilter, Repository, Rev, Source};
 use strata_plan::{Diagnostic, GitMapping, Span};
 
-use super::config::{Config, GitConfig, GitRef, Spanned};
+use super::config::{BasicAuthConfig, Config, GitConfig, GitRef, Spanned};
 
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
@@ -164,8 +164,12 @@ pub(crate) fn resolve(config: &Config, dir: &Path, options: &GitOptions) -> Resu
                         .cache
                         .clone()
                         .unwrap_or_else(|| std::env::temp_dir().join("strata-git"));
-                    let repo =
-                        Repository::open_remote(&url.value, &cache).map_err(|e| at(url.span, e))?;
+                    let auth = match &git.basic_auth {
+                        Some(auth) => Some(credentials(auth, dir)?),
+                        None => None,
+                    };
+                    let repo = Repository::open_remote(&url.value, &cache, auth.as_ref())
+                        .map_err(|e| at(url.span, e))?;
                     let rev = match &git.git_ref {
                         Some((GitRef::Branch, b)) => Rev::Branch(b.value.clone()),
                         Some((GitRef::Tag, t)) => Rev::Tag(t.value.clone()),
@@ -399,6 +403,38 @@ fn worktree_commit(repo: &Repository, span: Span) -> Result<ObjectId> {
             format!("git made an invalid commit id: {e}"),
             Some(span),
         ))
+    })
+}
+
+/// The credentials of a mapping's `basicAuth`, the password read as werf reads it: a
+/// variable's value, a file's whole content, or the value written.
+fn credentials(auth: &BasicAuthConfig, dir: &Path) -> Result<strata_git::remote::Credentials> {
+    use strata_plan::SecretSource;
+    let span = auth.password.span;
+    let password = match &auth.password.value {
+        SecretSource::Env(var) => std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                Box::new(
+                    Diagnostic::new(format!("the variable `{var}` is not set"), Some(span))
+                        .help(format!("set `{var}` to the password of the remote")),
+                )
+            })?,
+        SecretSource::File(path) => {
+            let path = super::host_path(path, dir);
+            std::fs::read_to_string(&path).map_err(|e| {
+                Box::new(Diagnostic::new(
+                    format!("cannot read the password from {}: {e}", path.display()),
+                    Some(span),
+                ))
+            })?
+        }
+        SecretSource::Value(value) => value.clone(),
+    };
+    Ok(strata_git::remote::Credentials {
+        username: auth.username.value.clone(),
+        password,
     })
 }
 

@@ -31,9 +31,9 @@ pub(crate) fn images(config: &Config, file_name: &str, git: &GitState) -> Result
     check_names(config)?;
     let parents = resolve_parents(config)?;
     check_cycles(config, &parents)?;
-    let imports = resolve_imports(config)?;
+    let (imports, external) = resolve_imports(config)?;
     check_dependency_cycles(config, &parents, &imports)?;
-    config
+    let mut images = config
         .images
         .iter()
         .zip(&parents)
@@ -43,11 +43,15 @@ pub(crate) fn images(config: &Config, file_name: &str, git: &GitState) -> Result
             let resolved = git.images.get(i).map(Vec::as_slice).unwrap_or_default();
             lower_image(image, *parent, imports, resolved, &git.service_env)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    images.extend(external.iter().map(|r| external_image(r)));
+    Ok(images)
 }
 
-/// The image index of each import and each dependency of each image (imports first).
-fn resolve_imports(config: &Config) -> Result<Vec<Vec<usize>>> {
+/// The image index of each import and each dependency of each image (imports first), and the
+/// images outside the config that imports copy from (werf v2: `from: nginx:1.25`, a reference
+/// with a tag or digest), numbered after the config's images in first-use order.
+fn resolve_imports(config: &Config) -> Result<(Vec<Vec<usize>>, Vec<String>)> {
     let known = || {
         let names: Vec<String> = config
             .images
@@ -56,39 +60,86 @@ fn resolve_imports(config: &Config) -> Result<Vec<Vec<usize>>> {
             .collect();
         format!("the images of this config are {}", names.join(", "))
     };
-    config
-        .images
-        .iter()
-        .map(|image| {
-            image
-                .imports
+    let mut external: Vec<String> = Vec::new();
+    let mut out = Vec::with_capacity(config.images.len());
+    for image in &config.images {
+        let imports = image.imports.iter().map(|i| (&i.image, i.stage.as_ref()));
+        let dependencies = image.dependencies.iter().map(|d| (&d.image, None));
+        let mut indices = Vec::new();
+        for (k, (wanted, stage)) in imports.chain(dependencies).enumerate() {
+            if let Some(i) = config
+                .images
                 .iter()
-                .map(|i| &i.image)
-                .chain(image.dependencies.iter().map(|d| &d.image))
-                .map(|wanted| {
-                    config
-                        .images
-                        .iter()
-                        .position(|o| o.name.matches(&wanted.value))
-                        .ok_or_else(|| {
-                            // werf v2 imports from registry images too (`from: nginx:1.25`).
-                            let external = wanted.value.contains([':', '@', '/']);
-                            let message = if external {
-                                format!(
-                                    "importing from an image outside the config (`{}`) is not supported by strata yet",
-                                    wanted.value
-                                )
-                            } else {
-                                format!("unknown image `{}`", wanted.value)
-                            };
-                            Box::new(
-                                Diagnostic::new(message, Some(wanted.span)).help(known()),
-                            )
-                        })
-                })
-                .collect()
-        })
-        .collect()
+                .position(|o| o.name.matches(&wanted.value))
+            {
+                indices.push(i);
+                continue;
+            }
+            let is_import = k < image.imports.len();
+            if !(is_import && tagged_or_digested(&wanted.value)) {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        format!("unknown image `{}`", wanted.value),
+                        Some(wanted.span),
+                    )
+                    .help(known()),
+                ));
+            }
+            if let Some(stage) = stage {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        format!(
+                            "`{}` is an image outside the config: it has no stages",
+                            wanted.value
+                        ),
+                        Some(stage.span),
+                    )
+                    .help("remove `stage`: the import copies from the image itself"),
+                ));
+            }
+            let at = match external.iter().position(|e| *e == wanted.value) {
+                Some(at) => at,
+                None => {
+                    external.push(wanted.value.clone());
+                    external.len() - 1
+                }
+            };
+            indices.push(config.images.len() + at);
+        }
+        out.push(indices);
+    }
+    Ok((out, external))
+}
+
+/// Whether `reference` names a tag or a digest (`nginx:1.25`, `nginx@sha256:...`,
+/// `host:5000/app:1`), as werf's `hasTagOrDigest` decides that an import is external.
+fn tagged_or_digested(reference: &str) -> bool {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    reference.contains('@') || last.contains(':')
+}
+
+/// The image an import from outside the config copies from: the reference's image itself
+/// (resolved like any base), no stages of its own.
+fn external_image(reference: &str) -> Image {
+    Image {
+        name: ImageName::Named(reference.to_string()),
+        base: Base::Reference {
+            reference: reference.to_string(),
+            span: None,
+        },
+        stages: vec![Stage {
+            name: "from".into(),
+            inputs: Vec::new(),
+            steps: Vec::new(),
+            options: StageOptions::default(),
+            late_inputs: None,
+            span: None,
+        }],
+        is_final: false,
+        git: Vec::new(),
+        dependencies: Vec::new(),
+        span: None,
+    }
 }
 
 /// Imports (with `fromImage` bases) that come back to an image cannot be built in any order.
@@ -97,10 +148,12 @@ fn check_dependency_cycles(
     parents: &[Option<usize>],
     imports: &[Vec<usize>],
 ) -> Result<()> {
+    // Images outside the config (numbered after it) import nothing: no cycle passes them.
     let edges = |i: usize| {
         imports[i]
             .iter()
             .copied()
+            .filter(|&j| j < config.images.len())
             .chain(parents[i])
             .collect::<Vec<_>>()
     };
@@ -191,10 +244,13 @@ pub(crate) fn dockerfile_images(
             text.clone(),
         );
         let parsed = crate::dockerfile::parse(file, &text)?;
+        let (dependency_args, dependency_bases) = dependency_build_args(config, image);
+        let mut build_args = d.args.clone();
+        build_args.extend(dependency_args);
         let options = crate::dockerfile::DockerfileOptions {
             context: context.clone(),
             target: d.target.as_ref().map(|t| t.value.clone()),
-            build_args: d.args.clone(),
+            build_args,
             tag: image.name.to_string(),
             // A config's steps stay confined, its Dockerfiles' included (werf has no
             // entitlements).
@@ -228,6 +284,21 @@ pub(crate) fn dockerfile_images(
         }
         for (k, mut sub) in plan.images.into_iter().enumerate() {
             renumber(&mut sub, &map);
+            // `FROM ${ARG}` of a dependency's ImageName builds on that image of the config.
+            if let Base::Reference { reference, span } = &sub.base
+                && let Some((_, index)) = dependency_bases.iter().find(|(r, _)| r == reference)
+            {
+                sub.base = Base::Image {
+                    index: *index,
+                    span: *span,
+                };
+            }
+            // The image's secrets and hosts are the whole Dockerfile build's, as werf passes
+            // them to `docker build`.
+            for stage in &mut sub.stages {
+                stage.options.secrets = secret_sources(image);
+                stage.options.add_hosts = image.add_hosts.clone();
+            }
             if k == target {
                 sub.name = image.name.clone();
                 sub.is_final = image.is_final;
@@ -240,6 +311,44 @@ pub(crate) fn dockerfile_images(
         }
     }
     Ok(())
+}
+
+/// Build args (name, value) and dependency references with their image index.
+type DependencyArgs = (Vec<(String, String)>, Vec<(String, usize)>);
+
+/// A Dockerfile image's `dependencies` as build args (`targetBuildArg` = the value), and the
+/// local reference of each dependency with the index of its image: a `FROM` of it is that
+/// image. The reference is the one stapel dependencies get (`NAME:latest`).
+fn dependency_build_args(config: &Config, image: &ImageConfig) -> DependencyArgs {
+    use strata_plan::DependencyValue as V;
+    let (mut args, mut bases) = (Vec::new(), Vec::new());
+    for dep in &image.dependencies {
+        let Some(index) = config
+            .images
+            .iter()
+            .position(|o| o.name.matches(&dep.image.value))
+        else {
+            continue;
+        };
+        let reference = if dep.image.value.contains(':') {
+            dep.image.value.clone()
+        } else {
+            format!("{}:latest", dep.image.value)
+        };
+        let (repo, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
+        for (kind, name) in &dep.build_args {
+            let value = match kind.value {
+                V::ImageName => reference.clone(),
+                V::ImageRepo => repo.to_string(),
+                V::ImageTag => tag.to_string(),
+                // Refused by the parser: known only once the image is built.
+                V::ImageId | V::ImageDigest => continue,
+            };
+            args.push((name.value.clone(), value));
+        }
+        bases.push((reference, index));
+    }
+    (args, bases)
 }
 
 /// Rewrites every image index inside `image` through `map`.
@@ -475,6 +584,7 @@ fn lower_image(
         stage.options.service_env = service_env.to_vec();
         stage.options.mounts = mounts.clone();
         stage.options.dependency_env = dependency_env.clone();
+        stage.options.add_hosts = image.add_hosts.clone();
     }
     let mut dependencies = import_images.to_vec();
     dependencies.sort_unstable();
@@ -535,7 +645,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
     }
     let mut dependency_env = Vec::new();
     for (k, (dep, &source)) in image.dependencies.iter().zip(dependency_images).enumerate() {
-        if dep.point.value != point {
+        if dep.point.as_ref().map(|p| p.value) != Some(point) {
             continue;
         }
         inputs.push(DigestInput::Param {
@@ -720,7 +830,20 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         user: Some(RUN_USER.into()),
         workdir: Some(RUN_WORKDIR.into()),
         env: Vec::new(),
-        mounts: Vec::new(),
+        // werf mounts each of the image's secrets at /run/secrets/ID for every user stage.
+        mounts: image
+            .secrets
+            .iter()
+            .map(|secret| RunMount {
+                to: format!("/run/secrets/{}", secret.id),
+                source: MountSource::Secret {
+                    id: secret.id.clone(),
+                    required: true,
+                    env: None,
+                },
+                context: None,
+            })
+            .collect(),
         no_network: image.no_network.is_some(),
         insecure: false,
     };
@@ -739,10 +862,22 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         name: stage.name().into(),
         inputs,
         steps,
-        options: StageOptions::default(),
+        options: StageOptions {
+            secrets: secret_sources(image),
+            ..StageOptions::default()
+        },
         late_inputs: None,
         span,
     })
+}
+
+/// The image's `secrets:` as the stage options offer them to its secret mounts.
+fn secret_sources(image: &ImageConfig) -> Vec<(String, strata_plan::SecretSource)> {
+    image
+        .secrets
+        .iter()
+        .map(|s| (s.id.clone(), s.source.clone()))
+        .collect()
 }
 
 /// `dockerInstructions`: one input per directive, in werf's fixed order, and one config change.

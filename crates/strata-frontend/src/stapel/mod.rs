@@ -38,9 +38,16 @@
 //!   `ENTRYPOINT` strings become an argv first: a JSON array of strings is taken as is, any
 //!   other string becomes `["/bin/sh","-c",string]`.
 //!
-//! Not implemented yet, and rejected at the key rather than ignored: `ansible`, `secrets`,
-//! `ssh`, `addHost`, `imageSpec.clearHistory`, git `basicAuth`, `dependencies[].targetBuildArg`
-//! and imports from images outside the config. The meta `deploy`, `cleanup` and `gitWorktree`
+//! Neither digest inputs nor in any layer: `secrets:` (mounted at `/run/secrets/ID` in every
+//! user stage and offered to a Dockerfile image's `RUN --mount=type=secret`, read when the
+//! stage runs), `addHost:` (entries of the build containers' `/etc/hosts`) and a remote's
+//! `basicAuth` (given to its clone). A Dockerfile image's `dependencies` are build args of its
+//! Dockerfile (name, repo and tag: known when it is planned). An `import` from a tagged or
+//! digested reference outside the config copies from that image. `ssh:` (Dockerfile images
+//! only) is accepted: the agent it names would serve `RUN --mount=type=ssh`, which the
+//! Dockerfile frontend reports as unsupported at its line.
+//!
+//! Not implemented yet, and rejected at the key rather than ignored: `ansible`. The meta `deploy`, `cleanup` and `gitWorktree`
 //! are werf's deploy-side settings: accepted with a note.
 //!
 //! [`Plan`]: strata_plan::Plan
@@ -101,8 +108,15 @@ pub fn lower(
     for (image, own) in images.iter_mut().zip(&config.images) {
         let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref());
         if let Some(mut stage) = spec {
-            // The stage makes no history but its own entry; it runs no command.
-            stage.options.created_by = format!("strata: {}/imageSpec", image.name);
+            // The stage makes no history but its own entry; it runs no command. After
+            // `clearHistory` it makes none: werf's image then has an empty history.
+            let clears = stage
+                .steps
+                .iter()
+                .any(|s| matches!(&s.op, strata_plan::Op::Config(c) if c.remove.history));
+            if !clears {
+                stage.options.created_by = format!("strata: {}/imageSpec", image.name);
+            }
             image.stages.push(stage);
         }
     }
@@ -116,6 +130,13 @@ pub fn lower(
     resolve_host_paths(&mut images, dir);
     let mut notes = config.notes.clone();
     notes.extend(left_out);
+    notes.extend(config.images.iter().filter(|i| i.from_latest).map(|i| {
+        format!(
+            "image `{}`: `fromLatest` takes the base from the local store when it is there, as \
+             every strata build does; `strata pull` refreshes it",
+            i.name
+        )
+    }));
     notes.extend(state.notes);
     Ok((images, notes))
 }
@@ -136,28 +157,40 @@ fn label_project(images: &mut [Image], project: &str) {
     }
 }
 
-/// werf's `fromPath` may be relative (to the project directory) or start with `~` (the
-/// builder's home); giterminism matched it as written, the mount takes the host path.
+/// werf's `fromPath` and secret `src` may be relative (to the project directory) or start
+/// with `~` (the builder's home); giterminism matched `fromPath` as written, the mount and the
+/// secret take the host path.
 fn resolve_host_paths(images: &mut [Image], dir: &std::path::Path) {
-    use strata_plan::MountSource;
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    for mount in images
+    use strata_plan::{MountSource, SecretSource};
+    for options in images
         .iter_mut()
         .flat_map(|i| i.stages.iter_mut())
-        .flat_map(|s| s.options.mounts.iter_mut())
+        .map(|s| &mut s.options)
     {
-        let MountSource::Host(path) = &mut mount.source else {
-            continue;
-        };
-        let resolved = match (path.strip_prefix("~"), &home) {
-            (Ok(rest), Some(home)) => home.join(rest),
-            _ if path.is_relative() => {
-                let joined = dir.join(&*path);
-                std::path::absolute(&joined).unwrap_or(joined)
+        for mount in &mut options.mounts {
+            if let MountSource::Host(path) = &mut mount.source {
+                *path = host_path(path, dir);
             }
-            _ => continue,
-        };
-        *path = resolved;
+        }
+        for (_, source) in &mut options.secrets {
+            if let SecretSource::File(path) = source {
+                *path = host_path(path, dir);
+            }
+        }
+    }
+}
+
+/// A path of the build machine as werf's configs write them: below `~` (the builder's home),
+/// relative to the project directory `dir`, or absolute.
+pub(crate) fn host_path(path: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ if path.is_relative() => {
+            let joined = dir.join(path);
+            std::path::absolute(&joined).unwrap_or(joined)
+        }
+        _ => path.to_path_buf(),
     }
 }
 

@@ -4,12 +4,22 @@
 //! implement yet is an error at that key ("`git` is not supported by strata yet"), and any other
 //! key is an error with a "did you mean" hint. Nothing is silently ignored, because an ignored
 //! key would silently change what gets built.
+//!
+//! One trait drives every mapping: each section (the meta document, `build`, an image
+//! document, `shell`, `docker`, `imageSpec` and its `config` and `healthcheck`, a `git`
+//! mapping and its `stageDependencies` and `basicAuth`, an `import`, `mount`, `secrets` or
+//! `dependencies` entry and a dependency's `imports`) is a type implementing [`Section`]: it
+//! declares its keys once (with werf's unsupported keys and the sub-sections whose keys users
+//! misplace) and reads one entry at a time; [`read`] checks the mapping's keys and hands the
+//! entries over. What an entry means across keys (one of `from`/`fromImage`, a Dockerfile
+//! image takes no `shell`) is checked once the section is read.
 
 use strata_plan::{Diagnostic, ImageName, Span};
 
 use super::config::{
-    Config, DependencyConfig, Docker, DockerfileImage, From, GitConfig, GitRef, ImageConfig,
-    ImportConfig, ImportPoint, Keyed, MountConfig, Shell, Spanned, UserStage,
+    BasicAuthConfig, Config, DependencyConfig, Docker, DockerfileImage, From, GitConfig, GitRef,
+    ImageConfig, ImportConfig, ImportPoint, Keyed, MountConfig, SecretConfig, Shell, Spanned,
+    UserStage,
 };
 use super::docker;
 use super::yaml::{Document, Kind, Node};
@@ -59,9 +69,12 @@ const IMAGE_KEYS: &[&str] = &[
     "staged",
     "contextAddFiles",
     "imageSpec",
+    "secrets",
+    "addHost",
+    "ssh",
 ];
 /// werf image keys strata does not implement yet.
-const IMAGE_UNSUPPORTED: &[&str] = &["ansible", "addHost", "ssh", "secrets"];
+const IMAGE_UNSUPPORTED: &[&str] = &["ansible"];
 /// Keys of `imageSpec:`.
 const IMAGE_SPEC_KEYS: &[&str] = &["author", "clearHistory", "config"];
 /// Keys of `imageSpec.config:`.
@@ -84,6 +97,7 @@ const IMAGE_SPEC_CONFIG_KEYS: &[&str] = &[
     "clearEntrypoint",
     "clearUser",
     "clearWorkingDir",
+    "clearWerfLabels",
 ];
 /// Keys of `imageSpec.config.healthcheck:`.
 const HEALTHCHECK_KEYS: &[&str] = &["test", "interval", "timeout", "startPeriod", "retries"];
@@ -100,7 +114,12 @@ const GIT_KEYS: &[&str] = &[
     "includePaths",
     "excludePaths",
     "stageDependencies",
+    "basicAuth",
 ];
+/// Keys of a git mapping's `basicAuth:`.
+const BASIC_AUTH_KEYS: &[&str] = &["username", "password"];
+/// Keys of `basicAuth.password:` (werf reads `src`; its reference calls it `file`).
+const PASSWORD_KEYS: &[&str] = &["env", "src", "file", "value"];
 /// Keys of an `import:` entry.
 const IMPORT_KEYS: &[&str] = &[
     "from",
@@ -119,7 +138,9 @@ const IMPORT_KEYS: &[&str] = &[
 /// Keys of a `dependencies:` entry.
 const DEPENDENCY_KEYS: &[&str] = &["image", "before", "after", "imports"];
 /// Keys of an entry of a dependency's `imports:`.
-const DEPENDENCY_IMPORT_KEYS: &[&str] = &["type", "targetEnv"];
+const DEPENDENCY_IMPORT_KEYS: &[&str] = &["type", "targetEnv", "targetBuildArg"];
+/// Keys of a `secrets:` entry.
+const SECRET_KEYS: &[&str] = &["id", "env", "src", "value"];
 /// Keys of a `mount:` entry.
 const MOUNT_KEYS: &[&str] = &["from", "fromPath", "to"];
 /// Keys of `stageDependencies:` (beforeInstall runs before the sources are there).
@@ -223,14 +244,19 @@ pub(crate) fn config(docs: &[Document]) -> Result<Config> {
 }
 
 fn meta(root: &Node, config: &mut Config) -> Result<()> {
-    let section = Section {
-        path: "",
-        context: "the meta document",
-        valid: META_KEYS,
-        unsupported: META_UNSUPPORTED,
-        nested: &[],
-    };
-    for e in entries(root, &section)? {
+    read(root, "", &mut Meta(config))
+}
+
+/// The meta document, read into the config.
+struct Meta<'c>(&'c mut Config);
+
+impl Section for Meta<'_> {
+    const CONTEXT: &'static str = "the meta document";
+    const KEYS: &'static [&'static str] = META_KEYS;
+    const UNSUPPORTED: &'static [&'static str] = META_UNSUPPORTED;
+
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
+        let config = &mut *self.0;
         match e.name {
             "project" => {
                 let name = string(e.value, "project")?;
@@ -259,33 +285,31 @@ fn meta(root: &Node, config: &mut Config) -> Result<()> {
                     span: e.value.span,
                 });
             }
-            "build" => build_section(&e, config)?,
+            // The meta `build:`: `cacheVersion` for every image, the platform, `staged`.
+            "build" if e.value.is_null() => {}
+            "build" => read_value(e, "build", &mut Build(config))?,
             name if META_IGNORED.contains(&name) => config.notes.push(format!(
                 "`{name}` is for werf's deploy and cleanup commands; strata builds images \
                  only and leaves it to werf"
             )),
             _ => unreachable_key(e.key)?,
         }
+        Ok(())
     }
-    Ok(())
 }
 
-/// The meta `build:`: `cacheVersion` for every image, the platform, `staged`.
-fn build_section(e: &Entry<'_>, config: &mut Config) -> Result<()> {
-    if e.value.is_null() {
-        return Ok(());
-    }
-    let section = Section {
-        path: "build",
-        context: "`build`",
-        valid: BUILD_KEYS,
-        unsupported: &[],
-        nested: &[],
-    };
-    for b in entries_of(e, &section)? {
+/// The meta `build:`, read into the config.
+struct Build<'c>(&'c mut Config);
+
+impl Section for Build<'_> {
+    const CONTEXT: &'static str = "`build`";
+    const KEYS: &'static [&'static str] = BUILD_KEYS;
+
+    fn entry(&mut self, b: &Entry<'_>) -> Result<()> {
+        let config = &mut *self.0;
         match b.name {
-            "imageSpec" => config.image_spec = Some(image_spec(&b, "build.imageSpec")?),
-            "cacheVersion" => config.cache_version = version(&b, "build.cacheVersion")?,
+            "imageSpec" => config.image_spec = Some(image_spec(b, "build.imageSpec")?),
+            "cacheVersion" => config.cache_version = version(b, "build.cacheVersion")?,
             "platform" => platform(b.value, "build.platform")?,
             // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
             "staged" => {
@@ -293,8 +317,8 @@ fn build_section(e: &Entry<'_>, config: &mut Config) -> Result<()> {
             }
             _ => unreachable_key(b.key)?,
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `platform:` (a list, or one string): strata builds for the machine it runs on, so the
@@ -333,173 +357,36 @@ fn host_platform() -> String {
 }
 
 fn image(root: &Node, document: Span) -> Result<ImageConfig> {
-    let section = Section {
-        path: "",
-        context: "an image document",
-        valid: IMAGE_KEYS,
-        unsupported: IMAGE_UNSUPPORTED,
-        nested: &[("shell", SHELL_KEYS), ("docker", DOCKER_KEYS)],
+    let mut doc = ImageDoc {
+        is_final: true,
+        ..ImageDoc::default()
     };
-    let mut name = None;
-    let mut from: Option<Keyed<From>> = None;
-    let mut cache_version = None;
-    let mut from_cache_version = None;
-    let mut is_final = true;
-    let mut shell = Shell::default();
-    let mut docker_section = Docker::default();
-    let mut git = Vec::new();
-    let mut imports = Vec::new();
-    let mut mounts = Vec::new();
-    let mut dependencies = Vec::new();
-    let mut is_artifact = false;
-    let mut disable_git_after_patch = false;
-    let mut image_spec_section = None;
-    let mut network = None;
-    let (mut dockerfile, mut context, mut target, mut args) = (None, None, None, Vec::new());
-    for e in entries(root, &section)? {
-        match e.name {
-            "artifact" => {
-                let n = string(e.value, "artifact")?;
-                if n.is_empty() {
-                    return Err(Box::new(Diagnostic::new(
-                        "an artifact needs a name",
-                        Some(e.value.span),
-                    )));
-                }
-                if name.is_some() {
-                    return Err(Box::new(Diagnostic::new(
-                        "a document is either an `image` or an `artifact`, not both",
-                        Some(e.key.span),
-                    )));
-                }
-                is_artifact = true;
-                is_final = false;
-                name = Some((ImageName::Named(n.to_string()), e.value.span));
-            }
-            "image" => {
-                if is_artifact {
-                    return Err(Box::new(Diagnostic::new(
-                        "a document is either an `image` or an `artifact`, not both",
-                        Some(e.key.span),
-                    )));
-                }
-                name = Some(if e.value.is_null() {
-                    // `image:` with nothing after it: point at the key.
-                    let span = if e.value.span.start == e.value.span.end {
-                        e.key.span
-                    } else {
-                        e.value.span
-                    };
-                    (ImageName::Nameless, span)
-                } else {
-                    let n = string(e.value, "image")?;
-                    if n.is_empty() || n == "~" {
-                        return Err(Box::new(
-                            Diagnostic::new("an image name cannot be empty", Some(e.value.span))
-                                .help("write `image: ~` (unquoted) for the nameless image"),
-                        ));
-                    }
-                    (ImageName::Named(n.to_string()), e.value.span)
-                });
-            }
-            "from" | "fromImage" | "fromArtifact" => {
-                let text = string(e.value, e.name)?;
-                if let Some(other) = &from {
-                    let first = if matches!(other.value, From::Image(_)) {
-                        "fromImage"
-                    } else {
-                        "from"
-                    };
-                    return Err(Box::new(
-                        Diagnostic::new(
-                            "an image takes one of `from`, `fromImage` and `fromArtifact`",
-                            Some(e.key.span),
-                        )
-                        .note(other.key, format!("`{first}` is already given here"))
-                        .help("remove one of them"),
-                    ));
-                }
-                if text.is_empty() || text.contains(char::is_whitespace) {
-                    let what = if e.name == "from" {
-                        "an image reference like `alpine:3.20` or `scratch`"
-                    } else {
-                        "the name of another image of this config"
-                    };
-                    return Err(Box::new(Diagnostic::new(
-                        format!("`{}` must be {what}", e.name),
-                        Some(e.value.span),
-                    )));
-                }
-                let value = match (e.name, text) {
-                    ("fromImage" | "fromArtifact", n) => From::Image(n.to_string()),
-                    (_, "scratch") => From::Scratch,
-                    (_, r) => From::Reference(r.to_string()),
-                };
-                from = Some(Keyed {
-                    value,
-                    key: e.key.span,
-                    span: e.value.span,
-                });
-            }
-            "cacheVersion" => cache_version = version(&e, "cacheVersion")?,
-            "fromCacheVersion" => from_cache_version = version(&e, "fromCacheVersion")?,
-            "final" => is_final = boolean(e.value, "final")?,
-            "shell" => shell = shell_section(&e)?,
-            "docker" => docker_section = docker_directives(&e)?,
-            "git" => git = git_mappings(e.value)?,
-            "import" => imports = import_entries(e.value)?,
-            "mount" => mounts = mount_entries(e.value)?,
-            "dependencies" => dependencies = dependency_entries(e.value)?,
-            "dockerfile" | "context" | "target" => {
-                let v = Spanned {
-                    value: scalar(e.value, e.name)?.to_string(),
-                    span: e.value.span,
-                };
-                match e.name {
-                    "dockerfile" => dockerfile = Some(project_relative(v, "dockerfile")?),
-                    "context" => context = Some(project_relative(v, "context")?),
-                    _ => target = Some(v),
-                }
-            }
-            "args" => args = scalar_map(e.value, "args")?,
-            "imageSpec" => image_spec_section = Some(image_spec(&e, "imageSpec")?),
-            "disableGitAfterPatch" => {
-                disable_git_after_patch = boolean(e.value, "disableGitAfterPatch")?
-            }
-            // strata resolves the base by its reference on every build already (a moved tag
-            // is a new base digest, and so a rebuild): what `fromLatest` asks of werf.
-            "fromLatest" => {
-                boolean(e.value, "fromLatest")?;
-            }
-            "network" => {
-                let text = scalar(e.value, "network")?;
-                network = match text {
-                    "" | "default" | "host" => None,
-                    "none" => Some(e.value.span),
-                    other => {
-                        return Err(Box::new(
-                            Diagnostic::new(
-                                format!("unknown network `{other}`"),
-                                Some(e.value.span),
-                            )
-                            .help("use `default`, `host` or `none`"),
-                        ));
-                    }
-                };
-            }
-            "platform" => platform(e.value, "platform")?,
-            // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
-            "staged" => {
-                boolean(e.value, "staged")?;
-            }
-            // The context is read from the work tree, untracked files included, so the files
-            // `contextAddFiles` names are in it already.
-            "contextAddFiles" => {
-                masks(e.value, "contextAddFiles")?;
-            }
-            _ => unreachable_key(e.key)?,
-        }
-    }
+    read(root, "", &mut doc)?;
+    let ImageDoc {
+        name,
+        from,
+        cache_version,
+        from_cache_version,
+        is_final,
+        shell,
+        docker_section,
+        git,
+        imports,
+        mounts,
+        dependencies,
+        is_artifact,
+        disable_git_after_patch,
+        image_spec_section,
+        from_latest,
+        network,
+        secrets,
+        add_hosts,
+        ssh,
+        dockerfile,
+        context,
+        target,
+        args,
+    } = doc;
     let (name, name_span) = name.ok_or_else(|| {
         // `artifact:` documents are rejected by `entries`, so `image:` is always there.
         Box::new(Diagnostic::new(
@@ -532,6 +419,16 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             })
         }
         None => {
+            if let Some(key) = &ssh {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        "`ssh` goes with `dockerfile`: it forwards an agent to the Dockerfile's \
+                         `RUN --mount=type=ssh`",
+                        Some(*key),
+                    )
+                    .help("remove it; stapel user stages need no setting for that"),
+                ));
+            }
             if let Some(key) = context.as_ref().or(target.as_ref()).map(|k| k.span) {
                 return Err(Box::new(Diagnostic::new(
                     "`context`, `target` and `args` go with `dockerfile`",
@@ -541,6 +438,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
             None
         }
     };
+    check_dependencies(&dependencies, dockerfile.is_some())?;
     let from = match (from, &dockerfile) {
         (Some(from), _) => from,
         // The Dockerfile names its base; `from` is only a placeholder here.
@@ -578,32 +476,361 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         disable_git_after_patch,
         no_network: network,
         image_spec: image_spec_section,
+        from_latest,
+        secrets,
+        add_hosts,
     })
+}
+
+/// What an image document says, key by key; [`image`] checks it as a whole.
+#[derive(Default)]
+struct ImageDoc {
+    name: Option<(ImageName, Span)>,
+    from: Option<Keyed<From>>,
+    cache_version: Option<Keyed<String>>,
+    from_cache_version: Option<Keyed<String>>,
+    is_final: bool,
+    shell: Shell,
+    docker_section: Docker,
+    git: Vec<GitConfig>,
+    imports: Vec<ImportConfig>,
+    mounts: Vec<MountConfig>,
+    dependencies: Vec<DependencyConfig>,
+    is_artifact: bool,
+    disable_git_after_patch: bool,
+    image_spec_section: Option<Keyed<strata_plan::ConfigChange>>,
+    from_latest: bool,
+    network: Option<Span>,
+    secrets: Vec<SecretConfig>,
+    add_hosts: Vec<(String, std::net::IpAddr)>,
+    ssh: Option<Span>,
+    dockerfile: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
+    target: Option<Spanned<String>>,
+    args: Vec<(String, String)>,
+}
+
+impl Section for ImageDoc {
+    const CONTEXT: &'static str = "an image document";
+    const KEYS: &'static [&'static str] = IMAGE_KEYS;
+    const UNSUPPORTED: &'static [&'static str] = IMAGE_UNSUPPORTED;
+    const NESTED: &'static [(&'static str, &'static [&'static str])] =
+        &[("shell", SHELL_KEYS), ("docker", DOCKER_KEYS)];
+
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
+        match e.name {
+            "artifact" => {
+                let n = string(e.value, "artifact")?;
+                if n.is_empty() {
+                    return Err(Box::new(Diagnostic::new(
+                        "an artifact needs a name",
+                        Some(e.value.span),
+                    )));
+                }
+                if self.name.is_some() {
+                    return Err(Box::new(Diagnostic::new(
+                        "a document is either an `image` or an `artifact`, not both",
+                        Some(e.key.span),
+                    )));
+                }
+                self.is_artifact = true;
+                self.is_final = false;
+                self.name = Some((ImageName::Named(n.to_string()), e.value.span));
+            }
+            "image" => {
+                if self.is_artifact {
+                    return Err(Box::new(Diagnostic::new(
+                        "a document is either an `image` or an `artifact`, not both",
+                        Some(e.key.span),
+                    )));
+                }
+                self.name = Some(if e.value.is_null() {
+                    // `image:` with nothing after it: point at the key.
+                    let span = if e.value.span.start == e.value.span.end {
+                        e.key.span
+                    } else {
+                        e.value.span
+                    };
+                    (ImageName::Nameless, span)
+                } else {
+                    let n = string(e.value, "image")?;
+                    if n.is_empty() || n == "~" {
+                        return Err(Box::new(
+                            Diagnostic::new("an image name cannot be empty", Some(e.value.span))
+                                .help("write `image: ~` (unquoted) for the nameless image"),
+                        ));
+                    }
+                    (ImageName::Named(n.to_string()), e.value.span)
+                });
+            }
+            "from" | "fromImage" | "fromArtifact" => {
+                let text = string(e.value, e.name)?;
+                if let Some(other) = &self.from {
+                    let first = if matches!(other.value, From::Image(_)) {
+                        "fromImage"
+                    } else {
+                        "from"
+                    };
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            "an image takes one of `from`, `fromImage` and `fromArtifact`",
+                            Some(e.key.span),
+                        )
+                        .note(other.key, format!("`{first}` is already given here"))
+                        .help("remove one of them"),
+                    ));
+                }
+                if text.is_empty() || text.contains(char::is_whitespace) {
+                    let what = if e.name == "from" {
+                        "an image reference like `alpine:3.20` or `scratch`"
+                    } else {
+                        "the name of another image of this config"
+                    };
+                    return Err(Box::new(Diagnostic::new(
+                        format!("`{}` must be {what}", e.name),
+                        Some(e.value.span),
+                    )));
+                }
+                let value = match (e.name, text) {
+                    ("fromImage" | "fromArtifact", n) => From::Image(n.to_string()),
+                    (_, "scratch") => From::Scratch,
+                    (_, r) => From::Reference(r.to_string()),
+                };
+                self.from = Some(Keyed {
+                    value,
+                    key: e.key.span,
+                    span: e.value.span,
+                });
+            }
+            "cacheVersion" => self.cache_version = version(e, "cacheVersion")?,
+            "fromCacheVersion" => self.from_cache_version = version(e, "fromCacheVersion")?,
+            "final" => self.is_final = boolean(e.value, "final")?,
+            "shell" => self.shell = shell_section(e)?,
+            "docker" => self.docker_section = docker_directives(e)?,
+            "git" => self.git = git_mappings(e.value)?,
+            "import" => self.imports = import_entries(e.value)?,
+            "mount" => self.mounts = mount_entries(e.value)?,
+            "dependencies" => self.dependencies = dependency_entries(e.value)?,
+            "dockerfile" | "context" | "target" => {
+                let v = Spanned {
+                    value: scalar(e.value, e.name)?.to_string(),
+                    span: e.value.span,
+                };
+                match e.name {
+                    "dockerfile" => self.dockerfile = Some(project_relative(v, "dockerfile")?),
+                    "context" => self.context = Some(project_relative(v, "context")?),
+                    _ => self.target = Some(v),
+                }
+            }
+            "args" => self.args = scalar_map(e.value, "args")?,
+            "imageSpec" => self.image_spec_section = Some(image_spec(e, "imageSpec")?),
+            "disableGitAfterPatch" => {
+                self.disable_git_after_patch = boolean(e.value, "disableGitAfterPatch")?
+            }
+            "fromLatest" => self.from_latest = boolean(e.value, "fromLatest")?,
+            "network" => {
+                let text = scalar(e.value, "network")?;
+                self.network = match text {
+                    "" | "default" | "host" => None,
+                    "none" => Some(e.value.span),
+                    other => {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!("unknown network `{other}`"),
+                                Some(e.value.span),
+                            )
+                            .help("use `default`, `host` or `none`"),
+                        ));
+                    }
+                };
+            }
+            "platform" => platform(e.value, "platform")?,
+            "secrets" => self.secrets = secret_entries(e.value)?,
+            "addHost" => self.add_hosts = host_entries(e.value)?,
+            // The agent goes to the Dockerfile's `RUN --mount=type=ssh`, which the Dockerfile
+            // frontend reports at its line if the Dockerfile has one.
+            "ssh" => {
+                scalar(e.value, "ssh")?;
+                self.ssh = Some(e.key.span);
+            }
+            // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
+            "staged" => {
+                boolean(e.value, "staged")?;
+            }
+            // The context is read from the work tree, untracked files included, so the files
+            // `contextAddFiles` names are in it already.
+            "contextAddFiles" => {
+                masks(e.value, "contextAddFiles")?;
+            }
+            _ => unreachable_key(e.key)?,
+        }
+        Ok(())
+    }
+}
+
+/// `secrets:`: each entry one of `env`, `src` and `value`, with an `id` (werf's default: the
+/// variable's name, the file's name; a `value` needs one), ids unique.
+fn secret_entries(value: &Node) -> Result<Vec<SecretConfig>> {
+    use strata_plan::SecretSource;
+    let mut out: Vec<SecretConfig> = Vec::new();
+    for item in list_items(value, "secrets")? {
+        let mut fields = SecretEntry::default();
+        read(item, "secrets", &mut fields)?;
+        let SecretEntry { id, source } = fields;
+        let source = source.ok_or_else(|| {
+            Box::new(
+                Diagnostic::new("a secret needs `env`, `src` or `value`", Some(item.span))
+                    .help("for example `- env: NPM_TOKEN`"),
+            )
+        })?;
+        let id = match (id, &source) {
+            (Some(id), _) => id,
+            (None, SecretSource::Env(var)) => var.clone(),
+            (None, SecretSource::File(path)) => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            (None, SecretSource::Value(_)) => {
+                return Err(Box::new(
+                    Diagnostic::new("a secret with `value` needs an `id`", Some(item.span))
+                        .help("add `id: NAME`: it is mounted at /run/secrets/NAME"),
+                ));
+            }
+        };
+        if let Some(first) = out.iter().find(|s| s.id == id) {
+            return Err(Box::new(
+                Diagnostic::new(format!("duplicated secret `{id}`"), Some(item.span))
+                    .note(first.span, "first defined here")
+                    .help("give each secret its own `id`"),
+            ));
+        }
+        out.push(SecretConfig {
+            span: item.span,
+            id,
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// One `secrets:` entry, key by key.
+#[derive(Default)]
+struct SecretEntry {
+    id: Option<String>,
+    source: Option<strata_plan::SecretSource>,
+}
+
+impl Section for SecretEntry {
+    const CONTEXT: &'static str = "a `secrets` entry";
+    const KEYS: &'static [&'static str] = SECRET_KEYS;
+
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
+        use strata_plan::SecretSource;
+        let path = format!("secrets.{}", e.name);
+        let text = scalar(e.value, &path)?.to_string();
+        let next = match e.name {
+            "id" => {
+                if text.is_empty() || text.contains('/') || text == "." || text == ".." {
+                    return Err(Box::new(
+                        Diagnostic::new(format!("`{text}` is not a secret id"), Some(e.value.span))
+                            .help("the secret is mounted at /run/secrets/ID: use a file name"),
+                    ));
+                }
+                self.id = Some(text);
+                return Ok(());
+            }
+            "env" => SecretSource::Env(text),
+            "src" => SecretSource::File(text.into()),
+            "value" => SecretSource::Value(text),
+            _ => {
+                unreachable_key(e.key)?;
+                return Ok(());
+            }
+        };
+        if self.source.is_some() {
+            return Err(Box::new(
+                Diagnostic::new(
+                    "a secret takes one of `env`, `src` and `value`",
+                    Some(e.key.span),
+                )
+                .help("write each secret as its own list item"),
+            ));
+        }
+        self.source = Some(next);
+        Ok(())
+    }
+}
+
+/// `addHost:` (one string or a list): `NAME:IP` as docker's `--add-host` (split at the first
+/// `=`, else the first `:`, so an IPv6 address keeps its colons).
+fn host_entries(value: &Node) -> Result<Vec<(String, std::net::IpAddr)>> {
+    masks_of(value, "addHost")?
+        .into_iter()
+        .map(|entry| {
+            let text = entry.value.as_str();
+            let parsed = text
+                .split_once('=')
+                .or_else(|| text.split_once(':'))
+                .filter(|(name, _)| !name.is_empty())
+                .and_then(|(name, ip)| {
+                    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                    Some((name.to_string(), ip.parse().ok()?))
+                });
+            parsed.ok_or_else(|| {
+                Box::new(
+                    Diagnostic::new(
+                        format!("`{text}` is not a host-to-IP mapping"),
+                        Some(entry.span),
+                    )
+                    .help("write `NAME:IP`, for example `registry.local:10.0.0.5`"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// werf's `imageSpec:` as the config change of the `imageSpec` stage.
 fn image_spec(e: &Entry<'_>, path: &str) -> Result<Keyed<strata_plan::ConfigChange>> {
     let mut change = strata_plan::ConfigChange::default();
-    let section = Section {
-        path,
-        context: "`imageSpec`",
-        valid: IMAGE_SPEC_KEYS,
-        unsupported: &["clearHistory"],
-        nested: &[("config", IMAGE_SPEC_CONFIG_KEYS)],
-    };
     if !e.value.is_null() {
-        for s in entries_of(e, &section)? {
-            match s.name {
-                "author" => {
-                    change.author = Some(scalar(s.value, &format!("{path}.author"))?.to_string())
-                }
-                "config" if s.value.is_null() => {}
-                "config" => image_spec_config(&s, &format!("{path}.config"), &mut change)?,
-                _ => unreachable_key(s.key)?,
-            }
-        }
+        read_value(
+            e,
+            path,
+            &mut ImageSpec {
+                change: &mut change,
+                path,
+            },
+        )?;
     }
     Ok(keyed(change, e))
+}
+/// `imageSpec:`, read into its config change.
+struct ImageSpec<'a> {
+    change: &'a mut strata_plan::ConfigChange,
+    path: &'a str,
+}
+
+impl Section for ImageSpec<'_> {
+    const CONTEXT: &'static str = "`imageSpec`";
+    const KEYS: &'static [&'static str] = IMAGE_SPEC_KEYS;
+    const NESTED: &'static [(&'static str, &'static [&'static str])] =
+        &[("config", IMAGE_SPEC_CONFIG_KEYS)];
+
+    fn entry(&mut self, s: &Entry<'_>) -> Result<()> {
+        let (change, path) = (&mut *self.change, self.path);
+        match s.name {
+            "author" => {
+                change.author = Some(scalar(s.value, &format!("{path}.author"))?.to_string())
+            }
+            "clearHistory" => {
+                change.remove.history = boolean(s.value, &format!("{path}.clearHistory"))?
+            }
+            "config" if s.value.is_null() => {}
+            "config" => image_spec_config(s, &format!("{path}.config"), change)?,
+            _ => unreachable_key(s.key)?,
+        }
+        Ok(())
+    }
 }
 
 fn image_spec_config(
@@ -611,15 +838,31 @@ fn image_spec_config(
     path: &str,
     change: &mut strata_plan::ConfigChange,
 ) -> Result<()> {
-    let section = Section {
+    let mut config = ImageSpecConfig {
+        change,
         path,
-        context: "`imageSpec.config`",
-        valid: IMAGE_SPEC_CONFIG_KEYS,
-        unsupported: &[],
-        nested: &[],
+        keep_werf_labels: false,
     };
-    let mut keep_werf_labels = false;
-    for c in entries_of(e, &section)? {
+    read_value(e, path, &mut config)?;
+    let (change, keep_werf_labels) = (config.change, config.keep_werf_labels);
+    if keep_werf_labels {
+        change.remove.labels.retain(|l| l != "werf");
+    }
+    Ok(())
+}
+/// `imageSpec.config:`, read into the config change.
+struct ImageSpecConfig<'a> {
+    change: &'a mut strata_plan::ConfigChange,
+    path: &'a str,
+    keep_werf_labels: bool,
+}
+
+impl Section for ImageSpecConfig<'_> {
+    const CONTEXT: &'static str = "`imageSpec.config`";
+    const KEYS: &'static [&'static str] = IMAGE_SPEC_CONFIG_KEYS;
+
+    fn entry(&mut self, c: &Entry<'_>) -> Result<()> {
+        let (change, path) = (&mut *self.change, self.path);
         let at = format!("{path}.{}", c.name);
         let text = || -> Result<String> { Ok(scalar(c.value, &at)?.to_string()) };
         let flag = || boolean(c.value, &at);
@@ -636,32 +879,47 @@ fn image_spec_config(
             "removeEnv" => change.remove.env = scalar_list(c.value, &at)?,
             "removeLabels" => change.remove.labels = scalar_list(c.value, &at)?,
             "removeVolumes" => change.remove.volumes = scalar_list(c.value, &at)?,
-            "keepEssentialWerfLabels" => keep_werf_labels = flag()?,
+            "keepEssentialWerfLabels" => self.keep_werf_labels = flag()?,
             "clearCmd" => change.remove.cmd = flag()?,
             "clearEntrypoint" => change.remove.entrypoint = flag()?,
             "clearUser" => change.remove.user = flag()?,
             "clearWorkingDir" => change.remove.workdir = flag()?,
-            "healthcheck" => change.healthcheck = Some(image_spec_healthcheck(&c, &at)?),
+            // werf reads it and does nothing with it ("TODO: remove in v3").
+            "clearWerfLabels" => {
+                flag()?;
+            }
+            "healthcheck" => change.healthcheck = Some(image_spec_healthcheck(c, &at)?),
             _ => unreachable_key(c.key)?,
         }
+        Ok(())
     }
-    if keep_werf_labels {
-        change.remove.labels.retain(|l| l != "werf");
-    }
-    Ok(())
 }
 
 /// `healthcheck:` of `imageSpec.config`: `test` as Docker's, intervals in seconds.
 fn image_spec_healthcheck(e: &Entry<'_>, path: &str) -> Result<strata_plan::Healthcheck> {
-    let section = Section {
-        path,
-        context: "`imageSpec.config.healthcheck`",
-        valid: HEALTHCHECK_KEYS,
-        unsupported: &[],
-        nested: &[],
-    };
     let mut check = strata_plan::Healthcheck::default();
-    for h in entries_of(e, &section)? {
+    read_value(
+        e,
+        path,
+        &mut ImageSpecHealthcheck {
+            check: &mut check,
+            path,
+        },
+    )?;
+    Ok(check)
+}
+/// `healthcheck:` of `imageSpec.config`, read into the check.
+struct ImageSpecHealthcheck<'a> {
+    check: &'a mut strata_plan::Healthcheck,
+    path: &'a str,
+}
+
+impl Section for ImageSpecHealthcheck<'_> {
+    const CONTEXT: &'static str = "`imageSpec.config.healthcheck`";
+    const KEYS: &'static [&'static str] = HEALTHCHECK_KEYS;
+
+    fn entry(&mut self, h: &Entry<'_>) -> Result<()> {
+        let (check, path) = (&mut *self.check, self.path);
         let at = format!("{path}.{}", h.name);
         let number = || -> Result<u64> {
             scalar(h.value, &at)?
@@ -679,67 +937,28 @@ fn image_spec_healthcheck(e: &Entry<'_>, path: &str) -> Result<strata_plan::Heal
             }
             _ => unreachable_key(h.key)?,
         }
+        Ok(())
     }
-    Ok(check)
 }
 
 /// `import:`: files from other images.
 fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
     let items = list_items(value, "import")?;
-    let section = Section {
-        path: "import",
-        context: "an `import` entry",
-        valid: IMPORT_KEYS,
-        unsupported: &[],
-        nested: &[],
-    };
     let mut out = Vec::new();
     for item in items {
-        let (mut image, mut add, mut to, mut owner, mut group, mut point) =
-            (None, None, None, None, None, None);
-        let mut stage = None;
-        let (mut include_paths, mut exclude_paths) = (Vec::new(), Vec::new());
-        for e in entries(item, &section)? {
-            let path = format!("import.{}", e.name);
-            let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
-                Ok(Spanned {
-                    value: scalar(e.value, &path)?.to_string(),
-                    span: e.value.span,
-                })
-            };
-            match e.name {
-                "from" | "image" | "artifact" => {
-                    if image.is_some() {
-                        return Err(Box::new(Diagnostic::new(
-                            "an import takes one of `from`, `image` and `artifact`",
-                            Some(e.key.span),
-                        )));
-                    }
-                    image = Some(spanned(&e)?);
-                }
-                "stage" => stage = Some(spanned(&e)?),
-                "add" => add = Some(inside(absolute(spanned(&e)?, "add")?, "add")?),
-                "to" => to = Some(inside(absolute(spanned(&e)?, "to")?, "to")?),
-                "owner" => owner = Some(spanned(&e)?),
-                "group" => group = Some(spanned(&e)?),
-                "includePaths" => include_paths = masks(e.value, &path)?,
-                "excludePaths" => exclude_paths = masks(e.value, &path)?,
-                "before" | "after" => {
-                    if let Some(first) = &point {
-                        let first: &Spanned<ImportPoint> = first;
-                        return Err(Box::new(
-                            Diagnostic::new(
-                                "an import takes exactly one of `before` and `after`",
-                                Some(e.key.span),
-                            )
-                            .note(first.span, "already given here"),
-                        ));
-                    }
-                    point = Some(stage_point(&e, &path)?);
-                }
-                _ => unreachable_key(e.key)?,
-            }
-        }
+        let mut fields = ImportEntry::default();
+        read(item, "import", &mut fields)?;
+        let ImportEntry {
+            image,
+            add,
+            to,
+            owner,
+            group,
+            point,
+            stage,
+            include_paths,
+            exclude_paths,
+        } = fields;
         let missing = |what: &str, help: &str| {
             Box::new(
                 Diagnostic::new(format!("an import needs `{what}`"), Some(item.span))
@@ -777,65 +996,76 @@ fn import_entries(value: &Node) -> Result<Vec<ImportConfig>> {
     Ok(out)
 }
 
+/// One `import:` entry, key by key.
+#[derive(Default)]
+struct ImportEntry {
+    image: Option<Spanned<String>>,
+    add: Option<Spanned<String>>,
+    to: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+    point: Option<Spanned<ImportPoint>>,
+    stage: Option<Spanned<String>>,
+    include_paths: Vec<Spanned<String>>,
+    exclude_paths: Vec<Spanned<String>>,
+}
+
+impl Section for ImportEntry {
+    const CONTEXT: &'static str = "an `import` entry";
+    const KEYS: &'static [&'static str] = IMPORT_KEYS;
+
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
+        let path = format!("import.{}", e.name);
+        let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
+            Ok(Spanned {
+                value: scalar(e.value, &path)?.to_string(),
+                span: e.value.span,
+            })
+        };
+        match e.name {
+            "from" | "image" | "artifact" => {
+                if self.image.is_some() {
+                    return Err(Box::new(Diagnostic::new(
+                        "an import takes one of `from`, `image` and `artifact`",
+                        Some(e.key.span),
+                    )));
+                }
+                self.image = Some(spanned(e)?);
+            }
+            "stage" => self.stage = Some(spanned(e)?),
+            "add" => self.add = Some(inside(absolute(spanned(e)?, "add")?, "add")?),
+            "to" => self.to = Some(inside(absolute(spanned(e)?, "to")?, "to")?),
+            "owner" => self.owner = Some(spanned(e)?),
+            "group" => self.group = Some(spanned(e)?),
+            "includePaths" => self.include_paths = masks(e.value, &path)?,
+            "excludePaths" => self.exclude_paths = masks(e.value, &path)?,
+            "before" | "after" => {
+                if let Some(first) = &self.point {
+                    let first: &Spanned<ImportPoint> = first;
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            "an import takes exactly one of `before` and `after`",
+                            Some(e.key.span),
+                        )
+                        .note(first.span, "already given here"),
+                    ));
+                }
+                self.point = Some(stage_point(e, &path)?);
+            }
+            _ => unreachable_key(e.key)?,
+        }
+        Ok(())
+    }
+}
+
 /// `mount:`: directories mounted into build containers.
 fn mount_entries(value: &Node) -> Result<Vec<MountConfig>> {
     let items = list_items(value, "mount")?;
-    let section = Section {
-        path: "mount",
-        context: "a `mount` entry",
-        valid: MOUNT_KEYS,
-        unsupported: &[],
-        nested: &[],
-    };
     let mut out = Vec::new();
     for item in items {
-        let (mut source, mut to) = (None, None);
-        for e in entries(item, &section)? {
-            let path = format!("mount.{}", e.name);
-            let text = scalar(e.value, &path)?;
-            if source.is_some() && e.name != "to" {
-                return Err(Box::new(Diagnostic::new(
-                    "a mount takes one of `from` and `fromPath`",
-                    Some(e.key.span),
-                )));
-            }
-            match e.name {
-                "from" => {
-                    let kind = match text {
-                        "tmp_dir" => strata_plan::MountSource::TmpDir,
-                        "build_dir" => strata_plan::MountSource::BuildDir,
-                        other => {
-                            return Err(Box::new(
-                                Diagnostic::new(format!("unknown mount source `{other}`"), Some(e.value.span))
-                                    .help("use `from: tmp_dir`, `from: build_dir` or `fromPath: /host/path`"),
-                            ));
-                        }
-                    };
-                    source = Some(Spanned {
-                        value: kind,
-                        span: e.value.span,
-                    });
-                }
-                // Absolute, relative to the project directory, or below `~` (werf's
-                // "absolute or relative path"); the lowering resolves it.
-                "fromPath" => {
-                    source = Some(Spanned {
-                        value: strata_plan::MountSource::Host(text.into()),
-                        span: e.value.span,
-                    });
-                }
-                "to" => {
-                    to = Some(absolute(
-                        Spanned {
-                            value: text.to_string(),
-                            span: e.value.span,
-                        },
-                        "to",
-                    )?)
-                }
-                _ => unreachable_key(e.key)?,
-            }
-        }
+        let mut fields = MountEntry::default();
+        read(item, "mount", &mut fields)?;
+        let MountEntry { source, to } = fields;
         let source = source.ok_or_else(|| {
             Box::new(Diagnostic::new(
                 "a mount needs `from` or `fromPath`",
@@ -853,6 +1083,71 @@ fn mount_entries(value: &Node) -> Result<Vec<MountConfig>> {
     Ok(out)
 }
 
+/// One `mount:` entry, key by key.
+#[derive(Default)]
+struct MountEntry {
+    source: Option<Spanned<strata_plan::MountSource>>,
+    to: Option<Spanned<String>>,
+}
+
+impl Section for MountEntry {
+    const CONTEXT: &'static str = "a `mount` entry";
+    const KEYS: &'static [&'static str] = MOUNT_KEYS;
+
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
+        let path = format!("mount.{}", e.name);
+        let text = scalar(e.value, &path)?;
+        if self.source.is_some() && e.name != "to" {
+            return Err(Box::new(Diagnostic::new(
+                "a mount takes one of `from` and `fromPath`",
+                Some(e.key.span),
+            )));
+        }
+        match e.name {
+            "from" => {
+                let kind = match text {
+                    "tmp_dir" => strata_plan::MountSource::TmpDir,
+                    "build_dir" => strata_plan::MountSource::BuildDir,
+                    other => {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!("unknown mount source `{other}`"),
+                                Some(e.value.span),
+                            )
+                            .help(
+                                "use `from: tmp_dir`, `from: build_dir` or `fromPath: /host/path`",
+                            ),
+                        ));
+                    }
+                };
+                self.source = Some(Spanned {
+                    value: kind,
+                    span: e.value.span,
+                });
+            }
+            // Absolute, relative to the project directory, or below `~` (werf's
+            // "absolute or relative path"); the lowering resolves it.
+            "fromPath" => {
+                self.source = Some(Spanned {
+                    value: strata_plan::MountSource::Host(text.into()),
+                    span: e.value.span,
+                });
+            }
+            "to" => {
+                self.to = Some(absolute(
+                    Spanned {
+                        value: text.to_string(),
+                        span: e.value.span,
+                    },
+                    "to",
+                )?)
+            }
+            _ => unreachable_key(e.key)?,
+        }
+        Ok(())
+    }
+}
+
 /// The items of a list of mappings (none for null).
 fn list_items<'a>(value: &'a Node, path: &str) -> Result<&'a [Node]> {
     match &value.kind {
@@ -865,74 +1160,30 @@ fn list_items<'a>(value: &'a Node, path: &str) -> Result<&'a [Node]> {
 /// `git:`: a list of mappings.
 fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
     let items = list_items(value, "git")?;
-    let section = Section {
-        path: "git",
-        context: "a `git` mapping",
-        valid: GIT_KEYS,
-        unsupported: &["basicAuth"],
-        nested: &[],
-    };
     let mut out = Vec::new();
     for item in items {
-        let mut url = None;
-        let mut git_ref: Option<(GitRef, Spanned<String>)> = None;
-        let (mut add, mut to, mut owner, mut group) = (None, None, None, None);
-        let (mut include_paths, mut exclude_paths) = (Vec::new(), Vec::new());
-        let mut stage_dependencies = Vec::new();
-        for e in entries(item, &section)? {
-            let path = format!("git.{}", e.name);
-            let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
-                Ok(Spanned {
-                    value: scalar(e.value, &path)?.to_string(),
-                    span: e.value.span,
-                })
-            };
-            match e.name {
-                "url" => url = Some(spanned(&e)?),
-                "branch" | "tag" | "commit" => {
-                    let kind = match e.name {
-                        "branch" => GitRef::Branch,
-                        "tag" => GitRef::Tag,
-                        _ => GitRef::Commit,
-                    };
-                    if let Some((_, first)) = &git_ref {
-                        return Err(Box::new(
-                            Diagnostic::new(
-                                "a git mapping takes one of `branch`, `tag` and `commit`",
-                                Some(e.key.span),
-                            )
-                            .note(first.span, "already given here"),
-                        ));
-                    }
-                    git_ref = Some((kind, spanned(&e)?));
-                }
-                "add" => add = Some(inside(absolute(spanned(&e)?, "add")?, "add")?),
-                "to" => to = Some(inside(absolute(spanned(&e)?, "to")?, "to")?),
-                "owner" => owner = Some(spanned(&e)?),
-                "group" => group = Some(spanned(&e)?),
-                "includePaths" => include_paths = masks(e.value, &path)?,
-                "excludePaths" => exclude_paths = masks(e.value, &path)?,
-                "stageDependencies" => {
-                    let deps = Section {
-                        path: "git.stageDependencies",
-                        context: "`stageDependencies`",
-                        valid: STAGE_DEPENDENCY_KEYS,
-                        unsupported: &[],
-                        nested: &[],
-                    };
-                    for d in entries_of(&e, &deps)? {
-                        let stage = UserStage::ALL
-                            .into_iter()
-                            .find(|s| s.name() == d.name)
-                            .expect("`entries` only lets user stage names through");
-                        stage_dependencies.push((
-                            stage,
-                            masks(d.value, &format!("git.stageDependencies.{}", d.name))?,
-                        ));
-                    }
-                }
-                _ => unreachable_key(e.key)?,
-            }
+        let mut fields = GitEntry::default();
+        read(item, "git", &mut fields)?;
+        let GitEntry {
+            url,
+            git_ref,
+            add,
+            to,
+            owner,
+            group,
+            include_paths,
+            exclude_paths,
+            stage_dependencies,
+            basic_auth,
+        } = fields;
+        if let (Some(auth), None) = (&basic_auth, &url) {
+            return Err(Box::new(
+                Diagnostic::new(
+                    "`basicAuth` authenticates the clone of a remote; this mapping has no `url`",
+                    Some(auth.key),
+                )
+                .help("remove it, or add `url:`"),
+            ));
         }
         if let (Some((_, r)), None) = (&git_ref, &url) {
             return Err(Box::new(
@@ -963,9 +1214,179 @@ fn git_mappings(value: &Node) -> Result<Vec<GitConfig>> {
             include_paths,
             exclude_paths,
             stage_dependencies,
+            basic_auth,
         });
     }
     Ok(out)
+}
+
+/// `stageDependencies:` of a git mapping, read into its masks per user stage.
+struct StageDependencies<'a>(&'a mut Vec<(UserStage, Vec<Spanned<String>>)>);
+
+impl Section for StageDependencies<'_> {
+    const CONTEXT: &'static str = "`stageDependencies`";
+    const KEYS: &'static [&'static str] = STAGE_DEPENDENCY_KEYS;
+
+    fn entry(&mut self, d: &Entry<'_>) -> Result<()> {
+        let stage = UserStage::ALL
+            .into_iter()
+            .find(|s| s.name() == d.name)
+            .expect("`entries` only lets user stage names through");
+        self.0.push((
+            stage,
+            masks(d.value, &format!("git.stageDependencies.{}", d.name))?,
+        ));
+        Ok(())
+    }
+}
+
+/// One `git:` mapping, key by key.
+#[derive(Default)]
+struct GitEntry {
+    url: Option<Spanned<String>>,
+    git_ref: Option<(GitRef, Spanned<String>)>,
+    add: Option<Spanned<String>>,
+    to: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
+    include_paths: Vec<Spanned<String>>,
+    exclude_paths: Vec<Spanned<String>>,
+    stage_dependencies: Vec<(UserStage, Vec<Spanned<String>>)>,
+    basic_auth: Option<BasicAuthConfig>,
+}
+
+impl Section for GitEntry {
+    const CONTEXT: &'static str = "a `git` mapping";
+    const KEYS: &'static [&'static str] = GIT_KEYS;
+
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
+        let path = format!("git.{}", e.name);
+        let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
+            Ok(Spanned {
+                value: scalar(e.value, &path)?.to_string(),
+                span: e.value.span,
+            })
+        };
+        match e.name {
+            "url" => self.url = Some(spanned(e)?),
+            "branch" | "tag" | "commit" => {
+                let kind = match e.name {
+                    "branch" => GitRef::Branch,
+                    "tag" => GitRef::Tag,
+                    _ => GitRef::Commit,
+                };
+                if let Some((_, first)) = &self.git_ref {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            "a git mapping takes one of `branch`, `tag` and `commit`",
+                            Some(e.key.span),
+                        )
+                        .note(first.span, "already given here"),
+                    ));
+                }
+                self.git_ref = Some((kind, spanned(e)?));
+            }
+            "add" => self.add = Some(inside(absolute(spanned(e)?, "add")?, "add")?),
+            "to" => self.to = Some(inside(absolute(spanned(e)?, "to")?, "to")?),
+            "owner" => self.owner = Some(spanned(e)?),
+            "group" => self.group = Some(spanned(e)?),
+            "includePaths" => self.include_paths = masks(e.value, &path)?,
+            "excludePaths" => self.exclude_paths = masks(e.value, &path)?,
+            "basicAuth" => self.basic_auth = Some(basic_auth_entry(e)?),
+            "stageDependencies" => read_value(
+                e,
+                "git.stageDependencies",
+                &mut StageDependencies(&mut self.stage_dependencies),
+            )?,
+            _ => unreachable_key(e.key)?,
+        }
+        Ok(())
+    }
+}
+
+/// `basicAuth: {username, password: {env | src | value}}` of a git mapping.
+fn basic_auth_entry(e: &Entry<'_>) -> Result<BasicAuthConfig> {
+    let mut auth = BasicAuth::default();
+    read_value(e, "git.basicAuth", &mut auth)?;
+    let BasicAuth { username, password } = auth;
+    let missing = |what: &str, help: &str| {
+        Box::new(
+            Diagnostic::new(format!("`basicAuth` needs {what}"), Some(e.value.span))
+                .help(help.to_string()),
+        )
+    };
+    Ok(BasicAuthConfig {
+        key: e.key.span,
+        username: username.ok_or_else(|| missing("`username`", "add `username: NAME`"))?,
+        password: password.ok_or_else(|| {
+            missing(
+                "a `password`",
+                "add `password: {env: VARIABLE}` (or `src: FILE`, `value: TEXT`)",
+            )
+        })?,
+    })
+}
+
+/// `basicAuth:` of a git mapping, key by key.
+#[derive(Default)]
+struct BasicAuth {
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<strata_plan::SecretSource>>,
+}
+
+impl Section for BasicAuth {
+    const CONTEXT: &'static str = "`basicAuth`";
+    const KEYS: &'static [&'static str] = BASIC_AUTH_KEYS;
+    const NESTED: &'static [(&'static str, &'static [&'static str])] =
+        &[("password", PASSWORD_KEYS)];
+
+    fn entry(&mut self, a: &Entry<'_>) -> Result<()> {
+        match a.name {
+            "username" => {
+                self.username = Some(Spanned {
+                    value: scalar(a.value, "git.basicAuth.username")?.to_string(),
+                    span: a.value.span,
+                })
+            }
+            "password" => read_value(
+                a,
+                "git.basicAuth.password",
+                &mut Password(&mut self.password),
+            )?,
+            _ => unreachable_key(a.key)?,
+        }
+        Ok(())
+    }
+}
+
+/// `basicAuth.password:`, one of its sources.
+struct Password<'a>(&'a mut Option<Spanned<strata_plan::SecretSource>>);
+
+impl Section for Password<'_> {
+    const CONTEXT: &'static str = "`basicAuth.password`";
+    const KEYS: &'static [&'static str] = PASSWORD_KEYS;
+
+    fn entry(&mut self, p: &Entry<'_>) -> Result<()> {
+        use strata_plan::SecretSource;
+        let text = scalar(p.value, &format!("git.basicAuth.password.{}", p.name))?;
+        let source = match p.name {
+            "env" => SecretSource::Env(text.to_string()),
+            "src" | "file" => SecretSource::File(text.into()),
+            "value" => SecretSource::Value(text.to_string()),
+            _ => return unreachable_key(p.key),
+        };
+        if self.0.is_some() {
+            return Err(Box::new(Diagnostic::new(
+                "a password takes one of `env`, `src` and `value`",
+                Some(p.key.span),
+            )));
+        }
+        *self.0 = Some(Spanned {
+            value: source,
+            span: p.value.span,
+        });
+        Ok(())
+    }
 }
 
 /// `add`/`to` must be absolute paths.
@@ -1051,18 +1472,22 @@ fn shell_section(e: &Entry<'_>) -> Result<Shell> {
     if e.value.is_null() {
         return Ok(shell);
     }
-    let section = Section {
-        path: "shell",
-        context: "`shell`",
-        valid: SHELL_KEYS,
-        unsupported: &[],
-        nested: &[],
-    };
-    for s in entries_of(e, &section)? {
+    read_value(e, "shell", &mut ShellSection(&mut shell))?;
+    Ok(shell)
+}
+/// `shell:`, read into the shell settings.
+struct ShellSection<'a>(&'a mut Shell);
+
+impl Section for ShellSection<'_> {
+    const CONTEXT: &'static str = "`shell`";
+    const KEYS: &'static [&'static str] = SHELL_KEYS;
+
+    fn entry(&mut self, s: &Entry<'_>) -> Result<()> {
+        let shell = &mut *self.0;
         let path = format!("shell.{}", s.name);
         if s.name == "cacheVersion" {
-            shell.cache_version = version(&s, &path)?;
-            continue;
+            shell.cache_version = version(s, &path)?;
+            return Ok(());
         }
         let mut matched = false;
         for stage in UserStage::ALL {
@@ -1072,15 +1497,15 @@ fn shell_section(e: &Entry<'_>) -> Result<Shell> {
                 target.commands = commands(s.value, &path)?;
                 matched = true;
             } else if s.name == stage.cache_version_key() {
-                shell.stage_mut(stage).cache_version = version(&s, &path)?;
+                shell.stage_mut(stage).cache_version = version(s, &path)?;
                 matched = true;
             }
         }
         if !matched {
             unreachable_key(s.key)?;
         }
+        Ok(())
     }
-    Ok(shell)
 }
 
 /// A user stage's value: a string (one command) or a list of strings.
@@ -1132,28 +1557,32 @@ fn docker_directives(e: &Entry<'_>) -> Result<Docker> {
     if e.value.is_null() {
         return Ok(docker);
     }
-    let section = Section {
-        path: "docker",
-        context: "`docker`",
-        valid: DOCKER_KEYS,
-        unsupported: &[],
-        nested: &[],
-    };
-    for d in entries_of(e, &section)? {
+    read_value(e, "docker", &mut DockerSection(&mut docker))?;
+    Ok(docker)
+}
+/// `docker:`, read into the directives.
+struct DockerSection<'a>(&'a mut Docker);
+
+impl Section for DockerSection<'_> {
+    const CONTEXT: &'static str = "`docker`";
+    const KEYS: &'static [&'static str] = DOCKER_KEYS;
+
+    fn entry(&mut self, d: &Entry<'_>) -> Result<()> {
+        let docker = &mut *self.0;
         let path = format!("docker.{}", d.name);
         match d.name {
-            "VOLUME" => docker.volume = Some(keyed(scalar_list(d.value, &path)?, &d)),
-            "EXPOSE" => docker.expose = Some(keyed(scalar_list(d.value, &path)?, &d)),
-            "ENV" => docker.env = Some(keyed(scalar_map(d.value, &path)?, &d)),
-            "LABEL" => docker.label = Some(keyed(scalar_map(d.value, &path)?, &d)),
-            "ENTRYPOINT" => docker.entrypoint = Some(keyed(argv(d.value, &path)?, &d)),
-            "CMD" => docker.cmd = Some(keyed(argv(d.value, &path)?, &d)),
-            "WORKDIR" => docker.workdir = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
+            "VOLUME" => docker.volume = Some(keyed(scalar_list(d.value, &path)?, d)),
+            "EXPOSE" => docker.expose = Some(keyed(scalar_list(d.value, &path)?, d)),
+            "ENV" => docker.env = Some(keyed(scalar_map(d.value, &path)?, d)),
+            "LABEL" => docker.label = Some(keyed(scalar_map(d.value, &path)?, d)),
+            "ENTRYPOINT" => docker.entrypoint = Some(keyed(argv(d.value, &path)?, d)),
+            "CMD" => docker.cmd = Some(keyed(argv(d.value, &path)?, d)),
+            "WORKDIR" => docker.workdir = Some(keyed(scalar(d.value, &path)?.to_string(), d)),
             // werf: "affects only docker-server backend"; strata writes values as given.
             "exactValues" => {
                 boolean(d.value, &path)?;
             }
-            "USER" => docker.user = Some(keyed(scalar(d.value, &path)?.to_string(), &d)),
+            "USER" => docker.user = Some(keyed(scalar(d.value, &path)?.to_string(), d)),
             "HEALTHCHECK" => {
                 let text = string(d.value, &path)?;
                 let check = docker::healthcheck(text).map_err(|m| {
@@ -1163,12 +1592,12 @@ fn docker_directives(e: &Entry<'_>) -> Result<Docker> {
                          CMD <command>`",
                     ))
                 })?;
-                docker.healthcheck = Some(keyed(check, &d));
+                docker.healthcheck = Some(keyed(check, d));
             }
             _ => unreachable_key(d.key)?,
         }
+        Ok(())
     }
-    Ok(docker)
 }
 
 fn keyed<T>(value: T, e: &Entry<'_>) -> Keyed<T> {
@@ -1288,16 +1717,40 @@ fn unreachable_key(key: &Node) -> Result<()> {
     )))
 }
 
-/// The keys a mapping may hold.
-struct Section<'a> {
-    /// Dotted path of the mapping for messages (`shell`), empty for a document.
-    path: &'a str,
-    /// How "unknown key ... in X" names the mapping.
-    context: &'a str,
-    valid: &'a [&'a str],
-    unsupported: &'a [&'a str],
+/// A mapping of the config, read by [`read`]: the type that collects what the mapping says
+/// declares its keys once (`KEYS`, in the order "valid keys are" lists them) and reads each
+/// checked entry in [`Section::entry`]. The driver checks every key of the mapping first (a
+/// string, unique, known: the errors users see, with their wording and spans), then hands the
+/// entries over in written order.
+trait Section {
+    /// How "unknown key ... in X" names the mapping (`` `shell` ``, "an image document").
+    const CONTEXT: &'static str;
+    /// The keys the mapping takes.
+    const KEYS: &'static [&'static str];
+    /// werf keys strata does not implement yet: an error at the key.
+    const UNSUPPORTED: &'static [&'static str] = &[];
     /// Sub-sections whose keys users put here by mistake: `(section, its keys)`.
-    nested: &'a [(&'a str, &'a [&'a str])],
+    const NESTED: &'static [(&'static str, &'static [&'static str])] = &[];
+
+    /// Reads one entry, whose key is one of `KEYS`.
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()>;
+}
+
+/// Reads the mapping `node` (at dotted `path`, for messages; empty for a document) into
+/// `section`.
+fn read<S: Section>(node: &Node, path: &str, section: &mut S) -> Result<()> {
+    for e in entries::<S>(node, path)? {
+        section.entry(&e)?;
+    }
+    Ok(())
+}
+
+/// [`read`] of the value of `e`, which must be a mapping.
+fn read_value<S: Section>(e: &Entry<'_>, path: &str, section: &mut S) -> Result<()> {
+    match &e.value.kind {
+        Kind::Map(_) => read(e.value, path, section),
+        _ => Err(expected(e.value, "a mapping", path)),
+    }
 }
 
 /// A checked `key: value` pair.
@@ -1307,17 +1760,10 @@ struct Entry<'a> {
     value: &'a Node,
 }
 
-fn entries_of<'a>(e: &Entry<'a>, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
-    match &e.value.kind {
-        Kind::Map(_) => entries(e.value, section),
-        _ => Err(expected(e.value, "a mapping", section.path)),
-    }
-}
-
 /// The pairs of a mapping, after checking that every key is a string, unique and known.
-fn entries<'a>(node: &'a Node, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
+fn entries<'a, S: Section>(node: &'a Node, path: &str) -> Result<Vec<Entry<'a>>> {
     let Kind::Map(pairs) = &node.kind else {
-        return Err(expected(node, "a mapping", section.path));
+        return Err(expected(node, "a mapping", path));
     };
     let mut out: Vec<Entry<'a>> = Vec::new();
     for (key, value) in pairs {
@@ -1325,16 +1771,16 @@ fn entries<'a>(node: &'a Node, section: &Section<'_>) -> Result<Vec<Entry<'a>>> 
             return Err(Box::new(Diagnostic::new(
                 format!(
                     "expected a string key in {}, found {}",
-                    section.context,
+                    S::CONTEXT,
                     key.type_name()
                 ),
                 Some(key.span),
             )));
         };
         if let Some(first) = out.iter().find(|e| e.name == name) {
-            return Err(duplicate(name, section.context, key.span, first.key.span));
+            return Err(duplicate(name, S::CONTEXT, key.span, first.key.span));
         }
-        if section.unsupported.contains(&name) {
+        if S::UNSUPPORTED.contains(&name) {
             return Err(Box::new(
                 Diagnostic::new(
                     format!("`{name}` is not supported by strata yet"),
@@ -1343,23 +1789,22 @@ fn entries<'a>(node: &'a Node, section: &Section<'_>) -> Result<Vec<Entry<'a>>> 
                 .label("not supported yet"),
             ));
         }
-        if !section.valid.contains(&name) {
+        if !S::KEYS.contains(&name) {
             let mut d = Diagnostic::new(
-                format!("unknown key `{name}` in {}", section.context),
+                format!("unknown key `{name}` in {}", S::CONTEXT),
                 Some(key.span),
             );
-            let nested = section.nested.iter().find_map(|(sub, keys)| {
+            let nested = S::NESTED.iter().find_map(|(sub, keys)| {
                 keys.iter()
                     .find(|k| k.eq_ignore_ascii_case(name))
                     .map(|k| (*sub, *k))
             });
-            d = match (suggest(name, section.valid), nested) {
+            d = match (suggest(name, S::KEYS), nested) {
                 (Some(s), _) => d.help(format!("did you mean `{s}`?")),
                 (None, Some((sub, k))) => d.help(format!("`{k}` goes under `{sub}:`")),
                 (None, None) => d.help(format!(
                     "valid keys are {}",
-                    section
-                        .valid
+                    S::KEYS
                         .iter()
                         .map(|k| format!("`{k}`"))
                         .collect::<Vec<_>>()
@@ -1433,52 +1878,16 @@ fn stage_point(e: &Entry<'_>, path: &str) -> Result<Spanned<ImportPoint>> {
 /// `dependencies:`: other images' names and digests as build variables.
 fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
     let items = list_items(value, "dependencies")?;
-    let section = Section {
-        path: "dependencies",
-        context: "a `dependencies` entry",
-        valid: DEPENDENCY_KEYS,
-        unsupported: &[],
-        nested: &[],
-    };
-    let import_section = Section {
-        path: "dependencies.imports",
-        context: "a dependency's `imports` entry",
-        valid: DEPENDENCY_IMPORT_KEYS,
-        unsupported: &["targetBuildArg"],
-        nested: &[],
-    };
     let mut out = Vec::new();
     for item in items {
-        let (mut image, mut at, mut imports) = (None, None, Vec::new());
-        for e in entries(item, &section)? {
-            let path = format!("dependencies.{}", e.name);
-            match e.name {
-                "image" => {
-                    image = Some(Spanned {
-                        value: scalar(e.value, &path)?.to_string(),
-                        span: e.value.span,
-                    })
-                }
-                "before" | "after" => {
-                    if at.is_some() {
-                        return Err(Box::new(Diagnostic::new(
-                            "a dependency takes exactly one of `before` and `after`",
-                            Some(e.key.span),
-                        )));
-                    }
-                    at = Some(stage_point(&e, &path)?);
-                }
-                "imports" => {
-                    let Kind::Seq(list) = &e.value.kind else {
-                        return Err(expected(e.value, "a list of mappings", &path));
-                    };
-                    for imp in list {
-                        imports.push(dependency_import(imp, &import_section)?);
-                    }
-                }
-                _ => unreachable_key(e.key)?,
-            }
-        }
+        let mut fields = DependencyEntry::default();
+        read(item, "dependencies", &mut fields)?;
+        let DependencyEntry {
+            image,
+            at,
+            imports,
+            build_args,
+        } = fields;
         let missing = |k: &str| {
             Box::new(Diagnostic::new(
                 format!("a dependency needs `{k}`"),
@@ -1488,21 +1897,177 @@ fn dependency_entries(value: &Node) -> Result<Vec<DependencyConfig>> {
         out.push(DependencyConfig {
             span: item.span,
             image: image.ok_or_else(|| missing("image"))?,
-            point: at.ok_or_else(|| missing("before` or `after"))?,
+            point: at,
             imports,
+            build_args,
         });
     }
     Ok(out)
 }
 
-/// One `{type, targetEnv}` of a dependency.
-fn dependency_import(
-    imp: &Node,
-    section: &Section<'_>,
-) -> Result<(Spanned<strata_plan::DependencyValue>, Spanned<String>)> {
+/// One `dependencies:` entry, key by key.
+#[derive(Default)]
+struct DependencyEntry {
+    image: Option<Spanned<String>>,
+    at: Option<Spanned<ImportPoint>>,
+    imports: Vec<(Spanned<strata_plan::DependencyValue>, Spanned<String>)>,
+    build_args: Vec<(Spanned<strata_plan::DependencyValue>, Spanned<String>)>,
+}
+
+impl Section for DependencyEntry {
+    const CONTEXT: &'static str = "a `dependencies` entry";
+    const KEYS: &'static [&'static str] = DEPENDENCY_KEYS;
+
+    fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
+        let path = format!("dependencies.{}", e.name);
+        match e.name {
+            "image" => {
+                self.image = Some(Spanned {
+                    value: scalar(e.value, &path)?.to_string(),
+                    span: e.value.span,
+                })
+            }
+            "before" | "after" => {
+                if self.at.is_some() {
+                    return Err(Box::new(Diagnostic::new(
+                        "a dependency takes exactly one of `before` and `after`",
+                        Some(e.key.span),
+                    )));
+                }
+                self.at = Some(stage_point(e, &path)?);
+            }
+            "imports" => {
+                let Kind::Seq(list) = &e.value.kind else {
+                    return Err(expected(e.value, "a list of mappings", &path));
+                };
+                for imp in list {
+                    let (kind, (target, build_arg)) = dependency_import(imp)?;
+                    let (list, key) = if build_arg {
+                        (&mut self.build_args, "targetBuildArg")
+                    } else {
+                        (&mut self.imports, "targetEnv")
+                    };
+                    if let Some((_, first)) = list
+                        .iter()
+                        .find(|(_, t): &&(_, Spanned<String>)| t.value == target.value)
+                    {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                format!(
+                                    "each {key} of a dependency must be unique, `{}` is not",
+                                    target.value
+                                ),
+                                Some(target.span),
+                            )
+                            .note(first.span, "first given here"),
+                        ));
+                    }
+                    list.push((kind, target));
+                }
+            }
+            _ => unreachable_key(e.key)?,
+        }
+        Ok(())
+    }
+}
+
+/// werf's rules for the two kinds of image: a stapel image's dependency runs at a stage
+/// (`before`/`after`) and sets variables (`targetEnv`); a Dockerfile image's sets build args
+/// (`targetBuildArg`) of the whole build, known when the Dockerfile is planned.
+fn check_dependencies(dependencies: &[DependencyConfig], dockerfile: bool) -> Result<()> {
     use strata_plan::DependencyValue as V;
-    let (mut kind, mut target) = (None, None);
-    for f in entries(imp, section)? {
+    for dep in dependencies {
+        match (&dep.point, dockerfile) {
+            (None, false) => {
+                return Err(Box::new(Diagnostic::new(
+                    "a dependency needs `before` or `after`",
+                    Some(dep.span),
+                )));
+            }
+            (Some(p), true) => {
+                return Err(Box::new(
+                    Diagnostic::new(
+                        "a dependency of an image built from a Dockerfile takes no `before` or `after`",
+                        Some(p.span),
+                    )
+                    .help("its build args are set for the whole Dockerfile: remove it"),
+                ));
+            }
+            _ => {}
+        }
+        let wrong = match dockerfile {
+            false => dep.build_args.first().map(|(_, t)| {
+                (t.span, "`targetBuildArg` is for images built from a Dockerfile; a stapel image takes `targetEnv`")
+            }),
+            true => dep.imports.first().map(|(_, t)| {
+                (t.span, "`targetEnv` is for stapel images; an image built from a Dockerfile takes `targetBuildArg`")
+            }),
+        };
+        if let Some((span, message)) = wrong {
+            return Err(Box::new(Diagnostic::new(message, Some(span))));
+        }
+        if let Some((kind, _)) = dep
+            .build_args
+            .iter()
+            .find(|(k, _)| matches!(k.value, V::ImageId | V::ImageDigest))
+        {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "strata knows the {} of `{}` only once it is built, after the Dockerfile \
+                         is planned: it cannot be a build arg yet",
+                        if kind.value == V::ImageId {
+                            "ImageID"
+                        } else {
+                            "ImageDigest"
+                        },
+                        dep.image.value
+                    ),
+                    Some(kind.span),
+                )
+                .help("use `ImageName` (with `FROM ${ARG}` the Dockerfile builds on that image)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A dependency import: the type, and the target with whether it is a build arg.
+type DependencyImport = (
+    Spanned<strata_plan::DependencyValue>,
+    (Spanned<String>, bool),
+);
+
+/// One `{type, targetEnv}` (or `{type, targetBuildArg}`, then `true`) of a dependency.
+fn dependency_import(imp: &Node) -> Result<DependencyImport> {
+    let mut fields = DependencyImportEntry::default();
+    read(imp, "dependencies.imports", &mut fields)?;
+    let DependencyImportEntry { kind, target } = fields;
+    let missing = |k: &str| {
+        Box::new(Diagnostic::new(
+            format!("a dependency import needs `{k}`"),
+            Some(imp.span),
+        ))
+    };
+    Ok((
+        kind.ok_or_else(|| missing("type"))?,
+        target.ok_or_else(|| missing("targetEnv"))?,
+    ))
+}
+
+/// One entry of a dependency's `imports:`, key by key.
+#[derive(Default)]
+struct DependencyImportEntry {
+    kind: Option<Spanned<strata_plan::DependencyValue>>,
+    target: Option<(Spanned<String>, bool)>,
+}
+
+impl Section for DependencyImportEntry {
+    const CONTEXT: &'static str = "a dependency's `imports` entry";
+    const KEYS: &'static [&'static str] = DEPENDENCY_IMPORT_KEYS;
+
+    fn entry(&mut self, f: &Entry<'_>) -> Result<()> {
+        use strata_plan::DependencyValue as V;
         let path = format!("dependencies.imports.{}", f.name);
         let text = scalar(f.value, &path)?;
         match f.name {
@@ -1523,30 +2088,28 @@ fn dependency_import(
                         ));
                     }
                 };
-                kind = Some(Spanned {
+                self.kind = Some(Spanned {
                     value: v,
                     span: f.value.span,
                 });
             }
-            "targetEnv" => {
-                target = Some(Spanned {
+            "targetEnv" | "targetBuildArg" => {
+                if self.target.is_some() {
+                    return Err(Box::new(Diagnostic::new(
+                        "a dependency import takes one of `targetEnv` and `targetBuildArg`",
+                        Some(f.key.span),
+                    )));
+                }
+                let value = Spanned {
                     value: text.to_string(),
                     span: f.value.span,
-                })
+                };
+                self.target = Some((value, f.name == "targetBuildArg"));
             }
             _ => unreachable_key(f.key)?,
         }
+        Ok(())
     }
-    let missing = |k: &str| {
-        Box::new(Diagnostic::new(
-            format!("a dependency import needs `{k}`"),
-            Some(imp.span),
-        ))
-    };
-    Ok((
-        kind.ok_or_else(|| missing("type"))?,
-        target.ok_or_else(|| missing("targetEnv"))?,
-    ))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ fn file_url_branch_tag_commit_and_refetch() {
 
     let cache = tempfile::tempdir().expect("cache");
     let url = format!("file://{}", origin.path().display());
-    let repo = Repository::open_remote(&url, cache.path()).expect("clone");
+    let repo = Repository::open_remote(&url, cache.path(), None).expect("clone");
     assert_eq!(repo.name(), url);
     assert!(repo.workdir().is_none());
     assert!(remote::cache_path(&url, cache.path()).join("HEAD").exists());
@@ -47,7 +47,7 @@ fn file_url_branch_tag_commit_and_refetch() {
 
     origin.write("c.txt", "3\n");
     let c3 = origin.commit("three");
-    let repo = Repository::open_remote(&url, cache.path()).expect("fetch");
+    let repo = Repository::open_remote(&url, cache.path(), None).expect("fetch");
     assert_eq!(repo.resolve(&Rev::Branch("main".into())).expect("main"), c3);
     let entries = std::fs::read_dir(cache.path()).expect("ls").count();
     assert_eq!(entries, 1, "no temporary clones left behind");
@@ -60,7 +60,7 @@ fn plain_local_path_works() {
     let c1 = origin.commit("one");
     let cache = tempfile::tempdir().expect("cache");
     let url = origin.path().display().to_string();
-    let repo = Repository::open_remote(&url, cache.path()).expect("clone");
+    let repo = Repository::open_remote(&url, cache.path(), None).expect("clone");
     assert_eq!(repo.resolve(&Rev::Head).expect("head"), c1);
 }
 
@@ -68,7 +68,7 @@ fn plain_local_path_works() {
 fn bad_url_names_the_url() {
     let cache = tempfile::tempdir().expect("cache");
     let url = "file:///nonexistent/strata-git-test-repo";
-    let e = Repository::open_remote(url, cache.path()).expect_err("no such repo");
+    let e = Repository::open_remote(url, cache.path(), None).expect_err("no such repo");
     assert!(
         matches!(e, Error::Remote(remote::Error::Git { .. })),
         "{e:?}"

@@ -33,6 +33,22 @@ pub enum Error {
     /// A required secret that was not passed.
     #[error("the secret `{0}` is required: pass it with --secret id={0},src=FILE")]
     SecretMissing(String),
+    /// A config secret (werf's `secrets: - env:`) whose variable is not set.
+    #[error("the secret `{id}` is read from the variable `{var}`, which is not set")]
+    SecretEnvMissing {
+        /// The secret id.
+        id: String,
+        /// The variable.
+        var: String,
+    },
+    /// A config secret (werf's `secrets: - src:`) whose file is not there.
+    #[error("the secret `{id}` is read from {}, which is not a file", .path.display())]
+    SecretFileMissing {
+        /// The secret id.
+        id: String,
+        /// The file.
+        path: PathBuf,
+    },
     /// A link appeared in a context source's path after planning.
     #[error(
         "the bind mount's source {0} changed since the build was planned: a link is now in its way; build again"
@@ -242,6 +258,11 @@ impl LocalWorker<'_> {
         let step_mounts = run.map(|r| r.mounts.as_slice()).unwrap_or_default();
         let specs: Vec<&RunMount> = job.stage.options.mounts.iter().chain(step_mounts).collect();
         let image_sources = self.mount_facts(&specs, job)?;
+        let secrets = secrets::for_stage(
+            &job.stage.options.secrets,
+            &self.options.secrets,
+            &dirs.mounts,
+        )?;
         let resolved = resolve(
             &specs,
             &Inputs {
@@ -249,7 +270,7 @@ impl LocalWorker<'_> {
                 run_dir: &dirs.mounts,
                 cache_dir: &|key| self.store.cache_dir(key),
                 tmp_dir: &|| self.tmp_dirs.dir(self.store, job.image_name),
-                secrets: &self.options.secrets,
+                secrets: &secrets,
                 image_sources: &image_sources,
             },
         )?;

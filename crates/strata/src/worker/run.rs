@@ -65,7 +65,13 @@ impl LocalWorker<'_> {
             .stage_env(job, config, toolbox)
             .map_err(op("resolve the step's environment"))?;
         env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
-        env.extend(secrets::env(run, &self.options.secrets)?);
+        let secrets = secrets::for_stage(
+            &job.stage.options.secrets,
+            &self.options.secrets,
+            &dirs.mounts,
+        )
+        .map_err(super::error::Error::from)?;
+        env.extend(secrets::env(run, &secrets)?);
         let prelude = files::script(prelude.iter().map(|(_, w)| w));
         let (args, env) = step_command(run, env, &dirs.control, "", &prelude)
             .map_err(op("write the step's command"))?;

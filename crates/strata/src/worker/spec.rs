@@ -32,7 +32,7 @@ impl LocalWorker<'_> {
         config: &ImageConfig,
         job: &StageJob<'_>,
     ) -> anyhow::Result<ContainerSpec> {
-        let mut mounts = self.standard_mounts(dirs)?;
+        let mut mounts = self.standard_mounts(dirs, &job.stage.options.add_hosts)?;
         mounts.extend(self.step_mounts(dirs, run, job)?);
         Ok(ContainerSpec {
             lowers,
@@ -102,8 +102,13 @@ impl LocalWorker<'_> {
         self.container_spec(lowers, &dirs, args, env, run, &config, job)
     }
 
-    /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts.
-    pub(super) fn standard_mounts(&self, dirs: &RunDirs) -> anyhow::Result<Vec<Mount>> {
+    /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts
+    /// (with the command line's `--add-host` entries, then the stage's own, `add_hosts`).
+    pub(super) fn standard_mounts(
+        &self,
+        dirs: &RunDirs,
+        add_hosts: &[(String, std::net::IpAddr)],
+    ) -> anyhow::Result<Vec<Mount>> {
         let mut mounts = vec![
             Mount {
                 target: toolbox::MOUNT_POINT.into(),
@@ -134,14 +139,15 @@ impl LocalWorker<'_> {
             },
         ];
         mounts.extend(host_files(&dirs.control)?);
-        if !self.options.add_hosts.is_empty() {
+        let mut extra = self.options.add_hosts.iter().chain(add_hosts).peekable();
+        if extra.peek().is_some() {
             // Copied into the container when it starts: after the host's entries, as docker.
             let hosts = dirs.control.join("hosts");
             let mut file = fs::OpenOptions::new()
                 .append(true)
                 .open(&hosts)
                 .with_context(|| format!("open {}", hosts.display()))?;
-            for (name, ip) in &self.options.add_hosts {
+            for (name, ip) in extra {
                 writeln!(file, "{ip}\t{name}")
                     .with_context(|| format!("write {}", hosts.display()))?;
             }

@@ -1,0 +1,427 @@
+//! werf.yaml keys real projects use, each built as werf documents it: `secrets`, `addHost`,
+//! `dependencies` into a Dockerfile's build args, `imageSpec.clearHistory`, git `basicAuth`
+//! and imports from images outside the config.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{Env, built_stages};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=t@t", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A project in a git repository with one commit, its config as `werf.yaml`.
+fn project(env: &Env, name: &str, yaml: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = env.work.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("werf.yaml"), yaml).unwrap();
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git(&dir, &["init", "-q", "-b", "main"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "first"]);
+    dir
+}
+
+fn build(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Output {
+    env.cmd()
+        .args(["build", "--progress", "plain"])
+        .envs(vars.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn build_ok(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Vec<String> {
+    let out = build(env, dir, vars);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build failed:\n{stderr}");
+    built_stages(&stderr)
+}
+
+const SECRETS: &str = r#"project: secrets
+configVersion: 1
+---
+image: app
+from: busybox:latest
+secrets:
+- env: STRATA_TEST_TOKEN
+- id: creds
+  src: creds.txt
+- id: plain
+  value: plain-value
+shell:
+  install:
+  - test "$(cat /run/secrets/STRATA_TEST_TOKEN)" = tok-1 || test "$(cat /run/secrets/STRATA_TEST_TOKEN)" = tok-2
+  - cat /run/secrets/creds /run/secrets/plain | wc -c > /secret-sizes
+"#;
+
+#[test]
+fn secrets_are_mounted_in_user_stages_and_are_in_no_layer_or_digest() {
+    let env = Env::new();
+    let dir = project(&env, "p", SECRETS, &[("creds.txt", "user:pw\n")]);
+    let built = build_ok(&env, &dir, &[("STRATA_TEST_TOKEN", "tok-1")]);
+    assert!(built.contains(&"app/install".to_string()), "{built:?}");
+    // "user:pw\n" and "plain-value": 8 + 11 bytes were there during the stage.
+    assert_eq!(env.run_sh("app", "cat /secret-sizes").trim(), "19");
+    // Nothing of them is left in the image.
+    assert_eq!(
+        env.run_sh("app", "ls -A /run/secrets 2>/dev/null | wc -l")
+            .trim(),
+        "0"
+    );
+    // Another value of a secret is no reason to rebuild: the secret is not in the digest.
+    let again = build_ok(&env, &dir, &[("STRATA_TEST_TOKEN", "tok-2")]);
+    assert!(again.is_empty(), "rebuilt: {again:?}");
+}
+
+#[test]
+fn a_secret_whose_variable_is_not_set_fails_the_stage_naming_it() {
+    let env = Env::new();
+    let dir = project(&env, "p", SECRETS, &[("creds.txt", "user:pw\n")]);
+    let out = build(&env, &dir, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "built without the secret:\n{stderr}");
+    assert!(
+        stderr.contains("the secret `STRATA_TEST_TOKEN` is read from the variable `STRATA_TEST_TOKEN`, which is not set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn secrets_errors_point_at_the_entry() {
+    let env = Env::new();
+    let yaml = "project: s\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\nsecrets:\n\
+                - env: A\n- id: A\n  value: x\n";
+    let dir = project(&env, "dup", yaml, &[]);
+    let stderr = String::from_utf8_lossy(&build(&env, &dir, &[]).stderr).to_string();
+    assert!(stderr.contains("duplicated secret `A`"), "{stderr}");
+    assert!(stderr.contains("werf.yaml:8:3"), "{stderr}");
+    let yaml = "project: s\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\nsecrets:\n\
+                - value: x\n";
+    let dir = project(&env, "noid", yaml, &[]);
+    let stderr = String::from_utf8_lossy(&build(&env, &dir, &[]).stderr).to_string();
+    assert!(
+        stderr.contains("a secret with `value` needs an `id`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("werf.yaml:7:3"), "{stderr}");
+}
+
+#[test]
+fn add_host_entries_are_in_the_build_containers_hosts_only() {
+    let env = Env::new();
+    let yaml = "project: h\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\n\
+                addHost:\n- registry.local:10.1.2.3\n- v6.local:fd00::1\nshell:\n  install:\n  \
+                - grep -E 'registry.local|v6.local' /etc/hosts > /seen\n";
+    let dir = project(&env, "p", yaml, &[]);
+    build_ok(&env, &dir, &[]);
+    assert_eq!(
+        crate::support::words(&env.run_sh("app", "cat /seen")),
+        "10.1.2.3 registry.local fd00::1 v6.local"
+    );
+    assert_eq!(
+        env.run_sh("app", "grep -c registry.local /etc/hosts || true")
+            .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn a_dockerfile_images_dependencies_are_its_build_args_and_from_builds_on_them() {
+    let env = Env::new();
+    let yaml = r#"project: deps
+configVersion: 1
+---
+image: base
+from: busybox:latest
+shell:
+  install:
+  - echo from-base > /base.txt
+---
+image: app
+dockerfile: Dockerfile
+dependencies:
+- image: base
+  imports:
+  - type: ImageName
+    targetBuildArg: BASE_IMAGE
+  - type: ImageTag
+    targetBuildArg: BASE_TAG
+  - type: ImageRepo
+    targetBuildArg: BASE_REPO
+"#;
+    let dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG BASE_IMAGE\nARG BASE_TAG\nARG BASE_REPO\n\
+                      RUN echo \"$BASE_IMAGE $BASE_REPO $BASE_TAG $(cat /base.txt)\" > /args.txt\n";
+    let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
+    build_ok(&env, &dir, &[]);
+    assert_eq!(
+        env.run_sh("app", "cat /args.txt").trim(),
+        "base:latest base latest from-base"
+    );
+    // A rebuilt dependency rebuilds the image built on it.
+    std::fs::write(
+        dir.join("werf.yaml"),
+        yaml.replace("echo from-base", "echo changed-base"),
+    )
+    .unwrap();
+    let built = build_ok(&env, &dir, &[]);
+    assert!(built.iter().any(|s| s.starts_with("app/")), "{built:?}");
+    assert_eq!(
+        env.run_sh("app", "cat /args.txt").trim(),
+        "base:latest base latest changed-base"
+    );
+}
+
+#[test]
+fn dependency_keys_follow_the_kind_of_image() {
+    let env = Env::new();
+    let base = "project: d\nconfigVersion: 1\n---\nimage: base\nfrom: busybox:latest\n---\n";
+    let cases = [
+        (
+            "image: app\nfrom: busybox:latest\ndependencies:\n- image: base\n  after: install\n  imports:\n  - type: ImageName\n    targetBuildArg: X\n",
+            "`targetBuildArg` is for images built from a Dockerfile; a stapel image takes `targetEnv`",
+        ),
+        (
+            "image: app\ndockerfile: Dockerfile\ndependencies:\n- image: base\n  imports:\n  - type: ImageName\n    targetEnv: X\n",
+            "`targetEnv` is for stapel images; an image built from a Dockerfile takes `targetBuildArg`",
+        ),
+        (
+            "image: app\ndockerfile: Dockerfile\ndependencies:\n- image: base\n  before: install\n",
+            "a dependency of an image built from a Dockerfile takes no `before` or `after`",
+        ),
+        (
+            "image: app\ndockerfile: Dockerfile\ndependencies:\n- image: base\n  imports:\n  - type: ImageDigest\n    targetBuildArg: X\n",
+            "strata knows the ImageDigest of `base` only once it is built",
+        ),
+    ];
+    for (i, (image, expected)) in cases.iter().enumerate() {
+        let dir = project(
+            &env,
+            &format!("case{i}"),
+            &format!("{base}{image}"),
+            &[("Dockerfile", "FROM busybox:latest\n")],
+        );
+        let out = build(&env, &dir, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "case {i} built");
+        assert!(stderr.contains(expected), "case {i}: {stderr}");
+    }
+}
+
+fn history(env: &Env, image: &str) -> Vec<String> {
+    let out = env.strata(&["inspect", image]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    value["config"]["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| e["created_by"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn image_spec_clear_history_leaves_the_image_without_history() {
+    let env = Env::new();
+    let yaml = "project: h\nconfigVersion: 1\n---\nimage: kept\nfrom: busybox:latest\n\
+                shell:\n  install:\n  - echo k > /a\nimageSpec:\n  author: me\n---\n\
+                image: cleared\nfrom: busybox:latest\nshell:\n  install:\n  - echo a > /a\n\
+                imageSpec:\n  clearHistory: true\n  config:\n    clearWerfLabels: true\n";
+    let dir = project(&env, "p", yaml, &[]);
+    build_ok(&env, &dir, &[]);
+    let kept = history(&env, "kept");
+    assert!(
+        kept.iter()
+            .any(|h| h == "strata: kept/install: echo k > /a"),
+        "{kept:?}"
+    );
+    assert_eq!(history(&env, "cleared"), Vec::<String>::new());
+    // The files are all there.
+    assert_eq!(env.run_sh("cleared", "cat /a").trim(), "a");
+}
+
+#[test]
+fn an_import_from_an_image_outside_the_config_copies_from_that_image() {
+    let env = Env::new();
+    let tar = crate::support::busybox_tar().to_str().unwrap();
+    let out = env.strata(&["import", tar, "tools/box:1.0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = "project: ext\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\nimport:\n\
+                - from: tools/box:1.0\n  add: /bin\n  to: /opt/box\n  includePaths: [busybox]\n  \
+                after: install\nshell:\n  install:\n  - echo i > /i\n";
+    let dir = project(&env, "p", yaml, &[]);
+    let built = build_ok(&env, &dir, &[]);
+    assert!(
+        built.contains(&"app/dependenciesAfterInstall".to_string()),
+        "{built:?}"
+    );
+    assert_eq!(
+        env.run_sh("app", "cmp /opt/box/busybox /bin/busybox && ls /opt/box")
+            .trim(),
+        "busybox"
+    );
+    // A stage of an image outside the config is no such thing.
+    let yaml = yaml.replace("  after: install", "  stage: install\n  after: install");
+    let dir = project(&env, "stage", &yaml, &[]);
+    let stderr = String::from_utf8_lossy(&build(&env, &dir, &[]).stderr).to_string();
+    assert!(
+        stderr.contains("`tools/box:1.0` is an image outside the config: it has no stages"),
+        "{stderr}"
+    );
+}
+
+/// A git server on 127.0.0.1 that asks for HTTP basic authentication: busybox's httpd (the
+/// toolbox's busybox-static) running git's own `git http-backend` as a CGI program behind
+/// `alice:s3cret-pw`. Stopped (by its pid) when dropped.
+struct GitServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl GitServer {
+    fn start(root: &Path, repos: &Path) -> GitServer {
+        let www = root.join("www");
+        std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
+        let cgi = www.join("cgi-bin/git");
+        std::fs::write(
+            &cgi,
+            format!(
+                "#!/bin/sh\nexport GIT_PROJECT_ROOT={} GIT_HTTP_EXPORT_ALL=1\n\
+                 exec /usr/lib/git-core/git-http-backend\n",
+                repos.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = root.join("httpd.conf");
+        std::fs::write(&conf, "/cgi-bin:alice:s3cret-pw\n").unwrap();
+        // A free port: bound and released; busybox binds it right after.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("busybox")
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}")])
+            .arg("-h")
+            .arg(&www)
+            .arg("-c")
+            .arg(&conf)
+            .spawn()
+            .expect("busybox httpd (busybox-static)");
+        // Ready once it answers (401: it asks for the password).
+        let ready = (0..200).any(|_| {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if !up {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            up
+        });
+        assert!(ready, "busybox httpd did not start");
+        GitServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/cgi-bin/git"),
+        }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn git_basic_auth_gives_the_clone_its_credentials_and_shows_them_nowhere() {
+    let env = Env::new();
+    let root = env.work.path().join("server");
+    let repos = root.join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let source = root.join("lib");
+    std::fs::create_dir_all(&source).unwrap();
+    git(&source, &["init", "-q", "-b", "main"]);
+    std::fs::write(source.join("lib.txt"), "from the remote\n").unwrap();
+    git(&source, &["add", "-A"]);
+    git(&source, &["commit", "-q", "-m", "lib"]);
+    git(
+        &root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            "lib",
+            repos.join("lib.git").to_str().unwrap(),
+        ],
+    );
+    let server = GitServer::start(&root, &repos);
+    let yaml = format!(
+        "project: auth\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\ngit:\n\
+         - url: {}/lib.git\n  branch: main\n  add: /\n  to: /lib\n  basicAuth:\n    \
+         username: alice\n    password:\n      env: STRATA_TEST_GIT_PASSWORD\n",
+        server.url
+    );
+    let dir = project(&env, "p", &yaml, &[]);
+    // Without the password, git is refused (and asks no terminal).
+    let out = build(&env, &dir, &[("STRATA_TEST_GIT_PASSWORD", "wrong-pw")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "cloned with a wrong password");
+    assert!(stderr.contains("werf.yaml:7:8"), "{stderr}");
+    assert!(!stderr.contains("wrong-pw"), "{stderr}");
+    let out = build(&env, &dir, &[("STRATA_TEST_GIT_PASSWORD", "s3cret-pw")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("s3cret-pw"), "{stderr}");
+    assert_eq!(
+        env.run_sh("app", "cat /lib/lib.txt").trim(),
+        "from the remote"
+    );
+    // The password is in no stage record and no clone's config.
+    for record in env.stage_records() {
+        assert!(!record.to_string().contains("s3cret-pw"), "{record}");
+    }
+    let clones = env.store.path().join("git");
+    for entry in std::fs::read_dir(&clones).unwrap() {
+        let config = std::fs::read_to_string(entry.unwrap().path().join("config")).unwrap();
+        assert!(
+            !config.contains("s3cret-pw") && !config.contains("alice"),
+            "{config}"
+        );
+    }
+    // A variable that is not set is an error at the password.
+    let out = build(&env, &dir, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the variable `STRATA_TEST_GIT_PASSWORD` is not set"),
+        "{stderr}"
+    );
+}
