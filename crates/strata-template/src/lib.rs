@@ -368,6 +368,15 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     )
 }
 
+/// Go's `time.ParseDuration` (`"168h"`, `"1h30m"`, `"90s"`): nanoseconds, or Go's message.
+/// werf writes durations this way outside templates too (`cleanup` keep policies).
+///
+/// # Errors
+/// Text that is not a Go duration.
+pub fn parse_go_duration(text: &str) -> Result<i128, String> {
+    dates::parse_duration(text)
+}
+
 /// Renders the config `text` (named `file_name` in messages) as werf does.
 ///
 /// # Errors

@@ -27,9 +27,9 @@ const META_KEYS: &[&str] = &[
 ];
 /// werf meta keys strata does not implement yet.
 const META_UNSUPPORTED: &[&str] = &[];
-/// Meta keys of werf's deploy and cleanup commands, and of how werf treats the project's own
-/// clone: nothing in them changes what an image holds, so they are accepted and left to werf.
-const META_IGNORED: &[&str] = &["deploy", "cleanup", "gitWorktree"];
+/// Meta keys of werf's deploy command and of how werf treats the project's own clone: nothing
+/// in them changes what an image holds, so they are accepted and left to werf.
+const META_IGNORED: &[&str] = &["deploy", "gitWorktree"];
 /// Keys of the meta `build:`.
 const BUILD_KEYS: &[&str] = &["cacheVersion", "platform", "staged", "imageSpec"];
 /// Keys of an image document.
@@ -260,9 +260,10 @@ fn meta(root: &Node, config: &mut Config) -> Result<()> {
                 });
             }
             "build" => build_section(&e, config)?,
+            "cleanup" => config.cleanup = Some(super::cleanup::parse(&e)?),
             name if META_IGNORED.contains(&name) => config.notes.push(format!(
-                "`{name}` is for werf's deploy and cleanup commands; strata builds images \
-                 only and leaves it to werf"
+                "`{name}` is for werf's deploy command; strata builds images only and \
+                 leaves it to werf"
             )),
             _ => unreachable_key(e.key)?,
         }
@@ -1255,14 +1256,14 @@ fn scalar<'a>(value: &'a Node, path: &str) -> Result<&'a str> {
         .ok_or_else(|| expected(value, "a string", path))
 }
 
-fn boolean(value: &Node, path: &str) -> Result<bool> {
+pub(super) fn boolean(value: &Node, path: &str) -> Result<bool> {
     match (&value.kind, value.type_name()) {
         (Kind::Scalar { text, .. }, "a boolean") => Ok(text.eq_ignore_ascii_case("true")),
         _ => Err(expected(value, "`true` or `false`", path)),
     }
 }
 
-fn expected(value: &Node, what: &str, path: &str) -> Box<Diagnostic> {
+pub(super) fn expected(value: &Node, what: &str, path: &str) -> Box<Diagnostic> {
     Box::new(Diagnostic::new(
         format!("expected {what} for `{path}`, found {}", value.type_name()),
         Some(value.span),
@@ -1278,7 +1279,7 @@ fn duplicate(name: &str, within: &str, at: Span, first: Span) -> Box<Diagnostic>
 }
 
 /// A key `entries` accepted but the caller did not handle: a bug, reported without panicking.
-fn unreachable_key(key: &Node) -> Result<()> {
+pub(super) fn unreachable_key(key: &Node) -> Result<()> {
     Err(Box::new(Diagnostic::new(
         format!(
             "internal error: key `{}` is accepted but not handled",
@@ -1289,25 +1290,25 @@ fn unreachable_key(key: &Node) -> Result<()> {
 }
 
 /// The keys a mapping may hold.
-struct Section<'a> {
+pub(super) struct Section<'a> {
     /// Dotted path of the mapping for messages (`shell`), empty for a document.
-    path: &'a str,
+    pub(super) path: &'a str,
     /// How "unknown key ... in X" names the mapping.
-    context: &'a str,
-    valid: &'a [&'a str],
-    unsupported: &'a [&'a str],
+    pub(super) context: &'a str,
+    pub(super) valid: &'a [&'a str],
+    pub(super) unsupported: &'a [&'a str],
     /// Sub-sections whose keys users put here by mistake: `(section, its keys)`.
-    nested: &'a [(&'a str, &'a [&'a str])],
+    pub(super) nested: &'a [(&'a str, &'a [&'a str])],
 }
 
 /// A checked `key: value` pair.
-struct Entry<'a> {
-    name: &'a str,
-    key: &'a Node,
-    value: &'a Node,
+pub(super) struct Entry<'a> {
+    pub(super) name: &'a str,
+    pub(super) key: &'a Node,
+    pub(super) value: &'a Node,
 }
 
-fn entries_of<'a>(e: &Entry<'a>, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
+pub(super) fn entries_of<'a>(e: &Entry<'a>, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
     match &e.value.kind {
         Kind::Map(_) => entries(e.value, section),
         _ => Err(expected(e.value, "a mapping", section.path)),
@@ -1315,7 +1316,7 @@ fn entries_of<'a>(e: &Entry<'a>, section: &Section<'_>) -> Result<Vec<Entry<'a>>
 }
 
 /// The pairs of a mapping, after checking that every key is a string, unique and known.
-fn entries<'a>(node: &'a Node, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
+pub(super) fn entries<'a>(node: &'a Node, section: &Section<'_>) -> Result<Vec<Entry<'a>>> {
     let Kind::Map(pairs) = &node.kind else {
         return Err(expected(node, "a mapping", section.path));
     };
