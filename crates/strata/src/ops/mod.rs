@@ -1,6 +1,7 @@
 //! One function per user operation.
 
 pub mod build;
+pub mod cleanup;
 pub mod debug;
 pub mod export;
 pub mod images;
