@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod build_args;
+pub mod cleanup;
 pub mod config;
 pub mod export;
 pub mod images;
@@ -46,6 +47,7 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Export(args) => export::exec(&ctx, args),
         Command::Push(args) => push::exec(&ctx, args),
         Command::Login(args) => login::exec(&ctx, args),
+        Command::Cleanup(args) => cleanup::exec(&ctx, args),
         Command::Config(_) => unreachable!("handled before the store is opened"),
     }
 }

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crate::support::{Env, built_stages};
 
 /// A throwaway registry on a free loopback port; killed on drop.
-struct Registry {
+pub(crate) struct Registry {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
 }
 
 impl Registry {
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("strata-registry-")
             .tempdir()
@@ -86,11 +86,11 @@ impl Registry {
             .sum()
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn tags(&self, repository: &str) -> Vec<String> {
+    pub(crate) fn tags(&self, repository: &str) -> Vec<String> {
         let out = Command::new("curl")
             .arg("-sf")
             .arg(format!("http://{}/v2/{repository}/tags/list", self.host()))
