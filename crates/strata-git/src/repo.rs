@@ -182,14 +182,11 @@ impl Repository {
         let platform = self
             .inner
             .references()
-            .map_err(|e| read("the references", e.into()))?;
+            .map_err(|e| read("the references", e))?;
         let mut remote = Vec::new();
         let mut local = Vec::new();
         let mut tags = Vec::new();
-        for r in platform
-            .all()
-            .map_err(|e| read("the references", e.into()))?
-        {
+        for r in platform.all().map_err(|e| read("the references", e))? {
             let mut r = r.map_err(|e| read("a reference", gix::Error::from_error(e)))?;
             let full = r.name().as_bstr().to_string();
             let (list, name, is_tag) = if let Some(n) = full.strip_prefix("refs/remotes/origin/") {
@@ -217,7 +214,7 @@ impl Repository {
             let id = commit.id;
             let time = commit
                 .time()
-                .map_err(|e| read(&format!("commit {id}"), e.into()))?
+                .map_err(|e| read(&format!("commit {id}"), e))?
                 .seconds;
             list.push(GitReference {
                 name: name.to_string(),
@@ -245,10 +242,10 @@ impl Repository {
                 Default::default(),
             ))
             .all()
-            .map_err(|e| read(e.into()))?;
+            .map_err(read)?;
         let mut out = Vec::new();
         for info in walk {
-            let info = info.map_err(|e| read(e.into()))?;
+            let info = info.map_err(read)?;
             out.push((info.id, info.commit_time.unwrap_or_default()));
         }
         Ok(out)
