@@ -12,9 +12,9 @@
 //! basic constraints (`CA:TRUE` for a CA), DNS names then IPs as SANs. rcgen builds and signs
 //! them (SHA-256 with RSA or ECDSA, pure Ed25519, as Go picks).
 //!
-//! Certificates carry a subject key identifier and, when signed by a CA, an authority key
-//! identifier (Go writes the first only for CAs); rcgen derives them from a SHA-256 of the
-//! key, where Go uses SHA-1; nothing checks how an identifier was made.
+//! Key identifier extensions are rcgen's (derived from a SHA-256 of the key, where Go uses
+//! SHA-1; a signed certificate names its CA's) rather than Go's; verifiers only compare
+//! them, and `tests/template/certs.rs` checks that openssl verifies both ways.
 
 use std::net::IpAddr;
 use std::rc::Rc;
