@@ -52,6 +52,8 @@ pub enum Command {
     Export(crate::commands::export::Args),
     /// Push an image to a registry.
     Push(crate::commands::push::Args),
+    /// Remove stages from a stage repository by werf's keep policies (`cleanup` in werf.yaml).
+    Cleanup(crate::commands::cleanup::Args),
     /// Work with the config: `strata config render` prints it after template rendering.
     Config(crate::commands::config::Args),
     /// Store credentials for a registry (checked against it first).

@@ -70,7 +70,7 @@ pub use changes::{Change, ChangeKind, ChangeSet, changes};
 pub use dirty::{DirtyCheck, dirty_files};
 pub use gix::ObjectId;
 pub use mask::{Error as MaskError, FilterMatcher, MaskList, MaskSet, Matcher, PathFilter};
-pub use repo::{CommitInfo, Repository, Rev, Source};
+pub use repo::{CommitInfo, GitReference, Repository, Rev, Source};
 pub use snapshot::Snapshot;
 
 /// Errors from reading repositories, snapshots and archives.

@@ -55,6 +55,20 @@ pub enum Source {
     Worktree,
 }
 
+/// A branch or tag, as `strata cleanup` weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitReference {
+    /// The short name (`main`, `v1.0`).
+    pub name: String,
+    /// A tag (else a branch).
+    pub tag: bool,
+    /// The commit it points at.
+    pub commit: ObjectId,
+    /// When the tag was made or the branch last moved (its tip's committer time), seconds
+    /// since the epoch.
+    pub time_unix: i64,
+}
+
 /// When and what a commit is, for `WERF_COMMIT_*` and `.Commit` in templates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitInfo {
@@ -153,6 +167,88 @@ impl Repository {
             time_unix: time.seconds,
             time_human: crate::time::go_time_string(time.seconds, time.offset),
         })
+    }
+
+    /// The branches and tags werf's cleanup looks at: branches of the `origin` remote (as
+    /// werf, without the `origin/` prefix), or the local ones when there is no such remote; and
+    /// tags. Each with the commit it points at and its time: the tagger's for an annotated
+    /// tag, the tip commit's otherwise.
+    pub fn cleanup_references(&self) -> Result<Vec<GitReference>, Error> {
+        let read = |what: &str, source: gix::Error| Error::Read {
+            repo: self.name.clone(),
+            what: what.to_string(),
+            source,
+        };
+        let platform = self
+            .inner
+            .references()
+            .map_err(|e| read("the references", e))?;
+        let mut remote = Vec::new();
+        let mut local = Vec::new();
+        let mut tags = Vec::new();
+        for r in platform.all().map_err(|e| read("the references", e))? {
+            let mut r = r.map_err(|e| read("a reference", gix::Error::from_error(e)))?;
+            let full = r.name().as_bstr().to_string();
+            let (list, name, is_tag) = if let Some(n) = full.strip_prefix("refs/remotes/origin/") {
+                (&mut remote, n, false)
+            } else if let Some(n) = full.strip_prefix("refs/heads/") {
+                (&mut local, n, false)
+            } else if let Some(n) = full.strip_prefix("refs/tags/") {
+                (&mut tags, n, true)
+            } else {
+                continue;
+            };
+            if name == "HEAD" {
+                continue;
+            }
+            let tagged = r
+                .peel_to_id()
+                .ok()
+                .and_then(|id| id.object().ok())
+                .and_then(|o| o.try_into_tag().ok())
+                .and_then(|t| t.tagger().ok().flatten().and_then(|s| s.time().ok()))
+                .map(|t| t.seconds);
+            let Ok(commit) = r.peel_to_commit() else {
+                continue;
+            };
+            let id = commit.id;
+            let time = commit
+                .time()
+                .map_err(|e| read(&format!("commit {id}"), e))?
+                .seconds;
+            list.push(GitReference {
+                name: name.to_string(),
+                tag: is_tag,
+                commit: id,
+                time_unix: if is_tag { tagged.unwrap_or(time) } else { time },
+            });
+        }
+        let mut out = if remote.is_empty() { local } else { remote };
+        out.extend(tags);
+        Ok(out)
+    }
+
+    /// `tip` and its ancestors, newest commit first, each with its committer time.
+    pub fn history(&self, tip: &ObjectId) -> Result<Vec<(ObjectId, i64)>, Error> {
+        let read = |source: gix::Error| Error::Read {
+            repo: self.name.clone(),
+            what: format!("the history of {tip}"),
+            source,
+        };
+        let walk = self
+            .inner
+            .rev_walk([*tip])
+            .sorting(gix::revision::walk::Sorting::ByCommitTime(
+                Default::default(),
+            ))
+            .all()
+            .map_err(read)?;
+        let mut out = Vec::new();
+        for info in walk {
+            let info = info.map_err(read)?;
+            out.push((info.id, info.commit_time.unwrap_or_default()));
+        }
+        Ok(out)
     }
 
     /// Whether the repository holds `id` as a commit (a shallow clone or a rewritten history

@@ -223,6 +223,50 @@ impl StageRepo {
         }
     }
 
+    /// Every published stage: the `<digest hex>-<unix ms>` tags whose manifest carries a valid
+    /// record, oldest first. Other tags, and tags that no longer resolve, are left out.
+    pub fn list(&self) -> Result<Vec<RemoteStage>, Error> {
+        let tags = self
+            .client
+            .tags(&self.repository.registry, &self.repository.repository)
+            .map_err(self.registry_err())?;
+        let mut candidates: Vec<(u64, Digest, String)> = tags
+            .into_iter()
+            .filter_map(|tag| {
+                let (hex, millis) = tag.split_once('-')?;
+                let digest = Digest::from_hex(hex).ok()?;
+                Some((millis.parse().ok()?, digest, tag))
+            })
+            .collect();
+        candidates.sort();
+        let mut out = Vec::new();
+        for (_, digest, tag) in candidates {
+            let reference = self.repository.with_tag(&tag);
+            let Some(fetched) = self
+                .client
+                .fetch_manifest(&reference)
+                .map_err(self.registry_err())?
+            else {
+                continue;
+            };
+            if let Ok((record, _)) = self.decode(&tag, &fetched.bytes, &digest) {
+                out.push(RemoteStage {
+                    tag,
+                    manifest: fetched.digest,
+                    record,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a published stage: its manifest, and with it its tag. False when it was gone.
+    pub fn delete(&self, stage: &RemoteStage) -> Result<bool, Error> {
+        self.client
+            .delete_manifest(&self.repository, &stage.manifest)
+            .map_err(self.registry_err())
+    }
+
     /// Reads and checks the annotations of a published stage manifest: returns the record and
     /// the original manifest bytes.
     fn decode(

@@ -427,7 +427,7 @@ fn kind(v: &Value) -> &'static str {
         Value::Str(_) => "string",
         Value::List(_) => "slice",
         Value::Map(_) => "map",
-        Value::Files | Value::Time(_) => "struct",
+        Value::Files | Value::Time(_) | Value::Cert(_) => "struct",
     }
 }
 

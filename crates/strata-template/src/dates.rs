@@ -523,8 +523,8 @@ fn parse(layout: &str, value: &str) -> Result<i128, String> {
     Ok(t.unix_timestamp_nanos() - i128::from(offset) * SECOND)
 }
 
-/// Go's `time.ParseDuration`.
-fn parse_duration(text: &str) -> Result<i128, String> {
+/// Go's `time.ParseDuration`: nanoseconds.
+pub(super) fn parse_duration(text: &str) -> Result<i128, String> {
     let bad = || format!("time: invalid duration {text:?}");
     let (neg, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),

@@ -505,6 +505,13 @@ impl<'c> Exec<'c> {
                     missing = found.is_none();
                     found.unwrap_or(Value::Nil)
                 }
+                Value::Cert(cert) if !has_args && (name == "Cert" || name == "Key") => {
+                    Value::from(if name == "Cert" {
+                        cert.cert.as_str()
+                    } else {
+                        cert.key.as_str()
+                    })
+                }
                 Value::Nil if missing => Value::Nil,
                 Value::Nil => {
                     let path: String = names[..i].iter().map(|n| format!(".{n}")).collect();
@@ -565,8 +572,10 @@ impl<'c> Exec<'c> {
         vals.extend(fin);
         self.step(sc.src, pos, 1)?;
         let result = match name {
-            "include" => return self.include(sc.src, pos, &vals),
-            "tpl" => return self.tpl(sc.src, pos, &vals),
+            // werf's debug twins log what they render under `--debug-templates`, which
+            // strata does not have; otherwise they are `include` and `tpl`.
+            "include" | "include_debug" => return self.include(sc.src, pos, &vals),
+            "tpl" | "tpl_debug" => return self.tpl(sc.src, pos, &vals),
             "env" => self.env(&vals),
             _ => funcs::call(name, &vals),
         };

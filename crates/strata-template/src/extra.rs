@@ -19,8 +19,10 @@ use super::sprig::{s, strval, to_float64, to_int64};
 use super::value::Value;
 
 /// The functions of this module.
-pub(super) const NAMES: [&str; 72] = [
+pub(super) const NAMES: [&str; 74] = [
     "hello",
+    "printf_debug",
+    "dump_debug",
     "trimall",
     "abbrevboth",
     "wrapWith",
@@ -102,6 +104,19 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
         "hello" => {
             n(0)?;
             s("Hello!")
+        }
+        // werf's: they log under `--debug-templates` (strata has no such mode) and render
+        // nothing either way.
+        "printf_debug" => {
+            str_arg(
+                args.first()
+                    .ok_or("wrong number of args for printf_debug: want at least 1 got 0")?,
+            )?;
+            s("")
+        }
+        "dump_debug" => {
+            n(1)?;
+            s("")
         }
         "trimall" => super::sprig::call("trimAll", args),
         "tuple" => super::sprig::call("list", args),
@@ -412,6 +427,7 @@ pub(super) fn call(name: &str, args: &[Value]) -> FnResult {
         _ if super::semver::NAMES.contains(&name) => super::semver::call(name, args),
         _ if super::dates::NAMES.contains(&name) => super::dates::call(name, args),
         _ if super::urls::NAMES.contains(&name) => super::urls::call(name, args),
+        _ if super::certs::NAMES.contains(&name) => super::certs::call(name, args),
         _ => Err(format!("unknown function {name:?}")),
     }
 }
@@ -522,6 +538,7 @@ fn deep_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Files, Value::Files) => true,
         (Value::Time(x), Value::Time(y)) => x == y,
+        (Value::Cert(x), Value::Cert(y)) => x == y,
         _ => false,
     }
 }

@@ -26,8 +26,17 @@ pub(super) fn check_size(what: &str, size: u128) -> Result<(), String> {
 }
 
 /// Functions the executor implements because they need more than their arguments: lazy
-/// `and`/`or`, templates (`include`, `tpl`) or the render's context (`env`).
-pub(super) const EXEC_FUNCTIONS: [&str; 5] = ["and", "or", "include", "tpl", "env"];
+/// `and`/`or`, templates (`include`, `tpl` and werf's `*_debug` twins) or the render's
+/// context (`env`).
+pub(super) const EXEC_FUNCTIONS: [&str; 7] = [
+    "and",
+    "or",
+    "include",
+    "tpl",
+    "include_debug",
+    "tpl_debug",
+    "env",
+];
 
 /// Go's builtins handled here.
 const BUILTINS: [&str; 17] = [
@@ -44,6 +53,7 @@ pub(super) fn exists(name: &str) -> bool {
         || super::semver::NAMES.contains(&name)
         || super::dates::NAMES.contains(&name)
         || super::urls::NAMES.contains(&name)
+        || super::certs::NAMES.contains(&name)
 }
 
 /// Calls a function that needs only its arguments.

@@ -60,15 +60,22 @@
 //!   first, so its `define`s work with `include` and `template`; each file is also a template
 //!   named by its path under `.werf/` (or `.strata/`), as in werf (`images/base.tmpl`).
 //!
-//! Not provided yet: `expandenv` (werf drops it too), Sprig's
-//! key and certificate functions (`genPrivateKey`, `genCA*`, `genSelfSignedCert*`,
-//! `genSignedCert*`, `buildCustomCert`),
-//! and werf's `*_debug` helpers; `tests/template/differential.rs` lists them (`NOT_YET`). An
-//! unknown function is a parse error naming it.
+//! - Sprig's keys and certificates (`genPrivateKey` rsa/dsa/ecdsa/ed25519, `genCA*`,
+//!   `genSelfSignedCert*`, `genSignedCert*`, `buildCustomCert`) in Go's PEM formats; a
+//!   certificate is Sprig's struct (`.Cert`, `.Key`; `typeOf` is `sprig.certificate`). See
+//!   `certs`.
+//! - werf's debug twins: `include_debug` and `tpl_debug` are `include` and `tpl`;
+//!   `printf_debug` and `dump_debug` render nothing (werf logs them under
+//!   `--debug-templates`, a mode strata does not have).
+//!
+//! Left out: `expandenv`, as werf leaves it out. An unknown function is a parse error naming it.
 //!
 //! `tests/template` renders a corpus through this engine and through Go's text/template with
 //! Sprig (Debian's packages) and compares the bytes; `addf`/`subf`/`mulf`/`divf` use f64
-//! where Sprig uses decimals, so they can differ in the last digit (`addf 0.1 0.2`).
+//! where Sprig uses decimals, so they can differ in the last digit (`addf 0.1 0.2`). Random
+//! keys and certificates are checked by shape there, and in `tests/template/certs.rs` by the
+//! real `openssl` (parsed, verified against their CA, subject, SANs and validity read back)
+//! and by Go's Sprig reading strata's keys and CAs and strata reading Go's.
 //!
 //! # Semantics
 //!
@@ -98,6 +105,7 @@
 
 #![deny(missing_docs)]
 
+mod certs;
 mod collections;
 mod dates;
 mod exec;
@@ -358,6 +366,15 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         before.matches('\n').count() + 1,
         before[line_start..].chars().count() + 1,
     )
+}
+
+/// Go's `time.ParseDuration` (`"168h"`, `"1h30m"`, `"90s"`): nanoseconds, or Go's message.
+/// werf writes durations this way outside templates too (`cleanup` keep policies).
+///
+/// # Errors
+/// Text that is not a Go duration.
+pub fn parse_go_duration(text: &str) -> Result<i128, String> {
+    dates::parse_duration(text)
 }
 
 /// Renders the config `text` (named `file_name` in messages) as werf does.
@@ -633,6 +650,10 @@ mod tests {
             (
                 "{{ include \"missing\" . }}",
                 "error: 1:4: error calling include: no template \"missing\"; no templates are defined (put `define`s in .werf/*.tmpl)",
+            ),
+            (
+                "{{ define \"h\" }}<{{ . }}>{{ end }}{{ include_debug \"h\" 1 }}{{ tpl_debug \"{{ . }}\" 2 }}[{{ printf_debug \"%d\" 3 }}{{ dump_debug . }}]",
+                "<1>2[]",
             ),
             ("{{ required \"set it\" .nope }}", "error: 1:4: set it"),
             ("{{ required \"set it\" \"ok\" }}", "ok"),

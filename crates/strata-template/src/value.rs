@@ -34,6 +34,30 @@ pub(super) enum Value {
     Files,
     /// A Go `time.Time` from Sprig's date functions: nanoseconds since the epoch, UTC.
     Time(i128),
+    /// Sprig's `certificate` struct (`genCA` and the other certificate functions).
+    Cert(Rc<Certificate>),
+}
+
+/// Sprig's `certificate{Cert, Key string}`: PEM texts.
+#[derive(Debug, PartialEq)]
+pub(super) struct Certificate {
+    /// The certificate's PEM.
+    pub(super) cert: String,
+    /// Its private key's PEM.
+    pub(super) key: String,
+}
+
+impl Certificate {
+    /// Go's struct as `encoding/json` and sigs.k8s.io/yaml see it: a dict of its fields.
+    pub(super) fn as_map(&self) -> Value {
+        Value::map(
+            [
+                ("Cert".to_string(), Value::from(self.cert.as_str())),
+                ("Key".to_string(), Value::from(self.key.as_str())),
+            ]
+            .into(),
+        )
+    }
 }
 
 impl From<&str> for Value {
@@ -71,6 +95,7 @@ impl Value {
             Value::Map(_) => "map[string]interface {}",
             Value::Files => "werf.Files",
             Value::Time(_) => "time.Time",
+            Value::Cert(_) => "sprig.certificate",
         }
     }
 
@@ -84,7 +109,7 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.borrow().is_empty(),
-            Value::Files | Value::Time(_) => true,
+            Value::Files | Value::Time(_) | Value::Cert(_) => true,
         }
     }
 
@@ -128,6 +153,9 @@ impl Value {
             }
             Value::Files => out.push_str("{Files}"),
             Value::Time(t) => out.push_str(&super::dates::time_string(*t)),
+            Value::Cert(c) => {
+                let _ = write!(out, "{{{} {}}}", c.cert, c.key);
+            }
         }
     }
 
@@ -317,6 +345,7 @@ fn write_json(value: &Value, indent: Option<usize>, html: bool, level: usize, ou
     match value {
         Value::Nil | Value::Files => out.push_str("null"),
         Value::Time(t) => out.push_str(&go_quote(&super::dates::time_json(*t))),
+        Value::Cert(c) => write_json(&c.as_map(), indent, html, level, out),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Int(i) => {
             let _ = write!(out, "{i}");

@@ -24,6 +24,7 @@ const BEST_WIDTH: usize = 80;
 /// A value as go-yaml v2 would write it, ending in a newline.
 pub(super) fn to_yaml(value: &Value) -> String {
     let mut e = Emitter { out: String::new() };
+    let value = &as_data(value);
     match value {
         Value::Map(m) if !m.borrow().is_empty() => e.map(value, 0, true),
         Value::List(l) if !l.is_empty() => e.list(value, 0, true),
@@ -31,6 +32,21 @@ pub(super) fn to_yaml(value: &Value) -> String {
     }
     e.out.push('\n');
     e.out
+}
+
+/// The value with structs turned into the dicts sigs.k8s.io/yaml's JSON round trip makes.
+fn as_data(v: &Value) -> Value {
+    match v {
+        Value::Cert(c) => c.as_map(),
+        Value::List(items) => Value::list(items.iter().map(as_data).collect()),
+        Value::Map(m) => Value::map(
+            m.borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), as_data(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 struct Emitter {
@@ -116,7 +132,8 @@ impl Emitter {
             }
             Value::Str(s) => self.string(s, indent, key),
             Value::List(_) => self.out.push_str("[]"),
-            Value::Map(_) => self.out.push_str("{}"),
+            // Structs were turned into dicts by `as_data`.
+            Value::Map(_) | Value::Cert(_) => self.out.push_str("{}"),
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod build_args;
+pub mod cleanup;
 pub mod completion;
 pub mod config;
 pub mod export;
@@ -68,6 +69,7 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Login(args) => login::exec(&ctx, args),
         Command::Gc(args) => gc::exec(&ctx, args),
         Command::Store(args) => store::exec(&ctx, args),
+        Command::Cleanup(args) => cleanup::exec(&ctx, args),
         Command::Config(_)
         | Command::Logout(_)
         | Command::Version(_)

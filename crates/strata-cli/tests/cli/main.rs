@@ -2,6 +2,7 @@
 
 mod build;
 mod cancel;
+mod cleanup;
 mod container;
 mod corpus;
 mod debug;

@@ -41,6 +41,8 @@ pub struct Config {
     pub broken: Vec<(ImageName, Box<strata_plan::Diagnostic>)>,
     /// Notes for the user about keys accepted but left to werf.
     pub notes: Vec<String>,
+    /// The meta `cleanup:` (`strata cleanup`'s keep policies), when written.
+    pub cleanup: Option<super::cleanup::Cleanup>,
 }
 
 /// One image document.

@@ -47,12 +47,14 @@
 //! only) is accepted: the agent it names would serve `RUN --mount=type=ssh`, which the
 //! Dockerfile frontend reports as unsupported at its line.
 //!
-//! Not implemented yet, and rejected at the key rather than ignored: `ansible`. The meta `deploy`, `cleanup` and `gitWorktree`
-//! are werf's deploy-side settings: accepted with a note.
+//! Not implemented yet, and rejected at the key rather than ignored: `ansible`. The meta `deploy` and `gitWorktree`
+//! are werf's deploy-side settings: accepted with a note. The meta `cleanup` (keep policies)
+//! is parsed into [`Cleanup`] for `strata cleanup`.
 //!
 //! [`Plan`]: strata_plan::Plan
 //! [`Image`]: strata_plan::Image
 
+mod cleanup;
 mod config;
 mod docker;
 mod git;
@@ -67,6 +69,7 @@ use strata_plan::{Diagnostic, FileId, Image};
 /// only one so far).
 pub use crate::{Error, LoadOptions, load, load_str};
 
+pub use cleanup::{Cleanup, KeepPolicy, Limit, NameMatch, RefKind, References, default_policies};
 pub use config::{
     Config, Docker, From, GitConfig, GitRef, ImageConfig, Keyed, Shell, ShellStage, Spanned,
     UserStage,

@@ -37,9 +37,9 @@ const META_KEYS: &[&str] = &[
 ];
 /// werf meta keys strata does not implement yet.
 const META_UNSUPPORTED: &[&str] = &[];
-/// Meta keys of werf's deploy and cleanup commands, and of how werf treats the project's own
-/// clone: nothing in them changes what an image holds, so they are accepted and left to werf.
-const META_IGNORED: &[&str] = &["deploy", "cleanup", "gitWorktree"];
+/// Meta keys of werf's deploy command and of how werf treats the project's own clone: nothing
+/// in them changes what an image holds, so they are accepted and left to werf.
+const META_IGNORED: &[&str] = &["deploy", "gitWorktree"];
 /// Keys of the meta `build:`.
 const BUILD_KEYS: &[&str] = &["cacheVersion", "platform", "staged", "imageSpec"];
 /// Keys of an image document.
@@ -288,9 +288,10 @@ impl Section for Meta<'_> {
             // The meta `build:`: `cacheVersion` for every image, the platform, `staged`.
             "build" if e.value.is_null() => {}
             "build" => read_value(e, "build", &mut Build(config))?,
+            "cleanup" => config.cleanup = Some(super::cleanup::parse(e)?),
             name if META_IGNORED.contains(&name) => config.notes.push(format!(
-                "`{name}` is for werf's deploy and cleanup commands; strata builds images \
-                 only and leaves it to werf"
+                "`{name}` is for werf's deploy command; strata builds images only and \
+                 leaves it to werf"
             )),
             _ => unreachable_key(e.key)?,
         }
@@ -1684,14 +1685,14 @@ fn scalar<'a>(value: &'a Node, path: &str) -> Result<&'a str> {
         .ok_or_else(|| expected(value, "a string", path))
 }
 
-fn boolean(value: &Node, path: &str) -> Result<bool> {
+pub(super) fn boolean(value: &Node, path: &str) -> Result<bool> {
     match (&value.kind, value.type_name()) {
         (Kind::Scalar { text, .. }, "a boolean") => Ok(text.eq_ignore_ascii_case("true")),
         _ => Err(expected(value, "`true` or `false`", path)),
     }
 }
 
-fn expected(value: &Node, what: &str, path: &str) -> Box<Diagnostic> {
+pub(super) fn expected(value: &Node, what: &str, path: &str) -> Box<Diagnostic> {
     Box::new(Diagnostic::new(
         format!("expected {what} for `{path}`, found {}", value.type_name()),
         Some(value.span),
@@ -1707,7 +1708,7 @@ fn duplicate(name: &str, within: &str, at: Span, first: Span) -> Box<Diagnostic>
 }
 
 /// A key `entries` accepted but the caller did not handle: a bug, reported without panicking.
-fn unreachable_key(key: &Node) -> Result<()> {
+pub(super) fn unreachable_key(key: &Node) -> Result<()> {
     Err(Box::new(Diagnostic::new(
         format!(
             "internal error: key `{}` is accepted but not handled",
@@ -1722,7 +1723,7 @@ fn unreachable_key(key: &Node) -> Result<()> {
 /// checked entry in [`Section::entry`]. The driver checks every key of the mapping first (a
 /// string, unique, known: the errors users see, with their wording and spans), then hands the
 /// entries over in written order.
-trait Section {
+pub(super) trait Section {
     /// How "unknown key ... in X" names the mapping (`` `shell` ``, "an image document").
     const CONTEXT: &'static str;
     /// The keys the mapping takes.
@@ -1738,7 +1739,7 @@ trait Section {
 
 /// Reads the mapping `node` (at dotted `path`, for messages; empty for a document) into
 /// `section`.
-fn read<S: Section>(node: &Node, path: &str, section: &mut S) -> Result<()> {
+pub(super) fn read<S: Section>(node: &Node, path: &str, section: &mut S) -> Result<()> {
     for e in entries::<S>(node, path)? {
         section.entry(&e)?;
     }
@@ -1746,7 +1747,7 @@ fn read<S: Section>(node: &Node, path: &str, section: &mut S) -> Result<()> {
 }
 
 /// [`read`] of the value of `e`, which must be a mapping.
-fn read_value<S: Section>(e: &Entry<'_>, path: &str, section: &mut S) -> Result<()> {
+pub(super) fn read_value<S: Section>(e: &Entry<'_>, path: &str, section: &mut S) -> Result<()> {
     match &e.value.kind {
         Kind::Map(_) => read(e.value, path, section),
         _ => Err(expected(e.value, "a mapping", path)),
@@ -1754,10 +1755,10 @@ fn read_value<S: Section>(e: &Entry<'_>, path: &str, section: &mut S) -> Result<
 }
 
 /// A checked `key: value` pair.
-struct Entry<'a> {
-    name: &'a str,
-    key: &'a Node,
-    value: &'a Node,
+pub(super) struct Entry<'a> {
+    pub(super) name: &'a str,
+    pub(super) key: &'a Node,
+    pub(super) value: &'a Node,
 }
 
 /// The pairs of a mapping, after checking that every key is a string, unique and known.

@@ -64,9 +64,14 @@ fn corpus() -> Vec<Case> {
     cases
 }
 
-/// Builds the Go harness once (in this test binary's temp dir, with a Go build cache there so
-/// later runs reuse it) from Debian's GOPATH tree, offline.
+/// Builds the Go harness once per test process (in this test binary's temp dir, with a Go
+/// build cache there so later runs reuse it) from Debian's GOPATH tree, offline.
 fn go_harness() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(build_go_harness).clone()
+}
+
+fn build_go_harness() -> PathBuf {
     let go = which("go").unwrap_or_else(|| {
         panic!(
             "`go` is not installed: the differential template tests need Debian's golang-go and \
@@ -111,20 +116,6 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Sprig functions strata does not have yet: a case calling one is expected to fail with
-/// `function "NAME" not defined` (checked, so the list shrinks as they land).
-const NOT_YET: &[&str] = &[
-    // crypto
-    "genPrivateKey",
-    "genCA",
-    "genCAWithKey",
-    "genSelfSignedCert",
-    "genSelfSignedCertWithKey",
-    "genSignedCert",
-    "genSignedCertWithKey",
-    "buildCustomCert",
-];
-
 /// Sprig functions that read the builder's process (werf gives `env` the render context and
 /// drops `expandenv`), so no corpus case compares them with Go.
 const NOT_COMPARED: [&str; 2] = ["env", "expandenv"];
@@ -152,18 +143,24 @@ fn every_sprig_function_has_a_case(cases: &[Case]) {
     );
 }
 
+/// What Go rendered for one template.
 #[derive(serde::Deserialize)]
-struct GoOutput {
-    ok: bool,
-    out: String,
-    err: String,
+pub(crate) struct GoOutput {
+    pub(crate) ok: bool,
+    pub(crate) out: String,
+    pub(crate) err: String,
 }
 
 fn go_render(cases: &[Case]) -> Vec<GoOutput> {
+    go_render_texts(cases.iter().map(|c| c.template.as_str()))
+}
+
+/// Renders each template with Go's text/template and Sprig, the dot `{"Env": "production"}`.
+pub(crate) fn go_render_texts<'a>(templates: impl IntoIterator<Item = &'a str>) -> Vec<GoOutput> {
     let bin = go_harness();
-    let input: Vec<_> = cases
-        .iter()
-        .map(|c| serde_json::json!({"template": c.template, "data": {"Env": "production"}}))
+    let input: Vec<_> = templates
+        .into_iter()
+        .map(|t| serde_json::json!({"template": t, "data": {"Env": "production"}}))
         .collect();
     let mut child = Command::new(bin)
         .stdin(Stdio::piped())
@@ -196,17 +193,8 @@ fn corpus_renders_as_go_with_sprig() {
         ..Context::default()
     };
     let mut failures = Vec::new();
-    let mut missing = std::collections::BTreeSet::new();
     for (case, go) in cases.iter().zip(&go) {
         let ours = render("t", &case.template, &ctx).map(|r| r.text);
-        if let Err(e) = &ours
-            && let Some(name) = NOT_YET
-                .iter()
-                .find(|n| e.message == format!("function \"{n}\" not defined"))
-        {
-            missing.insert(*name);
-            continue;
-        }
         let fail =
             |why: String| format!("case {}: {why}\n  template: {:?}", case.name, case.template);
         match (&case.check, &ours) {
@@ -249,18 +237,6 @@ fn corpus_renders_as_go_with_sprig() {
             }
         }
     }
-    let stale: Vec<_> = NOT_YET
-        .iter()
-        .filter(|n| match render("t", &format!("{{{{ {n} }}}}"), &ctx) {
-            Err(e) => e.message != format!("function \"{n}\" not defined"),
-            Ok(_) => true,
-        })
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "NOT_YET names functions that exist now, take them out: {stale:?}"
-    );
-    eprintln!("Sprig functions not provided yet, their cases left out: {missing:?}");
     assert!(
         failures.is_empty(),
         "{} of {} cases differ from Go:\n{}",

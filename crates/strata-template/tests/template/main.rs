@@ -1,3 +1,4 @@
 //! strata-template's integration tests.
 
+mod certs;
 mod differential;

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod check;
+pub mod cleanup;
 pub mod debug;
 pub mod export;
 pub mod gc;
