@@ -289,6 +289,10 @@ pub struct StageOptions {
     /// The same for such instructions after the image's last stage.
     #[serde(default)]
     pub history_after: Vec<String>,
+    /// Built again even when a stage of its digest exists, whose record it then replaces
+    /// (docker's `--no-cache`, `--no-cache-filter`): later builds reuse the fresh result.
+    #[serde(default)]
+    pub no_cache: bool,
 }
 
 /// One variable of werf's `dependencies` `imports`.
@@ -447,6 +451,14 @@ pub enum MountSource {
         /// Set this variable to the secret instead of (or with a target, besides) mounting it.
         env: Option<String>,
     },
+    /// An ssh agent's socket given on the command line, by id (`RUN --mount=type=ssh`); the
+    /// host's socket path is in no digest.
+    Ssh {
+        /// The agent's id (`default` unless `id=`).
+        id: String,
+        /// Whether a missing agent is an error.
+        required: bool,
+    },
     /// A path of the build context, or of another image of the plan (`RUN
     /// --mount=type=bind`).
     Bind {
@@ -565,6 +577,9 @@ pub struct ConfigRemoval {
     pub user: bool,
     /// Unset the working directory.
     pub workdir: bool,
+    /// Drop the `ONBUILD` triggers (a Dockerfile stage ran its base stage's).
+    #[serde(default)]
+    pub onbuild: bool,
 }
 
 impl ConfigRemoval {

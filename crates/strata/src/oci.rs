@@ -34,6 +34,9 @@ impl ApplyChange for ImageConfig {
         if remove.workdir {
             self.config.working_dir.clear();
         }
+        if remove.onbuild {
+            self.config.onbuild.clear();
+        }
         for (k, v) in &change.env {
             self.set_env(k, v);
         }

@@ -180,6 +180,7 @@ case_tests! {
     copy_into_image_dir: "copy-into-image-dir",
     copy_link: "copy-link",
     copy_multi_src: "copy-multi-src",
+    copy_parents: "copy-parents",
     copy_through_image_symlinks: "copy-through-image-symlinks",
     dockerignore: "dockerignore",
     entrypoint_resets_cmd: "entrypoint-resets-cmd",

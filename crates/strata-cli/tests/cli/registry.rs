@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 use crate::support::{Env, built_stages};
 
 /// A throwaway registry on a free loopback port; killed on drop.
-struct Registry {
+pub(crate) struct Registry {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
 }
 
 impl Registry {
-    fn start() -> Registry {
+    pub(crate) fn start() -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("strata-registry-")
             .tempdir()
@@ -86,7 +86,7 @@ impl Registry {
             .sum()
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 

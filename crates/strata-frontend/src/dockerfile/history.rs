@@ -45,6 +45,12 @@ pub(super) fn set_created_by(images: &mut [Image], dockerfile: &Dockerfile, sour
             images[i].stages[j].options.history_after = pending;
         }
     }
+    // The ONBUILD triggers a stage ran (no instruction of its own): named by their text.
+    for stage in images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
+        if let (true, Some(span)) = (stage.name.starts_with("onbuild-"), stage.span) {
+            stage.options.created_by = created_by(&stage.steps, sources.text(span));
+        }
+    }
 }
 
 /// The history text of an instruction written as `text` and lowered to `steps`.

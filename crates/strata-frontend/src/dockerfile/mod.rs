@@ -105,7 +105,7 @@ mod words;
 
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use instructions::*;
-pub use lower::{BaseConfig, DockerfileOptions, Fetcher, base_references, lower};
+pub use lower::{BaseConfig, DockerfileOptions, Fetcher, NamedContext, base_references, lower};
 
 use strata_plan::{Diagnostic, FileId};
 

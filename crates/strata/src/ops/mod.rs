@@ -7,5 +7,6 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod output;
 pub mod push;
 pub mod run;

@@ -33,6 +33,9 @@ pub enum Error {
     /// A required secret that was not passed.
     #[error("the secret `{0}` is required: pass it with --secret id={0},src=FILE")]
     SecretMissing(String),
+    /// A required ssh agent that was not passed.
+    #[error("the ssh agent `{0}` is required: pass it with --ssh {0}=SOCKET (or --ssh default)")]
+    SshMissing(String),
     /// A link appeared in a context source's path after planning.
     #[error(
         "the bind mount's source {0} changed since the build was planned: a link is now in its way; build again"
@@ -101,6 +104,8 @@ pub(super) struct Inputs<'a> {
     pub tmp_dir: &'a dyn Fn() -> Result<PathBuf, strata_store::Error>,
     /// Secrets by id.
     pub secrets: &'a [(String, PathBuf)],
+    /// Ssh agent sockets by id.
+    pub ssh: &'a [(String, PathBuf)],
     /// Per spec (same index): the layers (topmost first) or the file an image bind's source
     /// is, found by [`LocalWorker::mount_facts`].
     pub image_sources: &'a [Option<Vec<PathBuf>>],
@@ -153,6 +158,11 @@ pub(super) fn resolve(specs: &[&RunMount], inputs: &Inputs<'_>) -> Result<Resolv
                     None => continue,
                 }
             }
+            MountSource::Ssh { id, required } => match secrets::find(inputs.ssh, id) {
+                Some(socket) => (socket.to_path_buf(), MountKind::Bind { readonly: true }),
+                None if *required => return Err(Error::SshMissing(id.clone())),
+                None => continue,
+            },
             MountSource::Bind {
                 image: None,
                 path,
@@ -250,6 +260,7 @@ impl LocalWorker<'_> {
                 cache_dir: &|key| self.store.cache_dir(key),
                 tmp_dir: &|| self.tmp_dirs.dir(self.store, job.image_name),
                 secrets: &self.options.secrets,
+                ssh: &self.options.ssh,
                 image_sources: &image_sources,
             },
         )?;
@@ -395,6 +406,7 @@ mod tests {
             cache_dir: &cache,
             tmp_dir: &|| Ok(PathBuf::from("/store/tmp_dir-app")),
             secrets,
+            ssh: &[],
             image_sources,
         }
     }

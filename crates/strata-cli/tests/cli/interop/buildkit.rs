@@ -50,21 +50,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "bug: history text still differs: BuildKit lists a RUN's build args in declaration order (strata sorts them) and writes HEALTHCHECK as Go's %v of the struct",
     ),
     (
-        "arg-env-scoping",
-        "tree /second",
-        "bug: a stage FROM an earlier stage inherits that stage's ARGs in BuildKit, not yet in strata",
-    ),
-    (
-        "arg-env-scoping",
-        "config /config/Env",
-        "bug: as above (ARGs inherited from the base stage)",
-    ),
-    (
-        "arg-env-precedence",
-        "tree /still.txt",
-        "bug: to be examined (a RUN output differs)",
-    ),
-    (
         "add-local",
         "tree /opt/app",
         "bug: directories extracted from an archive: BuildKit keeps the archive's mtime, strata gives the build's time",
@@ -120,13 +105,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "bug: as hostile-symlink-file",
     ),
     (
-        "onbuild-triggers",
-        "config /config/OnBuild",
-        "bug: BuildKit runs ONBUILD triggers of an earlier stage used as a base (and clears them); strata only those of images",
-    ),
-    ("onbuild-triggers", "tree /onbuild", "bug: as above"),
-    ("onbuild-triggers", "config /config/Env", "bug: as above"),
-    (
         "stage-inherit-config",
         "tree /srv",
         "bug: to be examined (WORKDIR of the base stage re-created)",
@@ -138,6 +116,7 @@ const KNOWN: &[(&str, &str, &str)] = &[
 const OLD_BUILDKIT: &[(&str, &str)] = &[
     ("copy-exclude", "Unknown flag: exclude"),
     ("copy-link", "Unknown flag: link"),
+    ("copy-parents", "Unknown flag: parents"),
     ("heredoc-copy", "unknown instruction"),
     ("heredoc-dash-tabs", "unknown instruction"),
     ("heredoc-run", "unknown instruction"),
@@ -739,6 +718,7 @@ cases! {
     copy_chmod => "copy-chmod",
     copy_chown => "copy-chown",
     copy_exclude => "copy-exclude",
+    copy_parents => "copy-parents",
     copy_from_image_stage_chain => "copy-from-image-stage-chain",
     copy_from_stage => "copy-from-stage",
     copy_glob => "copy-glob",
