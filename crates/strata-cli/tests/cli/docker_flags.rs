@@ -340,16 +340,25 @@ fn outputs_write_the_file_system_and_the_image() {
 fn progress_rawjson_and_tty_without_a_terminal() {
     let env = Env::new();
     let dir = context(&env, "prog", "FROM busybox:latest\nRUN echo hi\n");
-    let out = build(&env, &dir, &["-t", "prog", "--progress", "rawjson"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress = |mode: &str, more: &[&str]| {
+        let out = env
+            .cmd()
+            .args(["build", "-t", "prog", "--progress", mode])
+            .args(more)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let stderr = progress("rawjson", &[]);
     for line in stderr.lines() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("{e}: {line}"));
     }
     assert!(stderr.contains("\"build_finished\""), "{stderr}");
     // No terminal: `tty` falls back to plain lines (no cursor movement).
-    let out = build(&env, &dir, &["-t", "prog", "--no-cache", "--progress", "tty"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = progress("tty", &["--no-cache"]);
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
     assert!(stderr.contains("hi"), "{stderr}");
 }
