@@ -161,12 +161,16 @@ pub fn lower(
     sources: SourceMap,
     options: &DockerfileOptions,
 ) -> std::result::Result<Plan, (Box<Diagnostic>, SourceMap)> {
-    match Lowering::new(dockerfile, options).and_then(|mut l| l.stages(dockerfile)) {
-        Ok((mut images, default_images)) => Ok(Plan {
+    let lowered = Lowering::new(dockerfile, options).and_then(|mut l| {
+        let (images, default_images) = l.stages(dockerfile)?;
+        Ok((images, default_images, l.run_args))
+    });
+    match lowered {
+        Ok((mut images, default_images, run_args)) => Ok(Plan {
             project: None,
             context_dir: options.context.clone(),
             images: {
-                super::history::set_created_by(&mut images, dockerfile, &sources);
+                super::history::set_created_by(&mut images, dockerfile, &sources, &run_args);
                 images
             },
             notes: dockerfile
@@ -192,6 +196,9 @@ struct Lowering<'a> {
     stage_images: Vec<(usize, BaseConfig)>,
     /// External images named by `COPY --from`, by reference.
     external: BTreeMap<String, usize>,
+    /// Per `RUN` (by its span): the build args its history entry names, see
+    /// [`Scope::declared`].
+    run_args: std::collections::HashMap<Span, Vec<(String, String)>>,
 }
 
 /// What an instruction sees while its stage is lowered.
@@ -202,6 +209,9 @@ struct Scope {
     env_order: Vec<String>,
     /// The build args in declaration order (one declared again keeps its place).
     args: Vec<String>,
+    /// Every `ARG` name this stage declared, in order, repeats included: what BuildKit's
+    /// history names for a `RUN` (`|2 A=x B=`), with the values the command sees.
+    declared: Vec<String>,
     /// What words and commands see: ENV and ARG values, the one set last winning, as in
     /// BuildKit's state, to which both add (an ARG after an ENV of its name overrides it for
     /// the stage's instructions, not in the config).
@@ -327,6 +337,7 @@ impl<'a> Lowering<'a> {
             images: Vec::new(),
             stage_images: Vec::new(),
             external: BTreeMap::new(),
+            run_args: Default::default(),
         })
     }
 
@@ -658,6 +669,7 @@ impl<'a> Lowering<'a> {
                         (None, Some(d)) => Some(self.expand(d, scope)?),
                         (None, None) => self.global_args.get(&name).cloned(),
                     };
+                    scope.declared.push(name.clone());
                     if let Some(v) = value {
                         scope.set_arg(&name, &v);
                     }
@@ -1049,6 +1061,12 @@ impl<'a> Lowering<'a> {
         scope: &Scope,
         dependencies: &mut Vec<usize>,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let named = scope
+            .declared
+            .iter()
+            .map(|k| (k.clone(), scope.var(k).unwrap_or_default()))
+            .collect();
+        self.run_args.insert(run.span, named);
         let (text, shell) = match &run.command {
             CommandLine::Exec(words) => {
                 let argv: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
