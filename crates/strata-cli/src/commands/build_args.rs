@@ -242,7 +242,9 @@ impl DockerfileArgs {
                     .iter()
                     .map(|c| {
                         let (name, value) = c.split_once('=').with_context(|| {
-                            format!("--build-context {c}: expected NAME=DIR or NAME=docker-image://REF")
+                            format!(
+                                "--build-context {c}: expected NAME=DIR or NAME=docker-image://REF"
+                            )
                         })?;
                         let context = value
                             .parse()
@@ -337,9 +339,8 @@ impl DockerfileArgs {
             }
             let path = match (env, src) {
                 (Some(var), None) => {
-                    let value = std::env::var(&var).with_context(|| {
-                        format!("--secret {s}: the variable {var} is not set")
-                    })?;
+                    let value = std::env::var(&var)
+                        .with_context(|| format!("--secret {s}: the variable {var} is not set"))?;
                     let file = holder.join(format!("secret-{n}"));
                     std::fs::write(&file, value)
                         .with_context(|| format!("--secret {s}: write {}", file.display()))?;
@@ -347,9 +348,8 @@ impl DockerfileArgs {
                 }
                 (None, src) => {
                     let src = PathBuf::from(src.unwrap_or_else(|| id.clone()));
-                    src.canonicalize().with_context(|| {
-                        format!("--secret {s}: cannot read {}", src.display())
-                    })?
+                    src.canonicalize()
+                        .with_context(|| format!("--secret {s}: cannot read {}", src.display()))?
                 }
                 (Some(_), Some(_)) => anyhow::bail!("--secret {s}: give src= or env=, not both"),
             };

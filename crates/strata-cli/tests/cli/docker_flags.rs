@@ -56,7 +56,10 @@ fn no_cache_rebuilds_and_its_result_is_reused_after() {
     let fresh = stamps(&env);
     let (a0, b0) = first.split_once('\n').unwrap();
     let (a1, b1) = fresh.split_once('\n').unwrap();
-    assert!(a0 != a1 && b0 != b1, "--no-cache ran every step again: {first} / {fresh}");
+    assert!(
+        a0 != a1 && b0 != b1,
+        "--no-cache ran every step again: {first} / {fresh}"
+    );
     build(&env, &dir, &["-t", "nc"]);
     assert_eq!(
         stamps(&env),
@@ -109,7 +112,11 @@ fn secrets_from_variables_and_files() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         env.run_sh("sec", "cat /got"),
         "from a variable\nfrom its own name\nfrom a file\n"
@@ -123,7 +130,10 @@ fn secrets_from_variables_and_files() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--secret id=x,env=NOPE") && stderr.contains("NOPE is not set"), "{stderr}");
+    assert!(
+        stderr.contains("--secret id=x,env=NOPE") && stderr.contains("NOPE is not set"),
+        "{stderr}"
+    );
 }
 
 /// A running `ssh-agent` holding one new key; killed on drop.
@@ -190,7 +200,10 @@ impl Drop for Agent {
 
 /// Copies the host's `ssh-add` and the libraries it loads into `root`, at their own paths.
 fn copy_ssh_add(root: &Path) {
-    let ldd = Command::new("ldd").arg("/usr/bin/ssh-add").output().unwrap();
+    let ldd = Command::new("ldd")
+        .arg("/usr/bin/ssh-add")
+        .output()
+        .unwrap();
     let mut files = vec![PathBuf::from("/usr/bin/ssh-add")];
     for line in String::from_utf8_lossy(&ldd.stdout).lines() {
         let path = match line.split_once("=>") {
@@ -232,7 +245,11 @@ fn ssh_forwards_the_agent_to_run_mount_ssh() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         env.run_sh("ssh", "cat /sock /keys /other"),
         format!("/run/buildkit/ssh_agent.0\n{listing}{listing}")
@@ -252,7 +269,10 @@ fn ssh_forwards_the_agent_to_run_mount_ssh() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("the ssh agent `default` is required"), "{stderr}");
+    assert!(
+        stderr.contains("the ssh agent `default` is required"),
+        "{stderr}"
+    );
     let out = env
         .cmd()
         .args(["build", "-t", "req", "--ssh"])
@@ -348,13 +368,16 @@ fn progress_rawjson_and_tty_without_a_terminal() {
             .arg(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stderr).unwrap()
     };
     let stderr = progress("rawjson", &[]);
     for line in stderr.lines() {
-        serde_json::from_str::<serde_json::Value>(line)
-            .unwrap_or_else(|e| panic!("{e}: {line}"));
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
     assert!(stderr.contains("\"build_finished\""), "{stderr}");
     // No terminal: `tty` falls back to plain lines (no cursor movement).
@@ -377,7 +400,11 @@ fn pull_takes_the_registrys_newer_base() {
         );
         build(&publisher, &dir, &["-t", "base"]);
         let out = publisher.strata(&["push", "base", &base]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     push("one");
     let user = Env::empty();
@@ -396,7 +423,11 @@ fn pull_takes_the_registrys_newer_base() {
         "without --pull the stored base is used"
     );
     build(&user, &dir, &["-t", "app", "--pull"]);
-    assert_eq!(user.run_sh("app", "cat /seen"), "two\n", "--pull fetched the new base");
+    assert_eq!(
+        user.run_sh("app", "cat /seen"),
+        "two\n",
+        "--pull fetched the new base"
+    );
 }
 
 #[test]
@@ -426,7 +457,10 @@ fn build_contexts_name_directories_and_images() {
         ],
     );
     assert_eq!(
-        env.run_sh("bc", "cat /from-extra/hello.txt /from-extra/deep.txt && cmp /bb /bin/busybox && echo same"),
+        env.run_sh(
+            "bc",
+            "cat /from-extra/hello.txt /from-extra/deep.txt && cmp /bb /bin/busybox && echo same"
+        ),
         "hello from extra\ndeep\nsame\n"
     );
     // A changed file of the named directory rebuilds the COPY that reads it.
@@ -457,5 +491,8 @@ fn build_contexts_name_directories_and_images() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("FROM base") && stderr.contains("FROM images only"), "{stderr}");
+    assert!(
+        stderr.contains("FROM base") && stderr.contains("FROM images only"),
+        "{stderr}"
+    );
 }

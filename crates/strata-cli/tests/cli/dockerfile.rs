@@ -173,6 +173,7 @@ case_tests! {
     cmd_shell_form: "cmd-shell-form",
     copy_basic: "copy-basic",
     copy_chmod: "copy-chmod",
+    copy_chmod_symbolic: "copy-chmod-symbolic",
     copy_chown: "copy-chown",
     copy_exclude: "copy-exclude",
     copy_from_stage: "copy-from-stage",

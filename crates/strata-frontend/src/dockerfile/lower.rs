@@ -25,6 +25,7 @@ use strata_plan::{
     Stage, StageOptions, Step,
 };
 
+use super::chmod::Chmod;
 use super::ignore::DockerIgnore;
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
 
@@ -495,14 +496,17 @@ impl<'a> Lowering<'a> {
         let (inputs, steps) = if without_path {
             let env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
             scope.set_env(&env);
+            // BuildKit's empty image (`FROM scratch`) has the working directory `/` too.
+            let workdir = scratch.then(|| "/".to_string());
             let change = ConfigChange {
                 env: env.clone(),
+                workdir: workdir.clone(),
                 ..Default::default()
             };
             (
                 vec![DigestInput::Docker {
                     directive: "ENV".into(),
-                    value: json(&env),
+                    value: json(&(&env, &workdir)),
                 }],
                 vec![Step {
                     op: Op::Config(change),
@@ -884,27 +888,41 @@ impl<'a> Lowering<'a> {
                     .transpose()?;
                 let chmod = copy.chmod.as_ref().map(mode).transpose()?;
                 match from {
-                    Some(from) => self.copy_from(
-                        dockerfile,
-                        index,
-                        copy,
-                        &from,
-                        chown,
-                        chmod,
-                        scope,
-                        dependencies,
-                    )?,
-                    None => self.copy_context(
-                        &copy.sources,
-                        &copy.dest,
-                        chown,
-                        chmod,
-                        false,
-                        copy.parents,
-                        &copy.exclude,
-                        scope,
-                        "copy",
-                    )?,
+                    Some(from) => {
+                        let octal = match (&chmod, &copy.chmod) {
+                            (Some(Chmod::Symbolic(_)), Some(w)) => {
+                                return Err(Box::new(Diagnostic::new(
+                                    "a symbolic --chmod with COPY --from is not supported by strata yet (an octal one is)",
+                                    Some(w.span),
+                                )));
+                            }
+                            _ => chmod.as_ref().and_then(Chmod::octal),
+                        };
+                        self.copy_from(
+                            dockerfile,
+                            index,
+                            copy,
+                            &from,
+                            chown,
+                            octal,
+                            scope,
+                            dependencies,
+                        )?
+                    }
+                    None => {
+                        let lowered = self.copy_context(
+                            &copy.sources,
+                            &copy.dest,
+                            chown,
+                            chmod.as_ref().and_then(Chmod::octal),
+                            false,
+                            copy.parents,
+                            &copy.exclude,
+                            scope,
+                            "copy",
+                        )?;
+                        symbolic_chmod(lowered, chmod.as_ref(), &copy.dest)?
+                    }
                 }
             }
             Instruction::Add(add) => {
@@ -941,8 +959,10 @@ impl<'a> Lowering<'a> {
                         )
                         .help("split it into one ADD of the URLs and one of the files")));
                     }
+                    // A download is 0600 before a symbolic --chmod changes it.
+                    let octal = chmod.as_ref().map(|c| c.apply(0o600, false));
                     return Ok(Some(
-                        self.add_urls(&urls, &add.dest, checksum, chown, chmod, scope)?,
+                        self.add_urls(&urls, &add.dest, checksum, chown, octal, scope)?,
                     ));
                 }
                 if let Some(c) = &add.checksum {
@@ -951,17 +971,18 @@ impl<'a> Lowering<'a> {
                         Some(c.span),
                     )));
                 }
-                self.copy_context(
+                let lowered = self.copy_context(
                     &add.sources,
                     &add.dest,
                     chown,
-                    chmod,
+                    chmod.as_ref().and_then(Chmod::octal),
                     true,
                     false,
                     &add.exclude,
                     scope,
                     "add",
-                )?
+                )?;
+                symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?
             }
         }))
     }
@@ -1575,7 +1596,9 @@ impl<'a> Lowering<'a> {
                     let multiple = into_dir || matches.len() > 1 || text.contains(['*', '?', '[']);
                     // `--parents`: the path is kept below its last `/./` (else all of it).
                     let pivot = match text.rfind("/./") {
-                        Some(i) if parents => self.context_path(&text[..i], Some(word.span), false)?,
+                        Some(i) if parents => {
+                            self.context_path(&text[..i], Some(word.span), false)?
+                        }
                         _ => PathBuf::new(),
                     };
                     for rel in matches {
@@ -1614,11 +1637,8 @@ impl<'a> Lowering<'a> {
                         let (rel, host, meta) = if meta.file_type().is_symlink()
                             && !text.contains(['*', '?', '['])
                         {
-                            let resolved = self.context_path(
-                                &rel.to_string_lossy(),
-                                Some(word.span),
-                                true,
-                            )?;
+                            let resolved =
+                                self.context_path(&rel.to_string_lossy(), Some(word.span), true)?;
                             let host = self.options.context.join(&resolved);
                             let meta = std::fs::symlink_metadata(&host).map_err(|e| {
                                 Box::new(Diagnostic::new(
@@ -1910,14 +1930,74 @@ fn absolute(cwd: &str, path: &str) -> String {
     out
 }
 
-/// `--chmod=0755`.
-fn mode(word: &Word) -> Result<u32> {
-    u32::from_str_radix(&word.text, 8).map_err(|_| {
+/// `--chmod=0755` or `--chmod=u+x,go-w`.
+fn mode(word: &Word) -> Result<Chmod> {
+    word.text
+        .parse()
+        .map_err(|e| Box::new(Diagnostic::new(format!("--chmod: {e}"), Some(word.span))))
+}
+
+/// A context copy with a symbolic `--chmod` applied: the plan carries one mode per copy, so
+/// its entries are split into one copy per mode they end with (a link keeps its own); the
+/// mode is part of the key. An octal or no `--chmod` leaves `lowered` as it is.
+fn symbolic_chmod(
+    lowered: (Vec<DigestInput>, Vec<Step>, bool),
+    chmod: Option<&Chmod>,
+    word: &Word,
+) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+    let Some(chmod @ Chmod::Symbolic(_)) = chmod else {
+        return Ok(lowered);
+    };
+    let (mut inputs, steps, late) = lowered;
+    inputs.push(DigestInput::Param {
+        key: "chmod".into(),
+        value: word.text.clone(),
+    });
+    let unreadable = |e: std::io::Error| {
         Box::new(Diagnostic::new(
-            format!("--chmod `{}` is not an octal mode", word.text),
+            format!("cannot read the build context: {e}"),
             Some(word.span),
         ))
-    })
+    };
+    let mut out = Vec::new();
+    for step in steps {
+        let Op::CopyFiles(copy) = &step.op else {
+            out.push(step);
+            continue;
+        };
+        if copy.unpack {
+            out.push(step);
+            continue;
+        }
+        let mut groups: Vec<(Option<u32>, Vec<CopyEntry>)> = Vec::new();
+        for entry in &copy.entries {
+            let mode = match &entry.inline {
+                Some(_) => Some(chmod.apply(0o644, false)),
+                None => {
+                    let meta = std::fs::symlink_metadata(&entry.source).map_err(unreadable)?;
+                    (!meta.file_type().is_symlink()).then(|| {
+                        chmod.apply(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()), meta.is_dir())
+                    })
+                }
+            };
+            match groups.iter_mut().find(|(m, _)| *m == mode) {
+                Some((_, entries)) => entries.push(entry.clone()),
+                None => groups.push((mode, vec![entry.clone()])),
+            }
+        }
+        for (mode, entries) in groups {
+            out.push(Step {
+                op: Op::CopyFiles(CopyFiles {
+                    checksum: checksum(&copy.root, &entries).map_err(unreadable)?,
+                    entries,
+                    chmod: mode,
+                    ..copy.clone()
+                }),
+                span: step.span,
+            });
+        }
+    }
+    Ok((inputs, out, late))
 }
 
 fn split_owner(chown: Option<&str>) -> (Option<String>, Option<String>) {

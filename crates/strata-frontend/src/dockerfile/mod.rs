@@ -93,6 +93,7 @@
 //! a range after expansion; `VOLUME`/`WORKDIR` must not be empty after expansion; a relative
 //! `WORKDIR` is relative to the previous one.
 
+pub mod chmod;
 pub mod context_files;
 mod expand;
 mod history;

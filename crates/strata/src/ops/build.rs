@@ -360,7 +360,11 @@ fn load_images(
 }
 
 /// Writes the final image to every `-o` output.
-fn write_outputs(ctx: &Context, report: &BuildReport, options: &BuildOptions) -> anyhow::Result<()> {
+fn write_outputs(
+    ctx: &Context,
+    report: &BuildReport,
+    options: &BuildOptions,
+) -> anyhow::Result<()> {
     for output in &options.outputs {
         for image in report.images.iter().filter(|i| i.tag.is_some()) {
             let tag = image.tag.as_deref().expect("filtered on a tag");

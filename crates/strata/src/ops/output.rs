@@ -60,11 +60,15 @@ impl std::str::FromStr for Output {
             d => Destination::File(PathBuf::from(d)),
         };
         let needs_dest = || {
-            dest.with_context(|| format!("-o {s}: this output needs dest=PATH (or dest=- for stdout)"))
+            dest.with_context(|| {
+                format!("-o {s}: this output needs dest=PATH (or dest=- for stdout)")
+            })
         };
         Ok(match kind {
             Some("local") => match needs_dest()? {
-                "-" => anyhow::bail!("-o {s}: type=local writes a directory; use type=tar for stdout"),
+                "-" => {
+                    anyhow::bail!("-o {s}: type=local writes a directory; use type=tar for stdout")
+                }
                 d => Output::Local(PathBuf::from(d)),
             },
             Some("tar") => Output::Tar(destination(needs_dest()?)),
@@ -107,7 +111,13 @@ pub fn write(
             export::export(ctx, reference, ExportFormat::Oci, compression, out)
         }),
         Output::Docker(Some(dest)) => to(dest, |out| {
-            export::export(ctx, reference, ExportFormat::DockerArchive, compression, out)
+            export::export(
+                ctx,
+                reference,
+                ExportFormat::DockerArchive,
+                compression,
+                out,
+            )
         }),
         Output::Docker(None) => {
             export::load_into(ctx, reference, export::Engine::Docker, compression).map(drop)
@@ -123,7 +133,8 @@ fn to(
         Destination::Stdout => write(&mut std::io::stdout().lock()),
         Destination::File(path) => {
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(path).with_context(|| format!("-o: create {}", path.display()))?,
+                std::fs::File::create(path)
+                    .with_context(|| format!("-o: create {}", path.display()))?,
             );
             write(&mut file)?;
             file.flush()
@@ -138,8 +149,8 @@ fn rootfs_tar(ctx: &Context, reference: &str, out: &mut dyn Write) -> anyhow::Re
     let digest = image::resolve(&ctx.store, reference)?
         .with_context(|| format!("no image `{reference}` in the store"))?;
     let lowers = StoredImage::load(&ctx.store, &digest)?.lowers(&ctx.store)?;
-    let entries = strata_layer::merged::walk(&lowers, "/")
-        .context("read the image's file system")?;
+    let entries =
+        strata_layer::merged::walk(&lowers, "/").context("read the image's file system")?;
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Complete);
