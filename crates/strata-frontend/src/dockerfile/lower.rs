@@ -1976,7 +1976,10 @@ fn symbolic_chmod(
                 None => {
                     let meta = std::fs::symlink_metadata(&entry.source).map_err(unreadable)?;
                     (!meta.file_type().is_symlink()).then(|| {
-                        chmod.apply(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()), meta.is_dir())
+                        chmod.apply(
+                            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()),
+                            meta.is_dir(),
+                        )
                     })
                 }
             };
