@@ -168,6 +168,7 @@ case_tests! {
     arg_build_arg_override: "arg-build-arg-override",
     arg_env_precedence: "arg-env-precedence",
     arg_global_from: "arg-global-from",
+    arg_platform: "arg-platform",
     arg_stage_defaults: "arg-stage-defaults",
     cmd_entrypoint_exec: "cmd-entrypoint-exec",
     cmd_shell_form: "cmd-shell-form",

@@ -695,6 +695,7 @@ cases! {
     arg_env_precedence => "arg-env-precedence",
     arg_env_scoping => "arg-env-scoping",
     arg_global_from => "arg-global-from",
+    arg_platform => "arg-platform",
     arg_stage_defaults => "arg-stage-defaults",
     chown_chmod_forms => "chown-chmod-forms",
     cmd_entrypoint_exec => "cmd-entrypoint-exec",
