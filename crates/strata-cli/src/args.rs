@@ -79,11 +79,12 @@ pub enum Progress {
     /// A live view on a terminal, plain lines otherwise.
     #[default]
     Auto,
-    /// The live terminal view.
+    /// The live terminal view (plain lines when stderr is no terminal, as docker's).
     Tty,
     /// Plain prefixed lines.
     Plain,
-    /// One JSON event per line.
+    /// One JSON event per line (`rawjson`, docker's name, too).
+    #[value(alias = "rawjson")]
     Json,
     /// Nothing (errors are still reported).
     Quiet,

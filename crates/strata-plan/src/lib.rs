@@ -298,6 +298,10 @@ pub struct StageOptions {
     /// after the host's and those of the command line.
     #[serde(default)]
     pub add_hosts: Vec<(String, std::net::IpAddr)>,
+    /// Built again even when a stage of its digest exists, whose record it then replaces
+    /// (docker's `--no-cache`, `--no-cache-filter`): later builds reuse the fresh result.
+    #[serde(default)]
+    pub no_cache: bool,
 }
 
 /// Where a [`StageOptions::secrets`] secret comes from.
@@ -470,6 +474,14 @@ pub enum MountSource {
         /// Set this variable to the secret instead of (or with a target, besides) mounting it.
         env: Option<String>,
     },
+    /// An ssh agent's socket given on the command line, by id (`RUN --mount=type=ssh`); the
+    /// host's socket path is in no digest.
+    Ssh {
+        /// The agent's id (`default` unless `id=`).
+        id: String,
+        /// Whether a missing agent is an error.
+        required: bool,
+    },
     /// A path of the build context, or of another image of the plan (`RUN
     /// --mount=type=bind`).
     Bind {
@@ -592,6 +604,9 @@ pub struct ConfigRemoval {
     /// when false, so the digests of changes without it stay what they were.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub history: bool,
+    /// Drop the `ONBUILD` triggers (a Dockerfile stage ran its base stage's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onbuild: bool,
 }
 
 impl ConfigRemoval {

@@ -292,6 +292,9 @@ impl Walk<'_> {
         stage: &Stage,
         digest: &Digest,
     ) -> Result<Option<StageState>, Error> {
+        if stage.options.no_cache {
+            return Ok(None);
+        }
         self.executor
             .lookup(image, digest)
             .map_err(|source| Error::Stage {

@@ -37,6 +37,9 @@ impl ApplyChange for ImageConfig {
         if remove.history {
             self.history.clear();
         }
+        if remove.onbuild {
+            self.config.onbuild.clear();
+        }
         for (k, v) in &change.env {
             self.set_env(k, v);
         }

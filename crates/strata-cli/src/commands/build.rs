@@ -75,6 +75,8 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         .dockerfile
         .options(&args.dir, args.config.is_some(), &args.images)?;
     let push = push_targets(&args, dockerfile.is_some())?;
+    // Holds the files of `--secret id=..,env=VAR` values for the build.
+    let secret_files = tempfile::tempdir().context("make a directory for --secret values")?;
     let quiet = args.dockerfile.quiet;
     let options = BuildOptions {
         dir: args.dir,
@@ -101,11 +103,14 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
             .as_ref()
             .map(|d| (d.file.clone(), d.options.clone())),
         debug: args.debug.into(),
+        outputs: args.dockerfile.output.clone(),
         worker: WorkerOptions {
             compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
             network: args.network.into(),
             remote: None,
-            secrets: args.dockerfile.secrets()?,
+            secrets: args.dockerfile.secrets(secret_files.path())?,
+            ssh: args.dockerfile.ssh()?,
+            pull: args.dockerfile.pull,
             allow_insecure: args.dockerfile.allow_insecure(),
             add_hosts: args.dockerfile.add_hosts()?,
         },

@@ -59,9 +59,33 @@ pub struct DockerfileArgs {
     /// A build argument `NAME=value`. Repeatable.
     #[arg(long = "build-arg", value_name = "NAME=VALUE")]
     pub build_arg: Vec<String>,
-    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE`. Repeatable.
-    #[arg(long, value_name = "id=ID,src=FILE")]
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE`, `id=ID,env=VAR`, or `id=ID`
+    /// (the variable ID when set, else the file ID). Repeatable.
+    #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
     pub secret: Vec<String>,
+    /// An ssh agent for `RUN --mount=type=ssh`: `default` (`$SSH_AUTH_SOCK`), `ID` (the same
+    /// agent under that id) or `ID=SOCKET`. Repeatable.
+    #[arg(long, value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+    /// Build every stage again, reusing nothing built before (the results replace the
+    /// cached ones).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Build this stage again, and the stages built on it or copying from it. Repeatable.
+    #[arg(long, value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// A named context `NAME=DIR` or `NAME=docker-image://REF`: what `FROM NAME`, `COPY
+    /// --from=NAME` and `RUN --mount=from=NAME` mean (a directory: for COPY --from). Repeatable.
+    #[arg(long, value_name = "NAME=DIR|docker-image://REF")]
+    pub build_context: Vec<String>,
+    /// Pull the base images from their registries even when the store has them.
+    #[arg(long)]
+    pub pull: bool,
+    /// Where the image goes besides the store: `type=local,dest=DIR` (or just `DIR`),
+    /// `type=tar,dest=FILE` (the file system), `type=oci,dest=FILE`, `type=docker[,dest=FILE]`
+    /// (without dest: `docker load`); `dest=-` is stdout. Repeatable.
+    #[arg(long, short = 'o', value_name = "type=TYPE,dest=PATH")]
+    pub output: Vec<strata::ops::output::Output>,
     /// Grant an entitlement (BuildKit's --allow): `security.insecure` lets the Dockerfile's
     /// `RUN --security=insecure` steps run with all capabilities and no seccomp.
     #[arg(long, value_name = "ENTITLEMENT", value_enum)]
@@ -145,9 +169,12 @@ impl DockerfileArgs {
                         || self.quiet
                         || self.iidfile.is_some()
                         || !self.label.is_empty()
+                        || self.no_cache
+                        || !self.no_cache_filter.is_empty()
+                        || !self.output.is_empty()
                     {
                         anyhow::bail!(
-                            "-t, --target, -q, --iidfile and --label are for Dockerfile builds: give -f DOCKERFILE, or a context directory with a Dockerfile and no strata.yaml/werf.yaml"
+                            "-t, --target, -q, --iidfile, --label, --no-cache(-filter) and -o are for Dockerfile builds: give -f DOCKERFILE, or a context directory with a Dockerfile and no strata.yaml/werf.yaml"
                         );
                     }
                     return Ok(None);
@@ -208,6 +235,23 @@ impl DockerfileArgs {
                         (k.to_string(), v.to_string())
                     })
                     .collect(),
+                no_cache: self.no_cache,
+                no_cache_filter: self.no_cache_filter.clone(),
+                build_contexts: self
+                    .build_context
+                    .iter()
+                    .map(|c| {
+                        let (name, value) = c.split_once('=').with_context(|| {
+                            format!(
+                                "--build-context {c}: expected NAME=DIR or NAME=docker-image://REF"
+                            )
+                        })?;
+                        let context = value
+                            .parse()
+                            .map_err(|e| anyhow::anyhow!("--build-context {c}: {e}"))?;
+                        Ok((name.to_string(), context))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
                 ..Default::default()
             },
             more_tags: self.tag.iter().skip(1).cloned().collect(),
@@ -234,35 +278,83 @@ impl DockerfileArgs {
             .collect()
     }
 
+    /// `--ssh` values: agent sockets by id.
+    pub fn ssh(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        self.ssh
+            .iter()
+            .map(|s| {
+                let (id, socket) = match s.split_once('=') {
+                    Some((id, path)) => (id, PathBuf::from(path)),
+                    None => (
+                        s.as_str(),
+                        std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from).with_context(
+                            || format!("--ssh {s}: SSH_AUTH_SOCK is not set (start an ssh-agent, or give ID=SOCKET)"),
+                        )?,
+                    ),
+                };
+                let meta = std::fs::metadata(&socket)
+                    .with_context(|| format!("--ssh {s}: cannot read {}", socket.display()))?;
+                if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+                    anyhow::bail!(
+                        "--ssh {s}: {} is not an agent's socket (strata forwards agents; load keys with ssh-add)",
+                        socket.display()
+                    );
+                }
+                let socket = socket
+                    .canonicalize()
+                    .with_context(|| format!("--ssh {s}: cannot read {}", socket.display()))?;
+                Ok((id.to_string(), socket))
+            })
+            .collect()
+    }
+
     /// Whether `--allow security.insecure` was given.
     pub fn allow_insecure(&self) -> bool {
         self.allow.contains(&Entitlement::SecurityInsecure)
     }
 
-    /// `--secret id=ID,src=FILE` values.
-    pub fn secrets(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
-        self.secret
-            .iter()
-            .map(|s| {
-                let mut id = None;
-                let mut src = None;
-                for part in s.split(',') {
-                    match part.split_once('=') {
-                        Some(("id", v)) => id = Some(v.to_string()),
-                        Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
-                        _ => anyhow::bail!("--secret {s}: expected id=ID,src=FILE"),
-                    }
+    /// `--secret` values: `id=ID,src=FILE` (`type=file`), `id=ID,env=VAR` (`type=env`), or
+    /// `id=ID` alone (the variable `ID` when set, else the file `ID`), as buildx reads them. A
+    /// variable's value is written to a file in `holder`, which lives as long as the build.
+    pub fn secrets(&self, holder: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        let mut out = Vec::new();
+        for (n, s) in self.secret.iter().enumerate() {
+            let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+            for part in s.split(',') {
+                match part.split_once('=') {
+                    Some(("id", v)) => id = Some(v.to_string()),
+                    Some(("src" | "source", v)) => src = Some(v.to_string()),
+                    Some(("env", v)) => env = Some(v.to_string()),
+                    Some(("type", v @ ("file" | "env"))) => kind = Some(v),
+                    _ => anyhow::bail!("--secret {s}: expected id=ID,src=FILE or id=ID,env=VAR"),
                 }
-                match (id, src) {
-                    (Some(id), Some(src)) => Ok((
-                        id,
-                        src.canonicalize().with_context(|| {
-                            format!("--secret {s}: cannot read {}", src.display())
-                        })?,
-                    )),
-                    _ => anyhow::bail!("--secret {s}: expected id=ID,src=FILE"),
+            }
+            let id = id.with_context(|| format!("--secret {s}: no id=ID"))?;
+            // buildx: `type=env,src=VAR` names the variable too.
+            if kind == Some("env") && env.is_none() {
+                env = src.take().or_else(|| Some(id.clone()));
+            }
+            if src.is_none() && env.is_none() && kind != Some("file") {
+                env = std::env::var_os(&id).is_some().then(|| id.clone());
+            }
+            let path = match (env, src) {
+                (Some(var), None) => {
+                    let value = std::env::var(&var)
+                        .with_context(|| format!("--secret {s}: the variable {var} is not set"))?;
+                    let file = holder.join(format!("secret-{n}"));
+                    std::fs::write(&file, value)
+                        .with_context(|| format!("--secret {s}: write {}", file.display()))?;
+                    file
                 }
-            })
-            .collect()
+                (None, src) => {
+                    let src = PathBuf::from(src.unwrap_or_else(|| id.clone()));
+                    src.canonicalize()
+                        .with_context(|| format!("--secret {s}: cannot read {}", src.display()))?
+                }
+                (Some(_), Some(_)) => anyhow::bail!("--secret {s}: give src= or env=, not both"),
+            };
+            out.push((id, path));
+        }
+        Ok(out)
     }
 }

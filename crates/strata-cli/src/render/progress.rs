@@ -16,13 +16,14 @@ pub trait Renderer: Sink {
 
 /// The renderer for a `--progress` mode (`auto`: the live view on a terminal outside CI).
 pub fn for_mode(mode: Progress) -> Box<dyn Renderer> {
-    let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let terminal = std::io::stderr().is_terminal();
+    let tty = terminal && std::env::var_os("CI").is_none();
     match mode {
         Progress::Json => Box::new(Json),
         Progress::Quiet => Box::new(Quiet),
-        Progress::Tty => Box::new(super::tty::Live::start()),
+        Progress::Tty if terminal => Box::new(super::tty::Live::start()),
         Progress::Auto if tty => Box::new(super::tty::Live::start()),
-        Progress::Auto | Progress::Plain => Box::new(Plain::default()),
+        Progress::Tty | Progress::Auto | Progress::Plain => Box::new(Plain::default()),
     }
 }
 

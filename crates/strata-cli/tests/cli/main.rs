@@ -7,6 +7,7 @@ mod container;
 mod corpus;
 mod debug;
 mod deps;
+mod docker_flags;
 mod dockerfile;
 mod errors;
 mod export;

@@ -4,6 +4,7 @@
 //! never a digest input, so it can follow BuildKit without changing any cache key.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use strata_plan::{ConfigChange, Image, Op, RunShell, SourceMap, Span, Step};
 
@@ -14,7 +15,13 @@ use super::Dockerfile;
 /// gets BuildKit's entry without a layer, carried by the next stage of its build stage (or,
 /// at the end, by the last one). The `from` stage makes no entry of its own, as in BuildKit,
 /// where the base's history is all there is before the first instruction.
-pub(super) fn set_created_by(images: &mut [Image], dockerfile: &Dockerfile, sources: &SourceMap) {
+/// `run_args` holds, per `RUN`, the build args its entry names.
+pub(super) fn set_created_by(
+    images: &mut [Image],
+    dockerfile: &Dockerfile,
+    sources: &SourceMap,
+    run_args: &HashMap<Span, Vec<(String, String)>>,
+) {
     let at: HashMap<Span, (usize, usize)> = images
         .iter()
         .enumerate()
@@ -34,21 +41,30 @@ pub(super) fn set_created_by(images: &mut [Image], dockerfile: &Dockerfile, sour
             match at.get(&instruction.span()) {
                 Some(&(i, j)) => {
                     let made = &mut images[i].stages[j];
-                    made.options.created_by = created_by(&made.steps, text);
+                    let args = run_args.get(&instruction.span());
+                    made.options.created_by = created_by(&made.steps, text, args);
                     made.options.history_before = std::mem::take(&mut pending);
                     last = Some((i, j));
                 }
-                None => pending.push(created_by(&[], text)),
+                None => pending.push(created_by(&[], text, None)),
             }
         }
         if let Some((i, j)) = last {
             images[i].stages[j].options.history_after = pending;
         }
     }
+    // The ONBUILD triggers a stage ran (no instruction of its own): named by their text.
+    for stage in images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
+        if let (true, Some(span)) = (stage.name.starts_with("onbuild-"), stage.span) {
+            let args = run_args.get(&span);
+            stage.options.created_by = created_by(&stage.steps, sources.text(span), args);
+        }
+    }
 }
 
-/// The history text of an instruction written as `text` and lowered to `steps`.
-fn created_by(steps: &[Step], text: &str) -> String {
+/// The history text of an instruction written as `text` and lowered to `steps`; a `RUN`
+/// names `args`. Empty: no entry (`ONBUILD`, which BuildKit does not record).
+fn created_by(steps: &[Step], text: &str, args: Option<&Vec<(String, String)>>) -> String {
     let all = words(text);
     let keyword = all.first().map(|k| k.to_uppercase()).unwrap_or_default();
     let rest = &all[all.len().min(1)..];
@@ -62,11 +78,12 @@ fn created_by(steps: &[Step], text: &str) -> String {
     });
     match (keyword.as_str(), run, config) {
         ("RUN", Some(run), _) => {
+            let named = args.map(Vec::as_slice).unwrap_or_default();
             let mut args = Vec::new();
-            // BuildKit names the build args the command sees, counted: `|1 V=x`.
-            if !run.env.is_empty() {
-                args.push(format!("|{}", run.env.len()));
-                args.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
+            // BuildKit names the stage's ARGs, counted: `|1 V=x`.
+            if !named.is_empty() {
+                args.push(format!("|{}", named.len()));
+                args.extend(named.iter().map(|(k, v)| format!("{k}={v}")));
             }
             for command in &run.commands {
                 match &run.shell {
@@ -123,6 +140,30 @@ fn created_by(steps: &[Step], text: &str) -> String {
             format!("ENTRYPOINT {}", go_quoted(a))
         }
         ("USER", _, Some(ConfigChange { user: Some(u), .. })) => format!("USER {u}"),
+        ("ONBUILD", _, _) => String::new(),
+        (
+            "STOPSIGNAL",
+            _,
+            Some(ConfigChange {
+                stop_signal: Some(signal),
+                ..
+            }),
+        ) => format!("STOPSIGNAL {signal}"),
+        (
+            "HEALTHCHECK",
+            _,
+            Some(ConfigChange {
+                healthcheck: Some(h),
+                ..
+            }),
+        ) => format!(
+            "HEALTHCHECK &{{{} {:?} {:?} {:?} {}}}",
+            go_quoted(&h.test),
+            go_duration(h.interval),
+            go_duration(h.timeout),
+            go_duration(h.start_period),
+            go_rune(h.retries)
+        ),
         // BuildKit prints these with `%v`: a list as `[a b]`, the port set as a Go map.
         ("VOLUME", _, Some(c)) if !c.volumes.is_empty() => {
             format!("VOLUME [{}]", c.volumes.join(" "))
@@ -150,6 +191,59 @@ fn created_by(steps: &[Step], text: &str) -> String {
             .chain(rest.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
+    }
+}
+
+/// `nanos` as Go's `time.Duration.String` prints it: `0s`, `1.5s`, `1m0s`, `2h0m0s`, `500ms`.
+fn go_duration(nanos: u64) -> String {
+    // Go's fraction: the digits below the unit, trailing zeros dropped.
+    let fraction = |value: u64, digits: u32| {
+        let unit = 10u64.pow(digits);
+        let frac = format!("{:0width$}", value % unit, width = digits as usize);
+        let frac = frac.trim_end_matches('0');
+        match frac {
+            "" => format!("{}", value / unit),
+            f => format!("{}.{f}", value / unit),
+        }
+    };
+    match nanos {
+        0 => "0s".into(),
+        n if n < 1_000 => format!("{n}ns"),
+        n if n < 1_000_000 => format!("{}µs", fraction(n, 3)),
+        n if n < 1_000_000_000 => format!("{}ms", fraction(n, 6)),
+        n => {
+            let secs = fraction(n % 60_000_000_000, 9);
+            let minutes = n / 60_000_000_000;
+            let mut out = String::new();
+            if minutes >= 60 {
+                let _ = write!(out, "{}h{}m", minutes / 60, minutes % 60);
+            } else if minutes > 0 {
+                let _ = write!(out, "{minutes}m");
+            }
+            out + &secs + "s"
+        }
+    }
+}
+
+/// An integer as Go's `%q` prints it: as a quoted rune (`'\x04'`, `'\n'`, `'A'`).
+fn go_rune(value: u32) -> String {
+    let named = match value {
+        7 => Some("\\a"),
+        8 => Some("\\b"),
+        9 => Some("\\t"),
+        10 => Some("\\n"),
+        11 => Some("\\v"),
+        12 => Some("\\f"),
+        13 => Some("\\r"),
+        39 => Some("\\'"),
+        92 => Some("\\\\"),
+        _ => None,
+    };
+    match (named, char::from_u32(value)) {
+        (Some(n), _) => format!("'{n}'"),
+        (None, Some(c)) if (' '..='~').contains(&c) => format!("'{c}'"),
+        (None, _) if value < 0x100 => format!("'\\x{value:02x}'"),
+        (None, _) => format!("'\\u{value:04x}'"),
     }
 }
 

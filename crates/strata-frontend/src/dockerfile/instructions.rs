@@ -378,6 +378,9 @@ pub struct Copy {
     pub chmod: Option<Word>,
     /// `--link`.
     pub link: bool,
+    /// `--parents`: each source lands at its path (below a `/./` in it, else from the
+    /// context's root) under the destination.
+    pub parents: bool,
     /// `--exclude=PATTERN` (repeatable): `.dockerignore`-style patterns, relative to each
     /// source directory (or a file source's directory), left out of the copy.
     pub exclude: Vec<Word>,

@@ -26,6 +26,7 @@ use strata_plan::{
     Stage, StageOptions, Step,
 };
 
+use super::chmod::Chmod;
 use super::context_files::{self, Snapshot};
 use super::ignore::DockerIgnore;
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
@@ -62,6 +63,42 @@ pub struct DockerfileOptions {
     /// the context files a `COPY`/`ADD` copies ([`super::context_files::Snapshot`]): the
     /// plan's checksum and the layer are both of that copy. None: such a `COPY` is an error.
     pub snapshot: Option<PathBuf>,
+    /// Build every stage again (docker's `--no-cache`).
+    pub no_cache: bool,
+    /// Build these stages (by name) again, and the stages built on them or copying from them
+    /// (docker's `--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Named contexts (docker's `--build-context NAME=...`): what a `FROM NAME`, `COPY
+    /// --from=NAME` or `RUN --mount=from=NAME` that names no earlier stage means.
+    pub build_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What a named build context is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A directory of this machine (`NAME=DIR`), for `COPY --from`.
+    Dir(PathBuf),
+    /// An image (`NAME=docker-image://REF`).
+    Image(String),
+}
+
+impl std::str::FromStr for NamedContext {
+    type Err = String;
+
+    /// buildx's forms: `docker-image://REF`, or a directory.
+    fn from_str(s: &str) -> std::result::Result<NamedContext, String> {
+        if let Some(reference) = s.strip_prefix("docker-image://") {
+            return Ok(NamedContext::Image(reference.to_string()));
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(format!(
+                "strata has no `{scheme}://` contexts; give a directory or docker-image://REF"
+            ));
+        }
+        std::fs::canonicalize(s)
+            .map(NamedContext::Dir)
+            .map_err(|e| format!("the directory {s}: {e}"))
+    }
 }
 
 /// Downloads the file of an `ADD <url>` (with its `--checksum`, `sha256:HEX`, verified) and
@@ -93,6 +130,10 @@ pub struct BaseConfig {
     pub user: String,
     /// `Shell` (empty: `/bin/sh -c`).
     pub shell: Vec<String>,
+    /// The build args in scope at the end of an earlier stage, in declaration order, with the
+    /// values its instructions saw: a stage built `FROM` it inherits them (BuildKit's
+    /// `dispatchState.init`). Images have none.
+    pub args: Vec<(String, String)>,
 }
 
 /// The image references the stages of `dockerfile` are built `FROM` (neither `scratch` nor
@@ -113,6 +154,7 @@ pub fn base_references(
                 .as_ref()
                 .is_some_and(|n| n.value.eq_ignore_ascii_case(&text))
         });
+        let text = lowering.named_image(&text);
         if !text.eq_ignore_ascii_case("scratch") && !earlier && !out.contains(&text) {
             out.push(text);
         }
@@ -127,7 +169,7 @@ pub fn lower(
     options: &DockerfileOptions,
 ) -> std::result::Result<Plan, (Box<Diagnostic>, SourceMap)> {
     let lowered = Lowering::new(dockerfile, options).and_then(|mut l| {
-        let stages = l.stages(dockerfile)?;
+        let (images, default_images) = l.stages(dockerfile)?;
         if let Some(snapshot) = l.snapshot.into_inner() {
             snapshot.finish().map_err(|e| {
                 Box::new(Diagnostic::new(
@@ -136,14 +178,14 @@ pub fn lower(
                 ))
             })?;
         }
-        Ok(stages)
+        Ok((images, default_images, l.run_args))
     });
     match lowered {
-        Ok((mut images, default_images)) => Ok(Plan {
+        Ok((mut images, default_images, run_args)) => Ok(Plan {
             project: None,
             context_dir: options.context.clone(),
             images: {
-                super::history::set_created_by(&mut images, dockerfile, &sources);
+                super::history::set_created_by(&mut images, dockerfile, &sources, &run_args);
                 images
             },
             notes: dockerfile
@@ -171,6 +213,9 @@ struct Lowering<'a> {
     external: BTreeMap<String, usize>,
     /// The pinned copies of the context files copied so far, made on the first `COPY`.
     snapshot: RefCell<Option<Snapshot>>,
+    /// Per `RUN` (by its span): the build args its history entry names, see
+    /// [`Scope::declared`].
+    run_args: std::collections::HashMap<Span, Vec<(String, String)>>,
 }
 
 /// What an instruction sees while its stage is lowered.
@@ -179,7 +224,15 @@ struct Scope {
     env: BTreeMap<String, String>,
     /// The ENV in the config's order (the scope's map is for lookups).
     env_order: Vec<String>,
-    args: BTreeMap<String, String>,
+    /// The build args in declaration order (one declared again keeps its place).
+    args: Vec<String>,
+    /// Every `ARG` name this stage declared, in order, repeats included: what BuildKit's
+    /// history names for a `RUN` (`|2 A=x B=`), with the values the command sees.
+    declared: Vec<String>,
+    /// What words and commands see: ENV and ARG values, the one set last winning, as in
+    /// BuildKit's state, to which both add (an ARG after an ENV of its name overrides it for
+    /// the stage's instructions, not in the config).
+    vars: BTreeMap<String, String>,
     shell: Vec<String>,
     workdir: String,
     /// The config's `USER` (WORKDIR creates its directories as this user).
@@ -206,6 +259,9 @@ impl Scope {
             ..Scope::default()
         };
         scope.set_env(&base.env);
+        for (k, v) in &base.args {
+            scope.set_arg(k, v);
+        }
         scope
     }
 
@@ -214,7 +270,23 @@ impl Scope {
             if self.env.insert(k.clone(), v.clone()).is_none() {
                 self.env_order.push(k.clone());
             }
+            self.vars.insert(k.clone(), v.clone());
         }
+    }
+
+    fn set_arg(&mut self, name: &str, value: &str) {
+        if !self.args.iter().any(|a| a == name) {
+            self.args.push(name.to_string());
+        }
+        self.vars.insert(name.to_string(), value.to_string());
+    }
+
+    /// The build args with the values the stage's commands see, in declaration order.
+    fn arg_values(&self) -> Vec<(String, String)> {
+        self.args
+            .iter()
+            .map(|k| (k.clone(), self.vars[k].clone()))
+            .collect()
     }
 
     /// What a stage built `FROM` this one inherits.
@@ -228,12 +300,12 @@ impl Scope {
             workdir: self.workdir.clone(),
             user: self.user.clone(),
             shell: self.shell.clone(),
+            args: self.arg_values(),
         }
     }
 
     fn var(&self, name: &str) -> Option<String> {
-        // ENV wins over an ARG of the same name.
-        self.env.get(name).or_else(|| self.args.get(name)).cloned()
+        self.vars.get(name).cloned()
     }
 }
 
@@ -291,6 +363,7 @@ impl<'a> Lowering<'a> {
             stage_images: Vec::new(),
             external: BTreeMap::new(),
             snapshot: RefCell::new(None),
+            run_args: Default::default(),
         })
     }
 
@@ -388,15 +461,46 @@ impl<'a> Lowering<'a> {
                 ));
             }
         }
+        let earlier_stage = self.stage_ref(dockerfile, &from_text, index).is_some();
+        if !earlier_stage
+            && let Some(NamedContext::Dir(dir)) = self.options.build_contexts.get(&from_text)
+        {
+            return Err(Box::new(
+                Diagnostic::new(
+                    format!(
+                        "FROM {from_text}: the build context `{from_text}` is the directory {}; strata builds FROM images only",
+                        dir.display()
+                    ),
+                    Some(stage.from.image.span),
+                )
+                .help("COPY --from a directory context, or name an image (docker-image://REF)"),
+            ));
+        }
+        let from_text = if earlier_stage {
+            from_text
+        } else {
+            self.named_image(&from_text)
+        };
         let mut scope = Scope::from_base(&BaseConfig::default());
         let scratch = from_text.eq_ignore_ascii_case("scratch");
         // A base that sets no PATH (scratch, an image made by `docker import`) gets the default.
         let mut without_path = scratch;
+        // The ONBUILD triggers of an earlier stage built on: BuildKit runs them first and
+        // leaves them out of this stage's config.
+        let mut triggers = Vec::new();
         let base = if scratch {
             Base::Scratch
         } else if let Some(image) = self.stage_ref(dockerfile, &from_text, index) {
-            if let Some((_, parent)) = self.stage_images.iter().find(|(i, _)| *i == image) {
-                scope = Scope::from_base(parent);
+            if let Some(p) = self.stage_images.iter().position(|(i, _)| *i == image) {
+                scope = Scope::from_base(&self.stage_images[p].1);
+                triggers = dockerfile.stages[p]
+                    .instructions
+                    .iter()
+                    .filter_map(|i| match i {
+                        Instruction::Onbuild(o) => Some((*o.trigger).clone()),
+                        _ => None,
+                    })
+                    .collect();
             }
             Base::Image {
                 index: image,
@@ -417,14 +521,17 @@ impl<'a> Lowering<'a> {
         let (inputs, steps) = if without_path {
             let env = vec![("PATH".to_string(), DEFAULT_PATH.to_string())];
             scope.set_env(&env);
+            // BuildKit's empty image (`FROM scratch`) has the working directory `/` too.
+            let workdir = scratch.then(|| "/".to_string());
             let change = ConfigChange {
                 env: env.clone(),
+                workdir: workdir.clone(),
                 ..Default::default()
             };
             (
                 vec![DigestInput::Docker {
                     directive: "ENV".into(),
-                    value: json(&env),
+                    value: json(&(&env, &workdir)),
                 }],
                 vec![Step {
                     op: Op::Config(change),
@@ -442,9 +549,42 @@ impl<'a> Lowering<'a> {
             late_inputs: None,
             span: Some(stage.from.span),
         }];
+        if !triggers.is_empty() {
+            stages.push(Stage {
+                name: "onbuild-clear".into(),
+                inputs: vec![DigestInput::Docker {
+                    directive: "ONBUILD".into(),
+                    value: "clear".into(),
+                }],
+                steps: vec![Step {
+                    op: Op::Config(ConfigChange {
+                        remove: Box::new(strata_plan::ConfigRemoval {
+                            onbuild: true,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    span: Some(stage.from.span),
+                }],
+                options: StageOptions::default(),
+                late_inputs: None,
+                span: None,
+            });
+        }
         let mut dependencies = Vec::new();
-        for (n, instruction) in stage.instructions.iter().enumerate() {
-            let stage_name = format!("{}-{}", n + 1, instruction.keyword().to_lowercase());
+        let named = triggers
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (format!("onbuild-{}", n + 1), i))
+            .chain(
+                stage
+                    .instructions
+                    .iter()
+                    .enumerate()
+                    .map(|(n, i)| (format!("{}", n + 1), i)),
+            );
+        for (number, instruction) in named {
+            let stage_name = format!("{number}-{}", instruction.keyword().to_lowercase());
             if let Some(lowered) = self.instruction(
                 dockerfile,
                 index,
@@ -486,6 +626,25 @@ impl<'a> Lowering<'a> {
         }
         dependencies.sort_unstable();
         dependencies.dedup();
+        // A stage built again makes what is built on it or copies from it stale too.
+        let fresh_image = |i: &usize| {
+            self.images[*i]
+                .stages
+                .first()
+                .is_some_and(|s| s.options.no_cache)
+        };
+        let fresh = self.options.no_cache
+            || stage.name.as_ref().is_some_and(|n| {
+                self.options
+                    .no_cache_filter
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(&n.value))
+            })
+            || matches!(&base, Base::Image { index, .. } if fresh_image(index))
+            || dependencies.iter().any(fresh_image);
+        for s in &mut stages {
+            s.options.no_cache = fresh;
+        }
         let image_index = self.images.len();
         self.images.push(Image {
             name: ImageName::Named(name),
@@ -539,8 +698,9 @@ impl<'a> Lowering<'a> {
                         (None, Some(d)) => Some(self.expand(d, scope)?),
                         (None, None) => self.global_args.get(&name).cloned(),
                     };
+                    scope.declared.push(name.clone());
                     if let Some(v) = value {
-                        scope.args.insert(name, v);
+                        scope.set_arg(&name, &v);
                     }
                 }
                 return Ok(None);
@@ -753,26 +913,41 @@ impl<'a> Lowering<'a> {
                     .transpose()?;
                 let chmod = copy.chmod.as_ref().map(mode).transpose()?;
                 match from {
-                    Some(from) => self.copy_from(
-                        dockerfile,
-                        index,
-                        copy,
-                        &from,
-                        chown,
-                        chmod,
-                        scope,
-                        dependencies,
-                    )?,
-                    None => self.copy_context(
-                        &copy.sources,
-                        &copy.dest,
-                        chown,
-                        chmod,
-                        false,
-                        &copy.exclude,
-                        scope,
-                        "copy",
-                    )?,
+                    Some(from) => {
+                        let octal = match (&chmod, &copy.chmod) {
+                            (Some(Chmod::Symbolic(_)), Some(w)) => {
+                                return Err(Box::new(Diagnostic::new(
+                                    "a symbolic --chmod with COPY --from is not supported by strata yet (an octal one is)",
+                                    Some(w.span),
+                                )));
+                            }
+                            _ => chmod.as_ref().and_then(Chmod::octal),
+                        };
+                        self.copy_from(
+                            dockerfile,
+                            index,
+                            copy,
+                            &from,
+                            chown,
+                            octal,
+                            scope,
+                            dependencies,
+                        )?
+                    }
+                    None => {
+                        let lowered = self.copy_context(
+                            &copy.sources,
+                            &copy.dest,
+                            chown,
+                            chmod.as_ref().and_then(Chmod::octal),
+                            false,
+                            copy.parents,
+                            &copy.exclude,
+                            scope,
+                            "copy",
+                        )?;
+                        symbolic_chmod(lowered, chmod.as_ref(), &copy.dest)?
+                    }
                 }
             }
             Instruction::Add(add) => {
@@ -809,8 +984,10 @@ impl<'a> Lowering<'a> {
                         )
                         .help("split it into one ADD of the URLs and one of the files")));
                     }
+                    // A download is 0600 before a symbolic --chmod changes it.
+                    let octal = chmod.as_ref().map(|c| c.apply(0o600, false));
                     return Ok(Some(
-                        self.add_urls(&urls, &add.dest, checksum, chown, chmod, scope)?,
+                        self.add_urls(&urls, &add.dest, checksum, chown, octal, scope)?,
                     ));
                 }
                 if let Some(c) = &add.checksum {
@@ -819,16 +996,18 @@ impl<'a> Lowering<'a> {
                         Some(c.span),
                     )));
                 }
-                self.copy_context(
+                let lowered = self.copy_context(
                     &add.sources,
                     &add.dest,
                     chown,
-                    chmod,
+                    chmod.as_ref().and_then(Chmod::octal),
                     true,
+                    false,
                     &add.exclude,
                     scope,
                     "add",
-                )?
+                )?;
+                symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?
             }
         }))
     }
@@ -928,6 +1107,12 @@ impl<'a> Lowering<'a> {
         scope: &Scope,
         dependencies: &mut Vec<usize>,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let named = scope
+            .declared
+            .iter()
+            .map(|k| (k.clone(), scope.var(k).unwrap_or_default()))
+            .collect();
+        self.run_args.insert(run.span, named);
         let (text, shell) = match &run.command {
             CommandLine::Exec(words) => {
                 let argv: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
@@ -969,6 +1154,7 @@ impl<'a> Lowering<'a> {
             }
         };
         let mut mounts = Vec::new();
+        let (mut ssh_mounts, mut ssh_env) = (0, None);
         for m in &run.mounts {
             let written_target = m
                 .target
@@ -1016,6 +1202,15 @@ impl<'a> Lowering<'a> {
                     let image = match &m.from {
                         Some(f) => {
                             let from = self.expand(f, scope)?;
+                            if self.stage_ref(dockerfile, &from, index).is_none()
+                                && let Some(NamedContext::Dir(_)) =
+                                    self.options.build_contexts.get(&from)
+                            {
+                                return Err(Box::new(Diagnostic::new(
+                                    format!("--mount from={from}: strata mounts images and stages only, not directory contexts"),
+                                    Some(f.span),
+                                ).help("COPY --from the directory context instead")));
+                            }
                             let i = self.image_for(dockerfile, index, &from);
                             dependencies.push(i);
                             Some(i)
@@ -1064,18 +1259,28 @@ impl<'a> Lowering<'a> {
                         hide,
                     }
                 }
-                MountType::Ssh => {
-                    return Err(Box::new(Diagnostic::new(
-                        "`RUN --mount=type=ssh` is not supported by strata yet",
-                        Some(m.span),
-                    )));
-                }
+                MountType::Ssh => MountSource::Ssh {
+                    id: match &m.id {
+                        Some(id) => self.expand(id, scope)?,
+                        None => "default".into(),
+                    },
+                    required: m.required,
+                },
             };
             let to = match (&source, &m.target) {
                 (MountSource::Secret { env: Some(_), .. }, None) => String::new(),
                 (MountSource::Secret { id, .. }, None) => format!("/run/secrets/{id}"),
+                // BuildKit's numbering: the n-th ssh mount of the step.
+                (MountSource::Ssh { .. }, None) => format!("/run/buildkit/ssh_agent.{ssh_mounts}"),
                 _ => target(m)?,
             };
+            if matches!(source, MountSource::Ssh { .. }) {
+                // The step's first agent is the one ssh clients find (BuildKit sets it so).
+                if ssh_mounts == 0 {
+                    ssh_env = Some(to.clone());
+                }
+                ssh_mounts += 1;
+            }
             let context = matches!(source, MountSource::Bind { image: None, .. })
                 .then(|| self.options.context.clone());
             mounts.push(RunMount {
@@ -1085,12 +1290,14 @@ impl<'a> Lowering<'a> {
             });
         }
         // Build args reach the command as variables, and its digest.
-        let env: Vec<(String, String)> = scope
-            .args
-            .iter()
-            .filter(|(k, _)| !scope.env.contains_key(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        // Every build arg in scope, with the value the command sees (BuildKit lists them so in
+        // the history, and they override the config's ENV for the command).
+        let mut env = scope.arg_values();
+        if let Some(socket) = ssh_env
+            && !scope.env.contains_key("SSH_AUTH_SOCK")
+        {
+            env.push(("SSH_AUTH_SOCK".into(), socket));
+        }
         let no_network = matches!(run.network.as_ref().map(|n| n.value), Some(Network::None));
         let insecure = match &run.security {
             Some(s) if s.value == Security::Insecure && !self.options.allow_insecure => {
@@ -1165,11 +1372,21 @@ impl<'a> Lowering<'a> {
         Ok((inputs, vec![step], false))
     }
 
+    /// `text`, or the image of the named context `text` is (`--build-context
+    /// NAME=docker-image://REF`).
+    fn named_image(&self, text: &str) -> String {
+        match self.options.build_contexts.get(text) {
+            Some(NamedContext::Image(reference)) => reference.clone(),
+            _ => text.to_string(),
+        }
+    }
+
     /// A `--from` value: an earlier stage, else an external image (added to the plan once).
     fn image_for(&mut self, dockerfile: &Dockerfile, before: usize, text: &str) -> usize {
         if let Some(i) = self.stage_ref(dockerfile, text, before) {
             return i;
         }
+        let text = &self.named_image(text);
         if let Some(i) = self.external.get(text) {
             return *i;
         }
@@ -1209,6 +1426,32 @@ impl<'a> Lowering<'a> {
         scope: &Scope,
         dependencies: &mut Vec<usize>,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        if self.stage_ref(dockerfile, from, index).is_none()
+            && let Some(NamedContext::Dir(dir)) = self.options.build_contexts.get(from)
+        {
+            // A directory context is copied from as the build context is.
+            let options = DockerfileOptions {
+                context: dir.clone(),
+                ..self.options.clone()
+            };
+            return Lowering::new(dockerfile, &options)?.copy_context(
+                &copy.sources,
+                &copy.dest,
+                chown,
+                chmod,
+                false,
+                copy.parents,
+                &copy.exclude,
+                scope,
+                "copy",
+            );
+        }
+        if copy.parents {
+            return Err(Box::new(Diagnostic::new(
+                "COPY --from=STAGE --parents is not supported by strata yet (--parents of the build context is)",
+                Some(copy.span),
+            )));
+        }
         if let Some(w) = copy.exclude.first() {
             return Err(Box::new(Diagnostic::new(
                 "COPY --from with --exclude is not supported by strata yet",
@@ -1331,6 +1574,7 @@ impl<'a> Lowering<'a> {
         chown: Option<String>,
         chmod: Option<u32>,
         add: bool,
+        parents: bool,
         exclude: &[Word],
         scope: &Scope,
         what: &str,
@@ -1375,7 +1619,30 @@ impl<'a> Lowering<'a> {
                     let text = self.expand(word, scope)?;
                     let matches = self.matching(&text, word.span)?;
                     let multiple = into_dir || matches.len() > 1 || text.contains(['*', '?', '[']);
+                    // `--parents`: the path is kept below its last `/./` (else all of it).
+                    let pivot = match text.rfind("/./") {
+                        Some(i) if parents => {
+                            self.context_path(&text[..i], Some(word.span), false)?
+                        }
+                        _ => PathBuf::new(),
+                    };
                     for rel in matches {
+                        if parents {
+                            let kept = rel.strip_prefix(&pivot).unwrap_or(&rel);
+                            let target =
+                                format!("{}/{}", dest_abs.trim_end_matches('/'), kept.display());
+                            let host = self.options.context.join(&rel);
+                            if host.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                                self.walk_dir(&rel, &target, &exclude, word.span, &mut entries)?;
+                            } else {
+                                entries.push(CopyEntry {
+                                    source: self.pin(&rel, word.span)?,
+                                    inline: None,
+                                    target,
+                                });
+                            }
+                            continue;
+                        }
                         let host = self.options.context.join(&rel);
                         let meta = std::fs::symlink_metadata(&host).map_err(|e| {
                             Box::new(Diagnostic::new(
@@ -1390,6 +1657,28 @@ impl<'a> Lowering<'a> {
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default();
+                        // BuildKit follows a link named as a source, inside the context as if
+                        // it were `/`; the copy keeps the link's name.
+                        let (rel, meta) = if meta.file_type().is_symlink()
+                            && !text.contains(['*', '?', '['])
+                        {
+                            let resolved =
+                                self.context_path(&rel.to_string_lossy(), Some(word.span), true)?;
+                            let host = self.options.context.join(&resolved);
+                            let meta = std::fs::symlink_metadata(&host).map_err(|e| {
+                                Box::new(Diagnostic::new(
+                                    format!(
+                                        "`{}` links to `{}`, which is not in the build context: {e}",
+                                        rel.display(),
+                                        resolved.display()
+                                    ),
+                                    Some(word.span),
+                                ))
+                            })?;
+                            (resolved, meta)
+                        } else {
+                            (rel, meta)
+                        };
                         if !meta.is_dir() && exclude.is_excluded(&name) {
                             continue;
                         }
@@ -1705,14 +1994,77 @@ fn absolute(cwd: &str, path: &str) -> String {
     out
 }
 
-/// `--chmod=0755`.
-fn mode(word: &Word) -> Result<u32> {
-    u32::from_str_radix(&word.text, 8).map_err(|_| {
+/// `--chmod=0755` or `--chmod=u+x,go-w`.
+fn mode(word: &Word) -> Result<Chmod> {
+    word.text
+        .parse()
+        .map_err(|e| Box::new(Diagnostic::new(format!("--chmod: {e}"), Some(word.span))))
+}
+
+/// A context copy with a symbolic `--chmod` applied: the plan carries one mode per copy, so
+/// its entries are split into one copy per mode they end with (a link keeps its own); the
+/// mode is part of the key. An octal or no `--chmod` leaves `lowered` as it is.
+fn symbolic_chmod(
+    lowered: (Vec<DigestInput>, Vec<Step>, bool),
+    chmod: Option<&Chmod>,
+    word: &Word,
+) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+    let Some(chmod @ Chmod::Symbolic(_)) = chmod else {
+        return Ok(lowered);
+    };
+    let (mut inputs, steps, late) = lowered;
+    inputs.push(DigestInput::Param {
+        key: "chmod".into(),
+        value: word.text.clone(),
+    });
+    let unreadable = |e: std::io::Error| {
         Box::new(Diagnostic::new(
-            format!("--chmod `{}` is not an octal mode", word.text),
+            format!("cannot read the build context: {e}"),
             Some(word.span),
         ))
-    })
+    };
+    let mut out = Vec::new();
+    for step in steps {
+        let Op::CopyFiles(copy) = &step.op else {
+            out.push(step);
+            continue;
+        };
+        if copy.unpack {
+            out.push(step);
+            continue;
+        }
+        let mut groups: Vec<(Option<u32>, Vec<CopyEntry>)> = Vec::new();
+        for entry in &copy.entries {
+            let mode = match &entry.inline {
+                Some(_) => Some(chmod.apply(0o644, false)),
+                None => {
+                    let meta = std::fs::symlink_metadata(&entry.source).map_err(unreadable)?;
+                    (!meta.file_type().is_symlink()).then(|| {
+                        chmod.apply(
+                            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()),
+                            meta.is_dir(),
+                        )
+                    })
+                }
+            };
+            match groups.iter_mut().find(|(m, _)| *m == mode) {
+                Some((_, entries)) => entries.push(entry.clone()),
+                None => groups.push((mode, vec![entry.clone()])),
+            }
+        }
+        for (mode, entries) in groups {
+            out.push(Step {
+                op: Op::CopyFiles(CopyFiles {
+                    checksum: checksum(&copy.root, &entries).map_err(unreadable)?,
+                    entries,
+                    chmod: mode,
+                    ..copy.clone()
+                }),
+                span: step.span,
+            });
+        }
+    }
+    Ok((inputs, out, late))
 }
 
 fn split_owner(chown: Option<&str>) -> (Option<String>, Option<String>) {

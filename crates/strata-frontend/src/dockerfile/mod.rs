@@ -93,6 +93,7 @@
 //! a range after expansion; `VOLUME`/`WORKDIR` must not be empty after expansion; a relative
 //! `WORKDIR` is relative to the previous one.
 
+pub mod chmod;
 pub mod context_files;
 mod expand;
 mod history;
@@ -105,7 +106,7 @@ mod words;
 
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use instructions::*;
-pub use lower::{BaseConfig, DockerfileOptions, Fetcher, base_references, lower};
+pub use lower::{BaseConfig, DockerfileOptions, Fetcher, NamedContext, base_references, lower};
 
 use strata_plan::{Diagnostic, FileId};
 

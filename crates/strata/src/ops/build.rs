@@ -53,6 +53,8 @@ pub struct BuildOptions {
     pub more_tags: Vec<String>,
     /// Build this Dockerfile instead of a stapel config.
     pub dockerfile: Option<(PathBuf, strata_frontend::dockerfile::DockerfileOptions)>,
+    /// Where the final image goes besides the store (docker's `-o`).
+    pub outputs: Vec<super::output::Output>,
 }
 
 /// One image of a finished build.
@@ -148,6 +150,7 @@ pub fn build(
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
                 load_images(ctx, &report, options, progress)?;
+                write_outputs(ctx, &report, options)?;
                 return Ok(report);
             }
             Err(BuildError::Solve(error)) => *error,
@@ -226,6 +229,7 @@ fn dockerfile_bases(
             workdir: run.working_dir.clone(),
             user: run.user.clone(),
             shell: run.shell.clone().unwrap_or_default(),
+            args: Vec::new(),
         };
         options.base_configs.insert(reference, base);
     }
@@ -375,6 +379,21 @@ fn load_images(
         progress.event(strata_progress::Event::Note {
             message: format!("{}: {said}", image.name),
         });
+    }
+    Ok(())
+}
+
+/// Writes the final image to every `-o` output.
+fn write_outputs(
+    ctx: &Context,
+    report: &BuildReport,
+    options: &BuildOptions,
+) -> anyhow::Result<()> {
+    for output in &options.outputs {
+        for image in report.images.iter().filter(|i| i.tag.is_some()) {
+            let tag = image.tag.as_deref().expect("filtered on a tag");
+            super::output::write(ctx, tag, output, options.push_compression)?;
+        }
     }
     Ok(())
 }

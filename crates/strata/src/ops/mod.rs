@@ -11,6 +11,7 @@ pub mod images;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod output;
 pub mod pull;
 pub mod push;
 pub mod run;

@@ -72,6 +72,11 @@ pub struct WorkerOptions {
     pub allow_insecure: bool,
     /// Extra `/etc/hosts` entries (name, address) of build containers (docker's --add-host).
     pub add_hosts: Vec<(String, std::net::IpAddr)>,
+    /// Pull every base image from its registry once per build, even when the store has it
+    /// (docker's `--pull`).
+    pub pull: bool,
+    /// Agent sockets by id (`--ssh ID=SOCKET`), for `RUN --mount=type=ssh`.
+    pub ssh: Vec<(String, PathBuf)>,
 }
 
 /// Builds stages on this machine into the local store.
@@ -84,6 +89,8 @@ pub struct LocalWorker<'a> {
     tmp_dirs: crate::tmp_dirs::TmpDirs,
     /// The config's `project:`: a local tag another project built is not its base.
     project: Option<String>,
+    /// The base references pulled by this build (with `pull`, each is pulled once).
+    pulled: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl<'a> LocalWorker<'a> {
@@ -103,6 +110,7 @@ impl<'a> LocalWorker<'a> {
             remote,
             tmp_dirs: Default::default(),
             project: None,
+            pulled: Default::default(),
         })
     }
 
@@ -160,7 +168,15 @@ impl Executor for LocalWorker<'_> {
         let other_project =
             crate::reuse::other_project(self.store, reference, self.project.as_deref())
                 .map_err(op("read the base image's project label"))?;
+        let pull = self.options.pull
+            && self.remote.is_some()
+            && !self
+                .pulled
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&normalized);
         if other_project.is_none()
+            && !pull
             && let Some(manifest) = image::resolve(self.store, reference)
                 .map_err(op("resolve the base image in the store"))?
         {
@@ -181,10 +197,16 @@ impl Executor for LocalWorker<'_> {
         };
         match &self.remote {
             Some(remote) => match remote.pull_base(self.store, reference, &normalized) {
-                Ok(manifest) => Ok(ResolvedBase {
-                    reference: normalized,
-                    manifest,
-                }),
+                Ok(manifest) => {
+                    self.pulled
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(normalized.clone());
+                    Ok(ResolvedBase {
+                        reference: normalized,
+                        manifest,
+                    })
+                }
                 Err(source) => Err(Error::BasePull {
                     reference: normalized,
                     hint,

@@ -49,6 +49,9 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// A required ssh agent that was not passed.
+    #[error("the ssh agent `{0}` is required: pass it with --ssh {0}=SOCKET (or --ssh default)")]
+    SshMissing(String),
     /// A link appeared in a context source's path after planning.
     #[error(
         "the bind mount's source {0} changed since the build was planned: a link is now in its way; build again"
@@ -117,6 +120,8 @@ pub(super) struct Inputs<'a> {
     pub tmp_dir: &'a dyn Fn() -> Result<PathBuf, strata_store::Error>,
     /// Secrets by id.
     pub secrets: &'a [(String, PathBuf)],
+    /// Ssh agent sockets by id.
+    pub ssh: &'a [(String, PathBuf)],
     /// Per spec (same index): the layers (topmost first) or the file an image bind's source
     /// is, found by [`LocalWorker::mount_facts`].
     pub image_sources: &'a [Option<Vec<PathBuf>>],
@@ -169,6 +174,11 @@ pub(super) fn resolve(specs: &[&RunMount], inputs: &Inputs<'_>) -> Result<Resolv
                     None => continue,
                 }
             }
+            MountSource::Ssh { id, required } => match secrets::find(inputs.ssh, id) {
+                Some(socket) => (socket.to_path_buf(), MountKind::Bind { readonly: true }),
+                None if *required => return Err(Error::SshMissing(id.clone())),
+                None => continue,
+            },
             MountSource::Bind {
                 image: None,
                 path,
@@ -271,6 +281,7 @@ impl LocalWorker<'_> {
                 cache_dir: &|key| self.store.cache_dir(key),
                 tmp_dir: &|| self.tmp_dirs.dir(self.store, job.image_name),
                 secrets: &secrets,
+                ssh: &self.options.ssh,
                 image_sources: &image_sources,
             },
         )?;
@@ -416,6 +427,7 @@ mod tests {
             cache_dir: &cache,
             tmp_dir: &|| Ok(PathBuf::from("/store/tmp_dir-app")),
             secrets,
+            ssh: &[],
             image_sources,
         }
     }

@@ -64,7 +64,12 @@ impl LocalWorker<'_> {
         let mut env = self
             .stage_env(job, config, toolbox)
             .map_err(op("resolve the step's environment"))?;
-        env.extend(run.env.iter().map(|(k, v)| format!("{k}={v}")));
+        // A build arg overrides the image's variable of its name (one entry each: a program
+        // reading the first of two would see the wrong one).
+        for (k, v) in &run.env {
+            env.retain(|e| e.split_once('=').is_none_or(|(name, _)| name != k));
+            env.push(format!("{k}={v}"));
+        }
         let secrets = secrets::for_stage(
             &job.stage.options.secrets,
             &self.options.secrets,

@@ -49,7 +49,9 @@ impl LocalWorker<'_> {
         let Some(_lock) = lock else {
             return Err(ExecError::Cancelled);
         };
-        if let Some(state) = self.lookup(job.image, &job.digest)? {
+        if !job.stage.options.no_cache
+            && let Some(state) = self.lookup(job.image, &job.digest)?
+        {
             return Ok(Built {
                 state,
                 adopted: true,
@@ -249,9 +251,12 @@ impl LocalWorker<'_> {
         };
         // Blobs and snapshots are durable before the record that makes them count.
         self.store.sync().map_err(store("sync the store"))?;
-        let (record, adopted) =
+        let (record, adopted) = if job.stage.options.no_cache {
+            (self.replace_record(record)?, false)
+        } else {
             crate::reuse::publish(self.store, self.remote.as_ref(), record, job.image)
-                .map_err(error::op("publish the stage"))?;
+                .map_err(error::op("publish the stage"))?
+        };
         let state = StageState {
             digest: record.digest,
             manifest: record.manifest,
@@ -262,6 +267,24 @@ impl LocalWorker<'_> {
             adopted,
             commit_millis,
         })
+    }
+
+    /// Publishes `record` of a stage built with `no_cache` in place of the one its digest had:
+    /// the build's stage lock is held, so nothing replaces it meanwhile.
+    fn replace_record(&self, record: StageRecord) -> Result<StageRecord, ExecError> {
+        let outcome = match self
+            .store
+            .stage(&record.digest)
+            .map_err(store("read the stage's record"))?
+        {
+            Some(old) => self.store.replace_stage(&record, &old),
+            None => self.store.put_stage(&record),
+        }
+        .map_err(store("replace the stage's record"))?;
+        match outcome {
+            strata_store::PutOutcome::Inserted => Ok(record),
+            strata_store::PutOutcome::AlreadyExists(theirs) => Ok(theirs),
+        }
     }
 
     pub(super) fn lowers(&self, layers: &[LayerRecord]) -> Result<Vec<PathBuf>, ExecError> {

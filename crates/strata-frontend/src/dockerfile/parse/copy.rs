@@ -32,8 +32,9 @@ impl Parser {
                     ("chmod", FlagKind::String),
                     ("link", FlagKind::Bool),
                     ("exclude", FlagKind::Many),
+                    ("parents", FlagKind::Bool),
                 ],
-                &["parents"],
+                &[],
             )?
         };
         let (args, heredocs, json) = match words::json_array(&cx.line.text, cx.args.clone()) {
@@ -113,6 +114,7 @@ impl Parser {
                 chown: flags.string("chown"),
                 chmod: flags.string("chmod"),
                 link: flags.bool("link"),
+                parents: flags.bool("parents"),
                 exclude,
                 span: cx.span,
             })

@@ -1,0 +1,498 @@
+//! docker's `build` flags on a Dockerfile build: `--no-cache(-filter)`, `--secret env=`,
+//! `--ssh` (a real ssh-agent, asked through the socket from inside the build), `-o` in every
+//! form, `--progress rawjson|tty`, `--pull` (against a real registry), `--build-context`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::Env;
+
+/// A context directory `name` with `dockerfile`.
+fn context(env: &Env, name: &str, dockerfile: &str) -> PathBuf {
+    let dir = env.work.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir
+}
+
+/// `strata build --progress plain ARGS... DIR`, asserting success.
+fn build(env: &Env, dir: &Path, args: &[&str]) -> Output {
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .args(args)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A fresh random line written by a step: a step run again writes another one.
+const STAMP: &str = "cat /proc/sys/kernel/random/uuid";
+
+#[test]
+fn no_cache_rebuilds_and_its_result_is_reused_after() {
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "nc",
+        &format!(
+            "FROM busybox:latest AS a\nRUN {STAMP} > /a\nFROM busybox:latest AS b\nRUN {STAMP} > /b\n\
+             FROM b\nCOPY --from=a /a /a\n"
+        ),
+    );
+    let stamps = |env: &Env| env.run_sh("nc", "cat /a /b");
+    build(&env, &dir, &["-t", "nc"]);
+    let first = stamps(&env);
+    build(&env, &dir, &["-t", "nc"]);
+    assert_eq!(stamps(&env), first, "a plain rebuild reuses every step");
+
+    build(&env, &dir, &["-t", "nc", "--no-cache"]);
+    let fresh = stamps(&env);
+    let (a0, b0) = first.split_once('\n').unwrap();
+    let (a1, b1) = fresh.split_once('\n').unwrap();
+    assert!(
+        a0 != a1 && b0 != b1,
+        "--no-cache ran every step again: {first} / {fresh}"
+    );
+    build(&env, &dir, &["-t", "nc"]);
+    assert_eq!(
+        stamps(&env),
+        fresh,
+        "the steps --no-cache ran replace the cached ones"
+    );
+
+    // Only stage b (and the target built on it) again; a stays.
+    build(&env, &dir, &["-t", "nc", "--no-cache-filter", "b"]);
+    let filtered = stamps(&env);
+    let (a2, b2) = filtered.split_once('\n').unwrap();
+    assert_eq!(a2, a1, "stage a is not in the filter");
+    assert_ne!(b2, b1, "stage b is");
+
+    // A stapel config has no stages of that kind: the flag is refused there.
+    let project = env.project("stapel", "image: s\nfrom: busybox:latest\n");
+    let out = env
+        .cmd()
+        .current_dir(&project)
+        .args(["build", "--no-cache"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("are for Dockerfile builds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn secrets_from_variables_and_files() {
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "sec",
+        "FROM busybox:latest\n\
+         RUN --mount=type=secret,id=tok --mount=type=secret,id=ENVTOK --mount=type=secret,id=f \
+         cat /run/secrets/tok /run/secrets/ENVTOK /run/secrets/f > /got\n",
+    );
+    std::fs::write(dir.join("file.txt"), "from a file\n").unwrap();
+    let out = env
+        .cmd()
+        .env("MY_TOKEN", "from a variable\n")
+        .env("ENVTOK", "from its own name\n")
+        .args(["build", "--progress", "plain", "-t", "sec"])
+        .args(["--secret", "id=tok,env=MY_TOKEN", "--secret", "id=ENVTOK"])
+        .arg("--secret")
+        .arg(format!("id=f,src={}", dir.join("file.txt").display()))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.run_sh("sec", "cat /got"),
+        "from a variable\nfrom its own name\nfrom a file\n"
+    );
+    let out = env
+        .cmd()
+        .env_remove("NOPE")
+        .args(["build", "-t", "sec", "--secret", "id=x,env=NOPE"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--secret id=x,env=NOPE") && stderr.contains("NOPE is not set"),
+        "{stderr}"
+    );
+}
+
+/// A running `ssh-agent` holding one new key; killed on drop.
+struct Agent {
+    dir: tempfile::TempDir,
+    pid: String,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let out = Command::new("ssh-agent")
+            .arg("-a")
+            .arg(&socket)
+            .output()
+            .expect("ssh-agent (openssh-client) is installed");
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pid = text
+            .split("SSH_AGENT_PID=")
+            .nth(1)
+            .and_then(|s| s.split(';').next())
+            .unwrap()
+            .to_string();
+        let agent = Agent { dir, pid };
+        let key = agent.dir.path().join("key");
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "strata-test", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", agent.socket())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        agent
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    /// What `ssh-add -l` says on this machine.
+    fn listing(&self) -> String {
+        let out = Command::new("ssh-add")
+            .arg("-l")
+            .env("SSH_AUTH_SOCK", self.socket())
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.pid).status();
+    }
+}
+
+/// Copies the host's `ssh-add` and the libraries it loads into `root`, at their own paths.
+fn copy_ssh_add(root: &Path) {
+    let ldd = Command::new("ldd")
+        .arg("/usr/bin/ssh-add")
+        .output()
+        .unwrap();
+    let mut files = vec![PathBuf::from("/usr/bin/ssh-add")];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for file in files {
+        let to = root.join(file.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &to).unwrap();
+    }
+}
+
+#[test]
+fn ssh_forwards_the_agent_to_run_mount_ssh() {
+    let env = Env::new();
+    let agent = Agent::start();
+    let dir = context(
+        &env,
+        "ssh",
+        "FROM busybox:latest\nCOPY root/ /\n\
+         RUN --mount=type=ssh echo $SSH_AUTH_SOCK > /sock && ssh-add -l > /keys\n\
+         RUN --mount=type=ssh,id=other,target=/agent SSH_AUTH_SOCK=/agent ssh-add -l > /other\n",
+    );
+    copy_ssh_add(&dir.join("root"));
+    let listing = agent.listing();
+    assert!(listing.contains("strata-test"), "{listing}");
+    let out = env
+        .cmd()
+        .env("SSH_AUTH_SOCK", agent.socket())
+        .args(["build", "--progress", "plain", "-t", "ssh"])
+        .args(["--ssh", "default"])
+        .arg("--ssh")
+        .arg(format!("other={}", agent.socket().display()))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.run_sh("ssh", "cat /sock /keys /other"),
+        format!("/run/buildkit/ssh_agent.0\n{listing}{listing}")
+    );
+
+    // Without --ssh a required agent fails the step, naming it; a file is no agent.
+    let required = context(
+        &env,
+        "ssh-required",
+        "FROM busybox:latest\nRUN --mount=type=ssh,required=true true\n",
+    );
+    let out = env
+        .cmd()
+        .args(["build", "-t", "req"])
+        .arg(&required)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the ssh agent `default` is required"),
+        "{stderr}"
+    );
+    let out = env
+        .cmd()
+        .args(["build", "-t", "req", "--ssh"])
+        .arg(format!("default={}", required.join("Dockerfile").display()))
+        .arg(&required)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not an agent's socket"), "{stderr}");
+}
+
+#[test]
+fn outputs_write_the_file_system_and_the_image() {
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "out",
+        "FROM busybox:latest\nRUN mkdir /made && echo hello > /made/file && chown 1000:1000 /made/file \
+         && ln -s file /made/link\n",
+    );
+    let tree = env.work.path().join("tree");
+    let short = env.work.path().join("short");
+    let files = env.work.path().join("fs.tar");
+    let oci = env.work.path().join("oci.tar");
+    let docker = env.work.path().join("docker.tar");
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "out",
+            "-o",
+            &format!("type=local,dest={}", tree.display()),
+            "-o",
+            short.to_str().unwrap(),
+            "--output",
+            &format!("type=tar,dest={}", files.display()),
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            "-o",
+            &format!("type=docker,dest={}", docker.display()),
+        ],
+    );
+    for root in [&tree, &short] {
+        let file = root.join("made/file");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello\n");
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000);
+        assert_eq!(
+            std::fs::read_link(root.join("made/link")).unwrap(),
+            Path::new("file")
+        );
+        assert!(root.join("bin/busybox").is_file(), "the base's files too");
+    }
+    let list = |tar: &Path| {
+        let out = Command::new("tar").arg("-tvf").arg(tar).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listing = list(&files);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("1000/1000") && l.ends_with("made/file")),
+        "{listing}"
+    );
+    assert!(listing.contains("made/link -> file"), "{listing}");
+    assert!(list(&oci).contains("index.json"));
+    assert!(list(&docker).contains("manifest.json"));
+
+    // A bad output names itself.
+    let out = env
+        .cmd()
+        .args(["build", "-t", "out", "-o", "type=registry,dest=x"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no `registry` exporter"), "{stderr}");
+}
+
+#[test]
+fn progress_rawjson_and_tty_without_a_terminal() {
+    let env = Env::new();
+    let dir = context(&env, "prog", "FROM busybox:latest\nRUN echo hi\n");
+    let progress = |mode: &str, more: &[&str]| {
+        let out = env
+            .cmd()
+            .args(["build", "-t", "prog", "--progress", mode])
+            .args(more)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let stderr = progress("rawjson", &[]);
+    for line in stderr.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    assert!(stderr.contains("\"build_finished\""), "{stderr}");
+    // No terminal: `tty` falls back to plain lines (no cursor movement).
+    let stderr = progress("tty", &["--no-cache"]);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    assert!(stderr.contains("hi"), "{stderr}");
+}
+
+#[test]
+fn pull_takes_the_registrys_newer_base() {
+    let registry = crate::registry::Registry::start();
+    let base = format!("{}/team/base:1", registry.host());
+    // The publisher pushes version one, then two, under one tag.
+    let publisher = Env::new();
+    let push = |version: &str| {
+        let dir = context(
+            &publisher,
+            &format!("base{version}"),
+            &format!("FROM busybox:latest\nRUN echo {version} > /version\n"),
+        );
+        build(&publisher, &dir, &["-t", "base"]);
+        let out = publisher.strata(&["push", "base", &base]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    push("one");
+    let user = Env::empty();
+    let dir = context(
+        &user,
+        "app",
+        &format!("FROM {base}\nRUN cp /version /seen\n"),
+    );
+    build(&user, &dir, &["-t", "app"]);
+    assert_eq!(user.run_sh("app", "cat /seen"), "one\n");
+    push("two");
+    build(&user, &dir, &["-t", "app"]);
+    assert_eq!(
+        user.run_sh("app", "cat /seen"),
+        "one\n",
+        "without --pull the stored base is used"
+    );
+    build(&user, &dir, &["-t", "app", "--pull"]);
+    assert_eq!(
+        user.run_sh("app", "cat /seen"),
+        "two\n",
+        "--pull fetched the new base"
+    );
+}
+
+#[test]
+fn build_contexts_name_directories_and_images() {
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "bc",
+        "FROM base\nCOPY --from=extra hello.txt sub/ /from-extra/\nCOPY --from=img /bin/busybox /bb\n",
+    );
+    let extra = env.work.path().join("extra");
+    std::fs::create_dir_all(extra.join("sub")).unwrap();
+    std::fs::write(extra.join("hello.txt"), "hello from extra\n").unwrap();
+    std::fs::write(extra.join("sub/deep.txt"), "deep\n").unwrap();
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "bc",
+            "--build-context",
+            "base=docker-image://busybox:latest",
+            "--build-context",
+            "img=docker-image://busybox:latest",
+            "--build-context",
+            &format!("extra={}", extra.display()),
+        ],
+    );
+    assert_eq!(
+        env.run_sh(
+            "bc",
+            "cat /from-extra/hello.txt /from-extra/deep.txt && cmp /bb /bin/busybox && echo same"
+        ),
+        "hello from extra\ndeep\nsame\n"
+    );
+    // A changed file of the named directory rebuilds the COPY that reads it.
+    std::fs::write(extra.join("hello.txt"), "changed\n").unwrap();
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "bc",
+            "--build-context",
+            "base=docker-image://busybox:latest",
+            "--build-context",
+            "img=docker-image://busybox:latest",
+            "--build-context",
+            &format!("extra={}", extra.display()),
+        ],
+    );
+    assert_eq!(env.run_sh("bc", "cat /from-extra/hello.txt"), "changed\n");
+
+    // FROM a directory context is refused, naming it.
+    let out = env
+        .cmd()
+        .args(["build", "-t", "bc", "--build-context"])
+        .arg(format!("base={}", extra.display()))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FROM base") && stderr.contains("FROM images only"),
+        "{stderr}"
+    );
+}
