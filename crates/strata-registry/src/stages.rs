@@ -399,9 +399,13 @@ impl StageRepo {
             }
             *last = millis;
             let tag = Self::tag_for(&record.digest, millis);
-            self.client
-                .put_manifest(&self.repository, &tag, &annotated, manifest::OCI_MANIFEST)
-                .map_err(self.registry_err())?;
+            // The same race as the push's: a blob of the manifest still settling after another
+            // builder's upload of the same content.
+            crate::client::retry_blob_race(|| {
+                self.client
+                    .put_manifest(&self.repository, &tag, &annotated, manifest::OCI_MANIFEST)
+            })
+            .map_err(self.registry_err())?;
             tag
         };
         let winner = self.find(&record.digest)?.ok_or_else(|| Error::Invalid {

@@ -13,6 +13,7 @@
 mod http;
 mod pull;
 mod push;
+pub(crate) use push::retry_blob_race;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

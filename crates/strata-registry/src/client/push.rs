@@ -22,6 +22,24 @@ use crate::reference::Reference;
 /// is tried (after 100, 200, 400, 800 ms).
 const BLOB_RACE_RETRIES: u32 = 4;
 
+/// Runs `attempt` again, a bounded number of times with growing pauses, while the registry
+/// refuses a manifest for a blob another builder's upload of the same content is still
+/// completing ([`Error::is_blob_race`]).
+pub(crate) fn retry_blob_race<T>(
+    mut attempt: impl FnMut() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut retries = 0;
+    loop {
+        match attempt() {
+            Err(e) if e.is_blob_race() && retries < BLOB_RACE_RETRIES => {
+                std::thread::sleep(std::time::Duration::from_millis(100 << retries));
+                retries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// How to push.
 #[derive(Clone, Debug, Default)]
 pub struct PushOptions {
@@ -57,8 +75,7 @@ impl Client {
         // Builders racing on one repository: a manifest can be refused for a blob that another
         // builder's upload is still completing (see Error::is_blob_race). Each attempt checks
         // every blob again (uploading what is missing) before the manifest.
-        let mut attempt = 0;
-        loop {
+        retry_blob_race(|| {
             let mut stats = Pushed {
                 manifest: *manifest,
                 media_type: String::new(),
@@ -68,19 +85,12 @@ impl Client {
                 mounted: 0,
                 manifests: 0,
             };
-            match self.push_manifest(store, manifest, to, options, &mut stats, true) {
-                Ok((digest, media_type, _)) => {
-                    stats.manifest = digest;
-                    stats.media_type = media_type;
-                    return Ok(stats);
-                }
-                Err(e) if e.is_blob_race() && attempt < BLOB_RACE_RETRIES => {
-                    std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            let (digest, media_type, _) =
+                self.push_manifest(store, manifest, to, options, &mut stats, true)?;
+            stats.manifest = digest;
+            stats.media_type = media_type;
+            Ok(stats)
+        })
     }
 
     fn push_manifest(
