@@ -108,6 +108,33 @@ pub struct Image {
     pub span: Option<Span>,
 }
 
+impl Image {
+    /// An image of neither frontend's writing: `reference` itself (resolved like any base),
+    /// with no stages of its own, built only to feed others (an import or `COPY --from` of an
+    /// image outside the config or Dockerfile).
+    pub fn external(reference: &str) -> Image {
+        Image {
+            name: ImageName::Named(reference.to_string()),
+            base: Base::Reference {
+                reference: reference.to_string(),
+                span: None,
+            },
+            stages: vec![Stage {
+                name: "from".into(),
+                inputs: Vec::new(),
+                steps: Vec::new(),
+                options: StageOptions::default(),
+                late_inputs: None,
+                span: None,
+            }],
+            is_final: false,
+            git: Vec::new(),
+            dependencies: Vec::new(),
+            span: None,
+        }
+    }
+}
+
 /// Files of a git repository mapped into an image, pinned to the commit to build from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitMapping {

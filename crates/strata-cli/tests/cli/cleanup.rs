@@ -1,26 +1,8 @@
 //! `strata cleanup --repo`: werf's keep policies applied to a stage repository, against a real
 //! `docker-registry` on 127.0.0.1 and a real git history.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::registry::Registry;
-use crate::support::{Env, built_stages};
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::{Env, built_stages, git};
 
 const APP: &str = "project: p\nconfigVersion: 1\ncleanup:\n  keepPolicies:\n  - references: {branch: main}\n    imagesPerReference: {last: 1}\n  disableBuiltWithinLastNHoursPolicy: true\n---\nimage: app\nfrom: busybox:latest\ngit:\n- add: /src\n  to: /app\n  stageDependencies:\n    install: ['*']\nshell:\n  install:\n  - cat /app/a > /copy\n";
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Env, built_stages};
+use crate::support::{Env, built_stages, git};
 
 /// The gate's commands: `planned` says the build runs, `open` lets it go on (within a minute,
 /// else the step fails rather than hang the test).
@@ -130,16 +130,6 @@ fn a_context_file_edited_after_planning_never_reaches_a_copy_layer() {
 /// gate runs in `beforeInstall`, before the git archive is made, and `install` depends on the
 /// mapped files.
 const STAPEL: &str = "project: race\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\ngit:\n- add: /src\n  to: /app\n  stageDependencies:\n    install:\n    - \"**/*\"\nmount:\n- from: build_dir\n  to: /gate\nshell:\n  beforeInstall:\n  - sh -c '{GATE}'\n  install:\n  - cat /app/f > /installed\n";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
-}
 
 /// What `git show REV` prints in `dir`.
 fn git_show(dir: &Path, rev: &str) -> String {

@@ -270,3 +270,21 @@ pub fn leftovers(store: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Runs `git ARGS` in `dir` with a committer of its own (tests make their repositories);
+/// fails the test when git fails. Returns its stdout, trimmed.
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -13,31 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Env, built_stages, run_checks};
+use crate::support::{Env, built_stages, git, run_checks};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/werf")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.email=corpus@example.com",
-            "-c",
-            "user.name=corpus",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Copies `from` over `to`, except the `DELETE` list, whose files it removes from `to`.

@@ -5,23 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{Env, built_stages};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.email=t@t", "-c", "user.name=t"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use crate::support::{Env, built_stages, git};
 
 /// A project in a git repository with one commit, its config as `werf.yaml`.
 fn project(env: &Env, name: &str, yaml: &str, files: &[(&str, &str)]) -> std::path::PathBuf {

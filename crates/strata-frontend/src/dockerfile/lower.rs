@@ -1391,25 +1391,7 @@ impl<'a> Lowering<'a> {
             return *i;
         }
         let i = self.images.len();
-        self.images.push(Image {
-            name: ImageName::Named(text.to_string()),
-            base: Base::Reference {
-                reference: text.to_string(),
-                span: None,
-            },
-            stages: vec![Stage {
-                name: "from".into(),
-                inputs: Vec::new(),
-                steps: Vec::new(),
-                options: StageOptions::default(),
-                late_inputs: None,
-                span: None,
-            }],
-            is_final: false,
-            git: Vec::new(),
-            dependencies: Vec::new(),
-            span: None,
-        });
+        self.images.push(Image::external(text));
         self.external.insert(text.to_string(), i);
         i
     }

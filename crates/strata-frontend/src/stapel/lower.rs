@@ -44,7 +44,7 @@ pub(crate) fn images(config: &Config, file_name: &str, git: &GitState) -> Result
             lower_image(image, *parent, imports, resolved, &git.service_env)
         })
         .collect::<Result<Vec<_>>>()?;
-    images.extend(external.iter().map(|r| external_image(r)));
+    images.extend(external.iter().map(|r| Image::external(r)));
     Ok(images)
 }
 
@@ -116,30 +116,6 @@ fn resolve_imports(config: &Config) -> Result<(Vec<Vec<usize>>, Vec<String>)> {
 fn tagged_or_digested(reference: &str) -> bool {
     let last = reference.rsplit('/').next().unwrap_or(reference);
     reference.contains('@') || last.contains(':')
-}
-
-/// The image an import from outside the config copies from: the reference's image itself
-/// (resolved like any base), no stages of its own.
-fn external_image(reference: &str) -> Image {
-    Image {
-        name: ImageName::Named(reference.to_string()),
-        base: Base::Reference {
-            reference: reference.to_string(),
-            span: None,
-        },
-        stages: vec![Stage {
-            name: "from".into(),
-            inputs: Vec::new(),
-            steps: Vec::new(),
-            options: StageOptions::default(),
-            late_inputs: None,
-            span: None,
-        }],
-        is_final: false,
-        git: Vec::new(),
-        dependencies: Vec::new(),
-        span: None,
-    }
 }
 
 /// Imports (with `fromImage` bases) that come back to an image cannot be built in any order.
