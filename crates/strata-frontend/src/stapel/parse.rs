@@ -1017,12 +1017,6 @@ impl Section for ImportEntry {
 
     fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
         let path = format!("import.{}", e.name);
-        let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
-            Ok(Spanned {
-                value: scalar(e.value, &path)?.to_string(),
-                span: e.value.span,
-            })
-        };
         match e.name {
             "from" | "image" | "artifact" => {
                 if self.image.is_some() {
@@ -1031,13 +1025,13 @@ impl Section for ImportEntry {
                         Some(e.key.span),
                     )));
                 }
-                self.image = Some(spanned(e)?);
+                self.image = Some(spanned_scalar(e, &path)?);
             }
-            "stage" => self.stage = Some(spanned(e)?),
-            "add" => self.add = Some(inside(absolute(spanned(e)?, "add")?, "add")?),
-            "to" => self.to = Some(inside(absolute(spanned(e)?, "to")?, "to")?),
-            "owner" => self.owner = Some(spanned(e)?),
-            "group" => self.group = Some(spanned(e)?),
+            "stage" => self.stage = Some(spanned_scalar(e, &path)?),
+            "add" => self.add = Some(inside(absolute(spanned_scalar(e, &path)?, "add")?, "add")?),
+            "to" => self.to = Some(inside(absolute(spanned_scalar(e, &path)?, "to")?, "to")?),
+            "owner" => self.owner = Some(spanned_scalar(e, &path)?),
+            "group" => self.group = Some(spanned_scalar(e, &path)?),
             "includePaths" => self.include_paths = masks(e.value, &path)?,
             "excludePaths" => self.exclude_paths = masks(e.value, &path)?,
             "before" | "after" => {
@@ -1262,14 +1256,8 @@ impl Section for GitEntry {
 
     fn entry(&mut self, e: &Entry<'_>) -> Result<()> {
         let path = format!("git.{}", e.name);
-        let spanned = |e: &Entry<'_>| -> Result<Spanned<String>> {
-            Ok(Spanned {
-                value: scalar(e.value, &path)?.to_string(),
-                span: e.value.span,
-            })
-        };
         match e.name {
-            "url" => self.url = Some(spanned(e)?),
+            "url" => self.url = Some(spanned_scalar(e, &path)?),
             "branch" | "tag" | "commit" => {
                 let kind = match e.name {
                     "branch" => GitRef::Branch,
@@ -1285,12 +1273,12 @@ impl Section for GitEntry {
                         .note(first.span, "already given here"),
                     ));
                 }
-                self.git_ref = Some((kind, spanned(e)?));
+                self.git_ref = Some((kind, spanned_scalar(e, &path)?));
             }
-            "add" => self.add = Some(inside(absolute(spanned(e)?, "add")?, "add")?),
-            "to" => self.to = Some(inside(absolute(spanned(e)?, "to")?, "to")?),
-            "owner" => self.owner = Some(spanned(e)?),
-            "group" => self.group = Some(spanned(e)?),
+            "add" => self.add = Some(inside(absolute(spanned_scalar(e, &path)?, "add")?, "add")?),
+            "to" => self.to = Some(inside(absolute(spanned_scalar(e, &path)?, "to")?, "to")?),
+            "owner" => self.owner = Some(spanned_scalar(e, &path)?),
+            "group" => self.group = Some(spanned_scalar(e, &path)?),
             "includePaths" => self.include_paths = masks(e.value, &path)?,
             "excludePaths" => self.exclude_paths = masks(e.value, &path)?,
             "basicAuth" => self.basic_auth = Some(basic_auth_entry(e)?),
@@ -1679,6 +1667,14 @@ fn string<'a>(value: &'a Node, path: &str) -> Result<&'a str> {
 }
 
 /// A string, number or boolean, as written.
+/// The string value of `e` with its span (`path` names it in the error).
+fn spanned_scalar(e: &Entry<'_>, path: &str) -> Result<Spanned<String>> {
+    Ok(Spanned {
+        value: scalar(e.value, path)?.to_string(),
+        span: e.value.span,
+    })
+}
+
 fn scalar<'a>(value: &'a Node, path: &str) -> Result<&'a str> {
     value
         .as_scalar_text()
