@@ -48,7 +48,7 @@ pub enum Error {
     Git {
         /// The remote URL.
         url: String,
-        /// `clone` or `fetch`.
+        /// `clone`, `fetch`, `checkout`, `remote` or `submodule`.
         command: &'static str,
         /// Exit status.
         status: String,
@@ -133,6 +133,83 @@ impl Repository {
             source,
         })?;
         Ok(Repository::wrap(inner, url.to_string()))
+    }
+}
+
+impl Repository {
+    /// Writes a checkout of `commit` of this remote cache into `dest` (a directory that must
+    /// not exist yet): a local clone of the cache at that commit, detached, its submodules
+    /// checked out too, its `origin` the remote's URL. Without `keep_git_dir` the `.git` is
+    /// removed afterwards, so only the files are left (BuildKit's git source).
+    pub fn checkout_into(
+        &self,
+        commit: &crate::ObjectId,
+        dest: &Path,
+        keep_git_dir: bool,
+    ) -> Result<(), crate::Error> {
+        let url = self.name.as_str();
+        let hex = commit.to_string();
+        // --shared: the objects stay the cache's when the .git is dropped anyway.
+        let mut clone = git_command(None);
+        clone.args(["clone", "--quiet", "--no-checkout"]);
+        if !keep_git_dir {
+            clone.arg("--shared");
+        }
+        git(
+            url,
+            "clone",
+            None,
+            clone.arg("--").arg(self.inner.git_dir()).arg(dest),
+        )?;
+        let in_dest = |args: &[&str]| {
+            let mut cmd = git_command(None);
+            cmd.arg("-C").arg(dest).args(args);
+            cmd
+        };
+        let detach = [
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+        ];
+        git(url, "checkout", None, in_dest(&detach).arg(&hex))?;
+        // Relative submodule URLs are relative to the remote, not to the cache.
+        git(
+            url,
+            "remote",
+            None,
+            &mut in_dest(&["remote", "set-url", "origin", url]),
+        )?;
+        git(
+            url,
+            "submodule",
+            None,
+            &mut in_dest(&["submodule", "update", "--init", "--recursive", "--quiet"]),
+        )?;
+        if !keep_git_dir {
+            // A submodule's `.git` is a file naming the `.git` about to be removed.
+            git(
+                url,
+                "submodule",
+                None,
+                &mut in_dest(&[
+                    "submodule",
+                    "foreach",
+                    "--quiet",
+                    "--recursive",
+                    "rm -rf .git",
+                ]),
+            )?;
+            let git_dir = dest.join(".git");
+            std::fs::remove_dir_all(&git_dir).map_err(|source| Error::Cache {
+                url: url.to_string(),
+                op: "remove",
+                path: git_dir,
+                source,
+            })?;
+        }
+        Ok(())
     }
 }
 

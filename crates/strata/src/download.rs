@@ -1,6 +1,8 @@
 //! `ADD <url>`: the file downloaded into a scratch dir of the build, with BuildKit's
 //! attributes (its http source: the name from the URL, `Last-Modified` as the mtime; the
-//! frontend copies it with mode 0600).
+//! frontend copies it with mode 0600). `ADD <git repository>`: a checkout into a scratch dir
+//! of the build, made from the store's cached clone of the remote (fetched first), as
+//! BuildKit's git source makes it: detached at the commit, submodules in, files 0644 or 0755.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,10 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, bail};
 
+/// A new directory's name under the build's downloads dir.
+fn next_dir(dir: &Path) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    dir.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string())
+}
+
 /// Downloads `url` into a new directory under `dir` and returns it with the file's name.
 /// `checksum` (`sha256:HEX`) must match the content when given.
 pub fn fetch(dir: &Path, url: &str, checksum: Option<&str>) -> anyhow::Result<(PathBuf, String)> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     if let Some(c) = checksum
         && !c.starts_with("sha256:")
     {
@@ -31,7 +38,7 @@ pub fn fetch(dir: &Path, url: &str, checksum: Option<&str>) -> anyhow::Result<(P
         .and_then(|v| v.to_str().ok())
         .and_then(disposition_name)
         .unwrap_or_else(|| file_name(url));
-    let into = dir.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+    let into = next_dir(dir);
     std::fs::create_dir_all(&into).with_context(|| format!("create {}", into.display()))?;
     let path = into.join(&name);
     let mut file =
@@ -60,6 +67,65 @@ pub fn fetch(dir: &Path, url: &str, checksum: Option<&str>) -> anyhow::Result<(P
             .with_context(|| format!("set the mtime of {}", path.display()))?;
     }
     Ok((into, name))
+}
+
+/// Checks out `reference` (a branch, tag or commit, looked up in that order; empty: the
+/// remote's default branch) of `remote` into a new directory under `dir`, from the clone
+/// cached in `cache`; returns the directory and the commit's full hash.
+pub fn checkout(
+    dir: &Path,
+    cache: &Path,
+    remote: &str,
+    reference: &str,
+    keep_git_dir: bool,
+) -> anyhow::Result<(PathBuf, String)> {
+    use strata_git::{Repository, Rev};
+    let repo = Repository::open_remote(remote, cache, None)?;
+    let commit = if reference.is_empty() {
+        repo.resolve(&Rev::Head)?
+    } else {
+        let hex = reference.len() >= 4 && reference.bytes().all(|b| b.is_ascii_hexdigit());
+        [
+            Rev::Branch(reference.to_string()),
+            Rev::Tag(reference.to_string()),
+        ]
+        .into_iter()
+        .chain(hex.then(|| Rev::Commit(reference.to_string())))
+        .find_map(|rev| repo.resolve(&rev).ok())
+        .with_context(|| format!("the repository has no branch, tag or commit `{reference}`"))?
+    };
+    let into = next_dir(dir);
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    repo.checkout_into(&commit, &into, keep_git_dir)?;
+    normalize_modes(&into)?;
+    Ok((into, commit.to_string()))
+}
+
+/// Gives the checkout's files and directories BuildKit's modes, whatever strata's umask is:
+/// directories and executables 0755, other files 0644 (a kept `.git` is left as git made it).
+fn normalize_modes(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("read {}", dir.display()))?;
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .with_context(|| format!("stat {}", path.display()))?;
+        if meta.file_type().is_symlink() || entry.file_name() == ".git" {
+            continue;
+        }
+        let mode = if meta.is_dir() || meta.permissions().mode() & 0o100 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {}", path.display()))?;
+        if meta.is_dir() {
+            normalize_modes(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// The last segment of the URL's path, without its query, else `download`: BuildKit's name

@@ -357,7 +357,7 @@ fn outputs_write_the_file_system_and_the_image() {
 }
 
 #[test]
-fn progress_rawjson_and_tty_without_a_terminal() {
+fn progress_rawjson_tty_auto_and_quiet_without_a_terminal() {
     let env = Env::new();
     let dir = context(&env, "prog", "FROM busybox:latest\nRUN echo hi\n");
     let progress = |mode: &str, more: &[&str]| {
@@ -384,6 +384,13 @@ fn progress_rawjson_and_tty_without_a_terminal() {
     let stderr = progress("tty", &["--no-cache"]);
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
     assert!(stderr.contains("hi"), "{stderr}");
+    // `auto` without a terminal: plain lines too; `quiet`: nothing at all.
+    let stderr = progress("auto", &["--no-cache"]);
+    assert!(
+        !stderr.contains('\x1b') && stderr.contains("hi"),
+        "{stderr:?}"
+    );
+    assert_eq!(progress("quiet", &["--no-cache"]), "");
 }
 
 #[test]

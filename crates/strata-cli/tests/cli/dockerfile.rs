@@ -170,6 +170,7 @@ case_tests! {
     arg_global_from: "arg-global-from",
     arg_platform: "arg-platform",
     arg_stage_defaults: "arg-stage-defaults",
+    cli_flags: "cli-flags",
     cmd_entrypoint_exec: "cmd-entrypoint-exec",
     cmd_shell_form: "cmd-shell-form",
     copy_basic: "copy-basic",

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `strata` binary: real namespaces, overlayfs and stores (run as root).
 
+mod add_git;
 mod build;
 mod cancel;
 mod cleanup;

@@ -288,3 +288,69 @@ pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// A git server on 127.0.0.1 serving the bare repositories in `repos` at `URL/NAME.git`:
+/// busybox's httpd (the toolbox's busybox-static) running git's own `git http-backend` as a
+/// CGI program, behind HTTP basic authentication when `auth` (`USER:PASSWORD`) is given.
+/// Stopped (by its pid) when dropped.
+pub struct GitServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT/cgi-bin/git`.
+    pub url: String,
+}
+
+impl GitServer {
+    pub fn start(root: &Path, repos: &Path, auth: Option<&str>) -> GitServer {
+        let www = root.join("www");
+        std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
+        let cgi = www.join("cgi-bin/git");
+        std::fs::write(
+            &cgi,
+            format!(
+                "#!/bin/sh\nexport GIT_PROJECT_ROOT={} GIT_HTTP_EXPORT_ALL=1\n\
+                 exec /usr/lib/git-core/git-http-backend\n",
+                repos.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = root.join("httpd.conf");
+        let rule = auth.map(|a| format!("/cgi-bin:{a}\n")).unwrap_or_default();
+        std::fs::write(&conf, rule).unwrap();
+        // A free port: bound and released; busybox binds it right after.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("busybox")
+            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}")])
+            .arg("-h")
+            .arg(&www)
+            .arg("-c")
+            .arg(&conf)
+            .spawn()
+            .expect("busybox httpd (busybox-static)");
+        // Ready once it accepts connections.
+        let ready = (0..200).any(|_| {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if !up {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            up
+        });
+        assert!(ready, "busybox httpd did not start");
+        GitServer {
+            child,
+            url: format!("http://127.0.0.1:{port}/cgi-bin/git"),
+        }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{Env, built_stages, git};
+use crate::support::{Env, GitServer, built_stages, git};
 
 /// A project in a git repository with one commit, its config as `werf.yaml`.
 fn project(env: &Env, name: &str, yaml: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
@@ -281,69 +281,6 @@ fn an_import_from_an_image_outside_the_config_copies_from_that_image() {
     );
 }
 
-/// A git server on 127.0.0.1 that asks for HTTP basic authentication: busybox's httpd (the
-/// toolbox's busybox-static) running git's own `git http-backend` as a CGI program behind
-/// `alice:s3cret-pw`. Stopped (by its pid) when dropped.
-struct GitServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl GitServer {
-    fn start(root: &Path, repos: &Path) -> GitServer {
-        let www = root.join("www");
-        std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
-        let cgi = www.join("cgi-bin/git");
-        std::fs::write(
-            &cgi,
-            format!(
-                "#!/bin/sh\nexport GIT_PROJECT_ROOT={} GIT_HTTP_EXPORT_ALL=1\n\
-                 exec /usr/lib/git-core/git-http-backend\n",
-                repos.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let conf = root.join("httpd.conf");
-        std::fs::write(&conf, "/cgi-bin:alice:s3cret-pw\n").unwrap();
-        // A free port: bound and released; busybox binds it right after.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("busybox")
-            .args(["httpd", "-f", "-p", &format!("127.0.0.1:{port}")])
-            .arg("-h")
-            .arg(&www)
-            .arg("-c")
-            .arg(&conf)
-            .spawn()
-            .expect("busybox httpd (busybox-static)");
-        // Ready once it answers (401: it asks for the password).
-        let ready = (0..200).any(|_| {
-            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-            if !up {
-                std::thread::sleep(std::time::Duration::from_millis(25));
-            }
-            up
-        });
-        assert!(ready, "busybox httpd did not start");
-        GitServer {
-            child,
-            url: format!("http://127.0.0.1:{port}/cgi-bin/git"),
-        }
-    }
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn git_basic_auth_gives_the_clone_its_credentials_and_shows_them_nowhere() {
     let env = Env::new();
@@ -366,7 +303,7 @@ fn git_basic_auth_gives_the_clone_its_credentials_and_shows_them_nowhere() {
             repos.join("lib.git").to_str().unwrap(),
         ],
     );
-    let server = GitServer::start(&root, &repos);
+    let server = GitServer::start(&root, &repos, Some("alice:s3cret-pw"));
     let yaml = format!(
         "project: auth\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\ngit:\n\
          - url: {}/lib.git\n  branch: main\n  add: /\n  to: /lib\n  basicAuth:\n    \

@@ -6,6 +6,7 @@
 //! | `FROM` | `from` | the base (resolved by the solver) |
 //! | `RUN` | `N-run`, one `Run` | the command, the shell, the build args in scope, the mounts' kinds and targets, `--network`, `--security=insecure` |
 //! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination |
+//! | `ADD <url>`, `ADD <git repository>` | `N-add`, one `CopyFiles` per source, from the download or checkout ([`Fetch`]) | as from the context: the files' checksum, `--chown`, `--chmod`, the destination |
 //! | `COPY --from` | `N-copy`, one `Import` | the source and destination; late: a checksum of the copied files |
 //! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path |
 //! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER`, `SHELL` | `N-keyword`, one `Config` | the directive's value |
@@ -28,6 +29,7 @@ use strata_plan::{
 
 use super::chmod::Chmod;
 use super::context_files::{self, Snapshot};
+use super::git_ref::GitRef;
 use super::ignore::DockerIgnore;
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
 
@@ -57,7 +59,8 @@ pub struct DockerfileOptions {
     pub base_configs: BTreeMap<String, BaseConfig>,
     /// Labels set on the target image (docker's `--label`), after its own.
     pub labels: Vec<(String, String)>,
-    /// Downloads `ADD <url>` sources; none: `ADD` of a URL is an error.
+    /// Downloads `ADD <url>` sources and checks out `ADD <git repository>` ones; none: such
+    /// an `ADD` is an error.
     pub fetcher: Option<Fetcher>,
     /// A directory of the build, kept as long as the plan is used, in which the lowering pins
     /// the context files a `COPY`/`ADD` copies ([`super::context_files::Snapshot`]): the
@@ -101,17 +104,34 @@ impl std::str::FromStr for NamedContext {
     }
 }
 
-/// Downloads the file of an `ADD <url>` (with its `--checksum`, `sha256:HEX`, verified) and
-/// returns the directory it was saved in and its name there (the URL's last path segment),
-/// with BuildKit's attributes: mode 0600, the mtime of `Last-Modified` when the server sends
-/// one. The error is a message for the user.
+/// What the lowering fetches from the network for `ADD` (it does no network I/O itself): each
+/// answer is a directory of the build that the plan copies from. Errors are messages for the
+/// user.
+pub trait Fetch: Send + Sync {
+    /// Downloads the file of an `ADD <url>` (with its `--checksum`, `sha256:HEX`, verified)
+    /// and returns the directory it was saved in and its name there, with BuildKit's
+    /// attributes: the name from `Content-Disposition` or the URL, the mtime of
+    /// `Last-Modified` when the server sends one.
+    fn download(
+        &self,
+        url: &str,
+        checksum: Option<&str>,
+    ) -> std::result::Result<(PathBuf, String), String>;
+
+    /// Checks out the commit `reference` names (a branch, tag or commit; empty: the remote's
+    /// default branch) of the repository `remote` into a new directory, files 0644 or 0755,
+    /// with its `.git` only when `keep_git_dir`, and returns it with the commit's full hash.
+    fn checkout(
+        &self,
+        remote: &str,
+        reference: &str,
+        keep_git_dir: bool,
+    ) -> std::result::Result<(PathBuf, String), String>;
+}
+
+/// The [`Fetch`] of a build.
 #[derive(Clone)]
-pub struct Fetcher(
-    #[allow(clippy::type_complexity)]
-    pub  std::sync::Arc<
-        dyn Fn(&str, Option<&str>) -> std::result::Result<(PathBuf, String), String> + Send + Sync,
-    >,
-);
+pub struct Fetcher(pub std::sync::Arc<dyn Fetch>);
 
 impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -963,27 +983,51 @@ impl<'a> Lowering<'a> {
                     .map(|c| self.expand(c, scope))
                     .transpose()?;
                 let mut urls = Vec::new();
+                let mut repos = Vec::new();
                 for source in &add.sources {
                     if let Source::Path(w) = source {
                         let text = self.expand(w, scope)?;
-                        if text.starts_with("http://") || text.starts_with("https://") {
+                        let span = Some(w.span);
+                        if let Some(repo) = GitRef::parse(&text)
+                            .map_err(|e| Box::new(Diagnostic::new(format!("ADD {e}"), span)))?
+                        {
+                            repos.push((repo, w.span));
+                        } else if text.starts_with("http://") || text.starts_with("https://") {
                             urls.push((text, w.span));
-                        } else if text.contains("://") || text.starts_with("git@") {
+                        } else if let Some((scheme, _)) = text.split_once("://") {
                             return Err(Box::new(
-                                Diagnostic::new(format!("ADD of `{text}`: strata does not ADD git repositories or other URL schemes yet"), Some(w.span))
-                                    .help("clone it into the build context first and COPY it"),
+                                Diagnostic::new(format!("ADD of `{text}`: strata does not ADD `{scheme}://` URLs"), span)
+                                    .help("ADD takes http(s) URLs, git repositories and files of the build context"),
                             ));
                         }
                     }
                 }
-                if !urls.is_empty() {
-                    if urls.len() != add.sources.len() {
-                        return Err(Box::new(Diagnostic::new(
-                            "ADD of URLs and local files in one instruction is not supported by strata yet",
+                if urls.len() + repos.len() != add.sources.len()
+                    && (!urls.is_empty() || !repos.is_empty())
+                {
+                    return Err(Box::new(
+                        Diagnostic::new(
+                            "ADD of URLs or git repositories and local files in one instruction is not supported by strata yet",
                             Some(add.span),
                         )
-                        .help("split it into one ADD of the URLs and one of the files")));
+                        .help("split it into one ADD of the URLs or repositories and one of the files"),
+                    ));
+                }
+                if !repos.is_empty() {
+                    if !urls.is_empty() {
+                        return Err(Box::new(
+                            Diagnostic::new(
+                                "ADD of URLs and git repositories in one instruction is not supported by strata yet",
+                                Some(add.span),
+                            )
+                            .help("split it into one ADD of the URLs and one of the repositories"),
+                        ));
                     }
+                    let lowered =
+                        self.add_git(&repos, add, checksum, chown, chmod.as_ref(), scope)?;
+                    return Ok(Some(symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?));
+                }
+                if !urls.is_empty() {
                     // A download is 0600 before a symbolic --chmod changes it.
                     let octal = chmod.as_ref().map(|c| c.apply(0o600, false));
                     return Ok(Some(
@@ -1010,6 +1054,115 @@ impl<'a> Lowering<'a> {
                 symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?
             }
         }))
+    }
+
+    /// `ADD <git repository>...`: each checked out now (at the commit its ref names when
+    /// the Dockerfile is converted, as BuildKit resolves it) and its content (or its
+    /// `SUBDIR`'s) copied into the destination directory, every entry of the checkout an entry
+    /// of the copy, as BuildKit's `llb.Copy(git, "/", dest)`. Keyed by the files, like a
+    /// context copy, so a new commit that changes nothing copied is reused.
+    fn add_git(
+        &self,
+        repos: &[(GitRef, Span)],
+        add: &super::Add,
+        checksum: Option<String>,
+        chown: Option<String>,
+        chmod: Option<&Chmod>,
+        scope: &Scope,
+    ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let dest = self.expand(&add.dest, scope)?;
+        let dest_abs = absolute(&scope.workdir, &dest);
+        if checksum.is_some() && repos.len() > 1 {
+            return Err(Box::new(Diagnostic::new(
+                "--checksum needs a single source",
+                Some(add.dest.span),
+            )));
+        }
+        let exclude = self.exclude(&add.exclude, scope)?;
+        let mut inputs = Vec::new();
+        let mut steps = Vec::new();
+        for (repo, span) in repos {
+            let fail = |message: String| Box::new(Diagnostic::new(message, Some(*span)));
+            let fetcher = self.options.fetcher.as_ref().ok_or_else(|| {
+                fail(format!(
+                    "ADD of `{}`: this build cannot clone repositories",
+                    repo.remote
+                ))
+            })?;
+            let (root, commit) = (fetcher.0)
+                .checkout(&repo.remote, &repo.reference, add.keep_git_dir)
+                .map_err(|e| fail(format!("ADD {}: {e}", repo.remote)))?;
+            // BuildKit's git --checksum: the commit's hash, or the start of it.
+            if let Some(expected) = &checksum
+                && !(commit.starts_with(expected.as_str()) && !expected.is_empty())
+            {
+                return Err(fail(format!(
+                    "ADD {}: the commit is {commit}, not {expected} as --checksum says",
+                    repo.remote
+                )));
+            }
+            let from = Path::new(&repo.subdir);
+            if !root.join(from).is_dir() {
+                return Err(fail(format!(
+                    "ADD {}: the repository has no directory `{}` at {commit}",
+                    repo.remote, repo.subdir
+                )));
+            }
+            let unreadable = |e: &dyn std::fmt::Display| {
+                fail(format!(
+                    "ADD {}: cannot read the checkout: {e}",
+                    repo.remote
+                ))
+            };
+            let entries = tree(&root, from, &dest_abs, &exclude, None)
+                .map_err(|e| unreadable(&e))?
+                .into_iter()
+                .map(|(rel, target)| CopyEntry {
+                    source: root.join(rel),
+                    inline: None,
+                    target,
+                })
+                .collect::<Vec<_>>();
+            let sum = self::checksum(&root, &entries).map_err(|e| unreadable(&e))?;
+            // A kept `.git` differs between two checkouts of one commit (its index and logs
+            // hold times): it is keyed by the commit, as BuildKit keys its git source.
+            let key = if add.keep_git_dir {
+                let worktree: Vec<CopyEntry> = entries
+                    .iter()
+                    .filter(|e| {
+                        !e.source
+                            .strip_prefix(&root)
+                            .is_ok_and(|r| r.starts_with(".git"))
+                    })
+                    .cloned()
+                    .collect();
+                let files = self::checksum(&root, &worktree).map_err(|e| unreadable(&e))?;
+                format!("{files} .git of {} at {commit}", repo.remote)
+            } else {
+                sum.clone()
+            };
+            inputs.push(DigestInput::Param {
+                key: format!("add-git[{}]", steps.len()),
+                value: json(&[
+                    dest_abs.clone(),
+                    format!("{chown:?}"),
+                    format!("{:?}", chmod.and_then(Chmod::octal)),
+                    key,
+                ]),
+            });
+            steps.push(Step {
+                op: Op::CopyFiles(CopyFiles {
+                    root,
+                    entries,
+                    checksum: sum,
+                    chown: chown.clone(),
+                    chmod: chmod.and_then(Chmod::octal),
+                    unpack: false,
+                }),
+                span: Some(*span),
+            });
+        }
+        Ok((inputs, steps, false))
     }
 
     /// `ADD <url>...`: each file downloaded now (BuildKit's build has the network too) and
@@ -1042,7 +1195,8 @@ impl<'a> Lowering<'a> {
                     Some(*span),
                 ))
             })?;
-            let (root, name) = (fetcher.0)(url, checksum.as_deref())
+            let (root, name) = (fetcher.0)
+                .download(url, checksum.as_deref())
                 .map_err(|e| Box::new(Diagnostic::new(format!("ADD {url}: {e}"), Some(*span))))?;
             let target = if into_dir {
                 format!("{}/{name}", dest_abs.trim_end_matches('/'))
@@ -1562,17 +1716,7 @@ impl<'a> Lowering<'a> {
         what: &str,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(dest_word, scope)?;
-        // BuildKit matches them like .dockerignore lines, relative to each source directory.
-        let patterns = exclude
-            .iter()
-            .map(|w| self.expand(w, scope))
-            .collect::<Result<Vec<_>>>()?;
-        let exclude = DockerIgnore::parse(&patterns.join("\n")).map_err(|e| {
-            Box::new(Diagnostic::new(
-                format!("--exclude: {e}"),
-                exclude.first().map(|w| w.span),
-            ))
-        })?;
+        let exclude = self.exclude(exclude, scope)?;
         let dest_abs = absolute(&scope.workdir, &dest);
         let into_dir = is_dir_reference(&dest) || sources.len() > 1;
         let mut entries = Vec::new();
@@ -1740,6 +1884,21 @@ impl<'a> Lowering<'a> {
         Ok((inputs, steps, false))
     }
 
+    /// The `--exclude` patterns of a COPY/ADD: BuildKit matches them like .dockerignore lines,
+    /// relative to each source directory.
+    fn exclude(&self, words: &[Word], scope: &Scope) -> Result<DockerIgnore> {
+        let patterns = words
+            .iter()
+            .map(|w| self.expand(w, scope))
+            .collect::<Result<Vec<_>>>()?;
+        DockerIgnore::parse(&patterns.join("\n")).map_err(|e| {
+            Box::new(Diagnostic::new(
+                format!("--exclude: {e}"),
+                words.first().map(|w| w.span),
+            ))
+        })
+    }
+
     /// The context paths a COPY source names: the path itself, or what a wildcard matches;
     /// never anything `.dockerignore` excludes.
     fn matching(&self, text: &str, span: Span) -> Result<Vec<PathBuf>> {
@@ -1834,26 +1993,13 @@ impl<'a> Lowering<'a> {
         span: Span,
         entries: &mut Vec<CopyEntry>,
     ) -> Result<()> {
-        let mut found = vec![(rel.to_path_buf(), target.to_string())];
-        let top = target.trim_end_matches('/');
-        context_files::walk(&self.options.context, rel, &mut |p, is_dir| {
-            let s = p.to_string_lossy();
-            if self.ignore.is_excluded(&s) && !(is_dir && self.ignore.may_include_below(&s)) {
-                return false;
-            }
-            // `COPY --exclude`: relative to the copied directory.
-            let below = p.strip_prefix(rel).unwrap_or(p);
-            let below_str = below.to_string_lossy();
-            if exclude.is_excluded(&below_str) && !(is_dir && exclude.may_include_below(&below_str))
-            {
-                return false;
-            }
-            found.push((
-                p.to_path_buf(),
-                format!("{top}/{}", below.to_string_lossy()),
-            ));
-            is_dir
-        })
+        let found = tree(
+            &self.options.context,
+            rel,
+            target,
+            exclude,
+            Some(&self.ignore),
+        )
         .map_err(|e| context_error(&e, Some(span)))?;
         for (rel, target) in found {
             entries.push(CopyEntry {
@@ -1918,6 +2064,34 @@ impl<'a> Lowering<'a> {
             c.as_mut().expect("made above when missing")
         }))
     }
+}
+
+/// The directory `rel` of `root` and every entry below it that neither `ignore` (paths
+/// relative to `root`) nor `exclude` (relative to `rel`: `COPY --exclude`) leaves out, each
+/// with the image path it lands at below `target`; parents before their children.
+fn tree(
+    root: &Path,
+    rel: &Path,
+    target: &str,
+    exclude: &DockerIgnore,
+    ignore: Option<&DockerIgnore>,
+) -> std::result::Result<Vec<(PathBuf, String)>, context_files::ContextError> {
+    let mut found = vec![(rel.to_path_buf(), target.to_string())];
+    let top = target.trim_end_matches('/');
+    context_files::walk(root, rel, &mut |p, is_dir| {
+        let s = p.to_string_lossy();
+        if ignore.is_some_and(|i| i.is_excluded(&s) && !(is_dir && i.may_include_below(&s))) {
+            return false;
+        }
+        let below = p.strip_prefix(rel).unwrap_or(p);
+        let below_str = below.to_string_lossy();
+        if exclude.is_excluded(&below_str) && !(is_dir && exclude.may_include_below(&below_str)) {
+            return false;
+        }
+        found.push((p.to_path_buf(), format!("{top}/{below_str}")));
+        is_dir
+    })?;
+    Ok(found)
 }
 
 /// A context read error at the instruction that needed it.

@@ -96,6 +96,7 @@
 pub mod chmod;
 pub mod context_files;
 mod expand;
+mod git_ref;
 mod history;
 pub mod ignore;
 mod instructions;
@@ -106,7 +107,9 @@ mod words;
 
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use instructions::*;
-pub use lower::{BaseConfig, DockerfileOptions, Fetcher, NamedContext, base_references, lower};
+pub use lower::{
+    BaseConfig, DockerfileOptions, Fetch, Fetcher, NamedContext, base_references, lower,
+};
 
 use strata_plan::{Diagnostic, FileId};
 

@@ -203,10 +203,10 @@ fn dockerfile_bases(
 ) -> Result<strata_frontend::dockerfile::DockerfileOptions, strata_frontend::Error> {
     use strata_solver::Executor as _;
     let mut options = options.clone();
-    let downloads = downloads.to_path_buf();
     options.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
-        move |url, checksum| {
-            crate::download::fetch(&downloads, url, checksum).map_err(|e| format!("{e:#}"))
+        Downloads {
+            dir: downloads.to_path_buf(),
+            git_cache: ctx.store.git_cache_dir(),
         },
     )));
     for reference in strata_frontend::dockerfile_base_references(path, &options)? {
@@ -234,6 +234,33 @@ fn dockerfile_bases(
         options.base_configs.insert(reference, base);
     }
     Ok(options)
+}
+
+/// Where a Dockerfile build's `ADD` sources go: downloads and checkouts into `dir` (a
+/// scratch dir of the build), remote repositories cached in the store's `git_cache`.
+struct Downloads {
+    dir: std::path::PathBuf,
+    git_cache: std::path::PathBuf,
+}
+
+impl strata_frontend::dockerfile::Fetch for Downloads {
+    fn download(
+        &self,
+        url: &str,
+        checksum: Option<&str>,
+    ) -> Result<(std::path::PathBuf, String), String> {
+        crate::download::fetch(&self.dir, url, checksum).map_err(|e| format!("{e:#}"))
+    }
+
+    fn checkout(
+        &self,
+        remote: &str,
+        reference: &str,
+        keep_git_dir: bool,
+    ) -> Result<(std::path::PathBuf, String), String> {
+        crate::download::checkout(&self.dir, &self.git_cache, remote, reference, keep_git_dir)
+            .map_err(|e| format!("{e:#}"))
+    }
 }
 
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks

@@ -25,7 +25,8 @@ use crate::support::{Env, busybox_tar};
 const CONTEXT_MTIME: &str = "@1000000000";
 
 /// Differences BuildKit and strata are known to have, as (case, prefix of the difference
-/// line, reason); docs/dockerfile.md lists the same with the same reason. `*` is any case.
+/// line, reason); docs/dockerfile.md's table "Differences from BuildKit" lists the same, in the
+/// same order ([`known_differences_are_the_documented_ones`]). `*` is any case.
 const KNOWN: &[(&str, &str, &str)] = &[
     (
         "*",
@@ -659,6 +660,50 @@ fn differential(name: &str) {
     );
 }
 
+/// The rows of the markdown table between `<!-- NAME:start -->` and `<!-- NAME:end -->` in
+/// docs/dockerfile.md, each cell without its code quotes.
+fn documented(name: &str) -> Vec<Vec<String>> {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dockerfile.md");
+    let text = fs::read_to_string(&docs).expect("read docs/dockerfile.md");
+    let start = format!("<!-- {name}:start -->");
+    let end = format!("<!-- {name}:end -->");
+    let (_, rest) = text
+        .split_once(&start)
+        .unwrap_or_else(|| panic!("docs/dockerfile.md has no {start}"));
+    let (table, _) = rest
+        .split_once(&end)
+        .unwrap_or_else(|| panic!("docs/dockerfile.md has no {end}"));
+    table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ")?.strip_suffix(" |"))
+        .skip(1) // the header row
+        .map(|row| {
+            row.split(" | ")
+                .map(|cell| {
+                    let cell = cell.strip_prefix('`').unwrap_or(cell);
+                    cell.strip_suffix('`').unwrap_or(cell).to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// docs/dockerfile.md lists exactly the waived differences and the cases this BuildKit
+/// cannot build, with the same reasons and errors, so the two cannot drift apart.
+#[test]
+fn known_differences_are_the_documented_ones() {
+    let known: Vec<Vec<String>> = KNOWN
+        .iter()
+        .map(|(c, p, r)| vec![c.to_string(), p.to_string(), r.to_string()])
+        .collect();
+    assert_eq!(documented("known-differences"), known);
+    let old: Vec<Vec<String>> = OLD_BUILDKIT
+        .iter()
+        .map(|(c, e)| vec![c.to_string(), e.to_string()])
+        .collect();
+    assert_eq!(documented("old-buildkit"), old);
+}
+
 macro_rules! cases {
     ($($test:ident => $name:literal,)*) => {
         $(#[test] fn $test() { differential($name) })*
@@ -698,6 +743,7 @@ cases! {
     arg_platform => "arg-platform",
     arg_stage_defaults => "arg-stage-defaults",
     chown_chmod_forms => "chown-chmod-forms",
+    cli_flags => "cli-flags",
     cmd_entrypoint_exec => "cmd-entrypoint-exec",
     cmd_shell_form => "cmd-shell-form",
     copy_basic => "copy-basic",
