@@ -188,29 +188,38 @@ impl Repository {
             &mut in_dest(&["submodule", "update", "--init", "--recursive", "--quiet"]),
         )?;
         if !keep_git_dir {
-            // A submodule's `.git` is a file naming the `.git` about to be removed.
-            git(
-                url,
-                "submodule",
-                None,
-                &mut in_dest(&[
-                    "submodule",
-                    "foreach",
-                    "--quiet",
-                    "--recursive",
-                    "rm -rf .git",
-                ]),
-            )?;
-            let git_dir = dest.join(".git");
-            std::fs::remove_dir_all(&git_dir).map_err(|source| Error::Cache {
+            // The checkout's `.git` and its submodules' (files naming the first); git itself
+            // refuses a tracked entry named `.git`, so these are all git's own.
+            remove_git_dirs(dest).map_err(|(path, source)| Error::Cache {
                 url: url.to_string(),
                 op: "remove",
-                path: git_dir,
+                path,
                 source,
             })?;
         }
         Ok(())
     }
+}
+
+/// Removes every `.git` (directory or file) at or below `dir`, links never followed.
+fn remove_git_dirs(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| (dir.to_path_buf(), e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| (path.clone(), e))?;
+        if entry.file_name() == ".git" {
+            let removed = if kind.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| (path, e))?;
+        } else if kind.is_dir() {
+            remove_git_dirs(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn clone(

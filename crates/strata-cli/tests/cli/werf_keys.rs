@@ -3,7 +3,7 @@
 //! and imports from images outside the config.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::support::{Env, GitServer, built_stages, git};
 
