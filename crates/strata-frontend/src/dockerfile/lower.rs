@@ -1094,7 +1094,7 @@ impl<'a> Lowering<'a> {
                 .map_err(|e| fail(format!("ADD {}: {e}", repo.remote)))?;
             // BuildKit's git --checksum: the commit's hash, or the start of it.
             if let Some(expected) = &checksum
-                && !(commit.starts_with(expected.as_str()) && !expected.is_empty())
+                && (expected.is_empty() || !commit.starts_with(expected.as_str()))
             {
                 return Err(fail(format!(
                     "ADD {}: the commit is {commit}, not {expected} as --checksum says",
