@@ -178,6 +178,7 @@ case_tests! {
     copy_chmod_symbolic: "copy-chmod-symbolic",
     copy_chown: "copy-chown",
     copy_exclude: "copy-exclude",
+    copy_from_exclude: "copy-from-exclude",
     copy_from_stage: "copy-from-stage",
     copy_glob: "copy-glob",
     copy_into_image_dir: "copy-into-image-dir",

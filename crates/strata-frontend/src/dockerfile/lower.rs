@@ -1588,11 +1588,22 @@ impl<'a> Lowering<'a> {
                 Some(copy.span),
             )));
         }
-        if let Some(w) = copy.exclude.first() {
-            return Err(Box::new(Diagnostic::new(
-                "COPY --from with --exclude is not supported by strata yet",
-                Some(w.span),
-            )));
+        // `--exclude` as the import's masks (werf's globs, relative to the source): they say
+        // the same as .dockerignore lines (`*` within a component, `**` across, anchored at
+        // the source, a matched directory taking what is below it) but for `!` re-inclusion
+        // and `{}` (alternatives in a mask, literal in a .dockerignore line).
+        let mut exclude = Vec::new();
+        for word in &copy.exclude {
+            let pattern = self.expand(word, scope)?;
+            if pattern.starts_with('!') || pattern.contains(['{', '}']) {
+                return Err(Box::new(Diagnostic::new(
+                    format!(
+                        "COPY --from --exclude=`{pattern}`: `!` and `{{}}` in patterns are not supported by strata yet with --from (they are for the build context)"
+                    ),
+                    Some(word.span),
+                )));
+            }
+            exclude.push(pattern);
         }
         let image = self.image_for(dockerfile, index, from);
         dependencies.push(image);
@@ -1624,15 +1635,19 @@ impl<'a> Lowering<'a> {
             } else {
                 dest_abs.clone()
             };
+            let mut key = vec![
+                from.to_string(),
+                add.clone(),
+                to.clone(),
+                format!("{chown:?}"),
+                format!("{chmod:?}"),
+            ];
+            if !exclude.is_empty() {
+                key.push(format!("exclude {exclude:?}"));
+            }
             inputs.push(DigestInput::Param {
                 key: format!("copy[{}]", steps.len()),
-                value: json(&[
-                    from.to_string(),
-                    add.clone(),
-                    to.clone(),
-                    format!("{chown:?}"),
-                    format!("{chmod:?}"),
-                ]),
+                value: json(&key),
             });
             steps.push(Step {
                 op: Op::Import(Import {
@@ -1641,7 +1656,7 @@ impl<'a> Lowering<'a> {
                     add,
                     to,
                     include: Vec::new(),
-                    exclude: Vec::new(),
+                    exclude: exclude.clone(),
                     owner: owner.clone(),
                     group: group.clone(),
                     mode: chmod,

@@ -101,6 +101,7 @@ const KNOWN: &[(&str, &str, &str)] = &[
 /// fetch a newer one) cannot build, with the error it gives: only strata's side is checked.
 const OLD_BUILDKIT: &[(&str, &str)] = &[
     ("copy-exclude", "Unknown flag: exclude"),
+    ("copy-from-exclude", "Unknown flag: exclude"),
     ("copy-link", "Unknown flag: link"),
     ("copy-parents", "Unknown flag: parents"),
     ("heredoc-copy", "unknown instruction"),
@@ -752,6 +753,7 @@ cases! {
     copy_chown => "copy-chown",
     copy_exclude => "copy-exclude",
     copy_parents => "copy-parents",
+    copy_from_exclude => "copy-from-exclude",
     copy_from_image_stage_chain => "copy-from-image-stage-chain",
     copy_from_stage => "copy-from-stage",
     copy_glob => "copy-glob",
