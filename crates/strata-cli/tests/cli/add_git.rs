@@ -84,6 +84,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// The forms BuildKit documents: the default branch, `#TAG`, `#BRANCH:SUBDIR`, a commit,
+/// with context files in one ADD,
 /// `--keep-git-dir`, `--checksum` (the commit), `--chown`/`--chmod` (symbolic too) and
 /// `--exclude` over the checkout; submodules are checked out, no `.git` is left otherwise;
 /// files are 0644/0755 and root's. The same commits again are reused; a new commit on the
@@ -101,7 +102,8 @@ fn add_git_checks_out_refs_subdirs_and_submodules() {
          ADD {lib}#dev:src /sub\n\
          ADD --keep-git-dir {lib}#main /kept\n\
          ADD --chown=7:8 --chmod=go-rwx --exclude=*.md {lib}#{short} /modes\n\
-         ADD --checksum={second} {lib}#main /summed\n",
+         ADD --checksum={second} {lib}#main /summed\n\
+         ADD Dockerfile {lib}#v1 /mixed/\n",
         short = &first[..10]
     );
     let (out, dir) = build(&env, "addgit", &dockerfile);
@@ -126,9 +128,9 @@ fn add_git_checks_out_refs_subdirs_and_submodules() {
     assert_eq!(
         words(&env.run_sh(
             "addgit",
-            "cat /tagged/src/a.txt; ls /tagged; ls /sub; cat /summed/src/a.txt"
+            "cat /tagged/src/a.txt; ls /tagged; ls /sub; cat /summed/src/a.txt; ls /mixed"
         )),
-        words("one README.md bin link src a.txt dev.txt two")
+        words("one README.md bin link src a.txt dev.txt two Dockerfile README.md bin link src")
     );
     // --keep-git-dir: the repository itself, at the commit, its origin the remote.
     assert_eq!(
@@ -183,7 +185,7 @@ fn add_git_checks_out_refs_subdirs_and_submodules() {
 
 /// What cannot be checked out fails the build at the source, naming it: a ref the remote
 /// lacks, a subdirectory it lacks, a `--checksum` that is not the commit's, a repository that
-/// is not there; COPY of the ref stays a context path.
+/// is not there; several kinds of source into a destination without its `/`.
 #[test]
 fn add_git_failures_name_the_source() {
     let env = Env::new();
@@ -210,6 +212,11 @@ fn add_git_failures_name_the_source() {
             "norepo",
             format!("ADD {}/absent.git /x", server.url),
             format!("ADD {}/absent.git", server.url),
+        ),
+        (
+            "mixednoslash",
+            format!("ADD Dockerfile {lib} /x"),
+            "the destination must be a directory and end with a /".to_string(),
         ),
         (
             "escape",

@@ -532,7 +532,8 @@ fn add_url_downloads_with_buildkits_attributes() {
     dockerfile(&format!(
         "ADD http://{addr}/files/tool.txt /opt/\n\
          ADD --checksum={sum} http://{addr}/files/tool.txt?v=1 /opt/renamed.txt\n\
-         ADD --chmod=755 http://{addr}/files/run.sh /opt/bin/\n"
+         ADD --chmod=755 http://{addr}/files/run.sh /opt/bin/\n\
+         ADD http://{addr}/files/tool.txt Dockerfile /mixed/\n"
     ));
     let out = build(&env, &dir, "addurl", &[]);
     assert!(
@@ -543,11 +544,11 @@ fn add_url_downloads_with_buildkits_attributes() {
     assert_eq!(
         words(&env.run_sh(
             "addurl",
-            "stat -c '%n %a %U %Y' /opt/tool.txt /opt/renamed.txt /opt/bin/run.sh; cat /opt/renamed.txt"
+            "stat -c '%n %a %U %Y' /opt/tool.txt /opt/renamed.txt /opt/bin/run.sh; cat /opt/renamed.txt; ls /mixed"
         )),
         words(&format!(
             "/opt/tool.txt 600 root 1445412480 /opt/renamed.txt 600 root 1445412480 \
-             /opt/bin/run.sh 755 root 1445412480 {body}"
+             /opt/bin/run.sh 755 root 1445412480 {body} Dockerfile tool.txt"
         ))
     );
 

@@ -982,76 +982,93 @@ impl<'a> Lowering<'a> {
                     .as_ref()
                     .map(|c| self.expand(c, scope))
                     .transpose()?;
+                // Each source is a download, a repository or context files; the three kinds
+                // are copied in that order, each kind in the order written.
                 let mut urls = Vec::new();
                 let mut repos = Vec::new();
+                let mut local = Vec::new();
                 for source in &add.sources {
-                    if let Source::Path(w) = source {
-                        let text = self.expand(w, scope)?;
-                        let span = Some(w.span);
-                        if let Some(repo) = GitRef::parse(&text)
-                            .map_err(|e| Box::new(Diagnostic::new(format!("ADD {e}"), span)))?
-                        {
-                            repos.push((repo, w.span));
-                        } else if text.starts_with("http://") || text.starts_with("https://") {
-                            urls.push((text, w.span));
-                        } else if let Some((scheme, _)) = text.split_once("://") {
-                            return Err(Box::new(
-                                Diagnostic::new(format!("ADD of `{text}`: strata does not ADD `{scheme}://` URLs"), span)
-                                    .help("ADD takes http(s) URLs, git repositories and files of the build context"),
-                            ));
-                        }
-                    }
-                }
-                if urls.len() + repos.len() != add.sources.len()
-                    && (!urls.is_empty() || !repos.is_empty())
-                {
-                    return Err(Box::new(
-                        Diagnostic::new(
-                            "ADD of URLs or git repositories and local files in one instruction is not supported by strata yet",
-                            Some(add.span),
-                        )
-                        .help("split it into one ADD of the URLs or repositories and one of the files"),
-                    ));
-                }
-                if !repos.is_empty() {
-                    if !urls.is_empty() {
+                    let Source::Path(w) = source else {
+                        local.push(source.clone());
+                        continue;
+                    };
+                    let text = self.expand(w, scope)?;
+                    let span = Some(w.span);
+                    if let Some(repo) = GitRef::parse(&text)
+                        .map_err(|e| Box::new(Diagnostic::new(format!("ADD {e}"), span)))?
+                    {
+                        repos.push((repo, w.span));
+                    } else if text.starts_with("http://") || text.starts_with("https://") {
+                        urls.push((text, w.span));
+                    } else if let Some((scheme, _)) = text.split_once("://") {
                         return Err(Box::new(
                             Diagnostic::new(
-                                "ADD of URLs and git repositories in one instruction is not supported by strata yet",
-                                Some(add.span),
+                                format!("ADD of `{text}`: strata does not ADD `{scheme}://` URLs"),
+                                span,
                             )
-                            .help("split it into one ADD of the URLs and one of the repositories"),
+                            .help("ADD takes http(s) URLs, git repositories and files of the build context"),
                         ));
+                    } else {
+                        local.push(source.clone());
                     }
-                    let lowered =
-                        self.add_git(&repos, add, checksum, chown, chmod.as_ref(), scope)?;
-                    return Ok(Some(symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?));
                 }
-                if !urls.is_empty() {
-                    // A download is 0600 before a symbolic --chmod changes it.
-                    let octal = chmod.as_ref().map(|c| c.apply(0o600, false));
-                    return Ok(Some(
-                        self.add_urls(&urls, &add.dest, checksum, chown, octal, scope)?,
-                    ));
-                }
-                if let Some(c) = &add.checksum {
+                let kinds = [urls.len(), repos.len(), local.len()];
+                if kinds.iter().filter(|n| **n > 0).count() > 1
+                    && !self.expand(&add.dest, scope)?.ends_with('/')
+                {
                     return Err(Box::new(Diagnostic::new(
-                        "--checksum is for ADD of a URL",
+                        "when using ADD with more than one source file, the destination must be a directory and end with a /",
+                        Some(add.dest.span),
+                    )));
+                }
+                if let Some(c) = &add.checksum
+                    && (!local.is_empty() || add.sources.len() > 1)
+                {
+                    return Err(Box::new(Diagnostic::new(
+                        "--checksum is for ADD of a single URL or git repository",
                         Some(c.span),
                     )));
                 }
-                let lowered = self.copy_context(
-                    &add.sources,
-                    &add.dest,
-                    chown,
-                    chmod.as_ref().and_then(Chmod::octal),
-                    true,
-                    false,
-                    &add.exclude,
-                    scope,
-                    "add",
-                )?;
-                symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?
+                let mut lowered = (Vec::new(), Vec::new(), false);
+                if !local.is_empty() {
+                    let (inputs, steps, _) = self.copy_context(
+                        &local,
+                        &add.dest,
+                        chown.clone(),
+                        chmod.as_ref().and_then(Chmod::octal),
+                        true,
+                        false,
+                        &add.exclude,
+                        scope,
+                        "add",
+                    )?;
+                    lowered.0.extend(inputs);
+                    lowered.1.extend(steps);
+                }
+                if !repos.is_empty() {
+                    let (inputs, steps, _) = self.add_git(
+                        &repos,
+                        add,
+                        checksum.clone(),
+                        chown.clone(),
+                        chmod.as_ref(),
+                        scope,
+                    )?;
+                    lowered.0.extend(inputs);
+                    lowered.1.extend(steps);
+                }
+                // A symbolic --chmod reads the modes of the pinned copies and checkouts...
+                let (mut inputs, mut steps, late) =
+                    symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?;
+                if !urls.is_empty() {
+                    // ...a download's is 0600 before it changes it.
+                    let octal = chmod.as_ref().map(|c| c.apply(0o600, false));
+                    let (more, downloads, _) =
+                        self.add_urls(&urls, &add.dest, checksum, chown, octal, scope)?;
+                    inputs.extend(more);
+                    steps.extend(downloads);
+                }
+                (inputs, steps, late)
             }
         }))
     }
@@ -1072,12 +1089,6 @@ impl<'a> Lowering<'a> {
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(&add.dest, scope)?;
         let dest_abs = absolute(&scope.workdir, &dest);
-        if checksum.is_some() && repos.len() > 1 {
-            return Err(Box::new(Diagnostic::new(
-                "--checksum needs a single source",
-                Some(add.dest.span),
-            )));
-        }
         let exclude = self.exclude(&add.exclude, scope)?;
         let mut inputs = Vec::new();
         let mut steps = Vec::new();
@@ -1180,12 +1191,6 @@ impl<'a> Lowering<'a> {
         let dest = self.expand(dest_word, scope)?;
         let dest_abs = absolute(&scope.workdir, &dest);
         let into_dir = is_dir_reference(&dest) || urls.len() > 1;
-        if checksum.is_some() && urls.len() > 1 {
-            return Err(Box::new(Diagnostic::new(
-                "--checksum needs a single source",
-                Some(dest_word.span),
-            )));
-        }
         let mut inputs = Vec::new();
         let mut steps = Vec::new();
         for (url, span) in urls {
