@@ -10,17 +10,24 @@ use strata_plan::{ConfigChange, Image, Op, RunShell, SourceMap, Span, Step};
 
 use super::Dockerfile;
 
+/// What the lowering found that entries name, by the instruction's span.
+pub(super) struct Named<'a> {
+    /// Per `RUN`: the build args its entry names.
+    pub run_args: &'a HashMap<Span, Vec<(String, String)>>,
+    /// Per `COPY`/`ADD` without heredocs: its sources and destination, expanded.
+    pub copy_paths: &'a HashMap<Span, Vec<String>>,
+}
+
 /// Sets the history text of every instruction stage of `images` lowered from `dockerfile`.
 /// An instruction that makes no stage (`ARG`, `SHELL`: no digest input of their own) still
 /// gets BuildKit's entry without a layer, carried by the next stage of its build stage (or,
 /// at the end, by the last one). The `from` stage makes no entry of its own, as in BuildKit,
 /// where the base's history is all there is before the first instruction.
-/// `run_args` holds, per `RUN`, the build args its entry names.
 pub(super) fn set_created_by(
     images: &mut [Image],
     dockerfile: &Dockerfile,
     sources: &SourceMap,
-    run_args: &HashMap<Span, Vec<(String, String)>>,
+    named: &Named<'_>,
 ) {
     let at: HashMap<Span, (usize, usize)> = images
         .iter()
@@ -41,12 +48,12 @@ pub(super) fn set_created_by(
             match at.get(&instruction.span()) {
                 Some(&(i, j)) => {
                     let made = &mut images[i].stages[j];
-                    let args = run_args.get(&instruction.span());
-                    made.options.created_by = created_by(&made.steps, text, args);
+                    made.options.created_by =
+                        created_by(&made.steps, text, named, instruction.span());
                     made.options.history_before = std::mem::take(&mut pending);
                     last = Some((i, j));
                 }
-                None => pending.push(created_by(&[], text, None)),
+                None => pending.push(created_by(&[], text, named, instruction.span())),
             }
         }
         if let Some((i, j)) = last {
@@ -56,15 +63,14 @@ pub(super) fn set_created_by(
     // The ONBUILD triggers a stage ran (no instruction of its own): named by their text.
     for stage in images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
         if let (true, Some(span)) = (stage.name.starts_with("onbuild-"), stage.span) {
-            let args = run_args.get(&span);
-            stage.options.created_by = created_by(&stage.steps, sources.text(span), args);
+            stage.options.created_by = created_by(&stage.steps, sources.text(span), named, span);
         }
     }
 }
 
-/// The history text of an instruction written as `text` and lowered to `steps`; a `RUN`
-/// names `args`. Empty: no entry (`ONBUILD`, which BuildKit does not record).
-fn created_by(steps: &[Step], text: &str, args: Option<&Vec<(String, String)>>) -> String {
+/// The history text of the instruction at `span`, written as `text` and lowered to `steps`,
+/// with what the lowering `named`. Empty: no entry (`ONBUILD`, which BuildKit does not record).
+fn created_by(steps: &[Step], text: &str, named: &Named<'_>, span: Span) -> String {
     let all = words(text);
     let keyword = all.first().map(|k| k.to_uppercase()).unwrap_or_default();
     let rest = &all[all.len().min(1)..];
@@ -78,7 +84,11 @@ fn created_by(steps: &[Step], text: &str, args: Option<&Vec<(String, String)>>) 
     });
     match (keyword.as_str(), run, config) {
         ("RUN", Some(run), _) => {
-            let named = args.map(Vec::as_slice).unwrap_or_default();
+            let named = named
+                .run_args
+                .get(&span)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let mut args = Vec::new();
             // BuildKit names the stage's ARGs, counted: `|1 V=x`.
             if !named.is_empty() {
@@ -99,6 +109,9 @@ fn created_by(steps: &[Step], text: &str, args: Option<&Vec<(String, String)>>) 
                 }
             }
             format!("RUN {} # buildkit", args.join(" "))
+        }
+        ("COPY" | "ADD", _, _) if named.copy_paths.contains_key(&span) => {
+            format!("{keyword} {} # buildkit", named.copy_paths[&span].join(" "))
         }
         ("COPY" | "ADD", _, _) => {
             // A heredoc's body is not part of the line BuildKit names.
@@ -329,6 +342,18 @@ mod tests {
                 "COPY <<EOF /g # buildkit",
                 "ARG A=1",
                 "LABEL a=b c=d"
+            ]
+        );
+    }
+
+    #[test]
+    fn copy_paths_are_named_expanded() {
+        assert_eq!(
+            history("FROM scratch\nENV D=/dst\nCOPY [\"f\", \"$D/\"]\nADD f ${D}/g\n"),
+            [
+                "ENV D=/dst",
+                "COPY f /dst/ # buildkit",
+                "ADD f /dst/g # buildkit"
             ]
         );
     }

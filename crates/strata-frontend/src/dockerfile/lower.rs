@@ -198,14 +198,18 @@ pub fn lower(
                 ))
             })?;
         }
-        Ok((images, default_images, l.run_args))
+        Ok((images, default_images, l.run_args, l.copy_paths))
     });
     match lowered {
-        Ok((mut images, default_images, run_args)) => Ok(Plan {
+        Ok((mut images, default_images, run_args, copy_paths)) => Ok(Plan {
             project: None,
             context_dir: options.context.clone(),
             images: {
-                super::history::set_created_by(&mut images, dockerfile, &sources, &run_args);
+                let named = super::history::Named {
+                    run_args: &run_args,
+                    copy_paths: &copy_paths,
+                };
+                super::history::set_created_by(&mut images, dockerfile, &sources, &named);
                 images
             },
             notes: dockerfile
@@ -236,6 +240,9 @@ struct Lowering<'a> {
     /// Per `RUN` (by its span): the build args its history entry names, see
     /// [`Scope::declared`].
     run_args: std::collections::HashMap<Span, Vec<(String, String)>>,
+    /// Per `COPY`/`ADD` without heredocs (by its span): its sources and destination expanded,
+    /// as its history entry names them.
+    copy_paths: std::collections::HashMap<Span, Vec<String>>,
 }
 
 /// What an instruction sees while its stage is lowered.
@@ -384,6 +391,7 @@ impl<'a> Lowering<'a> {
             external: BTreeMap::new(),
             snapshot: RefCell::new(None),
             run_args: Default::default(),
+            copy_paths: Default::default(),
         })
     }
 
@@ -922,6 +930,7 @@ impl<'a> Lowering<'a> {
             }
             Instruction::Run(run) => self.run(dockerfile, index, run, scope, dependencies)?,
             Instruction::Copy(copy) => {
+                self.record_paths(copy.span, &copy.sources, &copy.dest, scope)?;
                 let from = match &copy.from {
                     Some(f) => Some(self.expand(f, scope)?),
                     None => None,
@@ -971,6 +980,7 @@ impl<'a> Lowering<'a> {
                 }
             }
             Instruction::Add(add) => {
+                self.record_paths(add.span, &add.sources, &add.dest, scope)?;
                 let chown = add
                     .chown
                     .as_ref()
@@ -1071,6 +1081,27 @@ impl<'a> Lowering<'a> {
                 (inputs, steps, late)
             }
         }))
+    }
+
+    /// Records the expanded paths of a `COPY`/`ADD` for its history entry (BuildKit names
+    /// them expanded); one with a heredoc keeps the text as written.
+    fn record_paths(
+        &mut self,
+        span: Span,
+        sources: &[Source],
+        dest: &Word,
+        scope: &Scope,
+    ) -> Result<()> {
+        let mut paths = Vec::new();
+        for source in sources {
+            let Source::Path(w) = source else {
+                return Ok(());
+            };
+            paths.push(self.expand(w, scope)?);
+        }
+        paths.push(self.expand(dest, scope)?);
+        self.copy_paths.insert(span, paths);
+        Ok(())
     }
 
     /// `ADD <git repository>...`: each checked out now (at the commit its ref names when
