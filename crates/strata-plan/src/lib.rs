@@ -442,6 +442,15 @@ pub struct CopyEntry {
     pub inline: Option<String>,
     /// Its absolute path in the image (for a directory: the directory its content fills).
     pub target: String,
+    /// A directory source whose content fills `target` (BuildKit copies a directory's
+    /// content, not the directory): `target` is made like any missing parent (0755, the
+    /// copy's owner) and left as it is when the image has it; its own mode is not copied.
+    #[serde(default)]
+    pub contents_only: bool,
+    /// This entry's mode, over [`CopyFiles::chmod`] (a symbolic `--chmod` gives each entry
+    /// its own).
+    #[serde(default)]
+    pub mode: Option<u32>,
 }
 
 /// Files copied from another image (werf's `import:`).

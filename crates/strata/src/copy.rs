@@ -91,6 +91,12 @@ fn write_tar(
     let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.follow_symlinks(false);
+    let mut dirs = Dirs {
+        lowers,
+        known: std::collections::HashSet::new(),
+        owner,
+        now: crate::unix_now(),
+    };
     for entry in &copy.entries {
         let target = entry.target.trim_start_matches('/').trim_end_matches('/');
         let mut header = tar::Header::new_gnu();
@@ -99,8 +105,9 @@ fn write_tar(
             if target.is_empty() {
                 continue;
             }
+            dirs.parents(&mut tar, target)?;
             header.set_size(inline.len() as u64);
-            header.set_mode(copy.chmod.unwrap_or(0o644));
+            header.set_mode(entry.mode.or(copy.chmod).unwrap_or(0o644));
             header.set_entry_type(tar::EntryType::Regular);
             header.set_uid(owner.uid);
             header.set_gid(owner.gid);
@@ -119,6 +126,13 @@ fn write_tar(
             sum.end();
             continue;
         }
+        dirs.parents(&mut tar, target)?;
+        // The directory a directory's content fills: made as a parent is, when missing.
+        if entry.contents_only && matches!(opened, ContextEntry::Dir(_)) {
+            dirs.make(&mut tar, target)?;
+            sum.end();
+            continue;
+        }
         let meta = opened.metadata().clone();
         // Docker copies a file *into* a destination that is a directory of the image, slash or
         // not (`COPY app.sh /usr/local/bin`).
@@ -134,13 +148,19 @@ fn write_tar(
         header.set_uid(owner.uid);
         header.set_gid(owner.gid);
         if !meta.file_type().is_symlink() {
-            header.set_mode(copy.chmod.unwrap_or(meta.permissions().mode() & 0o7777));
+            header.set_mode(
+                entry
+                    .mode
+                    .or(copy.chmod)
+                    .unwrap_or(meta.permissions().mode() & 0o7777),
+            );
         }
         match opened {
             ContextEntry::Link(link, _) => tar.append_link(&mut header, target, link)?,
             ContextEntry::Dir(_) => {
                 header.set_size(0);
                 tar.append_data(&mut header, format!("{target}/"), std::io::empty())?;
+                dirs.known.insert(target.to_string());
             }
             ContextEntry::File(mut f, _) => tar
                 .append_data(&mut header, target, Tee(&mut f, sum.content()))
@@ -152,6 +172,57 @@ fn write_tar(
         .flush()
         .with_context(|| format!("write {}", path.display()))?;
     Ok(())
+}
+
+/// The directories of the image a copy writes into, as BuildKit's copy makes them
+/// (`CreateDestPath`): one that is missing is made with mode 0755, the copy's owner and the
+/// time of the build; one the image has is left as it is.
+struct Dirs<'a> {
+    lowers: &'a [PathBuf],
+    /// The directories known to be there (in the image, or made by this copy).
+    known: std::collections::HashSet<String>,
+    owner: strata_git::Owner,
+    now: u64,
+}
+
+impl Dirs<'_> {
+    /// Makes the missing parents of `target` (relative to the image's root), top down.
+    fn parents<W: Write>(&mut self, tar: &mut tar::Builder<W>, target: &str) -> anyhow::Result<()> {
+        let mut at = 0;
+        while let Some(slash) = target[at..].find('/') {
+            self.make(tar, &target[..at + slash])?;
+            at += slash + 1;
+        }
+        Ok(())
+    }
+
+    /// Makes the directory `dir` when the image lacks it and this copy has not made it.
+    fn make<W: Write>(&mut self, tar: &mut tar::Builder<W>, dir: &str) -> anyhow::Result<()> {
+        if self.known.contains(dir) {
+            return Ok(());
+        }
+        let found = strata_layer::merged::lookup(self.lowers, dir)
+            .with_context(|| format!("look up {dir} in the image"))?;
+        let kind = found.map(|f| f.symlink_metadata().map(|m| m.file_type()));
+        match kind {
+            // A link is resolved inside the image when the tar is applied.
+            Some(Ok(t)) if t.is_dir() || t.is_symlink() => {}
+            // Something else is there: writing below it fails, naming it.
+            Some(_) => anyhow::bail!("/{dir} is not a directory of the image"),
+            None => {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_uid(self.owner.uid);
+                header.set_gid(self.owner.gid);
+                header.set_mtime(self.now);
+                header.set_size(0);
+                tar.append_data(&mut header, format!("{dir}/"), std::io::empty())?;
+            }
+        }
+        self.known.insert(dir.to_string());
+        Ok(())
+    }
 }
 
 /// A reader that also writes what it reads to a hasher.

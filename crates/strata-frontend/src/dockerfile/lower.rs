@@ -1159,10 +1159,13 @@ impl<'a> Lowering<'a> {
             let entries = tree(&root, from, &dest_abs, &exclude, None)
                 .map_err(|e| unreadable(&e))?
                 .into_iter()
-                .map(|(rel, target)| CopyEntry {
+                .enumerate()
+                .map(|(i, (rel, target))| CopyEntry {
                     source: root.join(rel),
                     inline: None,
                     target,
+                    contents_only: i == 0,
+                    mode: None,
                 })
                 .collect::<Vec<_>>();
             let sum = self::checksum(&root, &entries).map_err(|e| unreadable(&e))?;
@@ -1243,6 +1246,8 @@ impl<'a> Lowering<'a> {
                 source: root.join(&name),
                 inline: None,
                 target: target.clone(),
+                contents_only: false,
+                mode: None,
             }];
             let sum = self::checksum(&root, &entries).map_err(|e| {
                 Box::new(Diagnostic::new(
@@ -1790,6 +1795,8 @@ impl<'a> Lowering<'a> {
                         source: PathBuf::new(),
                         inline: Some(body),
                         target,
+                        contents_only: false,
+                        mode: None,
                     });
                 }
                 Source::Path(word) => {
@@ -1810,12 +1817,21 @@ impl<'a> Lowering<'a> {
                                 format!("{}/{}", dest_abs.trim_end_matches('/'), kept.display());
                             let host = self.options.context.join(&rel);
                             if host.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                                self.walk_dir(&rel, &target, &exclude, word.span, &mut entries)?;
+                                self.walk_dir(
+                                    &rel,
+                                    &target,
+                                    &exclude,
+                                    word.span,
+                                    false,
+                                    &mut entries,
+                                )?;
                             } else {
                                 entries.push(CopyEntry {
                                     source: self.pin(&rel, word.span)?,
                                     inline: None,
                                     target,
+                                    contents_only: false,
+                                    mode: None,
                                 });
                             }
                             continue;
@@ -1864,11 +1880,20 @@ impl<'a> Lowering<'a> {
                                 source: self.pin(&rel, word.span)?,
                                 inline: None,
                                 target: dest_abs.clone(),
+                                contents_only: false,
+                                mode: None,
                             });
                             continue;
                         }
                         if meta.is_dir() {
-                            self.walk_dir(&rel, &dest_abs, &exclude, word.span, &mut entries)?;
+                            self.walk_dir(
+                                &rel,
+                                &dest_abs,
+                                &exclude,
+                                word.span,
+                                true,
+                                &mut entries,
+                            )?;
                         } else {
                             let target = if multiple || dest.ends_with('/') {
                                 format!("{}/{name}", dest_abs.trim_end_matches('/'))
@@ -1879,6 +1904,8 @@ impl<'a> Lowering<'a> {
                                 source: self.pin(&rel, word.span)?,
                                 inline: None,
                                 target,
+                                contents_only: false,
+                                mode: None,
                             });
                         }
                     }
@@ -2035,13 +2062,17 @@ impl<'a> Lowering<'a> {
     }
 
     /// Every entry of a context directory (its content lands at `target`), minus what
-    /// `.dockerignore` and `COPY --exclude` exclude, each pinned into the snapshot.
+    /// `.dockerignore` and `COPY --exclude` exclude, each pinned into the snapshot. With
+    /// `contents_only` the directory itself is not copied, only made when missing (`COPY
+    /// dir/ /dest/`); else it is, with its mode (`COPY --parents`).
+    #[allow(clippy::too_many_arguments)]
     fn walk_dir(
         &self,
         rel: &Path,
         target: &str,
         exclude: &DockerIgnore,
         span: Span,
+        contents_only: bool,
         entries: &mut Vec<CopyEntry>,
     ) -> Result<()> {
         let found = tree(
@@ -2052,11 +2083,13 @@ impl<'a> Lowering<'a> {
             Some(&self.ignore),
         )
         .map_err(|e| context_error(&e, Some(span)))?;
-        for (rel, target) in found {
+        for (i, (rel, target)) in found.into_iter().enumerate() {
             entries.push(CopyEntry {
                 source: self.pin(&rel, span)?,
                 inline: None,
                 target,
+                contents_only: contents_only && i == 0,
+                mode: None,
             });
         }
         Ok(())
@@ -2240,7 +2273,7 @@ fn symbolic_chmod(
             out.push(step);
             continue;
         }
-        let mut groups: Vec<(Option<u32>, Vec<CopyEntry>)> = Vec::new();
+        let mut entries = Vec::new();
         for entry in &copy.entries {
             let mode = match &entry.inline {
                 Some(_) => Some(chmod.apply(0o644, false)),
@@ -2254,22 +2287,19 @@ fn symbolic_chmod(
                     })
                 }
             };
-            match groups.iter_mut().find(|(m, _)| *m == mode) {
-                Some((_, entries)) => entries.push(entry.clone()),
-                None => groups.push((mode, vec![entry.clone()])),
-            }
-        }
-        for (mode, entries) in groups {
-            out.push(Step {
-                op: Op::CopyFiles(CopyFiles {
-                    checksum: checksum(&copy.root, &entries).map_err(unreadable)?,
-                    entries,
-                    chmod: mode,
-                    ..copy.clone()
-                }),
-                span: step.span,
+            entries.push(CopyEntry {
+                mode,
+                ..entry.clone()
             });
         }
+        out.push(Step {
+            op: Op::CopyFiles(CopyFiles {
+                entries,
+                chmod: None,
+                ..copy.clone()
+            }),
+            span: step.span,
+        });
     }
     Ok((inputs, out, late))
 }

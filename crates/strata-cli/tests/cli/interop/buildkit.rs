@@ -56,19 +56,9 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "bug: archive extraction: symlinks keep neither owner nor mtime, the destination directory takes the archive root's owner, extracted dirs get the build's time",
     ),
     (
-        "copy-chmod",
-        "tree /private",
-        "bug: --chmod also changes the destination directory that COPY dir/ creates; BuildKit only the copied entries",
-    ),
-    (
         "copy-chmod-symbolic",
         "tree /",
         "Debian's BuildKit (dockerfile frontend 1.2) ignores a --chmod it cannot read as octal; symbolic modes are dockerfile 1.14's (moby/buildkit#5734), which strata follows (the conformance case checks the modes)",
-    ),
-    (
-        "copy-chown",
-        "tree /owned",
-        "bug: BuildKit gives the destination directory COPY --chown creates the --chown owner",
     ),
     (
         "multistage-app",
