@@ -2065,7 +2065,6 @@ impl<'a> Lowering<'a> {
     /// `.dockerignore` and `COPY --exclude` exclude, each pinned into the snapshot. With
     /// `contents_only` the directory itself is not copied, only made when missing (`COPY
     /// dir/ /dest/`); else it is, with its mode (`COPY --parents`).
-    #[allow(clippy::too_many_arguments)]
     fn walk_dir(
         &self,
         rel: &Path,
