@@ -270,9 +270,14 @@ impl DockerfileArgs {
                     .or_else(|| h.split_once(':'))
                     .with_context(|| format!("--add-host {h}: expected NAME:IP"))?;
                 let ip = ip.trim_start_matches('[').trim_end_matches(']');
-                let ip = ip.parse().with_context(|| {
-                    format!("--add-host {h}: `{ip}` is not an IP address (host-gateway is not supported)")
-                })?;
+                // docker's name for the host as its containers reach it; strata's build
+                // containers share the host's network, where that is the loopback address.
+                let ip = match ip {
+                    "host-gateway" => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    _ => ip.parse().with_context(|| {
+                        format!("--add-host {h}: `{ip}` is not an IP address or host-gateway")
+                    })?,
+                };
                 Ok((name.to_string(), ip))
             })
             .collect()

@@ -575,7 +575,8 @@ fn add_url_downloads_with_buildkits_attributes() {
 }
 
 /// docker's `--label K=V` lands on the target's config (after the Dockerfile's own labels),
-/// `--add-host NAME:IP` in the `/etc/hosts` of its RUN steps (never in a layer).
+/// `--add-host NAME:IP` (and `NAME:host-gateway`, this machine) in the `/etc/hosts` of its
+/// RUN steps (never in a layer).
 #[test]
 fn docker_build_label_and_add_host() {
     let env = Env::new();
@@ -584,7 +585,7 @@ fn docker_build_label_and_add_host() {
     std::fs::write(
         dir.join("Dockerfile"),
         "FROM busybox:latest AS base\nRUN true\nFROM base\nLABEL own=1 over=dockerfile\n\
-         RUN grep -e registry.test -e v6.test /etc/hosts > /hosts.txt\n",
+         RUN grep -e registry.test -e v6.test -e gw.test /etc/hosts > /hosts.txt\n",
     )
     .unwrap();
     let out = env
@@ -599,6 +600,7 @@ fn docker_build_label_and_add_host() {
         ])
         .args(["--add-host", "registry.test:10.1.2.3"])
         .args(["--add-host", "v6.test=::1"])
+        .args(["--add-host", "gw.test:host-gateway"])
         .output()
         .unwrap();
     assert!(
@@ -617,18 +619,19 @@ fn docker_build_label_and_add_host() {
             "labels",
             "cat /hosts.txt; grep -c registry.test /etc/hosts || true"
         ),
-        "10.1.2.3\tregistry.test\n::1\tv6.test\n0\n"
+        "10.1.2.3\tregistry.test\n::1\tv6.test\n127.0.0.1\tgw.test\n0\n"
     );
 
     let out = env
         .cmd()
         .current_dir(&dir)
-        .args(["build", "-t", "bad", "--add-host", "x:host-gateway", "."])
+        .args(["build", "-t", "bad", "--add-host", "x:gateway", "."])
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--add-host x:host-gateway"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--add-host x:gateway: `gateway` is not an IP address or host-gateway"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
