@@ -150,6 +150,9 @@ pub enum Error {
         /// The missing dir.
         path: PathBuf,
     },
+    /// `reload` where the sources are not there.
+    #[error("reload is not possible here: {0}")]
+    NoReload(String),
     /// The failure carries no argv for a rerun.
     #[error("the engine gave no {0} for this failure, so there is nothing to rerun")]
     NoArgs(&'static str),

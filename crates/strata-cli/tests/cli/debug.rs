@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::{Env, leftovers};
 
-const FAILING: &str = r#"image: app
+pub(crate) const FAILING: &str = r#"image: app
 from: busybox:latest
 shell:
   beforeInstall:
