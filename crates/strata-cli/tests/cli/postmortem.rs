@@ -127,14 +127,15 @@ fn a_ci_failure_pushed_with_repo_is_debugged_from_an_empty_store_through_a_pty()
     session.exp_string("BASE").unwrap();
     session.exp_string("(strata) ").unwrap();
     session.send_line("diff").unwrap();
-    session.exp_string("A /app/partial").unwrap();
+    // By path: /app/base, /app/env.txt, /app/partial.
     session.exp_string("D /app/base").unwrap();
+    session.exp_string("A /app/partial").unwrap();
     session.exp_string("(strata) ").unwrap();
     // The environment is the failed command's: what it wrote of it to /app/env.txt.
-    let strip = "grep -v -e ^SHLVL= -e ^_= -e ^PWD= | sort";
+    let strip = "grep -v -e ^SHLVL= -e ^_= -e ^PWD=";
     session
         .send_line(&format!(
-            "exec sh -c 'env | {strip} > /tmp/live; {strip} < /app/env.txt > /tmp/then; \
+            "exec sh -c 'env | {strip} | sort > /tmp/live; {strip} /app/env.txt | sort > /tmp/then; \
              grep -q ^PATH= /tmp/then && cmp /tmp/live /tmp/then && echo same-$((20+3))'"
         ))
         .unwrap();
@@ -152,7 +153,9 @@ fn a_ci_failure_pushed_with_repo_is_debugged_from_an_empty_store_through_a_pty()
     session.exp_string("(strata) ").unwrap();
     // A shell on the terminal, in the failed state.
     session.send_line("shell").unwrap();
-    // Lines typed ahead wait in the terminal (canonical mode: the monitor reads one line).
+    // busybox's prompt: the shell reads the terminal from now on (typed ahead, the line would
+    // go with the flush of its terminal setup).
+    session.exp_string("/ # ").unwrap();
     session
         .send_line("tr a-z A-Z < /app/partial; [ -t 0 ] && echo tty-$((1+1))")
         .unwrap();
