@@ -8,7 +8,6 @@
 //! records the caller's policy lets go ([`crate::Keep::failures`]), before the blobs they name.
 
 use std::fs;
-use std::io;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use strata_digest::Digest;
 
 use crate::fsutil::{self, io};
 use crate::ingest::IngestDir;
-use crate::refs::{parse, read_optional, write_durable};
+use crate::refs::{parse, read_optional, remove_record, write_durable};
 use crate::{Error, LocalStore};
 
 /// What a failure record holds.
@@ -124,14 +123,7 @@ impl LocalStore {
     /// Removes the failure record `id` (not its blobs: gc takes those); false if there was none.
     pub fn remove_failure(&self, id: &str) -> Result<bool, Error> {
         let path = failure_path(self, id)?;
-        match fs::remove_file(&path) {
-            Ok(()) => {
-                fsutil::fsync_dir(&self.dir("failures"))?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io("removal of failure record", &path)(e)),
-        }
+        remove_record(self, "failures", &path, "removal of failure record")
     }
 }
 

@@ -241,14 +241,23 @@ pub(crate) fn tags(store: &LocalStore) -> Result<Vec<(String, TagTarget)>, Error
 }
 
 pub(crate) fn remove_tag(store: &LocalStore, name: &str) -> Result<bool, Error> {
-    let path = tag_path(store, name)?;
-    match fs::remove_file(&path) {
+    remove_record(store, "tags", &tag_path(store, name)?, "removal of tag")
+}
+
+/// Removes the record file `path` of the store's dir `dir` (durably); false if it was not there.
+pub(crate) fn remove_record(
+    store: &LocalStore,
+    dir: &str,
+    path: &Path,
+    op: &'static str,
+) -> Result<bool, Error> {
+    match fs::remove_file(path) {
         Ok(()) => {
-            fsutil::fsync_dir(&store.dir("tags"))?;
+            fsutil::fsync_dir(&store.dir(dir))?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io("removal of tag", &path)(e)),
+        Err(e) => Err(io(op, path)(e)),
     }
 }
 

@@ -25,10 +25,15 @@ fn overlay_mounts() -> usize {
 }
 
 fn debugger(env: &Env, dir: &std::path::Path, script: &str) -> std::process::Output {
-    let mut child = env
-        .cmd()
-        .args(["build", "--progress", "plain", "--debugger"])
-        .current_dir(dir)
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(dir);
+    with_input(cmd, script)
+}
+
+/// Runs `cmd` with `script` as its stdin (the monitor's commands, one per line).
+pub(crate) fn with_input(mut cmd: std::process::Command, script: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

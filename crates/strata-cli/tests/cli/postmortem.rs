@@ -3,11 +3,10 @@
 //! from a store on another machine: a second, empty store), gc removes records by count and
 //! age, and no secret reaches a record.
 
-use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::debug::FAILING;
+use crate::debug::{FAILING, with_input};
 use crate::registry::Registry;
 use crate::support::Env;
 
@@ -39,21 +38,9 @@ fn failing_build(env: &Env, dir: &std::path::Path, args: &[&str]) -> String {
 
 /// `strata debug FAILURE` with the monitor's commands piped in; returns its stdout.
 fn debug_piped(env: &Env, failure: &str, script: &str) -> String {
-    let mut child = env
-        .cmd()
-        .args(["debug", failure])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["debug", failure]);
+    let out = with_input(cmd, script);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

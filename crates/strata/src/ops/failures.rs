@@ -88,6 +88,22 @@ pub struct Record {
     pub step_args: Vec<String>,
 }
 
+impl Record {
+    /// The store's index entry of this record, whose image is `manifest`.
+    fn summary(&self, manifest: Digest, remote: Option<String>) -> FailureRecord {
+        FailureRecord {
+            id: self.id.clone(),
+            manifest,
+            created_unix: self.created_unix,
+            image: self.image.clone(),
+            stage: self.stage.clone(),
+            step: self.command.lines().next().unwrap_or_default().to_string(),
+            exit_code: self.exit_code,
+            remote,
+        }
+    }
+}
+
 /// The source of a failed step.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SourceText {
@@ -240,21 +256,7 @@ fn write(
     let written = image::write_image(&ctx.store, &config, &layers, &annotations)?;
     // Blobs and the broken layer's snapshot are durable before the record that names them.
     ctx.store.sync()?;
-    let summary = FailureRecord {
-        id: id.clone(),
-        manifest: written.manifest,
-        created_unix,
-        image: record.image.clone(),
-        stage: record.stage.clone(),
-        step: record
-            .command
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-        exit_code: record.exit_code,
-        remote: None,
-    };
+    let summary = record.summary(written.manifest, None);
     ctx.store.put_failure(&summary)?;
     Ok((id, written.manifest, summary))
 }
@@ -363,21 +365,8 @@ pub fn open(ctx: &Context, failure: &str) -> anyhow::Result<Opened> {
     let record = read_record(&image).with_context(|| format!("`{failure}`"))?;
     if let Some(remote) = remote {
         // Indexed here too: listed, and kept by gc while it is debugged.
-        ctx.store.put_failure(&FailureRecord {
-            id: record.id.clone(),
-            manifest,
-            created_unix: record.created_unix,
-            image: record.image.clone(),
-            stage: record.stage.clone(),
-            step: record
-                .command
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            exit_code: record.exit_code,
-            remote: Some(remote),
-        })?;
+        ctx.store
+            .put_failure(&record.summary(manifest, Some(remote)))?;
     }
     Ok(Opened { record, image })
 }
