@@ -304,12 +304,17 @@ fn debugger_shell_over_a_real_terminal() {
     session.send_line("echo alive-after-ctrl-c").unwrap();
     session.exp_string("alive-after-ctrl-c").unwrap();
     session.send_line("exit").unwrap();
+    exit_monitor(&mut session, 1);
+}
+
+/// Leaves the shell's monitor prompt with `exit` and checks that strata ended with `code`.
+pub(crate) fn exit_monitor(session: &mut rexpect::session::PtySession, code: i32) {
     session.exp_string("(strata) ").unwrap();
     session.send_line("exit").unwrap();
     session.exp_eof().unwrap();
     let status = session.process().wait().unwrap();
     assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        matches!(status, rexpect::process::WaitStatus::Exited(_, c) if c == code),
         "{status:?}"
     );
 }

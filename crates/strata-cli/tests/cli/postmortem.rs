@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::debug::{FAILING, with_input};
+use crate::debug::{FAILING, exit_monitor, with_input};
 use crate::registry::Registry;
 use crate::support::Env;
 
@@ -149,14 +149,7 @@ fn a_ci_failure_pushed_with_repo_is_debugged_from_an_empty_store_through_a_pty()
     session.exp_string("PARTIAL").unwrap();
     session.exp_string("tty-2").unwrap();
     session.send_line("exit").unwrap();
-    session.exp_string("(strata) ").unwrap();
-    session.send_line("exit").unwrap();
-    session.exp_eof().unwrap();
-    let status = session.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 0)),
-        "{status:?}"
-    );
+    exit_monitor(&mut session, 0);
     // The laptop's store now lists the record it pulled.
     let listed = failures(&laptop);
     assert_eq!(listed.len(), 1, "{listed:?}");
