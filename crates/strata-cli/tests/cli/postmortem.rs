@@ -194,6 +194,20 @@ fn failures_are_listed_debugged_by_id_and_removed_by_gc_by_count_and_age() {
     assert!(out.contains("reload is not possible here"), "{out}");
     assert!(out.contains("> 8 |"), "list shows the failed line:\n{out}");
 
+    // A debugger image's shell sees the failed state at /debugroot.
+    let mut cmd = env.cmd();
+    cmd.args(["debug", &newest, "--debugger-image", "busybox:latest"]);
+    let mut session = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    session.exp_string("(strata) ").unwrap();
+    session.send_line("shell").unwrap();
+    session.exp_string("/debugroot # ").unwrap();
+    session
+        .send_line("tr a-z A-Z < /debugroot/app/partial")
+        .unwrap();
+    session.exp_string("PARTIAL").unwrap();
+    session.send_line("exit").unwrap();
+    exit_monitor(&mut session, 0);
+
     // By count: the newest stays.
     let gc = env.strata(&["gc", "--keep-failures", "1"]);
     let gc = String::from_utf8_lossy(&gc.stdout);
@@ -330,4 +344,30 @@ fn no_secret_reaches_a_failure_record() {
         "exec sh -c 'ls /run/secrets/tok 2>/dev/null || echo no-secret; ls /cache'\nexit\n",
     );
     assert!(out.contains("no-secret\nused\n"), "{out}");
+}
+
+#[test]
+fn a_debugger_without_a_terminal_keeps_the_failure_after_its_monitor() {
+    let env = Env::new();
+    let dir = env.project("pm", FAILING);
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(&dir);
+    let out = with_input(cmd, "exec cat /app/partial\nexit\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(after(&stdout, "exec cat /app/partial"), Some("partial"));
+    let listed = failures(&env);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let id = listed[0]["id"].as_str().unwrap();
+    assert!(
+        stderr.ends_with(&format!(
+            "failure kept as {id}: open it with `strata debug {id}`\n"
+        )),
+        "{stderr}"
+    );
+    // The record holds the state the monitor looked at, untouched by it.
+    let out = debug_piped(&env, id, "exec cat /app/partial\nexit\n");
+    assert_eq!(after(&out, "exec cat /app/partial"), Some("partial"));
 }
