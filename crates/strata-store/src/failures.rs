@@ -25,8 +25,9 @@ pub struct FailureRecord {
     pub id: String,
     /// The manifest blob of the failed state.
     pub manifest: Digest,
-    /// When the step failed (seconds since the Unix epoch).
-    pub created_unix: u64,
+    /// When the step failed (milliseconds since the Unix epoch: records of one second are
+    /// still in order).
+    pub created_millis: u64,
     /// The image being built.
     pub image: String,
     /// The stage of the step.
@@ -112,7 +113,7 @@ impl LocalStore {
             }
         }
         out.sort_by(|a, b| match (&a.1, &b.1) {
-            (Ok(x), Ok(y)) => (y.created_unix, &y.id).cmp(&(x.created_unix, &x.id)),
+            (Ok(x), Ok(y)) => (y.created_millis, &y.id).cmp(&(x.created_millis, &x.id)),
             (Ok(_), Err(_)) => std::cmp::Ordering::Less,
             (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
             (Err(_), Err(_)) => a.0.cmp(&b.0),
@@ -131,11 +132,11 @@ impl LocalStore {
 mod tests {
     use super::*;
 
-    fn record(id: &str, created_unix: u64) -> FailureRecord {
+    fn record(id: &str, created_millis: u64) -> FailureRecord {
         FailureRecord {
             id: id.into(),
             manifest: Digest::of(id.as_bytes()),
-            created_unix,
+            created_millis,
             image: "app".into(),
             stage: "install".into(),
             step: "false".into(),

@@ -24,7 +24,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         .map(|r| {
             vec![
                 r.id.clone(),
-                ago(r.created_unix as i64),
+                ago((r.created_millis / 1000) as i64),
                 format!("{}/{}", r.image, r.stage),
                 table::ellipsis(&r.step, 40),
                 r.exit_code.to_string(),

@@ -230,8 +230,8 @@ fn failures_are_listed_debugged_by_id_and_removed_by_gc_by_count_and_age() {
         .join(format!("{newest}.json"));
     let mut value: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
-    let eight_days = Duration::from_secs(8 * 86400).as_secs();
-    value["created_unix"] = (value["created_unix"].as_u64().unwrap() - eight_days).into();
+    let eight_days = Duration::from_secs(8 * 86400).as_millis() as u64;
+    value["created_millis"] = (value["created_millis"].as_u64().unwrap() - eight_days).into();
     std::fs::write(&record, serde_json::to_vec(&value).unwrap()).unwrap();
     let blob = |digest: &str| {
         env.store

@@ -59,8 +59,8 @@ pub const DEFAULT_WITHIN: Duration = Duration::from_secs(7 * 86400);
 pub struct Record {
     /// The record's id (12 hex digits).
     pub id: String,
-    /// When the step failed (seconds since the Unix epoch).
-    pub created_unix: u64,
+    /// When the step failed (milliseconds since the Unix epoch).
+    pub created_millis: u64,
     /// The image being built.
     pub image: String,
     /// The stage.
@@ -94,7 +94,7 @@ impl Record {
         FailureRecord {
             id: self.id.clone(),
             manifest,
-            created_unix: self.created_unix,
+            created_millis: self.created_millis,
             image: self.image.clone(),
             stage: self.stage.clone(),
             step: self.command.lines().next().unwrap_or_default().to_string(),
@@ -200,7 +200,9 @@ fn write(
     compression: strata_layer::Compression,
     secrets: &[(String, std::path::PathBuf)],
 ) -> anyhow::Result<(String, Digest, FailureRecord)> {
-    let created_unix = crate::unix_now();
+    let created_millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut layers: Vec<LayerRecord> = failed.base.clone();
     let base_layers = layers.len();
     let broken = crate::worker::commit_dir(&ctx.store, &failed.spec.upper, compression)
@@ -214,7 +216,7 @@ fn write(
     }
     let id = Digest::of(
         format!(
-            "{created_unix}\0{}\0{}\0{}\0{:?}",
+            "{created_millis}\0{}\0{}\0{}\0{:?}",
             std::process::id(),
             view.image,
             view.stage,
@@ -226,7 +228,7 @@ fn write(
         .to_string();
     let record = Record {
         id: id.clone(),
-        created_unix,
+        created_millis,
         image: view.image,
         stage: view.stage,
         command: mask.text(&view.command),

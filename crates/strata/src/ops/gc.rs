@@ -131,7 +131,7 @@ fn keep(store: &LocalStore, view: &GcView, options: &GcOptions, now: u64) -> Kee
         .failures
         .iter()
         .filter_map(|(_, f)| f.as_ref().ok())
-        .filter(|f| !options.all && f.created_unix >= failures_cutoff)
+        .filter(|f| !options.all && f.created_millis / 1000 >= failures_cutoff)
         // Listed newest first.
         .take(
             options
