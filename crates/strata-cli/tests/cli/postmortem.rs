@@ -254,33 +254,10 @@ fn failures_are_listed_debugged_by_id_and_removed_by_gc_by_count_and_age() {
     assert_eq!(env.run_sh("busybox:latest", "echo still"), "still\n");
 }
 
-#[test]
-fn no_secret_reaches_a_failure_record() {
-    const SECRET: &str = "hunter2-correct-horse-battery";
-    let env = Env::new();
-    let dir = env.work.path().join("sec");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM busybox:latest\n\
-         RUN --mount=type=secret,id=tok --mount=type=secret,id=tok,env=TOKEN \
-         --mount=type=cache,id=gocache,target=/cache \
-         test \"$(cat /run/secrets/tok)\" = \"$TOKEN\" && echo \"token is $TOKEN\" && touch /cache/used && false\n",
-    )
-    .unwrap();
-    let out = env
-        .cmd()
-        .env("MY_TOKEN", SECRET)
-        .args(["build", "--progress", "plain", "-t", "sec"])
-        .args(["--secret", "id=tok,env=MY_TOKEN"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("failure kept as "), "{stderr}");
-    let listed = failures(&env);
+/// Reads every blob of the store's only failure record (layers decompressed) and its index
+/// file, asserts that `secret` is in none of them, and returns the listing and the record.
+fn assert_not_in_record(env: &Env, secret: &str) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let listed = failures(env);
     assert_eq!(listed.len(), 1, "{listed:?}");
     let manifest = listed[0]["manifest"].as_str().unwrap();
     // Every blob of the record, layers decompressed, and its index file.
@@ -314,17 +291,47 @@ fn no_secret_reaches_a_failure_record() {
     }
     for text in &texts {
         assert!(
-            !String::from_utf8_lossy(text).contains(SECRET),
+            !String::from_utf8_lossy(text).contains(secret),
             "the secret is in the record"
         );
     }
-    // The step did see the secret (its output names it, masked), the cache by id only.
     let record: serde_json::Value = serde_json::from_str(
         image["annotations"]["dev.strata.failure.v1"]
             .as_str()
             .unwrap(),
     )
     .unwrap();
+    (listed, record)
+}
+
+#[test]
+fn no_secret_reaches_a_failure_record() {
+    const SECRET: &str = "hunter2-correct-horse-battery";
+    let env = Env::new();
+    let dir = env.work.path().join("sec");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest\n\
+         RUN --mount=type=secret,id=tok --mount=type=secret,id=tok,env=TOKEN \
+         --mount=type=cache,id=gocache,target=/cache \
+         test \"$(cat /run/secrets/tok)\" = \"$TOKEN\" && echo \"token is $TOKEN\" && touch /cache/used && false\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd()
+        .env("MY_TOKEN", SECRET)
+        .args(["build", "--progress", "plain", "-t", "sec"])
+        .args(["--secret", "id=tok,env=MY_TOKEN"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failure kept as "), "{stderr}");
+    let (listed, record) = assert_not_in_record(&env, SECRET);
+    // The step did see the secret (its output names it, masked), the cache by id only.
     let tail = record["output_tail"].to_string();
     assert!(tail.contains("token is ****"), "{tail}");
     let step = &record["step"];
@@ -370,4 +377,50 @@ fn a_debugger_without_a_terminal_keeps_the_failure_after_its_monitor() {
     // The record holds the state the monitor looked at, untouched by it.
     let out = debug_piped(&env, id, "exec cat /app/partial\nexit\n");
     assert_eq!(after(&out, "exec cat /app/partial"), Some("partial"));
+}
+
+#[test]
+fn the_configs_secrets_are_masked_in_a_record_too() {
+    const TOKEN: &str = "config-secret-0xC0FFEE";
+    let env = Env::new();
+    let dir = env.project(
+        "pm",
+        r#"project: pm
+configVersion: 1
+---
+image: app
+from: busybox:latest
+secrets:
+- env: STRATA_PM_TOKEN
+- id: plain
+  value: plain-value-42
+shell:
+  install:
+  - echo "got $(cat /run/secrets/STRATA_PM_TOKEN) $(cat /run/secrets/plain)"; false
+"#,
+    );
+    let out = env
+        .cmd()
+        .env("STRATA_PM_TOKEN", TOKEN)
+        .args(["build", "--progress", "plain"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("got {TOKEN} plain-value-42")),
+        "{stderr}"
+    );
+    let (_, record) = assert_not_in_record(&env, TOKEN);
+    assert!(
+        !record.to_string().contains("plain-value-42"),
+        "the config's value is masked too"
+    );
+    assert!(
+        record["output_tail"].to_string().contains("got **** ****"),
+        "{}",
+        record["output_tail"]
+    );
 }

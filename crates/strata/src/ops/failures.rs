@@ -21,7 +21,9 @@
 //!
 //! Secrets: no secret mount and no secret variable is written down (the env is the stage's,
 //! as the debugger's), cache mounts are kept by id only, and the values of the build's
-//! `--secret` files are masked wherever the record holds text (output tail, env, scripts).
+//! `--secret`s and of the config's `secrets:` are masked wherever the record holds text
+//! (command, output tail, env, scripts, argv, the source text). Values under 4 characters are
+//! not masked.
 //! What the step itself wrote into its files (the broken layer) is the user's, as in any layer.
 //!
 //! # Lifetime
@@ -208,7 +210,7 @@ fn write(
     let broken = crate::worker::commit_dir(&ctx.store, &failed.spec.upper, compression)
         .context("commit the failed step's files as a layer")?;
     layers.extend(broken);
-    let mask = Mask::of(secrets);
+    let mask = Mask::of(plan, secrets);
     let mut step = failed.step_spec();
     step.process.env = step.process.env.iter().map(|e| mask.text(e)).collect();
     for text in step.scripts.values_mut() {
@@ -234,11 +236,11 @@ fn write(
         command: mask.text(&view.command),
         exit_code: view.exit_code,
         output_tail: view.output_tail.iter().map(|l| mask.text(l)).collect(),
-        location: view.location,
-        listing: view.listing,
+        location: view.location.map(|l| mask.text(&l)),
+        listing: view.listing.map(|l| mask.text(&l)),
         source: error.span().map(|span| SourceText {
             location: plan.sources.location(span),
-            text: plan.sources.text(span).to_string(),
+            text: mask.text(plan.sources.text(span)),
         }),
         base_layers,
         step,
@@ -284,28 +286,50 @@ fn push(ctx: &Context, manifest: &Digest, repo: &str, id: &str) -> anyhow::Resul
     Ok(to.to_string())
 }
 
-/// The values of the build's secrets, to mask wherever a record holds text.
+/// The values of the build's secrets, to mask wherever a record holds text: the `--secret`
+/// files and the config's secrets (werf's `secrets:`: files, variables and values) of every
+/// stage.
 struct Mask(Vec<String>);
 
 impl Mask {
     /// The most bytes of a secret file read to mask its value.
     const MAX: u64 = 64 << 10;
 
-    fn of(secrets: &[(String, std::path::PathBuf)]) -> Mask {
+    fn of(plan: &Plan, given: &[(String, std::path::PathBuf)]) -> Mask {
         use std::io::Read as _;
-        let mut values = Vec::new();
-        for (_, path) in secrets {
+        use strata_plan::SecretSource;
+        let read = |path: &std::path::Path| {
             let mut bytes = Vec::new();
-            let read =
-                std::fs::File::open(path).and_then(|f| f.take(Self::MAX).read_to_end(&mut bytes));
-            if read.is_ok() {
-                let value = String::from_utf8_lossy(&bytes);
-                // A value and its first line (a file ending in a newline is often echoed
-                // without it); short values would mask ordinary words.
-                for v in [value.as_ref(), value.lines().next().unwrap_or_default()] {
-                    if v.trim().len() >= 4 && !values.iter().any(|known| known == v) {
-                        values.push(v.to_string());
-                    }
+            std::fs::File::open(path)
+                .and_then(|f| f.take(Self::MAX).read_to_end(&mut bytes))
+                .ok()
+                .map(|_| String::from_utf8_lossy(&bytes).into_owned())
+        };
+        let configured = plan
+            .images
+            .iter()
+            .flat_map(|i| &i.stages)
+            .flat_map(|s| &s.options.secrets)
+            .filter_map(|(_, source)| match source {
+                SecretSource::File(path) => read(path),
+                SecretSource::Env(var) => std::env::var(var).ok(),
+                SecretSource::Value(value) => Some(value.clone()),
+            });
+        let values = given
+            .iter()
+            .filter_map(|(_, path)| read(path))
+            .chain(configured);
+        Mask::new(values)
+    }
+
+    fn new(secrets: impl Iterator<Item = String>) -> Mask {
+        let mut values: Vec<String> = Vec::new();
+        for value in secrets {
+            // A value and its first line (a file ending in a newline is often echoed without
+            // it); short values would mask ordinary words.
+            for v in [value.as_str(), value.lines().next().unwrap_or_default()] {
+                if v.trim().len() >= 4 && !values.iter().any(|known| known == v) {
+                    values.push(v.to_string());
                 }
             }
         }
@@ -408,11 +432,16 @@ mod tests {
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         std::fs::write(&a, "s3cr3t-token\n").unwrap();
         std::fs::write(&b, "s3cr3t").unwrap();
-        let mask = Mask::of(&[("a".into(), a), ("b".into(), b)]);
+        let mask = Mask::of(&Plan::default(), &[("a".into(), a), ("b".into(), b)]);
         assert_eq!(
             mask.text("TOKEN=s3cr3t-token and s3cr3t"),
             "TOKEN=**** and ****"
         );
-        assert_eq!(Mask::of(&[]).text("plain"), "plain");
+        assert_eq!(Mask::of(&Plan::default(), &[]).text("plain"), "plain");
+        // Too short to mask without masking ordinary words.
+        assert_eq!(
+            Mask::new(["abc".to_string()].into_iter()).text("abc"),
+            "abc"
+        );
     }
 }
