@@ -5,7 +5,9 @@ pub mod build_args;
 pub mod cleanup;
 pub mod completion;
 pub mod config;
+pub mod debug;
 pub mod export;
+pub mod failures;
 pub mod gc;
 pub mod history;
 pub mod images;
@@ -70,6 +72,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Gc(args) => gc::exec(&ctx, args),
         Command::Store(args) => store::exec(&ctx, args),
         Command::Cleanup(args) => cleanup::exec(&ctx, args),
+        Command::Failures(args) => failures::exec(&ctx, args),
+        Command::Debug(args) => debug::exec(&ctx, args),
         Command::Config(_)
         | Command::Logout(_)
         | Command::Version(_)

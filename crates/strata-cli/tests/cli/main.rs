@@ -18,6 +18,7 @@ mod hostile;
 mod interop;
 mod kill9;
 mod lifecycle;
+mod postmortem;
 mod progress;
 mod registry;
 mod registry_race;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod cleanup;
 pub mod debug;
 pub mod export;
+pub mod failures;
 pub mod gc;
 pub mod history;
 pub mod images;
