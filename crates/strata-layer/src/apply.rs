@@ -28,8 +28,16 @@
 //!
 //! Order per entry: data → `chown` (which clears setuid bits and `security.capability`) →
 //! `chmod` → xattrs → times. Dir mtimes are set after the whole stream, since creating
-//! children changes them. `trusted.overlay.*` xattrs from the layer are dropped: only
-//! `.wh..wh..opq` may make a dir opaque. Times are whole seconds unless a PAX `mtime` record
+//! children changes them. `trusted.overlay.*` and `user.overlay.*` xattrs from the layer are
+//! dropped: only `.wh..wh..opq` may make a dir opaque (written in the namespace this process's
+//! overlays read, [`whiteout::Xattrs`]).
+//!
+//! # In a user namespace
+//!
+//! Rootless strata cannot make device nodes (the kernel allows only whiteouts there): a char
+//! or block device entry is skipped, as containerd's and moby's appliers do in a user
+//! namespace. The layer's diff id is unchanged; the snapshot lacks the node. Owners must fall
+//! in the namespace's id map (`/etc/subuid`), or `chown` fails with `EINVAL`. Times are whole seconds unless a PAX `mtime` record
 //! gives more; atime is set to mtime.
 //!
 //! # Digest
@@ -453,7 +461,7 @@ impl Unpacker {
                 let dir = open_parent(&mut self.res, parent, &ctx)?;
                 rustix::fs::fsetxattr(
                     dir,
-                    whiteout::OVERLAY_OPAQUE_XATTR,
+                    whiteout::Xattrs::of_this_process().opaque(),
                     b"y",
                     rustix::fs::XattrFlags::empty(),
                 )
@@ -631,8 +639,16 @@ impl Unpacker {
                 };
                 let dir = open_parent(&mut self.res, parent, &ctx)?;
                 clear_slot(dir, name, false, &ctx)?;
-                rustix::fs::mknodat(dir, os(name), ft, FileMode::empty(), dev)
-                    .map_err(ctx.io("mknod"))?;
+                match rustix::fs::mknodat(dir, os(name), ft, FileMode::empty(), dev) {
+                    // See "In a user namespace" in the module docs.
+                    Err(Errno::PERM)
+                        if ft != FileType::Fifo
+                            && whiteout::Xattrs::of_this_process() == whiteout::Xattrs::User =>
+                    {
+                        return Ok(());
+                    }
+                    result => result.map_err(ctx.io("mknod"))?,
+                }
                 apply_at_meta(dir, name, &meta, true, &ctx)?;
             }
             tar::EntryType::XGlobalHeader => {}
@@ -695,7 +711,10 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta,
             let ext = ext.map_err(read_err(name))?;
             let key = ext.key_bytes();
             if let Some(xattr) = key.strip_prefix(bounded::PAX_XATTR_PREFIX) {
-                if !xattr.starts_with(whiteout::OVERLAY_XATTR_PREFIX) && !xattr.is_empty() {
+                let overlay = whiteout::OVERLAY_XATTR_PREFIXES
+                    .iter()
+                    .any(|p| xattr.starts_with(p));
+                if !overlay && !xattr.is_empty() {
                     xattrs.push((xattr.to_vec(), ext.value_bytes().to_vec()));
                 }
             } else if key == b"mtime" {

@@ -21,6 +21,7 @@ mod lifecycle;
 mod progress;
 mod registry;
 mod registry_race;
+mod rootless;
 mod run_flags;
 mod security_container;
 mod security_paths;

@@ -73,6 +73,13 @@ impl Syscall for LinuxSyscall {
             rustix::mount::fsconfig_set_string(&fs, "redirect_dir", "off")?;
             rustix::mount::fsconfig_set_string(&fs, "index", "off")?;
             rustix::mount::fsconfig_set_string(&fs, "metacopy", "off")?;
+            // In a user namespace overlayfs cannot use `trusted.*` xattrs (they need
+            // CAP_SYS_ADMIN on the host) and refuses to mount without `userxattr`: whiteout
+            // metadata then lives in `user.overlay.*`, which strata-layer reads and writes by
+            // the same test (`Xattrs::of_this_process`).
+            if crate::rootless::active() {
+                rustix::mount::fsconfig_set_flag(&fs, "userxattr")?;
+            }
             // `volatile`: no sync of the upper file system when the overlay is unmounted (or
             // synced). A container's exit would otherwise wait for every byte the step wrote to
             // reach the disk (seconds for a large step), which the store then does once for

@@ -1,0 +1,410 @@
+//! strata run by an ordinary user: builds, `run`, the store under `$XDG_DATA_HOME`, the error
+//! for a user without subordinate ids, layers equal to a root build's, and a rerun of a
+//! representative part of the end-to-end suites as that user.
+//!
+//! The users are made here (useradd, `/etc/subuid`, `/etc/subgid`); strata runs as them through
+//! `setpriv`, with everything else as in the root tests. With [`RERUN_ENV`] set, every
+//! [`Env`] of the other suites does the same (`support.rs`), which is how [`RERUN`] runs them a
+//! second time.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::support::{Env, words};
+
+/// Set (to anything) in a test process whose `Env`s run strata as [`USER`].
+pub const RERUN_ENV: &str = "STRATA_TEST_ROOTLESS";
+
+/// The user rootless strata runs as, with a subordinate range of 65536 ids from [`SUBIDS`].
+pub const USER: &str = "strata-rootless";
+/// The first subordinate id of [`USER`] (far above the ranges useradd hands out).
+pub const SUBIDS: u32 = 3_000_000;
+/// A user without subordinate ids.
+const NOSUB: &str = "strata-nosub";
+
+/// The tests [`the_end_to_end_suites_pass_again_as_an_unprivileged_user`] reruns: both
+/// frontends, `run`, the container's view, introspection and the debugger (pipes and a PTY).
+const RERUN: &[&str] = &[
+    "build::builds_runs_and_reuses_every_stage",
+    "build::rebuilds_from_the_first_changed_stage",
+    "build::werf_four_stage_example",
+    "build::scratch_image_builds_with_the_toolbox_only",
+    "container::stage_environment_and_isolation",
+    "container::network_none_leaves_only_loopback",
+    "container::layers_keep_modes_owners_links_and_deletions",
+    "dockerfile::case::copy_chown",
+    "dockerfile::case::copy_from_stage",
+    "dockerfile::case::mount_cache",
+    "dockerfile::case::user_by_name",
+    "dockerfile::case::workdir_user",
+    "dockerfile::case::heredoc_run",
+    "debug::debugger_shows_the_failure_and_works_on_its_state_without_touching_the_cache",
+    "debug::introspect_error_and_before_error_open_shells_in_those_states",
+    "debug::debugger_shell_over_a_real_terminal",
+];
+
+/// A user of this machine that tests run strata as.
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The lines of `file` (`/etc/subuid`) that are not `name`'s, plus `line` when given.
+fn set_subids(file: &str, name: &str, line: Option<String>) {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.split(':').next() != Some(name))
+        .map(str::to_owned)
+        .collect();
+    lines.extend(line);
+    let new = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    if new != text {
+        std::fs::write(file, new).unwrap();
+    }
+}
+
+impl User {
+    /// Makes user `name` unless it exists, with 65536 subordinate ids from `subids` (or none),
+    /// serialized across test processes by a lock file.
+    pub fn ensure(name: &str, subids: Option<u32>) -> User {
+        let lock = std::fs::File::create(
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("rootless-users.lock"),
+        )
+        .unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let exists = Command::new("id").arg(name).output().unwrap().status.success();
+        if !exists {
+            run(Command::new("useradd")
+                .args(["--create-home", "--shell", "/bin/sh", "--user-group"])
+                .arg(name));
+        }
+        // useradd may have allocated ranges itself (SUB_UID_MIN in login.defs): ours replace them.
+        let line = subids.map(|start| format!("{name}:{start}:65536"));
+        set_subids("/etc/subuid", name, line.clone());
+        set_subids("/etc/subgid", name, line);
+        let id = |flag: &str| run(Command::new("id").arg(flag).arg(name)).trim().parse().unwrap();
+        let home = run(Command::new("getent").args(["passwd", name]));
+        User {
+            name: name.to_owned(),
+            uid: id("-u"),
+            gid: id("-g"),
+            home: PathBuf::from(home.trim().split(':').nth(5).unwrap()),
+        }
+    }
+
+    /// The rootless user of these tests.
+    pub fn rootless() -> &'static User {
+        static USER_: OnceLock<User> = OnceLock::new();
+        USER_.get_or_init(|| User::ensure(USER, Some(SUBIDS)))
+    }
+
+    /// `strata` run as this user (`setpriv`: the environment stays, groups are cleared), with
+    /// the user's own `HOME` and no `XDG_*` dirs of root's.
+    pub fn strata(&self) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .args(["--clear-groups", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("strata"))
+            .env("HOME", &self.home)
+            .env("USER", &self.name)
+            .env("LOGNAME", &self.name)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("XDG_CONFIG_HOME");
+        cmd
+    }
+
+    /// Gives `path` to this user (the test's temporary dirs are made by root).
+    pub fn own(&self, path: &Path) {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+}
+
+/// The user every `Env` of this process runs strata as, when [`RERUN_ENV`] is set.
+pub fn rerun_user() -> Option<&'static User> {
+    std::env::var_os(RERUN_ENV).map(|_| User::rootless())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn builds_and_runs_as_the_user_with_the_store_in_xdg_data_home() {
+    let user = User::rootless();
+    let env = Env::empty();
+    let data = env.work.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    user.own(env.work.path());
+    user.own(&data);
+    let strata = |args: &[&str], dir: &Path| {
+        let out = user
+            .strata()
+            .env_remove("STRATA_STORE")
+            .env("XDG_DATA_HOME", &data)
+            .env("CI", "1")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let tar = crate::support::busybox_tar().to_str().unwrap();
+    let (ok, _, err) = strata(&["import", tar, "busybox:latest"], env.work.path());
+    assert!(ok, "{err}");
+    let store = data.join("strata");
+    assert_eq!(
+        std::fs::metadata(store.join("blobs")).unwrap().uid(),
+        user.uid,
+        "the store is the user's, under $XDG_DATA_HOME/strata"
+    );
+
+    let dir = env.project(
+        "owners",
+        "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - mkdir /data && echo hi > /data/f && chown 1000:1000 /data/f && chown 65534:65534 /data\n",
+    );
+    let (ok, _, err) = strata(&["build", "--progress", "plain"], &dir);
+    assert!(ok, "{err}");
+    // Inside, the ids are the image's; on the host they are the user's subordinate ids.
+    let (ok, out, err) = strata(
+        &["run", "app", "sh", "-c", "id -u; stat -c '%u:%g %n' /data /data/f"],
+        env.work.path(),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "0\n65534:65534 /data\n1000:1000 /data/f\n");
+    let upper = std::fs::read_dir(store.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("data/f"))
+        .find(|p| p.exists())
+        .expect("a snapshot holds the step's file");
+    let meta = std::fs::metadata(&upper).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (SUBIDS + 999, SUBIDS + 999));
+
+    // The Dockerfile frontend, USER and COPY --chown.
+    let df = env.work.path().join("df");
+    std::fs::create_dir(&df).unwrap();
+    std::fs::write(df.join("f.txt"), "copied\n").unwrap();
+    std::fs::write(
+        df.join("Dockerfile"),
+        "FROM busybox:latest\nCOPY --chown=app:app f.txt /home/app/\nUSER app\nRUN id -u > /tmp/me\n",
+    )
+    .unwrap();
+    let (ok, _, err) = strata(&["build", "-t", "df", "."], &df);
+    assert!(ok, "{err}");
+    let (ok, out, err) = strata(
+        &["run", "df", "sh", "-c", "cat /tmp/me; stat -c %U /home/app/f.txt"],
+        env.work.path(),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "1000\napp\n");
+
+    // Device nodes cannot be made in a user namespace (as with BuildKit rootless).
+    let (ok, _, err) = strata(&["run", "app", "mknod", "/tmp/null", "c", "1", "3"], env.work.path());
+    assert!(!ok);
+    assert!(err.contains("Operation not permitted"), "{err}");
+}
+
+#[test]
+fn a_user_without_subordinate_ids_is_told_what_to_configure() {
+    let user = User::ensure(NOSUB, None);
+    let env = Env::empty();
+    user.own(env.store.path());
+    let out = user
+        .strata()
+        .env("STRATA_STORE", env.store.path())
+        .args(["images"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = words(&text(&out.stderr));
+    for needle in [
+        "no subordinate uid range for user strata-nosub in /etc/subuid",
+        "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 strata-nosub",
+        "uidmap package",
+        "or run strata as root",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in: {err}");
+    }
+    // Commands that need no store still work.
+    let out = user.strata().arg("version").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Every entry of the layers of `image` (exported as an OCI layout): path → type, mode,
+/// owner, content digest or link target. Times are left out (the builds ran at other times).
+fn layer_entries(env: &Env, strata: &mut Command, image: &str) -> Vec<BTreeMap<String, String>> {
+    let out_dir = env.work.path().join(format!("oci-{}", rand::random::<u32>()));
+    let out = strata
+        .args(["export", image, "--format", "oci", "-o"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "export: {}", text(&out.stderr));
+    let blob = |digest: &str| out_dir.join("blobs/sha256").join(&digest[7..]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("index.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let mut layers = Vec::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let file = std::fs::File::open(blob(layer["digest"].as_str().unwrap())).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut entries = BTreeMap::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let h = entry.header().clone();
+            let mut xattrs = Vec::new();
+            if let Some(ext) = entry.pax_extensions().unwrap() {
+                for e in ext {
+                    let e = e.unwrap();
+                    xattrs.push(format!("{}={:?}", e.key().unwrap(), e.value_bytes()));
+                }
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            let what = format!(
+                "{:?} {:o} {}:{} {} {:?} {}",
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                strata_digest::Digest::of(&data),
+                h.link_name().unwrap(),
+                xattrs.join(",")
+            );
+            entries.insert(path, what);
+        }
+        layers.push(entries);
+    }
+    layers
+}
+
+#[test]
+fn root_and_rootless_builds_give_the_same_layers_file_by_file() {
+    let user = User::rootless();
+    let config = r#"image: app
+from: busybox:latest
+shell:
+  beforeInstall:
+  - mkdir -p /etc/conf.d /srv && echo a > /etc/conf.d/a && echo b > /etc/conf.d/b
+  - echo keep > /srv/keep && echo gone > /srv/gone
+  install:
+  - rm /srv/gone /bin/vi
+  - rm -rf /etc/conf.d && mkdir /etc/conf.d && echo new > /etc/conf.d/c
+  - mkdir -p /home/app/d && echo secret > /home/app/d/s && chmod 600 /home/app/d/s
+  - chown -R 1000:1000 /home/app && chown 65534:65534 /srv/keep
+  - cp /bin/busybox /usr-su && chmod 4755 /usr-su && ln -s ../home/app/d /link && ln /srv/keep /srv/hard
+  - mkfifo /fifo && chmod 0640 /fifo
+"#;
+    let root = Env::new();
+    let dir = root.project("same", config);
+    root.build_ok(&dir);
+    let rootless = Env::empty();
+    user.own(rootless.store.path());
+    user.own(rootless.work.path());
+    let as_user = || {
+        let mut cmd = user.strata();
+        cmd.env("STRATA_STORE", rootless.store.path())
+            .env("CI", "1")
+            .current_dir(rootless.work.path());
+        cmd
+    };
+    let tar = crate::support::busybox_tar().to_str().unwrap();
+    let out = as_user()
+        .args(["import", tar, "busybox:latest"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir2 = rootless.project("same", config);
+    let out = as_user()
+        .args(["build", "--progress", "plain"])
+        .current_dir(&dir2)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Same inputs, same stage digests.
+    let digests = |env: &Env| {
+        let mut d: Vec<String> = env
+            .stage_records()
+            .iter()
+            .map(|r| r["digest"].to_string())
+            .collect();
+        d.sort();
+        d
+    };
+    assert_eq!(digests(&root), digests(&rootless));
+
+    let mut as_root = root.cmd();
+    let a = layer_entries(&root, &mut as_root, "app");
+    let b = layer_entries(&rootless, &mut as_user(), "app");
+    assert_eq!(a.len(), b.len(), "layer count");
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        for path in a.keys().chain(b.keys()) {
+            assert_eq!(a.get(path), b.get(path), "layer {i}, {path}");
+        }
+    }
+    // The differences that matter are there: whiteouts, an opaque dir, owners, set-uid.
+    let install = &a[a.len() - 1];
+    for (path, what) in [
+        ("srv/.wh.gone", "Regular 0 0:0"),
+        ("bin/.wh.vi", "Regular 0 0:0"),
+        ("etc/conf.d/.wh..wh..opq", "Regular 0 0:0"),
+        ("home/app/d/s", "Regular 600 1000:1000"),
+        ("srv/keep", "Regular 644 65534:65534"),
+        ("usr-su", "Regular 4755 0:0"),
+        ("fifo", "Fifo 640 0:0"),
+    ] {
+        let found = install
+            .iter()
+            .find(|(p, _)| p.trim_start_matches("./") == path)
+            .map(|(_, w)| w.as_str());
+        assert!(
+            found.is_some_and(|w| w.starts_with(what)),
+            "{path}: {found:?} in {install:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_end_to_end_suites_pass_again_as_an_unprivileged_user() {
+    User::rootless();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(RERUN)
+        .args(["--exact", "--test-threads", "2"])
+        .env(RERUN_ENV, "1")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    // Every name matched a test: none was skipped by a rename.
+    assert!(
+        stdout.contains(&format!("test result: ok. {} passed", RERUN.len())),
+        "{stdout}"
+    );
+}
