@@ -253,11 +253,11 @@ fn a_user_without_subordinate_ids_is_told_what_to_configure() {
 fn layer_entries(env: &Env, strata: &mut Command, image: &str) -> Vec<BTreeMap<String, String>> {
     let out_dir = env.work.path().join(format!("oci-{}", rand::random::<u32>()));
     let out = strata
-        .args(["export", image, "--format", "oci", "-o"])
-        .arg(&out_dir)
+        .args(["export", image, "--format", "oci", "-o", "-"])
         .output()
         .unwrap();
     assert!(out.status.success(), "export: {}", text(&out.stderr));
+    tar::Archive::new(&out.stdout[..]).unpack(&out_dir).unwrap();
     let blob = |digest: &str| out_dir.join("blobs/sha256").join(&digest[7..]);
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("index.json")).unwrap()).unwrap();
@@ -313,7 +313,7 @@ shell:
   - rm /srv/gone /bin/vi
   - rm -rf /etc/conf.d && mkdir /etc/conf.d && echo new > /etc/conf.d/c
   - mkdir -p /home/app/d && echo secret > /home/app/d/s && chmod 600 /home/app/d/s
-  - chown -R 1000:1000 /home/app && chown 65534:65534 /srv/keep
+  - chown -R 1000:1000 /home/app && echo o > /srv/own && chown 65534:65534 /srv/own
   - cp /bin/busybox /usr-su && chmod 4755 /usr-su && ln -s ../home/app/d /link && ln /srv/keep /srv/hard
   - mkfifo /fifo && chmod 0640 /fifo
 "#;
@@ -372,7 +372,8 @@ shell:
         ("bin/.wh.vi", "Regular 0 0:0"),
         ("etc/conf.d/.wh..wh..opq", "Regular 0 0:0"),
         ("home/app/d/s", "Regular 600 1000:1000"),
-        ("srv/keep", "Regular 644 65534:65534"),
+        ("srv/own", "Regular 644 65534:65534"),
+        ("srv/keep", "Link 644 0:0"),
         ("usr-su", "Regular 4755 0:0"),
         ("fifo", "Fifo 640 0:0"),
     ] {
