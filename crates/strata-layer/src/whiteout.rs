@@ -55,7 +55,11 @@ impl Xattrs {
         *CURRENT.get_or_init(|| {
             let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
             let identity = map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
-            if identity { Xattrs::Trusted } else { Xattrs::User }
+            if identity {
+                Xattrs::Trusted
+            } else {
+                Xattrs::User
+            }
         })
     }
 

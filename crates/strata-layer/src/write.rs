@@ -576,8 +576,7 @@ impl Walker {
                 // xattr is the process's own (a root step may set `user.overlay.x`).
                 let overlay = whiteout::Xattrs::of_this_process();
                 if name.starts_with(overlay.prefix()) {
-                    if let Some(bad) = overlay.unsupported().iter().find(|x| x.as_bytes() == name)
-                    {
+                    if let Some(bad) = overlay.unsupported().iter().find(|x| x.as_bytes() == name) {
                         return Err(Error::OverlayFeature {
                             path: self.abs.clone(),
                             xattr: (*bad).to_string(),

@@ -394,13 +394,7 @@ fn mount_proc_sys(ctx: &Ctx<'_>, security: Security, bind_sys: bool) -> Result<(
     if security == Security::Sandbox {
         flags |= MsFlags::MS_RDONLY;
     }
-    ctx.mount(
-        Some(Path::new("sysfs")),
-        &sys,
-        Some("sysfs"),
-        flags,
-        None,
-    )
+    ctx.mount(Some(Path::new("sysfs")), &sys, Some("sysfs"), flags, None)
 }
 
 fn mount_dev(ctx: &Ctx<'_>) -> Result<(), Error> {

@@ -22,8 +22,9 @@
 //! `strata_layer::whiteout::Xattrs`); a fresh sysfs needs a network namespace of our own, so
 //! with the host network `/sys` is the host's, bound read-only; device nodes cannot be made
 //! (`mknod` in a step fails with `EPERM`, and device nodes in a base layer are skipped on
-//! unpack, as containerd and moby do in a user namespace); capabilities are those the user's
-//! bounding set allows.
+//! unpack, as containerd and moby do in a user namespace); the namespace, which the kernel
+//! starts with a full bounding set, gets the user's bounding set back, so containers have the
+//! capabilities a root strata started with that set would give them.
 //!
 //! Signals: a terminal's SIGINT reaches both processes (one process group); only the child
 //! acts on it. A signal another process sends the parent (`kill`, a CI runner's SIGTERM) is
@@ -37,6 +38,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use caps::{CapSet, CapsHashSet};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -106,6 +108,14 @@ pub enum Error {
     /// The process already runs threads, so it cannot fork safely.
     #[error("rootless: enter() called with {0} threads running; call it first thing in main")]
     Threads(usize),
+    /// The bounding set could not be read or cut.
+    #[error("rootless: {what}: {source}")]
+    Caps {
+        /// What was being done.
+        what: String,
+        /// The caps crate's error.
+        source: caps::errors::CapsError,
+    },
     /// A process call (fork, pipe, wait) failed.
     #[error("rootless: {op}: {source}")]
     Os {
@@ -248,6 +258,10 @@ pub fn enter() -> Result<(), Error> {
         ("newuidmap", find_tool("newuidmap")?, uid_args),
         ("newgidmap", find_tool("newgidmap")?, gid_args),
     ];
+    let bounding = caps::read(None, CapSet::Bounding).map_err(|source| Error::Caps {
+        what: "read the bounding set".into(),
+        source,
+    })?;
     let (ready_rd, ready_wr) = nix::unistd::pipe().map_err(os("create pipe"))?;
     let (go_rd, go_wr) = nix::unistd::pipe().map_err(os("create pipe"))?;
     let parent = nix::unistd::getpid();
@@ -255,7 +269,7 @@ pub fn enter() -> Result<(), Error> {
     match unsafe { nix::unistd::fork() }.map_err(os("fork"))? {
         ForkResult::Child => {
             drop((ready_rd, go_wr));
-            child(parent, ready_wr, go_rd)
+            child(parent, ready_wr, go_rd, &bounding)
         }
         ForkResult::Parent { child } => {
             drop((ready_wr, go_rd));
@@ -272,7 +286,7 @@ pub fn enter() -> Result<(), Error> {
     }
 }
 
-fn child(parent: Pid, ready: OwnedFd, go: OwnedFd) -> Result<(), Error> {
+fn child(parent: Pid, ready: OwnedFd, go: OwnedFd, bounding: &CapsHashSet) -> Result<(), Error> {
     // Die with the parent (prctl(2) PR_SET_PDEATHSIG); if it died before this line we were
     // re-parented and nobody would wait for us.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(os("set the parent-death signal"))?;
@@ -290,6 +304,17 @@ fn child(parent: Pid, ready: OwnedFd, go: OwnedFd) -> Result<(), Error> {
         std::process::exit(1);
     }
     debug_assert!(Uid::effective().is_root());
+    // A new user namespace starts with a full bounding set (user_namespaces(7)); keep the
+    // user's, so containers get what a root strata started with it would give them.
+    for cap in caps::runtime::thread_all_supported()
+        .into_iter()
+        .filter(|cap| !bounding.contains(cap))
+    {
+        caps::drop(None, CapSet::Bounding, cap).map_err(|source| Error::Caps {
+            what: format!("drop {cap} from the bounding set"),
+            source,
+        })?;
+    }
     Ok(())
 }
 

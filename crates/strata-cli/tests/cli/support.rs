@@ -53,7 +53,12 @@ impl Env {
         if let Some(user) = crate::rootless::rerun_user() {
             use std::os::unix::fs::MetadataExt;
             let blobs = std::fs::metadata(env.store.path().join("blobs")).unwrap();
-            assert_eq!(blobs.uid(), user.uid, "the rerun's strata runs as {}", user.name);
+            assert_eq!(
+                blobs.uid(),
+                user.uid,
+                "the rerun's strata runs as {}",
+                user.name
+            );
         }
         env
     }
