@@ -187,9 +187,14 @@ fn builds_and_runs_as_the_user_with_the_store_in_xdg_data_home() {
             .unwrap();
         (out.status.success(), text(&out.stdout), text(&out.stderr))
     };
+    // Runs strata in `dir` (the work dir when `None`), asserts success, returns stdout.
+    let ok = |args: &[&str], dir: Option<&Path>| {
+        let (ok, out, err) = strata(args, dir.unwrap_or(env.work.path()));
+        assert!(ok, "strata {args:?}: {err}");
+        out
+    };
     let tar = crate::support::busybox_tar().to_str().unwrap();
-    let (ok, _, err) = strata(&["import", tar, "busybox:latest"], env.work.path());
-    assert!(ok, "{err}");
+    ok(&["import", tar, "busybox:latest"], None);
     let store = data.join("strata");
     assert_eq!(
         std::fs::metadata(store.join("blobs")).unwrap().uid(),
@@ -201,21 +206,13 @@ fn builds_and_runs_as_the_user_with_the_store_in_xdg_data_home() {
         "owners",
         "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - mkdir /data && echo hi > /data/f && chown 1000:1000 /data/f && chown 65534:65534 /data\n",
     );
-    let (ok, _, err) = strata(&["build", "--progress", "plain"], &dir);
-    assert!(ok, "{err}");
+    ok(&["build", "--progress", "plain"], Some(&dir));
     // Inside, the ids are the image's; on the host they are the user's subordinate ids.
-    let (ok, out, err) = strata(
-        &[
-            "run",
-            "app",
-            "sh",
-            "-c",
-            "id -u; stat -c '%u:%g %n' /data /data/f",
-        ],
-        env.work.path(),
+    let script = "id -u; stat -c '%u:%g %n' /data /data/f";
+    assert_eq!(
+        ok(&["run", "app", "sh", "-c", script], None),
+        "0\n65534:65534 /data\n1000:1000 /data/f\n"
     );
-    assert!(ok, "{err}");
-    assert_eq!(out, "0\n65534:65534 /data\n1000:1000 /data/f\n");
     let upper = std::fs::read_dir(store.join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().path().join("data/f"))
@@ -233,20 +230,9 @@ fn builds_and_runs_as_the_user_with_the_store_in_xdg_data_home() {
         "FROM busybox:latest\nCOPY --chown=app:app f.txt /home/app/\nUSER app\nRUN id -u > /tmp/me\n",
     )
     .unwrap();
-    let (ok, _, err) = strata(&["build", "-t", "df", "."], &df);
-    assert!(ok, "{err}");
-    let (ok, out, err) = strata(
-        &[
-            "run",
-            "df",
-            "sh",
-            "-c",
-            "cat /tmp/me; stat -c %U /home/app/f.txt",
-        ],
-        env.work.path(),
-    );
-    assert!(ok, "{err}");
-    assert_eq!(out, "1000\napp\n");
+    ok(&["build", "-t", "df", "."], Some(&df));
+    let script = "cat /tmp/me; stat -c %U /home/app/f.txt";
+    assert_eq!(ok(&["run", "df", "sh", "-c", script], None), "1000\napp\n");
 
     // Device nodes cannot be made in a user namespace (as with BuildKit rootless).
     let (ok, _, err) = strata(
