@@ -269,6 +269,39 @@ fn a_user_without_subordinate_ids_is_told_what_to_configure() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+#[test]
+fn an_owner_outside_the_subordinate_range_is_named() {
+    let user = User::rootless();
+    let env = Env::empty();
+    user.own(env.store.path());
+    let tarball = env.work.path().join("far.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(3);
+    header.set_mode(0o644);
+    header.set_uid(70000);
+    header.set_gid(70000);
+    builder
+        .append_data(&mut header, "etc/far", &b"far"[..])
+        .unwrap();
+    builder.into_inner().unwrap();
+    let out = user
+        .strata()
+        .env("STRATA_STORE", env.store.path())
+        .arg("import")
+        .arg(&tarball)
+        .arg("far:latest")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = words(&text(&out.stderr));
+    assert!(
+        err.contains("tar entry `etc/far` is owned by 70000:70000, which this rootless user namespace does not map")
+            && err.contains("/etc/subuid and /etc/subgid"),
+        "{err}"
+    );
+}
+
 /// Every entry of the layers of `image` (exported as an OCI layout): path → type, mode,
 /// owner, content digest or link target. Times are left out (the builds ran at other times).
 fn layer_entries(env: &Env, strata: &mut Command, image: &str) -> Vec<BTreeMap<String, String>> {
