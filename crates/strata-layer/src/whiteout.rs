@@ -13,8 +13,9 @@
 //!
 //! Other names starting with `.wh..wh.` (aufs metadata such as `.wh..wh.plnk`) carry no
 //! meaning for overlayfs and are skipped on unpack. Other `trusted.overlay.*` xattrs
-//! (`origin`, `impure`, `nlink`) are overlayfs bookkeeping and never enter a layer; a layer
-//! that carries them has them dropped on unpack, since they would steer the kernel.
+//! (`origin`, `impure`, `nlink`; `user.overlay.*` in a user namespace) are overlayfs
+//! bookkeeping and never enter a layer; a layer that carries them (in either namespace) has
+//! them dropped on unpack, since they would steer the kernel.
 //! `trusted.overlay.redirect` and `trusted.overlay.metacopy` in an upper dir mean the overlay
 //! was mounted with `redirect_dir` or `metacopy`, whose upper dirs cannot be turned into a
 //! layer without the lowers; writing refuses them.
