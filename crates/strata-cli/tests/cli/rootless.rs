@@ -269,22 +269,71 @@ fn a_user_without_subordinate_ids_is_told_what_to_configure() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// A tarball in `env`'s work dir with the entries `(path, type, uid)` (3 bytes of data each
+/// regular file; char devices are 1:3).
+fn tarball(env: &Env, name: &str, entries: &[(&str, tar::EntryType, u64)]) -> PathBuf {
+    let path = env.work.path().join(name);
+    let mut builder = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for &(entry, kind, uid) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_uid(uid);
+        header.set_gid(uid);
+        let data: &[u8] = if kind == tar::EntryType::Regular {
+            b"far"
+        } else {
+            header.set_device_major(1).unwrap();
+            header.set_device_minor(3).unwrap();
+            b""
+        };
+        header.set_size(data.len() as u64);
+        builder.append_data(&mut header, entry, data).unwrap();
+    }
+    builder.into_inner().unwrap();
+    path
+}
+
+#[test]
+fn device_nodes_of_a_base_are_skipped_and_the_store_checks_clean() {
+    let user = User::rootless();
+    let env = Env::empty();
+    user.own(env.store.path());
+    let tar = tarball(
+        &env,
+        "dev.tar",
+        &[
+            ("etc/f", tar::EntryType::Regular, 0),
+            ("disk", tar::EntryType::Char, 0),
+        ],
+    );
+    let strata = |args: &[&str]| {
+        let out = user
+            .strata()
+            .env("STRATA_STORE", env.store.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    strata(&["import", tar.to_str().unwrap(), "dev:latest"]);
+    // The rest of the layer is there, and the check finds the snapshot whole.
+    let toolbox_cat = "/.strata/toolbox/bin/cat";
+    assert_eq!(strata(&["run", "dev", toolbox_cat, "/etc/f"]), "far");
+    assert!(strata(&["store", "check"]).contains("all good"));
+}
+
 #[test]
 fn an_owner_outside_the_subordinate_range_is_named() {
     let user = User::rootless();
     let env = Env::empty();
     user.own(env.store.path());
-    let tarball = env.work.path().join("far.tar");
-    let mut builder = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(3);
-    header.set_mode(0o644);
-    header.set_uid(70000);
-    header.set_gid(70000);
-    builder
-        .append_data(&mut header, "etc/far", &b"far"[..])
-        .unwrap();
-    builder.into_inner().unwrap();
+    let tarball = tarball(
+        &env,
+        "far.tar",
+        &[("etc/far", tar::EntryType::Regular, 70000)],
+    );
     let out = user
         .strata()
         .env("STRATA_STORE", env.store.path())
