@@ -163,6 +163,23 @@ pub fn rerun_user() -> Option<&'static User> {
     std::env::var_os(RERUN_ENV).map(|_| User::rootless())
 }
 
+/// A fresh store of `user`'s with `busybox:latest` imported by it.
+fn user_env(user: &User) -> Env {
+    let env = Env::empty();
+    user.own(env.store.path());
+    user.own(env.work.path());
+    let out = user
+        .strata()
+        .env("STRATA_STORE", env.store.path())
+        .arg("import")
+        .arg(crate::support::busybox_tar())
+        .arg("busybox:latest")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
+    env
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -426,9 +443,7 @@ shell:
     let root = Env::new();
     let dir = root.project("same", config);
     root.build_ok(&dir);
-    let rootless = Env::empty();
-    user.own(rootless.store.path());
-    user.own(rootless.work.path());
+    let rootless = user_env(user);
     let as_user = || {
         let mut cmd = user.strata();
         cmd.env("STRATA_STORE", rootless.store.path())
@@ -436,12 +451,6 @@ shell:
             .current_dir(rootless.work.path());
         cmd
     };
-    let tar = crate::support::busybox_tar().to_str().unwrap();
-    let out = as_user()
-        .args(["import", tar, "busybox:latest"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
     let dir2 = rootless.project("same", config);
     let out = as_user()
         .args(["build", "--progress", "plain"])
@@ -491,6 +500,66 @@ shell:
             found.is_some_and(|w| w.starts_with(what)),
             "{path}: {found:?} in {install:#?}"
         );
+    }
+}
+
+#[test]
+fn killing_the_outer_process_ends_the_namespace_and_its_container() {
+    use std::io::BufRead;
+    let user = User::rootless();
+    let env = user_env(user);
+    let mut child = user
+        .strata()
+        .env("STRATA_STORE", env.store.path())
+        .args(["run", "busybox", "sh", "-c", "echo up; exec sleep 600"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "up\n");
+    // The outer process's one child is strata in the namespace; below it the container.
+    let pid = child.id();
+    let inner: u32 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("one child");
+    let descendants = |pid: u32| -> Vec<u32> {
+        let mut all = vec![pid];
+        let mut i = 0;
+        while i < all.len() {
+            let p = all[i];
+            let children =
+                std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+            all.extend(
+                children
+                    .split_whitespace()
+                    .map(|c| c.parse::<u32>().unwrap()),
+            );
+            i += 1;
+        }
+        all
+    };
+    let tree = descendants(inner);
+    assert!(
+        tree.len() > 2,
+        "strata, the sandbox's helper and init: {tree:?}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tree
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still alive: {tree:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
