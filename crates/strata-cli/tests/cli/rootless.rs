@@ -152,6 +152,15 @@ impl User {
         cmd
     }
 
+    /// [`User::strata`] on `env`'s store, in its work dir, as `Env::cmd` (CI progress).
+    pub fn strata_on(&self, env: &Env) -> Command {
+        let mut cmd = self.strata();
+        cmd.env("STRATA_STORE", env.store.path())
+            .env("CI", "1")
+            .current_dir(env.work.path());
+        cmd
+    }
+
     /// Gives `path` to this user (the test's temporary dirs are made by root).
     pub fn own(&self, path: &Path) {
         std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).unwrap();
@@ -163,14 +172,19 @@ pub fn rerun_user() -> Option<&'static User> {
     std::env::var_os(RERUN_ENV).map(|_| User::rootless())
 }
 
-/// A fresh store of `user`'s with `busybox:latest` imported by it.
-fn user_env(user: &User) -> Env {
+/// A fresh, empty store and work dir of `user`'s.
+fn user_store(user: &User) -> Env {
     let env = Env::empty();
     user.own(env.store.path());
     user.own(env.work.path());
+    env
+}
+
+/// A fresh store of `user`'s with `busybox:latest` imported by it.
+fn user_env(user: &User) -> Env {
+    let env = user_store(user);
     let out = user
-        .strata()
-        .env("STRATA_STORE", env.store.path())
+        .strata_on(&env)
         .arg("import")
         .arg(crate::support::busybox_tar())
         .arg("busybox:latest")
@@ -263,14 +277,8 @@ fn builds_and_runs_as_the_user_with_the_store_in_xdg_data_home() {
 #[test]
 fn a_user_without_subordinate_ids_is_told_what_to_configure() {
     let user = User::ensure(NOSUB, None);
-    let env = Env::empty();
-    user.own(env.store.path());
-    let out = user
-        .strata()
-        .env("STRATA_STORE", env.store.path())
-        .args(["images"])
-        .output()
-        .unwrap();
+    let env = user_store(&user);
+    let out = user.strata_on(&env).args(["images"]).output().unwrap();
     assert!(!out.status.success());
     let err = words(&text(&out.stderr));
     for needle in [
@@ -314,8 +322,7 @@ fn tarball(env: &Env, name: &str, entries: &[(&str, tar::EntryType, u64)]) -> Pa
 #[test]
 fn device_nodes_of_a_base_are_skipped_and_the_store_checks_clean() {
     let user = User::rootless();
-    let env = Env::empty();
-    user.own(env.store.path());
+    let env = user_store(user);
     let tar = tarball(
         &env,
         "dev.tar",
@@ -325,12 +332,7 @@ fn device_nodes_of_a_base_are_skipped_and_the_store_checks_clean() {
         ],
     );
     let strata = |args: &[&str]| {
-        let out = user
-            .strata()
-            .env("STRATA_STORE", env.store.path())
-            .args(args)
-            .output()
-            .unwrap();
+        let out = user.strata_on(&env).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
         text(&out.stdout)
     };
@@ -344,16 +346,14 @@ fn device_nodes_of_a_base_are_skipped_and_the_store_checks_clean() {
 #[test]
 fn an_owner_outside_the_subordinate_range_is_named() {
     let user = User::rootless();
-    let env = Env::empty();
-    user.own(env.store.path());
+    let env = user_store(user);
     let tarball = tarball(
         &env,
         "far.tar",
         &[("etc/far", tar::EntryType::Regular, 70000)],
     );
     let out = user
-        .strata()
-        .env("STRATA_STORE", env.store.path())
+        .strata_on(&env)
         .arg("import")
         .arg(&tarball)
         .arg("far:latest")
@@ -444,13 +444,7 @@ shell:
     let dir = root.project("same", config);
     root.build_ok(&dir);
     let rootless = user_env(user);
-    let as_user = || {
-        let mut cmd = user.strata();
-        cmd.env("STRATA_STORE", rootless.store.path())
-            .env("CI", "1")
-            .current_dir(rootless.work.path());
-        cmd
-    };
+    let as_user = || user.strata_on(&rootless);
     let dir2 = rootless.project("same", config);
     let out = as_user()
         .args(["build", "--progress", "plain"])
@@ -509,8 +503,7 @@ fn killing_the_outer_process_ends_the_namespace_and_its_container() {
     let user = User::rootless();
     let env = user_env(user);
     let mut child = user
-        .strata()
-        .env("STRATA_STORE", env.store.path())
+        .strata_on(&env)
         .args(["run", "busybox", "sh", "-c", "echo up; exec sleep 600"])
         .stdout(std::process::Stdio::piped())
         .spawn()
