@@ -92,12 +92,10 @@ fn set_subids(file: &str, name: &str, line: Option<String>) {
 
 impl User {
     /// Makes user `name` unless it exists, with 65536 subordinate ids from `subids` (or none),
-    /// serialized across test processes by a lock file.
+    /// serialized across test processes (of any checkout) by a lock file.
     pub fn ensure(name: &str, subids: Option<u32>) -> User {
-        let lock = std::fs::File::create(
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("rootless-users.lock"),
-        )
-        .unwrap();
+        let lock =
+            std::fs::File::create(std::env::temp_dir().join("strata-test-users.lock")).unwrap();
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
         let exists = Command::new("id")
             .arg(name)
