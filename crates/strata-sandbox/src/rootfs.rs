@@ -380,8 +380,10 @@ fn mount_proc_sys(ctx: &Ctx<'_>, security: Security, bind_sys: bool) -> Result<(
     let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let sys = ctx.root.join("sys");
     if bind_sys {
-        // The host's sysfs and what is mounted below it; writes need the host's permissions
-        // anyway (it belongs to the host's user namespace). Read-only too unless insecure.
+        // The host's sysfs and what is mounted below it (recursive: the kernel refuses a
+        // bind that would uncover mounts locked in a user namespace); writes need the host's
+        // permissions anyway, as it belongs to the host's user namespace. Read-only too
+        // unless insecure, and the cgroup hierarchy hidden as a fresh sysfs has none.
         ctx.mount(
             Some(Path::new("/sys")),
             &sys,
@@ -389,7 +391,18 @@ fn mount_proc_sys(ctx: &Ctx<'_>, security: Security, bind_sys: bool) -> Result<(
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None,
         )?;
-        return ctx.remount_bind(&sys, security == Security::Sandbox, flags);
+        ctx.remount_bind(&sys, security == Security::Sandbox, flags)?;
+        let cgroup = sys.join("fs/cgroup");
+        if ctx.sys.exists(&cgroup) {
+            ctx.mount(
+                Some(Path::new("tmpfs")),
+                &cgroup,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | flags,
+                Some("mode=755"),
+            )?;
+        }
+        return Ok(());
     }
     if security == Security::Sandbox {
         flags |= MsFlags::MS_RDONLY;
@@ -708,6 +721,11 @@ mod tests {
                 ),
             ]
         );
+        // No cgroup hierarchy, as in a fresh sysfs.
+        assert!(calls.iter().any(|c| matches!(c,
+            Call::Mount { target, fstype: Some(fs), flags, .. }
+                if target == &sys.join("fs/cgroup") && fs == "tmpfs"
+                    && flags.contains(MsFlags::MS_RDONLY))));
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! What a user namespace changes in the sandbox (BuildKit rootless has the same limits):
 //! overlayfs needs `userxattr` (whiteout metadata in `user.overlay.*`, see
 //! `strata_layer::whiteout::Xattrs`); a fresh sysfs needs a network namespace of our own, so
-//! with the host network `/sys` is the host's, bound read-only; device nodes cannot be made
+//! with the host network `/sys` is the host's, bound read-only (its cgroup hierarchy hidden
+//! under an empty tmpfs, as a fresh sysfs has none); device nodes cannot be made
 //! (`mknod` in a step fails with `EPERM`, and device nodes in a base layer are skipped on
 //! unpack, as containerd and moby do in a user namespace); the namespace, which the kernel
 //! starts with a full bounding set, gets the user's bounding set back, so containers have the
