@@ -263,6 +263,17 @@ fn builds_and_runs_as_the_user_with_the_store_in_xdg_data_home() {
     let script = "cat /tmp/me; stat -c %U /home/app/f.txt";
     assert_eq!(ok(&["run", "df", "sh", "-c", script], None), "1000\napp\n");
 
+    // With the host network /sys is the host's, read-only and without cgroups; with none a
+    // fresh one.
+    let script = "ls /sys/fs/cgroup | wc -l; touch /sys/x 2>&1; ls -d /sys/class";
+    let expected = "0\ntouch: /sys/x: Read-only file system\n/sys/class\n";
+    assert_eq!(ok(&["run", "app", "sh", "-c", script], None), expected);
+    let none = ok(
+        &["run", "--network", "none", "app", "sh", "-c", script],
+        None,
+    );
+    assert_eq!(none, expected);
+
     // Device nodes cannot be made in a user namespace (as with BuildKit rootless).
     let (ok, _, err) = strata(
         &["run", "app", "mknod", "/tmp/null", "c", "1", "3"],
