@@ -263,8 +263,10 @@ pub fn enter() -> Result<(), Error> {
         what: "read the bounding set".into(),
         source,
     })?;
-    let (ready_rd, ready_wr) = nix::unistd::pipe().map_err(os("create pipe"))?;
-    let (go_rd, go_wr) = nix::unistd::pipe().map_err(os("create pipe"))?;
+    // Close-on-exec: newuidmap must not hold them.
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(os("create pipe"));
+    let (ready_rd, ready_wr) = pipe()?;
+    let (go_rd, go_wr) = pipe()?;
     let parent = nix::unistd::getpid();
     // SAFETY: the process is single-threaded (checked above), so the child may run anything.
     match unsafe { nix::unistd::fork() }.map_err(os("fork"))? {
@@ -332,19 +334,20 @@ fn map(
     }
     for &(tool, ref path, ref args) in tools {
         let pid = child.to_string();
+        let shown = format!("{pid} {}", args.join(" "));
         let out = Command::new(path)
             .arg(&pid)
             .args(args)
             .output()
             .map_err(|e| Error::Map {
                 tool,
-                args: args.join(" "),
+                args: shown.clone(),
                 message: e.to_string(),
             })?;
         if !out.status.success() {
             return Err(Error::Map {
                 tool,
-                args: format!("{pid} {}", args.join(" ")),
+                args: shown,
                 message: format!(
                     "{} ({})",
                     String::from_utf8_lossy(&out.stderr).trim(),
