@@ -448,13 +448,29 @@ shell:
   - chown -R 1000:1000 /home/app && echo o > /srv/own && chown 65534:65534 /srv/own
   - cp /bin/busybox /usr-su && chmod 4755 /usr-su && ln -s ../home/app/d /link && ln /srv/keep /srv/hard
   - mkfifo /fifo && chmod 0640 /fifo
+---
+image: df
+dockerfile: Dockerfile
 "#;
+    let dockerfile = "FROM busybox:latest\n\
+        COPY --chown=1000:1000 ctx /opt/ctx\n\
+        COPY --chmod=700 ctx/run.sh /usr/local/bin/\n\
+        RUN rm -rf /home && mkdir /home && echo h > /home/new\n";
+    // The same project in both work dirs: the config, the Dockerfile and its context.
+    let project = |env: &Env| {
+        let dir = env.project("same", config);
+        std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+        std::fs::create_dir_all(dir.join("ctx/sub")).unwrap();
+        std::fs::write(dir.join("ctx/run.sh"), "#!/bin/sh\necho run\n").unwrap();
+        std::fs::write(dir.join("ctx/sub/data"), "data\n").unwrap();
+        std::os::unix::fs::symlink("sub/data", dir.join("ctx/link")).unwrap();
+        dir
+    };
     let root = Env::new();
-    let dir = root.project("same", config);
-    root.build_ok(&dir);
+    root.build_ok(&project(&root));
     let rootless = user_env(user);
     let as_user = || user.strata_on(&rootless);
-    let dir2 = rootless.project("same", config);
+    let dir2 = project(&rootless);
     let out = as_user()
         .args(["build", "--progress", "plain"])
         .current_dir(&dir2)
@@ -474,17 +490,24 @@ shell:
     };
     assert_eq!(digests(&root), digests(&rootless));
 
-    let mut as_root = root.cmd();
-    let a = layer_entries(&root, &mut as_root, "app");
-    let b = layer_entries(&rootless, &mut as_user(), "app");
-    assert_eq!(a.len(), b.len(), "layer count");
-    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
-        for path in a.keys().chain(b.keys()) {
-            assert_eq!(a.get(path), b.get(path), "layer {i}, {path}");
+    let mut all = BTreeMap::new();
+    for image in ["app", "df"] {
+        let a = layer_entries(&root, &mut root.cmd(), image);
+        let b = layer_entries(&rootless, &mut as_user(), image);
+        assert_eq!(a.len(), b.len(), "{image}: layer count");
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            for path in a.keys().chain(b.keys()) {
+                assert_eq!(a.get(path), b.get(path), "{image}: layer {i}, {path}");
+            }
+        }
+        // Every layer of both images, by path, to check the cases below are in them.
+        for layer in a {
+            for (path, what) in layer {
+                all.insert(path.trim_start_matches("./").to_owned(), what);
+            }
         }
     }
-    // The differences that matter are there: whiteouts, an opaque dir, owners, set-uid.
-    let install = &a[a.len() - 1];
+    // The differences that matter are there: whiteouts, opaque dirs, owners, modes, links.
     for (path, what) in [
         ("srv/.wh.gone", "Regular 0 0:0"),
         ("bin/.wh.vi", "Regular 0 0:0"),
@@ -494,14 +517,15 @@ shell:
         ("srv/keep", "Link 644 0:0"),
         ("usr-su", "Regular 4755 0:0"),
         ("fifo", "Fifo 640 0:0"),
+        ("opt/ctx/sub/data", "Regular 644 1000:1000"),
+        ("opt/ctx/link", "Symlink 777 1000:1000"),
+        ("usr/local/bin/run.sh", "Regular 700 0:0"),
+        ("home/.wh..wh..opq", "Regular 0 0:0"),
     ] {
-        let found = install
-            .iter()
-            .find(|(p, _)| p.trim_start_matches("./") == path)
-            .map(|(_, w)| w.as_str());
+        let found = all.get(path);
         assert!(
             found.is_some_and(|w| w.starts_with(what)),
-            "{path}: {found:?} in {install:#?}"
+            "{path}: {found:?} in {all:#?}"
         );
     }
 }
