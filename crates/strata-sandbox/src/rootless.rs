@@ -56,9 +56,9 @@ pub enum Error {
     /// The user has no range in `/etc/subuid` or `/etc/subgid`.
     #[error(
         "rootless: no subordinate {kind} range for user {user} in {file}; strata maps the image's \
-         users onto one: add one (as root: `usermod --add-subuids 100000-165535 \
-         --add-subgids 100000-165535 {user}`), install the uidmap package (newuidmap, \
-         newgidmap), or run strata as root"
+         users onto one: add ranges to {SUBUID} and {SUBGID} (as root: `usermod \
+         --add-subuids 100000-165535 --add-subgids 100000-165535 {user}`), install the uidmap \
+         package (newuidmap, newgidmap), or run strata as root"
     )]
     NoRange {
         /// `uid` or `gid`.

@@ -292,6 +292,7 @@ fn a_user_without_subordinate_ids_is_told_what_to_configure() {
     let err = words(&text(&out.stderr));
     for needle in [
         "no subordinate uid range for user strata-nosub in /etc/subuid",
+        "add ranges to /etc/subuid and /etc/subgid",
         "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 strata-nosub",
         "uidmap package",
         "or run strata as root",
