@@ -1,5 +1,6 @@
-//! strata run by an ordinary user: builds, `run`, the store under `$XDG_DATA_HOME`, the error
-//! for a user without subordinate ids, layers equal to a root build's, and a rerun of a
+//! strata run by an ordinary user: builds, `run`, the store under `$XDG_DATA_HOME`, the errors
+//! for a user without subordinate ids and with user namespaces off, owners outside the range,
+//! device nodes, the outer process's death, layers equal to a root build's, and a rerun of a
 //! representative part of the end-to-end suites as that user.
 //!
 //! The users are made here (useradd, `/etc/subuid`, `/etc/subgid`); strata runs as them through
@@ -376,6 +377,57 @@ fn an_owner_outside_the_subordinate_range_is_named() {
             && err.contains("/etc/subuid and /etc/subgid"),
         "{err}"
     );
+}
+
+#[test]
+fn user_namespaces_turned_off_are_named_with_what_to_enable() {
+    use std::io::BufRead;
+    let user = User::rootless();
+    let env = user_store(user);
+    // A user namespace of our own whose limit of nested ones is 0 (user_namespaces(7): the
+    // `user.max_user_namespaces` of every ancestor applies), so nothing on the host changes.
+    let mut holder = Command::new("unshare")
+        .args(["--user", "--", "sh", "-c", "echo ready; exec sleep 600"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = holder.id();
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{map}"), "0 0 65536\n").unwrap();
+    }
+    let strata = user.strata_on(&env);
+    let mut inside = Command::new("nsenter");
+    inside
+        .args(["--user", "--target", &pid.to_string(), "sh", "-c"])
+        .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"")
+        .arg("sh")
+        .arg(strata.get_program())
+        .args(strata.get_args())
+        .current_dir(env.work.path())
+        .arg("images");
+    for (key, value) in strata.get_envs() {
+        match value {
+            Some(value) => inside.env(key, value),
+            None => inside.env_remove(key),
+        };
+    }
+    let out = inside.output().unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(!out.status.success());
+    let err = words(&text(&out.stderr));
+    for needle in [
+        "rootless: user namespaces are off for unprivileged users (unshare(CLONE_NEWUSER):",
+        "sysctl user.max_user_namespaces > 0",
+        "or run strata as root",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in: {err}");
+    }
 }
 
 /// Every entry of the layers of `image` (exported as an OCI layout): path → type, mode,
