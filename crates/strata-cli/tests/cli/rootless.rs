@@ -379,23 +379,31 @@ fn an_owner_outside_the_subordinate_range_is_named() {
     );
 }
 
+/// Starts `cmd` and returns once it printed its first line, `ready`.
+fn spawn_until_ready(cmd: &mut Command) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n", "{cmd:?}");
+    child
+}
+
 #[test]
 fn user_namespaces_turned_off_are_named_with_what_to_enable() {
-    use std::io::BufRead;
     let user = User::rootless();
     let env = user_store(user);
     // A user namespace of our own whose limit of nested ones is 0 (user_namespaces(7): the
     // `user.max_user_namespaces` of every ancestor applies), so nothing on the host changes.
-    let mut holder = Command::new("unshare")
-        .args(["--user", "--", "sh", "-c", "echo ready; exec sleep 600"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n");
+    let mut holder = spawn_until_ready(Command::new("unshare").args([
+        "--user",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 600",
+    ]));
     let pid = holder.id();
     for map in ["uid_map", "gid_map"] {
         std::fs::write(format!("/proc/{pid}/{map}"), "0 0 65536\n").unwrap();
@@ -585,20 +593,15 @@ dockerfile: Dockerfile
 
 #[test]
 fn killing_the_outer_process_ends_the_namespace_and_its_container() {
-    use std::io::BufRead;
     let user = User::rootless();
     let env = user_env(user);
-    let mut child = user
-        .strata_on(&env)
-        .args(["run", "busybox", "sh", "-c", "echo up; exec sleep 600"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "up\n");
+    let mut child = spawn_until_ready(user.strata_on(&env).args([
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; exec sleep 600",
+    ]));
     // The outer process's one child is strata in the namespace; below it the container.
     let pid = child.id();
     let inner: u32 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
