@@ -45,6 +45,10 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Man(args) => return completion::man(args),
         command => command,
     };
+    // Not root: the rest runs as root of a user namespace with the user's subordinate ids
+    // (still single-threaded here, as entering needs; before anything asks which namespace
+    // it is in, since the answer is kept).
+    strata_sandbox::rootless::enter()?;
     let root = cli.store.clone().unwrap_or_else(strata::default_store_root);
     let sandbox = Sandbox::new(vec![
         OsString::from("/proc/self/exe"),

@@ -22,6 +22,7 @@ mod postmortem;
 mod progress;
 mod registry;
 mod registry_race;
+mod rootless;
 mod run_flags;
 mod security_container;
 mod security_paths;
