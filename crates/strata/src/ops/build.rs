@@ -91,59 +91,19 @@ pub fn build(
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
     loop {
-        let mut worker_options = options.worker.clone();
-        worker_options.remote = Some(crate::remote::RemoteOptions {
-            client: ctx.registry_client()?,
-            repo: match &options.repo {
-                Some(r) => Some(
-                    r.parse()
-                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
-                ),
-                None => None,
-            },
-        });
-        let mut worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
+        let mut worker = worker(ctx, options)?;
         // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
         let downloads = ctx.store.scratch("downloads")?;
         // The context files a Dockerfile copies, pinned when the plan is made: the layer is
         // made of these copies, never of the context as it is later.
         let pinned = ctx.store.scratch("sources")?;
-        let loaded = match &options.dockerfile {
-            Some((path, df)) => dockerfile_bases(ctx, &worker, downloads.path(), path, df)
-                .and_then(|mut df| {
-                    df.snapshot = Some(pinned.path().to_path_buf());
-                    strata_frontend::load_dockerfile(path, &df)
-                }),
-            None => strata_frontend::stapel::load(
-                &options.dir,
-                &LoadOptions {
-                    config: options.config.clone(),
-                    git: GitOptions {
-                        dev: options.dev,
-                        cache: Some(ctx.store.git_cache_dir()),
-                        no_dirty_check: options.no_dirty_check,
-                        images: options.images.clone(),
-                    },
-                    env: options.env.clone(),
-                    loose_giterminism: options.loose_giterminism,
-                    snapshot: Some(pinned.path().to_path_buf()),
-                },
-            ),
-        };
-        let mut plan = match loaded {
-            Ok(plan) => plan,
-            // A `git` the terminal's Ctrl-C killed while the config was loaded.
-            Err(_) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
-                return Err(Failed {
-                    error: strata_solver::Error::Cancelled,
-                    sources: strata_plan::SourceMap::default(),
-                }
-                .into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        worker.set_project(plan.project.clone());
-        crate::worker::key_options(&mut plan, &options.worker);
+        let plan = load_plan(
+            ctx,
+            options,
+            &mut worker,
+            (downloads.path(), pinned.path()),
+            cancel,
+        )?;
         debug::check_targets(&plan, &options.debug.introspect)?;
         let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
             Ok(report) => {
@@ -188,6 +148,75 @@ pub fn build(
             DebuggerChoice::Exit => return Err(Failed::new(error, &plan).into()),
         }
     }
+}
+
+/// The local worker a build with `options` runs on (with its stage repository, `--repo`).
+pub(crate) fn worker<'a>(
+    ctx: &'a Context,
+    options: &BuildOptions,
+) -> anyhow::Result<LocalWorker<'a>> {
+    let mut worker_options = options.worker.clone();
+    worker_options.remote = Some(crate::remote::RemoteOptions {
+        client: ctx.registry_client()?,
+        repo: match &options.repo {
+            Some(r) => Some(
+                r.parse()
+                    .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
+            ),
+            None => None,
+        },
+    });
+    LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)
+}
+
+/// The plan of the config or Dockerfile of `options`, as a build of it on `worker` digests
+/// it; `ADD <url>` downloads and the pinned context files go to `scratch` (two dirs that must
+/// outlive the plan's use).
+pub(crate) fn load_plan(
+    ctx: &Context,
+    options: &BuildOptions,
+    worker: &mut LocalWorker<'_>,
+    (downloads, pinned): (&std::path::Path, &std::path::Path),
+    cancel: &AtomicBool,
+) -> anyhow::Result<Plan> {
+    let loaded = match &options.dockerfile {
+        Some((path, df)) => {
+            dockerfile_bases(ctx, worker, downloads, path, df).and_then(|mut df| {
+                df.snapshot = Some(pinned.to_path_buf());
+                strata_frontend::load_dockerfile(path, &df)
+            })
+        }
+        None => strata_frontend::stapel::load(
+            &options.dir,
+            &LoadOptions {
+                config: options.config.clone(),
+                git: GitOptions {
+                    dev: options.dev,
+                    cache: Some(ctx.store.git_cache_dir()),
+                    no_dirty_check: options.no_dirty_check,
+                    images: options.images.clone(),
+                },
+                env: options.env.clone(),
+                loose_giterminism: options.loose_giterminism,
+                snapshot: Some(pinned.to_path_buf()),
+            },
+        ),
+    };
+    let mut plan = match loaded {
+        Ok(plan) => plan,
+        // A `git` the terminal's Ctrl-C killed while the config was loaded.
+        Err(_) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Err(Failed {
+                error: strata_solver::Error::Cancelled,
+                sources: strata_plan::SourceMap::default(),
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    worker.set_project(plan.project.clone());
+    crate::worker::key_options(&mut plan, &options.worker);
+    Ok(plan)
 }
 
 /// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled
@@ -410,7 +439,7 @@ pub struct Failed {
 }
 
 impl Failed {
-    fn new(error: strata_solver::Error, plan: &Plan) -> Failed {
+    pub(crate) fn new(error: strata_solver::Error, plan: &Plan) -> Failed {
         Failed {
             error,
             sources: plan.sources.clone(),

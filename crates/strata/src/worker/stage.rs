@@ -8,7 +8,7 @@ use std::time::Instant;
 use strata_plan::{Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId};
 use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
-use strata_store::{LayerRecord, RecordedInput, Scratch, StageRecord, Store};
+use strata_store::{LayerRecord, Scratch, StageRecord, Store};
 
 use super::error::{self, store};
 use super::run::{RUN_DIR, RunDirs};
@@ -50,7 +50,7 @@ impl LocalWorker<'_> {
             return Err(ExecError::Cancelled);
         };
         if !job.stage.options.no_cache
-            && let Some(state) = self.lookup(job.image, &job.digest)?
+            && let Some((state, _)) = self.lookup(job.image, &job.digest)?
         {
             return Ok(Built {
                 state,
@@ -234,10 +234,7 @@ impl LocalWorker<'_> {
             inputs: job
                 .inputs
                 .iter()
-                .map(|i| RecordedInput {
-                    name: i.name(),
-                    value: i.value(),
-                })
+                .map(|i| serde_json::to_value(i).expect("a digest input serializes: no maps"))
                 .collect(),
             image: id.image.clone(),
             stage: id.stage.clone(),

@@ -1,0 +1,450 @@
+//! `strata plan`, `strata build --explain` and `strata explain`: each kind of stage input
+//! changed in turn, in both frontends, and the explanation names exactly that input (the stages
+//! before it reused, the stages after it rebuilt for their parent); the plan's digests are the
+//! ones the following build records.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
+
+use crate::support::{Env, git};
+
+/// The stapel project: an artifact imported after `install`, a git mapping whose `*.c` files
+/// `install` depends on, and the values the tests change.
+fn config(tool: &str, install: &str, version: &str) -> String {
+    format!(
+        r#"project: why
+configVersion: 1
+---
+image: tool
+from: busybox:latest
+final: false
+shell:
+  install:
+  - mkdir -p /out && echo {tool} > /out/tool
+---
+image: app
+from: busybox:latest
+git:
+- add: /src
+  to: /app
+  stageDependencies:
+    install:
+    - "*.c"
+import:
+- image: tool
+  add: /out
+  to: /opt/tool
+  after: install
+shell:
+  install:
+  - {install}
+  installCacheVersion: "{version}"
+  setup:
+  - echo setup
+"#
+    )
+}
+
+/// A repository holding `config(..)` and two source files, committed.
+fn project(env: &Env) -> std::path::PathBuf {
+    let dir = env.project("why", &config("t1", "echo one", "1"));
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.c"), "int main;\n").unwrap();
+    std::fs::write(dir.join("src/README"), "v1\n").unwrap();
+    git(&dir, &["init", "-q", "-b", "main"]);
+    commit(&dir);
+    dir
+}
+
+fn commit(dir: &Path) {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "--allow-empty", "-m", "change"]);
+}
+
+/// `strata build --explain` in `dir` (plain progress), asserting success.
+fn build_explained(env: &Env, dir: &Path, args: &[&str]) -> BTreeMap<String, String> {
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--explain"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    explanations(&out)
+}
+
+/// The explanation of each stage in a build's stderr: `image/stage` → what follows the
+/// digest (`built: ...` or `reused (local)`), with its indented detail lines.
+fn explanations(out: &Output) -> BTreeMap<String, String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut found = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for line in stderr.lines() {
+        if let (Some(detail), Some(key)) = (line.strip_prefix("    "), &last) {
+            let entry: &mut String = found.get_mut(key).unwrap();
+            entry.push('\n');
+            entry.push_str(detail);
+            continue;
+        }
+        last = None;
+        let Some((head, rest)) = line.split_once(": ") else {
+            continue;
+        };
+        let Some((stage, digest)) = head.split_once(' ') else {
+            continue;
+        };
+        if digest.len() == 12 && digest.chars().all(|c| c.is_ascii_hexdigit()) {
+            found.insert(stage.to_string(), rest.to_string());
+            last = Some(stage.to_string());
+        }
+    }
+    assert!(!found.is_empty(), "no explanation in:\n{stderr}");
+    found
+}
+
+/// Asserts the stages of `image` that were built and why: `changed` names the one stage whose
+/// own input changed and what its explanation starts with; the stages before it are reused
+/// and every built one after it is rebuilt for its parent.
+fn assert_only(explained: &BTreeMap<String, String>, image: &str, changed: &str, reason: &str) {
+    let ours: Vec<(&String, &String)> = explained
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{image}/")))
+        .collect();
+    let stage = format!("{image}/{changed}");
+    let why = explained
+        .get(&stage)
+        .unwrap_or_else(|| panic!("{stage} not explained: {explained:#?}"));
+    assert!(
+        why.starts_with(reason),
+        "{stage}: {why:?} does not start with {reason:?}"
+    );
+    for (k, v) in ours {
+        assert!(
+            *k == stage || v.starts_with("reused (") || v == "built: the stage before it changed",
+            "{k} was built for another reason: {v:?} (only {stage} changed)\n{explained:#?}"
+        );
+    }
+}
+
+#[test]
+fn stapel_explanations_name_exactly_the_changed_input() {
+    let env = Env::new();
+    let dir = project(&env);
+    let first = build_explained(&env, &dir, &[]);
+    assert_eq!(
+        first["app/install"],
+        "built: the image had no such stage before"
+    );
+
+    // Nothing changed: everything reused, from the local store.
+    let again = build_explained(&env, &dir, &[]);
+    assert!(again.values().all(|v| v == "reused (local)"), "{again:#?}");
+
+    // A cache version.
+    std::fs::write(dir.join("strata.yaml"), config("t1", "echo one", "2")).unwrap();
+    commit(&dir);
+    let e = build_explained(&env, &dir, &[]);
+    assert_only(
+        &e,
+        "app",
+        "install",
+        r#"built: installCacheVersion changed: "1" → "2""#,
+    );
+    assert!(e["tool/install"].starts_with("reused"), "{e:#?}");
+
+    // The instructions: a line diff.
+    std::fs::write(dir.join("strata.yaml"), config("t1", "echo two", "2")).unwrap();
+    commit(&dir);
+    let e = build_explained(&env, &dir, &[]);
+    assert_only(
+        &e,
+        "app",
+        "install",
+        "built: instructions changed:\n- echo one\n+ echo two",
+    );
+
+    // A file under a stageDependencies mask: named, and only it.
+    std::fs::write(dir.join("src/main.c"), "int main(void);\n").unwrap();
+    std::fs::write(dir.join("src/util.c"), "int util;\n").unwrap();
+    commit(&dir);
+    let e = build_explained(&env, &dir, &[]);
+    assert_only(
+        &e,
+        "app",
+        "install",
+        "built: git[0].install changed: files under *.c changed:\nM main.c\nA util.c",
+    );
+
+    // A file outside every mask: only the patch stage is built (its input is late: the
+    // change since the commit its parent recorded), first new, then changed.
+    std::fs::write(dir.join("src/README"), "v2\n").unwrap();
+    commit(&dir);
+    let e = build_explained(&env, &dir, &[]);
+    assert_only(
+        &e,
+        "app",
+        "gitLatestPatch",
+        "built: the image had no such stage before",
+    );
+    std::fs::write(dir.join("src/README"), "v3\n").unwrap();
+    commit(&dir);
+    let e = build_explained(&env, &dir, &[]);
+    assert_only(&e, "app", "gitLatestPatch", "built: git[0].patch changed: ");
+
+    // The imported files: the artifact rebuilt, and the import stage names its checksum.
+    std::fs::write(dir.join("strata.yaml"), config("t2", "echo two", "2")).unwrap();
+    commit(&dir);
+    let e = build_explained(&env, &dir, &[]);
+    assert!(
+        e["tool/install"].starts_with("built: instructions changed:"),
+        "{e:#?}"
+    );
+    assert_only(
+        &e,
+        "app",
+        "dependenciesAfterInstall",
+        "built: import[0].files changed:",
+    );
+
+    // `strata explain` says the same of the image's current stages, as JSON too.
+    let out = env.strata(&["explain", "app", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deps = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "dependenciesAfterInstall")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert_eq!(deps["reason"]["kind"], "changed", "{json:#}");
+    assert_eq!(deps["reason"]["input"], "import[0].files", "{json:#}");
+}
+
+#[test]
+fn a_new_base_is_named() {
+    let env = Env::new();
+    let dir = env.project(
+        "base",
+        "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - echo hi\n",
+    );
+    build_explained(&env, &dir, &[]);
+    let rootfs = env.work.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    let status = std::process::Command::new("tar")
+        .args(["-xf", crate::support::busybox_tar().to_str().unwrap(), "-C"])
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(rootfs.join("etc/motd"), "new base\n").unwrap();
+    let out = env.strata(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = build_explained(&env, &dir, &[]);
+    assert_only(&e, "app", "from", r#"built: base changed: ""#);
+    assert!(e["app/from"].contains("busybox"), "{e:#?}");
+}
+
+/// A Dockerfile whose `RUN` sees a build arg and whose `COPY` reads a context file.
+/// The arg comes last: every later `RUN` sees it, and so has it as an input too.
+const DOCKERFILE: &str =
+    "FROM busybox:latest\nCOPY a.txt /a.txt\nRUN cat /a.txt\nARG V\nRUN echo $V > /v\n";
+
+#[test]
+fn dockerfile_explanations_name_exactly_the_changed_input() {
+    let env = Env::new();
+    let dir = env.work.path().join("df");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), DOCKERFILE).unwrap();
+    std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+    let build = |args: &[&str]| {
+        let mut all = vec!["-t", "df", "--build-arg"];
+        all.extend(args);
+        all.push(".");
+        build_explained(&env, &dir, &all)
+    };
+    let first = build(&["V=1"]);
+    // The target is named by its tag.
+    let image = first
+        .keys()
+        .find_map(|k| k.strip_suffix("/4-run"))
+        .unwrap_or_else(|| panic!("{first:#?}"))
+        .to_string();
+
+    // A build arg.
+    let e = build(&["V=2"]);
+    assert_only(&e, &image, "4-run", r#"built: arg.V changed: "1" → "2""#);
+
+    // A COPY source.
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+    let e = build(&["V=2"]);
+    assert_only(&e, &image, "1-copy", "built: copy changed:");
+
+    // The instruction itself.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        DOCKERFILE.replace("echo $V", "echo v=$V"),
+    )
+    .unwrap();
+    let e = build(&["V=2"]);
+    assert_only(
+        &e,
+        &image,
+        "4-run",
+        "built: instructions changed:\n- echo $V > /v\n+ echo v=$V > /v",
+    );
+}
+
+/// The digests `strata plan --json` shows, by `image/stage` (`None`: not known yet), and
+/// where each is cached.
+fn planned(env: &Env, dir: &Path, args: &[&str]) -> BTreeMap<String, (Option<String>, String)> {
+    let out = env
+        .cmd()
+        .args(["plan", "--json"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut found = BTreeMap::new();
+    for image in json.as_array().unwrap() {
+        for stage in image["stages"].as_array().unwrap() {
+            found.insert(
+                format!(
+                    "{}/{}",
+                    image["image"].as_str().unwrap(),
+                    stage["stage"].as_str().unwrap()
+                ),
+                (
+                    stage["digest"].as_str().map(str::to_string),
+                    stage["cached"].as_str().unwrap().to_string(),
+                ),
+            );
+        }
+    }
+    found
+}
+
+/// The digest each `image/stage` has in the store's records, the newest when several.
+fn recorded(env: &Env) -> BTreeMap<String, String> {
+    let mut records = env.stage_records();
+    records.sort_by_key(|r| r["created_unix"].as_u64());
+    records
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "{}/{}",
+                    r["image"].as_str().unwrap(),
+                    r["stage"].as_str().unwrap()
+                ),
+                r["digest"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:")
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every digest the plan knows is the one the following build records, and the plan after
+/// the build finds each of them in the store.
+fn assert_plan_matches_build(env: &Env, dir: &Path, args: &[&str]) {
+    let before = planned(env, dir, args);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = recorded(env);
+    let after = planned(env, dir, args);
+    for (stage, (digest, _)) in &before {
+        if let Some(digest) = digest {
+            assert_eq!(
+                records.get(stage),
+                Some(digest),
+                "{stage}: {before:#?}\n{records:#?}"
+            );
+        }
+    }
+    for (stage, (digest, cached)) in &after {
+        if cached == "skipped" {
+            continue;
+        }
+        assert_eq!(cached, "local", "{stage} after the build: {after:#?}");
+        assert_eq!(records.get(stage), digest.as_ref(), "{stage}: {after:#?}");
+    }
+}
+
+#[test]
+fn plan_digests_are_the_ones_the_build_records() {
+    let env = Env::new();
+    let dir = project(&env);
+    let fresh = planned(&env, &dir, &[]);
+    // Before anything is built: the stages are known up to the first late input, none cached.
+    assert!(
+        fresh.values().all(|(_, cached)| cached == "-"),
+        "{fresh:#?}"
+    );
+    assert!(fresh["app/install"].0.is_some(), "{fresh:#?}");
+    assert!(fresh["tool/install"].0.is_some(), "{fresh:#?}");
+    // Its import checksum needs `tool` built; everything after it waits for that too.
+    assert!(
+        fresh["app/dependenciesAfterInstall"].0.is_none(),
+        "{fresh:#?}"
+    );
+    assert!(fresh["app/setup"].0.is_none(), "{fresh:#?}");
+    assert_plan_matches_build(&env, &dir, &[]);
+    // A new commit: the patch stage's late input comes from the recorded parent.
+    std::fs::write(dir.join("src/README"), "v2\n").unwrap();
+    commit(&dir);
+    let next = planned(&env, &dir, &[]);
+    assert!(next["app/gitLatestPatch"].0.is_some(), "{next:#?}");
+    assert_eq!(next["app/gitLatestPatch"].1, "-", "{next:#?}");
+    assert_plan_matches_build(&env, &dir, &[]);
+
+    // A Dockerfile, with a build arg and --network none (both in digests).
+    let df = env.work.path().join("df");
+    std::fs::create_dir_all(&df).unwrap();
+    std::fs::write(df.join("Dockerfile"), DOCKERFILE).unwrap();
+    std::fs::write(df.join("a.txt"), "one\n").unwrap();
+    let args = ["-t", "df", "--build-arg", "V=3", "--network", "none", "."];
+    assert_plan_matches_build(&env, &df, &args);
+
+    // The table.
+    let out = env.cmd().args(["plan"]).current_dir(&dir).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("IMAGE"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("app ") && l.contains("setup") && l.ends_with("local")),
+        "{table}"
+    );
+}

@@ -1,0 +1,38 @@
+//! `strata plan`: every stage's digest and whether the cache has it (locally or in the stage
+//! repository), for the build the same options would run, without running anything.
+//!
+//! The plan is loaded as `ops::build` loads it (the same worker options, so `--network` and
+//! build args give the same digests) and walked by [`strata_solver::preview`]; nothing is
+//! built, no base is pulled that is local, and no layer is fetched.
+
+use std::sync::atomic::AtomicBool;
+
+pub use strata_solver::{Location, PlannedImage, PlannedStage};
+
+use crate::Context;
+use crate::ops::build::{self, BuildOptions, Failed};
+
+/// The planned stages of the images `options` names (the plan's default ones when none) and
+/// of the images they depend on, in dependency order.
+pub fn plan(
+    ctx: &Context,
+    options: &BuildOptions,
+    cancel: &AtomicBool,
+) -> anyhow::Result<Vec<PlannedImage>> {
+    let mut worker = build::worker(ctx, options)?;
+    let downloads = ctx.store.scratch("downloads")?;
+    let pinned = ctx.store.scratch("sources")?;
+    let plan = build::load_plan(
+        ctx,
+        options,
+        &mut worker,
+        (downloads.path(), pinned.path()),
+        cancel,
+    )?;
+    let images = if options.images.is_empty() {
+        plan.default_images.clone()
+    } else {
+        options.images.clone()
+    };
+    strata_solver::preview(&plan, &worker, &images).map_err(|e| Failed::new(e, &plan).into())
+}
