@@ -10,6 +10,8 @@ use crate::render::table;
 /// Arguments of `strata plan`: those of `strata build` (the ones that change digests, such as
 /// `--network`, `--build-arg` or `--dev`, change them here too; the others do nothing).
 #[derive(Debug, clap::Args)]
+// Its own argument group would take the name of the flattened build arguments' group.
+#[group(skip)]
 pub struct Args {
     /// The build to plan.
     #[command(flatten)]

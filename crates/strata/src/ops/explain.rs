@@ -3,7 +3,7 @@
 //! ([`strata_solver::miss_reason`]) — or, for a stage a build reused, where it came from.
 //!
 //! "Before" is the newest other record of the image's stage that is not newer than the one
-//! explained; the stage records keep their typed inputs (and, for git masks, the files each
+//! explained (by the millisecond of its build, [`crate::worker::META_CREATED_MILLIS`]); the stage records keep their typed inputs (and, for git masks, the files each
 //! matched) for this. A record written before inputs were typed is [`MissReason::Unreadable`].
 
 use std::collections::HashMap;
@@ -91,6 +91,15 @@ pub fn image(ctx: &Context, reference: &str) -> anyhow::Result<Vec<Explained>> {
     Ok(out)
 }
 
+/// When a record was built, in milliseconds (records without the metadata: their second).
+fn built_at(record: &StageRecord) -> u128 {
+    record
+        .meta
+        .get(crate::worker::META_CREATED_MILLIS)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(u128::from(record.created_unix) * 1000)
+}
+
 /// The store's readable stage records by image and stage name.
 struct Records(HashMap<(String, String), Vec<StageRecord>>);
 
@@ -117,8 +126,8 @@ impl Records {
             .get(&(record.image.clone(), record.stage.clone()))
             .into_iter()
             .flatten()
-            .filter(|r| r.digest != record.digest && r.created_unix <= record.created_unix)
-            .max_by_key(|r| r.created_unix);
+            .filter(|r| r.digest != record.digest && built_at(r) <= built_at(record))
+            .max_by_key(|r| built_at(r));
         let Some(before) = before else {
             return MissReason::New;
         };

@@ -53,6 +53,9 @@ pub(crate) use spec::host_files;
 
 /// Stage record metadata: bytes of the layer the stage itself added.
 pub const META_LAYER_BYTES: &str = "layerBytes";
+/// Stage record metadata: when it was built, in milliseconds since the Unix epoch (the
+/// record's `created_unix` is in seconds, too coarse to order two builds of one stage).
+pub const META_CREATED_MILLIS: &str = "createdMillis";
 /// The PATH of images that set none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -12,7 +12,7 @@ use strata_store::{LayerRecord, Scratch, StageRecord, Store};
 
 use super::error::{self, store};
 use super::run::{RUN_DIR, RunDirs};
-use super::{LocalWorker, META_LAYER_BYTES};
+use super::{LocalWorker, META_CREATED_MILLIS, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
@@ -243,6 +243,10 @@ impl LocalWorker<'_> {
             meta: {
                 let mut meta = commits;
                 meta.insert(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string());
+                meta.insert(
+                    META_CREATED_MILLIS.to_string(),
+                    crate::unix_millis().to_string(),
+                );
                 meta
             },
         };
