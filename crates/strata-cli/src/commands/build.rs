@@ -75,9 +75,8 @@ pub struct Args {
 
 /// Builds, rendering progress on stderr.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
-    // Holds the files of `--secret id=..,env=VAR` values for the build.
-    let secret_files = tempfile::tempdir().context("make a directory for --secret values")?;
-    let options = options(&args, secret_files.path())?;
+    let prepared = prepare(&args)?;
+    let options = &prepared.options;
     let quiet = args.dockerfile.quiet;
     let sink = progress::for_mode(if quiet {
         Progress::Quiet
@@ -91,7 +90,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         output: &mut output,
     };
     let cancel = crate::cancel::on_signals()?;
-    let result = build(ctx, &options, sink.as_ref(), &cancel, Some(io));
+    let result = build(ctx, options, sink.as_ref(), &cancel, Some(io));
     sink.finish();
     let report = match result {
         Ok(report) => report,
@@ -127,13 +126,21 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The build options of `args`; `--secret` values given as variables are written to files
-/// in `secret_files`.
-pub fn options(args: &Args, secret_files: &std::path::Path) -> anyhow::Result<BuildOptions> {
-    let dockerfile = args
+/// The build options of some arguments, with the files they name that must outlive the build.
+pub struct Prepared {
+    /// The options.
+    pub options: BuildOptions,
+    /// The files of `--secret id=..,env=VAR` values, and the Dockerfile `-f -` read from stdin.
+    _files: (tempfile::TempDir, Option<tempfile::TempDir>),
+}
+
+/// The build options of `args`.
+pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
+    let secret_files = tempfile::tempdir().context("make a directory for --secret values")?;
+    let mut dockerfile = args
         .dockerfile
         .options(&args.dir, args.config.is_some(), &args.images)?;
-    Ok(BuildOptions {
+    let options = BuildOptions {
         dir: args.dir.clone(),
         config: args.config.clone(),
         images: if dockerfile.is_some() {
@@ -163,12 +170,17 @@ pub fn options(args: &Args, secret_files: &std::path::Path) -> anyhow::Result<Bu
             compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
             network: args.network.into(),
             remote: None,
-            secrets: args.dockerfile.secrets(secret_files)?,
+            secrets: args.dockerfile.secrets(secret_files.path())?,
             ssh: args.dockerfile.ssh()?,
             pull: args.dockerfile.pull,
             allow_insecure: args.dockerfile.allow_insecure(),
             add_hosts: args.dockerfile.add_hosts()?,
         },
+    };
+    let stdin = dockerfile.as_mut().and_then(|d| d._stdin.take());
+    Ok(Prepared {
+        options,
+        _files: (secret_files, stdin),
     })
 }
 

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use anyhow::Context as _;
 use strata::ops::plan::{Location, PlannedImage};
 
 use crate::render::table;
@@ -24,10 +23,9 @@ pub struct Args {
 /// Prints each stage's digest and where the cache has it: IMAGE, STAGE, DIGEST, CACHED
 /// (`local`, `repo`, `-` when a build would run it, `skipped` for an empty stage).
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
-    let secret_files = tempfile::tempdir().context("make a directory for --secret values")?;
-    let options = super::build::options(&args.build, secret_files.path())?;
+    let prepared = super::build::prepare(&args.build)?;
     let cancel = crate::cancel::on_signals()?;
-    let images = strata::ops::plan::plan(ctx, &options, &cancel)?;
+    let images = strata::ops::plan::plan(ctx, &prepared.options, &cancel)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let json: Vec<_> = images.iter().map(json).collect();

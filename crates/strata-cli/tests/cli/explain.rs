@@ -146,10 +146,17 @@ fn stapel_explanations_name_exactly_the_changed_input() {
     let again = build_explained(&env, &dir, &[]);
     assert!(again.values().all(|v| v == "reused (local)"), "{again:#?}");
 
+    // Writes files of the repository, commits and builds with --explain.
+    let change = |files: &[(&str, &str)]| {
+        for (path, text) in files {
+            std::fs::write(dir.join(path), text).unwrap();
+        }
+        commit(&dir);
+        build_explained(&env, &dir, &[])
+    };
+
     // A cache version.
-    std::fs::write(dir.join("strata.yaml"), config("t1", "echo one", "2")).unwrap();
-    commit(&dir);
-    let e = build_explained(&env, &dir, &[]);
+    let e = change(&[("strata.yaml", &config("t1", "echo one", "2"))]);
     assert_only(
         &e,
         "app",
@@ -159,9 +166,7 @@ fn stapel_explanations_name_exactly_the_changed_input() {
     assert!(e["tool/install"].starts_with("reused"), "{e:#?}");
 
     // The instructions: a line diff.
-    std::fs::write(dir.join("strata.yaml"), config("t1", "echo two", "2")).unwrap();
-    commit(&dir);
-    let e = build_explained(&env, &dir, &[]);
+    let e = change(&[("strata.yaml", &config("t1", "echo two", "2"))]);
     assert_only(
         &e,
         "app",
@@ -170,10 +175,10 @@ fn stapel_explanations_name_exactly_the_changed_input() {
     );
 
     // A file under a stageDependencies mask: named, and only it.
-    std::fs::write(dir.join("src/main.c"), "int main(void);\n").unwrap();
-    std::fs::write(dir.join("src/util.c"), "int util;\n").unwrap();
-    commit(&dir);
-    let e = build_explained(&env, &dir, &[]);
+    let e = change(&[
+        ("src/main.c", "int main(void);\n"),
+        ("src/util.c", "int util;\n"),
+    ]);
     assert_only(
         &e,
         "app",
@@ -183,24 +188,18 @@ fn stapel_explanations_name_exactly_the_changed_input() {
 
     // A file outside every mask: only the patch stage is built (its input is late: the
     // change since the commit its parent recorded), first new, then changed.
-    std::fs::write(dir.join("src/README"), "v2\n").unwrap();
-    commit(&dir);
-    let e = build_explained(&env, &dir, &[]);
+    let e = change(&[("src/README", "v2\n")]);
     assert_only(
         &e,
         "app",
         "gitLatestPatch",
         "built: the image had no such stage before",
     );
-    std::fs::write(dir.join("src/README"), "v3\n").unwrap();
-    commit(&dir);
-    let e = build_explained(&env, &dir, &[]);
+    let e = change(&[("src/README", "v3\n")]);
     assert_only(&e, "app", "gitLatestPatch", "built: git[0].patch changed: ");
 
     // The imported files: the artifact rebuilt, and the import stage names its checksum.
-    std::fs::write(dir.join("strata.yaml"), config("t2", "echo two", "2")).unwrap();
-    commit(&dir);
-    let e = build_explained(&env, &dir, &[]);
+    let e = change(&[("strata.yaml", &config("t2", "echo two", "2"))]);
     assert!(
         e["tool/install"].starts_with("built: instructions changed:"),
         "{e:#?}"
@@ -238,21 +237,7 @@ fn a_new_base_is_named() {
         "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - echo hi\n",
     );
     build_explained(&env, &dir, &[]);
-    let rootfs = env.work.path().join("rootfs");
-    std::fs::create_dir(&rootfs).unwrap();
-    let status = std::process::Command::new("tar")
-        .args(["-xf", crate::support::busybox_tar().to_str().unwrap(), "-C"])
-        .arg(&rootfs)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::write(rootfs.join("etc/motd"), "new base\n").unwrap();
-    let out = env.strata(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.reimport_busybox("new base\n");
     let e = build_explained(&env, &dir, &[]);
     assert_only(&e, "app", "from", r#"built: base changed: ""#);
     assert!(e["app/from"].contains("busybox"), "{e:#?}");
@@ -439,4 +424,66 @@ fn plan_digests_are_the_ones_the_build_records() {
             .any(|l| l.starts_with("app ") && l.contains("setup") && l.ends_with("local")),
         "{table}"
     );
+}
+
+#[test]
+fn records_from_before_typed_inputs_are_a_clean_miss() {
+    let env = Env::new();
+    let yaml = |v: &str| {
+        format!(
+            "image: old\nfrom: busybox:latest\nshell:\n  install:\n  - echo hi\n  installCacheVersion: \"{v}\"\n"
+        )
+    };
+    let dir = env.project("old", &yaml("1"));
+    build_explained(&env, &dir, &[]);
+    // What strata wrote before inputs were typed: `{name, value}` pairs.
+    for entry in std::fs::read_dir(env.store.path().join("stages")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        record["inputs"] = serde_json::json!([{"name": "commands", "value": "[\"echo hi\"]"}]);
+        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    }
+    for args in [
+        &["inspect", "old"][..],
+        &["images", "--stages"],
+        &["explain", "old"],
+    ] {
+        let out = env.strata(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::write(dir.join("strata.yaml"), yaml("2")).unwrap();
+    let e = build_explained(&env, &dir, &[]);
+    assert_eq!(
+        e["old/install"],
+        "built: the stage it had before was recorded by an older strata (nothing to compare)",
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn plan_and_explain_name_the_stage_repository() {
+    let registry = crate::registry::Registry::start();
+    let repo = format!("{}/stages", registry.host());
+    let yaml = "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - echo one\n  setup:\n  - echo two\n";
+    let publisher = Env::new();
+    let dir = publisher.project("app", yaml);
+    build_explained(&publisher, &dir, &["--repo", &repo]);
+
+    // Another builder, with an empty store of its own: every stage is in the repository.
+    let other = Env::new();
+    let dir = other.project("app", yaml);
+    let plan = planned(&other, &dir, &["--repo", &repo]);
+    assert!(
+        plan.values().all(|(d, at)| d.is_some() && at == "repo"),
+        "{plan:#?}"
+    );
+    let e = build_explained(&other, &dir, &["--repo", &repo]);
+    assert!(e.values().all(|v| v == "reused (--repo)"), "{e:#?}");
+    let plan = planned(&other, &dir, &["--repo", &repo]);
+    assert!(plan.values().any(|(_, at)| at == "local"), "{plan:#?}");
 }

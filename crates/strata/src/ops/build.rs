@@ -91,21 +91,10 @@ pub fn build(
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
     loop {
-        let mut worker = worker(ctx, options)?;
-        // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
-        let downloads = ctx.store.scratch("downloads")?;
-        // The context files a Dockerfile copies, pinned when the plan is made: the layer is
-        // made of these copies, never of the context as it is later.
-        let pinned = ctx.store.scratch("sources")?;
-        let plan = load_plan(
-            ctx,
-            options,
-            &mut worker,
-            (downloads.path(), pinned.path()),
-            cancel,
-        )?;
-        debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+        let loaded = load(ctx, options, cancel)?;
+        let (plan, worker) = (&loaded.plan, &loaded.worker);
+        debug::check_targets(plan, &options.debug.introspect)?;
+        let mut error = match build_plan(ctx, plan, worker, options, progress, cancel) {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -119,13 +108,13 @@ pub fn build(
         // Released here unless the debugger wants it: the error itself outlives the build.
         let kept = error.take_kept();
         let (Some(io), true) = (io.as_mut(), options.debug.debugger) else {
-            return Err(Failed::new(error, &plan).into());
+            return Err(Failed::new(error, plan).into());
         };
         let Some(failed) = kept.and_then(|k| k.downcast::<FailedRun>().ok()) else {
-            return Err(Failed::new(error, &plan).into());
+            return Err(Failed::new(error, plan).into());
         };
-        let Some(view) = debug::failure_for(&plan, &error, &failed) else {
-            return Err(Failed::new(error, &plan).into());
+        let Some(view) = debug::failure_for(plan, &error, &failed) else {
+            return Err(Failed::new(error, plan).into());
         };
         let debugger_lowers = match &options.debug.debugger_image {
             Some(reference) => {
@@ -145,16 +134,48 @@ pub fn build(
             progress,
         )? {
             DebuggerChoice::Reload => continue,
-            DebuggerChoice::Exit => return Err(Failed::new(error, &plan).into()),
+            DebuggerChoice::Exit => return Err(Failed::new(error, plan).into()),
         }
     }
 }
 
-/// The local worker a build with `options` runs on (with its stage repository, `--repo`).
-pub(crate) fn worker<'a>(
+/// A loaded plan and the worker to build it on.
+pub(crate) struct Loaded<'a> {
+    /// The plan, digested as `worker` builds.
+    pub plan: Plan,
+    /// The local worker (with its stage repository, `--repo`).
+    pub worker: LocalWorker<'a>,
+    /// `ADD <url>` downloads (copied from here) and the context files a Dockerfile copies,
+    /// pinned when the plan was made (the layer is made of these copies, never of the
+    /// context as it is later): kept while the plan is used.
+    _scratch: (strata_store::Scratch, strata_store::Scratch),
+}
+
+/// The plan of the config or Dockerfile of `options` and the worker a build of it runs on.
+pub(crate) fn load<'a>(
     ctx: &'a Context,
     options: &BuildOptions,
-) -> anyhow::Result<LocalWorker<'a>> {
+    cancel: &AtomicBool,
+) -> anyhow::Result<Loaded<'a>> {
+    let mut worker = worker(ctx, options)?;
+    let downloads = ctx.store.scratch("downloads")?;
+    let pinned = ctx.store.scratch("sources")?;
+    let plan = load_plan(
+        ctx,
+        options,
+        &mut worker,
+        (downloads.path(), pinned.path()),
+        cancel,
+    )?;
+    Ok(Loaded {
+        plan,
+        worker,
+        _scratch: (downloads, pinned),
+    })
+}
+
+/// The local worker a build with `options` runs on (with its stage repository, `--repo`).
+fn worker<'a>(ctx: &'a Context, options: &BuildOptions) -> anyhow::Result<LocalWorker<'a>> {
     let mut worker_options = options.worker.clone();
     worker_options.remote = Some(crate::remote::RemoteOptions {
         client: ctx.registry_client()?,
@@ -170,9 +191,8 @@ pub(crate) fn worker<'a>(
 }
 
 /// The plan of the config or Dockerfile of `options`, as a build of it on `worker` digests
-/// it; `ADD <url>` downloads and the pinned context files go to `scratch` (two dirs that must
-/// outlive the plan's use).
-pub(crate) fn load_plan(
+/// it; `ADD <url>` downloads and the pinned context files go to the two dirs given.
+fn load_plan(
     ctx: &Context,
     options: &BuildOptions,
     worker: &mut LocalWorker<'_>,

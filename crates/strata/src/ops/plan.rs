@@ -19,20 +19,11 @@ pub fn plan(
     options: &BuildOptions,
     cancel: &AtomicBool,
 ) -> anyhow::Result<Vec<PlannedImage>> {
-    let mut worker = build::worker(ctx, options)?;
-    let downloads = ctx.store.scratch("downloads")?;
-    let pinned = ctx.store.scratch("sources")?;
-    let plan = build::load_plan(
-        ctx,
-        options,
-        &mut worker,
-        (downloads.path(), pinned.path()),
-        cancel,
-    )?;
+    let build::Loaded { plan, worker, .. } = &build::load(ctx, options, cancel)?;
     let images = if options.images.is_empty() {
         plan.default_images.clone()
     } else {
         options.images.clone()
     };
-    strata_solver::preview(&plan, &worker, &images).map_err(|e| Failed::new(e, &plan).into())
+    strata_solver::preview(plan, worker, &images).map_err(|e| Failed::new(e, plan).into())
 }
