@@ -64,7 +64,8 @@ pub struct Args {
     #[arg(long)]
     pub push: bool,
     /// Say on stderr, once built, why each stage was built (the first input that differs from
-    /// the stage the image had before) or where a reused one came from.
+    /// the stage the image had before) or where a reused one came from; with `--progress
+    /// json` as one `{"event":"explain","stages":[..]}` line.
     #[arg(long)]
     pub explain: bool,
     /// Hand the built images to a running docker (`docker load`, its `DOCKER_HOST`) or podman.
@@ -102,7 +103,16 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     };
     if args.explain {
         let stages = strata::ops::explain::build(ctx, &report)?;
-        eprint!("{}", crate::render::explain::text(&stages));
+        if args.progress == Progress::Json && !quiet {
+            // The JSON stream stays JSON only: the explanation is one more event.
+            let stages = crate::render::explain::json(&stages);
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "explain", "stages": stages})
+            );
+        } else {
+            eprint!("{}", crate::render::explain::text(&stages));
+        }
     }
     if quiet || args.dockerfile.iidfile.is_some() {
         // docker's image id: the digest of the target's config.

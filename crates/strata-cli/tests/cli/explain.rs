@@ -62,19 +62,30 @@ fn commit(dir: &Path) {
     git(dir, &["commit", "-q", "--allow-empty", "-m", "change"]);
 }
 
-/// `strata build --explain` in `dir` (plain progress), asserting success.
-fn build_explained(env: &Env, dir: &Path, args: &[&str]) -> BTreeMap<String, String> {
+/// `strata ARGS... MORE...` run in `dir`, asserting success.
+fn ok_in(env: &Env, dir: &Path, args: &[&str], more: &[&str]) -> Output {
     let out = env
         .cmd()
-        .args(["build", "--progress", "plain", "--explain"])
         .args(args)
+        .args(more)
         .current_dir(dir)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "build failed:\n{}",
+        "strata {args:?} {more:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `strata build --explain` in `dir` (plain progress), asserting success.
+fn build_explained(env: &Env, dir: &Path, args: &[&str]) -> BTreeMap<String, String> {
+    let out = ok_in(
+        env,
+        dir,
+        &["build", "--progress", "plain", "--explain"],
+        args,
     );
     explanations(&out)
 }
@@ -291,23 +302,36 @@ fn dockerfile_explanations_name_exactly_the_changed_input() {
         "4-run",
         "built: instructions changed:\n- echo $V > /v\n+ echo v=$V > /v",
     );
+
+    // JSON progress stays JSON: the explanation is one event of the stream.
+    let out = ok_in(
+        &env,
+        &dir,
+        &["build", "--progress", "json", "--explain", "-t", "df"],
+        &["--build-arg", "V=2", "."],
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let explained = events
+        .iter()
+        .find(|e| e["event"] == "explain")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    let stages = explained["stages"].as_array().unwrap();
+    assert!(!stages.is_empty());
+    assert!(
+        stages
+            .iter()
+            .all(|s| s["built"] == false && s["reusedFrom"] == "local"),
+        "{explained:#}"
+    );
 }
 
 /// The digests `strata plan --json` shows, by `image/stage` (`None`: not known yet), and
 /// where each is cached.
 fn planned(env: &Env, dir: &Path, args: &[&str]) -> BTreeMap<String, (Option<String>, String)> {
-    let out = env
-        .cmd()
-        .args(["plan", "--json"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ok_in(env, dir, &["plan", "--json"], args);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut found = BTreeMap::new();
     for image in json.as_array().unwrap() {
@@ -347,18 +371,7 @@ fn recorded(env: &Env) -> std::collections::BTreeSet<String> {
 /// build finds each of its stages in the store.
 fn assert_plan_matches_build(env: &Env, dir: &Path, args: &[&str]) {
     let before = planned(env, dir, args);
-    let out = env
-        .cmd()
-        .args(["build", "--progress", "plain"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_in(env, dir, &["build", "--progress", "plain"], args);
     let records = recorded(env);
     for (stage, (digest, _)) in &before {
         if let Some(digest) = digest {
@@ -415,7 +428,7 @@ fn plan_digests_are_the_ones_the_build_records() {
     assert_plan_matches_build(&env, &df, &args);
 
     // The table.
-    let out = env.cmd().args(["plan"]).current_dir(&dir).output().unwrap();
+    let out = ok_in(&env, &dir, &["plan"], &[]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("IMAGE"), "{table}");
     assert!(
