@@ -500,3 +500,31 @@ fn plan_and_explain_name_the_stage_repository() {
     let plan = planned(&other, &dir, &["--repo", &repo]);
     assert!(plan.values().any(|(_, at)| at == "local"), "{plan:#?}");
 }
+
+#[test]
+fn copy_from_names_the_imported_files() {
+    let env = Env::new();
+    let dir = env.work.path().join("from");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest AS build\nARG V\nRUN echo $V > /out\nFROM busybox:latest\nCOPY --from=build /out /out\n",
+    )
+    .unwrap();
+    let build = |v: &str| {
+        build_explained(
+            &env,
+            &dir,
+            &["-t", "from", "--build-arg", &format!("V={v}"), "."],
+        )
+    };
+    build("1");
+    let e = build("2");
+    assert_only(&e, "build", "2-run", r#"built: arg.V changed: "1" → "2""#);
+    let image = e
+        .keys()
+        .find_map(|k| k.strip_suffix("/1-copy"))
+        .unwrap_or_else(|| panic!("{e:#?}"))
+        .to_string();
+    assert_only(&e, &image, "1-copy", "built: import[0].files changed: ");
+}
