@@ -528,3 +528,24 @@ fn copy_from_names_the_imported_files() {
         .to_string();
     assert_only(&e, &image, "1-copy", "built: import[0].files changed: ");
 }
+
+#[test]
+fn a_dependency_names_the_value_that_changed() {
+    let env = Env::new();
+    let yaml = |v: &str| {
+        format!(
+            "image: backend\nfrom: busybox:latest\nshell:\n  install:\n  - echo {v} > /v\n---\nimage: frontend\nfrom: busybox:latest\ndependencies:\n- image: backend\n  before: setup\n  imports:\n  - type: ImageDigest\n    targetEnv: BACKEND_DIGEST\nshell:\n  setup:\n  - echo \"$BACKEND_DIGEST\" > /deps\n"
+        )
+    };
+    let dir = env.project("deps", &yaml("1"));
+    build_explained(&env, &dir, &[]);
+    std::fs::write(dir.join("strata.yaml"), yaml("2")).unwrap();
+    let e = build_explained(&env, &dir, &[]);
+    assert_only(&e, "backend", "install", "built: instructions changed:");
+    assert_only(
+        &e,
+        "frontend",
+        "dependenciesBeforeSetup",
+        "built: dependency.BACKEND_DIGEST changed: \"sha256:",
+    );
+}
