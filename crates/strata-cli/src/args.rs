@@ -58,6 +58,10 @@ pub enum Command {
     Export(crate::commands::export::Args),
     /// Push an image to a registry.
     Push(crate::commands::push::Args),
+    /// List the failure records: failed steps kept to debug later (`strata debug ID`).
+    Failures(crate::commands::failures::Args),
+    /// Open the debugger on a failure record: an id or a pushed record's registry reference.
+    Debug(crate::commands::debug::Args),
     /// Remove stages from a stage repository by werf's keep policies (`cleanup` in werf.yaml).
     Cleanup(crate::commands::cleanup::Args),
     /// Work with the config: `strata config render` prints it after template rendering.

@@ -21,6 +21,7 @@
 //! | `stages/<hex>.json`                 | stage index records, replaced only when unusable  |
 //! | `tags/<escaped name>.json`          | named references, atomically replaced             |
 //! | `converted/<hex>.<kind>.json`       | a blob's converted twin ([`Store::converted_layer`]) |
+//! | `failures/<id>.json`                | failure records ([`LocalStore::put_failure`])     |
 //! | `snapshots/<hex>/`                  | unpacked directories (the caller uses diff ids)   |
 //! | `tmp/<purpose>-<random>/` + `.lock` | scratch dirs of running builds (`.kept`: kept)    |
 //! | `locks/<escaped name>.lock`         | [`LocalStore::lock`] files holding holder info    |
@@ -80,6 +81,7 @@
 
 mod blobs;
 mod check;
+mod failures;
 mod fsutil;
 mod gc;
 mod ingest;
@@ -96,6 +98,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use check::{CheckReport, EntryKind, Problem};
+pub use failures::{FailureEntry, FailureRecord, is_failure_id};
 pub use gc::{GarbageReport, GcOptions, GcView, Keep, Removed, RemovedKind};
 pub use ingest::Ingest;
 pub use lease::Held;
@@ -327,13 +330,14 @@ fn restrict_root(root: &Path) -> Result<(), Error> {
 }
 
 /// The directories [`LocalStore::open`] makes sure exist, parents first.
-const LAYOUT: [&str; 11] = [
+const LAYOUT: [&str; 12] = [
     "blobs",
     "blobs/sha256",
     "ingest",
     "stages",
     "tags",
     "converted",
+    "failures",
     "snapshots",
     "tmp",
     "locks",

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::{Env, leftovers};
 
-const FAILING: &str = r#"image: app
+pub(crate) const FAILING: &str = r#"image: app
 from: busybox:latest
 shell:
   beforeInstall:
@@ -25,10 +25,15 @@ fn overlay_mounts() -> usize {
 }
 
 fn debugger(env: &Env, dir: &std::path::Path, script: &str) -> std::process::Output {
-    let mut child = env
-        .cmd()
-        .args(["build", "--progress", "plain", "--debugger"])
-        .current_dir(dir)
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(dir);
+    with_input(cmd, script)
+}
+
+/// Runs `cmd` with `script` as its stdin (the monitor's commands, one per line).
+pub(crate) fn with_input(mut cmd: std::process::Command, script: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -299,12 +304,17 @@ fn debugger_shell_over_a_real_terminal() {
     session.send_line("echo alive-after-ctrl-c").unwrap();
     session.exp_string("alive-after-ctrl-c").unwrap();
     session.send_line("exit").unwrap();
+    exit_monitor(&mut session, 1);
+}
+
+/// Leaves the shell's monitor prompt with `exit` and checks that strata ended with `code`.
+pub(crate) fn exit_monitor(session: &mut rexpect::session::PtySession, code: i32) {
     session.exp_string("(strata) ").unwrap();
     session.send_line("exit").unwrap();
     session.exp_eof().unwrap();
     let status = session.process().wait().unwrap();
     assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        matches!(status, rexpect::process::WaitStatus::Exited(_, c) if c == code),
         "{status:?}"
     );
 }

@@ -15,6 +15,7 @@ use strata_store::{Store, TagTarget};
 use crate::Context;
 use crate::image::normalize_reference;
 use crate::ops::debug::{self, DebugIo, DebugOptions, DebuggerChoice};
+use crate::ops::failures;
 use crate::worker::{FailedRun, LocalWorker, WorkerOptions};
 
 /// What to build and how.
@@ -82,7 +83,8 @@ pub struct BuildReport {
 /// A failure of the plan is the frontend's error (its diagnostic points at the user's file);
 /// a failure of a stage is a [`Failed`] with the sources its span points into. With
 /// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
-/// the config and builds again with the same settings.
+/// the config and builds again with the same settings. With `options.debug.keep_failures`, a
+/// failed step is then kept as a failure record ([`failures`]), pushed with `options.repo`.
 pub fn build(
     ctx: &Context,
     options: &BuildOptions,
@@ -105,37 +107,38 @@ pub fn build(
             Err(BuildError::Solve(error)) => *error,
             Err(BuildError::Other(error)) => return Err(error),
         };
-        // Released here unless the debugger wants it: the error itself outlives the build.
-        let kept = error.take_kept();
-        let (Some(io), true) = (io.as_mut(), options.debug.debugger) else {
-            return Err(Failed::new(error, plan).into());
-        };
-        let Some(failed) = kept.and_then(|k| k.downcast::<FailedRun>().ok()) else {
-            return Err(Failed::new(error, plan).into());
-        };
-        let Some(view) = debug::failure_for(plan, &error, &failed) else {
-            return Err(Failed::new(error, plan).into());
-        };
-        let debugger_lowers = match &options.debug.debugger_image {
-            Some(reference) => {
-                let digest = crate::image::resolve(&ctx.store, reference)?.ok_or_else(|| {
-                    anyhow::anyhow!("--debugger-image: no image `{reference}` in the store")
-                })?;
-                Some(crate::image::StoredImage::load(&ctx.store, &digest)?.lowers(&ctx.store)?)
+        // Released here unless the debugger or a record wants it: the error itself outlives
+        // the build.
+        let failed = error
+            .take_kept()
+            .and_then(|k| k.downcast::<FailedRun>().ok());
+        if let (Some(io), true, Some(failed)) = (io.as_mut(), options.debug.debugger, &failed)
+            && let Some(view) = debug::failure_for(plan, &error, failed)
+        {
+            let image = options.debug.debugger_image.as_deref();
+            match debug::monitor(ctx, view, image, None, io, progress)? {
+                DebuggerChoice::Reload => continue,
+                DebuggerChoice::Exit => {}
             }
-            None => None,
-        };
-        match debug::monitor(
-            &ctx.store,
-            &ctx.sandbox,
-            view,
-            debugger_lowers,
-            io,
-            progress,
-        )? {
-            DebuggerChoice::Reload => continue,
-            DebuggerChoice::Exit => return Err(Failed::new(error, plan).into()),
         }
+        let record = match failed {
+            Some(failed) if options.debug.keep_failures => Some(failures::keep(
+                ctx,
+                plan,
+                &error,
+                *failed,
+                options.repo.as_deref(),
+                options.worker.compression,
+                &options.worker.secrets,
+            )),
+            _ => None,
+        };
+        return Err(Failed {
+            error,
+            sources: plan.sources.clone(),
+            record,
+        }
+        .into());
     }
 }
 
@@ -229,6 +232,7 @@ fn load_plan(
             return Err(Failed {
                 error: strata_solver::Error::Cancelled,
                 sources: strata_plan::SourceMap::default(),
+                record: None,
             }
             .into());
         }
@@ -456,16 +460,12 @@ pub struct Failed {
     pub error: strata_solver::Error,
     /// The user's files the plan was made from.
     pub sources: strata_plan::SourceMap,
+    /// The failure record kept of the failed step, if one was to be kept
+    /// ([`DebugOptions::keep_failures`]).
+    pub record: Option<failures::Kept>,
 }
 
 impl Failed {
-    pub(crate) fn new(error: strata_solver::Error, plan: &Plan) -> Failed {
-        Failed {
-            error,
-            sources: plan.sources.clone(),
-        }
-    }
-
     /// The exit code a command line should end with: a failed command's own, 130 when the
     /// build was cancelled, else 1.
     pub fn exit_code(&self) -> i32 {

@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod debug;
 pub mod explain;
 pub mod export;
+pub mod failures;
 pub mod gc;
 pub mod history;
 pub mod images;

@@ -25,5 +25,12 @@ pub fn plan(
     } else {
         options.images.clone()
     };
-    strata_solver::preview(plan, worker, &images).map_err(|e| Failed::new(e, plan).into())
+    strata_solver::preview(plan, worker, &images).map_err(|error| {
+        Failed {
+            error,
+            sources: plan.sources.clone(),
+            record: None,
+        }
+        .into()
+    })
 }

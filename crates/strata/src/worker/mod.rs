@@ -43,8 +43,9 @@ use strata_store::{LocalStore, Store};
 use crate::image;
 use crate::toolbox;
 
+pub(crate) use commit::commit_dir;
 pub use error::Error;
-pub use failure::FailedRun;
+pub use failure::{FailedRun, StepSpec};
 pub use mounts::Error as MountError;
 
 use error::{op, store};
