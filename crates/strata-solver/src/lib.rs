@@ -73,6 +73,9 @@ pub struct StageOutcome {
     /// Where a reused stage was found (for stages before the last one found, which are not
     /// looked up: where the stage that implies them was).
     pub reused_from: Option<Location>,
+    /// Built although the cache may have it, because the plan says so
+    /// ([`strata_plan::StageOptions::no_cache`]).
+    pub forced: bool,
 }
 
 /// The outcome of one image.

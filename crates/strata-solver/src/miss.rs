@@ -44,6 +44,9 @@ pub enum MissReason {
     Parent,
     /// Inputs and parent are the same: the digest encoding itself changed.
     Encoding,
+    /// Built again on request (docker's `--no-cache`, `--no-cache-filter`), whatever the
+    /// cache had.
+    Forced,
 }
 
 /// How one input changed.

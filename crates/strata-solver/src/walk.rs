@@ -188,6 +188,7 @@ impl Walk<'_> {
                 digest: *digest,
                 cached: true,
                 reused_from: implied_from,
+                forced: false,
             });
             if self.hooks.wants_stage(&name, &stage.name) {
                 let job = self.job(
@@ -276,6 +277,7 @@ impl Walk<'_> {
                 digest,
                 cached: reused_from.is_some(),
                 reused_from,
+                forced: reused_from.is_none() && stage.options.no_cache,
             });
             parent_digest = Some(digest);
             state = Some(built);

@@ -39,6 +39,7 @@ fn summary(reason: &MissReason) -> String {
         MissReason::Removed { input, value } => format!("{input} is gone (was {value:?})"),
         MissReason::Parent => "the stage before it changed".into(),
         MissReason::Encoding => "strata's digest encoding changed".into(),
+        MissReason::Forced => "--no-cache asked for it".into(),
         MissReason::Changed { input, change } => match change {
             Change::Value { old, new } => format!("{input} changed: {old:?} → {new:?}"),
             Change::Lines { .. } => format!("{input} changed:"),
@@ -112,6 +113,7 @@ fn reason_json(reason: &MissReason) -> serde_json::Value {
         MissReason::Unreadable => json!({"kind": "unreadable"}),
         MissReason::Parent => json!({"kind": "parent"}),
         MissReason::Encoding => json!({"kind": "encoding"}),
+        MissReason::Forced => json!({"kind": "forced"}),
         MissReason::Added { input, value } => {
             json!({"kind": "added", "input": input, "value": value})
         }

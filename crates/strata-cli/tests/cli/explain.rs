@@ -326,6 +326,13 @@ fn dockerfile_explanations_name_exactly_the_changed_input() {
             .all(|s| s["built"] == false && s["reusedFrom"] == "local"),
         "{explained:#}"
     );
+
+    // docker's --no-cache: built on request, whatever the cache has.
+    let e = build(&["V=2", "--no-cache"]);
+    assert!(
+        e.values().all(|v| v == "built: --no-cache asked for it"),
+        "{e:#?}"
+    );
 }
 
 /// The digests `strata plan --json` shows, by `image/stage` (`None`: not known yet), and

@@ -46,6 +46,7 @@ pub fn build(ctx: &Context, report: &BuildReport) -> anyhow::Result<Vec<Explaine
         for stage in &image.stages {
             let outcome = match (stage.cached, stage.reused_from) {
                 (true, from) => Outcome::Reused(from.unwrap_or(Location::Local)),
+                (false, _) if stage.forced => Outcome::Built(MissReason::Forced),
                 (false, _) => Outcome::Built(match ctx.store.stage(&stage.digest)? {
                     Some(record) => records.reason(&record),
                     None => MissReason::Unreadable,
