@@ -30,6 +30,12 @@ pub struct Cli {
 pub enum Command {
     /// Build the images of strata.yaml (or werf.yaml).
     Build(Box<crate::commands::build::Args>),
+    /// Show every stage's digest and whether it is cached (locally or in --repo), without
+    /// building: the build `strata build` with the same arguments would run.
+    Plan(Box<crate::commands::plan::Args>),
+    /// Say why each stage of an image was built: the first input that differs from the stage
+    /// the image had before.
+    Explain(crate::commands::explain::Args),
     /// Make a base image from a root file system tarball or directory.
     Import(crate::commands::import::Args),
     /// List images and their stages.

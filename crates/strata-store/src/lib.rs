@@ -185,8 +185,10 @@ pub struct StageRecord {
     pub config: Digest,
     /// All layers of the result, bottom to top.
     pub layers: Vec<LayerRecord>,
-    /// The named digest inputs, for explaining cache misses later.
-    pub inputs: Vec<RecordedInput>,
+    /// The stage's digest inputs, for explaining cache misses later: opaque to the store,
+    /// the plan's typed inputs as JSON (`{"kind": ..., ...}`; records written before typed
+    /// inputs hold `{"name", "value"}` objects, which readers take as unknown).
+    pub inputs: Vec<serde_json::Value>,
     /// Name of the image that built it.
     pub image: String,
     /// Stage name.
@@ -213,15 +215,6 @@ pub struct LayerRecord {
     /// Where the blob is served besides registries (foreign layers); carried into manifests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
-}
-
-/// One named input that went into a stage digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedInput {
-    /// The input's name (`commands`, `env:PATH`, ...).
-    pub name: String,
-    /// Its value as hashed (or a digest of it).
-    pub value: String,
 }
 
 /// What a tag points at.

@@ -8,7 +8,7 @@ use strata::ops::debug::{DebugOptions, IntrospectTarget};
 use strata_frontend::dockerfile::DockerfileOptions;
 
 /// Introspection and the debugger.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct DebugArgs {
     /// Open a shell in a stage once it is built or reused: IMAGE/STAGE, STAGE or */STAGE (every
     /// image), ~/STAGE (the nameless image). Repeatable.

@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod completion;
 pub mod config;
 pub mod debug;
+pub mod explain;
 pub mod export;
 pub mod failures;
 pub mod gc;
@@ -16,6 +17,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod plan;
 pub mod pull;
 pub mod push;
 pub mod rmi;
@@ -61,6 +63,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
     }
     match command {
         Command::Build(args) => build::exec(&ctx, *args),
+        Command::Plan(args) => plan::exec(&ctx, *args),
+        Command::Explain(args) => explain::exec(&ctx, args),
         Command::Import(args) => import::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),

@@ -10,6 +10,7 @@ mod deps;
 mod docker_flags;
 mod dockerfile;
 mod errors;
+mod explain;
 mod export;
 mod feeds;
 mod gc;

@@ -63,6 +63,26 @@ impl Env {
         env
     }
 
+    /// Imports busybox again as `busybox:latest`, with `motd` as its `/etc/motd`: a different
+    /// root file system under the same name.
+    pub fn reimport_busybox(&self, motd: &str) {
+        let rootfs = self.work.path().join("rootfs");
+        std::fs::create_dir(&rootfs).unwrap();
+        let status = Command::new("tar")
+            .args(["-xf", busybox_tar().to_str().unwrap(), "-C"])
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::write(rootfs.join("etc/motd"), motd).unwrap();
+        let out = self.strata(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A fresh, empty store.
     pub fn empty() -> Env {
         assert!(

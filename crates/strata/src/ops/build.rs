@@ -93,62 +93,10 @@ pub fn build(
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
     loop {
-        let mut worker_options = options.worker.clone();
-        worker_options.remote = Some(crate::remote::RemoteOptions {
-            client: ctx.registry_client()?,
-            repo: match &options.repo {
-                Some(r) => Some(
-                    r.parse()
-                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
-                ),
-                None => None,
-            },
-        });
-        let mut worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
-        // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
-        let downloads = ctx.store.scratch("downloads")?;
-        // The context files a Dockerfile copies, pinned when the plan is made: the layer is
-        // made of these copies, never of the context as it is later.
-        let pinned = ctx.store.scratch("sources")?;
-        let loaded = match &options.dockerfile {
-            Some((path, df)) => dockerfile_bases(ctx, &worker, downloads.path(), path, df)
-                .and_then(|mut df| {
-                    df.snapshot = Some(pinned.path().to_path_buf());
-                    strata_frontend::load_dockerfile(path, &df)
-                }),
-            None => strata_frontend::stapel::load(
-                &options.dir,
-                &LoadOptions {
-                    config: options.config.clone(),
-                    git: GitOptions {
-                        dev: options.dev,
-                        cache: Some(ctx.store.git_cache_dir()),
-                        no_dirty_check: options.no_dirty_check,
-                        images: options.images.clone(),
-                    },
-                    env: options.env.clone(),
-                    loose_giterminism: options.loose_giterminism,
-                    snapshot: Some(pinned.path().to_path_buf()),
-                },
-            ),
-        };
-        let mut plan = match loaded {
-            Ok(plan) => plan,
-            // A `git` the terminal's Ctrl-C killed while the config was loaded.
-            Err(_) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
-                return Err(Failed {
-                    error: strata_solver::Error::Cancelled,
-                    sources: strata_plan::SourceMap::default(),
-                    record: None,
-                }
-                .into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        worker.set_project(plan.project.clone());
-        crate::worker::key_options(&mut plan, &options.worker);
-        debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+        let loaded = load(ctx, options, cancel)?;
+        let (plan, worker) = (&loaded.plan, &loaded.worker);
+        debug::check_targets(plan, &options.debug.introspect)?;
+        let mut error = match build_plan(ctx, plan, worker, options, progress, cancel) {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -165,7 +113,7 @@ pub fn build(
             .take_kept()
             .and_then(|k| k.downcast::<FailedRun>().ok());
         if let (Some(io), true, Some(failed)) = (io.as_mut(), options.debug.debugger, &failed)
-            && let Some(view) = debug::failure_for(&plan, &error, failed)
+            && let Some(view) = debug::failure_for(plan, &error, failed)
         {
             let image = options.debug.debugger_image.as_deref();
             match debug::monitor(ctx, view, image, None, io, progress)? {
@@ -176,7 +124,7 @@ pub fn build(
         let record = match failed {
             Some(failed) if options.debug.keep_failures => Some(failures::keep(
                 ctx,
-                &plan,
+                plan,
                 &error,
                 *failed,
                 options.repo.as_deref(),
@@ -192,6 +140,107 @@ pub fn build(
         }
         .into());
     }
+}
+
+/// A loaded plan and the worker to build it on.
+pub(crate) struct Loaded<'a> {
+    /// The plan, digested as `worker` builds.
+    pub plan: Plan,
+    /// The local worker (with its stage repository, `--repo`).
+    pub worker: LocalWorker<'a>,
+    /// `ADD <url>` downloads (copied from here) and the context files a Dockerfile copies,
+    /// pinned when the plan was made (the layer is made of these copies, never of the
+    /// context as it is later): kept while the plan is used.
+    _scratch: (strata_store::Scratch, strata_store::Scratch),
+}
+
+/// The plan of the config or Dockerfile of `options` and the worker a build of it runs on.
+pub(crate) fn load<'a>(
+    ctx: &'a Context,
+    options: &BuildOptions,
+    cancel: &AtomicBool,
+) -> anyhow::Result<Loaded<'a>> {
+    let mut worker = worker(ctx, options)?;
+    let downloads = ctx.store.scratch("downloads")?;
+    let pinned = ctx.store.scratch("sources")?;
+    let plan = load_plan(
+        ctx,
+        options,
+        &mut worker,
+        (downloads.path(), pinned.path()),
+        cancel,
+    )?;
+    Ok(Loaded {
+        plan,
+        worker,
+        _scratch: (downloads, pinned),
+    })
+}
+
+/// The local worker a build with `options` runs on (with its stage repository, `--repo`).
+fn worker<'a>(ctx: &'a Context, options: &BuildOptions) -> anyhow::Result<LocalWorker<'a>> {
+    let mut worker_options = options.worker.clone();
+    worker_options.remote = Some(crate::remote::RemoteOptions {
+        client: ctx.registry_client()?,
+        repo: match &options.repo {
+            Some(r) => Some(
+                r.parse()
+                    .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
+            ),
+            None => None,
+        },
+    });
+    LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)
+}
+
+/// The plan of the config or Dockerfile of `options`, as a build of it on `worker` digests
+/// it; `ADD <url>` downloads and the pinned context files go to the two dirs given.
+fn load_plan(
+    ctx: &Context,
+    options: &BuildOptions,
+    worker: &mut LocalWorker<'_>,
+    (downloads, pinned): (&std::path::Path, &std::path::Path),
+    cancel: &AtomicBool,
+) -> anyhow::Result<Plan> {
+    let loaded = match &options.dockerfile {
+        Some((path, df)) => {
+            dockerfile_bases(ctx, worker, downloads, path, df).and_then(|mut df| {
+                df.snapshot = Some(pinned.to_path_buf());
+                strata_frontend::load_dockerfile(path, &df)
+            })
+        }
+        None => strata_frontend::stapel::load(
+            &options.dir,
+            &LoadOptions {
+                config: options.config.clone(),
+                git: GitOptions {
+                    dev: options.dev,
+                    cache: Some(ctx.store.git_cache_dir()),
+                    no_dirty_check: options.no_dirty_check,
+                    images: options.images.clone(),
+                },
+                env: options.env.clone(),
+                loose_giterminism: options.loose_giterminism,
+                snapshot: Some(pinned.to_path_buf()),
+            },
+        ),
+    };
+    let mut plan = match loaded {
+        Ok(plan) => plan,
+        // A `git` the terminal's Ctrl-C killed while the config was loaded.
+        Err(_) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Err(Failed {
+                error: strata_solver::Error::Cancelled,
+                sources: strata_plan::SourceMap::default(),
+                record: None,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    worker.set_project(plan.project.clone());
+    crate::worker::key_options(&mut plan, &options.worker);
+    Ok(plan)
 }
 
 /// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled

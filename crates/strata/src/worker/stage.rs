@@ -8,12 +8,12 @@ use std::time::Instant;
 use strata_plan::{Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId};
 use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
-use strata_store::{LayerRecord, RecordedInput, Scratch, StageRecord, Store};
+use strata_store::{LayerRecord, Scratch, StageRecord, Store};
 
 use super::error::{self, store};
 use super::failure::with_base;
 use super::run::{RUN_DIR, RunDirs};
-use super::{LocalWorker, META_LAYER_BYTES};
+use super::{LocalWorker, META_CREATED_MILLIS, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
@@ -51,7 +51,7 @@ impl LocalWorker<'_> {
             return Err(ExecError::Cancelled);
         };
         if !job.stage.options.no_cache
-            && let Some(state) = self.lookup(job.image, &job.digest)?
+            && let Some((state, _)) = self.lookup(job.image, &job.digest)?
         {
             return Ok(Built {
                 state,
@@ -244,10 +244,7 @@ impl LocalWorker<'_> {
             inputs: job
                 .inputs
                 .iter()
-                .map(|i| RecordedInput {
-                    name: i.name(),
-                    value: i.value(),
-                })
+                .map(|i| serde_json::to_value(i).expect("a digest input serializes: no maps"))
                 .collect(),
             image: id.image.clone(),
             stage: id.stage.clone(),
@@ -256,6 +253,10 @@ impl LocalWorker<'_> {
             meta: {
                 let mut meta = commits;
                 meta.insert(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string());
+                meta.insert(
+                    META_CREATED_MILLIS.to_string(),
+                    crate::unix_millis().to_string(),
+                );
                 meta
             },
         };
