@@ -13,13 +13,15 @@
 #   golang-go, golang-github-masterminds-sprig-dev: strata-template's differential tests render
 #     the same templates with Go's text/template and Sprig (GOPATH mode, offline)
 #   openssh-client: the `--ssh` tests run a real ssh-agent and ask it through the forwarded socket
+#   uidmap (above), passwd, util-linux: rootless strata maps its user namespace with
+#     newuidmap/newgidmap; the rootless tests make users (useradd) and run strata as them (setpriv)
 #   zsh, fish, man-db: the CLI tests load `strata completion` in each shell and render
 #     `strata man` with man(1)
 set -euo pipefail
 packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
   libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils
   golang-go golang-github-masterminds-sprig-dev zsh fish man-db
-  openssh-client)
+  openssh-client passwd util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

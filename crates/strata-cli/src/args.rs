@@ -30,6 +30,12 @@ pub struct Cli {
 pub enum Command {
     /// Build the images of strata.yaml (or werf.yaml).
     Build(Box<crate::commands::build::Args>),
+    /// Show every stage's digest and whether it is cached (locally or in --repo), without
+    /// building: the build `strata build` with the same arguments would run.
+    Plan(Box<crate::commands::plan::Args>),
+    /// Say why each stage of an image was built: the first input that differs from the stage
+    /// the image had before.
+    Explain(crate::commands::explain::Args),
     /// Make a base image from a root file system tarball or directory.
     Import(crate::commands::import::Args),
     /// List images and their stages.
@@ -52,6 +58,10 @@ pub enum Command {
     Export(crate::commands::export::Args),
     /// Push an image to a registry.
     Push(crate::commands::push::Args),
+    /// List the failure records: failed steps kept to debug later (`strata debug ID`).
+    Failures(crate::commands::failures::Args),
+    /// Open the debugger on a failure record: an id or a pushed record's registry reference.
+    Debug(crate::commands::debug::Args),
     /// Remove stages from a stage repository by werf's keep policies (`cleanup` in werf.yaml).
     Cleanup(crate::commands::cleanup::Args),
     /// Work with the config: `strata config render` prints it after template rendering.

@@ -14,7 +14,9 @@
 //!    same in the state before the step (the buildkit#1472 design: switch between the broken
 //!    and the initial state, restore and try again);
 //! 3. returns [`Outcome::Reload`] (the engine re-reads config and sources and builds again
-//!    with the same settings) or [`Outcome::Exit`].
+//!    with the same settings) or [`Outcome::Exit`]. Where the sources are not there (a
+//!    failure record opened later, elsewhere), the engine says why with
+//!    [`Session::refuse_reload`] and `reload` prints that instead.
 //!
 //! [`shell`] is the introspection side (werf's `--introspect-stage`): an interactive shell in
 //! any state, changes discarded.
@@ -150,6 +152,9 @@ pub enum Error {
         /// The missing dir.
         path: PathBuf,
     },
+    /// `reload` where the sources are not there.
+    #[error("reload is not possible here: {0}")]
+    NoReload(String),
     /// The failure carries no argv for a rerun.
     #[error("the engine gave no {0} for this failure, so there is nothing to rerun")]
     NoArgs(&'static str),

@@ -84,6 +84,8 @@ pub struct Session<'a> {
     failure: Failure,
     scratch: Scratch,
     debugger: Option<Vec<PathBuf>>,
+    /// Why `reload` cannot work here, if it cannot.
+    no_reload: Option<String>,
 }
 
 fn output_err(source: io::Error) -> Error {
@@ -114,6 +116,7 @@ impl<'a> Session<'a> {
             scratch: Scratch::new(&scratch)?,
             failure,
             debugger: None,
+            no_reload: None,
         })
     }
 
@@ -121,6 +124,13 @@ impl<'a> Session<'a> {
     /// step's root at [`DEBUGROOT`]; see the module docs.
     pub fn with_debugger_image(mut self, lowers: Vec<PathBuf>) -> Self {
         self.debugger = Some(lowers);
+        self
+    }
+
+    /// Makes `reload` fail with `reason` instead of ending the session: the sources are not
+    /// there (a failure record debugged later, elsewhere).
+    pub fn refuse_reload(mut self, reason: String) -> Self {
+        self.no_reload = Some(reason);
         self
     }
 
@@ -273,7 +283,10 @@ impl<'a> Session<'a> {
                 )
                 .map_err(output_err)?;
             }
-            Command::Reload => return Ok(Some(Outcome::Reload)),
+            Command::Reload => match &self.no_reload {
+                Some(reason) => return Err(Error::NoReload(reason.clone())),
+                None => return Ok(Some(Outcome::Reload)),
+            },
             Command::Exit => return Ok(Some(Outcome::Exit)),
         }
         Ok(None)

@@ -145,6 +145,12 @@ impl MaskSet {
     /// file's name. **When nothing matches, the checksum is the sha256 of the empty string**
     /// (`sha256:e3b0c442…b855`), the same as for an empty mask list.
     pub fn checksum(&self, files: &[FileEntry]) -> Digest {
+        Self::checksum_of(&self.matched(files))
+    }
+
+    /// The files among `files` that match, each with the path the masks saw, in path order
+    /// (what [`MaskSet::checksum`] hashes; `--explain` names the ones that changed).
+    pub fn matched<'f>(&self, files: &'f [FileEntry]) -> Vec<(&'f str, &'f FileEntry)> {
         let mut matcher = self.matcher();
         let mut matched: Vec<(&str, &FileEntry)> = files
             .iter()
@@ -154,6 +160,11 @@ impl MaskSet {
         if !matched.is_sorted_by(|a, b| a.0 <= b.0) {
             matched.sort_by(|a, b| a.0.cmp(b.0));
         }
+        matched
+    }
+
+    /// The [`MaskSet::checksum`] of files [`MaskSet::matched`] returned.
+    pub fn checksum_of(matched: &[(&str, &FileEntry)]) -> Digest {
         let mut h = Hasher::new();
         // One buffer for every hex id: `to_hex().to_string()` allocated per file.
         let mut hex = gix::hash::Kind::hex_buf();

@@ -28,9 +28,18 @@
 //!
 //! Order per entry: data → `chown` (which clears setuid bits and `security.capability`) →
 //! `chmod` → xattrs → times. Dir mtimes are set after the whole stream, since creating
-//! children changes them. `trusted.overlay.*` xattrs from the layer are dropped: only
-//! `.wh..wh..opq` may make a dir opaque. Times are whole seconds unless a PAX `mtime` record
+//! children changes them. `trusted.overlay.*` and `user.overlay.*` xattrs from the layer are
+//! dropped: only `.wh..wh..opq` may make a dir opaque (written in the namespace this process's
+//! overlays read, [`whiteout::Xattrs`]). Times are whole seconds unless a PAX `mtime` record
 //! gives more; atime is set to mtime.
+//!
+//! # In a user namespace
+//!
+//! Rootless strata cannot make device nodes (the kernel allows only whiteouts there): a char
+//! or block device entry is skipped, as containerd's and moby's appliers do in a user
+//! namespace. The layer's diff id is unchanged; the snapshot lacks the node. Owners must fall
+//! in the namespace's id map (the user's `/etc/subuid` and `/etc/subgid` ranges):
+//! [`Error::Unmapped`] otherwise.
 //!
 //! # Digest
 //!
@@ -105,6 +114,20 @@ pub enum Error {
         entry: String,
         /// The tar type flag.
         kind: u8,
+    },
+    /// In a user namespace, the entry's owner is outside the ids it maps.
+    #[error(
+        "tar entry `{entry}` is owned by {uid}:{gid}, which this rootless user namespace does \
+         not map; give the user a subordinate range that covers it in /etc/subuid and \
+         /etc/subgid, or run strata as root"
+    )]
+    Unmapped {
+        /// The entry path as written in the tar.
+        entry: String,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
     },
     /// Creating the entry or setting its metadata failed.
     #[error("tar entry `{entry}`: {op} {path} failed: {source}")]
@@ -386,6 +409,21 @@ impl Ctx<'_> {
             source,
         }
     }
+    /// `chown` to the entry's owner failed: `EINVAL` in a user namespace means an id it
+    /// does not map (chown(2)).
+    fn chown(&self, meta: &Meta) -> impl FnOnce(Errno) -> Error + '_ {
+        let (uid, gid) = (meta.uid, meta.gid);
+        move |e| match e {
+            Errno::INVAL if whiteout::Xattrs::of_this_process() == whiteout::Xattrs::User => {
+                Error::Unmapped {
+                    entry: self.entry.to_string(),
+                    uid,
+                    gid,
+                }
+            }
+            e => self.io_err("chown", e.into()),
+        }
+    }
     fn refuse(&self, reason: &'static str) -> Error {
         Error::Unsafe {
             entry: self.entry.to_string(),
@@ -453,7 +491,7 @@ impl Unpacker {
                 let dir = open_parent(&mut self.res, parent, &ctx)?;
                 rustix::fs::fsetxattr(
                     dir,
-                    whiteout::OVERLAY_OPAQUE_XATTR,
+                    whiteout::Xattrs::of_this_process().opaque(),
                     b"y",
                     rustix::fs::XattrFlags::empty(),
                 )
@@ -631,8 +669,16 @@ impl Unpacker {
                 };
                 let dir = open_parent(&mut self.res, parent, &ctx)?;
                 clear_slot(dir, name, false, &ctx)?;
-                rustix::fs::mknodat(dir, os(name), ft, FileMode::empty(), dev)
-                    .map_err(ctx.io("mknod"))?;
+                match rustix::fs::mknodat(dir, os(name), ft, FileMode::empty(), dev) {
+                    // See "In a user namespace" in the module docs.
+                    Err(Errno::PERM)
+                        if ft != FileType::Fifo
+                            && whiteout::Xattrs::of_this_process() == whiteout::Xattrs::User =>
+                    {
+                        return Ok(());
+                    }
+                    result => result.map_err(ctx.io("mknod"))?,
+                }
                 apply_at_meta(dir, name, &meta, true, &ctx)?;
             }
             tar::EntryType::XGlobalHeader => {}
@@ -695,7 +741,10 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta,
             let ext = ext.map_err(read_err(name))?;
             let key = ext.key_bytes();
             if let Some(xattr) = key.strip_prefix(bounded::PAX_XATTR_PREFIX) {
-                if !xattr.starts_with(whiteout::OVERLAY_XATTR_PREFIX) && !xattr.is_empty() {
+                let overlay = whiteout::OVERLAY_XATTR_PREFIXES
+                    .iter()
+                    .any(|p| xattr.starts_with(p));
+                if !overlay && !xattr.is_empty() {
                     xattrs.push((xattr.to_vec(), ext.value_bytes().to_vec()));
                 }
             } else if key == b"mtime" {
@@ -797,7 +846,7 @@ fn clear_slot(
 /// Owner, mode and xattrs through an fd (dirs, regular files).
 fn apply_fd_meta(fd: BorrowedFd<'_>, meta: &Meta, ctx: &Ctx<'_>) -> Result<(), Error> {
     let (uid, gid) = owner(meta.uid, meta.gid);
-    rustix::fs::fchown(fd, uid, gid).map_err(ctx.io("chown"))?;
+    rustix::fs::fchown(fd, uid, gid).map_err(ctx.chown(meta))?;
     rustix::fs::fchmod(fd, FileMode::from_raw_mode(meta.mode)).map_err(ctx.io("chmod"))?;
     for (name, value) in &meta.xattrs {
         rustix::fs::fsetxattr(fd, os(name), value, rustix::fs::XattrFlags::empty())
@@ -816,7 +865,7 @@ fn apply_at_meta(
 ) -> Result<(), Error> {
     let (uid, gid) = owner(meta.uid, meta.gid);
     rustix::fs::chownat(dir, os(name), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(ctx.io("chown"))?;
+        .map_err(ctx.chown(meta))?;
     if chmod {
         // fchmodat cannot refuse to follow on Linux; `name` was just created by us as a
         // device node or FIFO, which is not a symlink.

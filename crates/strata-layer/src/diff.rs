@@ -244,7 +244,7 @@ mod tests {
     fn opaque(path: &Path) {
         rustix::fs::setxattr(
             path,
-            whiteout::OVERLAY_OPAQUE_XATTR,
+            whiteout::Xattrs::of_this_process().opaque(),
             b"y",
             rustix::fs::XattrFlags::empty(),
         )

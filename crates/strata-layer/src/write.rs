@@ -572,17 +572,17 @@ impl Walker {
         let names = std::mem::take(&mut self.xattr_names);
         let result = (|| {
             for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-                if name.starts_with(whiteout::OVERLAY_XATTR_PREFIX) {
-                    if let Some(bad) = whiteout::OVERLAY_UNSUPPORTED_XATTRS
-                        .iter()
-                        .find(|x| x.as_bytes() == name)
-                    {
+                // Only the namespace our overlays use is overlayfs's; in the other one an
+                // xattr is the process's own (a root step may set `user.overlay.x`).
+                let overlay = whiteout::Xattrs::of_this_process();
+                if name.starts_with(overlay.prefix()) {
+                    if let Some(bad) = overlay.unsupported().iter().find(|x| x.as_bytes() == name) {
                         return Err(Error::OverlayFeature {
                             path: self.abs.clone(),
                             xattr: (*bad).to_string(),
                         });
                     }
-                    if name == whiteout::OVERLAY_OPAQUE_XATTR.as_bytes() {
+                    if name == overlay.opaque().as_bytes() {
                         opaque =
                             whiteout::is_overlay_opaque(&self.abs).map_err(self.io("lgetxattr"))?;
                     }

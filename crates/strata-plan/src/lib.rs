@@ -5,33 +5,38 @@
 //! [`Span`] of the user's source that produced it, so errors, introspection and the debugger
 //! point back at `strata.yaml:14:5`.
 //!
-//! What goes into a stage's cache digest is explicit: [`Stage::inputs`] holds the named
-//! [`DigestInput`]s, and nothing else about the stage changes its digest. Data that must not
+//! What goes into a stage's cache digest is explicit: [`Stage::inputs`] holds the typed
+//! [`DigestInput`]s (one variant per kind; [`StageKind::feeds`] is the table of which kinds
+//! feed which stage), and nothing else about the stage changes its digest. Data that must not
 //! change the digest (service variables such as the commit hash, mounts' host paths) lives in
 //! [`StageOptions`].
 //!
 //! This crate knows no frontend syntax and nothing about execution or caches.
 //!
 //! ```
-//! use strata_plan::{DigestInput, Stage, StageOptions};
+//! use strata_plan::{DigestInput, Stage, StageKind, StageOptions};
 //! let stage = Stage {
 //!     name: "install".into(),
-//!     inputs: vec![DigestInput::Commands { commands: vec!["make".into()] }],
+//!     kind: StageKind::User,
+//!     inputs: vec![DigestInput::Instructions { lines: vec!["make".into()] }],
 //!     steps: vec![],
 //!     options: StageOptions::default(),
 //!     late_inputs: None,
 //!     span: None,
 //! };
-//! assert_eq!(stage.inputs[0].name(), "commands");
+//! assert_eq!(stage.inputs[0].name(), "instructions");
+//! assert_eq!(stage.kind.first_unfed(&stage.inputs), None);
 //! ```
 #![deny(missing_docs)]
 
+mod input;
 mod source_map;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use input::{DigestInput, InputKind, MASK_FILES_RECORDED, MaskFiles, Setting, StageKind};
 pub use source_map::{Diagnostic, FileId, LineCol, SourceFile, SourceMap, Span};
 
 /// Everything to build, as the frontend understood it.
@@ -121,6 +126,7 @@ impl Image {
             },
             stages: vec![Stage {
                 name: "from".into(),
+                kind: StageKind::From,
                 inputs: Vec::new(),
                 steps: Vec::new(),
                 options: StageOptions::default(),
@@ -187,6 +193,8 @@ pub enum Base {
 pub struct Stage {
     /// The stage name users see and introspect (`from`, `install`, `dockerInstructions`, ...).
     pub name: String,
+    /// What kind of stage it is: which kinds of inputs may feed it.
+    pub kind: StageKind,
     /// Everything that goes into the digest besides the parent digest and the name.
     pub inputs: Vec<DigestInput>,
     /// What to do, in order.
@@ -212,83 +220,6 @@ pub enum LateInputs {
     /// werf's dependencies* stages: a checksum of the content and metadata of the files the
     /// stage's [`Op::Import`]s copy, so only a change to those files rebuilds it.
     Imports,
-}
-
-/// A named input of a stage digest. Recorded with every built stage so that a later build can
-/// say which input changed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum DigestInput {
-    /// The base a `from` stage starts from, as resolved by the solver (reference and content
-    /// digest, `scratch`, or another image's final stage digest).
-    Base {
-        /// The resolved base, for example `busybox:latest@sha256:...`.
-        base: String,
-    },
-    /// A cache version directive, by its config key (`cacheVersion`, `fromCacheVersion`,
-    /// `shell.cacheVersion`, `installCacheVersion`, ...).
-    CacheVersion {
-        /// The config key.
-        key: String,
-        /// Its value.
-        value: String,
-    },
-    /// The rendered commands of a user stage.
-    Commands {
-        /// One entry per command.
-        commands: Vec<String>,
-    },
-    /// Something about git content: a mapping's parameters (`git[0]`), the checksum of the files
-    /// a stage depends on (`git[0].install`), or the change applied by a late stage.
-    Git {
-        /// What it is, as `--explain` shows it.
-        key: String,
-        /// Its value.
-        value: String,
-    },
-    /// Another parameter of a stage (`mount`, `import[0]`), by its config key.
-    Param {
-        /// The key.
-        key: String,
-        /// Its canonical value.
-        value: String,
-    },
-    /// One docker directive of the `dockerInstructions` stage.
-    Docker {
-        /// The directive (`ENV`, `LABEL`, ...).
-        directive: String,
-        /// Its canonical value.
-        value: String,
-    },
-}
-
-impl DigestInput {
-    /// The input's name as `--explain` shows it: `base`, `commands`, `installCacheVersion`,
-    /// `docker.ENV`, ...
-    pub fn name(&self) -> String {
-        match self {
-            DigestInput::Base { .. } => "base".into(),
-            DigestInput::CacheVersion { key, .. } => key.clone(),
-            DigestInput::Commands { .. } => "commands".into(),
-            DigestInput::Docker { directive, .. } => format!("docker.{directive}"),
-            DigestInput::Git { key, .. } => key.clone(),
-            DigestInput::Param { key, .. } => key.clone(),
-        }
-    }
-
-    /// The input's value as one canonical string (what the digest hashes).
-    pub fn value(&self) -> String {
-        match self {
-            DigestInput::Base { base } => base.clone(),
-            DigestInput::CacheVersion { value, .. } => value.clone(),
-            DigestInput::Commands { commands } => {
-                serde_json::to_string(commands).expect("a list of strings always serializes")
-            }
-            DigestInput::Docker { value, .. } => value.clone(),
-            DigestInput::Git { value, .. } => value.clone(),
-            DigestInput::Param { value, .. } => value.clone(),
-        }
-    }
 }
 
 /// Settings of a stage that must not change its digest.

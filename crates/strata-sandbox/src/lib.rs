@@ -27,8 +27,10 @@
 //!
 //! # What it does not do
 //!
-//! No user namespaces (the command is real root, confined by capabilities and seccomp, so
-//! files written into the upper dir get the ids the process used), no cgroups (no resource
+//! No user namespace of its own (the command runs as strata's own root, confined by
+//! capabilities and seccomp, so files written into the upper dir get the ids the process used;
+//! run by an ordinary user, strata first enters one for the whole process: [`rootless`]), no
+//! cgroups (no resource
 //! limits, no device cgroup: `nodev` stands in for it), no AppArmor/SELinux; no image, digest or
 //! cache knowledge: it gets directories and returns an [`ExitStatus`]. Turning the upper dir
 //! into a layer is `strata-layer`'s job. The host directory of a writable directory bind still
@@ -111,6 +113,7 @@ pub mod overlay;
 pub mod process;
 pub mod pty;
 pub mod rootfs;
+pub mod rootless;
 pub mod security;
 mod spec;
 pub mod sys;

@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::overlay::{self, Layout};
-use crate::spec::{ContainerSpec, Mount, MountKind, Security, container_path};
+use crate::spec::{ContainerSpec, Mount, MountKind, Network, Security, container_path};
 use crate::sys::{MntFlags, MsFlags, OverlayOptions, Syscall};
 
 /// What can go wrong while mounting the container's file systems.
@@ -192,7 +192,11 @@ pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result
     // Overlays get layer names relative to scratch (see `overlay`, "Short layer names").
     ctx.fs_op("chdir to", &layout.scratch, sys.chdir(&layout.scratch))?;
     overlay::mount_root(sys, layout, spec)?;
-    mount_proc_sys(&ctx, spec.security)?;
+    // sysfs(5) shows the network namespace of the mounting process and may be mounted fresh
+    // in a user namespace only by the owner of that network namespace: rootless with the
+    // host's network it is the host's sysfs, bound.
+    let bind_sys = spec.network == Network::Host && crate::rootless::active();
+    mount_proc_sys(&ctx, spec.security, bind_sys)?;
     mount_dev(&ctx)?;
     let copies = layout.scratch.join("files");
     if spec
@@ -360,7 +364,7 @@ fn source_path(
     Ok(named)
 }
 
-fn mount_proc_sys(ctx: &Ctx<'_>, security: Security) -> Result<(), Error> {
+fn mount_proc_sys(ctx: &Ctx<'_>, security: Security, bind_sys: bool) -> Result<(), Error> {
     // proc(5) shows the PID namespace of the mounting process: this runs in PID 1 of the new
     // namespace, so the container sees only its own tree.
     ctx.mount(
@@ -374,16 +378,36 @@ fn mount_proc_sys(ctx: &Ctx<'_>, security: Security) -> Result<(), Error> {
     // cgroup hierarchy is reachable (no `release_agent`). Writable with `security.insecure`
     // (containerd's `WithWriteableSysfs` for privileged containers).
     let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let sys = ctx.root.join("sys");
+    if bind_sys {
+        // The host's sysfs and what is mounted below it (recursive: the kernel refuses a
+        // bind that would uncover mounts locked in a user namespace); writes need the host's
+        // permissions anyway, as it belongs to the host's user namespace. Read-only too
+        // unless insecure, and the cgroup hierarchy hidden as a fresh sysfs has none.
+        ctx.mount(
+            Some(Path::new("/sys")),
+            &sys,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        ctx.remount_bind(&sys, security == Security::Sandbox, flags)?;
+        let cgroup = sys.join("fs/cgroup");
+        if ctx.sys.exists(&cgroup) {
+            ctx.mount(
+                Some(Path::new("tmpfs")),
+                &cgroup,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | flags,
+                Some("mode=755"),
+            )?;
+        }
+        return Ok(());
+    }
     if security == Security::Sandbox {
         flags |= MsFlags::MS_RDONLY;
     }
-    ctx.mount(
-        Some(Path::new("sysfs")),
-        &ctx.root.join("sys"),
-        Some("sysfs"),
-        flags,
-        None,
-    )
+    ctx.mount(Some(Path::new("sysfs")), &sys, Some("sysfs"), flags, None)
 }
 
 fn mount_dev(ctx: &Ctx<'_>) -> Result<(), Error> {
@@ -658,6 +682,50 @@ mod tests {
                 .any(|m| t == root.join(m))
         });
         assert!(!masked, "{calls:#?}");
+    }
+
+    #[test]
+    fn rootless_host_network_binds_the_host_sys_read_only() {
+        let fake = FakeSyscall::new();
+        let root = Path::new("/s/rootfs");
+        let ctx = Ctx { sys: &fake, root };
+        mount_proc_sys(&ctx, Security::Sandbox, true).expect("mount");
+        let calls = fake.calls();
+        let sys = root.join("sys");
+        let on_sys: Vec<_> = calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Mount {
+                    source,
+                    target,
+                    fstype,
+                    flags,
+                    ..
+                } if target == &sys => Some((source.clone(), fstype.clone(), *flags)),
+                _ => None,
+            })
+            .collect();
+        let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        assert_eq!(
+            on_sys,
+            [
+                (
+                    Some(PathBuf::from("/sys")),
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC
+                ),
+                (
+                    None,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid
+                ),
+            ]
+        );
+        // No cgroup hierarchy, as in a fresh sysfs.
+        assert!(calls.iter().any(|c| matches!(c,
+            Call::Mount { target, fstype: Some(fs), flags, .. }
+                if target == &sys.join("fs/cgroup") && fs == "tmpfs"
+                    && flags.contains(MsFlags::MS_RDONLY))));
     }
 
     #[test]

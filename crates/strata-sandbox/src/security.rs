@@ -569,7 +569,16 @@ fn caps_err(what: impl Into<String>) -> impl FnOnce(caps::errors::CapsError) -> 
 /// ambient and inheritable, then effective before permitted (`capset(2)` requires the
 /// effective set to stay within the permitted one).
 fn drop_capabilities() -> Result<(), Error> {
-    let keep: CapsHashSet = DEFAULT_CAPABILITIES.into_iter().collect();
+    // Only what the bounding set still allows (and we hold): `execve` gives root no more
+    // (capabilities(7)), and a rootless strata's user namespace keeps the bounding set the
+    // user had (a CI runner may have cut it), as may a root strata's.
+    let permitted =
+        caps::read(None, CapSet::Permitted).map_err(caps_err("read the permitted set"))?;
+    let bounding = caps::read(None, CapSet::Bounding).map_err(caps_err("read the bounding set"))?;
+    let keep: CapsHashSet = DEFAULT_CAPABILITIES
+        .into_iter()
+        .filter(|cap| permitted.contains(cap) && bounding.contains(cap))
+        .collect();
     // Only the capabilities this kernel knows: PR_CAPBSET_DROP of an unknown one is EINVAL.
     for cap in caps::runtime::thread_all_supported()
         .into_iter()

@@ -4,23 +4,25 @@
 //!
 //! | input | where it comes from | effect of a change |
 //! |---|---|---|
-//! | encoding version | `strata/stage/v1` | every stage of every image rebuilds |
+//! | encoding version | `strata/stage/v2` (v1 hashed inputs as untyped name/value pairs) | every stage of every image rebuilds |
 //! | parent digest | the previous non-empty stage of the image (none for `from`) | this stage and every later one rebuild |
-//! | stage name | `from`, `beforeInstall`, ..., `dockerInstructions` | — (fixed per position) |
-//! | `base` | `from` only: `scratch`, `REF@<manifest digest>`, or `image:NAME@<stage digest>` | the whole image rebuilds |
-//! | `cacheVersion`, `fromCacheVersion` | `from` only | the whole image rebuilds |
-//! | `commands` | user stages: the rendered commands, in order | that stage and later ones |
-//! | `shell.cacheVersion` | every user stage | every user stage |
-//! | `<stage>CacheVersion` | that user stage | that stage and later ones |
-//! | `docker.<DIRECTIVE>` | `dockerInstructions` | that stage |
-//! | `network` | `none` for a stage whose commands run without network (`RUN --network=none`, or any command stage of `strata build --network none`); absent for the host's network | that stage and later ones |
+//! | stage name | `from`, `beforeInstall`, ..., `dockerInstructions`, `3-run` | — (fixed per position) |
+//! | each input's [`DigestInput::canonical`] encoding | the plan's typed inputs, plus `base` on `from` (the solver's) and late inputs (the executor's) | this stage and every later one |
 //!
-//! Service variables (commit hash and time) and mount host paths are deliberately not inputs.
+//! Which kinds of inputs feed which kind of stage is the table of `strata_plan`'s `input`
+//! module ([`strata_plan::StageKind::feeds`]); the frontends' module docs list what each of
+//! their stages has (`stapel`, `dockerfile::lower`). A stage's `network` setting is `none`
+//! for commands run without network (`RUN --network=none`, or any command stage of `strata
+//! build --network none`) and absent for the host's network.
+//!
+//! Service variables (commit hash and time), mount host paths and the files a git mask
+//! matched ([`strata_plan::MaskFiles`], covered by the mask's checksum) are deliberately not
+//! hashed.
 
 use strata_digest::{Digest, Hasher};
 use strata_plan::DigestInput;
 
-const VERSION: &str = "strata/stage/v1";
+const VERSION: &str = "strata/stage/v2";
 
 /// The digest of a stage given its parent's digest, its name and its inputs.
 pub fn stage_digest(parent: Option<&Digest>, stage: &str, inputs: &[DigestInput]) -> Digest {
@@ -33,8 +35,7 @@ pub fn stage_digest(parent: Option<&Digest>, stage: &str, inputs: &[DigestInput]
     field(&mut h, stage.as_bytes());
     field(&mut h, &(inputs.len() as u64).to_le_bytes());
     for input in inputs {
-        field(&mut h, input.name().as_bytes());
-        field(&mut h, input.value().as_bytes());
+        field(&mut h, &input.canonical());
     }
     h.finish()
 }
@@ -86,15 +87,15 @@ mod tests {
         let a = stage_digest(
             None,
             "s",
-            &[DigestInput::Commands {
-                commands: vec!["ab".into(), "c".into()],
+            &[DigestInput::Instructions {
+                lines: vec!["ab".into(), "c".into()],
             }],
         );
         let b = stage_digest(
             None,
             "s",
-            &[DigestInput::Commands {
-                commands: vec!["a".into(), "bc".into()],
+            &[DigestInput::Instructions {
+                lines: vec!["a".into(), "bc".into()],
             }],
         );
         assert_ne!(a, b);

@@ -19,6 +19,15 @@ pub struct StageState {
     pub layer_bytes: u64,
 }
 
+/// Where a cached stage is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// In the local store.
+    Local,
+    /// In the stage repository (`--repo`) only.
+    Remote,
+}
+
 /// A base image resolved by reference.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedBase {
@@ -178,9 +187,15 @@ pub struct Built {
 pub trait Executor: Sync {
     /// Resolves a base image reference.
     fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError>;
-    /// The state of a stage of `image` already built, if the cache has one this build can use
-    /// (a stage recorded at a git history the image's mappings cannot reach is not one).
-    fn lookup(&self, image: &Image, digest: &Digest) -> Result<Option<StageState>, ExecError>;
+    /// The state of a stage of `image` already built and where it is, if the cache has one
+    /// this build can use (a stage recorded at a git history the image's mappings cannot
+    /// reach is not one). Nothing is fetched: a stage of the stage repository is pulled when
+    /// a build needs its files.
+    fn lookup(
+        &self,
+        image: &Image,
+        digest: &Digest,
+    ) -> Result<Option<(StageState, Location)>, ExecError>;
     /// The inputs of a stage with [`LateInputs`], now that its parent exists (`job.inputs` is
     /// empty and `job.digest` unset until then). `None` means the stage is empty and skipped.
     fn late_inputs(

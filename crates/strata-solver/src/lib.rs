@@ -23,6 +23,8 @@
 pub mod cache_key;
 mod error;
 mod executor;
+pub mod miss;
+mod preview;
 mod schedule;
 mod walk;
 
@@ -35,8 +37,11 @@ use strata_progress::{Event, Sink};
 
 pub use error::{CommandFailure, Error};
 pub use executor::{
-    BoxError, Built, ExecError, Executor, Hooks, Kept, NoHooks, ResolvedBase, StageJob, StageState,
+    BoxError, Built, ExecError, Executor, Hooks, Kept, Location, NoHooks, ResolvedBase, StageJob,
+    StageState,
 };
+pub use miss::{Change, MissReason, miss_reason};
+pub use preview::{PlannedImage, PlannedStage, preview};
 
 /// How to solve.
 #[derive(Clone, Debug)]
@@ -65,6 +70,12 @@ pub struct StageOutcome {
     pub digest: Digest,
     /// Whether it was reused from the cache.
     pub cached: bool,
+    /// Where a reused stage was found (for stages before the last one found, which are not
+    /// looked up: where the stage that implies them was).
+    pub reused_from: Option<Location>,
+    /// Built although the cache may have it, because the plan says so
+    /// ([`strata_plan::StageOptions::no_cache`]).
+    pub forced: bool,
 }
 
 /// The outcome of one image.
@@ -198,7 +209,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
-    use strata_plan::{Base, ImageName, Stage, StageOptions};
+    use strata_plan::{Base, ImageName, Stage, StageKind, StageOptions};
     use strata_progress::Discard;
 
     use super::*;
@@ -222,8 +233,14 @@ mod tests {
             &self,
             _: &strata_plan::Image,
             digest: &Digest,
-        ) -> Result<Option<StageState>, ExecError> {
-            Ok(self.built.lock().unwrap().get(digest).cloned())
+        ) -> Result<Option<(StageState, Location)>, ExecError> {
+            Ok(self
+                .built
+                .lock()
+                .unwrap()
+                .get(digest)
+                .cloned()
+                .map(|s| (s, Location::Local)))
         }
         fn late_inputs(
             &self,
@@ -231,9 +248,9 @@ mod tests {
             _: &strata_plan::LateInputs,
         ) -> Result<Option<Vec<DigestInput>>, ExecError> {
             Ok(self.late.lock().unwrap().clone().map(|v| {
-                vec![DigestInput::CacheVersion {
-                    key: "patch".into(),
-                    value: v,
+                vec![DigestInput::GitPatch {
+                    mapping: 0,
+                    identity: v,
                 }]
             }))
         }
@@ -264,11 +281,16 @@ mod tests {
     fn stage(name: &str, commands: &[&str]) -> Stage {
         Stage {
             name: name.into(),
+            kind: if commands.is_empty() {
+                StageKind::From
+            } else {
+                StageKind::User
+            },
             inputs: if commands.is_empty() {
                 vec![]
             } else {
-                vec![DigestInput::Commands {
-                    commands: commands.iter().map(|c| c.to_string()).collect(),
+                vec![DigestInput::Instructions {
+                    lines: commands.iter().map(|c| c.to_string()).collect(),
                 }]
             },
             steps: vec![],
@@ -430,6 +452,7 @@ mod tests {
         };
         let mut img = image("a", base, "i");
         let mut patch = stage("gitLatestPatch", &[]);
+        patch.kind = StageKind::GitLatestPatch;
         patch.late_inputs = Some(strata_plan::LateInputs::GitLatestPatch);
         img.stages.push(patch);
         img.stages.push(stage("dockerInstructions", &["d"]));

@@ -7,7 +7,7 @@ use strata_digest::Digest;
 use strata_plan::{Base, DigestInput, Image, Plan, Stage};
 use strata_progress::{Event, Sink, StageId};
 
-use crate::executor::{ExecError, Executor, Hooks, StageJob, StageState};
+use crate::executor::{ExecError, Executor, Hooks, Location, StageJob, StageState};
 use crate::{CommandFailure, Error, ImageOutcome, StageOutcome, cache_key};
 
 /// What every stage walk of a solve shares.
@@ -44,9 +44,15 @@ pub(crate) fn resolve_base(
         Base::Image { .. } => {
             let state =
                 base_state.expect("the scheduler builds a fromImage base before its dependents");
-            (format!("image@{}", state.digest), Some(state.manifest))
+            (image_base(&state.digest), Some(state.manifest))
         }
     })
+}
+
+/// The `base` input of an image built on another image of the plan whose last stage is
+/// `digest`.
+pub(crate) fn image_base(digest: &Digest) -> String {
+    format!("image@{digest}")
 }
 
 /// Digests of the leading stages whose inputs are all in the plan (up to the first stage with
@@ -65,11 +71,72 @@ pub(crate) fn static_digests(image: &Image, base_input: &str) -> Vec<(Digest, Ve
             });
         }
         inputs.extend(stage.inputs.iter().cloned());
+        check_kinds(stage, &inputs);
         let digest = cache_key::stage_digest(parent.as_ref(), &stage.name, &inputs);
         parent = Some(digest);
         out.push((digest, inputs));
     }
     out
+}
+
+/// A frontend or executor that feeds a stage an input of a kind its table entry
+/// ([`strata_plan::StageKind::feeds`]) does not list has a bug; debug builds (the tests) stop.
+fn check_kinds(stage: &Stage, inputs: &[DigestInput]) {
+    if let Some(bad) = stage.kind.first_unfed(inputs) {
+        debug_assert!(
+            false,
+            "stage {} ({:?}) has an input of kind {:?}: {}",
+            stage.name,
+            stage.kind,
+            bad.kind(),
+            bad.name()
+        );
+    }
+}
+
+/// A stage after an image's static prefix, with what its parent left.
+pub(crate) struct Probe<'a> {
+    pub image: &'a Image,
+    pub name: &'a str,
+    pub stage: &'a Stage,
+    pub parent_digest: Option<Digest>,
+    pub parent_manifest: Option<Digest>,
+    pub deps: &'a [(usize, StageState)],
+}
+
+impl Probe<'_> {
+    /// The stage's digest and inputs, asking the executor for its late inputs (the parent
+    /// exists by now); `None` when the executor says the stage is empty and skipped.
+    pub(crate) fn key(
+        &self,
+        executor: &dyn Executor,
+    ) -> Result<Option<(Digest, Vec<DigestInput>)>, Error> {
+        let mut inputs = Vec::new();
+        if let Some(kind) = &self.stage.late_inputs {
+            let job = StageJob {
+                image: self.image,
+                image_name: self.name,
+                stage: self.stage,
+                digest: Digest::of(b""),
+                inputs: &[],
+                parent_stage: self.parent_digest,
+                parent_manifest: self.parent_manifest,
+                dependencies: self.deps,
+            };
+            let late = executor
+                .late_inputs(&job, kind)
+                .map_err(|e| stage_error(self.name, self.stage, e))?;
+            let Some(late) = late else {
+                return Ok(None);
+            };
+            inputs = late;
+        }
+        inputs.splice(0..0, self.stage.inputs.iter().cloned());
+        check_kinds(self.stage, &inputs);
+        let digest =
+            cache_key::stage_digest(self.parent_digest.as_ref(), &self.stage.name, &inputs);
+        Ok(Some((digest, inputs)))
+    }
 }
 
 impl Walk<'_> {
@@ -99,10 +166,12 @@ impl Walk<'_> {
         // The last cached stage of the static prefix: everything before it is implied.
         let mut start = 0;
         let mut state: Option<StageState> = None;
+        let mut implied_from = None;
         for i in (0..prefix.len()).rev() {
-            if let Some(found) = self.lookup(image, &image.stages[i], &prefix[i].0)? {
+            if let Some((found, at)) = self.lookup(image, &image.stages[i], &prefix[i].0)? {
                 start = i + 1;
                 state = Some(found);
+                implied_from = Some(at);
                 break;
             }
         }
@@ -118,6 +187,8 @@ impl Walk<'_> {
                 name: stage.name.clone(),
                 digest: *digest,
                 cached: true,
+                reused_from: implied_from,
+                forced: false,
             });
             if self.hooks.wants_stage(&name, &stage.name) {
                 let job = self.job(
@@ -133,7 +204,7 @@ impl Walk<'_> {
                 let found = if i + 1 == start {
                     state.clone()
                 } else {
-                    self.lookup(image, stage, digest)?
+                    self.lookup(image, stage, digest)?.map(|(s, _)| s)
                 };
                 if let Some(found) = found {
                     self.hooks.after_stage(&job, &found);
@@ -152,41 +223,24 @@ impl Walk<'_> {
                 None if i == 0 => base_manifest,
                 None => None,
             };
-            let (digest, inputs) = match (&stage.late_inputs, prefix.get(i)) {
-                (None, Some((digest, inputs))) => (*digest, inputs.clone()),
-                (None, None) => {
-                    let inputs = stage.inputs.clone();
-                    (
-                        cache_key::stage_digest(parent_digest.as_ref(), &stage.name, &inputs),
-                        inputs,
-                    )
-                }
-                (Some(kind), _) => {
-                    let probe = self.job(
+            let (digest, inputs) = match prefix.get(i) {
+                Some((digest, inputs)) => (*digest, inputs.clone()),
+                None => {
+                    let probe = Probe {
                         image,
-                        &name,
+                        name: &name,
                         stage,
-                        Digest::of(b""),
-                        &[],
                         parent_digest,
                         parent_manifest,
                         deps,
-                    );
-                    let late = self
-                        .executor
-                        .late_inputs(&probe, kind)
-                        .map_err(|e| stage_error(&name, stage, e))?;
-                    let Some(mut inputs) = late else {
+                    };
+                    let Some(key) = probe.key(self.executor)? else {
                         self.progress.event(Event::StageSkipped {
                             id: self.id(&name, stage),
                         });
                         continue;
                     };
-                    inputs.splice(0..0, stage.inputs.iter().cloned());
-                    (
-                        cache_key::stage_digest(parent_digest.as_ref(), &stage.name, &inputs),
-                        inputs,
-                    )
+                    key
                 }
             };
             if i >= prefix.len() {
@@ -205,22 +259,25 @@ impl Walk<'_> {
                 parent_manifest,
                 deps,
             );
-            let (built, cached) = if i >= prefix.len()
-                && let Some(found) = self.lookup(image, stage, &digest)?
+            let (built, reused_from) = if i >= prefix.len()
+                && let Some((found, at)) = self.lookup(image, stage, &digest)?
             {
                 self.progress.event(Event::StageCached {
                     id: self.id(&name, stage),
                     digest: digest.hex(),
                 });
-                (found, true)
+                (found, Some(at))
             } else {
-                self.build(&job)?
+                let (built, adopted) = self.build(&job)?;
+                (built, adopted.then_some(Location::Local))
             };
             self.hooks.after_stage(&job, &built);
             stages.push(StageOutcome {
                 name: stage.name.clone(),
                 digest,
-                cached,
+                cached: reused_from.is_some(),
+                reused_from,
+                forced: reused_from.is_none() && stage.options.no_cache,
             });
             parent_digest = Some(digest);
             state = Some(built);
@@ -291,7 +348,7 @@ impl Walk<'_> {
         image: &Image,
         stage: &Stage,
         digest: &Digest,
-    ) -> Result<Option<StageState>, Error> {
+    ) -> Result<Option<(StageState, Location)>, Error> {
         if stage.options.no_cache {
             return Ok(None);
         }

@@ -15,7 +15,9 @@
 //! mark and sweep under the exclusive lock: the caller (`strata::ops::gc`, which knows what a
 //! manifest names) says what to keep ([`Keep`]); the store adds what kept records name and what
 //! live processes hold in their leases (see `lease.rs`), and moves everything else into a
-//! scratch dir before deleting it. Tags are never collected.
+//! scratch dir before deleting it. Tags are never collected; failure records go when the
+//! caller does not keep them ([`Keep::failures`]), and what they name goes with them unless
+//! something else keeps it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
@@ -26,7 +28,7 @@ use crate::fsutil::{self, io};
 use strata_digest::Digest;
 
 use crate::lease::{self, Held};
-use crate::{Error, LocalStore, StageEntry, TagEntry, refs};
+use crate::{Error, FailureEntry, LocalStore, StageEntry, TagEntry, refs};
 
 /// What [`LocalStore::collect_garbage`] and [`LocalStore::gc`] removed (or, in a dry run,
 /// would remove).
@@ -60,6 +62,8 @@ pub enum RemovedKind {
     Snapshot,
     /// A stage record the keep policy let go.
     Stage,
+    /// A failure record the keep policy let go.
+    Failure,
     /// A layer conversion record whose blobs went.
     Conversion,
     /// An entry of `quarantine/` ([`GcOptions::quarantine`]).
@@ -73,6 +77,7 @@ impl std::fmt::Display for RemovedKind {
             RemovedKind::Blob => "blob",
             RemovedKind::Snapshot => "snapshot",
             RemovedKind::Stage => "stage",
+            RemovedKind::Failure => "failure",
             RemovedKind::Conversion => "conversion",
             RemovedKind::Quarantined => "quarantined",
         })
@@ -99,6 +104,8 @@ pub struct GcView {
     pub stages: Vec<(PathBuf, StageEntry)>,
     /// Every tag, or why it cannot be read.
     pub tags: Vec<(PathBuf, TagEntry)>,
+    /// Every failure record, newest first, or why it cannot be read.
+    pub failures: Vec<(PathBuf, FailureEntry)>,
     /// Every blob with its size.
     pub blobs: BTreeMap<Digest, u64>,
     /// Every snapshot id.
@@ -117,6 +124,9 @@ pub struct Keep {
     pub blobs: BTreeSet<Digest>,
     /// Snapshots to keep besides those of kept records.
     pub snapshots: BTreeSet<Digest>,
+    /// Failure records to keep (by id); the caller adds what they name to `blobs` and
+    /// `snapshots`. An unreadable one is always kept.
+    pub failures: BTreeSet<String>,
 }
 
 fn gc_lock_path(store: &LocalStore) -> PathBuf {
@@ -300,6 +310,7 @@ impl LocalStore {
                 snapshots: self.snapshots()?.into_iter().collect(),
                 stages: refs::stage_entries(self)?,
                 tags: refs::tag_entries(self)?,
+                failures: self.failure_entries()?,
             };
             let conversions = refs::conversion_entries(self)?;
             let held = lease::live(self)?;
@@ -325,6 +336,13 @@ impl LocalStore {
                     && !keep.stages.contains(&r.digest)
                 {
                     doomed.push((RemovedKind::Stage, path.clone()));
+                }
+            }
+            for (path, failure) in &view.failures {
+                if let Ok(f) = failure
+                    && !keep.failures.contains(&f.id)
+                {
+                    doomed.push((RemovedKind::Failure, path.clone()));
                 }
             }
             for (path, conversion) in &conversions {

@@ -21,6 +21,7 @@
 //! | `stages/<hex>.json`                 | stage index records, replaced only when unusable  |
 //! | `tags/<escaped name>.json`          | named references, atomically replaced             |
 //! | `converted/<hex>.<kind>.json`       | a blob's converted twin ([`Store::converted_layer`]) |
+//! | `failures/<id>.json`                | failure records ([`LocalStore::put_failure`])     |
 //! | `snapshots/<hex>/`                  | unpacked directories (the caller uses diff ids)   |
 //! | `tmp/<purpose>-<random>/` + `.lock` | scratch dirs of running builds (`.kept`: kept)    |
 //! | `locks/<escaped name>.lock`         | [`LocalStore::lock`] files holding holder info    |
@@ -80,6 +81,7 @@
 
 mod blobs;
 mod check;
+mod failures;
 mod fsutil;
 mod gc;
 mod ingest;
@@ -96,6 +98,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use check::{CheckReport, EntryKind, Problem};
+pub use failures::{FailureEntry, FailureRecord, is_failure_id};
 pub use gc::{GarbageReport, GcOptions, GcView, Keep, Removed, RemovedKind};
 pub use ingest::Ingest;
 pub use lease::Held;
@@ -182,8 +185,10 @@ pub struct StageRecord {
     pub config: Digest,
     /// All layers of the result, bottom to top.
     pub layers: Vec<LayerRecord>,
-    /// The named digest inputs, for explaining cache misses later.
-    pub inputs: Vec<RecordedInput>,
+    /// The stage's digest inputs, for explaining cache misses later: opaque to the store,
+    /// the plan's typed inputs as JSON (`{"kind": ..., ...}`; records written before typed
+    /// inputs hold `{"name", "value"}` objects, which readers take as unknown).
+    pub inputs: Vec<serde_json::Value>,
     /// Name of the image that built it.
     pub image: String,
     /// Stage name.
@@ -210,15 +215,6 @@ pub struct LayerRecord {
     /// Where the blob is served besides registries (foreign layers); carried into manifests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
-}
-
-/// One named input that went into a stage digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordedInput {
-    /// The input's name (`commands`, `env:PATH`, ...).
-    pub name: String,
-    /// Its value as hashed (or a digest of it).
-    pub value: String,
 }
 
 /// What a tag points at.
@@ -334,13 +330,14 @@ fn restrict_root(root: &Path) -> Result<(), Error> {
 }
 
 /// The directories [`LocalStore::open`] makes sure exist, parents first.
-const LAYOUT: [&str; 11] = [
+const LAYOUT: [&str; 12] = [
     "blobs",
     "blobs/sha256",
     "ingest",
     "stages",
     "tags",
     "converted",
+    "failures",
     "snapshots",
     "tmp",
     "locks",

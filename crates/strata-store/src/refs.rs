@@ -47,7 +47,7 @@ fn tag_path(store: &LocalStore, name: &str) -> Result<PathBuf, Error> {
 }
 
 /// Reads a whole small file; `None` if it does not exist.
-fn read_optional(path: &Path, op: &'static str) -> Result<Option<Vec<u8>>, Error> {
+pub(crate) fn read_optional(path: &Path, op: &'static str) -> Result<Option<Vec<u8>>, Error> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -55,7 +55,11 @@ fn read_optional(path: &Path, op: &'static str) -> Result<Option<Vec<u8>>, Error
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8], what: &str) -> Result<T, Error> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
         detail: format!("not a valid {what} ({e})"),
@@ -63,7 +67,7 @@ fn parse<T: for<'de> Deserialize<'de>>(path: &Path, bytes: &[u8], what: &str) ->
 }
 
 /// Writes `bytes` to a new file and makes it durable before anyone can see it.
-fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+pub(crate) fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let mut file = File::create_new(path).map_err(io("creation of temp record", path))?;
     file.write_all(bytes)
         .map_err(io("write of temp record", path))?;
@@ -237,14 +241,23 @@ pub(crate) fn tags(store: &LocalStore) -> Result<Vec<(String, TagTarget)>, Error
 }
 
 pub(crate) fn remove_tag(store: &LocalStore, name: &str) -> Result<bool, Error> {
-    let path = tag_path(store, name)?;
-    match fs::remove_file(&path) {
+    remove_record(store, "tags", &tag_path(store, name)?, "removal of tag")
+}
+
+/// Removes the record file `path` of the store's dir `dir` (durably); false if it was not there.
+pub(crate) fn remove_record(
+    store: &LocalStore,
+    dir: &str,
+    path: &Path,
+    op: &'static str,
+) -> Result<bool, Error> {
+    match fs::remove_file(path) {
         Ok(()) => {
-            fsutil::fsync_dir(&store.dir("tags"))?;
+            fsutil::fsync_dir(&store.dir(dir))?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io("removal of tag", &path)(e)),
+        Err(e) => Err(io(op, path)(e)),
     }
 }
 

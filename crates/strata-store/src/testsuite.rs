@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 
 use strata_digest::Digest;
 
-use crate::{Error, LayerRecord, PutOutcome, RecordedInput, StageRecord, Store, TagTarget, fsutil};
+use crate::{Error, LayerRecord, PutOutcome, StageRecord, Store, TagTarget, fsutil};
 
 /// Runs every check against `store`.
 pub fn run(store: &dyn Store) {
@@ -60,10 +60,7 @@ fn record(digest: Digest, writer: &str) -> StageRecord {
             media_type: "application/vnd.oci.image.layer.v1.tar+zstd".into(),
             urls: Vec::new(),
         }],
-        inputs: vec![RecordedInput {
-            name: "commands".into(),
-            value: "make".into(),
-        }],
+        inputs: vec![serde_json::json!({"kind": "instructions", "lines": ["make"]})],
         image: "app".into(),
         stage: "install".into(),
         created_unix: 1_700_000_000,

@@ -36,12 +36,13 @@ impl Context {
 }
 
 /// The store used when neither `--store` nor `STRATA_STORE` names one:
-/// `$XDG_DATA_HOME/strata`, else `/var/lib/strata` for root, else `~/.local/share/strata`.
+/// `$XDG_DATA_HOME/strata`, else `/var/lib/strata` for root, else `~/.local/share/strata`
+/// (also for an ordinary user inside strata's user namespace, where it is uid 0).
 pub fn default_store_root() -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(xdg).join("strata");
     }
-    if rustix::process::geteuid().is_root() {
+    if rustix::process::geteuid().is_root() && !strata_sandbox::rootless::active() {
         return PathBuf::from("/var/lib/strata");
     }
     let home = std::env::var_os("HOME")

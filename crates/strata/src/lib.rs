@@ -42,10 +42,14 @@ pub use context::{Context, default_store_root};
 
 /// Now as unix seconds.
 pub(crate) fn unix_now() -> u64 {
+    (unix_millis() / 1000) as u64
+}
+
+/// Milliseconds since the Unix epoch (0 on a clock before it).
+pub(crate) fn unix_millis() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis())
 }
 
 /// An error and its causes on one line, `outer: cause: cause`, leaving out each cause whose

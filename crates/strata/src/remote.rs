@@ -143,9 +143,25 @@ impl Remote {
                 .client
                 .delete_manifest(stages.repository(), &pushed.manifest);
         }
-        let theirs = stages
-            .pull(&published.stage, store, true)
-            .with_context(|| format!("pull stage {}", published.stage.tag))?;
+        // The winner can still change under us: a builder whose tag names an earlier
+        // millisecond but landed later wins after all and deletes the tag we found. A pull that
+        // fails is therefore retried on whatever the repository settles on, a few times.
+        let mut winner = published.stage;
+        let mut attempts = 0;
+        let theirs = loop {
+            match stages.pull(&winner, store, true) {
+                Ok(theirs) => break theirs,
+                Err(err) => {
+                    attempts += 1;
+                    match stages.find(&record.digest)? {
+                        Some(newer) if attempts < 4 && newer.manifest != winner.manifest => {
+                            winner = newer;
+                        }
+                        _ => return Err(err).context(format!("pull stage {}", winner.tag)),
+                    }
+                }
+            }
+        };
         let (record, _) = local_put(store, theirs)?;
         Ok((record, true))
     }

@@ -20,11 +20,21 @@
 //! of every image's first stage, as werf keeps one stages storage per project.
 
 use strata_git::{ObjectId, Repository};
-use strata_plan::Image;
+use strata_plan::{DigestInput, Image, Setting};
 use strata_store::{LocalStore, StageRecord, Store};
 
 use crate::git;
 use crate::remote::Remote;
+
+/// The typed inputs a stage record holds; `None` for a record written before inputs were
+/// typed (or by a newer strata with kinds this one lacks): nothing to compare it with.
+pub(crate) fn recorded_inputs(record: &StageRecord) -> Option<Vec<DigestInput>> {
+    record
+        .inputs
+        .iter()
+        .map(|i| serde_json::from_value(i.clone()).ok())
+        .collect()
+}
 
 /// Whether a build of `image` can use `record`: every git commit the record is at is in the
 /// mapping's repository and is the mapping's commit or an ancestor of it. A record without git
@@ -107,10 +117,17 @@ pub(crate) fn other_project(
             break;
         };
         if record.parent.is_none() {
-            let built_by = record.inputs.iter().find(|i| i.name == "project");
-            return Ok(built_by
-                .filter(|i| i.value != project)
-                .map(|i| i.value.clone()));
+            let built_by = recorded_inputs(&record)
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|i| match i {
+                    DigestInput::Setting {
+                        name: Setting::Project,
+                        value,
+                    } => Some(value),
+                    _ => None,
+                });
+            return Ok(built_by.filter(|p| p != project));
         }
         next = record.parent;
     }

@@ -63,6 +63,11 @@ pub struct Args {
     /// Push the built images: a Dockerfile's to its -t name, a config's to REPO:IMAGE of --repo.
     #[arg(long)]
     pub push: bool,
+    /// Say on stderr, once built, why each stage was built (the first input that differs from
+    /// the stage the image had before) or where a reused one came from; with `--progress
+    /// json` as one `{"event":"explain","stages":[..]}` line.
+    #[arg(long)]
+    pub explain: bool,
     /// Hand the built images to a running docker (`docker load`, its `DOCKER_HOST`) or podman.
     #[arg(long, value_name = "ENGINE", num_args = 0..=1, default_missing_value = "docker",
           value_parser = ["docker", "podman"])]
@@ -71,50 +76,9 @@ pub struct Args {
 
 /// Builds, rendering progress on stderr.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
-    let dockerfile = args
-        .dockerfile
-        .options(&args.dir, args.config.is_some(), &args.images)?;
-    let push = push_targets(&args, dockerfile.is_some())?;
-    // Holds the files of `--secret id=..,env=VAR` values for the build.
-    let secret_files = tempfile::tempdir().context("make a directory for --secret values")?;
+    let prepared = prepare(&args)?;
+    let options = &prepared.options;
     let quiet = args.dockerfile.quiet;
-    let options = BuildOptions {
-        dir: args.dir,
-        config: args.config,
-        images: if dockerfile.is_some() {
-            Vec::new()
-        } else {
-            args.images.clone()
-        },
-        parallel: args.parallel.max(1),
-        dev: args.dev,
-        loose_giterminism: args.loose_giterminism,
-        no_dirty_check: args.no_dirty_check,
-        env: args.env,
-        push,
-        push_compression: args.compression.as_deref().unwrap_or("gzip").parse()?,
-        load: args.load.as_deref().map(str::parse).transpose()?,
-        repo: args.repo,
-        more_tags: dockerfile
-            .as_ref()
-            .map(|d| d.more_tags.clone())
-            .unwrap_or_default(),
-        dockerfile: dockerfile
-            .as_ref()
-            .map(|d| (d.file.clone(), d.options.clone())),
-        debug: args.debug.into(),
-        outputs: args.dockerfile.output.clone(),
-        worker: WorkerOptions {
-            compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
-            network: args.network.into(),
-            remote: None,
-            secrets: args.dockerfile.secrets(secret_files.path())?,
-            ssh: args.dockerfile.ssh()?,
-            pull: args.dockerfile.pull,
-            allow_insecure: args.dockerfile.allow_insecure(),
-            add_hosts: args.dockerfile.add_hosts()?,
-        },
-    };
     let sink = progress::for_mode(if quiet {
         Progress::Quiet
     } else {
@@ -127,7 +91,7 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         output: &mut output,
     };
     let cancel = crate::cancel::on_signals()?;
-    let result = build(ctx, &options, sink.as_ref(), &cancel, Some(io));
+    let result = build(ctx, options, sink.as_ref(), &cancel, Some(io));
     sink.finish();
     let report = match result {
         Ok(report) => report,
@@ -137,6 +101,19 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         }
         Err(e) => return Err(e),
     };
+    if args.explain {
+        let stages = strata::ops::explain::build(ctx, &report)?;
+        if args.progress == Progress::Json && !quiet {
+            // The JSON stream stays JSON only: the explanation is one more event.
+            let stages = crate::render::explain::json(&stages);
+            eprintln!(
+                "{}",
+                serde_json::json!({"event": "explain", "stages": stages})
+            );
+        } else {
+            eprint!("{}", crate::render::explain::text(&stages));
+        }
+    }
     if quiet || args.dockerfile.iidfile.is_some() {
         // docker's image id: the digest of the target's config.
         let target = report
@@ -157,6 +134,64 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The build options of some arguments, with the files they name that must outlive the build.
+pub struct Prepared {
+    /// The options.
+    pub options: BuildOptions,
+    /// The files of `--secret id=..,env=VAR` values, and the Dockerfile `-f -` read from stdin.
+    _files: (tempfile::TempDir, Option<tempfile::TempDir>),
+}
+
+/// The build options of `args`.
+pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
+    let secret_files = tempfile::tempdir().context("make a directory for --secret values")?;
+    let mut dockerfile = args
+        .dockerfile
+        .options(&args.dir, args.config.is_some(), &args.images)?;
+    let options = BuildOptions {
+        dir: args.dir.clone(),
+        config: args.config.clone(),
+        images: if dockerfile.is_some() {
+            Vec::new()
+        } else {
+            args.images.clone()
+        },
+        parallel: args.parallel.max(1),
+        dev: args.dev,
+        loose_giterminism: args.loose_giterminism,
+        no_dirty_check: args.no_dirty_check,
+        env: args.env.clone(),
+        push: push_targets(args, dockerfile.is_some())?,
+        push_compression: args.compression.as_deref().unwrap_or("gzip").parse()?,
+        load: args.load.as_deref().map(str::parse).transpose()?,
+        repo: args.repo.clone(),
+        more_tags: dockerfile
+            .as_ref()
+            .map(|d| d.more_tags.clone())
+            .unwrap_or_default(),
+        dockerfile: dockerfile
+            .as_ref()
+            .map(|d| (d.file.clone(), d.options.clone())),
+        debug: args.debug.clone().into(),
+        outputs: args.dockerfile.output.clone(),
+        worker: WorkerOptions {
+            compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
+            network: args.network.into(),
+            remote: None,
+            secrets: args.dockerfile.secrets(secret_files.path())?,
+            ssh: args.dockerfile.ssh()?,
+            pull: args.dockerfile.pull,
+            allow_insecure: args.dockerfile.allow_insecure(),
+            add_hosts: args.dockerfile.add_hosts()?,
+        },
+    };
+    let stdin = dockerfile.as_mut().and_then(|d| d._stdin.take());
+    Ok(Prepared {
+        options,
+        _files: (secret_files, stdin),
+    })
 }
 
 /// Where `--push` sends the built images.

@@ -1,5 +1,6 @@
 //! Flag groups of `strata build`: looking inside builds, and building a Dockerfile.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -7,7 +8,7 @@ use strata::ops::debug::{DebugOptions, IntrospectTarget};
 use strata_frontend::dockerfile::DockerfileOptions;
 
 /// Introspection and the debugger.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct DebugArgs {
     /// Open a shell in a stage once it is built or reused: IMAGE/STAGE, STAGE or */STAGE (every
     /// image), ~/STAGE (the nameless image). Repeatable.
@@ -35,6 +36,8 @@ impl From<DebugArgs> for DebugOptions {
             introspect_before_error: a.introspect_before_error,
             debugger: a.debugger,
             debugger_image: a.debugger_image,
+            // Kept unless the monitor has a terminal, where the user looks at it now.
+            keep_failures: !(a.debugger && std::io::stdin().is_terminal()),
         }
     }
 }

@@ -16,9 +16,16 @@ pub struct Args {
     /// Keep the newest cached stages while the store's blobs stay within SIZE (e.g. 10GB).
     #[arg(long, value_name = "SIZE", value_parser = bytes)]
     pub keep_bytes: Option<u64>,
-    /// Keep no stage but those of tagged images; also empty kept debug dirs and quarantine.
+    /// Keep no stage but those of tagged images, and no failure record; also empty kept debug
+    /// dirs and quarantine.
     #[arg(long)]
     pub all: bool,
+    /// Keep the newest N failure records (`strata failures`) [default: 10].
+    #[arg(long, value_name = "N")]
+    pub keep_failures: Option<usize>,
+    /// Keep failure records made within this long (e.g. 24h, 7d) [default: 7d].
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub keep_failures_within: Option<Duration>,
     /// List what would go and how much space it would free, removing nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -40,6 +47,8 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
         keep_bytes: args.keep_bytes,
         all: args.all,
         dry_run: args.dry_run,
+        keep_failures: args.keep_failures,
+        keep_failures_within: args.keep_failures_within,
     };
     let report = gc(ctx, &options)?;
     let mut out = std::io::stdout().lock();

@@ -5,7 +5,10 @@ pub mod build_args;
 pub mod cleanup;
 pub mod completion;
 pub mod config;
+pub mod debug;
+pub mod explain;
 pub mod export;
+pub mod failures;
 pub mod gc;
 pub mod history;
 pub mod images;
@@ -14,6 +17,7 @@ pub mod inspect;
 pub mod load;
 pub mod login;
 pub mod logout;
+pub mod plan;
 pub mod pull;
 pub mod push;
 pub mod rmi;
@@ -43,6 +47,10 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Man(args) => return completion::man(args),
         command => command,
     };
+    // Not root: the rest runs as root of a user namespace with the user's subordinate ids
+    // (still single-threaded here, as entering needs; before anything asks which namespace
+    // it is in, since the answer is kept).
+    strata_sandbox::rootless::enter()?;
     let root = cli.store.clone().unwrap_or_else(strata::default_store_root);
     let sandbox = Sandbox::new(vec![
         OsString::from("/proc/self/exe"),
@@ -55,6 +63,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
     }
     match command {
         Command::Build(args) => build::exec(&ctx, *args),
+        Command::Plan(args) => plan::exec(&ctx, *args),
+        Command::Explain(args) => explain::exec(&ctx, args),
         Command::Import(args) => import::exec(&ctx, args),
         Command::Images(args) => images::exec(&ctx, args),
         Command::Rmi(args) => rmi::exec(&ctx, args),
@@ -70,6 +80,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Gc(args) => gc::exec(&ctx, args),
         Command::Store(args) => store::exec(&ctx, args),
         Command::Cleanup(args) => cleanup::exec(&ctx, args),
+        Command::Failures(args) => failures::exec(&ctx, args),
+        Command::Debug(args) => debug::exec(&ctx, args),
         Command::Config(_)
         | Command::Logout(_)
         | Command::Version(_)

@@ -1,6 +1,7 @@
 //! Everything that turns results into text for people.
 
 pub mod error;
+pub mod explain;
 pub mod progress;
 pub mod table;
 mod tty;

@@ -137,24 +137,7 @@ fn a_new_base_image_rebuilds_everything() {
     let env = Env::new();
     let dir = env.project("p", &hello(""));
     env.build_ok(&dir);
-    // A different root file system under the same name.
-    let rootfs = env.work.path().join("rootfs");
-    let out = std::process::Command::new("tar")
-        .args(["-xf", crate::support::busybox_tar().to_str().unwrap(), "-C"])
-        .arg({
-            std::fs::create_dir(&rootfs).unwrap();
-            &rootfs
-        })
-        .status()
-        .unwrap();
-    assert!(out.success());
-    std::fs::write(rootfs.join("etc/motd"), "new base\n").unwrap();
-    let out = env.strata(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.reimport_busybox("new base\n");
     assert_eq!(env.build_ok(&dir).len(), 6);
     assert_eq!(env.run_sh("hello", "cat /etc/motd"), "new base\n");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::{Env, leftovers};
 
-const FAILING: &str = r#"image: app
+pub(crate) const FAILING: &str = r#"image: app
 from: busybox:latest
 shell:
   beforeInstall:
@@ -16,19 +16,31 @@ shell:
   - env | sort > /app/env.txt; echo "user=$(id -u) cwd=$(pwd) host=$(hostname)"; false
 "#;
 
-fn overlay_mounts() -> usize {
+/// The overlays mounted beneath `store` (where every container root of its builds is
+/// mounted): other tests' builds run beside this one, so a count over all mounts would see theirs.
+fn overlay_mounts(store: &std::path::Path) -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .filter(|l| l.contains(" overlay "))
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|point| std::path::Path::new(point).starts_with(store))
+        })
         .count()
 }
 
 fn debugger(env: &Env, dir: &std::path::Path, script: &str) -> std::process::Output {
-    let mut child = env
-        .cmd()
-        .args(["build", "--progress", "plain", "--debugger"])
-        .current_dir(dir)
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(dir);
+    with_input(cmd, script)
+}
+
+/// Runs `cmd` with `script` as its stdin (the monitor's commands, one per line).
+pub(crate) fn with_input(mut cmd: std::process::Command, script: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -47,7 +59,7 @@ fn debugger(env: &Env, dir: &std::path::Path, script: &str) -> std::process::Out
 fn debugger_shows_the_failure_and_works_on_its_state_without_touching_the_cache() {
     let env = Env::new();
     let dir = env.project("dbg", FAILING);
-    let mounts = overlay_mounts();
+    let mounts = overlay_mounts(env.store.path());
     let script = "diff\nexec cat /app/partial\nexec sh -c 'echo scribble > /app/partial'\nexec cat /app/partial\nreset\nexec cat /app/partial\nexec ls /app/base\nexec --base ls /app\nrerun\nlist\nexec sh -c 'env | sort'\nexec cat /app/env.txt\nexit\n";
     let out = debugger(&env, &dir, script);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -105,7 +117,7 @@ fn debugger_shows_the_failure_and_works_on_its_state_without_touching_the_cache(
     // Nothing of the failed stage or the debugger reached the store, no mount leaked.
     assert!(env.stage_records().iter().all(|r| r["stage"] != "install"));
     assert_eq!(leftovers(env.store.path()), Vec::<String>::new());
-    assert_eq!(overlay_mounts(), mounts);
+    assert_eq!(overlay_mounts(env.store.path()), mounts);
 }
 
 #[test]
@@ -299,12 +311,17 @@ fn debugger_shell_over_a_real_terminal() {
     session.send_line("echo alive-after-ctrl-c").unwrap();
     session.exp_string("alive-after-ctrl-c").unwrap();
     session.send_line("exit").unwrap();
+    exit_monitor(&mut session, 1);
+}
+
+/// Leaves the shell's monitor prompt with `exit` and checks that strata ended with `code`.
+pub(crate) fn exit_monitor(session: &mut rexpect::session::PtySession, code: i32) {
     session.exp_string("(strata) ").unwrap();
     session.send_line("exit").unwrap();
     session.exp_eof().unwrap();
     let status = session.process().wait().unwrap();
     assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        matches!(status, rexpect::process::WaitStatus::Exited(_, c) if c == code),
         "{status:?}"
     );
 }

@@ -50,7 +50,37 @@ impl Env {
             "import failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(user) = crate::rootless::rerun_user() {
+            use std::os::unix::fs::MetadataExt;
+            let blobs = std::fs::metadata(env.store.path().join("blobs")).unwrap();
+            assert_eq!(
+                blobs.uid(),
+                user.uid,
+                "the rerun's strata runs as {}",
+                user.name
+            );
+        }
         env
+    }
+
+    /// Imports busybox again as `busybox:latest`, with `motd` as its `/etc/motd`: a different
+    /// root file system under the same name.
+    pub fn reimport_busybox(&self, motd: &str) {
+        let rootfs = self.work.path().join("rootfs");
+        std::fs::create_dir(&rootfs).unwrap();
+        let status = Command::new("tar")
+            .args(["-xf", busybox_tar().to_str().unwrap(), "-C"])
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::write(rootfs.join("etc/motd"), motd).unwrap();
+        let out = self.strata(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A fresh, empty store.
@@ -59,7 +89,7 @@ impl Env {
             rustix::process::geteuid().is_root(),
             "these tests create namespaces and mount overlayfs: run them as root"
         );
-        Env {
+        let env = Env {
             store: tempfile::Builder::new()
                 .prefix("strata-store-")
                 .tempdir()
@@ -68,12 +98,21 @@ impl Env {
                 .prefix("strata-work-")
                 .tempdir()
                 .unwrap(),
+        };
+        if let Some(user) = crate::rootless::rerun_user() {
+            user.own(env.store.path());
+            user.own(env.work.path());
         }
+        env
     }
 
-    /// A `strata` command on this store, run in the work dir, as in CI (plain progress).
+    /// A `strata` command on this store, run in the work dir, as in CI (plain progress); as
+    /// the rootless tests' user when this process reruns suites rootless (`rootless.rs`).
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("strata").unwrap();
+        let mut cmd = match crate::rootless::rerun_user() {
+            Some(user) => user.strata(),
+            None => Command::cargo_bin("strata").unwrap(),
+        };
         cmd.env("STRATA_STORE", self.store.path())
             .env("CI", "1")
             .current_dir(self.work.path());

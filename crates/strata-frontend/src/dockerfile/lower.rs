@@ -1,15 +1,16 @@
 //! Lowering a parsed Dockerfile to the plan: each Dockerfile stage becomes a plan image, each
 //! instruction that changes something a cached plan stage.
 //!
-//! | instruction | plan stage | digest inputs |
+//! | instruction | plan stage | digest inputs (their [`DigestInput`] kinds) |
 //! |---|---|---|
-//! | `FROM` | `from` | the base (resolved by the solver) |
-//! | `RUN` | `N-run`, one `Run` | the command, the shell, the build args in scope, the mounts' kinds and targets, `--network`, `--security=insecure` |
-//! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination |
-//! | `ADD <url>`, `ADD <git repository>` | `N-add`, one `CopyFiles` per source, from the download or checkout ([`Fetch`]) | as from the context: the files' checksum, `--chown`, `--chmod`, the destination |
-//! | `COPY --from` | `N-copy`, one `Import` | the source and destination; late: a checksum of the copied files |
-//! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path |
-//! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER`, `SHELL` | `N-keyword`, one `Config` | the directive's value |
+//! | `FROM` | `from` | the base (resolved by the solver); `docker.ENV` for a base without PATH |
+//! | `RUN` | `N-run`, one `Run` | the command (`instructions`), the shell, one `buildArg` per build arg in scope, the mounts' kinds and targets, `--network`, `--security=insecure` (`setting`s) |
+//! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | `copySource`: a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination; a symbolic `--chmod` (`setting`) |
+//! | `ADD <url>` | `N-add`, one `CopyFiles` per URL | `copySource` `add-url[N]`: the URL, destination, owner, mode and the download's checksum |
+//! | `ADD <git repository>` | `N-add`, one `CopyFiles` per repository, from its checkout ([`Fetch`]) | `copySource` `add-git[N]`: destination, owner, mode and the checkout's files' checksum (with `--keep-git-dir`: the worktree's and the commit) |
+//! | `COPY --from` | `N-copy`, one `Import` | `import[N]`: the source and destination (and `--exclude` when given); late: `importFiles`, a checksum of the copied files |
+//! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path (`directive`), the owner (`setting`) |
+//! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER`, `SHELL` | `N-keyword`, one `Config` | the directive's value (`directive`) |
 //!
 //! A stage starts from its base's ENV, WORKDIR, USER and SHELL ([`BaseConfig`], read from the
 //! base image's config by the caller, or from the earlier stage), as BuildKit's conversion
@@ -23,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use strata_plan::{
     Base, Command, ConfigChange, CopyEntry, CopyFiles, Diagnostic, DigestInput, Healthcheck, Image,
-    ImageName, Import, LateInputs, MountSource, Op, Plan, Run, RunMount, RunShell, SourceMap, Span,
-    Stage, StageOptions, Step,
+    ImageName, Import, LateInputs, MountSource, Op, Plan, Run, RunMount, RunShell, Setting,
+    SourceMap, Span, Stage, StageKind, StageOptions, Step,
 };
 
 use super::chmod::Chmod;
@@ -557,7 +558,7 @@ impl<'a> Lowering<'a> {
                 ..Default::default()
             };
             (
-                vec![DigestInput::Docker {
+                vec![DigestInput::Directive {
                     directive: "ENV".into(),
                     value: json(&(&env, &workdir)),
                 }],
@@ -571,6 +572,7 @@ impl<'a> Lowering<'a> {
         };
         let mut stages = vec![Stage {
             name: "from".into(),
+            kind: StageKind::From,
             inputs,
             steps,
             options: StageOptions::default(),
@@ -580,7 +582,8 @@ impl<'a> Lowering<'a> {
         if !triggers.is_empty() {
             stages.push(Stage {
                 name: "onbuild-clear".into(),
-                inputs: vec![DigestInput::Docker {
+                kind: StageKind::Instruction,
+                inputs: vec![DigestInput::Directive {
                     directive: "ONBUILD".into(),
                     value: "clear".into(),
                 }],
@@ -623,6 +626,7 @@ impl<'a> Lowering<'a> {
                 let (inputs, steps, late) = lowered;
                 stages.push(Stage {
                     name: stage_name,
+                    kind: StageKind::Instruction,
                     inputs,
                     steps,
                     options: StageOptions::default(),
@@ -636,7 +640,8 @@ impl<'a> Lowering<'a> {
             let labels = self.options.labels.clone();
             stages.push(Stage {
                 name: "labels".into(),
-                inputs: vec![DigestInput::Docker {
+                kind: StageKind::Instruction,
+                inputs: vec![DigestInput::Directive {
                     directive: "LABEL".into(),
                     value: json(&labels),
                 }],
@@ -701,7 +706,7 @@ impl<'a> Lowering<'a> {
         dependencies: &mut Vec<usize>,
     ) -> Result<Option<(Vec<DigestInput>, Vec<Step>, bool)>> {
         let span = Some(instruction.span());
-        let docker = |directive: &str, value: String| DigestInput::Docker {
+        let docker = |directive: &str, value: String| DigestInput::Directive {
             directive: directive.into(),
             value,
         };
@@ -905,8 +910,8 @@ impl<'a> Lowering<'a> {
                 };
                 let mut inputs = vec![docker("WORKDIR", path.clone())];
                 if let Some(user) = &owner {
-                    inputs.push(DigestInput::Param {
-                        key: "owner".into(),
+                    inputs.push(DigestInput::Setting {
+                        name: Setting::Owner,
                         value: user.clone(),
                     });
                 }
@@ -1186,14 +1191,14 @@ impl<'a> Lowering<'a> {
             } else {
                 sum.clone()
             };
-            inputs.push(DigestInput::Param {
-                key: format!("add-git[{}]", steps.len()),
-                value: json(&[
+            inputs.push(DigestInput::CopySource {
+                what: format!("add-git[{}]", steps.len()),
+                params: json(&[
                     dest_abs.clone(),
                     format!("{chown:?}"),
                     format!("{:?}", chmod.and_then(Chmod::octal)),
-                    key,
                 ]),
+                checksum: key,
             });
             steps.push(Step {
                 op: Op::CopyFiles(CopyFiles {
@@ -1255,15 +1260,15 @@ impl<'a> Lowering<'a> {
                     Some(*span),
                 ))
             })?;
-            inputs.push(DigestInput::Param {
-                key: format!("add-url[{}]", steps.len()),
-                value: json(&[
+            inputs.push(DigestInput::CopySource {
+                what: format!("add-url[{}]", steps.len()),
+                params: json(&[
                     url.clone(),
                     target,
                     format!("{chown:?}"),
                     format!("{chmod:?}"),
-                    sum.clone(),
                 ]),
+                checksum: sum.clone(),
             });
             steps.push(Step {
                 op: Op::CopyFiles(CopyFiles {
@@ -1512,39 +1517,37 @@ impl<'a> Lowering<'a> {
             Some(s) => s.value == Security::Insecure,
             None => false,
         };
-        let mut inputs = vec![DigestInput::Commands {
-            commands: vec![text.clone()],
+        let mut inputs = vec![DigestInput::Instructions {
+            lines: vec![text.clone()],
         }];
-        inputs.push(DigestInput::Param {
-            key: "shell".into(),
+        inputs.push(DigestInput::Setting {
+            name: Setting::Shell,
             value: json(&scope.shell),
         });
-        if !env.is_empty() {
-            inputs.push(DigestInput::Param {
-                key: "args".into(),
-                value: json(&env),
-            });
-        }
+        inputs.extend(env.iter().map(|(name, value)| DigestInput::BuildArg {
+            name: name.clone(),
+            value: value.clone(),
+        }));
         if !mounts.is_empty() {
             let described: Vec<String> = mounts
                 .iter()
                 .map(|m| format!("{:?}@{}", m.source, m.to))
                 .collect();
-            inputs.push(DigestInput::Param {
-                key: "mounts".into(),
+            inputs.push(DigestInput::Setting {
+                name: Setting::Mounts,
                 value: json(&described),
             });
         }
         if no_network {
-            inputs.push(DigestInput::Param {
-                key: "network".into(),
+            inputs.push(DigestInput::Setting {
+                name: Setting::Network,
                 value: "none".into(),
             });
         }
         // What the step may do changes what it produces: an insecure run is another step.
         if insecure {
-            inputs.push(DigestInput::Param {
-                key: "security".into(),
+            inputs.push(DigestInput::Setting {
+                name: Setting::Security,
                 value: "insecure".into(),
             });
         }
@@ -1676,7 +1679,7 @@ impl<'a> Lowering<'a> {
             } else {
                 dest_abs.clone()
             };
-            let mut key = vec![
+            let mut params = vec![
                 from.to_string(),
                 add.clone(),
                 to.clone(),
@@ -1684,11 +1687,11 @@ impl<'a> Lowering<'a> {
                 format!("{chmod:?}"),
             ];
             if !exclude.is_empty() {
-                key.push(format!("exclude {exclude:?}"));
+                params.push(format!("exclude {exclude:?}"));
             }
-            inputs.push(DigestInput::Param {
-                key: format!("copy[{}]", steps.len()),
-                value: json(&key),
+            inputs.push(DigestInput::Import {
+                index: steps.len(),
+                params: json(&params),
             });
             steps.push(Step {
                 op: Op::Import(Import {
@@ -1923,14 +1926,10 @@ impl<'a> Lowering<'a> {
                 ))
             })?;
         let checksum = format!("{files_sum}{archives_sum}");
-        let inputs = vec![DigestInput::Param {
-            key: what.into(),
-            value: json(&[
-                dest_abs.clone(),
-                format!("{chown:?}"),
-                format!("{chmod:?}"),
-                checksum,
-            ]),
+        let inputs = vec![DigestInput::CopySource {
+            what: what.into(),
+            params: json(&[dest_abs.clone(), format!("{chown:?}"), format!("{chmod:?}")]),
+            checksum,
         }];
         let mut steps = Vec::new();
         if !entries.is_empty() {
@@ -2252,8 +2251,8 @@ fn symbolic_chmod(
         return Ok(lowered);
     };
     let (mut inputs, steps, late) = lowered;
-    inputs.push(DigestInput::Param {
-        key: "chmod".into(),
+    inputs.push(DigestInput::Setting {
+        name: Setting::Chmod,
         value: word.text.clone(),
     });
     let unreadable = |e: std::io::Error| {

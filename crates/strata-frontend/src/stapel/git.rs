@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use strata_git::{FileEntry, MaskList, MaskSet, ObjectId, PathFilter, Repository, Rev, Source};
-use strata_plan::{Diagnostic, GitMapping, Span};
+use strata_plan::{Diagnostic, DigestInput, GitMapping, MASK_FILES_RECORDED, MaskFiles, Span};
 
 use super::config::{BasicAuthConfig, Config, GitConfig, GitRef, Spanned};
 
@@ -224,10 +224,35 @@ pub(crate) fn resolve(config: &Config, dir: &Path, options: &GitOptions) -> Resu
     Ok(state)
 }
 
-/// The checksum of a mapping's files matching `masks` (validated by [`resolve`] already).
-pub(crate) fn checksum(files: &[FileEntry], masks: &[Spanned<String>]) -> String {
-    let set = MaskSet::new(&values(masks)).expect("resolve validated every stageDependencies mask");
-    set.checksum(files).hex()
+/// The input of mapping `mapping`'s files matching `masks` of a user stage (validated by
+/// [`resolve`] already): their checksum and, up to [`MASK_FILES_RECORDED`], the files.
+pub(crate) fn mask_input(
+    mapping: usize,
+    stage: &str,
+    files: &[FileEntry],
+    masks: &[Spanned<String>],
+) -> DigestInput {
+    let masks = values(masks);
+    let set = MaskSet::new(&masks).expect("resolve validated every stageDependencies mask");
+    let matched = set.matched(files);
+    let recorded = if matched.len() <= MASK_FILES_RECORDED {
+        matched
+            .iter()
+            .map(|(path, f)| (path.to_string(), format!("{}:{}", f.mode.as_octal(), f.oid)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DigestInput::GitMask {
+        mapping,
+        stage: stage.to_string(),
+        masks,
+        checksum: MaskSet::checksum_of(&matched).hex(),
+        files: MaskFiles {
+            total: matched.len(),
+            files: recorded,
+        },
+    }
 }
 
 /// The parameters of a mapping that go into the gitArchive digest (not its commit: a new

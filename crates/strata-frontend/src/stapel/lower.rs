@@ -6,7 +6,8 @@
 use strata_plan::Diagnostic;
 use strata_plan::{
     Base, Command, ConfigChange, DependencyEnv, DigestInput, Healthcheck, Image, ImageName, Import,
-    LateInputs, MountSource, Op, Run, RunMount, RunShell, Stage, StageOptions, Step,
+    LateInputs, MountSource, Op, Run, RunMount, RunShell, Setting, Stage, StageKind, StageOptions,
+    Step,
 };
 
 use super::config::{Config, Docker, From, ImageConfig, ImportPoint, Keyed, UserStage};
@@ -535,13 +536,10 @@ fn lower_image(
     }
     stages.extend(imports_stage(image, import_images, ImportPoint::AfterSetup));
     if !git.is_empty() && !image.is_artifact && !image.disable_git_after_patch {
-        stages.push(git_late_stage("gitCache", LateInputs::GitCache, git, image));
-        stages.push(git_late_stage(
-            "gitLatestPatch",
-            LateInputs::GitLatestPatch,
-            git,
-            image,
-        ));
+        let cache = (StageKind::GitCache, LateInputs::GitCache);
+        stages.push(git_late_stage("gitCache", cache, git, image));
+        let patch = (StageKind::GitLatestPatch, LateInputs::GitLatestPatch);
+        stages.push(git_late_stage("gitLatestPatch", patch, git, image));
     }
     stages.extend(docker_stage(&image.docker));
     let mounts: Vec<RunMount> = image
@@ -583,7 +581,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
     let (import_images, dependency_images) = sources.split_at(image.imports.len());
     let mut inputs = Vec::new();
     let mut steps = Vec::new();
-    for (k, (import, &source)) in image.imports.iter().zip(import_images).enumerate() {
+    for (import, &source) in image.imports.iter().zip(import_images) {
         if import.point.value != point {
             continue;
         }
@@ -606,9 +604,9 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
             group: import.group.as_ref().map(|g| g.value.clone()),
             mode: None,
         };
-        inputs.push(DigestInput::Param {
-            key: format!("import[{k}]"),
-            value: serde_json::json!({
+        inputs.push(DigestInput::Import {
+            index: steps.len(),
+            params: serde_json::json!({
                 "image": import.image.value, "stage": op.stage, "add": op.add, "to": op.to, "include": op.include,
                 "exclude": op.exclude, "owner": op.owner, "group": op.group,
             })
@@ -620,17 +618,20 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
         });
     }
     let mut dependency_env = Vec::new();
-    for (k, (dep, &source)) in image.dependencies.iter().zip(dependency_images).enumerate() {
-        if dep.point.as_ref().map(|p| p.value) != Some(point) {
-            continue;
-        }
-        inputs.push(DigestInput::Param {
-            key: format!("dependency[{k}]"),
-            value: serde_json::json!({
-                "image": dep.image.value,
-                "imports": dep.imports.iter().map(|(t, e)| format!("{:?}={}", t.value, e.value)).collect::<Vec<_>>(),
-            })
-            .to_string(),
+    let dependencies = image
+        .dependencies
+        .iter()
+        .zip(dependency_images)
+        .filter(|(dep, _)| dep.point.as_ref().map(|p| p.value) == Some(point));
+    for (index, (dep, &source)) in dependencies.enumerate() {
+        inputs.push(DigestInput::Dependency {
+            index,
+            image: dep.image.value.clone(),
+            imports: dep
+                .imports
+                .iter()
+                .map(|(t, e)| format!("{:?}={}", t.value, e.value))
+                .collect(),
         });
         let reference = if dep.image.value.contains(':') {
             dep.image.value.clone()
@@ -653,6 +654,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
         .or(image.dependencies.first().map(|d| d.span));
     Some(Stage {
         name: point.stage_name().into(),
+        kind: StageKind::Imports,
         inputs,
         span,
         steps,
@@ -671,9 +673,9 @@ fn git_archive_stage(image: &ImageConfig, git: &[Resolved]) -> Stage {
         .iter()
         .zip(&image.git)
         .enumerate()
-        .map(|(i, (r, config))| DigestInput::Git {
-            key: format!("git[{i}]"),
-            value: super::git::params(&r.mapping, config),
+        .map(|(mapping, (r, config))| DigestInput::GitMapping {
+            mapping,
+            params: super::git::params(&r.mapping, config),
         })
         .collect();
     let steps = (0..git.len())
@@ -684,6 +686,7 @@ fn git_archive_stage(image: &ImageConfig, git: &[Resolved]) -> Stage {
         .collect();
     Stage {
         name: "gitArchive".into(),
+        kind: StageKind::GitArchive,
         inputs,
         steps,
         options: StageOptions::default(),
@@ -694,13 +697,19 @@ fn git_archive_stage(image: &ImageConfig, git: &[Resolved]) -> Stage {
 
 /// `gitCache` / `gitLatestPatch`: the change since the commit the previous stage recorded;
 /// their inputs are known only once that stage exists.
-fn git_late_stage(name: &str, kind: LateInputs, git: &[Resolved], image: &ImageConfig) -> Stage {
+fn git_late_stage(
+    name: &str,
+    (kind, late): (StageKind, LateInputs),
+    git: &[Resolved],
+    image: &ImageConfig,
+) -> Stage {
     Stage {
         name: name.into(),
+        kind,
         inputs: Vec::new(),
         steps: git_patches(git),
         options: StageOptions::default(),
-        late_inputs: Some(kind),
+        late_inputs: Some(late),
         span: image.git.first().map(|g| g.span),
     }
 }
@@ -723,8 +732,8 @@ fn cache_version(key: &str, value: &Option<Keyed<String>>) -> Option<DigestInput
 
 /// `from`: the base (added by the solver), `cacheVersion`, `fromCacheVersion` and the mounts.
 fn from_stage(image: &ImageConfig) -> Stage {
-    let mounts = (!image.mounts.is_empty()).then(|| DigestInput::Param {
-        key: "mount".into(),
+    let mounts = (!image.mounts.is_empty()).then(|| DigestInput::Setting {
+        name: Setting::Mount,
         value: serde_json::Value::Array(
             image
                 .mounts
@@ -749,6 +758,7 @@ fn from_stage(image: &ImageConfig) -> Stage {
     ];
     Stage {
         name: "from".into(),
+        kind: StageKind::From,
         inputs: inputs.into_iter().flatten().collect(),
         steps: Vec::new(),
         options: StageOptions::default(),
@@ -766,8 +776,8 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         return None;
     }
     let span = settings.key;
-    let mut inputs = vec![DigestInput::Commands {
-        commands: settings.commands.iter().map(|c| c.value.clone()).collect(),
+    let mut inputs = vec![DigestInput::Instructions {
+        lines: settings.commands.iter().map(|c| c.value.clone()).collect(),
     }];
     inputs.extend(cache_version(
         "shell.cacheVersion",
@@ -781,10 +791,12 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
     if after_archive {
         for (i, (resolved, config)) in git.iter().zip(&image.git).enumerate() {
             if let Some((_, masks)) = config.stage_dependencies.iter().find(|(s, _)| *s == stage) {
-                inputs.push(DigestInput::Git {
-                    key: format!("git[{i}].{}", stage.name()),
-                    value: super::git::checksum(&resolved.files, masks),
-                });
+                inputs.push(super::git::mask_input(
+                    i,
+                    stage.name(),
+                    &resolved.files,
+                    masks,
+                ));
             }
         }
     }
@@ -825,8 +837,8 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
     };
     if image.no_network.is_some() {
         // The input a Dockerfile's `RUN --network=none` and `--network none` have too.
-        inputs.push(DigestInput::Param {
-            key: "network".into(),
+        inputs.push(DigestInput::Setting {
+            name: Setting::Network,
             value: "none".into(),
         });
     }
@@ -836,6 +848,7 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
     });
     Some(Stage {
         name: stage.name().into(),
+        kind: StageKind::User,
         inputs,
         steps,
         options: StageOptions {
@@ -864,7 +877,7 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
     let mut inputs = Vec::new();
     let mut add = |directive: &str, value: Option<String>| {
         if let Some(value) = value {
-            inputs.push(DigestInput::Docker {
+            inputs.push(DigestInput::Directive {
                 directive: directive.into(),
                 value,
             });
@@ -906,6 +919,7 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
     };
     Some(Stage {
         name: "dockerInstructions".into(),
+        kind: StageKind::DockerInstructions,
         inputs,
         steps: vec![Step {
             op: Op::Config(change),
@@ -980,21 +994,24 @@ pub(crate) fn image_spec_stage(
     global: Option<&Keyed<ConfigChange>>,
     own: Option<&Keyed<ConfigChange>>,
 ) -> Option<Stage> {
-    let specs: Vec<(&str, &Keyed<ConfigChange>)> =
-        [("build.imageSpec", global), ("imageSpec", own)]
-            .into_iter()
-            .filter_map(|(key, spec)| spec.map(|s| (key, s)))
-            .collect();
+    let specs: Vec<(Setting, &Keyed<ConfigChange>)> = [
+        (Setting::GlobalImageSpec, global),
+        (Setting::ImageSpec, own),
+    ]
+    .into_iter()
+    .filter_map(|(key, spec)| spec.map(|s| (key, s)))
+    .collect();
     let span = specs.last().map(|(_, s)| s.key);
     if specs.is_empty() {
         return None;
     }
     Some(Stage {
         name: "imageSpec".into(),
+        kind: StageKind::ImageSpec,
         inputs: specs
             .iter()
-            .map(|(key, spec)| DigestInput::Param {
-                key: (*key).into(),
+            .map(|(name, spec)| DigestInput::Setting {
+                name: *name,
                 value: serde_json::to_string(&spec.value)
                     .expect("a config change serializes: its maps have string keys"),
             })

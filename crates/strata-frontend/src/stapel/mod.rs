@@ -20,14 +20,21 @@
 //!
 //! | stage | digest inputs, in order | steps |
 //! |---|---|---|
-//! | `from` | `project` (werf's `project:`, when set; on the first stage of every image, Dockerfile images too), `cacheVersion`, `fromCacheVersion` (each only if set) | none |
-//! | `beforeInstall` | `commands`, `shell.cacheVersion`, `beforeInstallCacheVersion` | one `Run` |
-//! | `install` | `commands`, `shell.cacheVersion`, `installCacheVersion` | one `Run` |
-//! | `beforeSetup` | `commands`, `shell.cacheVersion`, `beforeSetupCacheVersion` | one `Run` |
-//! | `setup` | `commands`, `shell.cacheVersion`, `setupCacheVersion` | one `Run` |
+//! | `from` | `project` (werf's `project:`, when set; on the first stage of every image, Dockerfile images too), `build.cacheVersion`, `cacheVersion`, `fromCacheVersion` (each only if set), `mount` | none |
+//! | `beforeInstall` | `instructions`, `shell.cacheVersion`, `beforeInstallCacheVersion` | one `Run` |
+//! | `dependencies*` | `import[N]` (parameters), `dependency[N]`; late: `import[N].files` (checksum of the copied files), `dependency.NAME` (values) | one `Import` per import |
+//! | `gitArchive` | `git[N]`: each mapping's parameters (not its commit) | one `GitArchive` per mapping |
+//! | `install` | `instructions`, `shell.cacheVersion`, `installCacheVersion`, `git[N].install` (the `stageDependencies` checksum, with the matched files recorded) | a `GitPatch` per mapping, one `Run` |
+//! | `beforeSetup` | `instructions`, `shell.cacheVersion`, `beforeSetupCacheVersion`, `git[N].beforeSetup` | the same |
+//! | `setup` | `instructions`, `shell.cacheVersion`, `setupCacheVersion`, `git[N].setup` | the same |
+//! | `gitCache`, `gitLatestPatch` | late: `gitCache.sizeMiB`, `git[N].patch` | a `GitPatch` per mapping |
 //! | `dockerInstructions` | `docker.VOLUME`, `EXPOSE`, `ENV`, `LABEL`, `ENTRYPOINT`, `CMD`, `WORKDIR`, `USER`, `HEALTHCHECK` (each only if set) | one `Config` |
+//! | `imageSpec` | `build.imageSpec`, `imageSpec` | one `Config` each |
 //!
-//! - `commands` are the command strings exactly as written (a block scalar keeps its newlines).
+//! Each input is a typed [`DigestInput`](strata_plan::DigestInput) of the kind
+//! [`StageKind::feeds`](strata_plan::StageKind::feeds) allows for the stage.
+//!
+//! - `instructions` are the command strings exactly as written (a block scalar keeps its newlines).
 //! - Cache versions are strings; a number or boolean is kept as written (`installCacheVersion:
 //!   2` is `"2"`), and null (`~` or nothing) means unset.
 //! - A `Run` runs all commands of the stage as one toolbox script, as `0:0` in `/`; each
@@ -124,11 +131,19 @@ pub fn lower(
         }
     }
     if let Some(project) = &config.project {
-        key_first_stages(&mut images, "project", &project.value);
+        let input = strata_plan::DigestInput::Setting {
+            name: strata_plan::Setting::Project,
+            value: project.value.clone(),
+        };
+        key_first_stages(&mut images, &input);
         label_project(&mut images, &project.value);
     }
     if let Some(version) = &config.cache_version {
-        key_first_stages(&mut images, "build.cacheVersion", &version.value);
+        let input = strata_plan::DigestInput::CacheVersion {
+            key: "build.cacheVersion".into(),
+            value: version.value.clone(),
+        };
+        key_first_stages(&mut images, &input);
     }
     resolve_host_paths(&mut images, dir);
     let mut notes = config.notes.clone();
@@ -270,27 +285,27 @@ fn without_broken(config: &Config) -> (Config, Vec<String>) {
     (out, notes)
 }
 
-/// Adds `key = value` to the digest inputs of each image's first stage, so that every stage of
+/// Adds `input` to the digest inputs of each image's first stage, so that every stage of
 /// every image depends on it. `project`: stages are kept per project, as werf keeps one stages
 /// storage per `project:`, so two projects with the same images and git mappings never share
 /// a stage (whose files would be the other repository's). `build.cacheVersion`: werf's global
 /// cache version.
-fn key_first_stages(images: &mut [Image], key: &str, value: &str) {
+fn key_first_stages(images: &mut [Image], input: &strata_plan::DigestInput) {
     for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
         let at = stage
             .inputs
             .iter()
-            .take_while(
-                |i| matches!(i, strata_plan::DigestInput::Param { key, .. } if key == "project"),
-            )
+            .take_while(|i| {
+                matches!(
+                    i,
+                    strata_plan::DigestInput::Setting {
+                        name: strata_plan::Setting::Project,
+                        ..
+                    }
+                )
+            })
             .count();
-        stage.inputs.insert(
-            at,
-            strata_plan::DigestInput::Param {
-                key: key.into(),
-                value: value.to_string(),
-            },
-        );
+        stage.inputs.insert(at, input.clone());
     }
 }
 
@@ -302,7 +317,7 @@ fn set_created_by(images: &mut [Image]) {
         let name = image.name.to_string();
         for stage in &mut image.stages {
             let commands = stage.inputs.iter().find_map(|i| match i {
-                strata_plan::DigestInput::Commands { commands } => Some(commands.join("; ")),
+                strata_plan::DigestInput::Instructions { lines } => Some(lines.join("; ")),
                 _ => None,
             });
             stage.options.created_by = match commands {

@@ -111,6 +111,15 @@ fn dump(plan: &Plan) -> String {
         };
         let _ = writeln!(out, "  base: {base}");
         for stage in &image.stages {
+            // The one table of what feeds each kind of stage holds for every golden case.
+            if let Some(bad) = stage.kind.first_unfed(&stage.inputs) {
+                panic!(
+                    "{} ({:?}) is fed a {:?}",
+                    stage.name,
+                    stage.kind,
+                    bad.kind()
+                );
+            }
             let _ = writeln!(out, "  stage {} @ {}", stage.name, at(stage.span));
             for input in &stage.inputs {
                 let _ = writeln!(out, "    input {} = {}", input.name(), input.value());

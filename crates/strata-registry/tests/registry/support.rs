@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata_registry::{Client, Options, Platform};
-use strata_store::{Digest, LayerRecord, LocalStore, RecordedInput, StageRecord, Store};
+use strata_store::{Digest, LayerRecord, LocalStore, StageRecord, Store};
 
 const BINARY: &str = "/usr/bin/docker-registry";
 
@@ -468,10 +468,9 @@ pub fn record(image: &TestImage, digest: Digest, builder: &str) -> StageRecord {
         manifest: image.manifest,
         config: image.config,
         layers: image.layers.clone(),
-        inputs: vec![RecordedInput {
-            name: "commands".into(),
-            value: "apt-get install -y curl".into(),
-        }],
+        inputs: vec![
+            serde_json::json!({"kind": "instructions", "lines": ["apt-get install -y curl"]}),
+        ],
         image: "app".into(),
         stage: "install".into(),
         created_unix: 1_700_000_000,

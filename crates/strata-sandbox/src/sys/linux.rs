@@ -70,7 +70,18 @@ impl Syscall for LinuxSyscall {
             // The layer writer turns the upper dir into a tar layer and cannot express
             // redirects, metacopy-only files or the index; pin them off whatever the module
             // defaults are.
-            rustix::mount::fsconfig_set_string(&fs, "redirect_dir", "off")?;
+            // In a user namespace overlayfs cannot use `trusted.*` xattrs (they need
+            // CAP_SYS_ADMIN on the host) and refuses to mount without `userxattr`: whiteout
+            // metadata then lives in `user.overlay.*`, which strata-layer reads and writes by
+            // the same test (`Xattrs::of_this_process`). With `userxattr` the kernel takes
+            // only `redirect_dir=nofollow` (neither created nor followed, what `off` means
+            // without `redirect_always_follow`; overlayfs.rst "Redirect dir").
+            let rootless = crate::rootless::active();
+            if rootless {
+                rustix::mount::fsconfig_set_flag(&fs, "userxattr")?;
+            }
+            let redirect = if rootless { "nofollow" } else { "off" };
+            rustix::mount::fsconfig_set_string(&fs, "redirect_dir", redirect)?;
             rustix::mount::fsconfig_set_string(&fs, "index", "off")?;
             rustix::mount::fsconfig_set_string(&fs, "metacopy", "off")?;
             // `volatile`: no sync of the upper file system when the overlay is unmounted (or

@@ -15,6 +15,7 @@ use strata_store::{Store, TagTarget};
 use crate::Context;
 use crate::image::normalize_reference;
 use crate::ops::debug::{self, DebugIo, DebugOptions, DebuggerChoice};
+use crate::ops::failures;
 use crate::worker::{FailedRun, LocalWorker, WorkerOptions};
 
 /// What to build and how.
@@ -82,7 +83,8 @@ pub struct BuildReport {
 /// A failure of the plan is the frontend's error (its diagnostic points at the user's file);
 /// a failure of a stage is a [`Failed`] with the sources its span points into. With
 /// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
-/// the config and builds again with the same settings.
+/// the config and builds again with the same settings. With `options.debug.keep_failures`, a
+/// failed step is then kept as a failure record ([`failures`]), pushed with `options.repo`.
 pub fn build(
     ctx: &Context,
     options: &BuildOptions,
@@ -91,61 +93,10 @@ pub fn build(
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
     loop {
-        let mut worker_options = options.worker.clone();
-        worker_options.remote = Some(crate::remote::RemoteOptions {
-            client: ctx.registry_client()?,
-            repo: match &options.repo {
-                Some(r) => Some(
-                    r.parse()
-                        .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
-                ),
-                None => None,
-            },
-        });
-        let mut worker = LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)?;
-        // `ADD <url>` downloads land here and are copied from here: kept for the whole build.
-        let downloads = ctx.store.scratch("downloads")?;
-        // The context files a Dockerfile copies, pinned when the plan is made: the layer is
-        // made of these copies, never of the context as it is later.
-        let pinned = ctx.store.scratch("sources")?;
-        let loaded = match &options.dockerfile {
-            Some((path, df)) => dockerfile_bases(ctx, &worker, downloads.path(), path, df)
-                .and_then(|mut df| {
-                    df.snapshot = Some(pinned.path().to_path_buf());
-                    strata_frontend::load_dockerfile(path, &df)
-                }),
-            None => strata_frontend::stapel::load(
-                &options.dir,
-                &LoadOptions {
-                    config: options.config.clone(),
-                    git: GitOptions {
-                        dev: options.dev,
-                        cache: Some(ctx.store.git_cache_dir()),
-                        no_dirty_check: options.no_dirty_check,
-                        images: options.images.clone(),
-                    },
-                    env: options.env.clone(),
-                    loose_giterminism: options.loose_giterminism,
-                    snapshot: Some(pinned.path().to_path_buf()),
-                },
-            ),
-        };
-        let mut plan = match loaded {
-            Ok(plan) => plan,
-            // A `git` the terminal's Ctrl-C killed while the config was loaded.
-            Err(_) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
-                return Err(Failed {
-                    error: strata_solver::Error::Cancelled,
-                    sources: strata_plan::SourceMap::default(),
-                }
-                .into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        worker.set_project(plan.project.clone());
-        crate::worker::key_options(&mut plan, &options.worker);
-        debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+        let loaded = load(ctx, options, cancel)?;
+        let (plan, worker) = (&loaded.plan, &loaded.worker);
+        debug::check_targets(plan, &options.debug.introspect)?;
+        let mut error = match build_plan(ctx, plan, worker, options, progress, cancel) {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -156,38 +107,140 @@ pub fn build(
             Err(BuildError::Solve(error)) => *error,
             Err(BuildError::Other(error)) => return Err(error),
         };
-        // Released here unless the debugger wants it: the error itself outlives the build.
-        let kept = error.take_kept();
-        let (Some(io), true) = (io.as_mut(), options.debug.debugger) else {
-            return Err(Failed::new(error, &plan).into());
-        };
-        let Some(failed) = kept.and_then(|k| k.downcast::<FailedRun>().ok()) else {
-            return Err(Failed::new(error, &plan).into());
-        };
-        let Some(view) = debug::failure_for(&plan, &error, &failed) else {
-            return Err(Failed::new(error, &plan).into());
-        };
-        let debugger_lowers = match &options.debug.debugger_image {
-            Some(reference) => {
-                let digest = crate::image::resolve(&ctx.store, reference)?.ok_or_else(|| {
-                    anyhow::anyhow!("--debugger-image: no image `{reference}` in the store")
-                })?;
-                Some(crate::image::StoredImage::load(&ctx.store, &digest)?.lowers(&ctx.store)?)
+        // Released here unless the debugger or a record wants it: the error itself outlives
+        // the build.
+        let failed = error
+            .take_kept()
+            .and_then(|k| k.downcast::<FailedRun>().ok());
+        if let (Some(io), true, Some(failed)) = (io.as_mut(), options.debug.debugger, &failed)
+            && let Some(view) = debug::failure_for(plan, &error, failed)
+        {
+            let image = options.debug.debugger_image.as_deref();
+            match debug::monitor(ctx, view, image, None, io, progress)? {
+                DebuggerChoice::Reload => continue,
+                DebuggerChoice::Exit => {}
             }
-            None => None,
-        };
-        match debug::monitor(
-            &ctx.store,
-            &ctx.sandbox,
-            view,
-            debugger_lowers,
-            io,
-            progress,
-        )? {
-            DebuggerChoice::Reload => continue,
-            DebuggerChoice::Exit => return Err(Failed::new(error, &plan).into()),
         }
+        let record = match failed {
+            Some(failed) if options.debug.keep_failures => Some(failures::keep(
+                ctx,
+                plan,
+                &error,
+                *failed,
+                options.repo.as_deref(),
+                options.worker.compression,
+                &options.worker.secrets,
+            )),
+            _ => None,
+        };
+        return Err(Failed {
+            error,
+            sources: plan.sources.clone(),
+            record,
+        }
+        .into());
     }
+}
+
+/// A loaded plan and the worker to build it on.
+pub(crate) struct Loaded<'a> {
+    /// The plan, digested as `worker` builds.
+    pub plan: Plan,
+    /// The local worker (with its stage repository, `--repo`).
+    pub worker: LocalWorker<'a>,
+    /// `ADD <url>` downloads (copied from here) and the context files a Dockerfile copies,
+    /// pinned when the plan was made (the layer is made of these copies, never of the
+    /// context as it is later): kept while the plan is used.
+    _scratch: (strata_store::Scratch, strata_store::Scratch),
+}
+
+/// The plan of the config or Dockerfile of `options` and the worker a build of it runs on.
+pub(crate) fn load<'a>(
+    ctx: &'a Context,
+    options: &BuildOptions,
+    cancel: &AtomicBool,
+) -> anyhow::Result<Loaded<'a>> {
+    let mut worker = worker(ctx, options)?;
+    let downloads = ctx.store.scratch("downloads")?;
+    let pinned = ctx.store.scratch("sources")?;
+    let plan = load_plan(
+        ctx,
+        options,
+        &mut worker,
+        (downloads.path(), pinned.path()),
+        cancel,
+    )?;
+    Ok(Loaded {
+        plan,
+        worker,
+        _scratch: (downloads, pinned),
+    })
+}
+
+/// The local worker a build with `options` runs on (with its stage repository, `--repo`).
+fn worker<'a>(ctx: &'a Context, options: &BuildOptions) -> anyhow::Result<LocalWorker<'a>> {
+    let mut worker_options = options.worker.clone();
+    worker_options.remote = Some(crate::remote::RemoteOptions {
+        client: ctx.registry_client()?,
+        repo: match &options.repo {
+            Some(r) => Some(
+                r.parse()
+                    .with_context(|| format!("--repo `{r}` is not a repository reference"))?,
+            ),
+            None => None,
+        },
+    });
+    LocalWorker::new(&ctx.store, &ctx.sandbox, worker_options)
+}
+
+/// The plan of the config or Dockerfile of `options`, as a build of it on `worker` digests
+/// it; `ADD <url>` downloads and the pinned context files go to the two dirs given.
+fn load_plan(
+    ctx: &Context,
+    options: &BuildOptions,
+    worker: &mut LocalWorker<'_>,
+    (downloads, pinned): (&std::path::Path, &std::path::Path),
+    cancel: &AtomicBool,
+) -> anyhow::Result<Plan> {
+    let loaded = match &options.dockerfile {
+        Some((path, df)) => {
+            dockerfile_bases(ctx, worker, downloads, path, df).and_then(|mut df| {
+                df.snapshot = Some(pinned.to_path_buf());
+                strata_frontend::load_dockerfile(path, &df)
+            })
+        }
+        None => strata_frontend::stapel::load(
+            &options.dir,
+            &LoadOptions {
+                config: options.config.clone(),
+                git: GitOptions {
+                    dev: options.dev,
+                    cache: Some(ctx.store.git_cache_dir()),
+                    no_dirty_check: options.no_dirty_check,
+                    images: options.images.clone(),
+                },
+                env: options.env.clone(),
+                loose_giterminism: options.loose_giterminism,
+                snapshot: Some(pinned.to_path_buf()),
+            },
+        ),
+    };
+    let mut plan = match loaded {
+        Ok(plan) => plan,
+        // A `git` the terminal's Ctrl-C killed while the config was loaded.
+        Err(_) if cancel.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Err(Failed {
+                error: strata_solver::Error::Cancelled,
+                sources: strata_plan::SourceMap::default(),
+                record: None,
+            }
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    worker.set_project(plan.project.clone());
+    crate::worker::key_options(&mut plan, &options.worker);
+    Ok(plan)
 }
 
 /// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled
@@ -434,16 +487,12 @@ pub struct Failed {
     pub error: strata_solver::Error,
     /// The user's files the plan was made from.
     pub sources: strata_plan::SourceMap,
+    /// The failure record kept of the failed step, if one was to be kept
+    /// ([`DebugOptions::keep_failures`]).
+    pub record: Option<failures::Kept>,
 }
 
 impl Failed {
-    fn new(error: strata_solver::Error, plan: &Plan) -> Failed {
-        Failed {
-            error,
-            sources: plan.sources.clone(),
-        }
-    }
-
     /// The exit code a command line should end with: a failed command's own, 130 when the
     /// build was cancelled, else 1.
     pub fn exit_code(&self) -> i32 {

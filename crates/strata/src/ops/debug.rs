@@ -6,6 +6,9 @@
 //!   `--introspect-before-error` in the clean state before the failed stage ran anything.
 //! - `--debugger` drops into a monitor on a failure ([`strata_debug::Session`]); `reload`
 //!   rebuilds with the same settings.
+//! - `strata debug FAILURE` ([`debug_failure`]) opens the same monitor on a failure record
+//!   ([`super::failures`]), here or on another machine; `reload` is refused there, since the
+//!   build's sources are not.
 //!
 //! Shells run on the image's own build thread, so other images keep building; one shell at a
 //! time has the terminal. Nothing here writes to the cache: every shell works in its own
@@ -21,6 +24,7 @@ use strata_sandbox::Sandbox;
 use strata_solver::{ExecError, Hooks, StageJob, StageState};
 use strata_store::LocalStore;
 
+use crate::Context;
 use crate::worker::{FailedRun, LocalWorker};
 
 /// How to look inside a build.
@@ -37,6 +41,9 @@ pub struct DebugOptions {
     /// An image whose root file system the debugger's shell runs in, with the failed state at
     /// `/debugroot`.
     pub debugger_image: Option<String>,
+    /// Keep a failed step as a failure record (after the monitor, if it opens): the CLI asks
+    /// for it unless the monitor has a terminal.
+    pub keep_failures: bool,
 }
 
 /// One `--introspect-stage` value.
@@ -233,20 +240,33 @@ pub enum DebuggerChoice {
     Reload,
 }
 
-/// Runs the monitor on a failed run.
+/// Runs the monitor on a failed run; with `no_reload`, `reload` is refused for that reason.
 pub(crate) fn monitor(
-    store: &LocalStore,
-    sandbox: &Sandbox,
+    ctx: &Context,
     failure: strata_debug::Failure,
-    debugger_lowers: Option<Vec<std::path::PathBuf>>,
+    debugger_image: Option<&str>,
+    no_reload: Option<String>,
     io: &mut DebugIo<'_>,
     progress: &dyn Sink,
 ) -> anyhow::Result<DebuggerChoice> {
-    let scratch = store.scratch("debugger")?;
+    let debugger_lowers = match debugger_image {
+        Some(reference) => {
+            let digest = crate::image::resolve(&ctx.store, reference)?.ok_or_else(|| {
+                anyhow::anyhow!("--debugger-image: no image `{reference}` in the store")
+            })?;
+            Some(crate::image::StoredImage::load(&ctx.store, &digest)?.lowers(&ctx.store)?)
+        }
+        None => None,
+    };
+    let scratch = ctx.store.scratch("debugger")?;
     let what = format!("debugger on {}/{}", failure.image, failure.stage);
-    let mut session = strata_debug::Session::new(sandbox, failure, scratch.path().to_path_buf())?;
+    let mut session =
+        strata_debug::Session::new(&ctx.sandbox, failure, scratch.path().to_path_buf())?;
     if let Some(lowers) = debugger_lowers {
         session = session.with_debugger_image(lowers);
+    }
+    if let Some(reason) = no_reload {
+        session = session.refuse_reload(reason);
     }
     progress.event(Event::Interactive {
         started: true,
@@ -261,6 +281,69 @@ pub(crate) fn monitor(
         strata_debug::Outcome::Exit => DebuggerChoice::Exit,
         strata_debug::Outcome::Reload => DebuggerChoice::Reload,
     })
+}
+
+/// `strata debug FAILURE`: opens the monitor on a failure record (an id in the store or a
+/// registry reference, see [`super::failures::open`]) with the recorded step's container made
+/// here ([`crate::worker::LocalWorker::postmortem_spec`]): the base layers, the broken layer
+/// as the failed state, the recorded env, user, cwd and scripts.
+pub fn debug_failure(
+    ctx: &Context,
+    failure: &str,
+    debugger_image: Option<&str>,
+    io: &mut DebugIo<'_>,
+    progress: &dyn Sink,
+) -> anyhow::Result<()> {
+    let opened = super::failures::open(ctx, failure)?;
+    let record = opened.record;
+    let layers = opened.image.layer_records();
+    let (base, broken) = layers.split_at(record.base_layers);
+    let lowers = crate::image::lowers(&ctx.store, base)?;
+    let scratch = ctx.store.scratch("postmortem")?;
+    let upper = match broken.first() {
+        Some(layer) => crate::image::ensure_snapshot(&ctx.store, layer)?,
+        // The step wrote nothing: its broken state is the base state.
+        None => {
+            let empty = scratch.path().join("broken");
+            std::fs::create_dir(&empty)?;
+            empty
+        }
+    };
+    let worker = LocalWorker::new(
+        &ctx.store,
+        &ctx.sandbox,
+        crate::worker::WorkerOptions::default(),
+    )?;
+    let run = scratch.path().join("run");
+    std::fs::create_dir(&run)?;
+    let spec = worker.postmortem_spec(&record.step, lowers, upper, &run)?;
+    if !record.step.left_out.is_empty() {
+        progress.event(Event::Note {
+            message: format!(
+                "not in the record, so not mounted here: {}",
+                record.step.left_out.join(", ")
+            ),
+        });
+    }
+    let view = strata_debug::Failure {
+        image: record.image,
+        stage: record.stage,
+        command: record.command,
+        exit_code: record.exit_code,
+        output_tail: record.output_tail,
+        location: record.location,
+        listing: record.listing,
+        spec,
+        rerun_args: record.rerun_args,
+        step_args: record.step_args,
+    };
+    let reason = format!(
+        "this is failure record {}, and the build's config and sources are not here; fix them \
+         where they are and run `strata build` again",
+        record.id
+    );
+    monitor(ctx, view, debugger_image, Some(reason), io, progress)?;
+    Ok(())
 }
 
 /// The debugger's view of a failed run.

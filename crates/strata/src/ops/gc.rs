@@ -14,6 +14,11 @@
 //! | `--keep-bytes SIZE` | the newest, while the store's blobs stay within `SIZE` |
 //! | `--all` | none; kept scratch dirs and `quarantine/` go too |
 //!
+//! Failure records ([`super::failures`]) are kept by age and count: the newest
+//! `--keep-failures N` (default [`DEFAULT_KEEP`](super::failures::DEFAULT_KEEP)) made within
+//! `--keep-failures-within D` (default [`DEFAULT_WITHIN`](super::failures::DEFAULT_WITHIN):
+//! 7 days); `--all` keeps none. A kept record keeps its image as a tag does.
+//!
 //! Blobs, snapshots and conversion records go once no kept record or tag names them. Sizes are
 //! blob bytes, what an export or push of everything would hold; a removed stage's snapshots
 //! (its unpacked copies) go with it and the report counts them.
@@ -38,8 +43,14 @@ pub struct GcOptions {
     pub keep_within: Option<Duration>,
     /// Keep the newest stage records while the store's blobs stay within this many bytes.
     pub keep_bytes: Option<u64>,
-    /// Keep no stage record but those of tagged images; empty kept scratch dirs and quarantine.
+    /// Keep no stage record but those of tagged images, and no failure record; empty kept
+    /// scratch dirs and quarantine.
     pub all: bool,
+    /// Keep this many failure records at most (default [`super::failures::DEFAULT_KEEP`]).
+    pub keep_failures: Option<usize>,
+    /// Keep failure records made within this long (default
+    /// [`super::failures::DEFAULT_WITHIN`]).
+    pub keep_failures_within: Option<Duration>,
     /// Only report what would go.
     pub dry_run: bool,
 }
@@ -110,17 +121,30 @@ fn keep(store: &LocalStore, view: &GcView, options: &GcOptions, now: u64) -> Kee
         .map(|r| (r.digest, r))
         .collect();
     let mut keep = Keep::default();
+    let failures_cutoff = now.saturating_sub(
+        options
+            .keep_failures_within
+            .unwrap_or(super::failures::DEFAULT_WITHIN)
+            .as_secs(),
+    );
+    let failures = view
+        .failures
+        .iter()
+        .filter_map(|(_, f)| f.as_ref().ok())
+        .filter(|f| !options.all && f.created_millis / 1000 >= failures_cutoff)
+        // Listed newest first.
+        .take(
+            options
+                .keep_failures
+                .unwrap_or(super::failures::DEFAULT_KEEP),
+        );
+    for failure in failures {
+        keep.failures.insert(failure.id.clone());
+        keep_image(store, &failure.manifest, &mut keep);
+    }
     for (_, tag) in &view.tags {
         let Ok((_, target)) = tag else { continue };
-        keep.blobs.insert(target.manifest);
-        // An image that cannot be read keeps its manifest only: nothing can use the rest.
-        if let Ok(image) = StoredImage::load(store, &target.manifest) {
-            keep.blobs.insert(image.manifest.config.digest);
-            for layer in image.layer_records() {
-                keep.blobs.insert(layer.digest);
-                keep.snapshots.insert(layer.diff_id);
-            }
-        }
+        keep_image(store, &target.manifest, &mut keep);
         let mut next = target.stage;
         // Bounded, so that a corrupt cycle of parents stays finite.
         for _ in 0..records.len() {
@@ -147,6 +171,19 @@ fn keep(store: &LocalStore, view: &GcView, options: &GcOptions, now: u64) -> Kee
     }
     keep.stages.extend(cached.iter().map(|r| r.digest));
     keep
+}
+
+/// Keeps an image: its manifest, and if it can be read (nothing can use the rest of one that
+/// cannot), its config, layer blobs and snapshots.
+fn keep_image(store: &LocalStore, manifest: &Digest, keep: &mut Keep) {
+    keep.blobs.insert(*manifest);
+    if let Ok(image) = StoredImage::load(store, manifest) {
+        keep.blobs.insert(image.manifest.config.digest);
+        for layer in image.layer_records() {
+            keep.blobs.insert(layer.digest);
+            keep.snapshots.insert(layer.diff_id);
+        }
+    }
 }
 
 /// Blob bytes of what `keep` and the records `cached` name.

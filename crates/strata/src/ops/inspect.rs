@@ -23,7 +23,7 @@ pub fn inspect(ctx: &Context, reference: &str) -> anyhow::Result<serde_json::Val
         stages.push(serde_json::json!({
             "stage": record.stage,
             "digest": record.digest.hex(),
-            "inputs": record.inputs.iter().map(|i| serde_json::json!({"name": i.name, "value": i.value})).collect::<Vec<_>>(),
+            "inputs": record.inputs,
             "meta": record.meta,
         }));
         next = record.parent;

@@ -1,13 +1,19 @@
-//! A failed run kept for the debugger: the handle to its state travels with the error.
+//! A failed run kept for the debugger: the handle to its state travels with the error. A
+//! failed run can also be written down ([`StepSpec`]) and its container made again from that
+//! on another machine ([`LocalWorker::postmortem_spec`]), for failure records.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use strata_sandbox::ContainerSpec;
-use strata_solver::{Kept, StageJob};
-use strata_store::Scratch;
+use serde::{Deserialize, Serialize};
+use strata_plan::{MountSource, RunMount};
+use strata_sandbox::{ContainerSpec, Network, ProcessSpec, Security};
+use strata_solver::{ExecError, Kept, StageJob};
+use strata_store::{LayerRecord, Scratch};
 
 use super::LocalWorker;
 use super::env::build_env;
+use super::run::{RUN_DIR, RunDirs};
 use super::stage::PendingRun;
 use crate::oci::ImageConfig;
 
@@ -35,10 +41,66 @@ impl LocalWorker<'_> {
             spec,
             rerun_args: Vec::new(),
             step_args: Vec::new(),
+            base: Vec::new(),
+            mounts: job.stage.options.mounts.clone(),
             scratch: prepared.scratch,
         };
         Some(Kept::new(failed))
     }
+
+    /// The container of a recorded failed step on this machine: `lowers` (the base state,
+    /// topmost first) under `upper` (the broken state), the recorded process, the standard
+    /// mounts made here, and of the step's mounts those a record keeps (see [`StepSpec`]).
+    /// Its own dirs are made in `dir`. It is always confined ([`Security::Sandbox`]): a record
+    /// from a registry grants nothing.
+    pub fn postmortem_spec(
+        &self,
+        step: &StepSpec,
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        dir: &Path,
+    ) -> anyhow::Result<ContainerSpec> {
+        let dirs = RunDirs::create(dir)?;
+        for (name, text) in &step.scripts {
+            if !RECORDED_SCRIPTS.contains(&name.as_str()) {
+                anyhow::bail!("the record holds a control file `{name}` strata never writes");
+            }
+            crate::beneath::write(&dirs.control, name, text.as_bytes())?;
+        }
+        let mut mounts = self.standard_mounts(&dirs, &[])?;
+        mounts.extend(self.recorded_mounts(&step.mounts, &step.image, &dirs.mounts)?);
+        Ok(ContainerSpec {
+            lowers,
+            upper,
+            work: dirs.work.clone(),
+            scratch: dirs.sandbox.clone(),
+            process: ProcessSpec {
+                terminal: false,
+                ..step.process.clone()
+            },
+            hostname: step.hostname.clone(),
+            mounts,
+            network: step.network,
+            security: Security::Sandbox,
+        })
+    }
+}
+
+/// Names the layers of the state a failed step started from (`layers`, bottom first) in what
+/// the error kept of it.
+pub(super) fn with_base(mut error: ExecError, layers: &[LayerRecord]) -> ExecError {
+    if let ExecError::CommandFailed { kept, .. } | ExecError::Step { kept, .. } = &mut error
+        && let Some(k) = kept.take()
+    {
+        *kept = Some(match k.downcast::<FailedRun>() {
+            Ok(mut failed) => {
+                failed.base = layers.to_vec();
+                Kept::new(*failed)
+            }
+            Err(k) => k,
+        });
+    }
+    error
 }
 
 /// A failed run kept for the debugger: the exact container spec it ran with and its
@@ -56,6 +118,144 @@ pub struct FailedRun {
     pub rerun_args: Vec<String>,
     /// Runs the whole step again from its start.
     pub step_args: Vec<String>,
+    /// The layers of the state before the step (bottom first): `spec.lowers` unpacked.
+    pub base: Vec<LayerRecord>,
+    /// The stage's and the step's mount specs, as planned.
+    pub mounts: Vec<RunMount>,
     /// The scratch dir holding the upper, work and control dirs; removed when dropped.
     pub scratch: Scratch,
+}
+
+/// The control files a record keeps (relative to [`RUN_DIR`]): the stage script and the
+/// script that reruns only the failed command. Staged file work is not kept.
+const RECORDED_SCRIPTS: [&str; 2] = ["script.sh", "rerun/script.sh"];
+
+/// The most bytes of a control script a record keeps.
+const SCRIPT_MAX: usize = 1 << 20;
+
+/// What a failure record keeps of a failed step's container, to make it again on any
+/// machine: the process (argv, env, user, cwd), host name and network, the control scripts,
+/// and of its mounts only those another machine can make without the build's host: cache
+/// mounts (by id: this machine's cache of that id), tmpfs, werf's `tmp_dir` and `build_dir`.
+/// Secrets and ssh agents are never written down (not even their files' paths), nor are binds
+/// of the context, of other images or of host paths; `left_out` says which were there.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// The image being built (werf's `build_dir` is kept per image).
+    pub image: String,
+    /// The failed command's process; its env is the debugger's (the stage's environment,
+    /// no secret variables).
+    pub process: ProcessSpec,
+    /// The container's host name.
+    pub hostname: String,
+    /// Whether it had the host's network.
+    pub network: Network,
+    /// The mounts a record keeps (see above).
+    pub mounts: Vec<RunMount>,
+    /// The mounts it does not keep, described (`secret at /run/secrets/token`).
+    pub left_out: Vec<String>,
+    /// Control files by path relative to the control dir.
+    pub scripts: BTreeMap<String, String>,
+}
+
+impl FailedRun {
+    /// What a failure record keeps of this run (see [`StepSpec`]).
+    pub fn step_spec(&self) -> StepSpec {
+        let (mounts, other): (Vec<RunMount>, Vec<RunMount>) =
+            self.mounts.iter().cloned().partition(recordable);
+        let control = self
+            .spec
+            .mounts
+            .iter()
+            .find(|m| m.target == RUN_DIR)
+            .map(|m| m.source.clone());
+        let scripts = control
+            .map(|dir| {
+                RECORDED_SCRIPTS
+                    .iter()
+                    .filter_map(|name| {
+                        // Written by strata before the run (the rerun script after it), in a
+                        // dir the container saw read-only.
+                        let bytes = crate::beneath::read(&dir, name, SCRIPT_MAX).ok()??;
+                        Some((name.to_string(), String::from_utf8(bytes).ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        StepSpec {
+            image: self.image.clone(),
+            process: self.spec.process.clone(),
+            hostname: self.spec.hostname.clone(),
+            network: self.spec.network,
+            mounts,
+            left_out: other.iter().map(describe).collect(),
+            scripts,
+        }
+    }
+}
+
+/// Whether a failure record keeps a mount spec (see [`StepSpec`]).
+pub(super) fn recordable(m: &RunMount) -> bool {
+    matches!(
+        m.source,
+        MountSource::Cache { .. }
+            | MountSource::Tmpfs
+            | MountSource::TmpDir
+            | MountSource::BuildDir
+    )
+}
+
+/// A mount a record leaves out, in words: its kind and target only.
+fn describe(m: &RunMount) -> String {
+    let kind = match &m.source {
+        MountSource::Secret { .. } => "a secret",
+        MountSource::Ssh { .. } => "an ssh agent",
+        MountSource::Bind { image: None, .. } => "a bind of the build context",
+        MountSource::Bind { image: Some(_), .. } => "a bind of another image",
+        MountSource::Host(_) => "a host directory (fromPath)",
+        MountSource::Cache { .. }
+        | MountSource::Tmpfs
+        | MountSource::TmpDir
+        | MountSource::BuildDir => "a mount",
+    };
+    match m.to.as_str() {
+        "" => format!("{kind} read into a variable"),
+        to => format!("{kind} at {to}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::run::RERUN;
+    use super::*;
+
+    fn mount(to: &str, source: MountSource) -> RunMount {
+        RunMount {
+            to: to.into(),
+            source,
+            context: None,
+        }
+    }
+
+    #[test]
+    fn records_keep_caches_by_id_and_never_secrets_or_host_paths() {
+        let secret = mount(
+            "/run/secrets/token",
+            MountSource::Secret {
+                id: "token".into(),
+                required: true,
+                env: None,
+            },
+        );
+        let host = mount("/src", MountSource::Host("/home/me/src".into()));
+        let cache = mount("/root/.cache", MountSource::Cache { id: "go".into() });
+        assert!(recordable(&cache));
+        assert!(recordable(&mount("/tmp", MountSource::Tmpfs)));
+        assert!(!recordable(&secret));
+        assert!(!recordable(&host));
+        assert_eq!(describe(&secret), "a secret at /run/secrets/token");
+        assert_eq!(describe(&host), "a host directory (fromPath) at /src");
+        // The rerun script sits where step_command writes it.
+        assert_eq!(RECORDED_SCRIPTS[1], format!("{RERUN}/script.sh"));
+    }
 }

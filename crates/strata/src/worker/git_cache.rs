@@ -20,28 +20,35 @@ impl LocalWorker<'_> {
         if *kind == LateInputs::Imports {
             self.ensure_inputs_local(job)?;
             let mut inputs = Vec::new();
-            for (index, step) in job.stage.steps.iter().enumerate() {
-                if let Op::Import(import) = &step.op {
-                    let sum = crate::import::checksum(self.store, import, job.dependencies)
-                        .map_err(|e| ExecError::Step {
-                            step: index,
+            let imports = job
+                .stage
+                .steps
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match &s.op {
+                    Op::Import(import) => Some((i, import)),
+                    _ => None,
+                });
+            // Numbered among the stage's imports, as the frontends number their `Import` inputs.
+            for (index, (step, import)) in imports.enumerate() {
+                let sum =
+                    crate::import::checksum(self.store, import, job.dependencies).map_err(|e| {
+                        ExecError::Step {
+                            step,
                             source: e.into(),
                             kept: None,
-                        })?;
-                    inputs.push(DigestInput::Param {
-                        key: format!("import[{index}].files"),
-                        value: sum.hex(),
-                    });
-                }
+                        }
+                    })?;
+                inputs.push(DigestInput::ImportFiles {
+                    index,
+                    checksum: sum.hex(),
+                });
             }
             for (name, value) in self
                 .dependency_values(job)
                 .map_err(op("resolve the stage's dependencies"))?
             {
-                inputs.push(DigestInput::Param {
-                    key: format!("dependency.{name}"),
-                    value,
-                });
+                inputs.push(DigestInput::DependencyValue { name, value });
             }
             return Ok(Some(inputs));
         }
@@ -71,16 +78,15 @@ impl LocalWorker<'_> {
                 continue;
             }
             size += changes.patch_size;
-            patches.push(DigestInput::Git {
-                key: format!("git[{i}].patch"),
-                value: changes.identity.hex(),
+            patches.push(DigestInput::GitPatch {
+                mapping: i,
+                identity: changes.identity.hex(),
             });
         }
         Ok(match kind {
             LateInputs::GitCache if size >= git::GIT_CACHE_THRESHOLD => {
-                Some(vec![DigestInput::Git {
-                    key: "gitCache.sizeMiB".into(),
-                    value: (size >> 20).to_string(),
+                Some(vec![DigestInput::GitCache {
+                    size_mib: size >> 20,
                 }])
             }
             LateInputs::GitCache => None,

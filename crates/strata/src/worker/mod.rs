@@ -34,17 +34,18 @@ use std::sync::atomic::AtomicBool;
 
 use strata_digest::Digest;
 use strata_layer::Compression;
-use strata_plan::{DigestInput, LateInputs, Op};
+use strata_plan::{DigestInput, LateInputs, Op, Setting};
 use strata_progress::Sink;
 use strata_sandbox::{Network, Sandbox};
-use strata_solver::{Built, ExecError, Executor, ResolvedBase, StageJob, StageState};
+use strata_solver::{Built, ExecError, Executor, Location, ResolvedBase, StageJob, StageState};
 use strata_store::{LocalStore, Store};
 
 use crate::image;
 use crate::toolbox;
 
+pub(crate) use commit::commit_dir;
 pub use error::Error;
-pub use failure::FailedRun;
+pub use failure::{FailedRun, StepSpec};
 pub use mounts::Error as MountError;
 
 use error::{op, store};
@@ -53,6 +54,9 @@ pub(crate) use spec::host_files;
 
 /// Stage record metadata: bytes of the layer the stage itself added.
 pub const META_LAYER_BYTES: &str = "layerBytes";
+/// Stage record metadata: when it was built, in milliseconds since the Unix epoch (the
+/// record's `created_unix` is in seconds, too coarse to order two builds of one stage).
+pub const META_CREATED_MILLIS: &str = "createdMillis";
 /// The PATH of images that set none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -148,6 +152,31 @@ impl<'a> LocalWorker<'a> {
         Ok(missing.iter().all(|m| matches!(m, Held::Snapshot(_))))
     }
 
+    /// The record of the stage `digest` this build of `image` may reuse and where it is: the
+    /// local store, else the stage repository.
+    fn find(
+        &self,
+        image: &strata_plan::Image,
+        digest: &Digest,
+    ) -> Result<Option<(strata_store::StageRecord, Location)>, ExecError> {
+        let found = match self
+            .store
+            .stage(digest)
+            .map_err(store("look up the stage"))?
+        {
+            Some(r) if self.hold(&r)? => Some((r, Location::Local)),
+            Some(_) => None,
+            None => match &self.remote {
+                Some(remote) => remote
+                    .find(digest)
+                    .map_err(op("look up the stage in the stage repository"))?
+                    .map(|r| (r, Location::Remote)),
+                None => None,
+            },
+        };
+        Ok(found.filter(|(r, _)| crate::reuse::suitable(r, image)))
+    }
+
     /// The parent and the dependencies of a job, available locally.
     pub(super) fn ensure_inputs_local(&self, job: &StageJob<'_>) -> Result<(), ExecError> {
         for manifest in job
@@ -226,30 +255,18 @@ impl Executor for LocalWorker<'_> {
         &self,
         image: &strata_plan::Image,
         digest: &Digest,
-    ) -> Result<Option<StageState>, ExecError> {
-        let record = match self
-            .store
-            .stage(digest)
-            .map_err(store("look up the stage"))?
-        {
-            Some(r) if self.hold(&r)? => Some(r),
-            Some(_) => None,
-            None => match &self.remote {
-                Some(remote) => remote
-                    .find(digest)
-                    .map_err(op("look up the stage in the stage repository"))?,
-                None => None,
-            },
-        };
-        let record = record.filter(|r| crate::reuse::suitable(r, image));
-        Ok(record.map(|r| StageState {
-            digest: r.digest,
-            manifest: r.manifest,
-            layer_bytes: r
-                .meta
-                .get(META_LAYER_BYTES)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+    ) -> Result<Option<(StageState, Location)>, ExecError> {
+        Ok(self.find(image, digest)?.map(|(r, at)| {
+            let state = StageState {
+                digest: r.digest,
+                manifest: r.manifest,
+                layer_bytes: r
+                    .meta
+                    .get(META_LAYER_BYTES)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            };
+            (state, at)
         }))
     }
 
@@ -282,15 +299,20 @@ pub fn key_options(plan: &mut strata_plan::Plan, options: &WorkerOptions) {
     }
     for stage in plan.images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
         let runs = stage.steps.iter().any(|s| matches!(s.op, Op::Run(_)));
-        let keyed = stage.inputs.iter().any(|i| i.name() == NETWORK_INPUT);
+        let keyed = stage.inputs.iter().any(|i| {
+            matches!(
+                i,
+                DigestInput::Setting {
+                    name: Setting::Network,
+                    ..
+                }
+            )
+        });
         if runs && !keyed {
-            stage.inputs.push(DigestInput::Param {
-                key: NETWORK_INPUT.into(),
+            stage.inputs.push(DigestInput::Setting {
+                name: Setting::Network,
                 value: "none".into(),
             });
         }
     }
 }
-
-/// The digest input naming a stage's network when it is not the host's.
-const NETWORK_INPUT: &str = "network";

@@ -289,6 +289,35 @@ impl LocalWorker<'_> {
         Ok(resolved.mounts)
     }
 
+    /// The mounts of a failure record's mount specs on this machine, made in `run_dir`: only
+    /// those a record keeps ([`super::failure::recordable`], checked again here, as a record
+    /// pulled from a registry is not to be trusted), with no secrets, agents or binds.
+    pub(super) fn recorded_mounts(
+        &self,
+        specs: &[RunMount],
+        image_name: &str,
+        run_dir: &Path,
+    ) -> Result<Vec<Mount>, Error> {
+        let specs: Vec<&RunMount> = specs
+            .iter()
+            .filter(|m| super::failure::recordable(m))
+            .collect();
+        let resolved = resolve(
+            &specs,
+            &Inputs {
+                image_name,
+                run_dir,
+                cache_dir: &|key| self.store.cache_dir(key),
+                tmp_dir: &|| self.tmp_dirs.dir(self.store, image_name),
+                secrets: &[],
+                ssh: &[],
+                image_sources: &[],
+            },
+        )?;
+        prepare(&resolved)?;
+        Ok(resolved.mounts)
+    }
+
     /// Checks the sources [`resolve`] takes as given and finds the sources of image binds.
     fn mount_facts(
         &self,

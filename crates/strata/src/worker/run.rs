@@ -157,6 +157,16 @@ impl LocalWorker<'_> {
                 step_args: spec.process.args.clone(),
                 rerun_args,
                 spec,
+                // Filled in by the stage loop, which knows the layers.
+                base: Vec::new(),
+                mounts: job
+                    .stage
+                    .options
+                    .mounts
+                    .iter()
+                    .chain(&run.mounts)
+                    .cloned()
+                    .collect(),
                 scratch,
             };
             return Err(ExecError::CommandFailed {

@@ -8,11 +8,12 @@ use std::time::Instant;
 use strata_plan::{Op, Run, RunShell};
 use strata_progress::{Event, Sink, StageId};
 use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
-use strata_store::{LayerRecord, RecordedInput, Scratch, StageRecord, Store};
+use strata_store::{LayerRecord, Scratch, StageRecord, Store};
 
 use super::error::{self, store};
+use super::failure::with_base;
 use super::run::{RUN_DIR, RunDirs};
-use super::{LocalWorker, META_LAYER_BYTES};
+use super::{LocalWorker, META_CREATED_MILLIS, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
@@ -50,7 +51,7 @@ impl LocalWorker<'_> {
             return Err(ExecError::Cancelled);
         };
         if !job.stage.options.no_cache
-            && let Some(state) = self.lookup(job.image, &job.digest)?
+            && let Some((state, _)) = self.lookup(job.image, &job.digest)?
         {
             return Ok(Built {
                 state,
@@ -159,11 +160,14 @@ impl LocalWorker<'_> {
                             let kept = pending
                                 .take()
                                 .and_then(|p| self.keep_step_failure(job, p, lowers, &config));
-                            return Err(ExecError::Step {
-                                step: index,
-                                source: e.into(),
-                                kept,
-                            });
+                            return Err(with_base(
+                                ExecError::Step {
+                                    step: index,
+                                    source: e.into(),
+                                    kept,
+                                },
+                                &layers,
+                            ));
                         }
                     }
                     continue;
@@ -171,31 +175,37 @@ impl LocalWorker<'_> {
             };
             let lowers = self.lowers(&layers)?;
             let prepared = match pending.take() {
-                Some(p) => self.apply_files(job, p, lowers.clone(), &config)?,
+                Some(p) => self
+                    .apply_files(job, p, lowers.clone(), &config)
+                    .map_err(|e| with_base(e, &layers))?,
                 None => self
                     .pending_run()
                     .map_err(error::op("prepare the step's directories"))?,
             };
             let (layer, millis) = match run {
-                Some(run) => self.run_step(
-                    job, &id, step, run, prepared, &config, &lowers, progress, cancel,
-                )?,
+                Some(run) => self
+                    .run_step(
+                        job, &id, step, run, prepared, &config, &lowers, progress, cancel,
+                    )
+                    .map_err(|e| with_base(e, &layers))?,
                 // Nothing left for a shell: no container at all.
                 None if files::script(prepared.prelude.iter().map(|(_, w)| w)).is_empty() => {
                     self.commit_upper(&prepared.dirs)?
                 }
                 // `ADD`'s archives: the toolbox's tar unpacks them in a container of their own.
-                None => self.run_step(
-                    job,
-                    &id,
-                    step,
-                    &files_only_run(),
-                    prepared,
-                    &config,
-                    &lowers,
-                    progress,
-                    cancel,
-                )?,
+                None => self
+                    .run_step(
+                        job,
+                        &id,
+                        step,
+                        &files_only_run(),
+                        prepared,
+                        &config,
+                        &lowers,
+                        progress,
+                        cancel,
+                    )
+                    .map_err(|e| with_base(e, &layers))?,
             };
             new_layer_bytes += add_layer(layer, &mut config, &mut layers);
             commit_millis += millis;
@@ -234,10 +244,7 @@ impl LocalWorker<'_> {
             inputs: job
                 .inputs
                 .iter()
-                .map(|i| RecordedInput {
-                    name: i.name(),
-                    value: i.value(),
-                })
+                .map(|i| serde_json::to_value(i).expect("a digest input serializes: no maps"))
                 .collect(),
             image: id.image.clone(),
             stage: id.stage.clone(),
@@ -246,6 +253,10 @@ impl LocalWorker<'_> {
             meta: {
                 let mut meta = commits;
                 meta.insert(META_LAYER_BYTES.to_string(), new_layer_bytes.to_string());
+                meta.insert(
+                    META_CREATED_MILLIS.to_string(),
+                    crate::unix_millis().to_string(),
+                );
                 meta
             },
         };
