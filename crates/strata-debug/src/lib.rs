@@ -34,9 +34,15 @@
 //! # Identical environment
 //!
 //! `exec` and `rerun` run with the failed command's spec unchanged except for the argv and
-//! the root's layers: same env (no toolbox on `PATH`), user, cwd, host name, mounts and
-//! network. Only `shell` differs: it appends the toolbox's `bin` to `PATH` and falls back to
-//! the toolbox's bash when the state has no `/bin/sh` (see [`shell()`]).
+//! the root's layers: same env, user, cwd, host name, mounts and network. The engine makes
+//! that spec the one the failed command started with: a Dockerfile `RUN`'s env with its
+//! `ARG`s and `secret,env=` variables, and for a stage script the env and directory the
+//! script recorded before the failed line (after the `cd`s and `export`s of the lines
+//! before it; shell variables that were not exported are not carried). `shell` differs
+//! only in appending the toolbox's `bin` to `PATH` when it is not there yet, and in falling
+//! back to the toolbox's bash when the state has no `/bin/sh` (see [`shell()`]). On a
+//! terminal, `shell` and `exec` get a pty and the user's input, and the user's `TERM` when
+//! the step set none (it ran without a terminal).
 //!
 //! # Example
 //!

@@ -238,7 +238,14 @@ impl<'a> Session<'a> {
                     State::of(base).name()
                 );
                 let spec = self.state_spec(State::of(base), self.process(argv))?;
-                let status = self.run_piped(&spec, &what, out)?;
+                // On a terminal the program gets one and our input, as `docker exec -it`;
+                // scripted input stays the monitor's.
+                let status = if rustix::termios::isatty(rustix::stdio::stdin()) {
+                    out.flush().map_err(output_err)?;
+                    self.run_interactive(spec, &what)?
+                } else {
+                    self.run_piped(&spec, &what, out)?
+                };
                 if !status.success() {
                     print_status(out, status)?;
                 }
@@ -373,17 +380,28 @@ impl<'a> Session<'a> {
         )
         .map_err(output_err)?;
         out.flush().map_err(output_err)?;
-        let status = self
-            .sandbox
-            .run_interactive(&spec)
-            .map_err(|source| Error::Sandbox {
-                what: format!("run {program} in {place}"),
-                source,
-            })?;
+        let status = self.run_interactive(spec, &format!("run {program} in {place}"))?;
         if !status.success() {
             print_status(out, status)?;
         }
         Ok(())
+    }
+
+    /// Runs `spec` on our stdio ([`Sandbox::run_interactive`]); on a terminal with the user's
+    /// `TERM` when the step set none (the step ran without a terminal, so had no `TERM`).
+    fn run_interactive(&self, mut spec: ContainerSpec, what: &str) -> Result<ExitStatus, Error> {
+        if rustix::termios::isatty(rustix::stdio::stdin())
+            && !spec.process.env.iter().any(|e| e.starts_with("TERM="))
+            && let Ok(term) = std::env::var("TERM")
+        {
+            spec.process.env.push(format!("TERM={term}"));
+        }
+        self.sandbox
+            .run_interactive(&spec)
+            .map_err(|source| Error::Sandbox {
+                what: what.to_owned(),
+                source,
+            })
     }
 
     fn debugger_spec(&self, image: &[PathBuf], state: State) -> Result<ContainerSpec, Error> {

@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
+use rexpect::session::PtySession;
+
 use crate::support::{Env, leftovers};
 
 pub(crate) const FAILING: &str = r#"image: app
@@ -367,4 +369,141 @@ fn a_failed_file_operation_lands_in_the_debugger_too() {
         stdout.contains("(strata) exec ls /etc/passwd\n/etc/passwd\n"),
         "{stdout}"
     );
+}
+
+/// Starts `strata build --debugger` on a real terminal (with `TERM=xterm-test`) and waits for
+/// the monitor's prompt.
+fn debugger_on_a_terminal(env: &Env, args: &[&str], dir: &std::path::Path) -> PtySession {
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .args(args)
+        .current_dir(dir)
+        .env("TERM", "xterm-test");
+    let mut session = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    session.exp_string("(strata) ").unwrap();
+    session
+}
+
+/// Types `line` (which must end its output by printing `END-42`, typed as `END-$((6*7))` so
+/// the echo does not match) and returns the output's `NAME=value` lines, sorted.
+fn typed_env(session: &mut PtySession, line: &str) -> Vec<String> {
+    session.send_line(line).unwrap();
+    let text = session.exp_string("END-42").unwrap();
+    let mut vars: Vec<String> = text
+        .replace('\r', "")
+        .lines()
+        .filter(|l| {
+            l.split_once('=').is_some_and(|(name, _)| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+        .map(str::to_owned)
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// `vars` without the variables named in `names`.
+fn without(vars: &[String], names: &[&str]) -> Vec<String> {
+    vars.iter()
+        .filter(|v| !names.iter().any(|n| v.starts_with(&format!("{n}="))))
+        .cloned()
+        .collect()
+}
+
+fn var<'a>(vars: &'a [String], name: &str) -> Option<&'a str> {
+    vars.iter()
+        .find_map(|v| v.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// What a shell sets per process, not part of a step's environment.
+const PER_PROCESS: [&str; 2] = ["_", "SHLVL"];
+
+#[test]
+fn a_stapel_debugger_starts_where_the_failed_line_started() {
+    let env = Env::new();
+    let dir = env.project(
+        "fidelity",
+        "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - mkdir -p /app && cd /app && export GREETING=hi\n  - echo \"$GREETING from $(pwd)\"; env | sort > /step-env.txt; false\n",
+    );
+    let mut s = debugger_on_a_terminal(&env, &[], &dir);
+    // rerun: the line again after the `cd` and `export` of the line before, and no locale
+    // warning the build did not print.
+    s.send_line("rerun").unwrap();
+    let rerun = s.exp_string("(strata) ").unwrap();
+    assert!(rerun.contains("hi from /app"), "{rerun}");
+    assert!(!rerun.contains("setlocale"), "{rerun}");
+    let step = typed_env(&mut s, "exec sh -c 'cat /step-env.txt; echo END-$((6*7))'");
+    let step = without(&step, &PER_PROCESS);
+    assert_eq!(var(&step, "GREETING"), Some("hi"), "{step:?}");
+    assert_eq!(var(&step, "PWD"), Some("/app"), "{step:?}");
+    s.exp_string("(strata) ").unwrap();
+    // exec: the same environment, variable for variable, with the user's TERM on a terminal.
+    let exec = typed_env(&mut s, "exec sh -c 'env | sort; echo END-$((6*7))'");
+    assert_eq!(var(&exec, "TERM"), Some("xterm-test"), "{exec:?}");
+    assert_eq!(without(&exec, &["_", "SHLVL", "TERM"]), step);
+    s.exp_string("(strata) ").unwrap();
+    // The monitor's `env` lists it too.
+    let listed = typed_env(&mut s, "env\nexec sh -c 'echo END-$((6*7))'");
+    assert_eq!(listed, step);
+    s.exp_string("(strata) ").unwrap();
+    // shell: the same, and the toolbox on PATH once (a stage script's PATH has it).
+    s.send_line("shell").unwrap();
+    s.exp_string("changes stay until `reset`").unwrap();
+    let shell = typed_env(&mut s, "env | sort; echo END-$((6*7))");
+    assert_eq!(without(&shell, &["_", "SHLVL", "TERM"]), step);
+    let path = var(&shell, "PATH").unwrap();
+    assert_eq!(path.matches("/.strata/toolbox/bin").count(), 1, "{path}");
+    s.send_line("exit").unwrap();
+    exit_monitor(&mut s, 1);
+}
+
+#[test]
+fn a_dockerfile_debugger_has_the_steps_args_and_secret_variables() {
+    let env = Env::new();
+    let dir = env.work.path().join("dfenv");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest\nARG VERSION=7\n\
+         RUN --mount=type=secret,id=tok,env=TOKEN \
+         env | sort > /step-env.txt; echo \"version=$VERSION token=$TOKEN\"; false\n",
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .args(["--secret", "id=tok,env=MY_TOKEN"])
+        .arg(&dir)
+        .env("MY_TOKEN", "s3cret")
+        .env("TERM", "xterm-test");
+    let mut s = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("rerun").unwrap();
+    let rerun = s.exp_string("(strata) ").unwrap();
+    assert!(rerun.contains("version=7 token=s3cret"), "{rerun}");
+    let step = typed_env(&mut s, "exec sh -c 'cat /step-env.txt; echo END-$((6*7))'");
+    let step = without(&step, &PER_PROCESS);
+    assert_eq!(var(&step, "VERSION"), Some("7"), "{step:?}");
+    s.exp_string("(strata) ").unwrap();
+    let exec = typed_env(&mut s, "exec sh -c 'env | sort; echo END-$((6*7))'");
+    assert_eq!(without(&exec, &["_", "SHLVL", "TERM"]), step);
+    s.exp_string("(strata) ").unwrap();
+    // `env` lists the step's variables; `sh -c` added PWD itself.
+    let listed = typed_env(&mut s, "env\nexec sh -c 'echo END-$((6*7))'");
+    assert_eq!(listed, without(&step, &["PWD"]));
+    s.exp_string("(strata) ").unwrap();
+    // shell: the same but for the toolbox at PATH's end (a RUN's PATH is the image's).
+    s.send_line("shell").unwrap();
+    s.exp_string("changes stay until `reset`").unwrap();
+    let shell = typed_env(&mut s, "env | sort; echo END-$((6*7))");
+    assert_eq!(
+        without(&shell, &["_", "SHLVL", "TERM", "PATH"]),
+        without(&step, &["PATH"])
+    );
+    assert_eq!(
+        var(&shell, "PATH").map(str::to_owned),
+        var(&step, "PATH").map(|p| format!("{p}:/.strata/toolbox/bin"))
+    );
+    s.send_line("exit").unwrap();
+    exit_monitor(&mut s, 1);
 }

@@ -182,9 +182,23 @@ impl FailedRun {
                     .collect()
             })
             .unwrap_or_default();
+        // The step's env holds the values of its `secret,env=` mounts: never written down.
+        let secret_vars: Vec<&str> = self
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.source {
+                MountSource::Secret { env: Some(var), .. } => Some(var.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut process = self.spec.process.clone();
+        process.env.retain(|e| {
+            let name = e.split_once('=').map_or(e.as_str(), |(name, _)| name);
+            !secret_vars.contains(&name)
+        });
         StepSpec {
             image: self.image.clone(),
-            process: self.spec.process.clone(),
+            process,
             hostname: self.spec.hostname.clone(),
             network: self.spec.network,
             mounts,
