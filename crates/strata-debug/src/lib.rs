@@ -9,7 +9,8 @@
 //!
 //! 1. prints what failed (image, stage, command, exit code, the source snippet, the output's
 //!    tail), then
-//! 2. reads commands at the `(strata) ` prompt (see [`command::HELP`]): `shell`, `rerun`,
+//! 2. reads commands at the `IMAGE/STAGE (strata) ` prompt (see [`command::HELP`]; on a
+//!    terminal with line editing and history, and Ctrl-C never ends the session): `shell`, `rerun`,
 //!    `exec`, `diff`, `env`, `list`, `info`, `reset`, `reload`, `exit`; with `--base` the
 //!    same in the state before the step (the buildkit#1472 design: switch between the broken
 //!    and the initial state, restore and try again);

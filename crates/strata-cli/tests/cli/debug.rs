@@ -387,8 +387,13 @@ fn debugger_on_a_terminal(env: &Env, args: &[&str], dir: &std::path::Path) -> Pt
 /// Types `line` (which must end its output by printing `END-42`, typed as `END-$((6*7))` so
 /// the echo does not match) and returns the output's `NAME=value` lines, sorted.
 fn typed_env(session: &mut PtySession, line: &str) -> Vec<String> {
+    typed_env_until(session, line, "END-42")
+}
+
+/// [`typed_env`] with the output ending at `end`.
+fn typed_env_until(session: &mut PtySession, line: &str, end: &str) -> Vec<String> {
     session.send_line(line).unwrap();
-    let text = session.exp_string("END-42").unwrap();
+    let text = session.exp_string(end).unwrap();
     let mut vars: Vec<String> = text
         .replace('\r', "")
         .lines()
@@ -444,14 +449,14 @@ fn a_stapel_debugger_starts_where_the_failed_line_started() {
     assert_eq!(without(&exec, &["_", "SHLVL", "TERM"]), step);
     s.exp_string("(strata) ").unwrap();
     // The monitor's `env` lists it too.
-    let listed = typed_env(&mut s, "env\nexec sh -c 'echo END-$((6*7))'");
+    let listed = typed_env_until(&mut s, "env", "(strata) ");
     assert_eq!(listed, step);
-    s.exp_string("(strata) ").unwrap();
     // shell: the same, and the toolbox on PATH once (a stage script's PATH has it).
     s.send_line("shell").unwrap();
-    s.exp_string("changes stay until `reset`").unwrap();
+    // Its prompt says where it is; typed before it, input could be lost.
+    s.exp_string(": failed state) /app # ").unwrap();
     let shell = typed_env(&mut s, "env | sort; echo END-$((6*7))");
-    assert_eq!(without(&shell, &["_", "SHLVL", "TERM"]), step);
+    assert_eq!(without(&shell, &["_", "SHLVL", "TERM", "PS1"]), step);
     let path = var(&shell, "PATH").unwrap();
     assert_eq!(path.matches("/.strata/toolbox/bin").count(), 1, "{path}");
     s.send_line("exit").unwrap();
@@ -489,15 +494,14 @@ fn a_dockerfile_debugger_has_the_steps_args_and_secret_variables() {
     assert_eq!(without(&exec, &["_", "SHLVL", "TERM"]), step);
     s.exp_string("(strata) ").unwrap();
     // `env` lists the step's variables; `sh -c` added PWD itself.
-    let listed = typed_env(&mut s, "env\nexec sh -c 'echo END-$((6*7))'");
+    let listed = typed_env_until(&mut s, "env", "(strata) ");
     assert_eq!(listed, without(&step, &["PWD"]));
-    s.exp_string("(strata) ").unwrap();
     // shell: the same but for the toolbox at PATH's end (a RUN's PATH is the image's).
     s.send_line("shell").unwrap();
-    s.exp_string("changes stay until `reset`").unwrap();
+    s.exp_string("(dfenv/2-run: failed state) / # ").unwrap();
     let shell = typed_env(&mut s, "env | sort; echo END-$((6*7))");
     assert_eq!(
-        without(&shell, &["_", "SHLVL", "TERM", "PATH"]),
+        without(&shell, &["_", "SHLVL", "TERM", "PATH", "PS1"]),
         without(&step, &["PATH"])
     );
     assert_eq!(
@@ -506,4 +510,64 @@ fn a_dockerfile_debugger_has_the_steps_args_and_secret_variables() {
     );
     s.send_line("exit").unwrap();
     exit_monitor(&mut s, 1);
+}
+
+#[test]
+fn the_monitor_survives_ctrl_c_edits_lines_and_stays_after_a_reload_that_does_not_load() {
+    let env = Env::new();
+    let failing = "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - echo first\n  setup:\n  - test -f /fixed || { if [ -f /slow ]; then echo sleeping-$((6*7)); sleep 30; fi; false; }\n";
+    let dir = env.project("monitor", failing);
+    let mut s = debugger_on_a_terminal(&env, &[], &dir);
+    // The prompt names image and stage (the first prompt was `app/setup (strata) `).
+    // Ctrl-C at the prompt clears the line and the session goes on.
+    s.send_control('c').unwrap();
+    s.exp_string("`exit` leaves the debugger").unwrap();
+    s.exp_string("app/setup (strata) ").unwrap();
+    // History: Up brings the last command back.
+    s.send_line("exec sh -c 'echo hist-$((6*7))'").unwrap();
+    s.exp_string("hist-42").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send("\x1b[A").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("hist-42").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // Ctrl-C during a rerun stops the rerun, not the session.
+    s.send_line("exec touch /slow").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("rerun").unwrap();
+    s.exp_string("sleeping-42").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("^C: stopped").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // Ctrl-C during exec goes to the program (it has the terminal).
+    s.send_line("exec sh -c 'echo waiting-$((6*7)); sleep 30'")
+        .unwrap();
+    s.exp_string("waiting-42").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("exit code 130").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // The shell's prompt says where it is.
+    s.send_line("shell").unwrap();
+    s.exp_string("(app/setup: failed state) / # ").unwrap();
+    s.send_line("exit").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // A reload whose config does not load shows why and stays.
+    std::fs::write(dir.join("strata.yaml"), "image: app\nfrom: [busybox\n").unwrap();
+    s.send_line("reload").unwrap();
+    s.exp_string("the config does not load").unwrap();
+    s.exp_string("error: command failed with exit code 1 in image `app`, stage `setup`")
+        .unwrap();
+    s.exp_string("app/setup (strata) ").unwrap();
+    s.send_line("exec sh -c 'echo still-$((6*7))'").unwrap();
+    s.exp_string("still-42").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // Fixed, the reload builds.
+    std::fs::write(dir.join("strata.yaml"), failing.replace("test -f", "touch")).unwrap();
+    s.send_line("reload").unwrap();
+    s.exp_eof().unwrap();
+    let status = s.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 0)),
+        "{status:?}"
+    );
 }
