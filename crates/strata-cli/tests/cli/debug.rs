@@ -571,3 +571,32 @@ fn the_monitor_survives_ctrl_c_edits_lines_and_stays_after_a_reload_that_does_no
         "{status:?}"
     );
 }
+
+#[test]
+fn a_copy_from_an_image_that_lacks_the_path_opens_the_debugger_and_names_the_image() {
+    let env = Env::new();
+    let dir = env.work.path().join("copyfrom");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest\nRUN mkdir /landing && echo here > /landing/mark\n\
+         COPY --from=busybox:latest /nope /landing/\n",
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .arg(&dir);
+    let out = with_input(cmd, "exec cat /landing/mark\nexit\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let message = "`/nope` does not exist in image `busybox:latest`, the image imported from";
+    assert!(stderr.contains(message), "{stderr}");
+    // The monitor opened on the state the files were to land in.
+    assert!(stdout.contains(message), "{stdout}");
+    assert!(stdout.contains("Dockerfile:3:1"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec cat /landing/mark\nhere\n"),
+        "{stdout}"
+    );
+}

@@ -22,15 +22,17 @@ impl LocalWorker<'_> {
             let mut inputs = Vec::new();
             for (index, step) in job.stage.steps.iter().enumerate() {
                 if let Op::Import(import) = &step.op {
-                    let sum = crate::import::checksum(self.store, import, job.dependencies)
-                        .map_err(|e| ExecError::Step {
-                            step: index,
-                            source: e.into(),
-                            kept: None,
-                        })?;
+                    // Files that cannot be taken (a path the image lacks) fail the step when
+                    // it runs, where the debugger can look at the state they were to land in;
+                    // no stage can be stored under this key, as that step always fails.
+                    let value = match crate::import::checksum(self.store, import, job.dependencies)
+                    {
+                        Ok(sum) => sum.hex(),
+                        Err(e) => format!("unavailable: {e:#}"),
+                    };
                     inputs.push(DigestInput::Param {
                         key: format!("import[{index}].files"),
-                        value: sum.hex(),
+                        value,
                     });
                 }
             }
