@@ -83,7 +83,7 @@ use std::path::PathBuf;
 use strata_sandbox::ContainerSpec;
 
 pub use listing::listing;
-pub use session::{DEBUGROOT, Outcome, Session};
+pub use session::{DEBUGROOT, Outcome, SOURCE, Session};
 pub use shell::{DEFAULT_PATH, TOOLBOX, TOOLBOX_BASH, shell};
 
 /// The exact environment of a failed step, preserved by the engine.

@@ -39,6 +39,10 @@ use crate::{Error, Failure};
 /// Where a debugger image sees the failed step's root file system.
 pub const DEBUGROOT: &str = "/debugroot";
 
+/// Where the engine mounts, read-only, the image a failed copy from another image
+/// (`COPY --from`, werf `import:`) was taking files from; the monitor names it.
+pub const SOURCE: &str = "/.strata/source";
+
 /// How the monitor ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -342,6 +346,10 @@ impl<'a> Session<'a> {
         .map_err(output_err)?;
         if let Some(location) = &f.location {
             write_block(out, location)?;
+        }
+        if f.spec.mounts.iter().any(|m| m.target == SOURCE) {
+            writeln!(out, "  the image copied from is at {SOURCE} (read-only)")
+                .map_err(output_err)?;
         }
         if f.output_tail.is_empty() {
             writeln!(out, "  (no output)").map_err(output_err)?;

@@ -79,6 +79,15 @@ fn source_lowers(
     })
 }
 
+/// The layers of the image `import` copies from, topmost first.
+pub(crate) fn source_layers(
+    store: &LocalStore,
+    import: &Import,
+    deps: &[(usize, StageState)],
+) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(source_lowers(store, import, deps)?.lowers)
+}
+
 /// Directories at the root of an image an import of `/` leaves out, as werf's does.
 const SYSTEM_DIRS: [&str; 5] = ["proc", "sys", "dev", "run", ".werf"];
 

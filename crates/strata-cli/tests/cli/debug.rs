@@ -586,7 +586,10 @@ fn a_copy_from_an_image_that_lacks_the_path_opens_the_debugger_and_names_the_ima
     let mut cmd = env.cmd();
     cmd.args(["build", "--progress", "plain", "--debugger"])
         .arg(&dir);
-    let out = with_input(cmd, "exec cat /landing/mark\nexit\n");
+    let out = with_input(
+        cmd,
+        "exec cat /landing/mark\nexec ls /.strata/source/bin/busybox\nexit\n",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -597,6 +600,34 @@ fn a_copy_from_an_image_that_lacks_the_path_opens_the_debugger_and_names_the_ima
     assert!(stdout.contains("Dockerfile:3:1"), "{stdout}");
     assert!(
         stdout.contains("(strata) exec cat /landing/mark\nhere\n"),
+        "{stdout}"
+    );
+    // The image copied from is there to look at, read-only.
+    assert!(
+        stdout.contains("the image copied from is at /.strata/source (read-only)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "(strata) exec ls /.strata/source/bin/busybox\n/.strata/source/bin/busybox\n"
+        ),
+        "{stdout}"
+    );
+    // From a stage of several layers too (an overlay of them).
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest AS src\nRUN echo a > /a\nRUN echo b > /b\n\
+         FROM busybox:latest\nCOPY --from=src /nope /x\n",
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .arg(&dir);
+    let out = with_input(cmd, "exec cat /.strata/source/a /.strata/source/b\nexit\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("image `src`"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec cat /.strata/source/a /.strata/source/b\na\nb\n"),
         "{stdout}"
     );
 }
