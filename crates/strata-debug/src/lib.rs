@@ -162,8 +162,11 @@ pub enum Error {
     /// `reload` where the sources are not there.
     #[error("reload is not possible here: {0}")]
     NoReload(String),
-    /// The failure carries no argv for a rerun.
-    #[error("the engine gave no {0} for this failure, so there is nothing to rerun")]
+    /// The failure carries no argv for a rerun: the step failed in its file work (git,
+    /// copies, imports), before any command ran.
+    #[error(
+        "no command to rerun: the step failed before any command ran ({0}); look at the state          with `shell` or `exec`, fix the config and `reload`"
+    )]
     NoArgs(&'static str),
     /// Neither the state nor the toolbox has a shell.
     #[error(

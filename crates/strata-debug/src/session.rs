@@ -243,7 +243,7 @@ impl<'a> Session<'a> {
             Command::Shell { base } => self.shell(State::of(base), out)?,
             Command::Rerun { base: false } => {
                 if self.failure.rerun_args.is_empty() {
-                    return Err(Error::NoArgs("rerun_args"));
+                    return Err(Error::NoArgs("in its file work"));
                 }
                 let process = self.process(self.failure.rerun_args.clone());
                 let spec = self.state_spec(State::Failed, process)?;
@@ -252,7 +252,9 @@ impl<'a> Session<'a> {
             }
             Command::Rerun { base: true } => {
                 if self.failure.step_args.is_empty() {
-                    return Err(Error::NoArgs("step_args"));
+                    return Err(Error::NoArgs(
+                        "in its file work, so there is no step to run either",
+                    ));
                 }
                 self.scratch.drop_slot(Slot::Fresh)?;
                 let pair = self.scratch.pair(Slot::Fresh)?;

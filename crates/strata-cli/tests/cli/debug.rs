@@ -353,7 +353,7 @@ fn a_failed_file_operation_lands_in_the_debugger_too() {
                 .success()
         );
     }
-    let out = debugger(&env, &dir, "exec ls /etc/passwd\nexit\n");
+    let out = debugger(&env, &dir, "exec ls /etc/passwd\nrerun\nexit\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -367,6 +367,13 @@ fn a_failed_file_operation_lands_in_the_debugger_too() {
     // A shell there sees the state where the files would have gone.
     assert!(
         stdout.contains("(strata) exec ls /etc/passwd\n/etc/passwd\n"),
+        "{stdout}"
+    );
+    // No command ran, so none can be rerun: said in the user's terms.
+    assert!(
+        stdout.contains(
+            "(strata) rerun\nerror: no command to rerun: the step failed before any command ran"
+        ),
         "{stdout}"
     );
 }
