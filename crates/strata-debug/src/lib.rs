@@ -9,7 +9,8 @@
 //!
 //! 1. prints what failed (image, stage, command, exit code, the source snippet, the output's
 //!    tail), then
-//! 2. reads commands at the `(strata) ` prompt (see [`command::HELP`]): `shell`, `rerun`,
+//! 2. reads commands at the `IMAGE/STAGE (strata) ` prompt (see [`command::HELP`]; on a
+//!    terminal with line editing and history, and Ctrl-C never ends the session): `shell`, `rerun`,
 //!    `exec`, `diff`, `env`, `list`, `info`, `reset`, `reload`, `exit`; with `--base` the
 //!    same in the state before the step (the buildkit#1472 design: switch between the broken
 //!    and the initial state, restore and try again);
@@ -34,9 +35,15 @@
 //! # Identical environment
 //!
 //! `exec` and `rerun` run with the failed command's spec unchanged except for the argv and
-//! the root's layers: same env (no toolbox on `PATH`), user, cwd, host name, mounts and
-//! network. Only `shell` differs: it appends the toolbox's `bin` to `PATH` and falls back to
-//! the toolbox's bash when the state has no `/bin/sh` (see [`shell()`]).
+//! the root's layers: same env, user, cwd, host name, mounts and network. The engine makes
+//! that spec the one the failed command started with: a Dockerfile `RUN`'s env with its
+//! `ARG`s and `secret,env=` variables, and for a stage script the env and directory the
+//! script recorded before the failed line (after the `cd`s and `export`s of the lines
+//! before it; shell variables that were not exported are not carried). `shell` differs
+//! only in appending the toolbox's `bin` to `PATH` when it is not there yet, and in falling
+//! back to the toolbox's bash when the state has no `/bin/sh` (see [`shell()`]). On a
+//! terminal, `shell` and `exec` get a pty and the user's input, and the user's `TERM` when
+//! the step set none (it ran without a terminal).
 //!
 //! # Example
 //!
@@ -76,7 +83,7 @@ use std::path::PathBuf;
 use strata_sandbox::ContainerSpec;
 
 pub use listing::listing;
-pub use session::{DEBUGROOT, Outcome, Session};
+pub use session::{DEBUGROOT, Outcome, SOURCE, Session};
 pub use shell::{DEFAULT_PATH, TOOLBOX, TOOLBOX_BASH, shell};
 
 /// The exact environment of a failed step, preserved by the engine.
@@ -155,8 +162,11 @@ pub enum Error {
     /// `reload` where the sources are not there.
     #[error("reload is not possible here: {0}")]
     NoReload(String),
-    /// The failure carries no argv for a rerun.
-    #[error("the engine gave no {0} for this failure, so there is nothing to rerun")]
+    /// The failure carries no argv for a rerun: the step failed in its file work (git,
+    /// copies, imports), before any command ran.
+    #[error(
+        "no command to rerun: the step failed before any command ran ({0}); look at the state          with `shell` or `exec`, fix the config and `reload`"
+    )]
     NoArgs(&'static str),
     /// Neither the state nor the toolbox has a shell.
     #[error(

@@ -25,6 +25,7 @@
 //! upper, like any other session change.
 
 use std::io::{self, BufRead, Read, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use strata_layer::ChangeKind;
@@ -37,6 +38,10 @@ use crate::{Error, Failure};
 
 /// Where a debugger image sees the failed step's root file system.
 pub const DEBUGROOT: &str = "/debugroot";
+
+/// Where the engine mounts, read-only, the image a failed copy from another image
+/// (`COPY --from`, werf `import:`) was taking files from; the monitor names it.
+pub const SOURCE: &str = "/.strata/source";
 
 /// How the monitor ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,12 +147,14 @@ impl<'a> Session<'a> {
     /// The monitor loop.
     ///
     /// Prints what failed first (image, stage, command, exit code, location snippet, output
-    /// tail), then reads commands with the prompt `(strata) ` until `exit`, `reload` or the
-    /// end of `input`. With a terminal the user types into `input` (the caller passes stdin);
-    /// without one, commands come line by line from `input` (scriptable; each command is
-    /// echoed after the prompt). `shell` always uses the process's own stdio (see
-    /// [`Sandbox::run_interactive`]); everything else goes to `out`. A failing command
-    /// prints `error: ...` and the loop goes on; only I/O errors on `input`/`out` end it.
+    /// tail), then reads commands with the prompt `IMAGE/STAGE (strata) ` until `exit`,
+    /// `reload` or the end of input. With a terminal on stdin the user types at a line editor
+    /// (rustyline: editing, history; Ctrl-C clears the line, Ctrl-D leaves) and `input` is not
+    /// read; without one, commands come line by line from `input` (scriptable; each command
+    /// is echoed after the prompt). `shell` (and on a terminal `exec`) use the process's own
+    /// stdio (see [`Sandbox::run_interactive`]); everything else goes to `out`. A failing
+    /// command prints `error: ...` and the loop goes on; only I/O errors on the terminal,
+    /// `input` or `out` end it.
     pub fn monitor(
         &mut self,
         input: &mut dyn BufRead,
@@ -159,24 +166,54 @@ impl<'a> Session<'a> {
             "`shell` opens a shell where the command failed; `help` lists every command"
         )
         .map_err(output_err)?;
-        let echo = !rustix::termios::isatty(rustix::stdio::stdin());
+        let prompt = format!("{}/{} (strata) ", self.failure.image, self.failure.stage);
+        // On a terminal: line editing and history, and Ctrl-C only clears the line.
+        let mut editor = match rustix::termios::isatty(rustix::stdio::stdin()) {
+            true => Some(
+                rustyline::DefaultEditor::new()
+                    .map_err(|e| terminal_err("set up line editing", e))?,
+            ),
+            false => None,
+        };
         loop {
-            write!(out, "(strata) ").map_err(output_err)?;
-            out.flush().map_err(output_err)?;
-            let mut line = String::new();
-            let n = input
-                .read_line(&mut line)
-                .map_err(|source| Error::Terminal {
-                    op: "read monitor input",
-                    source,
-                })?;
-            if n == 0 {
-                writeln!(out).map_err(output_err)?;
-                return Ok(Outcome::Exit);
-            }
-            if echo {
-                writeln!(out, "{}", line.trim_end()).map_err(output_err)?;
-            }
+            let line = match &mut editor {
+                Some(editor) => {
+                    out.flush().map_err(output_err)?;
+                    match editor.readline(&prompt) {
+                        Ok(line) => {
+                            editor
+                                .add_history_entry(line.as_str())
+                                .map_err(|e| terminal_err("keep the monitor's history", e))?;
+                            line
+                        }
+                        Err(rustyline::error::ReadlineError::Interrupted) => {
+                            writeln!(out, "(Ctrl-C; `exit` leaves the debugger)")
+                                .map_err(output_err)?;
+                            continue;
+                        }
+                        Err(rustyline::error::ReadlineError::Eof) => return Ok(Outcome::Exit),
+                        Err(e) => return Err(terminal_err("read monitor input", e)),
+                    }
+                }
+                None => {
+                    write!(out, "{prompt}").map_err(output_err)?;
+                    out.flush().map_err(output_err)?;
+                    let mut line = String::new();
+                    let n = input
+                        .read_line(&mut line)
+                        .map_err(|source| Error::Terminal {
+                            op: "read monitor input",
+                            source,
+                        })?;
+                    if n == 0 {
+                        writeln!(out).map_err(output_err)?;
+                        return Ok(Outcome::Exit);
+                    }
+                    // Scripted input is not echoed by a terminal: show what runs.
+                    writeln!(out, "{}", line.trim_end()).map_err(output_err)?;
+                    line
+                }
+            };
             let command = match command::parse(&line) {
                 Ok(Some(command)) => command,
                 Ok(None) => continue,
@@ -206,7 +243,7 @@ impl<'a> Session<'a> {
             Command::Shell { base } => self.shell(State::of(base), out)?,
             Command::Rerun { base: false } => {
                 if self.failure.rerun_args.is_empty() {
-                    return Err(Error::NoArgs("rerun_args"));
+                    return Err(Error::NoArgs("in its file work"));
                 }
                 let process = self.process(self.failure.rerun_args.clone());
                 let spec = self.state_spec(State::Failed, process)?;
@@ -215,7 +252,9 @@ impl<'a> Session<'a> {
             }
             Command::Rerun { base: true } => {
                 if self.failure.step_args.is_empty() {
-                    return Err(Error::NoArgs("step_args"));
+                    return Err(Error::NoArgs(
+                        "in its file work, so there is no step to run either",
+                    ));
                 }
                 self.scratch.drop_slot(Slot::Fresh)?;
                 let pair = self.scratch.pair(Slot::Fresh)?;
@@ -238,7 +277,14 @@ impl<'a> Session<'a> {
                     State::of(base).name()
                 );
                 let spec = self.state_spec(State::of(base), self.process(argv))?;
-                let status = self.run_piped(&spec, &what, out)?;
+                // On a terminal the program gets one and our input, as `docker exec -it`;
+                // scripted input stays the monitor's.
+                let status = if rustix::termios::isatty(rustix::stdio::stdin()) {
+                    out.flush().map_err(output_err)?;
+                    self.run_interactive(spec, &what)?
+                } else {
+                    self.run_piped(&spec, &what, out)?
+                };
                 if !status.success() {
                     print_status(out, status)?;
                 }
@@ -303,6 +349,10 @@ impl<'a> Session<'a> {
         if let Some(location) = &f.location {
             write_block(out, location)?;
         }
+        if f.spec.mounts.iter().any(|m| m.target == SOURCE) {
+            writeln!(out, "  the image copied from is at {SOURCE} (read-only)")
+                .map_err(output_err)?;
+        }
         if f.output_tail.is_empty() {
             writeln!(out, "  (no output)").map_err(output_err)?;
         } else {
@@ -359,7 +409,18 @@ impl<'a> Session<'a> {
                 self.state_spec(state, process)?
             }
         };
+        let mut spec = spec;
         let program = spec.process.args.join(" ");
+        // The shell's prompt says where it is: `(app/install: failed state) /app # `.
+        let short = match &self.debugger {
+            Some(_) => format!("{} state in the debugger image", state.name()),
+            None => format!("{} state", state.name()),
+        };
+        spec.process.env.retain(|e| !e.starts_with("PS1="));
+        spec.process.env.push(format!(
+            "PS1=({}/{}: {short}) \\w \\$ ",
+            self.failure.image, self.failure.stage
+        ));
         let place = match &self.debugger {
             Some(_) => format!(
                 "the debugger image, the {} state at {DEBUGROOT}",
@@ -373,17 +434,28 @@ impl<'a> Session<'a> {
         )
         .map_err(output_err)?;
         out.flush().map_err(output_err)?;
-        let status = self
-            .sandbox
-            .run_interactive(&spec)
-            .map_err(|source| Error::Sandbox {
-                what: format!("run {program} in {place}"),
-                source,
-            })?;
+        let status = self.run_interactive(spec, &format!("run {program} in {place}"))?;
         if !status.success() {
             print_status(out, status)?;
         }
         Ok(())
+    }
+
+    /// Runs `spec` on our stdio ([`Sandbox::run_interactive`]); on a terminal with the user's
+    /// `TERM` when the step set none (the step ran without a terminal, so had no `TERM`).
+    fn run_interactive(&self, mut spec: ContainerSpec, what: &str) -> Result<ExitStatus, Error> {
+        if rustix::termios::isatty(rustix::stdio::stdin())
+            && !spec.process.env.iter().any(|e| e.starts_with("TERM="))
+            && let Ok(term) = std::env::var("TERM")
+        {
+            spec.process.env.push(format!("TERM={term}"));
+        }
+        self.sandbox
+            .run_interactive(&spec)
+            .map_err(|source| Error::Sandbox {
+                what: what.to_owned(),
+                source,
+            })
     }
 
     fn debugger_spec(&self, image: &[PathBuf], state: State) -> Result<ContainerSpec, Error> {
@@ -460,9 +532,42 @@ impl<'a> Session<'a> {
             .sandbox
             .spawn(spec, Stdio::Piped)
             .map_err(sandbox_err)?;
+        // On a terminal, Ctrl-C stops this container instead of signalling us (which would
+        // end the session): our terminal sends it as a byte meanwhile.
+        let quiet = QuietTerminal::new();
+        let mut watch_input = quiet.is_some();
         if let Some(mut output) = container.take_output() {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let stdin = rustix::stdio::stdin();
             let mut buf = [0u8; 8192];
             loop {
+                let mut fds = vec![PollFd::new(output.as_fd(), PollFlags::POLLIN)];
+                if watch_input {
+                    fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+                }
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(nix::Error::EINTR) => {}
+                    Err(e) => {
+                        return Err(Error::ContainerOutput {
+                            what: what.to_owned(),
+                            source: io::Error::from_raw_os_error(e as i32),
+                        });
+                    }
+                }
+                let typed = fds.get(1).and_then(|fd| fd.revents()).is_some_and(|r| {
+                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                });
+                drop(fds);
+                if typed {
+                    // What else is typed is dropped: the command reads no input, as in the build.
+                    let n = rustix::io::read(stdin, &mut buf).unwrap_or(0);
+                    watch_input = n > 0;
+                    if buf[..n].contains(&CTRL_C) {
+                        container.kill().map_err(sandbox_err)?;
+                        writeln!(out, "^C: stopped").map_err(output_err)?;
+                    }
+                    continue;
+                }
                 match output.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
@@ -479,8 +584,56 @@ impl<'a> Session<'a> {
                 }
             }
         }
+        drop(quiet);
         // Dropping the container on an early return above kills and reaps it.
         container.wait().map_err(sandbox_err)
+    }
+}
+
+/// The byte a terminal sends for Ctrl-C (with `ISIG` off).
+const CTRL_C: u8 = 0x03;
+
+/// Our terminal without signals from Ctrl-C, echo and line buffering, while a container's
+/// piped output is shown; restored when dropped. `None` when stdin is no terminal.
+struct QuietTerminal {
+    original: rustix::termios::Termios,
+}
+
+impl QuietTerminal {
+    fn new() -> Option<QuietTerminal> {
+        use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex};
+        let stdin = rustix::stdio::stdin();
+        if !rustix::termios::isatty(stdin) {
+            return None;
+        }
+        let original = rustix::termios::tcgetattr(stdin).ok()?;
+        let mut quiet = original.clone();
+        quiet.local_modes -= LocalModes::ISIG | LocalModes::ICANON | LocalModes::ECHO;
+        quiet.special_codes[SpecialCodeIndex::VMIN] = 1;
+        quiet.special_codes[SpecialCodeIndex::VTIME] = 0;
+        rustix::termios::tcsetattr(stdin, OptionalActions::Now, &quiet).ok()?;
+        Some(QuietTerminal { original })
+    }
+}
+
+impl Drop for QuietTerminal {
+    fn drop(&mut self) {
+        // Nothing sensible to do if the terminal is gone.
+        let _ = rustix::termios::tcsetattr(
+            rustix::stdio::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.original,
+        );
+    }
+}
+
+fn terminal_err(op: &'static str, e: rustyline::error::ReadlineError) -> Error {
+    Error::Terminal {
+        op,
+        source: match e {
+            rustyline::error::ReadlineError::Io(e) => e,
+            e => io::Error::other(e),
+        },
     }
 }
 

@@ -89,12 +89,13 @@ pub(crate) fn process(spec: &ContainerSpec, layers: &[PathBuf]) -> Result<Proces
     })
 }
 
-/// `env` with `TOOLBOX/bin` appended to (the last) `PATH`, or a default `PATH` plus the
-/// toolbox when there is none.
+/// `env` with `TOOLBOX/bin` appended to (the last) `PATH` unless it is on it already (a
+/// stage script's `PATH` has it), or a default `PATH` plus the toolbox when there is none.
 pub(crate) fn path_with_toolbox(env: &[String]) -> Vec<String> {
     let mut env = env.to_vec();
     let bin = format!("{TOOLBOX}/bin");
     match env.iter_mut().rev().find(|e| e.starts_with("PATH=")) {
+        Some(path) if path["PATH=".len()..].split(':').any(|dir| dir == bin) => {}
         Some(path) if path == "PATH=" => *path = format!("PATH={bin}"),
         Some(path) => *path = format!("{path}:{bin}"),
         None => env.push(format!("PATH={DEFAULT_PATH}:{bin}")),
@@ -120,6 +121,8 @@ mod tests {
                 format!("PATH={DEFAULT_PATH}:/.strata/toolbox/bin")
             ]
         );
+        let once = ["PATH=/bin:/.strata/toolbox/bin".to_owned()];
+        assert_eq!(path_with_toolbox(&once), once);
         assert_eq!(
             path_with_toolbox(&["PATH=".to_owned()]),
             ["PATH=/.strata/toolbox/bin"]

@@ -21,17 +21,32 @@ use strata_store::{LocalStore, Store};
 use crate::image::StoredImage;
 use crate::owner;
 
-/// The layers of the image an import copies from, topmost first.
+/// The image an import copies from: its layers, topmost first, and its name for messages.
+struct Source {
+    lowers: Vec<PathBuf>,
+    /// "image `builder`" (with the stage when one is asked for), or its digest when the store
+    /// has no stage record of it (a base image).
+    name: String,
+}
+
 fn source_lowers(
     store: &LocalStore,
     import: &Import,
     deps: &[(usize, StageState)],
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> anyhow::Result<Source> {
     let state = deps
         .iter()
         .find(|(i, _)| *i == import.image)
         .map(|(_, s)| s)
         .context("the image imported from was not built before this one")?;
+    let image = match store.stage(&state.digest)? {
+        Some(record) => format!("image `{}`", record.image),
+        None => format!("image {}", state.manifest),
+    };
+    let name = match &import.stage {
+        Some(stage) => format!("{image}, stage `{stage}`"),
+        None => image,
+    };
     let manifest = match &import.stage {
         None => state.manifest,
         // Walk the image's stage records back from its last stage to the one asked for.
@@ -58,14 +73,27 @@ fn source_lowers(
             })?
         }
     };
-    StoredImage::load(store, &manifest)?.lowers(store)
+    Ok(Source {
+        lowers: StoredImage::load(store, &manifest)?.lowers(store)?,
+        name,
+    })
+}
+
+/// The layers of the image `import` copies from, topmost first.
+pub(crate) fn source_layers(
+    store: &LocalStore,
+    import: &Import,
+    deps: &[(usize, StageState)],
+) -> anyhow::Result<Vec<PathBuf>> {
+    Ok(source_lowers(store, import, deps)?.lowers)
 }
 
 /// Directories at the root of an image an import of `/` leaves out, as werf's does.
 const SYSTEM_DIRS: [&str; 5] = ["proc", "sys", "dev", "run", ".werf"];
 
 /// The entries an import takes, relative to its `add`.
-fn selected(lowers: &[PathBuf], import: &Import) -> anyhow::Result<Vec<MergedEntry>> {
+fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>> {
+    let lowers = &source.lowers;
     // The layers are looked up by joining the path to each layer's dir: a `..` would leave it
     // (the frontends refuse it at its line; this keeps any plan from reaching the host).
     if let Some(bad) = std::iter::once(&import.add)
@@ -78,7 +106,11 @@ fn selected(lowers: &[PathBuf], import: &Import) -> anyhow::Result<Vec<MergedEnt
     let entries = merged::walk(lowers, &import.add)
         .with_context(|| format!("read {} of the source image", import.add))?;
     if entries.is_empty() {
-        bail!("`{}` does not exist in the image imported from", import.add);
+        bail!(
+            "`{}` does not exist in {}, the image imported from",
+            import.add,
+            source.name
+        );
     }
     let filter = PathFilter::new("/", &import.include, &import.exclude)?;
     // werf's import server never serves the source's system directories (rsync's `exclude =
@@ -116,10 +148,10 @@ pub fn checksum(
     import: &Import,
     deps: &[(usize, StageState)],
 ) -> anyhow::Result<Digest> {
-    let lowers = source_lowers(store, import, deps)?;
+    let source = source_lowers(store, import, deps)?;
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
-    for e in selected(&lowers, import)? {
+    for e in selected(&source, import)? {
         h.update(
             format!(
                 "{}\0{:o}\0{}\0{}\0",

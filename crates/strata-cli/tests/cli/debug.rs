@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
+use rexpect::session::PtySession;
+
 use crate::support::{Env, leftovers};
 
 pub(crate) const FAILING: &str = r#"image: app
@@ -358,7 +360,7 @@ fn a_failed_file_operation_lands_in_the_debugger_too() {
                 .success()
         );
     }
-    let out = debugger(&env, &dir, "exec ls /etc/passwd\nexit\n");
+    let out = debugger(&env, &dir, "exec ls /etc/passwd\nrerun\nexit\n");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -372,6 +374,274 @@ fn a_failed_file_operation_lands_in_the_debugger_too() {
     // A shell there sees the state where the files would have gone.
     assert!(
         stdout.contains("(strata) exec ls /etc/passwd\n/etc/passwd\n"),
+        "{stdout}"
+    );
+    // No command ran, so none can be rerun: said in the user's terms.
+    assert!(
+        stdout.contains(
+            "(strata) rerun\nerror: no command to rerun: the step failed before any command ran"
+        ),
+        "{stdout}"
+    );
+}
+
+/// Starts `strata build --debugger` on a real terminal (with `TERM=xterm-test`) and waits for
+/// the monitor's prompt.
+fn debugger_on_a_terminal(env: &Env, args: &[&str], dir: &std::path::Path) -> PtySession {
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .args(args)
+        .current_dir(dir)
+        .env("TERM", "xterm-test");
+    let mut session = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    session.exp_string("(strata) ").unwrap();
+    session
+}
+
+/// Types `line` (which must end its output by printing `END-42`, typed as `END-$((6*7))` so
+/// the echo does not match) and returns the output's `NAME=value` lines, sorted.
+fn typed_env(session: &mut PtySession, line: &str) -> Vec<String> {
+    typed_env_until(session, line, "END-42")
+}
+
+/// [`typed_env`] with the output ending at `end`.
+fn typed_env_until(session: &mut PtySession, line: &str, end: &str) -> Vec<String> {
+    session.send_line(line).unwrap();
+    let text = session.exp_string(end).unwrap();
+    let mut vars: Vec<String> = text
+        .replace('\r', "")
+        .lines()
+        .filter(|l| {
+            l.split_once('=').is_some_and(|(name, _)| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+        .map(str::to_owned)
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// `vars` without the variables named in `names`.
+fn without(vars: &[String], names: &[&str]) -> Vec<String> {
+    vars.iter()
+        .filter(|v| !names.iter().any(|n| v.starts_with(&format!("{n}="))))
+        .cloned()
+        .collect()
+}
+
+fn var<'a>(vars: &'a [String], name: &str) -> Option<&'a str> {
+    vars.iter()
+        .find_map(|v| v.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// What a shell sets per process, not part of a step's environment.
+const PER_PROCESS: [&str; 2] = ["_", "SHLVL"];
+
+#[test]
+fn a_stapel_debugger_starts_where_the_failed_line_started() {
+    let env = Env::new();
+    let dir = env.project(
+        "fidelity",
+        "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - mkdir -p /app && cd /app && export GREETING=hi\n  - echo \"$GREETING from $(pwd)\"; env | sort > /step-env.txt; false\n",
+    );
+    let mut s = debugger_on_a_terminal(&env, &[], &dir);
+    // rerun: the line again after the `cd` and `export` of the line before, and no locale
+    // warning the build did not print.
+    s.send_line("rerun").unwrap();
+    let rerun = s.exp_string("(strata) ").unwrap();
+    assert!(rerun.contains("hi from /app"), "{rerun}");
+    assert!(!rerun.contains("setlocale"), "{rerun}");
+    let step = typed_env(&mut s, "exec sh -c 'cat /step-env.txt; echo END-$((6*7))'");
+    let step = without(&step, &PER_PROCESS);
+    assert_eq!(var(&step, "GREETING"), Some("hi"), "{step:?}");
+    assert_eq!(var(&step, "PWD"), Some("/app"), "{step:?}");
+    s.exp_string("(strata) ").unwrap();
+    // exec: the same environment, variable for variable, with the user's TERM on a terminal.
+    let exec = typed_env(&mut s, "exec sh -c 'env | sort; echo END-$((6*7))'");
+    assert_eq!(var(&exec, "TERM"), Some("xterm-test"), "{exec:?}");
+    assert_eq!(without(&exec, &["_", "SHLVL", "TERM"]), step);
+    s.exp_string("(strata) ").unwrap();
+    // The monitor's `env` lists it too.
+    let listed = typed_env_until(&mut s, "env", "(strata) ");
+    assert_eq!(listed, step);
+    // shell: the same, and the toolbox on PATH once (a stage script's PATH has it).
+    s.send_line("shell").unwrap();
+    // Its prompt says where it is; typed before it, input could be lost.
+    s.exp_string(": failed state) /app # ").unwrap();
+    let shell = typed_env(&mut s, "env | sort; echo END-$((6*7))");
+    assert_eq!(without(&shell, &["_", "SHLVL", "TERM", "PS1"]), step);
+    let path = var(&shell, "PATH").unwrap();
+    assert_eq!(path.matches("/.strata/toolbox/bin").count(), 1, "{path}");
+    s.send_line("exit").unwrap();
+    exit_monitor(&mut s, 1);
+}
+
+#[test]
+fn a_dockerfile_debugger_has_the_steps_args_and_secret_variables() {
+    let env = Env::new();
+    let dir = env.work.path().join("dfenv");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest\nARG VERSION=7\n\
+         RUN --mount=type=secret,id=tok,env=TOKEN \
+         env | sort > /step-env.txt; echo \"version=$VERSION token=$TOKEN\"; false\n",
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .args(["--secret", "id=tok,env=MY_TOKEN"])
+        .arg(&dir)
+        .env("MY_TOKEN", "s3cret")
+        .env("TERM", "xterm-test");
+    let mut s = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("rerun").unwrap();
+    let rerun = s.exp_string("(strata) ").unwrap();
+    assert!(rerun.contains("version=7 token=s3cret"), "{rerun}");
+    let step = typed_env(&mut s, "exec sh -c 'cat /step-env.txt; echo END-$((6*7))'");
+    let step = without(&step, &PER_PROCESS);
+    assert_eq!(var(&step, "VERSION"), Some("7"), "{step:?}");
+    s.exp_string("(strata) ").unwrap();
+    let exec = typed_env(&mut s, "exec sh -c 'env | sort; echo END-$((6*7))'");
+    assert_eq!(without(&exec, &["_", "SHLVL", "TERM"]), step);
+    s.exp_string("(strata) ").unwrap();
+    // `env` lists the step's variables; `sh -c` added PWD itself.
+    let listed = typed_env_until(&mut s, "env", "(strata) ");
+    assert_eq!(listed, without(&step, &["PWD"]));
+    // shell: the same but for the toolbox at PATH's end (a RUN's PATH is the image's).
+    s.send_line("shell").unwrap();
+    s.exp_string("(dfenv/2-run: failed state) / # ").unwrap();
+    let shell = typed_env(&mut s, "env | sort; echo END-$((6*7))");
+    assert_eq!(
+        without(&shell, &["_", "SHLVL", "TERM", "PATH", "PS1"]),
+        without(&step, &["PATH"])
+    );
+    assert_eq!(
+        var(&shell, "PATH").map(str::to_owned),
+        var(&step, "PATH").map(|p| format!("{p}:/.strata/toolbox/bin"))
+    );
+    s.send_line("exit").unwrap();
+    exit_monitor(&mut s, 1);
+}
+
+#[test]
+fn the_monitor_survives_ctrl_c_edits_lines_and_stays_after_a_reload_that_does_not_load() {
+    let env = Env::new();
+    let failing = "image: app\nfrom: busybox:latest\nshell:\n  install:\n  - echo first\n  setup:\n  - test -f /fixed || { if [ -f /slow ]; then echo sleeping-$((6*7)); sleep 30; fi; false; }\n";
+    let dir = env.project("monitor", failing);
+    let mut s = debugger_on_a_terminal(&env, &[], &dir);
+    // The prompt names image and stage (the first prompt was `app/setup (strata) `).
+    // Ctrl-C at the prompt clears the line and the session goes on.
+    s.send_control('c').unwrap();
+    s.exp_string("`exit` leaves the debugger").unwrap();
+    s.exp_string("app/setup (strata) ").unwrap();
+    // History: Up brings the last command back.
+    s.send_line("exec sh -c 'echo hist-$((6*7))'").unwrap();
+    s.exp_string("hist-42").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send("\x1b[A").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("hist-42").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // Ctrl-C during a rerun stops the rerun, not the session.
+    s.send_line("exec touch /slow").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("rerun").unwrap();
+    s.exp_string("sleeping-42").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("^C: stopped").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // Ctrl-C during exec goes to the program (it has the terminal).
+    s.send_line("exec sh -c 'echo waiting-$((6*7)); sleep 30'")
+        .unwrap();
+    s.exp_string("waiting-42").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("exit code 130").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // The shell's prompt says where it is.
+    s.send_line("shell").unwrap();
+    s.exp_string("(app/setup: failed state) / # ").unwrap();
+    s.send_line("exit").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // A reload whose config does not load shows why and stays.
+    std::fs::write(dir.join("strata.yaml"), "image: app\nfrom: [busybox\n").unwrap();
+    s.send_line("reload").unwrap();
+    s.exp_string("the config does not load").unwrap();
+    s.exp_string("error: command failed with exit code 1 in image `app`, stage `setup`")
+        .unwrap();
+    s.exp_string("app/setup (strata) ").unwrap();
+    s.send_line("exec sh -c 'echo still-$((6*7))'").unwrap();
+    s.exp_string("still-42").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // Fixed, the reload builds.
+    std::fs::write(dir.join("strata.yaml"), failing.replace("test -f", "touch")).unwrap();
+    s.send_line("reload").unwrap();
+    s.exp_eof().unwrap();
+    let status = s.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 0)),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn a_copy_from_an_image_that_lacks_the_path_opens_the_debugger_and_names_the_image() {
+    let env = Env::new();
+    let dir = env.work.path().join("copyfrom");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest\nRUN mkdir /landing && echo here > /landing/mark\n\
+         COPY --from=busybox:latest /nope /landing/\n",
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .arg(&dir);
+    let out = with_input(
+        cmd,
+        "exec cat /landing/mark\nexec ls /.strata/source/bin/busybox\nexit\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let message = "`/nope` does not exist in image `busybox:latest`, the image imported from";
+    assert!(stderr.contains(message), "{stderr}");
+    // The monitor opened on the state the files were to land in.
+    assert!(stdout.contains(message), "{stdout}");
+    assert!(stdout.contains("Dockerfile:3:1"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec cat /landing/mark\nhere\n"),
+        "{stdout}"
+    );
+    // The image copied from is there to look at, read-only.
+    assert!(
+        stdout.contains("the image copied from is at /.strata/source (read-only)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "(strata) exec ls /.strata/source/bin/busybox\n/.strata/source/bin/busybox\n"
+        ),
+        "{stdout}"
+    );
+    // From a stage of several layers too (an overlay of them).
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox:latest AS src\nRUN echo a > /a\nRUN echo b > /b\n\
+         FROM busybox:latest\nCOPY --from=src /nope /x\n",
+    )
+    .unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .arg(&dir);
+    let out = with_input(cmd, "exec cat /.strata/source/a /.strata/source/b\nexit\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("image `src`"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec cat /.strata/source/a /.strata/source/b\na\nb\n"),
         "{stdout}"
     );
 }

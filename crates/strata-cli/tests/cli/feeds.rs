@@ -135,7 +135,7 @@ fn import_errors_point_at_the_config() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("`/nonexistent` does not exist in the image imported from"),
+        stderr.contains("`/nonexistent` does not exist in image `b`, the image imported from"),
         "{stderr}"
     );
     assert!(stderr.contains("--> strata.yaml:4:3"), "{stderr}");

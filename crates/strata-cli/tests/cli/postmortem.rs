@@ -118,8 +118,9 @@ fn a_ci_failure_pushed_with_repo_is_debugged_from_an_empty_store_through_a_pty()
     session.exp_string("D /app/base").unwrap();
     session.exp_string("A /app/partial").unwrap();
     session.exp_string("(strata) ").unwrap();
-    // The environment is the failed command's: what it wrote of it to /app/env.txt.
-    let strip = "grep -v -e ^SHLVL= -e ^_= -e ^PWD=";
+    // The environment is the failed command's: what it wrote of it to /app/env.txt (plus,
+    // on a terminal, the user's TERM).
+    let strip = "grep -v -e ^SHLVL= -e ^_= -e ^PWD= -e ^TERM=";
     session
         .send_line(&format!(
             "exec sh -c 'env | {strip} | sort > /tmp/live; {strip} /app/env.txt | sort > /tmp/then; \

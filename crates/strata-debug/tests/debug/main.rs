@@ -332,10 +332,15 @@ pub fn snapshot(root: &Path) -> Vec<String> {
     out
 }
 
-/// The output after each `(strata) ` prompt, in order, without the echoed command line;
-/// index 0 is what came before the first prompt.
+/// The output after each `IMAGE/STAGE (strata) ` prompt, in order, without the echoed
+/// command line; index 0 is what came before the first prompt. (The prompt starts a line:
+/// the `IMAGE/STAGE ` after a part's last newline is the next prompt's.)
 pub fn sections(output: &str, script: &str) -> Vec<String> {
     let mut parts: Vec<String> = output.split("(strata) ").map(str::to_owned).collect();
+    let last = parts.len() - 1;
+    for part in &mut parts[..last] {
+        part.truncate(part.rfind('\n').map_or(0, |at| at + 1));
+    }
     for (part, command) in parts.iter_mut().skip(1).zip(script.lines()) {
         if let Some(rest) = part.strip_prefix(&format!("{command}\n")) {
             *part = rest.to_owned();

@@ -207,7 +207,7 @@ fn failure_without_argv_cannot_rerun() {
     failure.rerun_args.clear();
     let (_, out) = fx.monitor_failure(failure, "rerun\n");
     assert!(
-        out.contains("error: the engine gave no rerun_args for this failure"),
+        out.contains("error: no command to rerun: the step failed before any command ran"),
         "{out}"
     );
 }

@@ -92,11 +92,45 @@ pub fn build(
     cancel: &AtomicBool,
     mut io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
+    // The failure the monitor was on when the user chose `reload`, kept until the config
+    // loads again: a config that no longer loads sends them back to it.
+    let mut last: Option<LastFailure> = None;
     loop {
-        let loaded = load(ctx, options, cancel)?;
-        let (plan, worker) = (&loaded.plan, &loaded.worker);
-        debug::check_targets(plan, &options.debug.introspect)?;
-        let mut error = match build_plan(ctx, plan, worker, options, progress, cancel) {
+        let loaded = match load(ctx, options, cancel) {
+            Ok(loaded) => loaded,
+            Err(e) if cancel.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
+            Err(e) => match (last.take(), io.as_mut()) {
+                (Some(failure), Some(io)) => {
+                    writeln!(
+                        io.output,
+                        "reload: {e:#}\nthe config does not load; back in the failure before the \
+                         reload, in a new session (the last one's changes are gone): fix the \
+                         config and `reload` again"
+                    )
+                    .context("write the debugger's output")?;
+                    let image = options.debug.debugger_image.as_deref();
+                    match debug::monitor(ctx, failure.view.clone(), image, None, io, progress)? {
+                        DebuggerChoice::Reload => {
+                            last = Some(failure);
+                            continue;
+                        }
+                        DebuggerChoice::Exit => {
+                            return Err(failure.end(ctx, options));
+                        }
+                    }
+                }
+                _ => return Err(e),
+            },
+        };
+        // The config loads: the failure before the reload (its dirs) is let go.
+        drop(last.take());
+        let Loaded {
+            plan,
+            worker,
+            _scratch,
+        } = loaded;
+        debug::check_targets(&plan, &options.debug.introspect)?;
+        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -112,15 +146,49 @@ pub fn build(
         let failed = error
             .take_kept()
             .and_then(|k| k.downcast::<FailedRun>().ok());
-        if let (Some(io), true, Some(failed)) = (io.as_mut(), options.debug.debugger, &failed)
-            && let Some(view) = debug::failure_for(plan, &error, failed)
+        if let (Some(io), true, Some(kept)) = (io.as_mut(), options.debug.debugger, &failed)
+            && let Some(view) = debug::failure_for(&plan, &error, kept)
         {
             let image = options.debug.debugger_image.as_deref();
-            match debug::monitor(ctx, view, image, None, io, progress)? {
-                DebuggerChoice::Reload => continue,
+            match debug::monitor(ctx, view.clone(), image, None, io, progress)? {
+                DebuggerChoice::Reload => {
+                    last = Some(LastFailure {
+                        view,
+                        plan,
+                        error,
+                        failed,
+                    });
+                    continue;
+                }
                 DebuggerChoice::Exit => {}
             }
         }
+        return Err(LastFailure::end_of(ctx, options, &plan, error, failed));
+    }
+}
+
+/// A failed build the debugger showed: what ending the build with it needs.
+struct LastFailure {
+    /// What the monitor showed.
+    view: strata_debug::Failure,
+    plan: Plan,
+    error: strata_solver::Error,
+    failed: Option<Box<FailedRun>>,
+}
+
+impl LastFailure {
+    fn end(self, ctx: &Context, options: &BuildOptions) -> anyhow::Error {
+        Self::end_of(ctx, options, &self.plan, self.error, self.failed)
+    }
+
+    /// The build's error for a failure, with its failure record when one is to be kept.
+    fn end_of(
+        ctx: &Context,
+        options: &BuildOptions,
+        plan: &Plan,
+        error: strata_solver::Error,
+        failed: Option<Box<FailedRun>>,
+    ) -> anyhow::Error {
         let record = match failed {
             Some(failed) if options.debug.keep_failures => Some(failures::keep(
                 ctx,
@@ -133,12 +201,12 @@ pub fn build(
             )),
             _ => None,
         };
-        return Err(Failed {
+        Failed {
             error,
             sources: plan.sources.clone(),
             record,
         }
-        .into());
+        .into()
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use strata_plan::{MountSource, RunMount};
-use strata_sandbox::{ContainerSpec, Network, ProcessSpec, Security};
+use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Security};
 use strata_solver::{ExecError, Kept, StageJob};
 use strata_store::{LayerRecord, Scratch};
 
@@ -17,24 +17,49 @@ use super::run::{RUN_DIR, RunDirs};
 use super::stage::PendingRun;
 use crate::oci::ImageConfig;
 
+use strata_debug::SOURCE as SOURCE_DIR;
+
 impl LocalWorker<'_> {
     /// Keeps the state of a step that failed before any command ran (git work): a shell there
-    /// sees the files as they were when the step started.
+    /// sees the files as they were when the step started, and the layers of the image its
+    /// files were to be copied from (`source`, topmost first), read-only at [`SOURCE_DIR`].
     pub(super) fn keep_step_failure(
         &self,
         job: &StageJob<'_>,
         prepared: PendingRun,
         lowers: Vec<PathBuf>,
         config: &ImageConfig,
+        source: Option<Vec<PathBuf>>,
     ) -> Option<Kept> {
         let env = self
             .stage_env(job, config, true)
             .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env, true));
-        let Ok(spec) =
+        let Ok(mut spec) =
             self.container_spec(lowers, &prepared.dirs, Vec::new(), env, None, config, job)
         else {
             return None;
         };
+        // overlayfs wants two lowers without an upper: one layer is bound read-only.
+        let source = match source.as_deref() {
+            Some([layer]) => Some((layer.clone(), MountKind::Bind { readonly: true })),
+            Some(lowers) if !lowers.is_empty() => Some((
+                PathBuf::new(),
+                MountKind::Overlay {
+                    lowers: lowers.to_vec(),
+                    upper: PathBuf::new(),
+                    work: PathBuf::new(),
+                },
+            )),
+            _ => None,
+        };
+        if let Some((source, kind)) = source {
+            spec.mounts.push(Mount {
+                target: SOURCE_DIR.into(),
+                source,
+                kind,
+                beneath: None,
+            });
+        }
         let failed = FailedRun {
             image: job.image_name.to_string(),
             stage: job.stage.name.clone(),
@@ -182,9 +207,23 @@ impl FailedRun {
                     .collect()
             })
             .unwrap_or_default();
+        // The step's env holds the values of its `secret,env=` mounts: never written down.
+        let secret_vars: Vec<&str> = self
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.source {
+                MountSource::Secret { env: Some(var), .. } => Some(var.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut process = self.spec.process.clone();
+        process.env.retain(|e| {
+            let name = e.split_once('=').map_or(e.as_str(), |(name, _)| name);
+            !secret_vars.contains(&name)
+        });
         StepSpec {
             image: self.image.clone(),
-            process: self.spec.process.clone(),
+            process,
             hostname: self.spec.hostname.clone(),
             network: self.spec.network,
             mounts,

@@ -20,29 +20,20 @@ impl LocalWorker<'_> {
         if *kind == LateInputs::Imports {
             self.ensure_inputs_local(job)?;
             let mut inputs = Vec::new();
-            let imports = job
-                .stage
-                .steps
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| match &s.op {
-                    Op::Import(import) => Some((i, import)),
-                    _ => None,
-                });
+            let imports = job.stage.steps.iter().filter_map(|s| match &s.op {
+                Op::Import(import) => Some(import),
+                _ => None,
+            });
             // Numbered among the stage's imports, as the frontends number their `Import` inputs.
-            for (index, (step, import)) in imports.enumerate() {
-                let sum =
-                    crate::import::checksum(self.store, import, job.dependencies).map_err(|e| {
-                        ExecError::Step {
-                            step,
-                            source: e.into(),
-                            kept: None,
-                        }
-                    })?;
-                inputs.push(DigestInput::ImportFiles {
-                    index,
-                    checksum: sum.hex(),
-                });
+            for (index, import) in imports.enumerate() {
+                // Files that cannot be taken (a path the image lacks) fail the step when it
+                // runs, where the debugger can look at the state they were to land in; no
+                // stage can be stored under this key, as that step always fails.
+                let checksum = match crate::import::checksum(self.store, import, job.dependencies) {
+                    Ok(sum) => sum.hex(),
+                    Err(e) => format!("unavailable: {e:#}"),
+                };
+                inputs.push(DigestInput::ImportFiles { index, checksum });
             }
             for (name, value) in self
                 .dependency_values(job)

@@ -78,6 +78,11 @@ impl LocalWorker<'_> {
         .map_err(super::error::Error::from)?;
         env.extend(secrets::env(run, &secrets)?);
         let prelude = files::script(prelude.iter().map(|(_, w)| w));
+        // The locale a stage script exports itself (see `step_command`).
+        let locale: Vec<String> = match run.shell {
+            RunShell::ToolboxScript => env.iter().filter(|e| is_locale(e)).cloned().collect(),
+            _ => Vec::new(),
+        };
         let (args, env) = step_command(run, env, &dirs.control, "", &prelude)
             .map_err(op("write the step's command"))?;
         let spec = self
@@ -131,26 +136,46 @@ impl LocalWorker<'_> {
                 .and_then(|s| s.trim().parse().ok())
                 .filter(|c: &usize| *c < run.commands.len())
                 .or((run.commands.len() == 1).then_some(0));
+            let mut spec = spec;
             let rerun_args = match (command, &run.shell) {
                 (Some(c), RunShell::ToolboxScript) => {
+                    // The environment and directory the failed line started in, as the
+                    // script recorded them; the build's (plus the locale) if it did not.
+                    let shell_env = crate::beneath::read(&dirs.state, "env", ENV_MAX)
+                        .ok()
+                        .flatten()
+                        .and_then(|bytes| captured_env(&bytes));
+                    spec.process.env = match shell_env {
+                        Some(env) => env,
+                        None => locale.iter().cloned().chain(spec.process.env).collect(),
+                    };
+                    if let Some(pwd) = env_value(&spec.process.env, "PWD")
+                        && pwd.starts_with('/')
+                    {
+                        spec.process.cwd = pwd.to_string();
+                    }
                     let only = Run {
                         commands: vec![run.commands[c].clone()],
                         ..run.clone()
                     };
-                    let env = self
-                        .stage_env(job, config, true)
-                        .map_err(op("resolve the step's environment"))?;
-                    step_command(&only, env, &dirs.control, RERUN, "")
-                        .map_err(op("write the rerun script"))?
-                        .0
+                    let (mut args, _) =
+                        step_command(&only, spec.process.env.clone(), &dirs.control, RERUN, "")
+                            .map_err(op("write the rerun script"))?;
+                    // The script sets the locale itself, as the build's did: bash must not
+                    // start with it (it warns about locales the image lacks).
+                    let mut unset = vec![format!("{}/bin/env", toolbox::MOUNT_POINT)];
+                    for name in LOCALE {
+                        unset.extend(["-u".to_string(), name.to_string()]);
+                    }
+                    args.splice(0..0, unset);
+                    args
+                }
+                (None, RunShell::ToolboxScript) => {
+                    spec.process.env = locale.iter().cloned().chain(spec.process.env).collect();
+                    spec.process.args.clone()
                 }
                 _ => spec.process.args.clone(),
             };
-            // The script set the locale itself; a shell in this state gets it from the spec.
-            let mut spec = spec;
-            spec.process.env = self
-                .stage_env(job, config, true)
-                .map_err(op("resolve the step's environment"))?;
             let failed = FailedRun {
                 image: job.image_name.to_string(),
                 stage: job.stage.name.clone(),
@@ -241,9 +266,8 @@ pub(super) fn step_command(
         RunShell::ToolboxScript => {
             // The static bash cannot load locales the image lacks and warns when it starts
             // with LC_ALL set; the script sets the locale itself, with the warning silenced.
-            let (locale, rest): (Vec<String>, Vec<String>) = env
-                .into_iter()
-                .partition(|e| e.starts_with("LANG=") || e.starts_with("LC_ALL="));
+            let (locale, rest): (Vec<String>, Vec<String>) =
+                env.into_iter().partition(|e| is_locale(e));
             let script = match sub {
                 "" => "script.sh".to_string(),
                 sub => format!("{sub}/script.sh"),
@@ -275,6 +299,43 @@ pub(super) fn step_command(
             (args, env)
         }
     })
+}
+
+/// The variables a stage script exports itself instead of starting bash with them.
+const LOCALE: [&str; 2] = ["LANG", "LC_ALL"];
+
+fn is_locale(entry: &str) -> bool {
+    entry
+        .split_once('=')
+        .is_some_and(|(name, _)| LOCALE.contains(&name))
+}
+
+/// The value of `name` in `env` (the last entry wins, as for a program reading it).
+fn env_value<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The most bytes of the environment a stage script records before each command.
+const ENV_MAX: usize = 1 << 20;
+
+/// The environment a stage script recorded before a command (`env -0`), without what bash
+/// keeps per process (`_`, `SHLVL`); `None` when it is not a list of `NAME=value` entries.
+/// Written by the container: used only as the environment of the debugger's containers.
+fn captured_env(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut env = Vec::new();
+    for entry in text.split('\0').filter(|e| !e.is_empty()) {
+        let (name, _) = entry.split_once('=')?;
+        if name.is_empty() {
+            return None;
+        }
+        if name != "_" && name != "SHLVL" {
+            env.push(entry.to_string());
+        }
+    }
+    (!env.is_empty()).then_some(env)
 }
 
 /// Where, inside the control dir, the script that reruns only a failed command is written.
@@ -326,7 +387,9 @@ impl RunDirs {
 }
 
 /// werf's stage script: one bash script, `set -e`, each command echoed before it runs. Before
-/// each command its index is written to the state dir, so a failure names the command.
+/// each command its index and the environment (with `PWD`) are written to the state dir, so a
+/// failure names the command and the debugger starts where it started (after the `cd`s and
+/// `export`s of the lines before it).
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
 pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
     let mut s = String::new();
@@ -344,6 +407,10 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> Stri
     s.push_str(prelude);
     for (i, command) in run.commands.iter().enumerate() {
         s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
+        s.push_str(&format!(
+            "{}/bin/env -0 > {STATE_DIR}/env 2>/dev/null || :\n",
+            toolbox::MOUNT_POINT
+        ));
         s.push_str(&format!(
             "printf '+ %s\\n' {}\n",
             shell_quote(&command.text)
@@ -383,8 +450,27 @@ mod tests {
         let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
         assert_eq!(
             script,
-            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\nprintf '%s' 0 > /.strata/state/step\nprintf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
-             printf '%s' 1 > /.strata/state/step\nprintf '+ %s\\n' 'false'\nfalse\n"
+            "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\n\
+             printf '%s' 0 > /.strata/state/step\n/.strata/toolbox/bin/env -0 > /.strata/state/env 2>/dev/null || :\n\
+             printf '+ %s\\n' 'echo '\\''a b'\\'''\necho 'a b'\n\
+             printf '%s' 1 > /.strata/state/step\n/.strata/toolbox/bin/env -0 > /.strata/state/env 2>/dev/null || :\n\
+             printf '+ %s\\n' 'false'\nfalse\n"
         );
+    }
+
+    #[test]
+    fn a_recorded_environment_drops_what_bash_keeps_per_process() {
+        assert_eq!(
+            captured_env(b"A=1\0_=/bin/env\0SHLVL=1\0PWD=/app\0B=x=y\nz\0"),
+            Some(vec!["A=1".into(), "PWD=/app".into(), "B=x=y\nz".into()])
+        );
+        // Not an environment: the build's is used instead.
+        assert_eq!(captured_env(b"garbage"), None);
+        assert_eq!(captured_env(b"=1\0"), None);
+        assert_eq!(captured_env(b""), None);
+        assert_eq!(captured_env(b"\xff=1\0"), None);
+        let env = ["PWD=/a".to_string(), "PWD=/b".to_string()];
+        assert_eq!(env_value(&env, "PWD"), Some("/b"));
+        assert_eq!(env_value(&env, "PW"), None);
     }
 }

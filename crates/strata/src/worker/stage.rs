@@ -157,9 +157,19 @@ impl LocalWorker<'_> {
                     match work {
                         Ok(work) => p.prelude.extend(work.into_iter().map(|w| (index, w))),
                         Err(e) => {
-                            let kept = pending
-                                .take()
-                                .and_then(|p| self.keep_step_failure(job, p, lowers, &config));
+                            // The image copied from, for the debugger, when it is there.
+                            let source = match op {
+                                Op::Import(import) => crate::import::source_layers(
+                                    self.store,
+                                    import,
+                                    job.dependencies,
+                                )
+                                .ok(),
+                                _ => None,
+                            };
+                            let kept = pending.take().and_then(|p| {
+                                self.keep_step_failure(job, p, lowers, &config, source)
+                            });
                             return Err(with_base(
                                 ExecError::Step {
                                     step: index,
@@ -334,7 +344,7 @@ impl LocalWorker<'_> {
             Err((step, e)) => {
                 // Work not of one step (setting up the root) is the first step's.
                 let step = step.or(prepared.prelude.first().map(|(i, _)| *i));
-                let kept = self.keep_step_failure(job, prepared, lowers, config);
+                let kept = self.keep_step_failure(job, prepared, lowers, config, None);
                 Err(match step {
                     Some(step) => ExecError::Step {
                         step,
