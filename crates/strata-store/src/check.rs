@@ -122,7 +122,13 @@ impl LocalStore {
                 Err(e) => Some(corrupt_detail(e)),
                 Ok(r) => std::iter::once(&r.manifest)
                     .chain(std::iter::once(&r.config))
-                    .chain(r.layers.iter().map(|l| &l.digest))
+                    .chain(
+                        r.layers
+                            .iter()
+                            // A plain layer's content may be its snapshot alone.
+                            .filter(|l| !(l.is_plain() && self.snapshot_path(&l.diff_id).is_dir()))
+                            .map(|l| &l.digest),
+                    )
                     .find_map(unsound),
             };
             if let Some(detail) = detail {

@@ -215,6 +215,16 @@ pub struct LayerRecord {
     pub urls: Vec<String>,
 }
 
+impl LayerRecord {
+    /// The uncompressed tar, named by its diff id. strata commits a step's layer this way and
+    /// writes no blob for it: the snapshot `snapshots/<diff id>/` holds the content, and a
+    /// compressed blob is made when the layer first leaves the machine (push, export). So a
+    /// plain layer is there when its blob or its snapshot is.
+    pub fn is_plain(&self) -> bool {
+        self.digest == self.diff_id
+    }
+}
+
 /// One named input that went into a stage digest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedInput {

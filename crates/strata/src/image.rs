@@ -126,7 +126,15 @@ pub fn with_compression(
         let Some(from) = strata_layer::Compression::from_media_type(&descriptor.media_type) else {
             continue;
         };
-        if from == to || foreign {
+        if foreign {
+            continue;
+        }
+        if from == to {
+            // A plain layer leaves as it is, but as a blob.
+            if layer.is_plain() {
+                materialize(store, &layer)
+                    .with_context(|| format!("write layer {} of {}", layer.digest, image.digest))?;
+            }
             continue;
         }
         let converted = convert_layer(store, &layer, to).with_context(|| {
@@ -156,9 +164,15 @@ fn convert_layer(
     {
         return Ok(done);
     }
-    let ingest = store.ingest()?;
-    let (ingest, diff_id) =
-        strata_layer::compression::recompress(store.open_blob(&layer.digest)?, to, ingest)?;
+    let mut ingest = store.ingest()?;
+    let diff_id = if layer.is_plain() && !store.has_blob(&layer.digest) {
+        strata_layer::write_layer(&held_snapshot(store, layer)?, to, &mut ingest)?.diff_id
+    } else {
+        let (written, diff_id) =
+            strata_layer::compression::recompress(store.open_blob(&layer.digest)?, to, ingest)?;
+        ingest = written;
+        diff_id
+    };
     // A blob that does not hold the recorded tar is never handed out under a new name.
     diff_id
         .verify(&layer.diff_id)
@@ -175,6 +189,94 @@ fn convert_layer(
     };
     store.put_converted_layer(&layer.digest, &kind, &converted)?;
     Ok(converted)
+}
+
+/// The snapshot of `layer`, held so that a gc beside us leaves it while we read it.
+fn held_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<PathBuf> {
+    if !store
+        .protect(&[strata_store::Held::Snapshot(layer.diff_id)])?
+        .is_empty()
+    {
+        anyhow::bail!(
+            "layer {} has neither a blob nor a snapshot in the store; build the image again",
+            layer.diff_id
+        );
+    }
+    Ok(store.snapshot_path(&layer.diff_id))
+}
+
+/// Writes the blob of a plain layer ([`LayerRecord::is_plain`]) from its snapshot, unless it
+/// is there.
+fn materialize(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<()> {
+    if store.protect(&[strata_store::Held::Blob(layer.digest)])?.is_empty() {
+        return Ok(());
+    }
+    let mut ingest = store.ingest()?;
+    strata_layer::write_layer(
+        &held_snapshot(store, layer)?,
+        strata_layer::Compression::None,
+        &mut ingest,
+    )?;
+    // A snapshot that no longer hashes to its layer is never handed out under its name.
+    ingest
+        .commit(Some(&layer.diff_id))
+        .with_context(|| format!("the snapshot of layer {} changed", layer.diff_id))?;
+    Ok(())
+}
+
+/// The uncompressed tar of `layer`: its blob decompressed, or for a plain layer without one
+/// its snapshot written as a tar on a thread of its own (checked against the diff id: the read
+/// that ends the stream fails if it differs).
+pub fn layer_tar(
+    store: &LocalStore,
+    layer: &LayerRecord,
+) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
+    if !(layer.is_plain() && !store.has_blob(&layer.digest)) {
+        return Ok(strata_layer::decompressed(store.open_blob(&layer.digest)?)?);
+    }
+    let snapshot = held_snapshot(store, layer)?;
+    let (reader, mut writer) = std::io::pipe().context("make a pipe for a layer's tar")?;
+    let writing = std::thread::spawn(move || {
+        strata_layer::write_layer(&snapshot, strata_layer::Compression::None, &mut writer)
+    });
+    Ok(Box::new(SnapshotTar {
+        reader,
+        writing: Some(writing),
+        diff_id: layer.diff_id,
+    }))
+}
+
+/// A plain layer's tar read from the thread writing it ([`layer_tar`]).
+struct SnapshotTar {
+    reader: std::io::PipeReader,
+    writing: Option<std::thread::JoinHandle<Result<strata_layer::LayerStats, strata_layer::Error>>>,
+    diff_id: Digest,
+}
+
+impl std::io::Read for SnapshotTar {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        let Some(writing) = self.writing.take() else {
+            return Ok(0);
+        };
+        let written = writing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(std::io::Error::other)?;
+        if written.diff_id != self.diff_id {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "the snapshot of layer {} changed: its tar hashes to {}",
+                    self.diff_id, written.diff_id
+                ),
+            ));
+        }
+        Ok(0)
+    }
 }
 
 /// The blobs of an image just written.

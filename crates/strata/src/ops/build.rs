@@ -94,6 +94,7 @@ pub fn build(
 ) -> anyhow::Result<BuildReport> {
     loop {
         let mut worker_options = options.worker.clone();
+        worker_options.compression = commit_compression(options);
         worker_options.remote = Some(crate::remote::RemoteOptions {
             client: ctx.registry_client()?,
             repo: match &options.repo {
@@ -180,7 +181,7 @@ pub fn build(
                 &error,
                 *failed,
                 options.repo.as_deref(),
-                options.worker.compression,
+                commit_compression(options),
                 &options.worker.secrets,
             )),
             _ => None,
@@ -238,6 +239,13 @@ fn dockerfile_bases(
         options.base_configs.insert(reference, base);
     }
     Ok(options)
+}
+
+/// How a step's layer is committed: plain (no blob; compressed when it first leaves the
+/// machine, see [`crate::worker::commit_dir`]) unless stages are published to `--repo`, which
+/// needs every stage's blobs at once, in the build's `compression`.
+fn commit_compression(options: &BuildOptions) -> Option<strata_layer::Compression> {
+    options.repo.as_ref().and(options.worker.compression)
 }
 
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks

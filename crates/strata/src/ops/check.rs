@@ -6,8 +6,10 @@
 //! A snapshot is compared entry by entry with its layer's tar (the last entry of a path wins,
 //! as on unpack): a regular file must be one with the same size and sha256, a directory a
 //! directory, a symlink one with the same target, a whiteout an overlay whiteout (char device
-//! 0/0). A snapshot whose layer blob is not in the store cannot be compared and is left alone:
-//! it is still usable as an overlay lower, and gc removes it once nothing names it. A bad
+//! 0/0). A plain layer's snapshot (no blob: [`LayerRecord::is_plain`]) is written as a tar
+//! again, which must hash to the diff id. A snapshot whose compressed layer blob is not in the
+//! store cannot be compared and is left alone: it is still usable as an overlay lower, and gc
+//! removes it once nothing names it. A bad
 //! snapshot is quarantined like a bad blob; the next build unpacks it again from its layer.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use strata_digest::{Digest, HashingReader};
-use strata_store::{CheckReport, EntryKind, LocalStore, Problem, Store};
+use strata_store::{CheckReport, EntryKind, LayerRecord, LocalStore, Problem, Store};
 
 use crate::Context;
 use crate::image::StoredImage;
@@ -63,15 +65,18 @@ pub fn check(ctx: &Context, repair: bool) -> anyhow::Result<Checked> {
         .map(|p| p.path.clone())
         .collect();
     for id in store.snapshots()? {
-        let Some(blob) = layers
-            .get(&id)
-            .filter(|b| store.has_blob(b) && !bad.contains(&store.blob_path(b)))
-        else {
-            continue;
+        let path = store.snapshot_path(&id);
+        let detail = match layers.get(&id) {
+            Some(blob) if store.has_blob(blob) && !bad.contains(&store.blob_path(blob)) => {
+                compare(store, blob, &path)?
+            }
+            // A plain layer without a blob: the snapshot is all there is, its tar must still
+            // hash to the diff id.
+            Some(blob) if *blob == id && !store.has_blob(blob) => plain_problem(&id, &path)?,
+            _ => continue,
         };
         snapshots += 1;
-        let path = store.snapshot_path(&id);
-        let Some(detail) = compare(store, blob, &path)? else {
+        let Some(detail) = detail else {
             continue;
         };
         let quarantined = if repair {
@@ -95,12 +100,17 @@ fn image_problem(store: &LocalStore, manifest: &Digest) -> Option<String> {
     match StoredImage::load(store, manifest) {
         Err(e) => Some(crate::error_line(&e)),
         Ok(image) => image
-            .manifest
-            .layers
+            .layer_records()
             .iter()
-            .find(|l| l.urls.is_empty() && !store.has_blob(&l.digest))
+            .find(|l| l.urls.is_empty() && !has_layer(store, l))
             .map(|l| format!("its layer {} is not in the store", l.digest)),
     }
+}
+
+/// Whether the content of `layer` is in the store: its blob, or a plain layer's snapshot.
+fn has_layer(store: &LocalStore, layer: &LayerRecord) -> bool {
+    store.has_blob(&layer.digest)
+        || (layer.is_plain() && store.snapshot_path(&layer.diff_id).is_dir())
 }
 
 /// The layer blob of every diff id named by a readable stage record or tagged image.
@@ -120,6 +130,18 @@ fn layer_blobs(store: &LocalStore) -> anyhow::Result<BTreeMap<Digest, Digest>> {
         }
     }
     Ok(layers)
+}
+
+/// Why the snapshot `dir` of the plain layer `id` is not that layer, if it is not.
+fn plain_problem(id: &Digest, dir: &Path) -> anyhow::Result<Option<String>> {
+    let written = strata_layer::write_layer(dir, strata_layer::Compression::None, &mut io::sink())
+        .with_context(|| format!("write {} as a tar", dir.display()))?;
+    Ok((written.diff_id != *id).then(|| {
+        format!(
+            "its tar hashes to {}, not to its layer's diff id (it has no other copy)",
+            written.diff_id
+        )
+    }))
 }
 
 /// What a path of a layer must be in its snapshot.

@@ -153,7 +153,7 @@ pub(crate) fn keep(
     error: &strata_solver::Error,
     failed: FailedRun,
     repo: Option<&str>,
-    compression: strata_layer::Compression,
+    compression: Option<strata_layer::Compression>,
     secrets: &[(String, std::path::PathBuf)],
 ) -> Kept {
     let written = (|| {
@@ -199,7 +199,7 @@ fn write(
     error: &strata_solver::Error,
     failed: FailedRun,
     view: strata_debug::Failure,
-    compression: strata_layer::Compression,
+    compression: Option<strata_layer::Compression>,
     secrets: &[(String, std::path::PathBuf)],
 ) -> anyhow::Result<(String, Digest, FailureRecord)> {
     let created_millis = std::time::SystemTime::now()

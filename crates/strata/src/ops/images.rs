@@ -229,7 +229,7 @@ fn tree_size(dir: &Path) -> std::io::Result<u64> {
 
 /// Sum of the sizes of the regular file entries of a layer blob's tar.
 fn tar_size(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<u64> {
-    let stream = strata_layer::decompressed(store.open_blob(&layer.digest)?)?;
+    let stream = crate::image::layer_tar(store, layer)?;
     let mut archive = tar::Archive::new(stream);
     let mut total = 0;
     for entry in archive.entries()? {

@@ -60,8 +60,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Settings of the local worker.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerOptions {
-    /// Layer compression.
-    pub compression: Compression,
+    /// Compression of the layers committed; `None` commits them plain (no blob: see
+    /// [`commit_dir`]).
+    pub compression: Option<Compression>,
     /// Network of build containers.
     pub network: Network,
     /// Registries: base images to pull, the shared stage repository.
@@ -145,8 +146,15 @@ impl<'a> LocalWorker<'a> {
             .store
             .protect(&items)
             .map_err(store("hold the cached stage"))?;
-        // A snapshot is unpacked again from its blob when missing.
-        Ok(missing.iter().all(|m| matches!(m, Held::Snapshot(_))))
+        // A snapshot is unpacked again from its blob when missing; a plain layer's blob may
+        // never have been written, its snapshot is the content.
+        let gone = |item: Held| missing.contains(&item);
+        Ok(!gone(Held::Stage(record.digest))
+            && !gone(Held::Blob(record.manifest))
+            && !gone(Held::Blob(record.config))
+            && record.layers.iter().all(|l| {
+                !gone(Held::Blob(l.digest)) || (l.is_plain() && !gone(Held::Snapshot(l.diff_id)))
+            }))
     }
 
     /// The parent and the dependencies of a job, available locally.
