@@ -173,10 +173,14 @@ fn convert_layer(
         ingest = written;
         diff_id
     };
-    // A blob that does not hold the recorded tar is never handed out under a new name.
-    diff_id
-        .verify(&layer.diff_id)
-        .with_context(|| format!("layer {} does not match its diff id", layer.digest))?;
+    // A blob (or snapshot) that does not hold the recorded tar is never handed out under a new
+    // name.
+    diff_id.verify(&layer.diff_id).with_context(|| {
+        format!(
+            "layer {} is corrupt: it does not match its diff id",
+            layer.digest
+        )
+    })?;
     let size = ingest.written();
     let digest = ingest.commit(None)?;
     let converted = LayerRecord {
@@ -208,7 +212,10 @@ fn held_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<Path
 /// Writes the blob of a plain layer ([`LayerRecord::is_plain`]) from its snapshot, unless it
 /// is there.
 fn materialize(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<()> {
-    if store.protect(&[strata_store::Held::Blob(layer.digest)])?.is_empty() {
+    if store
+        .protect(&[strata_store::Held::Blob(layer.digest)])?
+        .is_empty()
+    {
         return Ok(());
     }
     let mut ingest = store.ingest()?;
@@ -220,13 +227,14 @@ fn materialize(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<()> {
     // A snapshot that no longer hashes to its layer is never handed out under its name.
     ingest
         .commit(Some(&layer.diff_id))
-        .with_context(|| format!("the snapshot of layer {} changed", layer.diff_id))?;
+        .with_context(|| format!("the snapshot of layer {} is corrupt", layer.diff_id))?;
     Ok(())
 }
 
 /// The uncompressed tar of `layer`: its blob decompressed, or for a plain layer without one
-/// its snapshot written as a tar on a thread of its own (checked against the diff id: the read
-/// that ends the stream fails if it differs).
+/// its snapshot written as a tar on a thread of its own, checked against the layer: the read
+/// that completes its size (where a consumer that knows the size stops) or ends the stream
+/// fails if the tar is longer, shorter, or hashes to another diff id.
 pub fn layer_tar(
     store: &LocalStore,
     layer: &LayerRecord,
@@ -243,6 +251,8 @@ pub fn layer_tar(
         reader,
         writing: Some(writing),
         diff_id: layer.diff_id,
+        size: layer.size,
+        read: 0,
     }))
 }
 
@@ -251,31 +261,60 @@ struct SnapshotTar {
     reader: std::io::PipeReader,
     writing: Option<std::thread::JoinHandle<Result<strata_layer::LayerStats, strata_layer::Error>>>,
     diff_id: Digest,
+    size: u64,
+    read: u64,
 }
 
-impl std::io::Read for SnapshotTar {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.reader.read(buf)?;
-        if n > 0 || buf.is_empty() {
-            return Ok(n);
-        }
+impl SnapshotTar {
+    fn corrupt(&self, detail: String) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the snapshot of layer {} is corrupt: {detail}",
+                self.diff_id
+            ),
+        )
+    }
+
+    /// Waits for the writer (it has written everything) and checks the diff id.
+    fn finish(&mut self) -> std::io::Result<()> {
         let Some(writing) = self.writing.take() else {
-            return Ok(0);
+            return Ok(());
         };
         let written = writing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             .map_err(std::io::Error::other)?;
         if written.diff_id != self.diff_id {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "the snapshot of layer {} changed: its tar hashes to {}",
-                    self.diff_id, written.diff_id
-                ),
-            ));
+            return Err(self.corrupt(format!("its tar hashes to {}", written.diff_id)));
         }
-        Ok(0)
+        Ok(())
+    }
+}
+
+impl std::io::Read for SnapshotTar {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.reader.read(buf)?;
+        self.read += n as u64;
+        if n > 0 && self.read < self.size {
+            return Ok(n);
+        }
+        if self.read != self.size {
+            let detail = format!("its tar has {} bytes, not {}", self.read, self.size);
+            return Err(self.corrupt(detail));
+        }
+        if n > 0 && self.writing.is_some() {
+            // The last byte: the stream must end here.
+            let mut probe = [0u8; 1];
+            if self.reader.read(&mut probe)? > 0 {
+                return Err(self.corrupt(format!("its tar is longer than {} bytes", self.size)));
+            }
+        }
+        self.finish()?;
+        Ok(n)
     }
 }
 

@@ -37,6 +37,21 @@ pub struct Checked {
 /// Checks the whole store; with `repair`, quarantines what is bad (see the module docs).
 pub fn check(ctx: &Context, repair: bool) -> anyhow::Result<Checked> {
     let store = &ctx.store;
+    let layers = layer_blobs(store)?;
+    // Plain layers' snapshots first: one quarantined is a layer gone, which the store's check
+    // then finds in the records naming it (and quarantines them too).
+    let mut snapshot_problems = Vec::new();
+    let mut snapshots = 0;
+    for id in store.snapshots()? {
+        if layers.get(&id) != Some(&id) || store.has_blob(&id) {
+            continue;
+        }
+        snapshots += 1;
+        let path = store.snapshot_path(&id);
+        if let Some(detail) = plain_problem(&id, &path)? {
+            snapshot_problems.push(snapshot_problem(store, path, detail, repair)?);
+        }
+    }
     let mut report = store.check(repair)?;
     for (path, tag) in store.tag_entries()? {
         let Ok((name, target)) = tag else { continue };
@@ -55,8 +70,6 @@ pub fn check(ctx: &Context, repair: bool) -> anyhow::Result<Checked> {
             quarantined,
         });
     }
-    let mut snapshots = 0;
-    let layers = layer_blobs(store)?;
     // A snapshot is compared with a sound blob only (a corrupt one is reported already).
     let bad: BTreeSet<PathBuf> = report
         .problems
@@ -65,33 +78,40 @@ pub fn check(ctx: &Context, repair: bool) -> anyhow::Result<Checked> {
         .map(|p| p.path.clone())
         .collect();
     for id in store.snapshots()? {
-        let path = store.snapshot_path(&id);
-        let detail = match layers.get(&id) {
-            Some(blob) if store.has_blob(blob) && !bad.contains(&store.blob_path(blob)) => {
-                compare(store, blob, &path)?
-            }
-            // A plain layer without a blob: the snapshot is all there is, its tar must still
-            // hash to the diff id.
-            Some(blob) if *blob == id && !store.has_blob(blob) => plain_problem(&id, &path)?,
-            _ => continue,
-        };
-        snapshots += 1;
-        let Some(detail) = detail else {
+        let Some(blob) = layers
+            .get(&id)
+            .filter(|b| store.has_blob(b) && !bad.contains(&store.blob_path(b)))
+        else {
             continue;
         };
-        let quarantined = if repair {
-            store.quarantine(&path)?
-        } else {
-            None
-        };
-        report.problems.push(Problem {
-            kind: EntryKind::Snapshot,
-            path,
-            detail,
-            quarantined,
-        });
+        snapshots += 1;
+        let path = store.snapshot_path(&id);
+        if let Some(detail) = compare(store, blob, &path)? {
+            snapshot_problems.push(snapshot_problem(store, path, detail, repair)?);
+        }
     }
+    report.problems.extend(snapshot_problems);
     Ok(Checked { report, snapshots })
+}
+
+/// A bad snapshot, quarantined with `repair`.
+fn snapshot_problem(
+    store: &LocalStore,
+    path: PathBuf,
+    detail: String,
+    repair: bool,
+) -> anyhow::Result<Problem> {
+    let quarantined = if repair {
+        store.quarantine(&path)?
+    } else {
+        None
+    };
+    Ok(Problem {
+        kind: EntryKind::Snapshot,
+        path,
+        detail,
+        quarantined,
+    })
 }
 
 /// Why the image `manifest` cannot be used, if it cannot: its manifest or config unreadable, or
@@ -138,7 +158,7 @@ fn plain_problem(id: &Digest, dir: &Path) -> anyhow::Result<Option<String>> {
         .with_context(|| format!("write {} as a tar", dir.display()))?;
     Ok((written.diff_id != *id).then(|| {
         format!(
-            "its tar hashes to {}, not to its layer's diff id (it has no other copy)",
+            "it is corrupt: its tar hashes to {}, not to its layer's diff id (it has no other copy)",
             written.diff_id
         )
     }))

@@ -34,7 +34,8 @@ pub struct ImageRow {
     pub manifest: Digest,
     /// The image id as docker shows it: the config digest (`None` when the image is broken).
     pub id: Option<Digest>,
-    /// Total compressed size of its layers (what a push or pull moves).
+    /// Total compressed size of its layers (what a push or pull moves); a plain layer, not
+    /// compressed before it leaves the machine, counts its tar size.
     pub size: u64,
     /// Bytes of file content its layers unpack to (docker's SIZE).
     pub unpacked_size: u64,
