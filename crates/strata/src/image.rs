@@ -165,7 +165,7 @@ fn convert_layer(
         return Ok(done);
     }
     let mut ingest = store.ingest()?;
-    let diff_id = if layer.is_plain() && !store.has_blob(&layer.digest) {
+    let diff_id = if snapshot_only(store, layer) {
         strata_layer::write_layer(&held_snapshot(store, layer)?, to, &mut ingest)?.diff_id
     } else {
         let (written, diff_id) =
@@ -193,6 +193,11 @@ fn convert_layer(
     };
     store.put_converted_layer(&layer.digest, &kind, &converted)?;
     Ok(converted)
+}
+
+/// Whether `layer` is plain and has no blob: its snapshot is its only copy.
+fn snapshot_only(store: &LocalStore, layer: &LayerRecord) -> bool {
+    layer.is_plain() && !store.has_blob(&layer.digest)
 }
 
 /// The snapshot of `layer`, held so that a gc beside us leaves it while we read it.
@@ -239,7 +244,7 @@ pub fn layer_tar(
     store: &LocalStore,
     layer: &LayerRecord,
 ) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
-    if !(layer.is_plain() && !store.has_blob(&layer.digest)) {
+    if !snapshot_only(store, layer) {
         return Ok(strata_layer::decompressed(store.open_blob(&layer.digest)?)?);
     }
     let snapshot = held_snapshot(store, layer)?;

@@ -146,6 +146,14 @@ fn pushed_images_serve_as_bases_elsewhere() {
     let a = Env::new();
     let dir = a.project("app", APP);
     a.build_ok(&dir);
+    // Nothing is compressed before the push: the built layers are plain, and the base's
+    // (zstd) is not converted yet. The push makes each layer's gzip once.
+    let conversions = || {
+        std::fs::read_dir(a.store.path().join("converted"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(conversions(), 0);
     let reference = format!("{}/team/app:1", registry.host());
     let out = a.strata(&["push", "app", &reference]);
     assert!(
@@ -153,6 +161,7 @@ fn pushed_images_serve_as_bases_elsewhere() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(conversions(), 3, "the base's layer and the two built ones");
     // A second push uploads nothing.
     let again = a.strata(&["push", "app", &reference]);
     assert!(
