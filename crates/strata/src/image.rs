@@ -214,6 +214,16 @@ fn held_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<Path
     Ok(store.snapshot_path(&layer.diff_id))
 }
 
+/// Writes the blob of every plain layer of `layers` that has none, from its snapshot: for
+/// what pushes a manifest as it is stored (a `--repo` stage built on a parent built without
+/// `--repo`, a failure record), which can only send blobs. They go uncompressed.
+pub fn materialize_plain(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<()> {
+    for layer in layers.iter().filter(|l| snapshot_only(store, l)) {
+        materialize(store, layer).with_context(|| format!("write layer {}", layer.digest))?;
+    }
+    Ok(())
+}
+
 /// Writes the blob of a plain layer ([`LayerRecord::is_plain`]) from its snapshot, unless it
 /// is there.
 fn materialize(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<()> {

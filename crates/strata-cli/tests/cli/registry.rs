@@ -195,6 +195,40 @@ fn pushed_images_serve_as_bases_elsewhere() {
 }
 
 #[test]
+fn a_repo_stage_built_on_plain_local_stages_is_published_whole() {
+    let registry = Registry::start();
+    let repo = format!("{}/stages", registry.host());
+    let a = Env::new();
+    // Built without --repo first: its layers are plain, snapshots without blobs.
+    a.build_ok(&a.project("app", APP));
+    // A --repo build reuses those stages and builds a new last one on them.
+    let changed = APP.replace("echo two", "echo three");
+    let dir = a.project("app", &changed);
+    let build = |env: &Env, dir: &PathBuf| {
+        env.cmd()
+            .args(["build", "--progress", "plain", "--repo", &repo])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let out = build(&a, &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        built_stages(&stderr).contains(&"app/setup".to_string()),
+        "{stderr}"
+    );
+    // An empty store takes the image from the repository whole, building nothing.
+    let c = Env::new();
+    let out = build(&c, &c.project("app", &changed));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new());
+    let run = c.strata(&["run", "app"]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "one\nthree\n");
+}
+
+#[test]
 fn builders_share_one_stage_cache_through_the_registry() {
     let registry = Registry::start();
     let repo = format!("{}/stages", registry.host());

@@ -272,6 +272,8 @@ fn push(ctx: &Context, manifest: &Digest, repo: &str, id: &str) -> anyhow::Resul
         .parse()
         .with_context(|| format!("--repo `{repo}` is not a repository reference"))?;
     let to = repo.with_tag(&format!("{TAG_PREFIX}{id}"));
+    let layers = crate::image::StoredImage::load(&ctx.store, manifest)?.layer_records();
+    crate::image::materialize_plain(&ctx.store, &layers)?;
     ctx.registry_client()?
         .push_with(
             &ctx.store,
