@@ -350,15 +350,7 @@ fn busybox_layer(env: &Env) -> (String, String) {
 
 /// The layer digest in the OCI export of `busybox`.
 fn exported_layer(env: &Env, name: &str) -> String {
-    assert!(
-        env.strata(&["export", "busybox", "-o", name])
-            .status
-            .success()
-    );
-    let dir = unpack(&env.work.path().join(name));
-    let index = json(&dir.join("index.json"));
-    let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
-    manifest["layers"][0]["digest"]
+    exported_layers(env, "busybox", name)[0]["digest"]
         .as_str()
         .unwrap()
         .to_string()
