@@ -7,8 +7,9 @@
 //! 2. make sure the parent image's layers are unpacked as snapshots (the overlay lowers);
 //! 3. run each step: `Run` in a fresh container on the parent's layers plus one upper dir,
 //!    `Config` as a change to the image config;
-//! 4. turn the upper dir into one layer blob (streaming, hashed while written), move the upper
-//!    dir itself into the snapshots (no unpack needed later), write config and manifest;
+//! 4. turn the upper dir into one layer (its tar hashed while streamed; a blob only with
+//!    `--repo`, else the layer is plain until it leaves the machine: see `commit_dir`), move the
+//!    upper dir itself into the snapshots (no unpack needed later), write config and manifest;
 //! 5. publish the stage record last: before it exists, nothing of the stage counts.
 //!
 //! One job per file: `stage` runs the steps of a stage, `run` one container, `commit`
