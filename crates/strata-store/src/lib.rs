@@ -44,8 +44,8 @@
 //!
 //! The store publishes each item atomically, but it cannot know what refers to what. A record
 //! must only be published after everything it names is committed: blobs (manifest, config,
-//! layers; for a plain layer, [`LayerRecord::is_plain`], its snapshot) before [`Store::put_stage`], and the stage record before a [`Store::set_tag`] that
-//! names it. Publishing in that order means a crash leaves unreferenced blobs (garbage), never a
+//! layers; for a plain layer, [`LayerRecord::is_plain`], its snapshot) before
+//! [`Store::put_stage`], and the stage record before a [`Store::set_tag`] that names it. Publishing in that order means a crash leaves unreferenced blobs (garbage), never a
 //! record that points at nothing.
 //!
 //! # Errors
