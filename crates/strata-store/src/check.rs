@@ -122,7 +122,13 @@ impl LocalStore {
                 Err(e) => Some(corrupt_detail(e)),
                 Ok(r) => std::iter::once(&r.manifest)
                     .chain(std::iter::once(&r.config))
-                    .chain(r.layers.iter().map(|l| &l.digest))
+                    .chain(
+                        r.layers
+                            .iter()
+                            // A plain layer's content may be its snapshot alone.
+                            .filter(|l| !(l.is_plain() && self.snapshot_path(&l.diff_id).is_dir()))
+                            .map(|l| &l.digest),
+                    )
                     .find_map(unsound),
             };
             if let Some(detail) = detail {
@@ -285,5 +291,44 @@ mod tests {
         assert_eq!(store.tag("ok").unwrap(), Some(target(good)));
         assert_eq!(store.check(false).unwrap().problems, []);
         assert_eq!(fs::read_dir(store.dir("quarantine")).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_plain_layer_is_there_while_its_snapshot_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let diff_id = Digest::of(b"the layer's tar");
+        let record = crate::StageRecord {
+            digest: Digest::of(b"stage"),
+            parent: None,
+            manifest: store.write_blob(b"manifest").unwrap(),
+            config: store.write_blob(b"config").unwrap(),
+            layers: vec![crate::LayerRecord {
+                digest: diff_id,
+                diff_id,
+                size: 15,
+                media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+                urls: Vec::new(),
+            }],
+            inputs: vec![],
+            image: "app".into(),
+            stage: "install".into(),
+            created_unix: 1,
+            build_millis: 2,
+            meta: Default::default(),
+        };
+        store.put_stage(&record).unwrap();
+        let scratch = store.scratch("snap").unwrap();
+        let upper = scratch.path().join("fs");
+        fs::create_dir(&upper).unwrap();
+        store.commit_snapshot(&upper, &diff_id).unwrap();
+        assert_eq!(store.check(false).unwrap().problems, []);
+
+        // Without the snapshot nothing holds the layer: the record names nothing there.
+        fs::remove_dir(store.snapshot_path(&diff_id)).unwrap();
+        let report = store.check(false).unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert_eq!(report.problems[0].kind, EntryKind::Stage);
+        assert!(report.problems[0].detail.contains(&diff_id.to_string()));
     }
 }

@@ -44,8 +44,8 @@
 //!
 //! The store publishes each item atomically, but it cannot know what refers to what. A record
 //! must only be published after everything it names is committed: blobs (manifest, config,
-//! layers) before [`Store::put_stage`], and the stage record before a [`Store::set_tag`] that
-//! names it. Publishing in that order means a crash leaves unreferenced blobs (garbage), never a
+//! layers; for a plain layer, [`LayerRecord::is_plain`], its snapshot) before
+//! [`Store::put_stage`], and the stage record before a [`Store::set_tag`] that names it. Publishing in that order means a crash leaves unreferenced blobs (garbage), never a
 //! record that points at nothing.
 //!
 //! # Errors
@@ -215,6 +215,16 @@ pub struct LayerRecord {
     /// Where the blob is served besides registries (foreign layers); carried into manifests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+}
+
+impl LayerRecord {
+    /// The uncompressed tar, named by its diff id. strata commits a step's layer this way and
+    /// writes no blob for it: the snapshot `snapshots/<diff id>/` holds the content, and a
+    /// compressed blob is made when the layer first leaves the machine (push, export). So a
+    /// plain layer is there when its blob or its snapshot is.
+    pub fn is_plain(&self) -> bool {
+        self.digest == self.diff_id
+    }
 }
 
 /// What a tag points at.

@@ -126,7 +126,15 @@ pub fn with_compression(
         let Some(from) = strata_layer::Compression::from_media_type(&descriptor.media_type) else {
             continue;
         };
-        if from == to || foreign {
+        if foreign {
+            continue;
+        }
+        if from == to {
+            // A plain layer leaves as it is, but as a blob.
+            if layer.is_plain() {
+                materialize(store, &layer)
+                    .with_context(|| format!("write layer {} of {}", layer.digest, image.digest))?;
+            }
             continue;
         }
         let converted = convert_layer(store, &layer, to).with_context(|| {
@@ -156,13 +164,23 @@ fn convert_layer(
     {
         return Ok(done);
     }
-    let ingest = store.ingest()?;
-    let (ingest, diff_id) =
-        strata_layer::compression::recompress(store.open_blob(&layer.digest)?, to, ingest)?;
-    // A blob that does not hold the recorded tar is never handed out under a new name.
-    diff_id
-        .verify(&layer.diff_id)
-        .with_context(|| format!("layer {} does not match its diff id", layer.digest))?;
+    let mut ingest = store.ingest()?;
+    let diff_id = if snapshot_only(store, layer) {
+        strata_layer::write_layer(&held_snapshot(store, layer)?, to, &mut ingest)?.diff_id
+    } else {
+        let (written, diff_id) =
+            strata_layer::compression::recompress(store.open_blob(&layer.digest)?, to, ingest)?;
+        ingest = written;
+        diff_id
+    };
+    // A blob (or snapshot) that does not hold the recorded tar is never handed out under a new
+    // name.
+    diff_id.verify(&layer.diff_id).with_context(|| {
+        format!(
+            "layer {} is corrupt: it does not match its diff id",
+            layer.digest
+        )
+    })?;
     let size = ingest.written();
     let digest = ingest.commit(None)?;
     let converted = LayerRecord {
@@ -175,6 +193,144 @@ fn convert_layer(
     };
     store.put_converted_layer(&layer.digest, &kind, &converted)?;
     Ok(converted)
+}
+
+/// Whether `layer` is plain and has no blob: its snapshot is its only copy.
+fn snapshot_only(store: &LocalStore, layer: &LayerRecord) -> bool {
+    layer.is_plain() && !store.has_blob(&layer.digest)
+}
+
+/// The snapshot of `layer`, held so that a gc beside us leaves it while we read it.
+fn held_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<PathBuf> {
+    if !store
+        .protect(&[strata_store::Held::Snapshot(layer.diff_id)])?
+        .is_empty()
+    {
+        anyhow::bail!(
+            "layer {} has neither a blob nor a snapshot in the store; build the image again",
+            layer.diff_id
+        );
+    }
+    Ok(store.snapshot_path(&layer.diff_id))
+}
+
+/// Writes the blob of every plain layer of `layers` that has none, from its snapshot: for
+/// what pushes a manifest as it is stored (a `--repo` stage built on a parent built without
+/// `--repo`, a failure record), which can only send blobs. They go uncompressed.
+pub fn materialize_plain(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<()> {
+    for layer in layers.iter().filter(|l| snapshot_only(store, l)) {
+        materialize(store, layer).with_context(|| format!("write layer {}", layer.digest))?;
+    }
+    Ok(())
+}
+
+/// Writes the blob of a plain layer ([`LayerRecord::is_plain`]) from its snapshot, unless it
+/// is there.
+fn materialize(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<()> {
+    if store
+        .protect(&[strata_store::Held::Blob(layer.digest)])?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let mut ingest = store.ingest()?;
+    strata_layer::write_layer(
+        &held_snapshot(store, layer)?,
+        strata_layer::Compression::None,
+        &mut ingest,
+    )?;
+    // A snapshot that no longer hashes to its layer is never handed out under its name.
+    ingest
+        .commit(Some(&layer.diff_id))
+        .with_context(|| format!("the snapshot of layer {} is corrupt", layer.diff_id))?;
+    Ok(())
+}
+
+/// The uncompressed tar of `layer`: its blob decompressed, or for a plain layer without one
+/// its snapshot written as a tar on a thread of its own, checked against the layer: the read
+/// that completes its size (where a consumer that knows the size stops) or ends the stream
+/// fails if the tar is longer, shorter, or hashes to another diff id.
+pub fn layer_tar(
+    store: &LocalStore,
+    layer: &LayerRecord,
+) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
+    if !snapshot_only(store, layer) {
+        return Ok(strata_layer::decompressed(store.open_blob(&layer.digest)?)?);
+    }
+    let snapshot = held_snapshot(store, layer)?;
+    let (reader, mut writer) = std::io::pipe().context("make a pipe for a layer's tar")?;
+    let writing = std::thread::spawn(move || {
+        strata_layer::write_layer(&snapshot, strata_layer::Compression::None, &mut writer)
+    });
+    Ok(Box::new(SnapshotTar {
+        reader,
+        writing: Some(writing),
+        diff_id: layer.diff_id,
+        size: layer.size,
+        read: 0,
+    }))
+}
+
+/// A plain layer's tar read from the thread writing it ([`layer_tar`]).
+struct SnapshotTar {
+    reader: std::io::PipeReader,
+    writing: Option<std::thread::JoinHandle<Result<strata_layer::LayerStats, strata_layer::Error>>>,
+    diff_id: Digest,
+    size: u64,
+    read: u64,
+}
+
+impl SnapshotTar {
+    fn corrupt(&self, detail: String) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the snapshot of layer {} is corrupt: {detail}",
+                self.diff_id
+            ),
+        )
+    }
+
+    /// Waits for the writer (it has written everything) and checks the diff id.
+    fn finish(&mut self) -> std::io::Result<()> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        let written = writing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(std::io::Error::other)?;
+        if written.diff_id != self.diff_id {
+            return Err(self.corrupt(format!("its tar hashes to {}", written.diff_id)));
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Read for SnapshotTar {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.reader.read(buf)?;
+        self.read += n as u64;
+        if n > 0 && self.read < self.size {
+            return Ok(n);
+        }
+        if self.read != self.size {
+            let detail = format!("its tar has {} bytes, not {}", self.read, self.size);
+            return Err(self.corrupt(detail));
+        }
+        if n > 0 && self.writing.is_some() {
+            // The last byte: the stream must end here.
+            let mut probe = [0u8; 1];
+            if self.reader.read(&mut probe)? > 0 {
+                return Err(self.corrupt(format!("its tar is longer than {} bytes", self.size)));
+            }
+        }
+        self.finish()?;
+        Ok(n)
+    }
 }
 
 /// The blobs of an image just written.

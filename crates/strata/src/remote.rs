@@ -131,6 +131,7 @@ impl Remote {
         let Some(stages) = &self.stages else {
             return Ok(local_put(store, record)?);
         };
+        crate::image::materialize_plain(store, &record.layers)?;
         let published = stages
             .publish(store, &record)
             .with_context(|| format!("publish stage {}", record.digest.short(12)))?;

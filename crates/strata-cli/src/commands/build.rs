@@ -28,9 +28,9 @@ pub struct Args {
     /// Images built at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
-    /// Layer compression: of the layers pushed (`--push`; stored layers in another compression
-    /// are converted), and of the layers built [default: gzip for pushed layers, zstd for
-    /// stored ones, which are converted when pushed or exported].
+    /// Layer compression: of the layers pushed (`--push`), exported or loaded, each made when
+    /// a layer first leaves the machine and remembered, and of the stages published to
+    /// `--repo` [default: gzip for pushed layers, zstd for `--repo` stages].
     #[arg(long, value_parser = ["zstd", "gzip", "none"])]
     pub compression: Option<String>,
     /// Network of build containers.
@@ -177,7 +177,7 @@ pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         debug: args.debug.clone().into(),
         outputs: args.dockerfile.output.clone(),
         worker: WorkerOptions {
-            compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
+            compression: Some(args.compression.as_deref().unwrap_or("zstd").parse()?),
             network: args.network.into(),
             remote: None,
             secrets: args.dockerfile.secrets(secret_files.path())?,

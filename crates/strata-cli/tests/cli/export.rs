@@ -350,15 +350,7 @@ fn busybox_layer(env: &Env) -> (String, String) {
 
 /// The layer digest in the OCI export of `busybox`.
 fn exported_layer(env: &Env, name: &str) -> String {
-    assert!(
-        env.strata(&["export", "busybox", "-o", name])
-            .status
-            .success()
-    );
-    let dir = unpack(&env.work.path().join(name));
-    let index = json(&dir.join("index.json"));
-    let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
-    manifest["layers"][0]["digest"]
+    exported_layers(env, "busybox", name)[0]["digest"]
         .as_str()
         .unwrap()
         .to_string()
@@ -412,4 +404,81 @@ fn a_recorded_conversion_is_reused_not_made_again() {
             == 1,
         "the conversion is recorded"
     );
+}
+
+/// The layer digests in the OCI export `name` of `image`.
+fn exported_layers(env: &Env, image: &str, name: &str) -> Vec<serde_json::Value> {
+    let out = env.strata(&["export", image, "-o", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = unpack(&env.work.path().join(name));
+    let index = json(&dir.join("index.json"));
+    let manifest = json(&blob(&dir, &index["manifests"][0]["digest"]));
+    manifest["layers"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_built_layer_is_compressed_when_it_first_leaves_and_only_once() {
+    use std::os::unix::fs::MetadataExt as _;
+    let env = Env::new();
+    let dir = env.project(
+        "lazy",
+        "image: lazy\nfrom: busybox:latest\nshell:\n  install:\n  - echo lazy > /lazy\n",
+    );
+    env.build_ok(&dir);
+    let store = env.store.path();
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&env.strata(&["inspect", "lazy"]).stdout).unwrap();
+    let manifest = json(&blob(store, &inspect["manifest"]));
+    let own = &manifest["layers"][1];
+    let diff_id = &inspect["config"]["rootfs"]["diff_ids"][1];
+    assert_eq!(own["digest"], *diff_id, "the built layer is recorded plain");
+    assert_eq!(own["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    assert!(
+        !blob(store, diff_id).exists(),
+        "a build writes no layer blob, compressed or not"
+    );
+    let converted = store.join("converted");
+    assert_eq!(std::fs::read_dir(&converted).unwrap().count(), 0);
+
+    // The first export compresses it (gzip, the default) and remembers that.
+    let first = exported_layers(&env, "lazy", "first.tar");
+    assert_eq!(
+        first[1]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert!(blob(store, &first[1]["digest"]).exists());
+    let record = converted.join(format!(
+        "{}.gzip.json",
+        diff_id.as_str().unwrap().strip_prefix("sha256:").unwrap()
+    ));
+    let made = std::fs::metadata(&record).unwrap().ino();
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(blob(&env.work.path().join("first.d"), &first[1]["digest"]))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "lazy\n");
+
+    // The second costs nothing: the same blob, the record as it was.
+    let second = exported_layers(&env, "lazy", "second.tar");
+    assert_eq!(first, second);
+    assert_eq!(std::fs::metadata(&record).unwrap().ino(), made);
+
+    // A check and a gc are happy with a layer that is a snapshot and a conversion.
+    for args in [&["store", "check"][..], &["gc"], &["store", "check"]] {
+        let out = env.strata(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    crate::support::assert_store_consistent(store);
+    assert_eq!(exported_layers(&env, "lazy", "third.tar"), first);
+    assert_eq!(env.run_sh("lazy", "cat /lazy"), "lazy\n");
 }

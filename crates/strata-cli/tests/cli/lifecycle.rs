@@ -504,11 +504,10 @@ fn images_lists_docker_columns_sizes_and_ids_and_filters_by_name() {
         (busybox + 3_000_000..busybox + 3_010_000).contains(&app),
         "{app} vs busybox {busybox}"
     );
-    // Three million zeros compress to almost nothing.
-    assert!(
-        size("app:latest", "size") < size("busybox:latest", "size") + 100_000,
-        "{json}"
-    );
+    // A built layer is not compressed before it leaves the machine: it counts its tar (what
+    // `docker images` shows), three million zeros and their headers.
+    let added = size("app:latest", "size") - size("busybox:latest", "size");
+    assert!((3_000_000..3_010_000).contains(&added), "{json}");
 
     // A name keeps one repository, or one tag.
     for (filter, rows) in [

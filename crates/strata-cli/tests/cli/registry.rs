@@ -146,6 +146,14 @@ fn pushed_images_serve_as_bases_elsewhere() {
     let a = Env::new();
     let dir = a.project("app", APP);
     a.build_ok(&dir);
+    // Nothing is compressed before the push: the built layers are plain, and the base's
+    // (zstd) is not converted yet. The push makes each layer's gzip once.
+    let conversions = || {
+        std::fs::read_dir(a.store.path().join("converted"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(conversions(), 0);
     let reference = format!("{}/team/app:1", registry.host());
     let out = a.strata(&["push", "app", &reference]);
     assert!(
@@ -153,6 +161,7 @@ fn pushed_images_serve_as_bases_elsewhere() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(conversions(), 3, "the base's layer and the two built ones");
     // A second push uploads nothing.
     let again = a.strata(&["push", "app", &reference]);
     assert!(
@@ -183,6 +192,40 @@ fn pushed_images_serve_as_bases_elsewhere() {
         stderr.contains("team/nope:1") && stderr.contains("pulling it failed"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_repo_stage_built_on_plain_local_stages_is_published_whole() {
+    let registry = Registry::start();
+    let repo = format!("{}/stages", registry.host());
+    let a = Env::new();
+    // Built without --repo first: its layers are plain, snapshots without blobs.
+    a.build_ok(&a.project("app", APP));
+    // A --repo build reuses those stages and builds a new last one on them.
+    let changed = APP.replace("echo two", "echo three");
+    let dir = a.project("app", &changed);
+    let build = |env: &Env, dir: &PathBuf| {
+        env.cmd()
+            .args(["build", "--progress", "plain", "--repo", &repo])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let out = build(&a, &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        built_stages(&stderr).contains(&"app/setup".to_string()),
+        "{stderr}"
+    );
+    // An empty store takes the image from the repository whole, building nothing.
+    let c = Env::new();
+    let out = build(&c, &c.project("app", &changed));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new());
+    let run = c.strata(&["run", "app"]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "one\nthree\n");
 }
 
 #[test]

@@ -196,7 +196,7 @@ impl LastFailure {
                 &error,
                 *failed,
                 options.repo.as_deref(),
-                options.worker.compression,
+                commit_compression(options),
                 &options.worker.secrets,
             )),
             _ => None,
@@ -248,6 +248,7 @@ pub(crate) fn load<'a>(
 /// The local worker a build with `options` runs on (with its stage repository, `--repo`).
 fn worker<'a>(ctx: &'a Context, options: &BuildOptions) -> anyhow::Result<LocalWorker<'a>> {
     let mut worker_options = options.worker.clone();
+    worker_options.compression = commit_compression(options);
     worker_options.remote = Some(crate::remote::RemoteOptions {
         client: ctx.registry_client()?,
         repo: match &options.repo {
@@ -382,6 +383,13 @@ impl strata_frontend::dockerfile::Fetch for Downloads {
         crate::download::checkout(&self.dir, &self.git_cache, remote, reference, keep_git_dir)
             .map_err(|e| format!("{e:#}"))
     }
+}
+
+/// How a step's layer is committed: plain (no blob; compressed when it first leaves the
+/// machine, see [`crate::worker::commit_dir`]) unless stages are published to `--repo`, which
+/// needs every stage's blobs at once, in the build's `compression`.
+fn commit_compression(options: &BuildOptions) -> Option<strata_layer::Compression> {
+    options.repo.as_ref().and(options.worker.compression)
 }
 
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks

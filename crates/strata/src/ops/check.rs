@@ -6,8 +6,10 @@
 //! A snapshot is compared entry by entry with its layer's tar (the last entry of a path wins,
 //! as on unpack): a regular file must be one with the same size and sha256, a directory a
 //! directory, a symlink one with the same target, a whiteout an overlay whiteout (char device
-//! 0/0). A snapshot whose layer blob is not in the store cannot be compared and is left alone:
-//! it is still usable as an overlay lower, and gc removes it once nothing names it. A bad
+//! 0/0). A plain layer's snapshot (no blob: [`LayerRecord::is_plain`]) is written as a tar
+//! again, which must hash to the diff id. A snapshot whose compressed layer blob is not in the
+//! store cannot be compared and is left alone: it is still usable as an overlay lower, and gc
+//! removes it once nothing names it. A bad
 //! snapshot is quarantined like a bad blob; the next build unpacks it again from its layer.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use strata_digest::{Digest, HashingReader};
-use strata_store::{CheckReport, EntryKind, LocalStore, Problem, Store};
+use strata_store::{CheckReport, EntryKind, LayerRecord, LocalStore, Problem, Store};
 
 use crate::Context;
 use crate::image::StoredImage;
@@ -35,6 +37,21 @@ pub struct Checked {
 /// Checks the whole store; with `repair`, quarantines what is bad (see the module docs).
 pub fn check(ctx: &Context, repair: bool) -> anyhow::Result<Checked> {
     let store = &ctx.store;
+    let layers = layer_blobs(store)?;
+    // Plain layers' snapshots first: one quarantined is a layer gone, which the store's check
+    // then finds in the records naming it (and quarantines them too).
+    let mut snapshot_problems = Vec::new();
+    let mut snapshots = 0;
+    for id in store.snapshots()? {
+        if layers.get(&id) != Some(&id) || store.has_blob(&id) {
+            continue;
+        }
+        snapshots += 1;
+        let path = store.snapshot_path(&id);
+        if let Some(detail) = plain_problem(&id, &path)? {
+            snapshot_problems.push(snapshot_problem(store, path, detail, repair)?);
+        }
+    }
     let mut report = store.check(repair)?;
     for (path, tag) in store.tag_entries()? {
         let Ok((name, target)) = tag else { continue };
@@ -53,8 +70,6 @@ pub fn check(ctx: &Context, repair: bool) -> anyhow::Result<Checked> {
             quarantined,
         });
     }
-    let mut snapshots = 0;
-    let layers = layer_blobs(store)?;
     // A snapshot is compared with a sound blob only (a corrupt one is reported already).
     let bad: BTreeSet<PathBuf> = report
         .problems
@@ -71,22 +86,32 @@ pub fn check(ctx: &Context, repair: bool) -> anyhow::Result<Checked> {
         };
         snapshots += 1;
         let path = store.snapshot_path(&id);
-        let Some(detail) = compare(store, blob, &path)? else {
-            continue;
-        };
-        let quarantined = if repair {
-            store.quarantine(&path)?
-        } else {
-            None
-        };
-        report.problems.push(Problem {
-            kind: EntryKind::Snapshot,
-            path,
-            detail,
-            quarantined,
-        });
+        if let Some(detail) = compare(store, blob, &path)? {
+            snapshot_problems.push(snapshot_problem(store, path, detail, repair)?);
+        }
     }
+    report.problems.extend(snapshot_problems);
     Ok(Checked { report, snapshots })
+}
+
+/// A bad snapshot, quarantined with `repair`.
+fn snapshot_problem(
+    store: &LocalStore,
+    path: PathBuf,
+    detail: String,
+    repair: bool,
+) -> anyhow::Result<Problem> {
+    let quarantined = if repair {
+        store.quarantine(&path)?
+    } else {
+        None
+    };
+    Ok(Problem {
+        kind: EntryKind::Snapshot,
+        path,
+        detail,
+        quarantined,
+    })
 }
 
 /// Why the image `manifest` cannot be used, if it cannot: its manifest or config unreadable, or
@@ -95,12 +120,17 @@ fn image_problem(store: &LocalStore, manifest: &Digest) -> Option<String> {
     match StoredImage::load(store, manifest) {
         Err(e) => Some(crate::error_line(&e)),
         Ok(image) => image
-            .manifest
-            .layers
+            .layer_records()
             .iter()
-            .find(|l| l.urls.is_empty() && !store.has_blob(&l.digest))
+            .find(|l| l.urls.is_empty() && !has_layer(store, l))
             .map(|l| format!("its layer {} is not in the store", l.digest)),
     }
+}
+
+/// Whether the content of `layer` is in the store: its blob, or a plain layer's snapshot.
+fn has_layer(store: &LocalStore, layer: &LayerRecord) -> bool {
+    store.has_blob(&layer.digest)
+        || (layer.is_plain() && store.snapshot_path(&layer.diff_id).is_dir())
 }
 
 /// The layer blob of every diff id named by a readable stage record or tagged image.
@@ -120,6 +150,18 @@ fn layer_blobs(store: &LocalStore) -> anyhow::Result<BTreeMap<Digest, Digest>> {
         }
     }
     Ok(layers)
+}
+
+/// Why the snapshot `dir` of the plain layer `id` is not that layer, if it is not.
+fn plain_problem(id: &Digest, dir: &Path) -> anyhow::Result<Option<String>> {
+    let written = strata_layer::write_layer(dir, strata_layer::Compression::None, &mut io::sink())
+        .with_context(|| format!("write {} as a tar", dir.display()))?;
+    Ok((written.diff_id != *id).then(|| {
+        format!(
+            "it is corrupt: its tar hashes to {}, not to its layer's diff id (it has no other copy)",
+            written.diff_id
+        )
+    }))
 }
 
 /// What a path of a layer must be in its snapshot.

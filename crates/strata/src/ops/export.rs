@@ -155,25 +155,17 @@ fn write_docker(
         &ctx.store.read_blob(&image.manifest.config.digest)?,
     )?;
     let mut layer_names = Vec::new();
-    for (layer, diff_id) in image
-        .manifest
-        .layers
-        .iter()
-        .zip(&image.config.rootfs.diff_ids)
-    {
-        let path = format!("{}/layer.tar", diff_id.hex());
-        // A tar header needs the size first: count the uncompressed bytes, then stream them.
-        let size = io::copy(
-            &mut strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?,
-            &mut io::sink(),
-        )
-        .with_context(|| format!("decompress layer {}", layer.digest))?;
-        append_stream(
-            tar,
-            &path,
-            size,
-            strata_layer::decompressed(ctx.store.open_blob(&layer.digest)?)?,
-        )?;
+    for layer in image.layer_records() {
+        let path = format!("{}/layer.tar", layer.diff_id.hex());
+        // A tar header needs the size first: a plain layer's is its size, a compressed one's
+        // is counted, then the bytes are streamed.
+        let size = if layer.is_plain() {
+            layer.size
+        } else {
+            io::copy(&mut image::layer_tar(&ctx.store, &layer)?, &mut io::sink())
+                .with_context(|| format!("decompress layer {}", layer.digest))?
+        };
+        append_stream(tar, &path, size, image::layer_tar(&ctx.store, &layer)?)?;
         layer_names.push(path);
     }
     let manifest =

@@ -153,7 +153,7 @@ pub(crate) fn keep(
     error: &strata_solver::Error,
     failed: FailedRun,
     repo: Option<&str>,
-    compression: strata_layer::Compression,
+    compression: Option<strata_layer::Compression>,
     secrets: &[(String, std::path::PathBuf)],
 ) -> Kept {
     let written = (|| {
@@ -199,7 +199,7 @@ fn write(
     error: &strata_solver::Error,
     failed: FailedRun,
     view: strata_debug::Failure,
-    compression: strata_layer::Compression,
+    compression: Option<strata_layer::Compression>,
     secrets: &[(String, std::path::PathBuf)],
 ) -> anyhow::Result<(String, Digest, FailureRecord)> {
     let created_millis = std::time::SystemTime::now()
@@ -272,6 +272,8 @@ fn push(ctx: &Context, manifest: &Digest, repo: &str, id: &str) -> anyhow::Resul
         .parse()
         .with_context(|| format!("--repo `{repo}` is not a repository reference"))?;
     let to = repo.with_tag(&format!("{TAG_PREFIX}{id}"));
+    let layers = crate::image::StoredImage::load(&ctx.store, manifest)?.layer_records();
+    crate::image::materialize_plain(&ctx.store, &layers)?;
     ctx.registry_client()?
         .push_with(
             &ctx.store,

@@ -34,7 +34,8 @@ pub struct ImageRow {
     pub manifest: Digest,
     /// The image id as docker shows it: the config digest (`None` when the image is broken).
     pub id: Option<Digest>,
-    /// Total compressed size of its layers (what a push or pull moves).
+    /// Total compressed size of its layers (what a push or pull moves); a plain layer, not
+    /// compressed before it leaves the machine, counts its tar size.
     pub size: u64,
     /// Bytes of file content its layers unpack to (docker's SIZE).
     pub unpacked_size: u64,
@@ -229,7 +230,7 @@ fn tree_size(dir: &Path) -> std::io::Result<u64> {
 
 /// Sum of the sizes of the regular file entries of a layer blob's tar.
 fn tar_size(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<u64> {
-    let stream = strata_layer::decompressed(store.open_blob(&layer.digest)?)?;
+    let stream = crate::image::layer_tar(store, layer)?;
     let mut archive = tar::Archive::new(stream);
     let mut total = 0;
     for entry in archive.entries()? {

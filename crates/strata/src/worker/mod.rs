@@ -7,8 +7,9 @@
 //! 2. make sure the parent image's layers are unpacked as snapshots (the overlay lowers);
 //! 3. run each step: `Run` in a fresh container on the parent's layers plus one upper dir,
 //!    `Config` as a change to the image config;
-//! 4. turn the upper dir into one layer blob (streaming, hashed while written), move the upper
-//!    dir itself into the snapshots (no unpack needed later), write config and manifest;
+//! 4. turn the upper dir into one layer (its tar hashed while streamed; a blob only with
+//!    `--repo`, else the layer is plain until it leaves the machine: see `commit_dir`), move the
+//!    upper dir itself into the snapshots (no unpack needed later), write config and manifest;
 //! 5. publish the stage record last: before it exists, nothing of the stage counts.
 //!
 //! One job per file: `stage` runs the steps of a stage, `run` one container, `commit`
@@ -63,8 +64,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Settings of the local worker.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerOptions {
-    /// Layer compression.
-    pub compression: Compression,
+    /// Compression of the layers committed; `None` commits them plain (no blob: see
+    /// [`commit_dir`]).
+    pub compression: Option<Compression>,
     /// Network of build containers.
     pub network: Network,
     /// Registries: base images to pull, the shared stage repository.
@@ -148,8 +150,15 @@ impl<'a> LocalWorker<'a> {
             .store
             .protect(&items)
             .map_err(store("hold the cached stage"))?;
-        // A snapshot is unpacked again from its blob when missing.
-        Ok(missing.iter().all(|m| matches!(m, Held::Snapshot(_))))
+        // A snapshot is unpacked again from its blob when missing; a plain layer's blob may
+        // never have been written, its snapshot is the content.
+        let gone = |item: Held| missing.contains(&item);
+        Ok(!gone(Held::Stage(record.digest))
+            && !gone(Held::Blob(record.manifest))
+            && !gone(Held::Blob(record.config))
+            && record.layers.iter().all(|l| {
+                !gone(Held::Blob(l.digest)) || (l.is_plain() && !gone(Held::Snapshot(l.diff_id)))
+            }))
     }
 
     /// The record of the stage `digest` this build of `image` may reuse and where it is: the
