@@ -405,6 +405,11 @@ pub struct Import {
     pub group: Option<String>,
     /// Mode for every copied file and directory (`COPY --chmod`), if set.
     pub mode: Option<u32>,
+    /// Make the missing parents of `to` as BuildKit's copy does (`CreateDestPath`: 0755, the
+    /// import's owner, the build's time) — a Dockerfile's `COPY --from`; werf's `import:`
+    /// leaves them to the unpacking tar (root's).
+    #[serde(default)]
+    pub dest_parents: bool,
 }
 
 /// A directory mounted into a stage's build containers, never part of the image.

@@ -91,12 +91,7 @@ fn write_tar(
     let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.follow_symlinks(false);
-    let mut dirs = Dirs {
-        lowers,
-        known: std::collections::HashSet::new(),
-        owner,
-        now: crate::unix_now(),
-    };
+    let mut dirs = Dirs::new(lowers, owner);
     for entry in &copy.entries {
         let target = entry.target.trim_start_matches('/').trim_end_matches('/');
         let mut header = tar::Header::new_gnu();
@@ -177,7 +172,7 @@ fn write_tar(
 /// The directories of the image a copy writes into, as BuildKit's copy makes them
 /// (`CreateDestPath`): one that is missing is made with mode 0755, the copy's owner and the
 /// time of the build; one the image has is left as it is.
-struct Dirs<'a> {
+pub(crate) struct Dirs<'a> {
     lowers: &'a [PathBuf],
     /// The directories known to be there (in the image, or made by this copy).
     known: std::collections::HashSet<String>,
@@ -185,9 +180,23 @@ struct Dirs<'a> {
     now: u64,
 }
 
-impl Dirs<'_> {
+impl<'a> Dirs<'a> {
+    /// Missing directories of the image made of `lowers` get `owner` and the time of now.
+    pub(crate) fn new(lowers: &'a [PathBuf], owner: strata_git::Owner) -> Self {
+        Dirs {
+            lowers,
+            known: std::collections::HashSet::new(),
+            owner,
+            now: crate::unix_now(),
+        }
+    }
+
     /// Makes the missing parents of `target` (relative to the image's root), top down.
-    fn parents<W: Write>(&mut self, tar: &mut tar::Builder<W>, target: &str) -> anyhow::Result<()> {
+    pub(crate) fn parents<W: Write>(
+        &mut self,
+        tar: &mut tar::Builder<W>,
+        target: &str,
+    ) -> anyhow::Result<()> {
         let mut at = 0;
         while let Some(slash) = target[at..].find('/') {
             self.make(tar, &target[..at + slash])?;

@@ -228,6 +228,9 @@ pub fn write(
         import.to.clone()
     };
     let to = to_dir.trim_matches('/');
+    if import.dest_parents && !to.is_empty() {
+        crate::copy::Dirs::new(lowers, owner).parents(&mut tar, to)?;
+    }
     for e in entries {
         let target = match (to.is_empty(), e.path.is_empty()) {
             (_, true) => to.to_string(),

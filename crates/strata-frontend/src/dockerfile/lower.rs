@@ -1685,6 +1685,7 @@ impl<'a> Lowering<'a> {
                 to.clone(),
                 format!("{chown:?}"),
                 format!("{chmod:?}"),
+                "dest-parents".to_string(),
             ];
             if !exclude.is_empty() {
                 params.push(format!("exclude {exclude:?}"));
@@ -1704,6 +1705,7 @@ impl<'a> Lowering<'a> {
                     owner: owner.clone(),
                     group: group.clone(),
                     mode: chmod,
+                    dest_parents: true,
                 }),
                 span: Some(copy.span),
             });

@@ -603,6 +603,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
             owner: import.owner.as_ref().map(|o| o.value.clone()),
             group: import.group.as_ref().map(|g| g.value.clone()),
             mode: None,
+            dest_parents: false,
         };
         inputs.push(DigestInput::Import {
             index: steps.len(),

@@ -61,11 +61,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "Debian's BuildKit (dockerfile frontend 1.2) ignores a --chmod it cannot read as octal; symbolic modes are dockerfile 1.14's (moby/buildkit#5734), which strata follows (the conformance case checks the modes)",
     ),
     (
-        "multistage-app",
-        "tree /usr",
-        "bug: BuildKit gives parent directories COPY --chown creates the --chown owner",
-    ),
-    (
         "*",
         "history-layers: ",
         "bug: strata marks a RUN or WORKDIR that changes no file as an empty layer in the history (BuildKit always writes a layer for them); the entries' texts are equal",
