@@ -410,6 +410,10 @@ pub struct Import {
     /// leaves them to the unpacking tar (root's).
     #[serde(default)]
     pub dest_parents: bool,
+    /// A symbolic `--chmod` (`u+x,go-w`), applied to each copied entry's own mode (links
+    /// keep theirs); only the worker sees the source's entries.
+    #[serde(default)]
+    pub symbolic_mode: Option<String>,
 }
 
 /// A directory mounted into a stage's build containers, never part of the image.

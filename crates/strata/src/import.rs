@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use strata_digest::{Digest, Hasher};
+use strata_frontend::dockerfile::chmod::Chmod;
 use strata_git::PathFilter;
 use strata_layer::merged::{self, MergedEntry};
 use strata_plan::Import;
@@ -227,6 +228,12 @@ pub fn write(
     } else {
         import.to.clone()
     };
+    let symbolic = import
+        .symbolic_mode
+        .as_deref()
+        .map(str::parse::<Chmod>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--chmod: {e}"))?;
     let to = to_dir.trim_matches('/');
     if import.dest_parents && !to.is_empty() {
         crate::copy::Dirs::new(lowers, owner).parents(&mut tar, to)?;
@@ -242,7 +249,11 @@ pub fn write(
         }
         let mut header = tar::Header::new_gnu();
         header.set_metadata(&e.meta);
-        header.set_mode(import.mode.unwrap_or(e.meta.permissions().mode() & 0o7777));
+        let own = e.meta.permissions().mode() & 0o7777;
+        header.set_mode(match &symbolic {
+            Some(chmod) if !e.meta.file_type().is_symlink() => chmod.apply(own, e.meta.is_dir()),
+            _ => import.mode.unwrap_or(own),
+        });
         if import.owner.is_some() || import.group.is_some() {
             header.set_uid(owner.uid);
             header.set_gid(owner.gid);

@@ -8,7 +8,7 @@
 //! | `COPY`/`ADD` from the context | `N-copy`/`N-add`, one `CopyFiles` | `copySource`: a checksum of exactly the files copied (paths, modes, contents, after `.dockerignore`), `--chown`, `--chmod`, the destination; a symbolic `--chmod` (`setting`) |
 //! | `ADD <url>` | `N-add`, one `CopyFiles` per URL | `copySource` `add-url[N]`: the URL, destination, owner, mode and the download's checksum |
 //! | `ADD <git repository>` | `N-add`, one `CopyFiles` per repository, from its checkout ([`Fetch`]) | `copySource` `add-git[N]`: destination, owner, mode and the checkout's files' checksum (with `--keep-git-dir`: the worktree's and the commit) |
-//! | `COPY --from` | `N-copy`, one `Import` | `import[N]`: the source and destination (and `--exclude` when given); late: `importFiles`, a checksum of the copied files |
+//! | `COPY --from` | `N-copy`, one `Import` | `import[N]`: the source and destination (and `--exclude`, a symbolic `--chmod` when given); late: `importFiles`, a checksum of the copied files |
 //! | `WORKDIR` | `N-workdir`, `MakeDir` + `Config` | the path (`directive`), the owner (`setting`) |
 //! | `ENV`, `LABEL`, `USER`, `EXPOSE`, `VOLUME`, `CMD`, `ENTRYPOINT`, `HEALTHCHECK`, `STOPSIGNAL`, `ONBUILD`, `MAINTAINER`, `SHELL` | `N-keyword`, one `Config` | the directive's value (`directive`) |
 //!
@@ -947,27 +947,16 @@ impl<'a> Lowering<'a> {
                     .transpose()?;
                 let chmod = copy.chmod.as_ref().map(mode).transpose()?;
                 match from {
-                    Some(from) => {
-                        let octal = match (&chmod, &copy.chmod) {
-                            (Some(Chmod::Symbolic(_)), Some(w)) => {
-                                return Err(Box::new(Diagnostic::new(
-                                    "a symbolic --chmod with COPY --from is not supported by strata yet (an octal one is)",
-                                    Some(w.span),
-                                )));
-                            }
-                            _ => chmod.as_ref().and_then(Chmod::octal),
-                        };
-                        self.copy_from(
-                            dockerfile,
-                            index,
-                            copy,
-                            &from,
-                            chown,
-                            octal,
-                            scope,
-                            dependencies,
-                        )?
-                    }
+                    Some(from) => self.copy_from(
+                        dockerfile,
+                        index,
+                        copy,
+                        &from,
+                        chown,
+                        chmod.as_ref(),
+                        scope,
+                        dependencies,
+                    )?,
                     None => {
                         let lowered = self.copy_context(
                             &copy.sources,
@@ -1602,10 +1591,11 @@ impl<'a> Lowering<'a> {
         copy: &super::Copy,
         from: &str,
         chown: Option<String>,
-        chmod: Option<u32>,
+        chmod_flag: Option<&Chmod>,
         scope: &Scope,
         dependencies: &mut Vec<usize>,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
+        let chmod = chmod_flag.and_then(Chmod::octal);
         if self.stage_ref(dockerfile, from, index).is_none()
             && let Some(NamedContext::Dir(dir)) = self.options.build_contexts.get(from)
         {
@@ -1614,7 +1604,7 @@ impl<'a> Lowering<'a> {
                 context: dir.clone(),
                 ..self.options.clone()
             };
-            return Lowering::new(dockerfile, &options)?.copy_context(
+            let lowered = Lowering::new(dockerfile, &options)?.copy_context(
                 &copy.sources,
                 &copy.dest,
                 chown,
@@ -1624,8 +1614,17 @@ impl<'a> Lowering<'a> {
                 &copy.exclude,
                 scope,
                 "copy",
-            );
+            )?;
+            return match &copy.chmod {
+                Some(word) => symbolic_chmod(lowered, chmod_flag, word),
+                None => Ok(lowered),
+            };
         }
+        // A symbolic mode is applied by the worker to each entry the source image has.
+        let symbolic_mode = match (chmod_flag, &copy.chmod) {
+            (Some(Chmod::Symbolic(_)), Some(word)) => Some(word.text.clone()),
+            _ => None,
+        };
         if copy.parents {
             return Err(Box::new(Diagnostic::new(
                 "COPY --from=STAGE --parents is not supported by strata yet (--parents of the build context is)",
@@ -1687,6 +1686,9 @@ impl<'a> Lowering<'a> {
                 format!("{chmod:?}"),
                 "dest-parents".to_string(),
             ];
+            if let Some(symbolic) = &symbolic_mode {
+                params.push(format!("chmod {symbolic}"));
+            }
             if !exclude.is_empty() {
                 params.push(format!("exclude {exclude:?}"));
             }
@@ -1706,6 +1708,7 @@ impl<'a> Lowering<'a> {
                     group: group.clone(),
                     mode: chmod,
                     dest_parents: true,
+                    symbolic_mode: symbolic_mode.clone(),
                 }),
                 span: Some(copy.span),
             });

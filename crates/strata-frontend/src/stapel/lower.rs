@@ -604,6 +604,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
             group: import.group.as_ref().map(|g| g.value.clone()),
             mode: None,
             dest_parents: false,
+            symbolic_mode: None,
         };
         inputs.push(DigestInput::Import {
             index: steps.len(),
