@@ -1625,12 +1625,6 @@ impl<'a> Lowering<'a> {
             (Some(Chmod::Symbolic(_)), Some(word)) => Some(word.text.clone()),
             _ => None,
         };
-        if copy.parents {
-            return Err(Box::new(Diagnostic::new(
-                "COPY --from=STAGE --parents is not supported by strata yet (--parents of the build context is)",
-                Some(copy.span),
-            )));
-        }
         // `--exclude` as the import's masks (werf's globs, relative to the source): they say
         // the same as .dockerignore lines (`*` within a component, `**` across, anchored at
         // the source, a matched directory taking what is below it) but for `!` re-inclusion
@@ -1663,7 +1657,8 @@ impl<'a> Lowering<'a> {
                     Some(copy.span),
                 )));
             };
-            let add = absolute("/", &self.expand(word, scope)?);
+            let text = self.expand(word, scope)?;
+            let add = absolute("/", &text);
             if add.contains(['*', '?', '[']) {
                 return Err(Box::new(Diagnostic::new(
                     "wildcards in COPY --from sources are not supported by strata yet",
@@ -1673,7 +1668,15 @@ impl<'a> Lowering<'a> {
             // A trailing `/` tells the import that the destination is a directory: a file
             // lands inside it, a directory's content fills it (only the source image knows
             // which the source is).
-            let to = if is_dir_reference(&dest) || many {
+            // `--parents`: the source lands at its path (below its last `/./`) under the
+            // destination, the parents above it made as missing ones are.
+            let to = if copy.parents {
+                let kept = match text.rfind("/./") {
+                    Some(i) => absolute("/", &text[i + 3..]),
+                    None => add.clone(),
+                };
+                format!("{}{kept}", dest_abs.trim_end_matches('/'))
+            } else if is_dir_reference(&dest) || many {
                 format!("{}/", dest_abs.trim_end_matches('/'))
             } else {
                 dest_abs.clone()
