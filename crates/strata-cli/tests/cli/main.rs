@@ -29,6 +29,7 @@ mod run_flags;
 mod security_container;
 mod security_paths;
 mod source_race;
+mod stepdebug;
 mod store_check;
 mod store_safety;
 mod support;

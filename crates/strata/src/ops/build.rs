@@ -16,7 +16,9 @@ use crate::Context;
 use crate::image::normalize_reference;
 use crate::ops::debug::{self, DebugIo, DebugOptions, DebuggerChoice};
 use crate::ops::failures;
+use crate::ops::step;
 use crate::worker::{FailedRun, LocalWorker, WorkerOptions};
+use strata_debug::step::Breakpoints;
 
 /// What to build and how.
 #[derive(Clone, Debug)]
@@ -85,13 +87,33 @@ pub struct BuildReport {
 /// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
 /// the config and builds again with the same settings. With `options.debug.keep_failures`, a
 /// failed step is then kept as a failure record ([`failures`]), pushed with `options.repo`.
+/// With `options.debug.breaks`, the build pauses at them in the monitor on `io` (see
+/// [`super::step`]).
 pub fn build(
     ctx: &Context,
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-    mut io: Option<DebugIo<'_>>,
+    io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
+    let io = Mutex::new(io);
+    let monitor = step::Monitor { io: &io, progress };
+    build_with(ctx, options, progress, cancel, &io, &monitor)
+}
+
+/// [`build`], pausing at the breakpoints on `frontend`.
+pub fn build_with(
+    ctx: &Context,
+    options: &BuildOptions,
+    progress: &dyn Sink,
+    cancel: &AtomicBool,
+    io: &Mutex<Option<DebugIo<'_>>>,
+    frontend: &dyn step::Frontend,
+) -> anyhow::Result<BuildReport> {
+    let breakpoints = Breakpoints::new(options.debug.breaks.iter().cloned(), false);
+    let stepper = step::Stepper::new(&breakpoints, frontend, &ctx.sandbox, &ctx.store);
+    let stepping = step::steps(&options.debug.breaks);
+    let debugger = options.debug.debugger || breakpoints.on_fail();
     // The failure the monitor was on when the user chose `reload`, kept until the config
     // loads again: a config that no longer loads sends them back to it.
     let mut last: Option<LastFailure> = None;
@@ -99,7 +121,10 @@ pub fn build(
         let loaded = match load(ctx, options, cancel) {
             Ok(loaded) => loaded,
             Err(e) if cancel.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
-            Err(e) => match (last.take(), io.as_mut()) {
+            Err(e) => match (
+                last.take(),
+                io.lock().unwrap_or_else(|e| e.into_inner()).as_mut(),
+            ) {
                 (Some(failure), Some(io)) => {
                     writeln!(
                         io.output,
@@ -126,11 +151,17 @@ pub fn build(
         drop(last.take());
         let Loaded {
             plan,
-            worker,
+            mut worker,
             _scratch,
         } = loaded;
         debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+        let stepper = stepping.then(|| {
+            stepper.set_sources(&plan.sources);
+            worker.set_stops(&stepper);
+            &stepper
+        });
+        let built = build_plan(ctx, &plan, &worker, options, progress, cancel, stepper);
+        let mut error = match built {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -146,7 +177,8 @@ pub fn build(
         let failed = error
             .take_kept()
             .and_then(|k| k.downcast::<FailedRun>().ok());
-        if let (Some(io), true, Some(kept)) = (io.as_mut(), options.debug.debugger, &failed)
+        let mut io = io.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(io), true, Some(kept)) = (io.as_mut(), debugger, &failed)
             && let Some(view) = debug::failure_for(&plan, &error, kept)
         {
             let image = options.debug.debugger_image.as_deref();
@@ -401,6 +433,7 @@ pub fn build_plan(
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
+    stepper: Option<&step::Stepper<'_>>,
 ) -> Result<BuildReport, BuildError> {
     for note in &plan.notes {
         progress.event(strata_progress::Event::Note {
@@ -436,7 +469,11 @@ pub fn build_plan(
         } else {
             options.images.clone()
         },
-        parallel: options.parallel,
+        // Paused, the whole build is: one image at a time.
+        parallel: match stepper {
+            Some(_) => 1,
+            None => options.parallel,
+        },
     };
     let hooks = debug::Introspection {
         worker,
@@ -445,6 +482,7 @@ pub fn build_plan(
         options: &options.debug,
         progress,
         terminal: Mutex::new(()),
+        stepper,
     };
     let solution = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel)
         .map_err(|e| BuildError::Solve(Box::new(e)))?;

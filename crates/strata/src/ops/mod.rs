@@ -18,3 +18,4 @@ pub mod plan;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod step;
