@@ -17,6 +17,9 @@
 #     newuidmap/newgidmap; the rootless tests make users (useradd) and run strata as them (setpriv)
 #   zsh, fish, man-db: the CLI tests load `strata completion` in each shell and render
 #     `strata man` with man(1)
+#   nodejs, npm (when no node is installed): the DAP tests drive `strata dap` with VS Code's
+#     test client, @vscode/debugadapter-testsupport, installed below from the npm registry at
+#     the versions crates/strata-cli/tests/dap/package-lock.json pins
 set -euo pipefail
 packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
   libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils
@@ -30,4 +33,15 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+dap_client="$(dirname "$0")/../crates/strata-cli/tests/dap"
+# Installed once per lock file: the stamp is the lock file npm last installed from.
+if ! cmp -s "$dap_client/package-lock.json" "$dap_client/node_modules/.strata-installed"; then
+  npm ci --prefix "$dap_client" --no-audit --no-fund --silent
+  cp "$dap_client/package-lock.json" "$dap_client/node_modules/.strata-installed"
 fi

@@ -357,14 +357,7 @@ impl<'a> Session<'a> {
                 }
             }
             Command::Diff => {
-                let spec = &self.failure.spec;
-                let changes =
-                    strata_layer::changes(&spec.upper, &spec.lowers).map_err(|source| {
-                        Error::Changes {
-                            upper: spec.upper.clone(),
-                            source,
-                        }
-                    })?;
+                let changes = self.changes()?;
                 if changes.is_empty() {
                     let text = match self.pause {
                         Some(_) => "the stage changed no file so far",
@@ -407,6 +400,30 @@ impl<'a> Session<'a> {
             Command::Exit => return Ok(Some(Outcome::Exit)),
         }
         Ok(None)
+    }
+
+    /// What the step changed (the failed or paused state against the base), as `diff`
+    /// shows it.
+    pub fn changes(&self) -> Result<Vec<strata_layer::Change>, Error> {
+        let spec = &self.failure.spec;
+        strata_layer::changes(&spec.upper, &spec.lowers).map_err(|source| Error::Changes {
+            upper: spec.upper.clone(),
+            source,
+        })
+    }
+
+    /// Runs `argv` in the failed (or paused) state as `exec` does, its output collected (an
+    /// editor's `evaluate`); session changes persist as `exec`'s.
+    pub fn exec_output(&self, argv: Vec<String>) -> Result<(ExitStatus, Vec<u8>), Error> {
+        let what = format!(
+            "run `{}` in the {} state",
+            argv.join(" "),
+            self.state_name(State::Failed)
+        );
+        let spec = self.state_spec(State::Failed, self.process(argv))?;
+        let mut output = Vec::new();
+        let status = self.run_piped(&spec, &what, &mut output)?;
+        Ok((status, output))
     }
 
     /// The breakpoints of a paused build.

@@ -123,9 +123,9 @@ impl Stop {
     }
 }
 
-/// Whether the file a user named is the config file at `path` (named `name` in messages):
-/// the same name, or a path the config's ends with, or the same file.
-fn same_file(written: &str, path: &Path, name: &str) -> bool {
+/// Whether the file a user named (`written`) is the config file at `path` (named `name` in
+/// messages): the same name, or a path the config's ends with, or the same file.
+pub fn same_file(written: &str, path: &Path, name: &str) -> bool {
     written == name
         || path.ends_with(written)
         || std::fs::canonicalize(written)

@@ -6,6 +6,7 @@ mod cancel;
 mod cleanup;
 mod container;
 mod corpus;
+mod dap;
 mod debug;
 mod deps;
 mod docker_flags;

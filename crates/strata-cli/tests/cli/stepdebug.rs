@@ -243,3 +243,38 @@ fn a_dockerfile_pauses_before_an_instruction_and_steps_through_the_next_ones() {
     s.send_line("continue").unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
+
+#[test]
+fn breakpoints_the_build_cannot_reach_are_refused_before_anything_runs() {
+    let env = Env::new();
+    let dir = env.project("bad", STAGES);
+    for (spec, expected) in [
+        (
+            "app/nosuch",
+            "--break app/nosuch: no such stage; stages are: app/from",
+        ),
+        (
+            "other.yaml:3",
+            "the build has no steps written in `other.yaml`",
+        ),
+        (
+            "strata.yaml:3",
+            "no step is written on line 3 of `strata.yaml`; steps start on lines",
+        ),
+        (
+            "strata.yaml:x",
+            "is not a breakpoint: write IMAGE/STAGE, STAGE, FILE:LINE",
+        ),
+    ] {
+        let out = env
+            .cmd()
+            .args(["build", "--break", spec])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{spec}: {stderr}");
+        assert!(stderr.contains(expected), "{spec}: {stderr}");
+    }
+    assert!(env.stage_records().is_empty(), "nothing was built");
+}

@@ -98,10 +98,13 @@ pub fn build(
 ) -> anyhow::Result<BuildReport> {
     let io = Mutex::new(io);
     let monitor = step::Monitor { io: &io, progress };
-    build_with(ctx, options, progress, cancel, &io, &monitor)
+    let breakpoints = Breakpoints::new(options.debug.breaks.iter().cloned(), false);
+    let stepping = step::steps(&options.debug.breaks).then_some(&breakpoints);
+    build_with(ctx, options, progress, cancel, &io, &monitor, stepping)
 }
 
-/// [`build`], pausing at the breakpoints on `frontend`.
+/// [`build`], pausing at `breakpoints` (when given) on `frontend`; a failure opens the
+/// monitor on `io` as [`build`]'s does.
 pub fn build_with(
     ctx: &Context,
     options: &BuildOptions,
@@ -109,10 +112,12 @@ pub fn build_with(
     cancel: &AtomicBool,
     io: &Mutex<Option<DebugIo<'_>>>,
     frontend: &dyn step::Frontend,
+    breakpoints: Option<&Breakpoints>,
 ) -> anyhow::Result<BuildReport> {
-    let breakpoints = Breakpoints::new(options.debug.breaks.iter().cloned(), false);
-    let stepper = step::Stepper::new(&breakpoints, frontend, &ctx.sandbox, &ctx.store);
-    let stepping = step::steps(&options.debug.breaks);
+    let none = Breakpoints::default();
+    let stepping = breakpoints.is_some();
+    let breakpoints = breakpoints.unwrap_or(&none);
+    let stepper = step::Stepper::new(breakpoints, frontend, &ctx.sandbox, &ctx.store);
     let debugger = options.debug.debugger || breakpoints.on_fail();
     // The failure the monitor was on when the user chose `reload`, kept until the config
     // loads again: a config that no longer loads sends them back to it.
@@ -155,6 +160,7 @@ pub fn build_with(
             _scratch,
         } = loaded;
         debug::check_targets(&plan, &options.debug.introspect)?;
+        step::check(&plan, &options.debug.breaks)?;
         let stepper = stepping.then(|| {
             stepper.set_sources(&plan.sources);
             worker.set_stops(&stepper);

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod cleanup;
+pub mod dap;
 pub mod debug;
 pub mod explain;
 pub mod export;

@@ -22,6 +22,8 @@
 //! build's. Images build one at a time while debugged, so a pause is the whole build's.
 
 use std::path::Path;
+
+use anyhow::Context as _;
 use std::sync::Mutex;
 
 pub use strata_debug::step::BreakSpec;
@@ -357,6 +359,74 @@ impl Frontend for Monitor<'_, '_> {
             strata_debug::Outcome::Exit | strata_debug::Outcome::Reload => Resume::Stop,
         })
     }
+}
+
+/// Checks `specs` against the plan: a stage no image has, a file the plan was not made of,
+/// or a line no step is written on is an error naming what there is.
+pub fn check(plan: &strata_plan::Plan, specs: &[BreakSpec]) -> anyhow::Result<()> {
+    let stages = || {
+        plan.images
+            .iter()
+            .flat_map(|i| i.stages.iter().map(move |s| (i, s)))
+    };
+    for spec in specs {
+        match spec {
+            BreakSpec::Stage { image, stage } => {
+                let found = stages().any(|(i, s)| {
+                    s.name == *stage && image.as_deref().is_none_or(|name| i.name.matches(name))
+                });
+                if !found {
+                    let mut names: Vec<String> = stages()
+                        .map(|(i, s)| format!("{}/{}", i.name, s.name))
+                        .collect();
+                    names.dedup();
+                    anyhow::bail!(
+                        "--break {spec}: no such stage; stages are: {}",
+                        names.join(", ")
+                    );
+                }
+            }
+            BreakSpec::Line { file, line } => {
+                let spans: Vec<Span> = stages()
+                    .flat_map(|(_, s)| all_spans(s))
+                    .filter(|s| {
+                        let f = plan.sources.file(s.file);
+                        strata_debug::step::same_file(file, &f.path, &f.name)
+                    })
+                    .collect();
+                if spans.is_empty() {
+                    anyhow::bail!("--break {spec}: the build has no steps written in `{file}`");
+                }
+                let lines = |s: &Span| {
+                    let lc = |at| plan.sources.line_col(s.file, at).line;
+                    (lc(s.start), lc(s.end.max(s.start)))
+                };
+                if !spans.iter().map(lines).any(|(a, b)| (a..=b).contains(line)) {
+                    let mut starts: Vec<usize> = spans.iter().map(|s| lines(s).0).collect();
+                    starts.sort_unstable();
+                    starts.dedup();
+                    let starts: Vec<String> = starts.iter().map(usize::to_string).collect();
+                    anyhow::bail!(
+                        "--break {spec}: no step is written on line {line} of `{file}`; steps \
+                         start on lines {}",
+                        starts.join(", ")
+                    );
+                }
+            }
+            BreakSpec::OnFail | BreakSpec::All => {}
+        }
+    }
+    Ok(())
+}
+
+/// `strata debug-shell SPEC`: an interactive shell in a paused state an editor asked for
+/// (DAP's `evaluate shell`), its changes dropped; its exit code.
+pub fn shell(ctx: &crate::Context, spec: &Path) -> anyhow::Result<i32> {
+    let text = std::fs::read(spec).with_context(|| format!("read {}", spec.display()))?;
+    let spec: ContainerSpec = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a paused state", spec.display()))?;
+    let scratch = ctx.store.scratch("shell")?;
+    Ok(strata_debug::shell(&ctx.sandbox, &spec, scratch.path())?.code())
 }
 
 /// Whether `specs` ask for a step debugger (anything but `on-fail`, which is the monitor on
