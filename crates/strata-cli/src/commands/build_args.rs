@@ -35,6 +35,9 @@ pub struct DebugArgs {
 
 impl From<DebugArgs> for DebugOptions {
     fn from(a: DebugArgs) -> DebugOptions {
+        use strata::ops::step::BreakSpec;
+        // Kept unless the monitor has a terminal, where the user looks at it now.
+        let monitor = a.debugger || a.breaks.contains(&BreakSpec::OnFail);
         DebugOptions {
             introspect: a.introspect_stage,
             introspect_error: a.introspect_error,
@@ -42,8 +45,7 @@ impl From<DebugArgs> for DebugOptions {
             debugger: a.debugger,
             debugger_image: a.debugger_image,
             breaks: a.breaks,
-            // Kept unless the monitor has a terminal, where the user looks at it now.
-            keep_failures: !(a.debugger && std::io::stdin().is_terminal()),
+            keep_failures: !(monitor && std::io::stdin().is_terminal()),
         }
     }
 }

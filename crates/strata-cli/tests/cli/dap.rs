@@ -6,7 +6,11 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::stepdebug::{build_in, committed, dockerfile_dir};
 use crate::support::Env;
+
+/// How the Dockerfile is built, by the editor and without it.
+const DOCKERFILE_ARGS: [&str; 5] = ["--build-arg", "GREETING=hi", "-t", "df", "."];
 
 const WERF: &str = r#"project: dap
 configVersion: 1
@@ -27,53 +31,11 @@ RUN mkdir /w && echo one > /w/one\n\
 ENV COLOR=blue\n\
 RUN echo \"$GREETING $COLOR\" > /w/two\n";
 
-/// The stage digests by `image/stage` and the files of `/app` in `image`.
-fn committed(env: &Env, image: &str, dir: &str) -> (Vec<(String, String)>, String) {
-    let mut stages: Vec<(String, String)> = env
-        .stage_records()
-        .iter()
-        .map(|r| {
-            let name = format!(
-                "{}/{}",
-                r["image"].as_str().unwrap(),
-                r["stage"].as_str().unwrap()
-            );
-            (name, r["digest"].as_str().unwrap().to_string())
-        })
-        .collect();
-    stages.sort();
-    let files = env.run_sh(
-        image,
-        &format!(
-            "find {dir} | sort | while read -r f; do stat -c '%n %a %u:%g %s' \"$f\"; \
-             [ -f \"$f\" ] && md5sum \"$f\"; done"
-        ),
-    );
-    (stages, files)
-}
-
 fn projects(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
     let werf = env.work.path().join("werf");
     std::fs::create_dir(&werf).unwrap();
     std::fs::write(werf.join("werf.yaml"), WERF).unwrap();
-    let df = env.work.path().join("df");
-    std::fs::create_dir(&df).unwrap();
-    std::fs::write(df.join("Dockerfile"), DOCKERFILE).unwrap();
-    (werf, df)
-}
-
-fn build_dockerfile(env: &Env, dir: &Path) {
-    let out = env
-        .cmd()
-        .args(["build", "--build-arg", "GREETING=hi", "-t", "df", "."])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    (werf, dockerfile_dir(env, "df", DOCKERFILE))
 }
 
 #[test]
@@ -89,7 +51,7 @@ fn an_editor_debugs_a_werf_stage_line_by_line_and_a_cached_dockerfile_instructio
     let env = Env::new();
     let (werf, df) = projects(&env);
     // The Dockerfile's instructions are cached before the editor debugs it.
-    build_dockerfile(&env, &df);
+    build_in(&env, &df, &DOCKERFILE_ARGS);
     let out = Command::new("node")
         .arg(client.join("dap.test.js"))
         .current_dir(&client)
@@ -113,7 +75,7 @@ fn an_editor_debugs_a_werf_stage_line_by_line_and_a_cached_dockerfile_instructio
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    build_dockerfile(&plain, &plain_df);
+    build_in(&plain, &plain_df, &DOCKERFILE_ARGS);
     let debugged = (committed(&env, "app", "/app"), committed(&env, "df", "/w"));
     let built = (
         committed(&plain, "app", "/app"),

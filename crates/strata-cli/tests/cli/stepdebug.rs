@@ -56,7 +56,7 @@ fn exit_code(s: &mut PtySession) -> i32 {
 
 /// The digest of every stage record, by `image/stage`, and the built image's files (names,
 /// modes, owners, sizes, contents): what a debugged build must commit like a plain one.
-fn committed(env: &Env, image: &str, dirs: &str) -> (Vec<(String, String)>, String) {
+pub(crate) fn committed(env: &Env, image: &str, dirs: &str) -> (Vec<(String, String)>, String) {
     let mut stages: Vec<(String, String)> = env
         .stage_records()
         .iter()
@@ -80,6 +80,27 @@ fn committed(env: &Env, image: &str, dirs: &str) -> (Vec<(String, String)>, Stri
         ),
     );
     (stages, files)
+}
+
+/// A directory `name` holding `dockerfile` as its Dockerfile.
+pub(crate) fn dockerfile_dir(env: &Env, name: &str, dockerfile: &str) -> std::path::PathBuf {
+    let dir = env.work.path().join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    dir
+}
+
+/// `strata build ARGS` in `dir`, which must succeed.
+pub(crate) fn build_in(env: &Env, dir: &Path, args: &[&str]) {
+    let out = env
+        .cmd()
+        .arg("build")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
 }
 
 #[test]
@@ -193,9 +214,7 @@ fn a_breakpoint_on_a_cached_stage_pauses_on_its_result_without_rebuilding_it() {
 #[test]
 fn a_dockerfile_pauses_before_an_instruction_and_steps_through_the_next_ones() {
     let env = Env::new();
-    let dir = env.work.path().join("df");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::write(dir.join("Dockerfile"), DOCKERFILE).unwrap();
+    let dir = dockerfile_dir(&env, "df", DOCKERFILE);
     let args = ["--break", "Dockerfile:3", "-t", "df", "."];
     let mut s = on_a_terminal(&env, &dir, &args);
     let paused = s.exp_string("(strata) ").unwrap();
@@ -218,20 +237,8 @@ fn a_dockerfile_pauses_before_an_instruction_and_steps_through_the_next_ones() {
     assert_eq!(exit_code(&mut s), 0);
     let debugged = committed(&env, "df", "/w");
     let plain = Env::new();
-    let plain_dir = plain.work.path().join("df");
-    std::fs::create_dir(&plain_dir).unwrap();
-    std::fs::write(plain_dir.join("Dockerfile"), DOCKERFILE).unwrap();
-    let out = plain
-        .cmd()
-        .args(["build", "-t", "df", "."])
-        .current_dir(&plain_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let plain_dir = dockerfile_dir(&plain, "df", DOCKERFILE);
+    build_in(&plain, &plain_dir, &["-t", "df", "."]);
     assert_eq!(debugged, committed(&plain, "df", "/w"));
 
     // Cached: the instruction's result.

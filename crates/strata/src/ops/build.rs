@@ -378,14 +378,7 @@ fn dockerfile_bases(
         };
         let run = &image.config.config;
         let base = strata_frontend::dockerfile::BaseConfig {
-            env: run
-                .env
-                .iter()
-                .map(|e| {
-                    let (k, v) = e.split_once('=').unwrap_or((e, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
+            env: crate::worker::split_env(&run.env),
             workdir: run.working_dir.clone(),
             user: run.user.clone(),
             shell: run.shell.clone().unwrap_or_default(),

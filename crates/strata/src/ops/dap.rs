@@ -377,15 +377,7 @@ impl Shared<'_> {
     ) -> anyhow::Result<Vec<Value>> {
         let spec = &session.failure().spec;
         let pairs: Vec<(String, String)> = match reference {
-            Some(1) => spec
-                .process
-                .env
-                .iter()
-                .map(|e| {
-                    let (k, v) = e.split_once('=').unwrap_or((e, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
+            Some(1) => crate::worker::split_env(&spec.process.env),
             Some(2) => self
                 .build_args
                 .lock()

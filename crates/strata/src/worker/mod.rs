@@ -45,6 +45,7 @@ use crate::image;
 use crate::toolbox;
 
 pub(crate) use commit::commit_dir;
+pub(crate) use env::split_env;
 pub use error::Error;
 pub use failure::{FailedRun, StepSpec};
 pub use mounts::Error as MountError;
