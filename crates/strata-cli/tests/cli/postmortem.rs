@@ -501,3 +501,24 @@ fn store_check_names_and_quarantines_a_broken_failure_record() {
     let (code, after) = check(&[]);
     assert_eq!(code, Some(0), "{after}");
 }
+
+/// The `/etc/hosts` entries a failed step had beyond the host's (`--add-host`, werf's
+/// `addHost`) are in its record: `strata debug` resolves those names as the step did.
+#[test]
+fn a_record_keeps_the_steps_added_host_entries() {
+    let env = Env::new();
+    let dir = env.project(
+        "hosts",
+        "image: app\nfrom: busybox:latest\naddHost:\n- stage.strata.test:10.9.8.7\nshell:\n  \
+         install:\n  - test -e /nothing\n",
+    );
+    failing_build(&env, &dir, &["--add-host", "cli.strata.test:10.1.2.3"]);
+    let listed = failures(&env);
+    let id = listed[0]["id"].as_str().unwrap();
+    let command = "exec sh -c 'grep strata.test /etc/hosts | tr \"\\n\\t\" \" _\"; echo'";
+    let out = debug_piped(&env, id, &format!("{command}\nexit\n"));
+    assert_eq!(
+        after(&out, command),
+        Some("10.1.2.3_cli.strata.test 10.9.8.7_stage.strata.test ")
+    );
+}

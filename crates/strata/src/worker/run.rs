@@ -192,6 +192,7 @@ impl LocalWorker<'_> {
                     .chain(&run.mounts)
                     .cloned()
                     .collect(),
+                extra_hosts: self.extra_hosts(job),
                 scratch,
             };
             return Err(ExecError::CommandFailed {
