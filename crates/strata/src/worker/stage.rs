@@ -275,9 +275,15 @@ impl LocalWorker<'_> {
         let (record, adopted) = if job.stage.options.no_cache {
             (self.replace_record(record)?, false)
         } else {
-            crate::reuse::publish(self.store, self.remote.as_ref(), record, job.image)
+            crate::reuse::publish(self.store, record, job.image)
                 .map_err(error::op("publish the stage"))?
         };
+        if !adopted
+            && !job.stage.options.no_cache
+            && let Some(publisher) = &self.publisher
+        {
+            publisher.queue(record.clone(), format!("{}/{}", id.image, id.stage));
+        }
         let state = StageState {
             digest: record.digest,
             manifest: record.manifest,
