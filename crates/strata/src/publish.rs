@@ -8,17 +8,20 @@
 //! compressed manifest ([`StageRepo::publish`]). The build ends when the queue is done
 //! ([`Publisher::finish`]); it fails, naming each stage, when a publish failed.
 //!
-//! Crash safety: a stage is queued only once its local record is published, which comes after
-//! its blobs and snapshots are durable (see [`crate::worker`]); a conversion is durable before
-//! its record names it; and the repository's tag of a stage goes up only after every blob its
-//! manifest names was uploaded. A build killed midway leaves the stages it had not published
-//! in the local store only (a later build reuses them there); nothing in the repository ever
-//! names what is not there.
+//! Crash safety: before its local record is published, a stage to publish is noted in the
+//! store ([`LocalStore::note_unpublished`]), and the note goes once the repository has the
+//! stage; a build that finds notes of earlier builds (killed, or whose publish failed) for its
+//! repository publishes those stages too, before it ends. A stage is queued only once its local
+//! record is published, which comes after its blobs and snapshots are durable (see
+//! [`crate::worker`]); a conversion is durable before its record names it; and the
+//! repository's tag of a stage goes up only after every blob its manifest names was uploaded,
+//! so nothing in the repository ever names what is not there.
 //!
 //! Races: when another builder published the stage first, our copy is taken back out of the
 //! repository (so the stage is there once) and stays in the local store: the later stages of
 //! this build were built on it. Both are builds of the same stage digest.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -30,7 +33,7 @@ use strata_layer::Compression;
 use strata_progress::{Event, Sink};
 use strata_registry::stages::StageRepo;
 use strata_registry::{Client, Reference};
-use strata_store::{LocalStore, StageRecord};
+use strata_store::{Held, LocalStore, StageRecord, Store};
 
 use crate::image::{self, StoredImage};
 
@@ -41,6 +44,8 @@ pub(crate) struct Publisher {
     store: LocalStore,
     compression: Compression,
     running: Mutex<Option<Running>>,
+    /// The stages queued by this build.
+    queued: Mutex<BTreeSet<Digest>>,
 }
 
 /// The publishing thread, started with the first stage queued.
@@ -96,7 +101,9 @@ fn failed_text(repository: &str, stages: &[(String, String)]) -> String {
     for (stage, why) in stages {
         text.push_str(&format!("\n  stage {stage}: {why}"));
     }
-    text.push_str("\nthe stages are in the local store; run the build again to publish them");
+    text.push_str(
+        "\nthe stages are in the local store; the next build with this --repo publishes them",
+    );
     text
 }
 
@@ -115,11 +122,23 @@ impl Publisher {
             store: store.clone(),
             compression,
             running: Mutex::new(None),
+            queued: Mutex::new(BTreeSet::new()),
         }
     }
 
-    /// Queues a stage just recorded in the local store (`name` is `image/stage`).
+    /// Notes in the store that stage `digest` is to be published, before its local record is
+    /// (see the module docs).
+    pub(crate) fn note(&self, digest: &Digest) -> Result<(), strata_store::Error> {
+        self.store
+            .note_unpublished(digest, &self.repo.repository().to_string())
+    }
+
+    /// Queues a stage just recorded in the local store (`name` is `image/stage`), noted before.
     pub(crate) fn queue(&self, record: StageRecord, name: String) {
+        self.queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(record.digest);
         let mut running = self
             .running
             .lock()
@@ -134,6 +153,7 @@ impl Publisher {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (done, outcomes) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let repository = self.repo.repository().to_string();
         let (client, repo, store, compression) = (
             self.client.clone(),
             self.repo.clone(),
@@ -147,7 +167,11 @@ impl Publisher {
                 if stopped.load(Ordering::Relaxed) {
                     break;
                 }
-                let result = publish(&store, &client, &repo, compression, &job.record);
+                let result =
+                    publish(&store, &client, &repo, compression, &job.record).and_then(|won| {
+                        store.published(&job.record.digest, &repository)?;
+                        Ok(won)
+                    });
                 let outcome = Outcome {
                     name: job.name,
                     digest: job.record.digest,
@@ -166,9 +190,59 @@ impl Publisher {
         }
     }
 
-    /// Waits for every queued stage to be published, saying what it waits for on `progress`.
-    /// A set `cancel` stops waiting: the stages not started are left unpublished.
+    /// Queues the stages earlier builds noted but did not publish (see the module docs): those
+    /// whose record is still in the store, held so that a gc beside us leaves them.
+    fn queue_leftovers(&self) -> anyhow::Result<()> {
+        let repository = self.repo.repository().to_string();
+        let queued = self
+            .queued
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for digest in self.store.unpublished(&repository)? {
+            if queued.contains(&digest) {
+                continue;
+            }
+            let record = match self.store.stage(&digest)? {
+                Some(r)
+                    if self
+                        .store
+                        .protect(&[
+                            Held::Stage(r.digest),
+                            Held::Blob(r.manifest),
+                            Held::Blob(r.config),
+                        ])?
+                        .is_empty() =>
+                {
+                    r
+                }
+                // Gone (gc took it): nothing to publish.
+                _ => {
+                    self.store.published(&digest, &repository)?;
+                    continue;
+                }
+            };
+            let name = format!("{}/{}", record.image, record.stage);
+            self.queue(record, name);
+        }
+        Ok(())
+    }
+
+    /// Waits for every queued stage (and those earlier builds left unpublished) to be
+    /// published, saying what it waits for on `progress`. A set `cancel` stops waiting: the
+    /// stages not published stay noted for the next build.
     pub(crate) fn finish(&self, progress: &dyn Sink, cancel: &AtomicBool) -> Result<(), Error> {
+        let repository = self.repo.repository().to_string();
+        if !cancel.load(Ordering::Relaxed)
+            && let Err(e) = self.queue_leftovers()
+        {
+            progress.event(Event::Note {
+                message: format!(
+                    "note: the stages earlier builds left unpublished to {repository} were not                      looked at: {}",
+                    crate::error_line(&e)
+                ),
+            });
+        }
         let Some(Running {
             jobs,
             outcomes,
@@ -183,7 +257,6 @@ impl Publisher {
             return Ok(());
         };
         drop(jobs);
-        let repository = self.repo.repository().to_string();
         let mut failed = Vec::new();
         let mut received = 0;
         let mut said = false;

@@ -25,6 +25,13 @@ impl Registry {
         Registry::start_with(None, true)
     }
 
+    /// Restarts a [`Registry::read_only`] registry taking writes, its contents and port kept.
+    pub(crate) fn make_writable(&mut self) {
+        std::fs::remove_file(self.dir.path().join("read-only")).unwrap();
+        self.kill();
+        self.restart();
+    }
+
     /// A registry that wants `user` and `password` (htpasswd Basic auth).
     pub(crate) fn with_htpasswd(user: &str, password: &str) -> Registry {
         Registry::start_with(Some((user, password)), false)
@@ -376,7 +383,7 @@ fn a_repo_build_ends_with_every_stage_it_built_published() {
 
 #[test]
 fn a_stage_that_cannot_be_published_fails_the_build_and_is_named() {
-    let registry = Registry::read_only();
+    let mut registry = Registry::read_only();
     let repo = format!("{}/stages", registry.host());
     let env = Env::new();
     let dir = env.project("app", APP);
@@ -407,6 +414,30 @@ fn a_stage_that_cannot_be_published_fails_the_build_and_is_named() {
         String::from_utf8_lossy(&env.strata(&["run", "app"]).stdout),
         "one\ntwo\n"
     );
+    // The next build with the repository, once it takes writes, runs nothing and publishes
+    // what the failed one could not: an empty store then builds nothing either.
+    registry.make_writable();
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--repo", &repo])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
+    // from, install, setup, dockerInstructions.
+    assert_eq!(registry.tags("stages").len(), 4, "{stderr}");
+    let other = Env::new();
+    let out = other
+        .cmd()
+        .args(["build", "--progress", "plain", "--repo", &repo])
+        .current_dir(other.project("app", APP))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
 }
 
 #[test]
