@@ -2,7 +2,7 @@
 //! builders with separate stores (`--repo`), against a real `docker-registry` on 127.0.0.1.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -332,19 +332,27 @@ fn registry_manifest(registry: &Registry, repository: &str, tag: &str) -> serde_
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A `--repo` build of `dir` by `env`: whether it succeeded, and its stderr.
+fn repo_build(env: &Env, dir: &Path, repo: &str) -> (bool, String) {
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--repo", repo])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_repo_build_ends_with_every_stage_it_built_published() {
     let registry = Registry::start();
     let repo = format!("{}/stages", registry.host());
     let a = Env::new();
-    let out = a
-        .cmd()
-        .args(["build", "--progress", "plain", "--repo", &repo])
-        .current_dir(a.project("app", STAGES))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (ok, stderr) = repo_build(&a, &a.project("app", STAGES), &repo);
+    assert!(ok, "{stderr}");
     let built = built_stages(&stderr);
     assert!(built.contains(&"app/beforeInstall".to_string()), "{stderr}");
     // When the build has returned, each stage it built is in the repository, once.
@@ -367,14 +375,8 @@ fn a_repo_build_ends_with_every_stage_it_built_published() {
     }
     // Another machine takes everything from the repository and builds nothing.
     let b = Env::new();
-    let out = b
-        .cmd()
-        .args(["build", "--progress", "plain", "--repo", &repo])
-        .current_dir(b.project("app", STAGES))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (ok, stderr) = repo_build(&b, &b.project("app", STAGES), &repo);
+    assert!(ok, "{stderr}");
     assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
     let run = b.strata(&["run", "app"]);
     assert_eq!(String::from_utf8_lossy(&run.stdout), "one\ntwo\nthree\n");
@@ -387,14 +389,8 @@ fn a_stage_that_cannot_be_published_fails_the_build_and_is_named() {
     let repo = format!("{}/stages", registry.host());
     let env = Env::new();
     let dir = env.project("app", APP);
-    let out = env
-        .cmd()
-        .args(["build", "--progress", "plain", "--repo", &repo])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let (ok, stderr) = repo_build(&env, &dir, &repo);
+    assert!(!ok, "{stderr}");
     assert!(
         stderr.contains(&format!("not published to the stage repository {repo}")),
         "{stderr}"
@@ -417,26 +413,14 @@ fn a_stage_that_cannot_be_published_fails_the_build_and_is_named() {
     // The next build with the repository, once it takes writes, runs nothing and publishes
     // what the failed one could not: an empty store then builds nothing either.
     registry.make_writable();
-    let out = env
-        .cmd()
-        .args(["build", "--progress", "plain", "--repo", &repo])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (ok, stderr) = repo_build(&env, &dir, &repo);
+    assert!(ok, "{stderr}");
     assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
     // from, install, setup, dockerInstructions.
     assert_eq!(registry.tags("stages").len(), 4, "{stderr}");
     let other = Env::new();
-    let out = other
-        .cmd()
-        .args(["build", "--progress", "plain", "--repo", &repo])
-        .current_dir(other.project("app", APP))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (ok, stderr) = repo_build(&other, &other.project("app", APP), &repo);
+    assert!(ok, "{stderr}");
     assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
 }
 
