@@ -272,12 +272,26 @@ impl LocalWorker<'_> {
         };
         // Blobs and snapshots are durable before the record that makes them count.
         self.store.sync().map_err(store("sync the store"))?;
+        let publisher = self
+            .publisher
+            .as_ref()
+            .filter(|_| !job.stage.options.no_cache);
+        if let Some(publisher) = publisher {
+            publisher
+                .note(&record.digest)
+                .map_err(store("note the stage as to be published"))?;
+        }
         let (record, adopted) = if job.stage.options.no_cache {
             (self.replace_record(record)?, false)
         } else {
-            crate::reuse::publish(self.store, self.remote.as_ref(), record, job.image)
+            crate::reuse::publish(self.store, record, job.image)
                 .map_err(error::op("publish the stage"))?
         };
+        // A record another build of this store put first is published too: it may be one
+        // without `--repo`, and publishing the same record twice keeps one copy.
+        if let Some(publisher) = publisher {
+            publisher.queue(record.clone(), format!("{}/{}", id.image, id.stage));
+        }
         let state = StageState {
             digest: record.digest,
             manifest: record.manifest,
