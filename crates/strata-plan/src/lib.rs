@@ -382,6 +382,11 @@ pub struct CopyEntry {
     /// its own).
     #[serde(default)]
     pub mode: Option<u32>,
+    /// A hardlink of the file of [`CopyFiles::entries`] at this index: an earlier file of the
+    /// same source directory sharing its inode in the context (BuildKit's copy keeps the
+    /// hardlinks among the files one source copies); `source` is not read then.
+    #[serde(default)]
+    pub hardlink: Option<usize>,
 }
 
 /// Files copied from another image (werf's `import:`).

@@ -75,11 +75,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "tree /etc: only buildkit",
         "BuildKit's runc leaves /etc, the directory of the /etc/hosts and /etc/resolv.conf it mounts, in the layer of a RUN in a scratch image; strata's sandbox leaves no trace of its mounts",
     ),
-    (
-        "hardlinks-in-context",
-        "hardlinks:",
-        "bug: hardlinks between context files are copied as separate files; BuildKit keeps them linked",
-    ),
 ];
 
 /// Cases the BuildKit of Debian's docker.io (20.10, dockerfile frontend 1.2, no network to
@@ -115,19 +110,35 @@ fn case_dir(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no corpus case {name}"))
 }
 
-/// The header lines (`# build:`, `# expect-failure:`) of a case's `checks` file, if any.
-fn header(dir: &Path) -> (Vec<String>, Option<String>) {
+/// The header lines of a case's `checks` file, if any.
+#[derive(Default)]
+struct Header {
+    /// `# build: ARGS...`: extra build arguments for both builders.
+    args: Vec<String>,
+    /// `# expect-failure: TEXT`: both builds must fail.
+    failure: Option<String>,
+    /// `# hardlink: FILE LINK`: the staged context's `LINK` is made a hardlink of its `FILE`
+    /// (git keeps no hardlinks).
+    hardlinks: Vec<(String, String)>,
+}
+
+fn header(dir: &Path) -> Header {
     let text = fs::read_to_string(dir.join("checks")).unwrap_or_default();
-    let mut args = Vec::new();
-    let mut failure = None;
+    let mut header = Header::default();
     for line in text.lines() {
         if let Some(a) = line.strip_prefix("# build:") {
-            args.extend(a.split_whitespace().map(str::to_string));
+            header.args.extend(a.split_whitespace().map(str::to_string));
         } else if let Some(t) = line.strip_prefix("# expect-failure:") {
-            failure = Some(t.trim().to_string());
+            header.failure = Some(t.trim().to_string());
+        } else if let Some(pair) = line.strip_prefix("# hardlink:") {
+            let (file, link) = pair
+                .trim()
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("`# hardlink: FILE LINK`, not `{line}`"));
+            header.hardlinks.push((file.to_string(), link.trim().to_string()));
         }
     }
-    (args, failure)
+    header
 }
 
 /// `busybox:latest` in docker (imported from the busybox rootfs) and its `docker save`
@@ -494,11 +505,15 @@ fn differences(
     out
 }
 
-/// Copies a case's context (its `checks` left out), keeping symlinks, and gives every entry
-/// the [`CONTEXT_MTIME`].
-fn stage(case: &Path, to: &Path) {
+/// Copies a case's context (its `checks` left out), keeping symlinks, makes the `hardlinks`
+/// of its header, and gives every entry the [`CONTEXT_MTIME`].
+fn stage(case: &Path, to: &Path, hardlinks: &[(String, String)]) {
     run(Command::new("cp").arg("-a").arg(case).arg(to));
     let _ = fs::remove_file(to.join("checks"));
+    for (file, link) in hardlinks {
+        fs::remove_file(to.join(link)).expect("remove the file a hardlink replaces");
+        fs::hard_link(to.join(file), to.join(link)).expect("make a hardlink in the context");
+    }
     run(Command::new("find").arg(to).args([
         "-exec",
         "touch",
@@ -517,7 +532,11 @@ fn stderr(out: &Output) -> String {
 /// Builds case `name` with BuildKit and with strata and compares the results.
 fn differential(name: &str) {
     let case = case_dir(name);
-    let (args, expect_failure) = header(&case);
+    let Header {
+        args,
+        failure: expect_failure,
+        hardlinks,
+    } = header(&case);
     let w = world();
     let base = base_archive();
     let work = tempfile::Builder::new()
@@ -527,7 +546,7 @@ fn differential(name: &str) {
     // A real file right outside the context, for the cases that try to reach it.
     fs::write(work.path().join("outside"), "outside the context\n").expect("write outside");
     let ctx = work.path().join("ctx");
-    stage(&case, &ctx);
+    stage(&case, &ctx, &hardlinks);
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
