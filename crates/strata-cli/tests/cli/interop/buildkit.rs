@@ -46,16 +46,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "Debian's BuildKit (docker.io 20.10) sets ArgsEscaped for shell-form CMD/ENTRYPOINT; strata leaves it out",
     ),
     (
-        "add-local",
-        "tree /opt/app",
-        "bug: directories extracted from an archive: BuildKit keeps the archive's mtime, strata gives the build's time",
-    ),
-    (
-        "add-archives",
-        "tree /opt/",
-        "bug: archive extraction: symlinks keep neither owner nor mtime, the destination directory takes the archive root's owner, extracted dirs get the build's time",
-    ),
-    (
         "copy-chmod-symbolic",
         "tree /",
         "Debian's BuildKit (dockerfile frontend 1.2) ignores a --chmod it cannot read as octal; symbolic modes are dockerfile 1.14's (moby/buildkit#5734), which strata follows (the conformance case checks the modes)",
