@@ -200,7 +200,7 @@ impl LocalWorker<'_> {
                 kept: Some(Kept::new(failed)),
             });
         }
-        self.commit_upper(&dirs)
+        self.commit_upper(&dirs, job.stage.options.always_layer)
     }
 }
 

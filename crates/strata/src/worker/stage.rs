@@ -197,7 +197,7 @@ impl LocalWorker<'_> {
                     )
                     .map_err(|e| with_base(e, &layers))?,
                 // File work only: no container at all.
-                None => self.commit_upper(&prepared.dirs)?,
+                None => self.commit_upper(&prepared.dirs, job.stage.options.always_layer)?,
             };
             new_layer_bytes += add_layer(layer, &mut config, &mut layers);
             commit_millis += millis;
