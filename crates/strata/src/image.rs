@@ -73,10 +73,16 @@ impl StoredImage {
 /// Overlay lower dirs of `layers` (bottom first), topmost first, unpacking layers that have no
 /// snapshot. The stack ends at the first layer whose root is opaque (a root-level
 /// `.wh..wh..opq`): overlayfs would not hide the layers below it (see
-/// [`strata_layer::merged::visible`]), and they need no unpacking.
+/// [`strata_layer::merged::visible`]), and they need no unpacking. A layer that is there
+/// again higher up (the empty layers of two `RUN`s, two `COPY`s of one file) is left out
+/// below: overlayfs refuses one dir twice, and the higher one already shows all it holds.
 pub fn lowers(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<Vec<PathBuf>> {
     let mut lowers = Vec::with_capacity(layers.len());
+    let mut seen = std::collections::HashSet::new();
     for layer in layers.iter().rev() {
+        if !seen.insert(layer.diff_id) {
+            continue;
+        }
         let snapshot = ensure_snapshot(store, layer)?;
         let opaque = strata_layer::whiteout::is_overlay_opaque(&snapshot)
             .with_context(|| format!("read the opaque xattr of {}", snapshot.display()))?;

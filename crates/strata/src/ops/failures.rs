@@ -206,7 +206,7 @@ fn write(
         .map_or(0, |d| d.as_millis() as u64);
     let mut layers: Vec<LayerRecord> = failed.base.clone();
     let base_layers = layers.len();
-    let broken = crate::worker::commit_dir(&ctx.store, &failed.spec.upper)
+    let broken = crate::worker::commit_dir(&ctx.store, &failed.spec.upper, false)
         .context("commit the failed step's files as a layer")?;
     layers.extend(broken);
     let mask = Mask::of(plan, secrets);

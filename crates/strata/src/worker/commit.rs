@@ -13,14 +13,15 @@ use super::error::{self, layer};
 use super::run::RunDirs;
 
 impl LocalWorker<'_> {
-    /// Turns what a step wrote into `dirs.upper` into a layer (none if it wrote nothing);
-    /// returns it and the milliseconds spent.
+    /// Turns what a step wrote into `dirs.upper` into a layer (none if it wrote nothing,
+    /// unless `keep_empty`); returns it and the milliseconds spent.
     pub(super) fn commit_upper(
         &self,
         dirs: &RunDirs,
+        keep_empty: bool,
     ) -> Result<(Option<LayerRecord>, u64), ExecError> {
         let commit_started = Instant::now();
-        let layer = commit_dir(self.store, &dirs.upper)?;
+        let layer = commit_dir(self.store, &dirs.upper, keep_empty)?;
         let millis = match layer {
             Some(_) => commit_started.elapsed().as_millis() as u64,
             None => 0,
@@ -30,8 +31,9 @@ impl LocalWorker<'_> {
 }
 
 /// Turns an upper dir (inside the store's `tmp/`) into a layer and moves it to the layer's
-/// snapshot; none if it is empty. A failed step's broken upper is committed the same way for its
-/// failure record.
+/// snapshot; none if it is empty, unless `keep_empty` (then the layer is the empty tar,
+/// BuildKit's `sha256:5f70bf18…` diff). A failed step's broken upper is committed the same way
+/// for its failure record.
 ///
 /// No blob is written: the tar is only hashed on its way to a sink, and the layer is plain
 /// ([`LayerRecord::is_plain`]), its snapshot the content, compressed when it first leaves the
@@ -40,8 +42,11 @@ impl LocalWorker<'_> {
 pub(crate) fn commit_dir(
     store: &LocalStore,
     upper: &Path,
+    keep_empty: bool,
 ) -> Result<Option<LayerRecord>, ExecError> {
-    if strata_layer::is_empty_dir(upper).map_err(layer("look at what the step wrote"))? {
+    if !keep_empty
+        && strata_layer::is_empty_dir(upper).map_err(layer("look at what the step wrote"))?
+    {
         return Ok(None);
     }
     // The step's writes start going to disk while the layer is made from them (the commit

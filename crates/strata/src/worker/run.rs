@@ -21,7 +21,6 @@ use super::error::{op, sandbox};
 use super::failure::FailedRun;
 use super::secrets;
 use super::stage::PendingRun;
-use crate::files;
 use crate::oci::ImageConfig;
 use crate::toolbox::{self, shell_quote};
 
@@ -58,7 +57,7 @@ impl LocalWorker<'_> {
         let PendingRun {
             scratch,
             dirs,
-            prelude,
+            prelude: _,
         } = prepared;
         let toolbox = run.shell == RunShell::ToolboxScript;
         let mut env = self
@@ -77,14 +76,13 @@ impl LocalWorker<'_> {
         )
         .map_err(super::error::Error::from)?;
         env.extend(secrets::env(run, &secrets)?);
-        let prelude = files::script(prelude.iter().map(|(_, w)| w));
         // The locale a stage script exports itself (see `step_command`).
         let locale: Vec<String> = match run.shell {
             RunShell::ToolboxScript => env.iter().filter(|e| is_locale(e)).cloned().collect(),
             _ => Vec::new(),
         };
-        let (args, env) = step_command(run, env, &dirs.control, "", &prelude)
-            .map_err(op("write the step's command"))?;
+        let (args, env) =
+            step_command(run, env, &dirs.control, "").map_err(op("write the step's command"))?;
         let spec = self
             .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
             .map_err(op("set up the step's container"))?;
@@ -159,7 +157,7 @@ impl LocalWorker<'_> {
                         ..run.clone()
                     };
                     let (mut args, _) =
-                        step_command(&only, spec.process.env.clone(), &dirs.control, RERUN, "")
+                        step_command(&only, spec.process.env.clone(), &dirs.control, RERUN)
                             .map_err(op("write the rerun script"))?;
                     // The script sets the locale itself, as the build's did: bash must not
                     // start with it (it warns about locales the image lacks).
@@ -203,7 +201,7 @@ impl LocalWorker<'_> {
                 kept: Some(Kept::new(failed)),
             });
         }
-        self.commit_upper(&dirs)
+        self.commit_upper(&dirs, job.stage.options.always_layer)
     }
 }
 
@@ -258,11 +256,7 @@ pub(super) fn step_command(
     env: Vec<String>,
     control: &Path,
     sub: &str,
-    prelude: &str,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    if !prelude.is_empty() && run.shell != RunShell::ToolboxScript {
-        anyhow::bail!("git work before a step is only supported for stage scripts");
-    }
     Ok(match &run.shell {
         RunShell::ToolboxScript => {
             // The static bash cannot load locales the image lacks and warns when it starts
@@ -274,11 +268,7 @@ pub(super) fn step_command(
                 sub => format!("{sub}/script.sh"),
             };
             // The rerun script is written after the container ran: never through its links.
-            crate::beneath::write(
-                control,
-                &script,
-                stage_script(run, &locale, prelude).as_bytes(),
-            )?;
+            crate::beneath::write(control, &script, stage_script(run, &locale).as_bytes())?;
             (
                 vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")],
                 rest,
@@ -392,7 +382,7 @@ impl RunDirs {
 /// failure names the command and the debugger starts where it started (after the `cd`s and
 /// `export`s of the lines before it).
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
-pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
+pub(crate) fn stage_script(run: &Run, exports: &[String]) -> String {
     let mut s = String::new();
     if !exports.is_empty() {
         let quoted: Vec<String> = exports
@@ -405,7 +395,6 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> Stri
         s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
     }
     s.push_str("set -e\n");
-    s.push_str(prelude);
     for (i, command) in run.commands.iter().enumerate() {
         s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
@@ -448,7 +437,7 @@ mod tests {
             no_network: false,
             insecure: false,
         };
-        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
+        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()]);
         assert_eq!(
             script,
             "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\n\
