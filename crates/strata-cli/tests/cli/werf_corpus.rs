@@ -27,6 +27,8 @@
 //! | `network` | e2e `network/stapel*` | the default network and `network: host` reach out, `network: none` has only `lo` |
 //! | `images-dependencies` | e2e `images_dependencies` | dependency name, id, repo and tag as `targetEnv` from the `after:` stage on, and as `targetBuildArg` (also `FROM ${ARG}`) |
 //! | `git-add-renames` | integration `git/git_add_renames` | four commits: files, dirs and links mapped under other names (modes 644/755/777, links kept), removed, changed, renamed again |
+//! | `git-patch-empty-dirs` | integration `git/cleanup_empty_directories_with_git_patch_apply` | a patch removing a directory's last file removes the directories it empties (odd names too), not those holding a user stage's files |
+//! | `git-file-lifecycle` | integration `git/file_lifecycle` | files added with mode 0755/0644, modified, chmodded, deleted by patches; links added, retargeted, deleted; odd names |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -285,6 +287,20 @@ fn werf_e2e_images_dependencies() {
 #[test]
 fn werf_integration_git_add_renames() {
     case("git-add-renames");
+}
+
+/// werf 1.2's integration `cleanup_empty_directories_with_git_patch_apply`: a patch removing a
+/// directory's last file removes the directories it empties, not those a user stage filled.
+#[test]
+fn werf_integration_git_patch_empty_dirs() {
+    case("git-patch-empty-dirs");
+}
+
+/// werf 1.2's integration `file_lifecycle`: files (odd names too) and links added, modified,
+/// chmodded and deleted by patches over gitArchive.
+#[test]
+fn werf_integration_git_file_lifecycle() {
+    case("git-file-lifecycle");
 }
 
 /// A Node frontend as public werf projects write it.
