@@ -6,7 +6,8 @@
 //! - `state0/`: the first commit, built cold and checked against `checks0`;
 //! - built again: nothing runs;
 //! - `state1/`, `state2/`, ... (files written over the work tree, links as links;
-//!   `stateN/DELETE` lists files removed): one commit each, built and checked against
+//!   `stateN/DELETE` lists files removed, `stateN/GENERATE` files to write as `SIZE PATH`
+//!   lines, see [`generated`]): one commit each, built and checked against
 //!   `checksN`, then cached again;
 //! - a fresh clone of the last commit elsewhere: nothing runs, the image is the same.
 //!
@@ -29,6 +30,7 @@
 //! | `git-add-renames` | integration `git/git_add_renames` | four commits: files, dirs and links mapped under other names (modes 644/755/777, links kept), removed, changed, renamed again |
 //! | `git-patch-empty-dirs` | integration `git/cleanup_empty_directories_with_git_patch_apply` | a patch removing a directory's last file removes the directories it empties (odd names too), not those holding a user stage's files |
 //! | `git-file-lifecycle` | integration `git/file_lifecycle` | files added with mode 0755/0644, modified, chmodded, deleted by patches; links added, retargeted, deleted; odd names |
+//! | `git-stages` | integration `git/stages_test.go` (`git_stages`, `user_stages`) | a patch of 1 MiB goes into gitCache, less into gitLatestPatch, gitCache again after 1 MiB more; an artifact's gitArchive does not follow commits; a stageDependencies change rebuilds its stage and those after it |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -43,7 +45,8 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/werf")
 }
 
-/// Copies `from` over `to`, except the `DELETE` list, whose files it removes from `to`.
+/// Copies `from` over `to` (links as links), except the `DELETE` list, whose files it removes
+/// from `to`, and the `GENERATE` list, whose files it writes there ([`generated`]).
 fn apply_state(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -56,6 +59,11 @@ fn apply_state(from: &Path, to: &Path) {
         } else if kind.is_dir() {
             std::fs::create_dir_all(&target).unwrap();
             apply_state(&entry.path(), &target);
+        } else if entry.file_name() == "GENERATE" {
+            for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+                let (size, path) = line.split_once(' ').unwrap();
+                std::fs::write(to.join(path), generated(path, size.parse().unwrap())).unwrap();
+            }
         } else if entry.file_name() == "DELETE" && from.file_name() != Some("app-src".as_ref()) {
             for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
                 std::fs::remove_file(to.join(line)).unwrap();
@@ -64,6 +72,15 @@ fn apply_state(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// The content `GENERATE` gives a file of `size` bytes at `path`: one line of letters and
+/// digits (as werf's tests write random strings), byte `i` being `ALNUM[(7 i + path length) % 36]`.
+fn generated(path: &str, size: usize) -> Vec<u8> {
+    const ALNUM: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..size)
+        .map(|i| ALNUM[(7 * i + path.len()) % 36])
+        .collect()
 }
 
 /// A build of `images` (all when empty) in `dir`: the stages that ran, or the failure.
@@ -301,6 +318,14 @@ fn werf_integration_git_patch_empty_dirs() {
 #[test]
 fn werf_integration_git_file_lifecycle() {
     case("git-file-lifecycle");
+}
+
+/// werf 1.2's integration `git/stages_test.go` (git_stages, user_stages): gitCache for a patch
+/// of 1 MiB or more, gitLatestPatch below, an artifact that does not follow commits, and
+/// stageDependencies rebuilding their stage.
+#[test]
+fn werf_integration_git_stages() {
+    case("git-stages");
 }
 
 /// A Node frontend as public werf projects write it.
