@@ -416,7 +416,8 @@ pub struct Import {
     pub mode: Option<u32>,
     /// Make the missing parents of `to` as BuildKit's copy does (`CreateDestPath`: 0755, the
     /// import's owner, the build's time) — a Dockerfile's `COPY --from`; werf's `import:`
-    /// leaves them to the unpacking tar (root's).
+    /// leaves them to the unpacking tar (root's), and its destination directory takes the
+    /// source directory's metadata, as rsync of `add/` does.
     #[serde(default)]
     pub dest_parents: bool,
     /// A symbolic `--chmod` (`u+x,go-w`), applied to each copied entry's own mode (links
