@@ -20,11 +20,13 @@
 #   nodejs, npm (when no node is installed): the DAP tests drive `strata dap` with VS Code's
 #     test client, @vscode/debugadapter-testsupport, installed below from the npm registry at
 #     the versions crates/strata-cli/tests/dap/package-lock.json pins
+#   debootstrap, time, linux-perf: bench/peers.sh (the Debian minbase input, peak RSS) and
+#     profiling the benchmarks (perf record)
 set -euo pipefail
 packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
   libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils
   golang-go golang-github-masterminds-sprig-dev zsh fish man-db
-  openssh-client passwd util-linux)
+  openssh-client passwd util-linux debootstrap time linux-perf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,7 +21,6 @@ use super::error::{op, sandbox};
 use super::failure::FailedRun;
 use super::secrets;
 use super::stage::PendingRun;
-use crate::files;
 use crate::oci::ImageConfig;
 use crate::toolbox::{self, shell_quote};
 
@@ -58,7 +57,7 @@ impl LocalWorker<'_> {
         let PendingRun {
             scratch,
             dirs,
-            prelude,
+            prelude: _,
         } = prepared;
         let toolbox = run.shell == RunShell::ToolboxScript;
         let mut env = self
@@ -72,7 +71,6 @@ impl LocalWorker<'_> {
         )
         .map_err(super::error::Error::from)?;
         env.extend(secrets::env(run, &secrets)?);
-        let prelude = files::script(prelude.iter().map(|(_, w)| w));
         // The locale a stage script exports itself (see `step_command`).
         let locale: Vec<String> = match run.shell {
             RunShell::ToolboxScript => env.iter().filter(|e| is_locale(e)).cloned().collect(),
@@ -95,14 +93,8 @@ impl LocalWorker<'_> {
             if let Some((super::At::Line { command, .. }, _)) = pause {
                 segment.to = command;
             }
-            let prelude = if segment.from == 0 {
-                prelude.as_str()
-            } else {
-                ""
-            };
-            let (args, step_env) =
-                step_command(run, env.clone(), &dirs.control, "", prelude, &segment)
-                    .map_err(op("write the step's command"))?;
+            let (args, step_env) = step_command(run, env.clone(), &dirs.control, "", &segment)
+                .map_err(op("write the step's command"))?;
             let mut spec = self
                 .container_spec(
                     lowers.to_vec(),
@@ -197,7 +189,6 @@ impl LocalWorker<'_> {
                             spec.process.env.clone(),
                             &dirs.control,
                             RERUN,
-                            "",
                             &Segment { from: 0, to: 1 },
                         )
                         .map_err(op("write the rerun script"))?;
@@ -232,6 +223,7 @@ impl LocalWorker<'_> {
                         .chain(&run.mounts)
                         .cloned()
                         .collect(),
+                    extra_hosts: self.extra_hosts(job),
                     scratch,
                 };
                 return Err(ExecError::CommandFailed {
@@ -277,7 +269,7 @@ impl LocalWorker<'_> {
             };
             pause = next_pause(segment.from);
         }
-        self.commit_upper(&dirs)
+        self.commit_upper(&dirs, job.stage.options.always_layer)
     }
 }
 
@@ -332,12 +324,8 @@ pub(super) fn step_command(
     env: Vec<String>,
     control: &Path,
     sub: &str,
-    prelude: &str,
     segment: &Segment,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    if !prelude.is_empty() && run.shell != RunShell::ToolboxScript {
-        anyhow::bail!("git work before a step is only supported for stage scripts");
-    }
     Ok(match &run.shell {
         RunShell::ToolboxScript => {
             // The static bash cannot load locales the image lacks and warns when it starts
@@ -352,7 +340,7 @@ pub(super) fn step_command(
             crate::beneath::write(
                 control,
                 &script,
-                stage_script(run, &locale, prelude, segment).as_bytes(),
+                stage_script(run, &locale, segment).as_bytes(),
             )?;
             (
                 vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")],
@@ -493,12 +481,7 @@ impl RunDirs {
 /// restoring the shell the piece before it saved (its variables, exported or not, its
 /// functions and directory); a piece before the last ends by saving its shell. Traps, shell
 /// options and background jobs do not carry over.
-pub(crate) fn stage_script(
-    run: &Run,
-    exports: &[String],
-    prelude: &str,
-    segment: &Segment,
-) -> String {
+pub(crate) fn stage_script(run: &Run, exports: &[String], segment: &Segment) -> String {
     let mut s = String::new();
     if !exports.is_empty() {
         let quoted: Vec<String> = exports
@@ -514,7 +497,6 @@ pub(crate) fn stage_script(
         s.push_str(&format!("{{ . {RUN_DIR}/{RESUME}; }} 2>/dev/null || :\n"));
     }
     s.push_str("set -e\n");
-    s.push_str(prelude);
     let record = |s: &mut String, i: usize| {
         s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
@@ -577,7 +559,6 @@ mod tests {
         let script = stage_script(
             &run,
             &["LC_ALL=C.UTF-8".into()],
-            "",
             &Segment { from: 0, to: 2 },
         );
         assert_eq!(
