@@ -156,6 +156,41 @@ pub struct BaseConfig {
     /// values its instructions saw: a stage built `FROM` it inherits them (BuildKit's
     /// `dispatchState.init`). Images have none.
     pub args: Vec<(String, String)>,
+    /// An image's `OnBuild` triggers, as its config keeps them (each an instruction's text
+    /// after `ONBUILD`): a stage built `FROM` the image runs them first, as BuildKit does.
+    pub onbuild: Vec<String>,
+}
+
+/// The `ONBUILD` triggers of the images in `options.base_configs`, parsed as the instructions
+/// of a Dockerfile of their own that `sources` gets (named `ONBUILD of REFERENCE`, so an error
+/// in a trigger points at its text), by reference.
+fn image_triggers(
+    options: &DockerfileOptions,
+    sources: &mut SourceMap,
+) -> Result<BTreeMap<String, Vec<Instruction>>> {
+    let mut out = BTreeMap::new();
+    for (reference, config) in &options.base_configs {
+        if config.onbuild.is_empty() {
+            continue;
+        }
+        let name = format!("ONBUILD of {reference}");
+        let mut text = format!("# the ONBUILD triggers of the image {reference}\nFROM scratch\n");
+        for trigger in &config.onbuild {
+            text.push_str(trigger);
+            text.push('\n');
+        }
+        let file = sources.add(PathBuf::from(&name), name, text.clone());
+        let mut parsed = super::parse(file, &text)?;
+        if let Some(extra) = parsed.stages.get(1) {
+            return Err(Box::new(Diagnostic::new(
+                format!("the image {reference} has an ONBUILD trigger that is a FROM"),
+                Some(extra.from.span),
+            )));
+        }
+        let instructions = parsed.stages.pop().map(|s| s.instructions);
+        out.insert(reference.clone(), instructions.unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// The image references the stages of `dockerfile` are built `FROM` (neither `scratch` nor
@@ -190,7 +225,9 @@ pub fn lower(
     sources: SourceMap,
     options: &DockerfileOptions,
 ) -> std::result::Result<Plan, (Box<Diagnostic>, SourceMap)> {
+    let mut sources = sources;
     let lowered = Lowering::new(dockerfile, options).and_then(|mut l| {
+        l.image_triggers = image_triggers(options, &mut sources)?;
         let (images, default_images) = l.stages(dockerfile)?;
         if let Some(snapshot) = l.snapshot.into_inner() {
             snapshot.finish().map_err(|e| {
@@ -245,6 +282,9 @@ struct Lowering<'a> {
     /// Per `COPY`/`ADD` without heredocs (by its span): its sources and destination expanded,
     /// as its history entry names them.
     copy_paths: std::collections::HashMap<Span, Vec<String>>,
+    /// The `ONBUILD` triggers of the `FROM` images ([`BaseConfig::onbuild`]), parsed, by
+    /// reference.
+    image_triggers: BTreeMap<String, Vec<Instruction>>,
 }
 
 /// What an instruction sees while its stage is lowered.
@@ -330,6 +370,8 @@ impl Scope {
             user: self.user.clone(),
             shell: self.shell.clone(),
             args: self.arg_values(),
+            // A stage's own triggers are read from its instructions.
+            onbuild: Vec::new(),
         }
     }
 
@@ -394,6 +436,7 @@ impl<'a> Lowering<'a> {
             snapshot: RefCell::new(None),
             run_args: Default::default(),
             copy_paths: Default::default(),
+            image_triggers: BTreeMap::new(),
         })
     }
 
@@ -540,6 +583,10 @@ impl<'a> Lowering<'a> {
             if let Some(config) = self.options.base_configs.get(&from_text) {
                 scope = Scope::from_base(config);
                 without_path = !config.env.iter().any(|(name, _)| name == "PATH");
+            }
+            // The image's triggers: run first, and gone from this stage's config.
+            if let Some(image_triggers) = self.image_triggers.get(&from_text) {
+                triggers = image_triggers.clone();
             }
             Base::Reference {
                 reference: from_text,

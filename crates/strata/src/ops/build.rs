@@ -352,6 +352,7 @@ fn dockerfile_bases(
             user: run.user.clone(),
             shell: run.shell.clone().unwrap_or_default(),
             args: Vec::new(),
+            onbuild: run.onbuild.clone(),
         };
         options.base_configs.insert(reference, base);
     }

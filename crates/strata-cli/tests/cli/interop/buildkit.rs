@@ -100,6 +100,9 @@ struct Header {
     /// `# hardlink: FILE LINK`: the staged context's `LINK` is made a hardlink of its `FILE`
     /// (git keeps no hardlinks).
     hardlinks: Vec<(String, String)>,
+    /// `# base: DIR NAME`: the case's `DIR` is built first, by each builder, as the image
+    /// `NAME` the case's Dockerfile builds `FROM` (an image of one's own, not a stage).
+    bases: Vec<(String, String)>,
 }
 
 fn header(dir: &Path) -> Header {
@@ -118,6 +121,14 @@ fn header(dir: &Path) -> Header {
             header
                 .hardlinks
                 .push((file.to_string(), link.trim().to_string()));
+        } else if let Some(pair) = line.strip_prefix("# base:") {
+            let (dir, name) = pair
+                .trim()
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("`# base: DIR NAME`, not `{line}`"));
+            header
+                .bases
+                .push((dir.to_string(), name.trim().to_string()));
         }
     }
     header
@@ -518,6 +529,7 @@ fn differential(name: &str) {
         args,
         failure: expect_failure,
         hardlinks,
+        bases,
     } = header(&case);
     let w = world();
     let base = base_archive();
@@ -535,6 +547,13 @@ fn differential(name: &str) {
         .as_secs()
         - 1;
 
+    for (dir, base) in &bases {
+        run(w
+            .docker()
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--no-cache", "--network", "host", "-t", base])
+            .arg(ctx.join(dir)));
+    }
     let tag = format!("strata-diff/{name}:1");
     let theirs = w
         .docker()
@@ -562,6 +581,19 @@ fn differential(name: &str) {
     let env = Env::empty();
     let load = env.strata(&["load", base.to_str().expect("a UTF-8 path")]);
     assert!(load.status.success(), "strata load: {}", stderr(&load));
+    for (dir, base) in &bases {
+        let built = env
+            .cmd()
+            .current_dir(ctx.join(dir))
+            .args(["build", "-f", "Dockerfile", ".", "-t", base])
+            .output()
+            .expect("run strata build");
+        assert!(
+            built.status.success(),
+            "strata build of {dir}: {}",
+            stderr(&built)
+        );
+    }
     let ours = env
         .cmd()
         .current_dir(&ctx)
@@ -632,6 +664,9 @@ fn differential(name: &str) {
         stderr(&export)
     );
     let _ = w.docker().args(["rmi", &tag]).output();
+    for (_, base) in &bases {
+        let _ = w.docker().args(["rmi", base]).output();
+    }
 
     let dockerfile = fs::read_to_string(ctx.join("Dockerfile")).expect("read the Dockerfile");
     let diffs: Vec<String> = differences(
@@ -809,6 +844,7 @@ cases! {
     network_none => "network-none",
     node_like_app => "node-like-app",
     onbuild => "onbuild",
+    onbuild_from_image => "onbuild-from-image",
     onbuild_triggers => "onbuild-triggers",
     python_like_app => "python-like-app",
     run_forms => "run-forms",
