@@ -522,8 +522,25 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// When the first case began (less a second): every time a build of any case made is
+/// later, the context's and the base image's are earlier. Per case would not do: BuildKit
+/// may give a step two cases have in common the result of the other's build, `--no-cache` or
+/// not (the `WORKDIR /srv` on busybox of stage-inherit-config kept the time of
+/// env-from-base's, minutes before its case began).
+fn suite_started() -> u64 {
+    static STARTED: OnceLock<u64> = OnceLock::new();
+    *STARTED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+            - 1
+    })
+}
+
 /// Builds case `name` with BuildKit and with strata and compares the results.
 fn differential(name: &str) {
+    let started = suite_started();
     let case = case_dir(name);
     let Header {
         args,
@@ -541,11 +558,6 @@ fn differential(name: &str) {
     fs::write(work.path().join("outside"), "outside the context\n").expect("write outside");
     let ctx = work.path().join("ctx");
     stage(&case, &ctx, &hardlinks);
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-        - 1;
 
     for (dir, base) in &bases {
         run(w
@@ -559,8 +571,7 @@ fn differential(name: &str) {
         .docker()
         .env("DOCKER_BUILDKIT", "1")
         .current_dir(&ctx)
-        // No case reads another's cache: a cached step keeps the times of the build that
-        // made it (the `WORKDIR /srv` of two cases is one step to BuildKit).
+        // No case reads the cache of a build before it (whose times it would keep).
         .args([
             "build",
             "--no-cache",
