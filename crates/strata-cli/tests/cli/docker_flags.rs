@@ -503,3 +503,33 @@ fn build_contexts_name_directories_and_images() {
         "{stderr}"
     );
 }
+
+/// A Dockerfile a strata.yaml names (`dockerfile:`) reads the configs of the images its
+/// stages are built `FROM`, as `strata build -f` does: their ENV, WORKDIR and USER, and their
+/// ONBUILD triggers, which run first.
+#[test]
+fn a_config_dockerfile_starts_from_its_base_images_config() {
+    let env = Env::new();
+    let base = context(
+        &env,
+        "base",
+        "FROM busybox:latest\nENV GREETING=hi\nWORKDIR /srv\nUSER 1000\n\
+         ONBUILD RUN echo triggered > /tmp/onbuild\n",
+    );
+    build(&env, &base, &["-t", "with-config"]);
+    let dir = env.project(
+        "cfg",
+        "project: cfg\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n",
+    );
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM with-config\nENV PATH_SEEN=$GREETING-there\n\
+         RUN { pwd; id -u; echo \"$PATH_SEEN\"; cat /tmp/onbuild; } > /tmp/seen\n",
+    )
+    .unwrap();
+    env.build_ok(&dir);
+    assert_eq!(
+        env.run_sh("app", "cat /tmp/seen"),
+        "/srv\n1000\nhi-there\ntriggered\n"
+    );
+}

@@ -161,6 +161,35 @@ pub struct BaseConfig {
     pub onbuild: Vec<String>,
 }
 
+/// How the caller reads the config of an image a Dockerfile's stage is built `FROM` while the
+/// Dockerfile is converted (BuildKit reads it then too): from its store, pulling it first if
+/// need be.
+pub trait ResolveBase: std::fmt::Debug {
+    /// The run settings of the image `reference` (as written, after expansion), or `None`
+    /// when it cannot be resolved: the build reports that when, and only if, a stage the
+    /// target needs is built on it.
+    fn base_config(&self, reference: &str) -> Option<BaseConfig>;
+}
+
+/// `options` with the configs `bases` resolves for the images the stages of `dockerfile` are
+/// built `FROM` ([`base_references`]) added to its [`DockerfileOptions::base_configs`].
+///
+/// # Errors
+/// As [`base_references`].
+pub fn with_base_configs(
+    dockerfile: &Dockerfile,
+    options: &DockerfileOptions,
+    bases: &dyn ResolveBase,
+) -> Result<DockerfileOptions> {
+    let mut options = options.clone();
+    for reference in base_references(dockerfile, &options)? {
+        if let Some(config) = bases.base_config(&reference) {
+            options.base_configs.insert(reference, config);
+        }
+    }
+    Ok(options)
+}
+
 /// The `ONBUILD` triggers of the images in `options.base_configs`, parsed as the instructions
 /// of a Dockerfile of their own that `sources` gets (named `ONBUILD of REFERENCE`, so an error
 /// in a trigger points at its text), by reference.
