@@ -533,3 +533,41 @@ fn a_config_dockerfile_starts_from_its_base_images_config() {
         "/srv\n1000\nhi-there\ntriggered\n"
     );
 }
+
+/// A named context replaces the stage of its name, as BuildKit's: `FROM` and `COPY --from`
+/// that name read the context, and the stage is not built.
+#[test]
+fn a_build_context_replaces_the_stage_of_its_name() {
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "replace",
+        "FROM busybox:latest AS base\nRUN echo from-the-stage > /stage.txt\n\
+         FROM busybox:latest AS files\nRUN echo stage > /f.txt\n\
+         FROM base\nCOPY --from=files /f.txt /copied.txt\n",
+    );
+    let files = env.work.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("f.txt"), "from the directory\n").unwrap();
+    let out = build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "replace",
+            "--build-context",
+            "base=docker-image://busybox:latest",
+            "--build-context",
+            &format!("files={}", files.display()),
+        ],
+    );
+    assert_eq!(
+        env.run_sh("replace", "test ! -e /stage.txt && cat /copied.txt"),
+        "from the directory\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("from-the-stage"),
+        "the stage ran:\n{stderr}"
+    );
+}

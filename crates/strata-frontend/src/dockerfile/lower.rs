@@ -235,11 +235,12 @@ pub fn base_references(
             .from
             .image
             .expand(lowering.escape, &|n| lowering.global_args.get(n).cloned())?;
-        let earlier = dockerfile.stages[..index].iter().any(|s| {
-            s.name
-                .as_ref()
-                .is_some_and(|n| n.value.eq_ignore_ascii_case(&text))
-        });
+        let earlier = !lowering.replaced(&text)
+            && dockerfile.stages[..index].iter().any(|s| {
+                s.name
+                    .as_ref()
+                    .is_some_and(|n| n.value.eq_ignore_ascii_case(&text))
+            });
         let text = lowering.named_image(&text);
         if !text.eq_ignore_ascii_case("scratch") && !earlier && !out.contains(&text) {
             out.push(text);
@@ -519,11 +520,23 @@ impl<'a> Lowering<'a> {
         ))
     }
 
+    /// Whether a named context of the stage name `text` replaces that stage
+    /// (`--build-context NAME=...`), as BuildKit's does.
+    fn replaced(&self, text: &str) -> bool {
+        self.options
+            .build_contexts
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case(text))
+    }
+
     /// The image a `FROM`/`--from` word names: an earlier stage (by name or index) or an
     /// image reference (an external image for `--from`).
     fn stage_ref(&self, dockerfile: &Dockerfile, text: &str, before: usize) -> Option<usize> {
         if let Ok(i) = text.parse::<usize>() {
             return (i < before).then(|| self.stage_images[i].0);
+        }
+        if self.replaced(text) {
+            return None;
         }
         dockerfile.stages[..before]
             .iter()
