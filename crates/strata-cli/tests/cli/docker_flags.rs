@@ -571,3 +571,75 @@ fn a_build_context_replaces_the_stage_of_its_name() {
         "the stage ran:\n{stderr}"
     );
 }
+
+/// `--build-context NAME=oci-layout://DIR[@DIGEST]`: the image of an OCI layout directory
+/// (here one `strata export` wrote) is what `FROM NAME` and `COPY --from=NAME` read.
+#[test]
+fn a_build_context_names_an_oci_layout() {
+    let env = Env::new();
+    let source = context(
+        &env,
+        "layout-src",
+        "FROM busybox:latest\nRUN echo from-the-layout > /layout.txt\n",
+    );
+    build(&env, &source, &["-t", "layout-src"]);
+    let tarball = env.work.path().join("layout.tar");
+    let export = env.strata(&["export", "layout-src", "-o", tarball.to_str().unwrap()]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let layout = env.work.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = context(
+        &env,
+        "layout-use",
+        "FROM lay\nCOPY --from=copied /layout.txt /copied.txt\n",
+    );
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "layout-use",
+            "--build-context",
+            &format!("lay=oci-layout://{}", layout.display()),
+            "--build-context",
+            &format!("copied=oci-layout://{}@{digest}", layout.display()),
+        ],
+    );
+    assert_eq!(
+        env.run_sh("layout-use", "cat /layout.txt /copied.txt"),
+        "from-the-layout\nfrom-the-layout\n"
+    );
+    // A digest the layout does not hold is named.
+    let out = env
+        .cmd()
+        .args(["build", "-t", "x", "--build-context"])
+        .arg(format!(
+            "lay=oci-layout://{}@sha256:{}",
+            layout.display(),
+            "0".repeat(64)
+        ))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no image sha256:000"), "{stderr}");
+}

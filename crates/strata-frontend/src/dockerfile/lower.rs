@@ -83,21 +83,40 @@ pub struct DockerfileOptions {
 pub enum NamedContext {
     /// A directory of this machine (`NAME=DIR`), for `COPY --from`.
     Dir(PathBuf),
-    /// An image (`NAME=docker-image://REF`).
+    /// An image (`NAME=docker-image://REF`; a manifest digest `sha256:HEX` is one in the
+    /// store).
     Image(String),
+    /// The image of an OCI layout directory (`NAME=oci-layout://DIR[@DIGEST]`: the one it
+    /// holds, or the one of that manifest digest), which the caller loads into its store
+    /// and names as an [`NamedContext::Image`] of its digest before converting.
+    OciLayout {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The manifest digest after `@`, if given.
+        digest: Option<String>,
+    },
 }
 
 impl std::str::FromStr for NamedContext {
     type Err = String;
 
-    /// buildx's forms: `docker-image://REF`, or a directory.
+    /// buildx's forms: `docker-image://REF`, `oci-layout://DIR[@DIGEST]`, or a directory.
     fn from_str(s: &str) -> std::result::Result<NamedContext, String> {
         if let Some(reference) = s.strip_prefix("docker-image://") {
             return Ok(NamedContext::Image(reference.to_string()));
         }
+        if let Some(layout) = s.strip_prefix("oci-layout://") {
+            let (dir, digest) = match layout.rsplit_once('@') {
+                Some((dir, digest)) => (dir, Some(digest.to_string())),
+                None => (layout, None),
+            };
+            return std::fs::canonicalize(dir)
+                .map(|dir| NamedContext::OciLayout { dir, digest })
+                .map_err(|e| format!("the OCI layout {dir}: {e}"));
+        }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(format!(
-                "strata has no `{scheme}://` contexts; give a directory or docker-image://REF"
+                "strata has no `{scheme}://` contexts; give a directory, docker-image://REF or oci-layout://DIR"
             ));
         }
         std::fs::canonicalize(s)

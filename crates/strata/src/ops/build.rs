@@ -278,6 +278,14 @@ fn load_plan(
     let loaded = match &options.dockerfile {
         Some((path, df)) => {
             let mut df = df.clone();
+            // An OCI layout's image is read into the store and named by its digest.
+            for named in df.build_contexts.values_mut() {
+                if let strata_frontend::dockerfile::NamedContext::OciLayout { dir, digest } = named
+                {
+                    let manifest = super::load::layout_image(ctx, dir, digest.as_deref())?;
+                    *named = strata_frontend::dockerfile::NamedContext::Image(manifest.to_string());
+                }
+            }
             df.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
                 Downloads {
                     dir: downloads.to_path_buf(),
