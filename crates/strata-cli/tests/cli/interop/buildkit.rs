@@ -114,24 +114,21 @@ fn header(dir: &Path) -> Header {
         } else if let Some(t) = line.strip_prefix("# expect-failure:") {
             header.failure = Some(t.trim().to_string());
         } else if let Some(pair) = line.strip_prefix("# hardlink:") {
-            let (file, link) = pair
-                .trim()
-                .split_once(' ')
-                .unwrap_or_else(|| panic!("`# hardlink: FILE LINK`, not `{line}`"));
-            header
-                .hardlinks
-                .push((file.to_string(), link.trim().to_string()));
+            header.hardlinks.push(two_words(pair, line));
         } else if let Some(pair) = line.strip_prefix("# base:") {
-            let (dir, name) = pair
-                .trim()
-                .split_once(' ')
-                .unwrap_or_else(|| panic!("`# base: DIR NAME`, not `{line}`"));
-            header
-                .bases
-                .push((dir.to_string(), name.trim().to_string()));
+            header.bases.push(two_words(pair, line));
         }
     }
     header
+}
+
+/// The two words of a header line's value (`FILE LINK`, `DIR NAME`).
+fn two_words(value: &str, line: &str) -> (String, String) {
+    let (a, b) = value
+        .trim()
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("two words after the colon, not `{line}`"));
+    (a.to_string(), b.trim().to_string())
 }
 
 /// `busybox:latest` in docker (imported from the busybox rootfs) and its `docker save`
