@@ -13,7 +13,8 @@
 //!
 //! A state's build is every image at once, after the builds the case's `builds` file lists
 //! (one `strata build IMAGE...` a line, in order: werf's tests that build images one by one).
-//! `ranN` says which stages the builds of state N ran ([`check_ran`]). Checks use the corpus
+//! `ranN` says which stages the builds of state N ran ([`check_ran`]); `failsN` that they
+//! fail, and with what ([`check_failure`]). Checks use the corpus
 //! format ([`run_checks`]); what they expect is what werf's own tests assert.
 //!
 //! | case | shape of | what it proves |
@@ -31,6 +32,11 @@
 //! | `git-patch-empty-dirs` | integration `git/cleanup_empty_directories_with_git_patch_apply` | a patch removing a directory's last file removes the directories it empties (odd names too), not those holding a user stage's files |
 //! | `git-file-lifecycle` | integration `git/file_lifecycle` | files added with mode 0755/0644, modified, chmodded, deleted by patches; links added, retargeted, deleted; odd names |
 //! | `git-stages` | integration `git/stages_test.go` (`git_stages`, `user_stages`) | a patch of 1 MiB goes into gitCache, less into gitLatestPatch, gitCache again after 1 MiB more; an artifact's gitArchive does not follow commits; a stageDependencies change rebuilds its stage and those after it |
+//! | `imports-app` | legacy `imports/imports_app_1` | imports renamed, into existing directories (a file lands inside, directories merge); missing sources fail the build, named |
+//! | `imports-include-exclude` | legacy `imports/imports_app_2` | includePaths, excludePaths and both at three points; a changed source is reimported everywhere |
+//! | `import-metadata` | legacy `imports/import_metadata` | an artifact rebuilt with the same files leaves the importing image alone; changed files rebuild it from the import |
+//! | `import-links-modes` | legacy `imports/imports_app_4`, `imports_app_5`, `import_app_symlinks` | links imported as links, modes kept, `stage:` of the source; a mode or link target change rebuilds the importer |
+//! | `import-external` | legacy `imports/import_from_external`, `import_app_owner_group` | `from:` an image outside the config, `image:`/`from:` a config image, owner and group |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -157,6 +163,27 @@ fn check_ran(case: &str, ran: &[String], expected: &str) -> Vec<String> {
     failures
 }
 
+/// Checks that the build of a state fails, its errors saying each line of its `failsN` file
+/// (`#` lines aside), and that the store keeps nothing of it: a second build fails the same.
+fn check_failure(case: &str, env: &Env, dir: &Path, expected: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for attempt in ["build", "second build"] {
+        match build(env, dir) {
+            Ok(ran) => failures.push(format!("{case}: the {attempt} succeeded, ran {ran:?}")),
+            Err(stderr) => {
+                for line in expected.lines().filter(|l| !l.starts_with('#')) {
+                    if !stderr.contains(line) {
+                        failures.push(format!(
+                            "{case}: the {attempt} failed without `{line}`:\n{stderr}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    failures
+}
+
 /// Walks one case through its history, with the builds `order` lists before each full build
 /// (see [`build_state`]), and returns what went wrong.
 fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
@@ -172,6 +199,15 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
         apply_state(&case.join(&state), &dir);
         git(&dir, &["add", "-A"]);
         git(&dir, &["commit", "-q", "-m", &state]);
+        if let Ok(expected) = std::fs::read_to_string(case.join(format!("fails{n}"))) {
+            failures.extend(check_failure(
+                &format!("{name} {state}"),
+                env,
+                &dir,
+                &expected,
+            ));
+            continue;
+        }
         match build_state(env, order, &dir) {
             Ok(ran) => {
                 if let Ok(expected) = std::fs::read_to_string(case.join(&expected_ran)) {
@@ -326,6 +362,40 @@ fn werf_integration_git_file_lifecycle() {
 #[test]
 fn werf_integration_git_stages() {
     case("git-stages");
+}
+
+/// werf's legacy `imports_app_1`: renames, imports into and onto existing directories; the
+/// first two commits import missing paths and fail naming them.
+#[test]
+fn werf_legacy_imports_app() {
+    case("imports-app");
+}
+
+/// werf's legacy `imports_app_2`: includePaths, excludePaths and both, reimported after the
+/// source changes.
+#[test]
+fn werf_legacy_imports_include_exclude() {
+    case("imports-include-exclude");
+}
+
+/// werf's legacy `import_metadata`: imports cached by the source's checksum.
+#[test]
+fn werf_legacy_import_metadata() {
+    case("import-metadata");
+}
+
+/// werf's legacy `imports_app_4`, `imports_app_5`, `import_app_symlinks`: links and modes of
+/// imported files, `stage:` of the source, in the checksum.
+#[test]
+fn werf_legacy_import_links_modes() {
+    case("import-links-modes");
+}
+
+/// werf's legacy `import_from_external`, `import_app_owner_group`: imports from an image
+/// outside the config and from config images, with owner and group.
+#[test]
+fn werf_legacy_import_external() {
+    case("import-external");
 }
 
 /// A Node frontend as public werf projects write it.
