@@ -37,6 +37,7 @@
 //! | `import-metadata` | legacy `imports/import_metadata` | an artifact rebuilt with the same files leaves the importing image alone; changed files rebuild it from the import |
 //! | `import-links-modes` | legacy `imports/imports_app_4`, `imports_app_5`, `import_app_symlinks` | links imported as links, modes kept, `stage:` of the source; a mode or link target change rebuilds the importer |
 //! | `import-external` | legacy `imports/import_from_external`, `import_app_owner_group` | `from:` an image outside the config, `image:`/`from:` a config image, owner and group |
+//! | `base-images` | legacy `base_image/from_anywhere`, `from_cache_version`, `from_image`, `from_artifact` | `from:` a config image, `fromImage:`, `fromArtifact:` chained, each building its from stage; a new `fromCacheVersion` rebuilds the from stages on it |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -396,6 +397,13 @@ fn werf_legacy_import_links_modes() {
 #[test]
 fn werf_legacy_import_external() {
     case("import-external");
+}
+
+/// werf's legacy `base_image` fixtures: `from:` a config image, `fromImage:`, `fromArtifact:`
+/// chained; `fromCacheVersion` rebuilding the from stages on it.
+#[test]
+fn werf_legacy_base_images() {
+    case("base-images");
 }
 
 /// A Node frontend as public werf projects write it.
