@@ -38,6 +38,7 @@
 //! | `import-links-modes` | legacy `imports/imports_app_4`, `imports_app_5`, `import_app_symlinks` | links imported as links, modes kept, `stage:` of the source; a mode or link target change rebuilds the importer |
 //! | `import-external` | legacy `imports/import_from_external`, `import_app_owner_group` | `from:` an image outside the config, `image:`/`from:` a config image, owner and group |
 //! | `base-images` | legacy `base_image/from_anywhere`, `from_cache_version`, `from_image`, `from_artifact` | `from:` a config image, `fromImage:`, `fromArtifact:` chained, each building its from stage; a new `fromCacheVersion` rebuilds the from stages on it |
+//! | `mounts` | legacy `mount/tmp_dir`, `build_dir`, `from_path` | a fresh tmp_dir each build, the build_dir the last build left, `fromPath: ./` the project directory; mount points empty in the image |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -404,6 +405,13 @@ fn werf_legacy_import_external() {
 #[test]
 fn werf_legacy_base_images() {
     case("base-images");
+}
+
+/// werf's legacy `mount` fixtures: tmp_dir per build, build_dir kept between builds,
+/// `fromPath: ./` the project directory.
+#[test]
+fn werf_legacy_mounts() {
+    case("mounts");
 }
 
 /// A Node frontend as public werf projects write it.
