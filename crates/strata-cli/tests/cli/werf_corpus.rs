@@ -39,6 +39,7 @@
 //! | `import-external` | legacy `imports/import_from_external`, `import_app_owner_group` | `from:` an image outside the config, `image:`/`from:` a config image, owner and group |
 //! | `base-images` | legacy `base_image/from_anywhere`, `from_cache_version`, `from_image`, `from_artifact` | `from:` a config image, `fromImage:`, `fromArtifact:` chained, each building its from stage; a new `fromCacheVersion` rebuilds the from stages on it |
 //! | `mounts` | legacy `mount/tmp_dir`, `build_dir`, `from_path` | a fresh tmp_dir each build, the build_dir the last build left, `fromPath: ./` the project directory; mount points empty in the image |
+//! | `docker-instructions` | legacy `docker_instructions/base` | each docker directive alone, CMD/ENTRYPOINT as a string holding a JSON array (exec form), HEALTHCHECK `CMD true` as CMD-SHELL |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -412,6 +413,12 @@ fn werf_legacy_base_images() {
 #[test]
 fn werf_legacy_mounts() {
     case("mounts");
+}
+
+/// werf's legacy `docker_instructions`: each docker directive as werf writes it.
+#[test]
+fn werf_legacy_docker_instructions() {
+    case("docker-instructions");
 }
 
 /// A Node frontend as public werf projects write it.
