@@ -11,7 +11,8 @@
 //!   `checksN`, then cached again;
 //! - a fresh clone of the last commit elsewhere: nothing runs, the image is the same.
 //!
-//! A state's build is every image at once, after the builds the case's `builds` file lists
+//! The builds run with the variables of the case's `env` file and `HOME` at a copy of its
+//! `home/` ([`Builds`]). A state's build is every image at once, after the builds the case's `builds` file lists
 //! (one `strata build IMAGE...` a line, in order: werf's tests that build images one by one).
 //! `ranN` says which stages the builds of state N ran ([`check_ran`]); `failsN` that they
 //! fail, and with what ([`check_failure`]). Checks use the corpus
@@ -40,6 +41,7 @@
 //! | `base-images` | legacy `base_image/from_anywhere`, `from_cache_version`, `from_image`, `from_artifact` | `from:` a config image, `fromImage:`, `fromArtifact:` chained, each building its from stage; a new `fromCacheVersion` rebuilds the from stages on it |
 //! | `mounts` | legacy `mount/tmp_dir`, `build_dir`, `from_path` | a fresh tmp_dir each build, the build_dir the last build left, `fromPath: ./` the project directory; mount points empty in the image |
 //! | `docker-instructions` | legacy `docker_instructions/base` | each docker directive alone, CMD/ENTRYPOINT as a string holding a JSON array (exec form), HEALTHCHECK `CMD true` as CMD-SHELL |
+//! | `secrets` | legacy `secrets/build_with_secrets` | a variable, a project file, a value and a `~/` file as secrets of a Dockerfile and a stapel image, allowed by giterminism, in no layer |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -92,12 +94,40 @@ fn generated(path: &str, size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// How a case's builds run: on `env`'s store, with the variables of the case's `env` file
+/// (`NAME=VALUE` lines) and, when the case has a `home/` directory, `HOME` at a copy of it.
+struct Builds<'a> {
+    env: &'a Env,
+    vars: Vec<(String, String)>,
+}
+
+impl<'a> Builds<'a> {
+    fn of_case(env: &'a Env, case: &Path) -> Builds<'a> {
+        let text = std::fs::read_to_string(case.join("env")).unwrap_or_default();
+        let mut vars: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if case.join("home").is_dir() {
+            let name = case.file_name().unwrap().to_string_lossy();
+            let home = env.work.path().join(format!("{name}-home"));
+            std::fs::create_dir_all(&home).unwrap();
+            apply_state(&case.join("home"), &home);
+            vars.push(("HOME".into(), home.display().to_string()));
+        }
+        Builds { env, vars }
+    }
+}
+
 /// A build of `images` (all when empty) in `dir`: the stages that ran, or the failure.
-fn build_images(env: &Env, dir: &Path, images: &[&str]) -> Result<Vec<String>, String> {
+fn build_images(b: &Builds, dir: &Path, images: &[&str]) -> Result<Vec<String>, String> {
     // The build cache directories CI restores before a build (a `fromPath` mount's source).
     std::fs::create_dir_all(dir.join(".cache/build")).unwrap();
-    let out = env
+    let out = b
+        .env
         .cmd()
+        .envs(b.vars.iter().map(|(k, v)| (k, v)))
         .args(["build", "--progress", "plain"])
         .args(images)
         .current_dir(dir)
@@ -112,19 +142,19 @@ fn build_images(env: &Env, dir: &Path, images: &[&str]) -> Result<Vec<String>, S
 }
 
 /// A build of every image in `dir`.
-fn build(env: &Env, dir: &Path) -> Result<Vec<String>, String> {
-    build_images(env, dir, &[])
+fn build(b: &Builds, dir: &Path) -> Result<Vec<String>, String> {
+    build_images(b, dir, &[])
 }
 
 /// Builds one state of a case: first the builds `builds` lists (one line, one `strata build`
 /// of the images it names, in order), then every image. Returns the stages all of them ran.
-fn build_state(env: &Env, order: &str, dir: &Path) -> Result<Vec<String>, String> {
+fn build_state(b: &Builds, order: &str, dir: &Path) -> Result<Vec<String>, String> {
     let mut ran = Vec::new();
     for line in order.lines().filter(|l| !l.trim().is_empty()) {
         let images: Vec<&str> = line.split_whitespace().collect();
-        ran.extend(build_images(env, dir, &images)?);
+        ran.extend(build_images(b, dir, &images)?);
     }
-    ran.extend(build(env, dir)?);
+    ran.extend(build(b, dir)?);
     Ok(ran)
 }
 
@@ -168,10 +198,10 @@ fn check_ran(case: &str, ran: &[String], expected: &str) -> Vec<String> {
 
 /// Checks that the build of a state fails, its errors saying each line of its `failsN` file
 /// (`#` lines aside), and that the store keeps nothing of it: a second build fails the same.
-fn check_failure(case: &str, env: &Env, dir: &Path, expected: &str) -> Vec<String> {
+fn check_failure(case: &str, b: &Builds, dir: &Path, expected: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for attempt in ["build", "second build"] {
-        match build(env, dir) {
+        match build(b, dir) {
             Ok(ran) => failures.push(format!("{case}: the {attempt} succeeded, ran {ran:?}")),
             Err(stderr) => {
                 for line in expected.lines().filter(|l| !l.starts_with('#')) {
@@ -194,6 +224,7 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
     let dir = env.work.path().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
     git(&dir, &["init", "-q", "-b", "main"]);
+    let b = Builds::of_case(env, case);
     let mut failures = Vec::new();
     let states = (0..).take_while(|n| case.join(format!("state{n}")).is_dir());
     for n in states {
@@ -205,13 +236,13 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
         if let Ok(expected) = std::fs::read_to_string(case.join(format!("fails{n}"))) {
             failures.extend(check_failure(
                 &format!("{name} {state}"),
-                env,
+                &b,
                 &dir,
                 &expected,
             ));
             continue;
         }
-        match build_state(env, order, &dir) {
+        match build_state(&b, order, &dir) {
             Ok(ran) => {
                 if let Ok(expected) = std::fs::read_to_string(case.join(&expected_ran)) {
                     failures.extend(check_ran(&format!("{name} {state}"), &ran, &expected));
@@ -224,7 +255,7 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
         }
         let text = std::fs::read_to_string(case.join(&checks)).unwrap_or_default();
         failures.extend(run_checks(env, &format!("{name} {state}"), &text));
-        match build(env, &dir) {
+        match build(&b, &dir) {
             Ok(ran) if ran.is_empty() => {}
             Ok(ran) => failures.push(format!("{name} {state}: the cached build ran {ran:?}")),
             Err(e) => failures.push(format!("{name} {state}: the cached build failed:\n{e}")),
@@ -244,7 +275,7 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    match build(env, &clone) {
+    match build(&b, &clone) {
         Ok(ran) if ran.is_empty() => {}
         Ok(ran) => failures.push(format!("{name}: the fresh clone ran {ran:?}")),
         Err(e) => failures.push(format!("{name}: the fresh clone failed:\n{e}")),
@@ -419,6 +450,13 @@ fn werf_legacy_mounts() {
 #[test]
 fn werf_legacy_docker_instructions() {
     case("docker-instructions");
+}
+
+/// werf's legacy `build_with_secrets`: env, file, value and home-file secrets on a Dockerfile
+/// and a stapel image.
+#[test]
+fn werf_legacy_secrets() {
+    case("secrets");
 }
 
 /// A Node frontend as public werf projects write it.
