@@ -20,7 +20,7 @@
 //!
 //! | case | shape of | what it proves |
 //! |---|---|---|
-//! | `e2e-complex` | e2e `build/complex` | every meta key, cache versions, mounts, git filters and owners, imports, docker directives; a mapping change rebuilds from gitArchive in one tmp_dir |
+//! | `e2e-complex` | e2e `build/complex` | every meta key, cache versions, mounts, git filters and owners, imports, docker directives (werf's inspect checks); a mapping change rebuilds from gitArchive in one tmp_dir, a dropped VOLUME goes |
 //! | `import-system-dirs` | e2e `import/no_system_dirs` | `import: from:` of `/` leaves out `/proc`, `/sys`, `/dev`, `/run`, `/.werf`; a file imported onto a directory lands inside it |
 //! | `git-ownership` | e2e `git_ownership` | a mapping's files and links take its owner (root without one) in either build order, files of the base keep theirs; state1's patch too, running gitLatestPatch and not install |
 //! | `import-stale-dest` | e2e `import/stale_dest` | an import replaces a file of the same size and mtime |
