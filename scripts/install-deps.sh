@@ -17,11 +17,13 @@
 #     newuidmap/newgidmap; the rootless tests make users (useradd) and run strata as them (setpriv)
 #   zsh, fish, man-db: the CLI tests load `strata completion` in each shell and render
 #     `strata man` with man(1)
+#   patchelf: scripts/ansible-toolbox.sh relocates the ansible toolbox's python (run last)
+#   debootstrap: the ansible tests build on a Debian root file system they make once
 set -euo pipefail
 packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
   libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils
   golang-go golang-github-masterminds-sprig-dev zsh fish man-db
-  openssh-client passwd util-linux)
+  openssh-client passwd util-linux patchelf debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,3 +33,5 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The ansible toolbox (Python + ansible-core from Debian's packages), for ansible stages.
+"$(dirname "${BASH_SOURCE[0]}")/ansible-toolbox.sh"
