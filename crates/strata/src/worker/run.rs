@@ -60,7 +60,7 @@ impl LocalWorker<'_> {
             dirs,
             prelude,
         } = prepared;
-        let toolbox = run.shell == RunShell::ToolboxScript;
+        let toolbox = matches!(run.shell, RunShell::ToolboxScript | RunShell::Ansible);
         let mut env = self
             .stage_env(job, config, toolbox)
             .map_err(op("resolve the step's environment"))?;
@@ -80,7 +80,9 @@ impl LocalWorker<'_> {
         let prelude = files::script(prelude.iter().map(|(_, w)| w));
         // The locale a stage script exports itself (see `step_command`).
         let locale: Vec<String> = match run.shell {
-            RunShell::ToolboxScript => env.iter().filter(|e| is_locale(e)).cloned().collect(),
+            RunShell::ToolboxScript | RunShell::Ansible => {
+                env.iter().filter(|e| is_locale(e)).cloned().collect()
+            }
             _ => Vec::new(),
         };
         let (args, env) = step_command(run, env, &dirs.control, "", &prelude)
@@ -174,6 +176,18 @@ impl LocalWorker<'_> {
                     spec.process.env = locale.iter().cloned().chain(spec.process.env).collect();
                     spec.process.args.clone()
                 }
+                // The failed task alone, in the container's environment (the script sets the
+                // locale); without one named, the whole playbook again.
+                (only, RunShell::Ansible) => {
+                    let script = format!("{RERUN}/script.sh");
+                    crate::beneath::write(
+                        &dirs.control,
+                        &script,
+                        ansible_script(&locale, "", only).as_bytes(),
+                    )
+                    .map_err(op("write the rerun script"))?;
+                    vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")]
+                }
                 _ => spec.process.args.clone(),
             };
             let failed = FailedRun {
@@ -259,11 +273,11 @@ pub(super) fn step_command(
     sub: &str,
     prelude: &str,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    if !prelude.is_empty() && run.shell != RunShell::ToolboxScript {
+    if !prelude.is_empty() && matches!(run.shell, RunShell::Argv(_) | RunShell::Exec) {
         anyhow::bail!("git work before a step is only supported for stage scripts");
     }
     Ok(match &run.shell {
-        RunShell::ToolboxScript => {
+        RunShell::ToolboxScript | RunShell::Ansible => {
             // The static bash cannot load locales the image lacks and warns when it starts
             // with LC_ALL set; the script sets the locale itself, with the warning silenced.
             let (locale, rest): (Vec<String>, Vec<String>) =
@@ -272,12 +286,12 @@ pub(super) fn step_command(
                 "" => "script.sh".to_string(),
                 sub => format!("{sub}/script.sh"),
             };
+            let text = match run.shell {
+                RunShell::Ansible => ansible_script(&locale, prelude, None),
+                _ => stage_script(run, &locale, prelude),
+            };
             // The rerun script is written after the container ran: never through its links.
-            crate::beneath::write(
-                control,
-                &script,
-                stage_script(run, &locale, prelude).as_bytes(),
-            )?;
+            crate::beneath::write(control, &script, text.as_bytes())?;
             (
                 vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")],
                 rest,
@@ -392,19 +406,7 @@ impl RunDirs {
 /// `export`s of the lines before it).
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
 pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
-    let mut s = String::new();
-    if !exports.is_empty() {
-        let quoted: Vec<String> = exports
-            .iter()
-            .map(|e| {
-                let (k, v) = e.split_once('=').unwrap_or((e, ""));
-                format!("{k}={}", shell_quote(v))
-            })
-            .collect();
-        s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
-    }
-    s.push_str("set -e\n");
-    s.push_str(prelude);
+    let mut s = script_head(exports, prelude);
     for (i, command) in run.commands.iter().enumerate() {
         s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
@@ -418,6 +420,32 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> Stri
         s.push_str(&command.text);
         s.push('\n');
     }
+    s
+}
+
+/// The script of an ansible stage: the git work, then the toolbox's `ansible-playbook` on the
+/// stage's playbook (only the task `only` with it set); the callback plugin writes the index of
+/// a failed task to the state dir's `step`.
+fn ansible_script(exports: &[String], prelude: &str, only: Option<usize>) -> String {
+    script_head(exports, prelude) + &crate::ansible::command(only)
+}
+
+/// The start of every stage script: `exports` (`NAME=value`) exported with bash's warnings
+/// about them silenced, `set -e`, then the `prelude` (git work).
+fn script_head(exports: &[String], prelude: &str) -> String {
+    let mut s = String::new();
+    if !exports.is_empty() {
+        let quoted: Vec<String> = exports
+            .iter()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                format!("{k}={}", shell_quote(v))
+            })
+            .collect();
+        s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
+    }
+    s.push_str("set -e\n");
+    s.push_str(prelude);
     s
 }
 
