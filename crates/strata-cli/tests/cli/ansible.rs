@@ -348,3 +348,74 @@ fn apt_user_and_group_on_debian() {
     assert!(paths.iter().any(|p| p == "usr/bin/hello"), "{paths:?}");
     assert_no_toolbox_trace(&paths);
 }
+
+/// `--introspect-stage` of an ansible stage: a shell in its result where the toolbox's
+/// `ansible-playbook` and the stage's playbook are at hand, one task runs again by its tag
+/// and an edited copy of the playbook runs too.
+#[test]
+fn introspecting_an_ansible_stage_reruns_and_edits_its_tasks() {
+    let env = Env::new();
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  - copy: {content: \"one\\n\", dest: /one}\n  \
+                - shell: echo again >> /two\n";
+    let dir = env.project("app", yaml);
+    let script = "ansible-playbook --tags strata_task_1 /.strata/run/ansible/playbook.yml >/dev/null\n\
+                  cat /two\n\
+                  sed 's/echo again/echo edited/' /.strata/run/ansible/playbook.yml > /tmp/p.yml\n\
+                  ansible-playbook /tmp/p.yml >/dev/null\n\
+                  cat /two\nexit\n";
+    let out = crate::debug::with_input(
+        {
+            let mut cmd = env.cmd();
+            cmd.args([
+                "build",
+                "--progress",
+                "plain",
+                "--introspect-stage",
+                "app/install",
+            ])
+            .current_dir(&dir);
+            cmd
+        },
+        script,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("app/install: an ansible stage: `/.strata/ansible/bin/ansible-playbook"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "again\nagain\nagain\nagain\nedited\n"
+    );
+    // The shell's runs stay out of the image.
+    assert_eq!(env.run_sh("app", "cat /two"), "again\n");
+}
+
+/// A failed task opens the debugger like a failed shell line: `rerun` runs that task again,
+/// not the tasks before it.
+#[test]
+fn a_failed_task_lands_in_the_debugger_and_rerun_runs_it_again() {
+    let env = Env::new();
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  - shell: echo first >> /log\n  \
+                - name: breaks\n    shell: echo breaking >> /log; exit 3\n";
+    let dir = env.project("app", yaml);
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress", "plain", "--debugger"])
+        .current_dir(&dir);
+    let out = crate::debug::with_input(cmd, "rerun\nexec cat /log\nexit\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("strata.yaml:6:5"), "{stdout}");
+    let rerun = stdout
+        .split("(strata) rerun\n")
+        .nth(1)
+        .and_then(|s| s.split("(strata)").next())
+        .unwrap_or_default();
+    assert!(rerun.contains("TASK [breaks]"), "{stdout}");
+    assert!(!rerun.contains("TASK [shell]"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec cat /log\nfirst\nbreaking\nbreaking\n"),
+        "{stdout}"
+    );
+}
