@@ -33,7 +33,7 @@ pub const TASK_TAG: &str = "strata_task_";
 /// The playbook, inside containers (in the read-only control dir).
 pub const PLAYBOOK: &str = "/.strata/run/ansible/playbook.yml";
 /// The playbook, relative to the control dir.
-const PLAYBOOK_FILE: &str = "ansible/playbook.yml";
+pub(crate) const PLAYBOOK_FILE: &str = "ansible/playbook.yml";
 
 /// The toolbox directory to mount.
 pub fn toolbox() -> anyhow::Result<PathBuf> {

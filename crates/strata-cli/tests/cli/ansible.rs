@@ -419,3 +419,36 @@ fn a_failed_task_lands_in_the_debugger_and_rerun_runs_it_again() {
         "{stdout}"
     );
 }
+
+/// A failure record of an ansible stage keeps its playbook: `strata debug` reruns the
+/// failed task with this machine's toolbox.
+#[test]
+fn a_kept_ansible_failure_reruns_its_task_in_strata_debug() {
+    let env = Env::new();
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  - shell: echo first >> /log\n  \
+                - name: breaks\n    shell: echo breaking >> /log; exit 3\n";
+    let dir = env.project("app", yaml);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let id = stderr
+        .split("failure kept as ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .unwrap_or_else(|| panic!("no failure kept:\n{stderr}"));
+    let mut cmd = env.cmd();
+    cmd.args(["debug", id]);
+    let out = crate::debug::with_input(cmd, "rerun\nexec cat /log\nexit\n");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("TASK [breaks]"), "{stdout}");
+    assert!(
+        stdout.contains("(strata) exec cat /log\nfirst\nbreaking\nbreaking\n"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

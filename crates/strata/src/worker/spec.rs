@@ -168,7 +168,7 @@ impl LocalWorker<'_> {
 
 /// The mounts of an ansible stage: the ansible toolbox, read-only, and a tmpfs for the files
 /// ansible writes.
-fn ansible_mounts() -> anyhow::Result<[Mount; 2]> {
+pub(super) fn ansible_mounts() -> anyhow::Result<[Mount; 2]> {
     Ok([
         Mount {
             target: crate::ansible::MOUNT_POINT.into(),
