@@ -79,51 +79,31 @@ patchelf --set-interpreter "$ld" --force-rpath \
   --set-rpath '$ORIGIN/../../lib/x86_64-linux-gnu:$ORIGIN/../lib/x86_64-linux-gnu' \
   "$tree/usr/bin/python3.11"
 
+python_run() { "$tree/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$tree/usr/bin/python3.11" "$@"; }
+# patch_once FILE WHAT OLD NEW: replaces OLD, which must be in FILE exactly once, by NEW.
+patch_once() {
+  python_run -c 'import sys
+path, what, old, new = sys.argv[1:]
+text = open(path).read()
+if text.count(old) != 1:
+    sys.exit("ansible-core changed: the %s patch does not apply" % what)
+open(path, "w").write(text.replace(old, new))' "$@"
+}
+ansible_dir=$tree/usr/lib/python3/dist-packages/ansible
 # Live output of `command`/`shell`: each chunk run_command reads is also written to
 # /.strata/tmp/live when that exists (a link the callback plugin makes to its stdout).
-basic=$tree/usr/lib/python3/dist-packages/ansible/module_utils/basic.py
-python_run() { "$tree/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$tree/usr/bin/python3.11" "$@"; }
-python_run - "$basic" <<'EOF'
-import sys
-path = sys.argv[1]
-text = open(path).read()
-old = "                    b_chunk = key.fileobj.read()\n"
-if text.count(old) != 1:
-    sys.exit("ansible's run_command changed: the live output patch does not apply")
-live = (
-    "                    if b_chunk:\n"
-    "                        _strata_live(b_chunk)\n"
-)
-text = text.replace(old, old + live)
-text += '''
-
-def _strata_live(chunk, _sink=[]):
-    """strata: copy command output to the build's output as it comes."""
-    if not _sink:
-        try:
-            _sink.append(os.open('/.strata/tmp/live', os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
-        except OSError:
-            _sink.append(None)
-    if _sink[0] is not None:
-        try:
-            os.write(_sink[0], chunk)
-        except OSError:
-            pass
-'''
-open(path, "w").write(text)
-EOF
-
+chunk='                    b_chunk = key.fileobj.read()
+'
+patch_once "$ansible_dir/module_utils/basic.py" "live output" "$chunk" "$chunk\
+                    if b_chunk:
+                        _strata_live(b_chunk)
+"
+cat "$PLUGINS/live.py" >>"$ansible_dir/module_utils/basic.py"
 # A module unpacks itself into the tmpfs, not into the image's /tmp (which would otherwise
 # change in every layer).
-python_run - "$tree/usr/lib/python3/dist-packages/ansible/executor/module_common.py" <<'EOF'
-import sys
-path = sys.argv[1]
-text = open(path).read()
-old = "tempfile.mkdtemp(prefix='ansible_%(ansible_module)s_payload_')"
-if text.count(old) != 1:
-    sys.exit("ansible's module wrapper changed: the payload dir patch does not apply")
-open(path, "w").write(text.replace(old, old[:-1] + ", dir='/.strata/tmp')"))
-EOF
+payload="tempfile.mkdtemp(prefix='ansible_%(ansible_module)s_payload_'"
+patch_once "$ansible_dir/executor/module_common.py" "payload dir" "$payload)" \
+  "$payload, dir='/.strata/tmp')"
 
 mkdir -p "$tree/bin" "$tree/plugins"
 cp "$PLUGINS"/strata.py "$tree/plugins/"
