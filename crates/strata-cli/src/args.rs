@@ -15,8 +15,9 @@ pub struct Cli {
     /// Repeatable.
     #[arg(long, global = true, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
-    /// Builds collect garbage (`strata gc --keep-bytes SIZE`) when the store's blobs pass SIZE;
-    /// 0 turns that off [default: 10% of the store's file system].
+    /// Builds collect garbage (`strata gc --keep-bytes SIZE`) when the store's images (blobs,
+    /// and the snapshots of layers not compressed yet) pass SIZE; 0 turns that off [default: 10%
+    /// of the store's file system].
     #[arg(long, global = true, env = "STRATA_GC_MAX_BYTES", value_name = "SIZE",
           value_parser = crate::commands::gc::bytes)]
     pub gc_max_bytes: Option<u64>,

@@ -39,6 +39,7 @@ pub enum Compression {
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
 /// zstd level used when writing.
 pub const ZSTD_LEVEL: i32 = 3;
 /// zstd worker threads used when writing.
@@ -240,6 +241,51 @@ impl<R: Read> Read for Decoder<R> {
     }
 }
 
+/// Writes the tar of an archive `ADD` extracts to `out`: the archive is a plain tar or one
+/// compressed with gzip, bzip2, xz or zstd, told from its first bytes (moby's
+/// `DecompressStream`, which BuildKit's `ADD` uses). `input` is read to its end.
+pub fn decompress_archive(input: &mut dyn Read, out: &mut dyn Write) -> Result<(), Error> {
+    let stream = |op: &'static str| move |source| Error::Stream { op, source };
+    let mut magic = [0u8; 6];
+    let mut n = 0;
+    while n < magic.len() {
+        match input.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::Stream {
+                    op: "reading the archive's first bytes",
+                    source,
+                });
+            }
+        }
+    }
+    let mut prefixed = BufReader::with_capacity(
+        READ_BUF,
+        Cursor::new(magic).take(n as u64).chain(&mut *input),
+    );
+    let magic = &magic[..n];
+    if magic.starts_with(b"BZh") {
+        io::copy(&mut bzip2::bufread::MultiBzDecoder::new(&mut prefixed), out)
+            .map_err(stream("decompressing the bzip2 archive"))?;
+    } else if magic.starts_with(&XZ_MAGIC) {
+        lzma_rs::xz_decompress(&mut prefixed, &mut &mut *out).map_err(|e| Error::Stream {
+            op: "decompressing the xz archive",
+            source: match e {
+                lzma_rs::error::Error::IoError(e) => e,
+                other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+            },
+        })?;
+    } else {
+        let (_, mut decoder) = Decoder::new(&mut prefixed)?;
+        io::copy(&mut decoder, out).map_err(stream("decompressing the archive"))?;
+    }
+    // Whatever follows the compressed stream is read too, so the caller has seen it all.
+    io::copy(&mut prefixed, &mut io::sink()).map_err(stream("reading the archive"))?;
+    Ok(())
+}
+
 /// A reader yielding the uncompressed tar of a possibly compressed layer stream (for
 /// docker-archive export). The compression is detected from the first bytes.
 pub fn decompressed(layer: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, crate::Error> {
@@ -300,6 +346,39 @@ mod tests {
         let mut back = Vec::new();
         dec.read_to_end(&mut back).expect("read");
         assert!(back == data, "{c} round trip differs");
+    }
+
+    /// Each compression `ADD` extracts gives the tar back, and the archive is read to its end.
+    #[test]
+    fn archives_decompress_whatever_their_compression() {
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 13).to_le_bytes())
+            .collect();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&data).unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut data.as_slice(), &mut xz).unwrap();
+        let encoded = |c| {
+            let mut enc = Encoder::new(c, Vec::new()).expect("encoder");
+            enc.write_all(&data).expect("write");
+            enc.finish().expect("finish")
+        };
+        for (name, archive) in [
+            ("plain", data.clone()),
+            ("gzip", encoded(Compression::Gzip)),
+            ("zstd", encoded(Compression::Zstd)),
+            ("bzip2", bz.finish().unwrap()),
+            ("xz", xz),
+        ] {
+            let mut input = archive.as_slice();
+            let mut out = Vec::new();
+            decompress_archive(&mut input, &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(out == data, "{name}: the tar differs");
+            assert!(
+                input.is_empty(),
+                "{name}: the archive was not read to its end"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod import;
 pub mod oci;
 pub mod ops;
 pub mod owner;
+pub mod publish;
 pub mod remote;
 mod reuse;
 mod tmp_dirs;

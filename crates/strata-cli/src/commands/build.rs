@@ -177,7 +177,7 @@ pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
         debug: args.debug.clone().into(),
         outputs: args.dockerfile.output.clone(),
         worker: WorkerOptions {
-            compression: Some(args.compression.as_deref().unwrap_or("zstd").parse()?),
+            compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
             network: args.network.into(),
             remote: None,
             secrets: args.dockerfile.secrets(secret_files.path())?,

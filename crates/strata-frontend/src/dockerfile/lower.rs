@@ -20,6 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use strata_plan::{
@@ -1160,6 +1161,7 @@ impl<'a> Lowering<'a> {
                     target,
                     contents_only: i == 0,
                     mode: None,
+                    hardlink: None,
                 })
                 .collect::<Vec<_>>();
             let sum = self::checksum(&root, &entries).map_err(|e| unreadable(&e))?;
@@ -1242,6 +1244,7 @@ impl<'a> Lowering<'a> {
                 target: target.clone(),
                 contents_only: false,
                 mode: None,
+                hardlink: None,
             }];
             let sum = self::checksum(&root, &entries).map_err(|e| {
                 Box::new(Diagnostic::new(
@@ -1808,6 +1811,7 @@ impl<'a> Lowering<'a> {
                         target,
                         contents_only: false,
                         mode: None,
+                        hardlink: None,
                     });
                 }
                 Source::Path(word) => {
@@ -1843,6 +1847,7 @@ impl<'a> Lowering<'a> {
                                     target,
                                     contents_only: false,
                                     mode: None,
+                                    hardlink: None,
                                 });
                             }
                             continue;
@@ -1893,6 +1898,7 @@ impl<'a> Lowering<'a> {
                                 target: dest_abs.clone(),
                                 contents_only: false,
                                 mode: None,
+                                hardlink: None,
                             });
                             continue;
                         }
@@ -1917,6 +1923,7 @@ impl<'a> Lowering<'a> {
                                 target,
                                 contents_only: false,
                                 mode: None,
+                                hardlink: None,
                             });
                         }
                     }
@@ -2089,13 +2096,28 @@ impl<'a> Lowering<'a> {
             Some(&self.ignore),
         )
         .map_err(|e| context_error(&e, Some(span)))?;
+        // The first entry of each file with more than one link, by (device, inode).
+        let mut inodes = std::collections::HashMap::new();
         for (i, (rel, target)) in found.into_iter().enumerate() {
+            let path = self.options.context.join(&rel);
+            let meta = std::fs::symlink_metadata(&path).map_err(|source| {
+                context_error(&context_files::ContextError { path, source }, Some(span))
+            })?;
+            let linked = meta.is_file() && meta.nlink() > 1;
+            let hardlink = match linked {
+                true => inodes.get(&(meta.dev(), meta.ino())).copied(),
+                false => None,
+            };
+            if linked && hardlink.is_none() {
+                inodes.insert((meta.dev(), meta.ino()), entries.len());
+            }
             entries.push(CopyEntry {
                 source: self.pin(&rel, span)?,
                 inline: None,
                 target,
                 contents_only: contents_only && i == 0,
                 mode: None,
+                hardlink,
             });
         }
         Ok(())
@@ -2200,6 +2222,10 @@ fn checksum(root: &Path, entries: &[CopyEntry]) -> std::io::Result<String> {
     for e in entries {
         if let Some(inline) = &e.inline {
             h.inline(&e.target, inline);
+            continue;
+        }
+        if let Some(file) = e.hardlink {
+            h.hardlink(&e.target, file);
             continue;
         }
         let entry = context.entry(&e.source)?;

@@ -196,7 +196,7 @@ impl LastFailure {
                 &error,
                 *failed,
                 options.repo.as_deref(),
-                commit_compression(options),
+                options.worker.compression,
                 &options.worker.secrets,
             )),
             _ => None,
@@ -248,7 +248,6 @@ pub(crate) fn load<'a>(
 /// The local worker a build with `options` runs on (with its stage repository, `--repo`).
 fn worker<'a>(ctx: &'a Context, options: &BuildOptions) -> anyhow::Result<LocalWorker<'a>> {
     let mut worker_options = options.worker.clone();
-    worker_options.compression = commit_compression(options);
     worker_options.remote = Some(crate::remote::RemoteOptions {
         client: ctx.registry_client()?,
         repo: match &options.repo {
@@ -385,13 +384,6 @@ impl strata_frontend::dockerfile::Fetch for Downloads {
     }
 }
 
-/// How a step's layer is committed: plain (no blob; compressed when it first leaves the
-/// machine, see [`crate::worker::commit_dir`]) unless stages are published to `--repo`, which
-/// needs every stage's blobs at once, in the build's `compression`.
-fn commit_compression(options: &BuildOptions) -> Option<strata_layer::Compression> {
-    options.repo.as_ref().and(options.worker.compression)
-}
-
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks
 /// for, and tags the final images.
 pub fn build_plan(
@@ -417,7 +409,7 @@ pub fn build_plan(
     let note = match collected {
         Ok(None) => None,
         Ok(Some((limit, report))) => Some(format!(
-            "note: the store passed its gc limit of {limit} bytes of blobs (--gc-max-bytes): \
+            "note: the store passed its gc limit of {limit} bytes of images (--gc-max-bytes): \
              gc removed {} entries, {} bytes",
             report.removed.len(),
             report.bytes
@@ -446,8 +438,24 @@ pub fn build_plan(
         progress,
         terminal: Mutex::new(()),
     };
-    let solution = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel)
-        .map_err(|e| BuildError::Solve(Box::new(e)))?;
+    let solved = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel);
+    // The build ends when the stages it built are in the stage repository too.
+    let published = worker.finish_publishing(progress, cancel);
+    let solution = match (solved, published) {
+        (Ok(_), Err(crate::publish::Error::Cancelled)) => {
+            return Err(BuildError::Solve(Box::new(strata_solver::Error::Cancelled)));
+        }
+        (Ok(_), Err(failed)) => return Err(BuildError::Other(failed.into())),
+        (Ok(solution), Ok(())) => solution,
+        (Err(e), published) => {
+            if let Err(failed @ crate::publish::Error::Failed { .. }) = published {
+                progress.event(strata_progress::Event::Note {
+                    message: format!("note: {failed}"),
+                });
+            }
+            return Err(BuildError::Solve(Box::new(e)));
+        }
+    };
     for outcome in &solution.images {
         if plan.images[outcome.index].is_final {
             worker

@@ -68,6 +68,7 @@ impl LocalWorker<'_> {
             step_args: Vec::new(),
             base: Vec::new(),
             mounts: job.stage.options.mounts.clone(),
+            extra_hosts: self.extra_hosts(job),
             scratch: prepared.scratch,
         };
         Some(Kept::new(failed))
@@ -95,7 +96,7 @@ impl LocalWorker<'_> {
             }
             crate::beneath::write(&dirs.control, name, text.as_bytes())?;
         }
-        let mut mounts = self.standard_mounts(&dirs, &[])?;
+        let mut mounts = self.standard_mounts(&dirs, &step.extra_hosts)?;
         mounts.extend(self.recorded_mounts(&step.mounts, &step.image, &dirs.mounts)?);
         // An ansible stage's step: the toolbox of this machine runs its playbook.
         if step
@@ -158,6 +159,8 @@ pub struct FailedRun {
     pub base: Vec<LayerRecord>,
     /// The stage's and the step's mount specs, as planned.
     pub mounts: Vec<RunMount>,
+    /// The `/etc/hosts` entries it had after the host's (`--add-host`, `addHost`).
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
     /// The scratch dir holding the upper, work and control dirs; removed when dropped.
     pub scratch: Scratch,
 }
@@ -173,10 +176,10 @@ const ANSIBLE_PLAYBOOK: &str = crate::ansible::PLAYBOOK_FILE;
 const SCRIPT_MAX: usize = 1 << 20;
 
 /// What a failure record keeps of a failed step's container, to make it again on any
-/// machine: the process (argv, env, user, cwd), host name and network, the control scripts,
-/// and of its mounts only those another machine can make without the build's host: cache
-/// mounts (by id: this machine's cache of that id), tmpfs, werf's `tmp_dir` and `build_dir`.
-/// Secrets and ssh agents are never written down (not even their files' paths), nor are binds
+/// machine: the process (argv, env, user, cwd), host name and network, the `/etc/hosts` entries
+/// added to the host's, the control scripts, and of its mounts only those another machine can
+/// make without the build's host: cache mounts (by id: this machine's cache of that id),
+/// tmpfs, werf's `tmp_dir` and `build_dir`. Secrets and ssh agents are never written down (not even their files' paths), nor are binds
 /// of the context, of other images or of host paths; `left_out` says which were there.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepSpec {
@@ -195,6 +198,10 @@ pub struct StepSpec {
     pub left_out: Vec<String>,
     /// Control files by path relative to the control dir.
     pub scripts: BTreeMap<String, String>,
+    /// Its `/etc/hosts` entries after the host's (`--add-host`, `addHost`); records made
+    /// before this field have none.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
 }
 
 impl FailedRun {
@@ -243,6 +250,7 @@ impl FailedRun {
             mounts,
             left_out: other.iter().map(describe).collect(),
             scripts,
+            extra_hosts: self.extra_hosts.clone(),
         }
     }
 }

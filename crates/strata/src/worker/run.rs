@@ -21,7 +21,6 @@ use super::error::{op, sandbox};
 use super::failure::FailedRun;
 use super::secrets;
 use super::stage::PendingRun;
-use crate::files;
 use crate::oci::ImageConfig;
 use crate::toolbox::{self, shell_quote};
 
@@ -58,7 +57,7 @@ impl LocalWorker<'_> {
         let PendingRun {
             scratch,
             dirs,
-            prelude,
+            prelude: _,
         } = prepared;
         let toolbox = matches!(run.shell, RunShell::ToolboxScript | RunShell::Ansible);
         let mut env = self
@@ -77,7 +76,6 @@ impl LocalWorker<'_> {
         )
         .map_err(super::error::Error::from)?;
         env.extend(secrets::env(run, &secrets)?);
-        let prelude = files::script(prelude.iter().map(|(_, w)| w));
         // The locale a stage script exports itself (see `step_command`).
         let locale: Vec<String> = match run.shell {
             RunShell::ToolboxScript | RunShell::Ansible => {
@@ -85,8 +83,8 @@ impl LocalWorker<'_> {
             }
             _ => Vec::new(),
         };
-        let (args, env) = step_command(run, env, &dirs.control, "", &prelude)
-            .map_err(op("write the step's command"))?;
+        let (args, env) =
+            step_command(run, env, &dirs.control, "").map_err(op("write the step's command"))?;
         let spec = self
             .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
             .map_err(op("set up the step's container"))?;
@@ -161,7 +159,7 @@ impl LocalWorker<'_> {
                         ..run.clone()
                     };
                     let (mut args, _) =
-                        step_command(&only, spec.process.env.clone(), &dirs.control, RERUN, "")
+                        step_command(&only, spec.process.env.clone(), &dirs.control, RERUN)
                             .map_err(op("write the rerun script"))?;
                     // The script sets the locale itself, as the build's did: bash must not
                     // start with it (it warns about locales the image lacks).
@@ -183,7 +181,7 @@ impl LocalWorker<'_> {
                     crate::beneath::write(
                         &dirs.control,
                         &script,
-                        ansible_script(&locale, "", only).as_bytes(),
+                        ansible_script(&locale, only).as_bytes(),
                     )
                     .map_err(op("write the rerun script"))?;
                     vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")]
@@ -206,6 +204,7 @@ impl LocalWorker<'_> {
                     .chain(&run.mounts)
                     .cloned()
                     .collect(),
+                extra_hosts: self.extra_hosts(job),
                 scratch,
             };
             return Err(ExecError::CommandFailed {
@@ -216,7 +215,7 @@ impl LocalWorker<'_> {
                 kept: Some(Kept::new(failed)),
             });
         }
-        self.commit_upper(&dirs)
+        self.commit_upper(&dirs, job.stage.options.always_layer)
     }
 }
 
@@ -271,11 +270,7 @@ pub(super) fn step_command(
     env: Vec<String>,
     control: &Path,
     sub: &str,
-    prelude: &str,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    if !prelude.is_empty() && matches!(run.shell, RunShell::Argv(_) | RunShell::Exec) {
-        anyhow::bail!("git work before a step is only supported for stage scripts");
-    }
     Ok(match &run.shell {
         RunShell::ToolboxScript | RunShell::Ansible => {
             // The static bash cannot load locales the image lacks and warns when it starts
@@ -287,8 +282,8 @@ pub(super) fn step_command(
                 sub => format!("{sub}/script.sh"),
             };
             let text = match run.shell {
-                RunShell::Ansible => ansible_script(&locale, prelude, None),
-                _ => stage_script(run, &locale, prelude),
+                RunShell::Ansible => ansible_script(&locale, None),
+                _ => stage_script(run, &locale),
             };
             // The rerun script is written after the container ran: never through its links.
             crate::beneath::write(control, &script, text.as_bytes())?;
@@ -405,8 +400,8 @@ impl RunDirs {
 /// failure names the command and the debugger starts where it started (after the `cd`s and
 /// `export`s of the lines before it).
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
-pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> String {
-    let mut s = script_head(exports, prelude);
+pub(crate) fn stage_script(run: &Run, exports: &[String]) -> String {
+    let mut s = script_head(exports);
     for (i, command) in run.commands.iter().enumerate() {
         s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
@@ -423,16 +418,16 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], prelude: &str) -> Stri
     s
 }
 
-/// The script of an ansible stage: the git work, then the toolbox's `ansible-playbook` on the
-/// stage's playbook (only the task `only` with it set); the callback plugin writes the index of
-/// a failed task to the state dir's `step`.
-fn ansible_script(exports: &[String], prelude: &str, only: Option<usize>) -> String {
-    script_head(exports, prelude) + &crate::ansible::command(only)
+/// The script of an ansible stage: the toolbox's `ansible-playbook` on the stage's playbook
+/// (only the task `only` with it set); the callback plugin writes the index of a failed task to
+/// the state dir's `step`.
+fn ansible_script(exports: &[String], only: Option<usize>) -> String {
+    script_head(exports) + &crate::ansible::command(only)
 }
 
 /// The start of every stage script: `exports` (`NAME=value`) exported with bash's warnings
-/// about them silenced, `set -e`, then the `prelude` (git work).
-fn script_head(exports: &[String], prelude: &str) -> String {
+/// about them silenced, then `set -e`.
+fn script_head(exports: &[String]) -> String {
     let mut s = String::new();
     if !exports.is_empty() {
         let quoted: Vec<String> = exports
@@ -445,7 +440,6 @@ fn script_head(exports: &[String], prelude: &str) -> String {
         s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
     }
     s.push_str("set -e\n");
-    s.push_str(prelude);
     s
 }
 
@@ -475,7 +469,7 @@ mod tests {
             no_network: false,
             insecure: false,
         };
-        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()], "");
+        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()]);
         assert_eq!(
             script,
             "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\n\

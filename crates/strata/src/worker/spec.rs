@@ -32,7 +32,7 @@ impl LocalWorker<'_> {
         config: &ImageConfig,
         job: &StageJob<'_>,
     ) -> anyhow::Result<ContainerSpec> {
-        let mut mounts = self.standard_mounts(dirs, &job.stage.options.add_hosts)?;
+        let mut mounts = self.standard_mounts(dirs, &self.extra_hosts(job))?;
         mounts.extend(self.step_mounts(dirs, run, job)?);
         if let Some(run) = run.filter(|r| r.shell == RunShell::Ansible) {
             crate::ansible::write_playbook(&dirs.control, run)?;
@@ -112,12 +112,24 @@ impl LocalWorker<'_> {
         self.container_spec(lowers, &dirs, args, env, run, &config, job)
     }
 
+    /// The `/etc/hosts` entries a build container of `job` gets after the host's: the command
+    /// line's `--add-host` entries, then the stage's own.
+    pub(super) fn extra_hosts(&self, job: &StageJob<'_>) -> Vec<(String, std::net::IpAddr)> {
+        let stage = &job.stage.options.add_hosts;
+        self.options
+            .add_hosts
+            .iter()
+            .chain(stage)
+            .cloned()
+            .collect()
+    }
+
     /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts
-    /// (with the command line's `--add-host` entries, then the stage's own, `add_hosts`).
+    /// (with `extra_hosts` after the host's entries).
     pub(super) fn standard_mounts(
         &self,
         dirs: &RunDirs,
-        add_hosts: &[(String, std::net::IpAddr)],
+        extra_hosts: &[(String, std::net::IpAddr)],
     ) -> anyhow::Result<Vec<Mount>> {
         let mut mounts = vec![
             Mount {
@@ -149,15 +161,14 @@ impl LocalWorker<'_> {
             },
         ];
         mounts.extend(host_files(&dirs.control)?);
-        let mut extra = self.options.add_hosts.iter().chain(add_hosts).peekable();
-        if extra.peek().is_some() {
+        if !extra_hosts.is_empty() {
             // Copied into the container when it starts: after the host's entries, as docker.
             let hosts = dirs.control.join("hosts");
             let mut file = fs::OpenOptions::new()
                 .append(true)
                 .open(&hosts)
                 .with_context(|| format!("open {}", hosts.display()))?;
-            for (name, ip) in extra {
+            for (name, ip) in extra_hosts {
                 writeln!(file, "{ip}\t{name}")
                     .with_context(|| format!("write {}", hosts.display()))?;
             }
