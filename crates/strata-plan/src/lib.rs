@@ -530,6 +530,9 @@ pub enum RunShell {
     Argv(Vec<String>),
     /// The command is an argv already (a Dockerfile's exec form); its text is a JSON array.
     Exec,
+    /// werf's ansible stage: each command is one task (a YAML mapping, as the playbook writes
+    /// it), all run as one playbook by the ansible toolbox's `ansible-playbook`.
+    Ansible,
 }
 
 /// A change to the image config.

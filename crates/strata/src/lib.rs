@@ -20,6 +20,7 @@
 //! arguments or draws on a terminal.
 #![deny(missing_docs)]
 
+pub mod ansible;
 mod beneath;
 mod context;
 pub mod copy;

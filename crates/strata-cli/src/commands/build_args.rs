@@ -254,7 +254,7 @@ impl DockerfileArgs {
                     .map(|c| {
                         let (name, value) = c.split_once('=').with_context(|| {
                             format!(
-                                "--build-context {c}: expected NAME=DIR or NAME=docker-image://REF"
+                                "--build-context {c}: expected NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR"
                             )
                         })?;
                         let context = value

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `strata` binary: real namespaces, overlayfs and stores (run as root).
 
 mod add_git;
+mod ansible;
 mod build;
 mod cancel;
 mod cleanup;

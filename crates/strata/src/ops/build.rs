@@ -308,12 +308,29 @@ fn load_plan(
     (downloads, pinned): (&std::path::Path, &std::path::Path),
     cancel: &AtomicBool,
 ) -> anyhow::Result<Plan> {
+    let bases = Bases {
+        ctx,
+        worker: &*worker,
+    };
     let loaded = match &options.dockerfile {
         Some((path, df)) => {
-            dockerfile_bases(ctx, worker, downloads, path, df).and_then(|mut df| {
-                df.snapshot = Some(pinned.to_path_buf());
-                strata_frontend::load_dockerfile(path, &df)
-            })
+            let mut df = df.clone();
+            // An OCI layout's image is read into the store and named by its digest.
+            for named in df.build_contexts.values_mut() {
+                if let strata_frontend::dockerfile::NamedContext::OciLayout { dir, digest } = named
+                {
+                    let manifest = super::load::layout_image(ctx, dir, digest.as_deref())?;
+                    *named = strata_frontend::dockerfile::NamedContext::Image(manifest.to_string());
+                }
+            }
+            df.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
+                Downloads {
+                    dir: downloads.to_path_buf(),
+                    git_cache: ctx.store.git_cache_dir(),
+                },
+            )));
+            df.snapshot = Some(pinned.to_path_buf());
+            strata_frontend::load_dockerfile(path, &df, Some(&bases))
         }
         None => strata_frontend::stapel::load(
             &options.dir,
@@ -328,6 +345,7 @@ fn load_plan(
                 env: options.env.clone(),
                 loose_giterminism: options.loose_giterminism,
                 snapshot: Some(pinned.to_path_buf()),
+                dockerfile_bases: Some(&bases),
             },
         ),
     };
@@ -349,43 +367,35 @@ fn load_plan(
     Ok(plan)
 }
 
-/// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled
-/// when missing), so its ENV, WORKDIR, USER and SHELL are what later instructions see, as in
-/// BuildKit. An image that cannot be resolved is left out: the build reports it when (and
-/// only if) a stage the target needs is built on it. `ADD <url>` downloads into `downloads`.
-fn dockerfile_bases(
-    ctx: &Context,
-    worker: &LocalWorker<'_>,
-    downloads: &std::path::Path,
-    path: &std::path::Path,
-    options: &strata_frontend::dockerfile::DockerfileOptions,
-) -> Result<strata_frontend::dockerfile::DockerfileOptions, strata_frontend::Error> {
-    use strata_solver::Executor as _;
-    let mut options = options.clone();
-    options.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
-        Downloads {
-            dir: downloads.to_path_buf(),
-            git_cache: ctx.store.git_cache_dir(),
-        },
-    )));
-    for reference in strata_frontend::dockerfile_base_references(path, &options)? {
-        let Ok(base) = worker.resolve_base(&reference) else {
-            continue;
-        };
-        let Ok(image) = crate::image::StoredImage::load(&ctx.store, &base.manifest) else {
-            continue;
-        };
+/// Reads the configs of the images a Dockerfile's stages are built `FROM` (pulled when
+/// missing), so its ENV, WORKDIR, USER, SHELL and ONBUILD are what later instructions see, as
+/// in BuildKit; for `strata build -f` and a config's `dockerfile:` images alike.
+struct Bases<'a> {
+    ctx: &'a Context,
+    worker: &'a LocalWorker<'a>,
+}
+
+impl std::fmt::Debug for Bases<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store's base images")
+    }
+}
+
+impl strata_frontend::dockerfile::ResolveBase for Bases<'_> {
+    fn base_config(&self, reference: &str) -> Option<strata_frontend::dockerfile::BaseConfig> {
+        use strata_solver::Executor as _;
+        let base = self.worker.resolve_base(reference).ok()?;
+        let image = crate::image::StoredImage::load(&self.ctx.store, &base.manifest).ok()?;
         let run = &image.config.config;
-        let base = strata_frontend::dockerfile::BaseConfig {
+        Some(strata_frontend::dockerfile::BaseConfig {
             env: crate::worker::split_env(&run.env),
             workdir: run.working_dir.clone(),
             user: run.user.clone(),
             shell: run.shell.clone().unwrap_or_default(),
             args: Vec::new(),
-        };
-        options.base_configs.insert(reference, base);
+            onbuild: run.onbuild.clone(),
+        })
     }
-    Ok(options)
 }
 
 /// Where a Dockerfile build's `ADD` sources go: downloads and checkouts into `dir` (a

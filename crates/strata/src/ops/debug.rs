@@ -137,10 +137,25 @@ pub(crate) struct Introspection<'a> {
 impl Introspection<'_> {
     fn open(
         &self,
+        job: &StageJob<'_>,
         what: String,
         spec: anyhow::Result<(strata_store::Scratch, strata_sandbox::ContainerSpec)>,
     ) {
         let _terminal = self.terminal.lock().unwrap_or_else(|e| e.into_inner());
+        if job.stage.steps.iter().any(|s| {
+            matches!(&s.op, strata_plan::Op::Run(r) if r.shell == strata_plan::RunShell::Ansible)
+        }) {
+            self.progress.event(Event::Note {
+                message: format!(
+                    "{what}: an ansible stage: `{}/bin/ansible-playbook {}` runs its tasks \
+                     again (with `--tags {}N` only the N-th); edit a copy of the playbook to try \
+                     a change",
+                    crate::ansible::MOUNT_POINT,
+                    crate::ansible::PLAYBOOK,
+                    crate::ansible::TASK_TAG
+                ),
+            });
+        }
         self.progress.event(Event::Interactive {
             started: true,
             what: what.clone(),
@@ -208,7 +223,7 @@ impl Hooks for Introspection<'_> {
                 .state_spec(job, Some(&state.manifest), Vec::new(), &dir)?;
             Ok((scratch, spec))
         })();
-        self.open(format!("{}/{}", job.image_name, job.stage.name), spec);
+        self.open(job, format!("{}/{}", job.image_name, job.stage.name), spec);
     }
 
     fn wants_cached(&self, image: &str, stage: &str) -> bool {
@@ -227,12 +242,14 @@ impl Hooks for Introspection<'_> {
         let what = format!("{}/{}", job.image_name, job.stage.name);
         if self.options.introspect_before_error {
             self.open(
+                job,
                 format!("{what} (before the failed stage)"),
                 self.failed_spec(error, true),
             );
         }
         if self.options.introspect_error {
             self.open(
+                job,
                 format!("{what} (failed state)"),
                 self.failed_spec(error, false),
             );

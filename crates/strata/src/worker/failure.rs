@@ -91,10 +91,21 @@ impl LocalWorker<'_> {
             if !RECORDED_SCRIPTS.contains(&name.as_str()) {
                 anyhow::bail!("the record holds a control file `{name}` strata never writes");
             }
+            if let Some(parent) = Path::new(name).parent() {
+                std::fs::create_dir_all(dirs.control.join(parent))?;
+            }
             crate::beneath::write(&dirs.control, name, text.as_bytes())?;
         }
         let mut mounts = self.standard_mounts(&dirs, &step.extra_hosts)?;
         mounts.extend(self.recorded_mounts(&step.mounts, &step.image, &dirs.mounts)?);
+        // An ansible stage's step: the toolbox of this machine runs its playbook.
+        if step
+            .scripts
+            .iter()
+            .any(|(name, _)| name == ANSIBLE_PLAYBOOK)
+        {
+            mounts.extend(super::spec::ansible_mounts()?);
+        }
         Ok(ContainerSpec {
             lowers,
             upper,
@@ -154,9 +165,12 @@ pub struct FailedRun {
     pub scratch: Scratch,
 }
 
-/// The control files a record keeps (relative to [`RUN_DIR`]): the stage script and the
-/// script that reruns only the failed command. Staged file work is not kept.
-const RECORDED_SCRIPTS: [&str; 2] = ["script.sh", "rerun/script.sh"];
+/// The control files a record keeps (relative to [`RUN_DIR`]): the stage script, the script
+/// that reruns only the failed command and an ansible stage's playbook. Staged file work is
+/// not kept.
+const RECORDED_SCRIPTS: [&str; 3] = ["script.sh", "rerun/script.sh", ANSIBLE_PLAYBOOK];
+/// An ansible stage's playbook, relative to the control dir.
+const ANSIBLE_PLAYBOOK: &str = crate::ansible::PLAYBOOK_FILE;
 
 /// The most bytes of a control script a record keeps.
 const SCRIPT_MAX: usize = 1 << 20;

@@ -59,7 +59,7 @@ impl LocalWorker<'_> {
             dirs,
             prelude: _,
         } = prepared;
-        let toolbox = run.shell == RunShell::ToolboxScript;
+        let toolbox = matches!(run.shell, RunShell::ToolboxScript | RunShell::Ansible);
         let mut env = self
             .stage_env(job, config, toolbox)
             .map_err(op("resolve the step's environment"))?;
@@ -73,11 +73,13 @@ impl LocalWorker<'_> {
         env.extend(secrets::env(run, &secrets)?);
         // The locale a stage script exports itself (see `step_command`).
         let locale: Vec<String> = match run.shell {
-            RunShell::ToolboxScript => env.iter().filter(|e| is_locale(e)).cloned().collect(),
+            RunShell::ToolboxScript | RunShell::Ansible => {
+                env.iter().filter(|e| is_locale(e)).cloned().collect()
+            }
             _ => Vec::new(),
         };
         // Debugged, a stage script runs in pieces between the lines the build pauses before.
-        let stops = self.stops.filter(|_| toolbox);
+        let stops = self.stops.filter(|_| run.shell == RunShell::ToolboxScript);
         let lines = run.commands.len();
         let next_pause = |from: usize| {
             let stops = stops?;
@@ -205,6 +207,18 @@ impl LocalWorker<'_> {
                         spec.process.env = locale.iter().cloned().chain(spec.process.env).collect();
                         spec.process.args.clone()
                     }
+                    // The failed task alone, in the container's environment (the script sets
+                    // the locale); without one named, the whole playbook again.
+                    (only, RunShell::Ansible) => {
+                        let script = format!("{RERUN}/script.sh");
+                        crate::beneath::write(
+                            &dirs.control,
+                            &script,
+                            ansible_script(&locale, only).as_bytes(),
+                        )
+                        .map_err(op("write the rerun script"))?;
+                        vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")]
+                    }
                     _ => spec.process.args.clone(),
                 };
                 let failed = FailedRun {
@@ -327,7 +341,7 @@ pub(super) fn step_command(
     segment: &Segment,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     Ok(match &run.shell {
-        RunShell::ToolboxScript => {
+        RunShell::ToolboxScript | RunShell::Ansible => {
             // The static bash cannot load locales the image lacks and warns when it starts
             // with LC_ALL set; the script sets the locale itself, with the warning silenced.
             let (locale, rest): (Vec<String>, Vec<String>) =
@@ -336,12 +350,12 @@ pub(super) fn step_command(
                 "" => "script.sh".to_string(),
                 sub => format!("{sub}/script.sh"),
             };
+            let text = match run.shell {
+                RunShell::Ansible => ansible_script(&locale, None),
+                _ => stage_script(run, &locale, segment),
+            };
             // The rerun script is written after the container ran: never through its links.
-            crate::beneath::write(
-                control,
-                &script,
-                stage_script(run, &locale, segment).as_bytes(),
-            )?;
+            crate::beneath::write(control, &script, text.as_bytes())?;
             (
                 vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")],
                 rest,
@@ -482,21 +496,10 @@ impl RunDirs {
 /// functions and directory); a piece before the last ends by saving its shell. Traps, shell
 /// options and background jobs do not carry over.
 pub(crate) fn stage_script(run: &Run, exports: &[String], segment: &Segment) -> String {
-    let mut s = String::new();
-    if !exports.is_empty() {
-        let quoted: Vec<String> = exports
-            .iter()
-            .map(|e| {
-                let (k, v) = e.split_once('=').unwrap_or((e, ""));
-                format!("{k}={}", shell_quote(v))
-            })
-            .collect();
-        s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
-    }
+    let mut s = script_head(exports);
     if segment.from > 0 {
         s.push_str(&format!("{{ . {RUN_DIR}/{RESUME}; }} 2>/dev/null || :\n"));
     }
-    s.push_str("set -e\n");
     let record = |s: &mut String, i: usize| {
         s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
@@ -527,6 +530,31 @@ pub(crate) fn stage_script(run: &Run, exports: &[String], segment: &Segment) -> 
              printf 'cd -- %q\\n' \"$PWD\"; }} > {STATE_DIR}/{SAVED_SHELL} 2>/dev/null\n"
         ));
     }
+    s
+}
+
+/// The script of an ansible stage: the toolbox's `ansible-playbook` on the stage's playbook
+/// (only the task `only` with it set); the callback plugin writes the index of a failed task to
+/// the state dir's `step`.
+fn ansible_script(exports: &[String], only: Option<usize>) -> String {
+    script_head(exports) + &crate::ansible::command(only)
+}
+
+/// The start of every stage script: `exports` (`NAME=value`) exported with bash's warnings
+/// about them silenced, then `set -e`.
+fn script_head(exports: &[String]) -> String {
+    let mut s = String::new();
+    if !exports.is_empty() {
+        let quoted: Vec<String> = exports
+            .iter()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                format!("{k}={}", shell_quote(v))
+            })
+            .collect();
+        s.push_str(&format!("{{ export {}; }} 2>/dev/null\n", quoted.join(" ")));
+    }
+    s.push_str("set -e\n");
     s
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use strata_digest::Digest;
-use strata_plan::{Op, Run};
+use strata_plan::{Op, Run, RunShell};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Security};
 use strata_solver::StageJob;
 
@@ -34,6 +34,10 @@ impl LocalWorker<'_> {
     ) -> anyhow::Result<ContainerSpec> {
         let mut mounts = self.standard_mounts(dirs, &self.extra_hosts(job))?;
         mounts.extend(self.step_mounts(dirs, run, job)?);
+        if let Some(run) = run.filter(|r| r.shell == RunShell::Ansible) {
+            crate::ansible::write_playbook(&dirs.control, run)?;
+            mounts.extend(ansible_mounts()?);
+        }
         Ok(ContainerSpec {
             lowers,
             upper: dirs.upper.clone(),
@@ -98,7 +102,13 @@ impl LocalWorker<'_> {
             _ => None,
         });
         let dirs = RunDirs::create(scratch)?;
-        let env = self.stage_env(job, &config, true)?;
+        let mut env = self.stage_env(job, &config, true)?;
+        if run.is_some_and(|r| r.shell == RunShell::Ansible) {
+            // A look inside an ansible stage has `ansible-playbook` at hand.
+            if let Some(path) = env.iter_mut().rev().find(|e| e.starts_with("PATH=")) {
+                path.push_str(&format!(":{}/bin", crate::ansible::MOUNT_POINT));
+            }
+        }
         self.container_spec(lowers, &dirs, args, env, run, &config, job)
     }
 
@@ -165,6 +175,25 @@ impl LocalWorker<'_> {
         }
         Ok(mounts)
     }
+}
+
+/// The mounts of an ansible stage: the ansible toolbox, read-only, and a tmpfs for the files
+/// ansible writes.
+pub(super) fn ansible_mounts() -> anyhow::Result<[Mount; 2]> {
+    Ok([
+        Mount {
+            target: crate::ansible::MOUNT_POINT.into(),
+            source: crate::ansible::toolbox()?,
+            kind: MountKind::Bind { readonly: true },
+            beneath: None,
+        },
+        Mount {
+            target: crate::ansible::TMP_DIR.into(),
+            source: PathBuf::new(),
+            kind: MountKind::Tmpfs,
+            beneath: None,
+        },
+    ])
 }
 
 /// Private copies of the host's resolv.conf and hosts, copied into the container: the build can
