@@ -57,21 +57,7 @@ fn exit_code(s: &mut PtySession) -> i32 {
 /// The digest of every stage record, by `image/stage`, and the built image's files (names,
 /// modes, owners, sizes, contents): what a debugged build must commit like a plain one.
 pub(crate) fn committed(env: &Env, image: &str, dirs: &str) -> (Vec<(String, String)>, String) {
-    let mut stages: Vec<(String, String)> = env
-        .stage_records()
-        .iter()
-        .map(|r| {
-            (
-                format!(
-                    "{}/{}",
-                    r["image"].as_str().unwrap(),
-                    r["stage"].as_str().unwrap()
-                ),
-                r["digest"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    stages.sort();
+    let stages = env.stage_digests();
     let files = env.run_sh(
         image,
         &format!(
