@@ -42,7 +42,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends nodejs npm
 fi
-dap_client="$(dirname "$0")/../crates/strata-cli/tests/dap"
+dap_client="$(dirname "${BASH_SOURCE[0]}")/../crates/strata-cli/tests/dap"
 # Installed once per lock file: the stamp is the lock file npm last installed from.
 if ! cmp -s "$dap_client/package-lock.json" "$dap_client/node_modules/.strata-installed"; then
   npm ci --prefix "$dap_client" --no-audit --no-fund --silent

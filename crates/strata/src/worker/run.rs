@@ -79,6 +79,7 @@ impl LocalWorker<'_> {
             _ => Vec::new(),
         };
         // Debugged, a stage script runs in pieces between the lines the build pauses before.
+        // (An ansible stage's playbook runs whole: its pauses are the stage's.)
         let stops = self.stops.filter(|_| run.shell == RunShell::ToolboxScript);
         let lines = run.commands.len();
         let next_pause = |from: usize| {
