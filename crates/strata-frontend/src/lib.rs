@@ -176,6 +176,7 @@ pub fn load_str(
     let result = stapel::parse(parse_file, &parse_text).and_then(|config| {
         let giterminism = stapel::giterminism::load(dir, options.loose_giterminism, &mut sources)?;
         stapel::giterminism::check_mounts(&config, &giterminism)?;
+        stapel::giterminism::check_secrets(&config, &giterminism, dir)?;
         let (images, notes) = stapel::lower(
             &config,
             name,

@@ -416,7 +416,8 @@ pub struct Import {
     pub mode: Option<u32>,
     /// Make the missing parents of `to` as BuildKit's copy does (`CreateDestPath`: 0755, the
     /// import's owner, the build's time) — a Dockerfile's `COPY --from`; werf's `import:`
-    /// leaves them to the unpacking tar (root's).
+    /// leaves them to the unpacking tar (root's), and its destination directory takes the
+    /// source directory's metadata, as rsync of `add/` does.
     #[serde(default)]
     pub dest_parents: bool,
     /// A symbolic `--chmod` (`u+x,go-w`), applied to each copied entry's own mode (links
@@ -529,6 +530,9 @@ pub enum RunShell {
     Argv(Vec<String>),
     /// The command is an argv already (a Dockerfile's exec form); its text is a JSON array.
     Exec,
+    /// werf's ansible stage: each command is one task (a YAML mapping, as the playbook writes
+    /// it), all run as one playbook by the ansible toolbox's `ansible-playbook`.
+    Ansible,
 }
 
 /// A change to the image config.

@@ -7,8 +7,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 
-use crate::process::{self, PARENT_ENV, Report, SPEC_FD_ENV, STATUS_FD_ENV};
-use crate::pty::{self, Pty, RawModeGuard, WinchWatcher};
+use crate::process::{self, CONSOLE_FD_ENV, PARENT_ENV, Report, SPEC_FD_ENV, STATUS_FD_ENV};
+use crate::pty::{self, RawModeGuard, WinchWatcher};
 use crate::spec::ContainerSpec;
 
 /// Errors of [`Sandbox`] and [`Container`].
@@ -62,6 +62,10 @@ pub enum Stdio {
     /// stdin `/dev/null`; stdout and stderr merged into one pipe, read it through
     /// [`Container::take_output`].
     Piped,
+    /// A console: the container opens a pty on its own devpts as the command's stdio and
+    /// sends the master over this socket (the second end of [`pty::console_socket_pair`]);
+    /// the helper itself gets `/dev/null`.
+    Console(OwnedFd),
     /// Explicit fds (e.g. a pty slave three times).
     Fds {
         /// The container's fd 0.
@@ -139,6 +143,7 @@ impl Sandbox {
             .env(STATUS_FD_ENV, status_wr.as_raw_fd().to_string())
             .env(PARENT_ENV, std::process::id().to_string());
         let mut output = None;
+        let mut console = None;
         match stdio {
             Stdio::Inherit => {
                 cmd.stdin(std::process::Stdio::inherit())
@@ -149,6 +154,13 @@ impl Sandbox {
                 cmd.stdin(std::process::Stdio::null())
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null());
+            }
+            Stdio::Console(socket) => {
+                cmd.stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .env(CONSOLE_FD_ENV, socket.as_raw_fd().to_string());
+                console = Some(socket);
             }
             Stdio::Piped => {
                 let (rd, wr) = pipe()?;
@@ -168,13 +180,18 @@ impl Sandbox {
                     .stderr(std::process::Stdio::from(stderr));
             }
         }
-        let (spec_raw, status_raw) = (spec_rd.as_raw_fd(), status_wr.as_raw_fd());
+        let handed = [
+            Some(spec_rd.as_raw_fd()),
+            Some(status_wr.as_raw_fd()),
+            console.as_ref().map(|socket| socket.as_raw_fd()),
+        ];
         // SAFETY: runs between fork and exec in the child of a possibly multi-threaded
         // process: only async-signal-safe syscalls (fcntl, prctl, setsid), no allocation.
         unsafe {
             cmd.pre_exec(move || {
-                // Hand the two pipe ends to the helper: clear close-on-exec in the child only.
-                for raw in [spec_raw, status_raw] {
+                // Hand the pipe ends (and the console socket) to the helper: clear
+                // close-on-exec in the child only.
+                for raw in handed.into_iter().flatten() {
                     rustix::io::fcntl_setfd(
                         BorrowedFd::borrow_raw(raw),
                         rustix::io::FdFlags::empty(),
@@ -200,6 +217,7 @@ impl Sandbox {
         drop(cmd);
         drop(spec_rd);
         drop(status_wr);
+        drop(console);
         // EPIPE means the helper died early; `wait` reports how.
         let _ = File::from(spec_wr).write_all(&json);
         Ok(Container {
@@ -243,25 +261,27 @@ impl Sandbox {
             return self.spawn(spec, stdio)?.wait();
         }
         let terminal = rustix::termios::isatty(stdin);
-        let pty = Pty::open()?;
-        if terminal && let Ok(size) = pty::window_size(stdin) {
-            pty::set_window_size(&pty.master, size)?;
-        }
         let mut spec = spec.clone();
         spec.process.terminal = true;
-        let stdio = Stdio::Fds {
-            stdin: dup(pty.slave.as_fd())?,
-            stdout: dup(pty.slave.as_fd())?,
-            stderr: pty.slave,
+        // Raw mode before the container starts: what the user types meanwhile waits in our
+        // terminal's queue for the container's shell instead of being echoed and lost.
+        let winch = WinchWatcher::install()?;
+        let _raw = match attach.stdin && terminal {
+            true => Some(RawModeGuard::new(stdin)?),
+            false => None,
         };
-        let container = self.spawn(&spec, stdio)?;
+        let (socket, container_end) = pty::console_socket_pair()?;
+        let container = self.spawn(&spec, Stdio::Console(container_end))?;
         let copied = (|| {
-            let winch = WinchWatcher::install()?;
-            let _raw = match attach.stdin && terminal {
-                true => Some(RawModeGuard::new(stdin)?),
-                false => None,
+            let Some(master) = pty::receive_console(&socket)? else {
+                // Setup failed before the console existed: wait() reports why.
+                return Ok(());
             };
-            copy_pty(&pty.master, &winch, attach.stdin)
+            if terminal && let Ok(size) = pty::window_size(stdin) {
+                pty::set_window_size(&master, size)?;
+            }
+            pty::acknowledge_console(&socket)?;
+            copy_pty(&master, &winch, attach.stdin)
         })();
         match copied {
             Ok(()) => container.wait(),

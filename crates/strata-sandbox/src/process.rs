@@ -22,6 +22,9 @@
 //!   in the helper, so the command never holds it): `Started` once `execve` succeeded,
 //!   `SetupFailed` with a message for anything that went wrong before, `Finished` with the
 //!   command's real status (the exit code alone cannot tell `exit 137` from SIGKILL).
+//! * console (optional): a unix socket on the fd named by [`CONSOLE_FD_ENV`]; init opens a pty
+//!   on the container's devpts after pivot_root, makes its slave the command's stdio and
+//!   sends the master over it (runc's console socket).
 //! * the command's `execve` is confirmed through a close-on-exec pipe: EOF means it worked,
 //!   bytes are the error message.
 //!
@@ -51,6 +54,9 @@ use crate::{namespaces, overlay, rootfs, user};
 pub const SPEC_FD_ENV: &str = "STRATA_SANDBOX_SPEC_FD";
 /// Env var naming the fd the helper writes [`Report`]s to.
 pub const STATUS_FD_ENV: &str = "STRATA_SANDBOX_STATUS_FD";
+/// Env var naming the console socket (see [`crate::pty::send_console`]), when the container
+/// is to open its own terminal.
+pub const CONSOLE_FD_ENV: &str = "STRATA_SANDBOX_CONSOLE_FD";
 /// Env var with the caller's pid, to detect a caller that died before `PR_SET_PDEATHSIG`.
 pub const PARENT_ENV: &str = "STRATA_SANDBOX_PARENT";
 
@@ -83,6 +89,9 @@ pub enum Error {
     /// The seccomp filter could not be built.
     #[error(transparent)]
     Security(#[from] security::Error),
+    /// The console could not be opened or sent.
+    #[error("console: {0}")]
+    Console(#[from] crate::pty::Error),
     /// A string in the spec contains a NUL byte.
     #[error("{what} contains a NUL byte: {value:?}")]
     Nul {
@@ -187,13 +196,17 @@ pub fn init_main() -> ! {
     let mut status = File::from(status_fd);
     // The command must never hold the status pipe, or the caller would wait for it.
     let _ = rustix::io::fcntl_setfd(&status, rustix::io::FdFlags::CLOEXEC);
+    let console = fd_from_env(CONSOLE_FD_ENV);
+    if let Some(socket) = &console {
+        let _ = rustix::io::fcntl_setfd(socket, rustix::io::FdFlags::CLOEXEC);
+    }
     // PDEATHSIG was set between fork and exec; if the caller died before that, we were
     // re-parented and must not start a container nobody waits for.
     let parent: Option<i32> = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
     if parent != Some(nix::unistd::getppid().as_raw()) {
         std::process::exit(1);
     }
-    let code = match helper(spec_fd, &mut status) {
+    let code = match helper(spec_fd, &mut status, console) {
         Ok(code) => code,
         Err(e) => {
             report(&mut status, &Report::SetupFailed(e.to_string()));
@@ -203,7 +216,7 @@ pub fn init_main() -> ! {
     std::process::exit(code)
 }
 
-fn helper(spec_fd: OwnedFd, status: &mut File) -> Result<i32, Error> {
+fn helper(spec_fd: OwnedFd, status: &mut File, console: Option<OwnedFd>) -> Result<i32, Error> {
     let mut json = Vec::new();
     File::from(spec_fd)
         .read_to_end(&mut json)
@@ -224,12 +237,14 @@ fn helper(spec_fd: OwnedFd, status: &mut File) -> Result<i32, Error> {
     let init = match unsafe { nix::unistd::fork() }.map_err(nix_err("fork init"))? {
         ForkResult::Child => {
             drop(life_wr);
-            let code = pid1(&spec, status, life_rd);
+            let code = pid1(&spec, status, life_rd, console);
             std::process::exit(code)
         }
         ForkResult::Parent { child } => child,
     };
     drop(life_rd);
+    // Only init may hold the console socket: the caller sees its end when init is gone.
+    drop(console);
     let code = supervise(init, &signals);
     // `life_wr` lives until here: its closing tells init we are gone.
     drop(life_wr);
@@ -291,7 +306,12 @@ fn supervise(child: Pid, signals: &SigSet) -> Result<ChildExit, Error> {
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
 /// PID 1 of the new PID namespace. Returns the exit code.
-fn pid1(spec: &ContainerSpec, status: &mut File, lifeline: OwnedFd) -> i32 {
+fn pid1(
+    spec: &ContainerSpec,
+    status: &mut File,
+    lifeline: OwnedFd,
+    console: Option<OwnedFd>,
+) -> i32 {
     // Die with the helper (prctl(2), PR_SET_PDEATHSIG); the helper may already have died
     // before this call, which the lifeline pipe's hang-up reveals.
     if rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
@@ -320,6 +340,12 @@ fn pid1(spec: &ContainerSpec, status: &mut File, lifeline: OwnedFd) -> i32 {
             return 1;
         }
     };
+    if let Some(socket) = console
+        && let Err(e) = open_console(&socket, &prepared.identity)
+    {
+        report(status, &Report::SetupFailed(e.to_string()));
+        return 1;
+    }
     let (err_rd, err_wr) = match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
@@ -382,6 +408,27 @@ fn pid1(spec: &ContainerSpec, status: &mut File, lifeline: OwnedFd) -> i32 {
             1
         }
     }
+}
+
+/// Opens a pty on the container's own devpts (after pivot_root `/dev/ptmx` is its
+/// `pts/ptmx`), gives the slave to the command's user, makes it our stdio (the command
+/// inherits it) and sends the master to the caller.
+fn open_console(socket: &OwnedFd, identity: &Identity) -> Result<(), Error> {
+    let pty = crate::pty::Pty::open()?;
+    rustix::fs::fchown(
+        &pty.slave,
+        Some(rustix::fs::Uid::from_raw(identity.uid)),
+        Some(rustix::fs::Gid::from_raw(identity.gid)),
+    )
+    .map_err(|e| io_err("chown the console")(e.into()))?;
+    for target in 0..3 {
+        // SAFETY: fds 0-2 are ours (the helper gave us /dev/null there); dup2 replaces them.
+        let mut stdio = unsafe { OwnedFd::from_raw_fd(target) };
+        let dup = rustix::io::dup2(&pty.slave, &mut stdio);
+        std::mem::forget(stdio);
+        dup.map_err(|e| io_err("make the console our stdio")(e.into()))?;
+    }
+    Ok(crate::pty::send_console(socket, &pty.master)?)
 }
 
 /// Everything the command's child needs, prepared before fork.

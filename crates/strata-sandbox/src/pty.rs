@@ -1,11 +1,15 @@
 //! Pseudo-terminals: a pty pair, window sizes, raw mode that restores itself, and SIGWINCH.
 //!
 //! Used by [`Sandbox::run_interactive`](crate::Sandbox::run_interactive) and by the debugger's
-//! shell into a failed step. The pair is opened on the *host's* devpts (`/dev/ptmx`); the
-//! container gets the slave as its stdio. Inside, `tty` therefore names no file in the
-//! container's own `/dev/pts`, but `isatty`, job control and `TIOCGWINSZ` work.
+//! shell into a failed step. A container's terminal is a *console*, as runc's
+//! `--console-socket`: the container opens the pair on its own devpts (so `tty` names its
+//! `/dev/pts/0` and the slave belongs to the command's user) and sends the master back over a
+//! unix socket ([`console_socket_pair`], [`send_console`], [`receive_console`]); the caller
+//! sets the window size and acknowledges before the command starts, so the first `stty size`
+//! already sees it.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -68,6 +72,73 @@ impl Pty {
     }
 }
 
+/// The two ends of a console socket: the caller keeps the first, the container gets the
+/// second (both close-on-exec; [`Sandbox::spawn`](crate::Sandbox::spawn) hands it over).
+pub fn console_socket_pair() -> Result<(OwnedFd, OwnedFd), Error> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(io_err("create console socket"))
+}
+
+/// In the container: sends `master` over the console `socket`, then waits for the caller's
+/// acknowledgement (or its end: a gone caller is noticed by the lifeline anyway).
+pub fn send_console(socket: &OwnedFd, master: &OwnedFd) -> Result<(), Error> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [master.as_fd()];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        socket,
+        &[IoSlice::new(b"m")],
+        &mut control,
+        SendFlags::empty(),
+    )
+    .map_err(io_err("send console"))?;
+    let mut ack = [0u8; 1];
+    rustix::io::read(socket, &mut ack).map_err(io_err("wait for the console's acknowledgement"))?;
+    Ok(())
+}
+
+/// In the caller: the master sent by [`send_console`], or `None` when the container ended
+/// before sending one (its setup failed: [`Container::wait`](crate::Container::wait) says why).
+pub fn receive_console(socket: &OwnedFd) -> Result<Option<OwnedFd>, Error> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let received = loop {
+        match rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(&mut byte)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other.map_err(io_err("receive console"))?,
+        }
+    };
+    if received.bytes == 0 {
+        return Ok(None);
+    }
+    let master = control.drain().find_map(|message| match message {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    Ok(master)
+}
+
+/// Tells the container that the console is set up (see [`send_console`]).
+pub fn acknowledge_console(socket: &OwnedFd) -> Result<(), Error> {
+    rustix::io::write(socket, b"k").map_err(io_err("acknowledge console"))?;
+    Ok(())
+}
+
 /// The window size of terminal `fd` (`TIOCGWINSZ`).
 pub fn window_size(fd: impl AsFd) -> Result<WindowSize, Error> {
     let ws = rustix::termios::tcgetwinsize(fd).map_err(io_err("get window size"))?;
@@ -110,7 +181,8 @@ impl RawModeGuard {
         let original = rustix::termios::tcgetattr(&fd).map_err(io_err("get terminal mode"))?;
         let mut raw = original.clone();
         raw.make_raw();
-        rustix::termios::tcsetattr(&fd, OptionalActions::Flush, &raw)
+        // TCSANOW, as docker's: input typed ahead is kept for the other side.
+        rustix::termios::tcsetattr(&fd, OptionalActions::Now, &raw)
             .map_err(io_err("set raw mode"))?;
         Ok(RawModeGuard { fd, original })
     }

@@ -125,6 +125,33 @@ pub fn with_compression(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
+    convert_image(store, image, to, Layers::All)
+}
+
+/// The manifest of `image` with its plain layers ([`LayerRecord::is_plain`]) in `to` and the
+/// others as they are, as [`with_compression`] makes it: what a stage published to the stage
+/// repository holds (any compression serves there, so a base image's layers go as pulled).
+pub fn with_plain_compressed(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+) -> anyhow::Result<Digest> {
+    convert_image(store, image, to, Layers::Plain)
+}
+
+/// Which layers [`convert_image`] converts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layers {
+    All,
+    Plain,
+}
+
+fn convert_image(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+    which: Layers,
+) -> anyhow::Result<Digest> {
     let mut manifest = image.manifest.clone();
     let mut changed = false;
     for (descriptor, layer) in manifest.layers.iter_mut().zip(image.layer_records()) {
@@ -132,7 +159,7 @@ pub fn with_compression(
         let Some(from) = strata_layer::Compression::from_media_type(&descriptor.media_type) else {
             continue;
         };
-        if foreign {
+        if foreign || (which == Layers::Plain && !layer.is_plain()) {
             continue;
         }
         if from == to {
@@ -218,16 +245,6 @@ fn held_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<Path
         );
     }
     Ok(store.snapshot_path(&layer.diff_id))
-}
-
-/// Writes the blob of every plain layer of `layers` that has none, from its snapshot: for
-/// what pushes a manifest as it is stored (a `--repo` stage built on a parent built without
-/// `--repo`, a failure record), which can only send blobs. They go uncompressed.
-pub fn materialize_plain(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<()> {
-    for layer in layers.iter().filter(|l| snapshot_only(store, l)) {
-        materialize(store, layer).with_context(|| format!("write layer {}", layer.digest))?;
-    }
-    Ok(())
 }
 
 /// Writes the blob of a plain layer ([`LayerRecord::is_plain`]) from its snapshot, unless it

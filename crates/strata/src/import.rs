@@ -104,8 +104,28 @@ fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>
     {
         bail!("the import path `{bad}` contains `..`");
     }
-    let entries = merged::walk(lowers, &import.add)
+    let mut entries = merged::walk(lowers, &import.add)
         .with_context(|| format!("read {} of the source image", import.add))?;
+    // werf's import copies a directory with rsync as `add/`: the destination takes the
+    // source directory's owner (or the import's), mode and times, whether it existed or
+    // not. A Dockerfile's `COPY --from` copies the content only (`dest_parents`).
+    if !import.dest_parents {
+        let root = merged::lookup(lowers, &import.add)
+            .with_context(|| format!("read {} of the source image", import.add))?;
+        if let Some(root) = root {
+            let meta = std::fs::symlink_metadata(&root)?;
+            if meta.is_dir() {
+                entries.insert(
+                    0,
+                    MergedEntry {
+                        path: String::new(),
+                        source: root,
+                        meta,
+                    },
+                );
+            }
+        }
+    }
     if entries.is_empty() {
         bail!(
             "`{}` does not exist in {}, the image imported from",

@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
-use std::time::Duration;
 
 use rexpect::session::PtySession;
 
@@ -300,19 +299,28 @@ fn debugger_shell_over_a_real_terminal() {
     let mut session = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
     session.exp_string("(strata) ").unwrap();
     session.send_line("shell").unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Typed before the shell's prompt, input could be lost.
+    session.exp_string("failed state) ").unwrap();
     session
-        .send_line("cat /app/partial; [ -t 0 ] && echo tty-yes")
+        .send_line("cat /app/partial; [ -t 0 ] && echo tty-yes; echo on-$(tty)")
         .unwrap();
     session.exp_string("partial").unwrap();
     session.exp_string("tty-yes").unwrap();
+    // The terminal is the container's own: `tty` names it in the container's /dev/pts.
+    session.exp_string("on-/dev/pts/0").unwrap();
     // Ctrl-C goes to the process in the container, not to strata.
-    session.send_line("sleep 30").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    session.send_line("echo sleeping; sleep 30").unwrap();
+    session.exp_string("sleeping\r\n").unwrap();
     session.send_control('c').unwrap();
     session.send_line("echo alive-after-ctrl-c").unwrap();
     session.exp_string("alive-after-ctrl-c").unwrap();
     session.send_line("exit").unwrap();
+    // `exec` gets a terminal of its own too.
+    session.exp_string("(strata) ").unwrap();
+    session
+        .send_line("exec sh -c 'echo exec-on-$(tty)'")
+        .unwrap();
+    session.exp_string("exec-on-/dev/pts/0").unwrap();
     exit_monitor(&mut session, 1);
 }
 

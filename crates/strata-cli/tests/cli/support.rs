@@ -187,8 +187,9 @@ pub fn words(s: &str) -> String {
 /// One check per line: `IMAGE | COMMAND => EXPECTED` runs `sh -c COMMAND` in `IMAGE` (as
 /// `run --entrypoint sh`) and compares its stdout and stderr; `IMAGE | @/json/pointer =>
 /// EXPECTED` compares a field of the image config (`strata inspect`, `.config`) as compact
-/// JSON (`<missing>` when absent). Both sides are compared after [`words`]. Blank lines and
-/// lines starting with `#` are skipped.
+/// JSON (`<missing>` when absent). Both sides are compared after [`words`]; in EXPECTED,
+/// `{id:IMAGE}` stands for that image's id (`strata inspect`, `.id`). Blank lines and lines
+/// starting with `#` are skipped.
 pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for line in checks
@@ -214,7 +215,8 @@ pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
             let out = env.strata(&["run", "--entrypoint", "sh", image, "--", "-c", probe]);
             String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
         };
-        if words(&actual) != words(expected) {
+        let expected = with_image_ids(env, expected);
+        if words(&actual) != words(&expected) {
             failures.push(format!(
                 "{case}: {image} | {probe}\n  expected: {expected}\n  actual:   {}",
                 words(&actual)
@@ -222,6 +224,23 @@ pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
         }
     }
     failures
+}
+
+/// `text` with each `{id:IMAGE}` replaced by that image's id.
+fn with_image_ids(env: &Env, text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some((before, after)) = rest.split_once("{id:") {
+        let Some((image, tail)) = after.split_once('}') else {
+            break;
+        };
+        let out_json = env.strata(&["inspect", image]);
+        let value: serde_json::Value = serde_json::from_slice(&out_json.stdout).unwrap_or_default();
+        out.push_str(before);
+        out.push_str(value["id"].as_str().unwrap_or("<no such image>"));
+        rest = tail;
+    }
+    out + rest
 }
 
 /// The `image/stage` names a plain-progress build reported as built, in order.

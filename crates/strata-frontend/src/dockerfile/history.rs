@@ -117,7 +117,7 @@ fn created_by(steps: &[Step], text: &str, named: &Named<'_>, span: Span) -> Stri
                         serde_json::from_str::<Vec<String>>(&command.text)
                             .unwrap_or_else(|_| vec![command.text.clone()]),
                     ),
-                    RunShell::ToolboxScript => args.push(command.text.clone()),
+                    RunShell::ToolboxScript | RunShell::Ansible => args.push(command.text.clone()),
                 }
             }
             format!("RUN {} # buildkit", args.join(" "))

@@ -61,7 +61,8 @@ fn interactive_child() {
     let fx = Fixture::busybox();
     let spec = sh(
         &fx,
-        "[ -t 0 ] && echo is-a-tty; stty size; while read x; do stty size; done",
+        "[ -t 0 ] && echo is-a-tty; tty; stat -c 'owner %u' $(tty); stty size; \
+         while read x; do stty size; done",
     );
     let status = sandbox().run_interactive(&spec).expect("run_interactive");
     // ^C went to the container's shell as a byte, and killed it, not us.
@@ -134,7 +135,11 @@ fn run_interactive_forwards_bytes_resizes_and_ctrl_c() {
             }
         }
     };
-    wait_for("is-a-tty\r\n41 123\r\n", &mut || {});
+    // The terminal is the container's own (its devpts), sized before the command started.
+    wait_for(
+        "is-a-tty\r\n/dev/pts/0\r\nowner 0\r\n41 123\r\n",
+        &mut || {},
+    );
     // The resize reaches the container's pty; poke with lines until its size reports it.
     set_window_size(
         &pty.master,

@@ -16,7 +16,9 @@ use crate::Context;
 use crate::image::normalize_reference;
 use crate::ops::debug::{self, DebugIo, DebugOptions, DebuggerChoice};
 use crate::ops::failures;
+use crate::ops::step;
 use crate::worker::{FailedRun, LocalWorker, WorkerOptions};
+use strata_debug::step::Breakpoints;
 
 /// What to build and how.
 #[derive(Clone, Debug)]
@@ -85,13 +87,38 @@ pub struct BuildReport {
 /// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
 /// the config and builds again with the same settings. With `options.debug.keep_failures`, a
 /// failed step is then kept as a failure record ([`failures`]), pushed with `options.repo`.
+/// With `options.debug.breaks`, the build pauses at them in the monitor on `io` (see
+/// [`super::step`]).
 pub fn build(
     ctx: &Context,
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-    mut io: Option<DebugIo<'_>>,
+    io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
+    let io = Mutex::new(io);
+    let monitor = step::Monitor { io: &io, progress };
+    let breakpoints = Breakpoints::new(options.debug.breaks.iter().cloned(), false);
+    let stepping = step::steps(&options.debug.breaks).then_some(&breakpoints);
+    build_with(ctx, options, progress, cancel, &io, &monitor, stepping)
+}
+
+/// [`build`], pausing at `breakpoints` (when given) on `frontend`; a failure opens the
+/// monitor on `io` as [`build`]'s does.
+pub fn build_with(
+    ctx: &Context,
+    options: &BuildOptions,
+    progress: &dyn Sink,
+    cancel: &AtomicBool,
+    io: &Mutex<Option<DebugIo<'_>>>,
+    frontend: &dyn step::Frontend,
+    breakpoints: Option<&Breakpoints>,
+) -> anyhow::Result<BuildReport> {
+    let none = Breakpoints::default();
+    let stepping = breakpoints.is_some();
+    let breakpoints = breakpoints.unwrap_or(&none);
+    let stepper = step::Stepper::new(breakpoints, frontend, &ctx.sandbox, &ctx.store);
+    let debugger = options.debug.debugger || breakpoints.on_fail();
     // The failure the monitor was on when the user chose `reload`, kept until the config
     // loads again: a config that no longer loads sends them back to it.
     let mut last: Option<LastFailure> = None;
@@ -99,7 +126,10 @@ pub fn build(
         let loaded = match load(ctx, options, cancel) {
             Ok(loaded) => loaded,
             Err(e) if cancel.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
-            Err(e) => match (last.take(), io.as_mut()) {
+            Err(e) => match (
+                last.take(),
+                io.lock().unwrap_or_else(|e| e.into_inner()).as_mut(),
+            ) {
                 (Some(failure), Some(io)) => {
                     writeln!(
                         io.output,
@@ -126,11 +156,18 @@ pub fn build(
         drop(last.take());
         let Loaded {
             plan,
-            worker,
+            mut worker,
             _scratch,
         } = loaded;
         debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+        step::check(&plan, &options.debug.breaks)?;
+        let stepper = stepping.then(|| {
+            stepper.set_sources(&plan.sources);
+            worker.set_stops(&stepper);
+            &stepper
+        });
+        let built = build_plan(ctx, &plan, &worker, options, progress, cancel, stepper);
+        let mut error = match built {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -146,7 +183,8 @@ pub fn build(
         let failed = error
             .take_kept()
             .and_then(|k| k.downcast::<FailedRun>().ok());
-        if let (Some(io), true, Some(kept)) = (io.as_mut(), options.debug.debugger, &failed)
+        let mut io = io.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(io), true, Some(kept)) = (io.as_mut(), debugger, &failed)
             && let Some(view) = debug::failure_for(&plan, &error, kept)
         {
             let image = options.debug.debugger_image.as_deref();
@@ -196,7 +234,7 @@ impl LastFailure {
                 &error,
                 *failed,
                 options.repo.as_deref(),
-                commit_compression(options),
+                options.worker.compression,
                 &options.worker.secrets,
             )),
             _ => None,
@@ -248,7 +286,6 @@ pub(crate) fn load<'a>(
 /// The local worker a build with `options` runs on (with its stage repository, `--repo`).
 fn worker<'a>(ctx: &'a Context, options: &BuildOptions) -> anyhow::Result<LocalWorker<'a>> {
     let mut worker_options = options.worker.clone();
-    worker_options.compression = commit_compression(options);
     worker_options.remote = Some(crate::remote::RemoteOptions {
         client: ctx.registry_client()?,
         repo: match &options.repo {
@@ -351,14 +388,7 @@ impl strata_frontend::dockerfile::ResolveBase for Bases<'_> {
         let image = crate::image::StoredImage::load(&self.ctx.store, &base.manifest).ok()?;
         let run = &image.config.config;
         Some(strata_frontend::dockerfile::BaseConfig {
-            env: run
-                .env
-                .iter()
-                .map(|e| {
-                    let (k, v) = e.split_once('=').unwrap_or((e, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
+            env: crate::worker::split_env(&run.env),
             workdir: run.working_dir.clone(),
             user: run.user.clone(),
             shell: run.shell.clone().unwrap_or_default(),
@@ -395,13 +425,6 @@ impl strata_frontend::dockerfile::Fetch for Downloads {
     }
 }
 
-/// How a step's layer is committed: plain (no blob; compressed when it first leaves the
-/// machine, see [`crate::worker::commit_dir`]) unless stages are published to `--repo`, which
-/// needs every stage's blobs at once, in the build's `compression`.
-fn commit_compression(options: &BuildOptions) -> Option<strata_layer::Compression> {
-    options.repo.as_ref().and(options.worker.compression)
-}
-
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks
 /// for, and tags the final images.
 pub fn build_plan(
@@ -411,6 +434,7 @@ pub fn build_plan(
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
+    stepper: Option<&step::Stepper<'_>>,
 ) -> Result<BuildReport, BuildError> {
     for note in &plan.notes {
         progress.event(strata_progress::Event::Note {
@@ -427,7 +451,7 @@ pub fn build_plan(
     let note = match collected {
         Ok(None) => None,
         Ok(Some((limit, report))) => Some(format!(
-            "note: the store passed its gc limit of {limit} bytes of blobs (--gc-max-bytes): \
+            "note: the store passed its gc limit of {limit} bytes of images (--gc-max-bytes): \
              gc removed {} entries, {} bytes",
             report.removed.len(),
             report.bytes
@@ -446,7 +470,11 @@ pub fn build_plan(
         } else {
             options.images.clone()
         },
-        parallel: options.parallel,
+        // Paused, the whole build is: one image at a time.
+        parallel: match stepper {
+            Some(_) => 1,
+            None => options.parallel,
+        },
     };
     let hooks = debug::Introspection {
         worker,
@@ -455,9 +483,26 @@ pub fn build_plan(
         options: &options.debug,
         progress,
         terminal: Mutex::new(()),
+        stepper,
     };
-    let solution = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel)
-        .map_err(|e| BuildError::Solve(Box::new(e)))?;
+    let solved = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel);
+    // The build ends when the stages it built are in the stage repository too.
+    let published = worker.finish_publishing(progress, cancel);
+    let solution = match (solved, published) {
+        (Ok(_), Err(crate::publish::Error::Cancelled)) => {
+            return Err(BuildError::Solve(Box::new(strata_solver::Error::Cancelled)));
+        }
+        (Ok(_), Err(failed)) => return Err(BuildError::Other(failed.into())),
+        (Ok(solution), Ok(())) => solution,
+        (Err(e), published) => {
+            if let Err(failed @ crate::publish::Error::Failed { .. }) = published {
+                progress.event(strata_progress::Event::Note {
+                    message: format!("note: {failed}"),
+                });
+            }
+            return Err(BuildError::Solve(Box::new(e)));
+        }
+    };
     for outcome in &solution.images {
         if plan.images[outcome.index].is_final {
             worker

@@ -1,11 +1,12 @@
-//! `strata inspect IMAGE`: the image's manifest digest, config and stages as JSON.
+//! `strata inspect IMAGE`: the image's manifest digest, id, config and stages as JSON.
 
 use strata_store::Store;
 
 use crate::Context;
 use crate::image::{self, StoredImage};
 
-/// The JSON description of an image: `{"reference", "manifest", "config", "stages"}`.
+/// The JSON description of an image: `{"reference", "manifest", "id", "config", "stages"}`;
+/// the id is the config's digest (Docker's image id, werf's `ImageID`).
 pub fn inspect(ctx: &Context, reference: &str) -> anyhow::Result<serde_json::Value> {
     let digest = image::resolve(&ctx.store, reference)?.ok_or_else(|| {
         anyhow::anyhow!("no image `{reference}` in the store (see `strata images`)")
@@ -32,6 +33,7 @@ pub fn inspect(ctx: &Context, reference: &str) -> anyhow::Result<serde_json::Val
     Ok(serde_json::json!({
         "reference": image::normalize_reference(reference),
         "manifest": digest.to_string(),
+        "id": stored.manifest.config.digest.to_string(),
         "config": stored.config,
         "stages": stages,
     }))
