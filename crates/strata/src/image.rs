@@ -573,6 +573,24 @@ mod tests {
         assert_eq!(stack.len(), 2);
     }
 
+    /// Overlayfs refuses one dir twice among its lowers: a layer repeated higher up (the
+    /// empty layers of two `RUN`s) is mounted once, at its highest place.
+    #[test]
+    fn a_repeated_layer_is_one_lower() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("store");
+        let empty = stored_layer(&store, &[]);
+        let file = stored_layer(&store, &[("f", b"f")]);
+        let stack = lowers(&store, &[empty.clone(), file.clone(), empty.clone()]).expect("lowers");
+        assert_eq!(
+            stack,
+            [
+                store.snapshot_path(&empty.diff_id),
+                store.snapshot_path(&file.diff_id)
+            ]
+        );
+    }
+
     #[test]
     fn references_get_latest_unless_tagged() {
         assert_eq!(normalize_reference("busybox"), "busybox:latest");

@@ -522,8 +522,8 @@ fn stderr(out: &Output) -> String {
 /// When the first case began (less a second): every time a build of any case made is
 /// later, the context's and the base image's are earlier. Per case would not do: BuildKit
 /// may give a step two cases have in common the result of the other's build, `--no-cache` or
-/// not (the `WORKDIR /srv` on busybox of stage-inherit-config kept the time of
-/// env-from-base's, minutes before its case began).
+/// not (a `WORKDIR /srv` on busybox in two cases kept the time of the first one's build,
+/// minutes before the second case began).
 fn suite_started() -> u64 {
     static STARTED: OnceLock<u64> = OnceLock::new();
     *STARTED.get_or_init(|| {
