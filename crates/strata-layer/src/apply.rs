@@ -8,6 +8,9 @@
 //!   named `.wh.x` is a file), and an existing directory — also through a symlink, as `/bin`
 //!   is in a merged-/usr image — takes the entry's owner, mode and times and keeps its
 //!   content, while a directory entry where a file (or a link to no directory) is fails.
+//!   [`extract_archive`] applies an archive `ADD` extracts the same way into its destination,
+//!   which is the root for its entries (moby's `chrootarchive.Untar`, as BuildKit's `ADD`
+//!   does), and which an entry for the archive's root (`./`) leaves as it is.
 //!
 //! # Containment
 //!
@@ -199,6 +202,7 @@ impl Unpacker {
             dirs: Vec::new(),
             buf: vec![0u8; BUF_SIZE],
             entries: 0,
+            keep_root: false,
         })
     }
 
@@ -242,6 +246,17 @@ pub fn unpack_layer(layer: &mut dyn Read, target: &Path) -> Result<LayerStats, E
 /// entries. Directory times are set after the last entry.
 pub fn apply_tar(tar: impl Read, target: &Path, mode: Mode) -> Result<u64, Error> {
     let mut unpacker = Unpacker::new(target, mode)?;
+    unpacker.apply_all(BufReader::with_capacity(BUF_SIZE, tar))?;
+    unpacker.finish()?;
+    Ok(unpacker.entries)
+}
+
+/// Extracts the plain tar `tar` of an archive into the existing dir `target` as
+/// [`Mode::Files`] does, `target` being the root its links resolve in; an entry for the root
+/// itself changes nothing (see the module docs). Returns the number of entries.
+pub fn extract_archive(tar: impl Read, target: &Path) -> Result<u64, Error> {
+    let mut unpacker = Unpacker::new(target, Mode::Files)?;
+    unpacker.keep_root = true;
     unpacker.apply_all(BufReader::with_capacity(BUF_SIZE, tar))?;
     unpacker.finish()?;
     Ok(unpacker.entries)
@@ -388,6 +403,8 @@ struct Unpacker {
     dirs: Vec<(Vec<u8>, Timestamps)>,
     buf: Vec<u8>,
     entries: u64,
+    /// The root is kept as it is: an entry for it is skipped ([`extract_archive`]).
+    keep_root: bool,
 }
 
 /// Context for errors about one entry.
@@ -471,6 +488,9 @@ impl Unpacker {
         if rel.is_empty() {
             if !is_dir {
                 return Err(ctx.refuse("only a directory may have an empty path"));
+            }
+            if self.keep_root {
+                return Ok(());
             }
             let root = self.res.root.as_fd();
             apply_fd_meta(root, &meta, &ctx)?;

@@ -13,7 +13,7 @@
 //! | stage kind | stages | input kinds |
 //! |---|---|---|
 //! | [`From`](StageKind::From) | `from` | `base`, `cacheVersion`, `setting` (`project`, `mount`), `directive` (a Dockerfile base without PATH) |
-//! | [`User`](StageKind::User) | `beforeInstall` ... `setup` | `instructions`, `cacheVersion`, `gitMask`, `setting` (`network`) |
+//! | [`User`](StageKind::User) | `beforeInstall` ... `setup` | `instructions` or `ansibleTasks`, `cacheVersion`, `gitMask`, `setting` (`network`) |
 //! | [`GitArchive`](StageKind::GitArchive) | `gitArchive` | `gitMapping` |
 //! | [`GitCache`](StageKind::GitCache) | `gitCache` | `gitCache` (late) |
 //! | [`GitLatestPatch`](StageKind::GitLatestPatch) | `gitLatestPatch` | `gitPatch` (late) |
@@ -62,7 +62,13 @@ impl StageKind {
         use InputKind as I;
         match self {
             StageKind::From => &[I::Base, I::CacheVersion, I::Setting, I::Directive],
-            StageKind::User => &[I::Instructions, I::CacheVersion, I::GitMask, I::Setting],
+            StageKind::User => &[
+                I::Instructions,
+                I::AnsibleTasks,
+                I::CacheVersion,
+                I::GitMask,
+                I::Setting,
+            ],
             StageKind::GitArchive => &[I::GitMapping],
             StageKind::GitCache => &[I::GitCache],
             StageKind::GitLatestPatch => &[I::GitPatch],
@@ -87,6 +93,8 @@ impl StageKind {
 pub enum InputKind {
     /// [`DigestInput::Instructions`].
     Instructions,
+    /// [`DigestInput::AnsibleTasks`].
+    AnsibleTasks,
     /// [`DigestInput::Directive`].
     Directive,
     /// [`DigestInput::CacheVersion`].
@@ -195,6 +203,12 @@ pub enum DigestInput {
     Instructions {
         /// One entry per command.
         lines: Vec<String>,
+    },
+    /// What an ansible user stage runs: its tasks as werf hashes them, each as JSON with
+    /// sorted keys (scalars as written), in order.
+    AnsibleTasks {
+        /// One entry per task of the stage.
+        tasks: Vec<String>,
     },
     /// One docker directive: of `dockerInstructions`, or a Dockerfile instruction that
     /// changes the config (`ENV`, `LABEL`, `WORKDIR`, ...).
@@ -315,6 +329,7 @@ impl DigestInput {
     pub fn kind(&self) -> InputKind {
         match self {
             DigestInput::Instructions { .. } => InputKind::Instructions,
+            DigestInput::AnsibleTasks { .. } => InputKind::AnsibleTasks,
             DigestInput::Directive { .. } => InputKind::Directive,
             DigestInput::CacheVersion { .. } => InputKind::CacheVersion,
             DigestInput::Base { .. } => InputKind::Base,
@@ -338,6 +353,7 @@ impl DigestInput {
     pub fn name(&self) -> String {
         match self {
             DigestInput::Instructions { .. } => "instructions".into(),
+            DigestInput::AnsibleTasks { .. } => "ansible.tasks".into(),
             DigestInput::Directive { directive, .. } => format!("docker.{directive}"),
             DigestInput::CacheVersion { key, .. } => key.clone(),
             DigestInput::Base { .. } => "base".into(),
@@ -361,6 +377,8 @@ impl DigestInput {
         let json = |v: &[String]| serde_json::to_string(v).expect("strings always serialize");
         match self {
             DigestInput::Instructions { lines } => json(lines),
+            // werf's digest text of the tasks.
+            DigestInput::AnsibleTasks { tasks } => tasks.join(":::"),
             DigestInput::Directive { value, .. }
             | DigestInput::CacheVersion { value, .. }
             | DigestInput::DependencyValue { value, .. }
@@ -390,6 +408,7 @@ impl DigestInput {
         let mut e = Encoder(Vec::new());
         match self {
             DigestInput::Instructions { lines } => e.tag("instructions").list(lines),
+            DigestInput::AnsibleTasks { tasks } => e.tag("ansibleTasks").list(tasks),
             DigestInput::Directive { directive, value } => {
                 e.tag("directive").str(directive).str(value)
             }

@@ -247,6 +247,10 @@ pub struct StageOptions {
     /// The same for such instructions after the image's last stage.
     #[serde(default)]
     pub history_after: Vec<String>,
+    /// The stage makes a layer even when its steps change no file (the empty tar), as
+    /// BuildKit's `RUN` and `WORKDIR` do: their history entries always have a layer.
+    #[serde(default)]
+    pub always_layer: bool,
     /// Secrets of the config (werf's `secrets:`) by id, offered to this stage's secret mounts
     /// before those given on the command line; read when the stage runs, never in a layer or
     /// a digest.
@@ -382,6 +386,11 @@ pub struct CopyEntry {
     /// its own).
     #[serde(default)]
     pub mode: Option<u32>,
+    /// A hardlink of the file of [`CopyFiles::entries`] at this index: an earlier file of the
+    /// same source directory sharing its inode in the context (BuildKit's copy keeps the
+    /// hardlinks among the files one source copies); `source` is not read then.
+    #[serde(default)]
+    pub hardlink: Option<usize>,
 }
 
 /// Files copied from another image (werf's `import:`).
@@ -521,6 +530,9 @@ pub enum RunShell {
     Argv(Vec<String>),
     /// The command is an argv already (a Dockerfile's exec form); its text is a JSON array.
     Exec,
+    /// werf's ansible stage: each command is one task (a YAML mapping, as the playbook writes
+    /// it), all run as one playbook by the ansible toolbox's `ansible-playbook`.
+    Ansible,
 }
 
 /// A change to the image config.

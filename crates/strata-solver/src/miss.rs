@@ -52,7 +52,7 @@ pub enum MissReason {
 /// How one input changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// Instructions: the lines taken out and put in (a line diff, each list capped at
+    /// Instructions (or ansible tasks): the lines taken out and put in (a line diff, each list capped at
     /// [`LISTED`]).
     Lines {
         /// Lines only the old instructions have.
@@ -122,7 +122,9 @@ pub fn miss_reason(old: &[DigestInput], new: &[DigestInput], parent_changed: boo
 
 fn change(old: &DigestInput, new: &DigestInput) -> Change {
     match (old, new) {
-        (DigestInput::Instructions { lines: a }, DigestInput::Instructions { lines: b }) => {
+        // One line per task (its JSON is one line).
+        (DigestInput::Instructions { lines: a }, DigestInput::Instructions { lines: b })
+        | (DigestInput::AnsibleTasks { tasks: a }, DigestInput::AnsibleTasks { tasks: b }) => {
             let split = |l: &[String]| -> Vec<String> {
                 l.iter()
                     .flat_map(|c| c.lines().map(str::to_string))

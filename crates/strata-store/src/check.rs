@@ -2,8 +2,8 @@
 //! ([`LocalStore::quarantine`]).
 //!
 //! What the store can verify on its own: every blob hashes to its name, every record (stage,
-//! tag, conversion) parses and is filed under its own name, and every stage record and tag
-//! names blobs that are there and sound. Snapshots are directories whose meaning (the layer they
+//! tag, conversion, failure) parses and is filed under its own name, and every stage record,
+//! tag and failure record names blobs that are there and sound. Snapshots are directories whose meaning (the layer they
 //! unpack) the store does not know; their check is the caller's (`strata::ops::check` compares
 //! them with their layers) and uses [`LocalStore::quarantine`] too.
 //!
@@ -37,6 +37,8 @@ pub enum EntryKind {
     Conversion,
     /// An unpacked snapshot in `snapshots/`.
     Snapshot,
+    /// A failure record in `failures/`.
+    Failure,
 }
 
 impl std::fmt::Display for EntryKind {
@@ -47,6 +49,7 @@ impl std::fmt::Display for EntryKind {
             EntryKind::Tag => "tag",
             EntryKind::Conversion => "conversion record",
             EntryKind::Snapshot => "snapshot",
+            EntryKind::Failure => "failure record",
         })
     }
 }
@@ -77,12 +80,15 @@ pub struct CheckReport {
     pub tags: usize,
     /// Conversion records read.
     pub conversions: usize,
+    /// Failure records read.
+    pub failures: usize,
     /// Everything found wrong, in the order found.
     pub problems: Vec<Problem>,
 }
 
 impl LocalStore {
-    /// Verifies every blob, stage record, tag and conversion record (see the module docs); with
+    /// Verifies every blob, stage record, tag, conversion and failure record (see the module
+    /// docs); with
     /// `repair`, moves each bad one into `quarantine/`. Entries that vanish meanwhile (a
     /// concurrent gc) are skipped; entries added meanwhile may or may not be looked at.
     pub fn check(&self, repair: bool) -> Result<CheckReport, Error> {
@@ -143,6 +149,16 @@ impl LocalStore {
             };
             if let Some(detail) = detail {
                 self.found(&mut report, EntryKind::Tag, path, detail, repair)?;
+            }
+        }
+        for (path, failure) in self.failure_entries()? {
+            report.failures += 1;
+            let detail = match failure {
+                Err(e) => Some(corrupt_detail(e)),
+                Ok(record) => unsound(&record.manifest),
+            };
+            if let Some(detail) = detail {
+                self.found(&mut report, EntryKind::Failure, path, detail, repair)?;
             }
         }
         for (path, conversion) in refs::conversion_entries(self)? {

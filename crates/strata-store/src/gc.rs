@@ -28,7 +28,7 @@ use crate::fsutil::{self, io};
 use strata_digest::Digest;
 
 use crate::lease::{self, Held};
-use crate::{Error, FailureEntry, LocalStore, StageEntry, TagEntry, refs};
+use crate::{ConversionEntry, Error, FailureEntry, LocalStore, StageEntry, TagEntry, refs};
 
 /// What [`LocalStore::collect_garbage`] and [`LocalStore::gc`] removed (or, in a dry run,
 /// would remove).
@@ -110,6 +110,46 @@ pub struct GcView {
     pub blobs: BTreeMap<Digest, u64>,
     /// Every snapshot id.
     pub snapshots: BTreeSet<Digest>,
+    /// The plain layers ([`crate::LayerRecord::is_plain`]) that the stage records name and whose
+    /// only copy is their snapshot, with the bytes of their tar: what they hold in the store
+    /// besides the blobs.
+    pub plain: BTreeMap<Digest, u64>,
+    /// The conversions of each source blob (or plain layer), by digest: kept with their source.
+    pub conversions: BTreeMap<Digest, BTreeSet<Digest>>,
+}
+
+impl GcView {
+    /// The bytes the store holds for the blobs and plain layers `digests` and for their
+    /// conversions, each counted once.
+    pub fn bytes<'a>(&self, digests: impl IntoIterator<Item = &'a Digest>) -> u64 {
+        let mut counted = BTreeSet::new();
+        for digest in digests {
+            counted.insert(*digest);
+            counted.extend(self.conversions.get(digest).into_iter().flatten().copied());
+        }
+        counted
+            .iter()
+            .filter_map(|d| self.blobs.get(d).or_else(|| self.plain.get(d)))
+            .sum()
+    }
+}
+
+/// The plain layers of `stages` without a blob among `blobs` whose snapshot is in `snapshots`,
+/// with the bytes of their tar.
+fn plain_layers(
+    stages: &[(PathBuf, StageEntry)],
+    blobs: &BTreeMap<Digest, u64>,
+    snapshots: &BTreeSet<Digest>,
+) -> BTreeMap<Digest, u64> {
+    stages
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|r| &r.layers)
+        .filter(|l| {
+            l.is_plain() && !blobs.contains_key(&l.digest) && snapshots.contains(&l.diff_id)
+        })
+        .map(|l| (l.digest, l.size))
+        .collect()
 }
 
 /// What the caller of [`LocalStore::gc`] keeps. Besides these, gc always keeps what live
@@ -305,14 +345,8 @@ impl LocalStore {
             claim_tmp(self, options, &mut claimed)?;
             // Listed before the leases are read: anything published after the listing was
             // held before it was published.
-            let view = GcView {
-                blobs: blob_sizes(self)?,
-                snapshots: self.snapshots()?.into_iter().collect(),
-                stages: refs::stage_entries(self)?,
-                tags: refs::tag_entries(self)?,
-                failures: self.failure_entries()?,
-            };
             let conversions = refs::conversion_entries(self)?;
+            let view = self.view(&conversions)?;
             let held = lease::live(self)?;
             let mut keep = decide(&view);
             for (_, record) in &view.stages {
@@ -345,10 +379,14 @@ impl LocalStore {
                     doomed.push((RemovedKind::Failure, path.clone()));
                 }
             }
+            // A kept layer keeps its conversions (a later push or export reuses them).
             for (path, conversion) in &conversions {
-                if let Ok((source, layer)) = conversion
-                    && !(keep.blobs.contains(source) && keep.blobs.contains(&layer.digest))
-                {
+                let Ok((source, layer)) = conversion else {
+                    continue;
+                };
+                if keep.blobs.contains(source) && view.blobs.contains_key(&layer.digest) {
+                    keep.blobs.insert(layer.digest);
+                } else {
                     doomed.push((RemovedKind::Conversion, path.clone()));
                 }
             }
@@ -387,9 +425,40 @@ impl LocalStore {
         Ok(report)
     }
 
-    /// Bytes of all blobs: what gc's size policies measure (one `stat` per blob).
-    pub fn blob_bytes(&self) -> Result<u64, Error> {
-        Ok(blob_sizes(self)?.values().sum())
+    /// Bytes the store holds of images: every blob, and every plain layer whose only copy is
+    /// its snapshot (the size of its tar): what gc's size policies measure. One `stat` per blob;
+    /// the stage records are read only when some snapshot has no blob.
+    pub fn stored_bytes(&self) -> Result<u64, Error> {
+        let blobs = blob_sizes(self)?;
+        let snapshots: BTreeSet<Digest> = self.snapshots()?.into_iter().collect();
+        let blob_bytes: u64 = blobs.values().sum();
+        if snapshots.iter().all(|s| blobs.contains_key(s)) {
+            return Ok(blob_bytes);
+        }
+        let stages = refs::stage_entries(self)?;
+        let plain: u64 = plain_layers(&stages, &blobs, &snapshots).values().sum();
+        Ok(blob_bytes + plain)
+    }
+
+    /// What [`LocalStore::gc`] shows its caller; `conversions` are the store's conversion
+    /// records.
+    fn view(&self, conversions: &[(PathBuf, ConversionEntry)]) -> Result<GcView, Error> {
+        let blobs = blob_sizes(self)?;
+        let snapshots = self.snapshots()?.into_iter().collect();
+        let stages = refs::stage_entries(self)?;
+        let mut converted: BTreeMap<Digest, BTreeSet<Digest>> = BTreeMap::new();
+        for (source, layer) in conversions.iter().filter_map(|(_, c)| c.as_ref().ok()) {
+            converted.entry(*source).or_default().insert(layer.digest);
+        }
+        Ok(GcView {
+            plain: plain_layers(&stages, &blobs, &snapshots),
+            blobs,
+            snapshots,
+            stages,
+            tags: refs::tag_entries(self)?,
+            failures: self.failure_entries()?,
+            conversions: converted,
+        })
     }
 }
 

@@ -340,7 +340,7 @@ fn restrict_root(root: &Path) -> Result<(), Error> {
 }
 
 /// The directories [`LocalStore::open`] makes sure exist, parents first.
-const LAYOUT: [&str; 12] = [
+const LAYOUT: [&str; 13] = [
     "blobs",
     "blobs/sha256",
     "ingest",
@@ -353,6 +353,7 @@ const LAYOUT: [&str; 12] = [
     "locks",
     "quarantine",
     "leases",
+    "unpublished",
 ];
 
 impl LocalStore {
@@ -429,6 +430,24 @@ impl LocalStore {
     /// be read.
     pub fn conversion_entries(&self) -> Result<Vec<(PathBuf, ConversionEntry)>, Error> {
         refs::conversion_entries(self)
+    }
+
+    /// Notes that stage `stage` is to be published to the stage repository `repository`
+    /// (`unpublished/<stage hex>.<repository hash>`, durable), until
+    /// [`LocalStore::published`]: a build that stops before it published its stages leaves the
+    /// notes for the next build with that repository.
+    pub fn note_unpublished(&self, stage: &Digest, repository: &str) -> Result<(), Error> {
+        refs::note_unpublished(self, stage, repository)
+    }
+
+    /// The stages noted as still to be published to `repository`, oldest note first.
+    pub fn unpublished(&self, repository: &str) -> Result<Vec<Digest>, Error> {
+        refs::unpublished(self, repository)
+    }
+
+    /// Drops the note that `stage` is to be published to `repository`.
+    pub fn published(&self, stage: &Digest, repository: &str) -> Result<(), Error> {
+        refs::published(self, stage, repository)
     }
 
     pub(crate) fn dir(&self, name: &str) -> PathBuf {

@@ -340,6 +340,55 @@ pub(crate) fn put_converted_layer(
     fsutil::fsync_dir(&store.dir("converted"))
 }
 
+fn unpublished_path(store: &LocalStore, stage: &Digest, repository: &str) -> PathBuf {
+    store.dir("unpublished").join(format!(
+        "{}.{}",
+        stage.hex(),
+        Digest::of(repository.as_bytes()).short(16)
+    ))
+}
+
+pub(crate) fn note_unpublished(
+    store: &LocalStore,
+    stage: &Digest,
+    repository: &str,
+) -> Result<(), Error> {
+    let path = unpublished_path(store, stage, repository);
+    let tmp = IngestDir::create(store)?;
+    let file = tmp.path().join("unpublished");
+    write_durable(&file, repository.as_bytes(), 0o444)?;
+    fs::rename(&file, &path).map_err(io("rename into unpublished/ of temp note", &file))?;
+    fsutil::fsync_dir(&store.dir("unpublished"))
+}
+
+pub(crate) fn unpublished(store: &LocalStore, repository: &str) -> Result<Vec<Digest>, Error> {
+    let dir = store.dir("unpublished");
+    let mut noted = Vec::new();
+    for name in fsutil::list_names(&dir, "listing of")? {
+        let Some(stage) = name
+            .split_once('.')
+            .and_then(|(hex, _)| Digest::from_hex(hex).ok())
+        else {
+            continue;
+        };
+        let path = dir.join(&name);
+        if unpublished_path(store, &stage, repository) != path {
+            continue;
+        }
+        // A note removed meanwhile (published by another build) is not there any more.
+        if let Ok(meta) = fs::metadata(&path) {
+            noted.push((meta.modified().ok(), stage));
+        }
+    }
+    noted.sort();
+    Ok(noted.into_iter().map(|(_, stage)| stage).collect())
+}
+
+pub(crate) fn published(store: &LocalStore, stage: &Digest, repository: &str) -> Result<(), Error> {
+    let path = unpublished_path(store, stage, repository);
+    remove_record(store, "unpublished", &path, "removal of unpublished note").map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

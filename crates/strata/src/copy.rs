@@ -18,53 +18,24 @@ use strata_plan::CopyFiles;
 
 use crate::files::FileWork;
 use crate::owner;
-use crate::toolbox::{MOUNT_POINT, shell_quote};
 
-/// Writes what `copy` needs into `dir` (seen as `dir_inside` in the container) and returns the
-/// work that puts it in place; `lowers` are the image's layers (for owner names).
+/// Writes what `copy` needs into `dir` and returns the work that puts it in place; `lowers`
+/// are the image's layers (for owner names).
 pub fn write(
     copy: &CopyFiles,
     lowers: &[PathBuf],
     dir: &Path,
-    dir_inside: &str,
     name: &str,
-) -> anyhow::Result<FileWork> {
+) -> anyhow::Result<Vec<FileWork>> {
     let owner = owner::resolve_spec(lowers, copy.chown.as_deref(), "COPY --chown")?;
     let context = ContextRoot::open(&copy.root)
         .with_context(|| format!("open the build context {}", copy.root.display()))?;
     let mut sum = CopyChecksum::default();
     let work = if copy.unpack {
-        let mut script = String::new();
-        for (i, entry) in copy.entries.iter().enumerate() {
-            let file = format!("{name}.{i}.archive");
-            let opened = context
-                .entry(&entry.source)
-                .with_context(|| format!("read {}", entry.source.display()))?;
-            sum.start(&entry.target, &opened);
-            let ContextEntry::File(mut source, _) = opened else {
-                anyhow::bail!("{} is no longer a file", entry.source.display());
-            };
-            let staged = dir.join(&file);
-            let mut out =
-                File::create(&staged).with_context(|| format!("create {}", staged.display()))?;
-            std::io::copy(&mut Tee(&mut source, sum.content()), &mut out)
-                .with_context(|| format!("read {}", entry.source.display()))?;
-            sum.end();
-            let flag = match entry.source.to_string_lossy() {
-                s if s.ends_with(".gz") || s.ends_with(".tgz") => "z",
-                s if s.ends_with(".bz2") || s.ends_with(".tbz2") => "j",
-                s if s.ends_with(".xz") || s.ends_with(".txz") => "J",
-                _ => "",
-            };
-            script.push_str(&format!(
-                "{MOUNT_POINT}/bin/mkdir -p {to} && {MOUNT_POINT}/bin/tar -x{flag}f {dir_inside}/{file} -C {to}\n",
-                to = shell_quote(&entry.target)
-            ));
-        }
-        FileWork::Script(script)
+        stage_archives(copy, &context, &mut sum, lowers, dir, name, owner)?
     } else {
         write_tar(copy, &context, &mut sum, lowers, dir, name, owner)?;
-        FileWork::Unpack(name.to_string())
+        vec![FileWork::Unpack(name.to_string())]
     };
     // The digest was computed from these very copies when the build was planned; only
     // something outside strata writing into the store could make them differ.
@@ -74,6 +45,66 @@ pub fn write(
             copy.root.display()
         );
     }
+    Ok(work)
+}
+
+/// The work of an `ADD` of archives, as BuildKit's: the destination made as a copy's is
+/// (`MkdirAll` with the copy's owner: the staged tar `name`), then each archive, decompressed
+/// into a staged tar here, extracted into it with the owners, modes and times it records.
+fn stage_archives(
+    copy: &CopyFiles,
+    context: &ContextRoot,
+    sum: &mut CopyChecksum,
+    lowers: &[PathBuf],
+    dir: &Path,
+    name: &str,
+    owner: strata_git::Owner,
+) -> anyhow::Result<Vec<FileWork>> {
+    let path = dir.join(name);
+    let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let mut tar = tar::Builder::new(BufWriter::new(file));
+    let mut dirs = Dirs::new(lowers, owner);
+    let mut work = vec![FileWork::Unpack(name.to_string())];
+    for (i, entry) in copy.entries.iter().enumerate() {
+        let into = entry.target.trim_end_matches('/');
+        let target = into.trim_start_matches('/');
+        if !target.is_empty() {
+            dirs.parents(&mut tar, target)?;
+            dirs.make(&mut tar, target)?;
+        }
+        let opened = context
+            .entry(&entry.source)
+            .with_context(|| format!("read {}", entry.source.display()))?;
+        sum.start(&entry.target, &opened);
+        let ContextEntry::File(mut source, _) = opened else {
+            anyhow::bail!("{} is no longer a file", entry.source.display());
+        };
+        let staged = format!("{name}.{i}.tar");
+        let staged_path = dir.join(&staged);
+        let mut out = BufWriter::new(
+            File::create(&staged_path)
+                .with_context(|| format!("create {}", staged_path.display()))?,
+        );
+        strata_layer::compression::decompress_archive(
+            &mut Tee(&mut source, sum.content()),
+            &mut out,
+        )
+        .with_context(|| format!("read the archive {}", entry.source.display()))?;
+        out.flush()
+            .with_context(|| format!("write {}", staged_path.display()))?;
+        sum.end();
+        work.push(FileWork::Extract {
+            archive: staged,
+            into: if into.is_empty() {
+                "/".into()
+            } else {
+                into.into()
+            },
+        });
+    }
+    tar.into_inner()?
+        .flush()
+        .with_context(|| format!("write {}", path.display()))?;
     Ok(work)
 }
 
@@ -92,7 +123,9 @@ fn write_tar(
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.follow_symlinks(false);
     let mut dirs = Dirs::new(lowers, owner);
-    for entry in &copy.entries {
+    // The tar path of each file written, by its index, for the hardlinks of it.
+    let mut written: Vec<Option<String>> = vec![None; copy.entries.len()];
+    for (index, entry) in copy.entries.iter().enumerate() {
         let target = entry.target.trim_start_matches('/').trim_end_matches('/');
         let mut header = tar::Header::new_gnu();
         if let Some(inline) = &entry.inline {
@@ -107,6 +140,22 @@ fn write_tar(
             header.set_uid(owner.uid);
             header.set_gid(owner.gid);
             tar.append_data(&mut header, target, inline.as_bytes())?;
+            continue;
+        }
+        if let Some(file) = entry.hardlink {
+            sum.hardlink(&entry.target, file);
+            let Some(first) = &written[file] else {
+                anyhow::bail!("{target} is a hardlink of an entry that is no file of the copy");
+            };
+            dirs.parents(&mut tar, target)?;
+            // The link shares the file's inode: its own fields are only well-formed.
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_mode(0o644);
+            header.set_uid(owner.uid);
+            header.set_gid(owner.gid);
+            header.set_mtime(0);
+            header.set_size(0);
+            tar.append_link(&mut header, target, first)?;
             continue;
         }
         let opened = context
@@ -149,6 +198,9 @@ fn write_tar(
                     .or(copy.chmod)
                     .unwrap_or(meta.permissions().mode() & 0o7777),
             );
+        }
+        if matches!(opened, ContextEntry::File(..)) {
+            written[index] = Some(target.to_string());
         }
         match opened {
             ContextEntry::Link(link, _) => tar.append_link(&mut header, target, link)?,

@@ -3,7 +3,8 @@
 //! into the upper dir of the step that follows, before its container starts; when no command
 //! follows, no container starts at all. One implementation, whatever comes next, so a `COPY`
 //! gives the same files before a `RUN` as at the end of an image. Staged tars are unpacked by
-//! strata's one tar applier, [`strata_layer::apply`] in [`strata_layer::apply::Mode::Files`].
+//! strata's one tar applier, [`strata_layer::apply`] in [`strata_layer::apply::Mode::Files`]
+//! (`ADD`'s archives by its [`strata_layer::apply::extract_archive`]).
 
 use std::fs::File;
 use std::io;
@@ -24,45 +25,31 @@ pub enum FileWork {
     /// Remove these directories, deepest first, where they are empty (a git patch that
     /// deleted a directory's last file); non-empty or missing ones stay as they are.
     RemoveEmptyDirs(Vec<String>),
-    /// Lines only a shell in the container can run (`ADD`'s compressed archives, which the
-    /// toolbox's tar decompresses); they run after the rest of the work, at the start of the
-    /// step's container.
-    Script(String),
+    /// Extract the staged (decompressed) archive `archive` into the directory `into`, which
+    /// is its root (`ADD` of an archive).
+    Extract {
+        /// The staged tar's name.
+        archive: String,
+        /// The destination directory, absolute, there already.
+        into: String,
+    },
 }
 
-/// The script lines of `work` (its [`FileWork::Script`] items) for the container.
-pub(crate) fn script<'a>(work: impl IntoIterator<Item = &'a FileWork>) -> String {
-    work.into_iter()
-        .filter_map(|w| match w {
-            FileWork::Script(lines) => Some(lines.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Does every item of `work` (each with the index of the step it comes from) but the script
-/// lines on `root`, reading staged tars from `control`; an error names the step whose work
-/// failed, if one did (rather than entering or leaving the root).
+/// Does every item of `work` (each with the index of the step it comes from) on `root`,
+/// reading staged tars from `control`; an error names the step whose work failed, if one did
+/// (rather than entering or leaving the root).
 pub(crate) fn apply(
     work: &[(usize, FileWork)],
     control: &Path,
     root: &strata_sandbox::files::Root,
 ) -> Result<(), (Option<usize>, anyhow::Error)> {
-    if work.iter().all(|(_, w)| matches!(w, FileWork::Script(_))) {
+    if work.is_empty() {
         return Ok(());
     }
-    // Script lines run after this work, in the container; only an `ADD` of an archive makes
-    // them, as a stage of its own, so nothing in-process ever has to follow them.
-    debug_assert!(
-        work.iter()
-            .skip_while(|(_, w)| !matches!(w, FileWork::Script(_)))
-            .all(|(_, w)| matches!(w, FileWork::Script(_))),
-        "file work after script lines would run before them"
-    );
     // Host files are opened before entering the root, where their paths do not resolve.
     let mut archives = Vec::new();
     for (step, w) in work {
-        if let FileWork::Unpack(name) = w {
+        if let FileWork::Unpack(name) | FileWork::Extract { archive: name, .. } = w {
             let path = control.join(name);
             let file = File::open(&path)
                 .with_context(|| format!("open {}", path.display()))
@@ -85,7 +72,7 @@ fn apply_inside(
     for (step, w) in work {
         let done = match w {
             FileWork::Unpack(_) => {
-                let file = archives.next().expect("one open archive per Unpack");
+                let file = archives.next().expect("one open tar per Unpack");
                 // The thread's root is the stage's: resolved in it, links stay in the image.
                 strata_layer::apply::apply_tar(
                     file,
@@ -95,12 +82,17 @@ fn apply_inside(
                 .map(drop)
                 .context("unpack the staged tar")
             }
+            FileWork::Extract { into, .. } => {
+                let file = archives.next().expect("one open archive per Extract");
+                strata_layer::apply::extract_archive(file, Path::new(into))
+                    .map(drop)
+                    .with_context(|| format!("extract the archive into {into}"))
+            }
             FileWork::MakeDir(path) => {
                 std::fs::create_dir_all(path).with_context(|| format!("mkdir -p {path}"))
             }
             FileWork::Remove(paths) => remove(paths),
             FileWork::RemoveEmptyDirs(dirs) => remove_empty_dirs(dirs),
-            FileWork::Script(_) => Ok(()),
         };
         done.map_err(|e| (Some(*step), e))?;
     }

@@ -73,10 +73,16 @@ impl StoredImage {
 /// Overlay lower dirs of `layers` (bottom first), topmost first, unpacking layers that have no
 /// snapshot. The stack ends at the first layer whose root is opaque (a root-level
 /// `.wh..wh..opq`): overlayfs would not hide the layers below it (see
-/// [`strata_layer::merged::visible`]), and they need no unpacking.
+/// [`strata_layer::merged::visible`]), and they need no unpacking. A layer that is there
+/// again higher up (the empty layers of two `RUN`s, two `COPY`s of one file) is left out
+/// below: overlayfs refuses one dir twice, and the higher one already shows all it holds.
 pub fn lowers(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<Vec<PathBuf>> {
     let mut lowers = Vec::with_capacity(layers.len());
+    let mut seen = std::collections::HashSet::new();
     for layer in layers.iter().rev() {
+        if !seen.insert(layer.diff_id) {
+            continue;
+        }
         let snapshot = ensure_snapshot(store, layer)?;
         let opaque = strata_layer::whiteout::is_overlay_opaque(&snapshot)
             .with_context(|| format!("read the opaque xattr of {}", snapshot.display()))?;
@@ -119,6 +125,33 @@ pub fn with_compression(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
+    convert_image(store, image, to, Layers::All)
+}
+
+/// The manifest of `image` with its plain layers ([`LayerRecord::is_plain`]) in `to` and the
+/// others as they are, as [`with_compression`] makes it: what a stage published to the stage
+/// repository holds (any compression serves there, so a base image's layers go as pulled).
+pub fn with_plain_compressed(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+) -> anyhow::Result<Digest> {
+    convert_image(store, image, to, Layers::Plain)
+}
+
+/// Which layers [`convert_image`] converts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layers {
+    All,
+    Plain,
+}
+
+fn convert_image(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+    which: Layers,
+) -> anyhow::Result<Digest> {
     let mut manifest = image.manifest.clone();
     let mut changed = false;
     for (descriptor, layer) in manifest.layers.iter_mut().zip(image.layer_records()) {
@@ -126,7 +159,7 @@ pub fn with_compression(
         let Some(from) = strata_layer::Compression::from_media_type(&descriptor.media_type) else {
             continue;
         };
-        if foreign {
+        if foreign || (which == Layers::Plain && !layer.is_plain()) {
             continue;
         }
         if from == to {
@@ -212,16 +245,6 @@ fn held_snapshot(store: &LocalStore, layer: &LayerRecord) -> anyhow::Result<Path
         );
     }
     Ok(store.snapshot_path(&layer.diff_id))
-}
-
-/// Writes the blob of every plain layer of `layers` that has none, from its snapshot: for
-/// what pushes a manifest as it is stored (a `--repo` stage built on a parent built without
-/// `--repo`, a failure record), which can only send blobs. They go uncompressed.
-pub fn materialize_plain(store: &LocalStore, layers: &[LayerRecord]) -> anyhow::Result<()> {
-    for layer in layers.iter().filter(|l| snapshot_only(store, l)) {
-        materialize(store, layer).with_context(|| format!("write layer {}", layer.digest))?;
-    }
-    Ok(())
 }
 
 /// Writes the blob of a plain layer ([`LayerRecord::is_plain`]) from its snapshot, unless it

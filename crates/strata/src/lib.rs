@@ -20,6 +20,7 @@
 //! arguments or draws on a terminal.
 #![deny(missing_docs)]
 
+pub mod ansible;
 mod beneath;
 mod context;
 pub mod copy;
@@ -31,6 +32,7 @@ pub mod import;
 pub mod oci;
 pub mod ops;
 pub mod owner;
+pub mod publish;
 pub mod remote;
 mod reuse;
 mod tmp_dirs;

@@ -3,8 +3,7 @@
 //!
 //! A stage found in the repository is only pulled when something needs its files (a later
 //! stage, an import, a shell, the final image): until then its record alone answers the
-//! solver. Publishing is optimistic, as werf's: build, publish, and if another builder's copy
-//! won, drop ours (and its tag) and adopt theirs, so every stage ends up there once.
+//! solver. Stages built are published beside the build by [`crate::publish`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -118,53 +117,6 @@ impl Remote {
             .with_context(|| format!("pull stage {}", remote.tag))?;
         store.put_stage(&record)?;
         Ok(())
-    }
-
-    /// Publishes a stage just built (its blobs are in the store) and records the stage the
-    /// repository settled on locally: ours, or another builder's that won the race.
-    /// Returns the record to use and whether it is another builder's.
-    pub(crate) fn publish(
-        &self,
-        store: &LocalStore,
-        record: StageRecord,
-    ) -> anyhow::Result<(StageRecord, bool)> {
-        let Some(stages) = &self.stages else {
-            return Ok(local_put(store, record)?);
-        };
-        crate::image::materialize_plain(store, &record.layers)?;
-        let published = stages
-            .publish(store, &record)
-            .with_context(|| format!("publish stage {}", record.digest.short(12)))?;
-        if published.ours {
-            return Ok(local_put(store, record)?);
-        }
-        // Another builder won: take our copy back out so the stage exists there once.
-        if let Some(pushed) = &published.pushed {
-            let _ = self
-                .client
-                .delete_manifest(stages.repository(), &pushed.manifest);
-        }
-        // The winner can still change under us: a builder whose tag names an earlier
-        // millisecond but landed later wins after all and deletes the tag we found. A pull that
-        // fails is therefore retried on whatever the repository settles on, a few times.
-        let mut winner = published.stage;
-        let mut attempts = 0;
-        let theirs = loop {
-            match stages.pull(&winner, store, true) {
-                Ok(theirs) => break theirs,
-                Err(err) => {
-                    attempts += 1;
-                    match stages.find(&record.digest)? {
-                        Some(newer) if attempts < 4 && newer.manifest != winner.manifest => {
-                            winner = newer;
-                        }
-                        _ => return Err(err).context(format!("pull stage {}", winner.tag)),
-                    }
-                }
-            }
-        };
-        let (record, _) = local_put(store, theirs)?;
-        Ok((record, true))
     }
 }
 

@@ -24,7 +24,6 @@ use strata_plan::{DigestInput, Image, Setting};
 use strata_store::{LocalStore, StageRecord, Store};
 
 use crate::git;
-use crate::remote::Remote;
 
 /// The typed inputs a stage record holds; `None` for a record written before inputs were
 /// typed (or by a newer strata with kinds this one lacks): nothing to compare it with.
@@ -60,19 +59,15 @@ pub(crate) fn suitable(record: &StageRecord, image: &Image) -> bool {
     })
 }
 
-/// Publishes a stage just built, like [`Remote::publish`] (or the local store alone), except
-/// that a record already there which this build cannot use ([`suitable`]) is replaced locally by
-/// ours instead of adopted. Returns the record to use and whether it is another builder's.
+/// Records a stage just built in the local store, like [`crate::remote::local_put`], except
+/// that a record already there which this build cannot use ([`suitable`]) is replaced by ours
+/// instead of adopted. Returns the record to use and whether it is another builder's.
 pub(crate) fn publish(
     store: &LocalStore,
-    remote: Option<&Remote>,
     record: StageRecord,
     image: &Image,
 ) -> anyhow::Result<(StageRecord, bool)> {
-    let (found, adopted) = match remote {
-        Some(remote) => remote.publish(store, record.clone())?,
-        None => crate::remote::local_put(store, record.clone())?,
-    };
+    let (found, adopted) = crate::remote::local_put(store, record.clone())?;
     if !adopted || suitable(&found, image) {
         return Ok((found, adopted));
     }

@@ -17,7 +17,8 @@ pub struct Args {
 /// `strata store` actions.
 #[derive(Debug, clap::Subcommand)]
 pub enum Action {
-    /// Verify every blob (its sha256), stage record, tag and snapshot; exit 1 if any is bad.
+    /// Verify every blob (its sha256), stage record, tag, failure record and snapshot; exit 1 if
+    /// any is bad.
     Check {
         /// Move each bad entry into the store's `quarantine/`, where nothing uses it; a build
         /// then rebuilds the stages it held.
@@ -41,12 +42,14 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     }
     writeln!(
         out,
-        "checked {} blobs ({}), {} stage records, {} tags, {} conversions, {} snapshots: {}",
+        "checked {} blobs ({}), {} stage records, {} tags, {} conversions, {} failure records, \
+         {} snapshots: {}",
         report.blobs,
         size(report.blob_bytes),
         report.stages,
         report.tags,
         report.conversions,
+        report.failures,
         checked.snapshots,
         match report.problems.len() {
             0 => "all good".to_string(),

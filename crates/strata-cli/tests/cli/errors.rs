@@ -66,9 +66,9 @@ fn config_errors_point_at_the_line_and_leave_the_store_as_it_was() {
             &[],
         ),
         (
-            "image: a\nfrom: busybox\nansible:\n  install: []\n",
-            "strata.yaml:3:1",
-            &["`ansible`", "not supported"],
+            "image: a\nfrom: busybox\nansible:\n  install:\n  - template: {src: a, dest: b}\n",
+            "strata.yaml:5:5",
+            &["ansible module `template` is not supported"],
         ),
         (
             "image: a\nfrom: nosuchimage:1\nshell:\n  install: [\"true\"]\n",

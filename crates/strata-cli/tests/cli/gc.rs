@@ -193,6 +193,55 @@ fn builds_collect_garbage_once_the_store_passes_its_limit() {
     assert_eq!(env.run_sh("app", "cat /one /two"), "one\ntwo\n");
 }
 
+/// Bytes of the store's blobs.
+fn blob_bytes(store: &Path) -> u64 {
+    std::fs::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn plain_layers_count_toward_the_size_limits() {
+    let env = Env::new();
+    let big = "image: big\nfrom: busybox:latest\nshell:\n  install:\n  - head -c 3000000 /dev/urandom > /big\n";
+    let (app, big) = (env.project("app", APP), env.project("big", big));
+    env.build_ok(&app);
+    env.build_ok(&big);
+    env.strata(&["rmi", "big"]);
+    let big_install = |env: &Env| {
+        env.stage_records()
+            .iter()
+            .any(|r| r["image"] == "big" && r["stage"] == "install")
+    };
+    // The 3 MB layer is plain: its snapshot is its only copy, no blob holds it.
+    let blobs = blob_bytes(env.store.path());
+    assert!(blobs < 3_000_000, "{blobs}");
+    // Blobs alone are within 1 MB more, the store with the plain layer is not: gc keeping that
+    // many bytes drops the untagged stage.
+    let limit = (blobs + 1_000_000).to_string();
+    gc(&env, &["--keep-bytes", &limit]);
+    assert!(!big_install(&env));
+    assert_eq!(env.run_sh("app", "cat /one /two"), "one\ntwo\n");
+    assert_store_consistent(env.store.path());
+    // The same for the automatic run at the start of a build.
+    env.build_ok(&big);
+    env.strata(&["rmi", "big"]);
+    assert!(big_install(&env));
+    let limit = (blob_bytes(env.store.path()) + 1_000_000).to_string();
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--gc-max-bytes", &limit])
+        .current_dir(&app)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("passed its gc limit"), "{stderr}");
+    assert!(!big_install(&env));
+    assert_store_consistent(env.store.path());
+}
+
 #[test]
 fn gc_beside_a_running_build_leaves_its_work() {
     let env = Env::new();

@@ -1,11 +1,13 @@
 //! End-to-end tests of the `strata` binary: real namespaces, overlayfs and stores (run as root).
 
 mod add_git;
+mod ansible;
 mod build;
 mod cancel;
 mod cleanup;
 mod container;
 mod corpus;
+mod dap;
 mod debug;
 mod deps;
 mod docker_flags;
@@ -29,6 +31,7 @@ mod run_flags;
 mod security_container;
 mod security_paths;
 mod source_race;
+mod stepdebug;
 mod store_check;
 mod store_safety;
 mod support;

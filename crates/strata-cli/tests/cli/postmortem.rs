@@ -451,3 +451,80 @@ shell:
         record["output_tail"]
     );
 }
+
+/// `strata store check` looks at failure records too: one whose state's manifest is corrupt,
+/// or whose file does not parse, is named, and `--repair` moves it aside so that `strata
+/// failures` and `strata debug` no longer offer it.
+#[test]
+fn store_check_names_and_quarantines_a_broken_failure_record() {
+    let env = Env::new();
+    let dir = env.project("pm", FAILING);
+    failing_build(&env, &dir, &[]);
+    failing_build(&env, &dir, &[]);
+    let listed = failures(&env);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let check = |args: &[&str]| {
+        let out = env.strata(&[&["store", "check"][..], args].concat());
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, clean) = check(&[]);
+    assert_eq!(code, Some(0), "{clean}");
+    assert!(clean.contains("2 failure records"), "{clean}");
+
+    let records = env.store.path().join("failures");
+    let [newest, oldest] = [&listed[0], &listed[1]]
+        .map(|r| records.join(format!("{}.json", r["id"].as_str().unwrap())));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&newest).unwrap()).unwrap();
+    let manifest = env.store.path().join("blobs/sha256").join(
+        record["manifest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap(),
+    );
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[1] ^= 0x01;
+    std::fs::write(&manifest, bytes).unwrap();
+    std::fs::write(&oldest, b"{ not json").unwrap();
+
+    let (code, found) = check(&[]);
+    assert_eq!(code, Some(1), "{found}");
+    for path in [&newest, &oldest] {
+        assert!(
+            found.contains(&format!("bad failure record {}", path.display())),
+            "{found}"
+        );
+    }
+    assert!(found.contains("it names the corrupt blob"), "{found}");
+    let (code, repaired) = check(&["--repair"]);
+    assert_eq!(code, Some(0), "{repaired}");
+    assert!(!newest.exists() && !oldest.exists(), "{repaired}");
+    assert!(failures(&env).is_empty());
+    let (code, after) = check(&[]);
+    assert_eq!(code, Some(0), "{after}");
+}
+
+/// The `/etc/hosts` entries a failed step had beyond the host's (`--add-host`, werf's
+/// `addHost`) are in its record: `strata debug` resolves those names as the step did.
+#[test]
+fn a_record_keeps_the_steps_added_host_entries() {
+    let env = Env::new();
+    let dir = env.project(
+        "hosts",
+        "image: app\nfrom: busybox:latest\naddHost:\n- stage.strata.test:10.9.8.7\nshell:\n  \
+         install:\n  - test -e /nothing\n",
+    );
+    failing_build(&env, &dir, &["--add-host", "cli.strata.test:10.1.2.3"]);
+    let listed = failures(&env);
+    let id = listed[0]["id"].as_str().unwrap();
+    let command = "exec sh -c 'grep strata.test /etc/hosts | tr \"\\n\\t\" \" _\"; echo'";
+    let out = debug_piped(&env, id, &format!("{command}\nexit\n"));
+    assert_eq!(
+        after(&out, command),
+        Some("10.1.2.3_cli.strata.test 10.9.8.7_stage.strata.test ")
+    );
+}

@@ -2,7 +2,7 @@
 //! builders with separate stores (`--repo`), against a real `docker-registry` on 127.0.0.1.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,15 +17,27 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(None, false)
+    }
+
+    /// A registry that serves what it has but refuses every write (maintenance read-only mode).
+    pub(crate) fn read_only() -> Registry {
+        Registry::start_with(None, true)
+    }
+
+    /// Restarts a [`Registry::read_only`] registry taking writes, its contents and port kept.
+    pub(crate) fn make_writable(&mut self) {
+        std::fs::remove_file(self.dir.path().join("read-only")).unwrap();
+        self.kill();
+        self.restart();
     }
 
     /// A registry that wants `user` and `password` (htpasswd Basic auth).
     pub(crate) fn with_htpasswd(user: &str, password: &str) -> Registry {
-        Registry::start_with(Some((user, password)))
+        Registry::start_with(Some((user, password)), false)
     }
 
-    fn start_with(htpasswd: Option<(&str, &str)>) -> Registry {
+    fn start_with(htpasswd: Option<(&str, &str)>, read_only: bool) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("strata-registry-")
             .tempdir()
@@ -41,6 +53,9 @@ impl Registry {
                 .output()
                 .expect("htpasswd is installed by scripts/install-deps.sh (apache2-utils)");
             std::fs::write(dir.path().join("htpasswd"), out.stdout).unwrap();
+        }
+        if read_only {
+            std::fs::write(dir.path().join("read-only"), b"").unwrap();
         }
         let mut registry = Registry {
             dir,
@@ -61,10 +76,14 @@ impl Registry {
             ),
             false => String::new(),
         };
+        let maintenance = match self.dir.path().join("read-only").exists() {
+            true => "  maintenance:\n    readonly:\n      enabled: true\n",
+            false => "",
+        };
         std::fs::write(
             &config,
             format!(
-                "{auth}version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - '^http://127\\.0\\.0\\.1:'\n",
+                "{auth}version: 0.1\nstorage:\n{maintenance}  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\nvalidation:\n  manifests:\n    urls:\n      allow:\n        - '^http://127\\.0\\.0\\.1:'\n",
                 self.dir.path().join("data").display(),
                 self.port
             ),
@@ -291,6 +310,118 @@ fn builders_share_one_stage_cache_through_the_registry() {
     );
     let run = c.strata(&["run", "app"]);
     assert_eq!(String::from_utf8_lossy(&run.stdout), "one\ntwo\n");
+}
+
+/// Five stages, one with a 20 MB layer of random bytes: its compression and upload take a
+/// while, beside the build of the stages after it.
+const STAGES: &str = "image: app\nfrom: busybox:latest\nshell:\n  beforeInstall:\n  - head -c 20000000 /dev/urandom > /big\n  install:\n  - echo one > /one\n  beforeSetup:\n  - echo two > /two\n  setup:\n  - echo three > /three\ndocker:\n  CMD: [\"cat\", \"/one\", \"/two\", \"/three\"]\n";
+
+/// The manifest the registry serves for `reference` (`repository:tag`).
+fn registry_manifest(registry: &Registry, repository: &str, tag: &str) -> serde_json::Value {
+    let out = Command::new("curl")
+        .arg("-sf")
+        .arg("-H")
+        .arg("Accept: application/vnd.oci.image.manifest.v1+json")
+        .arg(format!(
+            "http://{}/v2/{repository}/manifests/{tag}",
+            registry.host()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no manifest for {repository}:{tag}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A `--repo` build of `dir` by `env`: whether it succeeded, and its stderr.
+fn repo_build(env: &Env, dir: &Path, repo: &str) -> (bool, String) {
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--repo", repo])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_repo_build_ends_with_every_stage_it_built_published() {
+    let registry = Registry::start();
+    let repo = format!("{}/stages", registry.host());
+    let a = Env::new();
+    let (ok, stderr) = repo_build(&a, &a.project("app", STAGES), &repo);
+    assert!(ok, "{stderr}");
+    let built = built_stages(&stderr);
+    assert!(built.contains(&"app/beforeInstall".to_string()), "{stderr}");
+    // When the build has returned, each stage it built is in the repository, once.
+    let tags = registry.tags("stages");
+    let mut digests: Vec<&str> = tags.iter().map(|t| t.split('-').next().unwrap()).collect();
+    digests.sort();
+    digests.dedup();
+    assert_eq!(digests.len(), tags.len(), "{tags:?}");
+    assert_eq!(tags.len(), built.len(), "{tags:?} for {built:?}");
+    // Their layers went compressed (zstd, the --repo default) though the build committed them
+    // plain: the base's as imported, the built ones converted by the publisher.
+    for tag in &tags {
+        let manifest = registry_manifest(&registry, "stages", tag);
+        for layer in manifest["layers"].as_array().unwrap() {
+            assert_eq!(
+                layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+                "{tag}: {manifest}"
+            );
+        }
+    }
+    // Another machine takes everything from the repository and builds nothing.
+    let b = Env::new();
+    let (ok, stderr) = repo_build(&b, &b.project("app", STAGES), &repo);
+    assert!(ok, "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
+    let run = b.strata(&["run", "app"]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "one\ntwo\nthree\n");
+    assert_eq!(b.run_sh("app", "wc -c < /big"), "20000000\n");
+}
+
+#[test]
+fn a_stage_that_cannot_be_published_fails_the_build_and_is_named() {
+    let mut registry = Registry::read_only();
+    let repo = format!("{}/stages", registry.host());
+    let env = Env::new();
+    let dir = env.project("app", APP);
+    let (ok, stderr) = repo_build(&env, &dir, &repo);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("not published to the stage repository {repo}")),
+        "{stderr}"
+    );
+    for stage in ["app/install", "app/setup"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!("stage {stage} ("))),
+            "{stage} is not named: {stderr}"
+        );
+    }
+    assert!(registry.tags("stages").is_empty());
+    // The stages were built and kept: a build without the repository runs nothing.
+    assert_eq!(env.build_ok(&dir), Vec::<String>::new());
+    assert_eq!(
+        String::from_utf8_lossy(&env.strata(&["run", "app"]).stdout),
+        "one\ntwo\n"
+    );
+    // The next build with the repository, once it takes writes, runs nothing and publishes
+    // what the failed one could not: an empty store then builds nothing either.
+    registry.make_writable();
+    let (ok, stderr) = repo_build(&env, &dir, &repo);
+    assert!(ok, "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
+    // from, install, setup, dockerInstructions.
+    assert_eq!(registry.tags("stages").len(), 4, "{stderr}");
+    let other = Env::new();
+    let (ok, stderr) = repo_build(&other, &other.project("app", APP), &repo);
+    assert!(ok, "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
 }
 
 #[test]

@@ -29,8 +29,8 @@ const NOSUB: &str = "strata-nosub";
 
 /// The tests [`the_end_to_end_suites_pass_again_as_an_unprivileged_user`] reruns: both
 /// frontends, `run`, the container's view and confinement, introspection and the debugger
-/// (pipes and a PTY), cancelling by signal. Left out as they cannot pass rootless: a step's
-/// `mknod` of a device (`security_container::escapes_fail_and_the_host_is_untouched`), `-v`
+/// (pipes and a PTY), cancelling by signal, ansible stages. Left out as they cannot pass
+/// rootless: a step's `mknod` of a device (`security_container::escapes_fail_and_the_host_is_untouched`), `-v`
 /// of a root-only host dir (`run_flags::env_workdir_user_volumes_and_network`).
 const RERUN: &[&str] = &[
     "build::builds_runs_and_reuses_every_stage",
@@ -56,6 +56,8 @@ const RERUN: &[&str] = &[
     "run_flags::t_gives_a_terminal_and_it_an_interactive_session",
     "security_container::a_run_step_has_the_default_capabilities_and_seccomp",
     "cancel::sigint_and_sigterm_cancel_a_stapel_build_cleanly",
+    "ansible::a_playbook_builds_on_busybox_with_live_output",
+    "ansible::a_failed_task_lands_in_the_debugger_and_rerun_runs_it_again",
 ];
 
 /// A user of this machine that tests run strata as.

@@ -525,7 +525,7 @@ fn a_rejected_key_stops_only_its_image() {
     let env = Env::new();
     let yaml = "project: partial\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\n\
                 shell:\n  install:\n  - echo app > /app.txt\n---\nimage: provisioned\n\
-                from: busybox:latest\nansible:\n  install:\n  - name: a task\n    shell: echo\n\
+                from: busybox:latest\nansible:\n  install:\n  - name: a task\n    template: {src: a, dest: b}\n\
                 ---\nimage: on-top\nfromImage: provisioned\n";
     let dir = env.project("partial", yaml);
     let out = env
@@ -552,9 +552,9 @@ fn a_rejected_key_stops_only_its_image() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{stderr}");
         assert!(
-            stderr.contains("`ansible` is not supported by strata yet"),
+            stderr.contains("ansible module `template` is not supported"),
             "{stderr}"
         );
-        assert!(stderr.contains("strata.yaml:12:1"), "{stderr}");
+        assert!(stderr.contains("strata.yaml:15:5"), "{stderr}");
     }
 }

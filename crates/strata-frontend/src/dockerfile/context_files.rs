@@ -397,6 +397,12 @@ impl CopyChecksum {
         self.bytes(text.as_bytes());
     }
 
+    /// Adds an entry at `target` that is a hardlink of the entry at index `of` of the copy.
+    pub fn hardlink(&mut self, target: &str, of: usize) {
+        self.bytes(target.as_bytes());
+        self.bytes(format!("\0hardlink of {of}\0").as_bytes());
+    }
+
     /// Starts an entry at `target`; a file's content follows through [`CopyChecksum::content`]
     /// (a link's target is added here), then [`CopyChecksum::end`].
     pub fn start(&mut self, target: &str, entry: &ContextEntry) {

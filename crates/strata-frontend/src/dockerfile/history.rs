@@ -50,6 +50,7 @@ pub(super) fn set_created_by(
                     let made = &mut images[i].stages[j];
                     made.options.created_by =
                         created_by(&made.steps, text, named, instruction.span());
+                    made.options.always_layer = always_layer(&made.steps);
                     made.options.history_before = std::mem::take(&mut pending);
                     last = Some((i, j));
                 }
@@ -64,8 +65,19 @@ pub(super) fn set_created_by(
     for stage in images.iter_mut().flat_map(|i| i.stages.iter_mut()) {
         if let (true, Some(span)) = (stage.name.starts_with("onbuild-"), stage.span) {
             stage.options.created_by = created_by(&stage.steps, sources.text(span), named, span);
+            stage.options.always_layer = always_layer(&stage.steps);
         }
     }
+}
+
+/// Whether BuildKit gives the instruction lowered to `steps` a layer even when it changes no
+/// file: a `RUN`, and a `WORKDIR` of anything but `/` (dockerfile2llb's `withLayer`).
+fn always_layer(steps: &[Step]) -> bool {
+    steps.iter().any(|s| match &s.op {
+        Op::Run(_) => true,
+        Op::MakeDir { path, .. } => path != "/",
+        _ => false,
+    })
 }
 
 /// The history text of the instruction at `span`, written as `text` and lowered to `steps`,
@@ -105,7 +117,7 @@ fn created_by(steps: &[Step], text: &str, named: &Named<'_>, span: Span) -> Stri
                         serde_json::from_str::<Vec<String>>(&command.text)
                             .unwrap_or_else(|_| vec![command.text.clone()]),
                     ),
-                    RunShell::ToolboxScript => args.push(command.text.clone()),
+                    RunShell::ToolboxScript | RunShell::Ansible => args.push(command.text.clone()),
                 }
             }
             format!("RUN {} # buildkit", args.join(" "))

@@ -64,6 +64,8 @@ pub struct ImageConfig {
     pub is_final: bool,
     /// `shell:`.
     pub shell: Shell,
+    /// `ansible:`.
+    pub ansible: Ansible,
     /// `docker:`.
     pub docker: Docker,
     /// `git:`.
@@ -162,36 +164,82 @@ impl UserStage {
     }
 }
 
-/// The `shell:` section.
-#[derive(Clone, Debug, Default)]
-pub struct Shell {
-    /// `shell.cacheVersion`: goes into every user stage.
+/// The `shell:` or `ansible:` section (werf's two kinds of assembly instructions): each user
+/// stage's instructions, `T` being a shell command or an ansible task, and cache versions.
+#[derive(Clone, Debug)]
+pub struct Instructions<T> {
+    /// Where the section's key (`shell:`, `ansible:`) is written, if it is.
+    pub key: Option<Span>,
+    /// `shell.cacheVersion` / `ansible.cacheVersion`: goes into every user stage.
     pub cache_version: Option<Keyed<String>>,
-    /// Commands and cache version of each user stage, indexed in [`UserStage::ALL`] order.
-    pub stages: [ShellStage; 4],
+    /// Instructions and cache version of each user stage, indexed in [`UserStage::ALL`] order.
+    pub stages: [StageInstructions<T>; 4],
 }
 
-impl Shell {
+impl<T> Default for Instructions<T> {
+    fn default() -> Self {
+        Instructions {
+            key: None,
+            cache_version: None,
+            stages: std::array::from_fn(|_| StageInstructions::default()),
+        }
+    }
+}
+
+impl<T> Instructions<T> {
     /// The settings of one user stage.
-    pub fn stage(&self, stage: UserStage) -> &ShellStage {
+    pub fn stage(&self, stage: UserStage) -> &StageInstructions<T> {
         &self.stages[stage.index()]
     }
 
     /// The settings of one user stage, to fill in.
-    pub fn stage_mut(&mut self, stage: UserStage) -> &mut ShellStage {
+    pub fn stage_mut(&mut self, stage: UserStage) -> &mut StageInstructions<T> {
         &mut self.stages[stage.index()]
+    }
+
+    /// Whether any stage has instructions.
+    pub fn is_empty(&self) -> bool {
+        self.stages.iter().all(|s| s.commands.is_empty())
     }
 }
 
-/// The commands and cache version of one user stage.
-#[derive(Clone, Debug, Default)]
-pub struct ShellStage {
+/// The `shell:` section.
+pub type Shell = Instructions<String>;
+/// The `ansible:` section.
+pub type Ansible = Instructions<AnsibleTask>;
+/// The commands and cache version of one stage of `shell:`.
+pub type ShellStage = StageInstructions<String>;
+
+/// The instructions and cache version of one user stage.
+#[derive(Clone, Debug)]
+pub struct StageInstructions<T> {
     /// Where the stage key (`install:`) is written, if it is.
     pub key: Option<Span>,
-    /// The commands, each with the span of its list item (or of the string value).
-    pub commands: Vec<Spanned<String>>,
+    /// The instructions, each with the span of its list item (or of the string value).
+    pub commands: Vec<Spanned<T>>,
     /// `<stage>CacheVersion`.
     pub cache_version: Option<Keyed<String>>,
+}
+
+impl<T> Default for StageInstructions<T> {
+    fn default() -> Self {
+        StageInstructions {
+            key: None,
+            commands: Vec::new(),
+            cache_version: None,
+        }
+    }
+}
+
+/// One task of `ansible:`, checked against werf's list of supported modules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnsibleTask {
+    /// What the digest hashes (werf's form): the task as JSON with sorted keys, scalars as
+    /// written.
+    pub json: String,
+    /// The task as a block-style YAML mapping for the playbook (strings double-quoted,
+    /// numbers and booleans as written), without strata's tag.
+    pub yaml: String,
 }
 
 /// The `docker:` section: directives of the `dockerInstructions` stage.

@@ -10,7 +10,7 @@ use strata_plan::{
     Step,
 };
 
-use super::config::{Config, Docker, From, ImageConfig, ImportPoint, Keyed, UserStage};
+use super::config::{Config, Docker, From, ImageConfig, ImportPoint, Keyed, Spanned, UserStage};
 use super::git::{GitState, Resolved};
 use super::parse::suggest;
 
@@ -195,6 +195,7 @@ pub(crate) fn dockerfile_images(
     config: &Config,
     dir: &std::path::Path,
     snapshot: Option<&std::path::Path>,
+    bases: Option<&dyn crate::dockerfile::ResolveBase>,
     images: &mut Vec<Image>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<()> {
@@ -234,6 +235,11 @@ pub(crate) fn dockerfile_images(
             allow_insecure: false,
             snapshot: snapshot.map(std::path::Path::to_path_buf),
             ..Default::default()
+        };
+        // Its stages start from their bases' configs, as `strata build -f`'s.
+        let options = match bases {
+            Some(bases) => crate::dockerfile::with_base_configs(&parsed, &options, bases)?,
+            None => options,
         };
         let plan = match crate::dockerfile::lower(&parsed, std::mem::take(sources), &options) {
             Ok(plan) => plan,
@@ -769,26 +775,49 @@ fn from_stage(image: &ImageConfig) -> Stage {
     }
 }
 
-/// A user stage: its commands, `shell.cacheVersion`, `<stage>CacheVersion` and, after
-/// `gitArchive`, the checksum of the git files its `stageDependencies` masks match; `None`
-/// without commands. After `gitArchive` it first brings the git files up to date.
+/// A user stage: its commands (or ansible tasks), `shell.cacheVersion` (`ansible.cacheVersion`),
+/// `<stage>CacheVersion` and, after `gitArchive`, the checksum of the git files its
+/// `stageDependencies` masks match; `None` without commands. After `gitArchive` it first
+/// brings the git files up to date.
 fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option<Stage> {
-    let settings = image.shell.stage(stage);
-    if settings.commands.is_empty() {
+    let (section, key, span, instructions, commands, shell) = if image.ansible.is_empty() {
+        let settings = image.shell.stage(stage);
+        let lines = settings.commands.iter().map(|c| c.value.clone()).collect();
+        (
+            &image.shell.cache_version,
+            &settings.cache_version,
+            settings.key,
+            DigestInput::Instructions { lines },
+            run_commands(&settings.commands, |c| c),
+            RunShell::ToolboxScript,
+        )
+    } else {
+        let settings = image.ansible.stage(stage);
+        let tasks = settings
+            .commands
+            .iter()
+            .map(|t| t.value.json.clone())
+            .collect();
+        (
+            &image.ansible.cache_version,
+            &settings.cache_version,
+            settings.key,
+            DigestInput::AnsibleTasks { tasks },
+            run_commands(&settings.commands, |t| &t.yaml),
+            RunShell::Ansible,
+        )
+    };
+    if commands.is_empty() {
         return None;
     }
-    let span = settings.key;
-    let mut inputs = vec![DigestInput::Instructions {
-        lines: settings.commands.iter().map(|c| c.value.clone()).collect(),
-    }];
-    inputs.extend(cache_version(
-        "shell.cacheVersion",
-        &image.shell.cache_version,
-    ));
-    inputs.extend(cache_version(
-        stage.cache_version_key(),
-        &settings.cache_version,
-    ));
+    let kind = if shell == RunShell::Ansible {
+        "ansible"
+    } else {
+        "shell"
+    };
+    let mut inputs = vec![instructions];
+    inputs.extend(cache_version(&format!("{kind}.cacheVersion"), section));
+    inputs.extend(cache_version(stage.cache_version_key(), key));
     let after_archive = stage != UserStage::BeforeInstall;
     if after_archive {
         for (i, (resolved, config)) in git.iter().zip(&image.git).enumerate() {
@@ -808,15 +837,8 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         Vec::new()
     };
     let run = Run {
-        commands: settings
-            .commands
-            .iter()
-            .map(|c| Command {
-                text: c.value.clone(),
-                span: Some(c.span),
-            })
-            .collect(),
-        shell: RunShell::ToolboxScript,
+        commands,
+        shell,
         user: Some(RUN_USER.into()),
         workdir: Some(RUN_WORKDIR.into()),
         env: Vec::new(),
@@ -860,6 +882,17 @@ fn user_stage(image: &ImageConfig, stage: UserStage, git: &[Resolved]) -> Option
         late_inputs: None,
         span,
     })
+}
+
+/// The commands of a `Run`: each instruction's text (`text` of it), at its list item.
+fn run_commands<T>(items: &[Spanned<T>], text: impl Fn(&T) -> &String) -> Vec<Command> {
+    items
+        .iter()
+        .map(|c| Command {
+            text: text(&c.value).clone(),
+            span: Some(c.span),
+        })
+        .collect()
 }
 
 /// The image's `secrets:` as the stage options offer them to its secret mounts.

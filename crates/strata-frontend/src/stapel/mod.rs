@@ -21,7 +21,7 @@
 //! | stage | digest inputs, in order | steps |
 //! |---|---|---|
 //! | `from` | `project` (werf's `project:`, when set; on the first stage of every image, Dockerfile images too), `build.cacheVersion`, `cacheVersion`, `fromCacheVersion` (each only if set), `mount` | none |
-//! | `beforeInstall` | `instructions`, `shell.cacheVersion`, `beforeInstallCacheVersion` | one `Run` |
+//! | `beforeInstall` | `instructions` (or `ansible.tasks`), `shell.cacheVersion` (or `ansible.cacheVersion`), `beforeInstallCacheVersion` | one `Run` |
 //! | `dependencies*` | `import[N]` (parameters), `dependency[N]`; late: `import[N].files` (checksum of the copied files), `dependency.NAME` (values) | one `Import` per import |
 //! | `gitArchive` | `git[N]`: each mapping's parameters (not its commit) | one `GitArchive` per mapping |
 //! | `install` | `instructions`, `shell.cacheVersion`, `installCacheVersion`, `git[N].install` (the `stageDependencies` checksum, with the matched files recorded) | a `GitPatch` per mapping, one `Run` |
@@ -35,6 +35,12 @@
 //! [`StageKind::feeds`](strata_plan::StageKind::feeds) allows for the stage.
 //!
 //! - `instructions` are the command strings exactly as written (a block scalar keeps its newlines).
+//! - `ansible.tasks` (an image with `ansible:` instead of `shell:`; one of the two) are the
+//!   stage's tasks as werf hashes them: each task as JSON with sorted keys, numbers and
+//!   booleans as written. Each task must use exactly one module of werf's supported list
+//!   (`block`/`rescue`/`always` hold such tasks), else it is an error at its line. The `Run`
+//!   is [`RunShell::Ansible`](strata_plan::RunShell::Ansible): one command per task, its text
+//!   the task as block YAML for the playbook.
 //! - Cache versions are strings; a number or boolean is kept as written (`installCacheVersion:
 //!   2` is `"2"`), and null (`~` or nothing) means unset.
 //! - A `Run` runs all commands of the stage as one toolbox script, as `0:0` in `/`; each
@@ -54,13 +60,14 @@
 //! only) is accepted: the agent it names would serve `RUN --mount=type=ssh`, which the
 //! Dockerfile frontend reports as unsupported at its line.
 //!
-//! Not implemented yet, and rejected at the key rather than ignored: `ansible`. The meta `deploy` and `gitWorktree`
+//! The meta `deploy` and `gitWorktree`
 //! are werf's deploy-side settings: accepted with a note. The meta `cleanup` (keep policies)
 //! is parsed into [`Cleanup`] for `strata cleanup`.
 //!
 //! [`Plan`]: strata_plan::Plan
 //! [`Image`]: strata_plan::Image
 
+mod ansible;
 mod cleanup;
 mod config;
 mod docker;
@@ -78,8 +85,8 @@ pub use crate::{Error, LoadOptions, load, load_str};
 
 pub use cleanup::{Cleanup, KeepPolicy, Limit, NameMatch, RefKind, References, default_policies};
 pub use config::{
-    Config, Docker, From, GitConfig, GitRef, ImageConfig, Keyed, Shell, ShellStage, Spanned,
-    UserStage,
+    Ansible, AnsibleTask, Config, Docker, From, GitConfig, GitRef, ImageConfig, Instructions,
+    Keyed, Shell, ShellStage, Spanned, StageInstructions, UserStage,
 };
 pub use git::GitOptions;
 
@@ -106,6 +113,7 @@ pub fn lower(
     dir: &std::path::Path,
     git: &GitOptions,
     snapshot: Option<&std::path::Path>,
+    dockerfile_bases: Option<&dyn crate::dockerfile::ResolveBase>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
     check_broken(config, &git.images)?;
@@ -114,7 +122,14 @@ pub fn lower(
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
-    lower::dockerfile_images(config, dir, snapshot, &mut images, sources)?;
+    lower::dockerfile_images(
+        config,
+        dir,
+        snapshot,
+        dockerfile_bases,
+        &mut images,
+        sources,
+    )?;
     for (image, own) in images.iter_mut().zip(&config.images) {
         let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref())?;
         if let Some(mut stage) = spec {
@@ -318,6 +333,7 @@ fn set_created_by(images: &mut [Image]) {
         for stage in &mut image.stages {
             let commands = stage.inputs.iter().find_map(|i| match i {
                 strata_plan::DigestInput::Instructions { lines } => Some(lines.join("; ")),
+                strata_plan::DigestInput::AnsibleTasks { tasks } => Some(tasks.join("; ")),
                 _ => None,
             });
             stage.options.created_by = match commands {

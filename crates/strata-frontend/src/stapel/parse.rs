@@ -16,10 +16,11 @@
 
 use strata_plan::{Diagnostic, ImageName, Span};
 
+use super::config::{Ansible, AnsibleTask};
 use super::config::{
     BasicAuthConfig, Config, DependencyConfig, Docker, DockerfileImage, From, GitConfig, GitRef,
-    ImageConfig, ImportConfig, ImportPoint, Keyed, MountConfig, SecretConfig, Shell, Spanned,
-    UserStage,
+    ImageConfig, ImportConfig, ImportPoint, Instructions, Keyed, MountConfig, SecretConfig, Shell,
+    Spanned, UserStage,
 };
 use super::docker;
 use super::yaml::{Document, Kind, Node};
@@ -51,6 +52,7 @@ const IMAGE_KEYS: &[&str] = &[
     "cacheVersion",
     "final",
     "shell",
+    "ansible",
     "docker",
     "git",
     "import",
@@ -74,7 +76,7 @@ const IMAGE_KEYS: &[&str] = &[
     "ssh",
 ];
 /// werf image keys strata does not implement yet.
-const IMAGE_UNSUPPORTED: &[&str] = &["ansible"];
+const IMAGE_UNSUPPORTED: &[&str] = &[];
 /// Keys of `imageSpec:`.
 const IMAGE_SPEC_KEYS: &[&str] = &["author", "clearHistory", "config"];
 /// Keys of `imageSpec.config:`.
@@ -145,7 +147,7 @@ const SECRET_KEYS: &[&str] = &["id", "env", "src", "value"];
 const MOUNT_KEYS: &[&str] = &["from", "fromPath", "to"];
 /// Keys of `stageDependencies:` (beforeInstall runs before the sources are there).
 const STAGE_DEPENDENCY_KEYS: &[&str] = &["install", "beforeSetup", "setup"];
-/// Keys of `shell:`.
+/// Keys of `shell:` and `ansible:`.
 const SHELL_KEYS: &[&str] = &[
     "beforeInstall",
     "install",
@@ -370,6 +372,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         from_cache_version,
         is_final,
         shell,
+        ansible,
         docker_section,
         git,
         imports,
@@ -403,12 +406,9 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
                         .help("remove `from`/`fromImage`, or remove `dockerfile`"),
                 ));
             }
-            if shell.stages.iter().any(|s| !s.commands.is_empty())
-                || !git.is_empty()
-                || !imports.is_empty()
-            {
+            if !shell.is_empty() || !ansible.is_empty() || !git.is_empty() || !imports.is_empty() {
                 return Err(Box::new(Diagnostic::new(
-                    "an image built from a Dockerfile has no `shell`, `git` or `import`: the Dockerfile says how to build it",
+                    "an image built from a Dockerfile has no `shell`, `ansible`, `git` or `import`: the Dockerfile says how to build it",
                     Some(dockerfile.span),
                 )));
             }
@@ -440,6 +440,22 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         }
     };
     check_dependencies(&dependencies, dockerfile.is_some())?;
+    if let (Some(shell), Some(ansible)) = (shell.key, ansible.key) {
+        let mut keys = [("shell", shell), ("ansible", ansible)];
+        keys.sort_by_key(|(_, span)| span.start);
+        let [(first, earlier), (second, later)] = keys;
+        return Err(Box::new(
+            Diagnostic::new(
+                "an image takes `shell` or `ansible`, not both: they are werf's two kinds of \
+                 assembly instructions",
+                Some(later),
+            )
+            .note(earlier, format!("`{first}` is given here"))
+            .help(format!(
+                "write the instructions of `{second}` as `{first}` ones, or the other way round"
+            )),
+        ));
+    }
     let from = match (from, &dockerfile) {
         (Some(from), _) => from,
         // The Dockerfile names its base; `from` is only a placeholder here.
@@ -467,6 +483,7 @@ fn image(root: &Node, document: Span) -> Result<ImageConfig> {
         from_cache_version,
         is_final,
         shell,
+        ansible,
         docker: docker_section,
         git,
         imports,
@@ -492,6 +509,7 @@ struct ImageDoc {
     from_cache_version: Option<Keyed<String>>,
     is_final: bool,
     shell: Shell,
+    ansible: Ansible,
     docker_section: Docker,
     git: Vec<GitConfig>,
     imports: Vec<ImportConfig>,
@@ -606,7 +624,8 @@ impl Section for ImageDoc {
             "cacheVersion" => self.cache_version = version(e, "cacheVersion")?,
             "fromCacheVersion" => self.from_cache_version = version(e, "fromCacheVersion")?,
             "final" => self.is_final = boolean(e.value, "final")?,
-            "shell" => self.shell = shell_section(e)?,
+            "shell" => self.shell = instructions(e)?,
+            "ansible" => self.ansible = instructions(e)?,
             "docker" => self.docker_section = docker_directives(e)?,
             "git" => self.git = git_mappings(e.value)?,
             "import" => self.imports = import_entries(e.value)?,
@@ -1456,37 +1475,70 @@ fn masks_of(value: &Node, path: &str) -> Result<Vec<Spanned<String>>> {
     }
 }
 
-fn shell_section(e: &Entry<'_>) -> Result<Shell> {
-    let mut shell = Shell::default();
-    if e.value.is_null() {
-        return Ok(shell);
-    }
-    read_value(e, "shell", &mut ShellSection(&mut shell))?;
-    Ok(shell)
+/// The two kinds of werf's assembly instructions, as their sections read them.
+trait Instruction: Sized {
+    /// The section's key.
+    const NAME: &'static str;
+    /// The section, as messages name it.
+    const CONTEXT: &'static str;
+    /// A user stage's value (at dotted `path`).
+    fn read(value: &Node, path: &str) -> Result<Vec<Spanned<Self>>>;
 }
-/// `shell:`, read into the shell settings.
-struct ShellSection<'a>(&'a mut Shell);
 
-impl Section for ShellSection<'_> {
+impl Instruction for String {
+    const NAME: &'static str = "shell";
     const CONTEXT: &'static str = "`shell`";
+    fn read(value: &Node, path: &str) -> Result<Vec<Spanned<Self>>> {
+        commands(value, path)
+    }
+}
+
+impl Instruction for AnsibleTask {
+    const NAME: &'static str = "ansible";
+    const CONTEXT: &'static str = "`ansible`";
+    fn read(value: &Node, path: &str) -> Result<Vec<Spanned<Self>>> {
+        Ok(super::ansible::tasks(value, path)?
+            .into_iter()
+            .map(|(value, span)| Spanned { value, span })
+            .collect())
+    }
+}
+
+/// `shell:` or `ansible:`.
+fn instructions<T: Instruction>(e: &Entry<'_>) -> Result<Instructions<T>> {
+    let mut section = Instructions {
+        key: Some(e.key.span),
+        ..Instructions::default()
+    };
+    if e.value.is_null() {
+        return Ok(section);
+    }
+    read_value(e, T::NAME, &mut InstructionsSection(&mut section))?;
+    Ok(section)
+}
+/// `shell:` or `ansible:`, read into its settings.
+struct InstructionsSection<'a, T>(&'a mut Instructions<T>);
+
+impl<T: Instruction> Section for InstructionsSection<'_, T> {
+    const CONTEXT: &'static str = T::CONTEXT;
     const KEYS: &'static [&'static str] = SHELL_KEYS;
 
     fn entry(&mut self, s: &Entry<'_>) -> Result<()> {
-        let shell = &mut *self.0;
-        let path = format!("shell.{}", s.name);
+        let section = &mut *self.0;
+        let path = format!("{}.{}", T::NAME, s.name);
         if s.name == "cacheVersion" {
-            shell.cache_version = version(s, &path)?;
+            section.cache_version = version(s, &path)?;
             return Ok(());
         }
         let mut matched = false;
         for stage in UserStage::ALL {
             if s.name == stage.name() {
-                let target = shell.stage_mut(stage);
+                let target = section.stage_mut(stage);
                 target.key = Some(s.key.span);
-                target.commands = commands(s.value, &path)?;
+                target.commands = T::read(s.value, &path)?;
                 matched = true;
             } else if s.name == stage.cache_version_key() {
-                shell.stage_mut(stage).cache_version = version(s, &path)?;
+                section.stage_mut(stage).cache_version = version(s, &path)?;
                 matched = true;
             }
         }

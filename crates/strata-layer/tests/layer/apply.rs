@@ -576,3 +576,59 @@ fn files_mode_has_the_layer_protections() {
         "{attrs:?}"
     );
 }
+
+/// An `ADD` archive: its `./` entry leaves the destination as it is, its links keep their
+/// owner and time, its directories their times (set after their content), and its links
+/// resolve with the destination as the root.
+#[test]
+fn an_archive_is_extracted_into_its_destination_as_its_root() {
+    let sb = Sandbox::new();
+    std::fs::set_permissions(
+        &sb.target,
+        std::os::unix::fs::PermissionsExt::from_mode(0o751),
+    )
+    .expect("chmod");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, kind: EntryType, link: &str, data: &[u8], owner: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(if kind == EntryType::Directory {
+            0o700
+        } else {
+            0o644
+        });
+        h.set_uid(owner);
+        h.set_gid(owner + 1);
+        h.set_mtime(1_500_000_000);
+        h.set_size(data.len() as u64);
+        match kind {
+            EntryType::Symlink => tar.append_link(&mut h, name, link).expect("link"),
+            _ => tar.append_data(&mut h, name, data).expect("entry"),
+        }
+    };
+    add("./", EntryType::Directory, "", b"", 1);
+    add("./d/", EntryType::Directory, "", b"", 3);
+    add("./d/f", EntryType::Regular, "", b"x", 3);
+    add("./l", EntryType::Symlink, "/d", b"", 5);
+    add("./l/through", EntryType::Regular, "", b"y", 0);
+    let tar = tar.into_inner().expect("tar");
+    strata_layer::apply::extract_archive(&tar[..], &sb.target).expect("extract");
+    let meta = |p: &str| std::fs::symlink_metadata(sb.target.join(p)).expect("lstat");
+    use std::os::unix::fs::MetadataExt;
+    let root = meta("");
+    assert_eq!(
+        (root.mode() & 0o7777, root.uid()),
+        (0o751, 0),
+        "./ changed nothing"
+    );
+    assert_eq!((meta("d").uid(), meta("d").mtime()), (3, 1_500_000_000));
+    assert_eq!(
+        (meta("l").uid(), meta("l").gid(), meta("l").mtime()),
+        (5, 6, 1_500_000_000)
+    );
+    assert_eq!(
+        std::fs::read(sb.target.join("d/through")).expect("read"),
+        b"y"
+    );
+    sb.assert_outside_untouched();
+}

@@ -44,6 +44,9 @@ pub struct DebugOptions {
     /// Keep a failed step as a failure record (after the monitor, if it opens): the CLI asks
     /// for it unless the monitor has a terminal.
     pub keep_failures: bool,
+    /// Breakpoints (`--break`): the build pauses there (see [`super::step`]); `on-fail` is
+    /// [`DebugOptions::debugger`].
+    pub breaks: Vec<strata_debug::step::BreakSpec>,
 }
 
 /// One `--introspect-stage` value.
@@ -127,15 +130,32 @@ pub(crate) struct Introspection<'a> {
     pub progress: &'a dyn Sink,
     /// One shell at a time has the terminal.
     pub terminal: Mutex<()>,
+    /// The step debugger, when the build has breakpoints.
+    pub stepper: Option<&'a super::step::Stepper<'a>>,
 }
 
 impl Introspection<'_> {
     fn open(
         &self,
+        job: &StageJob<'_>,
         what: String,
         spec: anyhow::Result<(strata_store::Scratch, strata_sandbox::ContainerSpec)>,
     ) {
         let _terminal = self.terminal.lock().unwrap_or_else(|e| e.into_inner());
+        if job.stage.steps.iter().any(|s| {
+            matches!(&s.op, strata_plan::Op::Run(r) if r.shell == strata_plan::RunShell::Ansible)
+        }) {
+            self.progress.event(Event::Note {
+                message: format!(
+                    "{what}: an ansible stage: `{}/bin/ansible-playbook {}` runs its tasks \
+                     again (with `--tags {}N` only the N-th); edit a copy of the playbook to try \
+                     a change",
+                    crate::ansible::MOUNT_POINT,
+                    crate::ansible::PLAYBOOK,
+                    crate::ansible::TASK_TAG
+                ),
+            });
+        }
         self.progress.event(Event::Interactive {
             started: true,
             what: what.clone(),
@@ -203,19 +223,33 @@ impl Hooks for Introspection<'_> {
                 .state_spec(job, Some(&state.manifest), Vec::new(), &dir)?;
             Ok((scratch, spec))
         })();
-        self.open(format!("{}/{}", job.image_name, job.stage.name), spec);
+        self.open(job, format!("{}/{}", job.image_name, job.stage.name), spec);
+    }
+
+    fn wants_cached(&self, image: &str, stage: &str) -> bool {
+        self.stepper
+            .is_some_and(|s| s.breakpoints().may_stop(image, stage))
+    }
+
+    fn at_cached_stage(&self, job: &StageJob<'_>, state: &StageState) -> bool {
+        match self.stepper {
+            Some(stepper) => stepper.at_cached_stage(self.worker, job, state, self.progress),
+            None => true,
+        }
     }
 
     fn on_failure(&self, job: &StageJob<'_>, error: &ExecError) {
         let what = format!("{}/{}", job.image_name, job.stage.name);
         if self.options.introspect_before_error {
             self.open(
+                job,
                 format!("{what} (before the failed stage)"),
                 self.failed_spec(error, true),
             );
         }
         if self.options.introspect_error {
             self.open(
+                job,
                 format!("{what} (failed state)"),
                 self.failed_spec(error, false),
             );
@@ -226,9 +260,9 @@ impl Hooks for Introspection<'_> {
 /// Where the debugger monitor reads commands and writes its output.
 pub struct DebugIo<'a> {
     /// Commands, a line at a time.
-    pub input: &'a mut dyn BufRead,
+    pub input: &'a mut (dyn BufRead + Send),
     /// The monitor's output.
-    pub output: &'a mut dyn Write,
+    pub output: &'a mut (dyn Write + Send),
 }
 
 /// What the user chose in the debugger.
@@ -278,8 +312,11 @@ pub(crate) fn monitor(
         what,
     });
     Ok(match outcome? {
-        strata_debug::Outcome::Exit => DebuggerChoice::Exit,
         strata_debug::Outcome::Reload => DebuggerChoice::Reload,
+        // `next` and `continue` are refused where nothing is paused.
+        strata_debug::Outcome::Exit
+        | strata_debug::Outcome::Next
+        | strata_debug::Outcome::Continue => DebuggerChoice::Exit,
     })
 }
 

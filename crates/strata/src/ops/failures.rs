@@ -153,13 +153,13 @@ pub(crate) fn keep(
     error: &strata_solver::Error,
     failed: FailedRun,
     repo: Option<&str>,
-    compression: Option<strata_layer::Compression>,
+    compression: strata_layer::Compression,
     secrets: &[(String, std::path::PathBuf)],
 ) -> Kept {
     let written = (|| {
         let view = crate::ops::debug::failure_for(plan, error, &failed)
             .context("the failure left no step to keep")?;
-        write(ctx, plan, error, failed, view, compression, secrets)
+        write(ctx, plan, error, failed, view, secrets)
     })();
     let (id, manifest, summary) = match written {
         Ok(w) => w,
@@ -172,7 +172,7 @@ pub(crate) fn keep(
     let Some(repo) = repo else {
         return Kept::Local { id };
     };
-    match push(ctx, &manifest, repo, &id) {
+    match push(ctx, &manifest, repo, &id, compression) {
         Ok(reference) => {
             let remote = FailureRecord {
                 remote: Some(reference.clone()),
@@ -199,7 +199,6 @@ fn write(
     error: &strata_solver::Error,
     failed: FailedRun,
     view: strata_debug::Failure,
-    compression: Option<strata_layer::Compression>,
     secrets: &[(String, std::path::PathBuf)],
 ) -> anyhow::Result<(String, Digest, FailureRecord)> {
     let created_millis = std::time::SystemTime::now()
@@ -207,7 +206,7 @@ fn write(
         .map_or(0, |d| d.as_millis() as u64);
     let mut layers: Vec<LayerRecord> = failed.base.clone();
     let base_layers = layers.len();
-    let broken = crate::worker::commit_dir(&ctx.store, &failed.spec.upper, compression)
+    let broken = crate::worker::commit_dir(&ctx.store, &failed.spec.upper, false)
         .context("commit the failed step's files as a layer")?;
     layers.extend(broken);
     let mask = Mask::of(plan, secrets);
@@ -265,19 +264,27 @@ fn write(
     Ok((id, written.manifest, summary))
 }
 
-/// Pushes the record image `manifest` to `REPO:failure-<id>`; its layers go as stored (only
-/// strata reads a record), and the base layers are mounted from the repository's stages.
-fn push(ctx: &Context, manifest: &Digest, repo: &str, id: &str) -> anyhow::Result<String> {
+/// Pushes the record image `manifest` to `REPO:failure-<id>`, its plain layers in
+/// `compression` as the repository's stages have them, so that the base layers are mounted
+/// from the stages (whose conversions the build's publisher made) and only the broken layer is
+/// uploaded.
+fn push(
+    ctx: &Context,
+    manifest: &Digest,
+    repo: &str,
+    id: &str,
+    compression: strata_layer::Compression,
+) -> anyhow::Result<String> {
     let repo: Reference = repo
         .parse()
         .with_context(|| format!("--repo `{repo}` is not a repository reference"))?;
     let to = repo.with_tag(&format!("{TAG_PREFIX}{id}"));
-    let layers = crate::image::StoredImage::load(&ctx.store, manifest)?.layer_records();
-    crate::image::materialize_plain(&ctx.store, &layers)?;
+    let stored = crate::image::StoredImage::load(&ctx.store, manifest)?;
+    let pushed = crate::image::with_plain_compressed(&ctx.store, &stored, compression)?;
     ctx.registry_client()?
         .push_with(
             &ctx.store,
-            manifest,
+            &pushed,
             &to,
             &PushOptions {
                 format: ManifestFormat::Oci,

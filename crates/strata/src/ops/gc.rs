@@ -11,7 +11,7 @@
 //! |---|---|
 //! | default | all of them: only unreferenced blobs, snapshots and partial writes go |
 //! | `--keep-within D` | those built in the last `D` |
-//! | `--keep-bytes SIZE` | the newest, while the store's blobs stay within `SIZE` |
+//! | `--keep-bytes SIZE` | the newest, while the store's images stay within `SIZE` (see below) |
 //! | `--all` | none; kept scratch dirs and `quarantine/` go too |
 //!
 //! Failure records ([`super::failures`]) are kept by age and count: the newest
@@ -19,11 +19,13 @@
 //! `--keep-failures-within D` (default [`DEFAULT_WITHIN`](super::failures::DEFAULT_WITHIN):
 //! 7 days); `--all` keeps none. A kept record keeps its image as a tag does.
 //!
-//! Blobs, snapshots and conversion records go once no kept record or tag names them. Sizes are
-//! blob bytes, what an export or push of everything would hold; a removed stage's snapshots
-//! (its unpacked copies) go with it and the report counts them.
+//! Blobs, snapshots and conversion records go once no kept record or tag names them; a kept
+//! layer keeps its conversions (the same layer compressed for a push, an export or `--repo`).
+//! Sizes are what the store holds of images: blob bytes, conversions included, and for a plain
+//! layer (committed without a blob: its snapshot is its only copy) the size of its tar; a
+//! removed stage's snapshots go with it and the report counts them.
 //!
-//! The automatic run ([`auto`]) happens at the start of every build when the store's blobs pass
+//! The automatic run ([`auto`]) happens at the start of every build when those bytes pass
 //! [`GcPolicy::max_bytes`] (`--gc-max-bytes`, `STRATA_GC_MAX_BYTES`; default 10% of the store's
 //! file system, as BuildKit's default `keepBytes`), and keeps the newest stages within it.
 
@@ -41,7 +43,8 @@ use crate::image::StoredImage;
 pub struct GcOptions {
     /// Keep the stage records built within this long.
     pub keep_within: Option<Duration>,
-    /// Keep the newest stage records while the store's blobs stay within this many bytes.
+    /// Keep the newest stage records while the store's images (blobs and plain layers) stay
+    /// within this many bytes.
     pub keep_bytes: Option<u64>,
     /// Keep no stage record but those of tagged images, and no failure record; empty kept
     /// scratch dirs and quarantine.
@@ -58,7 +61,7 @@ pub struct GcOptions {
 /// When builds collect garbage by themselves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GcPolicy {
-    /// When the store's blobs pass 10% of its file system's size.
+    /// When the store's images (see the module docs) pass 10% of its file system's size.
     #[default]
     Default,
     /// When they pass this many bytes; `0` never.
@@ -96,13 +99,13 @@ pub fn gc(ctx: &Context, options: &GcOptions) -> anyhow::Result<GarbageReport> {
     })?)
 }
 
-/// The automatic run: if the store's blobs pass the policy's limit, gc keeping the newest stages
+/// The automatic run: if the store's images pass the policy's limit, gc keeping the newest stages
 /// within it. Returns the limit and what went, if it ran.
 pub fn auto(ctx: &Context, policy: GcPolicy) -> anyhow::Result<Option<(u64, GarbageReport)>> {
     let Some(limit) = policy.max_bytes(&ctx.store)? else {
         return Ok(None);
     };
-    if ctx.store.blob_bytes()? <= limit {
+    if ctx.store.stored_bytes()? <= limit {
         return Ok(None);
     }
     let options = GcOptions {
@@ -186,7 +189,8 @@ fn keep_image(store: &LocalStore, manifest: &Digest, keep: &mut Keep) {
     }
 }
 
-/// Blob bytes of what `keep` and the records `cached` name.
+/// Bytes of what `keep` and the records `cached` name: blobs, plain layers (their snapshot is
+/// their only copy) and the layers' conversions ([`GcView::bytes`]).
 fn kept_bytes(view: &GcView, keep: &Keep, cached: &[&StageRecord]) -> u64 {
     let mut blobs: BTreeSet<&Digest> = keep.blobs.iter().collect();
     let records = view
@@ -199,7 +203,7 @@ fn kept_bytes(view: &GcView, keep: &Keep, cached: &[&StageRecord]) -> u64 {
         blobs.extend([&r.manifest, &r.config]);
         blobs.extend(r.layers.iter().map(|l| &l.digest));
     }
-    blobs.iter().filter_map(|d| view.blobs.get(d)).sum()
+    view.bytes(blobs)
 }
 
 /// A size or duration given on the command line that cannot be read.

@@ -68,6 +68,7 @@ impl LocalWorker<'_> {
             step_args: Vec::new(),
             base: Vec::new(),
             mounts: job.stage.options.mounts.clone(),
+            extra_hosts: self.extra_hosts(job),
             scratch: prepared.scratch,
         };
         Some(Kept::new(failed))
@@ -90,10 +91,21 @@ impl LocalWorker<'_> {
             if !RECORDED_SCRIPTS.contains(&name.as_str()) {
                 anyhow::bail!("the record holds a control file `{name}` strata never writes");
             }
+            if let Some(parent) = Path::new(name).parent() {
+                std::fs::create_dir_all(dirs.control.join(parent))?;
+            }
             crate::beneath::write(&dirs.control, name, text.as_bytes())?;
         }
-        let mut mounts = self.standard_mounts(&dirs, &[])?;
+        let mut mounts = self.standard_mounts(&dirs, &step.extra_hosts)?;
         mounts.extend(self.recorded_mounts(&step.mounts, &step.image, &dirs.mounts)?);
+        // An ansible stage's step: the toolbox of this machine runs its playbook.
+        if step
+            .scripts
+            .iter()
+            .any(|(name, _)| name == ANSIBLE_PLAYBOOK)
+        {
+            mounts.extend(super::spec::ansible_mounts()?);
+        }
         Ok(ContainerSpec {
             lowers,
             upper,
@@ -147,22 +159,27 @@ pub struct FailedRun {
     pub base: Vec<LayerRecord>,
     /// The stage's and the step's mount specs, as planned.
     pub mounts: Vec<RunMount>,
+    /// The `/etc/hosts` entries it had after the host's (`--add-host`, `addHost`).
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
     /// The scratch dir holding the upper, work and control dirs; removed when dropped.
     pub scratch: Scratch,
 }
 
-/// The control files a record keeps (relative to [`RUN_DIR`]): the stage script and the
-/// script that reruns only the failed command. Staged file work is not kept.
-const RECORDED_SCRIPTS: [&str; 2] = ["script.sh", "rerun/script.sh"];
+/// The control files a record keeps (relative to [`RUN_DIR`]): the stage script, the script
+/// that reruns only the failed command and an ansible stage's playbook. Staged file work is
+/// not kept.
+const RECORDED_SCRIPTS: [&str; 3] = ["script.sh", "rerun/script.sh", ANSIBLE_PLAYBOOK];
+/// An ansible stage's playbook, relative to the control dir.
+const ANSIBLE_PLAYBOOK: &str = crate::ansible::PLAYBOOK_FILE;
 
 /// The most bytes of a control script a record keeps.
 const SCRIPT_MAX: usize = 1 << 20;
 
 /// What a failure record keeps of a failed step's container, to make it again on any
-/// machine: the process (argv, env, user, cwd), host name and network, the control scripts,
-/// and of its mounts only those another machine can make without the build's host: cache
-/// mounts (by id: this machine's cache of that id), tmpfs, werf's `tmp_dir` and `build_dir`.
-/// Secrets and ssh agents are never written down (not even their files' paths), nor are binds
+/// machine: the process (argv, env, user, cwd), host name and network, the `/etc/hosts` entries
+/// added to the host's, the control scripts, and of its mounts only those another machine can
+/// make without the build's host: cache mounts (by id: this machine's cache of that id),
+/// tmpfs, werf's `tmp_dir` and `build_dir`. Secrets and ssh agents are never written down (not even their files' paths), nor are binds
 /// of the context, of other images or of host paths; `left_out` says which were there.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepSpec {
@@ -181,6 +198,10 @@ pub struct StepSpec {
     pub left_out: Vec<String>,
     /// Control files by path relative to the control dir.
     pub scripts: BTreeMap<String, String>,
+    /// Its `/etc/hosts` entries after the host's (`--add-host`, `addHost`); records made
+    /// before this field have none.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
 }
 
 impl FailedRun {
@@ -229,6 +250,7 @@ impl FailedRun {
             mounts,
             left_out: other.iter().map(describe).collect(),
             scripts,
+            extra_hosts: self.extra_hosts.clone(),
         }
     }
 }

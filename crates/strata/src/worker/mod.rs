@@ -7,10 +7,12 @@
 //! 2. make sure the parent image's layers are unpacked as snapshots (the overlay lowers);
 //! 3. run each step: `Run` in a fresh container on the parent's layers plus one upper dir,
 //!    `Config` as a change to the image config;
-//! 4. turn the upper dir into one layer (its tar hashed while streamed; a blob only with
-//!    `--repo`, else the layer is plain until it leaves the machine: see `commit_dir`), move the
-//!    upper dir itself into the snapshots (no unpack needed later), write config and manifest;
-//! 5. publish the stage record last: before it exists, nothing of the stage counts.
+//! 4. turn the upper dir into one layer (its tar hashed while streamed, no blob: the layer is
+//!    plain until it leaves the machine, see `commit_dir`), move the upper dir itself into the
+//!    snapshots (no unpack needed later), write config and manifest;
+//! 5. publish the stage record last: before it exists, nothing of the stage counts. With
+//!    `--repo`, the stage is then queued for the stage repository: [`crate::publish`] compresses
+//!    and uploads it beside the build of the next stages.
 //!
 //! One job per file: `stage` runs the steps of a stage, `run` one container, `commit`
 //! turns an upper dir into a layer, `spec` and `mounts` make the container spec (`mounts::resolve`
@@ -45,6 +47,7 @@ use crate::image;
 use crate::toolbox;
 
 pub(crate) use commit::commit_dir;
+pub(crate) use env::split_env;
 pub use error::Error;
 pub use failure::{FailedRun, StepSpec};
 pub use mounts::Error as MountError;
@@ -64,9 +67,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Settings of the local worker.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerOptions {
-    /// Compression of the layers committed; `None` commits them plain (no blob: see
-    /// [`commit_dir`]).
-    pub compression: Option<Compression>,
+    /// Compression of the layers of the stages published to the stage repository (`--repo`);
+    /// layers are committed plain (see [`commit_dir`]) and compressed by the publisher.
+    pub compression: Compression,
     /// Network of build containers.
     pub network: Network,
     /// Registries: base images to pull, the shared stage repository.
@@ -92,11 +95,49 @@ pub struct LocalWorker<'a> {
     toolbox: PathBuf,
     options: WorkerOptions,
     remote: Option<crate::remote::Remote>,
+    /// Publishes the stages built to the stage repository (`--repo`), beside the build.
+    publisher: Option<crate::publish::Publisher>,
     tmp_dirs: crate::tmp_dirs::TmpDirs,
     /// The config's `project:`: a local tag another project built is not its base.
     project: Option<String>,
     /// The base references pulled by this build (with `pull`, each is pulled once).
     pulled: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The step debugger, when the build is debugged (see [`Stops`]).
+    stops: Option<&'a dyn Stops>,
+}
+
+/// Where a debugged build may pause inside a stage the worker builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Before the stage's first step (for a stage script: before its first line).
+    Stage,
+    /// Before line `command` (from 1) of the stage script of step `step`.
+    Line {
+        /// The step of the script.
+        step: usize,
+        /// The line, an index into its commands.
+        command: usize,
+    },
+}
+
+/// The step debugger as the worker sees it: asked at every place a build may pause, it says
+/// whether to, and pauses there with the state the next step would run on. A stage script
+/// is then run in pieces between the lines it pauses before, each piece's shell (variables,
+/// functions, directory) carried into the next (see `run::stage_segment`).
+pub trait Stops: Sync {
+    /// Whether the build pauses at `at` of `job`'s stage, and why; asked once per place, in
+    /// build order, before the steps up to it run.
+    fn hit(&self, job: &StageJob<'_>, at: At) -> Option<strata_debug::step::Reason>;
+    /// Pauses at `at` with `spec` the state there (`lowers` the stage's base, `upper` what the
+    /// stage wrote so far, the next step's process); an error ends the stage (the user
+    /// stopped the build: [`ExecError::Cancelled`]).
+    fn pause(
+        &self,
+        job: &StageJob<'_>,
+        at: At,
+        reason: strata_debug::step::Reason,
+        spec: strata_sandbox::ContainerSpec,
+    ) -> Result<(), ExecError>;
 }
 
 impl<'a> LocalWorker<'a> {
@@ -108,16 +149,32 @@ impl<'a> LocalWorker<'a> {
     ) -> anyhow::Result<Self> {
         let toolbox = toolbox::ensure(store)?;
         let remote = options.remote.as_ref().map(crate::remote::Remote::new);
+        let publisher = options.remote.as_ref().and_then(|r| {
+            let repository = r.repo.as_ref()?;
+            Some(crate::publish::Publisher::new(
+                &r.client,
+                repository,
+                store,
+                options.compression,
+            ))
+        });
         Ok(LocalWorker {
             store,
             sandbox,
             toolbox,
             options,
             remote,
+            publisher,
             tmp_dirs: Default::default(),
             project: None,
             pulled: Default::default(),
+            stops: None,
         })
+    }
+
+    /// Pauses the stages this worker builds where `stops` says (the step debugger).
+    pub fn set_stops(&mut self, stops: &'a dyn Stops) {
+        self.stops = Some(stops);
     }
 
     /// Builds for the stapel config of `project` (werf's `project:`), see [`Executor::resolve_base`].
@@ -130,6 +187,19 @@ impl<'a> LocalWorker<'a> {
     pub fn ensure_local(&self, manifest: &Digest) -> anyhow::Result<()> {
         match &self.remote {
             Some(remote) => remote.ensure_local(self.store, manifest),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every stage this build queued for the stage repository is published (see
+    /// [`crate::publish`]); a set `cancel` stops waiting.
+    pub fn finish_publishing(
+        &self,
+        progress: &dyn Sink,
+        cancel: &AtomicBool,
+    ) -> Result<(), crate::publish::Error> {
+        match &self.publisher {
+            Some(publisher) => publisher.finish(progress, cancel),
             None => Ok(()),
         }
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use strata_digest::Digest;
-use strata_plan::{Op, Run};
+use strata_plan::{Op, Run, RunShell};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Security};
 use strata_solver::StageJob;
 
@@ -32,8 +32,12 @@ impl LocalWorker<'_> {
         config: &ImageConfig,
         job: &StageJob<'_>,
     ) -> anyhow::Result<ContainerSpec> {
-        let mut mounts = self.standard_mounts(dirs, &job.stage.options.add_hosts)?;
+        let mut mounts = self.standard_mounts(dirs, &self.extra_hosts(job))?;
         mounts.extend(self.step_mounts(dirs, run, job)?);
+        if let Some(run) = run.filter(|r| r.shell == RunShell::Ansible) {
+            crate::ansible::write_playbook(&dirs.control, run)?;
+            mounts.extend(ansible_mounts()?);
+        }
         Ok(ContainerSpec {
             lowers,
             upper: dirs.upper.clone(),
@@ -98,16 +102,34 @@ impl LocalWorker<'_> {
             _ => None,
         });
         let dirs = RunDirs::create(scratch)?;
-        let env = self.stage_env(job, &config, true)?;
+        let mut env = self.stage_env(job, &config, true)?;
+        if run.is_some_and(|r| r.shell == RunShell::Ansible) {
+            // A look inside an ansible stage has `ansible-playbook` at hand.
+            if let Some(path) = env.iter_mut().rev().find(|e| e.starts_with("PATH=")) {
+                path.push_str(&format!(":{}/bin", crate::ansible::MOUNT_POINT));
+            }
+        }
         self.container_spec(lowers, &dirs, args, env, run, &config, job)
     }
 
+    /// The `/etc/hosts` entries a build container of `job` gets after the host's: the command
+    /// line's `--add-host` entries, then the stage's own.
+    pub(super) fn extra_hosts(&self, job: &StageJob<'_>) -> Vec<(String, std::net::IpAddr)> {
+        let stage = &job.stage.options.add_hosts;
+        self.options
+            .add_hosts
+            .iter()
+            .chain(stage)
+            .cloned()
+            .collect()
+    }
+
     /// The mounts every build container gets: toolbox, control dir, resolv.conf and hosts
-    /// (with the command line's `--add-host` entries, then the stage's own, `add_hosts`).
+    /// (with `extra_hosts` after the host's entries).
     pub(super) fn standard_mounts(
         &self,
         dirs: &RunDirs,
-        add_hosts: &[(String, std::net::IpAddr)],
+        extra_hosts: &[(String, std::net::IpAddr)],
     ) -> anyhow::Result<Vec<Mount>> {
         let mut mounts = vec![
             Mount {
@@ -139,21 +161,39 @@ impl LocalWorker<'_> {
             },
         ];
         mounts.extend(host_files(&dirs.control)?);
-        let mut extra = self.options.add_hosts.iter().chain(add_hosts).peekable();
-        if extra.peek().is_some() {
+        if !extra_hosts.is_empty() {
             // Copied into the container when it starts: after the host's entries, as docker.
             let hosts = dirs.control.join("hosts");
             let mut file = fs::OpenOptions::new()
                 .append(true)
                 .open(&hosts)
                 .with_context(|| format!("open {}", hosts.display()))?;
-            for (name, ip) in extra {
+            for (name, ip) in extra_hosts {
                 writeln!(file, "{ip}\t{name}")
                     .with_context(|| format!("write {}", hosts.display()))?;
             }
         }
         Ok(mounts)
     }
+}
+
+/// The mounts of an ansible stage: the ansible toolbox, read-only, and a tmpfs for the files
+/// ansible writes.
+pub(super) fn ansible_mounts() -> anyhow::Result<[Mount; 2]> {
+    Ok([
+        Mount {
+            target: crate::ansible::MOUNT_POINT.into(),
+            source: crate::ansible::toolbox()?,
+            kind: MountKind::Bind { readonly: true },
+            beneath: None,
+        },
+        Mount {
+            target: crate::ansible::TMP_DIR.into(),
+            source: PathBuf::new(),
+            kind: MountKind::Tmpfs,
+            beneath: None,
+        },
+    ])
 }
 
 /// Private copies of the host's resolv.conf and hosts, copied into the container: the build can

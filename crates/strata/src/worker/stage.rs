@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use strata_plan::{Op, Run, RunShell};
+use strata_plan::Op;
 use strata_progress::{Event, Sink, StageId};
 use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
 use strata_store::{LayerRecord, Scratch, StageRecord, Store};
 
 use super::error::{self, store};
 use super::failure::with_base;
-use super::run::{RUN_DIR, RunDirs};
+use super::run::RunDirs;
 use super::{LocalWorker, META_CREATED_MILLIS, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
 use crate::git;
@@ -86,6 +86,26 @@ impl LocalWorker<'_> {
         let mut commits = parent_record
             .map(|r| git::recorded_commits(&r.meta))
             .unwrap_or_default();
+        if let Some(stops) = self.stops
+            && let Some(reason) = stops.hit(job, super::At::Stage)
+        {
+            // The state before the stage: the parent's, nothing written yet.
+            let dir = self
+                .store
+                .scratch("pause")
+                .map_err(store("make the pause's directories"))?;
+            let mut spec = self
+                .state_spec(job, job.parent_manifest.as_ref(), Vec::new(), dir.path())
+                .map_err(error::op("make the paused state's container"))?;
+            // The first command's build args, as it will see them.
+            if let Some(run) = job.stage.steps.iter().find_map(|s| match &s.op {
+                Op::Run(run) => Some(run),
+                _ => None,
+            }) {
+                super::env::with_args(&mut spec.process.env, &run.env);
+            }
+            stops.pause(job, super::At::Stage, reason, spec)?;
+        }
         let mut new_layer_bytes = 0;
         let mut commit_millis = 0;
         // File work waits in a prepared run and lands in the upper dir of the next command step
@@ -114,7 +134,7 @@ impl LocalWorker<'_> {
                         ),
                     };
                     let name = format!("files-{index}.tar");
-                    let (dir, inside) = (&p.dirs.control, RUN_DIR);
+                    let dir = &p.dirs.control;
                     let work = match op {
                         Op::GitArchive { mapping } => {
                             let m = &job.image.git[*mapping];
@@ -140,9 +160,7 @@ impl LocalWorker<'_> {
                             &name,
                         )
                         .map(|w| vec![w]),
-                        Op::CopyFiles(copy) => {
-                            crate::copy::write(copy, &lowers, dir, inside, &name).map(|w| vec![w])
-                        }
+                        Op::CopyFiles(copy) => crate::copy::write(copy, &lowers, dir, &name),
                         Op::MakeDir { path, owner: None } => {
                             Ok(vec![FileWork::MakeDir(path.clone())])
                         }
@@ -198,24 +216,8 @@ impl LocalWorker<'_> {
                         job, &id, step, run, prepared, &config, &lowers, progress, cancel,
                     )
                     .map_err(|e| with_base(e, &layers))?,
-                // Nothing left for a shell: no container at all.
-                None if files::script(prepared.prelude.iter().map(|(_, w)| w)).is_empty() => {
-                    self.commit_upper(&prepared.dirs)?
-                }
-                // `ADD`'s archives: the toolbox's tar unpacks them in a container of their own.
-                None => self
-                    .run_step(
-                        job,
-                        &id,
-                        step,
-                        &files_only_run(),
-                        prepared,
-                        &config,
-                        &lowers,
-                        progress,
-                        cancel,
-                    )
-                    .map_err(|e| with_base(e, &layers))?,
+                // File work only: no container at all.
+                None => self.commit_upper(&prepared.dirs, job.stage.options.always_layer)?,
             };
             new_layer_bytes += add_layer(layer, &mut config, &mut layers);
             commit_millis += millis;
@@ -272,12 +274,26 @@ impl LocalWorker<'_> {
         };
         // Blobs and snapshots are durable before the record that makes them count.
         self.store.sync().map_err(store("sync the store"))?;
+        let publisher = self
+            .publisher
+            .as_ref()
+            .filter(|_| !job.stage.options.no_cache);
+        if let Some(publisher) = publisher {
+            publisher
+                .note(&record.digest)
+                .map_err(store("note the stage as to be published"))?;
+        }
         let (record, adopted) = if job.stage.options.no_cache {
             (self.replace_record(record)?, false)
         } else {
-            crate::reuse::publish(self.store, self.remote.as_ref(), record, job.image)
+            crate::reuse::publish(self.store, record, job.image)
                 .map_err(error::op("publish the stage"))?
         };
+        // A record another build of this store put first is published too: it may be one
+        // without `--repo`, and publishing the same record twice keeps one copy.
+        if let Some(publisher) = publisher {
+            publisher.queue(record.clone(), format!("{}/{}", id.image, id.stage));
+        }
         let state = StageState {
             digest: record.digest,
             manifest: record.manifest,
@@ -355,20 +371,6 @@ impl LocalWorker<'_> {
                 })
             }
         }
-    }
-}
-
-/// The run of file work not followed by a command whose script lines need a shell.
-pub(super) fn files_only_run() -> Run {
-    Run {
-        commands: Vec::new(),
-        shell: RunShell::ToolboxScript,
-        user: Some("0:0".into()),
-        workdir: Some("/".into()),
-        env: Vec::new(),
-        mounts: Vec::new(),
-        no_network: false,
-        insecure: false,
     }
 }
 

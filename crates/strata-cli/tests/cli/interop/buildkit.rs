@@ -46,39 +46,14 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "Debian's BuildKit (docker.io 20.10) sets ArgsEscaped for shell-form CMD/ENTRYPOINT; strata leaves it out",
     ),
     (
-        "add-local",
-        "tree /opt/app",
-        "bug: directories extracted from an archive: BuildKit keeps the archive's mtime, strata gives the build's time",
-    ),
-    (
-        "add-archives",
-        "tree /opt/",
-        "bug: archive extraction: symlinks keep neither owner nor mtime, the destination directory takes the archive root's owner, extracted dirs get the build's time",
-    ),
-    (
         "copy-chmod-symbolic",
         "tree /",
         "Debian's BuildKit (dockerfile frontend 1.2) ignores a --chmod it cannot read as octal; symbolic modes are dockerfile 1.14's (moby/buildkit#5734), which strata follows (the conformance case checks the modes)",
     ),
     (
-        "*",
-        "history-layers: ",
-        "bug: strata marks a RUN or WORKDIR that changes no file as an empty layer in the history (BuildKit always writes a layer for them); the entries' texts are equal",
-    ),
-    (
-        "stage-inherit-config",
-        "tree /srv",
-        "bug: to be examined (the mtime of the base stage's WORKDIR changes in the stage built on it)",
-    ),
-    (
         "from-scratch",
         "tree /etc: only buildkit",
         "BuildKit's runc leaves /etc, the directory of the /etc/hosts and /etc/resolv.conf it mounts, in the layer of a RUN in a scratch image; strata's sandbox leaves no trace of its mounts",
-    ),
-    (
-        "hardlinks-in-context",
-        "hardlinks:",
-        "bug: hardlinks between context files are copied as separate files; BuildKit keeps them linked",
     ),
 ];
 
@@ -115,19 +90,45 @@ fn case_dir(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no corpus case {name}"))
 }
 
-/// The header lines (`# build:`, `# expect-failure:`) of a case's `checks` file, if any.
-fn header(dir: &Path) -> (Vec<String>, Option<String>) {
+/// The header lines of a case's `checks` file, if any.
+#[derive(Default)]
+struct Header {
+    /// `# build: ARGS...`: extra build arguments for both builders.
+    args: Vec<String>,
+    /// `# expect-failure: TEXT`: both builds must fail.
+    failure: Option<String>,
+    /// `# hardlink: FILE LINK`: the staged context's `LINK` is made a hardlink of its `FILE`
+    /// (git keeps no hardlinks).
+    hardlinks: Vec<(String, String)>,
+    /// `# base: DIR NAME`: the case's `DIR` is built first, by each builder, as the image
+    /// `NAME` the case's Dockerfile builds `FROM` (an image of one's own, not a stage).
+    bases: Vec<(String, String)>,
+}
+
+fn header(dir: &Path) -> Header {
     let text = fs::read_to_string(dir.join("checks")).unwrap_or_default();
-    let mut args = Vec::new();
-    let mut failure = None;
+    let mut header = Header::default();
     for line in text.lines() {
         if let Some(a) = line.strip_prefix("# build:") {
-            args.extend(a.split_whitespace().map(str::to_string));
+            header.args.extend(a.split_whitespace().map(str::to_string));
         } else if let Some(t) = line.strip_prefix("# expect-failure:") {
-            failure = Some(t.trim().to_string());
+            header.failure = Some(t.trim().to_string());
+        } else if let Some(pair) = line.strip_prefix("# hardlink:") {
+            header.hardlinks.push(two_words(pair, line));
+        } else if let Some(pair) = line.strip_prefix("# base:") {
+            header.bases.push(two_words(pair, line));
         }
     }
-    (args, failure)
+    header
+}
+
+/// The two words of a header line's value (`FILE LINK`, `DIR NAME`).
+fn two_words(value: &str, line: &str) -> (String, String) {
+    let (a, b) = value
+        .trim()
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("two words after the colon, not `{line}`"));
+    (a.to_string(), b.trim().to_string())
 }
 
 /// `busybox:latest` in docker (imported from the busybox rootfs) and its `docker save`
@@ -494,11 +495,15 @@ fn differences(
     out
 }
 
-/// Copies a case's context (its `checks` left out), keeping symlinks, and gives every entry
-/// the [`CONTEXT_MTIME`].
-fn stage(case: &Path, to: &Path) {
+/// Copies a case's context (its `checks` left out), keeping symlinks, makes the `hardlinks`
+/// of its header, and gives every entry the [`CONTEXT_MTIME`].
+fn stage(case: &Path, to: &Path, hardlinks: &[(String, String)]) {
     run(Command::new("cp").arg("-a").arg(case).arg(to));
     let _ = fs::remove_file(to.join("checks"));
+    for (file, link) in hardlinks {
+        fs::remove_file(to.join(link)).expect("remove the file a hardlink replaces");
+        fs::hard_link(to.join(file), to.join(link)).expect("make a hardlink in the context");
+    }
     run(Command::new("find").arg(to).args([
         "-exec",
         "touch",
@@ -514,10 +519,32 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// When the first case began (less a second): every time a build of any case made is
+/// later, the context's and the base image's are earlier. Per case would not do: BuildKit
+/// may give a step two cases have in common the result of the other's build, `--no-cache` or
+/// not (the `WORKDIR /srv` on busybox of stage-inherit-config kept the time of
+/// env-from-base's, minutes before its case began).
+fn suite_started() -> u64 {
+    static STARTED: OnceLock<u64> = OnceLock::new();
+    *STARTED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+            - 1
+    })
+}
+
 /// Builds case `name` with BuildKit and with strata and compares the results.
 fn differential(name: &str) {
+    let started = suite_started();
     let case = case_dir(name);
-    let (args, expect_failure) = header(&case);
+    let Header {
+        args,
+        failure: expect_failure,
+        hardlinks,
+        bases,
+    } = header(&case);
     let w = world();
     let base = base_archive();
     let work = tempfile::Builder::new()
@@ -527,20 +554,24 @@ fn differential(name: &str) {
     // A real file right outside the context, for the cases that try to reach it.
     fs::write(work.path().join("outside"), "outside the context\n").expect("write outside");
     let ctx = work.path().join("ctx");
-    stage(&case, &ctx);
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-        - 1;
+    stage(&case, &ctx, &hardlinks);
 
+    for (dir, base) in &bases {
+        run(w
+            .docker()
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--no-cache", "--network", "host", "-t", base])
+            .arg(ctx.join(dir)));
+    }
     let tag = format!("strata-diff/{name}:1");
     let theirs = w
         .docker()
         .env("DOCKER_BUILDKIT", "1")
         .current_dir(&ctx)
+        // No case reads the cache of a build before it (whose times it would keep).
         .args([
             "build",
+            "--no-cache",
             "--network",
             "host",
             "--progress",
@@ -558,6 +589,19 @@ fn differential(name: &str) {
     let env = Env::empty();
     let load = env.strata(&["load", base.to_str().expect("a UTF-8 path")]);
     assert!(load.status.success(), "strata load: {}", stderr(&load));
+    for (dir, base) in &bases {
+        let built = env
+            .cmd()
+            .current_dir(ctx.join(dir))
+            .args(["build", "-f", "Dockerfile", ".", "-t", base])
+            .output()
+            .expect("run strata build");
+        assert!(
+            built.status.success(),
+            "strata build of {dir}: {}",
+            stderr(&built)
+        );
+    }
     let ours = env
         .cmd()
         .current_dir(&ctx)
@@ -628,6 +672,9 @@ fn differential(name: &str) {
         stderr(&export)
     );
     let _ = w.docker().args(["rmi", &tag]).output();
+    for (_, base) in &bases {
+        let _ = w.docker().args(["rmi", base]).output();
+    }
 
     let dockerfile = fs::read_to_string(ctx.join("Dockerfile")).expect("read the Dockerfile");
     let diffs: Vec<String> = differences(
@@ -754,6 +801,7 @@ cases! {
     copy_wildcards => "copy-wildcards",
     dockerignore => "dockerignore",
     dockerignore_patterns => "dockerignore-patterns",
+    empty_layers => "empty-layers",
     entrypoint_cmd_forms => "entrypoint-cmd-forms",
     entrypoint_resets_cmd => "entrypoint-resets-cmd",
     env_expansion => "env-expansion",
@@ -804,6 +852,7 @@ cases! {
     network_none => "network-none",
     node_like_app => "node-like-app",
     onbuild => "onbuild",
+    onbuild_from_image => "onbuild-from-image",
     onbuild_triggers => "onbuild-triggers",
     python_like_app => "python-like-app",
     run_forms => "run-forms",

@@ -1,0 +1,126 @@
+# strata's stdout callback for ansible stages (shipped in the ansible toolbox, plugins/).
+#
+# Prints each task's name as it starts and its result when it ends; the output of commands
+# (`command`, `shell`) is streamed by the toolbox's run_command while they run (through the
+# /.strata/tmp/live link made here), so it is not printed again. A task that fails writes
+# the index of its werf.yaml task (its `strata_task_N` tag) to /.strata/state/step, which
+# strata reads to name the task and its line.
+from __future__ import annotations
+
+DOCUMENTATION = '''
+    name: strata
+    type: stdout
+    short_description: strata's build output
+    description: task names and results as they run, for strata's ansible stages
+'''
+
+import json
+import os
+
+from ansible.plugins.callback import CallbackBase
+
+LIVE = '/.strata/tmp/live'
+STEP = '/.strata/state/step'
+TAG = 'strata_task_'
+STREAMED = ('command', 'shell', 'ansible.builtin.command', 'ansible.builtin.shell',
+            'ansible.legacy.command', 'ansible.legacy.shell')
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = 'stdout'
+    CALLBACK_NAME = 'strata'
+
+    def __init__(self):
+        super().__init__()
+        try:
+            if os.path.lexists(LIVE):
+                os.unlink(LIVE)
+            os.symlink('/proc/%d/fd/1' % os.getpid(), LIVE)
+        except OSError:
+            pass
+
+    def _print(self, text):
+        self._display.display(text)
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._print('TASK [%s]' % task.get_name().strip())
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self._print('HANDLER [%s]' % task.get_name().strip())
+
+    def _details(self, result, failed):
+        r = result._result
+        lines = []
+        streamed = result._task.action in STREAMED
+        if failed or not streamed:
+            for key in ('stdout', 'stderr'):
+                text = r.get(key)
+                if text and not (streamed and key == 'stdout'):
+                    lines.append(text.rstrip('\n'))
+        if result._task.action in ('debug', 'ansible.builtin.debug'):
+            # `msg`, or the variable `var` names.
+            for key, value in r.items():
+                if not key.startswith('_') and key not in ('changed', 'failed'):
+                    lines.append(self._text(value) if key == 'msg' else '%s = %s' % (key, self._text(value)))
+        elif failed and 'msg' in r:
+            lines.append(self._text(r['msg']))
+        for key in ('module_stdout', 'module_stderr', 'exception'):
+            if failed and r.get(key):
+                lines.append(str(r[key]).rstrip('\n'))
+        return lines
+
+    @staticmethod
+    def _text(value):
+        return value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+
+    def _report(self, result, state, failed=False, item=None):
+        head = state
+        if item is not None:
+            head += ' (item=%s)' % self._get_item_label(result._result)
+        rc = result._result.get('rc')
+        if failed and rc is not None:
+            head += ' (rc=%s)' % rc
+        self._print(head)
+        for line in self._details(result, failed):
+            self._print(line)
+
+    def v2_runner_on_ok(self, result):
+        self._report(result, 'changed' if result._result.get('changed') else 'ok')
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._report(result, 'failed' + (' (ignored)' if ignore_errors else ''), failed=True)
+        if not ignore_errors:
+            self._mark(result._task)
+
+    def v2_runner_on_unreachable(self, result):
+        self._report(result, 'unreachable', failed=True)
+        self._mark(result._task)
+
+    def v2_runner_on_skipped(self, result):
+        self._print('skipped')
+
+    def v2_runner_item_on_ok(self, result):
+        self._report(result, 'changed' if result._result.get('changed') else 'ok', item=True)
+
+    def v2_runner_item_on_failed(self, result):
+        self._report(result, 'failed', failed=True, item=True)
+
+    def v2_runner_item_on_skipped(self, result):
+        self._print('skipped (item=%s)' % self._get_item_label(result._result))
+
+    def v2_playbook_on_stats(self, stats):
+        for host in sorted(stats.processed.keys()):
+            s = stats.summarize(host)
+            self._print('ok=%d changed=%d failed=%d skipped=%d' % (
+                s['ok'], s['changed'], s['failures'] + s['unreachable'], s['skipped']))
+
+    def _mark(self, task):
+        # The werf.yaml task is the outermost one: a block's tasks inherit its tag.
+        tags = [t for t in (task.tags or []) if isinstance(t, str) and t.startswith(TAG)]
+        if tags:
+            try:
+                with open(STEP, 'w') as f:
+                    f.write(tags[0][len(TAG):])
+            except OSError:
+                pass
