@@ -570,6 +570,13 @@ pub struct ConfigChange {
     /// boxed, as most changes remove nothing and [`Op`] stays small.
     #[serde(default, skip_serializing_if = "ConfigRemoval::is_none")]
     pub remove: Box<ConfigRemoval>,
+    /// werf's `imageSpec` semantics (`pkg/build/stage/image_spec.go`): removals of variables
+    /// and labels also take `/REGEX/` patterns (matching the whole name) and never remove
+    /// the `werf` label, `env` values expand `$VAR` and `${VAR}` against the variables the
+    /// image had, and `expose` replaces the exposed ports, keys as written. Left out of the
+    /// encoding when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub image_spec: bool,
 }
 
 /// Parts of the image config a [`ConfigChange`] removes before it sets anything.

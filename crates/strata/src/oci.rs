@@ -11,14 +11,30 @@ pub trait ApplyChange {
     fn apply(&mut self, change: &strata_plan::ConfigChange);
 }
 
+/// Whether a removal `pattern` names `key`: equal to it, or (werf's `imageSpec`) a
+/// `/REGEX/` matching all of it. The frontend checked the expressions.
+fn removes(pattern: &str, key: &str, image_spec: bool) -> bool {
+    match pattern.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
+        Some(expr) if image_spec => {
+            regex::Regex::new(&format!("^(?:{expr})$")).is_ok_and(|re| re.is_match(key))
+        }
+        _ => pattern == key,
+    }
+}
+
 impl ApplyChange for ImageConfig {
     fn apply(&mut self, change: &strata_plan::ConfigChange) {
         let remove = &change.remove;
+        let spec = change.image_spec;
+        // werf's imageSpec expands its values with the variables the image had.
+        let before = self.config.env.clone();
         self.config.env.retain(|e| {
             let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n);
-            !remove.env.iter().any(|r| r == name)
+            !remove.env.iter().any(|r| removes(r, name, spec))
         });
-        self.config.labels.retain(|k, _| !remove.labels.contains(k));
+        self.config.labels.retain(|k, _| {
+            (spec && k == "werf") || !remove.labels.iter().any(|r| removes(r, k, spec))
+        });
         self.config
             .volumes
             .retain(|k, _| !remove.volumes.contains(k));
@@ -41,13 +57,28 @@ impl ApplyChange for ImageConfig {
             self.config.onbuild.clear();
         }
         for (k, v) in &change.env {
-            self.set_env(k, v);
+            let value = if spec {
+                let vars = |name: &str| {
+                    before.iter().find_map(|e| {
+                        e.split_once('=')
+                            .filter(|(n, _)| *n == name)
+                            .map(|(_, v)| v.to_string())
+                    })
+                };
+                strata_frontend::dockerfile::expand(v, '\\', &vars).unwrap_or_else(|_| v.clone())
+            } else {
+                v.clone()
+            };
+            self.set_env(k, &value);
         }
         for (k, v) in &change.labels {
             self.config.labels.insert(k.clone(), v.clone());
         }
+        if spec && !change.expose.is_empty() {
+            self.config.exposed_ports.clear();
+        }
         for port in &change.expose {
-            let port = if port.contains('/') {
+            let port = if spec || port.contains('/') {
                 port.clone()
             } else {
                 format!("{port}/tcp")
@@ -112,6 +143,41 @@ pub fn build_time() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_spec_change_has_werfs_semantics() {
+        let mut c = ImageConfig::empty();
+        c.config.env = vec![
+            "PATH=/usr/bin".into(),
+            "APP_ENV=test".into(),
+            "KEEP=1".into(),
+        ];
+        for label in ["werf", "remove.all", "save"] {
+            c.config.labels.insert(label.into(), "x".into());
+        }
+        c.config.exposed_ports.insert("1234/tcp".into(), Empty {});
+        let mut change = strata_plan::ConfigChange {
+            env: vec![("PATH".into(), "${PATH}:/add".into())],
+            expose: vec!["99".into()],
+            ..Default::default()
+        };
+        change.remove.env = vec!["/^APP_.*/".into()];
+        change.remove.labels = vec!["/.*/".into()];
+        let mut plain = c.clone();
+        plain.apply(&change);
+        // Without werf's semantics: literal names and values, ports added as Docker's.
+        assert_eq!(
+            plain.config.env,
+            ["PATH=${PATH}:/add", "APP_ENV=test", "KEEP=1"]
+        );
+        assert_eq!(plain.config.labels.len(), 3);
+        assert!(plain.config.exposed_ports.contains_key("99/tcp"));
+        change.image_spec = true;
+        c.apply(&change);
+        assert_eq!(c.config.env, ["PATH=/usr/bin:/add", "KEEP=1"]);
+        assert_eq!(c.config.labels.keys().collect::<Vec<_>>(), ["werf"]);
+        assert_eq!(c.config.exposed_ports.keys().collect::<Vec<_>>(), ["99"]);
+    }
 
     #[test]
     fn entrypoint_resets_inherited_cmd_like_docker() {

@@ -42,6 +42,7 @@
 //! | `mounts` | legacy `mount/tmp_dir`, `build_dir`, `from_path` | a fresh tmp_dir each build, the build_dir the last build left, `fromPath: ./` the project directory; mount points empty in the image |
 //! | `docker-instructions` | legacy `docker_instructions/base` | each docker directive alone, CMD/ENTRYPOINT as a string holding a JSON array (exec form), HEALTHCHECK `CMD true` as CMD-SHELL |
 //! | `secrets` | legacy `secrets/build_with_secrets` | a variable, a project file, a value and a `~/` file as secrets of a Dockerfile and a stapel image, allowed by giterminism, in no layer |
+//! | `image-spec` | legacy `spec_mutation/complex` | the meta `build.imageSpec` merged as werf does (its author and labels win), `/regex/` removals, `${PATH}` in env, `expose` replacing the ports, the `clear*` keys |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -457,6 +458,12 @@ fn werf_legacy_docker_instructions() {
 #[test]
 fn werf_legacy_secrets() {
     case("secrets");
+}
+
+/// werf's legacy `spec_mutation`: the meta and image `imageSpec` over a Dockerfile base.
+#[test]
+fn werf_legacy_image_spec() {
+    case("image-spec");
 }
 
 /// A Node frontend as public werf projects write it.

@@ -299,6 +299,26 @@ fn history(env: &Env, image: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A `/REGEX/` removal of `imageSpec` that is no regular expression fails at the imageSpec's
+/// line, before anything is built.
+#[test]
+fn a_bad_image_spec_regex_is_refused_at_its_image_spec() {
+    let env = Env::new();
+    let yaml = "project: s\nconfigVersion: 1\n---\nimage: app\nfrom: busybox:latest\n\
+                imageSpec:\n  config:\n    removeEnv: [\"/(unclosed/\"]\n";
+    let dir = project(&env, "p", yaml, &[]);
+    let before = crate::support::store_listing(env.store.path());
+    let out = build(&env, &dir, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`/(unclosed/` in `imageSpec` is not a regular expression"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("werf.yaml:6:1"), "{stderr}");
+    assert_eq!(crate::support::store_listing(env.store.path()), before);
+}
+
 #[test]
 fn image_spec_clear_history_leaves_the_image_without_history() {
     let env = Env::new();

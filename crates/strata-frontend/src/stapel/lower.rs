@@ -951,6 +951,7 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
         shell: None,
         author: None,
         remove: Default::default(),
+        image_spec: false,
     };
     Some(Stage {
         name: "dockerInstructions".into(),
@@ -1023,24 +1024,44 @@ fn in_project(
     Ok(())
 }
 
-/// werf's `imageSpec` stage, last of an image: the meta `build.imageSpec` and then the image's
-/// own, each a config change; the digest input is each change as JSON. `None` without either.
+/// werf's `imageSpec` stage, last of an image: the image's own `imageSpec` and then the meta
+/// `build.imageSpec`, each a config change with werf's semantics
+/// ([`ConfigChange::image_spec`]); the meta one comes last as werf merges them (its author and
+/// labels win). The digest input is each change as JSON. `None` without either; an error for
+/// a `/REGEX/` removal that is no regular expression.
 pub(crate) fn image_spec_stage(
     global: Option<&Keyed<ConfigChange>>,
     own: Option<&Keyed<ConfigChange>>,
-) -> Option<Stage> {
-    let specs: Vec<(Setting, &Keyed<ConfigChange>)> = [
-        (Setting::GlobalImageSpec, global),
+) -> Result<Option<Stage>> {
+    let specs: Vec<(Setting, Keyed<ConfigChange>)> = [
         (Setting::ImageSpec, own),
+        (Setting::GlobalImageSpec, global),
     ]
     .into_iter()
-    .filter_map(|(key, spec)| spec.map(|s| (key, s)))
+    .filter_map(|(key, spec)| spec.map(|s| (key, s.clone())))
+    .map(|(key, mut spec)| {
+        spec.value.image_spec = true;
+        (key, spec)
+    })
     .collect();
+    for (_, spec) in &specs {
+        let remove = &spec.value.remove;
+        for pattern in remove.env.iter().chain(&remove.labels) {
+            if let Some(expr) = pattern.strip_prefix('/').and_then(|p| p.strip_suffix('/')) {
+                regex::Regex::new(&format!("^(?:{expr})$")).map_err(|e| {
+                    Box::new(Diagnostic::new(
+                        format!("`{pattern}` in `imageSpec` is not a regular expression: {e}"),
+                        Some(spec.key),
+                    ))
+                })?;
+            }
+        }
+    }
     let span = specs.last().map(|(_, s)| s.key);
     if specs.is_empty() {
-        return None;
+        return Ok(None);
     }
-    Some(Stage {
+    Ok(Some(Stage {
         name: "imageSpec".into(),
         kind: StageKind::ImageSpec,
         inputs: specs
@@ -1061,5 +1082,5 @@ pub(crate) fn image_spec_stage(
         options: StageOptions::default(),
         late_inputs: None,
         span,
-    })
+    }))
 }
