@@ -461,23 +461,8 @@ fn an_ansible_stage_sees_the_git_patch_and_the_service_variables() {
                 install: [\"*.txt\"]\nansible:\n  install:\n  \
                 - shell: cat /app/a.txt > /seen; echo \"$WERF_COMMIT_HASH\" > /commit\n";
     let dir = env.project("repo", yaml);
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let git = |args: &[&str]| crate::support::git(&dir, args);
     git(&["init", "-q", "-b", "main"]);
-    git(&["config", "user.email", "test@example.com"]);
-    git(&["config", "user.name", "test"]);
     std::fs::create_dir(dir.join("src")).unwrap();
     for content in ["one\n", "two\n"] {
         std::fs::write(dir.join("src/a.txt"), content).unwrap();
