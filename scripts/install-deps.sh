@@ -17,6 +17,9 @@
 #     newuidmap/newgidmap; the rootless tests make users (useradd) and run strata as them (setpriv)
 #   zsh, fish, man-db: the CLI tests load `strata completion` in each shell and render
 #     `strata man` with man(1)
+#   nodejs, npm (when no node is installed): the DAP tests drive `strata dap` with VS Code's
+#     test client, @vscode/debugadapter-testsupport, installed below from the npm registry at
+#     the versions crates/strata-cli/tests/dap/package-lock.json pins
 #   debootstrap, time, linux-perf: bench/peers.sh (the Debian minbase input, peak RSS) and
 #     profiling the benchmarks (perf record); the ansible tests' Debian root file system
 #   patchelf: scripts/ansible-toolbox.sh relocates the ansible toolbox's python (run last)
@@ -33,6 +36,17 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+dap_client="$(dirname "${BASH_SOURCE[0]}")/../crates/strata-cli/tests/dap"
+# Installed once per lock file: the stamp is the lock file npm last installed from.
+if ! cmp -s "$dap_client/package-lock.json" "$dap_client/node_modules/.strata-installed"; then
+  npm ci --prefix "$dap_client" --no-audit --no-fund --silent
+  cp "$dap_client/package-lock.json" "$dap_client/node_modules/.strata-installed"
 fi
 # The ansible toolbox (Python + ansible-core from Debian's packages), for ansible stages.
 "$(dirname "${BASH_SOURCE[0]}")/ansible-toolbox.sh"

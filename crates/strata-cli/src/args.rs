@@ -63,6 +63,12 @@ pub enum Command {
     Failures(crate::commands::failures::Args),
     /// Open the debugger on a failure record: an id or a pushed record's registry reference.
     Debug(crate::commands::debug::Args),
+    /// Serve the step debugger over the Debug Adapter Protocol on stdin/stdout, for editors
+    /// (VS Code, nvim-dap): launch a build, set breakpoints, step, look inside.
+    Dap(crate::commands::dap::Args),
+    /// The shell an editor's `evaluate shell` opens in a paused build (`strata dap`).
+    #[command(hide = true)]
+    DebugShell(crate::commands::dap::ShellArgs),
     /// Remove stages from a stage repository by werf's keep policies (`cleanup` in werf.yaml).
     Cleanup(crate::commands::cleanup::Args),
     /// Work with the config: `strata config render` prints it after template rendering.

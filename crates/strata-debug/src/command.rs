@@ -5,6 +5,8 @@
 //! and a backslash outside quotes escapes the next character. Nothing is expanded: `exec`
 //! runs an argv, not a shell (write `exec sh -c '...'` for one).
 
+use crate::step::BreakSpec;
+
 /// A parsed monitor command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -41,10 +43,20 @@ pub enum Command {
     Reload,
     /// `exit` or `quit`.
     Exit,
+    /// `break SPEC` (`b`).
+    Break(BreakSpec),
+    /// `breakpoints` (`bp`).
+    Breakpoints,
+    /// `clear KEY`.
+    Clear(usize),
+    /// `next` (`n`).
+    Next,
+    /// `continue` (`c`).
+    Continue,
 }
 
 /// Every command with its usage and one line of help, in `help`'s order.
-pub const HELP: [(&str, &str); 11] = [
+pub const HELP: [(&str, &str); 16] = [
     (
         "shell [--base]",
         "interactive shell where the command failed (--base: the state before the step)",
@@ -62,14 +74,31 @@ pub const HELP: [(&str, &str); 11] = [
         "what the failed step changed: A added, M modified, D deleted",
     ),
     ("env", "the step's environment variables"),
-    ("list", "the source around the failed command"),
+    (
+        "list",
+        "the source around the failed command or the paused step",
+    ),
     ("info", "what failed, again"),
     ("reset", "drop the changes made in this session"),
     (
         "reload",
         "re-read the configuration and sources and build again",
     ),
-    ("exit, quit", "leave the debugger"),
+    (
+        "next, n",
+        "at a pause: run the step (one line of a stage script) and pause again",
+    ),
+    ("continue, c", "at a pause: run until the next breakpoint"),
+    (
+        "break, b SPEC",
+        "pause at IMAGE/STAGE, STAGE, FILE:LINE, on-fail or all",
+    ),
+    ("breakpoints, bp", "the breakpoints, by key"),
+    ("clear KEY", "remove breakpoint KEY"),
+    (
+        "exit, quit",
+        "leave the debugger (at a pause: stop the build)",
+    ),
     ("help", "this list"),
 ];
 
@@ -133,6 +162,35 @@ pub fn parse(line: &str) -> Result<Option<Command>, Error> {
         "reset" => no_args(Command::Reset),
         "reload" => no_args(Command::Reload),
         "exit" | "quit" => no_args(Command::Exit),
+        "next" | "n" => no_args(Command::Next),
+        "continue" | "c" => no_args(Command::Continue),
+        "breakpoints" | "bp" => no_args(Command::Breakpoints),
+        "break" | "b" => match args {
+            [spec] => spec
+                .parse()
+                .map(|spec| Some(Command::Break(spec)))
+                .map_err(|problem| Error::Usage {
+                    problem,
+                    usage: usage("break"),
+                }),
+            _ => Err(Error::Usage {
+                problem: "`break` takes one breakpoint".into(),
+                usage: usage("break"),
+            }),
+        },
+        "clear" => match args {
+            [key] => key
+                .parse()
+                .map(|key| Some(Command::Clear(key)))
+                .map_err(|_| Error::Usage {
+                    problem: format!("`{key}` is no breakpoint key (`breakpoints` lists them)"),
+                    usage: usage("clear"),
+                }),
+            _ => Err(Error::Usage {
+                problem: "`clear` takes one breakpoint key".into(),
+                usage: usage("clear"),
+            }),
+        },
         "shell" => Ok(Some(Command::Shell { base: base_flag()? })),
         "rerun" => Ok(Some(Command::Rerun { base: base_flag()? })),
         "exec" => {
@@ -305,6 +363,21 @@ mod tests {
             Ok(Some(Command::Rerun { base: true }))
         );
         assert_eq!(parse("quit"), Ok(Some(Command::Exit)));
+        assert_eq!(parse("n"), Ok(Some(Command::Next)));
+        assert_eq!(parse("continue"), Ok(Some(Command::Continue)));
+        assert_eq!(parse("bp"), Ok(Some(Command::Breakpoints)));
+        assert_eq!(parse("clear 2"), Ok(Some(Command::Clear(2))));
+        assert_eq!(
+            parse("b Dockerfile:3"),
+            Ok(Some(Command::Break(BreakSpec::Line {
+                file: "Dockerfile".into(),
+                line: 3
+            })))
+        );
+        let usage = parse("break").expect_err("no spec").to_string();
+        assert!(usage.ends_with("usage: break, b SPEC"), "{usage}");
+        let usage = parse("clear x").expect_err("no key").to_string();
+        assert!(usage.contains("no breakpoint key"), "{usage}");
         assert_eq!(
             parse("exec --base ls -l /"),
             Ok(Some(Command::Exec {

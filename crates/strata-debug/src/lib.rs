@@ -19,6 +19,11 @@
 //!    failure record opened later, elsewhere), the engine says why with
 //!    [`Session::refuse_reload`] and `reload` prints that instead.
 //!
+//! [`step`] holds the step debugger's breakpoints: where a build pauses *before* a step
+//! (`break`, `next`, `continue`, buildg's commands), cached steps included; at a pause the
+//! engine opens the same monitor with [`Session::paused`], the paused state in place of the
+//! failed one.
+//!
 //! [`shell`] is the introspection side (werf's `--introspect-stage`): an interactive shell in
 //! any state, changes discarded.
 //!
@@ -63,6 +68,8 @@
 //! match session.monitor(&mut input, &mut out)? {
 //!     Outcome::Reload => { /* drop the session, build again with the same settings */ }
 //!     Outcome::Exit => {}
+//!     // Only a paused build's monitor (`Session::paused`) ends with these.
+//!     Outcome::Next | Outcome::Continue => {}
 //! }
 //! out.flush()?;
 //! # fn tempfile_dir_for_the_session() -> std::path::PathBuf { unimplemented!() }
@@ -76,6 +83,7 @@ pub mod lookup;
 pub mod scratch;
 mod session;
 mod shell;
+pub mod step;
 
 use std::io;
 use std::path::PathBuf;
@@ -189,4 +197,15 @@ pub enum Error {
     /// Looking for the shell in the layers.
     #[error(transparent)]
     Lookup(#[from] lookup::Error),
+    /// A command of a paused build where the build failed.
+    #[error("the build is not paused: `next`, `continue` and breakpoints work at a pause")]
+    NotPaused,
+    /// `rerun` or `reload` where the build is paused.
+    #[error(
+        "the build is paused before the step, nothing failed: `next` runs it, `continue` goes on"
+    )]
+    Paused,
+    /// `clear` of a key that is no breakpoint.
+    #[error("there is no breakpoint {0}; `breakpoints` lists them")]
+    NoBreakpoint(usize),
 }

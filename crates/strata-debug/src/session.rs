@@ -1,4 +1,4 @@
-//! The monitor over one failed step.
+//! The monitor over one failed step, or over a build paused at a breakpoint.
 //!
 //! # States
 //!
@@ -13,6 +13,13 @@
 //! is gone before the engine builds the [`Failure`]. Containers run one after another, on the
 //! calling thread (the sandbox ties a container to the thread that spawned it), so no session
 //! upper is ever mounted twice.
+//!
+//! # Paused builds
+//!
+//! [`Session::paused`] makes the same monitor the one of a build paused before a step (see
+//! [`crate::step`]): the "failed" state is then the *paused* state (what the stage wrote so
+//! far over its base, or a cached stage's result), `--base` still the state before the stage;
+//! `next`, `continue`, `break`, `breakpoints` and `clear` work, `rerun` and `reload` do not.
 //!
 //! # Debugger image
 //!
@@ -34,6 +41,7 @@ use strata_sandbox::{ContainerSpec, ExitStatus, Mount, MountKind, ProcessSpec, S
 use crate::command::{self, Command, HELP};
 use crate::scratch::{Scratch, Slot};
 use crate::shell::{self, DEFAULT_PATH};
+use crate::step::Breakpoints;
 use crate::{Error, Failure};
 
 /// Where a debugger image sees the failed step's root file system.
@@ -50,6 +58,10 @@ pub enum Outcome {
     Exit,
     /// `reload`: re-read the configuration and sources and build again with the same settings.
     Reload,
+    /// At a pause, `next`: run one step and pause again.
+    Next,
+    /// At a pause, `continue`: run until the next breakpoint.
+    Continue,
 }
 
 /// Which state a command runs in.
@@ -91,6 +103,8 @@ pub struct Session<'a> {
     debugger: Option<Vec<PathBuf>>,
     /// Why `reload` cannot work here, if it cannot.
     no_reload: Option<String>,
+    /// The build is paused, not failed: the breakpoints and why it paused.
+    pause: Option<(&'a Breakpoints, String)>,
 }
 
 fn output_err(source: io::Error) -> Error {
@@ -122,6 +136,7 @@ impl<'a> Session<'a> {
             failure,
             debugger: None,
             no_reload: None,
+            pause: None,
         })
     }
 
@@ -137,6 +152,22 @@ impl<'a> Session<'a> {
     pub fn refuse_reload(mut self, reason: String) -> Self {
         self.no_reload = Some(reason);
         self
+    }
+
+    /// Makes this the monitor of a build paused before the step `failure` describes (its
+    /// `spec` the paused state, `command` what runs next), `why` it paused; `break`,
+    /// `breakpoints` and `clear` work on `breakpoints`. See the module docs.
+    pub fn paused(mut self, breakpoints: &'a Breakpoints, why: String) -> Self {
+        self.pause = Some((breakpoints, why));
+        self
+    }
+
+    /// The name of a state in messages and prompts.
+    fn state_name(&self, state: State) -> &'static str {
+        match (state, &self.pause) {
+            (State::Failed, Some(_)) => "paused",
+            (state, _) => state.name(),
+        }
     }
 
     /// The failure this session debugs.
@@ -161,11 +192,14 @@ impl<'a> Session<'a> {
         out: &mut dyn Write,
     ) -> Result<Outcome, Error> {
         self.print_failure(out)?;
-        writeln!(
-            out,
-            "`shell` opens a shell where the command failed; `help` lists every command"
-        )
-        .map_err(output_err)?;
+        let hint = match self.pause {
+            Some(_) => {
+                "`next` runs the step, `continue` goes on, `shell` looks around; `help` lists \
+                 every command"
+            }
+            None => "`shell` opens a shell where the command failed; `help` lists every command",
+        };
+        writeln!(out, "{hint}").map_err(output_err)?;
         let prompt = format!("{}/{} (strata) ", self.failure.image, self.failure.stage);
         // On a terminal: line editing and history, and Ctrl-C only clears the line.
         let mut editor = match rustix::termios::isatty(rustix::stdio::stdin()) {
@@ -240,6 +274,39 @@ impl<'a> Session<'a> {
                 }
             }
             Command::Info => self.print_failure(out)?,
+            Command::Next
+            | Command::Continue
+            | Command::Break(_)
+            | Command::Breakpoints
+            | Command::Clear(_)
+                if self.pause.is_none() =>
+            {
+                return Err(Error::NotPaused);
+            }
+            Command::Rerun { .. } | Command::Reload if self.pause.is_some() => {
+                return Err(Error::Paused);
+            }
+            Command::Next => return Ok(Some(Outcome::Next)),
+            Command::Continue => return Ok(Some(Outcome::Continue)),
+            Command::Break(spec) => {
+                let key = self.breakpoints().add(spec.clone());
+                writeln!(out, "breakpoint {key}: {spec}").map_err(output_err)?;
+            }
+            Command::Breakpoints => {
+                let list = self.breakpoints().list();
+                if list.is_empty() {
+                    writeln!(out, "no breakpoints").map_err(output_err)?;
+                }
+                for (key, spec) in list {
+                    writeln!(out, "{key} {spec}").map_err(output_err)?;
+                }
+            }
+            Command::Clear(key) => {
+                if !self.breakpoints().clear(key) {
+                    return Err(Error::NoBreakpoint(key));
+                }
+                writeln!(out, "cleared breakpoint {key}").map_err(output_err)?;
+            }
             Command::Shell { base } => self.shell(State::of(base), out)?,
             Command::Rerun { base: false } => {
                 if self.failure.rerun_args.is_empty() {
@@ -274,7 +341,7 @@ impl<'a> Session<'a> {
                 let what = format!(
                     "run `{}` in the {} state",
                     argv.join(" "),
-                    State::of(base).name()
+                    self.state_name(State::of(base))
                 );
                 let spec = self.state_spec(State::of(base), self.process(argv))?;
                 // On a terminal the program gets one and our input, as `docker exec -it`;
@@ -290,16 +357,13 @@ impl<'a> Session<'a> {
                 }
             }
             Command::Diff => {
-                let spec = &self.failure.spec;
-                let changes =
-                    strata_layer::changes(&spec.upper, &spec.lowers).map_err(|source| {
-                        Error::Changes {
-                            upper: spec.upper.clone(),
-                            source,
-                        }
-                    })?;
+                let changes = self.changes()?;
                 if changes.is_empty() {
-                    writeln!(out, "the failed step changed no file").map_err(output_err)?;
+                    let text = match self.pause {
+                        Some(_) => "the stage changed no file so far",
+                        None => "the failed step changed no file",
+                    };
+                    writeln!(out, "{text}").map_err(output_err)?;
                 }
                 for change in changes {
                     let kind = match change.kind {
@@ -338,8 +402,49 @@ impl<'a> Session<'a> {
         Ok(None)
     }
 
+    /// What the step changed (the failed or paused state against the base), as `diff`
+    /// shows it.
+    pub fn changes(&self) -> Result<Vec<strata_layer::Change>, Error> {
+        let spec = &self.failure.spec;
+        strata_layer::changes(&spec.upper, &spec.lowers).map_err(|source| Error::Changes {
+            upper: spec.upper.clone(),
+            source,
+        })
+    }
+
+    /// Runs `argv` in the failed (or paused) state as `exec` does, its output collected (an
+    /// editor's `evaluate`); session changes persist as `exec`'s.
+    pub fn exec_output(&self, argv: Vec<String>) -> Result<(ExitStatus, Vec<u8>), Error> {
+        let what = format!(
+            "run `{}` in the {} state",
+            argv.join(" "),
+            self.state_name(State::Failed)
+        );
+        let spec = self.state_spec(State::Failed, self.process(argv))?;
+        let mut output = Vec::new();
+        let status = self.run_piped(&spec, &what, &mut output)?;
+        Ok((status, output))
+    }
+
+    /// The breakpoints of a paused build.
+    fn breakpoints(&self) -> &'a Breakpoints {
+        self.pause.as_ref().expect("only commands of a pause ask").0
+    }
+
     fn print_failure(&self, out: &mut dyn Write) -> Result<(), Error> {
         let f = &self.failure;
+        if let Some((_, why)) = &self.pause {
+            writeln!(
+                out,
+                "paused ({why}) in image `{}`, stage `{}`\n  next: {}",
+                f.image, f.stage, f.command
+            )
+            .map_err(output_err)?;
+            if let Some(location) = &f.location {
+                write_block(out, location)?;
+            }
+            return Ok(());
+        }
         writeln!(
             out,
             "error: command failed with exit code {} in image `{}`, stage `{}`\n  command: {}",
@@ -413,8 +518,8 @@ impl<'a> Session<'a> {
         let program = spec.process.args.join(" ");
         // The shell's prompt says where it is: `(app/install: failed state) /app # `.
         let short = match &self.debugger {
-            Some(_) => format!("{} state in the debugger image", state.name()),
-            None => format!("{} state", state.name()),
+            Some(_) => format!("{} state in the debugger image", self.state_name(state)),
+            None => format!("{} state", self.state_name(state)),
         };
         spec.process.env.retain(|e| !e.starts_with("PS1="));
         spec.process.env.push(format!(
@@ -424,9 +529,9 @@ impl<'a> Session<'a> {
         let place = match &self.debugger {
             Some(_) => format!(
                 "the debugger image, the {} state at {DEBUGROOT}",
-                state.name()
+                self.state_name(state)
             ),
-            None => format!("the {} state", state.name()),
+            None => format!("the {} state", self.state_name(state)),
         };
         writeln!(
             out,

@@ -54,7 +54,7 @@ pub const CONFIG_NAMES: [&str; 4] = ["strata.yaml", "strata.yml", "werf.yaml", "
 
 /// How to find the config.
 #[derive(Clone, Debug, Default)]
-pub struct LoadOptions {
+pub struct LoadOptions<'a> {
     /// An explicit config file (relative paths are taken relative to the directory); `None`
     /// looks for one of [`CONFIG_NAMES`].
     pub config: Option<PathBuf>,
@@ -68,6 +68,10 @@ pub struct LoadOptions {
     /// Where the `dockerfile:` images' context files are pinned
     /// ([`dockerfile::DockerfileOptions::snapshot`]).
     pub snapshot: Option<PathBuf>,
+    /// How the `dockerfile:` images read the configs of the images their stages are built
+    /// `FROM` (as [`load_dockerfile`]'s `bases`); without it their stages start from an empty
+    /// config.
+    pub dockerfile_bases: Option<&'a dyn dockerfile::ResolveBase>,
 }
 
 /// The errors of loading a config.
@@ -107,7 +111,7 @@ pub enum Error {
 /// # Errors
 /// [`Error::NoConfig`] when there is no config, [`Error::Read`] when it cannot be read and
 /// [`Error::Config`] for any problem in it.
-pub fn load(dir: &Path, options: &LoadOptions) -> Result<Plan, Error> {
+pub fn load(dir: &Path, options: &LoadOptions<'_>) -> Result<Plan, Error> {
     let path = config_path(dir, options)?;
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
         path: path.clone(),
@@ -126,7 +130,7 @@ pub fn load_str(
     path: PathBuf,
     name: &str,
     text: &str,
-    options: &LoadOptions,
+    options: &LoadOptions<'_>,
 ) -> Result<Plan, Error> {
     let mut sources = SourceMap::default();
     let file = sources.add(path.clone(), name.to_string(), text.to_string());
@@ -172,12 +176,14 @@ pub fn load_str(
     let result = stapel::parse(parse_file, &parse_text).and_then(|config| {
         let giterminism = stapel::giterminism::load(dir, options.loose_giterminism, &mut sources)?;
         stapel::giterminism::check_mounts(&config, &giterminism)?;
+        stapel::giterminism::check_secrets(&config, &giterminism, dir)?;
         let (images, notes) = stapel::lower(
             &config,
             name,
             dir,
             &options.git,
             options.snapshot.as_deref(),
+            options.dockerfile_bases,
             &mut sources,
         )?;
         Ok((config.project.map(|p| p.value), images, notes))
@@ -217,7 +223,7 @@ pub fn load_str(
 ///
 /// # Errors
 /// [`Error::NoConfig`], [`Error::Read`], or [`Error::Config`] for a template error.
-pub fn render_config(dir: &Path, options: &LoadOptions) -> Result<String, Error> {
+pub fn render_config(dir: &Path, options: &LoadOptions<'_>) -> Result<String, Error> {
     let path = config_path(dir, options)?;
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
         path: path.clone(),
@@ -244,7 +250,7 @@ pub fn render_config(dir: &Path, options: &LoadOptions) -> Result<String, Error>
 }
 
 /// The config file `load` reads.
-fn config_path(dir: &Path, options: &LoadOptions) -> Result<PathBuf, Error> {
+fn config_path(dir: &Path, options: &LoadOptions<'_>) -> Result<PathBuf, Error> {
     match &options.config {
         Some(path) => Ok(dir.join(path)),
         None => CONFIG_NAMES
@@ -270,33 +276,30 @@ fn head_commit(dir: &Path) -> Option<template::Commit> {
 }
 
 /// Loads a Dockerfile as a plan: its stages become images, the target (default: the last
-/// stage) is tagged `options.tag`.
+/// stage) is tagged `options.tag`. `bases` reads the configs of the images its stages are
+/// built `FROM` ([`dockerfile::with_base_configs`]).
 ///
 /// # Errors
 /// [`Error::Read`] when the file cannot be read, [`Error::Config`] for any problem in it.
 pub fn load_dockerfile(
     path: &Path,
     options: &dockerfile::DockerfileOptions,
+    bases: Option<&dyn dockerfile::ResolveBase>,
 ) -> Result<Plan, Error> {
     let (parsed, sources) = parse_dockerfile(path)?;
-    dockerfile::lower(&parsed, sources, options).map_err(|(diagnostic, sources)| Error::Config {
-        diagnostic,
-        sources: Box::new(sources),
-    })
-}
-
-/// The images a Dockerfile's stages are built `FROM` (see
-/// [`dockerfile::base_references`]): the caller resolves their configs into
-/// [`dockerfile::DockerfileOptions::base_configs`] before [`load_dockerfile`].
-///
-/// # Errors
-/// As [`load_dockerfile`].
-pub fn dockerfile_base_references(
-    path: &Path,
-    options: &dockerfile::DockerfileOptions,
-) -> Result<Vec<String>, Error> {
-    let (parsed, sources) = parse_dockerfile(path)?;
-    dockerfile::base_references(&parsed, options).map_err(|diagnostic| Error::Config {
+    let options = match bases {
+        Some(bases) => match dockerfile::with_base_configs(&parsed, options, bases) {
+            Ok(options) => options,
+            Err(diagnostic) => {
+                return Err(Error::Config {
+                    diagnostic,
+                    sources: Box::new(sources),
+                });
+            }
+        },
+        None => options.clone(),
+    };
+    dockerfile::lower(&parsed, sources, &options).map_err(|(diagnostic, sources)| Error::Config {
         diagnostic,
         sources: Box::new(sources),
     })

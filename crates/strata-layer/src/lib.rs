@@ -59,6 +59,7 @@ pub mod apply;
 pub mod bounded;
 pub mod compression;
 pub mod diff;
+mod gzip;
 pub mod merged;
 pub mod whiteout;
 pub mod write;

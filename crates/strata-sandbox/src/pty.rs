@@ -181,7 +181,8 @@ impl RawModeGuard {
         let original = rustix::termios::tcgetattr(&fd).map_err(io_err("get terminal mode"))?;
         let mut raw = original.clone();
         raw.make_raw();
-        rustix::termios::tcsetattr(&fd, OptionalActions::Flush, &raw)
+        // TCSANOW, as docker's: input typed ahead is kept for the other side.
+        rustix::termios::tcsetattr(&fd, OptionalActions::Now, &raw)
             .map_err(io_err("set raw mode"))?;
         Ok(RawModeGuard { fd, original })
     }

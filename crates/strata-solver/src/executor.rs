@@ -224,6 +224,17 @@ pub trait Hooks: Sync {
     fn after_stage(&self, _job: &StageJob<'_>, _state: &StageState) {}
     /// A stage failed; called before the failure ends the image.
     fn on_failure(&self, _job: &StageJob<'_>, _error: &ExecError) {}
+    /// Whether [`Hooks::at_cached_stage`] wants this stage when it is cached; lets the solver
+    /// skip looking up cached stages nobody stops at.
+    fn wants_cached(&self, _image: &str, _stage: &str) -> bool {
+        false
+    }
+    /// A stage is reused from the cache (`state` is its result), before [`Hooks::after_stage`]:
+    /// a step debugger may pause there. `false` stops the build (the user chose to), which
+    /// ends as cancelled.
+    fn at_cached_stage(&self, _job: &StageJob<'_>, _state: &StageState) -> bool {
+        true
+    }
 }
 
 /// Hooks that do nothing.

@@ -190,7 +190,9 @@ impl Walk<'_> {
                 reused_from: implied_from,
                 forced: false,
             });
-            if self.hooks.wants_stage(&name, &stage.name) {
+            let wants = self.hooks.wants_stage(&name, &stage.name);
+            let stops = self.hooks.wants_cached(&name, &stage.name);
+            if wants || stops {
                 let job = self.job(
                     image,
                     &name,
@@ -207,7 +209,12 @@ impl Walk<'_> {
                     self.lookup(image, stage, digest)?.map(|(s, _)| s)
                 };
                 if let Some(found) = found {
-                    self.hooks.after_stage(&job, &found);
+                    if stops && !self.hooks.at_cached_stage(&job, &found) {
+                        return Err(Error::Cancelled);
+                    }
+                    if wants {
+                        self.hooks.after_stage(&job, &found);
+                    }
                 }
             }
             parent_digest = Some(*digest);
@@ -259,18 +266,25 @@ impl Walk<'_> {
                 parent_manifest,
                 deps,
             );
-            let (built, reused_from) = if i >= prefix.len()
+            let (built, reused_from, built_here) = if i >= prefix.len()
                 && let Some((found, at)) = self.lookup(image, stage, &digest)?
             {
                 self.progress.event(Event::StageCached {
                     id: self.id(&name, stage),
                     digest: digest.hex(),
                 });
-                (found, Some(at))
+                (found, Some(at), false)
             } else {
                 let (built, adopted) = self.build(&job)?;
-                (built, adopted.then_some(Location::Local))
+                (built, adopted.then_some(Location::Local), true)
             };
+            if reused_from.is_some()
+                && !built_here
+                && self.hooks.wants_cached(&name, &stage.name)
+                && !self.hooks.at_cached_stage(&job, &built)
+            {
+                return Err(Error::Cancelled);
+            }
             self.hooks.after_stage(&job, &built);
             stages.push(StageOutcome {
                 name: stage.name.clone(),

@@ -84,8 +84,8 @@ pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     } else {
         args.progress
     });
-    let stdin = std::io::stdin();
-    let (mut input, mut output) = (stdin.lock(), std::io::stdout());
+    // Not locked: a paused build reads it on the thread building the image.
+    let (mut input, mut output) = (std::io::BufReader::new(std::io::stdin()), std::io::stdout());
     let io = DebugIo {
         input: &mut input,
         output: &mut output,

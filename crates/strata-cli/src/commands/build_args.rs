@@ -26,18 +26,26 @@ pub struct DebugArgs {
     /// Run the debugger's shell in this image, with the failed state mounted at /debugroot.
     #[arg(long, value_name = "IMAGE", requires = "debugger")]
     pub debugger_image: Option<String>,
+    /// Pause the build in the debugger before a step: IMAGE/STAGE, STAGE, FILE:LINE (a
+    /// Dockerfile instruction, a line of a stage script), on-fail (--debugger) or all (every
+    /// step); cached steps too. Repeatable. At a pause: next, continue, break, shell, exec.
+    #[arg(long = "break", value_name = "SPEC")]
+    pub breaks: Vec<strata::ops::step::BreakSpec>,
 }
 
 impl From<DebugArgs> for DebugOptions {
     fn from(a: DebugArgs) -> DebugOptions {
+        use strata::ops::step::BreakSpec;
+        // Kept unless the monitor has a terminal, where the user looks at it now.
+        let monitor = a.debugger || a.breaks.contains(&BreakSpec::OnFail);
         DebugOptions {
             introspect: a.introspect_stage,
             introspect_error: a.introspect_error,
             introspect_before_error: a.introspect_before_error,
             debugger: a.debugger,
             debugger_image: a.debugger_image,
-            // Kept unless the monitor has a terminal, where the user looks at it now.
-            keep_failures: !(a.debugger && std::io::stdin().is_terminal()),
+            breaks: a.breaks,
+            keep_failures: !(monitor && std::io::stdin().is_terminal()),
         }
     }
 }
@@ -246,7 +254,7 @@ impl DockerfileArgs {
                     .map(|c| {
                         let (name, value) = c.split_once('=').with_context(|| {
                             format!(
-                                "--build-context {c}: expected NAME=DIR or NAME=docker-image://REF"
+                                "--build-context {c}: expected NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR"
                             )
                         })?;
                         let context = value

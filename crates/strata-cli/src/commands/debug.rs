@@ -19,8 +19,7 @@ pub struct Args {
 /// Opens the debugger's monitor on stdin and stdout.
 pub fn exec(ctx: &strata::Context, args: Args) -> anyhow::Result<i32> {
     let sink = progress::for_mode(Progress::Plain);
-    let stdin = std::io::stdin();
-    let (mut input, mut output) = (stdin.lock(), std::io::stdout());
+    let (mut input, mut output) = (std::io::BufReader::new(std::io::stdin()), std::io::stdout());
     let mut io = DebugIo {
         input: &mut input,
         output: &mut output,

@@ -5,6 +5,7 @@ pub mod build_args;
 pub mod cleanup;
 pub mod completion;
 pub mod config;
+pub mod dap;
 pub mod debug;
 pub mod explain;
 pub mod export;
@@ -82,6 +83,8 @@ pub fn exec(cli: Cli) -> anyhow::Result<i32> {
         Command::Cleanup(args) => cleanup::exec(&ctx, args),
         Command::Failures(args) => failures::exec(&ctx, args),
         Command::Debug(args) => debug::exec(&ctx, args),
+        Command::Dap(args) => dap::exec(&ctx, args),
+        Command::DebugShell(args) => dap::shell(&ctx, args),
         Command::Config(_)
         | Command::Logout(_)
         | Command::Version(_)

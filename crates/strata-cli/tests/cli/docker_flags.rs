@@ -503,3 +503,143 @@ fn build_contexts_name_directories_and_images() {
         "{stderr}"
     );
 }
+
+/// A Dockerfile a strata.yaml names (`dockerfile:`) reads the configs of the images its
+/// stages are built `FROM`, as `strata build -f` does: their ENV, WORKDIR and USER, and their
+/// ONBUILD triggers, which run first.
+#[test]
+fn a_config_dockerfile_starts_from_its_base_images_config() {
+    let env = Env::new();
+    let base = context(
+        &env,
+        "base",
+        "FROM busybox:latest\nENV GREETING=hi\nWORKDIR /srv\nUSER 1000\n\
+         ONBUILD RUN echo triggered > /tmp/onbuild\n",
+    );
+    build(&env, &base, &["-t", "with-config"]);
+    let dir = env.project(
+        "cfg",
+        "project: cfg\nconfigVersion: 1\n---\nimage: app\ndockerfile: Dockerfile\n",
+    );
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM with-config\nENV PATH_SEEN=$GREETING-there\n\
+         RUN { pwd; id -u; echo \"$PATH_SEEN\"; cat /tmp/onbuild; } > /tmp/seen\n",
+    )
+    .unwrap();
+    env.build_ok(&dir);
+    assert_eq!(
+        env.run_sh("app", "cat /tmp/seen"),
+        "/srv\n1000\nhi-there\ntriggered\n"
+    );
+}
+
+/// A named context replaces the stage of its name, as BuildKit's: `FROM` and `COPY --from`
+/// that name read the context, and the stage is not built.
+#[test]
+fn a_build_context_replaces_the_stage_of_its_name() {
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "replace",
+        "FROM busybox:latest AS base\nRUN echo from-the-stage > /stage.txt\n\
+         FROM busybox:latest AS files\nRUN echo stage > /f.txt\n\
+         FROM base\nCOPY --from=files /f.txt /copied.txt\n",
+    );
+    let files = env.work.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("f.txt"), "from the directory\n").unwrap();
+    let out = build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "replace",
+            "--build-context",
+            "base=docker-image://busybox:latest",
+            "--build-context",
+            &format!("files={}", files.display()),
+        ],
+    );
+    assert_eq!(
+        env.run_sh("replace", "test ! -e /stage.txt && cat /copied.txt"),
+        "from the directory\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("from-the-stage"),
+        "the stage ran:\n{stderr}"
+    );
+}
+
+/// `--build-context NAME=oci-layout://DIR[@DIGEST]`: the image of an OCI layout directory
+/// (here one `strata export` wrote) is what `FROM NAME` and `COPY --from=NAME` read.
+#[test]
+fn a_build_context_names_an_oci_layout() {
+    let env = Env::new();
+    let source = context(
+        &env,
+        "layout-src",
+        "FROM busybox:latest\nRUN echo from-the-layout > /layout.txt\n",
+    );
+    build(&env, &source, &["-t", "layout-src"]);
+    let tarball = env.work.path().join("layout.tar");
+    let export = env.strata(&["export", "layout-src", "-o", tarball.to_str().unwrap()]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let layout = env.work.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = context(
+        &env,
+        "layout-use",
+        "FROM lay\nCOPY --from=copied /layout.txt /copied.txt\n",
+    );
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "layout-use",
+            "--build-context",
+            &format!("lay=oci-layout://{}", layout.display()),
+            "--build-context",
+            &format!("copied=oci-layout://{}@{digest}", layout.display()),
+        ],
+    );
+    assert_eq!(
+        env.run_sh("layout-use", "cat /layout.txt /copied.txt"),
+        "from-the-layout\nfrom-the-layout\n"
+    );
+    // A digest the layout does not hold is named.
+    let out = env
+        .cmd()
+        .args(["build", "-t", "x", "--build-context"])
+        .arg(format!(
+            "lay=oci-layout://{}@sha256:{}",
+            layout.display(),
+            "0".repeat(64)
+        ))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has no image sha256:000"), "{stderr}");
+}

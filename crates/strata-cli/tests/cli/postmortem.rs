@@ -420,6 +420,12 @@ shell:
   - echo "got $(cat /run/secrets/STRATA_PM_TOKEN) $(cat /run/secrets/plain)"; false
 "#,
     );
+    std::fs::write(
+        dir.join("werf-giterminism.yaml"),
+        "giterminismConfigVersion: 1\nconfig:\n  secrets:\n    allowEnvVariables: [STRATA_PM_TOKEN]\n    \
+         allowValueIds: [plain]\n",
+    )
+    .unwrap();
     let out = env
         .cmd()
         .env("STRATA_PM_TOKEN", TOKEN)

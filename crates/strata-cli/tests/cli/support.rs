@@ -164,6 +164,24 @@ impl Env {
         out
     }
 
+    /// Every stage record as (`image/stage`, digest), sorted.
+    pub fn stage_digests(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .stage_records()
+            .iter()
+            .map(|r| {
+                let image = r["image"].as_str().unwrap();
+                let stage = r["stage"].as_str().unwrap();
+                (
+                    format!("{image}/{stage}"),
+                    r["digest"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Runs `sh -c script` in image `image` and returns stdout (asserting success).
     pub fn run_sh(&self, image: &str, script: &str) -> String {
         let out = self.strata(&["run", image, "--", "sh", "-c", script]);

@@ -11,14 +11,16 @@
 //!   `checksN`, then cached again;
 //! - a fresh clone of the last commit elsewhere: nothing runs, the image is the same.
 //!
-//! A state's build is every image at once, after the builds the case's `builds` file lists
+//! The builds run with the variables of the case's `env` file and `HOME` at a copy of its
+//! `home/` ([`Builds`]). A state's build is every image at once, after the builds the case's `builds` file lists
 //! (one `strata build IMAGE...` a line, in order: werf's tests that build images one by one).
-//! `ranN` says which stages the builds of state N ran ([`check_ran`]). Checks use the corpus
+//! `ranN` says which stages the builds of state N ran ([`check_ran`]); `failsN` that they
+//! fail, and with what ([`check_failure`]). Checks use the corpus
 //! format ([`run_checks`]); what they expect is what werf's own tests assert.
 //!
 //! | case | shape of | what it proves |
 //! |---|---|---|
-//! | `e2e-complex` | e2e `build/complex` | every meta key, cache versions, mounts, git filters and owners, imports, docker directives; a mapping change rebuilds from gitArchive in one tmp_dir |
+//! | `e2e-complex` | e2e `build/complex` | every meta key, cache versions, mounts, git filters and owners, imports, docker directives (werf's inspect checks); a mapping change rebuilds from gitArchive in one tmp_dir, a dropped VOLUME goes |
 //! | `import-system-dirs` | e2e `import/no_system_dirs` | `import: from:` of `/` leaves out `/proc`, `/sys`, `/dev`, `/run`, `/.werf`; a file imported onto a directory lands inside it |
 //! | `git-ownership` | e2e `git_ownership` | a mapping's files and links take its owner (root without one) in either build order, files of the base keep theirs; state1's patch too, running gitLatestPatch and not install |
 //! | `import-stale-dest` | e2e `import/stale_dest` | an import replaces a file of the same size and mtime |
@@ -31,6 +33,15 @@
 //! | `git-patch-empty-dirs` | integration `git/cleanup_empty_directories_with_git_patch_apply` | a patch removing a directory's last file removes the directories it empties (odd names too), not those holding a user stage's files |
 //! | `git-file-lifecycle` | integration `git/file_lifecycle` | files added with mode 0755/0644, modified, chmodded, deleted by patches; links added, retargeted, deleted; odd names |
 //! | `git-stages` | integration `git/stages_test.go` (`git_stages`, `user_stages`) | a patch of 1 MiB goes into gitCache, less into gitLatestPatch, gitCache again after 1 MiB more; an artifact's gitArchive does not follow commits; a stageDependencies change rebuilds its stage and those after it |
+//! | `imports-app` | legacy `imports/imports_app_1` | imports renamed, into existing directories (a file lands inside, directories merge); missing sources fail the build, named |
+//! | `imports-include-exclude` | legacy `imports/imports_app_2` | includePaths, excludePaths and both at three points; a changed source is reimported everywhere |
+//! | `import-metadata` | legacy `imports/import_metadata` | an artifact rebuilt with the same files leaves the importing image alone; changed files rebuild it from the import |
+//! | `import-links-modes` | legacy `imports/imports_app_4`, `imports_app_5`, `import_app_symlinks` | links imported as links, modes kept, `stage:` of the source; a mode or link target change rebuilds the importer |
+//! | `import-external` | legacy `imports/import_from_external`, `import_app_owner_group` | `from:` an image outside the config, `image:`/`from:` a config image, owner and group |
+//! | `base-images` | legacy `base_image/from_anywhere`, `from_cache_version`, `from_image`, `from_artifact` | `from:` a config image, `fromImage:`, `fromArtifact:` chained, each building its from stage; a new `fromCacheVersion` rebuilds the from stages on it |
+//! | `mounts` | legacy `mount/tmp_dir`, `build_dir`, `from_path` | a fresh tmp_dir each build, the build_dir the last build left, `fromPath: ./` the project directory; mount points empty in the image |
+//! | `docker-instructions` | legacy `docker_instructions/base` | each docker directive alone, CMD/ENTRYPOINT as a string holding a JSON array (exec form), HEALTHCHECK `CMD true` as CMD-SHELL |
+//! | `secrets` | legacy `secrets/build_with_secrets` | a variable, a project file, a value and a `~/` file as secrets of a Dockerfile and a stapel image, allowed by giterminism, in no layer |
 //! | `go-service` | public Go services | stageDependencies on module files, `from:` a config image, `network: none`, `disableGitAfterPatch`, `fromPath`, `imageSpec`; a deleted package's directory goes |
 //! | `node-frontend` | public Node frontends | install keyed on the lock file, setup on the sources, a `build_dir` mount, `dist/` imported with an owner; a source change reruns setup only |
 //! | `django-app` | public Django apps | an `artifact:` building wheels keyed on requirements.txt, `excludePaths`, static files in setup; new requirements rerun the artifact and the app from install |
@@ -83,12 +94,40 @@ fn generated(path: &str, size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// How a case's builds run: on `env`'s store, with the variables of the case's `env` file
+/// (`NAME=VALUE` lines) and, when the case has a `home/` directory, `HOME` at a copy of it.
+struct Builds<'a> {
+    env: &'a Env,
+    vars: Vec<(String, String)>,
+}
+
+impl<'a> Builds<'a> {
+    fn of_case(env: &'a Env, case: &Path) -> Builds<'a> {
+        let text = std::fs::read_to_string(case.join("env")).unwrap_or_default();
+        let mut vars: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if case.join("home").is_dir() {
+            let name = case.file_name().unwrap().to_string_lossy();
+            let home = env.work.path().join(format!("{name}-home"));
+            std::fs::create_dir_all(&home).unwrap();
+            apply_state(&case.join("home"), &home);
+            vars.push(("HOME".into(), home.display().to_string()));
+        }
+        Builds { env, vars }
+    }
+}
+
 /// A build of `images` (all when empty) in `dir`: the stages that ran, or the failure.
-fn build_images(env: &Env, dir: &Path, images: &[&str]) -> Result<Vec<String>, String> {
+fn build_images(b: &Builds, dir: &Path, images: &[&str]) -> Result<Vec<String>, String> {
     // The build cache directories CI restores before a build (a `fromPath` mount's source).
     std::fs::create_dir_all(dir.join(".cache/build")).unwrap();
-    let out = env
+    let out = b
+        .env
         .cmd()
+        .envs(b.vars.iter().map(|(k, v)| (k, v)))
         .args(["build", "--progress", "plain"])
         .args(images)
         .current_dir(dir)
@@ -103,19 +142,19 @@ fn build_images(env: &Env, dir: &Path, images: &[&str]) -> Result<Vec<String>, S
 }
 
 /// A build of every image in `dir`.
-fn build(env: &Env, dir: &Path) -> Result<Vec<String>, String> {
-    build_images(env, dir, &[])
+fn build(b: &Builds, dir: &Path) -> Result<Vec<String>, String> {
+    build_images(b, dir, &[])
 }
 
 /// Builds one state of a case: first the builds `builds` lists (one line, one `strata build`
 /// of the images it names, in order), then every image. Returns the stages all of them ran.
-fn build_state(env: &Env, order: &str, dir: &Path) -> Result<Vec<String>, String> {
+fn build_state(b: &Builds, order: &str, dir: &Path) -> Result<Vec<String>, String> {
     let mut ran = Vec::new();
     for line in order.lines().filter(|l| !l.trim().is_empty()) {
         let images: Vec<&str> = line.split_whitespace().collect();
-        ran.extend(build_images(env, dir, &images)?);
+        ran.extend(build_images(b, dir, &images)?);
     }
-    ran.extend(build(env, dir)?);
+    ran.extend(build(b, dir)?);
     Ok(ran)
 }
 
@@ -157,6 +196,27 @@ fn check_ran(case: &str, ran: &[String], expected: &str) -> Vec<String> {
     failures
 }
 
+/// Checks that the build of a state fails, its errors saying each line of its `failsN` file
+/// (`#` lines aside), and that the store keeps nothing of it: a second build fails the same.
+fn check_failure(case: &str, b: &Builds, dir: &Path, expected: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for attempt in ["build", "second build"] {
+        match build(b, dir) {
+            Ok(ran) => failures.push(format!("{case}: the {attempt} succeeded, ran {ran:?}")),
+            Err(stderr) => {
+                for line in expected.lines().filter(|l| !l.starts_with('#')) {
+                    if !stderr.contains(line) {
+                        failures.push(format!(
+                            "{case}: the {attempt} failed without `{line}`:\n{stderr}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    failures
+}
+
 /// Walks one case through its history, with the builds `order` lists before each full build
 /// (see [`build_state`]), and returns what went wrong.
 fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
@@ -164,6 +224,7 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
     let dir = env.work.path().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
     git(&dir, &["init", "-q", "-b", "main"]);
+    let b = Builds::of_case(env, case);
     let mut failures = Vec::new();
     let states = (0..).take_while(|n| case.join(format!("state{n}")).is_dir());
     for n in states {
@@ -172,7 +233,16 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
         apply_state(&case.join(&state), &dir);
         git(&dir, &["add", "-A"]);
         git(&dir, &["commit", "-q", "-m", &state]);
-        match build_state(env, order, &dir) {
+        if let Ok(expected) = std::fs::read_to_string(case.join(format!("fails{n}"))) {
+            failures.extend(check_failure(
+                &format!("{name} {state}"),
+                &b,
+                &dir,
+                &expected,
+            ));
+            continue;
+        }
+        match build_state(&b, order, &dir) {
             Ok(ran) => {
                 if let Ok(expected) = std::fs::read_to_string(case.join(&expected_ran)) {
                     failures.extend(check_ran(&format!("{name} {state}"), &ran, &expected));
@@ -185,7 +255,7 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
         }
         let text = std::fs::read_to_string(case.join(&checks)).unwrap_or_default();
         failures.extend(run_checks(env, &format!("{name} {state}"), &text));
-        match build(env, &dir) {
+        match build(&b, &dir) {
             Ok(ran) if ran.is_empty() => {}
             Ok(ran) => failures.push(format!("{name} {state}: the cached build ran {ran:?}")),
             Err(e) => failures.push(format!("{name} {state}: the cached build failed:\n{e}")),
@@ -205,7 +275,7 @@ fn walk_case(env: &Env, case: &Path, order: &str) -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    match build(env, &clone) {
+    match build(&b, &clone) {
         Ok(ran) if ran.is_empty() => {}
         Ok(ran) => failures.push(format!("{name}: the fresh clone ran {ran:?}")),
         Err(e) => failures.push(format!("{name}: the fresh clone failed:\n{e}")),
@@ -326,6 +396,67 @@ fn werf_integration_git_file_lifecycle() {
 #[test]
 fn werf_integration_git_stages() {
     case("git-stages");
+}
+
+/// werf's legacy `imports_app_1`: renames, imports into and onto existing directories; the
+/// first two commits import missing paths and fail naming them.
+#[test]
+fn werf_legacy_imports_app() {
+    case("imports-app");
+}
+
+/// werf's legacy `imports_app_2`: includePaths, excludePaths and both, reimported after the
+/// source changes.
+#[test]
+fn werf_legacy_imports_include_exclude() {
+    case("imports-include-exclude");
+}
+
+/// werf's legacy `import_metadata`: imports cached by the source's checksum.
+#[test]
+fn werf_legacy_import_metadata() {
+    case("import-metadata");
+}
+
+/// werf's legacy `imports_app_4`, `imports_app_5`, `import_app_symlinks`: links and modes of
+/// imported files, `stage:` of the source, in the checksum.
+#[test]
+fn werf_legacy_import_links_modes() {
+    case("import-links-modes");
+}
+
+/// werf's legacy `import_from_external`, `import_app_owner_group`: imports from an image
+/// outside the config and from config images, with owner and group.
+#[test]
+fn werf_legacy_import_external() {
+    case("import-external");
+}
+
+/// werf's legacy `base_image` fixtures: `from:` a config image, `fromImage:`, `fromArtifact:`
+/// chained; `fromCacheVersion` rebuilding the from stages on it.
+#[test]
+fn werf_legacy_base_images() {
+    case("base-images");
+}
+
+/// werf's legacy `mount` fixtures: tmp_dir per build, build_dir kept between builds,
+/// `fromPath: ./` the project directory.
+#[test]
+fn werf_legacy_mounts() {
+    case("mounts");
+}
+
+/// werf's legacy `docker_instructions`: each docker directive as werf writes it.
+#[test]
+fn werf_legacy_docker_instructions() {
+    case("docker-instructions");
+}
+
+/// werf's legacy `build_with_secrets`: env, file, value and home-file secrets on a Dockerfile
+/// and a stapel image.
+#[test]
+fn werf_legacy_secrets() {
+    case("secrets");
 }
 
 /// A Node frontend as public werf projects write it.

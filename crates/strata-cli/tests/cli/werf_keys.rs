@@ -39,6 +39,13 @@ fn build_ok(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Vec<String> {
     built_stages(&stderr)
 }
 
+/// The giterminism config that allows [`SECRETS`]' secrets.
+const SECRETS_ALLOWED: (&str, &str) = (
+    "werf-giterminism.yaml",
+    "giterminismConfigVersion: 1\nconfig:\n  secrets:\n    allowEnvVariables: [STRATA_TEST_TOKEN]\n    \
+     allowFiles: [creds.txt]\n    allowValueIds: [plain]\n",
+);
+
 const SECRETS: &str = r#"project: secrets
 configVersion: 1
 ---
@@ -59,7 +66,12 @@ shell:
 #[test]
 fn secrets_are_mounted_in_user_stages_and_are_in_no_layer_or_digest() {
     let env = Env::new();
-    let dir = project(&env, "p", SECRETS, &[("creds.txt", "user:pw\n")]);
+    let dir = project(
+        &env,
+        "p",
+        SECRETS,
+        &[("creds.txt", "user:pw\n"), SECRETS_ALLOWED],
+    );
     let built = build_ok(&env, &dir, &[("STRATA_TEST_TOKEN", "tok-1")]);
     assert!(built.contains(&"app/install".to_string()), "{built:?}");
     // "user:pw\n" and "plain-value": 8 + 11 bytes were there during the stage.
@@ -78,13 +90,73 @@ fn secrets_are_mounted_in_user_stages_and_are_in_no_layer_or_digest() {
 #[test]
 fn a_secret_whose_variable_is_not_set_fails_the_stage_naming_it() {
     let env = Env::new();
-    let dir = project(&env, "p", SECRETS, &[("creds.txt", "user:pw\n")]);
+    let dir = project(
+        &env,
+        "p",
+        SECRETS,
+        &[("creds.txt", "user:pw\n"), SECRETS_ALLOWED],
+    );
     let out = build(&env, &dir, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "built without the secret:\n{stderr}");
     assert!(
         stderr.contains("the secret `STRATA_TEST_TOKEN` is read from the variable `STRATA_TEST_TOKEN`, which is not set"),
         "{stderr}"
+    );
+}
+
+/// werf's giterminism: each kind of secret needs its allowance (a variable, a file, a value's
+/// id), or the loose mode; the refusal points at the entry and the store is unchanged.
+#[test]
+fn secrets_are_refused_unless_giterminism_allows_them() {
+    let env = Env::new();
+    let dir = project(&env, "p", SECRETS, &[("creds.txt", "user:pw\n")]);
+    let vars = [("STRATA_TEST_TOKEN", "tok-1")];
+    let stderr = String::from_utf8_lossy(&build(&env, &dir, &vars).stderr).to_string();
+    assert!(
+        stderr.contains("the secret `STRATA_TEST_TOKEN` is not allowed by giterminism"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("werf.yaml:7:3"), "{stderr}");
+    assert!(
+        stderr.contains("allowEnvVariables: [STRATA_TEST_TOKEN]"),
+        "{stderr}"
+    );
+    let before = crate::support::store_listing(env.store.path());
+    // Each allowance in turn lets the build reach the next secret.
+    let steps = [
+        (
+            "allowEnvVariables: [STRATA_TEST_TOKEN]",
+            "the secret `creds`",
+            "werf.yaml:8:3",
+        ),
+        (
+            "allowFiles: [\"./*.txt\"]",
+            "the secret `plain`",
+            "werf.yaml:10:3",
+        ),
+    ];
+    let mut allowed = String::new();
+    for (allow, refused, at) in steps {
+        allowed.push_str(&format!("    {allow}\n"));
+        let text = format!("giterminismConfigVersion: 1\nconfig:\n  secrets:\n{allowed}");
+        std::fs::write(dir.join("werf-giterminism.yaml"), text).unwrap();
+        let stderr = String::from_utf8_lossy(&build(&env, &dir, &vars).stderr).to_string();
+        assert!(stderr.contains(refused), "{stderr}");
+        assert!(stderr.contains(at), "{stderr}");
+    }
+    assert_eq!(crate::support::store_listing(env.store.path()), before);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--loose-giterminism"])
+        .envs(vars)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

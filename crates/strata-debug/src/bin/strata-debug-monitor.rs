@@ -54,6 +54,8 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
             let name = match outcome {
                 Outcome::Exit => "exit",
                 Outcome::Reload => "reload",
+                Outcome::Next => "next",
+                Outcome::Continue => "continue",
             };
             writeln!(out, "outcome: {name}")?;
             Ok(0)

@@ -83,21 +83,40 @@ pub struct DockerfileOptions {
 pub enum NamedContext {
     /// A directory of this machine (`NAME=DIR`), for `COPY --from`.
     Dir(PathBuf),
-    /// An image (`NAME=docker-image://REF`).
+    /// An image (`NAME=docker-image://REF`; a manifest digest `sha256:HEX` is one in the
+    /// store).
     Image(String),
+    /// The image of an OCI layout directory (`NAME=oci-layout://DIR[@DIGEST]`: the one it
+    /// holds, or the one of that manifest digest), which the caller loads into its store
+    /// and names as an [`NamedContext::Image`] of its digest before converting.
+    OciLayout {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The manifest digest after `@`, if given.
+        digest: Option<String>,
+    },
 }
 
 impl std::str::FromStr for NamedContext {
     type Err = String;
 
-    /// buildx's forms: `docker-image://REF`, or a directory.
+    /// buildx's forms: `docker-image://REF`, `oci-layout://DIR[@DIGEST]`, or a directory.
     fn from_str(s: &str) -> std::result::Result<NamedContext, String> {
         if let Some(reference) = s.strip_prefix("docker-image://") {
             return Ok(NamedContext::Image(reference.to_string()));
         }
+        if let Some(layout) = s.strip_prefix("oci-layout://") {
+            let (dir, digest) = match layout.rsplit_once('@') {
+                Some((dir, digest)) => (dir, Some(digest.to_string())),
+                None => (layout, None),
+            };
+            return std::fs::canonicalize(dir)
+                .map(|dir| NamedContext::OciLayout { dir, digest })
+                .map_err(|e| format!("the OCI layout {dir}: {e}"));
+        }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(format!(
-                "strata has no `{scheme}://` contexts; give a directory or docker-image://REF"
+                "strata has no `{scheme}://` contexts; give a directory, docker-image://REF or oci-layout://DIR"
             ));
         }
         std::fs::canonicalize(s)
@@ -156,6 +175,70 @@ pub struct BaseConfig {
     /// values its instructions saw: a stage built `FROM` it inherits them (BuildKit's
     /// `dispatchState.init`). Images have none.
     pub args: Vec<(String, String)>,
+    /// An image's `OnBuild` triggers, as its config keeps them (each an instruction's text
+    /// after `ONBUILD`): a stage built `FROM` the image runs them first, as BuildKit does.
+    pub onbuild: Vec<String>,
+}
+
+/// How the caller reads the config of an image a Dockerfile's stage is built `FROM` while the
+/// Dockerfile is converted (BuildKit reads it then too): from its store, pulling it first if
+/// need be.
+pub trait ResolveBase: std::fmt::Debug {
+    /// The run settings of the image `reference` (as written, after expansion), or `None`
+    /// when it cannot be resolved: the build reports that when, and only if, a stage the
+    /// target needs is built on it.
+    fn base_config(&self, reference: &str) -> Option<BaseConfig>;
+}
+
+/// `options` with the configs `bases` resolves for the images the stages of `dockerfile` are
+/// built `FROM` ([`base_references`]) added to its [`DockerfileOptions::base_configs`].
+///
+/// # Errors
+/// As [`base_references`].
+pub fn with_base_configs(
+    dockerfile: &Dockerfile,
+    options: &DockerfileOptions,
+    bases: &dyn ResolveBase,
+) -> Result<DockerfileOptions> {
+    let mut options = options.clone();
+    for reference in base_references(dockerfile, &options)? {
+        if let Some(config) = bases.base_config(&reference) {
+            options.base_configs.insert(reference, config);
+        }
+    }
+    Ok(options)
+}
+
+/// The `ONBUILD` triggers of the images in `options.base_configs`, parsed as the instructions
+/// of a Dockerfile of their own that `sources` gets (named `ONBUILD of REFERENCE`, so an error
+/// in a trigger points at its text), by reference.
+fn image_triggers(
+    options: &DockerfileOptions,
+    sources: &mut SourceMap,
+) -> Result<BTreeMap<String, Vec<Instruction>>> {
+    let mut out = BTreeMap::new();
+    for (reference, config) in &options.base_configs {
+        if config.onbuild.is_empty() {
+            continue;
+        }
+        let name = format!("ONBUILD of {reference}");
+        let mut text = format!("# the ONBUILD triggers of the image {reference}\nFROM scratch\n");
+        for trigger in &config.onbuild {
+            text.push_str(trigger);
+            text.push('\n');
+        }
+        let file = sources.add(PathBuf::from(&name), name, text.clone());
+        let mut parsed = super::parse(file, &text)?;
+        if let Some(extra) = parsed.stages.get(1) {
+            return Err(Box::new(Diagnostic::new(
+                format!("the image {reference} has an ONBUILD trigger that is a FROM"),
+                Some(extra.from.span),
+            )));
+        }
+        let instructions = parsed.stages.pop().map(|s| s.instructions);
+        out.insert(reference.clone(), instructions.unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// The image references the stages of `dockerfile` are built `FROM` (neither `scratch` nor
@@ -171,11 +254,12 @@ pub fn base_references(
             .from
             .image
             .expand(lowering.escape, &|n| lowering.global_args.get(n).cloned())?;
-        let earlier = dockerfile.stages[..index].iter().any(|s| {
-            s.name
-                .as_ref()
-                .is_some_and(|n| n.value.eq_ignore_ascii_case(&text))
-        });
+        let earlier = !lowering.replaced(&text)
+            && dockerfile.stages[..index].iter().any(|s| {
+                s.name
+                    .as_ref()
+                    .is_some_and(|n| n.value.eq_ignore_ascii_case(&text))
+            });
         let text = lowering.named_image(&text);
         if !text.eq_ignore_ascii_case("scratch") && !earlier && !out.contains(&text) {
             out.push(text);
@@ -190,7 +274,9 @@ pub fn lower(
     sources: SourceMap,
     options: &DockerfileOptions,
 ) -> std::result::Result<Plan, (Box<Diagnostic>, SourceMap)> {
+    let mut sources = sources;
     let lowered = Lowering::new(dockerfile, options).and_then(|mut l| {
+        l.image_triggers = image_triggers(options, &mut sources)?;
         let (images, default_images) = l.stages(dockerfile)?;
         if let Some(snapshot) = l.snapshot.into_inner() {
             snapshot.finish().map_err(|e| {
@@ -245,6 +331,9 @@ struct Lowering<'a> {
     /// Per `COPY`/`ADD` without heredocs (by its span): its sources and destination expanded,
     /// as its history entry names them.
     copy_paths: std::collections::HashMap<Span, Vec<String>>,
+    /// The `ONBUILD` triggers of the `FROM` images ([`BaseConfig::onbuild`]), parsed, by
+    /// reference.
+    image_triggers: BTreeMap<String, Vec<Instruction>>,
 }
 
 /// What an instruction sees while its stage is lowered.
@@ -330,6 +419,8 @@ impl Scope {
             user: self.user.clone(),
             shell: self.shell.clone(),
             args: self.arg_values(),
+            // A stage's own triggers are read from its instructions.
+            onbuild: Vec::new(),
         }
     }
 
@@ -394,6 +485,7 @@ impl<'a> Lowering<'a> {
             snapshot: RefCell::new(None),
             run_args: Default::default(),
             copy_paths: Default::default(),
+            image_triggers: BTreeMap::new(),
         })
     }
 
@@ -447,11 +539,23 @@ impl<'a> Lowering<'a> {
         ))
     }
 
+    /// Whether a named context of the stage name `text` replaces that stage
+    /// (`--build-context NAME=...`), as BuildKit's does.
+    fn replaced(&self, text: &str) -> bool {
+        self.options
+            .build_contexts
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case(text))
+    }
+
     /// The image a `FROM`/`--from` word names: an earlier stage (by name or index) or an
     /// image reference (an external image for `--from`).
     fn stage_ref(&self, dockerfile: &Dockerfile, text: &str, before: usize) -> Option<usize> {
         if let Ok(i) = text.parse::<usize>() {
             return (i < before).then(|| self.stage_images[i].0);
+        }
+        if self.replaced(text) {
+            return None;
         }
         dockerfile.stages[..before]
             .iter()
@@ -540,6 +644,10 @@ impl<'a> Lowering<'a> {
             if let Some(config) = self.options.base_configs.get(&from_text) {
                 scope = Scope::from_base(config);
                 without_path = !config.env.iter().any(|(name, _)| name == "PATH");
+            }
+            // The image's triggers: run first, and gone from this stage's config.
+            if let Some(image_triggers) = self.image_triggers.get(&from_text) {
+                triggers = image_triggers.clone();
             }
             Base::Reference {
                 reference: from_text,

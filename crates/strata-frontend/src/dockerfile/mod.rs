@@ -108,7 +108,8 @@ mod words;
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use instructions::*;
 pub use lower::{
-    BaseConfig, DockerfileOptions, Fetch, Fetcher, NamedContext, base_references, lower,
+    BaseConfig, DockerfileOptions, Fetch, Fetcher, NamedContext, ResolveBase, base_references,
+    lower, with_base_configs,
 };
 
 use strata_plan::{Diagnostic, FileId};

@@ -1,6 +1,7 @@
 //! werf's giterminism for what a config may reach on the build machine: `mount: fromPath`
-//! (a host directory) and `mount: from: build_dir` (a directory kept between builds) are
-//! refused unless `werf-giterminism.yaml` next to the config allows them, as werf does:
+//! (a host directory), `mount: from: build_dir` (a directory kept between builds) and
+//! `secrets:` (a variable, a file or a value of the build machine) are refused unless
+//! `werf-giterminism.yaml` next to the config allows them, as werf does:
 //!
 //! ```yaml
 //! giterminismConfigVersion: 1
@@ -9,17 +10,23 @@
 //!     mount:
 //!       allowBuildDir: true
 //!       allowFromPaths: [/var/cache/apt, "/opt/**"]
+//!   secrets:
+//!     allowEnvVariables: [NPM_TOKEN]
+//!     allowFiles: [./secret.txt, "~/.npmrc"]
+//!     allowValueIds: [plain]
 //! ```
 //!
 //! or the build runs in werf's loose mode (`--loose-giterminism`, `WERF_LOOSE_GITERMINISM`),
 //! which allows everything. `allowFromPaths` are globs matched against the whole `fromPath`
-//! (`*` stays within one path component, `**` crosses them). The other giterminism rules of
-//! werf (uncommitted files, environment variables) are not enforced by strata, so their keys
-//! are accepted and ignored.
+//! (`*` stays within one path component, `**` crosses them); `allowFiles` too, both sides
+//! taken as paths of the build machine (`~/` the home, relative to the project directory).
+//! A secret is allowed by what it reads: its variable, its file, or (`value:`) its id. The
+//! other giterminism rules of werf (uncommitted files, environment variables in templates)
+//! are not enforced by strata, so their keys are accepted and ignored.
 
 use std::path::{Component, Path};
 
-use strata_plan::{Diagnostic, MountSource, SourceMap, Span};
+use strata_plan::{Diagnostic, MountSource, SecretSource, SourceMap, Span};
 
 use super::config::Config;
 use super::yaml::{self, Kind, Node};
@@ -33,6 +40,9 @@ pub struct Giterminism {
     loose: bool,
     allow_build_dir: bool,
     allow_from_paths: Vec<globset::GlobMatcher>,
+    allow_secret_envs: Vec<String>,
+    allow_secret_files: Vec<globset::GlobMatcher>,
+    allow_secret_values: Vec<String>,
 }
 
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
@@ -68,6 +78,9 @@ pub fn load(dir: &Path, loose: bool, sources: &mut SourceMap) -> Result<Gitermin
         match key.as_str() {
             Some("giterminismConfigVersion") => version = Some(value.span),
             Some("config") => {
+                if let Some(secrets) = get(value, "config", "secrets")? {
+                    load_secrets(secrets, dir, &mut out)?;
+                }
                 let Some(stapel) = get(value, "config", "stapel")? else {
                     continue;
                 };
@@ -88,17 +101,7 @@ pub fn load(dir: &Path, loose: bool, sources: &mut SourceMap) -> Result<Gitermin
                             for item in items {
                                 let glob =
                                     item.as_str().ok_or_else(|| bad(item, "allowFromPaths"))?;
-                                let matcher = globset::GlobBuilder::new(glob)
-                                    .literal_separator(true)
-                                    .build()
-                                    .map_err(|e| {
-                                        Box::new(Diagnostic::new(
-                                            format!("bad glob `{glob}`: {e}"),
-                                            Some(item.span),
-                                        ))
-                                    })?
-                                    .compile_matcher();
-                                out.allow_from_paths.push(matcher);
+                                out.allow_from_paths.push(matcher(glob, item)?);
                             }
                         }
                         _ => {
@@ -137,8 +140,73 @@ pub fn load(dir: &Path, loose: bool, sources: &mut SourceMap) -> Result<Gitermin
 fn expected(what: &str) -> &'static str {
     match what {
         "allowBuildDir" => "a boolean",
+        "allowEnvVariables" | "allowValueIds" => "a list of strings",
         _ => "a list of glob strings",
     }
+}
+
+/// A glob of the giterminism config (`item` its node, for errors).
+fn matcher(glob: &str, item: &Node) -> Result<globset::GlobMatcher> {
+    Ok(globset::GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| {
+            Box::new(Diagnostic::new(
+                format!("bad glob `{glob}`: {e}"),
+                Some(item.span),
+            ))
+        })?
+        .compile_matcher())
+}
+
+/// `config.secrets`: the variables, files (globs, as host paths of the project `dir`) and
+/// value ids the config's secrets may use.
+fn load_secrets(secrets: &Node, dir: &Path, out: &mut Giterminism) -> Result<()> {
+    for (key, value) in map(secrets, "config.secrets")? {
+        let what = key.as_str().unwrap_or_default();
+        let items = match (&value.kind, what) {
+            (Kind::Seq(items), "allowEnvVariables" | "allowFiles" | "allowValueIds") => items,
+            (_, "allowEnvVariables" | "allowFiles" | "allowValueIds") => {
+                return Err(Box::new(Diagnostic::new(
+                    format!(
+                        "`{what}` must be {}, found {}",
+                        expected(what),
+                        value.type_name()
+                    ),
+                    Some(value.span),
+                )));
+            }
+            _ => {
+                return Err(Box::new(
+                    Diagnostic::new("unknown key in `config.secrets`", Some(key.span)).help(
+                        "werf knows `allowEnvVariables`, `allowFiles` and `allowValueIds` here",
+                    ),
+                ));
+            }
+        };
+        for item in items {
+            let text = item.as_str().ok_or_else(|| {
+                Box::new(Diagnostic::new(
+                    format!(
+                        "`{what}` must be {}, found {}",
+                        expected(what),
+                        item.type_name()
+                    ),
+                    Some(item.span),
+                ))
+            })?;
+            match what {
+                "allowEnvVariables" => out.allow_secret_envs.push(text.to_string()),
+                "allowValueIds" => out.allow_secret_values.push(text.to_string()),
+                _ => {
+                    let path = super::host_path(Path::new(text), dir);
+                    out.allow_secret_files
+                        .push(matcher(&path.to_string_lossy(), item)?);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn map<'a>(node: &'a Node, what: &str) -> Result<&'a [(Node, Node)]> {
@@ -208,6 +276,44 @@ pub fn check_mounts(config: &Config, giterminism: &Giterminism) -> Result<()> {
                 }
                 _ => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses every secret of `config` the giterminism config does not allow, at its entry;
+/// `dir` is the project directory (`src:` paths are relative to it).
+pub fn check_secrets(config: &Config, giterminism: &Giterminism, dir: &Path) -> Result<()> {
+    if giterminism.loose {
+        return Ok(());
+    }
+    for secret in config.images.iter().flat_map(|i| &i.secrets) {
+        let (allowed, allow) = match &secret.source {
+            SecretSource::Env(name) => (
+                giterminism.allow_secret_envs.contains(name),
+                format!("allowEnvVariables: [{name}]"),
+            ),
+            SecretSource::File(path) => {
+                let host = super::host_path(path, dir);
+                (
+                    giterminism
+                        .allow_secret_files
+                        .iter()
+                        .any(|g| g.is_match(&host)),
+                    format!("allowFiles: [{}]", path.display()),
+                )
+            }
+            SecretSource::Value(_) => (
+                giterminism.allow_secret_values.contains(&secret.id),
+                format!("allowValueIds: [{}]", secret.id),
+            ),
+        };
+        if !allowed {
+            return Err(refused(
+                &format!("the secret `{}` is not allowed by giterminism", secret.id),
+                secret.span,
+                &format!("config: {{secrets: {{{allow}}}}}"),
+            ));
         }
     }
     Ok(())

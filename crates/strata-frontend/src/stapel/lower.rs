@@ -195,6 +195,7 @@ pub(crate) fn dockerfile_images(
     config: &Config,
     dir: &std::path::Path,
     snapshot: Option<&std::path::Path>,
+    bases: Option<&dyn crate::dockerfile::ResolveBase>,
     images: &mut Vec<Image>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<()> {
@@ -234,6 +235,11 @@ pub(crate) fn dockerfile_images(
             allow_insecure: false,
             snapshot: snapshot.map(std::path::Path::to_path_buf),
             ..Default::default()
+        };
+        // Its stages start from their bases' configs, as `strata build -f`'s.
+        let options = match bases {
+            Some(bases) => crate::dockerfile::with_base_configs(&parsed, &options, bases)?,
+            None => options,
         };
         let plan = match crate::dockerfile::lower(&parsed, std::mem::take(sources), &options) {
             Ok(plan) => plan,

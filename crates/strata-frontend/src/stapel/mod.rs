@@ -113,6 +113,7 @@ pub fn lower(
     dir: &std::path::Path,
     git: &GitOptions,
     snapshot: Option<&std::path::Path>,
+    dockerfile_bases: Option<&dyn crate::dockerfile::ResolveBase>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
     check_broken(config, &git.images)?;
@@ -121,7 +122,14 @@ pub fn lower(
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
-    lower::dockerfile_images(config, dir, snapshot, &mut images, sources)?;
+    lower::dockerfile_images(
+        config,
+        dir,
+        snapshot,
+        dockerfile_bases,
+        &mut images,
+        sources,
+    )?;
     for (image, own) in images.iter_mut().zip(&config.images) {
         let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref());
         if let Some(mut stage) = spec {

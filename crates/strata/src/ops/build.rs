@@ -16,7 +16,9 @@ use crate::Context;
 use crate::image::normalize_reference;
 use crate::ops::debug::{self, DebugIo, DebugOptions, DebuggerChoice};
 use crate::ops::failures;
+use crate::ops::step;
 use crate::worker::{FailedRun, LocalWorker, WorkerOptions};
+use strata_debug::step::Breakpoints;
 
 /// What to build and how.
 #[derive(Clone, Debug)]
@@ -85,13 +87,38 @@ pub struct BuildReport {
 /// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
 /// the config and builds again with the same settings. With `options.debug.keep_failures`, a
 /// failed step is then kept as a failure record ([`failures`]), pushed with `options.repo`.
+/// With `options.debug.breaks`, the build pauses at them in the monitor on `io` (see
+/// [`super::step`]).
 pub fn build(
     ctx: &Context,
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-    mut io: Option<DebugIo<'_>>,
+    io: Option<DebugIo<'_>>,
 ) -> anyhow::Result<BuildReport> {
+    let io = Mutex::new(io);
+    let monitor = step::Monitor { io: &io, progress };
+    let breakpoints = Breakpoints::new(options.debug.breaks.iter().cloned(), false);
+    let stepping = step::steps(&options.debug.breaks).then_some(&breakpoints);
+    build_with(ctx, options, progress, cancel, &io, &monitor, stepping)
+}
+
+/// [`build`], pausing at `breakpoints` (when given) on `frontend`; a failure opens the
+/// monitor on `io` as [`build`]'s does.
+pub fn build_with(
+    ctx: &Context,
+    options: &BuildOptions,
+    progress: &dyn Sink,
+    cancel: &AtomicBool,
+    io: &Mutex<Option<DebugIo<'_>>>,
+    frontend: &dyn step::Frontend,
+    breakpoints: Option<&Breakpoints>,
+) -> anyhow::Result<BuildReport> {
+    let none = Breakpoints::default();
+    let stepping = breakpoints.is_some();
+    let breakpoints = breakpoints.unwrap_or(&none);
+    let stepper = step::Stepper::new(breakpoints, frontend, &ctx.sandbox, &ctx.store);
+    let debugger = options.debug.debugger || breakpoints.on_fail();
     // The failure the monitor was on when the user chose `reload`, kept until the config
     // loads again: a config that no longer loads sends them back to it.
     let mut last: Option<LastFailure> = None;
@@ -99,7 +126,10 @@ pub fn build(
         let loaded = match load(ctx, options, cancel) {
             Ok(loaded) => loaded,
             Err(e) if cancel.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
-            Err(e) => match (last.take(), io.as_mut()) {
+            Err(e) => match (
+                last.take(),
+                io.lock().unwrap_or_else(|e| e.into_inner()).as_mut(),
+            ) {
                 (Some(failure), Some(io)) => {
                     writeln!(
                         io.output,
@@ -126,11 +156,18 @@ pub fn build(
         drop(last.take());
         let Loaded {
             plan,
-            worker,
+            mut worker,
             _scratch,
         } = loaded;
         debug::check_targets(&plan, &options.debug.introspect)?;
-        let mut error = match build_plan(ctx, &plan, &worker, options, progress, cancel) {
+        step::check(&plan, &options.debug.breaks)?;
+        let stepper = stepping.then(|| {
+            stepper.set_sources(&plan.sources);
+            worker.set_stops(&stepper);
+            &stepper
+        });
+        let built = build_plan(ctx, &plan, &worker, options, progress, cancel, stepper);
+        let mut error = match built {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
@@ -146,7 +183,8 @@ pub fn build(
         let failed = error
             .take_kept()
             .and_then(|k| k.downcast::<FailedRun>().ok());
-        if let (Some(io), true, Some(kept)) = (io.as_mut(), options.debug.debugger, &failed)
+        let mut io = io.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(io), true, Some(kept)) = (io.as_mut(), debugger, &failed)
             && let Some(view) = debug::failure_for(&plan, &error, kept)
         {
             let image = options.debug.debugger_image.as_deref();
@@ -270,12 +308,29 @@ fn load_plan(
     (downloads, pinned): (&std::path::Path, &std::path::Path),
     cancel: &AtomicBool,
 ) -> anyhow::Result<Plan> {
+    let bases = Bases {
+        ctx,
+        worker: &*worker,
+    };
     let loaded = match &options.dockerfile {
         Some((path, df)) => {
-            dockerfile_bases(ctx, worker, downloads, path, df).and_then(|mut df| {
-                df.snapshot = Some(pinned.to_path_buf());
-                strata_frontend::load_dockerfile(path, &df)
-            })
+            let mut df = df.clone();
+            // An OCI layout's image is read into the store and named by its digest.
+            for named in df.build_contexts.values_mut() {
+                if let strata_frontend::dockerfile::NamedContext::OciLayout { dir, digest } = named
+                {
+                    let manifest = super::load::layout_image(ctx, dir, digest.as_deref())?;
+                    *named = strata_frontend::dockerfile::NamedContext::Image(manifest.to_string());
+                }
+            }
+            df.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
+                Downloads {
+                    dir: downloads.to_path_buf(),
+                    git_cache: ctx.store.git_cache_dir(),
+                },
+            )));
+            df.snapshot = Some(pinned.to_path_buf());
+            strata_frontend::load_dockerfile(path, &df, Some(&bases))
         }
         None => strata_frontend::stapel::load(
             &options.dir,
@@ -290,6 +345,7 @@ fn load_plan(
                 env: options.env.clone(),
                 loose_giterminism: options.loose_giterminism,
                 snapshot: Some(pinned.to_path_buf()),
+                dockerfile_bases: Some(&bases),
             },
         ),
     };
@@ -311,50 +367,35 @@ fn load_plan(
     Ok(plan)
 }
 
-/// `options` with the configs of the images the Dockerfile's stages are built `FROM` (pulled
-/// when missing), so its ENV, WORKDIR, USER and SHELL are what later instructions see, as in
-/// BuildKit. An image that cannot be resolved is left out: the build reports it when (and
-/// only if) a stage the target needs is built on it. `ADD <url>` downloads into `downloads`.
-fn dockerfile_bases(
-    ctx: &Context,
-    worker: &LocalWorker<'_>,
-    downloads: &std::path::Path,
-    path: &std::path::Path,
-    options: &strata_frontend::dockerfile::DockerfileOptions,
-) -> Result<strata_frontend::dockerfile::DockerfileOptions, strata_frontend::Error> {
-    use strata_solver::Executor as _;
-    let mut options = options.clone();
-    options.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
-        Downloads {
-            dir: downloads.to_path_buf(),
-            git_cache: ctx.store.git_cache_dir(),
-        },
-    )));
-    for reference in strata_frontend::dockerfile_base_references(path, &options)? {
-        let Ok(base) = worker.resolve_base(&reference) else {
-            continue;
-        };
-        let Ok(image) = crate::image::StoredImage::load(&ctx.store, &base.manifest) else {
-            continue;
-        };
+/// Reads the configs of the images a Dockerfile's stages are built `FROM` (pulled when
+/// missing), so its ENV, WORKDIR, USER, SHELL and ONBUILD are what later instructions see, as
+/// in BuildKit; for `strata build -f` and a config's `dockerfile:` images alike.
+struct Bases<'a> {
+    ctx: &'a Context,
+    worker: &'a LocalWorker<'a>,
+}
+
+impl std::fmt::Debug for Bases<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the store's base images")
+    }
+}
+
+impl strata_frontend::dockerfile::ResolveBase for Bases<'_> {
+    fn base_config(&self, reference: &str) -> Option<strata_frontend::dockerfile::BaseConfig> {
+        use strata_solver::Executor as _;
+        let base = self.worker.resolve_base(reference).ok()?;
+        let image = crate::image::StoredImage::load(&self.ctx.store, &base.manifest).ok()?;
         let run = &image.config.config;
-        let base = strata_frontend::dockerfile::BaseConfig {
-            env: run
-                .env
-                .iter()
-                .map(|e| {
-                    let (k, v) = e.split_once('=').unwrap_or((e, ""));
-                    (k.to_string(), v.to_string())
-                })
-                .collect(),
+        Some(strata_frontend::dockerfile::BaseConfig {
+            env: crate::worker::split_env(&run.env),
             workdir: run.working_dir.clone(),
             user: run.user.clone(),
             shell: run.shell.clone().unwrap_or_default(),
             args: Vec::new(),
-        };
-        options.base_configs.insert(reference, base);
+            onbuild: run.onbuild.clone(),
+        })
     }
-    Ok(options)
 }
 
 /// Where a Dockerfile build's `ADD` sources go: downloads and checkouts into `dir` (a
@@ -393,6 +434,7 @@ pub fn build_plan(
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
+    stepper: Option<&step::Stepper<'_>>,
 ) -> Result<BuildReport, BuildError> {
     for note in &plan.notes {
         progress.event(strata_progress::Event::Note {
@@ -428,7 +470,11 @@ pub fn build_plan(
         } else {
             options.images.clone()
         },
-        parallel: options.parallel,
+        // Paused, the whole build is: one image at a time.
+        parallel: match stepper {
+            Some(_) => 1,
+            None => options.parallel,
+        },
     };
     let hooks = debug::Introspection {
         worker,
@@ -437,6 +483,7 @@ pub fn build_plan(
         options: &options.debug,
         progress,
         terminal: Mutex::new(()),
+        stepper,
     };
     let solved = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel);
     // The build ends when the stages it built are in the stage repository too.

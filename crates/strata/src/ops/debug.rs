@@ -44,6 +44,9 @@ pub struct DebugOptions {
     /// Keep a failed step as a failure record (after the monitor, if it opens): the CLI asks
     /// for it unless the monitor has a terminal.
     pub keep_failures: bool,
+    /// Breakpoints (`--break`): the build pauses there (see [`super::step`]); `on-fail` is
+    /// [`DebugOptions::debugger`].
+    pub breaks: Vec<strata_debug::step::BreakSpec>,
 }
 
 /// One `--introspect-stage` value.
@@ -127,6 +130,8 @@ pub(crate) struct Introspection<'a> {
     pub progress: &'a dyn Sink,
     /// One shell at a time has the terminal.
     pub terminal: Mutex<()>,
+    /// The step debugger, when the build has breakpoints.
+    pub stepper: Option<&'a super::step::Stepper<'a>>,
 }
 
 impl Introspection<'_> {
@@ -221,6 +226,18 @@ impl Hooks for Introspection<'_> {
         self.open(job, format!("{}/{}", job.image_name, job.stage.name), spec);
     }
 
+    fn wants_cached(&self, image: &str, stage: &str) -> bool {
+        self.stepper
+            .is_some_and(|s| s.breakpoints().may_stop(image, stage))
+    }
+
+    fn at_cached_stage(&self, job: &StageJob<'_>, state: &StageState) -> bool {
+        match self.stepper {
+            Some(stepper) => stepper.at_cached_stage(self.worker, job, state, self.progress),
+            None => true,
+        }
+    }
+
     fn on_failure(&self, job: &StageJob<'_>, error: &ExecError) {
         let what = format!("{}/{}", job.image_name, job.stage.name);
         if self.options.introspect_before_error {
@@ -243,9 +260,9 @@ impl Hooks for Introspection<'_> {
 /// Where the debugger monitor reads commands and writes its output.
 pub struct DebugIo<'a> {
     /// Commands, a line at a time.
-    pub input: &'a mut dyn BufRead,
+    pub input: &'a mut (dyn BufRead + Send),
     /// The monitor's output.
-    pub output: &'a mut dyn Write,
+    pub output: &'a mut (dyn Write + Send),
 }
 
 /// What the user chose in the debugger.
@@ -295,8 +312,11 @@ pub(crate) fn monitor(
         what,
     });
     Ok(match outcome? {
-        strata_debug::Outcome::Exit => DebuggerChoice::Exit,
         strata_debug::Outcome::Reload => DebuggerChoice::Reload,
+        // `next` and `continue` are refused where nothing is paused.
+        strata_debug::Outcome::Exit
+        | strata_debug::Outcome::Next
+        | strata_debug::Outcome::Continue => DebuggerChoice::Exit,
     })
 }
 

@@ -103,8 +103,9 @@ struct Contents {
     blobs: BTreeMap<String, (Digest, u64)>,
 }
 
-/// Loads the images of the archive at `source`; `name` (if given) names the only image.
-pub fn load(ctx: &Context, source: &Path, name: Option<&str>) -> anyhow::Result<Vec<Loaded>> {
+/// The images of the archive at `source` (their blobs now in the store, nothing tagged): each
+/// manifest digest with the names the archive gives it.
+fn read_images(ctx: &Context, source: &Path) -> anyhow::Result<Vec<(Digest, Vec<String>)>> {
     let kind = archive_kind(source)?.with_context(|| {
         format!(
             "{} is neither a docker-save tarball nor an OCI image layout",
@@ -123,6 +124,44 @@ pub fn load(ctx: &Context, source: &Path, name: Option<&str>) -> anyhow::Result<
     if found.is_empty() {
         bail!("{} holds no image", source.display());
     }
+    Ok(found)
+}
+
+/// The image of the OCI layout `dir` (`--build-context NAME=oci-layout://DIR[@DIGEST]`),
+/// read into the store untagged: the one it holds, or the one whose manifest is `digest`.
+pub fn layout_image(ctx: &Context, dir: &Path, digest: Option<&str>) -> anyhow::Result<Digest> {
+    if archive_kind(dir)? != Some(ArchiveKind::Oci) || !dir.is_dir() {
+        bail!("{} is not an OCI image layout directory", dir.display());
+    }
+    let found = read_images(ctx, dir)?;
+    let manifest = match digest {
+        Some(d) => {
+            let wanted: Digest = d
+                .parse()
+                .with_context(|| format!("oci-layout://{}@{d}: not a digest", dir.display()))?;
+            found
+                .iter()
+                .find(|(m, _)| *m == wanted)
+                .map(|(m, _)| *m)
+                .with_context(|| format!("{} has no image {d}", dir.display()))?
+        }
+        None if found.len() == 1 => found[0].0,
+        None => bail!(
+            "{} holds {} images; name one: oci-layout://{}@sha256:...",
+            dir.display(),
+            found.len(),
+            dir.display()
+        ),
+    };
+    StoredImage::load(&ctx.store, &manifest)
+        .with_context(|| format!("image {manifest} of {}", dir.display()))?;
+    ctx.store.sync()?;
+    Ok(manifest)
+}
+
+/// Loads the images of the archive at `source`; `name` (if given) names the only image.
+pub fn load(ctx: &Context, source: &Path, name: Option<&str>) -> anyhow::Result<Vec<Loaded>> {
+    let found = read_images(ctx, source)?;
     if name.is_some() && found.len() > 1 {
         bail!(
             "{} holds {} images; load it without a name to give each its own",

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod cleanup;
+pub mod dap;
 pub mod debug;
 pub mod explain;
 pub mod export;
@@ -18,3 +19,4 @@ pub mod plan;
 pub mod pull;
 pub mod push;
 pub mod run;
+pub mod step;

@@ -10,6 +10,25 @@ use crate::image::StoredImage;
 use crate::oci::ImageConfig;
 use crate::toolbox;
 
+/// `NAME=value` entries as (name, value) pairs (an entry without `=` is a name with no value).
+pub(crate) fn split_env(env: &[String]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|e| {
+            let (k, v) = e.split_once('=').unwrap_or((e, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// `env` with a step's build args: an arg overrides the image's variable of its name (one
+/// entry each: a program reading the first of two would see the wrong one).
+pub(super) fn with_args(env: &mut Vec<String>, args: &[(String, String)]) {
+    for (k, v) in args {
+        env.retain(|e| e.split_once('=').is_none_or(|(name, _)| name != k));
+        env.push(format!("{k}={v}"));
+    }
+}
+
 impl LocalWorker<'_> {
     /// The values of the stage's `dependencies` variables.
     pub(super) fn dependency_values(

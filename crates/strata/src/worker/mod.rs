@@ -47,6 +47,7 @@ use crate::image;
 use crate::toolbox;
 
 pub(crate) use commit::commit_dir;
+pub(crate) use env::split_env;
 pub use error::Error;
 pub use failure::{FailedRun, StepSpec};
 pub use mounts::Error as MountError;
@@ -101,6 +102,42 @@ pub struct LocalWorker<'a> {
     project: Option<String>,
     /// The base references pulled by this build (with `pull`, each is pulled once).
     pulled: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The step debugger, when the build is debugged (see [`Stops`]).
+    stops: Option<&'a dyn Stops>,
+}
+
+/// Where a debugged build may pause inside a stage the worker builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// Before the stage's first step (for a stage script: before its first line).
+    Stage,
+    /// Before line `command` (from 1) of the stage script of step `step`.
+    Line {
+        /// The step of the script.
+        step: usize,
+        /// The line, an index into its commands.
+        command: usize,
+    },
+}
+
+/// The step debugger as the worker sees it: asked at every place a build may pause, it says
+/// whether to, and pauses there with the state the next step would run on. A stage script
+/// is then run in pieces between the lines it pauses before, each piece's shell (variables,
+/// functions, directory) carried into the next (see `run::stage_segment`).
+pub trait Stops: Sync {
+    /// Whether the build pauses at `at` of `job`'s stage, and why; asked once per place, in
+    /// build order, before the steps up to it run.
+    fn hit(&self, job: &StageJob<'_>, at: At) -> Option<strata_debug::step::Reason>;
+    /// Pauses at `at` with `spec` the state there (`lowers` the stage's base, `upper` what the
+    /// stage wrote so far, the next step's process); an error ends the stage (the user
+    /// stopped the build: [`ExecError::Cancelled`]).
+    fn pause(
+        &self,
+        job: &StageJob<'_>,
+        at: At,
+        reason: strata_debug::step::Reason,
+        spec: strata_sandbox::ContainerSpec,
+    ) -> Result<(), ExecError>;
 }
 
 impl<'a> LocalWorker<'a> {
@@ -131,7 +168,13 @@ impl<'a> LocalWorker<'a> {
             tmp_dirs: Default::default(),
             project: None,
             pulled: Default::default(),
+            stops: None,
         })
+    }
+
+    /// Pauses the stages this worker builds where `stops` says (the step debugger).
+    pub fn set_stops(&mut self, stops: &'a dyn Stops) {
+        self.stops = Some(stops);
     }
 
     /// Builds for the stapel config of `project` (werf's `project:`), see [`Executor::resolve_base`].

@@ -63,12 +63,7 @@ impl LocalWorker<'_> {
         let mut env = self
             .stage_env(job, config, toolbox)
             .map_err(op("resolve the step's environment"))?;
-        // A build arg overrides the image's variable of its name (one entry each: a program
-        // reading the first of two would see the wrong one).
-        for (k, v) in &run.env {
-            env.retain(|e| e.split_once('=').is_none_or(|(name, _)| name != k));
-            env.push(format!("{k}={v}"));
-        }
+        super::env::with_args(&mut env, &run.env);
         let secrets = secrets::for_stage(
             &job.stage.options.secrets,
             &self.options.secrets,
@@ -83,137 +78,211 @@ impl LocalWorker<'_> {
             }
             _ => Vec::new(),
         };
-        let (args, env) =
-            step_command(run, env, &dirs.control, "").map_err(op("write the step's command"))?;
-        let spec = self
-            .container_spec(lowers.to_vec(), &dirs, args, env, Some(run), config, job)
-            .map_err(op("set up the step's container"))?;
-        if spec.security == Security::Insecure {
-            // Named in the output, as BuildKit does: this step is not confined.
-            let command = run.commands.first().map_or("", |c| c.text.as_str());
-            progress.event(Event::Log {
-                id: id.clone(),
-                stream: Stream::Info,
-                line: format!(
-                    "security.insecure: all capabilities and no seccomp for `{}`",
-                    command.lines().next().unwrap_or_default()
-                ),
-            });
-        }
-        let mut container = self
-            .sandbox
-            .spawn(&spec, Stdio::Piped)
-            .map_err(sandbox("start the step's container"))?;
-        let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
-        let output = container.take_output();
-        let done = AtomicBool::new(false);
-        let stopped = std::thread::scope(|scope| {
-            let watcher = scope.spawn(|| stop_on_cancel(&container, cancel, &done));
-            if let Some(output) = output {
-                read_output(output, &mut tail, id, progress);
+        // Debugged, a stage script runs in pieces between the lines the build pauses before.
+        // (An ansible stage's playbook runs whole: its pauses are the stage's.)
+        let stops = self.stops.filter(|_| run.shell == RunShell::ToolboxScript);
+        let lines = run.commands.len();
+        let next_pause = |from: usize| {
+            let stops = stops?;
+            (from + 1..lines).find_map(|command| {
+                let at = super::At::Line { step, command };
+                stops.hit(job, at).map(|reason| (at, reason))
+            })
+        };
+        let mut segment = Segment { from: 0, to: lines };
+        let mut pause = next_pause(0);
+        let mut cwd = None;
+        loop {
+            if let Some((super::At::Line { command, .. }, _)) = pause {
+                segment.to = command;
             }
-            // The output ends when the container's processes are gone (or closed it).
-            done.store(true, Ordering::Release);
-            watcher.thread().unpark();
-            watcher
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-        .map_err(sandbox("stop the step's container"))?;
-        let status = container
-            .wait()
-            .map_err(sandbox("wait for the step's container"))?;
-        // Cancelled: nothing of the step is kept, whether it ended by the kill or just before.
-        if stopped || cancel.load(Ordering::Relaxed) {
-            return Err(ExecError::Cancelled);
-        }
-        if !status.success() {
-            // Written by the container: read without following links, bounded, and checked.
-            let command = crate::beneath::read(&dirs.state, "step", STEP_MAX)
+            let (args, step_env) = step_command(run, env.clone(), &dirs.control, "", &segment)
+                .map_err(op("write the step's command"))?;
+            let mut spec = self
+                .container_spec(
+                    lowers.to_vec(),
+                    &dirs,
+                    args,
+                    step_env,
+                    Some(run),
+                    config,
+                    job,
+                )
+                .map_err(op("set up the step's container"))?;
+            if let Some(cwd) = &cwd {
+                spec.process.cwd = String::clone(cwd);
+            }
+            // A piece of a stage script that runs to its end leaves its shell here.
+            let saved = dirs.state.join(SAVED_SHELL);
+            if saved.symlink_metadata().is_ok() {
+                fs::remove_file(&saved).map_err(op("remove the last piece's shell"))?;
+            }
+            if spec.security == Security::Insecure && segment.from == 0 {
+                // Named in the output, as BuildKit does: this step is not confined.
+                let command = run.commands.first().map_or("", |c| c.text.as_str());
+                progress.event(Event::Log {
+                    id: id.clone(),
+                    stream: Stream::Info,
+                    line: format!(
+                        "security.insecure: all capabilities and no seccomp for `{}`",
+                        command.lines().next().unwrap_or_default()
+                    ),
+                });
+            }
+            let mut container = self
+                .sandbox
+                .spawn(&spec, Stdio::Piped)
+                .map_err(sandbox("start the step's container"))?;
+            let mut tail = VecDeque::with_capacity(OUTPUT_TAIL);
+            let output = container.take_output();
+            let done = AtomicBool::new(false);
+            let stopped = std::thread::scope(|scope| {
+                let watcher = scope.spawn(|| stop_on_cancel(&container, cancel, &done));
+                if let Some(output) = output {
+                    read_output(output, &mut tail, id, progress);
+                }
+                // The output ends when the container's processes are gone (or closed it).
+                done.store(true, Ordering::Release);
+                watcher.thread().unpark();
+                watcher
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .map_err(sandbox("stop the step's container"))?;
+            let status = container
+                .wait()
+                .map_err(sandbox("wait for the step's container"))?;
+            // Cancelled: nothing of the step is kept, whether it ended by the kill or just before.
+            if stopped || cancel.load(Ordering::Relaxed) {
+                return Err(ExecError::Cancelled);
+            }
+            if !status.success() {
+                // Written by the container: read without following links, bounded, and checked.
+                let command = crate::beneath::read(&dirs.state, "step", STEP_MAX)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| String::from_utf8(s).ok())
+                    .and_then(|s| s.trim().parse().ok())
+                    .filter(|c: &usize| *c < run.commands.len())
+                    .or((run.commands.len() == 1).then_some(0));
+                let mut spec = spec;
+                let rerun_args = match (command, &run.shell) {
+                    (Some(c), RunShell::ToolboxScript) => {
+                        // The environment and directory the failed line started in, as the
+                        // script recorded them; the build's (plus the locale) if it did not.
+                        let shell_env = crate::beneath::read(&dirs.state, "env", ENV_MAX)
+                            .ok()
+                            .flatten()
+                            .and_then(|bytes| captured_env(&bytes));
+                        spec.process.env = match shell_env {
+                            Some(env) => env,
+                            None => locale.iter().cloned().chain(spec.process.env).collect(),
+                        };
+                        if let Some(pwd) = env_value(&spec.process.env, "PWD")
+                            && pwd.starts_with('/')
+                        {
+                            spec.process.cwd = pwd.to_string();
+                        }
+                        let only = Run {
+                            commands: vec![run.commands[c].clone()],
+                            ..run.clone()
+                        };
+                        let (mut args, _) = step_command(
+                            &only,
+                            spec.process.env.clone(),
+                            &dirs.control,
+                            RERUN,
+                            &Segment { from: 0, to: 1 },
+                        )
+                        .map_err(op("write the rerun script"))?;
+                        // The script sets the locale itself, as the build's did: bash must not
+                        // start with it (it warns about locales the image lacks).
+                        let mut unset = vec![format!("{}/bin/env", toolbox::MOUNT_POINT)];
+                        for name in LOCALE {
+                            unset.extend(["-u".to_string(), name.to_string()]);
+                        }
+                        args.splice(0..0, unset);
+                        args
+                    }
+                    (None, RunShell::ToolboxScript) => {
+                        spec.process.env = locale.iter().cloned().chain(spec.process.env).collect();
+                        spec.process.args.clone()
+                    }
+                    // The failed task alone, in the container's environment (the script sets
+                    // the locale); without one named, the whole playbook again.
+                    (only, RunShell::Ansible) => {
+                        let script = format!("{RERUN}/script.sh");
+                        crate::beneath::write(
+                            &dirs.control,
+                            &script,
+                            ansible_script(&locale, only).as_bytes(),
+                        )
+                        .map_err(op("write the rerun script"))?;
+                        vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")]
+                    }
+                    _ => spec.process.args.clone(),
+                };
+                let failed = FailedRun {
+                    image: job.image_name.to_string(),
+                    stage: job.stage.name.clone(),
+                    step_args: spec.process.args.clone(),
+                    rerun_args,
+                    spec,
+                    // Filled in by the stage loop, which knows the layers.
+                    base: Vec::new(),
+                    mounts: job
+                        .stage
+                        .options
+                        .mounts
+                        .iter()
+                        .chain(&run.mounts)
+                        .cloned()
+                        .collect(),
+                    extra_hosts: self.extra_hosts(job),
+                    scratch,
+                };
+                return Err(ExecError::CommandFailed {
+                    step,
+                    command,
+                    exit_code: status.code(),
+                    output_tail: tail.into(),
+                    kept: Some(Kept::new(failed)),
+                });
+            }
+            let Some((at, reason)) = pause else { break };
+            // No shell saved: the script ended before the line (an `exit 0`), as it would have
+            // undebugged; the step is done.
+            let Some(shell) = crate::beneath::read(&dirs.state, SAVED_SHELL, ENV_MAX)
+                .map_err(op("read the shell of the script so far"))?
+            else {
+                break;
+            };
+            crate::beneath::write(&dirs.control, RESUME, &shell)
+                .map_err(op("keep the shell of the script so far"))?;
+            // The environment and directory the next line starts in, as the script recorded them.
+            if let Some(recorded) = crate::beneath::read(&dirs.state, "env", ENV_MAX)
                 .ok()
                 .flatten()
-                .and_then(|s| String::from_utf8(s).ok())
-                .and_then(|s| s.trim().parse().ok())
-                .filter(|c: &usize| *c < run.commands.len())
-                .or((run.commands.len() == 1).then_some(0));
-            let mut spec = spec;
-            let rerun_args = match (command, &run.shell) {
-                (Some(c), RunShell::ToolboxScript) => {
-                    // The environment and directory the failed line started in, as the
-                    // script recorded them; the build's (plus the locale) if it did not.
-                    let shell_env = crate::beneath::read(&dirs.state, "env", ENV_MAX)
-                        .ok()
-                        .flatten()
-                        .and_then(|bytes| captured_env(&bytes));
-                    spec.process.env = match shell_env {
-                        Some(env) => env,
-                        None => locale.iter().cloned().chain(spec.process.env).collect(),
-                    };
-                    if let Some(pwd) = env_value(&spec.process.env, "PWD")
-                        && pwd.starts_with('/')
-                    {
-                        spec.process.cwd = pwd.to_string();
-                    }
-                    let only = Run {
-                        commands: vec![run.commands[c].clone()],
-                        ..run.clone()
-                    };
-                    let (mut args, _) =
-                        step_command(&only, spec.process.env.clone(), &dirs.control, RERUN)
-                            .map_err(op("write the rerun script"))?;
-                    // The script sets the locale itself, as the build's did: bash must not
-                    // start with it (it warns about locales the image lacks).
-                    let mut unset = vec![format!("{}/bin/env", toolbox::MOUNT_POINT)];
-                    for name in LOCALE {
-                        unset.extend(["-u".to_string(), name.to_string()]);
-                    }
-                    args.splice(0..0, unset);
-                    args
-                }
-                (None, RunShell::ToolboxScript) => {
-                    spec.process.env = locale.iter().cloned().chain(spec.process.env).collect();
-                    spec.process.args.clone()
-                }
-                // The failed task alone, in the container's environment (the script sets the
-                // locale); without one named, the whole playbook again.
-                (only, RunShell::Ansible) => {
-                    let script = format!("{RERUN}/script.sh");
-                    crate::beneath::write(
-                        &dirs.control,
-                        &script,
-                        ansible_script(&locale, only).as_bytes(),
-                    )
-                    .map_err(op("write the rerun script"))?;
-                    vec![toolbox::BASH.to_string(), format!("{RUN_DIR}/{script}")]
-                }
-                _ => spec.process.args.clone(),
+                .and_then(|bytes| captured_env(&bytes))
+            {
+                env = recorded;
+            }
+            cwd = env_value(&env, "PWD")
+                .filter(|pwd| pwd.starts_with('/'))
+                .map(str::to_string);
+            let mut paused = spec;
+            paused.process.env = env.clone();
+            if let Some(cwd) = &cwd {
+                paused.process.cwd = cwd.clone();
+            }
+            stops
+                .expect("a pause comes from the stops")
+                .pause(job, at, reason, paused)?;
+            segment = Segment {
+                from: segment.to,
+                to: lines,
             };
-            let failed = FailedRun {
-                image: job.image_name.to_string(),
-                stage: job.stage.name.clone(),
-                step_args: spec.process.args.clone(),
-                rerun_args,
-                spec,
-                // Filled in by the stage loop, which knows the layers.
-                base: Vec::new(),
-                mounts: job
-                    .stage
-                    .options
-                    .mounts
-                    .iter()
-                    .chain(&run.mounts)
-                    .cloned()
-                    .collect(),
-                extra_hosts: self.extra_hosts(job),
-                scratch,
-            };
-            return Err(ExecError::CommandFailed {
-                step,
-                command,
-                exit_code: status.code(),
-                output_tail: tail.into(),
-                kept: Some(Kept::new(failed)),
-            });
+            pause = next_pause(segment.from);
         }
         self.commit_upper(&dirs, job.stage.options.always_layer)
     }
@@ -270,6 +339,7 @@ pub(super) fn step_command(
     env: Vec<String>,
     control: &Path,
     sub: &str,
+    segment: &Segment,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     Ok(match &run.shell {
         RunShell::ToolboxScript | RunShell::Ansible => {
@@ -283,7 +353,7 @@ pub(super) fn step_command(
             };
             let text = match run.shell {
                 RunShell::Ansible => ansible_script(&locale, None),
-                _ => stage_script(run, &locale),
+                _ => stage_script(run, &locale, segment),
             };
             // The rerun script is written after the container ran: never through its links.
             crate::beneath::write(control, &script, text.as_bytes())?;
@@ -350,6 +420,27 @@ fn captured_env(bytes: &[u8]) -> Option<Vec<String>> {
 /// Where, inside the control dir, the script that reruns only a failed command is written.
 pub(super) const RERUN: &str = "rerun";
 
+/// Where, in the state dir, a piece of a debugged stage script saves its shell at its end.
+const SAVED_SHELL: &str = "shell";
+/// Where, in the control dir, the next piece finds that shell to restore.
+const RESUME: &str = "resume.sh";
+
+/// The lines of a stage script one container runs: all of them unless the build is debugged
+/// (see [`super::Stops`]).
+pub(super) struct Segment {
+    /// The first line.
+    pub from: usize,
+    /// One past the last.
+    pub to: usize,
+}
+
+/// What a piece of a stage script does not save of its shell: what bash sets itself (most
+/// of it read-only, or meaningless in another shell) and the loop's own variable.
+const UNSAVED: &str = "BASH|BASH_*|BASHOPTS|BASHPID|COLUMNS|COMP_WORDBREAKS|DIRSTACK|\
+EPOCHREALTIME|EPOCHSECONDS|EUID|FUNCNAME|GROUPS|HISTCMD|HOSTNAME|HOSTTYPE|LINENO|LINES|MACHTYPE|\
+OLDPWD|OPTERR|OPTIND|OSTYPE|PIPESTATUS|PPID|PWD|RANDOM|SECONDS|SHELLOPTS|SHLVL|SRANDOM|UID|_|\
+__strata_v";
+
 /// Directories of one container run inside a scratch dir.
 pub(crate) struct RunDirs {
     pub upper: PathBuf,
@@ -400,20 +491,45 @@ impl RunDirs {
 /// failure names the command and the debugger starts where it started (after the `cd`s and
 /// `export`s of the lines before it).
 /// `exports` (`NAME=value`) are exported first, with bash's warnings about them silenced.
-pub(crate) fn stage_script(run: &Run, exports: &[String]) -> String {
+///
+/// Debugged, the script runs only the lines of `segment`: a piece after the first starts by
+/// restoring the shell the piece before it saved (its variables, exported or not, its
+/// functions and directory); a piece before the last ends by saving its shell. Traps, shell
+/// options and background jobs do not carry over.
+pub(crate) fn stage_script(run: &Run, exports: &[String], segment: &Segment) -> String {
     let mut s = script_head(exports);
-    for (i, command) in run.commands.iter().enumerate() {
+    if segment.from > 0 {
+        s.push_str(&format!("{{ . {RUN_DIR}/{RESUME}; }} 2>/dev/null || :\n"));
+    }
+    let record = |s: &mut String, i: usize| {
         s.push_str(&format!("printf '%s' {i} > {STATE_DIR}/step\n"));
         s.push_str(&format!(
             "{}/bin/env -0 > {STATE_DIR}/env 2>/dev/null || :\n",
             toolbox::MOUNT_POINT
         ));
+    };
+    for (i, command) in run
+        .commands
+        .iter()
+        .enumerate()
+        .take(segment.to)
+        .skip(segment.from)
+    {
+        record(&mut s, i);
         s.push_str(&format!(
             "printf '+ %s\\n' {}\n",
             shell_quote(&command.text)
         ));
         s.push_str(&command.text);
         s.push('\n');
+    }
+    if segment.to < run.commands.len() {
+        record(&mut s, segment.to);
+        s.push_str(&format!(
+            "{{ for __strata_v in $(compgen -v); do case $__strata_v in {UNSAVED}) ;; \
+             *) declare -p \"$__strata_v\" ;; esac; done; declare -f; \
+             printf 'cd -- %q\\n' \"$PWD\"; }} > {STATE_DIR}/{SAVED_SHELL} 2>/dev/null\n"
+        ));
     }
     s
 }
@@ -469,7 +585,11 @@ mod tests {
             no_network: false,
             insecure: false,
         };
-        let script = stage_script(&run, &["LC_ALL=C.UTF-8".into()]);
+        let script = stage_script(
+            &run,
+            &["LC_ALL=C.UTF-8".into()],
+            &Segment { from: 0, to: 2 },
+        );
         assert_eq!(
             script,
             "{ export LC_ALL='C.UTF-8'; } 2>/dev/null\nset -e\n\

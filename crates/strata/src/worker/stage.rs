@@ -86,6 +86,26 @@ impl LocalWorker<'_> {
         let mut commits = parent_record
             .map(|r| git::recorded_commits(&r.meta))
             .unwrap_or_default();
+        if let Some(stops) = self.stops
+            && let Some(reason) = stops.hit(job, super::At::Stage)
+        {
+            // The state before the stage: the parent's, nothing written yet.
+            let dir = self
+                .store
+                .scratch("pause")
+                .map_err(store("make the pause's directories"))?;
+            let mut spec = self
+                .state_spec(job, job.parent_manifest.as_ref(), Vec::new(), dir.path())
+                .map_err(error::op("make the paused state's container"))?;
+            // The first command's build args, as it will see them.
+            if let Some(run) = job.stage.steps.iter().find_map(|s| match &s.op {
+                Op::Run(run) => Some(run),
+                _ => None,
+            }) {
+                super::env::with_args(&mut spec.process.env, &run.env);
+            }
+            stops.pause(job, super::At::Stage, reason, spec)?;
+        }
         let mut new_layer_bytes = 0;
         let mut commit_millis = 0;
         // File work waits in a prepared run and lands in the upper dir of the next command step

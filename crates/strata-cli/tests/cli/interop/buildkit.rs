@@ -100,6 +100,9 @@ struct Header {
     /// `# hardlink: FILE LINK`: the staged context's `LINK` is made a hardlink of its `FILE`
     /// (git keeps no hardlinks).
     hardlinks: Vec<(String, String)>,
+    /// `# base: DIR NAME`: the case's `DIR` is built first, by each builder, as the image
+    /// `NAME` the case's Dockerfile builds `FROM` (an image of one's own, not a stage).
+    bases: Vec<(String, String)>,
 }
 
 fn header(dir: &Path) -> Header {
@@ -111,16 +114,21 @@ fn header(dir: &Path) -> Header {
         } else if let Some(t) = line.strip_prefix("# expect-failure:") {
             header.failure = Some(t.trim().to_string());
         } else if let Some(pair) = line.strip_prefix("# hardlink:") {
-            let (file, link) = pair
-                .trim()
-                .split_once(' ')
-                .unwrap_or_else(|| panic!("`# hardlink: FILE LINK`, not `{line}`"));
-            header
-                .hardlinks
-                .push((file.to_string(), link.trim().to_string()));
+            header.hardlinks.push(two_words(pair, line));
+        } else if let Some(pair) = line.strip_prefix("# base:") {
+            header.bases.push(two_words(pair, line));
         }
     }
     header
+}
+
+/// The two words of a header line's value (`FILE LINK`, `DIR NAME`).
+fn two_words(value: &str, line: &str) -> (String, String) {
+    let (a, b) = value
+        .trim()
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("two words after the colon, not `{line}`"));
+    (a.to_string(), b.trim().to_string())
 }
 
 /// `busybox:latest` in docker (imported from the busybox rootfs) and its `docker save`
@@ -511,13 +519,31 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// When the first case began (less a second): every time a build of any case made is
+/// later, the context's and the base image's are earlier. Per case would not do: BuildKit
+/// may give a step two cases have in common the result of the other's build, `--no-cache` or
+/// not (the `WORKDIR /srv` on busybox of stage-inherit-config kept the time of
+/// env-from-base's, minutes before its case began).
+fn suite_started() -> u64 {
+    static STARTED: OnceLock<u64> = OnceLock::new();
+    *STARTED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+            - 1
+    })
+}
+
 /// Builds case `name` with BuildKit and with strata and compares the results.
 fn differential(name: &str) {
+    let started = suite_started();
     let case = case_dir(name);
     let Header {
         args,
         failure: expect_failure,
         hardlinks,
+        bases,
     } = header(&case);
     let w = world();
     let base = base_archive();
@@ -529,19 +555,20 @@ fn differential(name: &str) {
     fs::write(work.path().join("outside"), "outside the context\n").expect("write outside");
     let ctx = work.path().join("ctx");
     stage(&case, &ctx, &hardlinks);
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-        - 1;
 
+    for (dir, base) in &bases {
+        run(w
+            .docker()
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "--no-cache", "--network", "host", "-t", base])
+            .arg(ctx.join(dir)));
+    }
     let tag = format!("strata-diff/{name}:1");
     let theirs = w
         .docker()
         .env("DOCKER_BUILDKIT", "1")
         .current_dir(&ctx)
-        // No case reads another's cache: a cached step keeps the times of the build that
-        // made it (the `WORKDIR /srv` of two cases is one step to BuildKit).
+        // No case reads the cache of a build before it (whose times it would keep).
         .args([
             "build",
             "--no-cache",
@@ -562,6 +589,19 @@ fn differential(name: &str) {
     let env = Env::empty();
     let load = env.strata(&["load", base.to_str().expect("a UTF-8 path")]);
     assert!(load.status.success(), "strata load: {}", stderr(&load));
+    for (dir, base) in &bases {
+        let built = env
+            .cmd()
+            .current_dir(ctx.join(dir))
+            .args(["build", "-f", "Dockerfile", ".", "-t", base])
+            .output()
+            .expect("run strata build");
+        assert!(
+            built.status.success(),
+            "strata build of {dir}: {}",
+            stderr(&built)
+        );
+    }
     let ours = env
         .cmd()
         .current_dir(&ctx)
@@ -632,6 +672,9 @@ fn differential(name: &str) {
         stderr(&export)
     );
     let _ = w.docker().args(["rmi", &tag]).output();
+    for (_, base) in &bases {
+        let _ = w.docker().args(["rmi", base]).output();
+    }
 
     let dockerfile = fs::read_to_string(ctx.join("Dockerfile")).expect("read the Dockerfile");
     let diffs: Vec<String> = differences(
@@ -809,6 +852,7 @@ cases! {
     network_none => "network-none",
     node_like_app => "node-like-app",
     onbuild => "onbuild",
+    onbuild_from_image => "onbuild-from-image",
     onbuild_triggers => "onbuild-triggers",
     python_like_app => "python-like-app",
     run_forms => "run-forms",
