@@ -450,3 +450,30 @@ fn a_kept_ansible_failure_reruns_its_task_in_strata_debug() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// An ansible stage gets the git patches first, as a shell stage: a commit matching its
+/// `stageDependencies` rebuilds it, and its tasks see the new files; the service variables
+/// are set for the commands its modules run.
+#[test]
+fn an_ansible_stage_sees_the_git_patch_and_the_service_variables() {
+    let env = Env::new();
+    let yaml = "image: app\nfrom: busybox:latest\ngit:\n- add: /src\n  to: /app\n  stageDependencies:\n    \
+                install: [\"*.txt\"]\nansible:\n  install:\n  \
+                - shell: cat /app/a.txt > /seen; echo \"$WERF_COMMIT_HASH\" > /commit\n";
+    let dir = env.project("repo", yaml);
+    let git = |args: &[&str]| crate::support::git(&dir, args);
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::create_dir(dir.join("src")).unwrap();
+    for content in ["one\n", "two\n"] {
+        std::fs::write(dir.join("src/a.txt"), content).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-q", "-m", content.trim()]);
+        let built = env.build_ok(&dir);
+        assert!(built.contains(&"app/install".to_string()), "{built:?}");
+        assert_eq!(env.run_sh("app", "cat /seen"), content);
+        assert_eq!(
+            env.run_sh("app", "cat /commit"),
+            git(&["rev-parse", "HEAD"]) + "\n"
+        );
+    }
+}
