@@ -199,20 +199,7 @@ impl<R: Read> Decoder<R> {
     /// Reads the first bytes of `input`, picks the decoder and returns it with the choice.
     pub(crate) fn new(mut input: R) -> Result<(Compression, Self), Error> {
         let mut magic = [0u8; 4];
-        let mut n = 0;
-        while n < magic.len() {
-            match input.read(&mut magic[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(Error::Stream {
-                        op: "reading the layer's first bytes",
-                        source,
-                    });
-                }
-            }
-        }
+        let n = read_magic(&mut input, &mut magic, "reading the layer's first bytes")?;
         let compression = Compression::detect(&magic[..n]);
         let prefixed =
             BufReader::with_capacity(READ_BUF, Cursor::new(magic).take(n as u64).chain(input));
@@ -234,6 +221,20 @@ impl<R: Read> Decoder<R> {
     }
 }
 
+/// Fills `magic` from `input` as far as the stream goes; returns how many bytes it read.
+fn read_magic(input: &mut dyn Read, magic: &mut [u8], op: &'static str) -> Result<usize, Error> {
+    let mut n = 0;
+    while n < magic.len() {
+        match input.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(Error::Stream { op, source }),
+        }
+    }
+    Ok(n)
+}
+
 impl<R: Read> Read for Decoder<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -250,20 +251,7 @@ impl<R: Read> Read for Decoder<R> {
 pub fn decompress_archive(input: &mut dyn Read, out: &mut dyn Write) -> Result<(), Error> {
     let stream = |op: &'static str| move |source| Error::Stream { op, source };
     let mut magic = [0u8; 6];
-    let mut n = 0;
-    while n < magic.len() {
-        match input.read(&mut magic[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(Error::Stream {
-                    op: "reading the archive's first bytes",
-                    source,
-                });
-            }
-        }
-    }
+    let n = read_magic(input, &mut magic, "reading the archive's first bytes")?;
     let mut prefixed = BufReader::with_capacity(
         READ_BUF,
         Cursor::new(magic).take(n as u64).chain(&mut *input),
