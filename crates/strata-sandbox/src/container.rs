@@ -263,13 +263,6 @@ impl Sandbox {
         let terminal = rustix::termios::isatty(stdin);
         let mut spec = spec.clone();
         spec.process.terminal = true;
-        // Raw mode before the container starts: what the user types meanwhile waits in our
-        // terminal's queue for the container's shell instead of being echoed and lost.
-        let winch = WinchWatcher::install()?;
-        let _raw = match attach.stdin && terminal {
-            true => Some(RawModeGuard::new(stdin)?),
-            false => None,
-        };
         let (socket, container_end) = pty::console_socket_pair()?;
         let container = self.spawn(&spec, Stdio::Console(container_end))?;
         let copied = (|| {
@@ -281,6 +274,13 @@ impl Sandbox {
                 pty::set_window_size(&master, size)?;
             }
             pty::acknowledge_console(&socket)?;
+            let winch = WinchWatcher::install()?;
+            // What the user typed while the container started stays queued for it (the
+            // guard switches without flushing, see `RawModeGuard::new`).
+            let _raw = match attach.stdin && terminal {
+                true => Some(RawModeGuard::new(stdin)?),
+                false => None,
+            };
             copy_pty(&master, &winch, attach.stdin)
         })();
         match copied {
