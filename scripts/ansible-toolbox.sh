@@ -141,9 +141,13 @@ os.environ['OPENSSL_MODULES'] = '$MOUNT/usr/lib/x86_64-linux-gnu/ossl-modules'
 if 'utf' not in os.environ.get('LC_ALL', os.environ.get('LANG', '')).lower():
     os.environ['LC_ALL'] = 'C.UTF-8'
 os.environ.setdefault('ANSIBLE_CONFIG', '$MOUNT/ansible.cfg')
+# A base without /bin/sh (distroless): the local connection starts modules, and shell tasks
+# run, through the toolbox's bash instead of failing.
+if not os.path.exists('/bin/sh'):
+    os.environ['ANSIBLE_EXECUTABLE'] = '/.strata/toolbox/bin/bash'
 import ansible.cli  # sets the locale, reads the config
 from ansible.cli.$module import main
-for k in ('LOCPATH', 'OPENSSL_MODULES', 'ANSIBLE_CONFIG'):
+for k in ('LOCPATH', 'OPENSSL_MODULES', 'ANSIBLE_CONFIG', 'ANSIBLE_EXECUTABLE'):
     os.environ.pop(k, None)
 for k, v in saved.items():
     if v is None:

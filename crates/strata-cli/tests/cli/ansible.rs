@@ -339,12 +339,54 @@ fn apt_user_and_group_on_debian() {
         "LOCPATH",
         "OPENSSL_MODULES",
         "ANSIBLE_CONFIG",
+        "ANSIBLE_EXECUTABLE",
     ] {
         assert!(!seen.contains(&format!("{name}=")), "{name} in:\n{seen}");
     }
     let paths = layer_paths(&env, "app", "debian:bookworm");
     assert!(paths.iter().any(|p| p == "usr/bin/hello"), "{paths:?}");
     assert_no_toolbox_trace(&paths);
+}
+
+/// A base without `/bin/sh` (distroless-like): ansible's local connection starts modules
+/// through the toolbox's bash there, and so do `shell` tasks; nothing of it lands in the layer.
+#[test]
+fn a_base_without_a_shell_runs_its_tasks() {
+    let env = Env::new();
+    let root = env.work.path().join("noshell");
+    std::fs::create_dir(&root).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(crate::support::busybox_tar())
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    std::fs::remove_file(root.join("bin/sh")).unwrap();
+    let out = env.strata(&["import", root.to_str().unwrap(), "noshell:latest"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = "image: app\nfrom: noshell:latest\nansible:\n  install:\n  \
+                - copy: {content: \"hello\\n\", dest: /hello.txt}\n  \
+                - shell: readlink /proc/$$/exe > /shell.txt\n";
+    let dir = env.project("app", yaml);
+    env.build_ok(&dir);
+    let cat = |path: &str| {
+        let out = env.strata(&["run", "app", "cat", path]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(cat("/hello.txt"), "hello\n");
+    assert_eq!(cat("/shell.txt"), "/.strata/toolbox/bin/bash\n");
+    assert_no_toolbox_trace(&layer_paths(&env, "app", "noshell:latest"));
 }
 
 /// `--introspect-stage` of an ansible stage: a shell in its result where the toolbox's
