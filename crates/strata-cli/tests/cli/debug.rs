@@ -238,20 +238,18 @@ fn introspect_stage_pauses_one_image_while_others_build() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    // While the shell in a/install waits for input, b builds to the end.
+    // a's shell waits for input (nothing is typed until here), and b builds to the end
+    // meanwhile: b does not wait for the shell. (Which of the two comes first is the
+    // scheduler's: both share the `from` stage's lock.)
     let mut log = String::new();
-    loop {
+    while !(log.contains("\nb: done") && log.contains("a/install: interactive")) {
         let mut line = String::new();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
             "b never finished while a's shell was open:\n{log}"
         );
         log.push_str(&line);
-        if line.starts_with("b: done") {
-            break;
-        }
     }
-    assert!(log.contains("a/install: interactive"), "{log}");
     stdin.write_all(b"cat /a\nexit\n").unwrap();
     drop(stdin);
     let mut rest = String::new();
