@@ -173,7 +173,7 @@ pub enum Error {
     /// The failure carries no argv for a rerun: the step failed in its file work (git,
     /// copies, imports), before any command ran.
     #[error(
-        "no command to rerun: the step failed before any command ran ({0}); look at the state          with `shell` or `exec`, fix the config and `reload`"
+        "no command to rerun: the step failed before any command ran ({0}); look at the state with `shell` or `exec`, fix the config and `reload`"
     )]
     NoArgs(&'static str),
     /// Neither the state nor the toolbox has a shell.

@@ -238,7 +238,8 @@ impl Publisher {
         {
             progress.event(Event::Note {
                 message: format!(
-                    "note: the stages earlier builds left unpublished to {repository} were not                      looked at: {}",
+                    "note: the stages earlier builds left unpublished to {repository} were not \
+                     looked at: {}",
                     crate::error_line(&e)
                 ),
             });
