@@ -454,9 +454,10 @@ impl<'a> Session<'a> {
         if let Some(location) = &f.location {
             write_block(out, location)?;
         }
-        if f.spec.mounts.iter().any(|m| m.target == SOURCE) {
-            writeln!(out, "  the image copied from is at {SOURCE} (read-only)")
-                .map_err(output_err)?;
+        if let Some(what) = &f.source_side
+            && f.spec.mounts.iter().any(|m| m.target == SOURCE)
+        {
+            writeln!(out, "  {what} is at {SOURCE} (read-only)").map_err(output_err)?;
         }
         if f.output_tail.is_empty() {
             writeln!(out, "  (no output)").map_err(output_err)?;

@@ -20,16 +20,16 @@ use crate::oci::ImageConfig;
 use strata_debug::SOURCE as SOURCE_DIR;
 
 impl LocalWorker<'_> {
-    /// Keeps the state of a step that failed before any command ran (git work): a shell there
-    /// sees the files as they were when the step started, and the layers of the image its
-    /// files were to be copied from (`source`, topmost first), read-only at [`SOURCE_DIR`].
+    /// Keeps the state of a step that failed before any command ran (file work): a shell there
+    /// sees the files as they were when the step started, and the `source` side its files
+    /// were to be copied from, read-only at [`SOURCE_DIR`].
     pub(super) fn keep_step_failure(
         &self,
         job: &StageJob<'_>,
         prepared: PendingRun,
         lowers: Vec<PathBuf>,
         config: &ImageConfig,
-        source: Option<Vec<PathBuf>>,
+        source: Option<SourceSide>,
     ) -> Option<Kept> {
         let env = self
             .stage_env(job, config, true)
@@ -39,8 +39,11 @@ impl LocalWorker<'_> {
         else {
             return None;
         };
+        let (what, rerun_args) = source
+            .as_ref()
+            .map_or((None, Vec::new()), |s| (Some(s.what), s.recheck.clone()));
         // overlayfs wants two lowers without an upper: one layer is bound read-only.
-        let source = match source.as_deref() {
+        let source = match source.as_ref().map(|s| s.dirs.as_slice()) {
             Some([layer]) => Some((layer.clone(), MountKind::Bind { readonly: true })),
             Some(lowers) if !lowers.is_empty() => Some((
                 PathBuf::new(),
@@ -64,8 +67,9 @@ impl LocalWorker<'_> {
             image: job.image_name.to_string(),
             stage: job.stage.name.clone(),
             spec,
-            rerun_args: Vec::new(),
+            rerun_args,
             step_args: Vec::new(),
+            source_side: what,
             base: Vec::new(),
             mounts: job.stage.options.mounts.clone(),
             extra_hosts: self.extra_hosts(job),
@@ -140,6 +144,16 @@ pub(super) fn with_base(mut error: ExecError, layers: &[LayerRecord]) -> ExecErr
     error
 }
 
+/// Where the files of a step that failed copying were to come from, for the debugger.
+pub(super) struct SourceSide {
+    /// The image's layers (topmost first) or the one directory mounted at [`SOURCE_DIR`].
+    pub dirs: Vec<PathBuf>,
+    /// What they are, in the user's terms (`the image copied from`).
+    pub what: &'static str,
+    /// The argv of the debugger's `rerun`, run in the failed state (none: nothing to rerun).
+    pub recheck: Vec<String>,
+}
+
 /// A failed run kept for the debugger: the exact container spec it ran with and its
 /// directories (the broken upper among them), which live as long as this value. It travels
 /// inside the error ([`strata_solver::Kept`] of [`ExecError`](strata_solver::ExecError)) to
@@ -155,6 +169,8 @@ pub struct FailedRun {
     pub rerun_args: Vec<String>,
     /// Runs the whole step again from its start.
     pub step_args: Vec<String>,
+    /// What is mounted at [`SOURCE_DIR`] (see [`strata_debug::Failure::source_side`]).
+    pub source_side: Option<&'static str>,
     /// The layers of the state before the step (bottom first): `spec.lowers` unpacked.
     pub base: Vec<LayerRecord>,
     /// The stage's and the step's mount specs, as planned.

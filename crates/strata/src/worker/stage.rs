@@ -11,7 +11,7 @@ use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
 use strata_store::{LayerRecord, Scratch, StageRecord, Store};
 
 use super::error::{self, store};
-use super::failure::with_base;
+use super::failure::{SourceSide, with_base};
 use super::run::RunDirs;
 use super::{LocalWorker, META_CREATED_MILLIS, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
@@ -161,6 +161,7 @@ impl LocalWorker<'_> {
                         )
                         .map(|w| vec![w]),
                         Op::CopyFiles(copy) => crate::copy::write(copy, &lowers, dir, &name),
+                        Op::MissingSources(missing) => Err(anyhow::anyhow!("{}", missing.message)),
                         Op::MakeDir { path, owner: None } => {
                             Ok(vec![FileWork::MakeDir(path.clone())])
                         }
@@ -175,14 +176,25 @@ impl LocalWorker<'_> {
                     match work {
                         Ok(work) => p.prelude.extend(work.into_iter().map(|w| (index, w))),
                         Err(e) => {
-                            // The image copied from, for the debugger, when it is there.
+                            // Where the files were to come from, for the debugger, when it is
+                            // there.
                             let source = match op {
                                 Op::Import(import) => crate::import::source_layers(
                                     self.store,
                                     import,
                                     job.dependencies,
                                 )
-                                .ok(),
+                                .ok()
+                                .map(|dirs| SourceSide {
+                                    dirs,
+                                    what: "the image copied from",
+                                    recheck: Vec::new(),
+                                }),
+                                Op::MissingSources(missing) => Some(SourceSide {
+                                    dirs: vec![missing.context.clone()],
+                                    what: "the build context",
+                                    recheck: crate::copy::recheck_args(&missing.paths),
+                                }),
                                 _ => None,
                             };
                             let kept = pending.take().and_then(|p| {
