@@ -35,7 +35,7 @@ use strata_digest::Digest;
 use strata_plan::{DigestInput, Image, Plan};
 use strata_progress::{Event, Sink};
 
-pub use error::{CommandFailure, Error};
+pub use error::{CommandFailure, Error, Failures};
 pub use executor::{
     BoxError, Built, ExecError, Executor, Hooks, Kept, Location, NoHooks, ResolvedBase, StageJob,
     StageState,
@@ -126,7 +126,7 @@ pub fn solve(
     hooks: &dyn Hooks,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-) -> Result<Solution, Error> {
+) -> Result<Solution, Failures> {
     let started = Instant::now();
     let wanted = schedule::select(plan, &options.images)?;
     // Counted as they happen, so that a failed build's summary says what it did.
@@ -440,7 +440,13 @@ mod tests {
             &Discard,
             &AtomicBool::new(false),
         );
-        assert!(matches!(err, Err(Error::UnknownImage { .. })));
+        assert!(matches!(
+            err,
+            Err(Failures {
+                first: Error::UnknownImage { .. },
+                ..
+            })
+        ));
     }
 
     #[test]

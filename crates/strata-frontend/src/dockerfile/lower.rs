@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use strata_plan::{
     Base, Command, ConfigChange, CopyEntry, CopyFiles, Diagnostic, DigestInput, Healthcheck, Image,
-    ImageName, Import, LateInputs, MissingSources, MountSource, Op, Plan, Run, RunMount, RunShell, Setting,
-    SourceMap, Span, Stage, StageKind, StageOptions, Step,
+    ImageName, Import, LateInputs, MissingSources, MountSource, Op, Plan, Run, RunMount, RunShell,
+    Setting, SourceMap, Span, Stage, StageKind, StageOptions, Step,
 };
 
 use super::chmod::Chmod;
@@ -2104,8 +2104,10 @@ impl<'a> Lowering<'a> {
         dest_abs: &str,
         what: &str,
     ) -> (Vec<DigestInput>, Vec<Step>, bool) {
-        let (paths, why): (Vec<String>, Vec<String>) =
-            missing.into_iter().map(|(text, why, _)| (text, why)).unzip();
+        let (paths, why): (Vec<String>, Vec<String>) = missing
+            .into_iter()
+            .map(|(text, why, _)| (text, why))
+            .unzip();
         let inputs = vec![DigestInput::CopySource {
             what: what.into(),
             params: json(&[dest_abs.to_string()]),
