@@ -258,13 +258,18 @@ impl FailedRun {
             let name = e.split_once('=').map_or(e.as_str(), |(name, _)| name);
             !secret_vars.contains(&name)
         });
+        // A failed copy's source side is the context or another image's layers: not kept.
+        let source_side = self
+            .source_side
+            .filter(|_| self.spec.mounts.iter().any(|m| m.target == SOURCE_DIR))
+            .map(|what| format!("{what} at {SOURCE_DIR}"));
         StepSpec {
             image: self.image.clone(),
             process,
             hostname: self.spec.hostname.clone(),
             network: self.spec.network,
             mounts,
-            left_out: other.iter().map(describe).collect(),
+            left_out: other.iter().map(describe).chain(source_side).collect(),
             scripts,
             extra_hosts: self.extra_hosts.clone(),
         }
