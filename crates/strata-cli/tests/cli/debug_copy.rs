@@ -318,3 +318,49 @@ fn with_two_failing_images_each_gets_its_debugger() {
         .unwrap();
     exits_with(&mut s, 1);
 }
+
+#[test]
+fn a_git_mapping_that_fails_at_build_time_shows_a_copy_of_its_files() {
+    let env = Env::new();
+    // The owner is looked up in the image (when the step runs); a `to:` under a file fails
+    // when the files are put in place: both at the step, with the mapping's files beside it.
+    for (mapping, landing, source) in [
+        (
+            "  to: /app\n  owner: nosuchuser\n",
+            "/etc/passwd",
+            "/.strata/source/app/f",
+        ),
+        (
+            "  to: /bin/busybox/app\n",
+            "/bin/busybox",
+            "/.strata/source/bin/busybox/app/f",
+        ),
+    ] {
+        let dir = env.project(
+            "gitfail",
+            &format!("image: app\nfrom: busybox:latest\ngit:\n- add: /src\n{mapping}"),
+        );
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(dir.join("src/f"), "git-side\n").unwrap();
+        if !dir.join(".git").exists() {
+            crate::support::git(&dir, &["init", "-q"]);
+        }
+        crate::support::git(&dir, &["add", "-A"]);
+        crate::support::git(&dir, &["commit", "-qm", "mapping", "--allow-empty"]);
+        let mut s = debugger_on_a_terminal(&env, &[], &dir);
+        s.send_line("info").unwrap();
+        s.exp_string("--> strata.yaml:4:3").unwrap();
+        s.exp_string(
+            "a copy of the git mapping's files at its commit is at /.strata/source (read-only)",
+        )
+        .unwrap();
+        s.exp_string("(strata) ").unwrap();
+        s.send_line("shell").unwrap();
+        s.exp_string("(app/gitArchive: failed state) / # ").unwrap();
+        s.send_line(&format!("ls {landing} && cat {source}"))
+            .unwrap();
+        s.exp_string("git-side").unwrap();
+        s.send_line("exit").unwrap();
+        exit_monitor(&mut s, 1);
+    }
+}
