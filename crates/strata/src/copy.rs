@@ -51,8 +51,8 @@ pub fn write(
 /// The debugger's `rerun` of a COPY/ADD whose sources (`paths`, relative to the context,
 /// wildcards kept) the context lacked: it looks for them again in the context as it is now,
 /// mounted read-only at [`strata_debug::SOURCE`], says which are there and succeeds when all
-/// are (then `reload` plans and builds again). It runs with the toolbox's programs, so a
-/// state without a shell (`FROM scratch`) can check too.
+/// are (then `reload` plans and builds again). It runs with the toolbox's bash, so a state
+/// without a shell (`FROM scratch`) can check too.
 pub(crate) fn recheck_args(paths: &[String]) -> Vec<String> {
     let script = format!(
         r#"cd {source} 2>/dev/null || {{ echo "the build context is not here (only the build's own debugger mounts it at {source})"; exit 1; }}
@@ -68,11 +68,7 @@ done
 exit "$missing""#,
         source = strata_debug::SOURCE
     );
-    // The static bash warns when it starts with a locale the state lacks.
     let mut args = vec![
-        format!("{}/bin/env", crate::toolbox::MOUNT_POINT),
-        "-u".to_string(),
-        "LC_ALL".to_string(),
         crate::toolbox::BASH.to_string(),
         "-c".to_string(),
         script,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use strata_plan::{MountSource, RunMount};
+use strata_plan::{MountSource, RunMount, StageKind};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Security};
 use strata_solver::{ExecError, Kept, StageJob};
 use strata_store::{LayerRecord, Scratch};
@@ -31,9 +31,12 @@ impl LocalWorker<'_> {
         config: &ImageConfig,
         source: Option<SourceSide>,
     ) -> Option<Kept> {
+        // A Dockerfile instruction's: the environment a `RUN` there has (the image's PATH, no
+        // locale it did not set); a stapel stage's has the toolbox's.
+        let toolbox = job.stage.kind != StageKind::Instruction;
         let env = self
-            .stage_env(job, config, true)
-            .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env, true));
+            .stage_env(job, config, toolbox)
+            .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env, toolbox));
         let Ok(mut spec) =
             self.container_spec(lowers, &prepared.dirs, Vec::new(), env, None, config, job)
         else {
