@@ -46,6 +46,41 @@ fn exits_with(session: &mut PtySession, code: i32) {
     );
 }
 
+/// Types `line` at the monitor, waits for each of `expected` in turn, then for the prompt.
+fn typed(s: &mut PtySession, line: &str, expected: &[&str]) {
+    s.send_line(line).unwrap();
+    for text in expected {
+        s.exp_string(text).unwrap();
+    }
+    s.exp_string("(strata) ").unwrap();
+}
+
+/// Opens `shell`, waits for its prompt (ending in `prompt`), types `line`, waits for each of
+/// `expected` and leaves the shell.
+fn in_shell(s: &mut PtySession, prompt: &str, line: &str, expected: &[&str]) {
+    s.send_line("shell").unwrap();
+    s.exp_string(prompt).unwrap();
+    s.send_line(line).unwrap();
+    for text in expected {
+        s.exp_string(text).unwrap();
+    }
+    typed(s, "exit", &[]);
+}
+
+/// `strata build --progress plain DIR`: its exit code and stderr.
+fn plain_build(env: &Env, dir: &std::path::Path) -> (Option<i32>, String) {
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The id a failed build's last line names (`failure kept as ID: ...`).
 fn kept_id(stderr: &str) -> String {
     stderr
@@ -62,14 +97,8 @@ fn a_copy_of_a_path_missing_from_the_context_fails_at_its_step_and_opens_the_deb
     let dir = dockerfile_project(&env, "ctxcopy", MISSING);
     // Without a debugger: the step fails when it runs, at the missing source, after the
     // steps before it, which are built and recorded.
-    let out = env
-        .cmd()
-        .args(["build", "--progress", "plain"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = plain_build(&env, &dir);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("ctxcopy/1-run: built in"), "{stderr}");
     assert!(
         stderr.contains("`nothere` is not in the build context"),
@@ -85,63 +114,58 @@ fn a_copy_of_a_path_missing_from_the_context_fails_at_its_step_and_opens_the_deb
     assert!(stages.contains(&"ctxcopy/1-run".to_string()), "{stages:?}");
     assert!(!stages.iter().any(|s| s.ends_with("/2-copy")), "{stages:?}");
     // Again: the steps before it are cached, and the store gains no stage.
-    let again = env
-        .cmd()
-        .args(["build", "--progress", "plain"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert_eq!(again.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = plain_build(&env, &dir);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("ctxcopy/1-run: cached"), "{stderr}");
     assert_eq!(recorded_stages(&env).len(), stages.len());
 
     let mut s = debugger_on_a_terminal(&env, &["."], &dir);
-    // `info`: what is missing and where.
-    s.send_line("info").unwrap();
-    s.exp_string("`nothere` is not in the build context")
-        .unwrap();
-    s.exp_string("--> Dockerfile:3:18").unwrap();
-    s.exp_string("the build context is at /.strata/source (read-only)")
-        .unwrap();
-    s.exp_string("ctxcopy/2-copy (strata) ").unwrap();
-    s.send_line("list").unwrap();
-    s.exp_string("> 3 | COPY present.txt nothere /landing/")
-        .unwrap();
-    s.exp_string("(strata) ").unwrap();
+    // `info`: what is missing and where; `list`: the line.
+    typed(
+        &mut s,
+        "info",
+        &[
+            "`nothere` is not in the build context",
+            "--> Dockerfile:3:18",
+            "the build context is at /.strata/source (read-only)",
+        ],
+    );
+    typed(
+        &mut s,
+        "list",
+        &["> 3 | COPY present.txt nothere /landing/"],
+    );
     // `shell`: the state the files were to land in, the context beside it, read-only.
-    s.send_line("shell").unwrap();
-    s.exp_string("(ctxcopy/2-copy: failed state) / # ").unwrap();
-    s.send_line("cat /landing/mark /.strata/source/present.txt; touch /.strata/source/new")
-        .unwrap();
-    s.exp_string("landing-side").unwrap();
-    s.exp_string("context-side").unwrap();
-    s.exp_string("Read-only file system").unwrap();
-    s.send_line("exit").unwrap();
-    s.exp_string("(strata) ").unwrap();
+    in_shell(
+        &mut s,
+        "(ctxcopy/2-copy: failed state) / # ",
+        "cat /landing/mark /.strata/source/present.txt; touch /.strata/source/new",
+        &["landing-side", "context-side", "Read-only file system"],
+    );
     // `rerun` looks for the sources again in the context as it is now.
-    s.send_line("rerun").unwrap();
-    s.exp_string("`nothere` is still not in the build context")
-        .unwrap();
-    s.exp_string("(strata) ").unwrap();
+    typed(
+        &mut s,
+        "rerun",
+        &["`nothere` is still not in the build context"],
+    );
     std::fs::write(dir.join("nothere"), "now-there\n").unwrap();
-    s.send_line("rerun").unwrap();
-    s.exp_string("`nothere` is in the build context now")
-        .unwrap();
-    s.exp_string("(strata) ").unwrap();
+    typed(&mut s, "rerun", &["`nothere` is in the build context now"]);
     // A reload whose Dockerfile does not parse says where and stays on the failure.
     std::fs::write(
         dir.join("Dockerfile"),
         "FROM busybox:latest\nFROBNICATE x\n",
     )
     .unwrap();
-    s.send_line("reload").unwrap();
-    s.exp_string("Dockerfile:2:1").unwrap();
-    s.exp_string("the config does not load").unwrap();
-    s.exp_string("ctxcopy/2-copy (strata) ").unwrap();
-    s.send_line("exec cat /landing/mark").unwrap();
-    s.exp_string("landing-side").unwrap();
-    s.exp_string("(strata) ").unwrap();
+    typed(
+        &mut s,
+        "reload",
+        &[
+            "Dockerfile:2:1",
+            "the config does not load",
+            "ctxcopy/2-copy",
+        ],
+    );
+    typed(&mut s, "exec cat /landing/mark", &["landing-side"]);
     // Fixed, the reload builds: the file is copied.
     std::fs::write(dir.join("Dockerfile"), MISSING).unwrap();
     s.send_line("reload").unwrap();
@@ -153,10 +177,7 @@ fn a_copy_of_a_path_missing_from_the_context_fails_at_its_step_and_opens_the_deb
 fn introspection_and_failure_records_open_on_a_missing_context_source() {
     let env = Env::new();
     let dir = dockerfile_project(&env, "ctxintro", MISSING);
-    for (flag, landing) in [
-        ("--introspect-error", "landing-side"),
-        ("--introspect-before-error", "landing-side"),
-    ] {
+    for flag in ["--introspect-error", "--introspect-before-error"] {
         let mut cmd = env.cmd();
         cmd.args(["build", "--progress", "plain", flag, "."])
             .current_dir(&dir);
@@ -166,7 +187,7 @@ fn introspection_and_failure_records_open_on_a_missing_context_source() {
         s.send_line("cat /landing/mark /.strata/source/present.txt; echo END-$((6*7))")
             .unwrap();
         let text = s.exp_string("END-42").unwrap();
-        assert!(text.contains(landing), "{flag}: {text}");
+        assert!(text.contains("landing-side"), "{flag}: {text}");
         assert!(text.contains("context-side"), "{flag}: {text}");
         s.send_line("exit").unwrap();
         s.exp_string("`nothere` is not in the build context")
@@ -175,15 +196,9 @@ fn introspection_and_failure_records_open_on_a_missing_context_source() {
     }
     // The failure record reopens it: the failure, its line, the landing state; the context
     // is not in the record, and the monitor says so.
-    let out = env
-        .cmd()
-        .args(["build", "--progress", "plain"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let id = kept_id(&String::from_utf8_lossy(&out.stderr));
+    let (_, stderr) = plain_build(&env, &dir);
     let mut cmd = env.cmd();
-    cmd.args(["debug", &id]);
+    cmd.args(["debug", &kept_id(&stderr)]);
     let mut s = rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
     s.exp_string("not in the record, so not mounted here: the build context at /.strata/source")
         .unwrap();
@@ -191,17 +206,26 @@ fn introspection_and_failure_records_open_on_a_missing_context_source() {
         .unwrap();
     s.exp_string("/ctxintro/Dockerfile:3:18").unwrap();
     s.exp_string("(strata) ").unwrap();
-    s.send_line("shell").unwrap();
-    s.exp_string("failed state) / # ").unwrap();
-    s.send_line("cat /landing/mark").unwrap();
-    s.exp_string("landing-side").unwrap();
-    s.send_line("exit").unwrap();
-    s.exp_string("(strata) ").unwrap();
-    s.send_line("rerun").unwrap();
-    s.exp_string("the build context is not here").unwrap();
-    s.exp_string("(strata) ").unwrap();
+    in_shell(
+        &mut s,
+        "failed state) / # ",
+        "cat /landing/mark",
+        &["landing-side"],
+    );
+    typed(&mut s, "rerun", &["the build context is not here"]);
     s.send_line("exit").unwrap();
     exits_with(&mut s, 0);
+}
+
+/// `rerun` of a failure with nothing to rerun says so in the user's terms.
+fn nothing_to_rerun(s: &mut PtySession) {
+    s.send_line("rerun").unwrap();
+    let text = s.exp_string("(strata) ").unwrap();
+    assert!(
+        text.contains("no command to rerun: the step failed before any command ran"),
+        "{text}"
+    );
+    assert!(!text.contains("rerun_args"), "{text}");
 }
 
 #[test]
@@ -214,28 +238,23 @@ fn a_copy_from_a_stage_that_lacks_the_path_shows_the_stage_beside_the_landing_st
          FROM busybox:latest\nRUN echo landing-side > /mark\nCOPY --from=src /nope /x\n",
     );
     let mut s = debugger_on_a_terminal(&env, &["."], &dir);
-    s.send_line("info").unwrap();
-    s.exp_string("`/nope` does not exist in image `src`")
-        .unwrap();
-    s.exp_string("--> Dockerfile:5:1").unwrap();
-    s.exp_string("the image copied from is at /.strata/source (read-only)")
-        .unwrap();
-    s.exp_string("(strata) ").unwrap();
-    s.send_line("shell").unwrap();
-    s.exp_string("failed state) / # ").unwrap();
-    s.send_line("cat /mark /.strata/source/made").unwrap();
-    s.exp_string("landing-side").unwrap();
-    s.exp_string("source-side").unwrap();
-    s.send_line("exit").unwrap();
-    s.exp_string("(strata) ").unwrap();
-    // The image does not change under the debugger: nothing to rerun, said in the user's terms.
-    s.send_line("rerun").unwrap();
-    let text = s.exp_string("(strata) ").unwrap();
-    assert!(
-        text.contains("no command to rerun: the step failed before any command ran"),
-        "{text}"
+    typed(
+        &mut s,
+        "info",
+        &[
+            "`/nope` does not exist in image `src`",
+            "--> Dockerfile:5:1",
+            "the image copied from is at /.strata/source (read-only)",
+        ],
     );
-    assert!(!text.contains("rerun_args"), "{text}");
+    in_shell(
+        &mut s,
+        "failed state) / # ",
+        "cat /mark /.strata/source/made",
+        &["landing-side", "source-side"],
+    );
+    // The image does not change under the debugger: nothing to rerun.
+    nothing_to_rerun(&mut s);
     s.send_line("exit").unwrap();
     exits_with(&mut s, 1);
 }
@@ -249,30 +268,29 @@ fn a_stapel_import_of_a_missing_path_opens_the_debugger_with_the_source_image() 
     let env = Env::new();
     let dir = env.project("import", IMPORT);
     let mut s = debugger_on_a_terminal(&env, &[], &dir);
-    s.send_line("info").unwrap();
-    s.exp_string("`/nope` does not exist in image `src`")
-        .unwrap();
-    s.exp_string("--> strata.yaml:10:3").unwrap();
-    s.exp_string("the image copied from is at /.strata/source (read-only)")
-        .unwrap();
-    s.exp_string("(strata) ").unwrap();
-    s.send_line("shell").unwrap();
-    s.exp_string("failed state) / # ").unwrap();
-    s.send_line("cat /mark /.strata/source/out/made").unwrap();
-    s.exp_string("landing-side").unwrap();
-    s.exp_string("source-side").unwrap();
-    s.send_line("exit").unwrap();
-    s.exp_string("(strata) ").unwrap();
-    s.send_line("rerun").unwrap();
-    let text = s.exp_string("(strata) ").unwrap();
-    assert!(text.contains("no command to rerun"), "{text}");
-    assert!(!text.contains("rerun_args"), "{text}");
+    typed(
+        &mut s,
+        "info",
+        &[
+            "`/nope` does not exist in image `src`",
+            "--> strata.yaml:10:3",
+            "the image copied from is at /.strata/source (read-only)",
+        ],
+    );
+    in_shell(
+        &mut s,
+        "failed state) / # ",
+        "cat /mark /.strata/source/out/made",
+        &["landing-side", "source-side"],
+    );
+    nothing_to_rerun(&mut s);
     // A reload whose config does not parse says where and stays on the failure.
     std::fs::write(dir.join("strata.yaml"), "image: app\nfrom: [busybox\n").unwrap();
-    s.send_line("reload").unwrap();
-    s.exp_string("strata.yaml:2").unwrap();
-    s.exp_string("the config does not load").unwrap();
-    s.exp_string("(strata) ").unwrap();
+    typed(
+        &mut s,
+        "reload",
+        &["strata.yaml:2", "the config does not load"],
+    );
     s.send_line("exec cat /mark").unwrap();
     s.exp_string("landing-side").unwrap();
     exit_monitor(&mut s, 1);
@@ -288,16 +306,15 @@ fn with_two_failing_images_each_gets_its_debugger() {
     );
     let mut s = debugger_on_a_terminal(&env, &[], &dir);
     // One image's monitor, then, on `exit`, the other's; each on its own failed state.
-    s.send_line("exec sh -c 'cat /which; echo END-$((6*7))'")
-        .unwrap();
+    let which = "exec sh -c 'cat /which; echo END-$((6*7))'";
+    s.send_line(which).unwrap();
     let first = s.exp_string("END-42").unwrap();
-    let first = if first.contains("one\r\n") {
-        "one"
+    let (first, second) = if first.contains("one\r\n") {
+        ("one", "two")
     } else {
-        "two"
+        ("two", "one")
     };
     s.exp_string("(strata) ").unwrap();
-    let second = if first == "one" { "two" } else { "one" };
     s.send_line("exit").unwrap();
     s.exp_string(&format!(
         "image `{second}` failed too, in stage `install`: its debugger"
@@ -305,13 +322,12 @@ fn with_two_failing_images_each_gets_its_debugger() {
     .unwrap();
     s.exp_string(&format!("{second}/install (strata) "))
         .unwrap();
-    s.send_line("exec sh -c 'cat /which; echo END-$((6*7))'")
-        .unwrap();
+    s.send_line(which).unwrap();
     let text = s.exp_string("END-42").unwrap();
     assert!(text.contains(&format!("{second}\r\n")), "{text}");
     s.exp_string("(strata) ").unwrap();
     s.send_line("exit").unwrap();
-    // The build ends with the first failure; the other one's is kept too.
+    // The build ends with the first failure, and says the other one failed too.
     s.exp_string(&format!("also failed: image `{second}`, stage `install`"))
         .unwrap();
     s.exp_string(&format!("error: image `{first}`, stage `install`"))
@@ -348,19 +364,21 @@ fn a_git_mapping_that_fails_at_build_time_shows_a_copy_of_its_files() {
         crate::support::git(&dir, &["add", "-A"]);
         crate::support::git(&dir, &["commit", "-qm", "mapping", "--allow-empty"]);
         let mut s = debugger_on_a_terminal(&env, &[], &dir);
-        s.send_line("info").unwrap();
-        s.exp_string("--> strata.yaml:4:3").unwrap();
-        s.exp_string(
-            "a copy of the git mapping's files at its commit is at /.strata/source (read-only)",
-        )
-        .unwrap();
-        s.exp_string("(strata) ").unwrap();
-        s.send_line("shell").unwrap();
-        s.exp_string("(app/gitArchive: failed state) / # ").unwrap();
-        s.send_line(&format!("ls {landing} && cat {source}"))
-            .unwrap();
-        s.exp_string("git-side").unwrap();
+        typed(
+            &mut s,
+            "info",
+            &[
+                "--> strata.yaml:4:3",
+                "a copy of the git mapping's files at its commit is at /.strata/source (read-only)",
+            ],
+        );
+        in_shell(
+            &mut s,
+            "(app/gitArchive: failed state) / # ",
+            &format!("ls {landing} && cat {source}"),
+            &["git-side"],
+        );
         s.send_line("exit").unwrap();
-        exit_monitor(&mut s, 1);
+        exits_with(&mut s, 1);
     }
 }
