@@ -9,7 +9,8 @@
 //!    reused without even being looked up, which makes a fully cached rebuild one lookup per
 //!    image.
 //! 4. The remaining stages run in order on the executor; a failure stops the build and carries
-//!    the user's source location.
+//!    the user's source location. Images already building then finish, and their failures
+//!    come with it ([`Failures`]).
 //!
 //! The solver knows no frontend syntax, no Linux and no store: only [`Plan`] and [`Executor`].
 //!
@@ -518,5 +519,84 @@ mod tests {
         )
         .unwrap();
         assert_eq!(*seen.0.lock().unwrap(), ["install"]);
+    }
+
+    /// [`Memory`] whose `install` stages fail, once every image's is running.
+    struct Failing {
+        inner: Memory,
+        running: std::sync::Barrier,
+    }
+
+    impl Executor for Failing {
+        fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
+            self.inner.resolve_base(reference)
+        }
+        fn lookup(
+            &self,
+            image: &strata_plan::Image,
+            digest: &Digest,
+        ) -> Result<Option<(StageState, Location)>, ExecError> {
+            self.inner.lookup(image, digest)
+        }
+        fn late_inputs(
+            &self,
+            job: &StageJob<'_>,
+            kind: &strata_plan::LateInputs,
+        ) -> Result<Option<Vec<DigestInput>>, ExecError> {
+            self.inner.late_inputs(job, kind)
+        }
+        fn build(
+            &self,
+            job: &StageJob<'_>,
+            progress: &dyn Sink,
+            cancel: &AtomicBool,
+        ) -> Result<Built, ExecError> {
+            if job.stage.name == "install" {
+                self.running.wait();
+                return Err(ExecError::executor(format!("{} fails", job.image_name)));
+            }
+            self.inner.build(job, progress, cancel)
+        }
+    }
+
+    #[test]
+    fn a_failed_solve_keeps_the_failures_of_the_images_still_building() {
+        let base = || Base::Reference {
+            reference: "busybox".into(),
+            span: None,
+        };
+        let plan = Plan {
+            images: vec![image("a", base(), "i"), image("b", base(), "i")],
+            ..Plan::default()
+        };
+        let exec = Failing {
+            inner: Memory::default(),
+            running: std::sync::Barrier::new(2),
+        };
+        let options = SolveOptions {
+            images: Vec::new(),
+            parallel: 2,
+        };
+        let failures = solve(
+            &plan,
+            &exec,
+            &options,
+            &NoHooks,
+            &Discard,
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        let mut failed: Vec<String> = std::iter::once(&failures.first)
+            .chain(&failures.others)
+            .map(|e| e.to_string())
+            .collect();
+        failed.sort();
+        assert_eq!(
+            failed,
+            [
+                "image `a`, stage `install`: a fails",
+                "image `b`, stage `install`: b fails"
+            ]
+        );
     }
 }
