@@ -221,6 +221,8 @@ mod tests {
         built: Mutex<HashMap<Digest, StageState>>,
         ran: Mutex<Vec<String>>,
         late: Mutex<Option<String>>,
+        /// Fail every `install` stage, once as many as this waits for are running.
+        failing: Option<std::sync::Barrier>,
     }
 
     impl Executor for Memory {
@@ -261,6 +263,12 @@ mod tests {
             _: &dyn Sink,
             _: &AtomicBool,
         ) -> Result<Built, ExecError> {
+            if let Some(running) = &self.failing
+                && job.stage.name == "install"
+            {
+                running.wait();
+                return Err(ExecError::executor(format!("{} fails", job.image_name)));
+            }
             self.ran
                 .lock()
                 .unwrap()
@@ -317,17 +325,25 @@ mod tests {
         }
     }
 
-    fn build(plan: &Plan, exec: &Memory) -> Vec<String> {
-        exec.ran.lock().unwrap().clear();
+    /// Solves `plan` on `exec` with `options` and no hooks.
+    fn solve_with(
+        plan: &Plan,
+        exec: &Memory,
+        options: &SolveOptions,
+    ) -> Result<Solution, Failures> {
         solve(
             plan,
             exec,
-            &SolveOptions::default(),
+            options,
             &NoHooks,
             &Discard,
             &AtomicBool::new(false),
         )
-        .unwrap();
+    }
+
+    fn build(plan: &Plan, exec: &Memory) -> Vec<String> {
+        exec.ran.lock().unwrap().clear();
+        solve_with(plan, exec, &SolveOptions::default()).unwrap();
         let mut ran = exec.ran.lock().unwrap().clone();
         ran.sort();
         ran
@@ -414,15 +430,7 @@ mod tests {
             images: vec!["b".into()],
             parallel: 2,
         };
-        solve(
-            &plan,
-            &exec,
-            &options,
-            &NoHooks,
-            &Discard,
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        solve_with(&plan, &exec, &options).unwrap();
         assert!(
             exec.ran
                 .lock()
@@ -521,44 +529,6 @@ mod tests {
         assert_eq!(*seen.0.lock().unwrap(), ["install"]);
     }
 
-    /// [`Memory`] whose `install` stages fail, once every image's is running.
-    struct Failing {
-        inner: Memory,
-        running: std::sync::Barrier,
-    }
-
-    impl Executor for Failing {
-        fn resolve_base(&self, reference: &str) -> Result<ResolvedBase, ExecError> {
-            self.inner.resolve_base(reference)
-        }
-        fn lookup(
-            &self,
-            image: &strata_plan::Image,
-            digest: &Digest,
-        ) -> Result<Option<(StageState, Location)>, ExecError> {
-            self.inner.lookup(image, digest)
-        }
-        fn late_inputs(
-            &self,
-            job: &StageJob<'_>,
-            kind: &strata_plan::LateInputs,
-        ) -> Result<Option<Vec<DigestInput>>, ExecError> {
-            self.inner.late_inputs(job, kind)
-        }
-        fn build(
-            &self,
-            job: &StageJob<'_>,
-            progress: &dyn Sink,
-            cancel: &AtomicBool,
-        ) -> Result<Built, ExecError> {
-            if job.stage.name == "install" {
-                self.running.wait();
-                return Err(ExecError::executor(format!("{} fails", job.image_name)));
-            }
-            self.inner.build(job, progress, cancel)
-        }
-    }
-
     #[test]
     fn a_failed_solve_keeps_the_failures_of_the_images_still_building() {
         let base = || Base::Reference {
@@ -569,23 +539,15 @@ mod tests {
             images: vec![image("a", base(), "i"), image("b", base(), "i")],
             ..Plan::default()
         };
-        let exec = Failing {
-            inner: Memory::default(),
-            running: std::sync::Barrier::new(2),
+        let exec = Memory {
+            failing: Some(std::sync::Barrier::new(2)),
+            ..Memory::default()
         };
         let options = SolveOptions {
             images: Vec::new(),
             parallel: 2,
         };
-        let failures = solve(
-            &plan,
-            &exec,
-            &options,
-            &NoHooks,
-            &Discard,
-            &AtomicBool::new(false),
-        )
-        .unwrap_err();
+        let failures = solve_with(&plan, &exec, &options).unwrap_err();
         let mut failed: Vec<String> = std::iter::once(&failures.first)
             .chain(&failures.others)
             .map(|e| e.to_string())
