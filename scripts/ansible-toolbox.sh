@@ -98,7 +98,30 @@ patch_once "$ansible_dir/module_utils/basic.py" "live output" "$chunk" "$chunk\
                     if b_chunk:
                         _strata_live(b_chunk)
 "
-cat "$PLUGINS/live.py" >>"$ansible_dir/module_utils/basic.py"
+echo 'from ansible.module_utils.strata_live import live as _strata_live' \
+  >>"$ansible_dir/module_utils/basic.py"
+cp "$PLUGINS/live.py" "$ansible_dir/module_utils/strata_live.py"
+# Live output of `raw` and `script`: the local connection copies what it reads while one of
+# them runs its command (only then: module payloads answer JSON).
+patch_once "$ansible_dir/plugins/connection/local.py" "live exec" \
+  '        stdout, stderr = p.communicate(in_data)
+' '        stdout, stderr = _strata_communicate(self, p, in_data)
+'
+echo 'from ansible.module_utils.strata_live import communicate as _strata_communicate' \
+  >>"$ansible_dir/plugins/connection/local.py"
+raw="        result.update(self._low_level_execute_command(self._task.args.get('_raw_params'), executable=executable))
+"
+script="            result.update(self._low_level_execute_command(cmd=script_cmd, in_data=exec_data, sudoable=True, chdir=chdir))
+"
+for action in raw script; do
+  call=${!action}
+  indent=${call%%result*}
+  patch_once "$ansible_dir/plugins/action/$action.py" "live $action" "$call" \
+    "${indent}with _strata_streamed(self._connection):
+    $call"
+  echo 'from ansible.module_utils.strata_live import streamed as _strata_streamed' \
+    >>"$ansible_dir/plugins/action/$action.py"
+done
 # A module unpacks itself into the tmpfs, not into the image's /tmp (which would otherwise
 # change in every layer).
 payload="tempfile.mkdtemp(prefix='ansible_%(ansible_module)s_payload_'"

@@ -129,9 +129,10 @@ fn assert_no_toolbox_trace(paths: &[String]) {
 }
 
 /// file, copy with `.Files.Get` content (and Jinja escaped from the template), lineinfile,
-/// command and get_url on busybox, which has no Python; `shell` output streams while the task
-/// runs (the task waits for the test to have seen its first line); task names and results
-/// are printed; the layers hold no trace of the toolbox.
+/// command and get_url on busybox, which has no Python; the output of `shell`, `raw` and
+/// `script` streams while the task runs (each task waits for the test to have seen its first
+/// line, and fails after ten minutes if it is not seen); task names and results are printed;
+/// the layers hold no trace of the toolbox.
 #[test]
 fn a_playbook_builds_on_busybox_with_live_output() {
     let env = Env::new();
@@ -150,9 +151,18 @@ ansible:
       dest: /etc/app/app.conf
   - lineinfile: {{path: /etc/app/app.conf, line: "workers {{{{`{{{{ 1 + 1 }}}}`}}}};"}}
   - get_url: {{url: "http://{addr}/file.txt", dest: /etc/app/fetched.txt}}
+  - copy:
+      dest: /etc/app/wait.sh
+      mode: "0755"
+      content: |
+        #!/bin/sh
+        echo script waits for the $1
+        timeout 600 wget -q -O - http://{addr}/release >> /etc/app/released
   setup:
   - name: wait for the test
-    shell: echo waiting for the test; wget -q -O /etc/app/released http://{addr}/release
+    shell: echo shell waits for the test; timeout 600 wget -q -O /etc/app/released http://{addr}/release
+  - raw: echo raw waits for the test; timeout 600 wget -q -O - http://{addr}/release >> /etc/app/released
+  - script: /etc/app/wait.sh test
   - command: cat /etc/app/app.conf
 "#
     );
@@ -167,27 +177,33 @@ ansible:
         .spawn()
         .unwrap();
     let mut output = String::new();
-    let mut open = Some(open);
+    let mut waiting = vec!["shell", "raw", "script"].into_iter().peekable();
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if line.ends_with("| waiting for the test") {
+        if let Some(task) = waiting.peek()
+            && line.ends_with(&format!("| {task} waits for the test"))
+        {
             // Seen while the task runs: the task ends only after this.
-            open.take().expect("printed once").send(()).unwrap();
+            open.send(()).unwrap();
+            waiting.next();
         }
         output.push_str(&line);
         output.push('\n');
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "{output}");
-    assert!(
-        open.is_none(),
-        "the shell task's output was not streamed:\n{output}"
+    assert_eq!(
+        waiting.next(),
+        None,
+        "a task's output was not streamed:\n{output}"
     );
     for line in [
         "app/install | TASK [the config dir]",
         "app/install | TASK [copy]",
         "app/install | TASK [get_url]",
         "app/setup | TASK [wait for the test]",
+        "app/setup | TASK [raw]",
+        "app/setup | TASK [script]",
         "app/setup | listen 80;",
         "app/setup | workers 2;",
     ] {
@@ -201,8 +217,10 @@ ansible:
             "app",
             "cat /etc/app/app.conf /etc/app/fetched.txt /etc/app/released"
         ),
-        "listen 80;\nworkers 2;\nfetched over http\nreleased\n"
+        "listen 80;\nworkers 2;\nfetched over http\nreleased\nreleased\nreleased\n"
     );
+    // Streamed, so not printed again when the task ends.
+    assert_eq!(output.matches("raw waits for the test").count(), 1, "{output}");
     assert_eq!(env.run_sh("app", "stat -c %a /etc/app"), "755\n");
     let paths = layer_paths(&env, "app", "busybox:latest");
     assert!(paths.iter().any(|p| p == "etc/app/app.conf"), "{paths:?}");
@@ -211,7 +229,8 @@ ansible:
 }
 
 /// A failing task fails the build with a non-zero status, naming the task and its line in
-/// strata.yaml; its output is in the report.
+/// strata.yaml; its output is in the report, and then the task's configuration, as werf's
+/// callback prints it.
 #[test]
 fn a_failed_task_names_its_line() {
     let env = Env::new();
@@ -230,6 +249,14 @@ fn a_failed_task_names_its_line() {
     assert!(stderr.contains("name: breaks"), "{stderr}");
     assert!(stderr.contains("  about to break\n"), "{stderr}");
     assert!(stderr.contains("  failed (rc=3)\n"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "app/install | Failed task configuration:\n\
+             app/install |   name: breaks\n\
+             app/install |   shell: echo about to break; exit 3\n"
+        ),
+        "{stderr}"
+    );
     // The task after it never ran.
     let after = stderr.rsplit("TASK [breaks]").next().unwrap_or_default();
     assert!(!after.contains("TASK ["), "{stderr}");
