@@ -15,8 +15,10 @@
 # The wrappers in bin/ set LOCPATH (ansible wants a UTF-8 locale; the tree has C.utf8) and
 # OPENSSL_MODULES for the controller only and remove them before any task runs; ansible.cfg
 # and the inventory (local connection, the tree's python) are in the tree too. A patched
-# `run_command` of ansible's module_utils copies command output to /.strata/tmp/live, which
-# strata's callback plugin points at its own stdout: `command`/`shell` output is streamed.
+# `run_command` of ansible's module_utils and local connection copy command output to
+# /.strata/tmp/live, a FIFO strata's callback plugin copies to its own stdout: `command`,
+# `shell`, `raw` and `script` output is streamed. The default become method switches user with
+# the toolbox's python (no sudo needed in the image).
 set -euo pipefail
 
 VERSION=1
@@ -91,7 +93,7 @@ open(path, "w").write(text.replace(old, new))' "$@"
 }
 ansible_dir=$tree/usr/lib/python3/dist-packages/ansible
 # Live output of `command`/`shell`: each chunk run_command reads is also written to
-# /.strata/tmp/live when that exists (a link the callback plugin makes to its stdout).
+# /.strata/tmp/live when that exists (the FIFO the callback plugin makes).
 chunk='                    b_chunk = key.fileobj.read()
 '
 patch_once "$ansible_dir/module_utils/basic.py" "live output" "$chunk" "$chunk\
@@ -128,8 +130,12 @@ payload="tempfile.mkdtemp(prefix='ansible_%(ansible_module)s_payload_'"
 patch_once "$ansible_dir/executor/module_common.py" "payload dir" "$payload)" \
   "$payload, dir='/.strata/tmp')"
 
-mkdir -p "$tree/bin" "$tree/plugins"
-cp "$PLUGINS"/strata.py "$tree/plugins/"
+mkdir -p "$tree/bin" "$tree/plugins/callback" "$tree/plugins/become" "$tree/libexec"
+cp "$PLUGINS"/strata.py "$tree/plugins/callback/"
+# become without sudo in the image: the default become method switches user with the
+# toolbox's python.
+cp "$PLUGINS"/become.py "$tree/plugins/become/strata.py"
+cp "$PLUGINS"/become_user.py "$tree/libexec/become-user"
 # The local connection and the toolbox's python; every file ansible writes goes to
 # /.strata/tmp, the tmpfs strata mounts beside the toolbox (never into the image).
 cat >"$tree/ansible.cfg" <<EOF
@@ -138,13 +144,19 @@ inventory = $MOUNT/inventory
 transport = local
 interpreter_python = $MOUNT/usr/bin/python3.11
 stdout_callback = strata
-callback_plugins = $MOUNT/plugins
+callback_plugins = $MOUNT/plugins/callback
+become_plugins = $MOUNT/plugins/become
 retry_files_enabled = False
 module_compression = ZIP_STORED
 home = /.strata/tmp/home
 local_tmp = /.strata/tmp/local
 remote_tmp = /.strata/tmp/remote
 nocows = 1
+# Where files for a task run as another user go (readable by it: ansible chowns them).
+system_tmpdirs = /.strata/tmp
+
+[privilege_escalation]
+become_method = strata
 EOF
 echo "localhost ansible_connection=local ansible_python_interpreter=$MOUNT/usr/bin/python3.11" \
   >"$tree/inventory"

@@ -1,8 +1,9 @@
 # strata: the build's live output (shipped in the ansible toolbox as
-# ansible/module_utils/strata_live.py). /.strata/tmp/live is a link strata's callback makes to
-# its own stdout. Modules' run_command (`command`, `shell`) writes each chunk of output it reads
+# ansible/module_utils/strata_live.py). /.strata/tmp/live is a FIFO strata's callback copies
+# to its own stdout. Modules' run_command (`command`, `shell`) writes each chunk of output it reads
 # here; the local connection does the same for what `raw` and `script` run (see `streamed`),
 # and for nothing else it runs (module payloads answer JSON, which stays out of the output).
+import fcntl
 import os
 import threading
 
@@ -16,7 +17,10 @@ def live(chunk):
     """Copies command output to the build's output as it comes."""
     if not _sink:
         try:
-            _sink.append(os.open(LIVE, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
+            # Non-blocking: a FIFO without its reader (no callback) fails instead of waiting.
+            fd = os.open(LIVE, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            _sink.append(fd)
         except OSError:
             _sink.append(None)
     if _sink[0] is not None:

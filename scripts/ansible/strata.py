@@ -1,8 +1,9 @@
-# strata's stdout callback for ansible stages (shipped in the ansible toolbox, plugins/).
+# strata's stdout callback for ansible stages (shipped in the ansible toolbox, plugins/callback/).
 #
 # Prints each task's name as it starts and its result when it ends; the output of commands
 # (`command`, `shell`, `raw`, `script`) is streamed by the toolbox while they run (through the
-# /.strata/tmp/live link made here), so it is not printed again. A task that fails is followed
+# /.strata/tmp/live FIFO made here, which any user's task can write), so it is not printed
+# again. A task that fails is followed
 # by its werf.yaml task, as werf's callback prints it ("Failed task configuration"), and writes
 # the index of that task (its `strata_task_N` tag) to /.strata/state/step, which strata reads
 # to name the task and its line.
@@ -17,6 +18,9 @@ DOCUMENTATION = '''
 
 import json
 import os
+import select
+import sys
+import threading
 
 import yaml
 from ansible.parsing.yaml.dumper import AnsibleDumper
@@ -43,6 +47,48 @@ for _type in (str, AnsibleUnicode):
     ConfigDumper.add_representer(_type, _text)
 
 
+class Relay:
+    """The live output: a FIFO at LIVE (writable by every user, so tasks run as another user
+    stream too) whose data a thread copies to stdout as it comes."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.fd = None
+        try:
+            if os.path.lexists(LIVE):
+                os.unlink(LIVE)
+            os.mkfifo(LIVE)
+            os.chmod(LIVE, 0o666)
+            self.fd = os.open(LIVE, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            # Held open, so the FIFO never reads as ended between two writers.
+            self._writer = os.open(LIVE, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            self.fd = None
+            return
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            select.select([self.fd], [], [])
+            with self.lock:
+                self.drain()
+
+    def drain(self):
+        """Copies what is in the FIFO to stdout (called with the lock held)."""
+        if self.fd is None:
+            return
+        sys.stdout.flush()
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            while chunk:
+                chunk = chunk[os.write(1, chunk):]
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = 'stdout'
@@ -50,15 +96,13 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super().__init__()
-        try:
-            if os.path.lexists(LIVE):
-                os.unlink(LIVE)
-            os.symlink('/proc/%d/fd/1' % os.getpid(), LIVE)
-        except OSError:
-            pass
+        self._live = Relay()
 
     def _print(self, text):
-        self._display.display(text)
+        # What commands printed before comes first.
+        with self._live.lock:
+            self._live.drain()
+            self._display.display(text)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._print('TASK [%s]' % task.get_name().strip())

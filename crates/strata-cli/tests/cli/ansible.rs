@@ -336,12 +336,7 @@ fn debian_tar() -> &'static Path {
 #[test]
 fn apt_user_and_group_on_debian() {
     let env = Env::new();
-    let out = env.strata(&["import", debian_tar().to_str().unwrap(), "debian:bookworm"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&env, debian_tar(), "debian:bookworm");
     let yaml = "image: app\nfrom: debian:bookworm\nansible:\n  install:\n  \
                 - apt: {name: hello, update_cache: yes}\n  \
                 - group: {name: web, gid: 1500}\n  \
@@ -375,6 +370,68 @@ fn apt_user_and_group_on_debian() {
     assert_no_toolbox_trace(&paths);
 }
 
+/// Imports the root file system (a directory or a tarball) `root` as `name`.
+fn import(env: &Env, root: &Path, name: &str) {
+    let out = env.strata(&["import", root.to_str().unwrap(), name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `become: yes` with `become_user` runs the tasks as that user on Debian and on busybox,
+/// neither of which has sudo: files made by `file`, `copy`, `shell` and `raw` are its own, the
+/// commands run with its id, groups and HOME, and their output still streams (the user is
+/// made by the test's own tasks). `become_method: sudo` runs the image's sudo: busybox has
+/// none, so the task fails saying so.
+#[test]
+fn become_user_works_without_sudo_in_the_image() {
+    let env = Env::new();
+    import(&env, debian_tar(), "debian:bookworm");
+    let yaml = |base: &str| {
+        format!(
+            "image: app\nfrom: {base}\nansible:\n  install:\n  \
+             - lineinfile: {{path: /etc/passwd, line: \"web:x:1500:1500:web:/home/web:/bin/sh\"}}\n  \
+             - lineinfile: {{path: /etc/group, line: \"web:x:1500:\"}}\n  \
+             - lineinfile: {{path: /etc/group, line: \"staff2:x:1600:web\"}}\n  \
+             - file: {{path: /home/web, state: directory, owner: web, group: web}}\n  \
+             setup:\n  \
+             - become: yes\n    become_user: web\n    block:\n    \
+             - file: {{path: /home/web/by-file, state: touch}}\n    \
+             - copy: {{content: \"copied\\n\", dest: /home/web/by-copy}}\n    \
+             - shell: echo shell as $(id -un); id -G > /home/web/groups; echo $HOME > /home/web/home\n    \
+             - raw: echo raw as $(id -un); touch /home/web/by-raw\n"
+        )
+    };
+    for base in ["debian:bookworm", "busybox:latest"] {
+        let dir = env.project(&base.replace(':', "-"), &yaml(base));
+        let out = env.build(&dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{base}: {stderr}");
+        for line in ["app/setup | shell as web\n", "app/setup | raw as web\n"] {
+            assert!(stderr.contains(line), "{base}: {line} in {stderr}");
+        }
+        assert_eq!(
+            env.run_sh(
+                "app",
+                "cd /home/web && stat -c '%n %U:%G' by-file by-copy by-raw groups && cat groups home"
+            ),
+            "by-file web:web\nby-copy web:web\nby-raw web:web\ngroups web:web\n\
+             1500 1600\n/home/web\n",
+            "{base}"
+        );
+        assert_no_toolbox_trace(&layer_paths(&env, "app", base));
+    }
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  \
+                - file: {path: /x, state: touch}\n    become: yes\n    become_user: app\n    \
+                become_method: sudo\n";
+    let out = env.build(&env.project("sudo", yaml));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sudo: not found"), "{stderr}");
+}
+
 /// A base without `/bin/sh` (distroless-like): ansible's local connection starts modules
 /// through the toolbox's bash there, and so do `shell` tasks; nothing of it lands in the layer.
 #[test]
@@ -391,12 +448,7 @@ fn a_base_without_a_shell_runs_its_tasks() {
         .unwrap();
     assert!(untar.success());
     std::fs::remove_file(root.join("bin/sh")).unwrap();
-    let out = env.strata(&["import", root.to_str().unwrap(), "noshell:latest"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&env, &root, "noshell:latest");
     let yaml = "image: app\nfrom: noshell:latest\nansible:\n  install:\n  \
                 - copy: {content: \"hello\\n\", dest: /hello.txt}\n  \
                 - shell: readlink /proc/$$/exe > /shell.txt\n";
