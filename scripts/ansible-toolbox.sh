@@ -27,13 +27,15 @@ DEST=${1:-${STRATA_ANSIBLE_TOOLBOX:-/usr/local/lib/strata/ansible}}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PLUGINS=$HERE/ansible
 
-# Pinned by name: bookworm's python3.11 and ansible-core 2.14 and what they load. The exact
-# versions fetched are written to $DEST/packages.
+# Pinned by name: bookworm's python3.11 and ansible-core 2.14 and what they load, and the
+# collections of `ansible` that hold the modules of werf's list ansible-core lacks (apk,
+# ini_file, timezone, the openssl_* modules, acl, ...). The exact versions fetched are written
+# to $DEST/packages.
 PACKAGES=(
   libc6 libc-bin libgcc-s1 libstdc++6 zlib1g libexpat1 libssl3 libbz2-1.0 libcrypt1 libffi8
   liblzma5 libsqlite3-0 libuuid1 libyaml-0-2
   python3.11-minimal libpython3.11-minimal libpython3.11-stdlib
-  ansible-core python3-cryptography python3-cffi-backend python3-yaml python3-jinja2
+  ansible-core ansible python3-cryptography python3-cffi-backend python3-yaml python3-jinja2
   python3-markupsafe python3-packaging python3-resolvelib
   python3-apt python-apt-common libapt-pkg6.0 libgcrypt20 libgpg-error0 liblz4-1 libsystemd0
   libudev1 libxxhash0 libzstd1 libcap2
@@ -70,6 +72,15 @@ rm -rf "$tree"/usr/share/{doc,man,locale,lintian,bug,info} "$tree"/sbin "$tree"/
   "$tree"/usr/lib/x86_64-linux-gnu/gconv "$tree"/usr/lib/x86_64-linux-gnu/engines-3
 find "$tree/usr/bin" -mindepth 1 ! -name python3.11 -delete
 find "$tree/usr/lib/locale" -mindepth 1 -maxdepth 1 ! -name C.utf8 -exec rm -rf {} +
+# Of `ansible`'s collections, those where werf's modules beyond ansible-core are (ansible-core
+# routes their short names there): community.general, community.crypto, ansible.posix; their
+# plugins and metadata only.
+collections=$tree/usr/lib/python3/dist-packages/ansible_collections
+find "$collections" -mindepth 2 -maxdepth 2 ! -path '*/community/general' \
+  ! -path '*/community/crypto' ! -path '*/ansible/posix' -exec rm -rf {} +
+find "$collections" -mindepth 1 -maxdepth 1 \( -type f -o -type d -empty \) -delete
+find "$collections" -mindepth 3 -maxdepth 3 ! -name plugins ! -name meta ! -name MANIFEST.json \
+  -exec rm -rf {} +
 # Absolute links point at the host once mounted elsewhere: make them relative.
 while IFS= read -r link; do
   target=$(readlink "$link")

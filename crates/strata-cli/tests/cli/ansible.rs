@@ -432,6 +432,91 @@ fn become_user_works_without_sudo_in_the_image() {
     assert!(stderr.contains("sudo: not found"), "{stderr}");
 }
 
+/// An Alpine-shaped root file system, made here for want of an Alpine image offline: musl's
+/// loader and libc (Debian's `musl`) as `/lib/ld-musl-x86_64.so.1`, busybox as `/bin/sh` and
+/// the rest, Alpine's `/etc/os-release`, no glibc; and for `apk`, a stand-in for apk-tools at
+/// `/sbin/apk` that logs how it is called and records what it adds in `/etc/apk/world`.
+fn alpine_root(env: &Env) -> PathBuf {
+    let root = env.work.path().join("alpine");
+    std::fs::create_dir(&root).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(crate::support::busybox_tar())
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let musl = std::fs::canonicalize("/lib/ld-musl-x86_64.so.1")
+        .expect("musl is installed by scripts/install-deps.sh");
+    std::fs::create_dir_all(root.join("lib")).unwrap();
+    std::fs::copy(musl, root.join("lib/ld-musl-x86_64.so.1")).unwrap();
+    std::os::unix::fs::symlink("ld-musl-x86_64.so.1", root.join("lib/libc.musl-x86_64.so.1"))
+        .unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.0\nPRETTY_NAME=\"Alpine Linux v3.19\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/alpine-release"), "3.19.0\n").unwrap();
+    std::fs::create_dir_all(root.join("etc/apk")).unwrap();
+    std::fs::write(root.join("etc/apk/world"), "busybox\n").unwrap();
+    std::fs::create_dir_all(root.join("sbin")).unwrap();
+    let apk = root.join("sbin/apk");
+    std::fs::write(
+        &apk,
+        "#!/bin/sh\necho \"$*\" >> /var/log/apk.log\ncase \"$1\" in\n\
+         update) echo 'OK: 2 distinct packages available' ;;\n\
+         add) shift; for p; do echo \"$p\" >> /etc/apk/world; echo \"(1/1) Installing $p (1.0-r0)\"; done ;;\n\
+         *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&apk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(root.join("var/log")).unwrap();
+    root
+}
+
+/// On a musl base (Alpine-shaped, no glibc, no Python): command, shell, file, copy with
+/// `.Files.Get` content, lineinfile; `apk` (community.general's module, in the toolbox) runs
+/// the image's apk: `update` for `update_cache`, then `add` for a package not in the world
+/// file, and nothing for one there.
+#[test]
+fn a_musl_base_runs_its_tasks_and_apk_runs_the_images_apk() {
+    let env = Env::new();
+    import(&env, &alpine_root(&env), "alpine:3.19");
+    let yaml = "image: app\nfrom: alpine:3.19\nansible:\n  install:\n  \
+                - apk: {name: [curl, busybox], update_cache: yes}\n  \
+                - file: {path: /etc/app, state: directory, mode: 0750}\n  \
+                - copy:\n      content: |\n{{ .Files.Get \"app.conf\" | indent 8 }}\n      dest: /etc/app/app.conf\n  \
+                - lineinfile: {path: /etc/app/app.conf, line: \"port 8080\"}\n  \
+                - command: cat /etc/alpine-release\n  \
+                - shell: /lib/ld-musl-x86_64.so.1 2>&1 | head -n 1 > /etc/app/libc; . /etc/os-release; echo \"on $ID\"\n";
+    let dir = env.project("app", yaml);
+    std::fs::write(dir.join("app.conf"), "name app\n").unwrap();
+    let out = env.build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for line in ["app/install | 3.19.0\n", "app/install | on alpine\n"] {
+        assert!(stderr.contains(line), "{line} in {stderr}");
+    }
+    assert_eq!(
+        env.run_sh(
+            "app",
+            "cat /etc/app/app.conf /etc/app/libc /var/log/apk.log /etc/apk/world; stat -c %a /etc/app"
+        ),
+        "name app\nport 8080\nmusl libc (x86_64)\n\
+         update\n-v info --description curl\n-v info --description busybox\nadd curl\n\
+         busybox\ncurl\n750\n"
+    );
+    let paths = layer_paths(&env, "app", "alpine:3.19");
+    assert!(
+        !paths.iter().any(|p| p.contains("libc.so.6") || p.contains("ld-linux")),
+        "{paths:?}"
+    );
+    assert_no_toolbox_trace(&paths);
+}
+
 /// A base without `/bin/sh` (distroless-like): ansible's local connection starts modules
 /// through the toolbox's bash there, and so do `shell` tasks; nothing of it lands in the layer.
 #[test]
