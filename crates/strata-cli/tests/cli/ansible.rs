@@ -220,7 +220,11 @@ ansible:
         "listen 80;\nworkers 2;\nfetched over http\nreleased\nreleased\nreleased\n"
     );
     // Streamed, so not printed again when the task ends.
-    assert_eq!(output.matches("raw waits for the test").count(), 1, "{output}");
+    assert_eq!(
+        output.matches("raw waits for the test").count(),
+        1,
+        "{output}"
+    );
     assert_eq!(env.run_sh("app", "stat -c %a /etc/app"), "755\n");
     let paths = layer_paths(&env, "app", "busybox:latest");
     assert!(paths.iter().any(|p| p == "etc/app/app.conf"), "{paths:?}");
@@ -451,8 +455,11 @@ fn alpine_root(env: &Env) -> PathBuf {
         .expect("musl is installed by scripts/install-deps.sh");
     std::fs::create_dir_all(root.join("lib")).unwrap();
     std::fs::copy(musl, root.join("lib/ld-musl-x86_64.so.1")).unwrap();
-    std::os::unix::fs::symlink("ld-musl-x86_64.so.1", root.join("lib/libc.musl-x86_64.so.1"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "ld-musl-x86_64.so.1",
+        root.join("lib/libc.musl-x86_64.so.1"),
+    )
+    .unwrap();
     std::fs::write(
         root.join("etc/os-release"),
         "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.0\nPRETTY_NAME=\"Alpine Linux v3.19\"\n",
@@ -480,7 +487,7 @@ fn alpine_root(env: &Env) -> PathBuf {
 /// On a musl base (Alpine-shaped, no glibc, no Python): command, shell, file, copy with
 /// `.Files.Get` content, lineinfile; `apk` (community.general's module, in the toolbox) runs
 /// the image's apk: `update` for `update_cache`, then `add` for a package not in the world
-/// file, and nothing for one there.
+/// file, and nothing for one there; without apk in the image the task fails naming it.
 #[test]
 fn a_musl_base_runs_its_tasks_and_apk_runs_the_images_apk() {
     let env = Env::new();
@@ -511,10 +518,56 @@ fn a_musl_base_runs_its_tasks_and_apk_runs_the_images_apk() {
     );
     let paths = layer_paths(&env, "app", "alpine:3.19");
     assert!(
-        !paths.iter().any(|p| p.contains("libc.so.6") || p.contains("ld-linux")),
+        !paths
+            .iter()
+            .any(|p| p.contains("libc.so.6") || p.contains("ld-linux")),
         "{paths:?}"
     );
     assert_no_toolbox_trace(&paths);
+    // Without apk in the image (busybox), the task fails saying so.
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  - apk: {name: curl}\n";
+    let out = env.build(&env.project("noapk", yaml));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Failed to find required executable \"apk\""),
+        "{stderr}"
+    );
+}
+
+/// Every module of werf's list (the one the config is checked against) is in the toolbox:
+/// ansible-core's own and those of the collections it ships resolve (`--syntax-check` fails
+/// on a module it cannot find). An ansible-playbook run by a task streams its tasks' output
+/// through the stage's, and the tasks after it still stream.
+#[test]
+fn every_module_of_werfs_list_is_in_the_toolbox() {
+    let env = Env::new();
+    let mut playbook = String::from("- hosts: all\n  gather_facts: no\n  tasks:\n");
+    for module in strata_frontend::stapel::ANSIBLE_MODULES {
+        playbook.push_str(&format!("  - {module}: {{}}\n"));
+    }
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  \
+                - copy:\n      content: |\n{{ .Files.Get \"all.yml\" | indent 8 }}\n      dest: /all.yml\n  \
+                - shell: /.strata/ansible/bin/ansible-playbook --syntax-check /all.yml\n  \
+                - copy: {content: \"- hosts: all\\n  tasks:\\n  - command: echo inner task\\n\", dest: /inner.yml}\n  \
+                - shell: /.strata/ansible/bin/ansible-playbook /inner.yml\n  \
+                - command: echo after the inner run\n";
+    let dir = env.project("app", yaml);
+    std::fs::write(dir.join("all.yml"), playbook).unwrap();
+    let out = env.build(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("app/install | playbook: /all.yml\n"),
+        "{stderr}"
+    );
+    // An ansible-playbook run by a task leaves the live output to the stage's own.
+    for line in [
+        "app/install | inner task\n",
+        "app/install | after the inner run\n",
+    ] {
+        assert_eq!(stderr.matches(line).count(), 1, "{line} in {stderr}");
+    }
 }
 
 /// A base without `/bin/sh` (distroless-like): ansible's local connection starts modules
