@@ -384,6 +384,15 @@ fn import(env: &Env, root: &Path, name: &str) {
     );
 }
 
+/// Builds the project in `dir`, asserting that the build succeeds (`ok`) or fails; returns
+/// what it printed on stderr.
+fn build_expecting(env: &Env, dir: &Path, ok: bool) -> String {
+    let out = env.build(dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.success(), ok, "{stderr}");
+    stderr
+}
+
 /// `become: yes` with `become_user` runs the tasks as that user on Debian and on busybox,
 /// neither of which has sudo: files made by `file`, `copy`, `shell` and `raw` are its own, the
 /// commands run with its id, groups and HOME, and their output still streams (the user is
@@ -410,9 +419,7 @@ fn become_user_works_without_sudo_in_the_image() {
     };
     for base in ["debian:bookworm", "busybox:latest"] {
         let dir = env.project(&base.replace(':', "-"), &yaml(base));
-        let out = env.build(&dir);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{base}: {stderr}");
+        let stderr = build_expecting(&env, &dir, true);
         for line in ["app/setup | shell as web\n", "app/setup | raw as web\n"] {
             assert!(stderr.contains(line), "{base}: {line} in {stderr}");
         }
@@ -430,9 +437,7 @@ fn become_user_works_without_sudo_in_the_image() {
     let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  \
                 - file: {path: /x, state: touch}\n    become: yes\n    become_user: app\n    \
                 become_method: sudo\n";
-    let out = env.build(&env.project("sudo", yaml));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = build_expecting(&env, &env.project("sudo", yaml), false);
     assert!(stderr.contains("sudo: not found"), "{stderr}");
 }
 
@@ -501,9 +506,7 @@ fn a_musl_base_runs_its_tasks_and_apk_runs_the_images_apk() {
                 - shell: /lib/ld-musl-x86_64.so.1 2>&1 | head -n 1 > /etc/app/libc; . /etc/os-release; echo \"on $ID\"\n";
     let dir = env.project("app", yaml);
     std::fs::write(dir.join("app.conf"), "name app\n").unwrap();
-    let out = env.build(&dir);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = build_expecting(&env, &dir, true);
     for line in ["app/install | 3.19.0\n", "app/install | on alpine\n"] {
         assert!(stderr.contains(line), "{line} in {stderr}");
     }
@@ -526,9 +529,7 @@ fn a_musl_base_runs_its_tasks_and_apk_runs_the_images_apk() {
     assert_no_toolbox_trace(&paths);
     // Without apk in the image (busybox), the task fails saying so.
     let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  - apk: {name: curl}\n";
-    let out = env.build(&env.project("noapk", yaml));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let stderr = build_expecting(&env, &env.project("noapk", yaml), false);
     assert!(
         stderr.contains("Failed to find required executable \"apk\""),
         "{stderr}"
@@ -554,9 +555,7 @@ fn every_module_of_werfs_list_is_in_the_toolbox() {
                 - command: echo after the inner run\n";
     let dir = env.project("app", yaml);
     std::fs::write(dir.join("all.yml"), playbook).unwrap();
-    let out = env.build(&dir);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = build_expecting(&env, &dir, true);
     assert!(
         stderr.contains("app/install | playbook: /all.yml\n"),
         "{stderr}"
