@@ -58,6 +58,7 @@ const RERUN: &[&str] = &[
     "cancel::sigint_and_sigterm_cancel_a_stapel_build_cleanly",
     "ansible::a_playbook_builds_on_busybox_with_live_output",
     "ansible::a_failed_task_lands_in_the_debugger_and_rerun_runs_it_again",
+    "ansible::become_user_works_without_sudo_in_the_image",
 ];
 
 /// A user of this machine that tests run strata as.
