@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds strata's ansible toolbox: a Python 3.11 and ansible-core 2.14 (with python3-apt) from
-# Debian bookworm's packages, relocated to run from /.strata/ansible, where strata mounts it
-# read-only in the containers of ansible stages. Base images need no Python.
+# Builds strata's ansible toolbox: a Python 3.11 and ansible-core 2.14 (with python3-apt and the
+# collections holding the rest of werf's modules) from Debian bookworm's packages, relocated to
+# run from /.strata/ansible, where strata mounts it read-only in the containers of ansible
+# stages. Base images need no Python.
 #
 #   scripts/ansible-toolbox.sh [DIR]   (default /usr/local/lib/strata/ansible; strata looks
 #                                       there, or in $STRATA_ANSIBLE_TOOLBOX)
