@@ -11,9 +11,11 @@
 //!    tail), then
 //! 2. reads commands at the `IMAGE/STAGE (strata) ` prompt (see [`command::HELP`]; on a
 //!    terminal with line editing and history, and Ctrl-C never ends the session): `shell`, `rerun`,
-//!    `exec`, `diff`, `env`, `list`, `info`, `reset`, `reload`, `exit`; with `--base` the
-//!    same in the state before the step (the buildkit#1472 design: switch between the broken
-//!    and the initial state, restore and try again);
+//!    `exec`, `diff`, `env`, `list`, `info`, `reset`, `rollback`, `log`, `reload`, `exit`;
+//!    with `--base` the same in the state before the step (the buildkit#1472 design: switch
+//!    between the broken and the initial state, restore and try again); on a terminal
+//!    `shell` and `exec` can be left running (Ctrl-p Ctrl-q) and come back with `attach`
+//!    (`ps`, `kill`; buildx's monitor);
 //! 3. returns [`Outcome::Reload`] (the engine re-reads config and sources and builds again
 //!    with the same settings) or [`Outcome::Exit`]. Where the sources are not there (a
 //!    failure record opened later, elsewhere), the engine says why with

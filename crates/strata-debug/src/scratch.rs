@@ -5,6 +5,7 @@
 //!   broken/{upper,work}  the session's changes on top of the failed state (shell, exec, rerun)
 //!   base/{upper,work}    the session's changes on top of the base state (`shell --base`)
 //!   tool/{upper,work}    the debugger image's own root changes (`--debugger-image`)
+//!   base-tool/{upper,work}  the same for its shells on the base state
 //!   fresh/{upper,work}   `rerun --base`, `rollback`: created for one run, removed after it
 //!   rolled/upper         the result of the last `rollback` (fresh/ moved here): the failed
 //!                        state's upper from then on, only ever a lower
@@ -65,6 +66,8 @@ pub enum Slot {
     Base,
     /// The debugger image's root changes.
     Tool,
+    /// The debugger image's root changes in its shells on the base state.
+    BaseTool,
     /// A one-off fresh upper (`rerun --base`).
     Fresh,
 }
@@ -75,6 +78,7 @@ impl Slot {
             Slot::Broken => "broken",
             Slot::Base => "base",
             Slot::Tool => "tool",
+            Slot::BaseTool => "base-tool",
             Slot::Fresh => "fresh",
         }
     }

@@ -6,13 +6,30 @@
 //! |---|---|---|
 //! | failed (default) | broken upper, base lowers | `scratch/broken/upper` |
 //! | base (`--base`) | base lowers | `scratch/base/upper` |
-//! | fresh (`rerun --base`) | base lowers | `scratch/fresh/upper`, removed after the run |
+//! | fresh (`rerun --base`, `rollback`) | base lowers | `scratch/fresh/upper`, removed after the run (`rollback`: kept as `scratch/rolled/upper`) |
+//! | passed (after a `rollback` that succeeded) | rolled upper, base lowers | `scratch/broken/upper` |
 //!
 //! Session changes persist across `shell`, `exec` and `rerun` until `reset`. The broken upper
 //! can be a lower because nothing mounts it as an upper any more: the failed run's container
-//! is gone before the engine builds the [`Failure`]. Containers run one after another, on the
-//! calling thread (the sandbox ties a container to the thread that spawned it), so no session
-//! upper is ever mounted twice.
+//! is gone before the engine builds the [`Failure`]. `rollback` drops the session's changes,
+//! runs the step's `step_args` in a fresh upper and makes that upper the failed state's (a
+//! new failure, or the `passed` state when it succeeded); `env` and the process of later
+//! commands stay the first failure's.
+//!
+//! # Processes
+//!
+//! Containers start on the calling thread (the sandbox ties a container to the thread that
+//! spawned it). On a terminal, `shell` and `exec` are processes ([`crate::process`]) that
+//! [`DETACH_KEYS`] leave running; `ps`, `attach` and `kill` work on them, and leaving the
+//! monitor (`exit`, `reload`, `next`, `continue`, end of input), `reset` and `rollback` end
+//! them. A running process holds the session uppers it mounted: a command needing one of
+//! them is refused until it ends, so no upper is ever mounted twice. Every process gets its
+//! own sandbox dir (`scratch/run/pN`).
+//!
+//! # Build output
+//!
+//! With [`Session::with_log`], `log` prints the build's output ([`BuildLog`]) and `log -f`
+//! follows it while images build, until Ctrl-C.
 //!
 //! # Paused builds
 //!
@@ -24,8 +41,8 @@
 //! # Debugger image
 //!
 //! With [`Session::with_debugger_image`], `shell` starts in that image's root instead (its
-//! own throwaway upper, `scratch/tool`), with the state's root file system mounted read-write
-//! at [`DEBUGROOT`] (an overlay mount of the same layers and session upper) and the step's
+//! own upper: `scratch/tool`, `scratch/base-tool` with `--base`), with the state's root file
+//! system mounted read-write at [`DEBUGROOT`] (an overlay mount of the same layers and session upper) and the step's
 //! mounts below it (`/cache` at `/debugroot/cache`); the toolbox is also at its usual place.
 //! The shell runs as root in `/debugroot`, with the step's env but the image's default
 //! `PATH`. Mountpoints the step's mounts need and the state lacks are created in the session
@@ -82,6 +99,14 @@ impl State {
         match self {
             State::Failed => Slot::Broken,
             State::Base => Slot::Base,
+        }
+    }
+
+    /// The debugger image's own root changes in this state's shells.
+    fn tool_slot(self) -> Slot {
+        match self {
+            State::Failed => Slot::Tool,
+            State::Base => Slot::BaseTool,
         }
     }
 
@@ -421,7 +446,7 @@ impl<'a> Session<'a> {
             },
             Command::Reset => {
                 self.end_processes("their changes go with the reset", out)?;
-                for slot in [Slot::Broken, Slot::Base, Slot::Tool] {
+                for slot in [Slot::Broken, Slot::Base, Slot::Tool, Slot::BaseTool] {
                     self.scratch.drop_slot(slot)?;
                 }
                 writeln!(
@@ -578,7 +603,7 @@ impl<'a> Session<'a> {
 
     fn shell(&mut self, state: State, out: &mut dyn Write) -> Result<(), Error> {
         let slots = match &self.debugger {
-            Some(_) => vec![Slot::Tool, state.slot()],
+            Some(_) => vec![state.tool_slot(), state.slot()],
             None => vec![state.slot()],
         };
         self.check_free(&slots)?;
@@ -773,7 +798,7 @@ impl<'a> Session<'a> {
             ));
         }
         self.end_processes("they ran in the states the rollback drops", out)?;
-        for slot in [Slot::Broken, Slot::Base, Slot::Tool] {
+        for slot in [Slot::Broken, Slot::Base, Slot::Tool, Slot::BaseTool] {
             self.scratch.drop_slot(slot)?;
         }
         writeln!(
@@ -904,7 +929,7 @@ impl<'a> Session<'a> {
 
     fn debugger_spec(&self, image: &[PathBuf], state: State) -> Result<ContainerSpec, Error> {
         let step = &self.failure.spec;
-        let tool = self.scratch.pair(Slot::Tool)?;
+        let tool = self.scratch.pair(state.tool_slot())?;
         let session = self.scratch.pair(state.slot())?;
         let mut mounts = vec![Mount {
             target: DEBUGROOT.into(),

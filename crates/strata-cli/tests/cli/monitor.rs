@@ -4,6 +4,7 @@
 use rexpect::session::PtySession;
 
 use crate::debug::{FAILING, exit_monitor};
+use crate::stepdebug::dockerfile_dir;
 use crate::support::Env;
 
 /// Docker's detach keys: Ctrl-p Ctrl-q.
@@ -33,9 +34,12 @@ fn stapel_debugger(env: &Env, dir: &std::path::Path) -> PtySession {
     on_a_terminal(cmd)
 }
 
-fn dockerfile_debugger(env: &Env, dir: &std::path::Path) -> PtySession {
+/// The debugger on a build of `dockerfile` in project `name`, with `args`.
+fn dockerfile_debugger(env: &Env, name: &str, dockerfile: &str, args: &[&str]) -> PtySession {
+    let dir = dockerfile_dir(env, name, dockerfile);
     let mut cmd = env.cmd();
     cmd.args(["build", "--progress", "plain", "--debugger"])
+        .args(args)
         .arg(dir);
     on_a_terminal(cmd)
 }
@@ -258,17 +262,11 @@ fn a_stapel_rollback_runs_the_stage_again_and_log_shows_the_builds_output() {
 #[test]
 fn a_dockerfile_rollback_that_succeeds_says_so_and_stays_on_the_result() {
     let env = Env::new();
-    let dir = env.work.path().join("dfroll");
-    std::fs::create_dir_all(&dir).unwrap();
     // Fails once: the cache mount the runs share remembers the first.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM busybox:latest\nRUN --mount=type=cache,id=roll,target=/c \
+    let dockerfile = "FROM busybox:latest\nRUN --mount=type=cache,id=roll,target=/c \
          if [ -f /c/seen ]; then echo second > /result; echo run-two; \
-         else touch /c/seen; echo run-one; false; fi\n",
-    )
-    .unwrap();
-    let mut s = dockerfile_debugger(&env, &dir);
+         else touch /c/seen; echo run-one; false; fi\n";
+    let mut s = dockerfile_debugger(&env, "dfroll", dockerfile, &[]);
     s.send_line("log").unwrap();
     s.exp_string("dfroll/1-run | run-one").unwrap();
     s.exp_string("(strata) ").unwrap();
@@ -295,4 +293,35 @@ fn a_dockerfile_rollback_that_succeeds_says_so_and_stays_on_the_result() {
     s.exp_string("(dfroll/1-run: base state) / # ").unwrap();
     s.send_line("exit").unwrap();
     exit_monitor(&mut s, 1);
+}
+
+#[test]
+fn the_shells_name_image_stage_and_state_in_a_debugger_image_too() {
+    let env = Env::new();
+    let dockerfile = "FROM busybox:latest\nRUN echo broken > /broken; false\n";
+    let image = ["--debugger-image", "busybox:latest"];
+    let mut s = dockerfile_debugger(&env, "dfimage", dockerfile, &image);
+    s.send_line("shell").unwrap();
+    s.exp_string("(dfimage/1-run: failed state in the debugger image) /debugroot # ")
+        .unwrap();
+    s.send_line("cat /debugroot/broken").unwrap();
+    s.exp_string("broken").unwrap();
+    type_keys(&mut s, DETACH);
+    s.exp_string("detached: process 1").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("shell --base").unwrap();
+    s.exp_string("(dfimage/1-run: base state in the debugger image) /debugroot # ")
+        .unwrap();
+    type_keys(&mut s, DETACH);
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("ps").unwrap();
+    s.exp_string("1   dfimage/1-run  failed state in the debugger image  running  /bin/sh")
+        .unwrap();
+    s.exp_string("2   dfimage/1-run  base state in the debugger image    running  /bin/sh")
+        .unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("exit").unwrap();
+    s.exp_string("leaving the debugger: ended process 1 (`/bin/sh`), 2 (`/bin/sh`)")
+        .unwrap();
+    s.exp_eof().unwrap();
 }
