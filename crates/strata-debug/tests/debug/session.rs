@@ -349,12 +349,13 @@ fn log_follows_a_running_build_until_ctrl_c_and_its_end() {
         .write(true)
         .open(&fifo)
         .expect("open the build's end");
-    writeln!(build, "web/setup first line").expect("write");
     p.send_line("log -f web").expect("send");
-    p.exp_string("web/setup | first line")
-        .expect("the lines so far");
+    p.exp_string("the build printed nothing for `web`")
+        .expect("nothing so far");
     p.exp_string("following the build's output; Ctrl-C comes back")
         .expect("following");
+    writeln!(build, "web/setup first line").expect("write");
+    p.exp_string("web/setup | first line").expect("a new line");
     writeln!(build, "app/install not web's").expect("write");
     writeln!(build, "web/setup second-{}", 6 * 7).expect("write");
     p.exp_string("web/setup | second-42").expect("a new line");
