@@ -458,6 +458,9 @@ impl<'a> Session<'a> {
             Command::Rollback => self.rollback(out)?,
             Command::Ps => self.ps(out)?,
             Command::Attach(id) => {
+                if !rustix::termios::isatty(rustix::stdio::stdin()) {
+                    return Err(Error::NoTerminal);
+                }
                 let process = self.processes.get(id)?;
                 writeln!(
                     out,
@@ -704,9 +707,6 @@ impl<'a> Session<'a> {
 
     /// Gives process `id` the terminal until it exits or is detached, and says which.
     fn attach(&mut self, id: usize, out: &mut dyn Write) -> Result<(), Error> {
-        if !rustix::termios::isatty(rustix::stdio::stdin()) {
-            return Err(Error::NoTerminal);
-        }
         out.flush().map_err(output_err)?;
         let process = self.processes.get(id)?;
         match process.attach()? {

@@ -375,3 +375,49 @@ fn log_follows_a_running_build_until_ctrl_c_and_its_end() {
     p.send_line("quit").expect("send");
     p.exp_eof().expect("eof");
 }
+
+#[test]
+fn rollback_runs_the_step_again_and_the_monitor_stays_on_its_result() {
+    let fx = Fixture::failed();
+    let script = "\
+exec sh -c 'echo session > /session-change'
+rollback
+exec ls /session-change
+exec cat /partial
+diff
+info
+ps
+attach 1
+log
+";
+    let (outcome, out) = fx.monitor(script);
+    assert_eq!(outcome, Outcome::Exit, "{out}");
+    let s = sections(&out, script);
+    let rollback = &s[2];
+    // The step from its start, in a clean base state: the session's change is gone.
+    assert!(
+        rollback.contains("dropped this session's changes"),
+        "{rollback}"
+    );
+    assert!(rollback.contains("state=clean"), "{rollback}");
+    assert!(rollback.contains("motd=present"), "{rollback}");
+    assert!(
+        rollback.contains(
+            "the step failed again, exit code 3: the monitor is on the state it left now"
+        ),
+        "{rollback}"
+    );
+    assert!(s[3].contains("exit code 1"), "no session change: {}", s[3]);
+    assert!(s[4].contains("partial"), "{}", s[4]);
+    assert!(
+        s[5].contains("A /partial") && s[5].contains("D /etc/motd"),
+        "{}",
+        s[5]
+    );
+    // `info` shows the new run's output.
+    assert!(s[6].contains("| state=clean"), "{}", s[6]);
+    // Without a terminal nothing is left running, and this monitor has no build's output.
+    assert!(s[7].contains("no processes"), "{}", s[7]);
+    assert!(s[8].contains("`attach` needs a terminal"), "{}", s[8]);
+    assert!(s[9].contains("the build's output is not here"), "{}", s[9]);
+}
