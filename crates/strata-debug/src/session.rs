@@ -709,7 +709,12 @@ impl<'a> Session<'a> {
     fn attach(&mut self, id: usize, out: &mut dyn Write) -> Result<(), Error> {
         out.flush().map_err(output_err)?;
         let process = self.processes.get(id)?;
-        match process.attach()? {
+        let ended = process.attach().inspect_err(|_| {
+            // It could not start, or waiting for it failed: it is gone either way.
+            self.processes.remove(id);
+        })?;
+        let process = self.processes.get(id)?;
+        match ended {
             Ended::Detached => writeln!(
                 out,
                 "\ndetached: process {id} (`{}`) runs on in the {}; `attach {id}` comes back, \

@@ -187,6 +187,15 @@ fn processes_detach_and_attach_and_are_listed_and_killed() {
     type_keys(&mut s, "\x1b[A\r");
     s.exp_string("hist-42").unwrap();
     s.exp_string("(strata) ").unwrap();
+    // A program that cannot start is not left behind.
+    s.send_line("exec nope").unwrap();
+    s.exp_string("executable file not found").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("ps").unwrap();
+    s.exp_string("COMMAND").unwrap();
+    let listing = s.exp_string("(strata) ").unwrap();
+    assert!(listing.contains("running  sh -c echo up-"), "{listing}");
+    assert!(!listing.contains("nope"), "{listing}");
     // Leaving ends what is left running, and says so.
     s.send_line("exit").unwrap();
     s.exp_string("leaving the debugger: ended process 4 (`sh -c echo up-$((6*7)); sleep 300`)")
