@@ -150,10 +150,21 @@ impl Process {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let stdin = rustix::stdio::stdin();
         let stdout = rustix::stdio::stdout();
-        if let Ok(size) = pty::window_size(stdin) {
-            // Fails only once the process is gone, which the loop below finds.
-            let _ = pty::set_window_size(&*self.master, size);
-        }
+        // The window follows ours: set now, and again whenever it differs, checked before
+        // anything typed is passed on (so a command typed after a resize sees the new size).
+        let mut size = None;
+        let mut follow_size = || {
+            let now = pty::window_size(stdin).ok();
+            if now != size
+                && let Some(now) = now
+            {
+                // Fails only once the process is gone, which the loop finds.
+                let _ = pty::set_window_size(&*self.master, now);
+                size = Some(now);
+            }
+        };
+        follow_size();
+        // SIGWINCH wakes the loop for a resize without input.
         let winch = WinchWatcher::install().map_err(pty_err)?;
         let raw = RawModeGuard::new(stdin).map_err(pty_err)?;
         {
@@ -185,10 +196,8 @@ impl Process {
             }
             if resized {
                 winch.drain();
-                if let Ok(size) = pty::window_size(stdin) {
-                    let _ = pty::set_window_size(&*self.master, size);
-                }
             }
+            follow_size();
             if typed {
                 let n = match rustix::io::read(stdin, &mut buf) {
                     Ok(n) => n,

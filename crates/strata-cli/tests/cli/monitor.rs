@@ -143,6 +143,10 @@ fn processes_detach_and_attach_and_are_listed_and_killed() {
     s.send_line("echo $KEPT in $(pwd) size-$(stty size | tr ' ' x)")
         .unwrap();
     s.exp_string("kept-42 in /app size-37x91").unwrap();
+    // And follows the terminal while attached.
+    resize(&s, 41, 99);
+    s.send_line("echo resized-$(stty size | tr ' ' x)").unwrap();
+    s.exp_string("resized-41x99").unwrap();
     s.send_line("sleep 300").unwrap();
     type_keys(&mut s, DETACH);
     s.exp_string("detached: process 1").unwrap();

@@ -29,8 +29,8 @@ const NOSUB: &str = "strata-nosub";
 
 /// The tests [`the_end_to_end_suites_pass_again_as_an_unprivileged_user`] reruns: both
 /// frontends, `run`, the container's view and confinement, introspection and the debugger
-/// (pipes and a PTY, processes left running in its monitor), cancelling by signal, ansible stages. Left out as they cannot pass
-/// rootless: a step's `mknod` of a device (`security_container::escapes_fail_and_the_host_is_untouched`), `-v`
+/// (pipes and a PTY, processes left running in its monitor), cancelling by signal, ansible
+/// stages. Left out as they cannot pass rootless: a step's `mknod` of a device (`security_container::escapes_fail_and_the_host_is_untouched`), `-v`
 /// of a root-only host dir (`run_flags::env_workdir_user_volumes_and_network`).
 const RERUN: &[&str] = &[
     "build::builds_runs_and_reuses_every_stage",
