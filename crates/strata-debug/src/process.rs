@@ -344,8 +344,16 @@ impl Processes {
         self.list.retain(|p| p.id != id);
     }
 
-    /// A running process that has one of `slots` mounted, if any.
-    pub fn holding(&self, slots: &[Slot]) -> Option<&Process> {
+    /// A running process that has one of `slots` mounted, if any. One whose tree ended is
+    /// waited for first: until its init helper has exited, its mount namespace (and with it
+    /// the overlay on its uppers) may still be there.
+    pub fn holding(&mut self, slots: &[Slot]) -> Option<&Process> {
+        for process in &mut self.list {
+            if !process.running() {
+                // A failed wait shows in `ps`; the tree is gone either way.
+                let _ = process.status();
+            }
+        }
         self.list
             .iter()
             .find(|p| p.running() && p.slots.iter().any(|s| slots.contains(s)))
