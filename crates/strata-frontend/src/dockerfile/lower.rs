@@ -30,7 +30,7 @@ use strata_plan::{
 };
 
 use super::chmod::Chmod;
-use super::context_files::{self, Snapshot};
+use super::context_files::{self, Snapshot, SnapshotDirs};
 use super::git_ref::GitRef;
 use super::ignore::DockerIgnore;
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
@@ -64,10 +64,10 @@ pub struct DockerfileOptions {
     /// Downloads `ADD <url>` sources and checks out `ADD <git repository>` ones; none: such
     /// an `ADD` is an error.
     pub fetcher: Option<Fetcher>,
-    /// A directory of the build, kept as long as the plan is used, in which the lowering pins
-    /// the context files a `COPY`/`ADD` copies ([`super::context_files::Snapshot`]): the
-    /// plan's checksum and the layer are both of that copy. None: such a `COPY` is an error.
-    pub snapshot: Option<PathBuf>,
+    /// Where the lowering pins the context files a `COPY`/`ADD` copies
+    /// ([`super::context_files::Snapshot`]): the plan's checksum and the layer are both of that
+    /// copy. None: such a `COPY` is an error.
+    pub snapshot: Option<SnapshotDirs>,
     /// Build every stage again (docker's `--no-cache`).
     pub no_cache: bool,
     /// Build these stages (by name) again, and the stages built on them or copying from them
@@ -2270,13 +2270,13 @@ impl<'a> Lowering<'a> {
     fn snapshot(&self, span: Span) -> Result<std::cell::RefMut<'_, Snapshot>> {
         let mut cell = self.snapshot.borrow_mut();
         if cell.is_none() {
-            let parent = self.options.snapshot.as_ref().ok_or_else(|| {
+            let dirs = self.options.snapshot.as_ref().ok_or_else(|| {
                 Box::new(Diagnostic::new(
                     "this build gives the Dockerfile no directory to pin the context's files in, so it cannot copy from the context",
                     Some(span),
                 ))
             })?;
-            let made = Snapshot::new(&self.options.context, parent)
+            let made = Snapshot::new(&self.options.context, dirs)
                 .map_err(|e| context_error(&e, Some(span)))?;
             *cell = Some(made);
         }

@@ -194,7 +194,7 @@ fn check_dependency_cycles(
 pub(crate) fn dockerfile_images(
     config: &Config,
     dir: &std::path::Path,
-    snapshot: Option<&std::path::Path>,
+    snapshot: Option<&crate::dockerfile::context_files::SnapshotDirs>,
     bases: Option<&dyn crate::dockerfile::ResolveBase>,
     images: &mut Vec<Image>,
     sources: &mut strata_plan::SourceMap,
@@ -233,7 +233,7 @@ pub(crate) fn dockerfile_images(
             // A config's steps stay confined, its Dockerfiles' included (werf has no
             // entitlements).
             allow_insecure: false,
-            snapshot: snapshot.map(std::path::Path::to_path_buf),
+            snapshot: snapshot.cloned(),
             ..Default::default()
         };
         // Its stages start from their bases' configs, as `strata build -f`'s.

@@ -112,7 +112,7 @@ pub fn lower(
     file_name: &str,
     dir: &std::path::Path,
     git: &GitOptions,
-    snapshot: Option<&std::path::Path>,
+    snapshot: Option<&crate::dockerfile::context_files::SnapshotDirs>,
     dockerfile_bases: Option<&dyn crate::dockerfile::ResolveBase>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {

@@ -346,7 +346,7 @@ fn load_plan(
                     git_cache: ctx.store.git_cache_dir(),
                 },
             )));
-            df.snapshot = Some(pinned.to_path_buf());
+            df.snapshot = Some(snapshot_dirs(ctx, pinned));
             strata_frontend::load_dockerfile(path, &df, Some(&bases))
         }
         None => strata_frontend::stapel::load(
@@ -361,7 +361,7 @@ fn load_plan(
                 },
                 env: options.env.clone(),
                 loose_giterminism: options.loose_giterminism,
-                snapshot: Some(pinned.to_path_buf()),
+                snapshot: Some(snapshot_dirs(ctx, pinned)),
                 dockerfile_bases: Some(&bases),
             },
         ),
@@ -382,6 +382,18 @@ fn load_plan(
     worker.set_project(plan.project.clone());
     crate::worker::key_options(&mut plan, &options.worker);
     Ok(plan)
+}
+
+/// Where a Dockerfile's context files are pinned: below the build's scratch dir `pinned`, as
+/// links to the store's pins.
+fn snapshot_dirs(
+    ctx: &Context,
+    pinned: &std::path::Path,
+) -> strata_frontend::dockerfile::context_files::SnapshotDirs {
+    strata_frontend::dockerfile::context_files::SnapshotDirs {
+        build: pinned.to_path_buf(),
+        pins: Some(ctx.store.pins_dir()),
+    }
 }
 
 /// Reads the configs of the images a Dockerfile's stages are built `FROM` (pulled when
