@@ -2,9 +2,10 @@
 //!
 //! The engine [`BuildLog::push`]es every line the build's commands print (the progress
 //! events' log lines, the very lines `--progress plain` shows as `image/stage | line`), from
-//! whichever thread builds the image, and says with [`BuildLog::set_building`] whether
-//! images may still be building while a monitor is open. `log` prints the kept lines,
-//! `log -f` then follows new ones until Ctrl-C. The last [`KEPT`] lines are kept.
+//! whichever thread builds the image, between [`BuildLog::start`] and [`BuildLog::finish`]
+//! of each build (a `reload`'s build starts the log afresh): a monitor open in between may
+//! see more lines come. `log` prints the kept lines, `log -f` then follows new ones until
+//! Ctrl-C or the build's end. The last [`KEPT`] lines are kept.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -88,9 +89,19 @@ impl BuildLog {
         let _ = rustix::io::write(&self.wake_write, &[1]);
     }
 
-    /// Whether images may still build (and print) while a monitor is open.
-    pub fn set_building(&self, building: bool) {
-        self.lock().building = building;
+    /// A build starts: the lines of the one before are dropped, and images build (and
+    /// print) until [`BuildLog::finish`].
+    pub fn start(&self) {
+        let mut inner = self.lock();
+        inner.dropped += inner.lines.len();
+        inner.lines.clear();
+        inner.building = true;
+    }
+
+    /// The build ended: no more lines come.
+    pub fn finish(&self) {
+        self.lock().building = false;
+        // A full pipe already wakes the follower.
         let _ = rustix::io::write(&self.wake_write, &[1]);
     }
 
@@ -113,7 +124,7 @@ impl BuildLog {
         (lines, inner.dropped + inner.lines.len())
     }
 
-    /// Readable after a [`BuildLog::push`] or [`BuildLog::set_building`].
+    /// Readable after a [`BuildLog::push`] or [`BuildLog::finish`].
     pub(crate) fn wake_fd(&self) -> BorrowedFd<'_> {
         self.wake.as_fd()
     }
@@ -151,5 +162,13 @@ mod tests {
         let (_, mark) = log.since(0, None);
         log.push("web", "setup", "four");
         assert_eq!(texts(log.since(mark, None).0), ["four"]);
+        // A reload's build starts afresh.
+        log.start();
+        assert!(log.building());
+        assert!(log.since(0, None).0.is_empty());
+        log.push("app", "install", "five");
+        assert_eq!(texts(log.since(0, None).0), ["five"]);
+        log.finish();
+        assert!(!log.building());
     }
 }

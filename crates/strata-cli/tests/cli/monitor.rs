@@ -269,6 +269,22 @@ fn a_stapel_rollback_runs_the_stage_again_and_log_shows_the_builds_output() {
     s.send_line("shell").unwrap();
     s.exp_string("(app/install: failed state) / # ").unwrap();
     s.send_line("exit").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // A reload's build has a log of its own.
+    let yaml = std::fs::read_to_string(dir.join("strata.yaml")).unwrap();
+    std::fs::write(
+        dir.join("strata.yaml"),
+        yaml.replace("app-says-", "app-again-"),
+    )
+    .unwrap();
+    s.send_line("reload").unwrap();
+    s.exp_string("`help` lists every command").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("log app").unwrap();
+    let log = s.exp_string("(strata) ").unwrap();
+    assert!(log.contains("app/install | app-again-42"), "{log}");
+    assert!(!log.contains("app-says-42"), "{log}");
+    s.send_line("info").unwrap();
     exit_monitor(&mut s, 1);
 }
 

@@ -52,7 +52,7 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
             if let Some(fifo) = fifo {
                 // The build outlives the monitor's borrow of its log: the process's life.
                 let log: &'static BuildLog = Box::leak(Box::new(BuildLog::new()?));
-                log.set_building(true);
+                log.start();
                 std::thread::spawn(move || build(log, &fifo));
                 session = session.with_log(log);
             }
@@ -93,5 +93,5 @@ fn build(log: &BuildLog, fifo: &str) {
             log.push(image, stage, text);
         }
     }
-    log.set_building(false);
+    log.finish();
 }

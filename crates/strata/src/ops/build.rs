@@ -181,9 +181,7 @@ pub fn build_with(
             worker.set_stops(&stepper);
             &stepper
         });
-        log.set_building(true);
         let built = build_plan(ctx, &plan, &worker, options, progress, cancel, stepper);
-        log.set_building(false);
         let mut error = match built {
             Ok(report) => {
                 tag_more(ctx, &report, &options.more_tags)?;

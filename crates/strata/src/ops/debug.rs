@@ -275,7 +275,7 @@ pub enum DebuggerChoice {
 }
 
 /// A progress sink that also keeps the build's output lines in a log, for the monitor's
-/// `log`.
+/// `log`, a build's from the solve's start to its end.
 pub(crate) struct Recording<'a> {
     /// Where the events go.
     pub sink: &'a dyn Sink,
@@ -285,8 +285,11 @@ pub(crate) struct Recording<'a> {
 
 impl Sink for Recording<'_> {
     fn event(&self, event: Event) {
-        if let Event::Log { id, line, .. } = &event {
-            self.log.push(&id.image, &id.stage, line);
+        match &event {
+            Event::Log { id, line, .. } => self.log.push(&id.image, &id.stage, line),
+            Event::BuildStarted { .. } => self.log.start(),
+            Event::BuildFinished { .. } => self.log.finish(),
+            _ => {}
         }
         self.sink.event(event);
     }
