@@ -39,6 +39,21 @@ pub enum Command {
     List,
     /// `reset`.
     Reset,
+    /// `rollback`.
+    Rollback,
+    /// `ps`.
+    Ps,
+    /// `attach ID`.
+    Attach(usize),
+    /// `kill ID`.
+    Kill(usize),
+    /// `log [-f] [IMAGE[/STAGE]]`.
+    Log {
+        /// Follow new lines until Ctrl-C.
+        follow: bool,
+        /// `IMAGE` or `IMAGE/STAGE`.
+        filter: Option<String>,
+    },
     /// `reload`.
     Reload,
     /// `exit` or `quit`.
@@ -56,7 +71,7 @@ pub enum Command {
 }
 
 /// Every command with its usage and one line of help, in `help`'s order.
-pub const HELP: [(&str, &str); 16] = [
+pub const HELP: [(&str, &str); 21] = [
     (
         "shell [--base]",
         "interactive shell where the command failed (--base: the state before the step)",
@@ -81,6 +96,20 @@ pub const HELP: [(&str, &str); 16] = [
     ("info", "what failed, again"),
     ("reset", "drop the changes made in this session"),
     (
+        "rollback",
+        "drop them and run the failed step again from its start; stay on its new result",
+    ),
+    (
+        "ps",
+        "processes left running (shell/exec: Ctrl-p Ctrl-q detaches)",
+    ),
+    ("attach ID", "give process ID the terminal again"),
+    ("kill ID", "end process ID"),
+    (
+        "log [-f] [IMAGE[/STAGE]]",
+        "what the build printed (-f: follow new lines, Ctrl-C comes back)",
+    ),
+    (
         "reload",
         "re-read the configuration and sources and build again",
     ),
@@ -97,7 +126,7 @@ pub const HELP: [(&str, &str); 16] = [
     ("clear KEY", "remove breakpoint KEY"),
     (
         "exit, quit",
-        "leave the debugger (at a pause: stop the build)",
+        "leave the debugger, ending its processes (at a pause: stop the build)",
     ),
     ("help", "this list"),
 ];
@@ -160,6 +189,46 @@ pub fn parse(line: &str) -> Result<Option<Command>, Error> {
         "env" => no_args(Command::Env),
         "list" => no_args(Command::List),
         "reset" => no_args(Command::Reset),
+        "rollback" => no_args(Command::Rollback),
+        "ps" => no_args(Command::Ps),
+        "attach" | "kill" => match args {
+            [id] => id
+                .parse()
+                .map(|id| {
+                    Some(match name.as_str() {
+                        "attach" => Command::Attach(id),
+                        _ => Command::Kill(id),
+                    })
+                })
+                .map_err(|_| Error::Usage {
+                    problem: format!("`{id}` is no process id (`ps` lists them)"),
+                    usage: usage(name),
+                }),
+            _ => Err(Error::Usage {
+                problem: format!("`{name}` takes one process id"),
+                usage: usage(name),
+            }),
+        },
+        "log" => {
+            let (follow, rest) = match args.split_first() {
+                Some((flag, rest)) if flag == "-f" || flag == "--follow" => (true, rest),
+                _ => (false, args),
+            };
+            match rest {
+                [] => Ok(Some(Command::Log {
+                    follow,
+                    filter: None,
+                })),
+                [filter] if !filter.starts_with('-') => Ok(Some(Command::Log {
+                    follow,
+                    filter: Some(filter.clone()),
+                })),
+                _ => Err(Error::Usage {
+                    problem: "`log` takes `-f` and one IMAGE or IMAGE/STAGE".into(),
+                    usage: usage("log"),
+                }),
+            }
+        }
         "reload" => no_args(Command::Reload),
         "exit" | "quit" => no_args(Command::Exit),
         "next" | "n" => no_args(Command::Next),
@@ -363,6 +432,22 @@ mod tests {
             Ok(Some(Command::Rerun { base: true }))
         );
         assert_eq!(parse("quit"), Ok(Some(Command::Exit)));
+        assert_eq!(parse("attach 2"), Ok(Some(Command::Attach(2))));
+        assert_eq!(parse("kill 1"), Ok(Some(Command::Kill(1))));
+        let usage = parse("kill sh").expect_err("no id").to_string();
+        assert!(usage.ends_with("usage: kill ID"), "{usage}");
+        assert_eq!(
+            parse("log -f app/setup"),
+            Ok(Some(Command::Log {
+                follow: true,
+                filter: Some("app/setup".into())
+            }))
+        );
+        let usage = parse("log -x").expect_err("flag").to_string();
+        assert!(
+            usage.ends_with("usage: log [-f] [IMAGE[/STAGE]]"),
+            "{usage}"
+        );
         assert_eq!(parse("n"), Ok(Some(Command::Next)));
         assert_eq!(parse("continue"), Ok(Some(Command::Continue)));
         assert_eq!(parse("bp"), Ok(Some(Command::Breakpoints)));

@@ -11,9 +11,11 @@
 //!    tail), then
 //! 2. reads commands at the `IMAGE/STAGE (strata) ` prompt (see [`command::HELP`]; on a
 //!    terminal with line editing and history, and Ctrl-C never ends the session): `shell`, `rerun`,
-//!    `exec`, `diff`, `env`, `list`, `info`, `reset`, `reload`, `exit`; with `--base` the
-//!    same in the state before the step (the buildkit#1472 design: switch between the broken
-//!    and the initial state, restore and try again);
+//!    `exec`, `diff`, `env`, `list`, `info`, `reset`, `rollback`, `log`, `reload`, `exit`;
+//!    with `--base` the same in the state before the step (the buildkit#1472 design: switch
+//!    between the broken and the initial state, restore and try again); on a terminal
+//!    `shell` and `exec` can be left running (Ctrl-p Ctrl-q) and come back with `attach`
+//!    (`ps`, `kill`; buildx's monitor);
 //! 3. returns [`Outcome::Reload`] (the engine re-reads config and sources and builds again
 //!    with the same settings) or [`Outcome::Exit`]. Where the sources are not there (a
 //!    failure record opened later, elsewhere), the engine says why with
@@ -79,7 +81,9 @@
 
 pub mod command;
 mod listing;
+pub mod log;
 pub mod lookup;
+mod process;
 pub mod scratch;
 mod session;
 mod shell;
@@ -91,6 +95,8 @@ use std::path::PathBuf;
 use strata_sandbox::ContainerSpec;
 
 pub use listing::listing;
+pub use log::BuildLog;
+pub use process::DETACH_KEYS;
 pub use session::{DEBUGROOT, Outcome, SOURCE, Session};
 pub use shell::{DEFAULT_PATH, TOOLBOX, TOOLBOX_BASH, shell};
 
@@ -209,6 +215,31 @@ pub enum Error {
         "the build is paused before the step, nothing failed: `next` runs it, `continue` goes on"
     )]
     Paused,
+    /// `attach`, `kill` of an id that is no process.
+    #[error("there is no process {0}; `ps` lists them")]
+    NoProcess(usize),
+    /// A container would mount a session upper a process left running has mounted.
+    #[error(
+        "process {id} (`{command}`) still runs in the {place} and holds its session changes: \
+         `attach {id}` and end it there, or `kill {id}`"
+    )]
+    Busy {
+        /// The process.
+        id: usize,
+        /// Its command.
+        command: String,
+        /// Where it runs.
+        place: String,
+    },
+    /// `attach` without a terminal.
+    #[error("`attach` needs a terminal; without one no process is left running")]
+    NoTerminal,
+    /// `log` where there is no build (a failure record).
+    #[error(
+        "the build's output is not here: this monitor is not on a running build (`info` shows \
+         the failed command's last output)"
+    )]
+    NoLog,
     /// `clear` of a key that is no breakpoint.
     #[error("there is no breakpoint {0}; `breakpoints` lists them")]
     NoBreakpoint(usize),

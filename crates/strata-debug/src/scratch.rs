@@ -5,13 +5,17 @@
 //!   broken/{upper,work}  the session's changes on top of the failed state (shell, exec, rerun)
 //!   base/{upper,work}    the session's changes on top of the base state (`shell --base`)
 //!   tool/{upper,work}    the debugger image's own root changes (`--debugger-image`)
-//!   fresh/{upper,work}   `rerun --base`: created for one run, removed after it
-//!   run/                 the sandbox's private dir (skeleton, root mountpoint)
+//!   base-tool/{upper,work}  the same for its shells on the base state
+//!   fresh/{upper,work}   `rerun --base`, `rollback`: created for one run, removed after it
+//!   rolled/upper         the result of the last `rollback` (fresh/ moved here): the failed
+//!                        state's upper from then on, only ever a lower
+//!   run/main/            the sandbox's private dir (skeleton, root mountpoint)
+//!   run/pN/              the same for process N (`ps`), which runs beside the others
 //! ```
 //!
 //! Every upper has its own work dir next to it, so both are on the same file system and no
-//! work dir is ever shared by two uppers. Containers run one at a time, so an upper is never
-//! mounted twice at once. [`Scratch`] removes everything it created when dropped; the scratch
+//! work dir is ever shared by two uppers. The session never mounts an upper twice at once
+//! (a process left running holds its uppers; see `Session`). [`Scratch`] removes everything it created when dropped; the scratch
 //! dir itself belongs to the caller and stays.
 
 use std::fs;
@@ -62,6 +66,8 @@ pub enum Slot {
     Base,
     /// The debugger image's root changes.
     Tool,
+    /// The debugger image's root changes in its shells on the base state.
+    BaseTool,
     /// A one-off fresh upper (`rerun --base`).
     Fresh,
 }
@@ -72,6 +78,7 @@ impl Slot {
             Slot::Broken => "broken",
             Slot::Base => "base",
             Slot::Tool => "tool",
+            Slot::BaseTool => "base-tool",
             Slot::Fresh => "fresh",
         }
     }
@@ -95,9 +102,28 @@ impl Scratch {
 
     /// The sandbox's private dir, created if needed.
     pub fn container(&self) -> Result<PathBuf, Error> {
-        let dir = self.root.join("run");
+        self.run_dir("main")
+    }
+
+    /// The sandbox's private dir of process `id`, created if needed.
+    pub fn process_dir(&self, id: usize) -> Result<PathBuf, Error> {
+        self.run_dir(&format!("p{id}"))
+    }
+
+    fn run_dir(&self, name: &str) -> Result<PathBuf, Error> {
+        let dir = self.root.join("run").join(name);
         fs::create_dir_all(&dir).map_err(io_err("create sandbox scratch dir", &dir))?;
         Ok(dir)
+    }
+
+    /// Keeps the [`Slot::Fresh`] upper as `rolled/upper` (replacing the one kept before) and
+    /// returns its path; the fresh slot starts empty again.
+    pub fn keep_fresh(&self) -> Result<PathBuf, Error> {
+        let rolled = self.root.join("rolled");
+        remove(&rolled)?;
+        let fresh = self.root.join(Slot::Fresh.dir());
+        fs::rename(&fresh, &rolled).map_err(io_err("keep the rollback's upper dir", &fresh))?;
+        Ok(rolled.join("upper"))
     }
 
     /// The upper/work pair of `slot`, created (empty) if needed.
@@ -174,6 +200,14 @@ mod tests {
         assert_eq!(fs::read_dir(&again.upper).expect("list").count(), 0);
         assert!(base.upper.is_dir(), "other slots stay");
         scratch.container().expect("run dir");
+        let fresh = scratch.pair(Slot::Fresh).expect("fresh");
+        fs::write(fresh.upper.join("made"), "x").expect("write");
+        let kept = scratch.keep_fresh().expect("keep");
+        assert!(kept.join("made").is_file());
+        let again = scratch.pair(Slot::Fresh).expect("fresh again");
+        assert_eq!(fs::read_dir(&again.upper).expect("list").count(), 0);
+        scratch.keep_fresh().expect("keep again");
+        assert_eq!(fs::read_dir(&kept).expect("list").count(), 0, "replaced");
         drop(scratch);
         assert_eq!(fs::read_dir(tmp.path()).expect("list").count(), 0);
     }

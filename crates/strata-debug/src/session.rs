@@ -6,13 +6,30 @@
 //! |---|---|---|
 //! | failed (default) | broken upper, base lowers | `scratch/broken/upper` |
 //! | base (`--base`) | base lowers | `scratch/base/upper` |
-//! | fresh (`rerun --base`) | base lowers | `scratch/fresh/upper`, removed after the run |
+//! | fresh (`rerun --base`, `rollback`) | base lowers | `scratch/fresh/upper`, removed after the run (`rollback`: kept as `scratch/rolled/upper`) |
+//! | passed (after a `rollback` that succeeded) | rolled upper, base lowers | `scratch/broken/upper` |
 //!
 //! Session changes persist across `shell`, `exec` and `rerun` until `reset`. The broken upper
 //! can be a lower because nothing mounts it as an upper any more: the failed run's container
-//! is gone before the engine builds the [`Failure`]. Containers run one after another, on the
-//! calling thread (the sandbox ties a container to the thread that spawned it), so no session
-//! upper is ever mounted twice.
+//! is gone before the engine builds the [`Failure`]. `rollback` drops the session's changes,
+//! runs the step's `step_args` in a fresh upper and makes that upper the failed state's (a
+//! new failure, or the `passed` state when it succeeded); `env` and the process of later
+//! commands stay the first failure's.
+//!
+//! # Processes
+//!
+//! Containers start on the calling thread (the sandbox ties a container to the thread that
+//! spawned it). On a terminal, `shell` and `exec` are processes ([`crate::process`]) that
+//! [`DETACH_KEYS`] leave running; `ps`, `attach` and `kill` work on them, and leaving the
+//! monitor (`exit`, `reload`, `next`, `continue`, end of input), `reset` and `rollback` end
+//! them. A running process holds the session uppers it mounted: a command needing one of
+//! them is refused until it ends, so no upper is ever mounted twice. Every process gets its
+//! own sandbox dir (`scratch/run/pN`).
+//!
+//! # Build output
+//!
+//! With [`Session::with_log`], `log` prints the build's output ([`BuildLog`]) and `log -f`
+//! follows it while images build, until Ctrl-C.
 //!
 //! # Paused builds
 //!
@@ -24,8 +41,8 @@
 //! # Debugger image
 //!
 //! With [`Session::with_debugger_image`], `shell` starts in that image's root instead (its
-//! own throwaway upper, `scratch/tool`), with the state's root file system mounted read-write
-//! at [`DEBUGROOT`] (an overlay mount of the same layers and session upper) and the step's
+//! own upper: `scratch/tool`, `scratch/base-tool` with `--base`), with the state's root file
+//! system mounted read-write at [`DEBUGROOT`] (an overlay mount of the same layers and session upper) and the step's
 //! mounts below it (`/cache` at `/debugroot/cache`); the toolbox is also at its usual place.
 //! The shell runs as root in `/debugroot`, with the step's env but the image's default
 //! `PATH`. Mountpoints the step's mounts need and the state lacks are created in the session
@@ -39,6 +56,8 @@ use strata_layer::ChangeKind;
 use strata_sandbox::{ContainerSpec, ExitStatus, Mount, MountKind, ProcessSpec, Sandbox, Stdio};
 
 use crate::command::{self, Command, HELP};
+use crate::log::BuildLog;
+use crate::process::{DETACH_KEYS, Ended, Process, Processes};
 use crate::scratch::{Scratch, Slot};
 use crate::shell::{self, DEFAULT_PATH};
 use crate::step::Breakpoints;
@@ -84,6 +103,14 @@ impl State {
         }
     }
 
+    /// The debugger image's own root changes in this state's shells.
+    fn tool_slot(self) -> Slot {
+        match self {
+            State::Failed => Slot::Tool,
+            State::Base => Slot::BaseTool,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             State::Failed => "failed",
@@ -100,7 +127,13 @@ impl State {
 pub struct Session<'a> {
     sandbox: &'a Sandbox,
     failure: Failure,
+    /// Before `scratch`: dropped first, they are killed before their uppers go.
+    processes: Processes,
     scratch: Scratch,
+    /// The build's output, for `log`.
+    log: Option<&'a BuildLog>,
+    /// A `rollback` ran the step again and it succeeded: the state is its result.
+    passed: bool,
     debugger: Option<Vec<PathBuf>>,
     /// Why `reload` cannot work here, if it cannot.
     no_reload: Option<String>,
@@ -135,6 +168,9 @@ impl<'a> Session<'a> {
             sandbox,
             scratch: Scratch::new(&scratch)?,
             failure,
+            processes: Processes::default(),
+            log: None,
+            passed: false,
             debugger: None,
             no_reload: None,
             pause: None,
@@ -145,6 +181,12 @@ impl<'a> Session<'a> {
     /// step's root at [`DEBUGROOT`]; see the module docs.
     pub fn with_debugger_image(mut self, lowers: Vec<PathBuf>) -> Self {
         self.debugger = Some(lowers);
+        self
+    }
+
+    /// Makes `log` show `log`, the build's output.
+    pub fn with_log(mut self, log: &'a BuildLog) -> Self {
+        self.log = Some(log);
         self
     }
 
@@ -167,6 +209,7 @@ impl<'a> Session<'a> {
     fn state_name(&self, state: State) -> &'static str {
         match (state, &self.pause) {
             (State::Failed, Some(_)) => "paused",
+            (State::Failed, None) if self.passed => "passed",
             (state, _) => state.name(),
         }
     }
@@ -226,7 +269,9 @@ impl<'a> Session<'a> {
                                 .map_err(output_err)?;
                             continue;
                         }
-                        Err(rustyline::error::ReadlineError::Eof) => return Ok(Outcome::Exit),
+                        Err(rustyline::error::ReadlineError::Eof) => {
+                            return self.leave(Outcome::Exit, out);
+                        }
                         Err(e) => return Err(terminal_err("read monitor input", e)),
                     }
                 }
@@ -242,7 +287,7 @@ impl<'a> Session<'a> {
                         })?;
                     if n == 0 {
                         writeln!(out).map_err(output_err)?;
-                        return Ok(Outcome::Exit);
+                        return self.leave(Outcome::Exit, out);
                     }
                     // Scripted input is not echoed by a terminal: show what runs.
                     writeln!(out, "{}", line.trim_end()).map_err(output_err)?;
@@ -258,7 +303,7 @@ impl<'a> Session<'a> {
                 }
             };
             match self.run(command, out) {
-                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(Some(outcome)) => return self.leave(outcome, out),
                 Ok(None) => {}
                 Err(e @ Error::Terminal { .. }) => return Err(e),
                 Err(e) => writeln!(out, "error: {e}").map_err(output_err)?,
@@ -266,13 +311,35 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Ends the processes left running (saying so) and returns `outcome`.
+    fn leave(&mut self, outcome: Outcome, out: &mut dyn Write) -> Result<Outcome, Error> {
+        self.end_processes("leaving the debugger", out)?;
+        Ok(outcome)
+    }
+
+    /// Kills every process left running, saying so and `why`.
+    fn end_processes(&mut self, why: &str, out: &mut dyn Write) -> Result<(), Error> {
+        let ended = self.processes.end_all()?;
+        if !ended.is_empty() {
+            writeln!(out, "{why}: ended process {}", ended.join(", ")).map_err(output_err)?;
+        }
+        Ok(())
+    }
+
     fn run(&mut self, command: Command, out: &mut dyn Write) -> Result<Option<Outcome>, Error> {
         match command {
             Command::Help => {
                 writeln!(out, "commands:").map_err(output_err)?;
+                let width = HELP.iter().map(|(usage, _)| usage.len()).max().unwrap_or(0) + 2;
                 for (usage, text) in HELP {
-                    writeln!(out, "  {usage:<22}{text}").map_err(output_err)?;
+                    writeln!(out, "  {usage:<width$}{text}").map_err(output_err)?;
                 }
+                writeln!(
+                    out,
+                    "{DETACH_KEYS} in a shell or exec on a terminal leaves it running; `exit` \
+                     ends those left running"
+                )
+                .map_err(output_err)?;
             }
             Command::Info => self.print_failure(out)?,
             Command::Next
@@ -284,7 +351,7 @@ impl<'a> Session<'a> {
             {
                 return Err(Error::NotPaused);
             }
-            Command::Rerun { .. } | Command::Reload if self.pause.is_some() => {
+            Command::Rerun { .. } | Command::Reload | Command::Rollback if self.pause.is_some() => {
                 return Err(Error::Paused);
             }
             Command::Next => return Ok(Some(Outcome::Next)),
@@ -313,6 +380,7 @@ impl<'a> Session<'a> {
                 if self.failure.rerun_args.is_empty() {
                     return Err(Error::NoArgs("in its file work"));
                 }
+                self.check_free(&[Slot::Broken])?;
                 let process = self.process(self.failure.rerun_args.clone());
                 let spec = self.state_spec(State::Failed, process)?;
                 let status = self.run_piped(&spec, "rerun the failed command", out)?;
@@ -324,16 +392,7 @@ impl<'a> Session<'a> {
                         "in its file work, so there is no step to run either",
                     ));
                 }
-                self.scratch.drop_slot(Slot::Fresh)?;
-                let pair = self.scratch.pair(Slot::Fresh)?;
-                let spec = ContainerSpec {
-                    lowers: self.failure.spec.lowers.clone(),
-                    upper: pair.upper,
-                    work: pair.work,
-                    scratch: self.scratch.container()?,
-                    process: self.process(self.failure.step_args.clone()),
-                    ..self.failure.spec.clone()
-                };
+                let spec = self.fresh_spec()?;
                 let status = self.run_piped(&spec, "rerun the step in a fresh base state", out);
                 self.scratch.drop_slot(Slot::Fresh)?;
                 print_status(out, status?)?;
@@ -344,17 +403,19 @@ impl<'a> Session<'a> {
                     argv.join(" "),
                     self.state_name(State::of(base))
                 );
-                let spec = self.state_spec(State::of(base), self.process(argv))?;
-                // On a terminal the program gets one and our input, as `docker exec -it`;
-                // scripted input stays the monitor's.
-                let status = if rustix::termios::isatty(rustix::stdio::stdin()) {
-                    out.flush().map_err(output_err)?;
-                    self.run_interactive(spec, &what)?
+                let state = State::of(base);
+                let spec = self.state_spec(state, self.process(argv))?;
+                // On a terminal the program gets one and our input, as `docker exec -it`,
+                // and can be left running; scripted input stays the monitor's.
+                if rustix::termios::isatty(rustix::stdio::stdin()) {
+                    let place = format!("{} state", self.state_name(state));
+                    self.run_foreground(spec, place, vec![state.slot()], out)?;
                 } else {
-                    self.run_piped(&spec, &what, out)?
-                };
-                if !status.success() {
-                    print_status(out, status)?;
+                    self.check_free(&[state.slot()])?;
+                    let status = self.run_piped(&spec, &what, out)?;
+                    if !status.success() {
+                        print_status(out, status)?;
+                    }
                 }
             }
             Command::Diff => {
@@ -385,7 +446,8 @@ impl<'a> Session<'a> {
                 None => writeln!(out, "no source listing for this step").map_err(output_err)?,
             },
             Command::Reset => {
-                for slot in [Slot::Broken, Slot::Base, Slot::Tool] {
+                self.end_processes("their changes go with the reset", out)?;
+                for slot in [Slot::Broken, Slot::Base, Slot::Tool, Slot::BaseTool] {
                     self.scratch.drop_slot(slot)?;
                 }
                 writeln!(
@@ -394,6 +456,36 @@ impl<'a> Session<'a> {
                 )
                 .map_err(output_err)?;
             }
+            Command::Rollback => self.rollback(out)?,
+            Command::Ps => self.ps(out)?,
+            Command::Attach(id) => {
+                if !rustix::termios::isatty(rustix::stdio::stdin()) {
+                    return Err(Error::NoTerminal);
+                }
+                let process = self.processes.get(id)?;
+                writeln!(
+                    out,
+                    "attached to process {id} (`{}`) in the {}; {DETACH_KEYS} detaches again",
+                    process.command, process.place
+                )
+                .map_err(output_err)?;
+                self.attach(id, out)?;
+            }
+            Command::Kill(id) => {
+                let process = self.processes.get(id)?;
+                let running = process.running();
+                let status = process.kill()?;
+                let command = process.command.clone();
+                self.processes.remove(id);
+                let what = if running { "killed" } else { "had exited" };
+                writeln!(
+                    out,
+                    "process {id} (`{command}`) {what}: {}",
+                    status_text(status)
+                )
+                .map_err(output_err)?;
+            }
+            Command::Log { follow, filter } => self.show_log(follow, filter.as_deref(), out)?,
             Command::Reload => match &self.no_reload {
                 Some(reason) => return Err(Error::NoReload(reason.clone())),
                 None => return Ok(Some(Outcome::Reload)),
@@ -421,6 +513,7 @@ impl<'a> Session<'a> {
             argv.join(" "),
             self.state_name(State::Failed)
         );
+        // No process is left running here: only the monitor on a terminal starts them.
         let spec = self.state_spec(State::Failed, self.process(argv))?;
         let mut output = Vec::new();
         let status = self.run_piped(&spec, &what, &mut output)?;
@@ -446,11 +539,20 @@ impl<'a> Session<'a> {
             }
             return Ok(());
         }
-        writeln!(
-            out,
-            "error: command failed with exit code {} in image `{}`, stage `{}`\n  command: {}",
-            f.exit_code, f.image, f.stage, f.command
-        )
+        if self.passed {
+            writeln!(
+                out,
+                "the step succeeded when `rollback` ran it again, in image `{}`, stage `{}`\n  \
+                 command: {}",
+                f.image, f.stage, f.command
+            )
+        } else {
+            writeln!(
+                out,
+                "error: command failed with exit code {} in image `{}`, stage `{}`\n  command: {}",
+                f.exit_code, f.image, f.stage, f.command
+            )
+        }
         .map_err(output_err)?;
         if let Some(location) = &f.location {
             write_block(out, location)?;
@@ -504,7 +606,12 @@ impl<'a> Session<'a> {
         })
     }
 
-    fn shell(&self, state: State, out: &mut dyn Write) -> Result<(), Error> {
+    fn shell(&mut self, state: State, out: &mut dyn Write) -> Result<(), Error> {
+        let slots = match &self.debugger {
+            Some(_) => vec![state.tool_slot(), state.slot()],
+            None => vec![state.slot()],
+        };
+        self.check_free(&slots)?;
         let spec = match &self.debugger {
             Some(image) => self.debugger_spec(image, state)?,
             None => {
@@ -535,39 +642,301 @@ impl<'a> Session<'a> {
             ),
             None => format!("the {} state", self.state_name(state)),
         };
+        let detach = match rustix::termios::isatty(rustix::stdio::stdin()) {
+            true => format!(", {DETACH_KEYS} leaves it running"),
+            false => String::new(),
+        };
         writeln!(
             out,
-            "{program} in {place}; changes stay until `reset`; `exit` comes back here"
+            "{program} in {place}; changes stay until `reset`; `exit` comes back here{detach}"
         )
         .map_err(output_err)?;
-        out.flush().map_err(output_err)?;
-        let status = self.run_interactive(spec, &format!("run {program} in {place}"))?;
-        if !status.success() {
-            print_status(out, status)?;
-        }
-        Ok(())
+        self.run_foreground(spec, short, slots, out)
     }
 
-    /// Runs `spec` on our stdio ([`Sandbox::run_interactive`]); on a terminal with the user's
-    /// `TERM` when the step set none (the step ran without a terminal, so had no `TERM`).
-    fn run_interactive(&self, mut spec: ContainerSpec, what: &str) -> Result<ExitStatus, Error> {
-        if rustix::termios::isatty(rustix::stdio::stdin())
-            && !spec.process.env.iter().any(|e| e.starts_with("TERM="))
+    /// Fails if a process left running has one of `slots` mounted: an upper dir is only ever
+    /// mounted once.
+    fn check_free(&mut self, slots: &[Slot]) -> Result<(), Error> {
+        match self.processes.holding(slots) {
+            Some(p) => Err(Error::Busy {
+                id: p.id,
+                command: p.command.clone(),
+                place: p.place.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `spec` with the user's terminal, in `place` (`failed state`), with `slots`
+    /// mounted. On a terminal it is a process of its own, which [`DETACH_KEYS`] leave
+    /// running (see [`crate::process`]), with the user's `TERM` when the step set none (it
+    /// ran without a terminal); without one it runs on our stdio
+    /// ([`Sandbox::run_interactive`]). How it ended is said unless it exited with 0.
+    fn run_foreground(
+        &mut self,
+        mut spec: ContainerSpec,
+        place: String,
+        slots: Vec<Slot>,
+        out: &mut dyn Write,
+    ) -> Result<(), Error> {
+        self.check_free(&slots)?;
+        out.flush().map_err(output_err)?;
+        if !rustix::termios::isatty(rustix::stdio::stdin()) {
+            let status = self
+                .sandbox
+                .run_interactive(&spec)
+                .map_err(|source| Error::Sandbox {
+                    what: format!("run {} in the {place}", spec.process.args.join(" ")),
+                    source,
+                })?;
+            if !status.success() {
+                print_status(out, status)?;
+            }
+            return Ok(());
+        }
+        if !spec.process.env.iter().any(|e| e.starts_with("TERM="))
             && let Ok(term) = std::env::var("TERM")
         {
             spec.process.env.push(format!("TERM={term}"));
         }
-        self.sandbox
-            .run_interactive(&spec)
-            .map_err(|source| Error::Sandbox {
-                what: what.to_owned(),
-                source,
-            })
+        let id = self.processes.next_id();
+        // Its own sandbox dir: it may run beside the monitor's next containers.
+        spec.scratch = self.scratch.process_dir(id)?;
+        let process = Process::start(self.sandbox, &spec, id, place, slots)?;
+        self.processes.add(process);
+        self.attach(id, out)
+    }
+
+    /// Gives process `id` the terminal until it exits or is detached, and says which.
+    fn attach(&mut self, id: usize, out: &mut dyn Write) -> Result<(), Error> {
+        out.flush().map_err(output_err)?;
+        let process = self.processes.get(id)?;
+        let ended = process.attach().inspect_err(|_| {
+            // It could not start, or waiting for it failed: it is gone either way.
+            self.processes.remove(id);
+        })?;
+        let process = self.processes.get(id)?;
+        match ended {
+            Ended::Detached => writeln!(
+                out,
+                "\ndetached: process {id} (`{}`) runs on in the {}; `attach {id}` comes back, \
+                 `ps` lists processes, `kill {id}` ends it",
+                process.command, process.place
+            )
+            .map_err(output_err)?,
+            Ended::Exited(status) => {
+                self.processes.remove(id);
+                if !status.success() {
+                    print_status(out, status)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `ps`: the processes started here, running or ended.
+    fn ps(&mut self, out: &mut dyn Write) -> Result<(), Error> {
+        let stage = format!("{}/{}", self.failure.image, self.failure.stage);
+        let mut rows = vec![[
+            "ID".to_owned(),
+            "IMAGE/STAGE".to_owned(),
+            "STATE".to_owned(),
+            "STATUS".to_owned(),
+            "COMMAND".to_owned(),
+        ]];
+        for p in self.processes.iter_mut() {
+            let status = match p.status()? {
+                None => "running".to_owned(),
+                Some(status) => format!("exited, {}", status_text(status)),
+            };
+            rows.push([
+                p.id.to_string(),
+                stage.clone(),
+                p.place.clone(),
+                status,
+                p.command.clone(),
+            ]);
+        }
+        if rows.len() == 1 {
+            writeln!(
+                out,
+                "no processes; `shell` and `exec` on a terminal start one, {DETACH_KEYS} leaves \
+                 it running"
+            )
+            .map_err(output_err)?;
+            return Ok(());
+        }
+        let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
+        let widths = [width(0), width(1), width(2), width(3)];
+        for [id, stage, place, status, command] in &rows {
+            writeln!(
+                out,
+                "{id:<w0$}  {stage:<w1$}  {place:<w2$}  {status:<w3$}  {command}",
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            )
+            .map_err(output_err)?;
+        }
+        Ok(())
+    }
+
+    /// The container of the whole step in a fresh, empty upper over the base state.
+    fn fresh_spec(&self) -> Result<ContainerSpec, Error> {
+        self.scratch.drop_slot(Slot::Fresh)?;
+        let pair = self.scratch.pair(Slot::Fresh)?;
+        Ok(ContainerSpec {
+            lowers: self.failure.spec.lowers.clone(),
+            upper: pair.upper,
+            work: pair.work,
+            scratch: self.scratch.container()?,
+            process: self.process(self.failure.step_args.clone()),
+            ..self.failure.spec.clone()
+        })
+    }
+
+    /// `rollback`: drops the session's changes, runs the step again from its start in a
+    /// fresh base state and makes its result the state the monitor is on.
+    fn rollback(&mut self, out: &mut dyn Write) -> Result<(), Error> {
+        if self.failure.step_args.is_empty() {
+            return Err(Error::NoArgs(
+                "in its file work, so there is no step to run again",
+            ));
+        }
+        self.end_processes("they ran in the states the rollback drops", out)?;
+        for slot in [Slot::Broken, Slot::Base, Slot::Tool, Slot::BaseTool] {
+            self.scratch.drop_slot(slot)?;
+        }
+        writeln!(
+            out,
+            "dropped this session's changes; running the step again from its start in a fresh \
+             base state:"
+        )
+        .map_err(output_err)?;
+        let spec = self.fresh_spec()?;
+        let mut tail = Tail::new(out);
+        let status = self.run_piped(&spec, "run the step again from its start", &mut tail);
+        let lines = tail.lines();
+        let status = match status {
+            Ok(status) => status,
+            Err(e) => {
+                self.scratch.drop_slot(Slot::Fresh)?;
+                return Err(e);
+            }
+        };
+        self.failure.spec.upper = self.scratch.keep_fresh()?;
+        self.failure.exit_code = status.code();
+        self.failure.output_tail = lines;
+        self.passed = status.success();
+        if self.passed {
+            writeln!(
+                out,
+                "the step succeeded this time: from the same base state it failed before, so \
+                 it depends on something else (the network, the time, a cache mount the runs \
+                 share); the monitor is on its result now (`passed` state: `diff`, `shell`); \
+                 the build still failed, `reload` builds again"
+            )
+        } else {
+            writeln!(
+                out,
+                "the step failed again, {}: the monitor is on the state it left now (`diff`, \
+                 `shell`, `rerun`)",
+                status_text(status)
+            )
+        }
+        .map_err(output_err)?;
+        Ok(())
+    }
+
+    /// `log`: what the build printed, `filter`'s image or stage only; with `follow` new
+    /// lines as they come, until Ctrl-C or the end of the build.
+    fn show_log(
+        &self,
+        follow: bool,
+        filter: Option<&str>,
+        out: &mut dyn Write,
+    ) -> Result<(), Error> {
+        let Some(log) = self.log else {
+            return Err(Error::NoLog);
+        };
+        let (lines, mut mark) = log.since(0, filter);
+        crate::log::write_lines(out, &lines).map_err(output_err)?;
+        if lines.is_empty() {
+            let whose = filter.map_or(String::new(), |f| format!(" for `{f}`"));
+            writeln!(out, "the build printed nothing{whose}").map_err(output_err)?;
+        }
+        if !follow {
+            return Ok(());
+        }
+        if self.pause.is_some() {
+            writeln!(
+                out,
+                "the build is paused here, and images build one at a time while debugged: \
+                 nothing prints until `next` or `continue`"
+            )
+            .map_err(output_err)?;
+            return Ok(());
+        }
+        if !log.building() {
+            writeln!(
+                out,
+                "no image is building any more: no more output will come"
+            )
+            .map_err(output_err)?;
+            return Ok(());
+        }
+        writeln!(out, "following the build's output; Ctrl-C comes back").map_err(output_err)?;
+        out.flush().map_err(output_err)?;
+        let quiet = QuietTerminal::new();
+        let stdin = rustix::stdio::stdin();
+        loop {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            let mut fds = vec![PollFd::new(log.wake_fd(), PollFlags::POLLIN)];
+            if quiet.is_some() {
+                fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => {
+                    return Err(Error::Terminal {
+                        op: "wait for the build's output",
+                        source: e.into(),
+                    });
+                }
+            }
+            let typed = fds.get(1).and_then(|fd| fd.revents()).is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            });
+            drop(fds);
+            if typed {
+                let mut buf = [0u8; 256];
+                // What else is typed is dropped: following reads no input.
+                let n = rustix::io::read(stdin, &mut buf).unwrap_or(0);
+                if n == 0 || buf[..n].contains(&CTRL_C) {
+                    writeln!(out, "^C").map_err(output_err)?;
+                    return Ok(());
+                }
+                continue;
+            }
+            log.drain_wake();
+            let (lines, next) = log.since(mark, filter);
+            mark = next;
+            crate::log::write_lines(out, &lines).map_err(output_err)?;
+            if !log.building() {
+                writeln!(
+                    out,
+                    "no image is building any more: the end of the build's output"
+                )
+                .map_err(output_err)?;
+                return Ok(());
+            }
+        }
     }
 
     fn debugger_spec(&self, image: &[PathBuf], state: State) -> Result<ContainerSpec, Error> {
         let step = &self.failure.spec;
-        let tool = self.scratch.pair(Slot::Tool)?;
+        let tool = self.scratch.pair(state.tool_slot())?;
         let session = self.scratch.pair(state.slot())?;
         let mut mounts = vec![Mount {
             target: DEBUGROOT.into(),
@@ -745,13 +1114,60 @@ fn terminal_err(op: &'static str, e: rustyline::error::ReadlineError) -> Error {
 }
 
 fn print_status(out: &mut dyn Write, status: ExitStatus) -> Result<(), Error> {
+    writeln!(out, "{}", status_text(status)).map_err(output_err)
+}
+
+/// `exit code 1`, `exit code 137 (killed by signal 9)`.
+fn status_text(status: ExitStatus) -> String {
     match status {
-        ExitStatus::Exited(code) => writeln!(out, "exit code {code}"),
+        ExitStatus::Exited(code) => format!("exit code {code}"),
         ExitStatus::Signaled(sig) => {
-            writeln!(out, "exit code {} (killed by signal {sig})", status.code())
+            format!("exit code {} (killed by signal {sig})", status.code())
         }
     }
-    .map_err(output_err)
+}
+
+/// How many lines of a `rollback`'s output `info` shows (the build's own tail length).
+const TAIL: usize = 20;
+
+/// Copies output to `out` and keeps its end, for the last lines of a `rollback`.
+struct Tail<'o> {
+    out: &'o mut dyn Write,
+    end: Vec<u8>,
+}
+
+impl<'o> Tail<'o> {
+    fn new(out: &'o mut dyn Write) -> Self {
+        Tail {
+            out,
+            end: Vec::new(),
+        }
+    }
+
+    /// The last [`TAIL`] lines.
+    fn lines(&self) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.end);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(TAIL)..]
+            .iter()
+            .map(|l| l.trim_end_matches('\r').to_owned())
+            .collect()
+    }
+}
+
+impl Write for Tail<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.end.extend_from_slice(&buf[..n]);
+        // Enough for TAIL long lines.
+        let over = self.end.len().saturating_sub(64 * 1024);
+        self.end.drain(..over);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Writes `text`, ending it with a newline if it has none.

@@ -228,6 +228,39 @@ impl Sandbox {
         })
     }
 
+    /// Starts the container on a console of its own (a pty on its devpts, `spec.process.
+    /// terminal` forced on) sized `size`, and returns it with the pty's master: `None` when
+    /// setup failed before the console existed ([`Container::wait`] says why). Nothing copies
+    /// the master: the caller reads the command's output from it and writes its input.
+    pub fn spawn_console(
+        &self,
+        spec: &ContainerSpec,
+        size: Option<pty::WindowSize>,
+    ) -> Result<(Container, Option<OwnedFd>), Error> {
+        let mut spec = spec.clone();
+        spec.process.terminal = true;
+        let (socket, container_end) = pty::console_socket_pair()?;
+        let container = self.spawn(&spec, Stdio::Console(container_end))?;
+        let master = (|| {
+            let Some(master) = pty::receive_console(&socket)? else {
+                return Ok(None);
+            };
+            if let Some(size) = size {
+                pty::set_window_size(&master, size)?;
+            }
+            pty::acknowledge_console(&socket)?;
+            Ok(Some(master))
+        })();
+        match master {
+            Ok(master) => Ok((container, master)),
+            Err(e) => {
+                let _ = container.kill();
+                let _ = container.wait();
+                Err(e)
+            }
+        }
+    }
+
     /// Runs interactively; see the crate docs. Returns the command's exit status.
     ///
     /// With a terminal on stdin: allocates a pty (`spec.process.terminal` is forced on), puts
@@ -261,19 +294,13 @@ impl Sandbox {
             return self.spawn(spec, stdio)?.wait();
         }
         let terminal = rustix::termios::isatty(stdin);
-        let mut spec = spec.clone();
-        spec.process.terminal = true;
-        let (socket, container_end) = pty::console_socket_pair()?;
-        let container = self.spawn(&spec, Stdio::Console(container_end))?;
+        let size = terminal.then(|| pty::window_size(stdin).ok()).flatten();
+        let (container, master) = self.spawn_console(spec, size)?;
         let copied = (|| {
-            let Some(master) = pty::receive_console(&socket)? else {
+            let Some(master) = master else {
                 // Setup failed before the console existed: wait() reports why.
                 return Ok(());
             };
-            if terminal && let Ok(size) = pty::window_size(stdin) {
-                pty::set_window_size(&master, size)?;
-            }
-            pty::acknowledge_console(&socket)?;
             let winch = WinchWatcher::install()?;
             // What the user typed while the container started stays queued for it (the
             // guard switches without flushing, see `RawModeGuard::new`).

@@ -16,8 +16,8 @@
 //!   supplementary groups, cwd, exactly the given environment, `PATH` lookup with the
 //!   container's `PATH`. Our own PID 1 reaps zombies, forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT
 //!   and exits with the command's status; the whole tree dies with the caller.
-//! * **Terminals**: [`pty`] (pairs, window size, raw mode) and
-//!   [`Sandbox::run_interactive`].
+//! * **Terminals**: [`pty`] (pairs, window size, raw mode), [`Sandbox::run_interactive`],
+//!   and [`Sandbox::spawn_console`] for a caller that copies the console itself.
 //! * **Confinement** ([`security`]): BuildKit's defaults unless [`Security::Insecure`] —
 //!   containerd's default capability set, a seccomp profile equivalent to docker's (libseccomp,
 //!   x86-64/x86/x32), runc's masked and read-only paths, `/sys` read-only without cgroups;

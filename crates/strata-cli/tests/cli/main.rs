@@ -23,6 +23,7 @@ mod hostile;
 mod interop;
 mod kill9;
 mod lifecycle;
+mod monitor;
 mod postmortem;
 mod progress;
 mod registry;

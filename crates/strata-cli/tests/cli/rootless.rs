@@ -29,8 +29,8 @@ const NOSUB: &str = "strata-nosub";
 
 /// The tests [`the_end_to_end_suites_pass_again_as_an_unprivileged_user`] reruns: both
 /// frontends, `run`, the container's view and confinement, introspection and the debugger
-/// (pipes and a PTY), cancelling by signal, ansible stages. Left out as they cannot pass
-/// rootless: a step's `mknod` of a device (`security_container::escapes_fail_and_the_host_is_untouched`), `-v`
+/// (pipes and a PTY, processes left running in its monitor), cancelling by signal, ansible
+/// stages. Left out as they cannot pass rootless: a step's `mknod` of a device (`security_container::escapes_fail_and_the_host_is_untouched`), `-v`
 /// of a root-only host dir (`run_flags::env_workdir_user_volumes_and_network`).
 const RERUN: &[&str] = &[
     "build::builds_runs_and_reuses_every_stage",
@@ -50,6 +50,7 @@ const RERUN: &[&str] = &[
     "debug::introspect_error_and_before_error_open_shells_in_those_states",
     "debug::debugger_shell_over_a_real_terminal",
     "debug::introspect_stage_pauses_one_image_while_others_build",
+    "monitor::processes_detach_and_attach_and_are_listed_and_killed",
     "dockerfile::case::network_none",
     "dockerfile::case::mount_bind",
     "dockerfile::case::run_security_insecure",

@@ -2,17 +2,19 @@
 //! trying the monitor by hand. Also the sandbox's init helper (`__sandbox-init`).
 //!
 //! ```text
-//! strata-debug-monitor monitor FAILURE.json SCRATCH [DEBUGGER_LOWER...]
+//! strata-debug-monitor monitor FAILURE.json SCRATCH [--build-log FIFO] [DEBUGGER_LOWER...]
 //! strata-debug-monitor shell SPEC.json SCRATCH
 //! ```
 //!
 //! `monitor` reads commands from stdin and prints `outcome: exit` or `outcome: reload` at the
-//! end; `shell` runs [`strata_debug::shell`] and exits with the shell's code.
+//! end; `shell` runs [`strata_debug::shell`] and exits with the shell's code. With
+//! `--build-log`, the monitor's `log` shows a build that prints `IMAGE/STAGE TEXT` lines
+//! into FIFO (as the engine's build threads push theirs), building until its end.
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 
-use strata_debug::{Failure, Outcome, Session};
+use strata_debug::{BuildLog, Failure, Outcome, Session};
 use strata_sandbox::{ContainerSpec, Sandbox};
 
 const INIT: &str = "__sandbox-init";
@@ -32,8 +34,8 @@ fn main() {
 
 fn run() -> Result<i32, Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: strata-debug-monitor monitor FAILURE.json SCRATCH [DEBUGGER_LOWER...] \
-                 | shell SPEC.json SCRATCH";
+    let usage = "usage: strata-debug-monitor monitor FAILURE.json SCRATCH [--build-log FIFO] \
+                 [DEBUGGER_LOWER...] | shell SPEC.json SCRATCH";
     let [mode, json, scratch, rest @ ..] = args.as_slice() else {
         return Err(usage.into());
     };
@@ -42,7 +44,18 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
     match mode.as_str() {
         "monitor" => {
             let failure: Failure = serde_json::from_str(&text)?;
+            let (fifo, rest) = match rest {
+                [flag, fifo, rest @ ..] if flag == "--build-log" => (Some(fifo.clone()), rest),
+                _ => (None, rest),
+            };
             let mut session = Session::new(&sandbox, failure, PathBuf::from(scratch))?;
+            if let Some(fifo) = fifo {
+                // The build outlives the monitor's borrow of its log: the process's life.
+                let log: &'static BuildLog = Box::leak(Box::new(BuildLog::new()?));
+                log.start();
+                std::thread::spawn(move || build(log, &fifo));
+                session = session.with_log(log);
+            }
             if !rest.is_empty() {
                 session = session.with_debugger_image(rest.iter().map(PathBuf::from).collect());
             }
@@ -67,4 +80,18 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
         }
         _ => Err(usage.into()),
     }
+}
+
+/// A stand-in build: pushes each `IMAGE/STAGE TEXT` line written into `fifo` to `log`, and
+/// stops building at its end.
+fn build(log: &BuildLog, fifo: &str) {
+    use std::io::BufRead;
+    if let Ok(file) = std::fs::File::open(fifo) {
+        for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+            let (stage, text) = line.split_once(' ').unwrap_or((&line, ""));
+            let (image, stage) = stage.split_once('/').unwrap_or((stage, ""));
+            log.push(image, stage, text);
+        }
+    }
+    log.finish();
 }

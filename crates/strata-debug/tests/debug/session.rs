@@ -1,7 +1,9 @@
 //! The monitor: scripted sessions over a real failed step, and a PTY-driven one.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::time::Duration;
 
 use strata_debug::{Error, Outcome, Session};
@@ -297,4 +299,125 @@ fn debugger_image_sees_the_failed_root_at_debugroot() {
     p.exp_eof().expect("eof");
     assert_no_host_mounts(fx.tmp.path());
     fx.assert_left_nothing(&scratch, &before);
+}
+
+#[test]
+fn a_shell_left_running_is_ended_with_the_session_and_leaves_nothing() {
+    let fx = Fixture::failed();
+    let before = fx.state_snapshot();
+    let (mut p, scratch) = spawn_monitor(&fx, &[]);
+    p.exp_string("(strata) ").expect("prompt");
+    p.send_line("shell").expect("send");
+    p.exp_string("Ctrl-p Ctrl-q leaves it running")
+        .expect("intro");
+    p.exp_string("# ").expect("shell prompt");
+    p.send_line("echo x > /left-running; echo wrote-$((6*7))")
+        .expect("send");
+    p.exp_string("wrote-42").expect("output");
+    p.send("\x10\x11").expect("detach keys");
+    p.flush().expect("flush");
+    p.exp_string("detached: process 1").expect("detached");
+    p.exp_string("(strata) ").expect("prompt");
+    // A base-state container beside it, and the session's mounts are its own while it runs.
+    p.send_line("exec --base sh -c 'echo beside-$((6*7))'")
+        .expect("send");
+    p.exp_string("beside-42").expect("a second container");
+    p.exp_string("(strata) ").expect("prompt");
+    p.send_line("rerun").expect("send");
+    p.exp_string("process 1 (`/bin/sh`) still runs in the failed state")
+        .expect("the failed state's changes are in use");
+    p.exp_string("(strata) ").expect("prompt");
+    p.send_line("quit").expect("send");
+    p.exp_string("leaving the debugger: ended process 1 (`/bin/sh`)")
+        .expect("said");
+    p.exp_string("outcome: exit").expect("outcome");
+    p.exp_eof().expect("eof");
+    assert_no_host_mounts(fx.tmp.path());
+    fx.assert_left_nothing(&scratch, &before);
+}
+
+#[test]
+fn log_follows_a_running_build_until_ctrl_c_and_its_end() {
+    let fx = Fixture::failed();
+    let fifo = fx.tmp.path().join("build-log");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.expect("run mkfifo").success());
+    let (mut p, _scratch) = spawn_monitor(&fx, &[Path::new("--build-log"), &fifo]);
+    p.exp_string("(strata) ").expect("prompt");
+    // The build writes as it goes (opening blocks until the monitor's side reads).
+    let mut build = fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .expect("open the build's end");
+    p.send_line("log -f web").expect("send");
+    p.exp_string("the build printed nothing for `web`")
+        .expect("nothing so far");
+    p.exp_string("following the build's output; Ctrl-C comes back")
+        .expect("following");
+    writeln!(build, "web/setup first line").expect("write");
+    p.exp_string("web/setup | first line").expect("a new line");
+    writeln!(build, "app/install not web's").expect("write");
+    writeln!(build, "web/setup second-{}", 6 * 7).expect("write");
+    p.exp_string("web/setup | second-42").expect("a new line");
+    p.send_control('c').expect("ctrl-c");
+    p.exp_string("^C").expect("back");
+    p.exp_string("(strata) ").expect("prompt");
+    p.send_line("log").expect("send");
+    p.exp_string("app/install | not web's")
+        .expect("every image's");
+    p.exp_string("(strata) ").expect("prompt");
+    p.send_line("log -f app").expect("send");
+    p.exp_string("following").expect("following");
+    drop(build);
+    p.exp_string("no image is building any more: the end of the build's output")
+        .expect("the build's end ends following");
+    p.exp_string("(strata) ").expect("prompt");
+    p.send_line("quit").expect("send");
+    p.exp_eof().expect("eof");
+}
+
+#[test]
+fn rollback_runs_the_step_again_and_the_monitor_stays_on_its_result() {
+    let fx = Fixture::failed();
+    let script = "\
+exec sh -c 'echo session > /session-change'
+rollback
+exec ls /session-change
+exec cat /partial
+diff
+info
+ps
+attach 1
+log
+";
+    let (outcome, out) = fx.monitor(script);
+    assert_eq!(outcome, Outcome::Exit, "{out}");
+    let s = sections(&out, script);
+    let rollback = &s[2];
+    // The step from its start, in a clean base state: the session's change is gone.
+    assert!(
+        rollback.contains("dropped this session's changes"),
+        "{rollback}"
+    );
+    assert!(rollback.contains("state=clean"), "{rollback}");
+    assert!(rollback.contains("motd=present"), "{rollback}");
+    assert!(
+        rollback.contains(
+            "the step failed again, exit code 3: the monitor is on the state it left now"
+        ),
+        "{rollback}"
+    );
+    assert!(s[3].contains("exit code 1"), "no session change: {}", s[3]);
+    assert!(s[4].contains("partial"), "{}", s[4]);
+    assert!(
+        s[5].contains("A /partial") && s[5].contains("D /etc/motd"),
+        "{}",
+        s[5]
+    );
+    // `info` shows the new run's output.
+    assert!(s[6].contains("| state=clean"), "{}", s[6]);
+    // Without a terminal nothing is left running, and this monitor has no build's output.
+    assert!(s[7].contains("no processes"), "{}", s[7]);
+    assert!(s[8].contains("`attach` needs a terminal"), "{}", s[8]);
+    assert!(s[9].contains("the build's output is not here"), "{}", s[9]);
 }

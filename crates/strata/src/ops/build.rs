@@ -114,10 +114,17 @@ pub fn build_with(
     frontend: &dyn step::Frontend,
     breakpoints: Option<&Breakpoints>,
 ) -> anyhow::Result<BuildReport> {
+    // What the build prints, kept for the monitor's `log`.
+    let log = strata_debug::BuildLog::new().context("keep the build's output")?;
+    let recording = debug::Recording {
+        sink: progress,
+        log: &log,
+    };
+    let progress: &dyn Sink = &recording;
     let none = Breakpoints::default();
     let stepping = breakpoints.is_some();
     let breakpoints = breakpoints.unwrap_or(&none);
-    let stepper = step::Stepper::new(breakpoints, frontend, &ctx.sandbox, &ctx.store);
+    let stepper = step::Stepper::new(breakpoints, frontend, &ctx.sandbox, &ctx.store, &log);
     let debugger = options.debug.debugger || breakpoints.on_fail();
     // The failure the monitor was on when the user chose `reload`, kept until the config
     // loads again: a config that no longer loads sends them back to it.
@@ -139,7 +146,15 @@ pub fn build_with(
                     )
                     .context("write the debugger's output")?;
                     let image = options.debug.debugger_image.as_deref();
-                    match debug::monitor(ctx, failure.view.clone(), image, None, io, progress)? {
+                    match debug::monitor(
+                        ctx,
+                        failure.view.clone(),
+                        image,
+                        None,
+                        Some(&log),
+                        io,
+                        progress,
+                    )? {
                         DebuggerChoice::Reload => {
                             last = Some(failure);
                             continue;
@@ -211,7 +226,7 @@ pub fn build_with(
                     )
                     .context("write the debugger's output")?;
                 }
-                if debug::monitor(ctx, view.clone(), image, None, io, progress)?
+                if debug::monitor(ctx, view.clone(), image, None, Some(&log), io, progress)?
                     == DebuggerChoice::Reload
                 {
                     reload = Some((index, view));

@@ -274,12 +274,35 @@ pub enum DebuggerChoice {
     Reload,
 }
 
-/// Runs the monitor on a failed run; with `no_reload`, `reload` is refused for that reason.
+/// A progress sink that also keeps the build's output lines in a log, for the monitor's
+/// `log`, a build's from the solve's start to its end.
+pub(crate) struct Recording<'a> {
+    /// Where the events go.
+    pub sink: &'a dyn Sink,
+    /// Where the lines are kept.
+    pub log: &'a strata_debug::BuildLog,
+}
+
+impl Sink for Recording<'_> {
+    fn event(&self, event: Event) {
+        match &event {
+            Event::Log { id, line, .. } => self.log.push(&id.image, &id.stage, line),
+            Event::BuildStarted { .. } => self.log.start(),
+            Event::BuildFinished { .. } => self.log.finish(),
+            _ => {}
+        }
+        self.sink.event(event);
+    }
+}
+
+/// Runs the monitor on a failed run; with `no_reload`, `reload` is refused for that reason;
+/// `log` is the build's output.
 pub(crate) fn monitor(
     ctx: &Context,
     failure: strata_debug::Failure,
     debugger_image: Option<&str>,
     no_reload: Option<String>,
+    log: Option<&strata_debug::BuildLog>,
     io: &mut DebugIo<'_>,
     progress: &dyn Sink,
 ) -> anyhow::Result<DebuggerChoice> {
@@ -301,6 +324,9 @@ pub(crate) fn monitor(
     }
     if let Some(reason) = no_reload {
         session = session.refuse_reload(reason);
+    }
+    if let Some(log) = log {
+        session = session.with_log(log);
     }
     progress.event(Event::Interactive {
         started: true,
@@ -381,7 +407,7 @@ pub fn debug_failure(
          where they are and run `strata build` again",
         record.id
     );
-    monitor(ctx, view, debugger_image, Some(reason), io, progress)?;
+    monitor(ctx, view, debugger_image, Some(reason), None, io, progress)?;
     Ok(())
 }
 

@@ -65,6 +65,8 @@ pub struct Pause<'a> {
     pub stages: Vec<String>,
     /// The stage's source span, for an editor's stack frame.
     pub stage_span: Option<(String, usize)>,
+    /// The build's output so far, for the monitor's `log`.
+    pub log: &'a strata_debug::BuildLog,
 }
 
 /// The step debugger of one build (see the module docs).
@@ -73,23 +75,27 @@ pub struct Stepper<'a> {
     frontend: &'a dyn Frontend,
     sandbox: &'a Sandbox,
     store: &'a LocalStore,
+    log: &'a strata_debug::BuildLog,
     /// The sources of the plan being built, set once it is loaded.
     sources: Mutex<SourceMap>,
 }
 
 impl<'a> Stepper<'a> {
-    /// A step debugger pausing where `breakpoints` say, at `frontend`.
+    /// A step debugger pausing where `breakpoints` say, at `frontend`; `log` is the
+    /// build's output.
     pub fn new(
         breakpoints: &'a Breakpoints,
         frontend: &'a dyn Frontend,
         sandbox: &'a Sandbox,
         store: &'a LocalStore,
+        log: &'a strata_debug::BuildLog,
     ) -> Stepper<'a> {
         Stepper {
             breakpoints,
             frontend,
             sandbox,
             store,
+            log,
             sources: Mutex::new(SourceMap::default()),
         }
     }
@@ -219,6 +225,7 @@ impl<'a> Stepper<'a> {
             scratch: scratch.path(),
             stages,
             stage_span,
+            log: self.log,
         };
         let resume = self.frontend.pause(&pause)?;
         self.breakpoints.resume(resume);
@@ -343,7 +350,8 @@ impl Frontend for Monitor<'_, '_> {
         };
         let mut session =
             strata_debug::Session::new(pause.sandbox, pause.view.clone(), pause.scratch.into())?
-                .paused(pause.breakpoints, pause.why.clone());
+                .paused(pause.breakpoints, pause.why.clone())
+                .with_log(pause.log);
         let what = format!("debugger at {}/{}", pause.stop.image, pause.stop.stage);
         self.progress.event(Event::Interactive {
             started: true,
