@@ -277,6 +277,73 @@ pub fn decompress_archive(input: &mut dyn Read, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
+/// Whether `input` holds an archive `ADD` extracts, as BuildKit's `isArchivePath` decides:
+/// its content (plain, or compressed as [`decompress_archive`] reads) opens with a tar
+/// header, which Go's `tar.Reader.Next` takes when the header's checksum is right (an
+/// archive of no entries, two zero blocks, is not one). The name plays no part. Only the
+/// first block is decompressed.
+pub fn is_archive(input: &mut dyn Read) -> bool {
+    /// Keeps the first block written and then refuses more, which ends the decompression.
+    struct FirstBlock(Vec<u8>);
+    impl Write for FirstBlock {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let room = TAR_BLOCK - self.0.len();
+            if room == 0 {
+                return Err(io::Error::other("the first block is enough"));
+            }
+            let n = room.min(buf.len());
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut first = FirstBlock(Vec::with_capacity(TAR_BLOCK));
+    // A stream that ends or breaks after the first block is judged by that block, as Go's
+    // reader reads no further to take the first header.
+    let _ = decompress_archive(input, &mut first);
+    let block = first.0;
+    if block.len() < TAR_BLOCK || block.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ' || *b == 0)
+        .take_while(|b| *b != b' ' && *b != 0)
+        .collect();
+    let rest_blank = field
+        .iter()
+        .skip_while(|b| **b == b' ' || **b == 0)
+        .skip(text.len())
+        .all(|b| *b == b' ' || *b == 0);
+    let Some(stored) = std::str::from_utf8(&text)
+        .ok()
+        .filter(|_| rest_blank)
+        .and_then(|t| {
+            if t.is_empty() {
+                Some(0)
+            } else {
+                u64::from_str_radix(t, 8).ok()
+            }
+        })
+    else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0u64, 0i64);
+    for (i, b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { *b };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
+}
+
+/// The size of a tar block (and of a header).
+const TAR_BLOCK: usize = 512;
+
 /// A reader yielding the uncompressed tar of a possibly compressed layer stream (for
 /// docker-archive export). The compression is detected from the first bytes.
 pub fn decompressed(layer: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, crate::Error> {
@@ -369,6 +436,41 @@ mod tests {
                 input.is_empty(),
                 "{name}: the archive was not read to its end"
             );
+        }
+    }
+
+    /// What `ADD` extracts is told by content: a tar, compressed or not, whatever its name;
+    /// not text, compressed text, an archive of no entries or a damaged header.
+    #[test]
+    fn archives_are_told_by_their_content() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(3);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "f", &b"abc"[..]).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let gzip = |data: &[u8]| {
+            let mut enc = Encoder::new(Compression::Gzip, Vec::new()).unwrap();
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&tar).unwrap();
+        let mut damaged = tar.clone();
+        damaged[0] ^= 1;
+        let text = b"not an archive\n".repeat(100);
+        for (name, bytes, archive) in [
+            ("tar", tar.clone(), true),
+            ("gzip tar", gzip(&tar), true),
+            ("bzip2 tar", bz.finish().unwrap(), true),
+            ("text", text.clone(), false),
+            ("gzip text", gzip(&text), false),
+            ("no entries", vec![0; 10240], false),
+            ("empty", Vec::new(), false),
+            ("damaged", damaged, false),
+        ] {
+            assert_eq!(is_archive(&mut bytes.as_slice()), archive, "{name}");
         }
     }
 

@@ -1999,9 +1999,16 @@ impl<'a> Lowering<'a> {
                         if !meta.is_dir() && exclude.is_excluded(&name) {
                             continue;
                         }
-                        if add && meta.is_file() && is_archive(&name) {
+                        // BuildKit extracts a file whose content is an archive, whatever
+                        // its name (`isArchivePath`), and copies any other as it is.
+                        let pinned = if add && meta.is_file() {
+                            Some(self.pin(&rel, word.span)?)
+                        } else {
+                            None
+                        };
+                        if let Some(source) = pinned.filter(|p| sniff_archive(p)) {
                             archives.push(CopyEntry {
-                                source: self.pin(&rel, word.span)?,
+                                source,
                                 inline: None,
                                 target: dest_abs.clone(),
                                 contents_only: false,
@@ -2463,12 +2470,10 @@ fn is_dir_reference(dest: &str) -> bool {
         || dest.ends_with("/..")
 }
 
-fn is_archive(name: &str) -> bool {
-    [
-        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz",
-    ]
-    .iter()
-    .any(|ext| name.ends_with(ext))
+/// Whether the pinned copy of a file `ADD` names holds an archive (an unreadable one is taken
+/// as no archive: copying it then names the error).
+fn sniff_archive(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|mut f| strata_layer::compression::is_archive(&mut f))
 }
 
 #[cfg(test)]
@@ -2481,7 +2486,6 @@ mod tests {
         assert_eq!(absolute("/app", "/etc/x"), "/etc/x");
         assert_eq!(absolute("/app", "../x/"), "/x/");
         assert_eq!(absolute("/", "."), "/");
-        assert!(is_archive("a.tar.gz") && !is_archive("a.txt"));
         assert_eq!(
             split_owner(Some("1:2")),
             (Some("1".into()), Some("2".into()))

@@ -771,6 +771,7 @@ macro_rules! cases {
 }
 
 cases! {
+    add_archive_content => "add-archive-content",
     add_archives => "add-archives",
     add_local => "add-local",
     arg_build_arg_override => "arg-build-arg-override",
