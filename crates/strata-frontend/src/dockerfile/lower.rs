@@ -32,7 +32,7 @@ use strata_plan::{
 use super::chmod::Chmod;
 use super::context_files::{self, Snapshot};
 use super::git_ref::GitRef;
-use super::ignore::DockerIgnore;
+use super::ignore::{DockerIgnore, ExcludeError};
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
 
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
@@ -1223,7 +1223,7 @@ impl<'a> Lowering<'a> {
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(&add.dest, scope)?;
         let dest_abs = absolute(&scope.workdir, &dest);
-        let exclude = self.exclude(&add.exclude, scope)?;
+        let exclude = self.exclude(&add.exclude)?;
         let mut inputs = Vec::new();
         let mut steps = Vec::new();
         for (repo, span) in repos {
@@ -1736,23 +1736,10 @@ impl<'a> Lowering<'a> {
             (Some(Chmod::Symbolic(_)), Some(word)) => Some(word.text.clone()),
             _ => None,
         };
-        // `--exclude` as the import's masks (werf's globs, relative to the source): they say
-        // the same as .dockerignore lines (`*` within a component, `**` across, anchored at
-        // the source, a matched directory taking what is below it) but for `!` re-inclusion
-        // and `{}` (alternatives in a mask, literal in a .dockerignore line).
-        let mut exclude = Vec::new();
-        for word in &copy.exclude {
-            let pattern = self.expand(word, scope)?;
-            if pattern.starts_with('!') || pattern.contains(['{', '}']) {
-                return Err(Box::new(Diagnostic::new(
-                    format!(
-                        "COPY --from --exclude=`{pattern}`: `!` and `{{}}` in patterns are not supported by strata yet with --from (they are for the build context)"
-                    ),
-                    Some(word.span),
-                )));
-            }
-            exclude.push(pattern);
-        }
+        // `--exclude` patterns, checked here (the worker matches them against the source
+        // image's entries).
+        self.exclude(&copy.exclude)?;
+        let exclude: Vec<String> = copy.exclude.iter().map(|w| w.text.clone()).collect();
         let image = self.image_for(dockerfile, index, from);
         dependencies.push(image);
         let dest = self.expand(&copy.dest, scope)?;
@@ -1817,12 +1804,13 @@ impl<'a> Lowering<'a> {
                     add,
                     to,
                     include: Vec::new(),
-                    exclude: exclude.clone(),
+                    exclude: Vec::new(),
                     owner: owner.clone(),
                     group: group.clone(),
                     mode: chmod,
                     dest_parents: true,
                     symbolic_mode: symbolic_mode.clone(),
+                    exclude_patterns: exclude.clone(),
                 }),
                 span: Some(copy.span),
             });
@@ -1894,7 +1882,7 @@ impl<'a> Lowering<'a> {
         what: &str,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(dest_word, scope)?;
-        let exclude = self.exclude(exclude, scope)?;
+        let exclude = self.exclude(exclude)?;
         let dest_abs = absolute(&scope.workdir, &dest);
         let into_dir = is_dir_reference(&dest) || sources.len() > 1;
         let mut entries = Vec::new();
@@ -1996,9 +1984,6 @@ impl<'a> Lowering<'a> {
                         } else {
                             (rel, meta)
                         };
-                        if !meta.is_dir() && exclude.is_excluded(&name) {
-                            continue;
-                        }
                         // BuildKit extracts a file whose content is an archive, whatever
                         // its name (`isArchivePath`), and copies any other as it is.
                         let pinned = if add && meta.is_file() {
@@ -2091,17 +2076,19 @@ impl<'a> Lowering<'a> {
         Ok((inputs, steps, false))
     }
 
-    /// The `--exclude` patterns of a COPY/ADD: BuildKit matches them like .dockerignore lines,
-    /// relative to each source directory.
-    fn exclude(&self, words: &[Word], scope: &Scope) -> Result<DockerIgnore> {
-        let patterns = words
-            .iter()
-            .map(|w| self.expand(w, scope))
-            .collect::<Result<Vec<_>>>()?;
-        DockerIgnore::parse(&patterns.join("\n")).map_err(|e| {
+    /// The `--exclude` patterns of a COPY/ADD, as BuildKit's copy reads them
+    /// ([`DockerIgnore::exclude_patterns`]): as written, without expanding variables
+    /// (BuildKit expands none in them, moby/buildkit#6072).
+    fn exclude(&self, words: &[Word]) -> Result<DockerIgnore> {
+        let patterns: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+        DockerIgnore::exclude_patterns(&patterns).map_err(|e| {
+            let at = match &e {
+                ExcludeError::BadPattern(p) => words.iter().find(|w| w.text.trim() == p),
+                ExcludeError::LoneExclamation => words.iter().find(|w| w.text.trim() == "!"),
+            };
             Box::new(Diagnostic::new(
                 format!("--exclude: {e}"),
-                words.first().map(|w| w.span),
+                at.or(words.first()).map(|w| w.span),
             ))
         })
     }
