@@ -412,15 +412,7 @@ fn output_options_name_compress_and_push() {
             "type=image,name=local/opts:kept",
         ],
     );
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = crate::support::stdout_of;
     let unpack = |tar: &Path| {
         let to = tar.with_extension("d");
         std::fs::create_dir_all(&to).unwrap();
