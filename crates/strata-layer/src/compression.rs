@@ -131,15 +131,21 @@ pub(crate) enum Encoder<W: Write> {
 
 impl<W: Write> Encoder<W> {
     pub(crate) fn new(compression: Compression, out: W) -> io::Result<Self> {
+        Encoder::at_level(compression, None, out)
+    }
+
+    /// An encoder at `level` (gzip 0-9, zstd 1-22; none: [`GZIP_LEVEL`], [`ZSTD_LEVEL`]).
+    fn at_level(compression: Compression, level: Option<u32>, out: W) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => Encoder::None(out),
             Compression::Gzip => Encoder::Gzip(crate::gzip::ParallelGzEncoder::new(
                 out,
-                GZIP_LEVEL,
+                level.unwrap_or(GZIP_LEVEL),
                 GZIP_WORKERS,
             )),
             Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+                let level = level.map_or(ZSTD_LEVEL, |l| l as i32);
+                let mut enc = zstd::stream::write::Encoder::new(out, level)?;
                 enc.include_checksum(true)?;
                 enc.multithread(ZSTD_WORKERS)?;
                 enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))?;
@@ -354,14 +360,18 @@ pub fn decompressed(layer: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>,
 /// Re-encodes a layer stream (any compression, detected) as `to` into `out`, returning `out`
 /// and the digest of the uncompressed tar (the diff id, for the caller to check against the
 /// recorded one: a conversion never changes what the layer holds).
+///
+/// `level` is the compression level (gzip 0-9, zstd 1-22); none: the default one.
 pub fn recompress<W: Write>(
     input: impl Read,
     to: Compression,
+    level: Option<u32>,
     out: W,
 ) -> Result<(W, strata_digest::Digest), Error> {
     let stream = |op: &'static str| move |source| Error::Stream { op, source };
     let (_, mut decoder) = Decoder::new(input)?;
-    let mut encoder = Encoder::new(to, out).map_err(stream("setting up the encoder"))?;
+    let mut encoder =
+        Encoder::at_level(to, level, out).map_err(stream("setting up the encoder"))?;
     let mut hasher = strata_digest::Hasher::new();
     let mut buf = vec![0u8; READ_BUF];
     loop {
@@ -480,7 +490,8 @@ mod tests {
         let mut enc = Encoder::new(Compression::Zstd, Vec::new()).expect("encoder");
         enc.write_all(&data).expect("write");
         let zstd = enc.finish().expect("finish");
-        let (gz, diff_id) = recompress(zstd.as_slice(), Compression::Gzip, Vec::new()).unwrap();
+        let (gz, diff_id) =
+            recompress(zstd.as_slice(), Compression::Gzip, None, Vec::new()).unwrap();
         assert_eq!(diff_id, strata_digest::Digest::of(&data));
         assert_eq!(Compression::detect(&gz), Compression::Gzip);
         let (_, mut dec) = Decoder::new(gz.as_slice()).expect("decoder");

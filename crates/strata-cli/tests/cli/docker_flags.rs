@@ -374,6 +374,8 @@ fn output_options_name_compress_and_push() {
     let docker_types = work.join("docker-types.tar");
     let named = work.join("named.tar");
     let split = work.join("split");
+    let fast = work.join("fast.tar");
+    let best = work.join("best.tar");
     let pushed = format!("{}/team/opts:1", registry.host());
     let pushed_oci = format!("{}/team/opts:oci", registry.host());
     build(
@@ -396,6 +398,16 @@ fn output_options_name_compress_and_push() {
             &format!(
                 "type=oci,dest={},oci-mediatypes=false,force-compression=true",
                 docker_types.display()
+            ),
+            "-o",
+            &format!(
+                "type=oci,dest={},compression-level=1,force-compression=true",
+                fast.display()
+            ),
+            "-o",
+            &format!(
+                "type=oci,dest={},compression-level=9,force-compression=true",
+                best.display()
             ),
             "-o",
             &format!(
@@ -469,6 +481,32 @@ fn output_options_name_compress_and_push() {
             && manifest.contains("application/vnd.docker.image.rootfs.diff.tar.gzip"),
         "{manifest}"
     );
+    // compression-level: the same gzip layers at two levels are other blobs, each read back
+    // as the same tars (skopeo checks every layer's digest as it copies).
+    let layers = |layout: &Path| {
+        let manifest: serde_json::Value = serde_json::from_str(&raw(layout, "latest")).unwrap();
+        let digests: Vec<String> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect();
+        digests
+    };
+    let (fast, best) = (unpack(&fast), unpack(&best));
+    let (fast_layers, best_layers) = (layers(&fast), layers(&best));
+    assert_eq!(fast_layers.len(), 2);
+    assert!(
+        fast_layers.iter().all(|d| !best_layers.contains(d)),
+        "{fast_layers:?} {best_layers:?}"
+    );
+    for layout in [&fast, &best] {
+        let copied = layout.with_extension("copy");
+        run(Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("oci:{}:latest", copied.display())));
+    }
     // name= of a docker archive: every name in its RepoTags.
     let listed = std::fs::read_to_string(unpack(&named).join("manifest.json")).unwrap();
     assert!(
@@ -513,6 +551,7 @@ fn output_options_name_compress_and_push() {
         ("type=registry", "needs name=REFERENCE"),
         ("type=oci,tar=false", "give dest=DIR"),
         ("type=oci,dest=x,compression=lz4", "compression=lz4"),
+        ("type=oci,dest=x,compression-level=10", "from 0 to 9"),
         ("type=cacheonly", "no `cacheonly` exporter"),
     ] {
         let out = env

@@ -58,6 +58,7 @@ pub fn load_into(
         },
         names: Vec::new(),
         compression,
+        compression_level: None,
         force_compression: true,
         docker_media_types: false,
     };
@@ -117,6 +118,7 @@ pub fn export(
         format,
         names: Vec::new(),
         compression,
+        compression_level: None,
         force_compression: true,
         docker_media_types: false,
     };
@@ -132,6 +134,9 @@ pub struct ExportOptions {
     pub names: Vec<String>,
     /// The compression of an OCI layout's layers.
     pub compression: Compression,
+    /// The level the converted layers are compressed at (`compression-level=`); none: the
+    /// default one.
+    pub compression_level: Option<u32>,
     /// Every layer in `compression` (`force-compression=true`); else only the layers strata
     /// made, the others (a pulled base's) kept as they are, as BuildKit's exporters do.
     pub force_compression: bool,
@@ -158,11 +163,13 @@ pub fn export_to(
         .with_context(|| format!("no image `{reference}` in the store (see `strata images`)"))?;
     let mut image = StoredImage::load(&ctx.store, &digest)?;
     if options.format == ExportFormat::Oci {
-        let converted = if options.force_compression {
-            image::with_compression(&ctx.store, &image, options.compression)?
-        } else {
-            image::with_plain_compressed(&ctx.store, &image, options.compression)?
-        };
+        let converted = image::with_compression_level(
+            &ctx.store,
+            &image,
+            options.compression,
+            options.compression_level,
+            options.force_compression,
+        )?;
         image = StoredImage::load(&ctx.store, &converted)?;
     }
     let names: Vec<String> = match options.names.as_slice() {

@@ -188,16 +188,15 @@ impl std::str::FromStr for Output {
         };
         let level = match get("compression-level") {
             None => None,
-            Some(v) => Some(
-                v.parse::<i32>()
-                    .ok()
-                    .filter(|l| (0..=22).contains(l))
-                    .with_context(|| {
-                        format!(
-                            "-o {s}: compression-level={v}: expected a number (gzip 0-9, zstd 0-22)"
-                        )
-                    })?,
-            ),
+            Some(v) => {
+                let top = match compression {
+                    Some(Compression::Zstd) => 22,
+                    _ => 9,
+                };
+                Some(v.parse::<u32>().ok().filter(|l| *l <= top).with_context(|| {
+                    format!("-o {s}: compression-level={v}: expected a number from 0 to {top} (gzip 0-9, zstd 0-22)")
+                })?)
+            }
         };
         let destination = |d: &str| match d {
             "-" => Destination::Stdout,
@@ -242,11 +241,6 @@ impl std::str::FromStr for Output {
                         "-o {s}: type=docker writes docker save's format, whose manifest.json names no media types; use type=oci for OCI media types"
                     );
                 }
-                if let Some(level) = level {
-                    anyhow::bail!(
-                        "-o {s}: compression-level={level}: strata compresses at fixed levels (gzip 6, zstd 3); leave it out"
-                    );
-                }
                 let dest = match (flag("tar", true)?, dest.as_deref()) {
                     (true, None) if format == ExportFormat::DockerArchive => None,
                     (true, _) => Some(ArchiveDest::Tar(destination(needs_dest()?))),
@@ -260,6 +254,7 @@ impl std::str::FromStr for Output {
                         format,
                         names,
                         compression: compression.unwrap_or(Compression::Gzip),
+                        compression_level: level,
                         force_compression: flag("force-compression", false)?,
                         docker_media_types: !oci_media_types,
                     },
