@@ -647,6 +647,63 @@ fn pull_takes_the_registrys_newer_base() {
     );
 }
 
+/// `--build-context NAME=URL`: a file over HTTP is the one file `context` (mode 0600, as
+/// BuildKit's http source), a git repository (`URL.git#REF:SUBDIR`) its checkout; both served
+/// on 127.0.0.1 by busybox's httpd (static files, and git's `git http-backend`).
+#[test]
+fn build_contexts_of_urls_and_repositories() {
+    let env = Env::new();
+    let root = env.work.path().join("served");
+    let repos = root.join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let server = crate::support::GitServer::start(&root, &repos, None);
+    let base = server.url.trim_end_matches("/cgi-bin/git").to_string();
+    std::fs::write(root.join("www/notes.txt"), "served over http\n").unwrap();
+    let repo = root.join("tools");
+    std::fs::create_dir_all(repo.join("bin")).unwrap();
+    crate::support::git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("bin/tool"), "v1\n").unwrap();
+    std::fs::write(repo.join("README"), "tools\n").unwrap();
+    crate::support::git(&repo, &["add", "-A"]);
+    crate::support::git(&repo, &["commit", "-q", "-m", "one"]);
+    crate::support::git(&repo, &["tag", "v1"]);
+    std::fs::write(repo.join("bin/tool"), "v2\n").unwrap();
+    crate::support::git(&repo, &["commit", "-q", "-am", "two"]);
+    crate::support::git(
+        &root,
+        &["clone", "-q", "--bare", "tools", "repos/tools.git"],
+    );
+    let dir = context(
+        &env,
+        "urls",
+        "FROM busybox:latest\n\
+         COPY --from=notes context /notes.txt\n\
+         COPY --from=tools . /tools/\n\
+         COPY --from=bin tool /bin-v1\n",
+    );
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "urls",
+            "--build-context",
+            &format!("notes={base}/notes.txt"),
+            "--build-context",
+            &format!("tools={}/tools.git", server.url),
+            "--build-context",
+            &format!("bin={}/tools.git#v1:bin", server.url),
+        ],
+    );
+    assert_eq!(
+        env.run_sh(
+            "urls",
+            "stat -c %a /notes.txt; cat /notes.txt /tools/bin/tool /bin-v1; ls -a /tools"
+        ),
+        "600\nserved over http\nv2\nv1\n.\n..\nREADME\nbin\n"
+    );
+}
+
 #[test]
 fn build_contexts_name_directories_and_images() {
     let env = Env::new();

@@ -95,13 +95,28 @@ pub enum NamedContext {
         /// The manifest digest after `@`, if given.
         digest: Option<String>,
     },
+    /// A file over HTTP (`NAME=https://HOST/PATH`, no git repository), which the caller
+    /// downloads, as BuildKit's `llb.HTTP(url, Filename("context"))`, into a directory of its
+    /// own as the one file `context` (mode 0600), and names as a [`NamedContext::Dir`].
+    Url(String),
+    /// A git repository (`NAME=https://HOST/REPO.git#REF:SUBDIR`, `git://…`, `ssh://…`,
+    /// `user@host:path`), which the caller checks out (its `SUBDIR`, no `.git`) and names as a
+    /// [`NamedContext::Dir`].
+    Git(super::GitRef),
 }
 
 impl std::str::FromStr for NamedContext {
     type Err = String;
 
-    /// buildx's forms: `docker-image://REF`, `oci-layout://DIR[@DIGEST]`, or a directory.
+    /// buildx's forms: `docker-image://REF`, `oci-layout://DIR[@DIGEST]`, a git repository,
+    /// an `http(s)://` URL, or a directory.
     fn from_str(s: &str) -> std::result::Result<NamedContext, String> {
+        if let Some(git) = super::GitRef::parse(s)? {
+            return Ok(NamedContext::Git(git));
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return Ok(NamedContext::Url(s.to_string()));
+        }
         if let Some(reference) = s.strip_prefix("docker-image://") {
             return Ok(NamedContext::Image(reference.to_string()));
         }
@@ -116,7 +131,7 @@ impl std::str::FromStr for NamedContext {
         }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(format!(
-                "strata has no `{scheme}://` contexts; give a directory, docker-image://REF or oci-layout://DIR"
+                "strata has no `{scheme}://` contexts; give a directory, docker-image://REF, oci-layout://DIR, an http(s) URL or a git repository"
             ));
         }
         std::fs::canonicalize(s)
