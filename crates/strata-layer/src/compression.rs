@@ -131,15 +131,21 @@ pub(crate) enum Encoder<W: Write> {
 
 impl<W: Write> Encoder<W> {
     pub(crate) fn new(compression: Compression, out: W) -> io::Result<Self> {
+        Encoder::at_level(compression, None, out)
+    }
+
+    /// An encoder at `level` (gzip 0-9, zstd 1-22; none: [`GZIP_LEVEL`], [`ZSTD_LEVEL`]).
+    fn at_level(compression: Compression, level: Option<u32>, out: W) -> io::Result<Self> {
         Ok(match compression {
             Compression::None => Encoder::None(out),
             Compression::Gzip => Encoder::Gzip(crate::gzip::ParallelGzEncoder::new(
                 out,
-                GZIP_LEVEL,
+                level.unwrap_or(GZIP_LEVEL),
                 GZIP_WORKERS,
             )),
             Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+                let level = level.map_or(ZSTD_LEVEL, |l| l as i32);
+                let mut enc = zstd::stream::write::Encoder::new(out, level)?;
                 enc.include_checksum(true)?;
                 enc.multithread(ZSTD_WORKERS)?;
                 enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))?;
@@ -277,6 +283,73 @@ pub fn decompress_archive(input: &mut dyn Read, out: &mut dyn Write) -> Result<(
     Ok(())
 }
 
+/// Whether `input` holds an archive `ADD` extracts, as BuildKit's `isArchivePath` decides:
+/// its content (plain, or compressed as [`decompress_archive`] reads) opens with a tar
+/// header, which Go's `tar.Reader.Next` takes when the header's checksum is right (an
+/// archive of no entries, two zero blocks, is not one). The name plays no part. Only the
+/// first block is decompressed.
+pub fn is_archive(input: &mut dyn Read) -> bool {
+    /// Keeps the first block written and then refuses more, which ends the decompression.
+    struct FirstBlock(Vec<u8>);
+    impl Write for FirstBlock {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let room = TAR_BLOCK - self.0.len();
+            if room == 0 {
+                return Err(io::Error::other("the first block is enough"));
+            }
+            let n = room.min(buf.len());
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut first = FirstBlock(Vec::with_capacity(TAR_BLOCK));
+    // A stream that ends or breaks after the first block is judged by that block, as Go's
+    // reader reads no further to take the first header.
+    let _ = decompress_archive(input, &mut first);
+    let block = first.0;
+    if block.len() < TAR_BLOCK || block.iter().all(|b| *b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .skip_while(|b| *b == b' ' || *b == 0)
+        .take_while(|b| *b != b' ' && *b != 0)
+        .collect();
+    let rest_blank = field
+        .iter()
+        .skip_while(|b| **b == b' ' || **b == 0)
+        .skip(text.len())
+        .all(|b| *b == b' ' || *b == 0);
+    let Some(stored) = std::str::from_utf8(&text)
+        .ok()
+        .filter(|_| rest_blank)
+        .and_then(|t| {
+            if t.is_empty() {
+                Some(0)
+            } else {
+                u64::from_str_radix(t, 8).ok()
+            }
+        })
+    else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0u64, 0i64);
+    for (i, b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { *b };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
+}
+
+/// The size of a tar block (and of a header).
+const TAR_BLOCK: usize = 512;
+
 /// A reader yielding the uncompressed tar of a possibly compressed layer stream (for
 /// docker-archive export). The compression is detected from the first bytes.
 pub fn decompressed(layer: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>, crate::Error> {
@@ -287,14 +360,18 @@ pub fn decompressed(layer: Box<dyn Read + Send>) -> Result<Box<dyn Read + Send>,
 /// Re-encodes a layer stream (any compression, detected) as `to` into `out`, returning `out`
 /// and the digest of the uncompressed tar (the diff id, for the caller to check against the
 /// recorded one: a conversion never changes what the layer holds).
+///
+/// `level` is the compression level (gzip 0-9, zstd 1-22); none: the default one.
 pub fn recompress<W: Write>(
     input: impl Read,
     to: Compression,
+    level: Option<u32>,
     out: W,
 ) -> Result<(W, strata_digest::Digest), Error> {
     let stream = |op: &'static str| move |source| Error::Stream { op, source };
     let (_, mut decoder) = Decoder::new(input)?;
-    let mut encoder = Encoder::new(to, out).map_err(stream("setting up the encoder"))?;
+    let mut encoder =
+        Encoder::at_level(to, level, out).map_err(stream("setting up the encoder"))?;
     let mut hasher = strata_digest::Hasher::new();
     let mut buf = vec![0u8; READ_BUF];
     loop {
@@ -372,13 +449,49 @@ mod tests {
         }
     }
 
+    /// What `ADD` extracts is told by content: a tar, compressed or not, whatever its name;
+    /// not text, compressed text, an archive of no entries or a damaged header.
+    #[test]
+    fn archives_are_told_by_their_content() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_size(3);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, "f", &b"abc"[..]).unwrap();
+        let tar = builder.into_inner().unwrap();
+        let gzip = |data: &[u8]| {
+            let mut enc = Encoder::new(Compression::Gzip, Vec::new()).unwrap();
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        bz.write_all(&tar).unwrap();
+        let mut damaged = tar.clone();
+        damaged[0] ^= 1;
+        let text = b"not an archive\n".repeat(100);
+        for (name, bytes, archive) in [
+            ("tar", tar.clone(), true),
+            ("gzip tar", gzip(&tar), true),
+            ("bzip2 tar", bz.finish().unwrap(), true),
+            ("text", text.clone(), false),
+            ("gzip text", gzip(&text), false),
+            ("no entries", vec![0; 10240], false),
+            ("empty", Vec::new(), false),
+            ("damaged", damaged, false),
+        ] {
+            assert_eq!(is_archive(&mut bytes.as_slice()), archive, "{name}");
+        }
+    }
+
     #[test]
     fn recompress_keeps_the_tar() {
         let data = vec![7u8; 100_000];
         let mut enc = Encoder::new(Compression::Zstd, Vec::new()).expect("encoder");
         enc.write_all(&data).expect("write");
         let zstd = enc.finish().expect("finish");
-        let (gz, diff_id) = recompress(zstd.as_slice(), Compression::Gzip, Vec::new()).unwrap();
+        let (gz, diff_id) =
+            recompress(zstd.as_slice(), Compression::Gzip, None, Vec::new()).unwrap();
         assert_eq!(diff_id, strata_digest::Digest::of(&data));
         assert_eq!(Compression::detect(&gz), Compression::Gzip);
         let (_, mut dec) = Decoder::new(gz.as_slice()).expect("decoder");

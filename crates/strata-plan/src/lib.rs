@@ -438,6 +438,11 @@ pub struct Import {
     /// keep theirs); only the worker sees the source's entries.
     #[serde(default)]
     pub symbolic_mode: Option<String>,
+    /// A Dockerfile's `COPY --from --exclude` patterns, as written: moby's `patternmatcher`
+    /// patterns (`!` exceptions, `{}` literal) relative to `add`, never matching `add`
+    /// itself (BuildKit's copy matches the paths below its source).
+    #[serde(default)]
+    pub exclude_patterns: Vec<String>,
 }
 
 /// A directory mounted into a stage's build containers, never part of the image.

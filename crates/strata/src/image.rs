@@ -125,7 +125,21 @@ pub fn with_compression(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
-    convert_image(store, image, to, Layers::All)
+    convert_image(store, image, to, None, Layers::All)
+}
+
+/// [`with_compression`] (every layer, `all`) or [`with_plain_compressed`] (strata's own),
+/// the converted layers compressed at `level` (gzip 0-9, zstd 1-22; none: the default): an
+/// export's `compression-level=`. A layer already in `to` is kept as it is.
+pub fn with_compression_level(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+    level: Option<u32>,
+    all: bool,
+) -> anyhow::Result<Digest> {
+    let which = if all { Layers::All } else { Layers::Plain };
+    convert_image(store, image, to, level, which)
 }
 
 /// The manifest of `image` with its plain layers ([`LayerRecord::is_plain`]) in `to` and the
@@ -136,7 +150,7 @@ pub fn with_plain_compressed(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
-    convert_image(store, image, to, Layers::Plain)
+    convert_image(store, image, to, None, Layers::Plain)
 }
 
 /// Which layers [`convert_image`] converts.
@@ -150,6 +164,7 @@ fn convert_image(
     store: &LocalStore,
     image: &StoredImage,
     to: strata_layer::Compression,
+    level: Option<u32>,
     which: Layers,
 ) -> anyhow::Result<Digest> {
     let mut manifest = image.manifest.clone();
@@ -170,7 +185,7 @@ fn convert_image(
             }
             continue;
         }
-        let converted = convert_layer(store, &layer, to).with_context(|| {
+        let converted = convert_layer(store, &layer, to, level).with_context(|| {
             format!("convert layer {} of {} to {to}", layer.digest, image.digest)
         })?;
         descriptor.media_type = converted.media_type;
@@ -185,24 +200,38 @@ fn convert_image(
     Ok(store.write_blob(&bytes)?)
 }
 
-/// The layer `layer` in `to`, converted now or found from an earlier conversion.
+/// The layer `layer` in `to` (at `level`, else the default one), converted now or found from
+/// an earlier conversion.
 fn convert_layer(
     store: &LocalStore,
     layer: &LayerRecord,
     to: strata_layer::Compression,
+    level: Option<u32>,
 ) -> anyhow::Result<LayerRecord> {
-    let kind = to.to_string();
+    let kind = match level {
+        Some(level) => format!("{to}-{level}"),
+        None => to.to_string(),
+    };
     if let Some(done) = store.converted_layer(&layer.digest, &kind)?
         && store.has_blob(&done.digest)
     {
         return Ok(done);
     }
+    // At a level of its own, a layer is recompressed from its blob (a snapshot-only one's
+    // written first).
+    if level.is_some() && snapshot_only(store, layer) {
+        materialize(store, layer)?;
+    }
     let mut ingest = store.ingest()?;
     let diff_id = if snapshot_only(store, layer) {
         strata_layer::write_layer(&held_snapshot(store, layer)?, to, &mut ingest)?.diff_id
     } else {
-        let (written, diff_id) =
-            strata_layer::compression::recompress(store.open_blob(&layer.digest)?, to, ingest)?;
+        let (written, diff_id) = strata_layer::compression::recompress(
+            store.open_blob(&layer.digest)?,
+            to,
+            level,
+            ingest,
+        )?;
         ingest = written;
         diff_id
     };

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use strata_digest::{Digest, Hasher};
 use strata_frontend::dockerfile::chmod::Chmod;
+use strata_frontend::dockerfile::ignore::DockerIgnore;
 use strata_git::PathFilter;
 use strata_layer::merged::{self, MergedEntry};
 use strata_plan::Import;
@@ -134,6 +135,10 @@ fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>
         );
     }
     let filter = PathFilter::new("/", &import.include, &import.exclude)?;
+    // A Dockerfile's `--exclude`: what BuildKit's copy leaves out (an excluded directory
+    // with what is below it, unless an exception takes some of it back).
+    let excluded = DockerIgnore::exclude_patterns(&import.exclude_patterns)
+        .map_err(|e| anyhow::anyhow!("--exclude: {e}"))?;
     // werf's import server never serves the source's system directories (rsync's `exclude =
     // /proc /sys /dev /run /.werf`, pkg/build/import_server/rsync_server.go).
     let whole_image = import.add.trim_matches('/').is_empty();
@@ -146,7 +151,11 @@ fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>
     // Entries the masks take, and the directories above them (with their own metadata).
     let mut needed = std::collections::HashSet::new();
     for e in &entries {
-        if !e.path.is_empty() && !system(&e.path) && filter.matches(&e.path) {
+        if !e.path.is_empty()
+            && !system(&e.path)
+            && filter.matches(&e.path)
+            && !excluded.is_excluded(&e.path)
+        {
             let mut p = e.path.as_str();
             needed.insert(p.to_string());
             while let Some((parent, _)) = p.rsplit_once('/') {

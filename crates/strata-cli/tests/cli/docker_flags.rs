@@ -347,13 +347,223 @@ fn outputs_write_the_file_system_and_the_image() {
     // A bad output names itself.
     let out = env
         .cmd()
-        .args(["build", "-t", "out", "-o", "type=registry,dest=x"])
+        .args(["build", "-t", "out", "-o", "type=exotic,dest=x"])
         .arg(&dir)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no `registry` exporter"), "{stderr}");
+    assert!(stderr.contains("no `exotic` exporter"), "{stderr}");
+}
+
+/// `-o` exporter options as docker users pass them, each result read by the tool that reads
+/// it: skopeo and umoci for OCI layouts, tar for a docker archive, the registry (skopeo
+/// again) for pushes.
+#[test]
+fn output_options_name_compress_and_push() {
+    let registry = crate::registry::Registry::start();
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "opts",
+        "FROM busybox:latest\nRUN mkdir /made && echo hello > /made/file\n",
+    );
+    let work = env.work.path();
+    let zstd = work.join("zstd.tar");
+    let layout = work.join("layout");
+    let docker_types = work.join("docker-types.tar");
+    let named = work.join("named.tar");
+    let split = work.join("split");
+    let fast = work.join("fast.tar");
+    let best = work.join("best.tar");
+    let pushed = format!("{}/team/opts:1", registry.host());
+    let pushed_oci = format!("{}/team/opts:oci", registry.host());
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "opts",
+            "-o",
+            &format!(
+                "type=oci,dest={},name=example.com/team/app:v1,compression=zstd,force-compression=true",
+                zstd.display()
+            ),
+            "-o",
+            &format!(
+                "type=oci,tar=false,dest={},compression=uncompressed,force-compression=true",
+                layout.display()
+            ),
+            "-o",
+            &format!(
+                "type=oci,dest={},oci-mediatypes=false,force-compression=true",
+                docker_types.display()
+            ),
+            "-o",
+            &format!(
+                "type=oci,dest={},compression-level=1,force-compression=true",
+                fast.display()
+            ),
+            "-o",
+            &format!(
+                "type=oci,dest={},compression-level=9,force-compression=true",
+                best.display()
+            ),
+            "-o",
+            &format!(
+                "type=docker,dest={},\"name=first:1,second:2\"",
+                named.display()
+            ),
+            "-o",
+            &format!("type=local,dest={},platform-split=true", split.display()),
+            "-o",
+            &format!("type=registry,name={pushed}"),
+            "-o",
+            &format!("type=image,name={pushed_oci},push=true,oci-mediatypes=true"),
+            "-o",
+            "type=image,name=local/opts:kept",
+        ],
+    );
+    let run = crate::support::stdout_of;
+    let unpack = |tar: &Path| {
+        let to = tar.with_extension("d");
+        std::fs::create_dir_all(&to).unwrap();
+        run(Command::new("tar").arg("-xf").arg(tar).arg("-C").arg(&to));
+        to
+    };
+    let raw = |layout: &Path, tag: &str| {
+        run(Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:{tag}", layout.display())))
+    };
+    // name= names the image (its tag for skopeo, the full name for containerd); every layer,
+    // the base's too, in zstd.
+    let zstd_layout = unpack(&zstd);
+    let manifest = raw(&zstd_layout, "v1");
+    assert_eq!(manifest.matches("tar+zstd").count(), 2, "{manifest}");
+    let index = std::fs::read_to_string(zstd_layout.join("index.json")).unwrap();
+    assert!(index.contains("example.com/team/app:v1"), "{index}");
+    // tar=false: a layout directory umoci unpacks, its layers uncompressed.
+    let manifest = raw(&layout, "latest");
+    assert_eq!(
+        manifest.matches("image.layer.v1.tar\"").count(),
+        2,
+        "{manifest}"
+    );
+    let bundle = work.join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle));
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/made/file")).unwrap(),
+        "hello\n"
+    );
+    // oci-mediatypes=false: Docker's manifest in the layout (which skopeo's layout reader
+    // skips, reading only OCI descriptors: read as JSON).
+    let docker_layout = unpack(&docker_types);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(docker_layout.join("index.json")).unwrap()).unwrap();
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let digest = entry["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let manifest =
+        std::fs::read_to_string(docker_layout.join("blobs/sha256").join(digest)).unwrap();
+    assert!(
+        manifest.contains("application/vnd.docker.container.image.v1+json")
+            && manifest.contains("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        "{manifest}"
+    );
+    // compression-level: the same gzip layers at two levels are other blobs, each read back
+    // as the same tars (skopeo checks every layer's digest as it copies).
+    let layers = |layout: &Path| {
+        let manifest: serde_json::Value = serde_json::from_str(&raw(layout, "latest")).unwrap();
+        let digests: Vec<String> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect();
+        digests
+    };
+    let (fast, best) = (unpack(&fast), unpack(&best));
+    let (fast_layers, best_layers) = (layers(&fast), layers(&best));
+    assert_eq!(fast_layers.len(), 2);
+    assert!(
+        fast_layers.iter().all(|d| !best_layers.contains(d)),
+        "{fast_layers:?} {best_layers:?}"
+    );
+    for layout in [&fast, &best] {
+        let copied = layout.with_extension("copy");
+        run(Command::new("skopeo")
+            .arg("copy")
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("oci:{}:latest", copied.display())));
+    }
+    // name= of a docker archive: every name in its RepoTags.
+    let listed = std::fs::read_to_string(unpack(&named).join("manifest.json")).unwrap();
+    assert!(
+        listed.contains("\"RepoTags\":[\"first:1\",\"second:2\"]"),
+        "{listed}"
+    );
+    // platform-split: the file system under OS_ARCH.
+    let platform = format!("linux_{}", strata_registry::oci::host_architecture());
+    assert_eq!(
+        std::fs::read_to_string(split.join(platform).join("made/file")).unwrap(),
+        "hello\n"
+    );
+    // type=registry pushes with Docker's media types, type=image,push=true,oci-mediatypes=true
+    // with OCI's; type=image without push names the image in the store.
+    let remote = |image: &str| {
+        run(Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{image}")))
+    };
+    assert!(
+        remote(&pushed).contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{}",
+        remote(&pushed)
+    );
+    assert!(
+        remote(&pushed_oci).contains("application/vnd.oci.image.manifest.v1+json"),
+        "{}",
+        remote(&pushed_oci)
+    );
+    assert_eq!(env.run_sh("local/opts:kept", "cat /made/file"), "hello\n");
+
+    // Options that are not there, or not for this exporter, are refused by name.
+    for (output, says) in [
+        (
+            "type=oci,dest=x,colour=blue",
+            "type=oci has no option `colour`",
+        ),
+        (
+            "type=docker,dest=x,compression=zstd",
+            "type=docker has no option `compression`",
+        ),
+        ("type=registry", "needs name=REFERENCE"),
+        ("type=oci,tar=false", "give dest=DIR"),
+        ("type=oci,dest=x,compression=lz4", "compression=lz4"),
+        ("type=oci,dest=x,compression-level=10", "from 0 to 9"),
+        ("type=cacheonly", "no `cacheonly` exporter"),
+    ] {
+        let out = env
+            .cmd()
+            .args(["build", "-t", "opts", "-o", output])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{output} was taken");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{output}: {stderr}");
+    }
 }
 
 #[test]
@@ -434,6 +644,63 @@ fn pull_takes_the_registrys_newer_base() {
         user.run_sh("app", "cat /seen"),
         "two\n",
         "--pull fetched the new base"
+    );
+}
+
+/// `--build-context NAME=URL`: a file over HTTP is the one file `context` (mode 0600, as
+/// BuildKit's http source), a git repository (`URL.git#REF:SUBDIR`) its checkout; both served
+/// on 127.0.0.1 by busybox's httpd (static files, and git's `git http-backend`).
+#[test]
+fn build_contexts_of_urls_and_repositories() {
+    let env = Env::new();
+    let root = env.work.path().join("served");
+    let repos = root.join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let server = crate::support::GitServer::start(&root, &repos, None);
+    let base = server.url.trim_end_matches("/cgi-bin/git").to_string();
+    std::fs::write(root.join("www/notes.txt"), "served over http\n").unwrap();
+    let repo = root.join("tools");
+    std::fs::create_dir_all(repo.join("bin")).unwrap();
+    crate::support::git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("bin/tool"), "v1\n").unwrap();
+    std::fs::write(repo.join("README"), "tools\n").unwrap();
+    crate::support::git(&repo, &["add", "-A"]);
+    crate::support::git(&repo, &["commit", "-q", "-m", "one"]);
+    crate::support::git(&repo, &["tag", "v1"]);
+    std::fs::write(repo.join("bin/tool"), "v2\n").unwrap();
+    crate::support::git(&repo, &["commit", "-q", "-am", "two"]);
+    crate::support::git(
+        &root,
+        &["clone", "-q", "--bare", "tools", "repos/tools.git"],
+    );
+    let dir = context(
+        &env,
+        "urls",
+        "FROM busybox:latest\n\
+         COPY --from=notes context /notes.txt\n\
+         COPY --from=tools . /tools/\n\
+         COPY --from=bin tool /bin-v1\n",
+    );
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "urls",
+            "--build-context",
+            &format!("notes={base}/notes.txt"),
+            "--build-context",
+            &format!("tools={}/tools.git", server.url),
+            "--build-context",
+            &format!("bin={}/tools.git#v1:bin", server.url),
+        ],
+    );
+    assert_eq!(
+        env.run_sh(
+            "urls",
+            "stat -c %a /notes.txt; cat /notes.txt /tools/bin/tool /bin-v1; ls -a /tools"
+        ),
+        "600\nserved over http\nv2\nv1\n.\n..\nREADME\nbin\n"
     );
 }
 

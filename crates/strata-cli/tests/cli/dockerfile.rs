@@ -196,6 +196,7 @@ case_tests! {
     error_copy_missing_file: "error-copy-missing-file",
     error_copy_under_a_file: "error-copy-under-a-file",
     error_dockerignored_source: "error-dockerignored-source",
+    error_exclude_pattern: "error-exclude-pattern",
     error_run_fails: "error-run-fails",
     error_run_missing_command: "error-run-missing-command",
     error_run_security_not_allowed: "error-run-security-not-allowed",

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::support::{Env, words};
+use crate::support::{Env, stdout_of as run, words};
 
 /// Set (to anything) in a test process whose `Env`s run strata as [`USER`].
 pub const RERUN_ENV: &str = "STRATA_TEST_ROOTLESS";
@@ -69,16 +69,6 @@ pub struct User {
     pub uid: u32,
     pub gid: u32,
     pub home: PathBuf,
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The lines of `file` (`/etc/subuid`) that are not `name`'s, plus `line` when given.

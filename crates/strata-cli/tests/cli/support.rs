@@ -194,6 +194,17 @@ impl Env {
     }
 }
 
+/// Runs `cmd` and returns its stdout, asserting it succeeded (its stderr in the message).
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Whitespace-normalized text: runs of blanks and newlines become one space.
 pub fn words(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")

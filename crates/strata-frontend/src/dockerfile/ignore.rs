@@ -41,6 +41,33 @@ pub enum Error {
     },
 }
 
+/// What makes a pattern bad, for the errors.
+const BAD_PATTERN: &str = "a `[` without its `]`, a class range missing an end, or a trailing `\\` (escape a literal one as `\\[`, `\\-`, `\\\\`)";
+
+/// A syntax error in `COPY --exclude` / `ADD --exclude` patterns (moby's `patternmatcher.New`,
+/// which BuildKit's copy gives them to as they are written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExcludeError {
+    /// A pattern is `!` alone.
+    LoneExclamation,
+    /// A pattern is not a valid `filepath.Match` pattern.
+    BadPattern(String),
+}
+
+impl fmt::Display for ExcludeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExcludeError::LoneExclamation => write!(
+                f,
+                "illegal exclusion pattern `!` (write `!path` to re-include a path)"
+            ),
+            ExcludeError::BadPattern(p) => write!(f, "bad pattern `{p}`: {BAD_PATTERN}"),
+        }
+    }
+}
+
+impl std::error::Error for ExcludeError {}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -50,7 +77,7 @@ impl fmt::Display for Error {
             ),
             Error::BadPattern { line, pattern } => write!(
                 f,
-                ".dockerignore:{line}: bad pattern `{pattern}`: unclosed `[` (escape it as `\\[`)"
+                ".dockerignore:{line}: bad pattern `{pattern}`: {BAD_PATTERN}"
             ),
         }
     }
@@ -139,6 +166,43 @@ impl DockerIgnore {
         Ok(DockerIgnore { patterns })
     }
 
+    /// The patterns of `COPY --exclude` / `ADD --exclude`, as BuildKit's copy reads them
+    /// (`patternmatcher.New`, not `.dockerignore`'s reader): each trimmed and cleaned *with*
+    /// its `!` (so `!a/../b` is the pattern `b`), no comments, and a leading `/` kept, which
+    /// then matches nothing (the paths matched are relative).
+    ///
+    /// # Errors
+    /// [`ExcludeError`] for a lone `!` or a pattern Go's `filepath.Match` refuses.
+    ///
+    /// ```
+    /// use strata_frontend::dockerfile::ignore::DockerIgnore;
+    /// let ex = DockerIgnore::exclude_patterns(&["*.log".into(), "!keep.log".into()]).unwrap();
+    /// assert!(ex.is_excluded("a.log") && !ex.is_excluded("keep.log"));
+    /// assert!(DockerIgnore::exclude_patterns(&["!".into()]).is_err());
+    /// ```
+    pub fn exclude_patterns(patterns: &[String]) -> Result<DockerIgnore, ExcludeError> {
+        let mut out = Vec::new();
+        for p in patterns {
+            let p = p.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let cleaned = clean(p);
+            let (exclusion, text) = match cleaned.strip_prefix('!') {
+                Some("") => return Err(ExcludeError::LoneExclamation),
+                Some(rest) => (true, rest.to_string()),
+                None => (false, cleaned),
+            };
+            let tokens = compile(&text).ok_or_else(|| ExcludeError::BadPattern(p.to_string()))?;
+            out.push(Pattern {
+                exclusion,
+                text,
+                tokens,
+            });
+        }
+        Ok(DockerIgnore { patterns: out })
+    }
+
     /// The patterns in order, as `(is_exception, cleaned pattern)`.
     pub fn patterns(&self) -> impl Iterator<Item = (bool, &str)> {
         self.patterns.iter().map(|p| (p.exclusion, p.text.as_str()))
@@ -224,9 +288,67 @@ fn clean(path: &str) -> String {
     }
 }
 
+/// Whether Go's `filepath.Match` takes `pattern` (it checks the whole pattern): every `\`
+/// escapes a character, every `[` has its `]` and at least one range, whose ends are neither
+/// `-` nor `]` unless escaped.
+fn valid(pattern: &[char]) -> bool {
+    let mut i = 0;
+    // One end of a range: a character, maybe escaped, with more of the class after it.
+    let end = |i: &mut usize| -> bool {
+        match pattern.get(*i) {
+            None | Some('-' | ']') => return false,
+            Some('\\') => *i += 1,
+            Some(_) => {}
+        }
+        if pattern.get(*i).is_none() {
+            return false;
+        }
+        *i += 1;
+        *i < pattern.len()
+    };
+    while i < pattern.len() {
+        match pattern[i] {
+            '\\' => {
+                if i + 1 >= pattern.len() {
+                    return false;
+                }
+                i += 2;
+            }
+            '[' => {
+                i += 1;
+                if pattern.get(i) == Some(&'^') {
+                    i += 1;
+                }
+                let mut ranges = 0;
+                loop {
+                    if pattern.get(i) == Some(&']') && ranges > 0 {
+                        i += 1;
+                        break;
+                    }
+                    if !end(&mut i) {
+                        return false;
+                    }
+                    if pattern[i] == '-' {
+                        i += 1;
+                        if !end(&mut i) {
+                            return false;
+                        }
+                    }
+                    ranges += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
 /// The tokens of a cleaned pattern, or `None` for a bad pattern.
 fn compile(pattern: &str) -> Option<Vec<Token>> {
     let chars: Vec<char> = pattern.chars().collect();
+    if !valid(&chars) {
+        return None;
+    }
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
@@ -543,7 +665,44 @@ mod tests {
         let e = DockerIgnore::parse("[a").unwrap_err();
         assert_eq!(
             e.to_string(),
-            ".dockerignore:1: bad pattern `[a`: unclosed `[` (escape it as `\\[`)"
+            format!(".dockerignore:1: bad pattern `[a`: {BAD_PATTERN}")
+        );
+    }
+
+    /// Go's `filepath.Match` refuses these, so `patternmatcher.New` does, for .dockerignore
+    /// and `--exclude` alike; it takes the others.
+    #[test]
+    fn bad_patterns_are_gos() {
+        for bad in ["[a", "a\\", "[]a]", "[-a]", "[a-]", "[^]", "x[a-\\", "[]"] {
+            assert!(DockerIgnore::parse(bad).is_err(), "{bad:?} is bad");
+            assert!(
+                DockerIgnore::exclude_patterns(&[bad.to_string()]).is_err(),
+                "{bad:?} is bad"
+            );
+        }
+        for good in ["a]", "[\\]]", "[a-c]x", "[^a]", "{a,b}", "\\*", "[\\-]"] {
+            assert!(DockerIgnore::parse(good).is_ok(), "{good:?} is good");
+        }
+    }
+
+    /// `--exclude` patterns are read as `patternmatcher.New` reads them: cleaned with their
+    /// `!`, no comments, a leading `/` kept (matching no relative path), `{}` literal.
+    #[test]
+    fn exclude_patterns_are_patternmatchers() {
+        let ex = |p: &[&str]| {
+            DockerIgnore::exclude_patterns(&p.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("valid")
+        };
+        let i = ex(&["*.log", "!keep.log", "#x", "/abs", "{a,b}"]);
+        assert!(i.is_excluded("x.log") && !i.is_excluded("keep.log"));
+        assert!(i.is_excluded("#x") && !i.is_excluded("abs"));
+        assert!(i.is_excluded("{a,b}") && !i.is_excluded("a"));
+        // `!a/../b` is cleaned to `b`, an exclusion, as Go's `filepath.Clean` gives it.
+        let i = ex(&["!a/../b"]);
+        assert!(i.is_excluded("b"));
+        assert_eq!(
+            DockerIgnore::exclude_patterns(&["!".into()]).unwrap_err(),
+            ExcludeError::LoneExclamation
         );
     }
 

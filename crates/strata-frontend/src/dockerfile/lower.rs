@@ -32,7 +32,7 @@ use strata_plan::{
 use super::chmod::Chmod;
 use super::context_files::{self, Snapshot, SnapshotDirs};
 use super::git_ref::GitRef;
-use super::ignore::DockerIgnore;
+use super::ignore::{DockerIgnore, ExcludeError};
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
 
 type Result<T> = std::result::Result<T, Box<Diagnostic>>;
@@ -95,13 +95,28 @@ pub enum NamedContext {
         /// The manifest digest after `@`, if given.
         digest: Option<String>,
     },
+    /// A file over HTTP (`NAME=https://HOST/PATH`, no git repository), which the caller
+    /// downloads, as BuildKit's `llb.HTTP(url, Filename("context"))`, into a directory of its
+    /// own as the one file `context` (mode 0600), and names as a [`NamedContext::Dir`].
+    Url(String),
+    /// A git repository (`NAME=https://HOST/REPO.git#REF:SUBDIR`, `git://…`, `ssh://…`,
+    /// `user@host:path`), which the caller checks out (its `SUBDIR`, no `.git`) and names as a
+    /// [`NamedContext::Dir`].
+    Git(super::GitRef),
 }
 
 impl std::str::FromStr for NamedContext {
     type Err = String;
 
-    /// buildx's forms: `docker-image://REF`, `oci-layout://DIR[@DIGEST]`, or a directory.
+    /// buildx's forms: `docker-image://REF`, `oci-layout://DIR[@DIGEST]`, a git repository,
+    /// an `http(s)://` URL, or a directory.
     fn from_str(s: &str) -> std::result::Result<NamedContext, String> {
+        if let Some(git) = super::GitRef::parse(s)? {
+            return Ok(NamedContext::Git(git));
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return Ok(NamedContext::Url(s.to_string()));
+        }
         if let Some(reference) = s.strip_prefix("docker-image://") {
             return Ok(NamedContext::Image(reference.to_string()));
         }
@@ -116,7 +131,7 @@ impl std::str::FromStr for NamedContext {
         }
         if let Some((scheme, _)) = s.split_once("://") {
             return Err(format!(
-                "strata has no `{scheme}://` contexts; give a directory, docker-image://REF or oci-layout://DIR"
+                "strata has no `{scheme}://` contexts; give a directory, docker-image://REF, oci-layout://DIR, an http(s) URL or a git repository"
             ));
         }
         std::fs::canonicalize(s)
@@ -1223,7 +1238,7 @@ impl<'a> Lowering<'a> {
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(&add.dest, scope)?;
         let dest_abs = absolute(&scope.workdir, &dest);
-        let exclude = self.exclude(&add.exclude, scope)?;
+        let exclude = self.exclude(&add.exclude)?;
         let mut inputs = Vec::new();
         let mut steps = Vec::new();
         for (repo, span) in repos {
@@ -1736,23 +1751,10 @@ impl<'a> Lowering<'a> {
             (Some(Chmod::Symbolic(_)), Some(word)) => Some(word.text.clone()),
             _ => None,
         };
-        // `--exclude` as the import's masks (werf's globs, relative to the source): they say
-        // the same as .dockerignore lines (`*` within a component, `**` across, anchored at
-        // the source, a matched directory taking what is below it) but for `!` re-inclusion
-        // and `{}` (alternatives in a mask, literal in a .dockerignore line).
-        let mut exclude = Vec::new();
-        for word in &copy.exclude {
-            let pattern = self.expand(word, scope)?;
-            if pattern.starts_with('!') || pattern.contains(['{', '}']) {
-                return Err(Box::new(Diagnostic::new(
-                    format!(
-                        "COPY --from --exclude=`{pattern}`: `!` and `{{}}` in patterns are not supported by strata yet with --from (they are for the build context)"
-                    ),
-                    Some(word.span),
-                )));
-            }
-            exclude.push(pattern);
-        }
+        // `--exclude` patterns, checked here (the worker matches them against the source
+        // image's entries).
+        self.exclude(&copy.exclude)?;
+        let exclude: Vec<String> = copy.exclude.iter().map(|w| w.text.clone()).collect();
         let image = self.image_for(dockerfile, index, from);
         dependencies.push(image);
         let dest = self.expand(&copy.dest, scope)?;
@@ -1817,12 +1819,13 @@ impl<'a> Lowering<'a> {
                     add,
                     to,
                     include: Vec::new(),
-                    exclude: exclude.clone(),
+                    exclude: Vec::new(),
                     owner: owner.clone(),
                     group: group.clone(),
                     mode: chmod,
                     dest_parents: true,
                     symbolic_mode: symbolic_mode.clone(),
+                    exclude_patterns: exclude.clone(),
                 }),
                 span: Some(copy.span),
             });
@@ -1894,7 +1897,7 @@ impl<'a> Lowering<'a> {
         what: &str,
     ) -> Result<(Vec<DigestInput>, Vec<Step>, bool)> {
         let dest = self.expand(dest_word, scope)?;
-        let exclude = self.exclude(exclude, scope)?;
+        let exclude = self.exclude(exclude)?;
         let dest_abs = absolute(&scope.workdir, &dest);
         let into_dir = is_dir_reference(&dest) || sources.len() > 1;
         let mut entries = Vec::new();
@@ -2003,12 +2006,16 @@ impl<'a> Lowering<'a> {
                         } else {
                             (rel, meta)
                         };
-                        if !meta.is_dir() && exclude.is_excluded(&name) {
-                            continue;
-                        }
-                        if add && meta.is_file() && is_archive(&name) {
+                        // BuildKit extracts a file whose content is an archive, whatever
+                        // its name (`isArchivePath`), and copies any other as it is.
+                        let pinned = if add && meta.is_file() {
+                            Some(self.pin(&rel, word.span)?)
+                        } else {
+                            None
+                        };
+                        if let Some(source) = pinned.filter(|p| sniff_archive(p)) {
                             archives.push(CopyEntry {
-                                source: self.pin(&rel, word.span)?,
+                                source,
                                 inline: None,
                                 target: dest_abs.clone(),
                                 contents_only: false,
@@ -2128,17 +2135,19 @@ impl<'a> Lowering<'a> {
         (inputs, vec![step], false)
     }
 
-    /// The `--exclude` patterns of a COPY/ADD: BuildKit matches them like .dockerignore lines,
-    /// relative to each source directory.
-    fn exclude(&self, words: &[Word], scope: &Scope) -> Result<DockerIgnore> {
-        let patterns = words
-            .iter()
-            .map(|w| self.expand(w, scope))
-            .collect::<Result<Vec<_>>>()?;
-        DockerIgnore::parse(&patterns.join("\n")).map_err(|e| {
+    /// The `--exclude` patterns of a COPY/ADD, as BuildKit's copy reads them
+    /// ([`DockerIgnore::exclude_patterns`]): as written, without expanding variables
+    /// (BuildKit expands none in them, moby/buildkit#6072).
+    fn exclude(&self, words: &[Word]) -> Result<DockerIgnore> {
+        let patterns: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+        DockerIgnore::exclude_patterns(&patterns).map_err(|e| {
+            let at = match &e {
+                ExcludeError::BadPattern(p) => words.iter().find(|w| w.text.trim() == p),
+                ExcludeError::LoneExclamation => words.iter().find(|w| w.text.trim() == "!"),
+            };
             Box::new(Diagnostic::new(
                 format!("--exclude: {e}"),
-                words.first().map(|w| w.span),
+                at.or(words.first()).map(|w| w.span),
             ))
         })
     }
@@ -2512,12 +2521,10 @@ fn is_dir_reference(dest: &str) -> bool {
         || dest.ends_with("/..")
 }
 
-fn is_archive(name: &str) -> bool {
-    [
-        ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz",
-    ]
-    .iter()
-    .any(|ext| name.ends_with(ext))
+/// Whether the pinned copy of a file `ADD` names holds an archive (an unreadable one is taken
+/// as no archive: copying it then names the error).
+fn sniff_archive(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|mut f| strata_layer::compression::is_archive(&mut f))
 }
 
 #[cfg(test)]
@@ -2530,7 +2537,6 @@ mod tests {
         assert_eq!(absolute("/app", "/etc/x"), "/etc/x");
         assert_eq!(absolute("/app", "../x/"), "/x/");
         assert_eq!(absolute("/", "."), "/");
-        assert!(is_archive("a.tar.gz") && !is_archive("a.txt"));
         assert_eq!(
             split_owner(Some("1:2")),
             (Some("1".into()), Some("2".into()))

@@ -106,6 +106,7 @@ mod parse;
 mod words;
 
 pub use expand::{Error as ExpandError, expand, expand_heredoc};
+pub use git_ref::GitRef;
 pub use instructions::*;
 pub use lower::{
     BaseConfig, DockerfileOptions, Fetch, Fetcher, NamedContext, ResolveBase, base_references,

@@ -611,6 +611,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
             mode: None,
             dest_parents: false,
             symbolic_mode: None,
+            exclude_patterns: Vec::new(),
         };
         inputs.push(DigestInput::Import {
             index: steps.len(),

@@ -379,13 +379,33 @@ fn load_plan(
     let loaded = match &options.dockerfile {
         Some((path, df)) => {
             let mut df = df.clone();
-            // An OCI layout's image is read into the store and named by its digest.
-            for named in df.build_contexts.values_mut() {
-                if let strata_frontend::dockerfile::NamedContext::OciLayout { dir, digest } = named
-                {
-                    let manifest = super::load::layout_image(ctx, dir, digest.as_deref())?;
-                    *named = strata_frontend::dockerfile::NamedContext::Image(manifest.to_string());
-                }
+            // An OCI layout's image is read into the store and named by its digest; a URL's
+            // file and a repository's checkout become directories of the build.
+            for (name, named) in df.build_contexts.iter_mut() {
+                use strata_frontend::dockerfile::NamedContext;
+                let resolved = match named {
+                    NamedContext::OciLayout { dir, digest } => {
+                        let manifest = super::load::layout_image(ctx, dir, digest.as_deref())?;
+                        NamedContext::Image(manifest.to_string())
+                    }
+                    NamedContext::Url(url) => NamedContext::Dir(
+                        downloaded_context(downloads, url)
+                            .with_context(|| format!("--build-context {name}={url}"))?,
+                    ),
+                    NamedContext::Git(git) => {
+                        let (dir, _) = crate::download::checkout(
+                            downloads,
+                            &ctx.store.git_cache_dir(),
+                            &git.remote,
+                            &git.reference,
+                            false,
+                        )
+                        .with_context(|| format!("--build-context {name}={}", git.remote))?;
+                        NamedContext::Dir(dir.join(&git.subdir))
+                    }
+                    NamedContext::Dir(_) | NamedContext::Image(_) => continue,
+                };
+                *named = resolved;
             }
             df.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
                 Downloads {
@@ -441,6 +461,22 @@ fn snapshot_dirs(
         build: pinned.to_path_buf(),
         pins: Some(ctx.store.pins_dir()),
     }
+}
+
+/// Downloads the file of `--build-context NAME=URL` into a directory of its own under
+/// `downloads`, as the one file `context` with mode 0600 (BuildKit's http source).
+fn downloaded_context(
+    downloads: &std::path::Path,
+    url: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, name) = crate::download::fetch(downloads, url, None)?;
+    let file = dir.join("context");
+    std::fs::rename(dir.join(&name), &file)
+        .with_context(|| format!("rename the download {name} to {}", file.display()))?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod {}", file.display()))?;
+    Ok(dir)
 }
 
 /// Reads the configs of the images a Dockerfile's stages are built `FROM` (pulled when

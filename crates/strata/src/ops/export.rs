@@ -9,6 +9,7 @@ use strata_store::Store;
 use crate::Context;
 use crate::image::{self, StoredImage};
 use crate::oci::{self, Descriptor, Index};
+use strata_registry::ManifestFormat;
 
 /// The tarball's layout.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,9 +51,31 @@ pub fn load_into(
     engine: Engine,
     compression: Compression,
 ) -> anyhow::Result<String> {
-    let (program, format) = match engine {
-        Engine::Docker => ("docker", ExportFormat::DockerArchive),
-        Engine::Podman => ("podman", ExportFormat::Oci),
+    let options = ExportOptions {
+        format: match engine {
+            Engine::Docker => ExportFormat::DockerArchive,
+            Engine::Podman => ExportFormat::Oci,
+        },
+        names: Vec::new(),
+        compression,
+        compression_level: None,
+        force_compression: true,
+        docker_media_types: false,
+    };
+    load_into_with(ctx, reference, engine, &options)
+}
+
+/// [`load_into`] with the archive's names and layers as `options` say (its format must be
+/// the one the engine reads).
+pub fn load_into_with(
+    ctx: &Context,
+    reference: &str,
+    engine: Engine,
+    options: &ExportOptions,
+) -> anyhow::Result<String> {
+    let program = match engine {
+        Engine::Docker => "docker",
+        Engine::Podman => "podman",
     };
     let mut child = std::process::Command::new(program)
         .arg("load")
@@ -65,7 +88,7 @@ pub fn load_into(
         .stdin
         .take()
         .expect("stdin was piped because the command was set up so");
-    let written = export(ctx, reference, format, compression, &mut stdin);
+    let written = export_to(ctx, reference, options, Target::Tar(&mut stdin));
     drop(stdin);
     let out = child
         .wait_with_output()
@@ -91,53 +114,160 @@ pub fn export(
     compression: Compression,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    let options = ExportOptions {
+        format,
+        names: Vec::new(),
+        compression,
+        compression_level: None,
+        force_compression: true,
+        docker_media_types: false,
+    };
+    export_to(ctx, reference, &options, Target::Tar(out))
+}
+
+/// How [`export_to`] writes an image (docker's `-o type=oci|docker,...` options).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// The layout.
+    pub format: ExportFormat,
+    /// The names the archive gives the image (`name=`); none: the reference it was asked by.
+    pub names: Vec<String>,
+    /// The compression of an OCI layout's layers.
+    pub compression: Compression,
+    /// The level the converted layers are compressed at (`compression-level=`); none: the
+    /// default one.
+    pub compression_level: Option<u32>,
+    /// Every layer in `compression` (`force-compression=true`); else only the layers strata
+    /// made, the others (a pulled base's) kept as they are, as BuildKit's exporters do.
+    pub force_compression: bool,
+    /// An OCI layout's manifest with Docker's media types (`oci-mediatypes=false`).
+    pub docker_media_types: bool,
+}
+
+/// Where [`export_to`] writes: a tarball, or (an OCI layout only, `tar=false`) a directory.
+pub enum Target<'a> {
+    /// The layout as one tarball.
+    Tar(&'a mut dyn Write),
+    /// The layout's files in this directory (made if missing).
+    Dir(&'a std::path::Path),
+}
+
+/// Writes the image `reference` names as `options` say into `target`.
+pub fn export_to(
+    ctx: &Context,
+    reference: &str,
+    options: &ExportOptions,
+    target: Target<'_>,
+) -> anyhow::Result<()> {
     let digest = image::resolve(&ctx.store, reference)?
         .with_context(|| format!("no image `{reference}` in the store (see `strata images`)"))?;
     let mut image = StoredImage::load(&ctx.store, &digest)?;
-    if format == ExportFormat::Oci {
-        let converted = image::with_compression(&ctx.store, &image, compression)?;
+    if options.format == ExportFormat::Oci {
+        let converted = image::with_compression_level(
+            &ctx.store,
+            &image,
+            options.compression,
+            options.compression_level,
+            options.force_compression,
+        )?;
         image = StoredImage::load(&ctx.store, &converted)?;
     }
-    let name = image::normalize_reference(reference);
-    let mut tar = tar::Builder::new(out);
-    match format {
-        ExportFormat::Oci => write_oci(ctx, &image, &name, &mut tar)?,
-        ExportFormat::DockerArchive => write_docker(ctx, &image, &name, &mut tar)?,
+    let names: Vec<String> = match options.names.as_slice() {
+        [] => vec![image::normalize_reference(reference)],
+        names => names
+            .iter()
+            .map(|n| image::normalize_reference(n))
+            .collect(),
+    };
+    match target {
+        Target::Tar(out) => {
+            let mut tar = tar::Builder::new(out);
+            let mut put = |path: &str, size: u64, data: &mut dyn Read| {
+                append_stream(&mut tar, path, size, data)
+            };
+            match options.format {
+                ExportFormat::Oci => {
+                    write_oci(ctx, &image, &names, options.docker_media_types, &mut put)?
+                }
+                ExportFormat::DockerArchive => write_docker(ctx, &image, &names, &mut put)?,
+            }
+            tar.into_inner()
+                .context("finish the tarball")?
+                .flush()
+                .context("flush the tarball")?;
+        }
+        Target::Dir(dir) => {
+            anyhow::ensure!(
+                options.format == ExportFormat::Oci,
+                "only an OCI layout is written as a directory"
+            );
+            let mut put = |path: &str, _: u64, data: &mut dyn Read| {
+                let file = dir.join(path);
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("create {}", parent.display()))?;
+                }
+                let mut out = std::fs::File::create(&file)
+                    .with_context(|| format!("create {}", file.display()))?;
+                io::copy(data, &mut out).with_context(|| format!("write {}", file.display()))?;
+                Ok(())
+            };
+            write_oci(ctx, &image, &names, options.docker_media_types, &mut put)?;
+        }
     }
-    tar.into_inner()
-        .context("finish the tarball")?
-        .flush()
-        .context("flush the tarball")?;
     Ok(())
 }
+
+/// Puts one file of a layout (its path, size and content) where the layout goes.
+type Put<'a> = dyn FnMut(&str, u64, &mut dyn Read) -> anyhow::Result<()> + 'a;
 
 fn write_oci(
     ctx: &Context,
     image: &StoredImage,
-    name: &str,
-    tar: &mut tar::Builder<&mut dyn Write>,
+    names: &[String],
+    docker_media_types: bool,
+    put: &mut Put<'_>,
 ) -> anyhow::Result<()> {
-    append(tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    let manifest_size = ctx.store.blob_size(&image.digest)?;
+    put_bytes(put, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let stored = ctx.store.read_blob(&image.digest)?;
+    // Docker's media types: the manifest rewritten (its config and layers are the same blobs).
+    let (manifest, media_type) = match docker_media_types {
+        true => (
+            strata_registry::manifest::convert_image(&stored, ManifestFormat::DockerV2)
+                .context("write the manifest with Docker's media types")?
+                .unwrap_or(stored),
+            strata_registry::manifest::DOCKER_MANIFEST,
+        ),
+        false => (stored, oci::OCI_MANIFEST),
+    };
+    let manifest_digest = strata_digest::Digest::of(&manifest);
     let index = Index {
         schema_version: 2,
         media_type: oci::OCI_INDEX.into(),
-        manifests: vec![Descriptor {
-            media_type: oci::OCI_MANIFEST.into(),
-            digest: image.digest,
-            size: manifest_size,
-            platform: None,
-            annotations: index_names(name),
-            urls: Vec::new(),
-        }],
+        manifests: names
+            .iter()
+            .map(|name| Descriptor {
+                media_type: media_type.into(),
+                digest: manifest_digest,
+                size: manifest.len() as u64,
+                platform: None,
+                annotations: index_names(name),
+                urls: Vec::new(),
+            })
+            .collect(),
     };
-    append(tar, "index.json", &serde_json::to_vec(&index)?)?;
-    let mut blobs = vec![image.digest, image.manifest.config.digest];
+    put_bytes(put, "index.json", &serde_json::to_vec(&index)?)?;
+    put_bytes(
+        put,
+        &format!("blobs/sha256/{}", manifest_digest.hex()),
+        &manifest,
+    )?;
+    let mut blobs = vec![image.manifest.config.digest];
     blobs.extend(image.manifest.layers.iter().map(|l| l.digest));
     for digest in blobs {
         let size = ctx.store.blob_size(&digest)?;
-        let reader = ctx.store.open_blob(&digest)?;
-        append_stream(tar, &format!("blobs/sha256/{}", digest.hex()), size, reader)?;
+        let mut reader = ctx.store.open_blob(&digest)?;
+        put(&format!("blobs/sha256/{}", digest.hex()), size, &mut reader)?;
     }
     Ok(())
 }
@@ -145,12 +275,12 @@ fn write_oci(
 fn write_docker(
     ctx: &Context,
     image: &StoredImage,
-    name: &str,
-    tar: &mut tar::Builder<&mut dyn Write>,
+    names: &[String],
+    put: &mut Put<'_>,
 ) -> anyhow::Result<()> {
     let config_name = format!("{}.json", image.manifest.config.digest.hex());
-    append(
-        tar,
+    put_bytes(
+        put,
         &config_name,
         &ctx.store.read_blob(&image.manifest.config.digest)?,
     )?;
@@ -165,13 +295,12 @@ fn write_docker(
             io::copy(&mut image::layer_tar(&ctx.store, &layer)?, &mut io::sink())
                 .with_context(|| format!("decompress layer {}", layer.digest))?
         };
-        append_stream(tar, &path, size, image::layer_tar(&ctx.store, &layer)?)?;
+        put(&path, size, &mut image::layer_tar(&ctx.store, &layer)?)?;
         layer_names.push(path);
     }
     let manifest =
-        serde_json::json!([{ "Config": config_name, "RepoTags": [name], "Layers": layer_names }]);
-    append(tar, "manifest.json", &serde_json::to_vec(&manifest)?)?;
-    let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+        serde_json::json!([{ "Config": config_name, "RepoTags": names, "Layers": layer_names }]);
+    put_bytes(put, "manifest.json", &serde_json::to_vec(&manifest)?)?;
     let top = image
         .config
         .rootfs
@@ -179,11 +308,15 @@ fn write_docker(
         .last()
         .map(|d| d.hex())
         .unwrap_or_default();
-    append(
-        tar,
-        "repositories",
-        &serde_json::to_vec(&serde_json::json!({ repo: { tag: top } }))?,
-    )?;
+    let mut repositories = serde_json::Map::new();
+    for name in names {
+        let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+        let tags = repositories
+            .entry(repo.to_string())
+            .or_insert_with(|| serde_json::json!({}));
+        tags[tag] = serde_json::Value::String(top.to_string());
+    }
+    put_bytes(put, "repositories", &serde_json::to_vec(&repositories)?)?;
     Ok(())
 }
 
@@ -202,15 +335,15 @@ fn index_names(name: &str) -> std::collections::BTreeMap<String, String> {
     names
 }
 
-fn append(tar: &mut tar::Builder<&mut dyn Write>, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    append_stream(tar, path, bytes.len() as u64, bytes)
+fn put_bytes(put: &mut Put<'_>, path: &str, mut bytes: &[u8]) -> anyhow::Result<()> {
+    put(path, bytes.len() as u64, &mut bytes)
 }
 
 fn append_stream(
     tar: &mut tar::Builder<&mut dyn Write>,
     path: &str,
     size: u64,
-    data: impl Read,
+    data: &mut dyn Read,
 ) -> anyhow::Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_size(size);

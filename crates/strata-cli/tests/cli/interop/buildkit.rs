@@ -51,6 +51,16 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "Debian's BuildKit (dockerfile frontend 1.2) ignores a --chmod it cannot read as octal; symbolic modes are dockerfile 1.14's (moby/buildkit#5734), which strata follows (the conformance case checks the modes)",
     ),
     (
+        "dockerignore-syntax",
+        "tree /ctx/notes.md: only buildkit",
+        "Debian's docker (20.10) matches the .dockerignore line `**.md` as its old fileutils did (a file named `.md` in any directory); moby/patternmatcher, which BuildKit and docker have used since (its suffix match), and strata take every path ending in .md",
+    ),
+    (
+        "dockerignore-syntax",
+        "tree /ctx/x/deep.md: only buildkit",
+        "Debian's docker (20.10) matches the .dockerignore line `**.md` as its old fileutils did (a file named `.md` in any directory); moby/patternmatcher, which BuildKit and docker have used since (its suffix match), and strata take every path ending in .md",
+    ),
+    (
         "from-scratch",
         "tree /etc: only buildkit",
         "BuildKit's runc leaves /etc, the directory of the /etc/hosts and /etc/resolv.conf it mounts, in the layer of a RUN in a scratch image; strata's sandbox leaves no trace of its mounts",
@@ -62,6 +72,7 @@ const KNOWN: &[(&str, &str, &str)] = &[
 const OLD_BUILDKIT: &[(&str, &str)] = &[
     ("copy-exclude", "Unknown flag: exclude"),
     ("copy-from-exclude", "Unknown flag: exclude"),
+    ("error-exclude-pattern", "Unknown flag: exclude"),
     ("copy-link", "Unknown flag: link"),
     ("copy-parents", "Unknown flag: parents"),
     ("heredoc-copy", "unknown instruction"),
@@ -771,6 +782,7 @@ macro_rules! cases {
 }
 
 cases! {
+    add_archive_content => "add-archive-content",
     add_archives => "add-archives",
     add_local => "add-local",
     arg_build_arg_override => "arg-build-arg-override",
@@ -801,6 +813,7 @@ cases! {
     copy_wildcards => "copy-wildcards",
     dockerignore => "dockerignore",
     dockerignore_patterns => "dockerignore-patterns",
+    dockerignore_syntax => "dockerignore-syntax",
     empty_layers => "empty-layers",
     entrypoint_cmd_forms => "entrypoint-cmd-forms",
     entrypoint_resets_cmd => "entrypoint-resets-cmd",
@@ -812,7 +825,9 @@ cases! {
     error_add_git => "error-add-git",
     error_copy_missing_file => "error-copy-missing-file",
     error_copy_under_a_file => "error-copy-under-a-file",
+    error_dockerignore_pattern => "error-dockerignore-pattern",
     error_dockerignored_source => "error-dockerignored-source",
+    error_exclude_pattern => "error-exclude-pattern",
     error_run_fails => "error-run-fails",
     error_run_missing_command => "error-run-missing-command",
     error_run_security_not_allowed => "error-run-security-not-allowed",

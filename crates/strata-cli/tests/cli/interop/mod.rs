@@ -477,6 +477,48 @@ fn docker_loads_strata_docker_archive() {
     assert_eq!(out, STRATA_OUTPUT);
 }
 
+/// `strata build -o type=docker` with `name=`: into docker itself (no `dest`: `docker load`,
+/// every name loaded) and as a file `docker load -i` reads.
+#[test]
+fn docker_loads_build_outputs_by_their_names() {
+    let w = world();
+    let s = Strata::new();
+    let ctx = w.root.join("contexts/docker-output");
+    fs::create_dir_all(&ctx).expect("mkdir");
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f /f\n").expect("write");
+    fs::write(ctx.join("f"), "from an -o output\n").expect("write");
+    let file = w.root.join("exports/docker-output.tar");
+    fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    let mut cmd = s.cmd();
+    cmd.env("DOCKER_HOST", format!("unix://{}", w.docker_sock.display()))
+        .arg("build")
+        .arg("-t")
+        .arg("docker-output")
+        .arg("-o")
+        .arg("type=docker,\"name=strata-o/first:1,strata-o/second:2\"")
+        .arg("-o")
+        .arg(format!(
+            "type=docker,dest={},name=strata-o/third:3",
+            file.display()
+        ))
+        .arg(&ctx);
+    run(&mut cmd);
+    run(w.docker().arg("load").arg("-i").arg(&file));
+    let tags = run(w
+        .docker()
+        .args(["image", "inspect", "--format", "{{json .RepoTags}}"])
+        .args(["strata-o/first:1", "strata-o/second:2", "strata-o/third:3"]));
+    assert_eq!(
+        tags.lines().collect::<Vec<_>>(),
+        [
+            r#"["strata-o/first:1","strata-o/second:2","strata-o/third:3"]"#,
+            r#"["strata-o/first:1","strata-o/second:2","strata-o/third:3"]"#,
+            r#"["strata-o/first:1","strata-o/second:2","strata-o/third:3"]"#,
+        ],
+        "one image, named three ways"
+    );
+}
+
 #[test]
 fn podman_loads_strata_oci_export() {
     let w = world();
