@@ -55,6 +55,12 @@ pub struct Plan {
     /// Things the user should know about how the plan was made (for example uncommitted
     /// changes that the build leaves out).
     pub notes: Vec<String>,
+    /// Images planned before values they take from other images were known (werf's
+    /// `targetBuildArg` of a dependency's `ImageID` or `ImageDigest`), each with the images
+    /// whose values it waits for: their plans hold a placeholder, and a build builds the
+    /// awaited images first and makes the plan again with the values ([`Plan::ready`]).
+    #[serde(default)]
+    pub waiting: Vec<(usize, Vec<usize>)>,
 }
 
 impl Plan {
@@ -62,6 +68,54 @@ impl Plan {
     pub fn image_index(&self, name: &str) -> Option<usize> {
         self.images.iter().position(|i| i.name.matches(name))
     }
+
+    /// The images `index` needs built first: its `fromImage` base and the images it imports
+    /// from.
+    pub fn needs(&self, index: usize) -> Vec<usize> {
+        let image = &self.images[index];
+        let mut deps = image.dependencies.clone();
+        if let Base::Image { index: base, .. } = image.base {
+            deps.push(base);
+        }
+        deps
+    }
+
+    /// The images of [`Plan::waiting`] that can be built now: awaited, and neither they nor
+    /// anything they need waits itself. Empty when nothing waits.
+    pub fn ready(&self) -> Vec<usize> {
+        let waits = |i: usize| self.waiting.iter().any(|(w, _)| *w == i);
+        let clean = |start: usize| {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut stack = vec![start];
+            while let Some(i) = stack.pop() {
+                if waits(i) {
+                    return false;
+                }
+                if seen.insert(i) {
+                    stack.extend(self.needs(i));
+                }
+            }
+            true
+        };
+        let mut ready: Vec<usize> = self
+            .waiting
+            .iter()
+            .flat_map(|(_, awaited)| awaited.iter().copied())
+            .filter(|&i| clean(i))
+            .collect();
+        ready.sort_unstable();
+        ready.dedup();
+        ready
+    }
+}
+
+/// What a build learned of an image a waiting plan takes values from ([`Plan::waiting`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageValues {
+    /// Its config digest (Docker's image id, werf's `ImageID`).
+    pub id: String,
+    /// Its manifest digest (werf's `ImageDigest`).
+    pub digest: String,
 }
 
 /// An image's name: `image: NAME`, or `image: ~` for the nameless image of a config.

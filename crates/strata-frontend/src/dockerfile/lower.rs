@@ -307,6 +307,7 @@ pub fn lower(
                 .collect(),
             sources,
             default_images,
+            waiting: Vec::new(),
         }),
         Err(e) => Err((e, sources)),
     }

@@ -190,15 +190,18 @@ fn check_dependency_cycles(
 }
 
 /// Replaces each `dockerfile:` image by its Dockerfile's target and appends the Dockerfile's
-/// other stages (named `IMAGE-STAGE`), renumbering the plan indices inside them.
+/// other stages (named `IMAGE-STAGE`), renumbering the plan indices inside them. Returns the
+/// images planned with placeholders for values of images not in `load.built`, with those
+/// images ([`strata_plan::Plan::waiting`]).
 pub(crate) fn dockerfile_images(
     config: &Config,
     dir: &std::path::Path,
-    snapshot: Option<&std::path::Path>,
-    bases: Option<&dyn crate::dockerfile::ResolveBase>,
+    load: &crate::LoadOptions<'_>,
     images: &mut Vec<Image>,
     sources: &mut strata_plan::SourceMap,
-) -> Result<()> {
+) -> Result<Vec<(usize, Vec<usize>)>> {
+    let (snapshot, bases) = (load.snapshot.as_deref(), load.dockerfile_bases);
+    let mut waiting = Vec::new();
     for (slot, image) in config.images.iter().enumerate() {
         let Some(d) = &image.dockerfile else { continue };
         let context = dir.join(d.context.as_ref().map_or(".", |c| c.value.as_str()));
@@ -222,7 +225,15 @@ pub(crate) fn dockerfile_images(
             text.clone(),
         );
         let parsed = crate::dockerfile::parse(file, &text)?;
-        let (dependency_args, dependency_bases) = dependency_build_args(config, image);
+        let DependencyArgs {
+            args: dependency_args,
+            bases: dependency_bases,
+            images: dependency_images,
+            awaited,
+        } = dependency_build_args(config, image, &load.built);
+        if !awaited.is_empty() {
+            waiting.push((slot, awaited));
+        }
         let mut build_args = d.args.clone();
         build_args.extend(dependency_args);
         let options = crate::dockerfile::DockerfileOptions {
@@ -285,6 +296,10 @@ pub(crate) fn dockerfile_images(
             if k == target {
                 sub.name = image.name.clone();
                 sub.is_final = image.is_final;
+                // werf builds a Dockerfile image after its dependencies, whatever it takes.
+                sub.dependencies.extend(&dependency_images);
+                sub.dependencies.sort_unstable();
+                sub.dependencies.dedup();
                 images[slot] = sub;
             } else {
                 sub.name = ImageName::Named(format!("{}-{}", image.name, sub.name));
@@ -293,18 +308,41 @@ pub(crate) fn dockerfile_images(
             }
         }
     }
-    Ok(())
+    Ok(waiting)
 }
 
-/// Build args (name, value) and dependency references with their image index.
-type DependencyArgs = (Vec<(String, String)>, Vec<(String, usize)>);
+/// What a Dockerfile image's `dependencies` give its plan.
+struct DependencyArgs {
+    /// The build args (`targetBuildArg`, value).
+    args: Vec<(String, String)>,
+    /// The local reference of each dependency with the index of its image: a `FROM` of it
+    /// is that image. The reference is the one stapel dependencies get (`NAME:latest`).
+    bases: Vec<(String, usize)>,
+    /// The dependencies' images.
+    images: Vec<usize>,
+    /// Those whose `ImageID` or `ImageDigest` is an arg and not in `built`: their args hold
+    /// [`PLACEHOLDER`].
+    awaited: Vec<usize>,
+}
 
-/// A Dockerfile image's `dependencies` as build args (`targetBuildArg` = the value), and the
-/// local reference of each dependency with the index of its image: a `FROM` of it is that
-/// image. The reference is the one stapel dependencies get (`NAME:latest`).
-fn dependency_build_args(config: &Config, image: &ImageConfig) -> DependencyArgs {
+/// The value of an `ImageID` or `ImageDigest` build arg before its image is built: a
+/// well-formed digest no image has, so the Dockerfile plans as it will with the value.
+const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A Dockerfile image's `dependencies` as build args (`targetBuildArg` = the value), with the
+/// values of images already built taken from `built`.
+fn dependency_build_args(
+    config: &Config,
+    image: &ImageConfig,
+    built: &std::collections::BTreeMap<String, strata_plan::ImageValues>,
+) -> DependencyArgs {
     use strata_plan::DependencyValue as V;
-    let (mut args, mut bases) = (Vec::new(), Vec::new());
+    let mut out = DependencyArgs {
+        args: Vec::new(),
+        bases: Vec::new(),
+        images: Vec::new(),
+        awaited: Vec::new(),
+    };
     for dep in &image.dependencies {
         let Some(index) = config
             .images
@@ -319,19 +357,26 @@ fn dependency_build_args(config: &Config, image: &ImageConfig) -> DependencyArgs
             format!("{}:latest", dep.image.value)
         };
         let (repo, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
+        let known = built.get(&config.images[index].name.to_string());
         for (kind, name) in &dep.build_args {
-            let value = match kind.value {
-                V::ImageName => reference.clone(),
-                V::ImageRepo => repo.to_string(),
-                V::ImageTag => tag.to_string(),
-                // Refused by the parser: known only once the image is built.
-                V::ImageId | V::ImageDigest => continue,
+            let value = match (kind.value, known) {
+                (V::ImageName, _) => reference.clone(),
+                (V::ImageRepo, _) => repo.to_string(),
+                (V::ImageTag, _) => tag.to_string(),
+                (V::ImageId, Some(b)) => b.id.clone(),
+                (V::ImageDigest, Some(b)) => b.digest.clone(),
+                (V::ImageId | V::ImageDigest, None) => {
+                    out.awaited.push(index);
+                    PLACEHOLDER.to_string()
+                }
             };
-            args.push((name.value.clone(), value));
+            out.args.push((name.value.clone(), value));
         }
-        bases.push((reference, index));
+        out.images.push(index);
+        out.bases.push((reference, index));
     }
-    (args, bases)
+    out.awaited.dedup();
+    out
 }
 
 /// Rewrites every image index inside `image` through `map`.

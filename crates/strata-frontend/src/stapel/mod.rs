@@ -102,7 +102,8 @@ pub fn parse(file: FileId, text: &str) -> Result<Config, Box<Diagnostic>> {
 
 /// Lowers a [`Config`] to images, in config order, resolving its git mappings against the
 /// repositories (the one holding `dir`, or remotes); `file_name` names the file in messages
-/// that have no better place to point at. Returns the images and notes for the user.
+/// that have no better place to point at. Returns the images, notes for the user, and the
+/// images waiting for values of images not yet built ([`strata_plan::Plan::waiting`]).
 ///
 /// # Errors
 /// No images, duplicate image names, an unknown `fromImage` or a `fromImage` cycle, a git
@@ -111,25 +112,17 @@ pub fn lower(
     config: &Config,
     file_name: &str,
     dir: &std::path::Path,
-    git: &GitOptions,
-    snapshot: Option<&std::path::Path>,
-    dockerfile_bases: Option<&dyn crate::dockerfile::ResolveBase>,
+    options: &crate::LoadOptions<'_>,
     sources: &mut strata_plan::SourceMap,
-) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
+) -> Result<Lowered, Box<Diagnostic>> {
+    let git = &options.git;
     check_broken(config, &git.images)?;
     let (pruned, left_out) = without_broken(config);
     let config = &pruned;
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
-    lower::dockerfile_images(
-        config,
-        dir,
-        snapshot,
-        dockerfile_bases,
-        &mut images,
-        sources,
-    )?;
+    let waiting = lower::dockerfile_images(config, dir, options, &mut images, sources)?;
     for (image, own) in images.iter_mut().zip(&config.images) {
         let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref())?;
         if let Some(mut stage) = spec {
@@ -171,8 +164,11 @@ pub fn lower(
         )
     }));
     notes.extend(state.notes);
-    Ok((images, notes))
+    Ok((images, notes, waiting))
 }
+
+/// What [`lower`] returns: the images, the notes, [`strata_plan::Plan::waiting`].
+pub type Lowered = (Vec<Image>, Vec<String>, Vec<(usize, Vec<usize>)>);
 
 /// werf labels every image it builds with its project (`werf: PROJECT`, the label werf's
 /// cleanup and host tools select a project's images by); set on each image's first stage, so

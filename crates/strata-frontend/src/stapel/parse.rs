@@ -2022,9 +2022,8 @@ impl Section for DependencyEntry {
 
 /// werf's rules for the two kinds of image: a stapel image's dependency runs at a stage
 /// (`before`/`after`) and sets variables (`targetEnv`); a Dockerfile image's sets build args
-/// (`targetBuildArg`) of the whole build, known when the Dockerfile is planned.
+/// (`targetBuildArg`) of the whole build.
 fn check_dependencies(dependencies: &[DependencyConfig], dockerfile: bool) -> Result<()> {
-    use strata_plan::DependencyValue as V;
     for dep in dependencies {
         match (&dep.point, dockerfile) {
             (None, false) => {
@@ -2054,28 +2053,6 @@ fn check_dependencies(dependencies: &[DependencyConfig], dockerfile: bool) -> Re
         };
         if let Some((span, message)) = wrong {
             return Err(Box::new(Diagnostic::new(message, Some(span))));
-        }
-        if let Some((kind, _)) = dep
-            .build_args
-            .iter()
-            .find(|(k, _)| matches!(k.value, V::ImageId | V::ImageDigest))
-        {
-            return Err(Box::new(
-                Diagnostic::new(
-                    format!(
-                        "strata knows the {} of `{}` only once it is built, after the Dockerfile \
-                         is planned: it cannot be a build arg yet",
-                        if kind.value == V::ImageId {
-                            "ImageID"
-                        } else {
-                            "ImageDigest"
-                        },
-                        dep.image.value
-                    ),
-                    Some(kind.span),
-                )
-                .help("use `ImageName` (with `FROM ${ARG}` the Dockerfile builds on that image)"),
-            ));
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `strata build`: load the config, solve it on the local worker, tag the final images.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -7,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context as _;
 use strata_digest::Digest;
 use strata_frontend::stapel::{GitOptions, LoadOptions};
-use strata_plan::{ImageName, Plan};
+use strata_plan::{ImageName, ImageValues, Plan};
 use strata_progress::Sink;
 use strata_solver::{SolveOptions, StageOutcome};
 use strata_store::{Store, TagTarget};
@@ -122,8 +123,10 @@ pub fn build_with(
     // The failure the monitor was on when the user chose `reload`, kept until the config
     // loads again: a config that no longer loads sends them back to it.
     let mut last: Option<LastFailure> = None;
+    // The values of the images the plan waits for (`Plan::waiting`), once built.
+    let mut built = BTreeMap::new();
     loop {
-        let loaded = match load(ctx, options, cancel) {
+        let loaded = match load(ctx, options, &built, cancel) {
             Ok(loaded) => loaded,
             Err(e) if cancel.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
             Err(e) => match (
@@ -142,6 +145,7 @@ pub fn build_with(
                     match debug::monitor(ctx, failure.view.clone(), image, None, io, progress)? {
                         DebuggerChoice::Reload => {
                             last = Some(failure);
+                            built.clear();
                             continue;
                         }
                         DebuggerChoice::Exit => {
@@ -166,9 +170,19 @@ pub fn build_with(
             worker.set_stops(&stepper);
             &stepper
         });
-        let built = build_plan(ctx, &plan, &worker, options, progress, cancel, stepper);
-        let mut error = match built {
-            Ok(report) => {
+        // A plan waiting for values of images builds those first and is made again.
+        let result = match plan.waiting.is_empty() {
+            true => build_plan(ctx, &plan, &worker, options, progress, cancel, stepper).map(Some),
+            false => build_awaited(ctx, &plan, &worker, options, progress, cancel, stepper).map(
+                |values| {
+                    built.extend(values);
+                    None
+                },
+            ),
+        };
+        let mut error = match result {
+            Ok(None) => continue,
+            Ok(Some(report)) => {
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
                 load_images(ctx, &report, options, progress)?;
@@ -190,6 +204,7 @@ pub fn build_with(
             let image = options.debug.debugger_image.as_deref();
             match debug::monitor(ctx, view.clone(), image, None, io, progress)? {
                 DebuggerChoice::Reload => {
+                    built.clear();
                     last = Some(LastFailure {
                         view,
                         plan,
@@ -260,10 +275,13 @@ pub(crate) struct Loaded<'a> {
     _scratch: (strata_store::Scratch, strata_store::Scratch),
 }
 
-/// The plan of the config or Dockerfile of `options` and the worker a build of it runs on.
+/// The plan of the config or Dockerfile of `options` and the worker a build of it runs on;
+/// `built` has the values of images already built that the plan may wait for
+/// ([`Plan::waiting`]).
 pub(crate) fn load<'a>(
     ctx: &'a Context,
     options: &BuildOptions,
+    built: &BTreeMap<String, ImageValues>,
     cancel: &AtomicBool,
 ) -> anyhow::Result<Loaded<'a>> {
     let mut worker = worker(ctx, options)?;
@@ -273,7 +291,7 @@ pub(crate) fn load<'a>(
         ctx,
         options,
         &mut worker,
-        (downloads.path(), pinned.path()),
+        (downloads.path(), pinned.path(), built),
         cancel,
     )?;
     Ok(Loaded {
@@ -305,7 +323,11 @@ fn load_plan(
     ctx: &Context,
     options: &BuildOptions,
     worker: &mut LocalWorker<'_>,
-    (downloads, pinned): (&std::path::Path, &std::path::Path),
+    (downloads, pinned, built): (
+        &std::path::Path,
+        &std::path::Path,
+        &BTreeMap<String, ImageValues>,
+    ),
     cancel: &AtomicBool,
 ) -> anyhow::Result<Plan> {
     let bases = Bases {
@@ -346,6 +368,7 @@ fn load_plan(
                 loose_giterminism: options.loose_giterminism,
                 snapshot: Some(pinned.to_path_buf()),
                 dockerfile_bases: Some(&bases),
+                built: built.clone(),
             },
         ),
     };
@@ -464,12 +487,82 @@ pub fn build_plan(
     if let Some(message) = note {
         progress.event(strata_progress::Event::Note { message });
     }
+    let images = if options.images.is_empty() {
+        plan.default_images.clone()
+    } else {
+        options.images.clone()
+    };
+    let solution = solve(
+        ctx, plan, worker, options, images, progress, cancel, stepper,
+    )?;
+    for outcome in &solution.images {
+        if plan.images[outcome.index].is_final {
+            worker
+                .ensure_local(&outcome.state.manifest)
+                .map_err(BuildError::Other)?;
+        }
+    }
+    tag_images(ctx, plan, solution).map_err(BuildError::Other)
+}
+
+/// Builds the images `plan` waits for ([`Plan::ready`]) and returns their values by name,
+/// for the plan to be made again with them.
+fn build_awaited(
+    ctx: &Context,
+    plan: &Plan,
+    worker: &LocalWorker<'_>,
+    options: &BuildOptions,
+    progress: &dyn Sink,
+    cancel: &AtomicBool,
+    stepper: Option<&step::Stepper<'_>>,
+) -> Result<BTreeMap<String, ImageValues>, BuildError> {
+    let ready = plan.ready();
+    let names: Vec<String> = ready
+        .iter()
+        .map(|&i| plan.images[i].name.to_string())
+        .collect();
+    if names.is_empty() {
+        return Err(BuildError::Other(anyhow::anyhow!(
+            "the images of the config wait for each other's ImageID or ImageDigest in a cycle"
+        )));
+    }
+    let solution = solve(ctx, plan, worker, options, names, progress, cancel, stepper)?;
+    let mut values = BTreeMap::new();
+    for outcome in solution.images.iter().filter(|o| ready.contains(&o.index)) {
+        let manifest = &outcome.state.manifest;
+        let id = worker
+            .ensure_local(manifest)
+            .and_then(|()| crate::image::StoredImage::load(&ctx.store, manifest))
+            .map_err(BuildError::Other)?
+            .manifest
+            .config
+            .digest;
+        values.insert(
+            outcome.name.clone(),
+            ImageValues {
+                id: id.to_string(),
+                digest: manifest.to_string(),
+            },
+        );
+    }
+    Ok(values)
+}
+
+/// Solves `images` of `plan` on `worker` (with the introspection `options` asks for) and
+/// waits until the stages it built are in the stage repository too.
+#[allow(clippy::too_many_arguments)]
+fn solve(
+    ctx: &Context,
+    plan: &Plan,
+    worker: &LocalWorker<'_>,
+    options: &BuildOptions,
+    images: Vec<String>,
+    progress: &dyn Sink,
+    cancel: &AtomicBool,
+    stepper: Option<&step::Stepper<'_>>,
+) -> Result<strata_solver::Solution, BuildError> {
     let solve_options = SolveOptions {
-        images: if options.images.is_empty() {
-            plan.default_images.clone()
-        } else {
-            options.images.clone()
-        },
+        images,
         // Paused, the whole build is: one image at a time.
         parallel: match stepper {
             Some(_) => 1,
@@ -488,29 +581,21 @@ pub fn build_plan(
     let solved = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel);
     // The build ends when the stages it built are in the stage repository too.
     let published = worker.finish_publishing(progress, cancel);
-    let solution = match (solved, published) {
+    match (solved, published) {
         (Ok(_), Err(crate::publish::Error::Cancelled)) => {
-            return Err(BuildError::Solve(Box::new(strata_solver::Error::Cancelled)));
+            Err(BuildError::Solve(Box::new(strata_solver::Error::Cancelled)))
         }
-        (Ok(_), Err(failed)) => return Err(BuildError::Other(failed.into())),
-        (Ok(solution), Ok(())) => solution,
+        (Ok(_), Err(failed)) => Err(BuildError::Other(failed.into())),
+        (Ok(solution), Ok(())) => Ok(solution),
         (Err(e), published) => {
             if let Err(failed @ crate::publish::Error::Failed { .. }) = published {
                 progress.event(strata_progress::Event::Note {
                     message: format!("note: {failed}"),
                 });
             }
-            return Err(BuildError::Solve(Box::new(e)));
-        }
-    };
-    for outcome in &solution.images {
-        if plan.images[outcome.index].is_final {
-            worker
-                .ensure_local(&outcome.state.manifest)
-                .map_err(BuildError::Other)?;
+            Err(BuildError::Solve(Box::new(e)))
         }
     }
-    tag_images(ctx, plan, solution).map_err(BuildError::Other)
 }
 
 /// Tags the final image with each of `names` too.
