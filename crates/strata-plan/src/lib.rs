@@ -55,10 +55,10 @@ pub struct Plan {
     /// Things the user should know about how the plan was made (for example uncommitted
     /// changes that the build leaves out).
     pub notes: Vec<String>,
-    /// Images planned before values they take from other images were known (werf's
-    /// `targetBuildArg` of a dependency's `ImageID` or `ImageDigest`), each with the images
-    /// whose values it waits for: their plans hold a placeholder, and a build builds the
-    /// awaited images first and makes the plan again with the values ([`Plan::ready`]).
+    /// Images planned before the values they take from other images were known (werf's
+    /// `dependencies`: `targetEnv`, `targetBuildArg`), each with the images whose values it
+    /// waits for: their plans hold placeholders, and a build builds the awaited images first
+    /// and makes the plan again with the values ([`Plan::ready`], [`ImageValues`]).
     #[serde(default)]
     pub waiting: Vec<(usize, Vec<usize>)>,
 }
@@ -109,13 +109,46 @@ impl Plan {
     }
 }
 
-/// What a build learned of an image a waiting plan takes values from ([`Plan::waiting`]).
+/// What werf's `dependencies` give of an image once it is built ([`DependencyValue`]); a plan
+/// waiting for them holds [`ImageValues::placeholder`]'s ([`Plan::waiting`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageValues {
+    /// The name of its last stage, werf's `ImageName`: `REPO:DIGEST-MILLIS`.
+    pub name: String,
     /// Its config digest (Docker's image id, werf's `ImageID`).
     pub id: String,
     /// Its manifest digest (werf's `ImageDigest`).
     pub digest: String,
+}
+
+impl ImageValues {
+    /// The values of image `name` before it is built: a name no stage has and a digest no
+    /// image has, so a plan using them is made as it will be with the real ones.
+    pub fn placeholder(name: &str) -> ImageValues {
+        let zeros = format!("sha256:{}", "0".repeat(64));
+        ImageValues {
+            name: format!("{name}:not-built-yet"),
+            id: zeros.clone(),
+            digest: zeros,
+        }
+    }
+
+    /// The value of `kind`; the repository and tag split the name at its last `:` after the
+    /// last `/`, as werf's `ParseRepositoryAndTag`.
+    pub fn value(&self, kind: DependencyValue) -> String {
+        let last = self.name.rfind('/').map_or(0, |i| i + 1);
+        let (repo, tag) = match self.name[last..].rfind(':') {
+            Some(i) => (&self.name[..last + i], &self.name[last + i + 1..]),
+            None => (self.name.as_str(), "latest"),
+        };
+        match kind {
+            DependencyValue::ImageName => self.name.clone(),
+            DependencyValue::ImageRepo => repo.to_string(),
+            DependencyValue::ImageTag => tag.to_string(),
+            DependencyValue::ImageId => self.id.clone(),
+            DependencyValue::ImageDigest => self.digest.clone(),
+        }
+    }
 }
 
 /// An image's name: `image: NAME`, or `image: ~` for the nameless image of a config.
@@ -338,20 +371,20 @@ pub struct DependencyEnv {
     pub name: String,
     /// The image it describes (index into [`Plan::images`]).
     pub image: usize,
-    /// That image's local reference (`backend:latest`).
-    pub reference: String,
     /// What about the image.
-    pub value: DependencyValue,
+    pub kind: DependencyValue,
+    /// Its value ([`ImageValues::value`]; a placeholder while the plan waits for the image).
+    pub value: String,
 }
 
 /// What a [`DependencyEnv`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DependencyValue {
-    /// The image's full name (`backend:latest`).
+    /// The name of the image's last stage (`project:DIGEST-MILLIS`).
     ImageName,
-    /// Its repository (`backend`).
+    /// Its repository (`project`, or the stage repository).
     ImageRepo,
-    /// Its tag (`latest`).
+    /// Its tag (`DIGEST-MILLIS`).
     ImageTag,
     /// Its config digest (Docker's image id).
     ImageId,

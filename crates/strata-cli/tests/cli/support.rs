@@ -182,6 +182,22 @@ impl Env {
         out
     }
 
+    /// `strata inspect IMAGE` (`Null` when it fails).
+    pub fn inspect(&self, image: &str) -> serde_json::Value {
+        let out = self.strata(&["inspect", image]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    /// The digest (hex) of image `image`'s last stage, `<no such image>` without one.
+    pub fn last_stage(&self, image: &str) -> String {
+        self.inspect(image)["stages"]
+            .as_array()
+            .and_then(|s| s.last())
+            .and_then(|s| s["digest"].as_str())
+            .unwrap_or("<no such image>")
+            .to_string()
+    }
+
     /// Runs `sh -c script` in image `image` and returns stdout (asserting success).
     pub fn run_sh(&self, image: &str, script: &str) -> String {
         let out = self.strata(&["run", image, "--", "sh", "-c", script]);
@@ -206,7 +222,8 @@ pub fn words(s: &str) -> String {
 /// `run --entrypoint sh`) and compares its stdout and stderr; `IMAGE | @/json/pointer =>
 /// EXPECTED` compares a field of the image config (`strata inspect`, `.config`) as compact
 /// JSON (`<missing>` when absent). Both sides are compared after [`words`]; in EXPECTED,
-/// `{id:IMAGE}` stands for that image's id (`strata inspect`, `.id`). Blank lines and lines
+/// `{id:IMAGE}` stands for that image's id (`strata inspect`, `.id`), `{stage:IMAGE}` for its
+/// last stage's digest (hex). Blank lines and lines
 /// starting with `#` are skipped.
 pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
     let mut failures = Vec::new();
@@ -244,18 +261,29 @@ pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
     failures
 }
 
-/// `text` with each `{id:IMAGE}` replaced by that image's id.
+/// `text` with each `{id:IMAGE}` replaced by that image's id and each `{stage:IMAGE}` by the
+/// digest (hex) of its last stage.
 fn with_image_ids(env: &Env, text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
-    while let Some((before, after)) = rest.split_once("{id:") {
-        let Some((image, tail)) = after.split_once('}') else {
+    while let Some(start) = ["{id:", "{stage:"]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+        .min()
+    {
+        let (i, prefix) = start;
+        let Some((image, tail)) = rest[i + prefix.len()..].split_once('}') else {
             break;
         };
-        let out_json = env.strata(&["inspect", image]);
-        let value: serde_json::Value = serde_json::from_slice(&out_json.stdout).unwrap_or_default();
-        out.push_str(before);
-        out.push_str(value["id"].as_str().unwrap_or("<no such image>"));
+        let found = match prefix {
+            "{id:" => env.inspect(image)["id"]
+                .as_str()
+                .unwrap_or("<no such image>")
+                .to_string(),
+            _ => env.last_stage(image),
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(&found);
         rest = tail;
     }
     out + rest

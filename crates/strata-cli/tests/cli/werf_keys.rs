@@ -227,10 +227,28 @@ dependencies:
                       RUN echo \"$BASE_IMAGE $BASE_REPO $BASE_TAG $(cat /base.txt)\" > /args.txt\n";
     let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
     build_ok(&env, &dir, &[]);
+    // werf's values: the name of base's last stage, PROJECT:DIGEST-MILLIS, split at the `:`;
+    // an image name `strata run` and `strata inspect` resolve.
+    let args = env.run_sh("app", "cat /args.txt");
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let stage = env.last_stage("base");
+    let (repo, tag) = words[0].split_once(':').unwrap();
     assert_eq!(
-        env.run_sh("app", "cat /args.txt").trim(),
-        "base:latest base latest from-base"
+        (repo, words[1], tag, words[2]),
+        ("deps", "deps", words[2], tag)
     );
+    let (digest, millis) = tag.split_once('-').unwrap();
+    assert_eq!(digest, stage);
+    assert_eq!(millis.len(), 13, "{millis}");
+    assert_eq!(words[3], "from-base");
+    assert_eq!(env.run_sh(words[0], "cat /base.txt"), "from-base\n");
+    assert_eq!(
+        inspected(&env, words[0], "id"),
+        inspected(&env, "base", "id")
+    );
+    // Built again unchanged: the same values, nothing rebuilds.
+    assert_eq!(build_ok(&env, &dir, &[]), Vec::<String>::new());
+    assert_eq!(env.run_sh("app", "cat /args.txt"), args);
     // A rebuilt dependency rebuilds the image built on it.
     std::fs::write(
         dir.join("werf.yaml"),
@@ -239,22 +257,14 @@ dependencies:
     .unwrap();
     let built = build_ok(&env, &dir, &[]);
     assert!(built.iter().any(|s| s.starts_with("app/")), "{built:?}");
-    assert_eq!(
-        env.run_sh("app", "cat /args.txt").trim(),
-        "base:latest base latest changed-base"
-    );
+    let changed = env.run_sh("app", "cat /args.txt");
+    assert_ne!(changed, args);
+    assert!(changed.trim().ends_with(" changed-base"), "{changed}");
 }
 
 /// `strata inspect IMAGE`'s field (`id`, `manifest`).
 fn inspected(env: &Env, image: &str, field: &str) -> String {
-    let out = env.strata(&["inspect", image]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    value[field].as_str().unwrap().to_string()
+    env.inspect(image)[field].as_str().unwrap().to_string()
 }
 
 /// werf's `ImageID` and `ImageDigest` as a Dockerfile image's build args: the plan is made once

@@ -315,19 +315,33 @@ pub(crate) fn dockerfile_images(
 struct DependencyArgs {
     /// The build args (`targetBuildArg`, value).
     args: Vec<(String, String)>,
-    /// The local reference of each dependency with the index of its image: a `FROM` of it
-    /// is that image. The reference is the one stapel dependencies get (`NAME:latest`).
+    /// Each dependency's name with the index of its image: a `FROM` of it is that image.
+    /// Its `NAME:latest` is too, as strata names the images of a config.
     bases: Vec<(String, usize)>,
     /// The dependencies' images.
     images: Vec<usize>,
-    /// Those whose `ImageID` or `ImageDigest` is an arg and not in `built`: their args hold
-    /// [`PLACEHOLDER`].
+    /// Those not in `built`: their args hold placeholders.
     awaited: Vec<usize>,
 }
 
-/// The value of an `ImageID` or `ImageDigest` build arg before its image is built: a
-/// well-formed digest no image has, so the Dockerfile plans as it will with the value.
-const PLACEHOLDER: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+/// The values of image `index` of the config: those `built` has, or placeholders (then the
+/// image is pushed onto `awaited`).
+pub(crate) fn image_values(
+    name: &str,
+    index: usize,
+    built: &std::collections::BTreeMap<String, strata_plan::ImageValues>,
+    awaited: &mut Vec<usize>,
+) -> strata_plan::ImageValues {
+    match built.get(name) {
+        Some(values) => values.clone(),
+        None => {
+            if !awaited.contains(&index) {
+                awaited.push(index);
+            }
+            strata_plan::ImageValues::placeholder(name)
+        }
+    }
+}
 
 /// A Dockerfile image's `dependencies` as build args (`targetBuildArg` = the value), with the
 /// values of images already built taken from `built`.
@@ -336,7 +350,6 @@ fn dependency_build_args(
     image: &ImageConfig,
     built: &std::collections::BTreeMap<String, strata_plan::ImageValues>,
 ) -> DependencyArgs {
-    use strata_plan::DependencyValue as V;
     let mut out = DependencyArgs {
         args: Vec::new(),
         bases: Vec::new(),
@@ -351,31 +364,15 @@ fn dependency_build_args(
         else {
             continue;
         };
-        let reference = if dep.image.value.contains(':') {
-            dep.image.value.clone()
-        } else {
-            format!("{}:latest", dep.image.value)
-        };
-        let (repo, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
-        let known = built.get(&config.images[index].name.to_string());
-        for (kind, name) in &dep.build_args {
-            let value = match (kind.value, known) {
-                (V::ImageName, _) => reference.clone(),
-                (V::ImageRepo, _) => repo.to_string(),
-                (V::ImageTag, _) => tag.to_string(),
-                (V::ImageId, Some(b)) => b.id.clone(),
-                (V::ImageDigest, Some(b)) => b.digest.clone(),
-                (V::ImageId | V::ImageDigest, None) => {
-                    out.awaited.push(index);
-                    PLACEHOLDER.to_string()
-                }
-            };
-            out.args.push((name.value.clone(), value));
+        let name = config.images[index].name.to_string();
+        let values = image_values(&name, index, built, &mut out.awaited);
+        for (kind, arg) in &dep.build_args {
+            out.args.push((arg.value.clone(), values.value(kind.value)));
         }
         out.images.push(index);
-        out.bases.push((reference, index));
+        out.bases.push((values.name, index));
+        out.bases.push((format!("{name}:latest"), index));
     }
-    out.awaited.dedup();
     out
 }
 
@@ -686,16 +683,13 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
                 .map(|(t, e)| format!("{:?}={}", t.value, e.value))
                 .collect(),
         });
-        let reference = if dep.image.value.contains(':') {
-            dep.image.value.clone()
-        } else {
-            format!("{}:latest", dep.image.value)
-        };
+        // The values are set once the plan is made with the dependency built
+        // ([`super::fill_dependency_values`]).
         dependency_env.extend(dep.imports.iter().map(|(t, e)| DependencyEnv {
             name: e.value.clone(),
             image: source,
-            reference: reference.clone(),
-            value: t.value,
+            kind: t.value,
+            value: String::new(),
         }));
     }
     if inputs.is_empty() {

@@ -122,7 +122,14 @@ pub fn lower(
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
-    let waiting = lower::dockerfile_images(config, dir, options, &mut images, sources)?;
+    let mut waiting = fill_dependency_values(&mut images, &options.built);
+    waiting.extend(lower::dockerfile_images(
+        config,
+        dir,
+        options,
+        &mut images,
+        sources,
+    )?);
     for (image, own) in images.iter_mut().zip(&config.images) {
         let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref())?;
         if let Some(mut stage) = spec {
@@ -165,6 +172,32 @@ pub fn lower(
     }));
     notes.extend(state.notes);
     Ok((images, notes, waiting))
+}
+
+/// Sets the values of the stapel images' `dependencies` variables from `built` (by image
+/// name); returns the images waiting for values `built` lacks, which get placeholders
+/// ([`strata_plan::Plan::waiting`]).
+fn fill_dependency_values(
+    images: &mut [Image],
+    built: &std::collections::BTreeMap<String, strata_plan::ImageValues>,
+) -> Vec<(usize, Vec<usize>)> {
+    let names: Vec<String> = images.iter().map(|i| i.name.to_string()).collect();
+    let mut waiting = Vec::new();
+    for (index, image) in images.iter_mut().enumerate() {
+        let mut awaited = Vec::new();
+        let envs = image
+            .stages
+            .iter_mut()
+            .flat_map(|s| s.options.dependency_env.iter_mut());
+        for env in envs {
+            let values = lower::image_values(&names[env.image], env.image, built, &mut awaited);
+            env.value = values.value(env.kind);
+        }
+        if !awaited.is_empty() {
+            waiting.push((index, awaited));
+        }
+    }
+    waiting
 }
 
 /// What [`lower`] returns: the images, the notes, [`strata_plan::Plan::waiting`].

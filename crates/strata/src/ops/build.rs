@@ -125,6 +125,9 @@ pub fn build_with(
     let mut last: Option<LastFailure> = None;
     // The values of the images the plan waits for (`Plan::waiting`), once built.
     let mut built = BTreeMap::new();
+    let rounds = Rounds::new(progress);
+    // The images the earlier rounds built (or reused), as they did.
+    let mut earlier: Vec<strata_solver::ImageOutcome> = Vec::new();
     loop {
         let loaded = match load(ctx, options, &built, cancel) {
             Ok(loaded) => loaded,
@@ -146,6 +149,8 @@ pub fn build_with(
                         DebuggerChoice::Reload => {
                             last = Some(failure);
                             built.clear();
+                            earlier.clear();
+                            rounds.reset();
                             continue;
                         }
                         DebuggerChoice::Exit => {
@@ -172,17 +177,27 @@ pub fn build_with(
         });
         // A plan waiting for values of images builds those first and is made again.
         let result = match plan.waiting.is_empty() {
-            true => build_plan(ctx, &plan, &worker, options, progress, cancel, stepper).map(Some),
-            false => build_awaited(ctx, &plan, &worker, options, progress, cancel, stepper).map(
-                |values| {
+            true => build_plan(ctx, &plan, &worker, options, &rounds, cancel, stepper).map(Some),
+            false => {
+                rounds.set_earlier(true);
+                let awaited = build_awaited(ctx, &plan, &worker, options, &rounds, cancel, stepper);
+                rounds.set_earlier(false);
+                awaited.map(|(values, outcomes)| {
                     built.extend(values);
+                    earlier.extend(outcomes);
                     None
-                },
-            ),
+                })
+            }
         };
         let mut error = match result {
             Ok(None) => continue,
-            Ok(Some(report)) => {
+            Ok(Some(mut report)) => {
+                // What the earlier rounds did to their images, not the reuse of this one.
+                for image in &mut report.images {
+                    if let Some(outcome) = earlier.iter().find(|o| o.name == image.name) {
+                        image.stages = outcome.stages.clone();
+                    }
+                }
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
                 load_images(ctx, &report, options, progress)?;
@@ -205,6 +220,8 @@ pub fn build_with(
             match debug::monitor(ctx, view.clone(), image, None, io, progress)? {
                 DebuggerChoice::Reload => {
                     built.clear();
+                    earlier.clear();
+                    rounds.reset();
                     last = Some(LastFailure {
                         view,
                         plan,
@@ -506,7 +523,7 @@ pub fn build_plan(
 }
 
 /// Builds the images `plan` waits for ([`Plan::ready`]) and returns their values by name,
-/// for the plan to be made again with them.
+/// for the plan to be made again with them, and what the build did.
 fn build_awaited(
     ctx: &Context,
     plan: &Plan,
@@ -515,7 +532,13 @@ fn build_awaited(
     progress: &dyn Sink,
     cancel: &AtomicBool,
     stepper: Option<&step::Stepper<'_>>,
-) -> Result<BTreeMap<String, ImageValues>, BuildError> {
+) -> Result<
+    (
+        BTreeMap<String, ImageValues>,
+        Vec<strata_solver::ImageOutcome>,
+    ),
+    BuildError,
+> {
     let ready = plan.ready();
     let names: Vec<String> = ready
         .iter()
@@ -537,15 +560,105 @@ fn build_awaited(
             .manifest
             .config
             .digest;
+        let name = worker
+            .stage_name(&outcome.state.digest, &outcome.name)
+            .map_err(BuildError::Other)?;
         values.insert(
             outcome.name.clone(),
             ImageValues {
+                name,
                 id: id.to_string(),
                 digest: manifest.to_string(),
             },
         );
     }
-    Ok(values)
+    Ok((values, solution.images))
+}
+
+/// The progress of a build made in rounds (the images a plan waits for, [`build_awaited`],
+/// then the whole plan again) as one build: a later round's events of the images an earlier
+/// round completed (found in the cache now) are left out, and only the last round's end is
+/// passed on, with the earlier rounds' counts and time added.
+struct Rounds<'a> {
+    inner: &'a dyn Sink,
+    state: Mutex<RoundsState>,
+}
+
+#[derive(Default)]
+struct RoundsState {
+    /// The round under way is an earlier one: its end is held back.
+    earlier: bool,
+    /// Images completed by the earlier rounds, and those of the round under way.
+    done: std::collections::BTreeSet<String>,
+    this_round: Vec<String>,
+    /// The earlier rounds' stages built and reused, and time; reuses left out of this round.
+    built: usize,
+    cached: usize,
+    millis: u64,
+    left_out: usize,
+}
+
+impl<'a> Rounds<'a> {
+    fn new(inner: &'a dyn Sink) -> Rounds<'a> {
+        Rounds {
+            inner,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Forgets the rounds so far: the config is loaded again from scratch.
+    fn reset(&self) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = RoundsState::default();
+    }
+
+    /// Whether the round about to start is an earlier one.
+    fn set_earlier(&self, earlier: bool) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).earlier = earlier;
+    }
+}
+
+impl Sink for Rounds<'_> {
+    fn event(&self, event: strata_progress::Event) {
+        use strata_progress::Event as E;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let event = match event {
+            E::StageDigest { ref id, .. } if state.done.contains(&id.image) => return,
+            E::StageCached { ref id, .. } if state.done.contains(&id.image) => {
+                state.left_out += 1;
+                return;
+            }
+            E::ImageDone { ref image, .. } if state.done.contains(image) => return,
+            E::ImageDone { ref image, .. } => {
+                state.this_round.push(image.clone());
+                event
+            }
+            E::BuildFinished {
+                built,
+                cached,
+                millis,
+                ok,
+            } => {
+                let finished = std::mem::take(&mut state.this_round);
+                state.done.extend(finished);
+                if state.earlier && ok {
+                    state.built += built;
+                    state.cached += cached;
+                    state.millis += millis;
+                    return;
+                }
+                let left_out = std::mem::take(&mut state.left_out);
+                E::BuildFinished {
+                    built: built + state.built,
+                    cached: cached.saturating_sub(left_out) + state.cached,
+                    millis: millis + state.millis,
+                    ok,
+                }
+            }
+            event => event,
+        };
+        drop(state);
+        self.inner.event(event);
+    }
 }
 
 /// Solves `images` of `plan` on `worker` (with the introspection `options` asks for) and

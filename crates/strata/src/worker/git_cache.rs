@@ -35,10 +35,7 @@ impl LocalWorker<'_> {
                 };
                 inputs.push(DigestInput::ImportFiles { index, checksum });
             }
-            for (name, value) in self
-                .dependency_values(job)
-                .map_err(op("resolve the stage's dependencies"))?
-            {
+            for (name, value) in Self::dependency_values(job) {
                 inputs.push(DigestInput::DependencyValue { name, value });
             }
             return Ok(Some(inputs));
