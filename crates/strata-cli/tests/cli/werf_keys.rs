@@ -340,6 +340,92 @@ dependencies:
     assert_eq!(env.run_sh("app", "cat /before.txt").trim(), "before");
 }
 
+/// With `--repo`, werf's ImageName of a dependency is its stage in the stage repository
+/// (`REPO:DIGEST-MILLIS`, the tag there): another machine pulls and runs it by that name, and
+/// its build of the same config reuses every stage, the values being the same.
+#[test]
+fn with_a_stage_repository_a_dependencys_name_is_its_stage_there() {
+    let registry = crate::registry::Registry::start();
+    let repo = format!("{}/stages", registry.host());
+    let yaml = r#"project: repo-deps
+configVersion: 1
+---
+image: base
+from: busybox:latest
+shell:
+  install:
+  - echo from-base > /base.txt
+---
+image: app
+from: busybox:latest
+dependencies:
+- image: base
+  after: install
+  imports:
+  - type: ImageName
+    targetEnv: BASE_NAME
+  - type: ImageRepo
+    targetEnv: BASE_REPO
+  - type: ImageTag
+    targetEnv: BASE_TAG
+shell:
+  setup:
+  - echo "$BASE_NAME $BASE_REPO $BASE_TAG" > /deps
+---
+image: df
+dockerfile: Dockerfile
+dependencies:
+- image: base
+  imports:
+  - type: ImageName
+    targetBuildArg: BASE_IMAGE
+"#;
+    let dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN cat /base.txt > /seen.txt\n";
+    let env = Env::new();
+    let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
+    let out = env
+        .cmd()
+        .args(["build", "--progress", "plain", "--repo", &repo])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deps = env.run_sh("app", "cat /deps");
+    let words: Vec<&str> = deps.split_whitespace().collect();
+    assert_eq!(words[0], format!("{}:{}", words[1], words[2]));
+    assert_eq!(words[1], repo);
+    let (digest, millis) = words[2].split_once('-').unwrap();
+    assert_eq!(digest, env.last_stage("base"));
+    assert_eq!(millis.len(), 13, "{millis}");
+    assert_eq!(env.run_sh("df", "cat /seen.txt"), "from-base\n");
+
+    // Another machine: the name is a reference to the stage repository.
+    let other = Env::new();
+    let pulled = other.strata(&["pull", words[0]]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert_eq!(other.run_sh(words[0], "cat /base.txt"), "from-base\n");
+    // Its build of the project reuses every stage: the values are the repository's.
+    let dir = project(&other, "p", yaml, &[("Dockerfile", dockerfile)]);
+    let out = other
+        .cmd()
+        .args(["build", "--progress", "plain", "--repo", &repo])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
+    assert_eq!(other.run_sh("app", "cat /deps"), deps);
+}
+
 #[test]
 fn dependency_keys_follow_the_kind_of_image() {
     let env = Env::new();
