@@ -351,6 +351,10 @@ pub struct StageOptions {
     /// (docker's `--no-cache`, `--no-cache-filter`): later builds reuse the fresh result.
     #[serde(default)]
     pub no_cache: bool,
+    /// A werf stapel stage: its image gets werf's service labels of the stage it is built on
+    /// and of the project's commit, set before its steps (as werf sets them).
+    #[serde(default)]
+    pub werf_labels: bool,
 }
 
 /// Where a [`StageOptions::secrets`] secret comes from.

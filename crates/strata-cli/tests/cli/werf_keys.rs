@@ -426,6 +426,102 @@ dependencies:
     assert_eq!(other.run_sh("app", "cat /deps"), deps);
 }
 
+/// werf's service labels: each stapel stage names the stage it is built on
+/// (`werf.io/parent-stage-id`, that stage's `DIGEST-MILLIS`: an image's first stage on
+/// `fromImage` names the base's last stage), that stage's image id (`werf.io/base-image-id`)
+/// and the project's commit; the meta `removeLabels` applies before the image's `imageSpec`
+/// labels are set and never removes werf's essential labels.
+#[test]
+fn stapel_stages_carry_werfs_service_labels() {
+    let env = Env::new();
+    let yaml = r#"project: labels
+configVersion: 1
+---
+image: base
+from: busybox:latest
+shell:
+  install:
+  - echo base > /b
+---
+image: app
+fromImage: base
+shell:
+  install:
+  - echo i > /i
+  setup:
+  - echo s > /s
+imageSpec:
+  config:
+    labels:
+      keep-me: "yes"
+"#;
+    let dir = project(&env, "p", yaml, &[]);
+    build_ok(&env, &dir, &[]);
+    let head = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let stage_id = |s: &serde_json::Value| {
+        format!(
+            "{}-{}",
+            s["digest"].as_str().unwrap(),
+            s["meta"]["createdMillis"].as_str().unwrap()
+        )
+    };
+    let labels = |reference: &str| env.inspect(reference)["config"]["config"]["Labels"].clone();
+    let app = env.inspect("app");
+    let stages = app["stages"].as_array().unwrap().clone();
+    let names: Vec<&str> = stages.iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(names, ["from", "install", "setup", "imageSpec"]);
+    let last = labels("app");
+    let setup = stage_id(&stages[2]);
+    assert_eq!(last["werf.io/parent-stage-id"], setup.as_str());
+    assert_eq!(last["werf"], "labels");
+    assert_eq!(last["werf-project-repo-commit"], head.trim());
+    assert_eq!(last["keep-me"], "yes");
+    // The base image id is the image of the stage named, by its werf name.
+    let setup_id = env.inspect(&format!("labels:{setup}"))["id"].clone();
+    assert!(setup_id.as_str().unwrap().starts_with("sha256:"), "{setup_id}");
+    assert_eq!(last["werf.io/base-image-id"], setup_id);
+    // The first stage is built on the base's last stage; it sets no base image id of its own
+    // (the base's is inherited, as werf's labels are).
+    let from = labels(&format!("labels:{}", stage_id(&stages[0])));
+    let base_stages = env.inspect("base")["stages"].as_array().unwrap().clone();
+    assert_eq!(
+        from["werf.io/parent-stage-id"],
+        stage_id(base_stages.last().unwrap()).as_str()
+    );
+    assert_eq!(
+        from["werf.io/base-image-id"],
+        labels("base")["werf.io/base-image-id"]
+    );
+
+    // The meta removals come before the image's labels, and keep werf's essential ones.
+    let meta = yaml.replace(
+        "configVersion: 1\n",
+        "configVersion: 1\nbuild:\n  imageSpec:\n    config:\n      removeLabels: [\"/keep.*/\", \"/werf.*/\"]\n",
+    );
+    std::fs::write(dir.join("werf.yaml"), meta).unwrap();
+    git(&dir, &["commit", "-qam", "meta"]);
+    // base gains an imageSpec stage, which app is built on.
+    let built = build_ok(&env, &dir, &[]);
+    assert_eq!(
+        built,
+        ["base/imageSpec", "app/from", "app/install", "app/setup", "app/imageSpec"]
+    );
+    let last = labels("app");
+    assert_eq!(last["keep-me"], "yes");
+    assert!(last.get("werf.io/base-image-id").is_none(), "{last}");
+    for essential in ["werf", "werf.io/parent-stage-id", "werf-project-repo-commit"] {
+        assert!(last.get(essential).is_some(), "{essential}: {last}");
+    }
+}
+
 #[test]
 fn dependency_keys_follow_the_kind_of_image() {
     let env = Env::new();

@@ -607,6 +607,7 @@ fn lower_image(
         stage.options.mounts = mounts.clone();
         stage.options.dependency_env = dependency_env.clone();
         stage.options.add_hosts = image.add_hosts.clone();
+        stage.options.werf_labels = true;
     }
     let mut dependencies = import_images.to_vec();
     dependencies.sort_unstable();
@@ -1100,6 +1101,27 @@ pub(crate) fn image_spec_stage(
     if specs.is_empty() {
         return Ok(None);
     }
+    // One change, as werf merges the meta's into the image's (`mergeImageSpec`): the removals
+    // of both come before the labels of either are set.
+    let mut merged = specs[0].1.value.clone();
+    if let [_, (_, meta)] = specs.as_slice() {
+        let meta = &meta.value;
+        if meta.author.is_some() {
+            merged.author.clone_from(&meta.author);
+        }
+        merged.remove.history |= meta.remove.history;
+        for (k, v) in &meta.labels {
+            match merged.labels.iter_mut().find(|(key, _)| key == k) {
+                Some(label) => label.1.clone_from(v),
+                None => merged.labels.push((k.clone(), v.clone())),
+            }
+        }
+        for pattern in &meta.remove.labels {
+            if !merged.remove.labels.contains(pattern) {
+                merged.remove.labels.push(pattern.clone());
+            }
+        }
+    }
     Ok(Some(Stage {
         name: "imageSpec".into(),
         kind: StageKind::ImageSpec,
@@ -1111,13 +1133,10 @@ pub(crate) fn image_spec_stage(
                     .expect("a config change serializes: its maps have string keys"),
             })
             .collect(),
-        steps: specs
-            .iter()
-            .map(|(_, spec)| Step {
-                op: Op::Config(spec.value.clone()),
-                span: Some(spec.key),
-            })
-            .collect(),
+        steps: vec![Step {
+            op: Op::Config(merged),
+            span,
+        }],
         options: StageOptions::default(),
         late_inputs: None,
         span,

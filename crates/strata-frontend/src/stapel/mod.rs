@@ -142,6 +142,7 @@ pub fn lower(
             if !clears {
                 stage.options.created_by = format!("strata: {}/imageSpec", image.name);
             }
+            stage.options.werf_labels = own.dockerfile.is_none();
             image.stages.push(stage);
         }
     }

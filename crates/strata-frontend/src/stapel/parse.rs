@@ -311,7 +311,7 @@ impl Section for Build<'_> {
     fn entry(&mut self, b: &Entry<'_>) -> Result<()> {
         let config = &mut *self.0;
         match b.name {
-            "imageSpec" => config.image_spec = Some(image_spec(b, "build.imageSpec")?),
+            "imageSpec" => config.image_spec = Some(global_image_spec(b)?),
             "cacheVersion" => config.cache_version = version(b, "build.cacheVersion")?,
             "platform" => platform(b.value, "build.platform")?,
             // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
@@ -824,6 +824,29 @@ fn image_spec(e: &Entry<'_>, path: &str) -> Result<Keyed<strata_plan::ConfigChan
     }
     Ok(keyed(change, e))
 }
+/// The meta `build.imageSpec:`: werf takes only `author`, `clearHistory` and the config's
+/// labels there (`rawImageSpecGlobal`), merged into each image's `imageSpec`.
+fn global_image_spec(e: &Entry<'_>) -> Result<Keyed<strata_plan::ConfigChange>> {
+    let spec = image_spec(e, "build.imageSpec")?;
+    let mut rest = spec.value.clone();
+    rest.author = None;
+    rest.labels.clear();
+    rest.remove.labels.clear();
+    rest.remove.history = false;
+    if rest != strata_plan::ConfigChange::default() {
+        return Err(Box::new(
+            Diagnostic::new(
+                "the meta `build.imageSpec` takes only `author`, `clearHistory` and, in \
+                 `config`, `labels`, `removeLabels`, `keepEssentialWerfLabels` and \
+                 `clearWerfLabels`, as werf",
+                Some(spec.key),
+            )
+            .help("set the others in each image's `imageSpec`"),
+        ));
+    }
+    Ok(spec)
+}
+
 /// `imageSpec:`, read into its config change.
 struct ImageSpec<'a> {
     change: &'a mut strata_plan::ConfigChange,
