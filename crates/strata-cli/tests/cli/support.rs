@@ -223,8 +223,8 @@ pub fn words(s: &str) -> String {
 /// EXPECTED` compares a field of the image config (`strata inspect`, `.config`) as compact
 /// JSON (`<missing>` when absent). Both sides are compared after [`words`]; in EXPECTED,
 /// `{id:IMAGE}` stands for that image's id (`strata inspect`, `.id`), `{stage:IMAGE}` for its
-/// last stage's digest (hex). Blank lines and lines
-/// starting with `#` are skipped.
+/// last stage's digest (hex), and a JSON value `"<present>"` for any value that is there.
+/// Blank lines and lines starting with `#` are skipped.
 pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for line in checks
@@ -251,6 +251,7 @@ pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
             String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
         };
         let expected = with_image_ids(env, expected);
+        let actual = present_where_expected(&expected, &actual);
         if words(&actual) != words(&expected) {
             failures.push(format!(
                 "{case}: {image} | {probe}\n  expected: {expected}\n  actual:   {}",
@@ -259,6 +260,36 @@ pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
         }
     }
     failures
+}
+
+/// `actual` with each value `expected` gives as `"<present>"` (a JSON object's member, or
+/// the whole value) replaced by that word when it is there: values the check only requires
+/// to exist (a commit, a stage's time).
+fn present_where_expected(expected: &str, actual: &str) -> String {
+    const PRESENT: &str = "\"<present>\"";
+    if !expected.contains(PRESENT) {
+        return actual.to_string();
+    }
+    if expected.trim() == PRESENT {
+        return match actual.trim() {
+            "<missing>" => actual.to_string(),
+            _ => PRESENT.to_string(),
+        };
+    }
+    let (Ok(serde_json::Value::Object(want)), Ok(serde_json::Value::Object(mut got))) = (
+        serde_json::from_str::<serde_json::Value>(expected),
+        serde_json::from_str::<serde_json::Value>(actual),
+    ) else {
+        return actual.to_string();
+    };
+    for (key, value) in &want {
+        if value == "<present>"
+            && let Some(v) = got.get_mut(key)
+        {
+            *v = value.clone();
+        }
+    }
+    serde_json::Value::Object(got).to_string()
 }
 
 /// `text` with each `{id:IMAGE}` replaced by that image's id and each `{stage:IMAGE}` by the

@@ -476,7 +476,10 @@ imageSpec:
     let labels = |reference: &str| env.inspect(reference)["config"]["config"]["Labels"].clone();
     let app = env.inspect("app");
     let stages = app["stages"].as_array().unwrap().clone();
-    let names: Vec<&str> = stages.iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["from", "install", "setup", "imageSpec"]);
     let last = labels("app");
     let setup = stage_id(&stages[2]);
@@ -486,7 +489,10 @@ imageSpec:
     assert_eq!(last["keep-me"], "yes");
     // The base image id is the image of the stage named, by its werf name.
     let setup_id = env.inspect(&format!("labels:{setup}"))["id"].clone();
-    assert!(setup_id.as_str().unwrap().starts_with("sha256:"), "{setup_id}");
+    assert!(
+        setup_id.as_str().unwrap().starts_with("sha256:"),
+        "{setup_id}"
+    );
     assert_eq!(last["werf.io/base-image-id"], setup_id);
     // The first stage is built on the base's last stage; it sets no base image id of its own
     // (the base's is inherited, as werf's labels are).
@@ -512,12 +518,22 @@ imageSpec:
     let built = build_ok(&env, &dir, &[]);
     assert_eq!(
         built,
-        ["base/imageSpec", "app/from", "app/install", "app/setup", "app/imageSpec"]
+        [
+            "base/imageSpec",
+            "app/from",
+            "app/install",
+            "app/setup",
+            "app/imageSpec"
+        ]
     );
     let last = labels("app");
     assert_eq!(last["keep-me"], "yes");
     assert!(last.get("werf.io/base-image-id").is_none(), "{last}");
-    for essential in ["werf", "werf.io/parent-stage-id", "werf-project-repo-commit"] {
+    for essential in [
+        "werf",
+        "werf.io/parent-stage-id",
+        "werf-project-repo-commit",
+    ] {
         assert!(last.get(essential).is_some(), "{essential}: {last}");
     }
 }

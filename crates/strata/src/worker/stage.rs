@@ -342,11 +342,7 @@ impl LocalWorker<'_> {
         if let Some(record) = base_stage {
             labels.insert(
                 oci::WERF_PARENT_STAGE_LABEL.into(),
-                format!(
-                    "{}-{}",
-                    record.digest.hex(),
-                    super::created_millis(&record)
-                ),
+                format!("{}-{}", record.digest.hex(), super::created_millis(&record)),
             );
         }
         let first = job
