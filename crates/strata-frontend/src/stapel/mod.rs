@@ -206,8 +206,8 @@ pub type Lowered = (Vec<Image>, Vec<String>, Vec<(usize, Vec<usize>)>);
 
 /// werf labels every image it builds with its project (`werf: PROJECT`, the label werf's
 /// cleanup and host tools select a project's images by); set on each image's first stage, so
-/// every later stage and the image carry it. werf's per-stage labels (content digest, parent
-/// stage id, the project's HEAD commit) are not written: their values are werf's storage ids.
+/// every later stage and the image carry it. werf's per-stage labels (the parent stage, the
+/// project's HEAD commit) are set by the worker ([`strata_plan::StageOptions::werf_labels`]).
 fn label_project(images: &mut [Image], project: &str) {
     for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
         stage.steps.push(strata_plan::Step {
