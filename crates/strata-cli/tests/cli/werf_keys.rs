@@ -24,8 +24,14 @@ fn project(env: &Env, name: &str, yaml: &str, files: &[(&str, &str)]) -> std::pa
 }
 
 fn build(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Output {
+    build_with(env, dir, vars, &[])
+}
+
+/// `strata build` with variables `vars` and more arguments `args`.
+fn build_with(env: &Env, dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
     env.cmd()
         .args(["build", "--progress", "plain"])
+        .args(args)
         .envs(vars.iter().copied())
         .current_dir(dir)
         .output()
@@ -33,7 +39,11 @@ fn build(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Output {
 }
 
 fn build_ok(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Vec<String> {
-    let out = build(env, dir, vars);
+    succeeded(&build(env, dir, vars))
+}
+
+/// The stages a successful build built (failing on a failed one).
+fn succeeded(out: &Output) -> Vec<String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "build failed:\n{stderr}");
     built_stages(&stderr)
@@ -383,17 +393,7 @@ dependencies:
     let dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN cat /base.txt > /seen.txt\n";
     let env = Env::new();
     let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
-    let out = env
-        .cmd()
-        .args(["build", "--progress", "plain", "--repo", &repo])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&build_with(&env, &dir, &[], &["--repo", &repo]));
     let deps = env.run_sh("app", "cat /deps");
     let words: Vec<&str> = deps.split_whitespace().collect();
     assert_eq!(words[0], format!("{}:{}", words[1], words[2]));
@@ -414,15 +414,8 @@ dependencies:
     assert_eq!(other.run_sh(words[0], "cat /base.txt"), "from-base\n");
     // Its build of the project reuses every stage: the values are the repository's.
     let dir = project(&other, "p", yaml, &[("Dockerfile", dockerfile)]);
-    let out = other
-        .cmd()
-        .args(["build", "--progress", "plain", "--repo", &repo])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert_eq!(built_stages(&stderr), Vec::<String>::new(), "{stderr}");
+    let out = build_with(&other, &dir, &[], &["--repo", &repo]);
+    assert_eq!(succeeded(&out), Vec::<String>::new());
     assert_eq!(other.run_sh("app", "cat /deps"), deps);
 }
 
