@@ -80,28 +80,42 @@ impl Plan {
         deps
     }
 
-    /// The images of [`Plan::waiting`] that can be built now: awaited, and neither they nor
-    /// anything they need waits itself. Empty when nothing waits.
-    pub fn ready(&self) -> Vec<usize> {
-        let waits = |i: usize| self.waiting.iter().any(|(w, _)| *w == i);
-        let clean = |start: usize| {
-            let mut seen = std::collections::BTreeSet::new();
-            let mut stack = vec![start];
-            while let Some(i) = stack.pop() {
-                if waits(i) {
-                    return false;
-                }
-                if seen.insert(i) {
-                    stack.extend(self.needs(i));
-                }
-            }
-            true
+    /// The images `roots` need built first, themselves included (all images when `roots` is
+    /// empty).
+    pub fn closure(&self, roots: &[usize]) -> std::collections::BTreeSet<usize> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = match roots {
+            [] => (0..self.images.len()).collect(),
+            _ => roots.to_vec(),
         };
+        while let Some(i) = stack.pop() {
+            if seen.insert(i) {
+                stack.extend(self.needs(i));
+            }
+        }
+        seen
+    }
+
+    /// The waiting images among `images` ([`Plan::waiting`]).
+    pub fn waiting_among(&self, images: &std::collections::BTreeSet<usize>) -> Vec<usize> {
+        self.waiting
+            .iter()
+            .map(|(w, _)| *w)
+            .filter(|w| images.contains(w))
+            .collect()
+    }
+
+    /// The images a build of `roots` (all when empty) waits for that can be built now:
+    /// awaited by a waiting image `roots` need, and neither they nor anything they need waits
+    /// itself. Empty when nothing waits.
+    pub fn ready(&self, roots: &[usize]) -> Vec<usize> {
+        let wanted = self.closure(roots);
         let mut ready: Vec<usize> = self
             .waiting
             .iter()
+            .filter(|(w, _)| wanted.contains(w))
             .flat_map(|(_, awaited)| awaited.iter().copied())
-            .filter(|&i| clean(i))
+            .filter(|&i| self.waiting_among(&self.closure(&[i])).is_empty())
             .collect();
         ready.sort_unstable();
         ready.dedup();

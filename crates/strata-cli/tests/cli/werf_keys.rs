@@ -312,6 +312,9 @@ dependencies:
     let dockerfile = "FROM busybox:latest\nRUN echo before > /before.txt\nARG BASE_ID\nARG BASE_DIGEST\n\
                       RUN echo \"$BASE_ID $BASE_DIGEST\" > /ids.txt\n";
     let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
+    // Building another image alone waits for nothing: base stays unbuilt.
+    let alone = succeeded(&build_with(&env, &dir, &[], &["other"]));
+    assert!(alone.iter().all(|s| s.starts_with("other/")), "{alone:?}");
     let cold = build_ok(&env, &dir, &[]);
     assert_eq!(
         cold.iter().filter(|s| s.starts_with("app/")).count(),
@@ -335,6 +338,7 @@ dependencies:
     assert_eq!(build_ok(&env, &dir, &[]), Vec::<String>::new());
     // A change to an image app does not depend on leaves app alone.
     let other = yaml.replace("echo other", "echo other2");
+    assert!(cold.iter().all(|s| !s.starts_with("other/")), "{cold:?}");
     std::fs::write(dir.join("werf.yaml"), &other).unwrap();
     let built = build_ok(&env, &dir, &[]);
     assert!(built.iter().all(|s| s.starts_with("other/")), "{built:?}");

@@ -176,11 +176,19 @@ pub fn build_with(
             &stepper
         });
         // A plan waiting for values of images builds those first and is made again.
-        let result = match plan.waiting.is_empty() {
+        let roots: Vec<usize> = options
+            .images
+            .iter()
+            .filter_map(|name| plan.image_index(name))
+            .collect();
+        let waits = !plan.waiting_among(&plan.closure(&roots)).is_empty();
+        let result = match !waits {
             true => build_plan(ctx, &plan, &worker, options, &rounds, cancel, stepper).map(Some),
             false => {
                 rounds.set_earlier(true);
-                let awaited = build_awaited(ctx, &plan, &worker, options, &rounds, cancel, stepper);
+                let awaited = build_awaited(
+                    ctx, &plan, &roots, &worker, options, &rounds, cancel, stepper,
+                );
                 rounds.set_earlier(false);
                 awaited.map(|(values, outcomes)| {
                     built.extend(values);
@@ -522,11 +530,13 @@ pub fn build_plan(
     tag_images(ctx, plan, solution).map_err(BuildError::Other)
 }
 
-/// Builds the images `plan` waits for ([`Plan::ready`]) and returns their values by name,
+/// Builds the images a build of `roots` waits for ([`Plan::ready`]) and returns their values by name,
 /// for the plan to be made again with them, and what the build did.
+#[allow(clippy::too_many_arguments)]
 fn build_awaited(
     ctx: &Context,
     plan: &Plan,
+    roots: &[usize],
     worker: &LocalWorker<'_>,
     options: &BuildOptions,
     progress: &dyn Sink,
@@ -539,7 +549,7 @@ fn build_awaited(
     ),
     BuildError,
 > {
-    let ready = plan.ready();
+    let ready = plan.ready(roots);
     let names: Vec<String> = ready
         .iter()
         .map(|&i| plan.images[i].name.to_string())
