@@ -369,6 +369,10 @@ pub struct StageOptions {
     /// and of the project's commit, set before its steps (as werf sets them).
     #[serde(default)]
     pub werf_labels: bool,
+    /// The images whose werf `dependencies` this stage introduces (indexes into
+    /// [`Plan::images`]): each gets werf's `werf-dependency-stage-id-*` label of its last stage.
+    #[serde(default)]
+    pub dependency_labels: Vec<usize>,
 }
 
 /// Where a [`StageOptions::secrets`] secret comes from.

@@ -17,6 +17,9 @@ pub const WERF_LABEL: &str = "werf";
 pub const WERF_PARENT_STAGE_LABEL: &str = "werf.io/parent-stage-id";
 /// werf's label of the image id of the stage a stage was built on.
 pub const WERF_BASE_IMAGE_ID_LABEL: &str = "werf.io/base-image-id";
+/// The prefix of werf's label of a dependency's last stage (the key ends in the sha256 of
+/// its value, the stage's `DIGEST-MILLIS`).
+pub const WERF_DEPENDENCY_LABEL_PREFIX: &str = "werf-dependency-stage-id-";
 /// werf's label of the project repository's HEAD commit at the build.
 pub const WERF_REPO_COMMIT_LABEL: &str = "werf-project-repo-commit";
 /// The labels werf's `imageSpec` never removes (`pkg/build/stage/image_spec.go`; werf's

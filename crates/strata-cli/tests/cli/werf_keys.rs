@@ -425,8 +425,8 @@ dependencies:
 
 /// werf's service labels: each stapel stage names the stage it is built on
 /// (`werf.io/parent-stage-id`, that stage's `DIGEST-MILLIS`: an image's first stage on
-/// `fromImage` names the base's last stage), that stage's image id (`werf.io/base-image-id`)
-/// and the project's commit; the meta `removeLabels` applies before the image's `imageSpec`
+/// `fromImage` names the base's last stage), that stage's image id (`werf.io/base-image-id`),
+/// the project's commit and a dependency's last stage; the meta `removeLabels` applies before the image's `imageSpec`
 /// labels are set and never removes werf's essential labels.
 #[test]
 fn stapel_stages_carry_werfs_service_labels() {
@@ -442,6 +442,12 @@ shell:
 ---
 image: app
 fromImage: base
+dependencies:
+- image: base
+  after: install
+  imports:
+  - type: ImageTag
+    targetEnv: BASE_TAG
 shell:
   install:
   - echo i > /i
@@ -477,9 +483,31 @@ imageSpec:
         .iter()
         .map(|s| s["stage"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["from", "install", "setup", "imageSpec"]);
+    assert_eq!(
+        names,
+        [
+            "from",
+            "install",
+            "dependenciesAfterInstall",
+            "setup",
+            "imageSpec"
+        ]
+    );
     let last = labels("app");
-    let setup = stage_id(&stages[2]);
+    let setup = stage_id(&stages[3]);
+    // The dependency's last stage, under the sha256 of its id.
+    let base_last = stage_id(
+        env.inspect("base")["stages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+    );
+    let key = format!(
+        "werf-dependency-stage-id-{}",
+        strata_digest::Digest::of(base_last.as_bytes()).hex()
+    );
+    assert_eq!(last[key.as_str()], base_last.as_str(), "{last}");
     assert_eq!(last["werf.io/parent-stage-id"], setup.as_str());
     assert_eq!(last["werf"], "labels");
     assert_eq!(last["werf-project-repo-commit"], head.trim());
@@ -519,6 +547,7 @@ imageSpec:
             "base/imageSpec",
             "app/from",
             "app/install",
+            "app/dependenciesAfterInstall",
             "app/setup",
             "app/imageSpec"
         ]

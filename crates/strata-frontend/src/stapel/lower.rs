@@ -602,7 +602,10 @@ fn lower_image(
     // A dependency's variables are set from its stage on.
     let mut dependency_env = Vec::new();
     for stage in &mut stages {
-        dependency_env.extend(std::mem::take(&mut stage.options.dependency_env));
+        let own = std::mem::take(&mut stage.options.dependency_env);
+        stage.options.dependency_labels = own.iter().map(|d| d.image).collect();
+        stage.options.dependency_labels.dedup();
+        dependency_env.extend(own);
         stage.options.service_env = service_env.to_vec();
         stage.options.mounts = mounts.clone();
         stage.options.dependency_env = dependency_env.clone();

@@ -317,7 +317,8 @@ impl LocalWorker<'_> {
     /// stage, or for an image's first stage on another image of the config that image's last)
     /// and, from the second stage on, that stage's image id (`werf.io/base-image-id`); the
     /// project's HEAD commit (`werf-project-repo-commit`) when the config is in a git
-    /// repository.
+    /// repository; the last stage of each dependency the stage introduces
+    /// (`werf-dependency-stage-id-SHA256 = DIGEST-MILLIS`).
     fn set_werf_labels(
         &self,
         job: &StageJob<'_>,
@@ -359,6 +360,26 @@ impl LocalWorker<'_> {
         let env = &job.stage.options.service_env;
         if let Some((_, hash)) = env.iter().find(|(k, _)| k == "WERF_COMMIT_HASH") {
             labels.insert(oci::WERF_REPO_COMMIT_LABEL.into(), hash.clone());
+        }
+        for index in &job.stage.options.dependency_labels {
+            let Some((_, state)) = job.dependencies.iter().find(|(i, _)| i == index) else {
+                continue;
+            };
+            let record = self
+                .store
+                .stage(&state.digest)
+                .map_err(store("read a dependency's last stage record"))?;
+            if let Some(record) = record {
+                let id = format!("{}-{}", record.digest.hex(), super::created_millis(&record));
+                labels.insert(
+                    format!(
+                        "{}{}",
+                        oci::WERF_DEPENDENCY_LABEL_PREFIX,
+                        strata_digest::Digest::of(id.as_bytes()).hex()
+                    ),
+                    id,
+                );
+            }
         }
         Ok(())
     }
