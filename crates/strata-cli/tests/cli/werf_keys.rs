@@ -457,6 +457,7 @@ imageSpec:
   config:
     labels:
       keep-me: "yes"
+      "%image%.io/of": "%project%/%image%"
 "#;
     let dir = project(&env, "p", yaml, &[]);
     build_ok(&env, &dir, &[]);
@@ -512,6 +513,8 @@ imageSpec:
     assert_eq!(last["werf"], "labels");
     assert_eq!(last["werf-project-repo-commit"], head.trim());
     assert_eq!(last["keep-me"], "yes");
+    // werf's label templates.
+    assert_eq!(last["app.io/of"], "labels/app");
     // The base image id is the image of the stage named, by its werf name.
     let setup_id = env.inspect(&format!("labels:{setup}"))["id"].clone();
     assert!(

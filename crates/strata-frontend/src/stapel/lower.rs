@@ -1067,15 +1067,20 @@ fn in_project(
     Ok(())
 }
 
-/// werf's `imageSpec` stage, last of an image: the image's own `imageSpec` and then the meta
-/// `build.imageSpec`, each a config change with werf's semantics
-/// ([`ConfigChange::image_spec`]); the meta one comes last as werf merges them (its author and
-/// labels win). The digest input is each change as JSON. `None` without either; an error for
-/// a `/REGEX/` removal that is no regular expression.
+/// werf's `imageSpec` stage, last of an image: the image's own `imageSpec` with the meta
+/// `build.imageSpec` merged into it as werf merges them (its author and labels win, the
+/// removals of both come first), one config change with werf's semantics
+/// ([`ConfigChange::image_spec`]); labels' `%project%` and `%image%` are the names given. The
+/// digest input is each change as JSON. `None` without either; an error for a `/REGEX/`
+/// removal that is no regular expression.
 pub(crate) fn image_spec_stage(
     global: Option<&Keyed<ConfigChange>>,
     own: Option<&Keyed<ConfigChange>>,
+    (project, image): (&str, &str),
 ) -> Result<Option<Stage>> {
+    // werf's label templates (`%project%`, `%image%` in keys and values), in the digest as
+    // expanded: two images' labels differ.
+    let expand = |text: &str| text.replace("%project%", project).replace("%image%", image);
     let specs: Vec<(Setting, Keyed<ConfigChange>)> = [
         (Setting::ImageSpec, own),
         (Setting::GlobalImageSpec, global),
@@ -1084,6 +1089,9 @@ pub(crate) fn image_spec_stage(
     .filter_map(|(key, spec)| spec.map(|s| (key, s.clone())))
     .map(|(key, mut spec)| {
         spec.value.image_spec = true;
+        for (k, v) in &mut spec.value.labels {
+            (*k, *v) = (expand(k), expand(v));
+        }
         (key, spec)
     })
     .collect();

@@ -131,7 +131,13 @@ pub fn lower(
         sources,
     )?);
     for (image, own) in images.iter_mut().zip(&config.images) {
-        let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref())?;
+        let project = config.project.as_ref().map_or("", |p| p.value.as_str());
+        let names = (project, own.name.to_string());
+        let spec = lower::image_spec_stage(
+            config.image_spec.as_ref(),
+            own.image_spec.as_ref(),
+            (names.0, &names.1),
+        )?;
         if let Some(mut stage) = spec {
             // The stage makes no history but its own entry; it runs no command. After
             // `clearHistory` it makes none: werf's image then has an empty history.
