@@ -23,11 +23,12 @@
 #   debootstrap, time, linux-perf: bench/peers.sh (the Debian minbase input, peak RSS) and
 #     profiling the benchmarks (perf record); the ansible tests' Debian root file system
 #   patchelf: scripts/ansible-toolbox.sh relocates the ansible toolbox's python (run last)
+#   musl: the ansible tests' Alpine-shaped root file system (musl's libc and loader, no glibc)
 set -euo pipefail
 packages=(bash-static busybox-static skopeo umoci zstd git curl ca-certificates docker-registry
   libseccomp-dev gcc libc6-dev docker.io containerd runc podman buildah uidmap openssl apache2-utils
   golang-go golang-github-masterminds-sprig-dev zsh fish man-db
-  openssh-client passwd util-linux debootstrap time linux-perf patchelf)
+  openssh-client passwd util-linux debootstrap time linux-perf patchelf musl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

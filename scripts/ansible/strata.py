@@ -1,10 +1,12 @@
-# strata's stdout callback for ansible stages (shipped in the ansible toolbox, plugins/).
+# strata's stdout callback for ansible stages (shipped in the ansible toolbox, plugins/callback/).
 #
 # Prints each task's name as it starts and its result when it ends; the output of commands
-# (`command`, `shell`) is streamed by the toolbox's run_command while they run (through the
-# /.strata/tmp/live link made here), so it is not printed again. A task that fails writes
-# the index of its werf.yaml task (its `strata_task_N` tag) to /.strata/state/step, which
-# strata reads to name the task and its line.
+# (`command`, `shell`, `raw`, `script`) is streamed by the toolbox while they run (through the
+# /.strata/tmp/live FIFO made here, which any user's task can write), so it is not printed
+# again. A task that fails is followed
+# by its werf.yaml task, as werf's callback prints it ("Failed task configuration"), and writes
+# the index of that task (its `strata_task_N` tag) to /.strata/state/step, which strata reads
+# to name the task and its line.
 from __future__ import annotations
 
 DOCUMENTATION = '''
@@ -16,14 +18,84 @@ DOCUMENTATION = '''
 
 import json
 import os
+import select
+import stat
+import sys
+import threading
 
+import yaml
+from ansible.parsing.yaml.dumper import AnsibleDumper
+from ansible.parsing.yaml.objects import AnsibleUnicode
 from ansible.plugins.callback import CallbackBase
 
 LIVE = '/.strata/tmp/live'
 STEP = '/.strata/state/step'
 TAG = 'strata_task_'
-STREAMED = ('command', 'shell', 'ansible.builtin.command', 'ansible.builtin.shell',
-            'ansible.legacy.command', 'ansible.legacy.shell')
+STREAMED = tuple(prefix + module for module in ('command', 'shell', 'raw', 'script')
+                 for prefix in ('', 'ansible.builtin.', 'ansible.legacy.'))
+
+
+class ConfigDumper(AnsibleDumper):
+    """ansible's YAML, with text of several lines as a block (`|`), as written in werf.yaml."""
+
+
+def _text(dumper, data):
+    return dumper.represent_scalar('tag:yaml.org,2002:str', str(data),
+                                   style='|' if '\n' in data else None)
+
+
+for _type in (str, AnsibleUnicode):
+    ConfigDumper.add_representer(_type, _text)
+
+
+class Relay:
+    """The live output: a FIFO at LIVE (writable by every user, so tasks run as another user
+    stream too) whose data a thread copies to stdout as it comes."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.fd = None
+        try:
+            # An ansible-playbook run by a task: the outer one's FIFO has its reader already
+            # (the open fails without one).
+            if stat.S_ISFIFO(os.lstat(LIVE).st_mode):
+                os.close(os.open(LIVE, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+                return
+        except OSError:
+            pass
+        try:
+            if os.path.lexists(LIVE):
+                os.unlink(LIVE)
+            os.mkfifo(LIVE)
+            os.chmod(LIVE, 0o666)
+            self.fd = os.open(LIVE, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            # Held open, so the FIFO never reads as ended between two writers.
+            self._writer = os.open(LIVE, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            self.fd = None
+            return
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            select.select([self.fd], [], [])
+            with self.lock:
+                self.drain()
+
+    def drain(self):
+        """Copies what is in the FIFO to stdout (called with the lock held)."""
+        if self.fd is None:
+            return
+        sys.stdout.flush()
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            while chunk:
+                chunk = chunk[os.write(1, chunk):]
 
 
 class CallbackModule(CallbackBase):
@@ -33,15 +105,13 @@ class CallbackModule(CallbackBase):
 
     def __init__(self):
         super().__init__()
-        try:
-            if os.path.lexists(LIVE):
-                os.unlink(LIVE)
-            os.symlink('/proc/%d/fd/1' % os.getpid(), LIVE)
-        except OSError:
-            pass
+        self._live = Relay()
 
     def _print(self, text):
-        self._display.display(text)
+        # What commands printed before comes first.
+        with self._live.lock:
+            self._live.drain()
+            self._display.display(text)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._print('TASK [%s]' % task.get_name().strip())
@@ -91,11 +161,11 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._report(result, 'failed' + (' (ignored)' if ignore_errors else ''), failed=True)
         if not ignore_errors:
-            self._mark(result._task)
+            self._failed(result._task)
 
     def v2_runner_on_unreachable(self, result):
         self._report(result, 'unreachable', failed=True)
-        self._mark(result._task)
+        self._failed(result._task)
 
     def v2_runner_on_skipped(self, result):
         self._print('skipped')
@@ -115,7 +185,7 @@ class CallbackModule(CallbackBase):
             self._print('ok=%d changed=%d failed=%d skipped=%d' % (
                 s['ok'], s['changed'], s['failures'] + s['unreachable'], s['skipped']))
 
-    def _mark(self, task):
+    def _failed(self, task):
         # The werf.yaml task is the outermost one: a block's tasks inherit its tag.
         tags = [t for t in (task.tags or []) if isinstance(t, str) and t.startswith(TAG)]
         if tags:
@@ -124,3 +194,23 @@ class CallbackModule(CallbackBase):
                     f.write(tags[0][len(TAG):])
             except OSError:
                 pass
+        config = self._config(task)
+        if config is not None:
+            self._print('Failed task configuration:')
+            text = yaml.dump(config, Dumper=ConfigDumper, default_flow_style=False,
+                             sort_keys=False, allow_unicode=True, width=1000)
+            for line in text.rstrip('\n').split('\n'):
+                self._print('  ' + line)
+
+    @staticmethod
+    def _config(task):
+        # The werf.yaml task a failed task is, or is inside of: the playbook's block tagged
+        # strata_task_N holds it, as the playbook has it (the config's rendered text).
+        node = task
+        while node is not None:
+            ds = getattr(node, '_ds', None)
+            if isinstance(ds, dict) and ds.get('block') and any(
+                    isinstance(t, str) and t.startswith(TAG) for t in ds.get('tags') or ()):
+                return ds['block'][0]
+            node = getattr(node, '_parent', None)
+        return None

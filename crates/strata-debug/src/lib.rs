@@ -123,6 +123,10 @@ pub struct Failure {
     pub rerun_args: Vec<String>,
     /// The argv that reruns the whole step from its start (`rerun --base`).
     pub step_args: Vec<String>,
+    /// What the spec mounts read-only at [`SOURCE`] for a step that failed copying files
+    /// (`the image copied from`, `the build context`), if anything.
+    #[serde(default)]
+    pub source_side: Option<String>,
 }
 
 /// Errors of [`Session`] and [`shell`].

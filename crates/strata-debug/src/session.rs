@@ -47,8 +47,9 @@ use crate::{Error, Failure};
 /// Where a debugger image sees the failed step's root file system.
 pub const DEBUGROOT: &str = "/debugroot";
 
-/// Where the engine mounts, read-only, the image a failed copy from another image
-/// (`COPY --from`, werf `import:`) was taking files from; the monitor names it.
+/// Where the engine mounts, read-only, the source side of a failed copy (the image of a
+/// `COPY --from` or werf `import:`, the build context, a git mapping's files); the monitor
+/// names it ([`crate::Failure::source_side`]).
 pub const SOURCE: &str = "/.strata/source";
 
 /// How the monitor ended.
@@ -454,9 +455,10 @@ impl<'a> Session<'a> {
         if let Some(location) = &f.location {
             write_block(out, location)?;
         }
-        if f.spec.mounts.iter().any(|m| m.target == SOURCE) {
-            writeln!(out, "  the image copied from is at {SOURCE} (read-only)")
-                .map_err(output_err)?;
+        if let Some(what) = &f.source_side
+            && f.spec.mounts.iter().any(|m| m.target == SOURCE)
+        {
+            writeln!(out, "  {what} is at {SOURCE} (read-only)").map_err(output_err)?;
         }
         if f.output_tail.is_empty() {
             writeln!(out, "  (no output)").map_err(output_err)?;

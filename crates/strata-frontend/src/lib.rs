@@ -67,7 +67,7 @@ pub struct LoadOptions<'a> {
     pub loose_giterminism: bool,
     /// Where the `dockerfile:` images' context files are pinned
     /// ([`dockerfile::DockerfileOptions::snapshot`]).
-    pub snapshot: Option<PathBuf>,
+    pub snapshot: Option<dockerfile::context_files::SnapshotDirs>,
     /// How the `dockerfile:` images read the configs of the images their stages are built
     /// `FROM` (as [`load_dockerfile`]'s `bases`); without it their stages start from an empty
     /// config.

@@ -446,6 +446,9 @@ pub enum Op {
     Import(Import),
     /// Copy files from the build context (a Dockerfile's `COPY`/`ADD`).
     CopyFiles(CopyFiles),
+    /// A `COPY`/`ADD` of sources the build context lacks: the step fails when it runs, as
+    /// under BuildKit (the steps before it build and are cached).
+    MissingSources(MissingSources),
     /// Create a directory if it is missing (a Dockerfile's `WORKDIR`).
     MakeDir {
         /// The absolute path.
@@ -474,6 +477,17 @@ pub struct CopyFiles {
     pub chmod: Option<u32>,
     /// Unpack archives (`ADD` of a local tarball) into the destination instead of copying.
     pub unpack: bool,
+}
+
+/// The sources of a `COPY`/`ADD` that are not in the build context ([`Op::MissingSources`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingSources {
+    /// What is missing, in the user's terms (`` `app.conf` is not in the build context ``).
+    pub message: String,
+    /// The build context (the debugger shows it read-only).
+    pub context: PathBuf,
+    /// The sources looked for, relative to the context (wildcards kept).
+    pub paths: Vec<String>,
 }
 
 /// One source of a [`CopyFiles`].

@@ -110,3 +110,23 @@ impl Error {
         }
     }
 }
+
+/// How a solve failed: the failure that ended it and those of the images that were still
+/// building then and failed too (in the order they failed), each with what the executor kept
+/// of it, so that every failed image can be looked into.
+#[derive(Debug)]
+pub struct Failures {
+    /// The first failure: the build's.
+    pub first: Error,
+    /// The other images' failures.
+    pub others: Vec<Error>,
+}
+
+impl From<Error> for Failures {
+    fn from(first: Error) -> Failures {
+        Failures {
+            first,
+            others: Vec::new(),
+        }
+    }
+}

@@ -9,7 +9,8 @@
 //!    reused without even being looked up, which makes a fully cached rebuild one lookup per
 //!    image.
 //! 4. The remaining stages run in order on the executor; a failure stops the build and carries
-//!    the user's source location.
+//!    the user's source location. Images already building then finish, and their failures
+//!    come with it ([`Failures`]).
 //!
 //! The solver knows no frontend syntax, no Linux and no store: only [`Plan`] and [`Executor`].
 //!
@@ -35,7 +36,7 @@ use strata_digest::Digest;
 use strata_plan::{DigestInput, Image, Plan};
 use strata_progress::{Event, Sink};
 
-pub use error::{CommandFailure, Error};
+pub use error::{CommandFailure, Error, Failures};
 pub use executor::{
     BoxError, Built, ExecError, Executor, Hooks, Kept, Location, NoHooks, ResolvedBase, StageJob,
     StageState,
@@ -126,7 +127,7 @@ pub fn solve(
     hooks: &dyn Hooks,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-) -> Result<Solution, Error> {
+) -> Result<Solution, Failures> {
     let started = Instant::now();
     let wanted = schedule::select(plan, &options.images)?;
     // Counted as they happen, so that a failed build's summary says what it did.
@@ -220,6 +221,8 @@ mod tests {
         built: Mutex<HashMap<Digest, StageState>>,
         ran: Mutex<Vec<String>>,
         late: Mutex<Option<String>>,
+        /// Fail every `install` stage, once as many as this waits for are running.
+        failing: Option<std::sync::Barrier>,
     }
 
     impl Executor for Memory {
@@ -260,6 +263,12 @@ mod tests {
             _: &dyn Sink,
             _: &AtomicBool,
         ) -> Result<Built, ExecError> {
+            if let Some(running) = &self.failing
+                && job.stage.name == "install"
+            {
+                running.wait();
+                return Err(ExecError::executor(format!("{} fails", job.image_name)));
+            }
             self.ran
                 .lock()
                 .unwrap()
@@ -316,17 +325,25 @@ mod tests {
         }
     }
 
-    fn build(plan: &Plan, exec: &Memory) -> Vec<String> {
-        exec.ran.lock().unwrap().clear();
+    /// Solves `plan` on `exec` with `options` and no hooks.
+    fn solve_with(
+        plan: &Plan,
+        exec: &Memory,
+        options: &SolveOptions,
+    ) -> Result<Solution, Failures> {
         solve(
             plan,
             exec,
-            &SolveOptions::default(),
+            options,
             &NoHooks,
             &Discard,
             &AtomicBool::new(false),
         )
-        .unwrap();
+    }
+
+    fn build(plan: &Plan, exec: &Memory) -> Vec<String> {
+        exec.ran.lock().unwrap().clear();
+        solve_with(plan, exec, &SolveOptions::default()).unwrap();
         let mut ran = exec.ran.lock().unwrap().clone();
         ran.sort();
         ran
@@ -413,15 +430,7 @@ mod tests {
             images: vec!["b".into()],
             parallel: 2,
         };
-        solve(
-            &plan,
-            &exec,
-            &options,
-            &NoHooks,
-            &Discard,
-            &AtomicBool::new(false),
-        )
-        .unwrap();
+        solve_with(&plan, &exec, &options).unwrap();
         assert!(
             exec.ran
                 .lock()
@@ -440,7 +449,13 @@ mod tests {
             &Discard,
             &AtomicBool::new(false),
         );
-        assert!(matches!(err, Err(Error::UnknownImage { .. })));
+        assert!(matches!(
+            err,
+            Err(Failures {
+                first: Error::UnknownImage { .. },
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -512,5 +527,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(*seen.0.lock().unwrap(), ["install"]);
+    }
+
+    #[test]
+    fn a_failed_solve_keeps_the_failures_of_the_images_still_building() {
+        let base = || Base::Reference {
+            reference: "busybox".into(),
+            span: None,
+        };
+        let plan = Plan {
+            images: vec![image("a", base(), "i"), image("b", base(), "i")],
+            ..Plan::default()
+        };
+        let exec = Memory {
+            failing: Some(std::sync::Barrier::new(2)),
+            ..Memory::default()
+        };
+        let options = SolveOptions {
+            images: Vec::new(),
+            parallel: 2,
+        };
+        let failures = solve_with(&plan, &exec, &options).unwrap_err();
+        let mut failed: Vec<String> = std::iter::once(&failures.first)
+            .chain(&failures.others)
+            .map(|e| e.to_string())
+            .collect();
+        failed.sort();
+        assert_eq!(
+            failed,
+            [
+                "image `a`, stage `install`: a fails",
+                "image `b`, stage `install`: b fails"
+            ]
+        );
     }
 }

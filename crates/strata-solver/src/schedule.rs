@@ -6,7 +6,7 @@ use std::sync::{Condvar, Mutex};
 
 use strata_plan::Plan;
 
-use crate::{Error, ImageOutcome, StageState};
+use crate::{Error, Failures, ImageOutcome, StageState};
 
 /// The indices of the images to build: the named ones (all when none) and their bases.
 pub(crate) fn select(plan: &Plan, names: &[String]) -> Result<Vec<usize>, Error> {
@@ -40,18 +40,19 @@ struct Board {
     done: HashMap<usize, StageState>,
     running: BTreeSet<usize>,
     outcomes: Vec<ImageOutcome>,
-    error: Option<Error>,
+    error: Option<Failures>,
 }
 
 /// Runs `build` for every wanted image once its base image is done, at most `parallel` at once.
-/// The first error stops new work; images already running finish.
+/// The first error stops new work; images already running finish, and their errors are kept
+/// with it.
 pub(crate) fn run<F>(
     plan: &Plan,
     wanted: &[usize],
     parallel: usize,
     cancel: &AtomicBool,
     build: F,
-) -> Result<Vec<ImageOutcome>, Error>
+) -> Result<Vec<ImageOutcome>, Failures>
 where
     F: Fn(usize, &[(usize, StageState)]) -> Result<ImageOutcome, Error> + Sync,
 {
@@ -106,11 +107,10 @@ where
                 b.done.insert(index, outcome.state.clone());
                 b.outcomes.push(outcome);
             }
-            Err(e) => {
-                if b.error.is_none() {
-                    b.error = Some(e);
-                }
-            }
+            Err(e) => match &mut b.error {
+                None => b.error = Some(e.into()),
+                Some(failures) => failures.others.push(e),
+            },
         }
         changed.notify_all();
     };
@@ -126,7 +126,7 @@ where
         return Err(e);
     }
     if cancel.load(Ordering::Relaxed) {
-        return Err(Error::Cancelled);
+        return Err(Error::Cancelled.into());
     }
     Ok(b.outcomes)
 }

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{self, io};
@@ -68,6 +69,8 @@ pub enum RemovedKind {
     Conversion,
     /// An entry of `quarantine/` ([`GcOptions::quarantine`]).
     Quarantined,
+    /// A pinned copy of a context file no build links ([`LocalStore::pins_dir`]).
+    Pin,
 }
 
 impl std::fmt::Display for RemovedKind {
@@ -80,6 +83,7 @@ impl std::fmt::Display for RemovedKind {
             RemovedKind::Failure => "failure",
             RemovedKind::Conversion => "conversion",
             RemovedKind::Quarantined => "quarantined",
+            RemovedKind::Pin => "pin",
         })
     }
 }
@@ -400,6 +404,9 @@ impl LocalStore {
             {
                 doomed.push((RemovedKind::Snapshot, self.snapshot_path(id)));
             }
+            for pin in unused_pins(&self.pins_dir())? {
+                doomed.push((RemovedKind::Pin, pin));
+            }
             if options.quarantine {
                 let dir = self.dir("quarantine");
                 for name in fsutil::list_names(&dir, "listing for gc of")? {
@@ -485,6 +492,27 @@ fn blob_sizes(store: &LocalStore) -> Result<BTreeMap<Digest, u64>, Error> {
 }
 
 /// Removes (in a dry run: measures) the claimed entries, while their locks are still held.
+/// The pins of context files (see [`LocalStore::pins_dir`]) no build links to (link count
+/// 1). A `.new-` file is a pin being made, or one a killed build left: taken only once no build
+/// can still be making it.
+fn unused_pins(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut unused = Vec::new();
+    if !dir.exists() {
+        return Ok(unused);
+    }
+    for name in fsutil::list_names(dir, "listing for gc of")? {
+        let path = dir.join(&name);
+        let meta = fs::symlink_metadata(&path).map_err(io("stat for gc of", &path))?;
+        let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+        let being_made = name.starts_with(".new-")
+            && age.is_none_or(|age| age < std::time::Duration::from_secs(3600));
+        if meta.nlink() == 1 && !being_made {
+            unused.push(path);
+        }
+    }
+    Ok(unused)
+}
+
 fn remove_claimed(claimed: Vec<Claimed>, dry_run: bool) -> Result<GarbageReport, Error> {
     let mut report = GarbageReport::default();
     for c in claimed {
@@ -565,5 +593,32 @@ mod tests {
         let paths: Vec<_> = r.removed.iter().map(|r| r.path.clone()).collect();
         assert_eq!(paths, vec![p.clone()]);
         assert_eq!(fs::read_dir(store.dir("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn pins_no_build_links_are_collected_and_linked_ones_kept() {
+        let (_d, store) = store();
+        let pins = store.pins_dir();
+        fs::create_dir(&pins).unwrap();
+        fs::write(pins.join("unused"), b"1234").unwrap();
+        fs::write(pins.join("linked"), b"12").unwrap();
+        let build = store.scratch("sources").unwrap();
+        fs::hard_link(pins.join("linked"), build.path().join("f")).unwrap();
+        // A pin a build is making right now.
+        fs::write(pins.join(".new-abc"), b"1").unwrap();
+        let r = store
+            .gc(&GcOptions::default(), &mut |_| Keep::default())
+            .unwrap();
+        let pinned: Vec<_> = r
+            .removed
+            .iter()
+            .filter(|r| r.kind == RemovedKind::Pin)
+            .collect();
+        assert_eq!(pinned.len(), 1, "{r:?}");
+        assert_eq!(
+            (pinned[0].path.file_name().unwrap(), pinned[0].bytes),
+            ("unused".as_ref(), 4)
+        );
+        assert!(pins.join("linked").exists() && pins.join(".new-abc").exists());
     }
 }

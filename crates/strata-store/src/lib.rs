@@ -414,6 +414,12 @@ impl LocalStore {
         self.root.join("git")
     }
 
+    /// The directory of the build context's pinned copies, kept between builds (the
+    /// Dockerfile frontend's `Pins`); [`LocalStore::gc`] removes those no build links.
+    pub fn pins_dir(&self) -> PathBuf {
+        self.root.join("pins")
+    }
+
     /// Every stage record file with its record or why it cannot be read: listings and checks
     /// go on past a corrupt record ([`Store::stages`] fails on the first).
     pub fn stage_entries(&self) -> Result<Vec<(PathBuf, StageEntry)>, Error> {

@@ -48,6 +48,36 @@ pub fn write(
     Ok(work)
 }
 
+/// The debugger's `rerun` of a COPY/ADD whose sources (`paths`, relative to the context,
+/// wildcards kept) the context lacked: it looks for them again in the context as it is now,
+/// mounted read-only at [`strata_debug::SOURCE`], says which are there and succeeds when all
+/// are (then `reload` plans and builds again). It runs with the toolbox's bash, so a state
+/// without a shell (`FROM scratch`) can check too.
+pub(crate) fn recheck_args(paths: &[String]) -> Vec<String> {
+    let script = format!(
+        r#"cd {source} 2>/dev/null || {{ echo "the build context is not here (only the build's own debugger mounts it at {source})"; exit 1; }}
+missing=0
+for p in "$@"; do
+  if [ -e "$p" ] || [ -L "$p" ] || compgen -G "$p" >/dev/null; then
+    echo "\`$p\` is in the build context now"
+  else
+    echo "\`$p\` is still not in the build context"; missing=1
+  fi
+done
+[ "$missing" = 0 ] && echo "\`reload\` plans the build again with the context as it is now (.dockerignore applies)"
+exit "$missing""#,
+        source = strata_debug::SOURCE
+    );
+    let mut args = vec![
+        crate::toolbox::BASH.to_string(),
+        "-c".to_string(),
+        script,
+        "recheck".to_string(),
+    ];
+    args.extend(paths.iter().cloned());
+    args
+}
+
 /// The work of an `ADD` of archives, as BuildKit's: the destination made as a copy's is
 /// (`MkdirAll` with the copy's owner: the staged tar `name`), then each archive, decompressed
 /// into a staged tar here, extracted into it with the owners, modes and times it records.

@@ -240,6 +240,27 @@ pub fn archive(
     Ok(FileWork::Unpack(name.to_string()))
 }
 
+/// A copy of `mapping`'s files at its commit, laid out as the image would get them (under its
+/// `to`, owned by root), made in `dir` (which must not exist) for the debugger to show
+/// beside a failed git step. The tar is unpacked like a layer, into an empty dir.
+pub fn source_view(mapping: &GitMapping, dir: &Path) -> anyhow::Result<PathBuf> {
+    let repo = open(mapping)?;
+    let snapshot = repo.snapshot(Source::Commit(commit(&repo, &mapping.commit)?))?;
+    let tar = dir.with_extension("tar");
+    let mut out =
+        BufWriter::new(File::create(&tar).with_context(|| format!("create {}", tar.display()))?);
+    snapshot.write_archive(&filter(mapping)?, &mapping.to, Owner::default(), &mut out)?;
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("write {}", tar.display()))?;
+    std::fs::create_dir(dir).with_context(|| format!("create {}", dir.display()))?;
+    let file = File::open(&tar).with_context(|| format!("open {}", tar.display()))?;
+    strata_layer::apply::apply_tar(file, dir, strata_layer::apply::Mode::Layer)
+        .with_context(|| format!("unpack the mapping's files into {}", dir.display()))?;
+    std::fs::remove_file(&tar).with_context(|| format!("remove {}", tar.display()))?;
+    Ok(dir.to_path_buf())
+}
+
 /// Writes what it takes to bring `mapping` from commit `from` to its commit into `dir` and
 /// returns the work that applies it; empty when nothing changed.
 pub fn patch(

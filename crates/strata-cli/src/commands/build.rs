@@ -141,12 +141,13 @@ pub struct Prepared {
     /// The options.
     pub options: BuildOptions,
     /// The files of `--secret id=..,env=VAR` values, and the Dockerfile `-f -` read from stdin.
-    _files: (tempfile::TempDir, Option<tempfile::TempDir>),
+    _files: (Option<tempfile::TempDir>, Option<tempfile::TempDir>),
 }
 
 /// The build options of `args`.
 pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
-    let secret_files = tempfile::tempdir().context("make a directory for --secret values")?;
+    // Made only for `env=` values: a build without them creates no directory.
+    let mut secret_files = None;
     let mut dockerfile = args
         .dockerfile
         .options(&args.dir, args.config.is_some(), &args.images)?;
@@ -180,7 +181,7 @@ pub fn prepare(args: &Args) -> anyhow::Result<Prepared> {
             compression: args.compression.as_deref().unwrap_or("zstd").parse()?,
             network: args.network.into(),
             remote: None,
-            secrets: args.dockerfile.secrets(secret_files.path())?,
+            secrets: args.dockerfile.secrets(&mut secret_files)?,
             ssh: args.dockerfile.ssh()?,
             pull: args.dockerfile.pull,
             allow_insecure: args.dockerfile.allow_insecure(),

@@ -331,8 +331,12 @@ impl DockerfileArgs {
 
     /// `--secret` values: `id=ID,src=FILE` (`type=file`), `id=ID,env=VAR` (`type=env`), or
     /// `id=ID` alone (the variable `ID` when set, else the file `ID`), as buildx reads them. A
-    /// variable's value is written to a file in `holder`, which lives as long as the build.
-    pub fn secrets(&self, holder: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    /// variable's value is written to a file in a directory made into `holder` on first need,
+    /// which lives as long as the build.
+    pub fn secrets(
+        &self,
+        holder: &mut Option<tempfile::TempDir>,
+    ) -> anyhow::Result<Vec<(String, PathBuf)>> {
         let mut out = Vec::new();
         for (n, s) in self.secret.iter().enumerate() {
             let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
@@ -357,7 +361,13 @@ impl DockerfileArgs {
                 (Some(var), None) => {
                     let value = std::env::var(&var)
                         .with_context(|| format!("--secret {s}: the variable {var} is not set"))?;
-                    let file = holder.join(format!("secret-{n}"));
+                    let dir = match holder {
+                        Some(dir) => dir,
+                        None => holder.insert(
+                            tempfile::tempdir().context("make a directory for --secret values")?,
+                        ),
+                    };
+                    let file = dir.path().join(format!("secret-{n}"));
                     std::fs::write(&file, value)
                         .with_context(|| format!("--secret {s}: write {}", file.display()))?;
                     file

@@ -4,7 +4,6 @@
 //! command's last output lines.
 
 use strata::ops::build::Failed;
-use strata::ops::failures::Kept;
 use strata_plan::Diagnostic;
 
 /// Prints an error and returns the exit code to end with.
@@ -70,21 +69,8 @@ fn failure(failed: &Failed) -> String {
         }
     }
     // Last, so that a CI log's last line says how to look at the failure.
-    match &failed.record {
-        None => {}
-        Some(Kept::Local { id }) => out.push_str(&format!(
-            "failure kept as {id}: open it with `strata debug {id}`\n"
-        )),
-        Some(Kept::Pushed { reference, .. }) => out.push_str(&format!(
-            "failure pushed to {reference}: open it anywhere with `strata debug {reference}`\n"
-        )),
-        Some(Kept::PushFailed { id, error }) => out.push_str(&format!(
-            "note: the failure record could not be pushed: {error}\n\
-             failure kept as {id}: open it with `strata debug {id}`\n"
-        )),
-        Some(Kept::Failed { error }) => {
-            out.push_str(&format!("note: the failure could not be kept: {error}\n"))
-        }
+    if let Some(kept) = &failed.record {
+        out.push_str(&format!("{kept}\n"));
     }
     out
 }

@@ -129,9 +129,10 @@ fn assert_no_toolbox_trace(paths: &[String]) {
 }
 
 /// file, copy with `.Files.Get` content (and Jinja escaped from the template), lineinfile,
-/// command and get_url on busybox, which has no Python; `shell` output streams while the task
-/// runs (the task waits for the test to have seen its first line); task names and results
-/// are printed; the layers hold no trace of the toolbox.
+/// command and get_url on busybox, which has no Python; the output of `shell`, `raw` and
+/// `script` streams while the task runs (each task waits for the test to have seen its first
+/// line, and fails after ten minutes if it is not seen); task names and results are printed;
+/// the layers hold no trace of the toolbox.
 #[test]
 fn a_playbook_builds_on_busybox_with_live_output() {
     let env = Env::new();
@@ -150,9 +151,18 @@ ansible:
       dest: /etc/app/app.conf
   - lineinfile: {{path: /etc/app/app.conf, line: "workers {{{{`{{{{ 1 + 1 }}}}`}}}};"}}
   - get_url: {{url: "http://{addr}/file.txt", dest: /etc/app/fetched.txt}}
+  - copy:
+      dest: /etc/app/wait.sh
+      mode: "0755"
+      content: |
+        #!/bin/sh
+        echo script waits for the $1
+        timeout 600 wget -q -O - http://{addr}/release >> /etc/app/released
   setup:
   - name: wait for the test
-    shell: echo waiting for the test; wget -q -O /etc/app/released http://{addr}/release
+    shell: echo shell waits for the test; timeout 600 wget -q -O /etc/app/released http://{addr}/release
+  - raw: echo raw waits for the test; timeout 600 wget -q -O - http://{addr}/release >> /etc/app/released
+  - script: /etc/app/wait.sh test
   - command: cat /etc/app/app.conf
 "#
     );
@@ -167,27 +177,33 @@ ansible:
         .spawn()
         .unwrap();
     let mut output = String::new();
-    let mut open = Some(open);
+    let mut waiting = vec!["shell", "raw", "script"].into_iter().peekable();
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if line.ends_with("| waiting for the test") {
+        if let Some(task) = waiting.peek()
+            && line.ends_with(&format!("| {task} waits for the test"))
+        {
             // Seen while the task runs: the task ends only after this.
-            open.take().expect("printed once").send(()).unwrap();
+            open.send(()).unwrap();
+            waiting.next();
         }
         output.push_str(&line);
         output.push('\n');
     }
     let status = child.wait().unwrap();
     assert!(status.success(), "{output}");
-    assert!(
-        open.is_none(),
-        "the shell task's output was not streamed:\n{output}"
+    assert_eq!(
+        waiting.next(),
+        None,
+        "a task's output was not streamed:\n{output}"
     );
     for line in [
         "app/install | TASK [the config dir]",
         "app/install | TASK [copy]",
         "app/install | TASK [get_url]",
         "app/setup | TASK [wait for the test]",
+        "app/setup | TASK [raw]",
+        "app/setup | TASK [script]",
         "app/setup | listen 80;",
         "app/setup | workers 2;",
     ] {
@@ -201,7 +217,13 @@ ansible:
             "app",
             "cat /etc/app/app.conf /etc/app/fetched.txt /etc/app/released"
         ),
-        "listen 80;\nworkers 2;\nfetched over http\nreleased\n"
+        "listen 80;\nworkers 2;\nfetched over http\nreleased\nreleased\nreleased\n"
+    );
+    // Streamed, so not printed again when the task ends.
+    assert_eq!(
+        output.matches("raw waits for the test").count(),
+        1,
+        "{output}"
     );
     assert_eq!(env.run_sh("app", "stat -c %a /etc/app"), "755\n");
     let paths = layer_paths(&env, "app", "busybox:latest");
@@ -211,7 +233,8 @@ ansible:
 }
 
 /// A failing task fails the build with a non-zero status, naming the task and its line in
-/// strata.yaml; its output is in the report.
+/// strata.yaml; its output is in the report, and then the task's configuration, as werf's
+/// callback prints it.
 #[test]
 fn a_failed_task_names_its_line() {
     let env = Env::new();
@@ -230,6 +253,14 @@ fn a_failed_task_names_its_line() {
     assert!(stderr.contains("name: breaks"), "{stderr}");
     assert!(stderr.contains("  about to break\n"), "{stderr}");
     assert!(stderr.contains("  failed (rc=3)\n"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "app/install | Failed task configuration:\n\
+             app/install |   name: breaks\n\
+             app/install |   shell: echo about to break; exit 3\n"
+        ),
+        "{stderr}"
+    );
     // The task after it never ran.
     let after = stderr.rsplit("TASK [breaks]").next().unwrap_or_default();
     assert!(!after.contains("TASK ["), "{stderr}");
@@ -309,12 +340,7 @@ fn debian_tar() -> &'static Path {
 #[test]
 fn apt_user_and_group_on_debian() {
     let env = Env::new();
-    let out = env.strata(&["import", debian_tar().to_str().unwrap(), "debian:bookworm"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&env, debian_tar(), "debian:bookworm");
     let yaml = "image: app\nfrom: debian:bookworm\nansible:\n  install:\n  \
                 - apt: {name: hello, update_cache: yes}\n  \
                 - group: {name: web, gid: 1500}\n  \
@@ -348,6 +374,201 @@ fn apt_user_and_group_on_debian() {
     assert_no_toolbox_trace(&paths);
 }
 
+/// Imports the root file system (a directory or a tarball) `root` as `name`.
+fn import(env: &Env, root: &Path, name: &str) {
+    let out = env.strata(&["import", root.to_str().unwrap(), name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds the project in `dir`, asserting that the build succeeds (`ok`) or fails; returns
+/// what it printed on stderr.
+fn build_expecting(env: &Env, dir: &Path, ok: bool) -> String {
+    let out = env.build(dir);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.success(), ok, "{stderr}");
+    stderr
+}
+
+/// `become: yes` with `become_user` runs the tasks as that user on Debian and on busybox,
+/// neither of which has sudo: files made by `file`, `copy`, `shell` and `raw` are its own, the
+/// commands run with its id, groups and HOME, and their output still streams (the user is
+/// made by the test's own tasks). `become_method: sudo` runs the image's sudo: busybox has
+/// none, so the task fails saying so.
+#[test]
+fn become_user_works_without_sudo_in_the_image() {
+    let env = Env::new();
+    import(&env, debian_tar(), "debian:bookworm");
+    let yaml = |base: &str| {
+        format!(
+            "image: app\nfrom: {base}\nansible:\n  install:\n  \
+             - lineinfile: {{path: /etc/passwd, line: \"web:x:1500:1500:web:/home/web:/bin/sh\"}}\n  \
+             - lineinfile: {{path: /etc/group, line: \"web:x:1500:\"}}\n  \
+             - lineinfile: {{path: /etc/group, line: \"staff2:x:1600:web\"}}\n  \
+             - file: {{path: /home/web, state: directory, owner: web, group: web}}\n  \
+             setup:\n  \
+             - become: yes\n    become_user: web\n    block:\n    \
+             - file: {{path: /home/web/by-file, state: touch}}\n    \
+             - copy: {{content: \"copied\\n\", dest: /home/web/by-copy}}\n    \
+             - shell: echo shell as $(id -un); id -G > /home/web/groups; echo $HOME > /home/web/home\n    \
+             - raw: echo raw as $(id -un); touch /home/web/by-raw\n"
+        )
+    };
+    for base in ["debian:bookworm", "busybox:latest"] {
+        let dir = env.project(&base.replace(':', "-"), &yaml(base));
+        let stderr = build_expecting(&env, &dir, true);
+        for line in ["app/setup | shell as web\n", "app/setup | raw as web\n"] {
+            assert!(stderr.contains(line), "{base}: {line} in {stderr}");
+        }
+        assert_eq!(
+            env.run_sh(
+                "app",
+                "cd /home/web && stat -c '%n %U:%G' by-file by-copy by-raw groups && cat groups home"
+            ),
+            "by-file web:web\nby-copy web:web\nby-raw web:web\ngroups web:web\n\
+             1500 1600\n/home/web\n",
+            "{base}"
+        );
+        assert_no_toolbox_trace(&layer_paths(&env, "app", base));
+    }
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  \
+                - file: {path: /x, state: touch}\n    become: yes\n    become_user: app\n    \
+                become_method: sudo\n";
+    let stderr = build_expecting(&env, &env.project("sudo", yaml), false);
+    assert!(stderr.contains("sudo: not found"), "{stderr}");
+}
+
+/// An Alpine-shaped root file system, made here for want of an Alpine image offline: musl's
+/// loader and libc (Debian's `musl`) as `/lib/ld-musl-x86_64.so.1`, busybox as `/bin/sh` and
+/// the rest, Alpine's `/etc/os-release`, no glibc; and for `apk`, a stand-in for apk-tools at
+/// `/sbin/apk` that logs how it is called and records what it adds in `/etc/apk/world`.
+fn alpine_root(env: &Env) -> PathBuf {
+    let root = env.work.path().join("alpine");
+    std::fs::create_dir(&root).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(crate::support::busybox_tar())
+        .arg("-C")
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let musl = std::fs::canonicalize("/lib/ld-musl-x86_64.so.1")
+        .expect("musl is installed by scripts/install-deps.sh");
+    std::fs::create_dir_all(root.join("lib")).unwrap();
+    std::fs::copy(musl, root.join("lib/ld-musl-x86_64.so.1")).unwrap();
+    std::os::unix::fs::symlink(
+        "ld-musl-x86_64.so.1",
+        root.join("lib/libc.musl-x86_64.so.1"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.0\nPRETTY_NAME=\"Alpine Linux v3.19\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/alpine-release"), "3.19.0\n").unwrap();
+    std::fs::create_dir_all(root.join("etc/apk")).unwrap();
+    std::fs::write(root.join("etc/apk/world"), "busybox\n").unwrap();
+    std::fs::create_dir_all(root.join("sbin")).unwrap();
+    let apk = root.join("sbin/apk");
+    std::fs::write(
+        &apk,
+        "#!/bin/sh\necho \"$*\" >> /var/log/apk.log\ncase \"$1\" in\n\
+         update) echo 'OK: 2 distinct packages available' ;;\n\
+         add) shift; for p; do echo \"$p\" >> /etc/apk/world; echo \"(1/1) Installing $p (1.0-r0)\"; done ;;\n\
+         *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&apk, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(root.join("var/log")).unwrap();
+    root
+}
+
+/// On a musl base (Alpine-shaped, no glibc, no Python): command, shell, file, copy with
+/// `.Files.Get` content, lineinfile; `apk` (community.general's module, in the toolbox) runs
+/// the image's apk: `update` for `update_cache`, then `add` for a package not in the world
+/// file, and nothing for one there; without apk in the image the task fails naming it.
+#[test]
+fn a_musl_base_runs_its_tasks_and_apk_runs_the_images_apk() {
+    let env = Env::new();
+    import(&env, &alpine_root(&env), "alpine:3.19");
+    let yaml = "image: app\nfrom: alpine:3.19\nansible:\n  install:\n  \
+                - apk: {name: [curl, busybox], update_cache: yes}\n  \
+                - file: {path: /etc/app, state: directory, mode: 0750}\n  \
+                - copy:\n      content: |\n{{ .Files.Get \"app.conf\" | indent 8 }}\n      dest: /etc/app/app.conf\n  \
+                - lineinfile: {path: /etc/app/app.conf, line: \"port 8080\"}\n  \
+                - command: cat /etc/alpine-release\n  \
+                - shell: /lib/ld-musl-x86_64.so.1 2>&1 | head -n 1 > /etc/app/libc; . /etc/os-release; echo \"on $ID\"\n";
+    let dir = env.project("app", yaml);
+    std::fs::write(dir.join("app.conf"), "name app\n").unwrap();
+    let stderr = build_expecting(&env, &dir, true);
+    for line in ["app/install | 3.19.0\n", "app/install | on alpine\n"] {
+        assert!(stderr.contains(line), "{line} in {stderr}");
+    }
+    assert_eq!(
+        env.run_sh(
+            "app",
+            "cat /etc/app/app.conf /etc/app/libc /var/log/apk.log /etc/apk/world; stat -c %a /etc/app"
+        ),
+        "name app\nport 8080\nmusl libc (x86_64)\n\
+         update\n-v info --description curl\n-v info --description busybox\nadd curl\n\
+         busybox\ncurl\n750\n"
+    );
+    let paths = layer_paths(&env, "app", "alpine:3.19");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains("libc.so.6") || p.contains("ld-linux")),
+        "{paths:?}"
+    );
+    assert_no_toolbox_trace(&paths);
+    // Without apk in the image (busybox), the task fails saying so.
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  - apk: {name: curl}\n";
+    let stderr = build_expecting(&env, &env.project("noapk", yaml), false);
+    assert!(
+        stderr.contains("Failed to find required executable \"apk\""),
+        "{stderr}"
+    );
+}
+
+/// Every module of werf's list (the one the config is checked against) is in the toolbox:
+/// ansible-core's own and those of the collections it ships resolve (`--syntax-check` fails
+/// on a module it cannot find). An ansible-playbook run by a task streams its tasks' output
+/// through the stage's, and the tasks after it still stream.
+#[test]
+fn every_module_of_werfs_list_is_in_the_toolbox() {
+    let env = Env::new();
+    let mut playbook = String::from("- hosts: all\n  gather_facts: no\n  tasks:\n");
+    for module in strata_frontend::stapel::ANSIBLE_MODULES {
+        playbook.push_str(&format!("  - {module}: {{}}\n"));
+    }
+    let yaml = "image: app\nfrom: busybox:latest\nansible:\n  install:\n  \
+                - copy:\n      content: |\n{{ .Files.Get \"all.yml\" | indent 8 }}\n      dest: /all.yml\n  \
+                - shell: /.strata/ansible/bin/ansible-playbook --syntax-check /all.yml\n  \
+                - copy: {content: \"- hosts: all\\n  tasks:\\n  - command: echo inner task\\n\", dest: /inner.yml}\n  \
+                - shell: /.strata/ansible/bin/ansible-playbook /inner.yml\n  \
+                - command: echo after the inner run\n";
+    let dir = env.project("app", yaml);
+    std::fs::write(dir.join("all.yml"), playbook).unwrap();
+    let stderr = build_expecting(&env, &dir, true);
+    assert!(
+        stderr.contains("app/install | playbook: /all.yml\n"),
+        "{stderr}"
+    );
+    // An ansible-playbook run by a task leaves the live output to the stage's own.
+    for line in [
+        "app/install | inner task\n",
+        "app/install | after the inner run\n",
+    ] {
+        assert_eq!(stderr.matches(line).count(), 1, "{line} in {stderr}");
+    }
+}
+
 /// A base without `/bin/sh` (distroless-like): ansible's local connection starts modules
 /// through the toolbox's bash there, and so do `shell` tasks; nothing of it lands in the layer.
 #[test]
@@ -364,12 +585,7 @@ fn a_base_without_a_shell_runs_its_tasks() {
         .unwrap();
     assert!(untar.success());
     std::fs::remove_file(root.join("bin/sh")).unwrap();
-    let out = env.strata(&["import", root.to_str().unwrap(), "noshell:latest"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import(&env, &root, "noshell:latest");
     let yaml = "image: app\nfrom: noshell:latest\nansible:\n  install:\n  \
                 - copy: {content: \"hello\\n\", dest: /hello.txt}\n  \
                 - shell: readlink /proc/$$/exe > /shell.txt\n";

@@ -393,7 +393,11 @@ fn a_failed_file_operation_lands_in_the_debugger_too() {
 
 /// Starts `strata build --debugger` on a real terminal (with `TERM=xterm-test`) and waits for
 /// the monitor's prompt.
-fn debugger_on_a_terminal(env: &Env, args: &[&str], dir: &std::path::Path) -> PtySession {
+pub(crate) fn debugger_on_a_terminal(
+    env: &Env,
+    args: &[&str],
+    dir: &std::path::Path,
+) -> PtySession {
     let mut cmd = env.cmd();
     cmd.args(["build", "--progress", "plain", "--debugger"])
         .args(args)

@@ -9,6 +9,7 @@ mod container;
 mod corpus;
 mod dap;
 mod debug;
+mod debug_copy;
 mod deps;
 mod docker_flags;
 mod dockerfile;

@@ -198,6 +198,7 @@ impl Fixture {
             listing: Some(LISTING.into()),
             rerun_args: vec!["sh".into(), "-c".into(), step.script.clone()],
             step_args: vec!["sh".into(), "-c".into(), STEP.into()],
+            source_side: None,
             spec,
         };
         // The failed run's scratch is the engine's; the debugger never needs it.

@@ -14,10 +14,17 @@
 //! edited after planning therefore never reaches the layer: the digest and the layer are of
 //! the same bytes. [`CopyChecksum`] is computed the same way on both sides, so the worker can
 //! still check that nothing touched the snapshot.
+//!
+//! A file's copy is a hard link to a [`Pins`] entry when the build has a pin store: a copy of
+//! that content, mode and time made by an earlier build and kept in the store, named by them.
+//! Its name is the hash of the bytes, so the link holds exactly what was read and hashed, and
+//! a build whose context did not change creates no file: on ext4 every file created and
+//! removed again was the largest part of a fully cached build's time.
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs::{File, FileTimes, Metadata};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -200,6 +207,7 @@ pub struct Snapshot {
     context: ContextRoot,
     dir: PathBuf,
     fd: OwnedFd,
+    pins: Option<Pins>,
     taken: HashSet<PathBuf>,
     /// Directories taken and their times, set by [`Snapshot::finish`] once nothing is created
     /// in them any more.
@@ -207,9 +215,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// A snapshot of the context `context` in a new directory below `parent`, which the
-    /// caller keeps (and removes) for as long as the plan is used.
-    pub fn new(context: &Path, parent: &Path) -> Result<Snapshot, ContextError> {
+    /// A snapshot of the context `context` in a new directory below `dirs.build`, which the
+    /// caller keeps (and removes) for as long as the plan is used; its files are links to
+    /// `dirs.pins` when given.
+    pub fn new(context: &Path, dirs: &SnapshotDirs) -> Result<Snapshot, ContextError> {
+        let parent = &dirs.build;
+        let pins = match &dirs.pins {
+            Some(dir) => Some(Pins::open(dir).map_err(ContextError::at(dir))?),
+            None => None,
+        };
         let dir = tempfile::Builder::new()
             .prefix("context-")
             .disable_cleanup(true)
@@ -227,6 +241,7 @@ impl Snapshot {
             context: ContextRoot::open(context).map_err(ContextError::at(context))?,
             dir,
             fd,
+            pins,
             taken: HashSet::new(),
             dir_times: Vec::new(),
         })
@@ -271,7 +286,18 @@ impl Snapshot {
         };
         let parent = self.parent(rel)?;
         match entry {
-            ContextEntry::File(mut source, _) => {
+            ContextEntry::File(mut source, meta) => {
+                if let Some(pins) = &self.pins {
+                    match pins.link(&mut source, &meta, &parent, name) {
+                        // The store's pins on another file system than its scratch dirs.
+                        Err(e)
+                            if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) =>
+                        {
+                            source.rewind()?;
+                        }
+                        linked => return linked,
+                    }
+                }
                 let fd = rustix::fs::openat(
                     &parent,
                     name,
@@ -372,6 +398,107 @@ impl Snapshot {
     }
 }
 
+/// Where a [`Snapshot`] is made.
+#[derive(Clone, Debug)]
+pub struct SnapshotDirs {
+    /// A directory of this build, kept while the plan is used: the snapshot's tree goes below.
+    pub build: PathBuf,
+    /// The store's [`Pins`] directory, kept between builds; none: every file is copied.
+    pub pins: Option<PathBuf>,
+}
+
+/// Copies of context files kept between builds, each named by its content's SHA-256, mode
+/// and modification time, so that a snapshot's file is a hard link to one (see the module
+/// docs). Only strata writes here, and an entry is never changed once named. A pin no
+/// snapshot links to (link count 1) is garbage: the store's gc removes it.
+pub struct Pins {
+    dir: PathBuf,
+    fd: OwnedFd,
+}
+
+/// How often [`Pins::link`] makes a pin again that a concurrent gc removed before it was linked.
+const PIN_RETRIES: usize = 4;
+
+impl Pins {
+    /// The pins in `dir`, made when missing.
+    pub fn open(dir: &Path) -> io::Result<Pins> {
+        std::fs::create_dir_all(dir)?;
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Pins {
+            dir: dir.to_path_buf(),
+            fd,
+        })
+    }
+
+    /// Links a pin of `source`'s bytes (with `meta`'s mode and time) as `name` in `parent`,
+    /// making the pin when there is none.
+    fn link(
+        &self,
+        source: &mut File,
+        meta: &Metadata,
+        parent: &OwnedFd,
+        name: &OsStr,
+    ) -> io::Result<()> {
+        let mut hasher = strata_digest::HashingWriter::new(io::sink());
+        io::copy(source, &mut hasher)?;
+        let (_, digest, len) = hasher.finish();
+        let mut key = pin_name(&digest, len, meta);
+        for _ in 0..PIN_RETRIES {
+            // A pin cut short by a crash (its size not what its name says) is made again.
+            let whole = rustix::fs::statat(&self.fd, &key, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_size as u64 == len);
+            if whole {
+                match rustix::fs::linkat(&self.fd, &key, parent, name, rustix::fs::AtFlags::empty())
+                {
+                    Ok(()) => return Ok(()),
+                    // Removed by a gc since: made again below.
+                    Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            key = self.make(source, meta)?;
+        }
+        Err(io::Error::other(format!(
+            "{}: a pin kept disappearing while this build linked it (a gc running beside it); build again",
+            self.dir.join(&key).display()
+        )))
+    }
+
+    /// Copies `source` (from its start) into a new pin with `meta`'s mode and time and
+    /// returns its name: of the bytes copied, which are what the snapshot then holds even if
+    /// the context file changed since it was first read.
+    fn make(&self, source: &mut File, meta: &Metadata) -> io::Result<String> {
+        source.rewind()?;
+        let mut temp = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempfile_in(&self.dir)?;
+        let mut hasher = strata_digest::HashingWriter::new(temp.as_file_mut());
+        io::copy(source, &mut hasher)?;
+        let (_, digest, len) = hasher.finish();
+        let file = temp.as_file();
+        file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        file.set_times(FileTimes::new().set_modified(meta.modified()?))?;
+        let key = pin_name(&digest, len, meta);
+        temp.persist(self.dir.join(&key)).map_err(|e| e.error)?;
+        Ok(key)
+    }
+}
+
+/// A pin's name: its content's hash and size, mode, and modification time.
+fn pin_name(digest: &strata_digest::Digest, len: u64, meta: &Metadata) -> String {
+    format!(
+        "{}-{len}-{:o}-{}.{:09}",
+        digest.hex(),
+        meta.mode() & 0o7777,
+        meta.mtime(),
+        meta.mtime_nsec()
+    )
+}
+
 /// How often [`ContextRoot::entry`] opens an entry again that turned from a link into a file.
 const SWAP_RETRIES: usize = 8;
 
@@ -441,6 +568,14 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
+    /// Snapshot dirs without pins: every file copied.
+    fn copies_in(parent: &Path) -> SnapshotDirs {
+        SnapshotDirs {
+            build: parent.to_path_buf(),
+            pins: None,
+        }
+    }
+
     fn mtime(path: &Path) -> SystemTime {
         std::fs::symlink_metadata(path).unwrap().modified().unwrap()
     }
@@ -455,7 +590,7 @@ mod tests {
         std::fs::set_permissions(c.join("d"), std::fs::Permissions::from_mode(0o750)).unwrap();
         symlink("/etc/passwd", c.join("l")).unwrap();
         let parent = tempfile::tempdir().unwrap();
-        let mut snapshot = Snapshot::new(c, parent.path()).unwrap();
+        let mut snapshot = Snapshot::new(c, &copies_in(parent.path())).unwrap();
         let file = snapshot.take(Path::new("d/e/f")).unwrap();
         let dir = snapshot.take(Path::new("d")).unwrap();
         let link = snapshot.take(Path::new("l")).unwrap();
@@ -474,13 +609,73 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_files_are_links_to_pins_made_once_per_content() {
+        let context = tempfile::tempdir().unwrap();
+        let c = context.path();
+        std::fs::write(c.join("f"), "bytes").unwrap();
+        std::fs::set_permissions(c.join("f"), std::fs::Permissions::from_mode(0o751)).unwrap();
+        let store = tempfile::tempdir().unwrap();
+        let dirs = SnapshotDirs {
+            build: store.path().join("tmp"),
+            pins: Some(store.path().join("pins")),
+        };
+        std::fs::create_dir(&dirs.build).unwrap();
+        let pins = dirs.pins.clone().unwrap();
+        let pin_count = || std::fs::read_dir(&pins).unwrap().count();
+
+        let mut first = Snapshot::new(c, &dirs).unwrap();
+        let copy = first.take(Path::new("f")).unwrap();
+        assert_eq!(pin_count(), 1);
+        let meta = std::fs::metadata(&copy).unwrap();
+        assert_eq!((meta.nlink(), meta.mode() & 0o7777), (2, 0o751));
+        assert_eq!(meta.modified().unwrap(), mtime(&c.join("f")));
+        // Another build of the same file links the same pin: no file is made.
+        let mut second = Snapshot::new(c, &dirs).unwrap();
+        let again = second.take(Path::new("f")).unwrap();
+        assert_eq!(pin_count(), 1);
+        assert_eq!(std::fs::metadata(&again).unwrap().ino(), meta.ino());
+        let links = |path: &Path| std::fs::metadata(path).unwrap().nlink();
+        assert_eq!(links(&copy), 3, "both link it");
+
+        // Edited in place after the snapshots: their copies keep what was read.
+        std::fs::write(c.join("f"), "other bytes").unwrap();
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), "bytes");
+        let mut third = Snapshot::new(c, &dirs).unwrap();
+        let edited = third.take(Path::new("f")).unwrap();
+        assert_eq!(std::fs::read_to_string(&edited).unwrap(), "other bytes");
+        assert_eq!(pin_count(), 2);
+
+        // A pin removed (by a gc: no snapshot linked it) is made again.
+        for path in [&copy, &again] {
+            std::fs::remove_file(path).unwrap();
+        }
+        let unused: Vec<_> = std::fs::read_dir(&pins)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| links(p) == 1)
+            .collect();
+        assert_eq!(unused.len(), 1);
+        std::fs::remove_file(&unused[0]).unwrap();
+        let mut fourth = Snapshot::new(c, &dirs).unwrap();
+        std::fs::write(c.join("f"), "bytes").unwrap();
+        File::options()
+            .write(true)
+            .open(c.join("f"))
+            .and_then(|f| f.set_times(FileTimes::new().set_modified(meta.modified().unwrap())))
+            .unwrap();
+        let back = fourth.take(Path::new("f")).unwrap();
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), "bytes");
+        drop((first, second, third, fourth));
+    }
+
+    #[test]
     fn a_snapshot_never_writes_through_a_link_it_copied() {
         let context = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let c = context.path();
         symlink(outside.path(), c.join("a")).unwrap();
         let parent = tempfile::tempdir().unwrap();
-        let mut snapshot = Snapshot::new(c, parent.path()).unwrap();
+        let mut snapshot = Snapshot::new(c, &copies_in(parent.path())).unwrap();
         snapshot.take(Path::new("a")).unwrap();
         // The context changes: `a` is a directory now, and a file below it is copied.
         std::fs::remove_file(c.join("a")).unwrap();

@@ -321,7 +321,10 @@ mod tests {
         let pinned = tempfile::tempdir().expect("tempdir");
         let options = DockerfileOptions {
             context: context.path().to_path_buf(),
-            snapshot: Some(pinned.path().to_path_buf()),
+            snapshot: Some(crate::dockerfile::context_files::SnapshotDirs {
+                build: pinned.path().to_path_buf(),
+                pins: None,
+            }),
             ..DockerfileOptions::default()
         };
         let plan = lower(&parsed, sources, &options)

@@ -25,12 +25,12 @@ use std::path::{Path, PathBuf};
 
 use strata_plan::{
     Base, Command, ConfigChange, CopyEntry, CopyFiles, Diagnostic, DigestInput, Healthcheck, Image,
-    ImageName, Import, LateInputs, MountSource, Op, Plan, Run, RunMount, RunShell, Setting,
-    SourceMap, Span, Stage, StageKind, StageOptions, Step,
+    ImageName, Import, LateInputs, MissingSources, MountSource, Op, Plan, Run, RunMount, RunShell,
+    Setting, SourceMap, Span, Stage, StageKind, StageOptions, Step,
 };
 
 use super::chmod::Chmod;
-use super::context_files::{self, Snapshot};
+use super::context_files::{self, Snapshot, SnapshotDirs};
 use super::git_ref::GitRef;
 use super::ignore::DockerIgnore;
 use super::{CommandLine, Dockerfile, Instruction, MountType, Network, Security, Source, Word};
@@ -64,10 +64,10 @@ pub struct DockerfileOptions {
     /// Downloads `ADD <url>` sources and checks out `ADD <git repository>` ones; none: such
     /// an `ADD` is an error.
     pub fetcher: Option<Fetcher>,
-    /// A directory of the build, kept as long as the plan is used, in which the lowering pins
-    /// the context files a `COPY`/`ADD` copies ([`super::context_files::Snapshot`]): the
-    /// plan's checksum and the layer are both of that copy. None: such a `COPY` is an error.
-    pub snapshot: Option<PathBuf>,
+    /// Where the lowering pins the context files a `COPY`/`ADD` copies
+    /// ([`super::context_files::Snapshot`]): the plan's checksum and the layer are both of that
+    /// copy. None: such a `COPY` is an error.
+    pub snapshot: Option<SnapshotDirs>,
     /// Build every stage again (docker's `--no-cache`).
     pub no_cache: bool,
     /// Build these stages (by name) again, and the stages built on them or copying from them
@@ -1900,6 +1900,7 @@ impl<'a> Lowering<'a> {
         let into_dir = is_dir_reference(&dest) || sources.len() > 1;
         let mut entries = Vec::new();
         let mut archives = Vec::new();
+        let mut missing = Vec::new();
         for source in sources {
             match source {
                 Source::Heredoc(h) => {
@@ -1925,7 +1926,13 @@ impl<'a> Lowering<'a> {
                 }
                 Source::Path(word) => {
                     let text = self.expand(word, scope)?;
-                    let matches = self.matching(&text, word.span)?;
+                    let matches = match self.matching(&text, word.span)? {
+                        Matches::Found(paths) => paths,
+                        Matches::Missing(rel, why) => {
+                            missing.push((rel, why, word.span));
+                            continue;
+                        }
+                    };
                     let multiple = into_dir || matches.len() > 1 || text.contains(['*', '?', '[']);
                     // `--parents`: the path is kept below its last `/./` (else all of it).
                     let pivot = match text.rfind("/./") {
@@ -2039,6 +2046,9 @@ impl<'a> Lowering<'a> {
                 }
             }
         }
+        if let Some(&(_, _, span)) = missing.first() {
+            return Ok(self.missing_sources(missing, span, &dest_abs, what));
+        }
         // Both checksums are of the pinned copies, which the worker copies from.
         let root = &self.snapshot_root(dest_word.span)?;
         let (files_sum, archives_sum) = checksum(root, &entries)
@@ -2085,6 +2095,40 @@ impl<'a> Lowering<'a> {
         Ok((inputs, steps, false))
     }
 
+    /// The stage of a COPY/ADD whose `missing` sources (relative to it, why, where) the context
+    /// lacks: one step that fails when it runs, at the first missing source (`span`). Its
+    /// digest input names what was missing, so no stage that copied files is taken for it.
+    fn missing_sources(
+        &self,
+        missing: Vec<(String, String, Span)>,
+        span: Span,
+        dest_abs: &str,
+        what: &str,
+    ) -> (Vec<DigestInput>, Vec<Step>, bool) {
+        let (paths, why): (Vec<String>, Vec<String>) = missing
+            .into_iter()
+            .map(|(text, why, _)| (text, why))
+            .unzip();
+        let inputs = vec![DigestInput::CopySource {
+            what: what.into(),
+            params: json(&[dest_abs.to_string()]),
+            checksum: format!("missing {}", json(&paths)),
+        }];
+        let step = Step {
+            op: Op::MissingSources(MissingSources {
+                message: format!(
+                    "{} (the context is {})",
+                    why.join("; "),
+                    self.options.context.display()
+                ),
+                context: self.options.context.clone(),
+                paths,
+            }),
+            span: Some(span),
+        };
+        (inputs, vec![step], false)
+    }
+
     /// The `--exclude` patterns of a COPY/ADD: BuildKit matches them like .dockerignore lines,
     /// relative to each source directory.
     fn exclude(&self, words: &[Word], scope: &Scope) -> Result<DockerIgnore> {
@@ -2101,31 +2145,28 @@ impl<'a> Lowering<'a> {
     }
 
     /// The context paths a COPY source names: the path itself, or what a wildcard matches;
-    /// never anything `.dockerignore` excludes.
-    fn matching(&self, text: &str, span: Span) -> Result<Vec<PathBuf>> {
+    /// never anything `.dockerignore` excludes. A source the context lacks is
+    /// [`Matches::Missing`]: the step fails when it runs, not the plan.
+    fn matching(&self, text: &str, span: Span) -> Result<Matches> {
         let rel = self.context_path(text, Some(span), false)?;
         let rel_str = rel.to_string_lossy().to_string();
         if !text.contains(['*', '?', '[']) {
             if rel_str.is_empty() {
-                return Ok(vec![rel]);
+                return Ok(Matches::Found(vec![rel]));
             }
-            if self.ignore.is_excluded(&rel_str) || !self.exists(&rel, Some(span))? {
-                return Err(Box::new(
-                    Diagnostic::new(
-                        format!(
-                            "`{text}` is not in the build context{}",
-                            if self.ignore.is_excluded(&rel_str) {
-                                " (.dockerignore excludes it)"
-                            } else {
-                                ""
-                            }
-                        ),
-                        Some(span),
-                    )
-                    .help(format!("the context is {}", self.options.context.display())),
+            if self.ignore.is_excluded(&rel_str) {
+                return Ok(Matches::Missing(
+                    rel_str,
+                    format!("`{text}` is not in the build context (.dockerignore excludes it)"),
                 ));
             }
-            return Ok(vec![rel]);
+            if !self.exists(&rel, Some(span))? {
+                return Ok(Matches::Missing(
+                    rel_str,
+                    format!("`{text}` is not in the build context"),
+                ));
+            }
+            return Ok(Matches::Found(vec![rel]));
         }
         let glob = globset::GlobBuilder::new(&rel_str)
             .literal_separator(true)
@@ -2151,12 +2192,12 @@ impl<'a> Lowering<'a> {
         .map_err(|e| context_error(&e, Some(span)))?;
         out.sort();
         if out.is_empty() {
-            return Err(Box::new(Diagnostic::new(
+            return Ok(Matches::Missing(
+                rel_str,
                 format!("`{text}` matches no file in the build context"),
-                Some(span),
-            )));
+            ));
         }
-        Ok(out)
+        Ok(Matches::Found(out))
     }
 
     /// What `.dockerignore` excludes below `dir` (an absolute path in the context), relative to
@@ -2271,13 +2312,13 @@ impl<'a> Lowering<'a> {
     fn snapshot(&self, span: Span) -> Result<std::cell::RefMut<'_, Snapshot>> {
         let mut cell = self.snapshot.borrow_mut();
         if cell.is_none() {
-            let parent = self.options.snapshot.as_ref().ok_or_else(|| {
+            let dirs = self.options.snapshot.as_ref().ok_or_else(|| {
                 Box::new(Diagnostic::new(
                     "this build gives the Dockerfile no directory to pin the context's files in, so it cannot copy from the context",
                     Some(span),
                 ))
             })?;
-            let made = Snapshot::new(&self.options.context, parent)
+            let made = Snapshot::new(&self.options.context, dirs)
                 .map_err(|e| context_error(&e, Some(span)))?;
             *cell = Some(made);
         }
@@ -2345,6 +2386,14 @@ fn checksum(root: &Path, entries: &[CopyEntry]) -> std::io::Result<String> {
         h.end();
     }
     Ok(h.finish())
+}
+
+/// What a COPY source names in the build context.
+enum Matches {
+    /// These paths, relative to the context.
+    Found(Vec<PathBuf>),
+    /// Nothing: the path (or wildcard) relative to the context, and why, in the user's terms.
+    Missing(String, String),
 }
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {

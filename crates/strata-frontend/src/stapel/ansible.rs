@@ -16,7 +16,7 @@ type Result<T> = std::result::Result<T, Box<Diagnostic>>;
 
 /// werf's supported modules (`pkg/config/raw_ansible_task.go`, `supportedModules`): modules
 /// whose result depends only on their arguments, so the stage digest can stand for them.
-pub(crate) const SUPPORTED_MODULES: &[&str] = &[
+pub const SUPPORTED_MODULES: &[&str] = &[
     // Commands.
     "command",
     "shell",

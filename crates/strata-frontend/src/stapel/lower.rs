@@ -200,7 +200,7 @@ pub(crate) fn dockerfile_images(
     images: &mut Vec<Image>,
     sources: &mut strata_plan::SourceMap,
 ) -> Result<Vec<(usize, Vec<usize>)>> {
-    let (snapshot, bases) = (load.snapshot.as_deref(), load.dockerfile_bases);
+    let (snapshot, bases) = (load.snapshot.as_ref(), load.dockerfile_bases);
     let mut waiting = Vec::new();
     for (slot, image) in config.images.iter().enumerate() {
         let Some(d) = &image.dockerfile else { continue };
@@ -244,7 +244,7 @@ pub(crate) fn dockerfile_images(
             // A config's steps stay confined, its Dockerfiles' included (werf has no
             // entitlements).
             allow_insecure: false,
-            snapshot: snapshot.map(std::path::Path::to_path_buf),
+            snapshot: snapshot.cloned(),
             ..Default::default()
         };
         // Its stages start from their bases' configs, as `strata build -f`'s.

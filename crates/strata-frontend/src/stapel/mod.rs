@@ -83,6 +83,7 @@ use strata_plan::{Diagnostic, FileId, Image};
 /// only one so far).
 pub use crate::{Error, LoadOptions, load, load_str};
 
+pub use ansible::SUPPORTED_MODULES as ANSIBLE_MODULES;
 pub use cleanup::{Cleanup, KeepPolicy, Limit, NameMatch, RefKind, References, default_policies};
 pub use config::{
     Ansible, AnsibleTask, Config, Docker, From, GitConfig, GitRef, ImageConfig, Instructions,

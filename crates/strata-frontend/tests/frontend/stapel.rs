@@ -143,6 +143,9 @@ fn dump(plan: &Plan) -> String {
                     Op::MakeDir { path, .. } => {
                         let _ = writeln!(out, "    mkdir {path} @ {}", at(step.span));
                     }
+                    Op::MissingSources(m) => {
+                        let _ = writeln!(out, "    missing {:?} @ {}", m.paths, at(step.span));
+                    }
                     Op::Import(i) => {
                         let _ = writeln!(
                             out,

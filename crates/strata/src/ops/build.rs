@@ -197,7 +197,7 @@ pub fn build_with(
                 })
             }
         };
-        let mut error = match result {
+        let failures = match result {
             Ok(None) => continue,
             Ok(Some(mut report)) => {
                 // What the earlier rounds did to their images, not the reuse of this one.
@@ -212,34 +212,72 @@ pub fn build_with(
                 write_outputs(ctx, &report, options)?;
                 return Ok(report);
             }
-            Err(BuildError::Solve(error)) => *error,
+            Err(BuildError::Solve(failures)) => *failures,
             Err(BuildError::Other(error)) => return Err(error),
         };
-        // Released here unless the debugger or a record wants it: the error itself outlives
-        // the build.
-        let failed = error
-            .take_kept()
-            .and_then(|k| k.downcast::<FailedRun>().ok());
+        // The build's failure first, then the other images' that failed meanwhile, each with
+        // its state: released here unless the debugger or a record wants it (the error itself
+        // outlives the build).
+        let mut failures: Vec<(strata_solver::Error, Option<Box<FailedRun>>)> =
+            std::iter::once(failures.first)
+                .chain(failures.others)
+                .map(|mut error| {
+                    let failed = error
+                        .take_kept()
+                        .and_then(|k| k.downcast::<FailedRun>().ok());
+                    (error, failed)
+                })
+                .collect();
         let mut io = io.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some(io), true, Some(kept)) = (io.as_mut(), debugger, &failed)
-            && let Some(view) = debug::failure_for(&plan, &error, kept)
-        {
+        if let (Some(io), true) = (io.as_mut(), debugger) {
             let image = options.debug.debugger_image.as_deref();
-            match debug::monitor(ctx, view.clone(), image, None, io, progress)? {
-                DebuggerChoice::Reload => {
-                    built.clear();
-                    earlier.clear();
-                    rounds.reset();
-                    last = Some(LastFailure {
-                        view,
-                        plan,
-                        error,
-                        failed,
-                    });
+            let mut reload = None;
+            // Each failed image in turn: `exit` goes on to the next one.
+            for (index, (error, failed)) in failures.iter().enumerate() {
+                let Some(view) = failed
+                    .as_ref()
+                    .and_then(|kept| debug::failure_for(&plan, error, kept))
+                else {
                     continue;
+                };
+                if index > 0 {
+                    writeln!(
+                        io.output,
+                        "image `{}` failed too, in stage `{}`: its debugger",
+                        view.image, view.stage
+                    )
+                    .context("write the debugger's output")?;
                 }
-                DebuggerChoice::Exit => {}
+                if debug::monitor(ctx, view.clone(), image, None, io, progress)?
+                    == DebuggerChoice::Reload
+                {
+                    reload = Some((index, view));
+                    break;
+                }
             }
+            if let Some((index, view)) = reload {
+                built.clear();
+                earlier.clear();
+                rounds.reset();
+                let (error, failed) = failures.swap_remove(index);
+                last = Some(LastFailure {
+                    view,
+                    plan,
+                    error,
+                    failed,
+                });
+                continue;
+            }
+        }
+        let mut failures = failures.into_iter();
+        let (error, failed) = failures.next().expect("a failed solve has a first failure");
+        for (other, failed) in failures {
+            let what = format!("also failed: {}", crate::error_chain(&other));
+            let message = match keep(ctx, options, &plan, &other, failed) {
+                Some(kept) => format!("{what}\n{kept}"),
+                None => what,
+            };
+            progress.event(strata_progress::Event::Note { message });
         }
         return Err(LastFailure::end_of(ctx, options, &plan, error, failed));
     }
@@ -267,24 +305,35 @@ impl LastFailure {
         error: strata_solver::Error,
         failed: Option<Box<FailedRun>>,
     ) -> anyhow::Error {
-        let record = match failed {
-            Some(failed) if options.debug.keep_failures => Some(failures::keep(
-                ctx,
-                plan,
-                &error,
-                *failed,
-                options.repo.as_deref(),
-                options.worker.compression,
-                &options.worker.secrets,
-            )),
-            _ => None,
-        };
+        let record = keep(ctx, options, plan, &error, failed);
         Failed {
             error,
             sources: plan.sources.clone(),
             record,
         }
         .into()
+    }
+}
+
+/// The failure record of a failed step, when the build keeps them.
+fn keep(
+    ctx: &Context,
+    options: &BuildOptions,
+    plan: &Plan,
+    error: &strata_solver::Error,
+    failed: Option<Box<FailedRun>>,
+) -> Option<failures::Kept> {
+    match failed {
+        Some(failed) if options.debug.keep_failures => Some(failures::keep(
+            ctx,
+            plan,
+            error,
+            *failed,
+            options.repo.as_deref(),
+            options.worker.compression,
+            &options.worker.secrets,
+        )),
+        _ => None,
     }
 }
 
@@ -376,7 +425,7 @@ fn load_plan(
                     git_cache: ctx.store.git_cache_dir(),
                 },
             )));
-            df.snapshot = Some(pinned.to_path_buf());
+            df.snapshot = Some(snapshot_dirs(ctx, pinned));
             strata_frontend::load_dockerfile(path, &df, Some(&bases))
         }
         None => strata_frontend::stapel::load(
@@ -391,7 +440,7 @@ fn load_plan(
                 },
                 env: options.env.clone(),
                 loose_giterminism: options.loose_giterminism,
-                snapshot: Some(pinned.to_path_buf()),
+                snapshot: Some(snapshot_dirs(ctx, pinned)),
                 dockerfile_bases: Some(&bases),
                 built: built.clone(),
             },
@@ -413,6 +462,18 @@ fn load_plan(
     worker.set_project(plan.project.clone());
     crate::worker::key_options(&mut plan, &options.worker);
     Ok(plan)
+}
+
+/// Where a Dockerfile's context files are pinned: below the build's scratch dir `pinned`, as
+/// links to the store's pins.
+fn snapshot_dirs(
+    ctx: &Context,
+    pinned: &std::path::Path,
+) -> strata_frontend::dockerfile::context_files::SnapshotDirs {
+    strata_frontend::dockerfile::context_files::SnapshotDirs {
+        build: pinned.to_path_buf(),
+        pins: Some(ctx.store.pins_dir()),
+    }
 }
 
 /// Reads the configs of the images a Dockerfile's stages are built `FROM` (pulled when
@@ -705,9 +766,9 @@ fn solve(
     // The build ends when the stages it built are in the stage repository too.
     let published = worker.finish_publishing(progress, cancel);
     match (solved, published) {
-        (Ok(_), Err(crate::publish::Error::Cancelled)) => {
-            Err(BuildError::Solve(Box::new(strata_solver::Error::Cancelled)))
-        }
+        (Ok(_), Err(crate::publish::Error::Cancelled)) => Err(BuildError::Solve(Box::new(
+            strata_solver::Error::Cancelled.into(),
+        ))),
         (Ok(_), Err(failed)) => Err(BuildError::Other(failed.into())),
         (Ok(solution), Ok(())) => Ok(solution),
         (Err(e), published) => {
@@ -854,9 +915,9 @@ impl std::error::Error for Failed {
 /// Why [`build_plan`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A stage could not be built (the error points at the user's config).
-    #[error(transparent)]
-    Solve(Box<strata_solver::Error>),
+    /// Stages could not be built (the errors point at the user's config).
+    #[error("{}", .0.first)]
+    Solve(Box<strata_solver::Failures>),
     /// Something after the build (tagging) failed.
     #[error(transparent)]
     Other(anyhow::Error),

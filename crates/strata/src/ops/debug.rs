@@ -373,6 +373,8 @@ pub fn debug_failure(
         spec,
         rerun_args: record.rerun_args,
         step_args: record.step_args,
+        // The record keeps no source side (see `StepSpec::left_out`).
+        source_side: None,
     };
     let reason = format!(
         "this is failure record {}, and the build's config and sources are not here; fix them \
@@ -424,6 +426,7 @@ pub(crate) fn failure_for(
         spec: failed.spec.clone(),
         rerun_args: failed.rerun_args.clone(),
         step_args: failed.step_args.clone(),
+        source_side: failed.source_side.map(str::to_owned),
     })
 }
 

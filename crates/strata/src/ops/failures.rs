@@ -144,6 +144,27 @@ pub enum Kept {
     },
 }
 
+/// How to open the record, or why there is none, in a line or two.
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kept::Local { id } => {
+                write!(f, "failure kept as {id}: open it with `strata debug {id}`")
+            }
+            Kept::Pushed { reference, .. } => write!(
+                f,
+                "failure pushed to {reference}: open it anywhere with `strata debug {reference}`"
+            ),
+            Kept::PushFailed { id, error } => write!(
+                f,
+                "note: the failure record could not be pushed: {error}\n\
+                 failure kept as {id}: open it with `strata debug {id}`"
+            ),
+            Kept::Failed { error } => write!(f, "note: the failure could not be kept: {error}"),
+        }
+    }
+}
+
 /// Keeps a failed step as a record: commits its broken upper as a layer, writes the image and
 /// indexes it; with `repo`, pushes it there. `secrets` are the build's `--secret` files, whose
 /// values are masked in the record's text.

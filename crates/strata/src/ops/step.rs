@@ -199,6 +199,7 @@ impl<'a> Stepper<'a> {
             spec,
             rerun_args: Vec::new(),
             step_args: Vec::new(),
+            source_side: None,
         };
         let scratch = self.store.scratch("debugger")?;
         let stages = job

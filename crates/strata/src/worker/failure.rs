@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use strata_plan::{MountSource, RunMount};
+use strata_plan::{MountSource, RunMount, StageKind};
 use strata_sandbox::{ContainerSpec, Mount, MountKind, Network, ProcessSpec, Security};
 use strata_solver::{ExecError, Kept, StageJob};
 use strata_store::{LayerRecord, Scratch};
@@ -20,27 +20,33 @@ use crate::oci::ImageConfig;
 use strata_debug::SOURCE as SOURCE_DIR;
 
 impl LocalWorker<'_> {
-    /// Keeps the state of a step that failed before any command ran (git work): a shell there
-    /// sees the files as they were when the step started, and the layers of the image its
-    /// files were to be copied from (`source`, topmost first), read-only at [`SOURCE_DIR`].
+    /// Keeps the state of a step that failed before any command ran (file work): a shell there
+    /// sees the files as they were when the step started, and the `source` side its files
+    /// were to be copied from, read-only at [`SOURCE_DIR`].
     pub(super) fn keep_step_failure(
         &self,
         job: &StageJob<'_>,
         prepared: PendingRun,
         lowers: Vec<PathBuf>,
         config: &ImageConfig,
-        source: Option<Vec<PathBuf>>,
+        source: Option<SourceSide>,
     ) -> Option<Kept> {
+        // A Dockerfile instruction's: the environment a `RUN` there has (the image's PATH, no
+        // locale it did not set); a stapel stage's has the toolbox's.
+        let toolbox = job.stage.kind != StageKind::Instruction;
         let env = self
-            .stage_env(job, config, true)
-            .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env, true));
+            .stage_env(job, config, toolbox)
+            .unwrap_or_else(|_| build_env(config, &job.stage.options.service_env, toolbox));
         let Ok(mut spec) =
             self.container_spec(lowers, &prepared.dirs, Vec::new(), env, None, config, job)
         else {
             return None;
         };
+        let (what, rerun_args) = source
+            .as_ref()
+            .map_or((None, Vec::new()), |s| (Some(s.what), s.recheck.clone()));
         // overlayfs wants two lowers without an upper: one layer is bound read-only.
-        let source = match source.as_deref() {
+        let source = match source.as_ref().map(|s| s.dirs.as_slice()) {
             Some([layer]) => Some((layer.clone(), MountKind::Bind { readonly: true })),
             Some(lowers) if !lowers.is_empty() => Some((
                 PathBuf::new(),
@@ -64,8 +70,9 @@ impl LocalWorker<'_> {
             image: job.image_name.to_string(),
             stage: job.stage.name.clone(),
             spec,
-            rerun_args: Vec::new(),
+            rerun_args,
             step_args: Vec::new(),
+            source_side: what,
             base: Vec::new(),
             mounts: job.stage.options.mounts.clone(),
             extra_hosts: self.extra_hosts(job),
@@ -140,6 +147,16 @@ pub(super) fn with_base(mut error: ExecError, layers: &[LayerRecord]) -> ExecErr
     error
 }
 
+/// Where the files of a step that failed copying were to come from, for the debugger.
+pub(super) struct SourceSide {
+    /// The image's layers (topmost first) or the one directory mounted at [`SOURCE_DIR`].
+    pub dirs: Vec<PathBuf>,
+    /// What they are, in the user's terms (`the image copied from`).
+    pub what: &'static str,
+    /// The argv of the debugger's `rerun`, run in the failed state (none: nothing to rerun).
+    pub recheck: Vec<String>,
+}
+
 /// A failed run kept for the debugger: the exact container spec it ran with and its
 /// directories (the broken upper among them), which live as long as this value. It travels
 /// inside the error ([`strata_solver::Kept`] of [`ExecError`](strata_solver::ExecError)) to
@@ -155,6 +172,8 @@ pub struct FailedRun {
     pub rerun_args: Vec<String>,
     /// Runs the whole step again from its start.
     pub step_args: Vec<String>,
+    /// What is mounted at [`SOURCE_DIR`] (see [`strata_debug::Failure::source_side`]).
+    pub source_side: Option<&'static str>,
     /// The layers of the state before the step (bottom first): `spec.lowers` unpacked.
     pub base: Vec<LayerRecord>,
     /// The stage's and the step's mount specs, as planned.
@@ -242,13 +261,18 @@ impl FailedRun {
             let name = e.split_once('=').map_or(e.as_str(), |(name, _)| name);
             !secret_vars.contains(&name)
         });
+        // A failed copy's source side is the context or another image's layers: not kept.
+        let source_side = self
+            .source_side
+            .filter(|_| self.spec.mounts.iter().any(|m| m.target == SOURCE_DIR))
+            .map(|what| format!("{what} at {SOURCE_DIR}"));
         StepSpec {
             image: self.image.clone(),
             process,
             hostname: self.spec.hostname.clone(),
             network: self.spec.network,
             mounts,
-            left_out: other.iter().map(describe).collect(),
+            left_out: other.iter().map(describe).chain(source_side).collect(),
             scripts,
             extra_hosts: self.extra_hosts.clone(),
         }

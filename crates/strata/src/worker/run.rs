@@ -228,6 +228,7 @@ impl LocalWorker<'_> {
                     step_args: spec.process.args.clone(),
                     rerun_args,
                     spec,
+                    source_side: None,
                     // Filled in by the stage loop, which knows the layers.
                     base: Vec::new(),
                     mounts: job

@@ -1,7 +1,7 @@
 //! Building one stage: the loop over its steps, gathering file work (git, imports, COPY) into
 //! the next container run, and writing the image and the stage record at the end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use strata_solver::{Built, ExecError, Executor as _, StageJob, StageState};
 use strata_store::{LayerRecord, Scratch, StageRecord, Store};
 
 use super::error::{self, store};
-use super::failure::with_base;
+use super::failure::{SourceSide, with_base};
 use super::run::RunDirs;
 use super::{LocalWorker, META_CREATED_MILLIS, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
@@ -164,6 +164,7 @@ impl LocalWorker<'_> {
                         )
                         .map(|w| vec![w]),
                         Op::CopyFiles(copy) => crate::copy::write(copy, &lowers, dir, &name),
+                        Op::MissingSources(missing) => Err(anyhow::anyhow!("{}", missing.message)),
                         Op::MakeDir { path, owner: None } => {
                             Ok(vec![FileWork::MakeDir(path.clone())])
                         }
@@ -178,17 +179,8 @@ impl LocalWorker<'_> {
                     match work {
                         Ok(work) => p.prelude.extend(work.into_iter().map(|w| (index, w))),
                         Err(e) => {
-                            // The image copied from, for the debugger, when it is there.
-                            let source = match op {
-                                Op::Import(import) => crate::import::source_layers(
-                                    self.store,
-                                    import,
-                                    job.dependencies,
-                                )
-                                .ok(),
-                                _ => None,
-                            };
                             let kept = pending.take().and_then(|p| {
+                                let source = self.source_side(job, op, p.scratch.path());
                                 self.keep_step_failure(job, p, lowers, &config, source)
                             });
                             return Err(with_base(
@@ -436,7 +428,10 @@ impl LocalWorker<'_> {
             Err((step, e)) => {
                 // Work not of one step (setting up the root) is the first step's.
                 let step = step.or(prepared.prelude.first().map(|(i, _)| *i));
-                let kept = self.keep_step_failure(job, prepared, lowers, config, None);
+                let source = step.and_then(|i| {
+                    self.source_side(job, &job.stage.steps[i].op, prepared.scratch.path())
+                });
+                let kept = self.keep_step_failure(job, prepared, lowers, config, source);
                 Err(match step {
                     Some(step) => ExecError::Step {
                         step,
@@ -465,6 +460,37 @@ fn add_layer(
 
 /// A container run being prepared: its dirs, and the file work (git, imports, COPY) that goes
 /// into its upper dir before the step's commands.
+impl LocalWorker<'_> {
+    /// Where the files of the file step `op` were to come from, for the debugger of its
+    /// failure, when that is there: the image imported from, the build context, or a copy of
+    /// a git mapping's files made in `scratch`.
+    fn source_side(&self, job: &StageJob<'_>, op: &Op, scratch: &Path) -> Option<SourceSide> {
+        let (dirs, what, recheck) = match op {
+            Op::Import(import) => (
+                crate::import::source_layers(self.store, import, job.dependencies).ok()?,
+                "the image copied from",
+                Vec::new(),
+            ),
+            Op::MissingSources(missing) => (
+                vec![missing.context.clone()],
+                "the build context",
+                crate::copy::recheck_args(&missing.paths),
+            ),
+            Op::GitArchive { mapping } | Op::GitPatch { mapping } => (
+                vec![git::source_view(&job.image.git[*mapping], &scratch.join("git-source")).ok()?],
+                "a copy of the git mapping's files at its commit",
+                Vec::new(),
+            ),
+            _ => return None,
+        };
+        Some(SourceSide {
+            dirs,
+            what,
+            recheck,
+        })
+    }
+}
+
 pub(super) struct PendingRun {
     pub(super) scratch: Scratch,
     pub(super) dirs: RunDirs,

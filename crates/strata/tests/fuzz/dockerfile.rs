@@ -188,7 +188,10 @@ proptest! {
                 let pinned = tempfile::tempdir().expect("tempdir");
                 let options = DockerfileOptions {
                     context: dir.path().to_path_buf(),
-                    snapshot: Some(pinned.path().to_path_buf()),
+                    snapshot: Some(dockerfile::context_files::SnapshotDirs {
+                build: pinned.path().to_path_buf(),
+                pins: None,
+            }),
                     target: None,
                     build_args: vec![("X".into(), "v".into())],
                     tag: "t".into(),
