@@ -190,10 +190,17 @@ pub fn build_with(
                     ctx, &plan, &roots, &worker, options, &rounds, cancel, stepper,
                 );
                 rounds.set_earlier(false);
-                awaited.map(|(values, outcomes)| {
+                awaited.and_then(|(values, outcomes)| {
+                    // A round that learns nothing new would be followed by the same one.
+                    if values.keys().all(|name| built.contains_key(name)) {
+                        return Err(BuildError::Other(anyhow::anyhow!(
+                            "the plan still waits for images it built: {}",
+                            values.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )));
+                    }
                     built.extend(values);
                     earlier.extend(outcomes);
-                    None
+                    Ok(None)
                 })
             }
         };
