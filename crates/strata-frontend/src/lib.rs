@@ -72,6 +72,10 @@ pub struct LoadOptions<'a> {
     /// `FROM` (as [`load_dockerfile`]'s `bases`); without it their stages start from an empty
     /// config.
     pub dockerfile_bases: Option<&'a dyn dockerfile::ResolveBase>,
+    /// The images of the config already built, by name: the `ImageID` and `ImageDigest` the
+    /// `dockerfile:` images' `targetBuildArg`s take. An image whose value is missing is
+    /// planned with a placeholder and listed in [`strata_plan::Plan::waiting`].
+    pub built: std::collections::BTreeMap<String, strata_plan::ImageValues>,
 }
 
 /// The errors of loading a config.
@@ -177,16 +181,8 @@ pub fn load_str(
         let giterminism = stapel::giterminism::load(dir, options.loose_giterminism, &mut sources)?;
         stapel::giterminism::check_mounts(&config, &giterminism)?;
         stapel::giterminism::check_secrets(&config, &giterminism, dir)?;
-        let (images, notes) = stapel::lower(
-            &config,
-            name,
-            dir,
-            &options.git,
-            options.snapshot.as_ref(),
-            options.dockerfile_bases,
-            &mut sources,
-        )?;
-        Ok((config.project.map(|p| p.value), images, notes))
+        let lowered = stapel::lower(&config, name, dir, options, &mut sources)?;
+        Ok((config.project.map(|p| p.value), lowered))
     });
     let result = result.map_err(|mut d| {
         if let Some((r, ids, id)) = &rendered {
@@ -204,13 +200,14 @@ pub fn load_str(
         d
     });
     match result {
-        Ok((project, images, notes)) => Ok(Plan {
+        Ok((project, (images, notes, waiting))) => Ok(Plan {
             project,
             context_dir: dir.to_path_buf(),
             images,
             sources,
             notes,
             default_images: Vec::new(),
+            waiting,
         }),
         Err(diagnostic) => Err(Error::Config {
             diagnostic,

@@ -8,10 +8,6 @@
 //! - A different blob id, or a switch between file and symlink, is [`ChangeKind::Modified`].
 //! - Same blob, `100644` ↔ `100755` only, is [`ChangeKind::ModeChanged`].
 //!
-//! **Patch size** is the sum of the new content sizes of added and modified files plus the
-//! old sizes of deleted files; mode-only changes count 0. It approximates werf's patch byte
-//! count (which is the unified diff text) and is what decides the 1 MiB gitCache threshold.
-//!
 //! **Identity** is the sha256 over, per change in path order,
 //! `kind NUL path NUL old-mode NUL old-oid NUL new-mode NUL new-oid NUL` (absent sides are
 //! empty strings; kinds are `A`, `M`, `D`, `T`). It names the patch exactly: the same ids give
@@ -68,8 +64,6 @@ pub struct Change {
 pub struct ChangeSet {
     /// Changes sorted by path.
     pub changes: Vec<Change>,
-    /// Bytes of content the patch carries; see the module docs.
-    pub patch_size: u64,
     /// Digest naming the patch; see the module docs.
     pub identity: Digest,
 }
@@ -121,14 +115,8 @@ pub fn changes(from: &Snapshot, to: &Snapshot, filter: &PathFilter) -> Result<Ch
         }
     }
 
-    let mut patch_size = 0u64;
     let mut h = Hasher::new();
     for c in &out {
-        patch_size += match (c.kind, &c.old, &c.new) {
-            (ChangeKind::Added | ChangeKind::Modified, _, Some(n)) => to.size_of(n)?,
-            (ChangeKind::Deleted, Some(o), _) => from.size_of(o)?,
-            _ => 0,
-        };
         h.update(c.kind.tag());
         h.update(b"\0");
         h.update(c.path.as_bytes());
@@ -147,7 +135,6 @@ pub fn changes(from: &Snapshot, to: &Snapshot, filter: &PathFilter) -> Result<Ch
     }
     Ok(ChangeSet {
         changes: out,
-        patch_size,
         identity: h.finish(),
     })
 }

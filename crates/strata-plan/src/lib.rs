@@ -55,12 +55,113 @@ pub struct Plan {
     /// Things the user should know about how the plan was made (for example uncommitted
     /// changes that the build leaves out).
     pub notes: Vec<String>,
+    /// Images planned before the values they take from other images were known (werf's
+    /// `dependencies`: `targetEnv`, `targetBuildArg`), each with the images whose values it
+    /// waits for: their plans hold placeholders, and a build builds the awaited images first
+    /// and makes the plan again with the values ([`Plan::ready`], [`ImageValues`]).
+    #[serde(default)]
+    pub waiting: Vec<(usize, Vec<usize>)>,
 }
 
 impl Plan {
     /// The index of the image with this name (`~` or an empty string for the nameless image).
     pub fn image_index(&self, name: &str) -> Option<usize> {
         self.images.iter().position(|i| i.name.matches(name))
+    }
+
+    /// The images `index` needs built first: its `fromImage` base and the images it imports
+    /// from.
+    pub fn needs(&self, index: usize) -> Vec<usize> {
+        let image = &self.images[index];
+        let mut deps = image.dependencies.clone();
+        if let Base::Image { index: base, .. } = image.base {
+            deps.push(base);
+        }
+        deps
+    }
+
+    /// The images `roots` need built first, themselves included (all images when `roots` is
+    /// empty).
+    pub fn closure(&self, roots: &[usize]) -> std::collections::BTreeSet<usize> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = match roots {
+            [] => (0..self.images.len()).collect(),
+            _ => roots.to_vec(),
+        };
+        while let Some(i) = stack.pop() {
+            if seen.insert(i) {
+                stack.extend(self.needs(i));
+            }
+        }
+        seen
+    }
+
+    /// The waiting images among `images` ([`Plan::waiting`]).
+    pub fn waiting_among(&self, images: &std::collections::BTreeSet<usize>) -> Vec<usize> {
+        self.waiting
+            .iter()
+            .map(|(w, _)| *w)
+            .filter(|w| images.contains(w))
+            .collect()
+    }
+
+    /// The images a build of `roots` (all when empty) waits for that can be built now:
+    /// awaited by a waiting image `roots` need, and neither they nor anything they need waits
+    /// itself. Empty when nothing waits.
+    pub fn ready(&self, roots: &[usize]) -> Vec<usize> {
+        let wanted = self.closure(roots);
+        let mut ready: Vec<usize> = self
+            .waiting
+            .iter()
+            .filter(|(w, _)| wanted.contains(w))
+            .flat_map(|(_, awaited)| awaited.iter().copied())
+            .filter(|&i| self.waiting_among(&self.closure(&[i])).is_empty())
+            .collect();
+        ready.sort_unstable();
+        ready.dedup();
+        ready
+    }
+}
+
+/// What werf's `dependencies` give of an image once it is built ([`DependencyValue`]); a plan
+/// waiting for them holds [`ImageValues::placeholder`]'s ([`Plan::waiting`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageValues {
+    /// The name of its last stage, werf's `ImageName`: `REPO:DIGEST-MILLIS`.
+    pub name: String,
+    /// Its config digest (Docker's image id, werf's `ImageID`).
+    pub id: String,
+    /// Its manifest digest (werf's `ImageDigest`).
+    pub digest: String,
+}
+
+impl ImageValues {
+    /// The values of image `name` before it is built: a name no stage has and a digest no
+    /// image has, so a plan using them is made as it will be with the real ones.
+    pub fn placeholder(name: &str) -> ImageValues {
+        let zeros = format!("sha256:{}", "0".repeat(64));
+        ImageValues {
+            name: format!("{name}:not-built-yet"),
+            id: zeros.clone(),
+            digest: zeros,
+        }
+    }
+
+    /// The value of `kind`; the repository and tag split the name at its last `:` after the
+    /// last `/`, as werf's `ParseRepositoryAndTag`.
+    pub fn value(&self, kind: DependencyValue) -> String {
+        let last = self.name.rfind('/').map_or(0, |i| i + 1);
+        let (repo, tag) = match self.name[last..].rfind(':') {
+            Some(i) => (&self.name[..last + i], &self.name[last + i + 1..]),
+            None => (self.name.as_str(), "latest"),
+        };
+        match kind {
+            DependencyValue::ImageName => self.name.clone(),
+            DependencyValue::ImageRepo => repo.to_string(),
+            DependencyValue::ImageTag => tag.to_string(),
+            DependencyValue::ImageId => self.id.clone(),
+            DependencyValue::ImageDigest => self.digest.clone(),
+        }
     }
 }
 
@@ -264,6 +365,14 @@ pub struct StageOptions {
     /// (docker's `--no-cache`, `--no-cache-filter`): later builds reuse the fresh result.
     #[serde(default)]
     pub no_cache: bool,
+    /// A werf stapel stage: its image gets werf's service labels of the stage it is built on
+    /// and of the project's commit, set before its steps (as werf sets them).
+    #[serde(default)]
+    pub werf_labels: bool,
+    /// The images whose werf `dependencies` this stage introduces (indexes into
+    /// [`Plan::images`]): each gets werf's `werf-dependency-stage-id-*` label of its last stage.
+    #[serde(default)]
+    pub dependency_labels: Vec<usize>,
 }
 
 /// Where a [`StageOptions::secrets`] secret comes from.
@@ -284,20 +393,20 @@ pub struct DependencyEnv {
     pub name: String,
     /// The image it describes (index into [`Plan::images`]).
     pub image: usize,
-    /// That image's local reference (`backend:latest`).
-    pub reference: String,
     /// What about the image.
-    pub value: DependencyValue,
+    pub kind: DependencyValue,
+    /// Its value ([`ImageValues::value`]; a placeholder while the plan waits for the image).
+    pub value: String,
 }
 
 /// What a [`DependencyEnv`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DependencyValue {
-    /// The image's full name (`backend:latest`).
+    /// The name of the image's last stage (`project:DIGEST-MILLIS`).
     ImageName,
-    /// Its repository (`backend`).
+    /// Its repository (`project`, or the stage repository).
     ImageRepo,
-    /// Its tag (`latest`).
+    /// Its tag (`DIGEST-MILLIS`).
     ImageTag,
     /// Its config digest (Docker's image id).
     ImageId,

@@ -58,11 +58,7 @@ pub fn preview(
     while !todo.is_empty() {
         let next = todo
             .iter()
-            .position(|&i| {
-                schedule::dependencies(plan, i)
-                    .iter()
-                    .all(|d| known.contains_key(d))
-            })
+            .position(|&i| plan.needs(i).iter().all(|d| known.contains_key(d)))
             .expect("the frontends refuse dependency cycles");
         let index = todo.remove(next);
         let (image, last) = preview_image(plan, executor, index, &known)?;
@@ -84,11 +80,12 @@ fn preview_image(
         Base::Image { index: base, .. } => known[base].0.as_ref().map(walk::image_base),
         _ => Some(walk::resolve_base(image, executor, None)?.0),
     };
-    let deps: Vec<(usize, StageState)> = schedule::dependencies(plan, index)
+    let deps: Vec<(usize, StageState)> = plan
+        .needs(index)
         .into_iter()
         .filter_map(|d| known[&d].1.clone().map(|s| (d, s)))
         .collect();
-    let deps_cached = deps.len() == schedule::dependencies(plan, index).len();
+    let deps_cached = deps.len() == plan.needs(index).len();
     let prefix = match &base_input {
         Some(base) => walk::static_digests(image, base),
         None => Vec::new(),

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use strata_plan::{Base, Plan};
+use strata_plan::Plan;
 
 use crate::{Error, Failures, ImageOutcome, StageState};
 
@@ -30,20 +30,10 @@ pub(crate) fn select(plan: &Plan, names: &[String]) -> Result<Vec<usize>, Error>
     let mut stack = roots;
     while let Some(index) = stack.pop() {
         if wanted.insert(index) {
-            stack.extend(dependencies(plan, index));
+            stack.extend(plan.needs(index));
         }
     }
     Ok(wanted.into_iter().collect())
-}
-
-/// The images `index` needs built first: its `fromImage` base and the images it imports from.
-pub(crate) fn dependencies(plan: &Plan, index: usize) -> Vec<usize> {
-    let image = &plan.images[index];
-    let mut deps = image.dependencies.clone();
-    if let Base::Image { index: base, .. } = image.base {
-        deps.push(base);
-    }
-    deps
 }
 
 struct Board {
@@ -73,7 +63,7 @@ where
         error: None,
     });
     let changed = Condvar::new();
-    let dependency = |i: usize| dependencies(plan, i);
+    let dependency = |i: usize| plan.needs(i);
     let worker = || loop {
         let mut b = board
             .lock()

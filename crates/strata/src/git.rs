@@ -66,6 +66,156 @@ pub fn change_set(mapping: &GitMapping, from: &str) -> anyhow::Result<ChangeSet>
     Ok(strata_git::changes(&old, &new, &filter(mapping)?)?)
 }
 
+/// The size of the patch werf writes for `changes` of `mapping` since commit `from`, its
+/// gitCache measure (`GitMapping.PatchSize`, `true_git.writePatch`): the `git diff` of the
+/// mapping's directory with the whole file as context, full index and binary deltas, of the
+/// files the mapping takes, as werf's diff parser rewrites it (paths relative to `add`, index
+/// hashes cut to 8 characters, submodule lines left out).
+pub fn werf_patch_size(
+    mapping: &GitMapping,
+    from: &str,
+    changes: &ChangeSet,
+) -> anyhow::Result<u64> {
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let scope = mapping.add.trim_matches('/');
+    let mut command = std::process::Command::new("git");
+    command.args([
+        "-c",
+        "diff.renames=false",
+        "-c",
+        "core.quotePath=false",
+        "-c",
+        "diff.context=999999999",
+        "-C",
+    ]);
+    command.arg(&mapping.repo).args([
+        "diff",
+        "--full-index",
+        "--submodule=log",
+        "--binary",
+        from,
+        &mapping.commit,
+    ]);
+    if !scope.is_empty() {
+        command.args(["--", &format!(":(literal){scope}")]);
+    }
+    let out = command
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("run git diff to measure the patch")?;
+    if !out.status.success() {
+        bail!(
+            "git diff {from}..{} in {}: {}",
+            mapping.commit,
+            mapping.repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // Each changed file by its repository path, with its path in the patch.
+    let single = changes.changes.iter().all(|c| c.path.is_empty());
+    let renamed = mapping.to.rsplit('/').next().unwrap_or_default();
+    let wanted: BTreeMap<&str, &str> = changes
+        .changes
+        .iter()
+        .map(|c| {
+            let path = if single { renamed } else { c.path.as_str() };
+            (c.repo_path.as_str(), path)
+        })
+        .collect();
+    let mut size = 0u64;
+    // The path of the file whose diff is being read, when the mapping takes it, and whether
+    // its header (before the content) is still being read.
+    let mut current: Option<&str> = None;
+    let mut header = false;
+    for line in out.stdout.split(|&b| b == b'\n') {
+        let text = String::from_utf8_lossy(line);
+        if let Some(rest) = text.strip_prefix("diff --git ") {
+            current = diff_path(rest).and_then(|p| wanted.get(p.as_str()).copied());
+            header = true;
+            if let Some(path) = current {
+                size += format!("diff --git a/{path} b/{path}\n").len() as u64;
+            }
+            continue;
+        }
+        let Some(path) = current else { continue };
+        if text.starts_with("Submodule ") {
+            current = None;
+            continue;
+        }
+        let written = match &*text {
+            t if header && t.starts_with("index ") => index_line(t),
+            t if header && t.starts_with("--- a/") => format!("--- a/{path}"),
+            t if header && t.starts_with("+++ b/") => format!("+++ b/{path}"),
+            t => {
+                if t.starts_with("@@")
+                    || t.starts_with("GIT binary patch")
+                    || t.starts_with("Binary files")
+                {
+                    header = false;
+                }
+                t.to_string()
+            }
+        };
+        size += written.len() as u64 + 1;
+    }
+    // The output's last newline ends the last line, not one more.
+    Ok(size.saturating_sub(u64::from(current.is_some())))
+}
+
+/// The repository path of a `diff --git a/P b/P` header's rest (git quotes paths with
+/// special characters: `"a/P" "b/P"`, C escapes).
+fn diff_path(rest: &str) -> Option<String> {
+    let quoted = rest.starts_with('"');
+    let half = (rest.len() - 1) / 2;
+    let a = &rest[..half];
+    let path = match quoted {
+        true => a.strip_prefix("\"a/")?.strip_suffix('"')?,
+        false => a.strip_prefix("a/")?,
+    };
+    if !quoted {
+        return Some(path.to_string());
+    }
+    let mut out = String::new();
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => break,
+        }
+    }
+    Some(out)
+}
+
+/// werf's `index` line: each hash cut to 8 characters.
+fn index_line(line: &str) -> String {
+    let mut parts = line.splitn(3, ' ');
+    let (prefix, hashes, suffix) = (parts.next(), parts.next(), parts.next());
+    let (Some(prefix), Some(hashes)) = (prefix, hashes) else {
+        return line.to_string();
+    };
+    let Some((left, right)) = hashes.split_once("..") else {
+        return line.to_string();
+    };
+    let cut = |side: &str| {
+        side.split(',')
+            .map(|h| &h[..h.len().min(8)])
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match suffix {
+        Some(suffix) => format!("{prefix} {}..{} {suffix}", cut(left), cut(right)),
+        None => format!("{prefix} {}..{}", cut(left), cut(right)),
+    }
+}
+
 /// Writes the archive of `mapping` into `dir` as `name` and returns the work that unpacks it.
 pub fn archive(
     mapping: &GitMapping,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use strata_digest::Digest;
-use strata_store::{LayerRecord, LocalStore, Store};
+use strata_store::{LayerRecord, LocalStore, Store, TagTarget};
 
 use crate::oci::{self, Descriptor, ImageConfig, ImageManifest};
 
@@ -550,9 +550,39 @@ pub fn resolve(store: &LocalStore, reference: &str) -> anyhow::Result<Option<Dig
         let digest: Digest = format!("sha256:{hex}").parse()?;
         return Ok(store.has_blob(&digest).then_some(digest));
     }
-    Ok(store
-        .tag(&normalize_reference(reference))?
-        .map(|t| t.manifest))
+    Ok(named(store, reference)?.map(|t| t.manifest))
+}
+
+/// What a name means in the store: its tag (`busybox` is `busybox:latest`), else the stage a
+/// werf stage name names — `REPO:DIGEST-MILLIS` or `REPO:DIGEST`, werf's `ImageName` of a
+/// dependency ([`crate::worker::LocalWorker::stage_name`]) — when the store has that stage,
+/// whatever the repository and millis (a stage pulled from the repository keeps its
+/// publisher's creation time).
+pub fn named(store: &LocalStore, reference: &str) -> anyhow::Result<Option<TagTarget>> {
+    if let Some(target) = store.tag(&normalize_reference(reference))? {
+        return Ok(Some(target));
+    }
+    let last = reference.rfind('/').map_or(0, |i| i + 1);
+    let Some(colon) = reference[last..].rfind(':') else {
+        return Ok(None);
+    };
+    let tag = &reference[last + colon + 1..];
+    let hex = match tag.split_once('-') {
+        Some((hex, millis)) if !millis.is_empty() && millis.bytes().all(|b| b.is_ascii_digit()) => {
+            hex
+        }
+        Some(_) => return Ok(None),
+        None => tag,
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let digest: Digest = format!("sha256:{}", hex.to_ascii_lowercase()).parse()?;
+    Ok(store.stage(&digest)?.map(|record| TagTarget {
+        manifest: record.manifest,
+        stage: Some(record.digest),
+        updated_unix: record.created_unix,
+    }))
 }
 
 #[cfg(test)]

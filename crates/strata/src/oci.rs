@@ -11,6 +11,26 @@ pub trait ApplyChange {
     fn apply(&mut self, change: &strata_plan::ConfigChange);
 }
 
+/// werf's label of the project an image belongs to.
+pub const WERF_LABEL: &str = "werf";
+/// werf's label of the stage a stage was built on (`DIGEST-MILLIS`).
+pub const WERF_PARENT_STAGE_LABEL: &str = "werf.io/parent-stage-id";
+/// werf's label of the image id of the stage a stage was built on.
+pub const WERF_BASE_IMAGE_ID_LABEL: &str = "werf.io/base-image-id";
+/// The prefix of werf's label of a dependency's last stage (the key ends in the sha256 of
+/// its value, the stage's `DIGEST-MILLIS`).
+pub const WERF_DEPENDENCY_LABEL_PREFIX: &str = "werf-dependency-stage-id-";
+/// werf's label of the project repository's HEAD commit at the build.
+pub const WERF_REPO_COMMIT_LABEL: &str = "werf-project-repo-commit";
+/// The labels werf's `imageSpec` never removes (`pkg/build/stage/image_spec.go`; werf's
+/// `werf-stage-content-digest` is among them, which strata does not set).
+const ESSENTIAL_WERF_LABELS: &[&str] = &[
+    WERF_LABEL,
+    WERF_PARENT_STAGE_LABEL,
+    "werf-stage-content-digest",
+    WERF_REPO_COMMIT_LABEL,
+];
+
 /// Whether a removal `pattern` names `key`: equal to it, or (werf's `imageSpec`) a
 /// `/REGEX/` matching all of it. The frontend checked the expressions.
 fn removes(pattern: &str, key: &str, image_spec: bool) -> bool {
@@ -33,7 +53,8 @@ impl ApplyChange for ImageConfig {
             !remove.env.iter().any(|r| removes(r, name, spec))
         });
         self.config.labels.retain(|k, _| {
-            (spec && k == "werf") || !remove.labels.iter().any(|r| removes(r, k, spec))
+            (spec && ESSENTIAL_WERF_LABELS.contains(&k.as_str()))
+                || !remove.labels.iter().any(|r| removes(r, k, spec))
         });
         self.config
             .volumes
@@ -152,7 +173,13 @@ mod tests {
             "APP_ENV=test".into(),
             "KEEP=1".into(),
         ];
-        for label in ["werf", "remove.all", "save"] {
+        for label in [
+            "werf",
+            WERF_PARENT_STAGE_LABEL,
+            WERF_BASE_IMAGE_ID_LABEL,
+            "remove.all",
+            "save",
+        ] {
             c.config.labels.insert(label.into(), "x".into());
         }
         c.config.exposed_ports.insert("1234/tcp".into(), Empty {});
@@ -170,12 +197,16 @@ mod tests {
             plain.config.env,
             ["PATH=${PATH}:/add", "APP_ENV=test", "KEEP=1"]
         );
-        assert_eq!(plain.config.labels.len(), 3);
+        assert_eq!(plain.config.labels.len(), 5);
         assert!(plain.config.exposed_ports.contains_key("99/tcp"));
         change.image_spec = true;
         c.apply(&change);
         assert_eq!(c.config.env, ["PATH=/usr/bin:/add", "KEEP=1"]);
-        assert_eq!(c.config.labels.keys().collect::<Vec<_>>(), ["werf"]);
+        // werf's essential labels stay; its base image id goes.
+        assert_eq!(
+            c.config.labels.keys().collect::<Vec<_>>(),
+            ["werf", WERF_PARENT_STAGE_LABEL]
+        );
         assert_eq!(c.config.exposed_ports.keys().collect::<Vec<_>>(), ["99"]);
     }
 

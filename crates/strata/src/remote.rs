@@ -97,6 +97,18 @@ impl Remote {
         Ok(Some(record))
     }
 
+    /// The stage repository's name and the tag of stage `digest` there; `None` without a
+    /// stage repository or when it lacks the stage.
+    pub(crate) fn stage_tag(&self, digest: &Digest) -> anyhow::Result<Option<(String, String)>> {
+        let Some(stages) = &self.stages else {
+            return Ok(None);
+        };
+        let found = stages
+            .find(digest)
+            .with_context(|| format!("look up stage {} in the repository", digest.short(12)))?;
+        Ok(found.map(|remote| (stages.repository().to_string(), remote.tag)))
+    }
+
     /// Makes an image the build refers to available locally, pulling a stage found in the
     /// repository (layers and all) and recording it in the store.
     pub(crate) fn ensure_local(&self, store: &LocalStore, manifest: &Digest) -> anyhow::Result<()> {

@@ -99,9 +99,15 @@ impl Sink for Live {
     fn event(&self, event: Event) {
         self.update(|v| match &event {
             Event::BuildStarted { images } => {
+                // A build made in rounds (a plan waiting for its dependencies' values) starts
+                // again with every image: those of the earlier rounds keep their rows.
+                let mut earlier = std::mem::take(&mut v.images);
                 v.images = images
                     .iter()
                     .map(|(image, stages)| {
+                        if let Some(k) = earlier.iter().position(|(i, _)| i == image) {
+                            return earlier.swap_remove(k);
+                        }
                         let rows = stages
                             .iter()
                             .map(|s| StageRow {

@@ -159,7 +159,10 @@ fn dependencies_pass_other_images_into_the_build() {
     );
     let deps = env.run_sh("frontend", "cat /deps");
     let (name, digest) = deps.trim().split_once(' ').unwrap();
-    assert_eq!(name, "backend:latest");
+    // werf's ImageName: the name of the dependency's last stage, usable as an image name.
+    let stage = env.last_stage("backend");
+    assert!(name.starts_with(&format!("backend:{stage}-")), "{name}");
+    assert_eq!(env.run_sh(name, "cat /v"), "1\n");
     assert!(
         digest.starts_with("sha256:") && digest.len() == 71,
         "{deps}"

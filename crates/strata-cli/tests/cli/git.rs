@@ -170,8 +170,15 @@ fn a_large_change_lands_in_git_cache() {
     repo.write("data/small", b"s\n");
     repo.commit("one");
     env.build_ok(repo.path());
+    // Bytes that do not compress: werf measures the patch, whose binary delta is deflated.
+    let mut x = 2_463_534_242u32;
     let big: Vec<u8> = (0..(1u32 << 20) + 4096)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
         .collect();
     repo.write("data/big.bin", &big);
     repo.commit("big");

@@ -182,6 +182,22 @@ impl Env {
         out
     }
 
+    /// `strata inspect IMAGE` (`Null` when it fails).
+    pub fn inspect(&self, image: &str) -> serde_json::Value {
+        let out = self.strata(&["inspect", image]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    /// The digest (hex) of image `image`'s last stage, `<no such image>` without one.
+    pub fn last_stage(&self, image: &str) -> String {
+        self.inspect(image)["stages"]
+            .as_array()
+            .and_then(|s| s.last())
+            .and_then(|s| s["digest"].as_str())
+            .unwrap_or("<no such image>")
+            .to_string()
+    }
+
     /// Runs `sh -c script` in image `image` and returns stdout (asserting success).
     pub fn run_sh(&self, image: &str, script: &str) -> String {
         let out = self.strata(&["run", image, "--", "sh", "-c", script]);
@@ -217,8 +233,9 @@ pub fn words(s: &str) -> String {
 /// `run --entrypoint sh`) and compares its stdout and stderr; `IMAGE | @/json/pointer =>
 /// EXPECTED` compares a field of the image config (`strata inspect`, `.config`) as compact
 /// JSON (`<missing>` when absent). Both sides are compared after [`words`]; in EXPECTED,
-/// `{id:IMAGE}` stands for that image's id (`strata inspect`, `.id`). Blank lines and lines
-/// starting with `#` are skipped.
+/// `{id:IMAGE}` stands for that image's id (`strata inspect`, `.id`), `{stage:IMAGE}` for its
+/// last stage's digest (hex), and a JSON value `"<present>"` for any value that is there.
+/// Blank lines and lines starting with `#` are skipped.
 pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for line in checks
@@ -245,6 +262,7 @@ pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
             String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
         };
         let expected = with_image_ids(env, expected);
+        let actual = present_where_expected(&expected, &actual);
         if words(&actual) != words(&expected) {
             failures.push(format!(
                 "{case}: {image} | {probe}\n  expected: {expected}\n  actual:   {}",
@@ -255,18 +273,59 @@ pub fn run_checks(env: &Env, case: &str, checks: &str) -> Vec<String> {
     failures
 }
 
-/// `text` with each `{id:IMAGE}` replaced by that image's id.
+/// `actual` with each value `expected` gives as `"<present>"` (a JSON object's member, or
+/// the whole value) replaced by that word when it is there: values the check only requires
+/// to exist (a commit, a stage's time).
+fn present_where_expected(expected: &str, actual: &str) -> String {
+    const PRESENT: &str = "\"<present>\"";
+    if !expected.contains(PRESENT) {
+        return actual.to_string();
+    }
+    if expected.trim() == PRESENT {
+        return match actual.trim() {
+            "<missing>" => actual.to_string(),
+            _ => PRESENT.to_string(),
+        };
+    }
+    let (Ok(serde_json::Value::Object(want)), Ok(serde_json::Value::Object(mut got))) = (
+        serde_json::from_str::<serde_json::Value>(expected),
+        serde_json::from_str::<serde_json::Value>(actual),
+    ) else {
+        return actual.to_string();
+    };
+    for (key, value) in &want {
+        if value == "<present>"
+            && let Some(v) = got.get_mut(key)
+        {
+            *v = value.clone();
+        }
+    }
+    serde_json::Value::Object(got).to_string()
+}
+
+/// `text` with each `{id:IMAGE}` replaced by that image's id and each `{stage:IMAGE}` by the
+/// digest (hex) of its last stage.
 fn with_image_ids(env: &Env, text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
-    while let Some((before, after)) = rest.split_once("{id:") {
-        let Some((image, tail)) = after.split_once('}') else {
+    while let Some(start) = ["{id:", "{stage:"]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, *p)))
+        .min()
+    {
+        let (i, prefix) = start;
+        let Some((image, tail)) = rest[i + prefix.len()..].split_once('}') else {
             break;
         };
-        let out_json = env.strata(&["inspect", image]);
-        let value: serde_json::Value = serde_json::from_slice(&out_json.stdout).unwrap_or_default();
-        out.push_str(before);
-        out.push_str(value["id"].as_str().unwrap_or("<no such image>"));
+        let found = match prefix {
+            "{id:" => env.inspect(image)["id"]
+                .as_str()
+                .unwrap_or("<no such image>")
+                .to_string(),
+            _ => env.last_stage(image),
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(&found);
         rest = tail;
     }
     out + rest

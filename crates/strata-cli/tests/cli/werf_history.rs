@@ -2,7 +2,8 @@
 //! the same mappings, a shallow fresh clone of the same commit, a `--dev` build's commit seen
 //! from another checkout. werf reuses a stage only where its recorded commit is an ancestor of
 //! the current one and rebuilds otherwise; none of these may fail the build, and the image
-//! always holds the current commit's files.
+//! always holds the current commit's files. And how far a new commit is from a cached stage:
+//! werf's gitCache threshold measures the patch werf would write.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -181,4 +182,33 @@ fn a_from_short_name_never_picks_another_projects_image() {
     );
     build(&env, &again, &[]);
     assert_eq!(env.run_sh("app", "cat /saw"), "other\n");
+}
+
+/// werf's 1 MiB gitCache threshold is the size of its patch (the whole file as context, `+`
+/// on every line, binary files as compressed deltas), not of the changed content: 1,000,000
+/// bytes of new text lines make a patch over 1 MiB, 2 MiB of zeros (a binary file) one of a few
+/// KiB.
+#[test]
+fn the_git_cache_threshold_is_werfs_patch_size() {
+    let env = Env::new();
+    let text = "123456789\n".repeat(100_000);
+    let zeros = "\0".repeat(2 << 20);
+    for (name, file, cached) in [("text", &text, true), ("binary", &zeros, false)] {
+        let dir = repo(&env, name, name, &[("app.conf", "one\n")]);
+        build(&env, &dir, &[]);
+        write_commit(&dir, &[("big", file)], "big");
+        let built = build(&env, &dir, &[]);
+        assert_eq!(
+            built.contains(&"app/gitCache".to_string()),
+            cached,
+            "{name}: {built:?}"
+        );
+        assert_eq!(
+            built.contains(&"app/gitLatestPatch".to_string()),
+            !cached,
+            "{name}: {built:?}"
+        );
+        let size = env.run_sh("app", "wc -c < /app/big");
+        assert_eq!(size.trim().parse::<usize>().unwrap(), file.len(), "{name}");
+    }
 }

@@ -24,8 +24,14 @@ fn project(env: &Env, name: &str, yaml: &str, files: &[(&str, &str)]) -> std::pa
 }
 
 fn build(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Output {
+    build_with(env, dir, vars, &[])
+}
+
+/// `strata build` with variables `vars` and more arguments `args`.
+fn build_with(env: &Env, dir: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
     env.cmd()
         .args(["build", "--progress", "plain"])
+        .args(args)
         .envs(vars.iter().copied())
         .current_dir(dir)
         .output()
@@ -33,7 +39,11 @@ fn build(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Output {
 }
 
 fn build_ok(env: &Env, dir: &Path, vars: &[(&str, &str)]) -> Vec<String> {
-    let out = build(env, dir, vars);
+    succeeded(&build(env, dir, vars))
+}
+
+/// The stages a successful build built (failing on a failed one).
+fn succeeded(out: &Output) -> Vec<String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "build failed:\n{stderr}");
     built_stages(&stderr)
@@ -227,10 +237,28 @@ dependencies:
                       RUN echo \"$BASE_IMAGE $BASE_REPO $BASE_TAG $(cat /base.txt)\" > /args.txt\n";
     let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
     build_ok(&env, &dir, &[]);
+    // werf's values: the name of base's last stage, PROJECT:DIGEST-MILLIS, split at the `:`;
+    // an image name `strata run` and `strata inspect` resolve.
+    let args = env.run_sh("app", "cat /args.txt");
+    let words: Vec<&str> = args.split_whitespace().collect();
+    let stage = env.last_stage("base");
+    let (repo, tag) = words[0].split_once(':').unwrap();
     assert_eq!(
-        env.run_sh("app", "cat /args.txt").trim(),
-        "base:latest base latest from-base"
+        (repo, words[1], tag, words[2]),
+        ("deps", "deps", words[2], tag)
     );
+    let (digest, millis) = tag.split_once('-').unwrap();
+    assert_eq!(digest, stage);
+    assert_eq!(millis.len(), 13, "{millis}");
+    assert_eq!(words[3], "from-base");
+    assert_eq!(env.run_sh(words[0], "cat /base.txt"), "from-base\n");
+    assert_eq!(
+        inspected(&env, words[0], "id"),
+        inspected(&env, "base", "id")
+    );
+    // Built again unchanged: the same values, nothing rebuilds.
+    assert_eq!(build_ok(&env, &dir, &[]), Vec::<String>::new());
+    assert_eq!(env.run_sh("app", "cat /args.txt"), args);
     // A rebuilt dependency rebuilds the image built on it.
     std::fs::write(
         dir.join("werf.yaml"),
@@ -239,10 +267,304 @@ dependencies:
     .unwrap();
     let built = build_ok(&env, &dir, &[]);
     assert!(built.iter().any(|s| s.starts_with("app/")), "{built:?}");
+    let changed = env.run_sh("app", "cat /args.txt");
+    assert_ne!(changed, args);
+    assert!(changed.trim().ends_with(" changed-base"), "{changed}");
+}
+
+/// `strata inspect IMAGE`'s field (`id`, `manifest`).
+fn inspected(env: &Env, image: &str, field: &str) -> String {
+    env.inspect(image)[field].as_str().unwrap().to_string()
+}
+
+/// werf's `ImageID` and `ImageDigest` as a Dockerfile image's build args: the plan is made once
+/// the dependency is built, so the args are its id and manifest digest; the steps using them
+/// rebuild when the dependency's change changes them, the steps before the `ARG` never, and
+/// nothing when the dependency stays.
+#[test]
+fn a_dockerfile_image_takes_its_dependencies_id_and_digest_as_build_args() {
+    let env = Env::new();
+    let yaml = r#"project: ids
+configVersion: 1
+---
+image: base
+from: busybox:latest
+shell:
+  install:
+  - echo one > /base.txt
+---
+image: other
+from: busybox:latest
+shell:
+  install:
+  - echo other > /other.txt
+---
+image: app
+dockerfile: Dockerfile
+dependencies:
+- image: base
+  imports:
+  - type: ImageID
+    targetBuildArg: BASE_ID
+  - type: ImageDigest
+    targetBuildArg: BASE_DIGEST
+"#;
+    let dockerfile = "FROM busybox:latest\nRUN echo before > /before.txt\nARG BASE_ID\nARG BASE_DIGEST\n\
+                      RUN echo \"$BASE_ID $BASE_DIGEST\" > /ids.txt\n";
+    let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
+    // Building another image alone waits for nothing: base stays unbuilt.
+    let alone = succeeded(&build_with(&env, &dir, &[], &["other"]));
+    assert!(alone.iter().all(|s| s.starts_with("other/")), "{alone:?}");
+    let cold = build_ok(&env, &dir, &[]);
     assert_eq!(
-        env.run_sh("app", "cat /args.txt").trim(),
-        "base:latest base latest changed-base"
+        cold.iter().filter(|s| s.starts_with("app/")).count(),
+        2,
+        "{cold:?}"
     );
+    let ids = |env: &Env| {
+        format!(
+            "{} {}",
+            inspected(env, "base", "id"),
+            inspected(env, "base", "manifest")
+        )
+    };
+    let first = ids(&env);
+    assert!(
+        first.starts_with("sha256:") && first.contains(" sha256:"),
+        "{first}"
+    );
+    assert_eq!(env.run_sh("app", "cat /ids.txt").trim(), first);
+    // Nothing changed: nothing rebuilds, the dependency's values are the same.
+    assert_eq!(build_ok(&env, &dir, &[]), Vec::<String>::new());
+    // A change to an image app does not depend on leaves app alone.
+    let other = yaml.replace("echo other", "echo other2");
+    assert!(cold.iter().all(|s| !s.starts_with("other/")), "{cold:?}");
+    std::fs::write(dir.join("werf.yaml"), &other).unwrap();
+    let built = build_ok(&env, &dir, &[]);
+    assert!(built.iter().all(|s| s.starts_with("other/")), "{built:?}");
+    // A changed dependency: new id and digest, the step using them runs again, the one
+    // before the ARG stays.
+    std::fs::write(dir.join("werf.yaml"), other.replace("echo one", "echo two")).unwrap();
+    let built = build_ok(&env, &dir, &[]);
+    let app: Vec<&String> = built.iter().filter(|s| s.starts_with("app/")).collect();
+    assert_eq!(app.len(), 1, "{built:?}");
+    let second = ids(&env);
+    assert_ne!(first, second);
+    assert_eq!(env.run_sh("app", "cat /ids.txt").trim(), second);
+    assert_eq!(env.run_sh("app", "cat /before.txt").trim(), "before");
+}
+
+/// With `--repo`, werf's ImageName of a dependency is its stage in the stage repository
+/// (`REPO:DIGEST-MILLIS`, the tag there): another machine pulls and runs it by that name, and
+/// its build of the same config reuses every stage, the values being the same.
+#[test]
+fn with_a_stage_repository_a_dependencys_name_is_its_stage_there() {
+    let registry = crate::registry::Registry::start();
+    let repo = format!("{}/stages", registry.host());
+    let yaml = r#"project: repo-deps
+configVersion: 1
+---
+image: base
+from: busybox:latest
+shell:
+  install:
+  - echo from-base > /base.txt
+---
+image: app
+from: busybox:latest
+dependencies:
+- image: base
+  after: install
+  imports:
+  - type: ImageName
+    targetEnv: BASE_NAME
+  - type: ImageRepo
+    targetEnv: BASE_REPO
+  - type: ImageTag
+    targetEnv: BASE_TAG
+shell:
+  setup:
+  - echo "$BASE_NAME $BASE_REPO $BASE_TAG" > /deps
+---
+image: df
+dockerfile: Dockerfile
+dependencies:
+- image: base
+  imports:
+  - type: ImageName
+    targetBuildArg: BASE_IMAGE
+"#;
+    let dockerfile = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN cat /base.txt > /seen.txt\n";
+    let env = Env::new();
+    let dir = project(&env, "p", yaml, &[("Dockerfile", dockerfile)]);
+    succeeded(&build_with(&env, &dir, &[], &["--repo", &repo]));
+    let deps = env.run_sh("app", "cat /deps");
+    let words: Vec<&str> = deps.split_whitespace().collect();
+    assert_eq!(words[0], format!("{}:{}", words[1], words[2]));
+    assert_eq!(words[1], repo);
+    let (digest, millis) = words[2].split_once('-').unwrap();
+    assert_eq!(digest, env.last_stage("base"));
+    assert_eq!(millis.len(), 13, "{millis}");
+    assert_eq!(env.run_sh("df", "cat /seen.txt"), "from-base\n");
+
+    // Another machine: the name is a reference to the stage repository.
+    let other = Env::new();
+    let pulled = other.strata(&["pull", words[0]]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    assert_eq!(other.run_sh(words[0], "cat /base.txt"), "from-base\n");
+    // Its build of the project reuses every stage: the values are the repository's.
+    let dir = project(&other, "p", yaml, &[("Dockerfile", dockerfile)]);
+    let out = build_with(&other, &dir, &[], &["--repo", &repo]);
+    assert_eq!(succeeded(&out), Vec::<String>::new());
+    assert_eq!(other.run_sh("app", "cat /deps"), deps);
+}
+
+/// werf's service labels: each stapel stage names the stage it is built on
+/// (`werf.io/parent-stage-id`, that stage's `DIGEST-MILLIS`: an image's first stage on
+/// `fromImage` names the base's last stage), that stage's image id (`werf.io/base-image-id`),
+/// the project's commit and a dependency's last stage; the meta `removeLabels` applies before the image's `imageSpec`
+/// labels are set and never removes werf's essential labels.
+#[test]
+fn stapel_stages_carry_werfs_service_labels() {
+    let env = Env::new();
+    let yaml = r#"project: labels
+configVersion: 1
+---
+image: base
+from: busybox:latest
+shell:
+  install:
+  - echo base > /b
+---
+image: app
+fromImage: base
+dependencies:
+- image: base
+  after: install
+  imports:
+  - type: ImageTag
+    targetEnv: BASE_TAG
+shell:
+  install:
+  - echo i > /i
+  setup:
+  - echo s > /s
+imageSpec:
+  config:
+    labels:
+      keep-me: "yes"
+      "%image%.io/of": "%project%/%image%"
+"#;
+    let dir = project(&env, "p", yaml, &[]);
+    build_ok(&env, &dir, &[]);
+    let head = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let stage_id = |s: &serde_json::Value| {
+        format!(
+            "{}-{}",
+            s["digest"].as_str().unwrap(),
+            s["meta"]["createdMillis"].as_str().unwrap()
+        )
+    };
+    let labels = |reference: &str| env.inspect(reference)["config"]["config"]["Labels"].clone();
+    let app = env.inspect("app");
+    let stages = app["stages"].as_array().unwrap().clone();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "from",
+            "install",
+            "dependenciesAfterInstall",
+            "setup",
+            "imageSpec"
+        ]
+    );
+    let last = labels("app");
+    let setup = stage_id(&stages[3]);
+    // The dependency's last stage, under the sha256 of its id.
+    let base_last = stage_id(
+        env.inspect("base")["stages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+    );
+    let key = format!(
+        "werf-dependency-stage-id-{}",
+        strata_digest::Digest::of(base_last.as_bytes()).hex()
+    );
+    assert_eq!(last[key.as_str()], base_last.as_str(), "{last}");
+    assert_eq!(last["werf.io/parent-stage-id"], setup.as_str());
+    assert_eq!(last["werf"], "labels");
+    assert_eq!(last["werf-project-repo-commit"], head.trim());
+    assert_eq!(last["keep-me"], "yes");
+    // werf's label templates.
+    assert_eq!(last["app.io/of"], "labels/app");
+    // The base image id is the image of the stage named, by its werf name.
+    let setup_id = env.inspect(&format!("labels:{setup}"))["id"].clone();
+    assert!(
+        setup_id.as_str().unwrap().starts_with("sha256:"),
+        "{setup_id}"
+    );
+    assert_eq!(last["werf.io/base-image-id"], setup_id);
+    // The first stage is built on the base's last stage; it sets no base image id of its own
+    // (the base's is inherited, as werf's labels are).
+    let from = labels(&format!("labels:{}", stage_id(&stages[0])));
+    let base_stages = env.inspect("base")["stages"].as_array().unwrap().clone();
+    assert_eq!(
+        from["werf.io/parent-stage-id"],
+        stage_id(base_stages.last().unwrap()).as_str()
+    );
+    assert_eq!(
+        from["werf.io/base-image-id"],
+        labels("base")["werf.io/base-image-id"]
+    );
+
+    // The meta removals come before the image's labels, and keep werf's essential ones.
+    let meta = yaml.replace(
+        "configVersion: 1\n",
+        "configVersion: 1\nbuild:\n  imageSpec:\n    config:\n      removeLabels: [\"/keep.*/\", \"/werf.*/\"]\n",
+    );
+    std::fs::write(dir.join("werf.yaml"), meta).unwrap();
+    git(&dir, &["commit", "-qam", "meta"]);
+    // base gains an imageSpec stage, which app is built on.
+    let built = build_ok(&env, &dir, &[]);
+    assert_eq!(
+        built,
+        [
+            "base/imageSpec",
+            "app/from",
+            "app/install",
+            "app/dependenciesAfterInstall",
+            "app/setup",
+            "app/imageSpec"
+        ]
+    );
+    let last = labels("app");
+    assert_eq!(last["keep-me"], "yes");
+    assert!(last.get("werf.io/base-image-id").is_none(), "{last}");
+    for essential in [
+        "werf",
+        "werf.io/parent-stage-id",
+        "werf-project-repo-commit",
+    ] {
+        assert!(last.get(essential).is_some(), "{essential}: {last}");
+    }
 }
 
 #[test]
@@ -261,10 +583,6 @@ fn dependency_keys_follow_the_kind_of_image() {
         (
             "image: app\ndockerfile: Dockerfile\ndependencies:\n- image: base\n  before: install\n",
             "a dependency of an image built from a Dockerfile takes no `before` or `after`",
-        ),
-        (
-            "image: app\ndockerfile: Dockerfile\ndependencies:\n- image: base\n  imports:\n  - type: ImageDigest\n    targetBuildArg: X\n",
-            "strata knows the ImageDigest of `base` only once it is built",
         ),
     ];
     for (i, (image, expected)) in cases.iter().enumerate() {

@@ -322,6 +322,7 @@ pub fn lower(
                 .collect(),
             sources,
             default_images,
+            waiting: Vec::new(),
         }),
         Err(e) => Err((e, sources)),
     }

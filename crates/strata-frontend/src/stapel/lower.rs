@@ -190,15 +190,18 @@ fn check_dependency_cycles(
 }
 
 /// Replaces each `dockerfile:` image by its Dockerfile's target and appends the Dockerfile's
-/// other stages (named `IMAGE-STAGE`), renumbering the plan indices inside them.
+/// other stages (named `IMAGE-STAGE`), renumbering the plan indices inside them. Returns the
+/// images planned with placeholders for values of images not in `load.built`, with those
+/// images ([`strata_plan::Plan::waiting`]).
 pub(crate) fn dockerfile_images(
     config: &Config,
     dir: &std::path::Path,
-    snapshot: Option<&crate::dockerfile::context_files::SnapshotDirs>,
-    bases: Option<&dyn crate::dockerfile::ResolveBase>,
+    load: &crate::LoadOptions<'_>,
     images: &mut Vec<Image>,
     sources: &mut strata_plan::SourceMap,
-) -> Result<()> {
+) -> Result<Vec<(usize, Vec<usize>)>> {
+    let (snapshot, bases) = (load.snapshot.as_ref(), load.dockerfile_bases);
+    let mut waiting = Vec::new();
     for (slot, image) in config.images.iter().enumerate() {
         let Some(d) = &image.dockerfile else { continue };
         let context = dir.join(d.context.as_ref().map_or(".", |c| c.value.as_str()));
@@ -222,7 +225,15 @@ pub(crate) fn dockerfile_images(
             text.clone(),
         );
         let parsed = crate::dockerfile::parse(file, &text)?;
-        let (dependency_args, dependency_bases) = dependency_build_args(config, image);
+        let DependencyArgs {
+            args: dependency_args,
+            bases: dependency_bases,
+            images: dependency_images,
+            awaited,
+        } = dependency_build_args(config, image, &load.built);
+        if !awaited.is_empty() {
+            waiting.push((slot, awaited));
+        }
         let mut build_args = d.args.clone();
         build_args.extend(dependency_args);
         let options = crate::dockerfile::DockerfileOptions {
@@ -285,6 +296,10 @@ pub(crate) fn dockerfile_images(
             if k == target {
                 sub.name = image.name.clone();
                 sub.is_final = image.is_final;
+                // werf builds a Dockerfile image after its dependencies, whatever it takes.
+                sub.dependencies.extend(&dependency_images);
+                sub.dependencies.sort_unstable();
+                sub.dependencies.dedup();
                 images[slot] = sub;
             } else {
                 sub.name = ImageName::Named(format!("{}-{}", image.name, sub.name));
@@ -293,18 +308,54 @@ pub(crate) fn dockerfile_images(
             }
         }
     }
-    Ok(())
+    Ok(waiting)
 }
 
-/// Build args (name, value) and dependency references with their image index.
-type DependencyArgs = (Vec<(String, String)>, Vec<(String, usize)>);
+/// What a Dockerfile image's `dependencies` give its plan.
+struct DependencyArgs {
+    /// The build args (`targetBuildArg`, value).
+    args: Vec<(String, String)>,
+    /// Each dependency's name with the index of its image: a `FROM` of it is that image.
+    /// Its `NAME:latest` is too, as strata names the images of a config.
+    bases: Vec<(String, usize)>,
+    /// The dependencies' images.
+    images: Vec<usize>,
+    /// Those not in `built`: their args hold placeholders.
+    awaited: Vec<usize>,
+}
 
-/// A Dockerfile image's `dependencies` as build args (`targetBuildArg` = the value), and the
-/// local reference of each dependency with the index of its image: a `FROM` of it is that
-/// image. The reference is the one stapel dependencies get (`NAME:latest`).
-fn dependency_build_args(config: &Config, image: &ImageConfig) -> DependencyArgs {
-    use strata_plan::DependencyValue as V;
-    let (mut args, mut bases) = (Vec::new(), Vec::new());
+/// The values of image `index` of the config: those `built` has, or placeholders (then the
+/// image is pushed onto `awaited`).
+pub(crate) fn image_values(
+    name: &str,
+    index: usize,
+    built: &std::collections::BTreeMap<String, strata_plan::ImageValues>,
+    awaited: &mut Vec<usize>,
+) -> strata_plan::ImageValues {
+    match built.get(name) {
+        Some(values) => values.clone(),
+        None => {
+            if !awaited.contains(&index) {
+                awaited.push(index);
+            }
+            strata_plan::ImageValues::placeholder(name)
+        }
+    }
+}
+
+/// A Dockerfile image's `dependencies` as build args (`targetBuildArg` = the value), with the
+/// values of images already built taken from `built`.
+fn dependency_build_args(
+    config: &Config,
+    image: &ImageConfig,
+    built: &std::collections::BTreeMap<String, strata_plan::ImageValues>,
+) -> DependencyArgs {
+    let mut out = DependencyArgs {
+        args: Vec::new(),
+        bases: Vec::new(),
+        images: Vec::new(),
+        awaited: Vec::new(),
+    };
     for dep in &image.dependencies {
         let Some(index) = config
             .images
@@ -313,25 +364,16 @@ fn dependency_build_args(config: &Config, image: &ImageConfig) -> DependencyArgs
         else {
             continue;
         };
-        let reference = if dep.image.value.contains(':') {
-            dep.image.value.clone()
-        } else {
-            format!("{}:latest", dep.image.value)
-        };
-        let (repo, tag) = reference.rsplit_once(':').unwrap_or((&reference, "latest"));
-        for (kind, name) in &dep.build_args {
-            let value = match kind.value {
-                V::ImageName => reference.clone(),
-                V::ImageRepo => repo.to_string(),
-                V::ImageTag => tag.to_string(),
-                // Refused by the parser: known only once the image is built.
-                V::ImageId | V::ImageDigest => continue,
-            };
-            args.push((name.value.clone(), value));
+        let name = config.images[index].name.to_string();
+        let values = image_values(&name, index, built, &mut out.awaited);
+        for (kind, arg) in &dep.build_args {
+            out.args.push((arg.value.clone(), values.value(kind.value)));
         }
-        bases.push((reference, index));
+        out.images.push(index);
+        out.bases.push((values.name, index));
+        out.bases.push((format!("{name}:latest"), index));
     }
-    (args, bases)
+    out
 }
 
 /// Rewrites every image index inside `image` through `map`.
@@ -560,11 +602,15 @@ fn lower_image(
     // A dependency's variables are set from its stage on.
     let mut dependency_env = Vec::new();
     for stage in &mut stages {
-        dependency_env.extend(std::mem::take(&mut stage.options.dependency_env));
+        let own = std::mem::take(&mut stage.options.dependency_env);
+        stage.options.dependency_labels = own.iter().map(|d| d.image).collect();
+        stage.options.dependency_labels.dedup();
+        dependency_env.extend(own);
         stage.options.service_env = service_env.to_vec();
         stage.options.mounts = mounts.clone();
         stage.options.dependency_env = dependency_env.clone();
         stage.options.add_hosts = image.add_hosts.clone();
+        stage.options.werf_labels = true;
     }
     let mut dependencies = import_images.to_vec();
     dependencies.sort_unstable();
@@ -642,16 +688,13 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
                 .map(|(t, e)| format!("{:?}={}", t.value, e.value))
                 .collect(),
         });
-        let reference = if dep.image.value.contains(':') {
-            dep.image.value.clone()
-        } else {
-            format!("{}:latest", dep.image.value)
-        };
+        // The values are set once the plan is made with the dependency built
+        // ([`super::fill_dependency_values`]).
         dependency_env.extend(dep.imports.iter().map(|(t, e)| DependencyEnv {
             name: e.value.clone(),
             image: source,
-            reference: reference.clone(),
-            value: t.value,
+            kind: t.value,
+            value: String::new(),
         }));
     }
     if inputs.is_empty() {
@@ -1025,15 +1068,20 @@ fn in_project(
     Ok(())
 }
 
-/// werf's `imageSpec` stage, last of an image: the image's own `imageSpec` and then the meta
-/// `build.imageSpec`, each a config change with werf's semantics
-/// ([`ConfigChange::image_spec`]); the meta one comes last as werf merges them (its author and
-/// labels win). The digest input is each change as JSON. `None` without either; an error for
-/// a `/REGEX/` removal that is no regular expression.
+/// werf's `imageSpec` stage, last of an image: the image's own `imageSpec` with the meta
+/// `build.imageSpec` merged into it as werf merges them (its author and labels win, the
+/// removals of both come first), one config change with werf's semantics
+/// ([`ConfigChange::image_spec`]); labels' `%project%` and `%image%` are the names given. The
+/// digest input is each change as JSON. `None` without either; an error for a `/REGEX/`
+/// removal that is no regular expression.
 pub(crate) fn image_spec_stage(
     global: Option<&Keyed<ConfigChange>>,
     own: Option<&Keyed<ConfigChange>>,
+    (project, image): (&str, &str),
 ) -> Result<Option<Stage>> {
+    // werf's label templates (`%project%`, `%image%` in keys and values), in the digest as
+    // expanded: two images' labels differ.
+    let expand = |text: &str| text.replace("%project%", project).replace("%image%", image);
     let specs: Vec<(Setting, Keyed<ConfigChange>)> = [
         (Setting::ImageSpec, own),
         (Setting::GlobalImageSpec, global),
@@ -1042,6 +1090,9 @@ pub(crate) fn image_spec_stage(
     .filter_map(|(key, spec)| spec.map(|s| (key, s.clone())))
     .map(|(key, mut spec)| {
         spec.value.image_spec = true;
+        for (k, v) in &mut spec.value.labels {
+            (*k, *v) = (expand(k), expand(v));
+        }
         (key, spec)
     })
     .collect();
@@ -1062,6 +1113,27 @@ pub(crate) fn image_spec_stage(
     if specs.is_empty() {
         return Ok(None);
     }
+    // One change, as werf merges the meta's into the image's (`mergeImageSpec`): the removals
+    // of both come before the labels of either are set.
+    let mut merged = specs[0].1.value.clone();
+    if let [_, (_, meta)] = specs.as_slice() {
+        let meta = &meta.value;
+        if meta.author.is_some() {
+            merged.author.clone_from(&meta.author);
+        }
+        merged.remove.history |= meta.remove.history;
+        for (k, v) in &meta.labels {
+            match merged.labels.iter_mut().find(|(key, _)| key == k) {
+                Some(label) => label.1.clone_from(v),
+                None => merged.labels.push((k.clone(), v.clone())),
+            }
+        }
+        for pattern in &meta.remove.labels {
+            if !merged.remove.labels.contains(pattern) {
+                merged.remove.labels.push(pattern.clone());
+            }
+        }
+    }
     Ok(Some(Stage {
         name: "imageSpec".into(),
         kind: StageKind::ImageSpec,
@@ -1073,13 +1145,10 @@ pub(crate) fn image_spec_stage(
                     .expect("a config change serializes: its maps have string keys"),
             })
             .collect(),
-        steps: specs
-            .iter()
-            .map(|(_, spec)| Step {
-                op: Op::Config(spec.value.clone()),
-                span: Some(spec.key),
-            })
-            .collect(),
+        steps: vec![Step {
+            op: Op::Config(merged),
+            span,
+        }],
         options: StageOptions::default(),
         late_inputs: None,
         span,

@@ -103,7 +103,8 @@ pub fn parse(file: FileId, text: &str) -> Result<Config, Box<Diagnostic>> {
 
 /// Lowers a [`Config`] to images, in config order, resolving its git mappings against the
 /// repositories (the one holding `dir`, or remotes); `file_name` names the file in messages
-/// that have no better place to point at. Returns the images and notes for the user.
+/// that have no better place to point at. Returns the images, notes for the user, and the
+/// images waiting for values of images not yet built ([`strata_plan::Plan::waiting`]).
 ///
 /// # Errors
 /// No images, duplicate image names, an unknown `fromImage` or a `fromImage` cycle, a git
@@ -112,27 +113,32 @@ pub fn lower(
     config: &Config,
     file_name: &str,
     dir: &std::path::Path,
-    git: &GitOptions,
-    snapshot: Option<&crate::dockerfile::context_files::SnapshotDirs>,
-    dockerfile_bases: Option<&dyn crate::dockerfile::ResolveBase>,
+    options: &crate::LoadOptions<'_>,
     sources: &mut strata_plan::SourceMap,
-) -> Result<(Vec<Image>, Vec<String>), Box<Diagnostic>> {
+) -> Result<Lowered, Box<Diagnostic>> {
+    let git = &options.git;
     check_broken(config, &git.images)?;
     let (pruned, left_out) = without_broken(config);
     let config = &pruned;
     let state = git::resolve(config, dir, git)?;
     let mut images = lower::images(config, file_name, &state)?;
     set_created_by(&mut images);
-    lower::dockerfile_images(
+    let mut waiting = fill_dependency_values(&mut images, &options.built);
+    waiting.extend(lower::dockerfile_images(
         config,
         dir,
-        snapshot,
-        dockerfile_bases,
+        options,
         &mut images,
         sources,
-    )?;
+    )?);
     for (image, own) in images.iter_mut().zip(&config.images) {
-        let spec = lower::image_spec_stage(config.image_spec.as_ref(), own.image_spec.as_ref())?;
+        let project = config.project.as_ref().map_or("", |p| p.value.as_str());
+        let names = (project, own.name.to_string());
+        let spec = lower::image_spec_stage(
+            config.image_spec.as_ref(),
+            own.image_spec.as_ref(),
+            (names.0, &names.1),
+        )?;
         if let Some(mut stage) = spec {
             // The stage makes no history but its own entry; it runs no command. After
             // `clearHistory` it makes none: werf's image then has an empty history.
@@ -143,6 +149,7 @@ pub fn lower(
             if !clears {
                 stage.options.created_by = format!("strata: {}/imageSpec", image.name);
             }
+            stage.options.werf_labels = own.dockerfile.is_none();
             image.stages.push(stage);
         }
     }
@@ -172,13 +179,42 @@ pub fn lower(
         )
     }));
     notes.extend(state.notes);
-    Ok((images, notes))
+    Ok((images, notes, waiting))
 }
+
+/// Sets the values of the stapel images' `dependencies` variables from `built` (by image
+/// name); returns the images waiting for values `built` lacks, which get placeholders
+/// ([`strata_plan::Plan::waiting`]).
+fn fill_dependency_values(
+    images: &mut [Image],
+    built: &std::collections::BTreeMap<String, strata_plan::ImageValues>,
+) -> Vec<(usize, Vec<usize>)> {
+    let names: Vec<String> = images.iter().map(|i| i.name.to_string()).collect();
+    let mut waiting = Vec::new();
+    for (index, image) in images.iter_mut().enumerate() {
+        let mut awaited = Vec::new();
+        let envs = image
+            .stages
+            .iter_mut()
+            .flat_map(|s| s.options.dependency_env.iter_mut());
+        for env in envs {
+            let values = lower::image_values(&names[env.image], env.image, built, &mut awaited);
+            env.value = values.value(env.kind);
+        }
+        if !awaited.is_empty() {
+            waiting.push((index, awaited));
+        }
+    }
+    waiting
+}
+
+/// What [`lower`] returns: the images, the notes, [`strata_plan::Plan::waiting`].
+pub type Lowered = (Vec<Image>, Vec<String>, Vec<(usize, Vec<usize>)>);
 
 /// werf labels every image it builds with its project (`werf: PROJECT`, the label werf's
 /// cleanup and host tools select a project's images by); set on each image's first stage, so
-/// every later stage and the image carry it. werf's per-stage labels (content digest, parent
-/// stage id, the project's HEAD commit) are not written: their values are werf's storage ids.
+/// every later stage and the image carry it. werf's per-stage labels (the parent stage, the
+/// project's HEAD commit) are set by the worker ([`strata_plan::StageOptions::werf_labels`]).
 fn label_project(images: &mut [Image], project: &str) {
     for stage in images.iter_mut().filter_map(|i| i.stages.first_mut()) {
         stage.steps.push(strata_plan::Step {

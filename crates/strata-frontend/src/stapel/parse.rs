@@ -311,7 +311,7 @@ impl Section for Build<'_> {
     fn entry(&mut self, b: &Entry<'_>) -> Result<()> {
         let config = &mut *self.0;
         match b.name {
-            "imageSpec" => config.image_spec = Some(image_spec(b, "build.imageSpec")?),
+            "imageSpec" => config.image_spec = Some(global_image_spec(b)?),
             "cacheVersion" => config.cache_version = version(b, "build.cacheVersion")?,
             "platform" => platform(b.value, "build.platform")?,
             // strata caches every Dockerfile instruction as its own stage: what `staged` asks.
@@ -824,6 +824,29 @@ fn image_spec(e: &Entry<'_>, path: &str) -> Result<Keyed<strata_plan::ConfigChan
     }
     Ok(keyed(change, e))
 }
+/// The meta `build.imageSpec:`: werf takes only `author`, `clearHistory` and the config's
+/// labels there (`rawImageSpecGlobal`), merged into each image's `imageSpec`.
+fn global_image_spec(e: &Entry<'_>) -> Result<Keyed<strata_plan::ConfigChange>> {
+    let spec = image_spec(e, "build.imageSpec")?;
+    let mut rest = spec.value.clone();
+    rest.author = None;
+    rest.labels.clear();
+    rest.remove.labels.clear();
+    rest.remove.history = false;
+    if rest != strata_plan::ConfigChange::default() {
+        return Err(Box::new(
+            Diagnostic::new(
+                "the meta `build.imageSpec` takes only `author`, `clearHistory` and, in \
+                 `config`, `labels`, `removeLabels`, `keepEssentialWerfLabels` and \
+                 `clearWerfLabels`, as werf",
+                Some(spec.key),
+            )
+            .help("set the others in each image's `imageSpec`"),
+        ));
+    }
+    Ok(spec)
+}
+
 /// `imageSpec:`, read into its config change.
 struct ImageSpec<'a> {
     change: &'a mut strata_plan::ConfigChange,
@@ -2022,9 +2045,8 @@ impl Section for DependencyEntry {
 
 /// werf's rules for the two kinds of image: a stapel image's dependency runs at a stage
 /// (`before`/`after`) and sets variables (`targetEnv`); a Dockerfile image's sets build args
-/// (`targetBuildArg`) of the whole build, known when the Dockerfile is planned.
+/// (`targetBuildArg`) of the whole build.
 fn check_dependencies(dependencies: &[DependencyConfig], dockerfile: bool) -> Result<()> {
-    use strata_plan::DependencyValue as V;
     for dep in dependencies {
         match (&dep.point, dockerfile) {
             (None, false) => {
@@ -2054,28 +2076,6 @@ fn check_dependencies(dependencies: &[DependencyConfig], dockerfile: bool) -> Re
         };
         if let Some((span, message)) = wrong {
             return Err(Box::new(Diagnostic::new(message, Some(span))));
-        }
-        if let Some((kind, _)) = dep
-            .build_args
-            .iter()
-            .find(|(k, _)| matches!(k.value, V::ImageId | V::ImageDigest))
-        {
-            return Err(Box::new(
-                Diagnostic::new(
-                    format!(
-                        "strata knows the {} of `{}` only once it is built, after the Dockerfile \
-                         is planned: it cannot be a build arg yet",
-                        if kind.value == V::ImageId {
-                            "ImageID"
-                        } else {
-                            "ImageDigest"
-                        },
-                        dep.image.value
-                    ),
-                    Some(kind.span),
-                )
-                .help("use `ImageName` (with `FROM ${ARG}` the Dockerfile builds on that image)"),
-            ));
         }
     }
     Ok(())

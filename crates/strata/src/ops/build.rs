@@ -1,5 +1,6 @@
 //! `strata build`: load the config, solve it on the local worker, tag the final images.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -7,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context as _;
 use strata_digest::Digest;
 use strata_frontend::stapel::{GitOptions, LoadOptions};
-use strata_plan::{ImageName, Plan};
+use strata_plan::{ImageName, ImageValues, Plan};
 use strata_progress::Sink;
 use strata_solver::{SolveOptions, StageOutcome};
 use strata_store::{Store, TagTarget};
@@ -129,8 +130,13 @@ pub fn build_with(
     // The failure the monitor was on when the user chose `reload`, kept until the config
     // loads again: a config that no longer loads sends them back to it.
     let mut last: Option<LastFailure> = None;
+    // The values of the images the plan waits for (`Plan::waiting`), once built.
+    let mut built = BTreeMap::new();
+    let rounds = Rounds::new(progress);
+    // The images the earlier rounds built (or reused), as they did.
+    let mut earlier: Vec<strata_solver::ImageOutcome> = Vec::new();
     loop {
-        let loaded = match load(ctx, options, cancel) {
+        let loaded = match load(ctx, options, &built, cancel) {
             Ok(loaded) => loaded,
             Err(e) if cancel.load(std::sync::atomic::Ordering::Relaxed) => return Err(e),
             Err(e) => match (
@@ -157,6 +163,9 @@ pub fn build_with(
                     )? {
                         DebuggerChoice::Reload => {
                             last = Some(failure);
+                            built.clear();
+                            earlier.clear();
+                            rounds.reset();
                             continue;
                         }
                         DebuggerChoice::Exit => {
@@ -181,9 +190,44 @@ pub fn build_with(
             worker.set_stops(&stepper);
             &stepper
         });
-        let built = build_plan(ctx, &plan, &worker, options, progress, cancel, stepper);
-        let failures = match built {
-            Ok(report) => {
+        // A plan waiting for values of images builds those first and is made again.
+        let roots: Vec<usize> = options
+            .images
+            .iter()
+            .filter_map(|name| plan.image_index(name))
+            .collect();
+        let waits = !plan.waiting_among(&plan.closure(&roots)).is_empty();
+        let result = match !waits {
+            true => build_plan(ctx, &plan, &worker, options, &rounds, cancel, stepper).map(Some),
+            false => {
+                rounds.set_earlier(true);
+                let awaited = build_awaited(
+                    ctx, &plan, &roots, &worker, options, &rounds, cancel, stepper,
+                );
+                rounds.set_earlier(false);
+                awaited.and_then(|(values, outcomes)| {
+                    // A round that learns nothing new would be followed by the same one.
+                    if values.keys().all(|name| built.contains_key(name)) {
+                        return Err(BuildError::Other(anyhow::anyhow!(
+                            "the plan still waits for images it built: {}",
+                            values.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                    built.extend(values);
+                    earlier.extend(outcomes);
+                    Ok(None)
+                })
+            }
+        };
+        let failures = match result {
+            Ok(None) => continue,
+            Ok(Some(mut report)) => {
+                // What the earlier rounds did to their images, not the reuse of this one.
+                for image in &mut report.images {
+                    if let Some(outcome) = earlier.iter().find(|o| o.name == image.name) {
+                        image.stages = outcome.stages.clone();
+                    }
+                }
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
                 load_images(ctx, &report, options, progress)?;
@@ -234,6 +278,9 @@ pub fn build_with(
                 }
             }
             if let Some((index, view)) = reload {
+                built.clear();
+                earlier.clear();
+                rounds.reset();
                 let (error, failed) = failures.swap_remove(index);
                 last = Some(LastFailure {
                     view,
@@ -324,10 +371,13 @@ pub(crate) struct Loaded<'a> {
     _scratch: (strata_store::Scratch, strata_store::Scratch),
 }
 
-/// The plan of the config or Dockerfile of `options` and the worker a build of it runs on.
+/// The plan of the config or Dockerfile of `options` and the worker a build of it runs on;
+/// `built` has the values of images already built that the plan may wait for
+/// ([`Plan::waiting`]).
 pub(crate) fn load<'a>(
     ctx: &'a Context,
     options: &BuildOptions,
+    built: &BTreeMap<String, ImageValues>,
     cancel: &AtomicBool,
 ) -> anyhow::Result<Loaded<'a>> {
     let mut worker = worker(ctx, options)?;
@@ -337,7 +387,7 @@ pub(crate) fn load<'a>(
         ctx,
         options,
         &mut worker,
-        (downloads.path(), pinned.path()),
+        (downloads.path(), pinned.path(), built),
         cancel,
     )?;
     Ok(Loaded {
@@ -369,7 +419,11 @@ fn load_plan(
     ctx: &Context,
     options: &BuildOptions,
     worker: &mut LocalWorker<'_>,
-    (downloads, pinned): (&std::path::Path, &std::path::Path),
+    (downloads, pinned, built): (
+        &std::path::Path,
+        &std::path::Path,
+        &BTreeMap<String, ImageValues>,
+    ),
     cancel: &AtomicBool,
 ) -> anyhow::Result<Plan> {
     let bases = Bases {
@@ -430,6 +484,7 @@ fn load_plan(
                 loose_giterminism: options.loose_giterminism,
                 snapshot: Some(snapshot_dirs(ctx, pinned)),
                 dockerfile_bases: Some(&bases),
+                built: built.clone(),
             },
         ),
     };
@@ -576,12 +631,180 @@ pub fn build_plan(
     if let Some(message) = note {
         progress.event(strata_progress::Event::Note { message });
     }
+    let images = if options.images.is_empty() {
+        plan.default_images.clone()
+    } else {
+        options.images.clone()
+    };
+    let solution = solve(
+        ctx, plan, worker, options, images, progress, cancel, stepper,
+    )?;
+    for outcome in &solution.images {
+        if plan.images[outcome.index].is_final {
+            worker
+                .ensure_local(&outcome.state.manifest)
+                .map_err(BuildError::Other)?;
+        }
+    }
+    tag_images(ctx, plan, solution).map_err(BuildError::Other)
+}
+
+/// Builds the images a build of `roots` waits for ([`Plan::ready`]) and returns their values by name,
+/// for the plan to be made again with them, and what the build did.
+#[allow(clippy::too_many_arguments)]
+fn build_awaited(
+    ctx: &Context,
+    plan: &Plan,
+    roots: &[usize],
+    worker: &LocalWorker<'_>,
+    options: &BuildOptions,
+    progress: &dyn Sink,
+    cancel: &AtomicBool,
+    stepper: Option<&step::Stepper<'_>>,
+) -> Result<
+    (
+        BTreeMap<String, ImageValues>,
+        Vec<strata_solver::ImageOutcome>,
+    ),
+    BuildError,
+> {
+    let ready = plan.ready(roots);
+    let names: Vec<String> = ready
+        .iter()
+        .map(|&i| plan.images[i].name.to_string())
+        .collect();
+    if names.is_empty() {
+        return Err(BuildError::Other(anyhow::anyhow!(
+            "the images of the config wait for each other's ImageID or ImageDigest in a cycle"
+        )));
+    }
+    let solution = solve(ctx, plan, worker, options, names, progress, cancel, stepper)?;
+    let mut values = BTreeMap::new();
+    for outcome in solution.images.iter().filter(|o| ready.contains(&o.index)) {
+        let manifest = &outcome.state.manifest;
+        let id = worker
+            .ensure_local(manifest)
+            .and_then(|()| crate::image::StoredImage::load(&ctx.store, manifest))
+            .map_err(BuildError::Other)?
+            .manifest
+            .config
+            .digest;
+        let name = worker
+            .stage_name(&outcome.state.digest, &outcome.name)
+            .map_err(BuildError::Other)?;
+        values.insert(
+            outcome.name.clone(),
+            ImageValues {
+                name,
+                id: id.to_string(),
+                digest: manifest.to_string(),
+            },
+        );
+    }
+    Ok((values, solution.images))
+}
+
+/// The progress of a build made in rounds (the images a plan waits for, [`build_awaited`],
+/// then the whole plan again) as one build: a later round's events of the images an earlier
+/// round completed (found in the cache now) are left out, and only the last round's end is
+/// passed on, with the earlier rounds' counts and time added.
+struct Rounds<'a> {
+    inner: &'a dyn Sink,
+    state: Mutex<RoundsState>,
+}
+
+#[derive(Default)]
+struct RoundsState {
+    /// The round under way is an earlier one: its end is held back.
+    earlier: bool,
+    /// Images completed by the earlier rounds, and those of the round under way.
+    done: std::collections::BTreeSet<String>,
+    this_round: Vec<String>,
+    /// The earlier rounds' stages built and reused, and time; reuses left out of this round.
+    built: usize,
+    cached: usize,
+    millis: u64,
+    left_out: usize,
+}
+
+impl<'a> Rounds<'a> {
+    fn new(inner: &'a dyn Sink) -> Rounds<'a> {
+        Rounds {
+            inner,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Forgets the rounds so far: the config is loaded again from scratch.
+    fn reset(&self) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = RoundsState::default();
+    }
+
+    /// Whether the round about to start is an earlier one.
+    fn set_earlier(&self, earlier: bool) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).earlier = earlier;
+    }
+}
+
+impl Sink for Rounds<'_> {
+    fn event(&self, event: strata_progress::Event) {
+        use strata_progress::Event as E;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let event = match event {
+            E::StageDigest { ref id, .. } if state.done.contains(&id.image) => return,
+            E::StageCached { ref id, .. } if state.done.contains(&id.image) => {
+                state.left_out += 1;
+                return;
+            }
+            E::ImageDone { ref image, .. } if state.done.contains(image) => return,
+            E::ImageDone { ref image, .. } => {
+                state.this_round.push(image.clone());
+                event
+            }
+            E::BuildFinished {
+                built,
+                cached,
+                millis,
+                ok,
+            } => {
+                let finished = std::mem::take(&mut state.this_round);
+                state.done.extend(finished);
+                if state.earlier && ok {
+                    state.built += built;
+                    state.cached += cached;
+                    state.millis += millis;
+                    return;
+                }
+                let left_out = std::mem::take(&mut state.left_out);
+                E::BuildFinished {
+                    built: built + state.built,
+                    cached: cached.saturating_sub(left_out) + state.cached,
+                    millis: millis + state.millis,
+                    ok,
+                }
+            }
+            event => event,
+        };
+        drop(state);
+        self.inner.event(event);
+    }
+}
+
+/// Solves `images` of `plan` on `worker` (with the introspection `options` asks for) and
+/// waits until the stages it built are in the stage repository too.
+#[allow(clippy::too_many_arguments)]
+fn solve(
+    ctx: &Context,
+    plan: &Plan,
+    worker: &LocalWorker<'_>,
+    options: &BuildOptions,
+    images: Vec<String>,
+    progress: &dyn Sink,
+    cancel: &AtomicBool,
+    stepper: Option<&step::Stepper<'_>>,
+) -> Result<strata_solver::Solution, BuildError> {
     let solve_options = SolveOptions {
-        images: if options.images.is_empty() {
-            plan.default_images.clone()
-        } else {
-            options.images.clone()
-        },
+        images,
         // Paused, the whole build is: one image at a time.
         parallel: match stepper {
             Some(_) => 1,
@@ -600,31 +823,21 @@ pub fn build_plan(
     let solved = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel);
     // The build ends when the stages it built are in the stage repository too.
     let published = worker.finish_publishing(progress, cancel);
-    let solution = match (solved, published) {
-        (Ok(_), Err(crate::publish::Error::Cancelled)) => {
-            return Err(BuildError::Solve(Box::new(
-                strata_solver::Error::Cancelled.into(),
-            )));
-        }
-        (Ok(_), Err(failed)) => return Err(BuildError::Other(failed.into())),
-        (Ok(solution), Ok(())) => solution,
+    match (solved, published) {
+        (Ok(_), Err(crate::publish::Error::Cancelled)) => Err(BuildError::Solve(Box::new(
+            strata_solver::Error::Cancelled.into(),
+        ))),
+        (Ok(_), Err(failed)) => Err(BuildError::Other(failed.into())),
+        (Ok(solution), Ok(())) => Ok(solution),
         (Err(e), published) => {
             if let Err(failed @ crate::publish::Error::Failed { .. }) = published {
                 progress.event(strata_progress::Event::Note {
                     message: format!("note: {failed}"),
                 });
             }
-            return Err(BuildError::Solve(Box::new(e)));
-        }
-    };
-    for outcome in &solution.images {
-        if plan.images[outcome.index].is_final {
-            worker
-                .ensure_local(&outcome.state.manifest)
-                .map_err(BuildError::Other)?;
+            Err(BuildError::Solve(Box::new(e)))
         }
     }
-    tag_images(ctx, plan, solution).map_err(BuildError::Other)
 }
 
 /// Tags the final image with each of `names` too.

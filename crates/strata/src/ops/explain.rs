@@ -15,6 +15,7 @@ pub use strata_solver::{Change, Location, MissReason};
 
 use crate::Context;
 use crate::ops::build::BuildReport;
+use crate::worker::created_millis;
 
 /// One stage and why it is there.
 #[derive(Clone, Debug)]
@@ -92,15 +93,6 @@ pub fn image(ctx: &Context, reference: &str) -> anyhow::Result<Vec<Explained>> {
     Ok(out)
 }
 
-/// When a record was built, in milliseconds (records without the metadata: their second).
-fn built_at(record: &StageRecord) -> u128 {
-    record
-        .meta
-        .get(crate::worker::META_CREATED_MILLIS)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(u128::from(record.created_unix) * 1000)
-}
-
 /// The store's readable stage records by image and stage name.
 struct Records(HashMap<(String, String), Vec<StageRecord>>);
 
@@ -127,8 +119,8 @@ impl Records {
             .get(&(record.image.clone(), record.stage.clone()))
             .into_iter()
             .flatten()
-            .filter(|r| r.digest != record.digest && built_at(r) <= built_at(record))
-            .max_by_key(|r| built_at(r));
+            .filter(|r| r.digest != record.digest && created_millis(r) <= created_millis(record))
+            .max_by_key(|r| created_millis(r));
         let Some(before) = before else {
             return MissReason::New;
         };

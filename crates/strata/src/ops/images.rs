@@ -258,7 +258,7 @@ pub struct Named {
 /// of one, else a manifest digest. Images named by id are the tagged ones.
 pub fn lookup(ctx: &Context, reference: &str) -> anyhow::Result<Option<Named>> {
     let tag = image::normalize_reference(reference);
-    if let Some(target) = ctx.store.tag(&tag)? {
+    if let Some(target) = image::named(&ctx.store, reference)? {
         return Ok(Some(Named {
             manifest: target.manifest,
             tags: vec![(tag, target)],

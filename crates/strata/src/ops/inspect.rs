@@ -13,10 +13,7 @@ pub fn inspect(ctx: &Context, reference: &str) -> anyhow::Result<serde_json::Val
     })?;
     let stored = StoredImage::load(&ctx.store, &digest)?;
     let mut stages = Vec::new();
-    let mut next = ctx
-        .store
-        .tag(&image::normalize_reference(reference))?
-        .and_then(|t| t.stage);
+    let mut next = image::named(&ctx.store, reference)?.and_then(|t| t.stage);
     while let Some(d) = next {
         let Some(record) = ctx.store.stage(&d)? else {
             break;

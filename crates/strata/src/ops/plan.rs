@@ -19,18 +19,31 @@ pub fn plan(
     options: &BuildOptions,
     cancel: &AtomicBool,
 ) -> anyhow::Result<Vec<PlannedImage>> {
-    let build::Loaded { plan, worker, .. } = &build::load(ctx, options, cancel)?;
+    let built = Default::default();
+    let build::Loaded { plan, worker, .. } = &build::load(ctx, options, &built, cancel)?;
     let images = if options.images.is_empty() {
         plan.default_images.clone()
     } else {
         options.images.clone()
     };
-    strata_solver::preview(plan, worker, &images).map_err(|error| {
-        Failed {
+    let mut planned = strata_solver::preview(plan, worker, &images).map_err(|error| {
+        anyhow::Error::from(Failed {
             error,
             sources: plan.sources.clone(),
             record: None,
+        })
+    })?;
+    // An image waiting for another's ImageID or ImageDigest is planned with a placeholder:
+    // its digests are known once the build has built that image.
+    for image in planned
+        .iter_mut()
+        .filter(|p| plan.waiting.iter().any(|(w, _)| *w == p.index))
+    {
+        for stage in &mut image.stages {
+            stage.digest = None;
+            stage.inputs.clear();
+            stage.location = None;
         }
-        .into()
-    })
+    }
+    Ok(planned)
 }

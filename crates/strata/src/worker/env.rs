@@ -1,12 +1,9 @@
 //! The environment of build containers: the image's variables, werf's service variables and
 //! the values of a stage's `dependencies`.
 
-use anyhow::Context as _;
-use strata_plan::DependencyValue;
 use strata_solver::StageJob;
 
 use super::{DEFAULT_PATH, LocalWorker};
-use crate::image::StoredImage;
 use crate::oci::ImageConfig;
 use crate::toolbox;
 
@@ -30,37 +27,15 @@ pub(super) fn with_args(env: &mut Vec<String>, args: &[(String, String)]) {
 }
 
 impl LocalWorker<'_> {
-    /// The values of the stage's `dependencies` variables.
-    pub(super) fn dependency_values(
-        &self,
-        job: &StageJob<'_>,
-    ) -> anyhow::Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        for dep in &job.stage.options.dependency_env {
-            let state = job
-                .dependencies
-                .iter()
-                .find(|(i, _)| *i == dep.image)
-                .map(|(_, s)| s)
-                .context("a dependency image was not built before this one")?;
-            let (repo, tag) = dep
-                .reference
-                .rsplit_once(':')
-                .unwrap_or((&dep.reference, "latest"));
-            let value = match dep.value {
-                DependencyValue::ImageName => dep.reference.clone(),
-                DependencyValue::ImageRepo => repo.to_string(),
-                DependencyValue::ImageTag => tag.to_string(),
-                DependencyValue::ImageDigest => state.manifest.to_string(),
-                DependencyValue::ImageId => StoredImage::load(self.store, &state.manifest)?
-                    .manifest
-                    .config
-                    .digest
-                    .to_string(),
-            };
-            out.push((dep.name.clone(), value));
-        }
-        Ok(out)
+    /// The values of the stage's `dependencies` variables, as the plan has them (made once
+    /// the dependencies were built, [`strata_plan::Plan::waiting`]).
+    pub(super) fn dependency_values(job: &StageJob<'_>) -> Vec<(String, String)> {
+        job.stage
+            .options
+            .dependency_env
+            .iter()
+            .map(|dep| (dep.name.clone(), dep.value.clone()))
+            .collect()
     }
 
     /// The environment of the stage's build containers (see [`build_env`]): with the toolbox
@@ -72,7 +47,7 @@ impl LocalWorker<'_> {
         toolbox: bool,
     ) -> anyhow::Result<Vec<String>> {
         let mut extra = job.stage.options.service_env.clone();
-        extra.extend(self.dependency_values(job)?);
+        extra.extend(Self::dependency_values(job));
         Ok(build_env(config, &extra, toolbox))
     }
 }

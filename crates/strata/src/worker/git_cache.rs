@@ -1,6 +1,7 @@
 //! The inputs of stages whose digest needs their parent built first ([`LateInputs`]): the
 //! checksums of imported files, and werf's git policy: `gitCache` (a stage of its own once the
-//! patch since the parent's commits reaches [`git::GIT_CACHE_THRESHOLD`]) and
+//! patch since the parent's commits, measured as werf measures it ([`git::werf_patch_size`]),
+//! reaches [`git::GIT_CACHE_THRESHOLD`]) and
 //! `gitLatestPatch` (keyed by the identity of each mapping's patch).
 
 use strata_plan::{DigestInput, LateInputs, Op};
@@ -35,10 +36,7 @@ impl LocalWorker<'_> {
                 };
                 inputs.push(DigestInput::ImportFiles { index, checksum });
             }
-            for (name, value) in self
-                .dependency_values(job)
-                .map_err(op("resolve the stage's dependencies"))?
-            {
+            for (name, value) in Self::dependency_values(job) {
                 inputs.push(DigestInput::DependencyValue { name, value });
             }
             return Ok(Some(inputs));
@@ -68,7 +66,8 @@ impl LocalWorker<'_> {
             if changes.is_empty() {
                 continue;
             }
-            size += changes.patch_size;
+            size += git::werf_patch_size(mapping, from, &changes)
+                .map_err(op("measure the git patch since the parent stage"))?;
             patches.push(DigestInput::GitPatch {
                 mapping: i,
                 identity: changes.identity.hex(),

@@ -61,6 +61,16 @@ pub const META_LAYER_BYTES: &str = "layerBytes";
 /// Stage record metadata: when it was built, in milliseconds since the Unix epoch (the
 /// record's `created_unix` is in seconds, too coarse to order two builds of one stage).
 pub const META_CREATED_MILLIS: &str = "createdMillis";
+/// When a stage record was built, in milliseconds since the Unix epoch
+/// ([`META_CREATED_MILLIS`]; records without it: their second).
+pub fn created_millis(record: &strata_store::StageRecord) -> u128 {
+    record
+        .meta
+        .get(META_CREATED_MILLIS)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(u128::from(record.created_unix) * 1000)
+}
+
 /// The PATH of images that set none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -180,6 +190,24 @@ impl<'a> LocalWorker<'a> {
     /// Builds for the stapel config of `project` (werf's `project:`), see [`Executor::resolve_base`].
     pub fn set_project(&mut self, project: Option<String>) {
         self.project = project;
+    }
+
+    /// werf's name of stage `digest` of image `image` (its `ImageName`), `REPO:DIGEST-MILLIS`:
+    /// the stage repository's name and tag when it holds the stage, else the project's local
+    /// name (`PROJECT:DIGEST-MILLIS`; the image's name without a project) with the record's
+    /// creation time ([`created_millis`]). A base image's "stage" has no record:
+    /// `REPO:DIGEST`, as werf names a stage of no creation time.
+    pub fn stage_name(&self, digest: &Digest, image: &str) -> anyhow::Result<String> {
+        if let Some(remote) = &self.remote
+            && let Some((repository, tag)) = remote.stage_tag(digest)?
+        {
+            return Ok(format!("{repository}:{tag}"));
+        }
+        let repository = self.project.as_deref().unwrap_or(image);
+        Ok(match self.store.stage(digest)? {
+            Some(record) => format!("{repository}:{}-{}", digest.hex(), created_millis(&record)),
+            None => format!("{repository}:{}", digest.hex()),
+        })
     }
 
     /// Makes an image this build refers to available in the local store (a stage found in the

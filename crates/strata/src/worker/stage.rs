@@ -17,7 +17,7 @@ use super::{LocalWorker, META_CREATED_MILLIS, META_LAYER_BYTES};
 use crate::files::{self, FileWork};
 use crate::git;
 use crate::image::{self, StoredImage};
-use crate::oci::{ApplyChange as _, ImageConfig};
+use crate::oci::{self, ApplyChange as _, ImageConfig};
 
 impl LocalWorker<'_> {
     /// Builds one stage (see the module docs of [`super`]). `cancel` is looked at before each
@@ -83,6 +83,9 @@ impl LocalWorker<'_> {
                 .map_err(store("read the parent stage's record"))?,
             None => None,
         };
+        if job.stage.options.werf_labels {
+            self.set_werf_labels(job, parent.as_ref(), parent_record.as_ref(), &mut config)?;
+        }
         let mut commits = parent_record
             .map(|r| git::recorded_commits(&r.meta))
             .unwrap_or_default();
@@ -300,6 +303,79 @@ impl LocalWorker<'_> {
 
     /// Publishes `record` of a stage built with `no_cache` in place of the one its digest had:
     /// the build's stage lock is held, so nothing replaces it meanwhile.
+    /// werf's service labels of a stapel stage (`pkg/build/build_phase.go`), set before its
+    /// steps as werf sets them before the stage's own (an `imageSpec`'s removals see them):
+    /// the stage it is built on (`werf.io/parent-stage-id`, `DIGEST-MILLIS`: the previous
+    /// stage, or for an image's first stage on another image of the config that image's last)
+    /// and, from the second stage on, that stage's image id (`werf.io/base-image-id`); the
+    /// project's HEAD commit (`werf-project-repo-commit`) when the config is in a git
+    /// repository; the last stage of each dependency the stage introduces
+    /// (`werf-dependency-stage-id-SHA256 = DIGEST-MILLIS`).
+    fn set_werf_labels(
+        &self,
+        job: &StageJob<'_>,
+        parent: Option<&StoredImage>,
+        parent_record: Option<&StageRecord>,
+        config: &mut ImageConfig,
+    ) -> Result<(), ExecError> {
+        let labels = &mut config.config.labels;
+        let base_stage = match (&job.image.base, parent_record) {
+            (_, Some(record)) => Some(record.clone()),
+            (strata_plan::Base::Image { index, .. }, None) => {
+                match job.dependencies.iter().find(|(i, _)| i == index) {
+                    Some((_, state)) => self
+                        .store
+                        .stage(&state.digest)
+                        .map_err(store("read the base image's last stage record"))?,
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(record) = base_stage {
+            labels.insert(
+                oci::WERF_PARENT_STAGE_LABEL.into(),
+                format!("{}-{}", record.digest.hex(), super::created_millis(&record)),
+            );
+        }
+        let first = job
+            .image
+            .stages
+            .first()
+            .is_some_and(|s| std::ptr::eq(s, job.stage));
+        if let (false, Some(parent)) = (first, parent) {
+            labels.insert(
+                oci::WERF_BASE_IMAGE_ID_LABEL.into(),
+                parent.manifest.config.digest.to_string(),
+            );
+        }
+        let env = &job.stage.options.service_env;
+        if let Some((_, hash)) = env.iter().find(|(k, _)| k == "WERF_COMMIT_HASH") {
+            labels.insert(oci::WERF_REPO_COMMIT_LABEL.into(), hash.clone());
+        }
+        for index in &job.stage.options.dependency_labels {
+            let Some((_, state)) = job.dependencies.iter().find(|(i, _)| i == index) else {
+                continue;
+            };
+            let record = self
+                .store
+                .stage(&state.digest)
+                .map_err(store("read a dependency's last stage record"))?;
+            if let Some(record) = record {
+                let id = format!("{}-{}", record.digest.hex(), super::created_millis(&record));
+                labels.insert(
+                    format!(
+                        "{}{}",
+                        oci::WERF_DEPENDENCY_LABEL_PREFIX,
+                        strata_digest::Digest::of(id.as_bytes()).hex()
+                    ),
+                    id,
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn replace_record(&self, record: StageRecord) -> Result<StageRecord, ExecError> {
         let outcome = match self
             .store
