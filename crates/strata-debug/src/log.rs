@@ -4,10 +4,12 @@
 //! events' log lines, the very lines `--progress plain` shows as `image/stage | line`), from
 //! whichever thread builds the image, between [`BuildLog::start`] and [`BuildLog::finish`]
 //! of each build (a `reload`'s build starts the log afresh): a monitor open in between may
-//! see more lines come. `log` prints the kept lines, `log -f` then follows new ones until
-//! Ctrl-C or the build's end. The last [`KEPT`] lines are kept.
+//! see more lines come. The engine also says which images start and end
+//! ([`BuildLog::image_started`], [`BuildLog::image_ended`]). `log` prints the kept lines,
+//! `log -f` then follows new ones until Ctrl-C or no image builds any more. The last
+//! [`KEPT`] lines are kept.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
@@ -43,6 +45,8 @@ struct Inner {
     /// How many lines were dropped from the front (so positions stay valid).
     dropped: usize,
     building: bool,
+    /// The images started and not ended.
+    running: BTreeSet<String>,
 }
 
 /// The build's output; see the module docs. Shared by the build's threads and the monitor.
@@ -95,7 +99,23 @@ impl BuildLog {
         let mut inner = self.lock();
         inner.dropped += inner.lines.len();
         inner.lines.clear();
+        inner.running.clear();
         inner.building = true;
+    }
+
+    /// `image` builds (more than once is once).
+    pub fn image_started(&self, image: &str) {
+        let mut inner = self.lock();
+        if !inner.running.contains(image) {
+            inner.running.insert(image.to_owned());
+        }
+    }
+
+    /// `image` is built, or failed.
+    pub fn image_ended(&self, image: &str) {
+        self.lock().running.remove(image);
+        // A full pipe already wakes the follower.
+        let _ = rustix::io::write(&self.wake_write, &[1]);
     }
 
     /// The build ended: no more lines come.
@@ -105,9 +125,11 @@ impl BuildLog {
         let _ = rustix::io::write(&self.wake_write, &[1]);
     }
 
-    /// Whether images may still build.
+    /// Whether images still build: the build has not finished, and an image that started
+    /// has not ended.
     pub(crate) fn building(&self) -> bool {
-        self.lock().building
+        let inner = self.lock();
+        inner.building && !inner.running.is_empty()
     }
 
     /// The lines after `from` that `filter` takes, and the new end.
@@ -164,10 +186,17 @@ mod tests {
         assert_eq!(texts(log.since(mark, None).0), ["four"]);
         // A reload's build starts afresh.
         log.start();
-        assert!(log.building());
+        assert!(!log.building(), "no image started yet");
+        log.image_started("app");
+        log.image_started("web");
+        log.image_ended("app");
+        assert!(log.building(), "web still builds");
         assert!(log.since(0, None).0.is_empty());
         log.push("app", "install", "five");
         assert_eq!(texts(log.since(0, None).0), ["five"]);
+        log.image_ended("web");
+        assert!(!log.building(), "no image builds");
+        log.image_started("app");
         log.finish();
         assert!(!log.building());
     }

@@ -101,6 +101,15 @@ impl Error {
         }
     }
 
+    /// What the executor kept of the failed step (see [`Kept`]).
+    pub fn kept(&self) -> Option<&Kept> {
+        match self {
+            Error::CommandFailed(f) => f.kept.as_ref(),
+            Error::Stage { source, .. } => source.kept(),
+            _ => None,
+        }
+    }
+
     /// Takes what the executor kept of the failed step (see [`Kept`]).
     pub fn take_kept(&mut self) -> Option<Kept> {
         match self {

@@ -222,8 +222,9 @@ pub trait Hooks: Sync {
     }
     /// A stage is built or reused; `state` is its result.
     fn after_stage(&self, _job: &StageJob<'_>, _state: &StageState) {}
-    /// A stage failed; called before the failure ends the image.
-    fn on_failure(&self, _job: &StageJob<'_>, _error: &ExecError) {}
+    /// A stage failed with `error` (what the solve's failure will be); called on the image's
+    /// thread before the failure ends the image, while the images already building go on.
+    fn on_failure(&self, _job: &StageJob<'_>, _error: &crate::Error) {}
     /// Whether [`Hooks::at_cached_stage`] wants this stage when it is cached; lets the solver
     /// skip looking up cached stages nobody stops at.
     fn wants_cached(&self, _image: &str, _stage: &str) -> bool {

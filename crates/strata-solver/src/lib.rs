@@ -9,8 +9,9 @@
 //!    reused without even being looked up, which makes a fully cached rebuild one lookup per
 //!    image.
 //! 4. The remaining stages run in order on the executor; a failure stops the build and carries
-//!    the user's source location. Images already building then finish, and their failures
-//!    come with it ([`Failures`]).
+//!    the user's source location. No image starts after it; images already building then
+//!    finish, and their failures come with it ([`Failures`]). [`Hooks::on_failure`] sees a
+//!    failure in the failed image's thread before it ends the image, while the others build.
 //!
 //! The solver knows no frontend syntax, no Linux and no store: only [`Plan`] and [`Executor`].
 //!
@@ -148,11 +149,13 @@ pub fn solve(
             })
             .collect(),
     });
+    let failed = AtomicBool::new(false);
     let result = schedule::run(
         plan,
         &wanted,
         options.parallel.max(1),
         cancel,
+        &failed,
         |index, deps| {
             let walk = walk::Walk {
                 plan,
@@ -160,6 +163,7 @@ pub fn solve(
                 hooks,
                 progress,
                 cancel,
+                failed: &failed,
             };
             walk.image(index, deps)
         },

@@ -44,13 +44,14 @@ struct Board {
 }
 
 /// Runs `build` for every wanted image once its base image is done, at most `parallel` at once.
-/// The first error stops new work; images already running finish, and their errors are kept
-/// with it.
+/// The first error stops new work (as does `failed`, set when a stage fails, before its
+/// image's hooks run); images already running finish, and their errors are kept with it.
 pub(crate) fn run<F>(
     plan: &Plan,
     wanted: &[usize],
     parallel: usize,
     cancel: &AtomicBool,
+    failed: &AtomicBool,
     build: F,
 ) -> Result<Vec<ImageOutcome>, Failures>
 where
@@ -69,7 +70,8 @@ where
             .lock()
             .expect("no scheduler thread panics while holding the board");
         let next = loop {
-            if b.error.is_some() || cancel.load(Ordering::Relaxed) {
+            if b.error.is_some() || failed.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed)
+            {
                 break None;
             }
             let ready = wanted.iter().copied().find(|i| {

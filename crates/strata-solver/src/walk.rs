@@ -17,6 +17,8 @@ pub(crate) struct Walk<'a> {
     pub hooks: &'a dyn Hooks,
     pub progress: &'a dyn Sink,
     pub cancel: &'a AtomicBool,
+    /// Set when a stage fails, before the hooks see it: no new image starts.
+    pub failed: &'a AtomicBool,
 }
 
 /// The base input of an image's `from` stage and the manifest it starts from.
@@ -332,11 +334,12 @@ impl Walk<'_> {
                     id,
                     message: e.to_string(),
                 });
-                self.hooks.on_failure(job, &e);
                 let mut error = stage_error(job.image_name, job.stage, e);
                 if let Error::CommandFailed(f) = &mut error {
                     f.digest = Some(job.digest);
                 }
+                self.failed.store(true, Ordering::Relaxed);
+                self.hooks.on_failure(job, &error);
                 return Err(error);
             }
         };

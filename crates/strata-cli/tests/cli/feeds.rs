@@ -43,7 +43,7 @@ fn feed(version: &str, noise: &str) -> String {
 }
 
 /// The feed mounts a `build_dir`, which werf's giterminism allows only when told to.
-fn allow_build_dir(dir: &std::path::Path) {
+pub(crate) fn allow_build_dir(dir: &std::path::Path) {
     std::fs::write(
         dir.join("werf-giterminism.yaml"),
         "giterminismConfigVersion: 1\nconfig: {stapel: {mount: {allowBuildDir: true}}}\n",

@@ -4,6 +4,8 @@
 use rexpect::session::PtySession;
 
 use crate::debug::{FAILING, exit_monitor};
+use crate::feeds::allow_build_dir;
+use crate::source_race::{GATE, gate_reached_by};
 use crate::stepdebug::dockerfile_dir;
 use crate::support::Env;
 
@@ -221,6 +223,10 @@ fn a_stapel_rollback_runs_the_stage_again_and_log_shows_the_builds_output() {
          ---\nimage: web\nfrom: busybox:latest\nshell:\n  install:\n  - echo web-says-$((6*7))\n",
     );
     let mut s = stapel_debugger(&env, &dir);
+    // The monitor opens as `app` fails: `web` may still build, until the log says it ended.
+    s.send_line("log -f web").unwrap();
+    s.exp_string("no image is building any more").unwrap();
+    s.exp_string("(strata) ").unwrap();
     // What the build printed, every image's, as the plain progress shows it.
     s.send_line("log").unwrap();
     s.exp_string("app/install | app-says-42").unwrap();
@@ -353,4 +359,73 @@ fn the_shells_name_image_stage_and_state_in_a_debugger_image_too() {
     s.exp_string("leaving the debugger: ended process 1 (`/bin/sh`), 2 (`/bin/sh`)")
         .unwrap();
     s.exp_eof().unwrap();
+}
+
+#[test]
+fn the_monitor_opens_at_the_first_failure_while_other_images_build() {
+    let env = Env::new();
+    // `a` fails at once; `b` waits at a gate the test opens, then prints in two stages, the
+    // second waiting for the test again (`/gate/again`) before it ends.
+    let again = GATE
+        .replace("touch /gate/planned; ", "")
+        .replace("/gate/open", "/gate/again");
+    let dir = env.project(
+        "live",
+        &format!(
+            "image: a\nfrom: busybox:latest\nshell:\n  install:\n  - echo a-fails; false\n\
+             ---\nimage: b\nfrom: busybox:latest\nmount:\n- from: build_dir\n  to: /gate\n\
+             shell:\n  install:\n  - sh -c '{GATE}'\n  - echo b-past-the-gate-$((6*7))\n  \
+             setup:\n  - echo b-setup-$((6*7))\n  - sh -c '{again}'\n"
+        ),
+    );
+    allow_build_dir(&dir);
+    let mut cmd = env.cmd();
+    cmd.args([
+        "build",
+        "--progress",
+        "plain",
+        "--debugger",
+        "--parallel",
+        "2",
+    ])
+    .current_dir(&dir);
+    // The monitor on `a` opens before the gate lets `b` go on.
+    let mut s = on_a_terminal(cmd);
+    let gate = gate_reached_by(&env, || None);
+    s.send_line("info").unwrap();
+    s.exp_string("image `a`, stage `install`").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("log -f b").unwrap();
+    s.exp_string("following the build's output; Ctrl-C comes back")
+        .unwrap();
+    std::fs::write(gate.join("open"), "").unwrap();
+    let followed = s.exp_string("b/setup | b-setup-42").unwrap();
+    assert!(
+        followed.contains("b/install | b-past-the-gate-42"),
+        "{followed}"
+    );
+    // `b`'s install stage is built by now, and its progress is held while the monitor is open.
+    assert!(!followed.contains("b/install: built"), "{followed}");
+    type_keys(&mut s, "\x03");
+    s.exp_string("^C").unwrap();
+    s.exp_string("(strata) ").unwrap();
+    // Followed again, the log ends when `b` does.
+    s.send_line("log -f b").unwrap();
+    s.exp_string("following the build's output; Ctrl-C comes back")
+        .unwrap();
+    std::fs::write(gate.join("again"), "").unwrap();
+    s.exp_string("no image is building any more: the end of the build's output")
+        .unwrap();
+    s.exp_string("(strata) ").unwrap();
+    s.send_line("exit").unwrap();
+    // Then what `b` did, and its end: the build goes on, and ends with `a`'s failure.
+    s.exp_string("debugger on a/install: done").unwrap();
+    s.exp_string("b/install: built").unwrap();
+    s.exp_string("b: done").unwrap();
+    s.exp_eof().unwrap();
+    let status = s.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
 }

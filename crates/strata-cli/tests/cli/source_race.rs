@@ -18,6 +18,11 @@ pub(crate) const GATE: &str = "touch /gate/planned; i=0; until [ -e /gate/open ]
 /// Waits until the gate of the build `child` is reached and returns its directory (the cache
 /// mount's directory in the store).
 pub(crate) fn gate_reached(env: &Env, child: &mut Child) -> PathBuf {
+    gate_reached_by(env, || child.try_wait().unwrap().map(|s| s.to_string()))
+}
+
+/// [`gate_reached`] for a build whose end `ended` tells (how it ended, once it has).
+pub(crate) fn gate_reached_by(env: &Env, mut ended: impl FnMut() -> Option<String>) -> PathBuf {
     let find = || -> Option<PathBuf> {
         std::fs::read_dir(env.store.path().join("build_dir"))
             .ok()?
@@ -31,7 +36,7 @@ pub(crate) fn gate_reached(env: &Env, child: &mut Child) -> PathBuf {
             return gate;
         }
         assert!(Instant::now() < deadline, "the gate step never ran");
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = ended() {
             panic!("the build ended ({status}) before its gate step");
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -53,6 +53,8 @@ fn run() -> Result<i32, Box<dyn std::error::Error>> {
                 // The build outlives the monitor's borrow of its log: the process's life.
                 let log: &'static BuildLog = Box::leak(Box::new(BuildLog::new()?));
                 log.start();
+                // One image, building until the stand-in build's end.
+                log.image_started("build");
                 std::thread::spawn(move || build(log, &fifo));
                 session = session.with_log(log);
             }

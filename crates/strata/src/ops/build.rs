@@ -85,8 +85,9 @@ pub struct BuildReport {
 ///
 /// A failure of the plan is the frontend's error (its diagnostic points at the user's file);
 /// a failure of a stage is a [`Failed`] with the sources its span points into. With
-/// `options.debug.debugger`, a failure first opens the debugger on `io`; its `reload` re-reads
-/// the config and builds again with the same settings. With `options.debug.keep_failures`, a
+/// `options.debug.debugger`, a failure opens the debugger on `io` as it happens, while the
+/// other images build ([`debug::FailureMonitor`]); its `reload` stops them, re-reads the
+/// config and builds again with the same settings. With `options.debug.keep_failures`, a
 /// failed step is then kept as a failure record ([`failures`]), pushed with `options.repo`.
 /// With `options.debug.breaks`, the build pauses at them in the monitor on `io` (see
 /// [`super::step`]).
@@ -117,10 +118,7 @@ pub fn build_with(
 ) -> anyhow::Result<BuildReport> {
     // What the build prints, kept for the monitor's `log`.
     let log = strata_debug::BuildLog::new().context("keep the build's output")?;
-    let recording = debug::Recording {
-        sink: progress,
-        log: &log,
-    };
+    let recording = debug::Recording::new(progress, &log);
     let progress: &dyn Sink = &recording;
     let none = Breakpoints::default();
     let stepping = breakpoints.is_some();
@@ -197,12 +195,22 @@ pub fn build_with(
             .filter_map(|name| plan.image_index(name))
             .collect();
         let waits = !plan.waiting_among(&plan.closure(&roots)).is_empty();
+        // A failure opens its monitor as it happens, while the other images build.
+        let has_io = io.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        let failure = (debugger && has_io).then(|| {
+            let image = options.debug.debugger_image.as_deref();
+            debug::FailureMonitor::new(ctx, &plan, io, &recording, image)
+        });
+        let debugging = Debugging {
+            stepper,
+            failure: failure.as_ref(),
+        };
         let result = match !waits {
-            true => build_plan(ctx, &plan, &worker, options, &rounds, cancel, stepper).map(Some),
+            true => build_plan(ctx, &plan, &worker, options, &rounds, cancel, debugging).map(Some),
             false => {
                 rounds.set_earlier(true);
                 let awaited = build_awaited(
-                    ctx, &plan, &roots, &worker, options, &rounds, cancel, stepper,
+                    ctx, &plan, &roots, &worker, options, &rounds, cancel, debugging,
                 );
                 rounds.set_earlier(false);
                 awaited.and_then(|(values, outcomes)| {
@@ -219,6 +227,10 @@ pub fn build_with(
                 })
             }
         };
+        let reload = failure
+            .map(debug::FailureMonitor::end)
+            .transpose()?
+            .flatten();
         let failures = match result {
             Ok(None) => continue,
             Ok(Some(mut report)) => {
@@ -238,8 +250,8 @@ pub fn build_with(
             Err(BuildError::Other(error)) => return Err(error),
         };
         // The build's failure first, then the other images' that failed meanwhile, each with
-        // its state: released here unless the debugger or a record wants it (the error itself
-        // outlives the build).
+        // its state: released here unless a record wants it (the error itself outlives the
+        // build). Their monitors opened as they failed.
         let mut failures: Vec<(strata_solver::Error, Option<Box<FailedRun>>)> =
             std::iter::once(failures.first)
                 .chain(failures.others)
@@ -250,46 +262,30 @@ pub fn build_with(
                     (error, failed)
                 })
                 .collect();
-        let mut io = io.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some(io), true) = (io.as_mut(), debugger) {
-            let image = options.debug.debugger_image.as_deref();
-            let mut reload = None;
-            // Each failed image in turn: `exit` goes on to the next one.
-            for (index, (error, failed)) in failures.iter().enumerate() {
-                let Some(view) = failed
-                    .as_ref()
-                    .and_then(|kept| debug::failure_for(&plan, error, kept))
-                else {
-                    continue;
-                };
-                if index > 0 {
-                    writeln!(
-                        io.output,
-                        "image `{}` failed too, in stage `{}`: its debugger",
-                        view.image, view.stage
-                    )
-                    .context("write the debugger's output")?;
-                }
-                if debug::monitor(ctx, view.clone(), image, None, Some(&log), io, progress)?
-                    == DebuggerChoice::Reload
-                {
-                    reload = Some((index, view));
-                    break;
-                }
-            }
-            if let Some((index, view)) = reload {
-                built.clear();
-                earlier.clear();
-                rounds.reset();
-                let (error, failed) = failures.swap_remove(index);
-                last = Some(LastFailure {
-                    view,
-                    plan,
-                    error,
-                    failed,
-                });
-                continue;
-            }
+        if let Some(view) = reload {
+            // The failure the monitor chose `reload` on (the other images were stopped).
+            let index = failures
+                .iter()
+                .position(|(error, failed)| {
+                    failed
+                        .as_ref()
+                        .and_then(|kept| debug::failure_for(&plan, error, kept))
+                        .is_some_and(|v| {
+                            (v.image, v.stage) == (view.image.clone(), view.stage.clone())
+                        })
+                })
+                .expect("the monitor chose `reload` on one of the solve's failures");
+            built.clear();
+            earlier.clear();
+            rounds.reset();
+            let (error, failed) = failures.swap_remove(index);
+            last = Some(LastFailure {
+                view,
+                plan,
+                error,
+                failed,
+            });
+            continue;
         }
         let mut failures = failures.into_iter();
         let (error, failed) = failures.next().expect("a failed solve has a first failure");
@@ -594,14 +590,14 @@ impl strata_frontend::dockerfile::Fetch for Downloads {
 
 /// Builds an already loaded plan on `worker`, opening the introspection shells `options` asks
 /// for, and tags the final images.
-pub fn build_plan(
+fn build_plan(
     ctx: &Context,
     plan: &Plan,
     worker: &LocalWorker<'_>,
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-    stepper: Option<&step::Stepper<'_>>,
+    debugging: Debugging<'_, '_>,
 ) -> Result<BuildReport, BuildError> {
     for note in &plan.notes {
         progress.event(strata_progress::Event::Note {
@@ -637,7 +633,7 @@ pub fn build_plan(
         options.images.clone()
     };
     let solution = solve(
-        ctx, plan, worker, options, images, progress, cancel, stepper,
+        ctx, plan, worker, options, images, progress, cancel, debugging,
     )?;
     for outcome in &solution.images {
         if plan.images[outcome.index].is_final {
@@ -660,7 +656,7 @@ fn build_awaited(
     options: &BuildOptions,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-    stepper: Option<&step::Stepper<'_>>,
+    debugging: Debugging<'_, '_>,
 ) -> Result<
     (
         BTreeMap<String, ImageValues>,
@@ -678,7 +674,9 @@ fn build_awaited(
             "the images of the config wait for each other's ImageID or ImageDigest in a cycle"
         )));
     }
-    let solution = solve(ctx, plan, worker, options, names, progress, cancel, stepper)?;
+    let solution = solve(
+        ctx, plan, worker, options, names, progress, cancel, debugging,
+    )?;
     let mut values = BTreeMap::new();
     for outcome in solution.images.iter().filter(|o| ready.contains(&o.index)) {
         let manifest = &outcome.state.manifest;
@@ -801,12 +799,12 @@ fn solve(
     images: Vec<String>,
     progress: &dyn Sink,
     cancel: &AtomicBool,
-    stepper: Option<&step::Stepper<'_>>,
+    debugging: Debugging<'_, '_>,
 ) -> Result<strata_solver::Solution, BuildError> {
     let solve_options = SolveOptions {
         images,
         // Paused, the whole build is: one image at a time.
-        parallel: match stepper {
+        parallel: match debugging.stepper {
             Some(_) => 1,
             None => options.parallel,
         },
@@ -818,11 +816,19 @@ fn solve(
         options: &options.debug,
         progress,
         terminal: Mutex::new(()),
-        stepper,
+        stepper: debugging.stepper,
+        failure: debugging.failure,
     };
-    let solved = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel);
-    // The build ends when the stages it built are in the stage repository too.
-    let published = worker.finish_publishing(progress, cancel);
+    let solve_and_publish = |cancel: &AtomicBool| {
+        let solved = strata_solver::solve(plan, worker, &solve_options, &hooks, progress, cancel);
+        // The build ends when the stages it built are in the stage repository too.
+        (solved, worker.finish_publishing(progress, cancel))
+    };
+    let (solved, published) = match debugging.failure {
+        // The monitor's `reload` stops the solve with its own flag; a Ctrl-C sets it too.
+        Some(failure) => forwarding(cancel, failure.stop(), || solve_and_publish(failure.stop())),
+        None => solve_and_publish(cancel),
+    };
     match (solved, published) {
         (Ok(_), Err(crate::publish::Error::Cancelled)) => Err(BuildError::Solve(Box::new(
             strata_solver::Error::Cancelled.into(),
@@ -838,6 +844,36 @@ fn solve(
             Err(BuildError::Solve(Box::new(e)))
         }
     }
+}
+
+/// Runs `work` while a thread sets `to` as soon as `from` is set (as often as a running step
+/// looks at its cancel flag).
+fn forwarding<T>(from: &AtomicBool, to: &AtomicBool, work: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::Ordering;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let forwarder = s.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                if from.load(Ordering::Relaxed) {
+                    to.store(true, Ordering::Relaxed);
+                    return;
+                }
+                std::thread::park_timeout(crate::worker::CANCEL_POLL);
+            }
+        });
+        let out = work();
+        done.store(true, Ordering::Release);
+        forwarder.thread().unpark();
+        out
+    })
+}
+
+/// The debuggers a solve runs inside: the step debugger (`--break`), the monitor a failure
+/// opens (`--debugger` on a terminal).
+#[derive(Clone, Copy)]
+struct Debugging<'a, 'io> {
+    stepper: Option<&'a step::Stepper<'a>>,
+    failure: Option<&'a debug::FailureMonitor<'a, 'io>>,
 }
 
 /// Tags the final image with each of `names` too.

@@ -4,24 +4,27 @@
 //!   reused (`STAGE` or `*/STAGE`: that stage of every image; `~/STAGE`: the nameless image).
 //! - `--introspect-error` opens one in the state the failing command left, and
 //!   `--introspect-before-error` in the clean state before the failed stage ran anything.
-//! - `--debugger` drops into a monitor on a failure ([`strata_debug::Session`]); `reload`
-//!   rebuilds with the same settings.
+//! - `--debugger` drops into a monitor on a failure ([`strata_debug::Session`]) as soon as
+//!   the step fails ([`FailureMonitor`]), while the images already building go on; `reload`
+//!   stops them and rebuilds with the same settings.
 //! - `strata debug FAILURE` ([`debug_failure`]) opens the same monitor on a failure record
 //!   ([`super::failures`]), here or on another machine; `reload` is refused there, since the
 //!   build's sources are not.
 //!
-//! Shells run on the image's own build thread, so other images keep building; one shell at a
-//! time has the terminal. Nothing here writes to the cache: every shell works in its own
+//! Shells and monitors run on the image's own build thread, so other images keep building; one
+//! shell or monitor at a time has the terminal, and while a failure's monitor has it the other
+//! images' output goes to the build log (`log`) only, and to the terminal after it. Nothing here writes to the cache: every shell works in its own
 //! scratch upper that is thrown away.
 
 use std::io::{BufRead, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use strata_plan::Plan;
 use strata_progress::{Event, Sink};
 use strata_sandbox::Sandbox;
-use strata_solver::{ExecError, Hooks, StageJob, StageState};
+use strata_solver::{Hooks, StageJob, StageState};
 use strata_store::LocalStore;
 
 use crate::Context;
@@ -122,7 +125,7 @@ pub fn check_targets(plan: &Plan, targets: &[IntrospectTarget]) -> anyhow::Resul
 }
 
 /// The solver hooks that open introspection shells.
-pub(crate) struct Introspection<'a> {
+pub(crate) struct Introspection<'a, 'io> {
     pub worker: &'a LocalWorker<'a>,
     pub store: &'a LocalStore,
     pub sandbox: &'a Sandbox,
@@ -132,9 +135,11 @@ pub(crate) struct Introspection<'a> {
     pub terminal: Mutex<()>,
     /// The step debugger, when the build has breakpoints.
     pub stepper: Option<&'a super::step::Stepper<'a>>,
+    /// The monitor a failure opens, with `--debugger` on a terminal.
+    pub failure: Option<&'a FailureMonitor<'a, 'io>>,
 }
 
-impl Introspection<'_> {
+impl Introspection<'_, '_> {
     fn open(
         &self,
         job: &StageJob<'_>,
@@ -181,7 +186,7 @@ impl Introspection<'_> {
 
     fn failed_spec(
         &self,
-        error: &ExecError,
+        error: &strata_solver::Error,
         before: bool,
     ) -> anyhow::Result<(strata_store::Scratch, strata_sandbox::ContainerSpec)> {
         let scratch = self.store.scratch("introspect")?;
@@ -202,7 +207,7 @@ impl Introspection<'_> {
     }
 }
 
-impl Hooks for Introspection<'_> {
+impl Hooks for Introspection<'_, '_> {
     fn wants_stage(&self, image: &str, stage: &str) -> bool {
         self.options
             .introspect
@@ -238,7 +243,7 @@ impl Hooks for Introspection<'_> {
         }
     }
 
-    fn on_failure(&self, job: &StageJob<'_>, error: &ExecError) {
+    fn on_failure(&self, job: &StageJob<'_>, error: &strata_solver::Error) {
         let what = format!("{}/{}", job.image_name, job.stage.name);
         if self.options.introspect_before_error {
             self.open(
@@ -253,6 +258,131 @@ impl Hooks for Introspection<'_> {
                 format!("{what} (failed state)"),
                 self.failed_spec(error, false),
             );
+        }
+        if let Some(monitor) = self.failure {
+            // Not while another image's introspection shell has the terminal.
+            let _terminal = self.terminal.lock().unwrap_or_else(|e| e.into_inner());
+            monitor.open(error, self.progress);
+        }
+    }
+}
+
+/// The monitor on a failed step, opened by the solver's hook ([`Introspection`]) on the failed
+/// image's thread as soon as the step fails, while the images already building go on: one
+/// failure's monitor at a time has the terminal (another failed image's waits for it), and
+/// the other images' output goes to the build log only while it does ([`Recording::hold`]).
+/// `reload` stops the other images through the solve's own flag ([`FailureMonitor::stop`]),
+/// which a Ctrl-C sets too.
+pub(crate) struct FailureMonitor<'a, 'io> {
+    ctx: &'a Context,
+    plan: &'a Plan,
+    io: &'a Mutex<Option<DebugIo<'io>>>,
+    recording: &'a Recording<'a>,
+    debugger_image: Option<&'a str>,
+    stop: AtomicBool,
+    shown: Mutex<Shown>,
+}
+
+/// What the monitors of one solve did.
+#[derive(Default)]
+struct Shown {
+    /// Monitors opened.
+    count: usize,
+    /// The failure `reload` was chosen on.
+    reload: Option<strata_debug::Failure>,
+    /// Why a monitor could not run; it ends the build.
+    error: Option<anyhow::Error>,
+}
+
+impl<'a, 'io> FailureMonitor<'a, 'io> {
+    /// The monitor of a solve of `plan` on `io`; `recording` is the build's progress.
+    pub fn new(
+        ctx: &'a Context,
+        plan: &'a Plan,
+        io: &'a Mutex<Option<DebugIo<'io>>>,
+        recording: &'a Recording<'a>,
+        debugger_image: Option<&'a str>,
+    ) -> FailureMonitor<'a, 'io> {
+        FailureMonitor {
+            ctx,
+            plan,
+            io,
+            recording,
+            debugger_image,
+            stop: AtomicBool::new(false),
+            shown: Mutex::default(),
+        }
+    }
+
+    /// The cancel flag the solve is to look at.
+    pub fn stop(&self) -> &AtomicBool {
+        &self.stop
+    }
+
+    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+        self.shown.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens the monitor on `error`, when its step left a state to look at and no monitor of
+    /// this solve chose `reload` or failed.
+    fn open(&self, error: &strata_solver::Error, progress: &dyn Sink) {
+        let Some(view) = error
+            .kept()
+            .and_then(|k| k.downcast_ref::<FailedRun>())
+            .and_then(|failed| failure_for(self.plan, error, failed))
+        else {
+            return;
+        };
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(io) = io.as_mut() else {
+            return;
+        };
+        let earlier = {
+            let mut shown = self.shown();
+            if shown.reload.is_some() || shown.error.is_some() {
+                return;
+            }
+            shown.count += 1;
+            shown.count - 1
+        };
+        let choice = (|| {
+            if earlier > 0 {
+                writeln!(
+                    io.output,
+                    "image `{}` failed too, in stage `{}`: its debugger",
+                    view.image, view.stage
+                )
+                .context("write the debugger's output")?;
+            }
+            self.recording.hold();
+            let image = self.debugger_image;
+            let choice = monitor(
+                self.ctx,
+                view.clone(),
+                image,
+                None,
+                Some(self.recording.log),
+                io,
+                progress,
+            );
+            self.recording.release();
+            choice
+        })();
+        let mut shown = self.shown();
+        match choice {
+            Ok(DebuggerChoice::Exit) => return,
+            Ok(DebuggerChoice::Reload) => shown.reload = Some(view),
+            Err(e) => shown.error = Some(e),
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// The failure `reload` was chosen on, if one was; an error when a monitor failed.
+    pub fn end(self) -> anyhow::Result<Option<strata_debug::Failure>> {
+        let shown = self.shown.into_inner().unwrap_or_else(|e| e.into_inner());
+        match shown.error {
+            Some(e) => Err(e),
+            None => Ok(shown.reload),
         }
     }
 }
@@ -275,21 +405,66 @@ pub enum DebuggerChoice {
 }
 
 /// A progress sink that also keeps the build's output lines in a log, for the monitor's
-/// `log`, a build's from the solve's start to its end.
+/// `log`, a build's from the solve's start to its end; [`Recording::hold`] keeps the events
+/// from the sink until [`Recording::release`].
 pub(crate) struct Recording<'a> {
     /// Where the events go.
-    pub sink: &'a dyn Sink,
+    sink: &'a dyn Sink,
     /// Where the lines are kept.
     pub log: &'a strata_debug::BuildLog,
+    /// The events held back, while held.
+    held: Mutex<Option<Vec<Event>>>,
+}
+
+impl<'a> Recording<'a> {
+    /// Events go to `sink`, their lines to `log` too.
+    pub fn new(sink: &'a dyn Sink, log: &'a strata_debug::BuildLog) -> Recording<'a> {
+        Recording {
+            sink,
+            log,
+            held: Mutex::new(None),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Vec<Event>>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds the events back (the log still gets their lines), but for
+    /// [`Event::Interactive`]: a monitor has the terminal.
+    pub fn hold(&self) {
+        *self.held() = Some(Vec::new());
+    }
+
+    /// Passes the held events on, in order, and the next ones as they come.
+    pub fn release(&self) {
+        let mut held = self.held();
+        // Under the lock: no event overtakes the held ones.
+        for event in held.take().unwrap_or_default() {
+            self.sink.event(event);
+        }
+    }
 }
 
 impl Sink for Recording<'_> {
     fn event(&self, event: Event) {
         match &event {
             Event::Log { id, line, .. } => self.log.push(&id.image, &id.stage, line),
+            Event::StageDigest { id, .. }
+            | Event::StageStarted { id, .. }
+            | Event::StageCached { id, .. } => self.log.image_started(&id.image),
+            Event::StageFailed { id, .. } => self.log.image_ended(&id.image),
+            Event::ImageDone { image, .. } => self.log.image_ended(image),
             Event::BuildStarted { .. } => self.log.start(),
             Event::BuildFinished { .. } => self.log.finish(),
             _ => {}
+        }
+        if !matches!(event, Event::Interactive { .. }) {
+            let mut held = self.held();
+            if let Some(held) = held.as_mut() {
+                held.push(event);
+                return;
+            }
         }
         self.sink.event(event);
     }
@@ -459,6 +634,48 @@ pub(crate) fn failure_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_events_reach_the_log_at_once_and_the_sink_after_in_order() {
+        let sink = strata_progress::Collect::default();
+        let log = strata_debug::BuildLog::new().unwrap();
+        let recording = Recording::new(&sink, &log);
+        let line = |text: &str| Event::Log {
+            id: strata_progress::StageId {
+                image: "b".into(),
+                stage: "install".into(),
+            },
+            line: text.into(),
+            stream: strata_progress::Stream::Stdout,
+        };
+        let interactive = Event::Interactive {
+            started: true,
+            what: "debugger on a/install".into(),
+        };
+        recording.event(line("one"));
+        recording.hold();
+        recording.event(interactive.clone());
+        recording.event(line("two"));
+        recording.event(line("three"));
+        let texts = |events: Vec<Event>| -> Vec<String> {
+            events
+                .into_iter()
+                .map(|e| match e {
+                    Event::Log { line, .. } => line,
+                    Event::Interactive { what, .. } => what,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        // The monitor's own event passes; the other images' wait.
+        assert_eq!(texts(sink.events()), ["one", "debugger on a/install"]);
+        recording.release();
+        recording.event(line("four"));
+        assert_eq!(
+            texts(sink.events()),
+            ["one", "debugger on a/install", "two", "three", "four"]
+        );
+    }
 
     #[test]
     fn targets_parse_like_werf() {

@@ -53,7 +53,7 @@ pub use failure::{FailedRun, StepSpec};
 pub use mounts::Error as MountError;
 
 use error::{op, store};
-pub(crate) use run::RunDirs;
+pub(crate) use run::{CANCEL_POLL, RunDirs};
 pub(crate) use spec::host_files;
 
 /// Stage record metadata: bytes of the layer the stage itself added.

@@ -308,7 +308,7 @@ fn stop_on_cancel(
 }
 
 /// How often a running step looks at the cancel flag.
-const CANCEL_POLL: Duration = Duration::from_millis(50);
+pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// Streams a container's output to `progress` line by line, keeping the last lines in `tail`.
 fn read_output(output: File, tail: &mut VecDeque<String>, id: &StageId, progress: &dyn Sink) {
