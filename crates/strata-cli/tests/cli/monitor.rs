@@ -361,16 +361,15 @@ fn the_shells_name_image_stage_and_state_in_a_debugger_image_too() {
     s.exp_eof().unwrap();
 }
 
-#[test]
-fn the_monitor_opens_at_the_first_failure_while_other_images_build() {
-    let env = Env::new();
-    // `a` fails at once; `b` waits at a gate the test opens, then prints in two stages, the
-    // second waiting for the test again (`/gate/again`) before it ends.
+/// A project of two images: `a` fails at once; `b` waits at a gate the test opens, then
+/// prints in two stages, the second waiting for the test again (`/gate/again`) before it ends;
+/// and its build with the debugger on a terminal, at the monitor's prompt.
+fn failing_beside_a_held_image(env: &Env, name: &str) -> PtySession {
     let again = GATE
         .replace("touch /gate/planned; ", "")
         .replace("/gate/open", "/gate/again");
     let dir = env.project(
-        "live",
+        name,
         &format!(
             "image: a\nfrom: busybox:latest\nshell:\n  install:\n  - echo a-fails; false\n\
              ---\nimage: b\nfrom: busybox:latest\nmount:\n- from: build_dir\n  to: /gate\n\
@@ -389,8 +388,14 @@ fn the_monitor_opens_at_the_first_failure_while_other_images_build() {
         "2",
     ])
     .current_dir(&dir);
+    on_a_terminal(cmd)
+}
+
+#[test]
+fn the_monitor_opens_at_the_first_failure_while_other_images_build() {
+    let env = Env::new();
     // The monitor on `a` opens before the gate lets `b` go on.
-    let mut s = on_a_terminal(cmd);
+    let mut s = failing_beside_a_held_image(&env, "live");
     let gate = gate_reached_by(&env, || None);
     s.send_line("info").unwrap();
     s.exp_string("image `a`, stage `install`").unwrap();
@@ -421,6 +426,28 @@ fn the_monitor_opens_at_the_first_failure_while_other_images_build() {
     // Then what `b` did, and its end: the build goes on, and ends with `a`'s failure.
     s.exp_string("debugger on a/install: done").unwrap();
     s.exp_string("b/install: built").unwrap();
+    s.exp_string("b: done").unwrap();
+    s.exp_eof().unwrap();
+    let status = s.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn reload_in_the_monitor_stops_the_images_still_building_and_builds_again() {
+    let env = Env::new();
+    let mut s = failing_beside_a_held_image(&env, "reload");
+    let gate = gate_reached_by(&env, || None);
+    // `b` is held at its gate: only stopping it ends the solve, for the build to start again.
+    s.send_line("reload").unwrap();
+    let again = s.exp_string("`help` lists every command").unwrap();
+    assert!(!again.contains("build cancelled"), "{again}");
+    s.exp_string("(strata) ").unwrap();
+    std::fs::write(gate.join("open"), "").unwrap();
+    std::fs::write(gate.join("again"), "").unwrap();
+    s.send_line("exit").unwrap();
     s.exp_string("b: done").unwrap();
     s.exp_eof().unwrap();
     let status = s.process().wait().unwrap();
