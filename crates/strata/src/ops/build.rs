@@ -262,19 +262,17 @@ pub fn build_with(
                     (error, failed)
                 })
                 .collect();
-        if let Some(view) = reload {
-            // The failure the monitor chose `reload` on (the other images were stopped).
-            let index = failures
-                .iter()
-                .position(|(error, failed)| {
-                    failed
-                        .as_ref()
-                        .and_then(|kept| debug::failure_for(&plan, error, kept))
-                        .is_some_and(|v| {
-                            (v.image, v.stage) == (view.image.clone(), view.stage.clone())
-                        })
-                })
-                .expect("the monitor chose `reload` on one of the solve's failures");
+        // The failure the monitor chose `reload` on (the other images were stopped).
+        let reloaded = reload.and_then(|view| {
+            let index = failures.iter().position(|(error, failed)| {
+                failed
+                    .as_ref()
+                    .and_then(|kept| debug::failure_for(&plan, error, kept))
+                    .is_some_and(|v| v.image == view.image && v.stage == view.stage)
+            })?;
+            Some((index, view))
+        });
+        if let Some((index, view)) = reloaded {
             built.clear();
             earlier.clear();
             rounds.reset();
