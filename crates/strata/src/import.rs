@@ -93,26 +93,142 @@ pub(crate) fn source_layers(
 /// Directories at the root of an image an import of `/` leaves out, as werf's does.
 const SYSTEM_DIRS: [&str; 5] = ["proc", "sys", "dev", "run", ".werf"];
 
-/// The entries an import takes, relative to its `add`.
+/// The entries an import takes: relative to its `add`, or for a `COPY --from` wildcard that
+/// matches several paths, relative to the destination directory (a matched file under its
+/// name, a matched directory's content, as BuildKit's copy with `CopyDirContentsOnly`).
 fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>> {
+    let matches = sources(source, import)?;
+    if let [(_, one)] = matches.as_slice() {
+        return selected_at(source, import, one);
+    }
+    let mut entries = Vec::new();
+    for (name, add) in &matches {
+        for mut e in selected_at(source, import, add)? {
+            if e.meta.is_dir() && e.path.is_empty() {
+                continue;
+            }
+            if e.path.is_empty() {
+                e.path = name.to_string();
+            }
+            entries.push(e);
+        }
+    }
+    Ok(entries)
+}
+
+/// Whether a `COPY --from` source has wildcards (BuildKit's `AllowWildcard`: `*`, `?`, `[`).
+fn has_wildcard(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+/// The paths of the source image `import.add` names: itself, or — a Dockerfile's `COPY
+/// --from` — what its wildcards match there (each `*` within one path component), in path order;
+/// each with the name it is copied under.
+fn sources(source: &Source, import: &Import) -> anyhow::Result<Vec<(String, String)>> {
+    let name = |path: &str| {
+        path.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    if !import.dest_parents || !has_wildcard(&import.add) {
+        return Ok(vec![(name(&import.add), import.add.clone())]);
+    }
+    let pattern = import.add.trim_matches('/');
+    // The directory above the first component with a wildcard: what is walked.
+    let fixed: Vec<&str> = pattern
+        .split('/')
+        .take_while(|part| !has_wildcard(part))
+        .collect();
+    let base = format!("/{}", fixed.join("/"));
+    let glob = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .with_context(|| format!("bad wildcard `{}`", import.add))?
+        .compile_matcher();
+    let depth = pattern.split('/').count();
+    // In path order: the walk's.
+    let matches: Vec<String> = merged::walk(&source.lowers, &base)
+        .with_context(|| format!("read {base} of the source image"))?
+        .into_iter()
+        .filter(|e| !e.path.is_empty())
+        .map(|e| match fixed.is_empty() {
+            true => e.path,
+            false => format!("{}/{}", fixed.join("/"), e.path),
+        })
+        .filter(|path| path.split('/').count() == depth && glob.is_match(path))
+        .map(|path| format!("/{path}"))
+        .collect();
+    // BuildKit follows a matched symlink (`FollowSymlinks`): its target is copied, under the
+    // link's name.
+    let matches = matches
+        .into_iter()
+        .map(|path| Ok((name(&path), follow_links(&source.lowers, &path)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if matches.is_empty() {
+        bail!(
+            "`{}` matches nothing in {}, the image copied from",
+            import.add,
+            source.name
+        );
+    }
+    Ok(matches)
+}
+
+/// The path `path` of the merged `lowers` names once a symlink there (and any it points to)
+/// is followed inside the image; links above it are not.
+fn follow_links(lowers: &[PathBuf], path: &str) -> anyhow::Result<String> {
+    let mut path = path.to_string();
+    for _ in 0..40 {
+        let Some(host) = merged::lookup(lowers, &path)? else {
+            return Ok(path);
+        };
+        if !std::fs::symlink_metadata(&host)?.file_type().is_symlink() {
+            return Ok(path);
+        }
+        let target = std::fs::read_link(&host)?;
+        let target = target.to_string_lossy();
+        let joined = match target.starts_with('/') {
+            true => target.into_owned(),
+            false => format!("{}/{target}", path.rsplit_once('/').map_or("", |(p, _)| p)),
+        };
+        // Lexically, as inside a root: `..` never leaves it.
+        let mut parts: Vec<&str> = Vec::new();
+        for part in joined.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                part => parts.push(part),
+            }
+        }
+        path = format!("/{}", parts.join("/"));
+    }
+    bail!("{path}: too many levels of symbolic links in the image copied from")
+}
+
+/// The entries an import takes from the source path `add`, relative to it.
+fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Vec<MergedEntry>> {
     let lowers = &source.lowers;
     // The layers are looked up by joining the path to each layer's dir: a `..` would leave it
     // (the frontends refuse it at its line; this keeps any plan from reaching the host).
-    if let Some(bad) = std::iter::once(&import.add)
+    if let Some(bad) = std::iter::once(&add.to_string())
         .chain(&import.include)
         .chain(&import.exclude)
         .find(|p| p.split('/').any(|part| part == ".."))
     {
         bail!("the import path `{bad}` contains `..`");
     }
-    let mut entries = merged::walk(lowers, &import.add)
-        .with_context(|| format!("read {} of the source image", import.add))?;
+    let mut entries =
+        merged::walk(lowers, add).with_context(|| format!("read {add} of the source image"))?;
     // werf's import copies a directory with rsync as `add/`: the destination takes the
     // source directory's owner (or the import's), mode and times, whether it existed or
     // not. A Dockerfile's `COPY --from` copies the content only (`dest_parents`).
     if !import.dest_parents {
-        let root = merged::lookup(lowers, &import.add)
-            .with_context(|| format!("read {} of the source image", import.add))?;
+        let root = merged::lookup(lowers, add)
+            .with_context(|| format!("read {add} of the source image"))?;
         if let Some(root) = root {
             let meta = std::fs::symlink_metadata(&root)?;
             if meta.is_dir() {
@@ -129,8 +245,7 @@ fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>
     }
     if entries.is_empty() {
         bail!(
-            "`{}` does not exist in {}, the image imported from",
-            import.add,
+            "`{add}` does not exist in {}, the image imported from",
             source.name
         );
     }
@@ -141,7 +256,7 @@ fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>
         .map_err(|e| anyhow::anyhow!("--exclude: {e}"))?;
     // werf's import server never serves the source's system directories (rsync's `exclude =
     // /proc /sys /dev /run /.werf`, pkg/build/import_server/rsync_server.go).
-    let whole_image = import.add.trim_matches('/').is_empty();
+    let whole_image = add.trim_matches('/').is_empty();
     let system = |path: &str| {
         whole_image
             && SYSTEM_DIRS
@@ -237,7 +352,9 @@ pub fn write(
     tar.follow_symlinks(false);
     let entries = selected(&source, import)?;
     // `to/`, or a directory the image has at `to`: a single file source lands inside it
-    // under its own name (werf copies with rsync, which does the same).
+    // under its own name (werf copies with rsync, which does the same). Several wildcard
+    // matches always land inside `to`, as in BuildKit.
+    let matched = sources(&source, import)?;
     let single_file = entries.len() == 1 && entries[0].path.is_empty() && !entries[0].meta.is_dir();
     let onto_dir = || {
         merged::lookup(lowers, &import.to)
@@ -247,12 +364,7 @@ pub fn write(
             .is_some_and(|m| m.is_dir())
     };
     let to_dir = if single_file && (import.to.ends_with('/') || onto_dir()) {
-        let base = import
-            .add
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default();
+        let base = &matched[0].0;
         format!("{}/{base}", import.to.trim_end_matches('/'))
     } else {
         import.to.clone()

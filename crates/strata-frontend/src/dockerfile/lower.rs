@@ -1773,12 +1773,7 @@ impl<'a> Lowering<'a> {
             };
             let text = self.expand(word, scope)?;
             let add = absolute("/", &text);
-            if add.contains(['*', '?', '[']) {
-                return Err(Box::new(Diagnostic::new(
-                    "wildcards in COPY --from sources are not supported by strata yet",
-                    Some(word.span),
-                )));
-            }
+            // Wildcards are matched by the worker, in the source image's files.
             // A trailing `/` tells the import that the destination is a directory: a file
             // lands inside it, a directory's content fills it (only the source image knows
             // which the source is).

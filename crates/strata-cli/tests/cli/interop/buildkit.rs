@@ -797,6 +797,7 @@ cases! {
     cmd_entrypoint_exec => "cmd-entrypoint-exec",
     cmd_shell_form => "cmd-shell-form",
     copy_basic => "copy-basic",
+    copy_from_wildcards => "copy-from-wildcards",
     copy_chmod => "copy-chmod",
     copy_chmod_symbolic => "copy-chmod-symbolic",
     copy_chown => "copy-chown",
