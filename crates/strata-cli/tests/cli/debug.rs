@@ -326,6 +326,11 @@ fn debugger_shell_over_a_real_terminal() {
 pub(crate) fn exit_monitor(session: &mut rexpect::session::PtySession, code: i32) {
     session.exp_string("(strata) ").unwrap();
     session.send_line("exit").unwrap();
+    ends_with_status(session, code);
+}
+
+/// Waits for the end of the build on `session` and checks it exits with `code`.
+pub(crate) fn ends_with_status(session: &mut rexpect::session::PtySession, code: i32) {
     session.exp_eof().unwrap();
     let status = session.process().wait().unwrap();
     assert!(

@@ -3,7 +3,7 @@
 
 use rexpect::session::PtySession;
 
-use crate::debug::{FAILING, exit_monitor};
+use crate::debug::{FAILING, ends_with_status, exit_monitor};
 use crate::feeds::allow_build_dir;
 use crate::source_race::{GATE, gate_reached_by};
 use crate::stepdebug::dockerfile_dir;
@@ -206,12 +206,7 @@ fn processes_detach_and_attach_and_are_listed_and_killed() {
     s.send_line("exit").unwrap();
     s.exp_string("leaving the debugger: ended process 4 (`sh -c echo up-$((6*7)); sleep 300`)")
         .unwrap();
-    s.exp_eof().unwrap();
-    let status = s.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
-        "{status:?}"
-    );
+    ends_with_status(&mut s, 1);
 }
 
 #[test]
@@ -427,12 +422,7 @@ fn the_monitor_opens_at_the_first_failure_while_other_images_build() {
     s.exp_string("debugger on a/install: done").unwrap();
     s.exp_string("b/install: built").unwrap();
     s.exp_string("b: done").unwrap();
-    s.exp_eof().unwrap();
-    let status = s.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
-        "{status:?}"
-    );
+    ends_with_status(&mut s, 1);
 }
 
 #[test]
@@ -449,10 +439,5 @@ fn reload_in_the_monitor_stops_the_images_still_building_and_builds_again() {
     std::fs::write(gate.join("again"), "").unwrap();
     s.send_line("exit").unwrap();
     s.exp_string("b: done").unwrap();
-    s.exp_eof().unwrap();
-    let status = s.process().wait().unwrap();
-    assert!(
-        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
-        "{status:?}"
-    );
+    ends_with_status(&mut s, 1);
 }
