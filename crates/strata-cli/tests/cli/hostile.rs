@@ -2,7 +2,6 @@
 //! with a small peak memory, and leave the store as it was.
 
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 use crate::support::{Env, leftovers, store_listing};
@@ -72,30 +71,44 @@ fn import_peak(env: &Env, layer: &Path) -> (std::process::ExitStatus, String, i6
     peak(env, &["import", layer.to_str().unwrap(), "hostile:latest"])
 }
 
-/// Runs strata with `args`; its exit status, stderr and peak RSS in KiB (`ru_maxrss` of this
-/// one child, from wait4).
-// The child is reaped by wait4 (which std's `wait` does not offer: it drops the rusage).
-#[allow(clippy::zombie_processes)]
+/// Runs strata with `args`; its exit status, stderr and peak RSS in KiB. Measured by GNU
+/// time, a small process that forks strata: a child forked from this test process would
+/// start with the test's own resident pages as its high-water mark (`ru_maxrss` survives
+/// exec), which under a parallel run is hundreds of MiB.
 fn peak(env: &Env, args: &[&str]) -> (std::process::ExitStatus, String, i64) {
-    let child = env
-        .cmd()
-        .args(args)
+    let strata = env.cmd();
+    let report = env.work.path().join("peak-rss");
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg(strata.get_program())
+        .args(strata.get_args())
+        .args(args);
+    for (key, value) in strata.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    if let Some(dir) = strata.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(env.work.path().join("stderr")).unwrap())
-        .spawn()
+        .stderr(std::process::Stdio::piped())
+        .output()
         .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data that wait4 fills in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child (reaped here, so `child` is never waited on).
-    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
-    let stderr = std::fs::read_to_string(env.work.path().join("stderr")).unwrap();
+    let report = std::fs::read_to_string(&report).unwrap();
+    // A command that fails makes time write "Command exited with non-zero status N" first.
+    let peak_kib = report
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("GNU time's report: {report:?}"));
     (
-        std::process::ExitStatus::from_raw(status),
-        stderr,
-        usage.ru_maxrss,
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        peak_kib,
     )
 }
 
