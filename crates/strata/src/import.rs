@@ -96,13 +96,16 @@ const SYSTEM_DIRS: [&str; 5] = ["proc", "sys", "dev", "run", ".werf"];
 /// The entries an import takes: relative to its `add`, or for a `COPY --from` wildcard that
 /// matches several paths, relative to the destination directory (a matched file under its
 /// name, a matched directory's content, as BuildKit's copy with `CopyDirContentsOnly`).
-fn selected(source: &Source, import: &Import) -> anyhow::Result<Vec<MergedEntry>> {
-    let matches = sources(source, import)?;
-    if let [(_, one)] = matches.as_slice() {
+fn selected(
+    source: &Source,
+    import: &Import,
+    matches: &[(String, String)],
+) -> anyhow::Result<Vec<MergedEntry>> {
+    if let [(_, one)] = matches {
         return selected_at(source, import, one);
     }
     let mut entries = Vec::new();
-    for (name, add) in &matches {
+    for (name, add) in matches {
         for mut e in selected_at(source, import, add)? {
             if e.meta.is_dir() && e.path.is_empty() {
                 continue;
@@ -188,23 +191,13 @@ fn follow_links(lowers: &[PathBuf], path: &str) -> anyhow::Result<String> {
             return Ok(path);
         }
         let target = std::fs::read_link(&host)?;
-        let target = target.to_string_lossy();
-        let joined = match target.starts_with('/') {
-            true => target.into_owned(),
-            false => format!("{}/{target}", path.rsplit_once('/').map_or("", |(p, _)| p)),
-        };
-        // Lexically, as inside a root: `..` never leaves it.
-        let mut parts: Vec<&str> = Vec::new();
-        for part in joined.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    parts.pop();
-                }
-                part => parts.push(part),
-            }
+        let parent = path.rsplit_once('/').map_or("/", |(p, _)| p);
+        path = strata_frontend::dockerfile::absolute(parent, &target.to_string_lossy())
+            .trim_end_matches('/')
+            .to_string();
+        if path.is_empty() {
+            path = "/".into();
         }
-        path = format!("/{}", parts.join("/"));
     }
     bail!("{path}: too many levels of symbolic links in the image copied from")
 }
@@ -296,7 +289,7 @@ pub fn checksum(
     let source = source_lowers(store, import, deps)?;
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
-    for e in selected(&source, import)? {
+    for e in selected(&source, import, &sources(&source, import)?)? {
         h.update(
             format!(
                 "{}\0{:o}\0{}\0{}\0",
@@ -350,11 +343,11 @@ pub fn write(
     let file = File::create(&path).with_context(|| format!("create {}", path.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     tar.follow_symlinks(false);
-    let entries = selected(&source, import)?;
     // `to/`, or a directory the image has at `to`: a single file source lands inside it
     // under its own name (werf copies with rsync, which does the same). Several wildcard
     // matches always land inside `to`, as in BuildKit.
     let matched = sources(&source, import)?;
+    let entries = selected(&source, import, &matched)?;
     let single_file = entries.len() == 1 && entries[0].path.is_empty() && !entries[0].meta.is_dir();
     let onto_dir = || {
         merged::lookup(lowers, &import.to)

@@ -2404,8 +2404,8 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("strings always serialize")
 }
 
-/// `path` made absolute against `cwd`, normalized.
-fn absolute(cwd: &str, path: &str) -> String {
+/// `path` made absolute against `cwd`, normalized lexically (`..` never leaves `/`).
+pub fn absolute(cwd: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_string()
     } else {

@@ -109,8 +109,8 @@ pub use expand::{Error as ExpandError, expand, expand_heredoc};
 pub use git_ref::GitRef;
 pub use instructions::*;
 pub use lower::{
-    BaseConfig, DockerfileOptions, Fetch, Fetcher, NamedContext, ResolveBase, base_references,
-    lower, with_base_configs,
+    BaseConfig, DockerfileOptions, Fetch, Fetcher, NamedContext, ResolveBase, absolute,
+    base_references, lower, with_base_configs,
 };
 
 use strata_plan::{Diagnostic, FileId};
