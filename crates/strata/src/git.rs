@@ -101,18 +101,13 @@ pub fn werf_patch_size(
     if !scope.is_empty() {
         command.args(["--", &format!(":(literal){scope}")]);
     }
-    let out = command
+    // Streamed, line by line: a patch of a large change is never held in memory.
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .output()
+        .spawn()
         .context("run git diff to measure the patch")?;
-    if !out.status.success() {
-        bail!(
-            "git diff {from}..{} in {}: {}",
-            mapping.commit,
-            mapping.repo.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let stdout = child.stdout.take().expect("stdout is piped");
     // Each changed file by its repository path, with its path in the patch.
     let single = changes.changes.iter().all(|c| c.path.is_empty());
     let renamed = mapping.to.rsplit('/').next().unwrap_or_default();
@@ -129,8 +124,19 @@ pub fn werf_patch_size(
     // its header (before the content) is still being read.
     let mut current: Option<&str> = None;
     let mut header = false;
-    for line in out.stdout.split(|&b| b == b'\n') {
-        let text = String::from_utf8_lossy(line);
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line)
+            .context("read git diff's output")?;
+        if n == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        let text = String::from_utf8_lossy(&line);
         if let Some(rest) = text.strip_prefix("diff --git ") {
             current = diff_path(rest).and_then(|p| wanted.get(p.as_str()).copied());
             header = true;
@@ -160,8 +166,18 @@ pub fn werf_patch_size(
         };
         size += written.len() as u64 + 1;
     }
-    // The output's last newline ends the last line, not one more.
-    Ok(size.saturating_sub(u64::from(current.is_some())))
+    let out = child
+        .wait_with_output()
+        .context("wait for git diff measuring the patch")?;
+    if !out.status.success() {
+        bail!(
+            "git diff {from}..{} in {}: {}",
+            mapping.commit,
+            mapping.repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(size)
 }
 
 /// The repository path of a `diff --git a/P b/P` header's rest (git quotes paths with
