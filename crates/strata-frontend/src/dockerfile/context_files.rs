@@ -209,6 +209,9 @@ pub struct Snapshot {
     fd: OwnedFd,
     pins: Option<Pins>,
     taken: HashSet<PathBuf>,
+    /// The directory of the snapshot the last entry was written into (relative, and opened):
+    /// entries come directory by directory, so the next one is most often written there too.
+    last_parent: Option<(PathBuf, OwnedFd)>,
     /// Directories taken and their times, set by [`Snapshot::finish`] once nothing is created
     /// in them any more.
     dir_times: Vec<(PathBuf, SystemTime)>,
@@ -243,6 +246,7 @@ impl Snapshot {
             fd,
             pins,
             taken: HashSet::new(),
+            last_parent: None,
             dir_times: Vec::new(),
         })
     }
@@ -285,10 +289,25 @@ impl Snapshot {
             return Ok(());
         };
         let parent = self.parent(rel)?;
+        let written = self.write_in(&parent, rel, name, entry, (mode, mtime, link_time));
+        self.last_parent = Some((parent_of(rel).to_path_buf(), parent));
+        written
+    }
+
+    /// Writes `entry` as `name` in the snapshot's directory `parent` (that of `rel`), with
+    /// its mode and times.
+    fn write_in(
+        &mut self,
+        parent: &OwnedFd,
+        rel: &Path,
+        name: &OsStr,
+        entry: ContextEntry,
+        (mode, mtime, link_time): (u32, SystemTime, rustix::fs::Timespec),
+    ) -> io::Result<()> {
         match entry {
             ContextEntry::File(mut source, meta) => {
                 if let Some(pins) = &self.pins {
-                    match pins.link(&mut source, &meta, &parent, name) {
+                    match pins.link(&mut source, &meta, parent, name) {
                         // The store's pins on another file system than its scratch dirs.
                         Err(e)
                             if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) =>
@@ -299,7 +318,7 @@ impl Snapshot {
                     }
                 }
                 let fd = rustix::fs::openat(
-                    &parent,
+                    parent,
                     name,
                     OFlags::WRONLY
                         | OFlags::CREATE
@@ -315,7 +334,7 @@ impl Snapshot {
             }
             ContextEntry::Dir(_) => {
                 // It may be there as the parent of an entry taken before.
-                match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
+                match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -324,25 +343,26 @@ impl Snapshot {
                 self.dir_times.push((rel.to_path_buf(), mtime));
             }
             ContextEntry::Link(target, _) => {
-                rustix::fs::symlinkat(&target, &parent, name)?;
+                rustix::fs::symlinkat(&target, parent, name)?;
                 let times = rustix::fs::Timestamps {
                     last_access: link_time,
                     last_modification: link_time,
                 };
-                rustix::fs::utimensat(
-                    &parent,
-                    name,
-                    &times,
-                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                )?;
+                rustix::fs::utimensat(parent, name, &times, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
             }
         }
         Ok(())
     }
 
     /// The directory of the snapshot that holds `rel`, made as needed (mode 0755, as the
-    /// parents of a copied entry have in the image); never through a link.
-    fn parent(&self, rel: &Path) -> io::Result<OwnedFd> {
+    /// parents of a copied entry have in the image); never through a link. The last one
+    /// written into is reused.
+    fn parent(&mut self, rel: &Path) -> io::Result<OwnedFd> {
+        if let Some((dir, fd)) = self.last_parent.take()
+            && dir == parent_of(rel)
+        {
+            return Ok(fd);
+        }
         let mut fd = rustix::fs::openat(
             &self.fd,
             ".",
@@ -396,6 +416,11 @@ impl Snapshot {
         }
         Ok(())
     }
+}
+
+/// The directory `rel` is in (empty for a top-level entry).
+fn parent_of(rel: &Path) -> &Path {
+    rel.parent().unwrap_or(Path::new(""))
 }
 
 /// Where a [`Snapshot`] is made.

@@ -359,10 +359,12 @@ pub(crate) struct Loaded<'a> {
     pub plan: Plan,
     /// The local worker (with its stage repository, `--repo`).
     pub worker: LocalWorker<'a>,
-    /// `ADD <url>` downloads (copied from here) and the context files a Dockerfile copies,
-    /// pinned when the plan was made (the layer is made of these copies, never of the
-    /// context as it is later): kept while the plan is used.
-    _scratch: (strata_store::Scratch, strata_store::Scratch),
+    /// `ADD <url>` downloads (copied from here: numbered dirs) and the context files a
+    /// Dockerfile copies (a `context-` dir), pinned when the plan was made (the layer is made
+    /// of these copies, never of the context as it is later): kept while the plan is used.
+    /// One dir for both: a scratch dir is a lock file and a directory made and removed on
+    /// every build, cached or not.
+    _scratch: strata_store::Scratch,
 }
 
 /// The plan of the config or Dockerfile of `options` and the worker a build of it runs on;
@@ -375,19 +377,12 @@ pub(crate) fn load<'a>(
     cancel: &AtomicBool,
 ) -> anyhow::Result<Loaded<'a>> {
     let mut worker = worker(ctx, options)?;
-    let downloads = ctx.store.scratch("downloads")?;
-    let pinned = ctx.store.scratch("sources")?;
-    let plan = load_plan(
-        ctx,
-        options,
-        &mut worker,
-        (downloads.path(), pinned.path(), built),
-        cancel,
-    )?;
+    let sources = ctx.store.scratch("sources")?;
+    let plan = load_plan(ctx, options, &mut worker, (sources.path(), built), cancel)?;
     Ok(Loaded {
         plan,
         worker,
-        _scratch: (downloads, pinned),
+        _scratch: sources,
     })
 }
 
@@ -408,16 +403,12 @@ fn worker<'a>(ctx: &'a Context, options: &BuildOptions) -> anyhow::Result<LocalW
 }
 
 /// The plan of the config or Dockerfile of `options`, as a build of it on `worker` digests
-/// it; `ADD <url>` downloads and the pinned context files go to the two dirs given.
+/// it; `ADD <url>` downloads and the pinned context files go to the dir `sources`.
 fn load_plan(
     ctx: &Context,
     options: &BuildOptions,
     worker: &mut LocalWorker<'_>,
-    (downloads, pinned, built): (
-        &std::path::Path,
-        &std::path::Path,
-        &BTreeMap<String, ImageValues>,
-    ),
+    (sources, built): (&std::path::Path, &BTreeMap<String, ImageValues>),
     cancel: &AtomicBool,
 ) -> anyhow::Result<Plan> {
     let bases = Bases {
@@ -437,12 +428,12 @@ fn load_plan(
                         NamedContext::Image(manifest.to_string())
                     }
                     NamedContext::Url(url) => NamedContext::Dir(
-                        downloaded_context(downloads, url)
+                        downloaded_context(sources, url)
                             .with_context(|| format!("--build-context {name}={url}"))?,
                     ),
                     NamedContext::Git(git) => {
                         let (dir, _) = crate::download::checkout(
-                            downloads,
+                            sources,
                             &ctx.store.git_cache_dir(),
                             &git.remote,
                             &git.reference,
@@ -457,11 +448,11 @@ fn load_plan(
             }
             df.fetcher = Some(strata_frontend::dockerfile::Fetcher(std::sync::Arc::new(
                 Downloads {
-                    dir: downloads.to_path_buf(),
+                    dir: sources.to_path_buf(),
                     git_cache: ctx.store.git_cache_dir(),
                 },
             )));
-            df.snapshot = Some(snapshot_dirs(ctx, pinned));
+            df.snapshot = Some(snapshot_dirs(ctx, sources));
             strata_frontend::load_dockerfile(path, &df, Some(&bases))
         }
         None => strata_frontend::stapel::load(
@@ -476,7 +467,7 @@ fn load_plan(
                 },
                 env: options.env.clone(),
                 loose_giterminism: options.loose_giterminism,
-                snapshot: Some(snapshot_dirs(ctx, pinned)),
+                snapshot: Some(snapshot_dirs(ctx, sources)),
                 dockerfile_bases: Some(&bases),
                 built: built.clone(),
             },
@@ -500,14 +491,14 @@ fn load_plan(
     Ok(plan)
 }
 
-/// Where a Dockerfile's context files are pinned: below the build's scratch dir `pinned`, as
+/// Where a Dockerfile's context files are pinned: below the build's scratch dir `sources`, as
 /// links to the store's pins.
 fn snapshot_dirs(
     ctx: &Context,
-    pinned: &std::path::Path,
+    sources: &std::path::Path,
 ) -> strata_frontend::dockerfile::context_files::SnapshotDirs {
     strata_frontend::dockerfile::context_files::SnapshotDirs {
-        build: pinned.to_path_buf(),
+        build: sources.to_path_buf(),
         pins: Some(ctx.store.pins_dir()),
     }
 }
