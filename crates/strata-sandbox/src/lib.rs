@@ -19,8 +19,8 @@
 //! * **Terminals**: [`pty`] (pairs, window size, raw mode), [`Sandbox::run_interactive`],
 //!   and [`Sandbox::spawn_console`] for a caller that copies the console itself.
 //! * **Confinement** ([`security`]): BuildKit's defaults unless [`Security::Insecure`] —
-//!   containerd's default capability set, a seccomp profile equivalent to docker's (libseccomp,
-//!   x86-64/x86/x32), runc's masked and read-only paths, `/sys` read-only without cgroups;
+//!   containerd's default capability set, a seccomp profile equivalent to docker's (x86-64/x86/x32,
+//!   compiled to BPF by libseccomp when the crate is built), runc's masked and read-only paths, `/sys` read-only without cgroups;
 //!   every overlay, `/dev` and every bind `nodev` (device nodes can be made, not opened);
 //!   read-only directories as read-only overlays (not remountable); no host path in the
 //!   container's mount table (short overlay layer names, [`MountKind::Copy`] for small files).
