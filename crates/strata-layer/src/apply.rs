@@ -200,7 +200,7 @@ impl Unpacker {
             mode,
             res: Resolver { root, cached: None },
             dirs: Vec::new(),
-            buf: vec![0u8; BUF_SIZE],
+            buf: Vec::new(),
             entries: 0,
             keep_root: false,
         })
@@ -603,6 +603,12 @@ impl Unpacker {
                 )
                 .map_err(ctx.io("create file"))?;
                 let mut file = File::from(fd);
+                // Grown to the largest file yet (up to BUF_SIZE), so that unpacking small
+                // files does not zero and fault in a MiB.
+                let want = usize::try_from(entry.size()).map_or(BUF_SIZE, |n| n.clamp(1, BUF_SIZE));
+                if self.buf.len() < want {
+                    self.buf.resize(want, 0);
+                }
                 loop {
                     let n = match entry.read(&mut self.buf) {
                         Ok(0) => break,

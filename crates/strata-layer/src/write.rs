@@ -96,19 +96,29 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// Linux's XATTR_LIST_MAX and XATTR_SIZE_MAX.
 const XATTR_MAX: usize = 64 * 1024;
 
-/// A buffer passed between pipeline stages: `data` is allocated (and zeroed) once and reused;
-/// `len` bytes of it are filled.
+/// A buffer passed between pipeline stages, reused: `len` bytes of `data` are filled. `data`
+/// grows to at most `BUF_SIZE` as bytes come and is never zeroed again once grown, so a small
+/// layer touches (and the kernel faults in) only the pages it fills, not a MiB per chunk.
 struct Chunk {
-    data: Box<[u8]>,
+    data: Vec<u8>,
     len: usize,
 }
 
 impl Chunk {
     fn new() -> Chunk {
         Chunk {
-            data: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            data: Vec::new(),
             len: 0,
         }
+    }
+
+    /// The chunk's bytes from `start` to `end` (at most `BUF_SIZE`), grown (zeroed) as needed.
+    fn span(&mut self, start: usize, end: usize) -> &mut [u8] {
+        if self.data.len() < end {
+            self.data.reserve_exact(BUF_SIZE - self.data.len());
+            self.data.resize(end, 0);
+        }
+        &mut self.data[start..end]
     }
 }
 
@@ -160,7 +170,7 @@ impl ChunkSender {
         }
         let start = self.chunk.len;
         let end = BUF_SIZE.min(start.saturating_add(max));
-        let n = file.read(&mut self.chunk.data[start..end])?;
+        let n = file.read(self.chunk.span(start, end))?;
         self.chunk.len += n;
         Ok(n)
     }
@@ -175,7 +185,7 @@ impl Write for ChunkSender {
         }
         let start = self.chunk.len;
         let n = buf.len().min(BUF_SIZE - start);
-        self.chunk.data[start..start + n].copy_from_slice(&buf[..n]);
+        self.chunk.span(start, start + n).copy_from_slice(&buf[..n]);
         self.chunk.len += n;
         Ok(n)
     }
