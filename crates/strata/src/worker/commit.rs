@@ -62,9 +62,10 @@ pub(crate) fn commit_dir(
     let stats = written.map_err(layer("write the step's layer"))?;
     flushed.map_err(error::store("sync the step's writes"))?;
     // The snapshot is durable before the stage record that names it is published: its files
-    // were synced above, and commit_snapshot syncs the rename.
+    // were synced above, and the stage's sync before its record (worker::stage) syncs the
+    // rename.
     store
-        .commit_snapshot(upper, &stats.diff_id)
+        .publish_synced_snapshot(upper, &stats.diff_id)
         .map_err(error::store("keep the step's files as a snapshot"))?;
     Ok(Some(LayerRecord {
         digest: stats.diff_id,
