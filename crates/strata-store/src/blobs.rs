@@ -131,7 +131,11 @@ pub(crate) fn read_blob(store: &LocalStore, digest: &Digest) -> Result<Vec<u8>, 
     Ok(bytes)
 }
 
-pub(crate) fn write_blob(store: &LocalStore, bytes: &[u8]) -> Result<Digest, Error> {
+pub(crate) fn write_blob(
+    store: &LocalStore,
+    bytes: &[u8],
+    sync_name: bool,
+) -> Result<Digest, Error> {
     let digest = Digest::of(bytes);
     // Held (so gc leaves it to our caller) and found, or written afresh.
     if store.protect(&[crate::Held::Blob(digest)])?.is_empty() {
@@ -142,7 +146,11 @@ pub(crate) fn write_blob(store: &LocalStore, bytes: &[u8]) -> Result<Digest, Err
         "write of ingest file for blob",
         &store.blob_path(&digest),
     ))?;
-    ingest.commit(Some(&digest))
+    if sync_name {
+        ingest.commit(Some(&digest))
+    } else {
+        ingest.commit_before_sync(Some(&digest))
+    }
 }
 
 #[cfg(test)]

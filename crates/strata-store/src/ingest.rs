@@ -108,6 +108,18 @@ impl Ingest {
     /// [`Error::DigestMismatch`] and nothing lands in `blobs/`. A blob that already exists
     /// counts as success.
     pub fn commit(self, expected: Option<&Digest>) -> Result<Digest, Error> {
+        self.finish(expected, true)
+    }
+
+    /// [`Ingest::commit`] without the fsync of `blobs/` that makes the blob's name durable:
+    /// for a caller that syncs the store ([`LocalStore::sync`]) before it publishes anything
+    /// naming the blob. The data is durable before the name appears either way; a crash before
+    /// that sync loses only the name, and the ingest dir left behind is gc's.
+    pub fn commit_before_sync(self, expected: Option<&Digest>) -> Result<Digest, Error> {
+        self.finish(expected, false)
+    }
+
+    fn finish(self, expected: Option<&Digest>, sync_name: bool) -> Result<Digest, Error> {
         let Ingest {
             store,
             blobs,
@@ -154,7 +166,9 @@ impl Ingest {
             fs::rename(&data, &target)
                 .map_err(io("rename into blobs/sha256 of ingest file", &data))?;
         }
-        fsutil::fsync_dir(&blobs)?;
+        if sync_name {
+            fsutil::fsync_dir(&blobs)?;
+        }
         drop(dir);
         Ok(digest)
     }

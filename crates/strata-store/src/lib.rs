@@ -400,6 +400,12 @@ impl LocalStore {
         fsutil::syncfs(&self.root)
     }
 
+    /// [`Store::write_blob`] for a caller that syncs the store ([`LocalStore::sync`]) before
+    /// it publishes anything naming the blob: see [`Ingest::commit_before_sync`].
+    pub fn write_blob_before_sync(&self, bytes: &[u8]) -> Result<Digest, Error> {
+        blobs::write_blob(self, bytes, false)
+    }
+
     /// The directory kept between builds for a cache `key` (a Dockerfile's cache mount, werf's
     /// `build_dir`): `build_dir/<short hash of the key>`. Not created here; never collected.
     pub fn cache_dir(&self, key: &str) -> PathBuf {
@@ -475,7 +481,7 @@ impl Store for LocalStore {
         blobs::read_blob(self, digest)
     }
     fn write_blob(&self, bytes: &[u8]) -> Result<Digest, Error> {
-        blobs::write_blob(self, bytes)
+        blobs::write_blob(self, bytes, true)
     }
     fn ingest(&self) -> Result<Ingest, Error> {
         Ingest::new(self)

@@ -437,7 +437,9 @@ pub fn push_empty_history(config: &mut ImageConfig, created_by: &[String]) {
 
 /// Writes config and manifest blobs for an image made of `layers` and `config`; the manifest
 /// carries `annotations` and the config's creation time, if it has one, as
-/// `org.opencontainers.image.created`.
+/// `org.opencontainers.image.created`. The caller syncs the store before it publishes a
+/// record or tag naming the image (see [`LocalStore::write_blob_before_sync`]), as every
+/// caller publishes only after its one sync of everything it wrote.
 pub fn write_image(
     store: &LocalStore,
     config: &ImageConfig,
@@ -445,7 +447,7 @@ pub fn write_image(
     annotations: &BTreeMap<String, String>,
 ) -> anyhow::Result<WrittenImage> {
     let config_bytes = serde_json::to_vec(config).context("serialize image config")?;
-    let config_digest = store.write_blob(&config_bytes)?;
+    let config_digest = store.write_blob_before_sync(&config_bytes)?;
     let manifest = write_manifest(
         store,
         config_digest,
@@ -461,7 +463,8 @@ pub fn write_image(
 }
 
 /// Writes an OCI manifest of the config blob `config` (`config_size` bytes) and `layers`, with
-/// `annotations` and the creation time.
+/// `annotations` and the creation time; the caller syncs the store before it publishes it, as
+/// for [`write_image`].
 pub fn write_manifest(
     store: &LocalStore,
     config: Digest,
@@ -500,7 +503,7 @@ pub fn write_manifest(
             .collect(),
     };
     let bytes = serde_json::to_vec(&manifest).context("serialize image manifest")?;
-    Ok(store.write_blob(&bytes)?)
+    Ok(store.write_blob_before_sync(&bytes)?)
 }
 
 /// The base-image annotations of an image made from `parent` (`org.opencontainers.image.base.name`
