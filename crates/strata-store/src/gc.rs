@@ -433,9 +433,37 @@ impl LocalStore {
     }
 
     /// Bytes the store holds of images: every blob, and every plain layer whose only copy is
-    /// its snapshot (the size of its tar): what gc's size policies measure. One `stat` per blob;
-    /// the stage records are read only when some snapshot has no blob.
+    /// its snapshot (the size of its tar): what gc's size policies measure, and every build
+    /// asks. Measured with one `stat` per blob (the stage records are read only when some
+    /// snapshot has no blob), then kept in `usage.json` for as long as `blobs/`, `snapshots/`
+    /// and `stages/` keep their modification times: blobs never change once named, so only
+    /// a new or removed entry changes the sum, and that changes its directory's time.
     pub fn stored_bytes(&self) -> Result<u64, Error> {
+        let seen = UsageKey::of(self)?;
+        let kept = self.dir(USAGE);
+        if let Some(usage) = fs::read(&kept)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Usage>(&bytes).ok())
+            .filter(|usage| usage.key == seen)
+        {
+            return Ok(usage.bytes);
+        }
+        let bytes = self.measure_stored_bytes()?;
+        if !seen.racy() {
+            // A cache: written atomically, not synced; a lost or unreadable one is measured again.
+            let usage =
+                serde_json::to_vec(&Usage { key: seen, bytes }).expect("a usage record serializes");
+            let temp = self
+                .dir("tmp")
+                .join(format!("{USAGE}-{}", fsutil::random_suffix()));
+            if fs::write(&temp, usage).is_ok() && fs::rename(&temp, &kept).is_err() {
+                let _ = fs::remove_file(&temp);
+            }
+        }
+        Ok(bytes)
+    }
+
+    fn measure_stored_bytes(&self) -> Result<u64, Error> {
         let blobs = blob_sizes(self)?;
         let snapshots: BTreeSet<Digest> = self.snapshots()?.into_iter().collect();
         let blob_bytes: u64 = blobs.values().sum();
@@ -475,6 +503,50 @@ fn exclusive(store: &LocalStore) -> Result<File, Error> {
     let guard = open_gc_lock(&path)?;
     retry_eintr(|| guard.lock()).map_err(io("exclusive flock of gc lock file", &path))?;
     Ok(guard)
+}
+
+/// The store's file where [`LocalStore::stored_bytes`] keeps its last measurement.
+const USAGE: &str = "usage.json";
+
+/// [`LocalStore::stored_bytes`]'s last measurement and what it was made of.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Usage {
+    key: UsageKey,
+    bytes: u64,
+}
+
+/// The modification times (seconds, nanoseconds) of `blobs/sha256`, `snapshots/` and
+/// `stages/`.
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct UsageKey([(i64, i64); 3]);
+
+/// How recent a directory's time may be for a measurement to be kept: the kernel stamps
+/// times from a clock that ticks every few milliseconds, so an entry added in the same tick
+/// as the measurement, after it, would leave the time as it was.
+const RACY_SECS: i64 = 2;
+
+impl UsageKey {
+    fn of(store: &LocalStore) -> Result<UsageKey, Error> {
+        let time = |dir: &str| {
+            let path = store.dir(dir);
+            fs::symlink_metadata(&path)
+                .map(|m| (m.mtime(), m.mtime_nsec()))
+                .map_err(io("stat of", &path))
+        };
+        Ok(UsageKey([
+            time("blobs/sha256")?,
+            time("snapshots")?,
+            time("stages")?,
+        ]))
+    }
+
+    /// Whether a directory changed too recently for a measurement to be trusted later.
+    fn racy(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(i64::MAX, |d| d.as_secs() as i64);
+        self.0.iter().any(|(secs, _)| now - secs < RACY_SECS)
+    }
 }
 
 fn blob_sizes(store: &LocalStore) -> Result<BTreeMap<Digest, u64>, Error> {
@@ -544,6 +616,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
         (dir, store)
+    }
+
+    /// Sets the times of the directories stored_bytes keys on an hour back, as if nothing had
+    /// changed in them for that long.
+    fn age_usage_dirs(store: &LocalStore) {
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for dir in ["blobs/sha256", "snapshots", "stages"] {
+            File::open(store.dir(dir))
+                .unwrap()
+                .set_times(fs::FileTimes::new().set_modified(hour_ago))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn stored_bytes_are_kept_until_a_directory_changes() {
+        let (_dir, store) = store();
+        store.write_blob(b"0123456789").unwrap();
+        age_usage_dirs(&store);
+        assert_eq!(store.stored_bytes().unwrap(), 10);
+        // Kept: a doctored record under the same times is believed.
+        let kept = store.dir(USAGE);
+        let usage: Usage = serde_json::from_slice(&fs::read(&kept).unwrap()).unwrap();
+        let doctored = Usage { bytes: 77, ..usage };
+        fs::write(&kept, serde_json::to_vec(&doctored).unwrap()).unwrap();
+        assert_eq!(store.stored_bytes().unwrap(), 77);
+        // A new blob changes blobs/'s time: measured again, and not kept while that is recent.
+        store.write_blob(b"abc").unwrap();
+        assert_eq!(store.stored_bytes().unwrap(), 13);
+        fs::remove_file(&kept).unwrap();
+        assert_eq!(store.stored_bytes().unwrap(), 13);
+        assert!(
+            !kept.exists(),
+            "a measurement of just-changed directories is not kept"
+        );
     }
 
     #[test]
