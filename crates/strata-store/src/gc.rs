@@ -520,10 +520,11 @@ struct Usage {
 #[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct UsageKey([(i64, i64); 3]);
 
-/// How recent a directory's time may be for a measurement to be kept: the kernel stamps
-/// times from a clock that ticks every few milliseconds, so an entry added in the same tick
-/// as the measurement, after it, would leave the time as it was.
-const RACY_SECS: i64 = 2;
+/// How recent (in nanoseconds) a directory's time may be for a measurement to be kept: the
+/// kernel stamps times from a clock that ticks every few milliseconds, so an entry added in
+/// the same tick as the measurement, after it, would leave the time as it was. (A stale
+/// measurement would only move an automatic gc by a build; gc itself marks and sweeps.)
+const RACY_NANOS: i128 = 100_000_000;
 
 impl UsageKey {
     fn of(store: &LocalStore) -> Result<UsageKey, Error> {
@@ -544,8 +545,10 @@ impl UsageKey {
     fn racy(&self) -> bool {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i64::MAX, |d| d.as_secs() as i64);
-        self.0.iter().any(|(secs, _)| now - secs < RACY_SECS)
+            .map_or(i128::MAX, |d| d.as_nanos() as i128);
+        self.0.iter().any(|&(secs, nanos)| {
+            now - (i128::from(secs) * 1_000_000_000 + i128::from(nanos)) < RACY_NANOS
+        })
     }
 }
 
@@ -642,10 +645,16 @@ mod tests {
         let doctored = Usage { bytes: 77, ..usage };
         fs::write(&kept, serde_json::to_vec(&doctored).unwrap()).unwrap();
         assert_eq!(store.stored_bytes().unwrap(), 77);
-        // A new blob changes blobs/'s time: measured again, and not kept while that is recent.
+        // A new blob changes blobs/'s time: measured again.
         store.write_blob(b"abc").unwrap();
         assert_eq!(store.stored_bytes().unwrap(), 13);
+        // Not kept while that time is recent (here: ahead of the clock, as recent as it gets).
         fs::remove_file(&kept).unwrap();
+        let ahead = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        File::open(store.dir("blobs/sha256"))
+            .unwrap()
+            .set_times(fs::FileTimes::new().set_modified(ahead))
+            .unwrap();
         assert_eq!(store.stored_bytes().unwrap(), 13);
         assert!(
             !kept.exists(),
