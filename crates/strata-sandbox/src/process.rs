@@ -457,6 +457,7 @@ fn cstring(what: &'static str, value: &str) -> Result<CString, Error> {
 /// The container's view of the world: runs in PID 1, after which only the command is left.
 fn setup(spec: &ContainerSpec) -> Result<Prepared, Error> {
     let sys = LinuxSyscall;
+    rootfs::scratch_in_memory(&sys, &spec.scratch)?;
     let layout = overlay::build_skeleton(spec)?;
     rootfs::setup(&sys, &layout, spec)?;
     rootfs::pivot(&sys, &layout.rootfs)?;

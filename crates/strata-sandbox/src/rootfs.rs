@@ -174,21 +174,41 @@ impl Ctx<'_> {
     }
 }
 
-/// Mounts the root and everything in it (steps 1–5 of the module docs).
-pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result<(), Error> {
-    let ctx = Ctx {
-        sys,
-        root: &layout.rootfs,
-    };
-    // Our mount namespace starts as a copy of the host's, with its shared peer groups; without
-    // MS_PRIVATE every mount below would propagate to the host (mount_namespaces(7)).
+/// Our mount namespace starts as a copy of the host's, with its shared peer groups; without
+/// MS_PRIVATE every mount made in it would propagate to the host (mount_namespaces(7)).
+fn make_private(ctx: &Ctx) -> Result<(), Error> {
     ctx.mount(
         None,
         Path::new("/"),
         None,
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None,
-    )?;
+    )
+}
+
+/// Makes the mount namespace private and puts a tmpfs of its own over the sandbox's `scratch`
+/// dir, before the skeleton layer, the layer links and the root mountpoint are made there
+/// ([`crate::overlay::build_skeleton`]): in memory, and gone with the namespace, instead of a
+/// few dozen inodes made, synced and removed on the host's disk for every container.
+pub fn scratch_in_memory(sys: &dyn Syscall, scratch: &Path) -> Result<(), Error> {
+    let ctx = Ctx { sys, root: scratch };
+    make_private(&ctx)?;
+    ctx.mount(
+        Some(Path::new("tmpfs")),
+        scratch,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=700"),
+    )
+}
+
+/// Mounts the root and everything in it (steps 1–5 of the module docs).
+pub fn setup(sys: &dyn Syscall, layout: &Layout, spec: &ContainerSpec) -> Result<(), Error> {
+    let ctx = Ctx {
+        sys,
+        root: &layout.rootfs,
+    };
+    make_private(&ctx)?;
     // Overlays get layer names relative to scratch (see `overlay`, "Short layer names").
     ctx.fs_op("chdir to", &layout.scratch, sys.chdir(&layout.scratch))?;
     overlay::mount_root(sys, layout, spec)?;
