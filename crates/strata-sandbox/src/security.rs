@@ -222,26 +222,28 @@ mod tests {
         assert_eq!(default_capability_mask(), 0x0000_0000_a804_25fb);
     }
 
+    /// What libseccomp exports of the profile's filter through `export` (to a file).
+    fn exported(export: impl FnOnce(&libseccomp::ScmpFilterContext, &std::fs::File)) -> Vec<u8> {
+        let filter = filter().unwrap_or_else(|e| panic!("{e}"));
+        let mut file = tempfile::tempfile().expect("tempfile");
+        export(&filter, &file);
+        let mut bytes = Vec::new();
+        std::io::Seek::rewind(&mut file).expect("rewind");
+        std::io::Read::read_to_end(&mut file, &mut bytes).expect("read");
+        bytes
+    }
+
     #[test]
     fn the_embedded_program_is_the_profile_compiled() {
-        let filter = filter().unwrap_or_else(|e| panic!("{e}"));
-        let mut bpf = tempfile::tempfile().expect("tempfile");
-        filter.export_bpf(&bpf).expect("export the filter as BPF");
-        let mut exported = Vec::new();
-        std::io::Seek::rewind(&mut bpf).expect("rewind");
-        std::io::Read::read_to_end(&mut bpf, &mut exported).expect("read");
-        assert_eq!(PROGRAM, exported.as_slice());
+        let bpf = exported(|f, file| f.export_bpf(file).expect("export the filter as BPF"));
+        assert_eq!(PROGRAM, bpf.as_slice());
         assert_eq!(instructions(PROGRAM).len() * 8, PROGRAM.len());
     }
 
     #[test]
     fn profile_builds_and_denies_what_docker_denies() {
-        let filter = filter().unwrap_or_else(|e| panic!("{e}"));
-        let mut pfc = tempfile::tempfile().expect("tempfile");
-        filter.export_pfc(&pfc).expect("export the filter as text");
-        let mut text = String::new();
-        std::io::Seek::rewind(&mut pfc).expect("rewind");
-        std::io::Read::read_to_string(&mut pfc, &mut text).expect("read");
+        let pfc = exported(|f, file| f.export_pfc(file).expect("export the filter as text"));
+        let text = String::from_utf8(pfc).expect("the text is UTF-8");
         for denied in [
             "mount",
             "umount2",
