@@ -253,14 +253,16 @@ fn declared_dependencies_are_used() {
             {
                 continue;
             }
-            let normal = kinds.iter().any(|k| k != "dev");
-            if normal && kinds.contains("dev") {
+            // A build-dependency is the build script's, compiled apart from the tests' view
+            // of the crate: being a dev-dependency too is no duplicate.
+            if kinds.contains("normal") && kinds.contains("dev") {
                 unused.push(format!(
                     "{}: {package} is both a dependency and a dev-dependency (tests see the \
                      normal one: remove it from [dev-dependencies])",
                     p.name
                 ));
             }
+            let normal = kinds.iter().any(|k| k != "dev");
             let sources = if normal { &library } else { &everything };
             if !names_crate(sources, name) {
                 unused.push(format!(
