@@ -121,6 +121,8 @@ mod urls;
 mod value;
 mod yaml;
 
+pub use urls::unescape;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;

@@ -91,7 +91,8 @@ struct Url {
     userinfo: Option<String>,
 }
 
-fn unescape(s: &str) -> Result<String, String> {
+/// Go's `url.PathUnescape`: `%XX` escapes decoded, anything else kept.
+pub fn unescape(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -69,8 +69,8 @@ pub fn fetch(dir: &Path, url: &str, checksum: Option<&str>) -> anyhow::Result<(P
     Ok((into, name))
 }
 
-/// Checks out `reference` (a branch, tag or commit, looked up in that order; empty: the
-/// remote's default branch) of `remote` into a new directory under `dir`, from the clone
+/// Checks out `reference` (a branch, tag or commit, looked up in that order; `refs/heads/NAME`
+/// only a branch, `refs/tags/NAME` only a tag; empty: the remote's default branch) of `remote` into a new directory under `dir`, from the clone
 /// cached in `cache`; returns the directory and the commit's full hash.
 pub fn checkout(
     dir: &Path,
@@ -83,6 +83,12 @@ pub fn checkout(
     let repo = Repository::open_remote(remote, cache, None)?;
     let commit = if reference.is_empty() {
         repo.resolve(&Rev::Head)?
+    } else if let Some(branch) = reference.strip_prefix("refs/heads/") {
+        repo.resolve(&Rev::Branch(branch.to_string()))
+            .with_context(|| format!("the repository has no branch `{branch}`"))?
+    } else if let Some(tag) = reference.strip_prefix("refs/tags/") {
+        repo.resolve(&Rev::Tag(tag.to_string()))
+            .with_context(|| format!("the repository has no tag `{tag}`"))?
     } else {
         let hex = reference.len() >= 4 && reference.bytes().all(|b| b.is_ascii_hexdigit());
         [

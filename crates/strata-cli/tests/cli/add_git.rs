@@ -231,3 +231,122 @@ fn add_git_failures_name_the_source() {
         assert!(stderr.contains("Dockerfile:2"), "{name}:\n{stderr}");
     }
 }
+
+/// One `ADD` of several kinds of source copies them in the order written, as BuildKit's
+/// dispatchCopy does (heredocs after the paths): where a download (busybox's httpd serving a
+/// static file), a checkout and a context file write one path, the last written wins.
+#[test]
+fn add_copies_its_sources_in_the_order_written() {
+    let env = Env::new();
+    let root = env.work.path().join("server");
+    let (server, _, _) = served(&root);
+    let lib = format!("{}/lib.git", server.url);
+    let site = server.url.trim_end_matches("/cgi-bin/git");
+    std::fs::write(root.join("www/README.md"), "from the url\n").unwrap();
+    let url = format!("{site}/README.md");
+    let dir = env.work.path().join("order");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("README.md"), "from the context\n").unwrap();
+    let dockerfile = format!(
+        "FROM busybox:latest\n\
+         ADD {url} README.md {lib}#v1 /git/\n\
+         ADD {lib}#v1 README.md {url} /url/\n\
+         ADD {url} {lib}#v1 README.md /context/\n\
+         ADD README.md {url} /url2/\n\
+         ADD {lib}#v1 README.md /context2/\n\
+         ADD <<README.md {url} /heredoc/\nfrom the heredoc\nREADME.md\n"
+    );
+    let (out, _) = build(&env, "order", &dockerfile);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        env.run_sh(
+            "order",
+            "for d in git url context url2 context2 heredoc; do echo \"$d: $(cat /$d/README.md)\"; done"
+        ),
+        "git: lib\nurl: from the url\ncontext: from the context\nurl2: from the url\n\
+         context2: from the context\nheredoc: from the heredoc\n"
+    );
+    // Each copy keeps its own kind's attributes: the download 0600, the checkout's 0644.
+    assert_eq!(
+        words(&env.run_sh(
+            "order",
+            "stat -c '%n %a' /url/README.md /git/README.md /url/src/a.txt"
+        )),
+        words("/url/README.md 600 /git/README.md 644 /url/src/a.txt 644")
+    );
+}
+
+/// The query form of newer frontends (`dfgitutil`): `?ref=`, `?tag=`, `?branch=`,
+/// `?subdir=`, `?commit=` (the ref when none is given), `?keep-git-dir`; what contradicts
+/// itself or the flags, or names an unknown key, fails at the source.
+#[test]
+fn add_git_query_form() {
+    let env = Env::new();
+    let root = env.work.path().join("server");
+    let (server, first, second) = served(&root);
+    let lib = format!("{}/lib.git", server.url);
+    let dockerfile = format!(
+        "FROM busybox:latest\n\
+         ADD {lib}?ref=v1&subdir=src /q-ref/\n\
+         ADD {lib}?branch=dev&subdir=/src/ /q-branch\n\
+         ADD {lib}?tag=v1 /q-tag/\n\
+         ADD {lib}?commit={first} /q-commit/\n\
+         ADD {lib}?keep-git-dir=true&ref=main /q-kept/\n\
+         ADD --checksum={second} {lib}?ref=main&checksum={second} /q-sum/\n"
+    );
+    let (out, _) = build(&env, "addquery", &dockerfile);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        words(&env.run_sh(
+            "addquery",
+            "ls /q-ref; cat /q-ref/a.txt; ls /q-branch; cat /q-tag/src/a.txt /q-commit/src/a.txt \
+             /q-kept/.git/HEAD /q-sum/src/a.txt; ls -a /q-sum"
+        )),
+        words(&format!(
+            "a.txt one a.txt dev.txt one one {second} two . .. .gitmodules README.md bin link src vendor"
+        ))
+    );
+    for (name, line, expected) in [
+        (
+            "qunknown",
+            format!("ADD {lib}?depth=1 /x/"),
+            "unexpected query `depth`".to_string(),
+        ),
+        (
+            "qconflict",
+            format!("ADD {lib}?ref=v1#dev /x/"),
+            "the refs conflict: `dev` and `v1`".to_string(),
+        ),
+        (
+            "qnotag",
+            format!("ADD {lib}?tag=dev /x/"),
+            "the repository has no tag `dev`".to_string(),
+        ),
+        (
+            "qsum",
+            format!("ADD {lib}?ref=main&checksum=0123abc /x/"),
+            format!("the commit is {second}, not 0123abc"),
+        ),
+        (
+            "qmismatch",
+            format!("ADD --checksum={second} {lib}?checksum={first} /x/"),
+            "checksum mismatch".to_string(),
+        ),
+        (
+            "qkeep",
+            format!("ADD --keep-git-dir {lib}?keep-git-dir=false /x/"),
+            "inconsistent".to_string(),
+        ),
+        (
+            "qsubmodules",
+            format!("ADD {lib}?submodules=false /x/"),
+            "always checks out a repository's submodules".to_string(),
+        ),
+    ] {
+        let (out, _) = build(&env, name, &format!("FROM busybox:latest\n{line}\n"));
+        let stderr = stderr(&out);
+        assert!(!out.status.success(), "{name}: built:\n{stderr}");
+        assert!(stderr.contains(&expected), "{name}: {expected}:\n{stderr}");
+        assert!(stderr.contains("Dockerfile:2"), "{name}:\n{stderr}");
+    }
+}

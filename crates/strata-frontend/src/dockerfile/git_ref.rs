@@ -10,7 +10,11 @@
 //!
 //! The fragment names what to check out: `#REF` (a branch, tag or commit; none: the remote's
 //! default branch) and `#REF:SUBDIR` (only that directory's content is copied). The query form
-//! of newer frontends (`?ref=…&subdir=…`) is refused with a message, not misread.
+//! of newer frontends (`dfgitutil.ParseGitRef`) says the same and more: `?ref=`, `?tag=`
+//! (`refs/tags/…`), `?branch=` (`refs/heads/…`), `?subdir=`, `?checksum=` or `?commit=` (the
+//! commit the ref must name; the ref when none is given), `?keep-git-dir[=BOOL]`; a key given
+//! twice, without a value, unknown, or contradicting the fragment is an error, as there.
+//! `?submodules=false` is refused: strata's checkouts always have their submodules.
 
 /// A git repository named as an `ADD` source.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +26,10 @@ pub struct GitRef {
     /// The directory of the repository whose content is copied (empty: all of it), without
     /// leading or trailing `/`.
     pub subdir: String,
+    /// `?checksum=`/`?commit=`: the commit's hash (or its start) the ref must name.
+    pub checksum: Option<String>,
+    /// `?keep-git-dir=`: whether the checkout keeps its `.git` (none: as `--keep-git-dir` says).
+    pub keep_git_dir: Option<bool>,
 }
 
 impl GitRef {
@@ -42,27 +50,113 @@ impl GitRef {
         if !is_git {
             return Ok(None);
         }
-        if remote.contains('?') {
-            return Err(format!(
-                "`{source}`: strata reads the git source form `URL#REF:SUBDIR`, not the query form (`?ref=`, `?subdir=`)"
-            ));
-        }
+        let (remote, query) = remote.split_once('?').unwrap_or((remote, ""));
         let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
-        let subdir = subdir.trim_matches('/');
+        let mut git = GitRef {
+            remote: remote.to_string(),
+            reference: reference.to_string(),
+            subdir: subdir.to_string(),
+            checksum: None,
+            keep_git_dir: None,
+        };
+        git.read_query(query)
+            .map_err(|e| format!("`{source}`: {e}"))?;
+        let subdir = git.subdir.trim_matches('/');
         if subdir.split('/').any(|part| part == "..") {
             return Err(format!(
                 "`{source}`: the subdirectory `{subdir}` leaves the repository"
             ));
         }
-        Ok(Some(GitRef {
-            remote: remote.to_string(),
-            reference: reference.to_string(),
-            subdir: subdir
-                .split('/')
-                .filter(|p| !p.is_empty() && *p != ".")
-                .collect::<Vec<_>>()
-                .join("/"),
-        }))
+        git.subdir = subdir
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect::<Vec<_>>()
+            .join("/");
+        Ok(Some(git))
+    }
+
+    /// The query form's keys, over what the fragment said (`dfgitutil`'s `loadQuery`).
+    fn read_query(&mut self, query: &str) -> Result<(), String> {
+        let mut seen = std::collections::BTreeMap::new();
+        // Go's `url.ParseQuery`: `&`-separated, `+` a space, `%XX` escapes.
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| strata_template::unescape(&s.replace('+', " "));
+            let (key, value) = (decode(key)?, decode(value)?);
+            if seen.insert(key.clone(), value).is_some() {
+                return Err(format!("the query `{key}` has more than one value"));
+            }
+        }
+        let flag = |key: &str, value: &str| match value {
+            "" | "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+            "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+            _ => Err(format!("invalid {key} value `{value}`")),
+        };
+        let (mut tag, mut branch) = (None, None);
+        for (key, value) in &seen {
+            if value.is_empty() && key != "keep-git-dir" && key != "submodules" {
+                return Err(format!("the query `{key}` has no value"));
+            }
+            match key.as_str() {
+                "ref" => self.set_ref(value)?,
+                "tag" => tag = Some(value),
+                "branch" => branch = Some(value),
+                "subdir" => {
+                    if !self.subdir.is_empty() && self.subdir != *value {
+                        return Err(format!(
+                            "the subdirectories conflict: `{}` and `{value}`",
+                            self.subdir
+                        ));
+                    }
+                    self.subdir = value.clone();
+                }
+                "checksum" | "commit" => self.checksum = Some(value.clone()),
+                "keep-git-dir" => self.keep_git_dir = Some(flag(key, value)?),
+                "submodules" => {
+                    if !flag(key, value)? {
+                        return Err(
+                            "strata always checks out a repository's submodules (`submodules=false`)"
+                                .into(),
+                        );
+                    }
+                }
+                _ => return Err(format!("unexpected query `{key}`")),
+            }
+        }
+        if let Some(tag) = tag {
+            if branch.is_some() {
+                return Err("the branch conflicts with the tag".into());
+            }
+            self.set_ref(&prefixed("refs/tags/", tag))?;
+        }
+        if let Some(branch) = branch {
+            self.set_ref(&prefixed("refs/heads/", branch))?;
+        }
+        if self.reference.is_empty()
+            && let Some(commit) = &self.checksum
+        {
+            self.reference = commit.clone();
+        }
+        Ok(())
+    }
+
+    fn set_ref(&mut self, reference: &str) -> Result<(), String> {
+        if !self.reference.is_empty() && self.reference != reference {
+            return Err(format!(
+                "the refs conflict: `{}` and `{reference}`",
+                self.reference
+            ));
+        }
+        self.reference = reference.to_string();
+        Ok(())
+    }
+}
+
+fn prefixed(prefix: &str, name: &str) -> String {
+    if name.starts_with(prefix) {
+        name.to_string()
+    } else {
+        format!("{prefix}{name}")
     }
 }
 
@@ -92,6 +186,8 @@ mod tests {
             remote: remote.into(),
             reference: reference.into(),
             subdir: subdir.into(),
+            checksum: None,
+            keep_git_dir: None,
         })
     }
 
@@ -124,10 +220,62 @@ mod tests {
     }
 
     #[test]
+    fn the_query_form_reads_as_dfgitutil_reads_it() {
+        for (source, expected) in [
+            (
+                "https://h/r.git?ref=v1&subdir=dir/",
+                git("https://h/r.git", "v1", "dir"),
+            ),
+            (
+                "https://h/r.git?tag=v1#refs/tags/v1",
+                git("https://h/r.git", "refs/tags/v1", ""),
+            ),
+            (
+                "git@h:r.git?branch=a%2Fb&subdir=x+y",
+                git("git@h:r.git", "refs/heads/a/b", "x y"),
+            ),
+            (
+                "https://h/r.git?subdir=d#main:d",
+                git("https://h/r.git", "main", "d"),
+            ),
+            (
+                "https://h/r.git?submodules=true",
+                git("https://h/r.git", "", ""),
+            ),
+        ] {
+            assert_eq!(GitRef::parse(source), Ok(expected), "{source}");
+        }
+        let commit = GitRef::parse("https://h/r.git?commit=abcd&keep-git-dir")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (commit.reference.as_str(), commit.checksum.as_deref()),
+            ("abcd", Some("abcd"))
+        );
+        assert_eq!(commit.keep_git_dir, Some(true));
+        let kept = GitRef::parse("https://h/r.git?ref=main&checksum=ab&keep-git-dir=false");
+        let kept = kept.unwrap().unwrap();
+        assert_eq!(kept.reference, "main");
+        assert_eq!(kept.keep_git_dir, Some(false));
+    }
+
+    #[test]
     fn forms_strata_cannot_read_are_errors() {
-        let err = GitRef::parse("https://h/r.git?ref=main").unwrap_err();
-        assert!(err.contains("not the query form"), "{err}");
-        let err = GitRef::parse("https://h/r.git#main:../etc").unwrap_err();
-        assert!(err.contains("leaves the repository"), "{err}");
+        for (source, message) in [
+            ("https://h/r.git?ref=a#b", "the refs conflict: `b` and `a`"),
+            ("https://h/r.git?ref=a&ref=a", "more than one value"),
+            ("https://h/r.git?ref=", "the query `ref` has no value"),
+            ("https://h/r.git?depth=1", "unexpected query `depth`"),
+            ("https://h/r.git?tag=a&branch=a", "the branch conflicts"),
+            ("https://h/r.git?subdir=a#:b", "the subdirectories conflict"),
+            ("https://h/r.git?keep-git-dir=maybe", "invalid keep-git-dir"),
+            ("https://h/r.git?submodules=0", "always checks out"),
+            ("https://h/r.git?ref=%zz", "invalid URL escape"),
+            ("https://h/r.git?subdir=../etc", "leaves the repository"),
+            ("https://h/r.git#main:../etc", "leaves the repository"),
+        ] {
+            let err = GitRef::parse(source).unwrap_err();
+            assert!(err.contains(message), "{source}: {err}");
+        }
     }
 }

@@ -165,6 +165,16 @@ pub trait Fetch: Send + Sync {
     ) -> std::result::Result<(PathBuf, String), String>;
 }
 
+/// One source of an `ADD`, by its kind.
+enum AddSource {
+    /// Files of the build context, or a heredoc.
+    Local(Source),
+    /// A git repository.
+    Git(GitRef, Span),
+    /// An http(s) download.
+    Url(String, Span),
+}
+
 /// The [`Fetch`] of a build.
 #[derive(Clone)]
 pub struct Fetcher(pub std::sync::Arc<dyn Fetch>);
@@ -1111,24 +1121,23 @@ impl<'a> Lowering<'a> {
                     .as_ref()
                     .map(|c| self.expand(c, scope))
                     .transpose()?;
-                // Each source is a download, a repository or context files; the three kinds
-                // are copied in that order, each kind in the order written.
-                let mut urls = Vec::new();
-                let mut repos = Vec::new();
-                let mut local = Vec::new();
+                // Each source is a download, a repository or context files, copied in the
+                // order written (a heredoc after the paths, as BuildKit's dispatchCopy copies
+                // `SourceContents` last): one step per run of sources of one kind.
+                let mut sources = Vec::new();
                 for source in &add.sources {
                     let Source::Path(w) = source else {
-                        local.push(source.clone());
+                        sources.push(AddSource::Local(source.clone()));
                         continue;
                     };
                     let text = self.expand(w, scope)?;
                     let span = Some(w.span);
-                    if let Some(repo) = GitRef::parse(&text)
+                    sources.push(if let Some(repo) = GitRef::parse(&text)
                         .map_err(|e| Box::new(Diagnostic::new(format!("ADD {e}"), span)))?
                     {
-                        repos.push((repo, w.span));
+                        AddSource::Git(repo, w.span)
                     } else if text.starts_with("http://") || text.starts_with("https://") {
-                        urls.push((text, w.span));
+                        AddSource::Url(text, w.span)
                     } else if let Some((scheme, _)) = text.split_once("://") {
                         return Err(Box::new(
                             Diagnostic::new(
@@ -1138,66 +1147,101 @@ impl<'a> Lowering<'a> {
                             .help("ADD takes http(s) URLs, git repositories and files of the build context"),
                         ));
                     } else {
-                        local.push(source.clone());
-                    }
+                        AddSource::Local(source.clone())
+                    });
                 }
-                let kinds = [urls.len(), repos.len(), local.len()];
-                if kinds.iter().filter(|n| **n > 0).count() > 1
-                    && !self.expand(&add.dest, scope)?.ends_with('/')
-                {
+                let kind = |s: &AddSource| std::mem::discriminant(s);
+                let mixed = sources.iter().any(|s| kind(s) != kind(&sources[0]));
+                if mixed && !self.expand(&add.dest, scope)?.ends_with('/') {
                     return Err(Box::new(Diagnostic::new(
                         "when using ADD with more than one source file, the destination must be a directory and end with a /",
                         Some(add.dest.span),
                     )));
                 }
                 if let Some(c) = &add.checksum
-                    && (!local.is_empty() || add.sources.len() > 1)
+                    && (add.sources.len() > 1 || matches!(sources[0], AddSource::Local(_)))
                 {
                     return Err(Box::new(Diagnostic::new(
                         "--checksum is for ADD of a single URL or git repository",
                         Some(c.span),
                     )));
                 }
-                let mut lowered = (Vec::new(), Vec::new(), false);
-                if !local.is_empty() {
-                    let (inputs, steps, _) = self.copy_context(
-                        &local,
-                        &add.dest,
-                        chown.clone(),
-                        chmod.as_ref().and_then(Chmod::octal),
-                        true,
-                        false,
-                        &add.exclude,
-                        scope,
-                        "add",
-                    )?;
-                    lowered.0.extend(inputs);
-                    lowered.1.extend(steps);
+                if mixed {
+                    sources.sort_by_key(|s| matches!(s, AddSource::Local(Source::Heredoc(_))));
                 }
-                if !repos.is_empty() {
-                    let (inputs, steps, _) = self.add_git(
-                        &repos,
-                        add,
-                        checksum.clone(),
-                        chown.clone(),
-                        chmod.as_ref(),
-                        scope,
-                    )?;
-                    lowered.0.extend(inputs);
-                    lowered.1.extend(steps);
+                let (mut inputs, mut steps) = (Vec::new(), Vec::new());
+                let mut first = 0;
+                for run in sources.chunk_by(|a, b| kind(a) == kind(b)) {
+                    let lowered = match &run[0] {
+                        AddSource::Local(_) => {
+                            let local: Vec<Source> = run
+                                .iter()
+                                .filter_map(|s| match s {
+                                    AddSource::Local(l) => Some(l.clone()),
+                                    _ => None,
+                                })
+                                .collect();
+                            let what = if mixed { format!("add[{first}]") } else { "add".into() };
+                            let lowered = self.copy_context(
+                                &local,
+                                &add.dest,
+                                chown.clone(),
+                                chmod.as_ref().and_then(Chmod::octal),
+                                true,
+                                false,
+                                &add.exclude,
+                                scope,
+                                &what,
+                            )?;
+                            // A symbolic --chmod reads the modes of the pinned copies...
+                            symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?
+                        }
+                        AddSource::Git(..) => {
+                            let repos: Vec<(GitRef, Span)> = run
+                                .iter()
+                                .filter_map(|s| match s {
+                                    AddSource::Git(r, span) => Some((r.clone(), *span)),
+                                    _ => None,
+                                })
+                                .collect();
+                            let lowered = self.add_git(
+                                &repos,
+                                first,
+                                add,
+                                checksum.clone(),
+                                chown.clone(),
+                                chmod.as_ref(),
+                                scope,
+                            )?;
+                            // ...and checkouts...
+                            symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?
+                        }
+                        AddSource::Url(..) => {
+                            let urls: Vec<(String, Span)> = run
+                                .iter()
+                                .filter_map(|s| match s {
+                                    AddSource::Url(u, span) => Some((u.clone(), *span)),
+                                    _ => None,
+                                })
+                                .collect();
+                            // ...a download's is 0600 before it changes it.
+                            let octal = chmod.as_ref().map(|c| c.apply(0o600, false));
+                            self.add_urls(
+                                &urls,
+                                first,
+                                &add.dest,
+                                checksum.clone(),
+                                chown.clone(),
+                                octal,
+                                scope,
+                            )?
+                        }
+                    };
+                    first += run.len();
+                    inputs.extend(lowered.0);
+                    steps.extend(lowered.1);
                 }
-                // A symbolic --chmod reads the modes of the pinned copies and checkouts...
-                let (mut inputs, mut steps, late) =
-                    symbolic_chmod(lowered, chmod.as_ref(), &add.dest)?;
-                if !urls.is_empty() {
-                    // ...a download's is 0600 before it changes it.
-                    let octal = chmod.as_ref().map(|c| c.apply(0o600, false));
-                    let (more, downloads, _) =
-                        self.add_urls(&urls, &add.dest, checksum, chown, octal, scope)?;
-                    inputs.extend(more);
-                    steps.extend(downloads);
-                }
-                (inputs, steps, late)
+                (inputs, steps, false)
             }
         }))
     }
@@ -1228,9 +1272,11 @@ impl<'a> Lowering<'a> {
     /// `SUBDIR`'s) copied into the destination directory, every entry of the checkout an entry
     /// of the copy, as BuildKit's `llb.Copy(git, "/", dest)`. Keyed by the files, like a
     /// context copy, so a new commit that changes nothing copied is reused.
+    #[allow(clippy::too_many_arguments)]
     fn add_git(
         &self,
         repos: &[(GitRef, Span)],
+        first: usize,
         add: &super::Add,
         checksum: Option<String>,
         chown: Option<String>,
@@ -1250,11 +1296,29 @@ impl<'a> Lowering<'a> {
                     repo.remote
                 ))
             })?;
+            // The query form's `keep-git-dir` and `checksum` may repeat the flags, not
+            // contradict them (BuildKit's dispatchCopy).
+            if add.keep_git_dir && repo.keep_git_dir == Some(false) {
+                return Err(fail(format!(
+                    "ADD {}: --keep-git-dir and `keep-git-dir=false` are inconsistent",
+                    repo.remote
+                )));
+            }
+            let keep_git_dir = add.keep_git_dir || repo.keep_git_dir == Some(true);
+            let checksum = match (&checksum, &repo.checksum) {
+                (Some(flag), Some(query)) if flag != query => {
+                    return Err(fail(format!(
+                        "ADD {}: checksum mismatch: --checksum={flag} but `checksum={query}`",
+                        repo.remote
+                    )));
+                }
+                (flag, query) => flag.as_ref().or(query.as_ref()),
+            };
             let (root, commit) = (fetcher.0)
-                .checkout(&repo.remote, &repo.reference, add.keep_git_dir)
+                .checkout(&repo.remote, &repo.reference, keep_git_dir)
                 .map_err(|e| fail(format!("ADD {}: {e}", repo.remote)))?;
             // BuildKit's git --checksum: the commit's hash, or the start of it.
-            if let Some(expected) = &checksum
+            if let Some(expected) = checksum
                 && (expected.is_empty() || !commit.starts_with(expected.as_str()))
             {
                 return Err(fail(format!(
@@ -1291,7 +1355,7 @@ impl<'a> Lowering<'a> {
             let sum = self::checksum(&root, &entries).map_err(|e| unreadable(&e))?;
             // A kept `.git` differs between two checkouts of one commit (its index and logs
             // hold times): it is keyed by the commit, as BuildKit keys its git source.
-            let key = if add.keep_git_dir {
+            let key = if keep_git_dir {
                 let worktree: Vec<CopyEntry> = entries
                     .iter()
                     .filter(|e| {
@@ -1307,7 +1371,7 @@ impl<'a> Lowering<'a> {
                 sum.clone()
             };
             inputs.push(DigestInput::CopySource {
-                what: format!("add-git[{}]", steps.len()),
+                what: format!("add-git[{}]", first + steps.len()),
                 params: json(&[
                     dest_abs.clone(),
                     format!("{chown:?}"),
@@ -1336,6 +1400,7 @@ impl<'a> Lowering<'a> {
     fn add_urls(
         &self,
         urls: &[(String, Span)],
+        first: usize,
         dest_word: &Word,
         checksum: Option<String>,
         chown: Option<String>,
@@ -1377,7 +1442,7 @@ impl<'a> Lowering<'a> {
                 ))
             })?;
             inputs.push(DigestInput::CopySource {
-                what: format!("add-url[{}]", steps.len()),
+                what: format!("add-url[{}]", first + steps.len()),
                 params: json(&[
                     url.clone(),
                     target,

@@ -432,14 +432,22 @@ fn load_plan(
                             .with_context(|| format!("--build-context {name}={url}"))?,
                     ),
                     NamedContext::Git(git) => {
-                        let (dir, _) = crate::download::checkout(
+                        let (dir, commit) = crate::download::checkout(
                             sources,
                             &ctx.store.git_cache_dir(),
                             &git.remote,
                             &git.reference,
-                            false,
+                            git.keep_git_dir.unwrap_or(false),
                         )
                         .with_context(|| format!("--build-context {name}={}", git.remote))?;
+                        if let Some(expected) = &git.checksum
+                            && !commit.starts_with(expected.as_str())
+                        {
+                            anyhow::bail!(
+                                "--build-context {name}={}: the commit is {commit}, not {expected} as `checksum=` says",
+                                git.remote
+                            );
+                        }
                         NamedContext::Dir(dir.join(&git.subdir))
                     }
                     NamedContext::Dir(_) | NamedContext::Image(_) => continue,
