@@ -69,6 +69,6 @@ pub mod stages;
 pub mod tls;
 
 pub use auth::{login, logout};
-pub use client::{Client, Error, Options, Pulled, PushOptions, Pushed};
+pub use client::{Client, Error, Options, Pulled, PushOptions, Pushed, Streamed};
 pub use manifest::{ManifestFormat, Platform};
 pub use reference::Reference;

@@ -365,7 +365,7 @@ impl StageRepo {
                 &self.repository.with_digest(local),
                 &PushOptions {
                     format: ManifestFormat::Oci,
-                    mount_from: Vec::new(),
+                    ..PushOptions::default()
                 },
             )
             .map_err(self.registry_err())?;

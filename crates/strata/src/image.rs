@@ -125,7 +125,23 @@ pub fn with_compression(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
-    convert_image(store, image, to, None, Layers::All)
+    with_compression_made_by(store, image, to, &mut |make| make(&mut std::io::sink()))
+}
+
+/// Makes a layer conversion's new blob, writing each of its bytes into the writer it is given
+/// too, and returns the converted layer (remembered in the store, as every conversion).
+pub type MakeLayer<'a> =
+    dyn FnMut(&mut (dyn std::io::Write + Send)) -> anyhow::Result<LayerRecord> + 'a;
+
+/// [`with_compression`], where `made_by` runs every conversion that is new (none remembered)
+/// and decides where its bytes go beside the store: a push uploads them as they come.
+pub fn with_compression_made_by(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
+) -> anyhow::Result<Digest> {
+    convert_image(store, image, to, None, Layers::All, made_by)
 }
 
 /// [`with_compression`] (every layer, `all`) or [`with_plain_compressed`] (strata's own),
@@ -139,7 +155,9 @@ pub fn with_compression_level(
     all: bool,
 ) -> anyhow::Result<Digest> {
     let which = if all { Layers::All } else { Layers::Plain };
-    convert_image(store, image, to, level, which)
+    convert_image(store, image, to, level, which, &mut |make| {
+        make(&mut std::io::sink())
+    })
 }
 
 /// The manifest of `image` with its plain layers ([`LayerRecord::is_plain`]) in `to` and the
@@ -150,7 +168,9 @@ pub fn with_plain_compressed(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
-    convert_image(store, image, to, None, Layers::Plain)
+    convert_image(store, image, to, None, Layers::Plain, &mut |make| {
+        make(&mut std::io::sink())
+    })
 }
 
 /// Which layers [`convert_image`] converts.
@@ -166,6 +186,7 @@ fn convert_image(
     to: strata_layer::Compression,
     level: Option<u32>,
     which: Layers,
+    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
 ) -> anyhow::Result<Digest> {
     let mut manifest = image.manifest.clone();
     let mut changed = false;
@@ -185,7 +206,7 @@ fn convert_image(
             }
             continue;
         }
-        let converted = convert_layer(store, &layer, to, level).with_context(|| {
+        let converted = convert_layer(store, &layer, to, level, made_by).with_context(|| {
             format!("convert layer {} of {} to {to}", layer.digest, image.digest)
         })?;
         descriptor.media_type = converted.media_type;
@@ -200,13 +221,14 @@ fn convert_image(
     Ok(store.write_blob(&bytes)?)
 }
 
-/// The layer `layer` in `to` (at `level`, else the default one), converted now or found from
-/// an earlier conversion.
+/// The layer `layer` in `to` (at `level`, else the default one), found from an earlier
+/// conversion or converted now by `made_by`.
 fn convert_layer(
     store: &LocalStore,
     layer: &LayerRecord,
     to: strata_layer::Compression,
     level: Option<u32>,
+    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
 ) -> anyhow::Result<LayerRecord> {
     let kind = match level {
         Some(level) => format!("{to}-{level}"),
@@ -222,18 +244,28 @@ fn convert_layer(
     if level.is_some() && snapshot_only(store, layer) {
         materialize(store, layer)?;
     }
+    made_by(&mut |also| make_converted(store, layer, to, level, &kind, also))
+}
+
+/// Converts `layer` to `to` (at `level`) into a new blob of the store, each of its bytes
+/// written to `also` too, and remembers the conversion as `kind`.
+fn make_converted(
+    store: &LocalStore,
+    layer: &LayerRecord,
+    to: strata_layer::Compression,
+    level: Option<u32>,
+    kind: &str,
+    also: &mut (dyn std::io::Write + Send),
+) -> anyhow::Result<LayerRecord> {
     let mut ingest = store.ingest()?;
+    let mut out = Tee {
+        ingest: &mut ingest,
+        also,
+    };
     let diff_id = if snapshot_only(store, layer) {
-        strata_layer::write_layer(&held_snapshot(store, layer)?, to, &mut ingest)?.diff_id
+        strata_layer::write_layer(&held_snapshot(store, layer)?, to, &mut out)?.diff_id
     } else {
-        let (written, diff_id) = strata_layer::compression::recompress(
-            store.open_blob(&layer.digest)?,
-            to,
-            level,
-            ingest,
-        )?;
-        ingest = written;
-        diff_id
+        strata_layer::compression::recompress(store.open_blob(&layer.digest)?, to, level, out)?.1
     };
     // A blob (or snapshot) that does not hold the recorded tar is never handed out under a new
     // name.
@@ -253,8 +285,27 @@ fn convert_layer(
         // A re-compressed layer is a new blob that only strata has: nowhere else serves it.
         urls: Vec::new(),
     };
-    store.put_converted_layer(&layer.digest, &kind, &converted)?;
+    store.put_converted_layer(&layer.digest, kind, &converted)?;
     Ok(converted)
+}
+
+/// Writes into a store ingest and, byte for byte, into `also`.
+struct Tee<'a> {
+    ingest: &'a mut strata_store::Ingest,
+    also: &'a mut (dyn std::io::Write + Send),
+}
+
+impl std::io::Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.ingest.write(buf)?;
+        self.also.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.ingest.flush()?;
+        self.also.flush()
+    }
 }
 
 /// Whether `layer` is plain and has no blob: its snapshot is its only copy.

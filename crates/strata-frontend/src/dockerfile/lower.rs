@@ -1181,7 +1181,11 @@ impl<'a> Lowering<'a> {
                                     _ => None,
                                 })
                                 .collect();
-                            let what = if mixed { format!("add[{first}]") } else { "add".into() };
+                            let what = if mixed {
+                                format!("add[{first}]")
+                            } else {
+                                "add".into()
+                            };
                             let lowered = self.copy_context(
                                 &local,
                                 &add.dest,

@@ -5,7 +5,9 @@
 //! `WWW-Authenticate` challenge, which is answered once — Basic with the configured credentials,
 //! or Bearer by fetching a token from the challenge's realm for the challenge's scope plus the
 //! scope the request needs — and the request is sent again. Request bodies are therefore
-//! replayable: a blob body is reopened from the store for every send, never buffered.
+//! replayable: a blob body is reopened from the store for every send, never buffered. The one
+//! exception is a [`Body::Stream`] (a blob uploaded while it is made), which goes once, after a
+//! request of the same scope has answered any challenge.
 //!
 //! Retries: [`Transport::retry`] runs a whole operation again after a transient failure
 //! (connection refused or reset, timeouts, `408`/`429`/`5xx`, a body cut short), sleeping
@@ -37,6 +39,9 @@ pub(crate) enum Body<'a> {
         digest: Digest,
         size: u64,
     },
+    /// Bytes as another thread makes them, of a length known only at their end: sent once, in
+    /// chunked transfer encoding (a second send, after a challenge, fails).
+    Stream(&'a Mutex<Option<std::io::PipeReader>>),
 }
 
 /// One request, described so that it can be sent again.
@@ -348,6 +353,25 @@ impl Transport {
                 // Never more than the declared size, so Content-Length holds.
                 let mut reader = reader.take(*size);
                 let (parts, ()) = build(builder, *size)?.into_parts();
+                let body = ureq::SendBody::from_reader(&mut reader);
+                agent
+                    .run(http::Request::from_parts(parts, body))
+                    .map_err(transport)
+            }
+            Body::Stream(stream) => {
+                let mut reader = stream
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+                    .ok_or_else(|| Error::Protocol {
+                        what: req.op.clone(),
+                        reason: "the registry asked again for a streamed body, which went once"
+                            .into(),
+                    })?;
+                let request = builder
+                    .body(())
+                    .map_err(|e| transport(ureq::Error::Http(e)))?;
+                let (parts, ()) = request.into_parts();
                 let body = ureq::SendBody::from_reader(&mut reader);
                 agent
                     .run(http::Request::from_parts(parts, body))

@@ -27,7 +27,7 @@ use crate::manifest::{self, ManifestFormat, Platform};
 use crate::reference::Reference;
 use http::{Request, Transport};
 
-pub use push::PushOptions;
+pub use push::{PushOptions, Streamed};
 
 /// What can go wrong talking to a registry. Every variant names what was being done and to
 /// which reference, blob or URL.

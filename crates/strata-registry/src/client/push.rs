@@ -7,8 +7,15 @@
 //! body streamed from the store file with an exact `Content-Length`. A failed upload starts
 //! over with a new session. Manifests go last, so the registry never has a manifest whose
 //! blobs are missing.
+//!
+//! A blob not made yet (a layer compressed for this push) can go up while it is made
+//! ([`Client::upload_streamed`]): one streamed `PATCH` of the bytes as they come, then the
+//! `PUT ?digest=` once they end; the push then counts it as uploaded
+//! ([`PushOptions::streamed`]).
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
 
 use strata_digest::Digest;
 use strata_store::Store;
@@ -48,6 +55,45 @@ pub struct PushOptions {
     /// Repositories of the target registry to try mounting missing blobs from (e.g. the
     /// stage repository when publishing a final image).
     pub mount_from: Vec<String>,
+    /// Blobs [`Client::upload_streamed`] put in the target repository during this push, with
+    /// their sizes: counted as uploaded, not asked for again.
+    pub streamed: BTreeMap<Digest, u64>,
+}
+
+/// A blob [`Client::upload_streamed`] made: what its producer returned, the blob's digest and
+/// size, and whether it reached the registry.
+#[derive(Debug)]
+pub struct Streamed<T> {
+    /// What the producer returned beside the digest and size.
+    pub made: T,
+    /// The blob's digest, as its producer returned it.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// Why the upload failed, if it did: the producer ran to its end all the same, so the
+    /// blob is wherever it wrote it, and a push uploads it from there.
+    pub upload: Result<(), Error>,
+}
+
+/// The writer [`Client::upload_streamed`] hands its producer: the upload's pipe until a write
+/// to it fails (the upload ended early), then nothing; it never fails.
+struct UploadPipe {
+    pipe: Option<std::io::PipeWriter>,
+}
+
+impl Write for UploadPipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(pipe) = &mut self.pipe
+            && pipe.write_all(buf).is_err()
+        {
+            self.pipe = None;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 enum BlobOutcome {
@@ -252,6 +298,12 @@ impl Client {
                 ),
             });
         }
+        if options.streamed.get(&digest) == Some(&size) {
+            stats.uploaded += 1;
+            stats.uploaded_bytes += size;
+            self.remember(&to.registry, digest, &to.repository);
+            return Ok(());
+        }
         let mut candidates: Vec<String> = options.mount_from.clone();
         candidates.extend(self.known_locations(&to.registry, digest));
         let mut seen = std::collections::BTreeSet::new();
@@ -340,20 +392,139 @@ impl Client {
         }
         let location = match location {
             Some(l) => l,
-            None => {
-                let url = http.url(&to.registry, &to.repository, "blobs/uploads/");
-                let op = format!(
-                    "start of upload of blob {digest} to {}/{}",
-                    to.registry, to.repository
-                );
-                let response =
-                    http.send(&request("POST", url.clone(), op.clone(), None, Body::Empty))?;
-                match response.status().as_u16() {
-                    202 => self.location(to, &response, &op)?,
-                    _ => return Err(status_err(&op, &url, response)),
-                }
+            None => self.open_upload(to, &format!("blob {digest}"))?,
+        };
+        let body = Body::Blob {
+            store,
+            digest,
+            size,
+        };
+        self.complete_upload(to, &location, digest, size, body)?;
+        Ok(BlobOutcome::Uploaded(size))
+    }
+
+    /// Uploads a blob to `to`'s repository while `produce` makes it: an upload session is
+    /// opened, what `produce` writes goes out in one streamed `PATCH` as it comes, and once
+    /// `produce` returns (with the blob's digest and size) a `PUT ?digest=` completes it
+    /// (the registry checks the digest). The writer `produce` gets never fails: when the
+    /// upload does (a refused session, a dropped connection) its bytes are dropped and the
+    /// failure is returned beside the digest, so the caller keeps the blob it made and pushes
+    /// it the usual way. When `produce` fails the session is cancelled and its error returned.
+    pub fn upload_streamed<T, E>(
+        &self,
+        to: &Reference,
+        produce: impl FnOnce(&mut (dyn Write + Send)) -> Result<(T, Digest, u64), E>,
+    ) -> Result<Streamed<T>, E> {
+        let session = self.open_upload(to, "a new blob").and_then(|location| {
+            let (reader, writer) = std::io::pipe().map_err(|e| Error::Protocol {
+                what: format!("streamed upload to {}/{}", to.registry, to.repository),
+                reason: format!("making a pipe: {e}"),
+            })?;
+            Ok((location, reader, writer))
+        });
+        let (location, reader, writer) = match session {
+            Ok(session) => session,
+            Err(e) => {
+                let (made, digest, size) = produce(&mut std::io::sink())?;
+                return Ok(Streamed {
+                    made,
+                    digest,
+                    size,
+                    upload: Err(e),
+                });
             }
         };
+        let stream = Mutex::new(Some(reader));
+        let http = self.http();
+        std::thread::scope(|scope| {
+            let patching = scope.spawn(|| {
+                let op = format!(
+                    "streamed upload of a blob to {}/{}",
+                    to.registry, to.repository
+                );
+                let patch = Request::new(
+                    "PATCH",
+                    &to.registry,
+                    Some(&to.repository),
+                    location.clone(),
+                    op.clone(),
+                )
+                .header("content-type", "application/octet-stream")
+                .body(Body::Stream(&stream));
+                let response = http.send(&patch)?;
+                match response.status().as_u16() {
+                    202 => self.location(to, &response, &op),
+                    status => Err(Error::Status {
+                        op,
+                        url: location.clone(),
+                        status,
+                        detail: http::error_detail(response),
+                    }),
+                }
+            });
+            let mut pipe = UploadPipe { pipe: Some(writer) };
+            let produced = produce(&mut pipe);
+            // The end of the body: the PATCH completes.
+            drop(pipe);
+            let patched = patching
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let (made, digest, size) = match produced {
+                Ok(blob) => blob,
+                Err(e) => {
+                    self.cancel_upload(to, patched.as_deref().unwrap_or(&location));
+                    return Err(e);
+                }
+            };
+            let upload = patched.and_then(|location| {
+                self.complete_upload(to, &location, digest, size, Body::Empty)
+            });
+            Ok(Streamed {
+                made,
+                digest,
+                size,
+                upload,
+            })
+        })
+    }
+
+    /// Opens an upload session in `to`'s repository (`POST …/blobs/uploads/`) for `what`; the
+    /// session's absolute URL.
+    fn open_upload(&self, to: &Reference, what: &str) -> Result<String, Error> {
+        let http = self.http();
+        let url = http.url(&to.registry, &to.repository, "blobs/uploads/");
+        let op = format!(
+            "start of upload of {what} to {}/{}",
+            to.registry, to.repository
+        );
+        let response = http.send(&Request::new(
+            "POST",
+            &to.registry,
+            Some(&to.repository),
+            url.clone(),
+            op.clone(),
+        ))?;
+        match response.status().as_u16() {
+            202 => self.location(to, &response, &op),
+            status => Err(Error::Status {
+                op,
+                url,
+                status,
+                detail: http::error_detail(response),
+            }),
+        }
+    }
+
+    /// Completes the upload session at `location` with `body` (the whole blob, or nothing
+    /// after a `PATCH` sent it): `PUT ?digest=`, which the registry checks.
+    fn complete_upload(
+        &self,
+        to: &Reference,
+        location: &str,
+        digest: Digest,
+        size: u64,
+        body: Body<'_>,
+    ) -> Result<(), Error> {
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!(
             "{location}{sep}digest={}",
@@ -363,24 +534,39 @@ impl Client {
             "upload of blob {digest} ({size} bytes) to {}/{}",
             to.registry, to.repository
         );
-        let mut put = request(
+        let put = Request::new(
             "PUT",
+            &to.registry,
+            Some(&to.repository),
             url.clone(),
             op.clone(),
-            None,
-            Body::Blob {
-                store,
-                digest,
-                size,
-            },
-        );
-        put.headers
-            .push(("content-type", "application/octet-stream".into()));
-        let response = http.send(&put)?;
+        )
+        .header("content-type", "application/octet-stream")
+        .body(body);
+        let response = self.http().send(&put)?;
         match response.status().as_u16() {
-            201 | 204 => Ok(BlobOutcome::Uploaded(size)),
-            _ => Err(status_err(&op, &url, response)),
+            201 | 204 => Ok(()),
+            status => Err(Error::Status {
+                op,
+                url,
+                status,
+                detail: http::error_detail(response),
+            }),
         }
+    }
+
+    /// Cancels the upload session at `location` (`DELETE`), as far as the registry lets it:
+    /// a session left open expires on its own.
+    fn cancel_upload(&self, to: &Reference, location: &str) {
+        let op = format!("cancel of an upload to {}/{}", to.registry, to.repository);
+        let delete = Request::new(
+            "DELETE",
+            &to.registry,
+            Some(&to.repository),
+            location.to_string(),
+            op,
+        );
+        let _ = self.http().send(&delete);
     }
 
     /// The absolute upload URL from a `Location` header.

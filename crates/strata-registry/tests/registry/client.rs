@@ -130,6 +130,7 @@ fn push_to_another_repository_mounts_instead_of_uploading() {
     let options = PushOptions {
         format: ManifestFormat::Oci,
         mount_from: vec!["stages".into()],
+        ..PushOptions::default()
     };
     let pushed = support::client()
         .push_with(&a, &img.manifest, &at(&registry, "other/app:v1"), &options)
@@ -140,6 +141,7 @@ fn push_to_another_repository_mounts_instead_of_uploading() {
     let options = PushOptions {
         format: ManifestFormat::Oci,
         mount_from: vec!["empty/repo".into()],
+        ..PushOptions::default()
     };
     let pushed = support::client()
         .push_with(&a, &img.manifest, &at(&registry, "third/app:v1"), &options)

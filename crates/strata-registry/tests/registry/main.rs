@@ -5,4 +5,5 @@ mod auth;
 mod client;
 mod faults;
 mod stages;
+mod streamed;
 mod support;

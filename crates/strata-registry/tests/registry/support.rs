@@ -206,6 +206,8 @@ pub enum Fault {
     CorruptBlob(Digest),
     /// Before forwarding the first blob upload `PUT`, run this (kill the registry).
     OnUpload(Option<Box<dyn FnOnce() + Send>>),
+    /// Every `PATCH` (a streamed upload) is cut after 64 KiB of its body.
+    CutPatch,
 }
 
 /// A TCP proxy on 127.0.0.1 forwarding one request per connection to a registry.
@@ -271,6 +273,7 @@ fn handle(
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut head = Vec::new();
     let mut content_length = 0usize;
+    let mut chunked = false;
     let mut request_line = String::new();
     loop {
         let mut line = String::new();
@@ -283,6 +286,9 @@ fn handle(
         let lower = line.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("content-length:") {
             content_length = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
         }
         if lower.starts_with("connection:") {
             continue;
@@ -328,7 +334,16 @@ fn handle(
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(&head)?;
     // Forward the request body, streaming.
-    std::io::copy(&mut (&mut reader).take(content_length as u64), &mut up)?;
+    let cut = matches!(*fault.lock().expect("fault"), Fault::CutPatch) && method == "PATCH";
+    if chunked {
+        let forwarded = forward_chunked(&mut reader, &mut up, cut.then_some(64 * 1024))?;
+        if !forwarded {
+            let _ = up.shutdown(Shutdown::Both);
+            return conn.shutdown(Shutdown::Both);
+        }
+    } else {
+        std::io::copy(&mut (&mut reader).take(content_length as u64), &mut up)?;
+    }
     let mut response = Vec::new();
     up.read_to_end(&mut response)?;
     let mut out = conn;
@@ -356,6 +371,38 @@ fn handle(
     out.shutdown(Shutdown::Both)
 }
 
+/// Forwards a chunked request body to its end (false: cut after `limit` bytes of chunks).
+fn forward_chunked(
+    reader: &mut impl BufRead,
+    up: &mut TcpStream,
+    limit: Option<u64>,
+) -> std::io::Result<bool> {
+    let mut sent = 0u64;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        up.write_all(line.as_bytes())?;
+        let size = u64::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if size == 0 {
+            // Trailers, then the empty line.
+            loop {
+                let mut trailer = String::new();
+                reader.read_line(&mut trailer)?;
+                up.write_all(trailer.as_bytes())?;
+                if trailer == "\r\n" || trailer.is_empty() {
+                    return Ok(true);
+                }
+            }
+        }
+        std::io::copy(&mut (&mut *reader).take(size + 2), up)?;
+        sent += size;
+        if limit.is_some_and(|limit| sent >= limit) {
+            return Ok(false);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Test images
 
@@ -368,7 +415,7 @@ pub struct TestImage {
 }
 
 /// Deterministic, incompressible bytes.
-fn noise(seed: &str, len: usize) -> Vec<u8> {
+pub fn noise(seed: &str, len: usize) -> Vec<u8> {
     let mut x: u64 = seed.bytes().fold(0xcbf29ce484222325, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     }) | 1;

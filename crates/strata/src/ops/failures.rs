@@ -310,6 +310,7 @@ fn push(
             &PushOptions {
                 format: ManifestFormat::Oci,
                 mount_from: vec![repo.repository.clone()],
+                ..PushOptions::default()
             },
         )
         .with_context(|| format!("push the failure record to {to}"))?;

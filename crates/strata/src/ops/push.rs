@@ -1,5 +1,7 @@
 //! `strata push IMAGE REF`, `strata login` and `strata logout`.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
 use strata_layer::Compression;
 use strata_registry::{ManifestFormat, PushOptions, Pushed, Reference};
@@ -10,6 +12,10 @@ use crate::image;
 /// Pushes a local image to a registry reference with every layer in `compression` (converted
 /// once and remembered: see [`image::with_compression`]); blobs the registry has are not
 /// uploaded again, blobs in `mount_from` repositories of the same registry are mounted.
+///
+/// A layer compressed for the first time goes up as it is compressed (the bytes written to the
+/// store are streamed to the registry too), so the push costs the longer of the two, not their
+/// sum; when that upload fails, the layer is uploaded again from the store.
 pub fn push(
     ctx: &Context,
     image: &str,
@@ -22,17 +28,32 @@ pub fn push(
         .with_context(|| format!("no image `{image}` in the store (see `strata images`)"))?;
     let stored = image::StoredImage::load(&ctx.store, &digest)
         .with_context(|| format!("read image `{image}`"))?;
-    let digest = image::with_compression(&ctx.store, &stored, compression)?;
     let reference: Reference = to
         .parse()
         .with_context(|| format!("`{to}` is not an image reference"))?;
     let client = ctx.registry_client()?;
+    let mut streamed = BTreeMap::new();
+    let digest = image::with_compression_made_by(&ctx.store, &stored, compression, &mut |make| {
+        let upload = client.upload_streamed(&reference, |body| {
+            let layer = make(body)?;
+            let (digest, size) = (layer.digest, layer.size);
+            anyhow::Ok((layer, digest, size))
+        })?;
+        if upload.upload.is_ok() {
+            streamed.insert(upload.digest, upload.size);
+        }
+        Ok(upload.made)
+    })?;
     client
         .push_with(
             &ctx.store,
             &digest,
             &reference,
-            &PushOptions { format, mount_from },
+            &PushOptions {
+                format,
+                mount_from,
+                streamed,
+            },
         )
         .with_context(|| format!("push {image} to {reference}"))
 }
