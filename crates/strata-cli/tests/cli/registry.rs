@@ -181,6 +181,12 @@ fn pushed_images_serve_as_bases_elsewhere() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(conversions(), 3, "the base's layer and the two built ones");
+    // The three layers went up as they were compressed; with the config, four uploads.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("4 blob(s) uploaded"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A second push uploads nothing.
     let again = a.strata(&["push", "app", &reference]);
     assert!(
