@@ -224,11 +224,7 @@ fn add_git_failures_name_the_source() {
             "the subdirectory `../..` leaves the repository".to_string(),
         ),
     ] {
-        let (out, _) = build(&env, name, &format!("FROM busybox:latest\n{line}\n"));
-        let stderr = stderr(&out);
-        assert!(!out.status.success(), "{name}: built:\n{stderr}");
-        assert!(stderr.contains(&expected), "{name}: {expected}:\n{stderr}");
-        assert!(stderr.contains("Dockerfile:2"), "{name}:\n{stderr}");
+        fails_at_its_line(&env, name, &line, &expected);
     }
 }
 
@@ -343,10 +339,16 @@ fn add_git_query_form() {
             "always checks out a repository's submodules".to_string(),
         ),
     ] {
-        let (out, _) = build(&env, name, &format!("FROM busybox:latest\n{line}\n"));
-        let stderr = stderr(&out);
-        assert!(!out.status.success(), "{name}: built:\n{stderr}");
-        assert!(stderr.contains(&expected), "{name}: {expected}:\n{stderr}");
-        assert!(stderr.contains("Dockerfile:2"), "{name}:\n{stderr}");
+        fails_at_its_line(&env, name, &line, &expected);
     }
+}
+
+/// The build of `FROM busybox` then `line` (named `name`) fails with `expected`, naming the
+/// Dockerfile's line 2.
+fn fails_at_its_line(env: &Env, name: &str, line: &str, expected: &str) {
+    let (out, _) = build(env, name, &format!("FROM busybox:latest\n{line}\n"));
+    let stderr = stderr(&out);
+    assert!(!out.status.success(), "{name}: built:\n{stderr}");
+    assert!(stderr.contains(expected), "{name}: {expected}:\n{stderr}");
+    assert!(stderr.contains("Dockerfile:2"), "{name}:\n{stderr}");
 }

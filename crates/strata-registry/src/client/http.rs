@@ -504,6 +504,21 @@ pub(crate) fn read_limited(response: Response, limit: u64, what: &str) -> Result
 
 /// The registry's error message (`{"errors":[{"code","message"}]}`), as `": CODE: message"`,
 /// or the first line of a non-JSON body; empty if there is none.
+/// The error for an unexpected `response` to `op` on `url`: its status and what the
+/// registry said.
+pub(crate) fn status_error(
+    op: impl Into<String>,
+    url: impl Into<String>,
+    response: Response,
+) -> Error {
+    Error::Status {
+        op: op.into(),
+        url: url.into(),
+        status: response.status().as_u16(),
+        detail: error_detail(response),
+    }
+}
+
 pub(crate) fn error_detail(response: Response) -> String {
     let Ok(body) = read_limited(response, 64 << 10, "error body") else {
         return String::new();

@@ -506,13 +506,8 @@ impl Client {
                 match response.status().as_u16() {
                     200 => {}
                     404 => return Ok((Vec::new(), None)),
-                    status => {
-                        return Err(Error::Status {
-                            op: op.clone(),
-                            url: url.clone(),
-                            status,
-                            detail: http::error_detail(response),
-                        });
+                    _ => {
+                        return Err(http::status_error(op.clone(), url.clone(), response));
                     }
                 }
                 let next = http::header(&response, "link").and_then(next_link);
@@ -558,12 +553,7 @@ impl Client {
         ))?;
         match response.status().as_u16() {
             200 => Ok(()),
-            status => Err(Error::Status {
-                op,
-                url,
-                status,
-                detail: http::error_detail(response),
-            }),
+            _ => Err(http::status_error(op, url, response)),
         }
     }
 

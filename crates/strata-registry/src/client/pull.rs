@@ -53,13 +53,8 @@ impl Client {
             match response.status().as_u16() {
                 200 => {}
                 404 => return Ok(None),
-                status => {
-                    return Err(Error::Status {
-                        op: op.clone(),
-                        url: url.clone(),
-                        status,
-                        detail: http::error_detail(response),
-                    });
+                _ => {
+                    return Err(http::status_error(op.clone(), url.clone(), response));
                 }
             }
             let content_type = http::header(&response, "content-type").map(String::from);
@@ -274,13 +269,8 @@ impl Client {
                         reference: source.clone(),
                     });
                 }
-                status => {
-                    return Err(Error::Status {
-                        op: op.clone(),
-                        url: url.clone(),
-                        status,
-                        detail: http::error_detail(response),
-                    });
+                _ => {
+                    return Err(http::status_error(op.clone(), url.clone(), response));
                 }
             }
             ingest_body(store, response, digest, size, &source)
@@ -316,12 +306,11 @@ impl Client {
                     .get_plain(url, format!("GET foreign layer {digest}"))?;
                 match response.status().as_u16() {
                     200 => ingest_body(store, response, digest, descriptor.size, url),
-                    status => Err(Error::Status {
-                        op: format!("GET foreign layer {digest}"),
-                        url: url.clone(),
-                        status,
-                        detail: http::error_detail(response),
-                    }),
+                    _ => Err(http::status_error(
+                        format!("GET foreign layer {digest}"),
+                        url.clone(),
+                        response,
+                    )),
                 }
             })();
             match attempt {

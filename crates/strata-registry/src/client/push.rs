@@ -266,12 +266,7 @@ impl Client {
             )?;
             match response.status().as_u16() {
                 200 | 201 => Ok(()),
-                status => Err(Error::Status {
-                    op: op.clone(),
-                    url: url.clone(),
-                    status,
-                    detail: http::error_detail(response),
-                }),
+                _ => Err(http::status_error(op.clone(), url.clone(), response)),
             }
         })
     }
@@ -337,12 +332,6 @@ impl Client {
             also_pull,
             ..Request::new(method, &to.registry, Some(&to.repository), url, op).body(body)
         };
-        let status_err = |op: &str, url: &str, response: http::Response| Error::Status {
-            op: op.to_string(),
-            url: url.to_string(),
-            status: response.status().as_u16(),
-            detail: http::error_detail(response),
-        };
         let head_url = http.url(&to.registry, &to.repository, &format!("blobs/{digest}"));
         let op = format!("HEAD blob {digest} in {}/{}", to.registry, to.repository);
         let response = http.send(&request(
@@ -355,7 +344,7 @@ impl Client {
         match response.status().as_u16() {
             200 => return Ok(BlobOutcome::Existing),
             404 => {}
-            _ => return Err(status_err(&op, &head_url, response)),
+            _ => return Err(http::status_error(op, head_url, response)),
         }
         let mut location = None;
         for from in candidates {
@@ -384,7 +373,7 @@ impl Client {
                     break;
                 }
                 s if (500..600).contains(&s) || s == 429 => {
-                    return Err(status_err(&op, &url, response));
+                    return Err(http::status_error(op, url, response));
                 }
                 // Refused (no access to `from`, ...): try the next candidate, then upload.
                 _ => {}
@@ -454,12 +443,7 @@ impl Client {
                 let response = http.send(&patch)?;
                 match response.status().as_u16() {
                     202 => self.location(to, &response, &op),
-                    status => Err(Error::Status {
-                        op,
-                        url: location.clone(),
-                        status,
-                        detail: http::error_detail(response),
-                    }),
+                    _ => Err(http::status_error(op, location.clone(), response)),
                 }
             });
             let mut pipe = UploadPipe { pipe: Some(writer) };
@@ -506,12 +490,7 @@ impl Client {
         ))?;
         match response.status().as_u16() {
             202 => self.location(to, &response, &op),
-            status => Err(Error::Status {
-                op,
-                url,
-                status,
-                detail: http::error_detail(response),
-            }),
+            _ => Err(http::status_error(op, url, response)),
         }
     }
 
@@ -546,12 +525,7 @@ impl Client {
         let response = self.http().send(&put)?;
         match response.status().as_u16() {
             201 | 204 => Ok(()),
-            status => Err(Error::Status {
-                op,
-                url,
-                status,
-                detail: http::error_detail(response),
-            }),
+            _ => Err(http::status_error(op, url, response)),
         }
     }
 
