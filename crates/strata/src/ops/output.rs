@@ -203,11 +203,6 @@ fn annotation(option: &str) -> Option<Result<(AnnotationPlace, String), String>>
     };
     if let Some(platform) = platform {
         let host = format!("linux/{}", strata_registry::oci::host_architecture());
-        if place == AnnotationPlace::Index {
-            return Some(Err(format!(
-                "an index annotation names no platform (BuildKit's are annotation-index.KEY); strata writes no index anyway"
-            )));
-        }
         if platform != host {
             return Some(Err(format!(
                 "the build has no platform {platform}: strata builds this machine's ({host}), whose manifest `annotation[{host}].KEY` names"
