@@ -57,6 +57,7 @@
 
 pub mod apply;
 pub mod bounded;
+pub mod clamp;
 pub mod compression;
 pub mod diff;
 mod gzip;

@@ -308,6 +308,91 @@ impl std::io::Write for Tee<'_> {
     }
 }
 
+/// The manifest of `image` with the file times of the layers strata made (its plain layers,
+/// [`LayerRecord::is_plain`]: a pulled base's are kept as pulled, as BuildKit keeps its base
+/// image's) clamped to `epoch` (unix seconds), BuildKit's `rewrite-timestamp=true`; the
+/// config's and history's creation times after it are clamped too, as BuildKit's exporter
+/// clamps them to its epoch. The rewritten layers are plain blobs (a later conversion
+/// compresses them); `image` itself when nothing changes.
+pub fn with_clamped_times(
+    store: &LocalStore,
+    image: &StoredImage,
+    epoch: i64,
+) -> anyhow::Result<Digest> {
+    let seconds = u64::try_from(epoch).unwrap_or(0);
+    let mut manifest = image.manifest.clone();
+    let mut config = image.config.clone();
+    for (n, layer) in image.layer_records().iter().enumerate() {
+        if !layer.is_plain() {
+            continue;
+        }
+        let tar = layer_tar(store, layer)?;
+        let (ingest, diff_id, size) =
+            strata_layer::clamp::clamp_times(tar, seconds, store.ingest()?)
+                .with_context(|| format!("clamp the file times of layer {}", layer.digest))?;
+        if diff_id == layer.diff_id {
+            continue;
+        }
+        let digest = ingest.commit(Some(&diff_id))?;
+        let descriptor = &mut manifest.layers[n];
+        descriptor.digest = digest;
+        descriptor.size = size;
+        config.rootfs.diff_ids[n] = diff_id;
+    }
+    let epoch_time = time::OffsetDateTime::from_unix_timestamp(epoch)
+        .context("SOURCE_DATE_EPOCH is out of range")?;
+    let clamp = |created: &mut Option<String>| {
+        let later = created
+            .as_deref()
+            .and_then(|c| {
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .is_none_or(|c| c > epoch_time);
+        if later {
+            *created = Some(
+                epoch_time
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .expect("formatting a UTC time as RFC 3339 cannot fail"),
+            );
+        }
+    };
+    clamp(&mut config.created);
+    for entry in &mut config.history {
+        clamp(&mut entry.created);
+    }
+    if config == image.config {
+        return Ok(image.digest);
+    }
+    let config_bytes = serde_json::to_vec(&config).context("serialize the clamped config")?;
+    manifest.config.digest = store.write_blob(&config_bytes)?;
+    manifest.config.size = config_bytes.len() as u64;
+    if let Some(created) = &config.created
+        && manifest.annotations.contains_key(oci::CREATED)
+    {
+        manifest
+            .annotations
+            .insert(oci::CREATED.to_string(), created.clone());
+    }
+    let bytes = serde_json::to_vec(&manifest).context("serialize the clamped manifest")?;
+    Ok(store.write_blob(&bytes)?)
+}
+
+/// The manifest of `image` with `annotations` added (over its own of the same keys): the
+/// `annotation.KEY=VALUE` options of an export. `image` itself when there are none.
+pub fn with_annotations(
+    store: &LocalStore,
+    image: &StoredImage,
+    annotations: &BTreeMap<String, String>,
+) -> anyhow::Result<Digest> {
+    if annotations.is_empty() {
+        return Ok(image.digest);
+    }
+    let mut manifest = image.manifest.clone();
+    manifest.annotations.extend(annotations.clone());
+    let bytes = serde_json::to_vec(&manifest).context("serialize the annotated manifest")?;
+    Ok(store.write_blob(&bytes)?)
+}
+
 /// Whether `layer` is plain and has no blob: its snapshot is its only copy.
 fn snapshot_only(store: &LocalStore, layer: &LayerRecord) -> bool {
     layer.is_plain() && !store.has_blob(&layer.digest)

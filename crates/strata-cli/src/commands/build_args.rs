@@ -86,7 +86,8 @@ pub struct DockerfileArgs {
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
     /// A named context `NAME=DIR` or `NAME=docker-image://REF`: what `FROM NAME`, `COPY
-    /// --from=NAME` and `RUN --mount=from=NAME` mean (a directory: for COPY --from). Repeatable.
+    /// --from=NAME` and `RUN --mount=from=NAME` mean (a directory: for COPY --from); not
+    /// `target:` (a bake file's target, refused as by docker buildx build). Repeatable.
     #[arg(long, value_name = "NAME=DIR|docker-image://REF")]
     pub build_context: Vec<String>,
     /// Pull the base images from their registries even when the store has them.
@@ -94,7 +95,8 @@ pub struct DockerfileArgs {
     pub pull: bool,
     /// Where the image goes besides the store: `type=local,dest=DIR` (or just `DIR`),
     /// `type=tar,dest=FILE` (the file system), `type=oci,dest=FILE`, `type=docker[,dest=FILE]`
-    /// (without dest: `docker load`); `dest=-` is stdout. Repeatable.
+    /// (without dest: `docker load`), `type=image|registry,name=REF`, `type=cacheonly` (build
+    /// and cache, export nothing); `dest=-` is stdout. Repeatable.
     #[arg(long, short = 'o', value_name = "type=TYPE,dest=PATH")]
     pub output: Vec<strata::ops::output::Output>,
     /// Grant an entitlement (BuildKit's --allow): `security.insecure` lets the Dockerfile's

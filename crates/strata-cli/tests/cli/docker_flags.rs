@@ -552,7 +552,55 @@ fn output_options_name_compress_and_push() {
         ("type=oci,tar=false", "give dest=DIR"),
         ("type=oci,dest=x,compression=lz4", "compression=lz4"),
         ("type=oci,dest=x,compression-level=10", "from 0 to 9"),
-        ("type=cacheonly", "no `cacheonly` exporter"),
+        ("type=cacheonly,dest=x", "type=cacheonly exports nothing"),
+        (
+            "type=cacheonly,compression=gzip",
+            "type=cacheonly has no option `compression`",
+        ),
+        (
+            "type=local,dest=x,annotation.a=b",
+            "type=local has no option `annotation.*`",
+        ),
+        (
+            "type=docker,dest=x,annotation.a=b",
+            "no image manifest to carry annotations",
+        ),
+        (
+            "type=oci,dest=x,annotation-index.a=b",
+            "index annotations not supported for single platform export",
+        ),
+        (
+            "type=oci,dest=x,annotation-index-descriptor.a=b",
+            "index annotations not supported",
+        ),
+        (
+            "type=oci,dest=x,annotation[windows/amd64].a=b",
+            "the build has no platform windows/amd64",
+        ),
+        (
+            "type=oci,dest=x,annotation-layer.a=b",
+            "unrecognized annotation type `layer`",
+        ),
+        (
+            "type=oci,dest=x,oci-mediatypes=false,annotation-manifest-descriptor.a=b",
+            "cannot export annotations with \"oci-mediatypes=false\"",
+        ),
+        (
+            "type=oci,dest=x,oci-mediatypes=false,annotation.a=b",
+            "add oci-mediatypes=true",
+        ),
+        (
+            "type=registry,name=r/x:1,annotation.a=b",
+            "add oci-mediatypes=true",
+        ),
+        (
+            "type=image,name=r/x:1,oci-mediatypes=true,annotation-manifest-descriptor.a=b",
+            "keep no descriptor",
+        ),
+        (
+            "type=oci,dest=x,rewrite-timestamp=maybe",
+            "expected true or false",
+        ),
     ] {
         let out = env
             .cmd()
@@ -564,6 +612,238 @@ fn output_options_name_compress_and_push() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{output}: {stderr}");
     }
+}
+
+/// The mtimes of a layer blob's entries (gzip or plain), by path.
+fn layer_mtimes(blob: &Path) -> Vec<(String, u64)> {
+    let bytes = std::fs::read(blob).unwrap();
+    let tar: Box<dyn std::io::Read> = match bytes.starts_with(&[0x1f, 0x8b]) {
+        true => Box::new(flate2::read::GzDecoder::new(bytes.as_slice())),
+        false => Box::new(bytes.as_slice()),
+    };
+    let mut archive = tar::Archive::new(tar);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            (path, e.header().mtime().unwrap())
+        })
+        .collect()
+}
+
+/// `-o` annotations land where BuildKit puts them (the manifest, its descriptor in
+/// `index.json`), `rewrite-timestamp=true` clamps the times of the layers strata made (and the
+/// config's) to `SOURCE_DATE_EPOCH`, `store=false` pushes without tagging, `buildinfo` is
+/// taken and ignored, `type=cacheonly` writes nothing and leaves a cache the next build
+/// reuses; each read back by skopeo, umoci and the files themselves.
+#[test]
+fn output_annotations_timestamps_store_and_cacheonly() {
+    const EPOCH: u64 = 1_000_000_000;
+    let registry = crate::registry::Registry::start();
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "ann",
+        &format!("FROM busybox:latest\nRUN mkdir /made && {STAMP} > /made/file\n"),
+    );
+    let work = env.work.path();
+    let layout = work.join("layout");
+    let plain = work.join("plain");
+    let docker = work.join("docker.tar");
+    let platform = format!("linux/{}", strata_registry::oci::host_architecture());
+    let pushed = format!("{}/team/ann:1", registry.host());
+    build(
+        &env,
+        &dir,
+        &[
+            "-t",
+            "ann",
+            "--build-arg",
+            &format!("SOURCE_DATE_EPOCH={EPOCH}"),
+            "-o",
+            &format!(
+                "type=oci,tar=false,dest={},force-compression=true,rewrite-timestamp=true,buildinfo=true,buildinfo-attrs=true,\
+                 annotation.org.example.title=app,annotation-manifest.org.example.kind=manifest,\
+                 annotation[{platform}].org.example.platform=host,\
+                 annotation-manifest-descriptor.org.example.descriptor=index-entry",
+                layout.display()
+            ),
+            "-o",
+            &format!(
+                "type=oci,tar=false,dest={},force-compression=true",
+                plain.display()
+            ),
+            "-o",
+            &format!(
+                "type=docker,dest={},rewrite-timestamp=true",
+                docker.display()
+            ),
+            "-o",
+            "type=image,name=local/ann:kept,unpack=true,annotation.org.example.title=stored",
+            "-o",
+            &format!(
+                "type=image,name={pushed},push=true,store=false,oci-mediatypes=true,annotation.org.example.title=pushed"
+            ),
+        ],
+    );
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let blob = |layout: &Path, digest: &serde_json::Value| {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        layout.join("blobs/sha256").join(hex)
+    };
+    // The manifest carries annotation.*, annotation-manifest.* and the host platform's;
+    // index.json's entry the descriptor's, beside the names.
+    let index = json(&layout.join("index.json"));
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["annotations"]["org.example.descriptor"],
+        "index-entry"
+    );
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    let manifest = json(&blob(&layout, &entry["digest"]));
+    let annotations = &manifest["annotations"];
+    assert_eq!(annotations["org.example.title"], "app", "{manifest}");
+    assert_eq!(annotations["org.example.kind"], "manifest");
+    assert_eq!(annotations["org.example.platform"], "host");
+    assert!(manifest.get("org.example.descriptor").is_none());
+    // The layer strata made has no time after the epoch, the made directory (written now)
+    // has the epoch; the base's layer is kept as imported. The config's times are the epoch.
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    let made = layer_mtimes(&blob(&layout, &layers[1]["digest"]));
+    assert!(made.iter().all(|(_, t)| *t <= EPOCH), "{made:?}");
+    assert!(made.contains(&("made/".into(), EPOCH)), "{made:?}");
+    let plain_index = json(&plain.join("index.json"));
+    let plain_manifest = json(&blob(&plain, &plain_index["manifests"][0]["digest"]));
+    assert_eq!(
+        plain_manifest["layers"][0], layers[0],
+        "the base layer is the same blob"
+    );
+    let unclamped = layer_mtimes(&blob(&plain, &plain_manifest["layers"][1]["digest"]));
+    assert!(unclamped.iter().any(|(_, t)| *t > EPOCH), "{unclamped:?}");
+    assert!(
+        plain_manifest
+            .get("annotations")
+            .is_none_or(|a| a.get("org.example.title").is_none())
+    );
+    let config = json(&blob(&layout, &manifest["config"]["digest"]));
+    assert_eq!(config["created"], "2001-09-09T01:46:40Z");
+    assert!(
+        config["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["created"] == "2001-09-09T01:46:40Z"),
+        "{config}"
+    );
+    // umoci checks every layer against the config's diff ids as it unpacks (gzip: the base
+    // is kept as imported, zstd, without force-compression).
+    let bundle = work.join("bundle");
+    crate::support::stdout_of(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:latest", layout.display()))
+            .arg(&bundle),
+    );
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::metadata(bundle.join("rootfs/made/file")).unwrap();
+    assert_eq!(file.mtime() as u64, EPOCH);
+    // The docker archive's layer of the build is clamped too.
+    let unpacked = work.join("docker.d");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    crate::support::stdout_of(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&docker)
+            .arg("-C")
+            .arg(&unpacked),
+    );
+    let listed = json(&unpacked.join("manifest.json"));
+    let top = listed[0]["Layers"].as_array().unwrap().last().unwrap();
+    let made = layer_mtimes(&unpacked.join(top.as_str().unwrap()));
+    assert!(made.contains(&("made/".into(), EPOCH)), "{made:?}");
+    // type=image: the stored image carries its annotation (read back from an export of it);
+    // store=false pushed its own without tagging it here.
+    let stored = work.join("stored");
+    let exported = work.join("stored.tar");
+    let out = env.strata(&["export", "local/ann:kept", "-o", exported.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir_all(&stored).unwrap();
+    crate::support::stdout_of(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&exported)
+            .arg("-C")
+            .arg(&stored),
+    );
+    let stored_index = json(&stored.join("index.json"));
+    let stored_manifest = json(&blob(&stored, &stored_index["manifests"][0]["digest"]));
+    assert_eq!(
+        stored_manifest["annotations"]["org.example.title"],
+        "stored"
+    );
+    assert_eq!(env.run_sh("local/ann:kept", "ls /made"), "file\n");
+    let remote: serde_json::Value = serde_json::from_str(&crate::support::stdout_of(
+        Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{pushed}")),
+    ))
+    .unwrap();
+    assert_eq!(remote["annotations"]["org.example.title"], "pushed");
+    let images = String::from_utf8_lossy(&env.strata(&["images"]).stdout).into_owned();
+    assert!(images.contains("local/ann"), "{images}");
+    assert!(
+        !images.contains("team/ann"),
+        "store=false tagged nothing: {images}"
+    );
+
+    // type=cacheonly: every step cached, nothing written, the target's file unchanged.
+    let before = crate::support::stdout_of(Command::new("ls").arg("-A").arg(work));
+    let out = build(&env, &dir, &["-t", "ann", "-o", "type=cacheonly"]);
+    assert_eq!(
+        crate::support::built_stages(&String::from_utf8_lossy(&out.stderr)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        crate::support::stdout_of(Command::new("ls").arg("-A").arg(work)),
+        before
+    );
+    // A step it builds is cached for the next build.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM busybox:latest\nRUN {STAMP} > /new\n"),
+    )
+    .unwrap();
+    let out = build(&env, &dir, &["-t", "cached", "-o", "type=cacheonly"]);
+    assert_eq!(
+        crate::support::built_stages(&String::from_utf8_lossy(&out.stderr)).len(),
+        1
+    );
+    let out = build(&env, &dir, &["-t", "cached"]);
+    assert!(crate::support::built_stages(&String::from_utf8_lossy(&out.stderr)).is_empty());
+    crate::support::assert_store_consistent(env.store.path());
+
+    // A bake target is no context of docker buildx build.
+    let out = env
+        .cmd()
+        .args(["build", "--build-context", "base=target:base"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("docker buildx bake"), "{stderr}");
 }
 
 #[test]

@@ -109,8 +109,15 @@ impl std::str::FromStr for NamedContext {
     type Err = String;
 
     /// buildx's forms: `docker-image://REF`, `oci-layout://DIR[@DIGEST]`, a git repository,
-    /// an `http(s)://` URL, or a directory.
+    /// an `http(s)://` URL, or a directory. `target:NAME` is refused as `docker buildx build`
+    /// refuses it: it names a target of a bake file, which only `docker buildx bake` builds
+    /// (buildx's `validateTargetLinks` finds no such target in a build of one).
     fn from_str(s: &str) -> std::result::Result<NamedContext, String> {
+        if let Some(target) = s.strip_prefix("target:") {
+            return Err(format!(
+                "`target:{target}` names a target of a bake file, which only `docker buildx bake` links; `docker buildx build` refuses it too (failed to find target {target}). To build on a stage of this Dockerfile, name the stage itself in FROM, COPY --from or RUN --mount=from"
+            ));
+        }
         if let Some(git) = super::GitRef::parse(s)? {
             return Ok(NamedContext::Git(git));
         }

@@ -243,7 +243,7 @@ pub fn build_with(
                 tag_more(ctx, &report, &options.more_tags)?;
                 push_images(ctx, &report, options, progress)?;
                 load_images(ctx, &report, options, progress)?;
-                write_outputs(ctx, &report, options)?;
+                write_outputs(ctx, &report, options, progress)?;
                 return Ok(report);
             }
             Err(BuildError::Solve(failures)) => *failures,
@@ -959,11 +959,18 @@ fn write_outputs(
     ctx: &Context,
     report: &BuildReport,
     options: &BuildOptions,
+    progress: &dyn Sink,
 ) -> anyhow::Result<()> {
+    let build_args = options
+        .dockerfile
+        .as_ref()
+        .map(|(_, dockerfile)| dockerfile.build_args.as_slice())
+        .unwrap_or_default();
+    let epoch = super::output::source_date_epoch(build_args);
     for output in &options.outputs {
         for image in report.images.iter().filter(|i| i.tag.is_some()) {
             let tag = image.tag.as_deref().expect("filtered on a tag");
-            super::output::write(ctx, tag, output, options.push_compression)?;
+            super::output::write(ctx, tag, output, options.push_compression, epoch, progress)?;
         }
     }
     Ok(())

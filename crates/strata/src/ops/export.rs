@@ -1,5 +1,6 @@
 //! `strata export IMAGE`: an OCI image layout tarball, or a docker-archive for `docker load`.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 use anyhow::Context as _;
@@ -61,6 +62,7 @@ pub fn load_into(
         compression_level: None,
         force_compression: true,
         docker_media_types: false,
+        ..Default::default()
     };
     load_into_with(ctx, reference, engine, &options)
 }
@@ -121,12 +123,13 @@ pub fn export(
         compression_level: None,
         force_compression: true,
         docker_media_types: false,
+        ..Default::default()
     };
     export_to(ctx, reference, &options, Target::Tar(out))
 }
 
 /// How [`export_to`] writes an image (docker's `-o type=oci|docker,...` options).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportOptions {
     /// The layout.
     pub format: ExportFormat,
@@ -142,6 +145,15 @@ pub struct ExportOptions {
     pub force_compression: bool,
     /// An OCI layout's manifest with Docker's media types (`oci-mediatypes=false`).
     pub docker_media_types: bool,
+    /// Added to the manifest's annotations (`annotation.KEY=VALUE`,
+    /// `annotation-manifest.KEY=VALUE`).
+    pub manifest_annotations: BTreeMap<String, String>,
+    /// Added to the annotations of the manifest's entries in an OCI layout's `index.json`
+    /// (`annotation-manifest-descriptor.KEY=VALUE`).
+    pub descriptor_annotations: BTreeMap<String, String>,
+    /// The time (unix seconds) the file times of the layers strata made are clamped to
+    /// (`rewrite-timestamp=true` with `SOURCE_DATE_EPOCH`; see [`image::with_clamped_times`]).
+    pub clamp_times_to: Option<i64>,
 }
 
 /// Where [`export_to`] writes: a tarball, or (an OCI layout only, `tar=false`) a directory.
@@ -162,6 +174,12 @@ pub fn export_to(
     let digest = image::resolve(&ctx.store, reference)?
         .with_context(|| format!("no image `{reference}` in the store (see `strata images`)"))?;
     let mut image = StoredImage::load(&ctx.store, &digest)?;
+    if let Some(epoch) = options.clamp_times_to {
+        let clamped = image::with_clamped_times(&ctx.store, &image, epoch)?;
+        image = StoredImage::load(&ctx.store, &clamped)?;
+    }
+    let annotated = image::with_annotations(&ctx.store, &image, &options.manifest_annotations)?;
+    image = StoredImage::load(&ctx.store, &annotated)?;
     if options.format == ExportFormat::Oci {
         let converted = image::with_compression_level(
             &ctx.store,
@@ -186,9 +204,7 @@ pub fn export_to(
                 append_stream(&mut tar, path, size, data)
             };
             match options.format {
-                ExportFormat::Oci => {
-                    write_oci(ctx, &image, &names, options.docker_media_types, &mut put)?
-                }
+                ExportFormat::Oci => write_oci(ctx, &image, &names, options, &mut put)?,
                 ExportFormat::DockerArchive => write_docker(ctx, &image, &names, &mut put)?,
             }
             tar.into_inner()
@@ -212,7 +228,7 @@ pub fn export_to(
                 io::copy(data, &mut out).with_context(|| format!("write {}", file.display()))?;
                 Ok(())
             };
-            write_oci(ctx, &image, &names, options.docker_media_types, &mut put)?;
+            write_oci(ctx, &image, &names, options, &mut put)?;
         }
     }
     Ok(())
@@ -225,13 +241,13 @@ fn write_oci(
     ctx: &Context,
     image: &StoredImage,
     names: &[String],
-    docker_media_types: bool,
+    options: &ExportOptions,
     put: &mut Put<'_>,
 ) -> anyhow::Result<()> {
     put_bytes(put, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let stored = ctx.store.read_blob(&image.digest)?;
     // Docker's media types: the manifest rewritten (its config and layers are the same blobs).
-    let (manifest, media_type) = match docker_media_types {
+    let (manifest, media_type) = match options.docker_media_types {
         true => (
             strata_registry::manifest::convert_image(&stored, ManifestFormat::DockerV2)
                 .context("write the manifest with Docker's media types")?
@@ -251,7 +267,12 @@ fn write_oci(
                 digest: manifest_digest,
                 size: manifest.len() as u64,
                 platform: None,
-                annotations: index_names(name),
+                annotations: options
+                    .descriptor_annotations
+                    .clone()
+                    .into_iter()
+                    .chain(index_names(name))
+                    .collect(),
                 urls: Vec::new(),
             })
             .collect(),

@@ -368,6 +368,18 @@ pub fn remove(ctx: &Context, names: &[String], force: bool) -> anyhow::Result<Re
 /// Returns the tag set, normalized (`app` is `app:latest`).
 pub fn tag(ctx: &Context, source: &str, target: &str) -> anyhow::Result<String> {
     let named = lookup(ctx, source)?.ok_or_else(|| anyhow::anyhow!(not_found(source)))?;
+    let (_, from) = &named.tags[0];
+    name_manifest(ctx, named.manifest, from.stage, target)
+}
+
+/// Tags the manifest `manifest` (made by the stage `stage`, if built here) as `target`;
+/// returns the name as stored.
+pub fn name_manifest(
+    ctx: &Context,
+    manifest: strata_digest::Digest,
+    stage: Option<strata_digest::Digest>,
+    target: &str,
+) -> anyhow::Result<String> {
     let parsed: strata_registry::Reference = target
         .parse()
         .with_context(|| format!("`{target}` is not a valid image name"))?;
@@ -375,12 +387,11 @@ pub fn tag(ctx: &Context, source: &str, target: &str) -> anyhow::Result<String> 
         anyhow::bail!("`{target}` holds a digest: a tag names an image by name and tag only");
     }
     let name = image::normalize_reference(target);
-    let (_, from) = &named.tags[0];
     ctx.store.set_tag(
         &name,
         &TagTarget {
-            manifest: named.manifest,
-            stage: from.stage,
+            manifest,
+            stage,
             updated_unix: crate::unix_now(),
         },
     )?;

@@ -1,6 +1,7 @@
 //! Where a Dockerfile build's result goes besides the store (docker's `-o/--output`): the
 //! target's file system as a directory or a tarball, or the image as an OCI or docker archive.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -23,10 +24,13 @@ pub enum Output {
     /// `type=oci` or `type=docker`: the image as an archive (without `dest`, `type=docker`
     /// is loaded into docker).
     Archive {
-        /// The layout, its names and layers.
+        /// The layout, its names, layers and annotations.
         options: ExportOptions,
         /// Where it goes; `None`: `docker load`.
         dest: Option<ArchiveDest>,
+        /// `rewrite-timestamp=true`: the file times of the layers strata made clamped to
+        /// `SOURCE_DATE_EPOCH` (none: exported as built).
+        rewrite_timestamp: bool,
     },
     /// `type=image,name=REF[,push=true]`, `type=registry,name=REF`: the image tagged `REF`
     /// in the store, and pushed there when `push`.
@@ -40,7 +44,19 @@ pub enum Output {
         /// `oci-mediatypes=true`: OCI media types in the pushed manifest (else Docker's, as
         /// BuildKit's image exporter, unless the layers are zstd, which only OCI names).
         oci_media_types: bool,
+        /// `store=false`: the names are not tagged in the store, only pushed (BuildKit's
+        /// image exporter then leaves its image store alone).
+        store: bool,
+        /// `unpack=true`: every layer of the image is unpacked into the store's snapshots
+        /// now (BuildKit's unpack into containerd's snapshotter), not when first run.
+        unpack: bool,
+        /// Added to the manifest's annotations (`annotation.KEY=VALUE`).
+        manifest_annotations: BTreeMap<String, String>,
+        /// `rewrite-timestamp=true`, as for [`Output::Archive`].
+        rewrite_timestamp: bool,
     },
+    /// `type=cacheonly`: the build runs and fills the cache; nothing is exported.
+    CacheOnly,
 }
 
 /// Where an archive is written.
@@ -61,7 +77,9 @@ pub enum Destination {
     File(PathBuf),
 }
 
-/// The options each `type=` takes besides `type` and `dest`.
+/// The options each `type=` takes besides `type`, `dest` and (for the exporters that write a
+/// manifest, [`takes_annotations`]) `annotation*`. `buildinfo` and `buildinfo-attrs` are
+/// BuildKit's removed build information (v0.12): its exporters take and ignore them now.
 const OPTIONS: &[(&str, &[&str])] = &[
     ("local", &["platform-split"]),
     ("tar", &["platform-split"]),
@@ -74,17 +92,34 @@ const OPTIONS: &[(&str, &[&str])] = &[
             "compression-level",
             "force-compression",
             "oci-mediatypes",
+            "rewrite-timestamp",
+            "buildinfo",
+            "buildinfo-attrs",
         ],
     ),
-    ("docker", &["name", "oci-mediatypes"]),
+    (
+        "docker",
+        &[
+            "name",
+            "oci-mediatypes",
+            "rewrite-timestamp",
+            "buildinfo",
+            "buildinfo-attrs",
+        ],
+    ),
     (
         "image",
         &[
             "name",
             "push",
+            "store",
+            "unpack",
             "compression",
             "force-compression",
             "oci-mediatypes",
+            "rewrite-timestamp",
+            "buildinfo",
+            "buildinfo-attrs",
         ],
     ),
     (
@@ -92,12 +127,90 @@ const OPTIONS: &[(&str, &[&str])] = &[
         &[
             "name",
             "push",
+            "store",
+            "unpack",
             "compression",
             "force-compression",
             "oci-mediatypes",
+            "rewrite-timestamp",
+            "buildinfo",
+            "buildinfo-attrs",
         ],
     ),
+    ("cacheonly", &[]),
 ];
+
+/// Whether the exporter `kind` writes an image manifest, so takes `annotation*` options (the
+/// docker archive's `manifest.json` has no place for them: it is refused there by name).
+fn takes_annotations(kind: &str) -> bool {
+    matches!(kind, "oci" | "docker" | "image" | "registry")
+}
+
+/// Where BuildKit puts an `annotation-TYPE.KEY` (`exptypes.AnnotationKey`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AnnotationPlace {
+    /// `annotation.KEY`, `annotation-manifest.KEY`: the image manifest.
+    Manifest,
+    /// `annotation-manifest-descriptor.KEY`: the manifest's descriptor (in an index).
+    ManifestDescriptor,
+    /// `annotation-index.KEY`, `annotation-index-descriptor.KEY`: a multi-platform image's
+    /// index, which strata (one platform, no attestations) never writes.
+    Index,
+}
+
+/// An `annotation[-TYPE][[PLATFORM]].KEY` option, read as BuildKit's
+/// `exptypes.ParseAnnotationKey` (`^annotation(?:-([a-z-]+))?(?:\[([A-Za-z0-9_/-]+)\])?\.(\S+)$`):
+/// `None` when `option` is no annotation (then it is an option like any other), else its
+/// place and key, or why it is refused.
+fn annotation(option: &str) -> Option<Result<(AnnotationPlace, String), String>> {
+    let rest = option.strip_prefix("annotation")?;
+    let (kind, rest) = match rest.strip_prefix('-') {
+        Some(rest) => {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '-'))
+                .unwrap_or(rest.len());
+            (Some(&rest[..end]), &rest[end..])
+        }
+        None => (None, rest),
+    };
+    let (platform, rest) = match rest.strip_prefix('[') {
+        Some(rest) => {
+            let (platform, rest) = rest.split_once(']')?;
+            let valid = !platform.is_empty()
+                && platform
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_/-".contains(c));
+            if !valid {
+                return None;
+            }
+            (Some(platform), rest)
+        }
+        None => (None, rest),
+    };
+    let key = rest.strip_prefix('.')?;
+    if key.is_empty() || key.chars().any(char::is_whitespace) || kind == Some("") {
+        return None;
+    }
+    let place = match kind {
+        None | Some("manifest") => AnnotationPlace::Manifest,
+        Some("manifest-descriptor") => AnnotationPlace::ManifestDescriptor,
+        Some("index" | "index-descriptor") => AnnotationPlace::Index,
+        Some(other) => {
+            return Some(Err(format!(
+                "unrecognized annotation type `{other}` (BuildKit's are manifest, manifest-descriptor, index and index-descriptor)"
+            )));
+        }
+    };
+    if let Some(platform) = platform {
+        let host = format!("linux/{}", strata_registry::oci::host_architecture());
+        if platform != host {
+            return Some(Err(format!(
+                "the build has no platform {platform}: strata builds this machine's ({host}), whose manifest `annotation[{host}].KEY` names"
+            )));
+        }
+    }
+    Some(Ok((place, key.to_string())))
+}
 
 /// The fields of buildx's CSV: split at commas outside double quotes, the quotes removed.
 fn fields(s: &str) -> Vec<String> {
@@ -128,6 +241,7 @@ impl std::str::FromStr for Output {
         let mut kind = None;
         let mut dest = None;
         let mut values: Vec<(String, String)> = Vec::new();
+        let mut annotations: Vec<(AnnotationPlace, String, String)> = Vec::new();
         for field in fields(s) {
             let Some((key, value)) = field.split_once('=') else {
                 anyhow::bail!("-o {s}: `{field}` is no KEY=VALUE");
@@ -135,23 +249,59 @@ impl std::str::FromStr for Output {
             match key {
                 "type" => kind = Some(value.to_string()),
                 "dest" => dest = Some(value.to_string()),
-                _ => values.push((key.to_string(), value.to_string())),
+                _ => match annotation(key) {
+                    Some(Ok((place, name))) => annotations.push((place, name, value.to_string())),
+                    Some(Err(why)) => anyhow::bail!("-o {s}: {key}: {why}"),
+                    None => values.push((key.to_string(), value.to_string())),
+                },
             }
         }
         let kind = kind.with_context(|| {
-            format!("-o {s}: no type= (local, tar, oci, docker, image or registry)")
+            format!("-o {s}: no type= (local, tar, oci, docker, image, registry or cacheonly)")
         })?;
         let Some((_, allowed)) = OPTIONS.iter().find(|(k, _)| *k == kind) else {
             anyhow::bail!(
-                "-o {s}: strata has no `{kind}` exporter; expected local, tar, oci, docker, image or registry"
+                "-o {s}: strata has no `{kind}` exporter; expected local, tar, oci, docker, image, registry or cacheonly"
             );
         };
-        if let Some((key, _)) = values.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        let unknown = values
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !allowed.contains(k))
+            .or_else(|| {
+                (!takes_annotations(&kind) && !annotations.is_empty()).then_some("annotation.*")
+            });
+        if let Some(key) = unknown {
+            let dest = match kind.as_str() {
+                "cacheonly" => "nothing",
+                _ => "dest",
+            };
             anyhow::bail!(
-                "-o {s}: type={kind} has no option `{key}`; it takes dest{}",
-                allowed.iter().map(|a| format!(", {a}")).collect::<String>()
+                "-o {s}: type={kind} has no option `{key}`; it takes {dest}{}{}",
+                allowed.iter().map(|a| format!(", {a}")).collect::<String>(),
+                match takes_annotations(&kind) {
+                    true => ", annotation.KEY",
+                    false => "",
+                }
             );
         }
+        if annotations
+            .iter()
+            .any(|(place, ..)| *place == AnnotationPlace::Index)
+        {
+            anyhow::bail!(
+                "-o {s}: index annotations not supported for single platform export (BuildKit's words): strata builds one platform and writes no image index; use annotation.KEY or annotation-manifest-descriptor.KEY"
+            );
+        }
+        let placed = |place: AnnotationPlace| -> BTreeMap<String, String> {
+            annotations
+                .iter()
+                .filter(|(p, ..)| *p == place)
+                .map(|(_, k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let manifest_annotations = placed(AnnotationPlace::Manifest);
+        let descriptor_annotations = placed(AnnotationPlace::ManifestDescriptor);
         let get = |key: &str| {
             values
                 .iter()
@@ -216,7 +366,15 @@ impl std::str::FromStr for Output {
             )),
             false => dir,
         };
+        let rewrite_timestamp = flag("rewrite-timestamp", false)?;
         Ok(match kind.as_str() {
+            "cacheonly" => {
+                anyhow::ensure!(
+                    dest.is_none(),
+                    "-o {s}: type=cacheonly exports nothing, so it has no dest"
+                );
+                Output::CacheOnly
+            }
             "local" => match needs_dest()? {
                 "-" => {
                     anyhow::bail!("-o {s}: type=local writes a directory; use type=tar for stdout")
@@ -241,6 +399,14 @@ impl std::str::FromStr for Output {
                         "-o {s}: type=docker writes docker save's format, whose manifest.json names no media types; use type=oci for OCI media types"
                     );
                 }
+                if format == ExportFormat::DockerArchive && !annotations.is_empty() {
+                    anyhow::bail!(
+                        "-o {s}: type=docker writes docker save's format, which has no image manifest to carry annotations; use type=oci"
+                    );
+                }
+                if !oci_media_types {
+                    refuse_docker_annotations(s, &manifest_annotations, &descriptor_annotations)?;
+                }
                 let dest = match (flag("tar", true)?, dest.as_deref()) {
                     (true, None) if format == ExportFormat::DockerArchive => None,
                     (true, _) => Some(ArchiveDest::Tar(destination(needs_dest()?))),
@@ -257,8 +423,12 @@ impl std::str::FromStr for Output {
                         compression_level: level,
                         force_compression: flag("force-compression", false)?,
                         docker_media_types: !oci_media_types,
+                        manifest_annotations,
+                        descriptor_annotations,
+                        clamp_times_to: None,
                     },
                     dest,
+                    rewrite_timestamp,
                 }
             }
             _ => {
@@ -270,28 +440,97 @@ impl std::str::FromStr for Output {
                     dest.is_none(),
                     "-o {s}: type={kind} has no dest (it names the image with name=)"
                 );
+                let push = flag("push", kind == "registry")?;
+                let oci_media_types =
+                    flag("oci-mediatypes", compression == Some(Compression::Zstd))?;
+                if !descriptor_annotations.is_empty() {
+                    match oci_media_types {
+                        false => {
+                            refuse_docker_annotations(s, &BTreeMap::new(), &descriptor_annotations)?
+                        }
+                        true => anyhow::bail!(
+                            "-o {s}: type={kind} tags and pushes the manifest itself: strata's store and a registry keep no descriptor of it to carry annotation-manifest-descriptor; use annotation.KEY (or type=oci, whose index.json has the descriptor)"
+                        ),
+                    }
+                }
+                if push && !oci_media_types {
+                    refuse_docker_annotations(s, &manifest_annotations, &BTreeMap::new())?;
+                }
                 Output::Image {
                     names,
-                    push: flag("push", kind == "registry")?,
+                    push,
                     compression,
-                    oci_media_types: flag(
-                        "oci-mediatypes",
-                        compression == Some(Compression::Zstd),
-                    )?,
+                    oci_media_types,
+                    store: flag("store", true)?,
+                    unpack: flag("unpack", false)?,
+                    manifest_annotations,
+                    rewrite_timestamp,
                 }
             }
         })
     }
 }
 
-/// Writes the image tagged `reference` to `output`; `compression` is the build's for pushes.
+/// Refuses annotations a manifest with Docker's media types would lose: BuildKit refuses
+/// descriptor annotations there ("cannot export annotations with oci-mediatypes=false"), and
+/// strata writes Docker's manifest without the OCI-only fields, annotations among them.
+fn refuse_docker_annotations(
+    s: &str,
+    manifest: &BTreeMap<String, String>,
+    descriptor: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    if let Some(key) = descriptor.keys().next() {
+        anyhow::bail!(
+            "-o {s}: annotation-manifest-descriptor.{key}: cannot export annotations with \"oci-mediatypes=false\" (BuildKit's words): add oci-mediatypes=true"
+        );
+    }
+    if let Some(key) = manifest.keys().next() {
+        anyhow::bail!(
+            "-o {s}: annotation.{key}: Docker's manifest (oci-mediatypes=false) has no annotations, strata writes it without them: add oci-mediatypes=true"
+        );
+    }
+    Ok(())
+}
+
+/// The time `rewrite-timestamp=true` clamps to: the build argument `SOURCE_DATE_EPOCH`, else
+/// the variable, as buildx passes the variable as the build argument when none is given; a
+/// value that is not a number of seconds is none, as BuildKit's `epoch.ParseBuildArgs` drops it.
+pub fn source_date_epoch(build_args: &[(String, String)]) -> Option<i64> {
+    build_args
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "SOURCE_DATE_EPOCH")
+        .map(|(_, value)| value.clone())
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Writes the image tagged `reference` to `output`; `compression` is the build's for pushes,
+/// `epoch` the build's [`source_date_epoch`]. What the user should know (a
+/// `rewrite-timestamp=true` without an epoch) goes to `progress`.
 pub fn write(
     ctx: &Context,
     reference: &str,
     output: &Output,
     compression: Compression,
+    epoch: Option<i64>,
+    progress: &dyn strata_progress::Sink,
 ) -> anyhow::Result<()> {
+    // BuildKit's exporter exports the layers as they are then (and logs a warning).
+    let clamp_to = |rewrite: bool| match (rewrite, epoch) {
+        (true, None) => {
+            progress.event(strata_progress::Event::Note {
+                message: format!(
+                    "{reference}: rewrite-timestamp=true, but no SOURCE_DATE_EPOCH (build argument or variable): the layers keep their file times"
+                ),
+            });
+            None
+        }
+        (true, epoch) => epoch,
+        (false, _) => None,
+    };
     match output {
+        Output::CacheOnly => Ok(()),
         Output::Local(dir) => {
             // The tarball is the one `type=tar` writes, so both give the same tree.
             let scratch = ctx.store.scratch("output")?;
@@ -310,27 +549,53 @@ pub fn write(
         Output::Tar(dest) => to(dest, |out| rootfs_tar(ctx, reference, out)),
         Output::Archive {
             options,
-            dest: Some(ArchiveDest::Tar(dest)),
-        } => to(dest, |out| {
-            export::export_to(ctx, reference, options, export::Target::Tar(out))
-        }),
-        Output::Archive {
-            options,
-            dest: Some(ArchiveDest::Dir(dir)),
-        } => export::export_to(ctx, reference, options, export::Target::Dir(dir))
-            .with_context(|| format!("-o: write the OCI layout {}", dir.display())),
-        Output::Archive {
-            options,
-            dest: None,
-        } => export::load_into_with(ctx, reference, export::Engine::Docker, options).map(drop),
+            dest,
+            rewrite_timestamp,
+        } => {
+            let options = ExportOptions {
+                clamp_times_to: clamp_to(*rewrite_timestamp),
+                ..options.clone()
+            };
+            match dest {
+                Some(ArchiveDest::Tar(dest)) => to(dest, |out| {
+                    export::export_to(ctx, reference, &options, export::Target::Tar(out))
+                }),
+                Some(ArchiveDest::Dir(dir)) => {
+                    export::export_to(ctx, reference, &options, export::Target::Dir(dir))
+                        .with_context(|| format!("-o: write the OCI layout {}", dir.display()))
+                }
+                None => export::load_into_with(ctx, reference, export::Engine::Docker, &options)
+                    .map(drop),
+            }
+        }
         Output::Image {
             names,
             push,
             compression: pushed,
             oci_media_types,
+            store,
+            unpack,
+            manifest_annotations,
+            rewrite_timestamp,
         } => {
+            let named = image::named(&ctx.store, reference)?
+                .with_context(|| format!("no image `{reference}` in the store"))?;
+            let mut digest = named.manifest;
+            if let Some(epoch) = clamp_to(*rewrite_timestamp) {
+                let built = StoredImage::load(&ctx.store, &digest)?;
+                digest = image::with_clamped_times(&ctx.store, &built, epoch)?;
+            }
+            let exported = StoredImage::load(&ctx.store, &digest)?;
+            digest = image::with_annotations(&ctx.store, &exported, manifest_annotations)?;
+            if *store && *unpack {
+                for layer in StoredImage::load(&ctx.store, &digest)?.layer_records() {
+                    image::ensure_snapshot(&ctx.store, &layer)?;
+                }
+            }
             for name in names {
-                super::images::tag(ctx, reference, name)?;
+                if *store {
+                    super::images::name_manifest(ctx, digest, named.stage, name)?;
+                }
                 if *push {
                     let format = match oci_media_types {
                         true => strata_registry::ManifestFormat::Oci,
@@ -338,7 +603,7 @@ pub fn write(
                     };
                     super::push::push(
                         ctx,
-                        name,
+                        &digest.to_string(),
                         name,
                         format,
                         pushed.unwrap_or(compression),
