@@ -94,15 +94,31 @@ pub(crate) fn source_layers(
 const SYSTEM_DIRS: [&str; 5] = ["proc", "sys", "dev", "run", ".werf"];
 
 /// The entries an import takes: relative to its `add`, or for a `COPY --from` wildcard that
-/// matches several paths, relative to the destination directory (a matched file under its
-/// name, a matched directory's content, as BuildKit's copy with `CopyDirContentsOnly`).
+/// matches several paths and for `--parents`, relative to the destination directory (a
+/// matched file under its name, a matched directory's content, as BuildKit's copy with
+/// `CopyDirContentsOnly`).
 fn selected(
     source: &Source,
     import: &Import,
     matches: &[(String, String)],
 ) -> anyhow::Result<Vec<MergedEntry>> {
-    if let [(_, one)] = matches {
+    if let [(_, one)] = matches
+        && import.parents_pattern.is_none()
+    {
         return selected_at(source, import, one);
+    }
+    // `--parents`: a source without wildcards must exist (BuildKit's `RequiredPaths`).
+    if let Some(pattern) = &import.parents_pattern
+        && !has_wildcard(&import.add)
+        && !has_wildcard(pattern)
+    {
+        let required = format!("{}/{pattern}", import.add.trim_end_matches('/'));
+        if merged::lookup(&source.lowers, &required)?.is_none() {
+            bail!(
+                "`{required}` does not exist in {}, the image copied from",
+                source.name
+            );
+        }
     }
     let mut entries = Vec::new();
     for (name, add) in matches {
@@ -169,7 +185,8 @@ fn sources(source: &Source, import: &Import) -> anyhow::Result<Vec<(String, Stri
         .into_iter()
         .map(|path| Ok((name(&path), follow_links(&source.lowers, &path)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if matches.is_empty() {
+    // `--parents` copies nothing for wildcards that match nothing (`AllowEmptyWildcard`).
+    if matches.is_empty() && import.parents_pattern.is_none() {
         bail!(
             "`{}` matches nothing in {}, the image copied from",
             import.add,
@@ -247,9 +264,16 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
     // with what is below it, unless an exception takes some of it back).
     let excluded = DockerIgnore::exclude_patterns(&import.exclude_patterns)
         .map_err(|e| anyhow::anyhow!("--exclude: {e}"))?;
+    // `--parents`: what its pattern takes, matched as the `--exclude` patterns are.
+    let included = import
+        .parents_pattern
+        .as_ref()
+        .map(|p| DockerIgnore::exclude_patterns(std::slice::from_ref(p)))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--parents: {e}"))?;
     // werf's import server never serves the source's system directories (rsync's `exclude =
     // /proc /sys /dev /run /.werf`, pkg/build/import_server/rsync_server.go).
-    let whole_image = add.trim_matches('/').is_empty();
+    let whole_image = add.trim_matches('/').is_empty() && included.is_none();
     let system = |path: &str| {
         whole_image
             && SYSTEM_DIRS
@@ -263,6 +287,7 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
             && !system(&e.path)
             && filter.matches(&e.path)
             && !excluded.is_excluded(&e.path)
+            && included.as_ref().is_none_or(|i| i.is_excluded(&e.path))
         {
             let mut p = e.path.as_str();
             needed.insert(p.to_string());
@@ -370,7 +395,12 @@ pub fn write(
         .map_err(|e| anyhow::anyhow!("--chmod: {e}"))?;
     let to = to_dir.trim_matches('/');
     if import.dest_parents && !to.is_empty() {
-        crate::copy::Dirs::new(lowers, owner).parents(&mut tar, to)?;
+        // `--parents` copies below the destination, which is made as a missing parent is.
+        let made = match import.parents_pattern {
+            Some(_) => format!("{to}/"),
+            None => to.to_string(),
+        };
+        crate::copy::Dirs::new(lowers, owner).parents(&mut tar, &made)?;
     }
     for e in entries {
         let target = match (to.is_empty(), e.path.is_empty()) {

@@ -185,6 +185,7 @@ case_tests! {
     copy_link: "copy-link",
     copy_multi_src: "copy-multi-src",
     copy_parents: "copy-parents",
+    copy_parents_exclude: "copy-parents-exclude",
     copy_through_image_symlinks: "copy-through-image-symlinks",
     dockerignore: "dockerignore",
     entrypoint_resets_cmd: "entrypoint-resets-cmd",

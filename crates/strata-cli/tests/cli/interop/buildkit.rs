@@ -75,6 +75,7 @@ const OLD_BUILDKIT: &[(&str, &str)] = &[
     ("error-exclude-pattern", "Unknown flag: exclude"),
     ("copy-link", "Unknown flag: link"),
     ("copy-parents", "Unknown flag: parents"),
+    ("copy-parents-exclude", "Unknown flag: parents"),
     ("heredoc-copy", "unknown instruction"),
     ("heredoc-dash-tabs", "unknown instruction"),
     ("heredoc-run", "unknown instruction"),
