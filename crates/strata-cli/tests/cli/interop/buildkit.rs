@@ -804,6 +804,7 @@ cases! {
     copy_chown => "copy-chown",
     copy_exclude => "copy-exclude",
     copy_parents => "copy-parents",
+    copy_parents_exclude => "copy-parents-exclude",
     copy_from_exclude => "copy-from-exclude",
     copy_from_image_stage_chain => "copy-from-image-stage-chain",
     copy_from_stage => "copy-from-stage",
