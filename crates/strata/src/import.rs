@@ -231,8 +231,12 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
     {
         bail!("the import path `{bad}` contains `..`");
     }
-    let mut entries =
-        merged::walk(lowers, add).with_context(|| format!("read {add} of the source image"))?;
+    let start = import.parents_pattern.as_deref().map(literal_start);
+    let mut entries = match start.filter(|s| !s.is_empty()) {
+        Some(start) => walk_from(lowers, add, &start),
+        _ => merged::walk(lowers, add),
+    }
+    .with_context(|| format!("read {add} of the source image"))?;
     // werf's import copies a directory with rsync as `add/`: the destination takes the
     // source directory's owner (or the import's), mode and times, whether it existed or
     // not. A Dockerfile's `COPY --from` copies the content only (`dest_parents`).
@@ -253,7 +257,12 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
             }
         }
     }
-    if entries.is_empty() {
+    // `--parents` walks only below its pattern's start, which may be missing.
+    let missing = match import.parents_pattern {
+        Some(_) => merged::lookup(lowers, add)?.is_none(),
+        None => entries.is_empty(),
+    };
+    if missing {
         bail!(
             "`{add}` does not exist in {}, the image imported from",
             source.name
@@ -303,6 +312,52 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
         .into_iter()
         .filter(|e| e.path.is_empty() || needed.contains(&e.path))
         .collect())
+}
+
+/// The components of a `--parents` pattern before its first with a wildcard (all of them
+/// when it has none): nothing the pattern takes lies elsewhere.
+fn literal_start(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .take_while(|part| !part.contains(['*', '?', '[', '\\']))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// [`merged::walk`] of `add` narrowed to its path `start` (relative to it) and what is below:
+/// the directories on the way to `start`, `start` itself and, a directory, all below it,
+/// each relative to `add`. Nothing when a component on the way is not a directory (a copy
+/// never descends into one).
+fn walk_from(lowers: &[PathBuf], add: &str, start: &str) -> std::io::Result<Vec<MergedEntry>> {
+    let base = add.trim_end_matches('/');
+    let mut entries = Vec::new();
+    let mut path = String::new();
+    for part in start.split('/') {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(part);
+        let Some(source) = merged::lookup(lowers, &format!("{base}/{path}"))? else {
+            return Ok(Vec::new());
+        };
+        let meta = std::fs::symlink_metadata(&source)?;
+        let is_dir = meta.is_dir();
+        entries.push(MergedEntry {
+            path: path.clone(),
+            source,
+            meta,
+        });
+        if !is_dir && path != start {
+            return Ok(Vec::new());
+        }
+    }
+    if entries.last().is_some_and(|e| e.meta.is_dir()) {
+        for mut e in merged::walk(lowers, &format!("{base}/{start}"))? {
+            e.path = format!("{start}/{}", e.path);
+            entries.push(e);
+        }
+    }
+    Ok(entries)
 }
 
 /// The checksum of the files an import copies: paths, types, modes, owners and contents.

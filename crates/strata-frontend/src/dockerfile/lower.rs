@@ -2340,8 +2340,9 @@ impl<'a> Lowering<'a> {
     /// pattern (moby's `patternmatcher`, as `--exclude`) matched below it, and so are the
     /// `--exclude` patterns. What they take lands at its path below that root under `dest`,
     /// with the directories above it copied too (their own metadata, fsutil's
-    /// `createParentDirs`). Only a source without wildcards must exist (`RequiredPaths`);
-    /// one whose wildcards match nothing copies nothing.
+    /// `createParentDirs`) and the destination made when missing. Only a source without
+    /// wildcards must exist (`RequiredPaths`); one whose wildcards match nothing copies
+    /// nothing else.
     #[allow(clippy::too_many_arguments)]
     fn parents_source(
         &self,
@@ -2386,7 +2387,8 @@ impl<'a> Lowering<'a> {
                 self.take(vec![(root.clone(), target)], span, false, entries)?;
                 continue;
             }
-            let mut found = Vec::new();
+            // The root's content is copied: the destination is only made when missing.
+            let mut found = vec![(root.clone(), dest.to_string())];
             let mut taken = std::collections::HashSet::new();
             context_files::walk(&self.options.context, &root, &mut |p, is_dir| {
                 let s = p.to_string_lossy();
@@ -2419,7 +2421,7 @@ impl<'a> Lowering<'a> {
                         .all(|(part, fixed)| part.to_str() == Some(fixed))
             })
             .map_err(|e| context_error(&e, Some(span)))?;
-            self.take(found, span, false, entries)?;
+            self.take(found, span, true, entries)?;
         }
         Ok(())
     }
