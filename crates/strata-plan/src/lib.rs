@@ -552,6 +552,13 @@ pub struct Import {
     /// itself (BuildKit's copy matches the paths below its source).
     #[serde(default)]
     pub exclude_patterns: Vec<String>,
+    /// A Dockerfile's `COPY --from --parents`: the source's part after its first `/./` (all
+    /// of it when it has none, `add` then being `/`), an include pattern (moby's
+    /// `patternmatcher`, relative to `add`, as `exclude_patterns`). What it takes lands at its
+    /// path below `add` under `to`, the directories above it with their own metadata
+    /// (BuildKit's copy with `IncludePatterns`).
+    #[serde(default)]
+    pub parents_pattern: Option<String>,
 }
 
 /// A directory mounted into a stage's build containers, never part of the image.

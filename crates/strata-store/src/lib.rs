@@ -420,6 +420,16 @@ impl LocalStore {
         self.root.join("git")
     }
 
+    /// Where `ADD <url>` downloads are remembered between builds (`downloads/`: a directory
+    /// per URL with the validators of its last responses and their files, which the next
+    /// build's conditional request reuses on `304 Not Modified`). Not created here; neither
+    /// gc nor `store check` reads it, as it is only a cache no stage or image names: every
+    /// use hashes a file against the digest its record names and downloads it again when
+    /// it is missing or differs, so removing any of it costs a download, never a wrong file.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.root.join("downloads")
+    }
+
     /// The directory of the build context's pinned copies, kept between builds (the
     /// Dockerfile frontend's `Pins`); [`LocalStore::gc`] removes those no build links.
     pub fn pins_dir(&self) -> PathBuf {

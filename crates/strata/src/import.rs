@@ -94,15 +94,31 @@ pub(crate) fn source_layers(
 const SYSTEM_DIRS: [&str; 5] = ["proc", "sys", "dev", "run", ".werf"];
 
 /// The entries an import takes: relative to its `add`, or for a `COPY --from` wildcard that
-/// matches several paths, relative to the destination directory (a matched file under its
-/// name, a matched directory's content, as BuildKit's copy with `CopyDirContentsOnly`).
+/// matches several paths and for `--parents`, relative to the destination directory (a
+/// matched file under its name, a matched directory's content, as BuildKit's copy with
+/// `CopyDirContentsOnly`).
 fn selected(
     source: &Source,
     import: &Import,
     matches: &[(String, String)],
 ) -> anyhow::Result<Vec<MergedEntry>> {
-    if let [(_, one)] = matches {
+    if let [(_, one)] = matches
+        && import.parents_pattern.is_none()
+    {
         return selected_at(source, import, one);
+    }
+    // `--parents`: a source without wildcards must exist (BuildKit's `RequiredPaths`).
+    if let Some(pattern) = &import.parents_pattern
+        && !has_wildcard(&import.add)
+        && !has_wildcard(pattern)
+    {
+        let required = format!("{}/{pattern}", import.add.trim_end_matches('/'));
+        if merged::lookup(&source.lowers, &required)?.is_none() {
+            bail!(
+                "`{required}` does not exist in {}, the image copied from",
+                source.name
+            );
+        }
     }
     let mut entries = Vec::new();
     for (name, add) in matches {
@@ -169,7 +185,8 @@ fn sources(source: &Source, import: &Import) -> anyhow::Result<Vec<(String, Stri
         .into_iter()
         .map(|path| Ok((name(&path), follow_links(&source.lowers, &path)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if matches.is_empty() {
+    // `--parents` copies nothing for wildcards that match nothing (`AllowEmptyWildcard`).
+    if matches.is_empty() && import.parents_pattern.is_none() {
         bail!(
             "`{}` matches nothing in {}, the image copied from",
             import.add,
@@ -214,8 +231,12 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
     {
         bail!("the import path `{bad}` contains `..`");
     }
-    let mut entries =
-        merged::walk(lowers, add).with_context(|| format!("read {add} of the source image"))?;
+    let start = import.parents_pattern.as_deref().map(literal_start);
+    let mut entries = match start.filter(|s| !s.is_empty()) {
+        Some(start) => walk_from(lowers, add, &start),
+        _ => merged::walk(lowers, add),
+    }
+    .with_context(|| format!("read {add} of the source image"))?;
     // werf's import copies a directory with rsync as `add/`: the destination takes the
     // source directory's owner (or the import's), mode and times, whether it existed or
     // not. A Dockerfile's `COPY --from` copies the content only (`dest_parents`).
@@ -236,7 +257,12 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
             }
         }
     }
-    if entries.is_empty() {
+    // `--parents` walks only below its pattern's start, which may be missing.
+    let missing = match import.parents_pattern {
+        Some(_) => merged::lookup(lowers, add)?.is_none(),
+        None => entries.is_empty(),
+    };
+    if missing {
         bail!(
             "`{add}` does not exist in {}, the image imported from",
             source.name
@@ -247,9 +273,16 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
     // with what is below it, unless an exception takes some of it back).
     let excluded = DockerIgnore::exclude_patterns(&import.exclude_patterns)
         .map_err(|e| anyhow::anyhow!("--exclude: {e}"))?;
+    // `--parents`: what its pattern takes, matched as the `--exclude` patterns are.
+    let included = import
+        .parents_pattern
+        .as_ref()
+        .map(|p| DockerIgnore::exclude_patterns(std::slice::from_ref(p)))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--parents: {e}"))?;
     // werf's import server never serves the source's system directories (rsync's `exclude =
     // /proc /sys /dev /run /.werf`, pkg/build/import_server/rsync_server.go).
-    let whole_image = add.trim_matches('/').is_empty();
+    let whole_image = add.trim_matches('/').is_empty() && included.is_none();
     let system = |path: &str| {
         whole_image
             && SYSTEM_DIRS
@@ -263,6 +296,7 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
             && !system(&e.path)
             && filter.matches(&e.path)
             && !excluded.is_excluded(&e.path)
+            && included.as_ref().is_none_or(|i| i.is_excluded(&e.path))
         {
             let mut p = e.path.as_str();
             needed.insert(p.to_string());
@@ -278,6 +312,52 @@ fn selected_at(source: &Source, import: &Import, add: &str) -> anyhow::Result<Ve
         .into_iter()
         .filter(|e| e.path.is_empty() || needed.contains(&e.path))
         .collect())
+}
+
+/// The components of a `--parents` pattern before its first with a wildcard (all of them
+/// when it has none): nothing the pattern takes lies elsewhere.
+fn literal_start(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .take_while(|part| !part.contains(['*', '?', '[', '\\']))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// [`merged::walk`] of `add` narrowed to its path `start` (relative to it) and what is below:
+/// the directories on the way to `start`, `start` itself and, a directory, all below it,
+/// each relative to `add`. Nothing when a component on the way is not a directory (a copy
+/// never descends into one).
+fn walk_from(lowers: &[PathBuf], add: &str, start: &str) -> std::io::Result<Vec<MergedEntry>> {
+    let base = add.trim_end_matches('/');
+    let mut entries = Vec::new();
+    let mut path = String::new();
+    for part in start.split('/') {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(part);
+        let Some(source) = merged::lookup(lowers, &format!("{base}/{path}"))? else {
+            return Ok(Vec::new());
+        };
+        let meta = std::fs::symlink_metadata(&source)?;
+        let is_dir = meta.is_dir();
+        entries.push(MergedEntry {
+            path: path.clone(),
+            source,
+            meta,
+        });
+        if !is_dir && path != start {
+            return Ok(Vec::new());
+        }
+    }
+    if entries.last().is_some_and(|e| e.meta.is_dir()) {
+        for mut e in merged::walk(lowers, &format!("{base}/{start}"))? {
+            e.path = format!("{start}/{}", e.path);
+            entries.push(e);
+        }
+    }
+    Ok(entries)
 }
 
 /// The checksum of the files an import copies: paths, types, modes, owners and contents.
@@ -370,7 +450,12 @@ pub fn write(
         .map_err(|e| anyhow::anyhow!("--chmod: {e}"))?;
     let to = to_dir.trim_matches('/');
     if import.dest_parents && !to.is_empty() {
-        crate::copy::Dirs::new(lowers, owner).parents(&mut tar, to)?;
+        // `--parents` copies below the destination, which is made as a missing parent is.
+        let made = match import.parents_pattern {
+            Some(_) => format!("{to}/"),
+            None => to.to_string(),
+        };
+        crate::copy::Dirs::new(lowers, owner).parents(&mut tar, &made)?;
     }
     for e in entries {
         let target = match (to.is_empty(), e.path.is_empty()) {

@@ -185,6 +185,7 @@ case_tests! {
     copy_link: "copy-link",
     copy_multi_src: "copy-multi-src",
     copy_parents: "copy-parents",
+    copy_parents_exclude: "copy-parents-exclude",
     copy_through_image_symlinks: "copy-through-image-symlinks",
     dockerignore: "dockerignore",
     entrypoint_resets_cmd: "entrypoint-resets-cmd",
@@ -573,6 +574,241 @@ fn add_url_downloads_with_buildkits_attributes() {
         stderr.contains(&format!("ADD http://{addr}/missing")) && stderr.contains("404"),
         "{stderr}"
     );
+}
+
+/// One request the revalidating server answered: the path, its `If-None-Match` and
+/// `If-Modified-Since`, and the status sent.
+#[derive(Clone, Debug)]
+struct Asked {
+    path: String,
+    if_none_match: Option<String>,
+    if_modified_since: Option<String>,
+    status: u16,
+}
+
+/// What the revalidating server serves: the body and the ETag of `/etag/...` (with a
+/// `Last-Modified` too), `/dated/...` with a `Last-Modified` only, `/plain/...` with no
+/// validator; and every request it answered.
+#[derive(Default)]
+struct Served {
+    body: String,
+    etag: String,
+    asked: Vec<Asked>,
+}
+
+/// An HTTP server on 127.0.0.1 that answers conditional requests as a real one does: `304`
+/// when `If-None-Match` names the current ETag of `/etag/...` or `If-Modified-Since` is the
+/// `Last-Modified` of `/dated/...`. Returns its address.
+fn serve_validators(served: std::sync::Arc<std::sync::Mutex<Served>>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    const DATE: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let (mut if_none_match, mut if_modified_since) = (None, None);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 2 {
+                if let Some((name, value)) = line.trim_end().split_once(':') {
+                    let value = Some(value.trim().to_string());
+                    match name.to_ascii_lowercase().as_str() {
+                        "if-none-match" => if_none_match = value,
+                        "if-modified-since" => if_modified_since = value,
+                        _ => {}
+                    }
+                }
+                line.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or_default().to_string();
+            let mut served = served.lock().unwrap();
+            let etag = format!("\"{}\"", served.etag);
+            let (status, headers) = if path.starts_with("/etag/") {
+                let known = if_none_match
+                    .as_deref()
+                    .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+                let status = if known { 304 } else { 200 };
+                (status, format!("ETag: {etag}\r\nLast-Modified: {DATE}\r\n"))
+            } else if path.starts_with("/dated/") {
+                let status = match if_modified_since.as_deref() {
+                    Some(DATE) => 304,
+                    _ => 200,
+                };
+                (status, format!("Last-Modified: {DATE}\r\n"))
+            } else {
+                (200, String::new())
+            };
+            let response = match status {
+                304 => format!("HTTP/1.1 304 Not Modified\r\n{headers}Connection: close\r\n\r\n"),
+                _ => format!(
+                    "HTTP/1.1 200 OK\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    served.body.len(),
+                    served.body
+                ),
+            };
+            served.asked.push(Asked {
+                path,
+                if_none_match,
+                if_modified_since,
+                status,
+            });
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    addr
+}
+
+/// `ADD <url>` revalidates as BuildKit's http source: the next build asks with the ETags it
+/// remembers (`If-None-Match`) or the date (`If-Modified-Since`), a `304` reuses the
+/// remembered file and so the cached step, a changed file is downloaded, a server without
+/// validators is asked in full each time, and a remembered file that went bad is downloaded
+/// again, never used.
+#[test]
+fn add_url_revalidates_with_etags() {
+    let env = Env::new();
+    let served = std::sync::Arc::new(std::sync::Mutex::new(Served {
+        body: "one\n".into(),
+        etag: "v1".into(),
+        asked: Vec::new(),
+    }));
+    let addr = serve_validators(served.clone());
+    let dir = env.work.path().join("revalidate");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sum = |body: &str| strata_digest::Digest::of(body.as_bytes()).to_string();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM busybox:latest\n\
+             ADD --checksum={} http://{addr}/etag/e.txt /e.txt\n\
+             ADD http://{addr}/dated/d.txt /d.txt\n\
+             ADD http://{addr}/plain/p.txt /p.txt\n",
+            sum("one\n")
+        ),
+    )
+    .unwrap();
+    // Runs a build and returns what the server was asked during it, and the built lines.
+    let build_once = |tag: &str| {
+        let out = build(&env, &dir, tag, &[]);
+        let asked = std::mem::take(&mut served.lock().unwrap().asked);
+        (out, asked)
+    };
+    let summary = |asked: &[Asked]| -> Vec<(String, u16)> {
+        asked.iter().map(|a| (a.path.clone(), a.status)).collect()
+    };
+    let paths = |statuses: [u16; 3]| -> Vec<(String, u16)> {
+        ["/etag/e.txt", "/dated/d.txt", "/plain/p.txt"]
+            .iter()
+            .zip(statuses)
+            .map(|(p, s)| (p.to_string(), s))
+            .collect()
+    };
+
+    let (out, asked) = build_once("reval");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary(&asked), paths([200, 200, 200]));
+    assert!(
+        asked
+            .iter()
+            .all(|a| a.if_none_match.is_none() && a.if_modified_since.is_none())
+    );
+
+    // Unchanged: asked conditionally, 304s, every step reused.
+    let (out, asked) = build_once("reval");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary(&asked), paths([304, 304, 200]));
+    assert_eq!(asked[0].if_none_match.as_deref(), Some("\"v1\""));
+    assert_eq!(
+        asked[1].if_modified_since.as_deref(),
+        Some("Wed, 21 Oct 2015 07:28:00 GMT")
+    );
+    assert!(asked[2].if_none_match.is_none() && asked[2].if_modified_since.is_none());
+    assert_eq!(built_lines(&out), Vec::<String>::new());
+    assert_eq!(
+        words(&env.run_sh("reval", "cat /e.txt /d.txt /p.txt; stat -c %Y /e.txt")),
+        words("one one one 1445412480")
+    );
+
+    // Changed on the server: downloaded (200), the new content copied; both ETags asked
+    // about on the next build, which reuses the new file. --checksum is verified on both
+    // paths: the old checksum fails the changed download.
+    {
+        let mut s = served.lock().unwrap();
+        s.body = "two\n".into();
+        s.etag = "v2".into();
+    }
+    let (out, asked) = build_once("reval");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the checksum is {}", sum("two\n"))),
+        "{stderr}"
+    );
+    assert_eq!(asked[0].status, 200);
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM busybox:latest\n\
+             ADD --checksum={} http://{addr}/etag/e.txt /e.txt\n\
+             ADD http://{addr}/plain/p.txt /p.txt\n",
+            sum("two\n")
+        ),
+    )
+    .unwrap();
+    let (out, asked) = build_once("reval2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let etags = asked[0].if_none_match.clone().unwrap_or_default();
+    assert!(
+        etags.contains("\"v1\"") && etags.contains("\"v2\""),
+        "{etags}"
+    );
+    assert_eq!(asked[0].status, 304);
+    assert_eq!(
+        words(&env.run_sh("reval2", "cat /e.txt /p.txt")),
+        words("two two")
+    );
+
+    // A remembered file that no longer hashes to its digest is never used: after the 304 it
+    // is downloaded again in full, and the step is still reused (same content).
+    let downloads = env.store.path().join("downloads");
+    for url_dir in std::fs::read_dir(&downloads).unwrap() {
+        for file in std::fs::read_dir(url_dir.unwrap().path()).unwrap() {
+            let file = file.unwrap().path();
+            if file.file_name().unwrap() != "record.json" {
+                std::fs::write(&file, "tampered\n").unwrap();
+            }
+        }
+    }
+    let (out, asked) = build_once("reval2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        summary(&asked)[..2],
+        [
+            ("/etag/e.txt".to_string(), 304),
+            ("/etag/e.txt".to_string(), 200)
+        ]
+    );
+    assert!(asked[1].if_none_match.is_none());
+    assert_eq!(built_lines(&out), Vec::<String>::new());
+    assert_eq!(words(&env.run_sh("reval2", "cat /e.txt")), words("two"));
 }
 
 /// docker's `--label K=V` lands on the target's config (after the Dockerfile's own labels),

@@ -1848,20 +1848,21 @@ impl<'a> Lowering<'a> {
                 )));
             };
             let text = self.expand(word, scope)?;
-            let add = absolute("/", &text);
             // Wildcards are matched by the worker, in the source image's files.
+            // `--parents`: what is copied from is the path before the first `/./` (else `/`),
+            // the rest is matched below it (BuildKit's dispatchCopy).
+            let (add, parents_pattern) = match copy.parents {
+                true => {
+                    let (root, pattern) = parents_split(&text);
+                    self.include_pattern(&pattern, word.span)?;
+                    (absolute("/", root), Some(pattern))
+                }
+                false => (absolute("/", &text), None),
+            };
             // A trailing `/` tells the import that the destination is a directory: a file
             // lands inside it, a directory's content fills it (only the source image knows
             // which the source is).
-            // `--parents`: the source lands at its path (below its last `/./`) under the
-            // destination, the parents above it made as missing ones are.
-            let to = if copy.parents {
-                let kept = match text.rfind("/./") {
-                    Some(i) => absolute("/", &text[i + 3..]),
-                    None => add.clone(),
-                };
-                format!("{}{kept}", dest_abs.trim_end_matches('/'))
-            } else if is_dir_reference(&dest) || many {
+            let to = if is_dir_reference(&dest) || many || copy.parents {
                 format!("{}/", dest_abs.trim_end_matches('/'))
             } else {
                 dest_abs.clone()
@@ -1879,6 +1880,9 @@ impl<'a> Lowering<'a> {
             }
             if !exclude.is_empty() {
                 params.push(format!("exclude {exclude:?}"));
+            }
+            if let Some(pattern) = &parents_pattern {
+                params.push(format!("parents {pattern}"));
             }
             inputs.push(DigestInput::Import {
                 index: steps.len(),
@@ -1898,6 +1902,7 @@ impl<'a> Lowering<'a> {
                     dest_parents: true,
                     symbolic_mode: symbolic_mode.clone(),
                     exclude_patterns: exclude.clone(),
+                    parents_pattern,
                 }),
                 span: Some(copy.span),
             });
@@ -2000,6 +2005,17 @@ impl<'a> Lowering<'a> {
                 }
                 Source::Path(word) => {
                     let text = self.expand(word, scope)?;
+                    if parents {
+                        self.parents_source(
+                            &text,
+                            word.span,
+                            &dest_abs,
+                            &exclude,
+                            &mut entries,
+                            &mut missing,
+                        )?;
+                        continue;
+                    }
                     let matches = match self.matching(&text, word.span)? {
                         Matches::Found(paths) => paths,
                         Matches::Missing(rel, why) => {
@@ -2008,40 +2024,7 @@ impl<'a> Lowering<'a> {
                         }
                     };
                     let multiple = into_dir || matches.len() > 1 || text.contains(['*', '?', '[']);
-                    // `--parents`: the path is kept below its last `/./` (else all of it).
-                    let pivot = match text.rfind("/./") {
-                        Some(i) if parents => {
-                            self.context_path(&text[..i], Some(word.span), false)?
-                        }
-                        _ => PathBuf::new(),
-                    };
                     for rel in matches {
-                        if parents {
-                            let kept = rel.strip_prefix(&pivot).unwrap_or(&rel);
-                            let target =
-                                format!("{}/{}", dest_abs.trim_end_matches('/'), kept.display());
-                            let host = self.options.context.join(&rel);
-                            if host.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                                self.walk_dir(
-                                    &rel,
-                                    &target,
-                                    &exclude,
-                                    word.span,
-                                    false,
-                                    &mut entries,
-                                )?;
-                            } else {
-                                entries.push(CopyEntry {
-                                    source: self.pin(&rel, word.span)?,
-                                    inline: None,
-                                    target,
-                                    contents_only: false,
-                                    mode: None,
-                                    hardlink: None,
-                                });
-                            }
-                            continue;
-                        }
                         let host = self.options.context.join(&rel);
                         let meta = std::fs::symlink_metadata(&host).map_err(|e| {
                             Box::new(Diagnostic::new(
@@ -2097,14 +2080,7 @@ impl<'a> Lowering<'a> {
                             continue;
                         }
                         if meta.is_dir() {
-                            self.walk_dir(
-                                &rel,
-                                &dest_abs,
-                                &exclude,
-                                word.span,
-                                true,
-                                &mut entries,
-                            )?;
+                            self.walk_dir(&rel, &dest_abs, &exclude, word.span, &mut entries)?;
                         } else {
                             let target = if multiple || dest.ends_with('/') {
                                 format!("{}/{name}", dest_abs.trim_end_matches('/'))
@@ -2306,16 +2282,14 @@ impl<'a> Lowering<'a> {
     }
 
     /// Every entry of a context directory (its content lands at `target`), minus what
-    /// `.dockerignore` and `COPY --exclude` exclude, each pinned into the snapshot. With
-    /// `contents_only` the directory itself is not copied, only made when missing (`COPY
-    /// dir/ /dest/`); else it is, with its mode (`COPY --parents`).
+    /// `.dockerignore` and `COPY --exclude` exclude, each pinned into the snapshot. The
+    /// directory itself is not copied, only made when missing (`COPY dir/ /dest/`).
     fn walk_dir(
         &self,
         rel: &Path,
         target: &str,
         exclude: &DockerIgnore,
         span: Span,
-        contents_only: bool,
         entries: &mut Vec<CopyEntry>,
     ) -> Result<()> {
         let found = tree(
@@ -2326,6 +2300,20 @@ impl<'a> Lowering<'a> {
             Some(&self.ignore),
         )
         .map_err(|e| context_error(&e, Some(span)))?;
+        self.take(found, span, true, entries)
+    }
+
+    /// Pins the context entries `found` (each with the image path it lands at), parents
+    /// before their children, and adds them to `entries`; a file with more than one link
+    /// becomes a hardlink to its first entry. With `contents_only` the first entry, a
+    /// directory, is only made when missing, not copied.
+    fn take(
+        &self,
+        found: Vec<(PathBuf, String)>,
+        span: Span,
+        contents_only: bool,
+        entries: &mut Vec<CopyEntry>,
+    ) -> Result<()> {
         // The first entry of each file with more than one link, by (device, inode).
         let mut inodes = std::collections::HashMap::new();
         for (i, (rel, target)) in found.into_iter().enumerate() {
@@ -2351,6 +2339,109 @@ impl<'a> Lowering<'a> {
             });
         }
         Ok(())
+    }
+
+    /// A `COPY --parents` source of the context, as BuildKit's dispatchCopy turns it into a
+    /// copy: what is copied from is the path before its first `/./` (links followed; with
+    /// wildcards, each directory they match), else the context's root; the rest is an include
+    /// pattern (moby's `patternmatcher`, as `--exclude`) matched below it, and so are the
+    /// `--exclude` patterns. What they take lands at its path below that root under `dest`,
+    /// with the directories above it copied too (their own metadata, fsutil's
+    /// `createParentDirs`) and the destination made when missing. Only a source without
+    /// wildcards must exist (`RequiredPaths`); one whose wildcards match nothing copies
+    /// nothing else.
+    #[allow(clippy::too_many_arguments)]
+    fn parents_source(
+        &self,
+        text: &str,
+        span: Span,
+        dest: &str,
+        exclude: &DockerIgnore,
+        entries: &mut Vec<CopyEntry>,
+        missing: &mut Vec<(String, String, Span)>,
+    ) -> Result<()> {
+        let (root, pattern) = parents_split(text);
+        let include = self.include_pattern(&pattern, span)?;
+        if !has_wildcards(text)
+            && let Matches::Missing(rel, why) = self.matching(text, span)?
+        {
+            missing.push((rel, why, span));
+            return Ok(());
+        }
+        let roots = match self.matching(root, span)? {
+            Matches::Found(found) => found,
+            Matches::Missing(..) if has_wildcards(root) => Vec::new(),
+            Matches::Missing(rel, why) => {
+                missing.push((rel, why, span));
+                return Ok(());
+            }
+        };
+        // The include pattern's components before its first wildcard: no path that leaves
+        // them can match, so the walk need not enter it.
+        let fixed: Vec<&str> = pattern
+            .split('/')
+            .take_while(|part| !part.contains(['*', '?', '[', '\\']))
+            .collect();
+        let top = dest.trim_end_matches('/');
+        for root in roots {
+            let root = self.context_path(&root.to_string_lossy(), Some(span), true)?;
+            let host = self.options.context.join(&root);
+            if !host.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                // A file the root's wildcards matched is copied itself (the copy's
+                // source, which no pattern matches).
+                let name = root.file_name().unwrap_or_default().to_string_lossy();
+                let target = format!("{top}/{name}");
+                self.take(vec![(root.clone(), target)], span, false, entries)?;
+                continue;
+            }
+            // The root's content is copied: the destination is only made when missing.
+            let mut found = vec![(root.clone(), dest.to_string())];
+            let mut taken = std::collections::HashSet::new();
+            context_files::walk(&self.options.context, &root, &mut |p, is_dir| {
+                let s = p.to_string_lossy();
+                if self.ignore.is_excluded(&s) {
+                    return is_dir && self.ignore.may_include_below(&s);
+                }
+                let below = p.strip_prefix(&root).unwrap_or(p);
+                let below_str = below.to_string_lossy();
+                if exclude.is_excluded(&below_str) {
+                    return is_dir && exclude.may_include_below(&below_str);
+                }
+                if include.is_excluded(&below_str) {
+                    let mut above: Vec<&Path> = below
+                        .ancestors()
+                        .skip(1)
+                        .filter(|a| !a.as_os_str().is_empty())
+                        .collect();
+                    above.reverse();
+                    for dir in above.into_iter().chain([below]) {
+                        if taken.insert(dir.to_path_buf()) {
+                            found.push((root.join(dir), format!("{top}/{}", dir.display())));
+                        }
+                    }
+                    return is_dir;
+                }
+                is_dir
+                    && below
+                        .iter()
+                        .zip(&fixed)
+                        .all(|(part, fixed)| part.to_str() == Some(fixed))
+            })
+            .map_err(|e| context_error(&e, Some(span)))?;
+            self.take(found, span, true, entries)?;
+        }
+        Ok(())
+    }
+
+    /// The include pattern of a `COPY --parents` source, read as BuildKit's copy reads its
+    /// `IncludePatterns` (`patternmatcher.New`, like `--exclude`'s).
+    fn include_pattern(&self, pattern: &str, span: Span) -> Result<DockerIgnore> {
+        DockerIgnore::exclude_patterns(&[pattern.to_string()]).map_err(|e| {
+            Box::new(Diagnostic::new(
+                format!("bad wildcard `{pattern}`: {e}"),
+                Some(span),
+            ))
+        })
     }
 
     /// Whether the context has an entry at `rel` (a link counts, it is not followed); an error
@@ -2466,6 +2557,31 @@ fn checksum(root: &Path, entries: &[CopyEntry]) -> std::io::Result<String> {
         h.end();
     }
     Ok(h.finish())
+}
+
+/// A `COPY --parents` source split as BuildKit's dispatchCopy splits it: the path it is
+/// copied from (before the first `/./`, else the root) and the include pattern below it
+/// (cleaned, relative).
+fn parents_split(text: &str) -> (&str, String) {
+    let (root, pattern) = text.split_once("/./").unwrap_or(("/", text));
+    let pattern = absolute("/", pattern).trim_start_matches('/').to_string();
+    (if root.is_empty() { "/" } else { root }, pattern)
+}
+
+/// Whether a source has wildcards: `*`, `?` or `[` not escaped by a `\` (BuildKit's
+/// `containsWildcards`).
+fn has_wildcards(text: &str) -> bool {
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// What a COPY source names in the build context.

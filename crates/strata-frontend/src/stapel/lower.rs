@@ -658,6 +658,7 @@ fn imports_stage(image: &ImageConfig, sources: &[usize], point: ImportPoint) -> 
             dest_parents: false,
             symbolic_mode: None,
             exclude_patterns: Vec::new(),
+            parents_pattern: None,
         };
         inputs.push(DigestInput::Import {
             index: steps.len(),

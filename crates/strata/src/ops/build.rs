@@ -428,7 +428,7 @@ fn load_plan(
                         NamedContext::Image(manifest.to_string())
                     }
                     NamedContext::Url(url) => NamedContext::Dir(
-                        downloaded_context(sources, url)
+                        downloaded_context(sources, &ctx.store.downloads_dir(), url)
                             .with_context(|| format!("--build-context {name}={url}"))?,
                     ),
                     NamedContext::Git(git) => {
@@ -458,6 +458,7 @@ fn load_plan(
                 Downloads {
                     dir: sources.to_path_buf(),
                     git_cache: ctx.store.git_cache_dir(),
+                    remembered: ctx.store.downloads_dir(),
                 },
             )));
             df.snapshot = Some(snapshot_dirs(ctx, sources));
@@ -512,13 +513,15 @@ fn snapshot_dirs(
 }
 
 /// Downloads the file of `--build-context NAME=URL` into a directory of its own under
-/// `downloads`, as the one file `context` with mode 0600 (BuildKit's http source).
+/// `downloads`, as the one file `context` with mode 0600 (BuildKit's http source); revalidated
+/// against what the store's `remembered` downloads keep of the URL.
 fn downloaded_context(
     downloads: &std::path::Path,
+    remembered: &std::path::Path,
     url: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
-    let (dir, name) = crate::download::fetch(downloads, url, None)?;
+    let (dir, name) = crate::download::fetch(downloads, url, None, Some(remembered))?;
     let file = dir.join("context");
     std::fs::rename(dir.join(&name), &file)
         .with_context(|| format!("rename the download {name} to {}", file.display()))?;
@@ -559,10 +562,12 @@ impl strata_frontend::dockerfile::ResolveBase for Bases<'_> {
 }
 
 /// Where a Dockerfile build's `ADD` sources go: downloads and checkouts into `dir` (a
-/// scratch dir of the build), remote repositories cached in the store's `git_cache`.
+/// scratch dir of the build), remote repositories cached in the store's `git_cache`, the
+/// responses of URLs and their files in its `remembered` downloads.
 struct Downloads {
     dir: std::path::PathBuf,
     git_cache: std::path::PathBuf,
+    remembered: std::path::PathBuf,
 }
 
 impl strata_frontend::dockerfile::Fetch for Downloads {
@@ -571,7 +576,8 @@ impl strata_frontend::dockerfile::Fetch for Downloads {
         url: &str,
         checksum: Option<&str>,
     ) -> Result<(std::path::PathBuf, String), String> {
-        crate::download::fetch(&self.dir, url, checksum).map_err(|e| format!("{e:#}"))
+        crate::download::fetch(&self.dir, url, checksum, Some(&self.remembered))
+            .map_err(|e| format!("{e:#}"))
     }
 
     fn checkout(
