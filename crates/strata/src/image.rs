@@ -319,11 +319,32 @@ pub fn with_clamped_times(
     image: &StoredImage,
     epoch: i64,
 ) -> anyhow::Result<Digest> {
+    clamp_times(store, image, epoch, true)
+}
+
+/// The manifest of `image` with only its config's and history's creation times clamped to
+/// `epoch`, as [`with_clamped_times`] clamps them: what BuildKit's exporter does with a
+/// build's `SOURCE_DATE_EPOCH` build argument without `rewrite-timestamp` (the layers stay
+/// as built). `image` itself when nothing changes.
+pub fn with_clamped_config_times(
+    store: &LocalStore,
+    image: &StoredImage,
+    epoch: i64,
+) -> anyhow::Result<Digest> {
+    clamp_times(store, image, epoch, false)
+}
+
+fn clamp_times(
+    store: &LocalStore,
+    image: &StoredImage,
+    epoch: i64,
+    layers_too: bool,
+) -> anyhow::Result<Digest> {
     let seconds = u64::try_from(epoch).unwrap_or(0);
     let mut manifest = image.manifest.clone();
     let mut config = image.config.clone();
     for (n, layer) in image.layer_records().iter().enumerate() {
-        if !layer.is_plain() {
+        if !layers_too || !layer.is_plain() {
             continue;
         }
         let tar = layer_tar(store, layer)?;

@@ -1190,3 +1190,59 @@ fn a_build_context_names_an_oci_layout() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has no image sha256:000"), "{stderr}");
 }
+
+/// A `SOURCE_DATE_EPOCH` build argument clamps the image's config and history creation times
+/// to it, as BuildKit's exporter does, but neither its layers' file times (that is
+/// `rewrite-timestamp=true`) nor the cache: the same build without it reuses the stage and is
+/// stamped as built.
+#[test]
+fn a_source_date_epoch_build_argument_clamps_the_config_times() {
+    const EPOCH: u64 = 1_000_000_000;
+    let env = Env::new();
+    let dir = context(
+        &env,
+        "epoch",
+        &format!("FROM busybox:latest\nRUN mkdir /made && {STAMP} > /made/file\n"),
+    );
+    let export = |name: &str, extra: &[&str]| {
+        let layout = env.work.path().join(name);
+        let output = format!("type=oci,tar=false,dest={}", layout.display());
+        let mut args = vec!["-t", "epoch", "-o", &output];
+        args.extend_from_slice(extra);
+        build(&env, &dir, &args);
+        let json = |path: PathBuf| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        };
+        let blob = |digest: &serde_json::Value| {
+            let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+            layout.join("blobs/sha256").join(hex)
+        };
+        let index = json(layout.join("index.json"));
+        let manifest = json(blob(&index["manifests"][0]["digest"]));
+        let config = json(blob(&manifest["config"]["digest"]));
+        let made = blob(&manifest["layers"][1]["digest"]);
+        (
+            config,
+            manifest["layers"][1]["digest"].clone(),
+            layer_mtimes(&made),
+        )
+    };
+    let arg = format!("SOURCE_DATE_EPOCH={EPOCH}");
+    let (clamped, clamped_layer, clamped_times) = export("clamped", &["--build-arg", &arg]);
+    assert_eq!(clamped["created"], "2001-09-09T01:46:40Z", "{clamped}");
+    let history = clamped["history"].as_array().unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|h| h["created"] == "2001-09-09T01:46:40Z"),
+        "{clamped}"
+    );
+    assert!(
+        clamped_times.iter().any(|(_, t)| *t > EPOCH),
+        "the layer keeps its times: {clamped_times:?}"
+    );
+    let (built, built_layer, _) = export("built", &[]);
+    assert_eq!(built_layer, clamped_layer, "the stage is reused");
+    assert_ne!(built["created"], "2001-09-09T01:46:40Z", "{built}");
+    assert_eq!(built["rootfs"], clamped["rootfs"]);
+}

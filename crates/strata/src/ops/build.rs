@@ -645,7 +645,17 @@ fn build_plan(
                 .map_err(BuildError::Other)?;
         }
     }
-    tag_images(ctx, plan, solution).map_err(BuildError::Other)
+    let epoch = super::output::source_date_epoch(dockerfile_build_args(options));
+    tag_images(ctx, plan, solution, epoch).map_err(BuildError::Other)
+}
+
+/// The `--build-arg`s of a Dockerfile build (a stapel build has none).
+fn dockerfile_build_args(options: &BuildOptions) -> &[(String, String)] {
+    options
+        .dockerfile
+        .as_ref()
+        .map(|(_, dockerfile)| dockerfile.build_args.as_slice())
+        .unwrap_or_default()
 }
 
 /// Builds the images a build of `roots` waits for ([`Plan::ready`]) and returns their values by name,
@@ -967,12 +977,7 @@ fn write_outputs(
     options: &BuildOptions,
     progress: &dyn Sink,
 ) -> anyhow::Result<()> {
-    let build_args = options
-        .dockerfile
-        .as_ref()
-        .map(|(_, dockerfile)| dockerfile.build_args.as_slice())
-        .unwrap_or_default();
-    let epoch = super::output::source_date_epoch(build_args);
+    let epoch = super::output::source_date_epoch(dockerfile_build_args(options));
     for output in &options.outputs {
         for image in report.images.iter().filter(|i| i.tag.is_some()) {
             let tag = image.tag.as_deref().expect("filtered on a tag");
@@ -1027,11 +1032,15 @@ pub enum BuildError {
     Other(anyhow::Error),
 }
 
-/// Points each final image's tag at its last stage.
+/// Points each final image's tag at its last stage: at its image, or with `epoch` (a
+/// Dockerfile build's `SOURCE_DATE_EPOCH` build argument) at that image with its config's and
+/// history's creation times clamped to it, as BuildKit's exporter clamps them (the stage
+/// itself, and so the cache, keeps its times).
 fn tag_images(
     ctx: &Context,
     plan: &Plan,
     solution: strata_solver::Solution,
+    epoch: Option<i64>,
 ) -> anyhow::Result<BuildReport> {
     let mut images = Vec::new();
     let mut outcomes = solution.images;
@@ -1039,16 +1048,23 @@ fn tag_images(
     for outcome in outcomes {
         let image = &plan.images[outcome.index];
         let tag = image.is_final.then(|| tag_name(plan, &image.name));
+        let manifest = match (epoch, &tag) {
+            (Some(epoch), Some(_)) => {
+                let built = crate::image::StoredImage::load(&ctx.store, &outcome.state.manifest)?;
+                crate::image::with_clamped_config_times(&ctx.store, &built, epoch)?
+            }
+            _ => outcome.state.manifest,
+        };
         if let Some(tag) = &tag {
             let current = ctx.store.tag(tag)?;
             if current.as_ref().map(|t| (t.manifest, t.stage))
-                != Some((outcome.state.manifest, Some(outcome.state.digest)))
+                != Some((manifest, Some(outcome.state.digest)))
             {
                 let updated_unix = crate::unix_now();
                 ctx.store.set_tag(
                     tag,
                     &TagTarget {
-                        manifest: outcome.state.manifest,
+                        manifest,
                         stage: Some(outcome.state.digest),
                         updated_unix,
                     },
@@ -1058,7 +1074,7 @@ fn tag_images(
         images.push(BuiltImage {
             name: outcome.name,
             tag,
-            manifest: outcome.state.manifest,
+            manifest,
             stages: outcome.stages,
         });
     }
