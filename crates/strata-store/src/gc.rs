@@ -71,6 +71,8 @@ pub enum RemovedKind {
     Quarantined,
     /// A pinned copy of a context file no build links ([`LocalStore::pins_dir`]).
     Pin,
+    /// A URL's remembered downloads the policy let go ([`LocalStore::downloads_dir`]).
+    Download,
 }
 
 impl std::fmt::Display for RemovedKind {
@@ -84,6 +86,7 @@ impl std::fmt::Display for RemovedKind {
             RemovedKind::Conversion => "conversion",
             RemovedKind::Quarantined => "quarantined",
             RemovedKind::Pin => "pin",
+            RemovedKind::Download => "download",
         })
     }
 }
@@ -120,6 +123,9 @@ pub struct GcView {
     pub plain: BTreeMap<Digest, u64>,
     /// The conversions of each source blob (or plain layer), by digest: kept with their source.
     pub conversions: BTreeMap<Digest, BTreeSet<Digest>>,
+    /// The remembered downloads of each URL ([`LocalStore::downloads_dir`]), by the name of
+    /// their directory, with when a build last used them (their directory's time).
+    pub downloads: BTreeMap<String, std::time::SystemTime>,
 }
 
 impl GcView {
@@ -171,6 +177,8 @@ pub struct Keep {
     /// Failure records to keep (by id); the caller adds what they name to `blobs` and
     /// `snapshots`. An unreadable one is always kept.
     pub failures: BTreeSet<String>,
+    /// Remembered downloads to keep (names of [`GcView::downloads`]).
+    pub downloads: BTreeSet<String>,
 }
 
 fn gc_lock_path(store: &LocalStore) -> PathBuf {
@@ -407,6 +415,13 @@ impl LocalStore {
             for pin in unused_pins(&self.pins_dir())? {
                 doomed.push((RemovedKind::Pin, pin));
             }
+            for name in view
+                .downloads
+                .keys()
+                .filter(|n| !keep.downloads.contains(*n))
+            {
+                doomed.push((RemovedKind::Download, self.downloads_dir().join(name)));
+            }
             if options.quarantine {
                 let dir = self.dir("quarantine");
                 for name in fsutil::list_names(&dir, "listing for gc of")? {
@@ -493,8 +508,24 @@ impl LocalStore {
             tags: refs::tag_entries(self)?,
             failures: self.failure_entries()?,
             conversions: converted,
+            downloads: downloads(&self.downloads_dir())?,
         })
     }
+}
+
+/// The directories of remembered downloads under `dir`, with their times.
+fn downloads(dir: &Path) -> Result<BTreeMap<String, std::time::SystemTime>, Error> {
+    let mut found = BTreeMap::new();
+    if !dir.exists() {
+        return Ok(found);
+    }
+    for name in fsutil::list_names(dir, "listing for gc of")? {
+        let path = dir.join(&name);
+        let meta = fs::symlink_metadata(&path).map_err(io("stat for gc of", &path))?;
+        let used = meta.modified().map_err(io("mtime for gc of", &path))?;
+        found.insert(name, used);
+    }
+    Ok(found)
 }
 
 /// Takes `locks/.gc.lock` exclusively: no entry is created or held until it drops.

@@ -422,10 +422,12 @@ impl LocalStore {
 
     /// Where `ADD <url>` downloads are remembered between builds (`downloads/`: a directory
     /// per URL with the validators of its last responses and their files, which the next
-    /// build's conditional request reuses on `304 Not Modified`). Not created here; neither
-    /// gc nor `store check` reads it, as it is only a cache no stage or image names: every
-    /// use hashes a file against the digest its record names and downloads it again when
-    /// it is missing or differs, so removing any of it costs a download, never a wrong file.
+    /// build's conditional request reuses on `304 Not Modified`). Not created here; a cache
+    /// no stage or image names: every use hashes a file against the digest its record names
+    /// and downloads it again when it is missing or differs, so removing any of it costs a
+    /// download, never a wrong file. gc removes a URL's directory its caller does not keep
+    /// ([`Keep::downloads`], by the directory's time: its last use); `store check` does not
+    /// read it.
     pub fn downloads_dir(&self) -> PathBuf {
         self.root.join("downloads")
     }

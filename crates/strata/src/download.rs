@@ -43,7 +43,12 @@ pub fn fetch(
             .as_ref()
             .map(|c| c.copy_out(&response, &into.join(&name)))
         {
-            Some(Ok(true)) => (name, response.digest, response.last_modified),
+            Some(Ok(true)) => {
+                if let Some(cache) = &cache {
+                    cache.used();
+                }
+                (name, response.digest, response.last_modified)
+            }
             // Gone or changed: never trusted, downloaded again.
             _ => download(url, unconditional(url)?, &into, cache.as_ref())?,
         },
@@ -257,6 +262,13 @@ impl UrlCache {
             .and_then(|bytes| serde_json::from_slice::<Remembered>(&bytes).ok())
             .filter(|r| r.url == self.url)
             .unwrap_or_default()
+    }
+
+    /// Marks the URL's remembered downloads as used now (their directory's time, which gc's
+    /// age policy reads); a failure only makes them look older.
+    fn used(&self) {
+        let _ = std::fs::File::open(&self.dir)
+            .and_then(|dir| dir.set_modified(std::time::SystemTime::now()));
     }
 
     /// Copies the content `response` names to `to`; false when it is missing or does not

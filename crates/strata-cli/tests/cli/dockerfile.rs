@@ -661,6 +661,80 @@ fn serve_validators(served: std::sync::Arc<std::sync::Mutex<Served>>) -> String 
     addr
 }
 
+/// The remembered downloads are cache, kept by the stage cache's policy: `strata gc` keeps
+/// them, `--keep-within D` those a build used within `D` (a `304` counts as a use), `--all`
+/// none; a build after they went downloads in full again.
+#[test]
+fn gc_keeps_remembered_downloads_by_the_cache_policy() {
+    let env = Env::new();
+    let served = std::sync::Arc::new(std::sync::Mutex::new(Served {
+        body: "one\n".into(),
+        etag: "v1".into(),
+        asked: Vec::new(),
+    }));
+    let addr = serve_validators(served.clone());
+    let dir = env.work.path().join("gcdownloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM busybox:latest\nADD http://{addr}/etag/e.txt /e.txt\n"),
+    )
+    .unwrap();
+    // Builds and returns the statuses the server answered.
+    let build_once = || {
+        let out = build(&env, &dir, "gcdl", &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let asked = std::mem::take(&mut served.lock().unwrap().asked);
+        asked.iter().map(|a| a.status).collect::<Vec<_>>()
+    };
+    let downloads = env.store.path().join("downloads");
+    let remembered = || {
+        std::fs::read_dir(&downloads)
+            .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let two_days_ago = || {
+        for url in remembered() {
+            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+            std::fs::File::open(&url)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    };
+    let gc = |args: &[&str]| {
+        let out = env.strata(&[&["gc"][..], args].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(build_once(), [200]);
+    assert_eq!(remembered().len(), 1);
+    gc(&[]);
+    assert_eq!(remembered().len(), 1, "the default policy keeps the cache");
+    // A build whose download the server confirms (304) uses the remembered one: it is new.
+    two_days_ago();
+    assert_eq!(build_once(), [304]);
+    gc(&["--keep-within", "1d"]);
+    assert_eq!(remembered().len(), 1, "used by the last build");
+    two_days_ago();
+    let said = gc(&["--keep-within", "1d"]);
+    assert!(said.contains("removed download"), "{said}");
+    assert!(remembered().is_empty());
+    // Nothing remembered: asked in full, remembered again; --all lets it go.
+    assert_eq!(build_once(), [200]);
+    assert_eq!(remembered().len(), 1);
+    gc(&["--all"]);
+    assert!(remembered().is_empty());
+}
+
 /// `ADD <url>` revalidates as BuildKit's http source: the next build asks with the ETags it
 /// remembers (`If-None-Match`) or the date (`If-Modified-Since`), a `304` reuses the
 /// remembered file and so the cached step, a changed file is downloaded, a server without

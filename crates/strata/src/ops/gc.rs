@@ -14,6 +14,10 @@
 //! | `--keep-bytes SIZE` | the newest, while the store's images stay within `SIZE` (see below) |
 //! | `--all` | none; kept scratch dirs and `quarantine/` go too |
 //!
+//! The remembered responses of `ADD <url>` downloads (`downloads/`, one directory per URL,
+//! whose time is the last build's use) are cache too, kept by the same policy: all by default
+//! and by the automatic run, those used within `D` with `--keep-within D`, none with `--all`.
+//!
 //! Failure records ([`super::failures`]) are kept by age and count: the newest
 //! `--keep-failures N` (default [`DEFAULT_KEEP`](super::failures::DEFAULT_KEEP)) made within
 //! `--keep-failures-within D` (default [`DEFAULT_WITHIN`](super::failures::DEFAULT_WITHIN):
@@ -173,6 +177,18 @@ fn keep(store: &LocalStore, view: &GcView, options: &GcOptions, now: u64) -> Kee
         }
     }
     keep.stages.extend(cached.iter().map(|r| r.digest));
+    // Remembered downloads are cache as stage records are: kept by the same age policy.
+    keep.downloads = view
+        .downloads
+        .iter()
+        .filter(|(_, used)| {
+            let used = used
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            !options.all && cutoff.is_none_or(|c| used >= c)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
     keep
 }
 
