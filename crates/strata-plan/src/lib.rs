@@ -689,6 +689,10 @@ pub struct ConfigChange {
     pub entrypoint: Option<Vec<String>>,
     /// The command (replaces the parent's).
     pub cmd: Option<Vec<String>>,
+    /// Set Docker's `ArgsEscaped` (a Dockerfile's `CMD`, as BuildKit's `dispatchCmd` sets it
+    /// for every `CMD`); left out of the encoding when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
     /// The health check.
     pub healthcheck: Option<Healthcheck>,
     /// The stop signal.

@@ -8,8 +8,8 @@
 //! - it cannot read what docker writes: `rootfs.diff_ids: null` (an image without layers),
 //!   `layers: null` and `manifests: null` are errors there (plain `Vec`s), while every field
 //!   here reads `null` as absent ([`null_default`]);
-//! - it has no `Healthcheck`, `OnBuild` or `Shell` in the run config, so an image built on one
-//!   that sets them would silently lose them;
+//! - it has no `Healthcheck`, `OnBuild`, `Shell` or `ArgsEscaped` in the run config, so an
+//!   image built on one that sets them would silently lose them;
 //! - its maps (labels, annotations, exposed ports, volumes) are `HashMap`s, so the same image
 //!   would serialize to different bytes, and so a different digest, from run to run; here
 //!   they are `BTreeMap`s.
@@ -302,6 +302,15 @@ pub struct RunConfig {
     /// The shell of shell-form commands (Docker's `SHELL`).
     #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
+    /// Docker's `ArgsEscaped` (deprecated in the OCI spec, read by Docker on Windows): kept
+    /// from a base image, set by a Dockerfile's `CMD` as BuildKit sets it.
+    #[serde(
+        rename = "ArgsEscaped",
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub args_escaped: bool,
 }
 
 /// Docker's health check config.
@@ -467,6 +476,27 @@ mod tests {
         ))
         .unwrap();
         assert!(manifest.layers.is_empty());
+    }
+
+    /// Docker's `ArgsEscaped` survives a read and a write (a base image built by docker
+    /// keeps it), and is left out when false or `null`, as before the field was read.
+    #[test]
+    fn args_escaped_is_kept_and_false_left_out() {
+        let config = |run: &str| {
+            format!(
+                r#"{{"architecture":"amd64","os":"linux","config":{run},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+            )
+        };
+        let escaped: ImageConfig =
+            serde_json::from_str(&config(r#"{"Cmd":["sh"],"ArgsEscaped":true}"#)).unwrap();
+        assert!(escaped.config.args_escaped);
+        let written = serde_json::to_string(&escaped).unwrap();
+        assert!(written.contains(r#""ArgsEscaped":true"#), "{written}");
+        for run in [r#"{"ArgsEscaped":false}"#, r#"{"ArgsEscaped":null}"#, "{}"] {
+            let plain: ImageConfig = serde_json::from_str(&config(run)).unwrap();
+            let written = serde_json::to_string(&plain).unwrap();
+            assert!(!written.contains("ArgsEscaped"), "{run}: {written}");
+        }
     }
 
     /// The bytes strata writes are its digests: field order and left-out empty fields are

@@ -125,6 +125,9 @@ impl ApplyChange for ImageConfig {
         if let Some(c) = &change.cmd {
             self.config.cmd = Some(c.clone());
         }
+        if change.args_escaped {
+            self.config.args_escaped = true;
+        }
         if let Some(h) = &change.healthcheck {
             self.config.healthcheck = Some(HealthConfig {
                 test: h.test.clone(),

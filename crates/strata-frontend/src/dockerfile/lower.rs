@@ -999,6 +999,7 @@ impl<'a> Lowering<'a> {
                     vec![docker("CMD", json(&argv))],
                     config(ConfigChange {
                         cmd: Some(argv),
+                        args_escaped: true,
                         ..Default::default()
                     }),
                     false,

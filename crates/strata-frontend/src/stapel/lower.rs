@@ -990,6 +990,8 @@ fn docker_stage(docker: &Docker) -> Option<Stage> {
         user: value(&docker.user),
         entrypoint: value(&docker.entrypoint),
         cmd: value(&docker.cmd),
+        // werf's `docker.CMD` leaves it, as `docker commit --change` does on Linux.
+        args_escaped: false,
         healthcheck: docker.healthcheck.as_ref().map(|h| h.value.clone()),
         stop_signal: None,
         onbuild: Vec::new(),

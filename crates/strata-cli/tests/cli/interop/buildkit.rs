@@ -41,11 +41,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
          in the layer as empty directories; strata's sandbox leaves no trace of its mounts",
     ),
     (
-        "*",
-        "config /config/ArgsEscaped",
-        "Debian's BuildKit (docker.io 20.10) sets ArgsEscaped for shell-form CMD/ENTRYPOINT; strata leaves it out",
-    ),
-    (
         "copy-chmod-symbolic",
         "tree /",
         "Debian's BuildKit (dockerfile frontend 1.2) ignores a --chmod it cannot read as octal; symbolic modes are dockerfile 1.14's (moby/buildkit#5734), which strata follows (the conformance case checks the modes)",
