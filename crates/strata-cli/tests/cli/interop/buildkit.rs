@@ -32,7 +32,8 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "*",
         "dir-mtime ",
         "BuildKit gives directories it writes into the time of the build; strata keeps the \
-         source's (context, archive, base image) time",
+         source's (context, archive, base image) time, so that a COPY built again gives the \
+         same layer (its digest is its content's, and a shared cache hits across machines)",
     ),
     (
         "*",
