@@ -111,3 +111,30 @@ fn a_producer_that_fails_cancels_the_upload() {
         uploading(&registry, "team/failed") == 0
     });
 }
+
+#[test]
+fn a_streamed_upload_authenticates_as_every_request() {
+    let registry = Registry::with_htpasswd("builder", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("docker/config.json");
+    strata_registry::login(&registry.addr(), "builder", "s3cret", Some(&config)).unwrap();
+    let client = support::client_with(strata_registry::Options {
+        docker_config: Some(config),
+        ..strata_registry::Options::default()
+    });
+    let to = at(&registry.addr(), "team/private");
+    let bytes = support::noise("private", 1 << 20);
+    let streamed = client
+        .upload_streamed(&to, |out| {
+            out.write_all(&bytes)?;
+            std::io::Result::Ok(((), Digest::of(&bytes), bytes.len() as u64))
+        })
+        .unwrap();
+    streamed
+        .upload
+        .expect("the upload completes with the credentials");
+    assert_eq!(
+        std::fs::read(stored_blob(&registry, &streamed.digest)).unwrap(),
+        bytes
+    );
+}
