@@ -661,20 +661,30 @@ fn serve_validators(served: std::sync::Arc<std::sync::Mutex<Served>>) -> String 
     addr
 }
 
-/// The remembered downloads are cache, kept by the stage cache's policy: `strata gc` keeps
-/// them, `--keep-within D` those a build used within `D` (a `304` counts as a use), `--all`
-/// none; a build after they went downloads in full again.
-#[test]
-fn gc_keeps_remembered_downloads_by_the_cache_policy() {
-    let env = Env::new();
+/// A [`serve_validators`] server serving "one" with the ETag `v1`, and an empty context
+/// directory `name` for a Dockerfile that downloads from it.
+fn validating_server(
+    env: &Env,
+    name: &str,
+) -> (std::sync::Arc<std::sync::Mutex<Served>>, String, PathBuf) {
     let served = std::sync::Arc::new(std::sync::Mutex::new(Served {
         body: "one\n".into(),
         etag: "v1".into(),
         asked: Vec::new(),
     }));
     let addr = serve_validators(served.clone());
-    let dir = env.work.path().join("gcdownloads");
+    let dir = env.work.path().join(name);
     std::fs::create_dir_all(&dir).unwrap();
+    (served, addr, dir)
+}
+
+/// The remembered downloads are cache, kept by the stage cache's policy: `strata gc` keeps
+/// them, `--keep-within D` those a build used within `D` (a `304` counts as a use), `--all`
+/// none; a build after they went downloads in full again.
+#[test]
+fn gc_keeps_remembered_downloads_by_the_cache_policy() {
+    let env = Env::new();
+    let (served, addr, dir) = validating_server(&env, "gcdownloads");
     std::fs::write(
         dir.join("Dockerfile"),
         format!("FROM busybox:latest\nADD http://{addr}/etag/e.txt /e.txt\n"),
@@ -743,14 +753,7 @@ fn gc_keeps_remembered_downloads_by_the_cache_policy() {
 #[test]
 fn add_url_revalidates_with_etags() {
     let env = Env::new();
-    let served = std::sync::Arc::new(std::sync::Mutex::new(Served {
-        body: "one\n".into(),
-        etag: "v1".into(),
-        asked: Vec::new(),
-    }));
-    let addr = serve_validators(served.clone());
-    let dir = env.work.path().join("revalidate");
-    std::fs::create_dir_all(&dir).unwrap();
+    let (served, addr, dir) = validating_server(&env, "revalidate");
     let sum = |body: &str| strata_digest::Digest::of(body.as_bytes()).to_string();
     std::fs::write(
         dir.join("Dockerfile"),
