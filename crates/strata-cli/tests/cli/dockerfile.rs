@@ -485,6 +485,23 @@ fn docker_build_command_line() {
 /// A tiny HTTP server on 127.0.0.1 for `ADD <url>`: `/files/NAME` answers `body` with a
 /// `Last-Modified`, anything else 404. Returns its address.
 fn serve(body: &'static str) -> String {
+    http_server(move |path, _| {
+        if path.starts_with("/files/") {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+        }
+    })
+}
+
+/// An HTTP/1.1 server on 127.0.0.1, one request per connection, whose response to each is
+/// `answer(path, headers)` (header names in lower case). Returns its address.
+fn http_server(
+    answer: impl Fn(&str, &std::collections::BTreeMap<String, String>) -> String + Send + 'static,
+) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -494,20 +511,16 @@ fn serve(body: &'static str) -> String {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut request = String::new();
             reader.read_line(&mut request).unwrap();
+            let mut headers = std::collections::BTreeMap::new();
             let mut line = String::new();
             while reader.read_line(&mut line).unwrap() > 2 {
+                if let Some((name, value)) = line.trim_end().split_once(':') {
+                    headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
+                }
                 line.clear();
             }
             let path = request.split(' ').nth(1).unwrap_or_default();
-            let response = if path.starts_with("/files/") {
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-            } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
-            };
-            let _ = stream.write_all(response.as_bytes());
+            let _ = stream.write_all(answer(path, &headers).as_bytes());
         }
     });
     addr
@@ -600,65 +613,43 @@ struct Served {
 /// when `If-None-Match` names the current ETag of `/etag/...` or `If-Modified-Since` is the
 /// `Last-Modified` of `/dated/...`. Returns its address.
 fn serve_validators(served: std::sync::Arc<std::sync::Mutex<Served>>) -> String {
-    use std::io::{BufRead, BufReader, Write};
     const DATE: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request = String::new();
-            reader.read_line(&mut request).unwrap();
-            let (mut if_none_match, mut if_modified_since) = (None, None);
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap() > 2 {
-                if let Some((name, value)) = line.trim_end().split_once(':') {
-                    let value = Some(value.trim().to_string());
-                    match name.to_ascii_lowercase().as_str() {
-                        "if-none-match" => if_none_match = value,
-                        "if-modified-since" => if_modified_since = value,
-                        _ => {}
-                    }
-                }
-                line.clear();
-            }
-            let path = request.split(' ').nth(1).unwrap_or_default().to_string();
-            let mut served = served.lock().unwrap();
-            let etag = format!("\"{}\"", served.etag);
-            let (status, headers) = if path.starts_with("/etag/") {
-                let known = if_none_match
-                    .as_deref()
-                    .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-                let status = if known { 304 } else { 200 };
-                (status, format!("ETag: {etag}\r\nLast-Modified: {DATE}\r\n"))
-            } else if path.starts_with("/dated/") {
-                let status = match if_modified_since.as_deref() {
-                    Some(DATE) => 304,
-                    _ => 200,
-                };
-                (status, format!("Last-Modified: {DATE}\r\n"))
-            } else {
-                (200, String::new())
+    http_server(move |path, headers| {
+        let if_none_match = headers.get("if-none-match").cloned();
+        let if_modified_since = headers.get("if-modified-since").cloned();
+        let mut served = served.lock().unwrap();
+        let etag = format!("\"{}\"", served.etag);
+        let (status, headers) = if path.starts_with("/etag/") {
+            let known = if_none_match
+                .as_deref()
+                .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+            let status = if known { 304 } else { 200 };
+            (status, format!("ETag: {etag}\r\nLast-Modified: {DATE}\r\n"))
+        } else if path.starts_with("/dated/") {
+            let status = match if_modified_since.as_deref() {
+                Some(DATE) => 304,
+                _ => 200,
             };
-            let response = match status {
-                304 => format!("HTTP/1.1 304 Not Modified\r\n{headers}Connection: close\r\n\r\n"),
-                _ => format!(
-                    "HTTP/1.1 200 OK\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
-                    served.body.len(),
-                    served.body
-                ),
-            };
-            served.asked.push(Asked {
-                path,
-                if_none_match,
-                if_modified_since,
-                status,
-            });
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    addr
+            (status, format!("Last-Modified: {DATE}\r\n"))
+        } else {
+            (200, String::new())
+        };
+        let response = match status {
+            304 => format!("HTTP/1.1 304 Not Modified\r\n{headers}Connection: close\r\n\r\n"),
+            _ => format!(
+                "HTTP/1.1 200 OK\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+                served.body.len(),
+                served.body
+            ),
+        };
+        served.asked.push(Asked {
+            path: path.to_string(),
+            if_none_match,
+            if_modified_since,
+            status,
+        });
+        response
+    })
 }
 
 /// A [`serve_validators`] server serving "one" with the ETag `v1`, and an empty context
