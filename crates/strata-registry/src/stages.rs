@@ -40,6 +40,7 @@
 //! builder is still uploading (`MANIFEST_BLOB_UNKNOWN`) is pushed again, a bounded number of
 //! times (`Client::push_with`).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -332,6 +333,18 @@ impl StageRepo {
     /// Publishes a built stage (its manifest, config and layers must be in `store`), or returns
     /// the stage someone else published first. See the module docs for the protocol.
     pub fn publish(&self, store: &dyn Store, record: &StageRecord) -> Result<Published, Error> {
+        self.publish_with(store, record, BTreeMap::new())
+    }
+
+    /// [`StageRepo::publish`] of a stage some of whose blobs are in the repository already:
+    /// `streamed` (digest and size), uploaded while they were made
+    /// ([`crate::Client::upload_streamed`]), are counted as uploaded, not asked for again.
+    pub fn publish_with(
+        &self,
+        store: &dyn Store,
+        record: &StageRecord,
+        streamed: BTreeMap<Digest, u64>,
+    ) -> Result<Published, Error> {
         if let Some(theirs) = self.find(&record.digest)? {
             return Ok(Published {
                 ours: theirs.record == *record,
@@ -365,6 +378,7 @@ impl StageRepo {
                 &self.repository.with_digest(local),
                 &PushOptions {
                     format: ManifestFormat::Oci,
+                    streamed,
                     ..PushOptions::default()
                 },
             )

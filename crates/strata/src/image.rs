@@ -168,9 +168,18 @@ pub fn with_plain_compressed(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
-    convert_image(store, image, to, None, Layers::Plain, &mut |make| {
-        make(&mut std::io::sink())
-    })
+    with_plain_compressed_made_by(store, image, to, &mut |make| make(&mut std::io::sink()))
+}
+
+/// [`with_plain_compressed`], where `made_by` runs every conversion that is new, as for
+/// [`with_compression_made_by`]: a stage's publish uploads them as they come.
+pub fn with_plain_compressed_made_by(
+    store: &LocalStore,
+    image: &StoredImage,
+    to: strata_layer::Compression,
+    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
+) -> anyhow::Result<Digest> {
+    convert_image(store, image, to, None, Layers::Plain, made_by)
 }
 
 /// Which layers [`convert_image`] converts.

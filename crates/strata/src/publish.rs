@@ -320,14 +320,21 @@ fn publish(
     record: &StageRecord,
 ) -> anyhow::Result<Won> {
     let local = StoredImage::load(store, &record.manifest)?;
-    let manifest = image::with_plain_compressed(store, &local, compression)
-        .with_context(|| format!("compress its layers ({compression})"))?;
+    // A layer compressed for the first time goes up as it is compressed.
+    let mut streamed = std::collections::BTreeMap::new();
+    let manifest = image::with_plain_compressed_made_by(
+        store,
+        &local,
+        compression,
+        &mut crate::ops::push::uploading(client, repo.repository(), &mut streamed),
+    )
+    .with_context(|| format!("compress its layers ({compression})"))?;
     let record = StageRecord {
         manifest,
         layers: StoredImage::load(store, &manifest)?.layer_records(),
         ..record.clone()
     };
-    let published = repo.publish(store, &record)?;
+    let published = repo.publish_with(store, &record, streamed)?;
     if published.ours {
         return Ok(Won::Ours);
     }

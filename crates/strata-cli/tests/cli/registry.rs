@@ -89,11 +89,16 @@ impl Registry {
             ),
         )
         .unwrap();
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("docker-registry is installed by scripts/install-deps.sh");
         self.child = Some(child);
@@ -127,6 +132,20 @@ impl Registry {
             .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
             .map(|m| m.len())
             .sum()
+    }
+
+    /// How many streamed uploads (`PATCH` of an upload session, accepted) went to
+    /// `repository`, from the registry's access log.
+    fn streamed_uploads(&self, repository: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        let uri = format!("http.request.uri=\"/v2/{repository}/blobs/uploads/");
+        log.lines()
+            .filter(|l| {
+                l.contains("http.request.method=PATCH")
+                    && l.contains(&uri)
+                    && l.contains("http.response.status=202")
+            })
+            .count()
     }
 
     pub(crate) fn host(&self) -> String {
@@ -187,6 +206,7 @@ fn pushed_images_serve_as_bases_elsewhere() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(registry.streamed_uploads("team/app"), 3);
     // A second push uploads nothing.
     let again = a.strata(&["push", "app", &reference]);
     assert!(
@@ -243,6 +263,8 @@ fn a_repo_stage_built_on_plain_local_stages_is_published_whole() {
         built_stages(&stderr).contains(&"app/setup".to_string()),
         "{stderr}"
     );
+    // The two plain layers (install's, setup's) went up as they were compressed.
+    assert_eq!(registry.streamed_uploads("stages"), 2);
     // An empty store takes the image from the repository whole, building nothing.
     let c = Env::new();
     let out = build(&c, &c.project("app", &changed));

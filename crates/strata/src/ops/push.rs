@@ -33,17 +33,12 @@ pub fn push(
         .with_context(|| format!("`{to}` is not an image reference"))?;
     let client = ctx.registry_client()?;
     let mut streamed = BTreeMap::new();
-    let digest = image::with_compression_made_by(&ctx.store, &stored, compression, &mut |make| {
-        let upload = client.upload_streamed(&reference, |body| {
-            let layer = make(body)?;
-            let (digest, size) = (layer.digest, layer.size);
-            anyhow::Ok((layer, digest, size))
-        })?;
-        if upload.upload.is_ok() {
-            streamed.insert(upload.digest, upload.size);
-        }
-        Ok(upload.made)
-    })?;
+    let digest = image::with_compression_made_by(
+        &ctx.store,
+        &stored,
+        compression,
+        &mut uploading(&client, &reference, &mut streamed),
+    )?;
     client
         .push_with(
             &ctx.store,
@@ -56,6 +51,27 @@ pub fn push(
             },
         )
         .with_context(|| format!("push {image} to {reference}"))
+}
+
+/// Runs each new layer conversion it is given inside an upload of its blob to `to`'s
+/// repository ([`strata_registry::Client::upload_streamed`]), noting in `streamed` each one
+/// that got there; one that did not is left to the push's upload from the store.
+pub(crate) fn uploading<'a>(
+    client: &'a strata_registry::Client,
+    to: &'a Reference,
+    streamed: &'a mut BTreeMap<strata_store::Digest, u64>,
+) -> impl FnMut(&mut image::MakeLayer) -> anyhow::Result<strata_store::LayerRecord> + 'a {
+    move |make| {
+        let upload = client.upload_streamed(to, |body| {
+            let layer = make(body)?;
+            let (digest, size) = (layer.digest, layer.size);
+            anyhow::Ok((layer, digest, size))
+        })?;
+        if upload.upload.is_ok() {
+            streamed.insert(upload.digest, upload.size);
+        }
+        Ok(upload.made)
+    }
 }
 
 /// Checks credentials against a registry and stores them in the Docker config.
