@@ -125,7 +125,7 @@ pub fn with_compression(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
-    with_compression_made_by(store, image, to, &mut |make| make(&mut std::io::sink()))
+    with_compression_made_by(store, image, to, &mut in_the_store_only)
 }
 
 /// Makes a layer conversion's new blob, writing each of its bytes into the writer it is given
@@ -133,13 +133,22 @@ pub fn with_compression(
 pub type MakeLayer<'a> =
     dyn FnMut(&mut (dyn std::io::Write + Send)) -> anyhow::Result<LayerRecord> + 'a;
 
+/// What runs each new conversion: it calls the [`MakeLayer`] it is given with the writer the
+/// blob's bytes go to beside the store.
+pub type MadeBy<'a> = dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord> + 'a;
+
+/// The [`MadeBy`] of a conversion kept in the store alone.
+fn in_the_store_only(make: &mut MakeLayer) -> anyhow::Result<LayerRecord> {
+    make(&mut std::io::sink())
+}
+
 /// [`with_compression`], where `made_by` runs every conversion that is new (none remembered)
 /// and decides where its bytes go beside the store: a push uploads them as they come.
 pub fn with_compression_made_by(
     store: &LocalStore,
     image: &StoredImage,
     to: strata_layer::Compression,
-    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
+    made_by: &mut MadeBy,
 ) -> anyhow::Result<Digest> {
     convert_image(store, image, to, None, Layers::All, made_by)
 }
@@ -155,9 +164,7 @@ pub fn with_compression_level(
     all: bool,
 ) -> anyhow::Result<Digest> {
     let which = if all { Layers::All } else { Layers::Plain };
-    convert_image(store, image, to, level, which, &mut |make| {
-        make(&mut std::io::sink())
-    })
+    convert_image(store, image, to, level, which, &mut in_the_store_only)
 }
 
 /// The manifest of `image` with its plain layers ([`LayerRecord::is_plain`]) in `to` and the
@@ -168,7 +175,7 @@ pub fn with_plain_compressed(
     image: &StoredImage,
     to: strata_layer::Compression,
 ) -> anyhow::Result<Digest> {
-    with_plain_compressed_made_by(store, image, to, &mut |make| make(&mut std::io::sink()))
+    with_plain_compressed_made_by(store, image, to, &mut in_the_store_only)
 }
 
 /// [`with_plain_compressed`], where `made_by` runs every conversion that is new, as for
@@ -177,7 +184,7 @@ pub fn with_plain_compressed_made_by(
     store: &LocalStore,
     image: &StoredImage,
     to: strata_layer::Compression,
-    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
+    made_by: &mut MadeBy,
 ) -> anyhow::Result<Digest> {
     convert_image(store, image, to, None, Layers::Plain, made_by)
 }
@@ -195,7 +202,7 @@ fn convert_image(
     to: strata_layer::Compression,
     level: Option<u32>,
     which: Layers,
-    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
+    made_by: &mut MadeBy,
 ) -> anyhow::Result<Digest> {
     let mut manifest = image.manifest.clone();
     let mut changed = false;
@@ -237,7 +244,7 @@ fn convert_layer(
     layer: &LayerRecord,
     to: strata_layer::Compression,
     level: Option<u32>,
-    made_by: &mut dyn FnMut(&mut MakeLayer) -> anyhow::Result<LayerRecord>,
+    made_by: &mut MadeBy,
 ) -> anyhow::Result<LayerRecord> {
     let kind = match level {
         Some(level) => format!("{to}-{level}"),

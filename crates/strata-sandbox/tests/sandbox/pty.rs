@@ -158,7 +158,7 @@ fn run_interactive_forwards_bytes_resizes_and_ctrl_c() {
     // Pressed again only after 2 s with the child still there: a ^C after the container's
     // end would reach the child's own restored terminal.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut pressed = Instant::now() - Duration::from_secs(2);
+    let mut pressed: Option<Instant> = None;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait child") {
             break status;
@@ -167,9 +167,9 @@ fn run_interactive_forwards_bytes_resizes_and_ctrl_c() {
             Instant::now() < deadline,
             "^C never ended the child: {seen}"
         );
-        if pressed.elapsed() >= Duration::from_secs(2) {
+        if pressed.is_none_or(|at| at.elapsed() >= Duration::from_secs(2)) {
             writer.write_all(b"\x03").expect("ctrl-c");
-            pressed = Instant::now();
+            pressed = Some(Instant::now());
         }
         if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
             seen.push_str(&String::from_utf8_lossy(&chunk));
